@@ -1,0 +1,92 @@
+"use client";
+
+import Link from "next/link";
+import { usePathname } from "next/navigation";
+import { signOut } from "next-auth/react";
+import type { ReactNode } from "react";
+import { cx } from "@/components/ui";
+import { MeContext, type ShellMe, useTenantSelection, TenantContext } from "./context";
+
+const nav = [
+  { href: "/", label: "Overview" },
+  { href: "/servers", label: "Servers" },
+  { href: "/tenants", label: "Tenants" },
+  { href: "/trail", label: "Admin trail" },
+  { href: "/settings/tokens", label: "API tokens" },
+];
+
+export function Shell({ me, children }: { me: ShellMe; children: ReactNode }) {
+  const pathname = usePathname();
+  const selection = useTenantSelection(me.tenants);
+  const items = me.globalRole === "owner" || me.globalRole === "auditor" ? [...nav, { href: "/settings/users", label: "Users" }] : nav;
+  return (
+    <MeContext.Provider value={me}>
+      <TenantContext.Provider value={selection}>
+        <div className="flex min-h-screen">
+          <aside className="flex w-60 shrink-0 flex-col border-r border-slate-200 bg-white">
+            <div className="flex items-center gap-2 px-4 py-4">
+              <div className="flex h-8 w-8 items-center justify-center rounded-md bg-indigo-600 font-bold text-white">M</div>
+              <span className="font-semibold text-slate-900">Mandate</span>
+            </div>
+            <div className="px-3 pb-3">
+              <label htmlFor="tenant-switcher" className="mb-1 block text-xs font-medium uppercase tracking-wide text-slate-500">
+                Tenant
+              </label>
+              <select
+                id="tenant-switcher"
+                value={selection.tenantId ?? ""}
+                onChange={(e) => selection.setTenantId(e.target.value || null)}
+                className="block w-full rounded-md border-0 px-2 py-1.5 text-sm ring-1 ring-inset ring-slate-300 focus:ring-2 focus:ring-indigo-600"
+              >
+                <option value="">All tenants</option>
+                {me.tenants.map((t) => (
+                  <option key={t.id} value={t.id}>
+                    {t.name}
+                    {t.status === "disabled" ? " (disabled)" : ""}
+                  </option>
+                ))}
+              </select>
+            </div>
+            <nav className="flex-1 space-y-0.5 px-2" aria-label="Main">
+              {items.map((n) => {
+                const active = n.href === "/" ? pathname === "/" : pathname.startsWith(n.href);
+                return (
+                  <Link
+                    key={n.href}
+                    href={n.href}
+                    aria-current={active ? "page" : undefined}
+                    className={cx("block rounded-md px-3 py-1.5 text-sm font-medium", active ? "bg-indigo-50 text-indigo-700" : "text-slate-700 hover:bg-slate-100")}
+                  >
+                    {n.label}
+                  </Link>
+                );
+              })}
+            </nav>
+            <div className="border-t border-slate-200 px-4 py-3 text-sm">
+              <div className="truncate font-medium text-slate-900" title={me.email}>
+                {me.email}
+              </div>
+              <div className="text-xs text-slate-500">{me.globalRole === "member" ? "Tenant member" : me.globalRole === "owner" ? "Owner" : "Auditor"}</div>
+              <div className="mt-2 flex gap-3 text-xs">
+                <Link href="/account" className="text-indigo-700 hover:underline">
+                  Account
+                </Link>
+                <button type="button" className="text-slate-600 hover:underline" onClick={() => signOut({ callbackUrl: "/login" })}>
+                  Sign out
+                </button>
+              </div>
+            </div>
+          </aside>
+          <main className="min-w-0 flex-1 px-8 py-6">
+            {me.mustChangePassword && pathname !== "/account" ? (
+              <div role="alert" className="mb-4 rounded-md bg-amber-50 px-3 py-2 text-sm text-amber-900 ring-1 ring-amber-200">
+                You signed in with a one-time password. <Link href="/account" className="font-medium underline">Choose your own password</Link> before you continue.
+              </div>
+            ) : null}
+            {children}
+          </main>
+        </div>
+      </TenantContext.Provider>
+    </MeContext.Provider>
+  );
+}

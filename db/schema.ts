@@ -1,0 +1,248 @@
+import { relations, sql } from "drizzle-orm";
+import {
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+} from "drizzle-orm/pg-core";
+
+const createdAt = () => timestamp("created_at", { withTimezone: true }).notNull().defaultNow();
+const updatedAt = () => timestamp("updated_at", { withTimezone: true }).notNull().defaultNow();
+
+export const globalRoles = ["owner", "auditor", "member"] as const;
+export const tenantRoles = ["admin", "auditor"] as const;
+export const tokenRoles = ["owner", "admin", "auditor"] as const;
+export const riskLevels = ["unrated", "low", "medium", "high", "critical"] as const;
+
+export type GlobalRole = (typeof globalRoles)[number];
+export type TenantRole = (typeof tenantRoles)[number];
+export type TokenRole = (typeof tokenRoles)[number];
+export type RiskLevel = (typeof riskLevels)[number];
+
+/** Shape of one trusted authorization server of an MCP server. */
+export interface TrustedIssuer {
+  issuer: string;
+  jwksUri?: string;
+  discovery: boolean;
+  algorithms: string[];
+  claims: { tenant: string; user: string; client: string; scopes: string };
+}
+
+// ---------------------------------------------------------------- identity
+
+export const users = pgTable(
+  "users",
+  {
+    id: text("id").primaryKey(),
+    email: text("email").notNull(),
+    name: text("name").notNull().default(""),
+    passwordHash: text("password_hash"),
+    mustChangePassword: boolean("must_change_password").notNull().default(false),
+    role: text("role", { enum: globalRoles }).notNull().default("member"),
+    disabled: boolean("disabled").notNull().default(false),
+    oidcSubject: text("oidc_subject"),
+    // Bumped on password change or disable: sessions carrying an older value stop working.
+    sessionVersion: integer("session_version").notNull().default(1),
+    createdAt: createdAt(),
+    lastLoginAt: timestamp("last_login_at", { withTimezone: true }),
+  },
+  (t) => [uniqueIndex("users_email_key").on(t.email), uniqueIndex("users_oidc_subject_key").on(t.oidcSubject)],
+);
+
+export const tenants = pgTable(
+  "tenants",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    slug: text("slug").notNull(),
+    status: text("status", { enum: ["active", "disabled"] }).notNull().default("active"),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex("tenants_slug_key").on(t.slug)],
+);
+
+export const memberships = pgTable(
+  "memberships",
+  {
+    tenantId: text("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
+    userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    role: text("role", { enum: tenantRoles }).notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.userId] }), index("memberships_user_idx").on(t.userId)],
+);
+
+export const apiTokens = pgTable(
+  "api_tokens",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    // SHA-256 of the secret part, hex. The secret itself is shown once and never stored.
+    secretHash: text("secret_hash").notNull(),
+    lastFour: text("last_four").notNull(),
+    role: text("role", { enum: tokenRoles }).notNull(),
+    tenantId: text("tenant_id").references(() => tenants.id, { onDelete: "cascade" }),
+    createdBy: text("created_by").notNull().references(() => users.id),
+    createdAt: createdAt(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }),
+    lastUsedAt: timestamp("last_used_at", { withTimezone: true }),
+    revokedAt: timestamp("revoked_at", { withTimezone: true }),
+  },
+  (t) => [index("api_tokens_tenant_idx").on(t.tenantId)],
+);
+
+// ---------------------------------------------------------------- registry
+
+export const servers = pgTable(
+  "servers",
+  {
+    id: text("id").primaryKey(),
+    // The owning tenant: its admins manage the server. Other tenants may be granted use.
+    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    name: text("name").notNull(),
+    description: text("description").notNull().default(""),
+    resourceUri: text("resource_uri").notNull(),
+    upstreamUrl: text("upstream_url").notNull(),
+    scopes: jsonb("scopes").$type<string[]>().notNull().default(sql`'[]'::jsonb`),
+    issuers: jsonb("issuers").$type<TrustedIssuer[]>().notNull().default(sql`'[]'::jsonb`),
+    lastImportAt: timestamp("last_import_at", { withTimezone: true }),
+    lastImportError: text("last_import_error"),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex("servers_resource_uri_key").on(t.resourceUri),
+    uniqueIndex("servers_tenant_name_key").on(t.tenantId, t.name),
+  ],
+);
+
+export const serverTenants = pgTable(
+  "server_tenants",
+  {
+    serverId: text("server_id").notNull().references(() => servers.id, { onDelete: "cascade" }),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
+  },
+  (t) => [primaryKey({ columns: [t.serverId, t.tenantId] }), index("server_tenants_tenant_idx").on(t.tenantId)],
+);
+
+export const tools = pgTable(
+  "tools",
+  {
+    id: text("id").primaryKey(),
+    serverId: text("server_id").notNull().references(() => servers.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    risk: text("risk", { enum: riskLevels }).notNull().default("unrated"),
+    blocked: boolean("blocked").notNull().default(false),
+    blockedReason: text("blocked_reason"),
+    // Only the approved version counts as the catalogue; the latest may be newer and pending review.
+    approvedVersionId: text("approved_version_id"),
+    latestVersionId: text("latest_version_id").notNull(),
+    removedUpstream: boolean("removed_upstream").notNull().default(false),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex("tools_server_name_key").on(t.serverId, t.name)],
+);
+
+export const toolVersions = pgTable(
+  "tool_versions",
+  {
+    id: text("id").primaryKey(),
+    toolId: text("tool_id").notNull().references(() => tools.id, { onDelete: "cascade" }),
+    version: integer("version").notNull(),
+    title: text("title"),
+    description: text("description").notNull().default(""),
+    inputSchema: jsonb("input_schema").$type<Record<string, unknown>>().notNull(),
+    outputSchema: jsonb("output_schema").$type<Record<string, unknown>>(),
+    annotations: jsonb("annotations").$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+    hash: text("hash").notNull(),
+    source: text("source", { enum: ["import", "manual"] }).notNull(),
+    createdBy: text("created_by").notNull(),
+    createdAt: createdAt(),
+    approvedBy: text("approved_by"),
+    approvedAt: timestamp("approved_at", { withTimezone: true }),
+  },
+  (t) => [uniqueIndex("tool_versions_tool_version_key").on(t.toolId, t.version)],
+);
+
+/** Each save of a server's scope × tool matrix is a new immutable version. */
+export const scopeMappings = pgTable(
+  "scope_mappings",
+  {
+    id: text("id").primaryKey(),
+    serverId: text("server_id").notNull().references(() => servers.id, { onDelete: "cascade" }),
+    version: integer("version").notNull(),
+    mapping: jsonb("mapping").$type<Record<string, string[]>>().notNull(),
+    createdBy: text("created_by").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("scope_mappings_server_version_key").on(t.serverId, t.version)],
+);
+
+// ---------------------------------------------------------------- admin trail
+
+export const auditEvents = pgTable(
+  "audit_events",
+  {
+    id: text("id").primaryKey(),
+    at: timestamp("at", { withTimezone: true }).notNull().defaultNow(),
+    actorType: text("actor_type", { enum: ["user", "token", "system"] }).notNull(),
+    actorId: text("actor_id").notNull(),
+    actorLabel: text("actor_label").notNull(),
+    action: text("action").notNull(),
+    targetType: text("target_type").notNull(),
+    targetId: text("target_id").notNull(),
+    tenantId: text("tenant_id"),
+    before: jsonb("before").$type<unknown>(),
+    after: jsonb("after").$type<unknown>(),
+  },
+  (t) => [
+    index("audit_events_at_idx").on(t.at.desc(), t.id.desc()),
+    index("audit_events_tenant_at_idx").on(t.tenantId, t.at.desc()),
+    index("audit_events_target_idx").on(t.targetType, t.targetId),
+  ],
+);
+
+// ---------------------------------------------------------------- relations
+
+export const usersRelations = relations(users, ({ many }) => ({ memberships: many(memberships) }));
+export const tenantsRelations = relations(tenants, ({ many }) => ({ memberships: many(memberships) }));
+export const membershipsRelations = relations(memberships, ({ one }) => ({
+  tenant: one(tenants, { fields: [memberships.tenantId], references: [tenants.id] }),
+  user: one(users, { fields: [memberships.userId], references: [users.id] }),
+}));
+export const serversRelations = relations(servers, ({ many, one }) => ({
+  tenant: one(tenants, { fields: [servers.tenantId], references: [tenants.id] }),
+  tenantAccess: many(serverTenants),
+  tools: many(tools),
+}));
+export const serverTenantsRelations = relations(serverTenants, ({ one }) => ({
+  server: one(servers, { fields: [serverTenants.serverId], references: [servers.id] }),
+  tenant: one(tenants, { fields: [serverTenants.tenantId], references: [tenants.id] }),
+}));
+export const toolsRelations = relations(tools, ({ one, many }) => ({
+  server: one(servers, { fields: [tools.serverId], references: [servers.id] }),
+  versions: many(toolVersions),
+}));
+export const toolVersionsRelations = relations(toolVersions, ({ one }) => ({
+  tool: one(tools, { fields: [toolVersions.toolId], references: [tools.id] }),
+}));
+
+// ---------------------------------------------------------------- row types
+
+export type User = typeof users.$inferSelect;
+export type Tenant = typeof tenants.$inferSelect;
+export type Membership = typeof memberships.$inferSelect;
+export type ApiToken = typeof apiTokens.$inferSelect;
+export type Server = typeof servers.$inferSelect;
+export type NewServer = typeof servers.$inferInsert;
+export type Tool = typeof tools.$inferSelect;
+export type ToolVersion = typeof toolVersions.$inferSelect;
+export type ScopeMapping = typeof scopeMappings.$inferSelect;
+export type AuditEvent = typeof auditEvents.$inferSelect;

@@ -1,0 +1,71 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import { and, eq } from "drizzle-orm";
+import type { Db } from "@/db/client";
+import { apiTokens, memberships, users, type TokenRole, type User } from "@/db/schema";
+import { roleIn, type Actor } from "./permissions";
+
+const rank: Record<TokenRole, number> = { auditor: 1, admin: 2, owner: 3 };
+
+/** Builds the actor for a user from its current row and memberships. */
+export async function actorForUser(db: Db, user: User): Promise<Actor> {
+  const rows = await db
+    .select({ tenantId: memberships.tenantId, role: memberships.role })
+    .from(memberships)
+    .where(eq(memberships.userId, user.id));
+  return {
+    type: "user",
+    id: user.id,
+    label: user.email,
+    userId: user.id,
+    globalRole: user.role,
+    tenantRoles: new Map(rows.map((r) => [r.tenantId, r.role])),
+  };
+}
+
+/** The actor of a session, or null when the user is gone, disabled or the session outdated. */
+export async function actorForSession(db: Db, userId: string, sessionVersion: number): Promise<Actor | null> {
+  const [user] = await db.select().from(users).where(eq(users.id, userId));
+  if (!user || user.disabled || user.sessionVersion !== sessionVersion) return null;
+  return actorForUser(db, user);
+}
+
+export const TOKEN_PREFIX = "mdt_";
+
+export const hashSecret = (secret: string) => createHash("sha256").update(secret).digest("hex");
+
+/** Splits `mdt_<id hex>.<secret>` into the token id and its secret. */
+export function parseApiToken(raw: string): { id: string; secret: string } | null {
+  const m = /^mdt_([0-9a-f]{32})\.([A-Za-z0-9_-]{32,64})$/.exec(raw);
+  return m ? { id: `tok_${m[1]}`, secret: m[2]! } : null;
+}
+
+/**
+ * The actor of an API token, or null. A token never holds more than its
+ * creator holds now: a disabled or demoted creator takes the token down too.
+ */
+export async function actorForApiToken(db: Db, raw: string, now = new Date()): Promise<Actor | null> {
+  const parsed = parseApiToken(raw);
+  if (!parsed) return null;
+  const [tok] = await db.select().from(apiTokens).where(eq(apiTokens.id, parsed.id));
+  if (!tok) return null;
+  const a = Buffer.from(hashSecret(parsed.secret), "hex");
+  const b = Buffer.from(tok.secretHash, "hex");
+  if (a.length !== b.length || !timingSafeEqual(a, b)) return null;
+  if (tok.revokedAt || (tok.expiresAt && tok.expiresAt <= now)) return null;
+
+  const [creator] = await db.select().from(users).where(eq(users.id, tok.createdBy));
+  if (!creator || creator.disabled) return null;
+  const creatorActor = await actorForUser(db, creator);
+  const held = tok.tenantId ? roleIn(creatorActor, tok.tenantId) : creatorActor.globalRole === "owner" ? "owner" : creatorActor.globalRole === "auditor" ? "auditor" : undefined;
+  if (!held || rank[held] < rank[tok.role]) return null;
+
+  await db.update(apiTokens).set({ lastUsedAt: now }).where(and(eq(apiTokens.id, tok.id)));
+  return {
+    type: "token",
+    id: tok.id,
+    label: `token:${tok.name}`,
+    userId: tok.createdBy,
+    globalRole: tok.tenantId ? "member" : tok.role === "owner" ? "owner" : "auditor",
+    tenantRoles: new Map(tok.tenantId ? [[tok.tenantId, tok.role === "auditor" ? "auditor" : "admin"]] : []),
+  };
+}

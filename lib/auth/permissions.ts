@@ -1,0 +1,79 @@
+import type { GlobalRole, TenantRole, TokenRole } from "@/db/schema";
+
+export const permissions = [
+  "tenants.read",
+  "tenants.create",
+  "tenants.write",
+  "members.read",
+  "members.write",
+  "users.manage",
+  "servers.read",
+  "servers.write",
+  "catalog.write",
+  "catalog.approve",
+  "scopes.write",
+  "trail.read",
+  "tokens.manage",
+] as const;
+
+export type Permission = (typeof permissions)[number];
+
+const read: Permission[] = ["tenants.read", "members.read", "servers.read", "trail.read"];
+
+/** What a role may do inside a tenant it holds (owners hold every tenant). */
+export const rolePermissions: Record<TokenRole, ReadonlySet<Permission>> = {
+  owner: new Set(permissions),
+  admin: new Set<Permission>([
+    ...read,
+    "tenants.write",
+    "members.write",
+    "servers.write",
+    "catalog.write",
+    "catalog.approve",
+    "scopes.write",
+    "tokens.manage",
+  ]),
+  auditor: new Set(read),
+};
+
+/**
+ * Who is acting: a signed-in user or an API token. Roles are resolved from
+ * the database on every request, never from the session cookie alone.
+ */
+export interface Actor {
+  type: "user" | "token";
+  id: string;
+  label: string;
+  userId: string;
+  /** Global role: owners hold every tenant; global auditors read every tenant. */
+  globalRole: GlobalRole;
+  /** Roles per tenant id, from memberships (or the token's single tenant). */
+  tenantRoles: ReadonlyMap<string, TenantRole>;
+}
+
+/** The role the actor holds in this tenant, if any. */
+export function roleIn(actor: Actor, tenantId: string): TokenRole | undefined {
+  if (actor.globalRole === "owner") return "owner";
+  const role = actor.tenantRoles.get(tenantId);
+  if (role) return role;
+  if (actor.globalRole === "auditor") return "auditor";
+  return undefined;
+}
+
+/** Whether the actor may do `perm` in the given tenant. */
+export function can(actor: Actor, perm: Permission, tenantId: string): boolean {
+  const role = roleIn(actor, tenantId);
+  return role !== undefined && rolePermissions[role].has(perm);
+}
+
+/** Whether the actor may do `perm` regardless of tenant (owner-level actions). */
+export function canGlobally(actor: Actor, perm: Permission): boolean {
+  if (actor.globalRole === "owner") return true;
+  if (actor.globalRole === "auditor") return rolePermissions.auditor.has(perm) && perm !== "tenants.create";
+  return false;
+}
+
+/** Whether the actor sees every tenant (owner or global auditor). */
+export function seesAllTenants(actor: Actor): boolean {
+  return actor.globalRole === "owner" || actor.globalRole === "auditor";
+}

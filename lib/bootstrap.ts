@@ -1,0 +1,22 @@
+import "server-only";
+import { bootstrapOwner } from "@/lib/auth/users";
+import { getDbHandle } from "@/lib/db";
+import { getEnv } from "@/lib/env";
+
+/** Opens and migrates the database, then creates the first owner if there is none. */
+export async function bootstrap(): Promise<void> {
+  const env = getEnv();
+  const started = performance.now();
+  const { db, driver } = await getDbHandle();
+  await bootstrapOwner(db, {
+    email: env.MANDATE_OWNER_EMAIL,
+    password: env.MANDATE_OWNER_PASSWORD,
+    announce: (email, password) => {
+      // Printed once, on the first start only; the owner must change it at first sign-in.
+      console.log(
+        `\n  First owner created. Sign in at ${env.NEXTAUTH_URL}/login with\n    e-mail:   ${email}\n    password: ${password}\n  (one-time password: you will be asked to change it)\n`,
+      );
+    },
+  });
+  console.log(`[mandate] database ready (${driver === "pglite" ? `embedded PGlite in ${env.MANDATE_DATA_DIR}` : "PostgreSQL"}) in ${Math.round(performance.now() - started)} ms`);
+}

@@ -1,0 +1,284 @@
+import { and, asc, count, desc, eq, ilike, inArray, sql, type SQL } from "drizzle-orm";
+import { z } from "zod";
+import type { Db } from "@/db/client";
+import { riskLevels, servers, toolVersions, tools, type Tool, type ToolVersion } from "@/db/schema";
+import type { Ctx } from "@/lib/context";
+import { isUniqueViolation } from "@/lib/db-errors";
+import { toolHash, type ToolDefinition } from "@/lib/enforcement/tool-hash";
+import { AppError, notFound } from "@/lib/errors";
+import { newId } from "@/lib/ids";
+import { likePattern, offsetOf, pageQuery, type Page } from "@/lib/pagination";
+import { loadServer } from "@/lib/servers/service";
+import { recordEvent } from "@/lib/trail/record";
+import { diffLines, renderToolVersion } from "./diff";
+import { fetchUpstreamTools } from "./upstream";
+
+export const toolNameSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, "must be 1–128 letters, digits, '_', '-' or '.'");
+const jsonObject = z.record(z.string(), z.unknown());
+const boundedJson = (max: number) =>
+  jsonObject.refine((v) => JSON.stringify(v).length <= max, `must be at most ${max / 1024} KiB of JSON`);
+
+export const toolDefinitionSchema = z.object({
+  name: toolNameSchema,
+  title: z.string().max(200).nullish(),
+  description: z.string().max(10_000).default(""),
+  inputSchema: boundedJson(64 * 1024).refine((s) => s.type === "object", "must be a JSON Schema with type \"object\""),
+  outputSchema: boundedJson(64 * 1024).nullish(),
+  annotations: boundedJson(8 * 1024).default({}),
+});
+
+export const addToolInput = toolDefinitionSchema.extend({ risk: z.enum(riskLevels).default("unrated") });
+export const updateToolInput = z
+  .object({ risk: z.enum(riskLevels).optional() })
+  .refine((v) => Object.keys(v).length > 0, "nothing to change");
+export const approveToolInput = z.object({ versionId: z.string().describe("The version reviewed; must still be the latest") });
+export const blockToolInput = z.object({ reason: z.string().trim().min(3, "say why (at least 3 characters)").max(500) });
+
+export const toolStatuses = ["approved", "new", "changed", "blocked"] as const;
+export type ToolStatus = (typeof toolStatuses)[number];
+export const toolListQuery = pageQuery.extend({ status: z.enum(toolStatuses).optional() });
+
+/** approved: the latest version is the approved one; new/changed: pending review. */
+export function toolStatus(t: Pick<Tool, "blocked" | "approvedVersionId" | "latestVersionId">): ToolStatus {
+  if (t.blocked) return "blocked";
+  if (!t.approvedVersionId) return "new";
+  return t.approvedVersionId === t.latestVersionId ? "approved" : "changed";
+}
+
+function publicVersion(v: ToolVersion) {
+  return {
+    id: v.id,
+    version: v.version,
+    title: v.title,
+    description: v.description,
+    inputSchema: v.inputSchema,
+    outputSchema: v.outputSchema,
+    annotations: v.annotations,
+    hash: v.hash,
+    source: v.source,
+    createdAt: v.createdAt.toISOString(),
+    approvedAt: v.approvedAt?.toISOString() ?? null,
+    approvedBy: v.approvedBy,
+  };
+}
+
+function publicTool(t: Tool, latest: ToolVersion, approved: ToolVersion | undefined) {
+  return {
+    id: t.id,
+    serverId: t.serverId,
+    name: t.name,
+    status: toolStatus(t),
+    risk: t.risk,
+    blocked: t.blocked,
+    blockedReason: t.blockedReason,
+    removedUpstream: t.removedUpstream,
+    title: (approved ?? latest).title,
+    description: (approved ?? latest).description,
+    annotations: (approved ?? latest).annotations,
+    approvedVersion: approved ? publicVersion(approved) : null,
+    latestVersion: publicVersion(latest),
+    updatedAt: t.updatedAt.toISOString(),
+  };
+}
+export type PublicTool = ReturnType<typeof publicTool>;
+
+async function versionsById(db: Db, ids: string[]) {
+  if (ids.length === 0) return new Map<string, ToolVersion>();
+  const rows = await db.select().from(toolVersions).where(inArray(toolVersions.id, ids));
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
+async function loadTool(ctx: Ctx, toolId: string, perm: "servers.read" | "catalog.write" | "catalog.approve") {
+  const [tool] = await ctx.db.select().from(tools).where(eq(tools.id, toolId));
+  if (!tool) throw notFound("Tool");
+  const loaded = await loadServer(ctx, tool.serverId, perm).catch((err: unknown) => {
+    // The tool of a server the actor cannot see does not exist for it either.
+    if (err instanceof AppError && err.code === "not_found") throw notFound("Tool");
+    throw err;
+  });
+  return { tool, loaded };
+}
+
+export async function listTools(ctx: Ctx, serverId: string, q: z.infer<typeof toolListQuery>): Promise<Page<PublicTool>> {
+  const { server } = await loadServer(ctx, serverId, "servers.read");
+  const filters: SQL[] = [eq(tools.serverId, server.id)];
+  if (q.q) filters.push(ilike(tools.name, likePattern(q.q)));
+  if (q.status === "blocked") filters.push(eq(tools.blocked, true));
+  if (q.status === "new") filters.push(sql`not ${tools.blocked} and ${tools.approvedVersionId} is null`);
+  if (q.status === "changed") filters.push(sql`not ${tools.blocked} and ${tools.approvedVersionId} <> ${tools.latestVersionId}`);
+  if (q.status === "approved") filters.push(sql`not ${tools.blocked} and ${tools.approvedVersionId} = ${tools.latestVersionId}`);
+  const where = and(...filters);
+  const [rows, [total]] = await Promise.all([
+    ctx.db.select().from(tools).where(where).orderBy(asc(tools.name)).limit(q.pageSize).offset(offsetOf(q)),
+    ctx.db.select({ n: count() }).from(tools).where(where),
+  ]);
+  const versions = await versionsById(ctx.db, rows.flatMap((t) => [t.latestVersionId, ...(t.approvedVersionId ? [t.approvedVersionId] : [])]));
+  return {
+    items: rows.map((t) => publicTool(t, versions.get(t.latestVersionId)!, t.approvedVersionId ? versions.get(t.approvedVersionId) : undefined)),
+    total: total?.n ?? 0,
+    page: q.page,
+    pageSize: q.pageSize,
+  };
+}
+
+/** A tool with its version history and the diff between the approved and the latest version. */
+export async function getTool(ctx: Ctx, toolId: string) {
+  const { tool } = await loadTool(ctx, toolId, "servers.read");
+  const history = await ctx.db.select().from(toolVersions).where(eq(toolVersions.toolId, tool.id)).orderBy(desc(toolVersions.version));
+  const byId = new Map(history.map((v) => [v.id, v]));
+  const latest = byId.get(tool.latestVersionId)!;
+  const approved = tool.approvedVersionId ? byId.get(tool.approvedVersionId) : undefined;
+  const diff = approved && approved.id !== latest.id ? diffLines(renderToolVersion(approved), renderToolVersion(latest)) : null;
+  return { ...publicTool(tool, latest, approved), diff, history: history.map(publicVersion) };
+}
+
+async function insertVersion(db: Db, toolId: string, version: number, def: ToolDefinition, source: "import" | "manual", by: string, approve: boolean) {
+  const id = newId("toolVersion");
+  const now = new Date();
+  await db.insert(toolVersions).values({
+    id,
+    toolId,
+    version,
+    title: def.title ?? null,
+    description: def.description ?? "",
+    inputSchema: def.inputSchema,
+    outputSchema: def.outputSchema ?? null,
+    annotations: def.annotations ?? {},
+    hash: toolHash(def),
+    source,
+    createdBy: by,
+    ...(approve ? { approvedAt: now, approvedBy: by } : {}),
+  });
+  return id;
+}
+
+/** Adds a tool by hand; the admin wrote it, so its first version is approved. */
+export async function addTool(ctx: Ctx, serverId: string, input: z.infer<typeof addToolInput>) {
+  const { server } = await loadServer(ctx, serverId, "catalog.write");
+  const toolId = newId("tool");
+  try {
+    await ctx.db.transaction(async (tx) => {
+      const { risk, ...def } = input;
+      const versionId = await insertVersion(tx, toolId, 1, def, "manual", ctx.actor.label, true);
+      await tx.insert(tools).values({ id: toolId, serverId: server.id, name: def.name, risk, approvedVersionId: versionId, latestVersionId: versionId });
+      await recordEvent(tx, ctx.actor, { action: "tool.add", targetType: "tool", targetId: toolId, tenantId: server.tenantId, after: { server: server.id, ...def, risk } });
+    });
+  } catch (err) {
+    if (isUniqueViolation(err)) throw new AppError("conflict", `The server already has a tool named ${input.name}`, [{ path: "name", message: "already exists" }]);
+    throw err;
+  }
+  return getTool(ctx, toolId);
+}
+
+export interface ImportSummary {
+  added: string[];
+  changed: string[];
+  unchanged: string[];
+  removed: string[];
+  skipped: { name: string; reason: string }[];
+}
+
+/**
+ * Imports the live catalogue. New tools and changed definitions become new
+ * versions pending review; the approved version stays the catalogue until an
+ * admin approves. Tools gone upstream are flagged, not deleted.
+ */
+export async function importCatalog(ctx: Ctx, serverId: string): Promise<ImportSummary> {
+  const { server } = await loadServer(ctx, serverId, "catalog.write");
+  let upstream: ToolDefinition[];
+  try {
+    upstream = await fetchUpstreamTools(server.upstreamUrl);
+  } catch (err) {
+    const message = err instanceof AppError ? err.message : "Import failed";
+    await ctx.db.update(servers).set({ lastImportError: message }).where(eq(servers.id, server.id));
+    throw err;
+  }
+  const summary: ImportSummary = { added: [], changed: [], unchanged: [], removed: [], skipped: [] };
+  const valid: ToolDefinition[] = [];
+  const seen = new Set<string>();
+  for (const t of upstream) {
+    const parsed = toolDefinitionSchema.safeParse(t);
+    if (!parsed.success) summary.skipped.push({ name: String(t.name).slice(0, 128), reason: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") });
+    else if (seen.has(parsed.data.name)) summary.skipped.push({ name: parsed.data.name, reason: "listed twice" });
+    else {
+      seen.add(parsed.data.name);
+      valid.push(parsed.data);
+    }
+  }
+
+  await ctx.db.transaction(async (tx) => {
+    const existing = await tx.select().from(tools).where(eq(tools.serverId, server.id)).for("update");
+    const byName = new Map(existing.map((t) => [t.name, t]));
+    const latest = await versionsById(tx, existing.map((t) => t.latestVersionId));
+    const now = new Date();
+    for (const def of valid) {
+      const cur = byName.get(def.name);
+      if (!cur) {
+        const toolId = newId("tool");
+        const versionId = await insertVersion(tx, toolId, 1, def, "import", ctx.actor.label, false);
+        await tx.insert(tools).values({ id: toolId, serverId: server.id, name: def.name, latestVersionId: versionId });
+        summary.added.push(def.name);
+        continue;
+      }
+      const last = latest.get(cur.latestVersionId)!;
+      if (last.hash === toolHash(def)) {
+        if (cur.removedUpstream) await tx.update(tools).set({ removedUpstream: false, updatedAt: now }).where(eq(tools.id, cur.id));
+        summary.unchanged.push(def.name);
+        continue;
+      }
+      const versionId = await insertVersion(tx, cur.id, last.version + 1, def, "import", ctx.actor.label, false);
+      await tx.update(tools).set({ latestVersionId: versionId, removedUpstream: false, updatedAt: now }).where(eq(tools.id, cur.id));
+      summary.changed.push(def.name);
+    }
+    for (const t of existing) {
+      if (!seen.has(t.name) && !t.removedUpstream) {
+        await tx.update(tools).set({ removedUpstream: true, updatedAt: now }).where(eq(tools.id, t.id));
+        summary.removed.push(t.name);
+      }
+    }
+    await tx.update(servers).set({ lastImportAt: now, lastImportError: null }).where(eq(servers.id, server.id));
+    await recordEvent(tx, ctx.actor, { action: "catalog.import", targetType: "server", targetId: server.id, tenantId: server.tenantId, after: summary });
+  });
+  return summary;
+}
+
+/** Approves the latest version, which must be the one the admin reviewed. */
+export async function approveTool(ctx: Ctx, toolId: string, input: z.infer<typeof approveToolInput>) {
+  const { tool, loaded } = await loadTool(ctx, toolId, "catalog.approve");
+  if (input.versionId !== tool.latestVersionId) {
+    throw new AppError("conflict", "The tool changed since you reviewed it; review the latest version", [{ path: "versionId", message: "is not the latest version" }]);
+  }
+  if (tool.approvedVersionId === tool.latestVersionId) throw new AppError("conflict", "This version is already approved");
+  await ctx.db.transaction(async (tx) => {
+    const now = new Date();
+    await tx.update(toolVersions).set({ approvedAt: now, approvedBy: ctx.actor.label }).where(eq(toolVersions.id, tool.latestVersionId));
+    const n = await tx
+      .update(tools)
+      .set({ approvedVersionId: tool.latestVersionId, updatedAt: now })
+      .where(and(eq(tools.id, tool.id), eq(tools.latestVersionId, input.versionId)))
+      .returning({ id: tools.id });
+    if (n.length !== 1) throw new AppError("conflict", "The tool changed while approving; review it again");
+    await recordEvent(tx, ctx.actor, { action: "tool.approve", targetType: "tool", targetId: tool.id, tenantId: loaded.server.tenantId, before: { approvedVersionId: tool.approvedVersionId }, after: { approvedVersionId: tool.latestVersionId } });
+  });
+  return getTool(ctx, tool.id);
+}
+
+async function setToolFields(ctx: Ctx, toolId: string, action: string, patch: Partial<Pick<Tool, "risk" | "blocked" | "blockedReason">>) {
+  const { tool, loaded } = await loadTool(ctx, toolId, "catalog.write");
+  await ctx.db.transaction(async (tx) => {
+    await tx.update(tools).set({ ...patch, updatedAt: new Date() }).where(eq(tools.id, tool.id));
+    const before = Object.fromEntries(Object.keys(patch).map((k) => [k, tool[k as keyof typeof patch]]));
+    await recordEvent(tx, ctx.actor, { action, targetType: "tool", targetId: tool.id, tenantId: loaded.server.tenantId, before, after: patch });
+  });
+  return getTool(ctx, tool.id);
+}
+
+export const updateTool = (ctx: Ctx, toolId: string, input: z.infer<typeof updateToolInput>) => setToolFields(ctx, toolId, "tool.update", input);
+
+export async function blockTool(ctx: Ctx, toolId: string, input: z.infer<typeof blockToolInput>) {
+  return setToolFields(ctx, toolId, "tool.block", { blocked: true, blockedReason: input.reason });
+}
+
+export async function unblockTool(ctx: Ctx, toolId: string) {
+  return setToolFields(ctx, toolId, "tool.unblock", { blocked: false, blockedReason: null });
+}

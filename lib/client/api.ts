@@ -1,0 +1,52 @@
+"use client";
+
+/** An error answered by the admin API, with per-field issues when it has them. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly issues: { path: string; message: string }[] = [],
+  ) {
+    super(message);
+  }
+  /** The first message for a form field path (e.g. "resourceUri", "issuers.0.issuer"). */
+  field(path: string): string | undefined {
+    return this.issues.find((i) => i.path === path || i.path.startsWith(`${path}.`))?.message;
+  }
+}
+
+/** Calls the admin API with the session cookie; JSON in, JSON out, errors as ApiError. */
+export async function apiFetch<T>(path: string, init: { method?: string; body?: unknown } = {}): Promise<T> {
+  const res = await fetch(`/api/v1/admin${path}`, {
+    method: init.method ?? "GET",
+    headers: init.body !== undefined ? { "content-type": "application/json" } : {},
+    body: init.body !== undefined ? JSON.stringify(init.body) : undefined,
+    credentials: "same-origin",
+  });
+  if (res.status === 204) return undefined as T;
+  const data = (await res.json().catch(() => null)) as { error?: { code: string; message: string; issues?: { path: string; message: string }[] } } | null;
+  if (!res.ok) {
+    if (res.status === 401 && typeof window !== "undefined") window.location.href = `/login?callbackUrl=${encodeURIComponent(window.location.pathname)}`;
+    throw new ApiError(res.status, data?.error?.code ?? "error", data?.error?.message ?? `Request failed (${res.status})`, data?.error?.issues);
+  }
+  return data as T;
+}
+
+export const qs = (params: Record<string, string | number | undefined | null>) => {
+  const s = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") s.set(k, String(v));
+  const out = s.toString();
+  return out ? `?${out}` : "";
+};
+
+/** React Query keys, one factory per domain, so invalidation stays consistent. */
+export const keys = {
+  me: ["me"] as const,
+  tenants: { all: ["tenants"] as const, list: (p: object) => ["tenants", "list", p] as const, byId: (id: string) => ["tenants", id] as const, members: (id: string) => ["tenants", id, "members"] as const },
+  servers: { all: ["servers"] as const, list: (p: object) => ["servers", "list", p] as const, byId: (id: string) => ["servers", id] as const, scopes: (id: string) => ["servers", id, "scopes"] as const },
+  tools: { all: ["tools"] as const, list: (serverId: string, p: object) => ["tools", serverId, p] as const, byId: (id: string) => ["tools", "one", id] as const },
+  trail: { list: (p: object) => ["trail", p] as const },
+  tokens: { all: ["tokens"] as const },
+  users: { list: (p: object) => ["users", p] as const },
+};

@@ -1,0 +1,80 @@
+import "server-only";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import path from "node:path";
+import { z } from "zod";
+
+const bool = z
+  .enum(["true", "false", "1", "0"])
+  .optional()
+  .transform((v) => v === "true" || v === "1");
+
+/** Every environment variable the control plane reads, parsed once at start. */
+export const envSchema = z
+  .object({
+    DATABASE_URL: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL")
+      .optional()
+      .describe("PostgreSQL URL. Unset: embedded PGlite in MANDATE_DATA_DIR."),
+    MANDATE_DATA_DIR: z.string().default(".data").describe("Embedded database and local state directory."),
+    NEXTAUTH_URL: z.url().default("http://localhost:3000").describe("Public origin of the dashboard."),
+    NEXTAUTH_SECRET: z
+      .string()
+      .min(32, "must be at least 32 characters")
+      .optional()
+      .describe("Session signing secret. Unset on the embedded database: generated once into the data dir."),
+    MANDATE_OWNER_EMAIL: z.email().optional().describe("E-mail of the first owner, created on first start."),
+    MANDATE_OWNER_PASSWORD: z
+      .string()
+      .min(12, "must be at least 12 characters")
+      .optional()
+      .describe("Password of the first owner. Unset: a one-time password is printed once."),
+    OIDC_ISSUER: z.url().optional().describe("Issuer of a generic OIDC provider for admin sign-in."),
+    OIDC_CLIENT_ID: z.string().min(1).optional(),
+    OIDC_CLIENT_SECRET: z.string().min(1).optional(),
+    OIDC_NAME: z.string().default("Single sign-on"),
+    MANDATE_OIDC_AUTO_PROVISION: bool.describe("Create unknown OIDC users as members without access."),
+    MANDATE_LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).max(100).default(5),
+    MANDATE_LOGIN_WINDOW_SECONDS: z.coerce.number().int().min(10).max(86400).default(900),
+  })
+  .superRefine((v, ctx) => {
+    const oidc = [v.OIDC_ISSUER, v.OIDC_CLIENT_ID, v.OIDC_CLIENT_SECRET];
+    if (oidc.some(Boolean) && !oidc.every(Boolean)) {
+      ctx.addIssue({ code: "custom", path: ["OIDC_ISSUER"], message: "OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET go together" });
+    }
+    if (v.DATABASE_URL && !v.NEXTAUTH_SECRET) {
+      ctx.addIssue({ code: "custom", path: ["NEXTAUTH_SECRET"], message: "is required when DATABASE_URL is set" });
+    }
+    if (v.MANDATE_OWNER_PASSWORD && !v.MANDATE_OWNER_EMAIL) {
+      ctx.addIssue({ code: "custom", path: ["MANDATE_OWNER_EMAIL"], message: "is required with MANDATE_OWNER_PASSWORD" });
+    }
+  });
+
+export type Env = Readonly<z.infer<typeof envSchema> & { NEXTAUTH_SECRET: string }>;
+
+let cached: Env | undefined;
+
+/** Parses the environment once; throws a readable list of every problem. */
+export function getEnv(): Env {
+  if (cached) return cached;
+  const parsed = envSchema.safeParse(process.env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  - ${i.path.join(".") || "(env)"}: ${i.message}`);
+    throw new Error(`Invalid environment:\n${lines.join("\n")}`);
+  }
+  const v = parsed.data;
+  cached = Object.freeze({ ...v, NEXTAUTH_SECRET: v.NEXTAUTH_SECRET ?? embeddedSecret(v.MANDATE_DATA_DIR) });
+  return cached;
+}
+
+// The embedded default must start with no configuration, so it keeps its own
+// random session secret beside the database it belongs to.
+function embeddedSecret(dataDir: string): string {
+  const file = path.resolve(dataDir, "auth-secret");
+  if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  mkdirSync(path.dirname(file), { recursive: true });
+  const secret = randomBytes(32).toString("base64url");
+  writeFileSync(file, secret, { mode: 0o600, flag: "wx" });
+  return secret;
+}

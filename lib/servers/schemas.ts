@@ -1,0 +1,81 @@
+import { z } from "zod";
+import { canonicalResourceUri, checkHttpUrl } from "@/lib/enforcement/resource-uri";
+
+/** Asymmetric algorithms only: never `none`, never HMAC (a public key must not become a shared secret). */
+export const allowedAlgorithms = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"] as const;
+
+const refineUri = (check: typeof canonicalResourceUri) =>
+  z.string().max(2048).transform((v, ctx) => {
+    const r = check(v);
+    if (!r.ok) {
+      ctx.addIssue({ code: "custom", message: r.error });
+      return z.NEVER;
+    }
+    return r.uri;
+  });
+
+export const resourceUriSchema = refineUri(canonicalResourceUri).describe(
+  "Canonical resource URI (RFC 8707): absolute https URI without fragment or query; normalized",
+);
+export const upstreamUrlSchema = refineUri((v) => checkHttpUrl(v)).describe("Streamable HTTP endpoint of the upstream MCP server");
+const issuerUrlSchema = refineUri((v) => checkHttpUrl(v, { httpsOnly: true }));
+
+// RFC 6749 §3.3 scope-token characters.
+export const scopeSchema = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/, "must be a scope token (no spaces or quotes)");
+
+const claimName = z.string().trim().min(1).max(128);
+
+export const trustedIssuerSchema = z
+  .object({
+    issuer: issuerUrlSchema.describe("Issuer identifier (iss)"),
+    jwksUri: issuerUrlSchema.optional().describe("JWKS URI; omit to use discovery"),
+    discovery: z.boolean().default(true).describe("Find the JWKS through the issuer's metadata"),
+    algorithms: z.array(z.enum(allowedAlgorithms)).min(1, "choose at least one algorithm").default(["RS256", "ES256"]),
+    claims: z
+      .object({
+        tenant: claimName.default("tenant"),
+        user: claimName.default("sub"),
+        client: claimName.default("client_id"),
+        scopes: claimName.default("scope"),
+      })
+      .prefault({}),
+  })
+  .refine((i) => i.discovery || i.jwksUri, { message: "give a JWKS URI or enable discovery", path: ["jwksUri"] });
+
+const nameSchema = z.string().trim().min(2, "must be at least 2 characters").max(80, "must be at most 80 characters");
+
+const uniqueList = <T extends z.ZodType<string>>(item: T, max: number, what: string) =>
+  z
+    .array(item)
+    .max(max, `at most ${max} ${what}`)
+    .refine((a) => new Set(a).size === a.length, `${what} must not repeat`);
+
+// The editable fields, without defaults: an update must leave out what it does not change.
+const serverFields = {
+  name: nameSchema,
+  description: z.string().trim().max(2000),
+  resourceUri: resourceUriSchema,
+  upstreamUrl: upstreamUrlSchema,
+  scopes: uniqueList(scopeSchema, 200, "scopes"),
+  issuers: z.array(trustedIssuerSchema).max(10, "at most 10 issuers"),
+  tenantIds: uniqueList(z.string(), 500, "tenants").describe("Other tenants allowed to use this server"),
+};
+
+export const createServerInput = z.object({
+  tenantId: z.string().describe("Owning tenant: its admins manage the server"),
+  ...serverFields,
+  description: serverFields.description.default(""),
+  scopes: serverFields.scopes.default([]),
+  issuers: serverFields.issuers.default([]),
+  tenantIds: serverFields.tenantIds.default([]).describe("Other tenants allowed to use this server"),
+});
+
+// Not derived from createServerInput: zod 4 applies `.default()` even under
+// `.partial()`, so a PATCH of one field would reset scopes, issuers and sharing.
+export const updateServerInput = z
+  .object(serverFields)
+  .partial()
+  .refine((v) => Object.keys(v).length > 0, "nothing to change");
+
+export type CreateServerInput = z.infer<typeof createServerInput>;
+export type UpdateServerInput = z.infer<typeof updateServerInput>;
