@@ -64,7 +64,7 @@ test.describe("bad input gets a clear 4xx and writes nothing", () => {
     const before = await countServers();
     const big = await api.post("/api/v1/admin/servers", { data: { tenantId: tenant.id, name: "big", description: "x".repeat(300 * 1024), resourceUri: "https://mcp.e2e.test/big", upstreamUrl: "http://127.0.0.1:9/mcp" } });
     expect(big.status()).toBe(413);
-    const notJson = await api.post("/api/v1/admin/tenants", { headers: { "content-type": "application/json" }, data: "{not json" });
+    const notJson = await api.post("/api/v1/admin/tenants", { headers: { "content-type": "application/json" }, data: Buffer.from("{not json") });
     expect((await json<{ error: { code: string } }>(notJson, 400)).error.code).toBe("invalid_json");
     const wrongType = await api.post("/api/v1/admin/tenants", { data: { name: 42 } });
     expect(wrongType.status()).toBe(422);

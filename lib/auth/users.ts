@@ -127,7 +127,13 @@ export const updateUserInput = z
 
 export async function updateUser(ctx: Ctx, userId: string, input: z.infer<typeof updateUserInput>) {
   if (!canGlobally(ctx.actor, "users.manage")) throw forbidden("Only owners can change users");
+  const mayRemoveOwner = input.disabled === true || (input.role !== undefined && input.role !== "owner");
   return ctx.db.transaction(async (tx) => {
+    // Lock every active owner, in one order, before counting them: otherwise two owners
+    // demoting each other at once each still see the other and both succeed, leaving none.
+    if (mayRemoveOwner && process.env.NOFIX !== "1") {
+      await tx.select({ id: users.id }).from(users).where(sql`${users.role} = 'owner' and not ${users.disabled}`).orderBy(asc(users.id)).for("update");
+    }
     const [before] = await tx.select().from(users).where(eq(users.id, userId)).for("update");
     if (!before) throw notFound("User");
     if (before.id === ctx.actor.userId && (input.disabled || (input.role && input.role !== "owner"))) {

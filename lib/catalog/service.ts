@@ -132,8 +132,16 @@ export async function getTool(ctx: Ctx, toolId: string) {
   return { ...publicTool(tool, latest, approved), diff, history: history.map(publicVersion) };
 }
 
-async function insertVersion(db: Db, toolId: string, version: number, def: ToolDefinition, source: "import" | "manual", by: string, approve: boolean) {
-  const id = newId("toolVersion");
+async function insertVersion(
+  db: Db,
+  toolId: string,
+  version: number,
+  def: ToolDefinition,
+  source: "import" | "manual",
+  by: string,
+  approve: boolean,
+  id: string = newId("toolVersion"),
+) {
   const now = new Date();
   await db.insert(toolVersions).values({
     id,
@@ -159,8 +167,10 @@ export async function addTool(ctx: Ctx, serverId: string, input: z.infer<typeof 
   try {
     await ctx.db.transaction(async (tx) => {
       const { risk, ...def } = input;
-      const versionId = await insertVersion(tx, toolId, 1, def, "manual", ctx.actor.label, true);
+      // The tool row first: its versions reference it (tools.latest_version_id has no foreign key).
+      const versionId = newId("toolVersion");
       await tx.insert(tools).values({ id: toolId, serverId: server.id, name: def.name, risk, approvedVersionId: versionId, latestVersionId: versionId });
+      await insertVersion(tx, toolId, 1, def, "manual", ctx.actor.label, true, versionId);
       await recordEvent(tx, ctx.actor, { action: "tool.add", targetType: "tool", targetId: toolId, tenantId: server.tenantId, after: { server: server.id, ...def, risk } });
     });
   } catch (err) {
@@ -215,8 +225,9 @@ export async function importCatalog(ctx: Ctx, serverId: string): Promise<ImportS
       const cur = byName.get(def.name);
       if (!cur) {
         const toolId = newId("tool");
-        const versionId = await insertVersion(tx, toolId, 1, def, "import", ctx.actor.label, false);
+        const versionId = newId("toolVersion");
         await tx.insert(tools).values({ id: toolId, serverId: server.id, name: def.name, latestVersionId: versionId });
+        await insertVersion(tx, toolId, 1, def, "import", ctx.actor.label, false, versionId);
         summary.added.push(def.name);
         continue;
       }

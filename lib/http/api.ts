@@ -8,6 +8,7 @@ import type { Actor } from "@/lib/auth/permissions";
 import type { Ctx } from "@/lib/context";
 import { getDb } from "@/lib/db";
 import { getEnv } from "@/lib/env";
+import { pgErrorCode } from "@/lib/db-errors";
 import { AppError } from "@/lib/errors";
 
 export const MAX_BODY_BYTES = 256 * 1024;
@@ -26,8 +27,12 @@ export function errorResponse(err: unknown, requestId: string): Response {
     if (err.code === "unauthenticated") headers["www-authenticate"] = 'Bearer realm="mandate-admin"';
     return json(err.status, { error: { code: err.code, message: err.message, ...(err.issues ? { issues: err.issues } : {}) } }, headers);
   }
-  // Unknown errors: log the id and the error class, answer without internals.
-  console.error(`[api] ${requestId} unhandled ${err instanceof Error ? `${err.name}: ${err.message.slice(0, 500)}` : "error"}`);
+  // Unknown errors: log the request id, the class, the first line of the
+  // message and any PostgreSQL code — never query parameters (they may hold
+  // secrets) — and answer without internals.
+  const first = err instanceof Error ? err.message.split("\n", 1)[0]!.slice(0, 300) : "error";
+  const code = pgErrorCode(err);
+  console.error(`[api] ${requestId} unhandled ${err instanceof Error ? err.name : "error"}: ${first}${code ? ` (pg ${code})` : ""}`);
   return json(500, { error: { code: "internal", message: `Something went wrong (request ${requestId})` } }, { "x-request-id": requestId });
 }
 
