@@ -26,7 +26,9 @@ async function waitFor(url, ms = 60_000) {
     try {
       const r = await fetch(url);
       if (r.status < 500) return;
-    } catch {}
+    } catch {
+      // not up yet
+    }
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`timed out waiting for ${url}`);

@@ -1,17 +1,19 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { and, eq } from "drizzle-orm";
 import type { Db } from "@/db/client";
-import { apiTokens, memberships, users, type TokenRole, type User } from "@/db/schema";
+import { apiTokens, memberships, tenants, users, type TokenRole, type User } from "@/db/schema";
 import { roleIn, type Actor } from "./permissions";
 
 const rank: Record<TokenRole, number> = { auditor: 1, admin: 2, owner: 3 };
 
 /** Builds the actor for a user from its current row and memberships. */
 export async function actorForUser(db: Db, user: User): Promise<Actor> {
+  // Memberships of a disabled tenant grant nothing: disabling suspends its admins and their tokens.
   const rows = await db
     .select({ tenantId: memberships.tenantId, role: memberships.role })
     .from(memberships)
-    .where(eq(memberships.userId, user.id));
+    .innerJoin(tenants, eq(tenants.id, memberships.tenantId))
+    .where(and(eq(memberships.userId, user.id), eq(tenants.status, "active")));
   return {
     type: "user",
     id: user.id,

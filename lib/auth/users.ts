@@ -131,7 +131,7 @@ export async function updateUser(ctx: Ctx, userId: string, input: z.infer<typeof
   return ctx.db.transaction(async (tx) => {
     // Lock every active owner, in one order, before counting them: otherwise two owners
     // demoting each other at once each still see the other and both succeed, leaving none.
-    if (mayRemoveOwner && process.env.NOFIX !== "1") {
+    if (mayRemoveOwner) {
       await tx.select({ id: users.id }).from(users).where(sql`${users.role} = 'owner' and not ${users.disabled}`).orderBy(asc(users.id)).for("update");
     }
     const [before] = await tx.select().from(users).where(eq(users.id, userId)).for("update");
