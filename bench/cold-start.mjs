@@ -17,9 +17,13 @@ async function once(extraEnv) {
   const port = await freePort();
   const env = { ...process.env, ...extraEnv, NEXTAUTH_URL: `http://127.0.0.1:${port}`, NEXTAUTH_SECRET: randomBytes(32).toString("hex"), MANDATE_OWNER_EMAIL: "bench@mandate.local", MANDATE_OWNER_PASSWORD: "bench-password-1234" };
   const t0 = performance.now();
-  const child = spawn(process.execPath, ["node_modules/next/dist/bin/next", "start", "-p", String(port), "-H", "127.0.0.1"], { env, stdio: "ignore" });
+  if (!env.DATABASE_URL) delete env.DATABASE_URL;
+  const child = spawn(process.execPath, ["node_modules/next/dist/bin/next", "start", "-p", String(port), "-H", "127.0.0.1"], { env, stdio: ["ignore", "ignore", "inherit"] });
+  let exited = false;
+  child.once("exit", () => (exited = true));
   try {
     for (;;) {
+      if (exited) throw new Error("the server exited before answering");
       try {
         const r = await fetch(`http://127.0.0.1:${port}/login`);
         if (r.status === 200) return performance.now() - t0;
@@ -29,8 +33,10 @@ async function once(extraEnv) {
       await new Promise((r) => setTimeout(r, 20));
     }
   } finally {
-    child.kill("SIGTERM");
-    await new Promise((r) => child.once("exit", r));
+    if (!exited) {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+    }
   }
 }
 
@@ -51,8 +57,16 @@ async function bench(label, setup) {
 
 await bench("PGlite", async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "mandate-bench-"));
-  return { env: { DATABASE_URL: "", MANDATE_DATA_DIR: dir }, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+  return { env: { DATABASE_URL: undefined, MANDATE_DATA_DIR: dir }, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
 });
+
+{
+  // A restart on an existing data directory (no initdb, migrations already applied).
+  const dir = mkdtempSync(path.join(os.tmpdir(), "mandate-bench-"));
+  await once({ DATABASE_URL: undefined, MANDATE_DATA_DIR: dir });
+  await bench("PGlite warm", async () => ({ env: { DATABASE_URL: undefined, MANDATE_DATA_DIR: dir }, cleanup: async () => {} }));
+  rmSync(dir, { recursive: true, force: true });
+}
 
 if (process.env.DATABASE_URL) {
   const admin = postgres(process.env.DATABASE_URL, { max: 1, onnotice: () => {} });
