@@ -9,6 +9,13 @@ export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 export interface DbHandle {
   db: Db;
   driver: "pglite" | "postgres";
+  /**
+   * LISTEN on a channel; returns the function that stops listening. Payloads
+   * are sent with `select pg_notify(channel, payload)` inside the writing
+   * transaction, so they arrive only after commit. On PostgreSQL every
+   * process sharing the database hears them; PGlite is one process.
+   */
+  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -28,7 +35,15 @@ export async function openDatabase(opts: { url?: string; dataDir?: string; max?:
     const sql = postgres(opts.url, { max: opts.max ?? 10, onnotice: () => {} });
     const db = drizzle(sql, { schema });
     await migrate(db, { migrationsFolder });
-    return { db: db as unknown as Db, driver: "postgres", close: () => sql.end({ timeout: 5 }) };
+    return {
+      db: db as unknown as Db,
+      driver: "postgres",
+      listen: async (channel, onPayload) => {
+        const { unlisten } = await sql.listen(channel, (p) => onPayload(p));
+        return unlisten;
+      },
+      close: () => sql.end({ timeout: 5 }),
+    };
   }
   const { PGlite } = await import("@electric-sql/pglite");
   const { drizzle } = await import("drizzle-orm/pglite");
@@ -44,5 +59,10 @@ export async function openDatabase(opts: { url?: string; dataDir?: string; max?:
   }
   const db = drizzle(client, { schema });
   await migrate(db, { migrationsFolder });
-  return { db: db as unknown as Db, driver: "pglite", close: () => client.close() };
+  return {
+    db: db as unknown as Db,
+    driver: "pglite",
+    listen: async (channel, onPayload) => client.listen(channel, onPayload),
+    close: () => client.close(),
+  };
 }

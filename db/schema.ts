@@ -209,6 +209,157 @@ export const auditEvents = pgTable(
   ],
 );
 
+// ---------------------------------------------------------------- policies
+
+/** A rule from the rule editor: compiled to one Cedar permit or forbid. */
+export interface PolicyRule {
+  effect: "permit" | "forbid";
+  actions: ("call_tool" | "list_tools")[];
+  /** Tool names, or empty with `toolFilter` to match by annotation or risk. */
+  tools: string[];
+  toolFilter?: { risk?: RiskLevel[]; readOnly?: boolean; destructive?: boolean };
+  principals: { users: string[]; groups: string[] };
+  clients: string[];
+  conditions: {
+    arg: string;
+    op: "eq" | "neq" | "in" | "like" | "lt" | "lte" | "gt" | "gte" | "present" | "absent";
+    value?: string | number | boolean | (string | number)[];
+  }[];
+  time?: { fromHour: number; toHour: number; days?: number[] };
+}
+
+export const policies = pgTable(
+  "policies",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
+    serverId: text("server_id").notNull().references(() => servers.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    description: text("description").notNull().default(""),
+    kind: text("kind", { enum: ["rule", "cedar"] }).notNull(),
+    rule: jsonb("rule").$type<PolicyRule>(),
+    // The Cedar as written (kind cedar) or as compiled from the rule (kind rule).
+    cedar: text("cedar").notNull(),
+    enabled: boolean("enabled").notNull().default(true),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex("policies_tenant_server_name_key").on(t.tenantId, t.serverId, t.name), index("policies_server_idx").on(t.serverId)],
+);
+
+/** A request and the decision it must get; run on demand and before every publish. */
+export interface PolicyTestRequest {
+  user: string;
+  groups: string[];
+  client: string;
+  scopes: string[];
+  tool: string;
+  action: "call_tool" | "list_tools";
+  args: Record<string, unknown>;
+  time?: string;
+}
+
+export const policyTests = pgTable(
+  "policy_tests",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
+    serverId: text("server_id").notNull().references(() => servers.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    request: jsonb("request").$type<PolicyTestRequest>().notNull(),
+    expected: text("expected", { enum: ["allow", "deny"] }).notNull(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex("policy_tests_tenant_server_name_key").on(t.tenantId, t.serverId, t.name)],
+);
+
+// ---------------------------------------------------------------- fleets, agents, bundles
+
+export const fleets = pgTable(
+  "fleets",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    description: text("description").notNull().default(""),
+    activeRevision: integer("active_revision"),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex("fleets_name_key").on(t.name)],
+);
+
+export const fleetServers = pgTable(
+  "fleet_servers",
+  {
+    fleetId: text("fleet_id").notNull().references(() => fleets.id, { onDelete: "cascade" }),
+    serverId: text("server_id").notNull().references(() => servers.id, { onDelete: "cascade" }),
+  },
+  (t) => [primaryKey({ columns: [t.fleetId, t.serverId] }), index("fleet_servers_server_idx").on(t.serverId)],
+);
+
+export const enrollmentTokens = pgTable("enrollment_tokens", {
+  id: text("id").primaryKey(),
+  fleetId: text("fleet_id").notNull().references(() => fleets.id, { onDelete: "cascade" }),
+  secretHash: text("secret_hash").notNull(),
+  createdBy: text("created_by").notNull(),
+  createdAt: createdAt(),
+  expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+  usedAt: timestamp("used_at", { withTimezone: true }),
+  usedByAgentId: text("used_by_agent_id"),
+});
+
+export const agents = pgTable(
+  "agents",
+  {
+    id: text("id").primaryKey(),
+    fleetId: text("fleet_id").notNull().references(() => fleets.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    keyHash: text("key_hash").notNull(),
+    keyRotatedAt: timestamp("key_rotated_at", { withTimezone: true }),
+    createdAt: createdAt(),
+    lastSeenAt: timestamp("last_seen_at", { withTimezone: true }),
+    version: text("version"),
+    bundleRevision: integer("bundle_revision"),
+    lastError: text("last_error"),
+    counters: jsonb("counters").$type<Record<string, number>>(),
+    revokedAt: timestamp("revoked_at", { withTimezone: true }),
+  },
+  (t) => [index("agents_fleet_idx").on(t.fleetId)],
+);
+
+export const bundles = pgTable(
+  "bundles",
+  {
+    id: text("id").primaryKey(),
+    fleetId: text("fleet_id").notNull().references(() => fleets.id, { onDelete: "cascade" }),
+    revision: integer("revision").notNull(),
+    parentRevision: integer("parent_revision"),
+    // SHA-256 of the canonical JSON of `content`; the bundle's address.
+    sha256: text("sha256").notNull(),
+    content: jsonb("content").$type<Record<string, unknown>>().notNull(),
+    // Compact JWS (EdDSA) over { sha256, fleet, revision }.
+    signature: text("signature").notNull(),
+    keyId: text("key_id").notNull(),
+    note: text("note").notNull().default(""),
+    rolledBackFrom: integer("rolled_back_from"),
+    createdBy: text("created_by").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("bundles_fleet_revision_key").on(t.fleetId, t.revision)],
+);
+
+/** Ed25519 signing keys. The private key is sealed with the key-encryption key, never stored in clear. */
+export const signingKeys = pgTable("signing_keys", {
+  kid: text("kid").primaryKey(),
+  publicJwk: jsonb("public_jwk").$type<Record<string, string>>().notNull(),
+  sealedPrivateKey: text("sealed_private_key").notNull(),
+  kekId: text("kek_id").notNull(),
+  status: text("status", { enum: ["active", "retired"] }).notNull().default("active"),
+  createdAt: createdAt(),
+  retiredAt: timestamp("retired_at", { withTimezone: true }),
+});
+
 // ---------------------------------------------------------------- relations
 
 export const usersRelations = relations(users, ({ many }) => ({ memberships: many(memberships) }));
@@ -246,3 +397,10 @@ export type Tool = typeof tools.$inferSelect;
 export type ToolVersion = typeof toolVersions.$inferSelect;
 export type ScopeMapping = typeof scopeMappings.$inferSelect;
 export type AuditEvent = typeof auditEvents.$inferSelect;
+export type Policy = typeof policies.$inferSelect;
+export type PolicyTest = typeof policyTests.$inferSelect;
+export type Fleet = typeof fleets.$inferSelect;
+export type Agent = typeof agents.$inferSelect;
+export type Bundle = typeof bundles.$inferSelect;
+export type EnrollmentToken = typeof enrollmentTokens.$inferSelect;
+export type SigningKey = typeof signingKeys.$inferSelect;

@@ -9,6 +9,12 @@ export const idPrefixes = {
   scopeMapping: "smap",
   token: "tok",
   event: "evt",
+  policy: "pol",
+  policyTest: "ptest",
+  fleet: "flt",
+  agent: "agt",
+  bundle: "bnd",
+  enrollment: "enr",
 } as const;
 
 /** A prefixed, time-ordered id such as `srv_0190f0c4…`: readable in logs and sortable. */
