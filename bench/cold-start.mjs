@@ -15,7 +15,7 @@ const freePort = () => new Promise((res) => { const s = createServer(); s.listen
 
 async function once(extraEnv) {
   const port = await freePort();
-  const env = { ...process.env, ...extraEnv, NEXTAUTH_URL: `http://127.0.0.1:${port}`, NEXTAUTH_SECRET: randomBytes(32).toString("hex"), MANDATE_OWNER_EMAIL: "bench@mandate.local", MANDATE_OWNER_PASSWORD: "bench-password-1234" };
+  const env = { ...process.env, ...extraEnv, NEXTAUTH_URL: `http://127.0.0.1:${port}`, NEXTAUTH_SECRET: randomBytes(32).toString("hex"), MANDATE_KEK: randomBytes(32).toString("base64"), MANDATE_OWNER_EMAIL: "bench@mandate.local", MANDATE_OWNER_PASSWORD: "bench-password-1234" };
   const t0 = performance.now();
   if (!env.DATABASE_URL) delete env.DATABASE_URL;
   const child = spawn(process.execPath, ["node_modules/next/dist/bin/next", "start", "-p", String(port), "-H", "127.0.0.1"], { env, stdio: ["ignore", "ignore", "inherit"] });

@@ -35,6 +35,11 @@ export const envSchema = z
     OIDC_CLIENT_SECRET: z.string().min(1).optional(),
     OIDC_NAME: z.string().default("Single sign-on"),
     MANDATE_OIDC_AUTO_PROVISION: bool.describe("Create unknown OIDC users as members without access."),
+    MANDATE_KEK: z
+      .string()
+      .optional()
+      .describe("Key-encryption key: 32 random bytes, base64 or base64url. Seals signing keys (and vault data keys). Unset on the embedded database: generated once into the data dir."),
+    MANDATE_KEK_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).default("kek-1").describe("Id of MANDATE_KEK, recorded beside everything it seals"),
     MANDATE_LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).max(100).default(5),
     MANDATE_LOGIN_WINDOW_SECONDS: z.coerce.number().int().min(10).max(86400).default(900),
   })
@@ -46,12 +51,18 @@ export const envSchema = z
     if (v.DATABASE_URL && !v.NEXTAUTH_SECRET) {
       ctx.addIssue({ code: "custom", path: ["NEXTAUTH_SECRET"], message: "is required when DATABASE_URL is set" });
     }
+    if (v.DATABASE_URL && !v.MANDATE_KEK) {
+      ctx.addIssue({ code: "custom", path: ["MANDATE_KEK"], message: "is required when DATABASE_URL is set (32 random bytes, base64)" });
+    }
+    if (v.MANDATE_KEK && Buffer.from(v.MANDATE_KEK, "base64").length !== 32) {
+      ctx.addIssue({ code: "custom", path: ["MANDATE_KEK"], message: "must decode to exactly 32 bytes" });
+    }
     if (v.MANDATE_OWNER_PASSWORD && !v.MANDATE_OWNER_EMAIL) {
       ctx.addIssue({ code: "custom", path: ["MANDATE_OWNER_EMAIL"], message: "is required with MANDATE_OWNER_PASSWORD" });
     }
   });
 
-export type Env = Readonly<z.infer<typeof envSchema> & { NEXTAUTH_SECRET: string }>;
+export type Env = Readonly<z.infer<typeof envSchema> & { NEXTAUTH_SECRET: string; kek: { id: string; key: Buffer } }>;
 
 let cached: Env | undefined;
 
@@ -64,14 +75,15 @@ export function getEnv(): Env {
     throw new Error(`Invalid environment:\n${lines.join("\n")}`);
   }
   const v = parsed.data;
-  cached = Object.freeze({ ...v, NEXTAUTH_SECRET: v.NEXTAUTH_SECRET ?? embeddedSecret(v.MANDATE_DATA_DIR) });
+  const kek = { id: v.MANDATE_KEK_ID, key: Buffer.from(v.MANDATE_KEK ?? embeddedSecret(v.MANDATE_DATA_DIR, "kek"), "base64") };
+  cached = Object.freeze({ ...v, NEXTAUTH_SECRET: v.NEXTAUTH_SECRET ?? embeddedSecret(v.MANDATE_DATA_DIR, "auth-secret"), kek });
   return cached;
 }
 
 // The embedded default must start with no configuration, so it keeps its own
 // random session secret beside the database it belongs to.
-function embeddedSecret(dataDir: string): string {
-  const file = path.resolve(dataDir, "auth-secret");
+function embeddedSecret(dataDir: string, name: "auth-secret" | "kek"): string {
+  const file = path.resolve(dataDir, name);
   if (existsSync(file)) return readFileSync(file, "utf8").trim();
   mkdirSync(path.dirname(file), { recursive: true });
   const secret = randomBytes(32).toString("base64url");

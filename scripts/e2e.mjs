@@ -46,6 +46,7 @@ const env = {
   NEXT_TELEMETRY_DISABLED: "1",
   NEXTAUTH_URL: base,
   NEXTAUTH_SECRET: randomBytes(32).toString("base64url"),
+  MANDATE_KEK: randomBytes(32).toString("base64"),
   MANDATE_OWNER_EMAIL: "owner@e2e.test",
   MANDATE_OWNER_PASSWORD: randomBytes(12).toString("base64url"),
   E2E_BASE_URL: base,

@@ -12,6 +12,7 @@ export const permissions = [
   "catalog.write",
   "catalog.approve",
   "scopes.write",
+  "policies.write",
   "trail.read",
   "tokens.manage",
 ] as const;
@@ -31,6 +32,7 @@ export const rolePermissions: Record<TokenRole, ReadonlySet<Permission>> = {
     "catalog.write",
     "catalog.approve",
     "scopes.write",
+    "policies.write",
     "tokens.manage",
   ]),
   auditor: new Set(read),

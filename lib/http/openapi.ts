@@ -1,6 +1,9 @@
 import { z } from "zod";
+import { bundleQuery } from "@/lib/agents/serve-bundle";
+import { enrollInput, heartbeatInput } from "@/lib/agents/service";
 import { changePasswordInput, createUserInput, updateUserInput } from "@/lib/auth/users";
 import { createTokenInput } from "@/lib/auth/tokens";
+import { createEnrollmentTokenInput, createFleetInput, updateFleetInput } from "@/lib/fleets/service";
 import { addToolInput, approveToolInput, blockToolInput, toolListQuery, updateToolInput } from "@/lib/catalog/service";
 import { pageQuery } from "@/lib/pagination";
 import { putScopeMappingInput } from "@/lib/scopes/service";
@@ -10,7 +13,7 @@ import { trailQuery } from "@/lib/trail/service";
 
 type Method = "get" | "post" | "put" | "patch" | "delete";
 
-/** One admin API operation. A test checks this list against the route files. */
+/** One API operation. A test checks these lists against the route files. */
 export interface Operation {
   method: Method;
   path: string;
@@ -20,6 +23,12 @@ export interface Operation {
   query?: z.ZodObject;
   created?: boolean;
   noContent?: boolean;
+  /** Agent API only: how the call authenticates (default: the agent key). */
+  auth?: "agentKey" | "none";
+  /** Agent API only: the success body, by component name. */
+  response?: string;
+  /** Agent API only: answers beyond the defaults. */
+  extraResponses?: Record<string, string>;
 }
 
 const serversQuery = pageQuery.extend({ tenantId: z.string().optional().describe("Only servers this tenant may use") });
@@ -58,6 +67,48 @@ export const operations: Operation[] = [
   { method: "get", path: "/api/v1/admin/tokens", summary: "API tokens the caller manages", tag: "tokens" },
   { method: "post", path: "/api/v1/admin/tokens", summary: "Create an API token; the secret is in this answer only", tag: "tokens", body: createTokenInput, created: true },
   { method: "delete", path: "/api/v1/admin/tokens/{tokenId}", summary: "Revoke an API token", tag: "tokens", noContent: true },
+  { method: "get", path: "/api/v1/admin/fleets", summary: "Fleets the caller can read (tenant members: fleets serving their servers)", tag: "fleets" },
+  { method: "post", path: "/api/v1/admin/fleets", summary: "Create a fleet of agents serving some servers (owners)", tag: "fleets", body: createFleetInput, created: true },
+  { method: "get", path: "/api/v1/admin/fleets/{fleetId}", summary: "One fleet with its servers, agents and active revision", tag: "fleets" },
+  { method: "patch", path: "/api/v1/admin/fleets/{fleetId}", summary: "Rename, describe, replace its servers (owners)", tag: "fleets", body: updateFleetInput },
+  { method: "delete", path: "/api/v1/admin/fleets/{fleetId}", summary: "Delete a fleet with its agents, tokens and bundles (owners)", tag: "fleets", noContent: true },
+  { method: "get", path: "/api/v1/admin/fleets/{fleetId}/enrollment-tokens", summary: "The fleet's enrollment tokens, never their secrets (owners, global auditors)", tag: "fleets" },
+  {
+    method: "post",
+    path: "/api/v1/admin/fleets/{fleetId}/enrollment-tokens",
+    summary: "Mint a one-time enrollment token (mde_…); it is in this answer only (owners)",
+    tag: "fleets",
+    body: createEnrollmentTokenInput,
+    created: true,
+  },
+  { method: "delete", path: "/api/v1/admin/fleets/{fleetId}/enrollment-tokens/{tokenId}", summary: "Revoke an unused enrollment token (owners)", tag: "fleets", noContent: true },
+  { method: "post", path: "/api/v1/admin/agents/{agentId}/rotate-key", summary: "Replace an agent's key; the new key is in this answer only (owners)", tag: "fleets" },
+  { method: "delete", path: "/api/v1/admin/agents/{agentId}", summary: "Revoke an agent: its key stops working at once (owners)", tag: "fleets", noContent: true },
+];
+
+/** The agent API: what data-plane agents call, with an agent key (or, to enroll, an enrollment token). */
+export const agentOperations: Operation[] = [
+  {
+    method: "post",
+    path: "/api/v1/agent/enroll",
+    summary: "Exchange a one-time enrollment token for an agent key (mda_…), shown once",
+    tag: "agent",
+    body: enrollInput,
+    created: true,
+    auth: "none",
+    response: "AgentEnrollment",
+  },
+  {
+    method: "get",
+    path: "/api/v1/agent/bundle",
+    summary:
+      "The fleet's active signed bundle, with ETag \"<sha256>\". If-None-Match (or after=) equal to the active one answers 304; with wait=N the request is held until a newer revision is published (200) or N seconds pass (304). 404 until the first publish (with wait: after waiting for it).",
+    tag: "agent",
+    query: bundleQuery,
+    response: "SignedBundle",
+    extraResponses: { "304": "The agent holds the active bundle (ETag header set)", "404": "No bundle published for this fleet yet" },
+  },
+  { method: "post", path: "/api/v1/agent/heartbeat", summary: "Report version, enforced revision, counters and errors", tag: "agent", body: heartbeatInput, noContent: true },
 ];
 
 const jsonSchema = (s: z.ZodType) => z.toJSONSchema(s, { io: "input", unrepresentable: "any", target: "openapi-3.0" });
@@ -78,9 +129,61 @@ const errorSchema = {
   },
 };
 
-/** The OpenAPI 3.0 document of the admin API, built from the same zod schemas the routes parse with. */
+const agentSchemas = {
+  AgentEnrollment: {
+    type: "object",
+    required: ["agentId", "fleetId", "agentKey"],
+    properties: {
+      agentId: { type: "string", example: "agt_0190f0c4…" },
+      fleetId: { type: "string", example: "flt_0190f0c4…" },
+      agentKey: { type: "string", description: "mda_<agent id hex>.<secret>; store it, it is not shown again" },
+    },
+  },
+  SignedBundle: {
+    type: "object",
+    required: ["revision", "sha256", "keyId", "signature", "content"],
+    properties: {
+      revision: { type: "integer" },
+      sha256: { type: "string", description: "SHA-256 (hex) of the RFC 8785 canonical JSON of content; also the ETag" },
+      keyId: { type: "string", description: "kid of the Ed25519 signing key" },
+      signature: { type: "string", description: "Compact JWS (EdDSA) over { sha256, fleetId, revision }" },
+      content: { type: "object", description: "Servers, catalogue, Cedar schema, policies and entities" },
+    },
+  },
+};
+
+/** The OpenAPI 3.0 document of the admin and agent APIs, built from the same zod schemas the routes parse with. */
 export function openApiDocument(serverUrl: string) {
   const paths: Record<string, Record<string, unknown>> = {};
+  const err = (description: string) => ({ description, content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } });
+  for (const op of agentOperations) {
+    const queryParams = op.query
+      ? Object.entries((jsonSchema(op.query) as { properties?: Record<string, { description?: string }> }).properties ?? {}).map(([name, schema]) => ({
+          name,
+          in: "query",
+          required: false,
+          description: schema.description,
+          schema,
+        }))
+      : [];
+    const headerParams = op.method === "get" ? [{ name: "If-None-Match", in: "header", required: false, description: "The ETag of the bundle the agent holds", schema: { type: "string" } }] : [];
+    const success = op.noContent
+      ? { description: "Done" }
+      : { description: "OK", content: { "application/json": { schema: op.response ? { $ref: `#/components/schemas/${op.response}` } : { type: "object" } } } };
+    (paths[op.path] ??= {})[op.method] = {
+      summary: op.summary,
+      tags: [op.tag],
+      security: op.auth === "none" ? [] : [{ agentKey: [] }],
+      parameters: [...queryParams, ...headerParams],
+      ...(op.body ? { requestBody: { required: true, content: { "application/json": { schema: jsonSchema(op.body) } } } } : {}),
+      responses: {
+        [op.noContent ? "204" : op.created ? "201" : "200"]: success,
+        ...Object.fromEntries(Object.entries(op.extraResponses ?? {}).map(([code, description]) => [code, code === "304" ? { description } : err(description)])),
+        "401": err(op.auth === "none" ? "The enrollment token is invalid, revoked, expired or already used" : 'No valid agent key (WWW-Authenticate: Bearer realm="mandate-agent")'),
+        ...(op.body ? { "413": err("Body over 1 MiB"), "422": err("Invalid input; issues name each field") } : {}),
+      },
+    };
+  }
   for (const op of operations) {
     const params = [...op.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: "path", required: true, schema: { type: "string" } }));
     const queryParams = op.query
@@ -92,7 +195,6 @@ export function openApiDocument(serverUrl: string) {
           schema,
         }))
       : [];
-    const err = (description: string) => ({ description, content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } });
     (paths[op.path] ??= {})[op.method] = {
       summary: op.summary,
       tags: [op.tag],
@@ -110,16 +212,20 @@ export function openApiDocument(serverUrl: string) {
   return {
     openapi: "3.0.3",
     info: {
-      title: "Mandate admin API",
+      title: "Mandate admin and agent API",
       version: "1",
       description:
-        "Manage tenants, MCP servers, tool catalogues and scope mappings. Authenticate with `Authorization: Bearer mdt_…` (an API token created in Settings), or the dashboard session cookie (same-origin writes only).",
+        "Admin API (/api/v1/admin): manage tenants, MCP servers, tool catalogues, scope mappings and fleets. Authenticate with `Authorization: Bearer mdt_…` (an API token created in Settings), or the dashboard session cookie (same-origin writes only).\n\n" +
+        "Agent API (/api/v1/agent): what data-plane agents call. An agent enrolls once with a one-time enrollment token (`mde_…`, minted by an owner) and receives its agent key (`mda_…`), sent as `Authorization: Bearer mda_…` on every other call; a bad key answers 401 with `WWW-Authenticate: Bearer realm=\"mandate-agent\"`. Bodies are at most 1 MiB.",
     },
     servers: [{ url: serverUrl }],
     security: [{ apiToken: [] }],
     components: {
-      securitySchemes: { apiToken: { type: "http", scheme: "bearer", description: "An API token (mdt_…)" } },
-      schemas: { Error: errorSchema },
+      securitySchemes: {
+        apiToken: { type: "http", scheme: "bearer", description: "An API token (mdt_…)" },
+        agentKey: { type: "http", scheme: "bearer", description: "An agent key (mda_<agent id hex>.<secret>) from POST /api/v1/agent/enroll; revoked or rotated keys answer 401" },
+      },
+      schemas: { Error: errorSchema, ...agentSchemas },
     },
     paths,
   };

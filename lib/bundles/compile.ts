@@ -1,0 +1,167 @@
+import type { PolicyTestRequest, RiskLevel } from "@/db/schema";
+import { BUNDLE_FORMAT, type BundleContent, type BundlePolicyMeta, type BundleServer, type BundleTool } from "@/lib/enforcement/bundle";
+import { PolicyEngine, type DecisionResult } from "@/lib/enforcement/engine";
+import { argumentTypes, cedarSchema } from "@/lib/enforcement/model";
+import { confine, entityRefs, splitPolicies, toJson, validatePolicies, type CedarIssue } from "@/lib/policy/cedar-tools";
+
+export const COMPILER_VERSION = "mandate-compiler/1";
+
+/** What the compiler reads: a consistent snapshot of the registry for a set of servers. */
+export interface RegistrySnapshot {
+  servers: (Omit<BundleServer, "prm"> & {
+    prm: BundleServer["prm"];
+    tools: { name: string; risk: RiskLevel; blocked: boolean; approved: { hash: string; title: string | null; description: string; annotations: Record<string, unknown>; inputSchema: Record<string, unknown> } | null }[];
+    mapping: Record<string, string[]>;
+  })[];
+  policies: { id: string; tenantId: string; serverId: string; name: string; kind: "rule" | "cedar"; cedar: string; enabled: boolean }[];
+  tests: { id: string; tenantId: string; serverId: string; name: string; request: PolicyTestRequest; expected: "allow" | "deny" }[];
+}
+
+export interface CompileIssue extends CedarIssue {
+  /** The admin's policy id (pol_…) and name, when the problem is in one. */
+  policy?: { id: string; name: string };
+}
+
+export interface TestResult {
+  id: string;
+  name: string;
+  tenantId: string;
+  serverId: string;
+  expected: "allow" | "deny";
+  actual: "allow" | "deny" | "not_run";
+  passed: boolean;
+  result?: DecisionResult;
+}
+
+export interface CompileResult {
+  content: BundleContent;
+  issues: CompileIssue[];
+  warnings: string[];
+  tests: TestResult[];
+}
+
+const bool = (v: unknown) => v === true;
+
+/**
+ * Compiles a snapshot into bundle content, collecting every problem at once:
+ * Cedar that does not parse or validate against the generated schema, a
+ * policy naming an unknown tool, server or another tenant, and failing tests.
+ * Pure: no database, no clock except `createdAt` passed in.
+ */
+export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: string; revision: number; parentRevision: number | null; createdAt: string }): CompileResult {
+  const issues: CompileIssue[] = [];
+  const warnings: string[] = [];
+  const catalogue: BundleTool[] = [];
+  const entities: BundleContent["cedar"]["entities"] = [];
+  const policies: Record<string, string> = {};
+  const meta: Record<string, BundlePolicyMeta> = {};
+  const serverById = new Map(snap.servers.map((s) => [s.id, s]));
+
+  for (const s of [...snap.servers].sort((a, b) => a.id.localeCompare(b.id))) {
+    entities.push({ uid: { type: "Server", id: s.id }, attrs: { name: s.name, resource: s.resourceUri }, parents: [] });
+    const approved = new Set<string>();
+    for (const t of [...s.tools].sort((a, b) => a.name.localeCompare(b.name))) {
+      if (!t.approved || t.blocked) continue;
+      approved.add(t.name);
+      const a = t.approved.annotations;
+      catalogue.push({ serverId: s.id, name: t.name, hash: t.approved.hash, title: t.approved.title, description: t.approved.description, risk: t.risk, annotations: a, inputSchema: t.approved.inputSchema });
+      entities.push({
+        uid: { type: "Tool", id: `${s.id}/${t.name}` },
+        attrs: { name: t.name, risk: t.risk, readOnly: bool(a.readOnlyHint), destructive: bool(a.destructiveHint), idempotent: bool(a.idempotentHint), openWorld: bool(a.openWorldHint) },
+        parents: [{ type: "Server", id: s.id }],
+      });
+    }
+    for (const [scope, names] of Object.entries(s.mapping).sort()) {
+      const granted = names.filter((n) => approved.has(n));
+      if (!granted.length) continue;
+      const id = `scope:${s.id}:${scope}`;
+      const text = `permit (principal, action in [Action::"call_tool", Action::"list_tools"], resource in [${granted.map((n) => `Tool::${JSON.stringify(`${s.id}/${n}`)}`).join(", ")}]) when { context.scopes.contains(${JSON.stringify(scope)}) };`;
+      policies[id] = confine(toJson(text), s.tenantIds, s.id);
+      meta[id] = { name: `scope ${scope}`, kind: "scope", tenantId: null, serverId: s.id };
+    }
+  }
+
+  for (const p of [...snap.policies].sort((a, b) => a.id.localeCompare(b.id))) {
+    if (!p.enabled) continue;
+    const s = serverById.get(p.serverId);
+    if (!s) continue;
+    const ref = { id: p.id, name: p.name };
+    if (!s.tenantIds.includes(p.tenantId)) {
+      warnings.push(`policy "${p.name}" skipped: its tenant may no longer use server ${s.name}`);
+      continue;
+    }
+    const split = splitPolicies(p.cedar);
+    if (!split.ok) {
+      issues.push(...split.issues.map((i) => ({ ...i, policy: ref })));
+      continue;
+    }
+    const known = new Set(s.tools.map((t) => t.name));
+    split.policies.forEach((text, i) => {
+      const json = toJson(text);
+      let bad = false;
+      for (const e of entityRefs(json)) {
+        const problem =
+          e.type === "Tool" && (!e.id.startsWith(`${s.id}/`) || !known.has(e.id.slice(s.id.length + 1)))
+            ? `names tool ${e.id}, which is not in the catalogue of ${s.name}`
+            : e.type === "Server" && e.id !== s.id
+              ? `names server ${e.id}; a policy applies to its own server only`
+              : e.type === "Tenant" && e.id !== p.tenantId
+                ? `names tenant ${e.id}; a policy applies to its own tenant only`
+                : null;
+        if (problem) {
+          issues.push({ message: `Policy ${problem}`, policy: ref });
+          bad = true;
+        }
+      }
+      if (bad) return;
+      const id = split.policies.length === 1 ? p.id : `${p.id}.${i + 1}`;
+      policies[id] = confine(json, [p.tenantId], s.id);
+      meta[id] = { name: p.name, kind: p.kind, tenantId: p.tenantId, serverId: s.id };
+    });
+  }
+
+  const args = argumentTypes(catalogue);
+  if (args.conflicts.length) warnings.push(`arguments with different types across tools cannot be used in policies: ${args.conflicts.join(", ")}`);
+  const schema = cedarSchema(args.types);
+  for (const i of validatePolicies(schema, policies)) {
+    const m = i.policyId ? meta[i.policyId] : undefined;
+    const pid = i.policyId?.replace(/\.\d+$/, "");
+    // Locations point into the confined text; the admin's own text is validated on save.
+    issues.push({ message: i.message, ...(i.help ? { help: i.help } : {}), ...(m && pid?.startsWith("pol_") ? { policy: { id: pid, name: m.name } } : {}) });
+  }
+
+  const content: BundleContent = {
+    manifest: { format: BUNDLE_FORMAT, fleetId: manifest.fleetId, revision: manifest.revision, parentRevision: manifest.parentRevision, createdAt: manifest.createdAt, compilerVersion: COMPILER_VERSION },
+    servers: snap.servers.map(({ tools: _t, mapping: _m, ...s }) => s).sort((a, b) => a.id.localeCompare(b.id)),
+    catalogue,
+    cedar: { schema, policies, entities },
+    policies: meta,
+    revocations: [],
+    approvedClients: [],
+    masking: [],
+  };
+  return { content, issues, warnings, tests: runTests(content, snap.tests, issues.length === 0) };
+}
+
+/** Runs policy tests against compiled content; with compile errors they do not run. */
+export function runTests(content: BundleContent, tests: RegistrySnapshot["tests"], runnable: boolean): TestResult[] {
+  const engine = runnable ? new PolicyEngine(content) : null;
+  return tests.map((t) => {
+    const base = { id: t.id, name: t.name, tenantId: t.tenantId, serverId: t.serverId, expected: t.expected };
+    if (!engine) return { ...base, actual: "not_run" as const, passed: false };
+    const r = t.request;
+    const result = engine.decide({
+      action: r.action,
+      serverId: t.serverId,
+      tool: r.tool,
+      tenantId: t.tenantId,
+      user: r.user,
+      groups: r.groups,
+      client: r.client,
+      scopes: r.scopes,
+      args: r.args,
+      time: r.time ? new Date(r.time) : undefined,
+    });
+    return { ...base, actual: result.decision, passed: result.decision === t.expected, result };
+  });
+}

@@ -1,0 +1,53 @@
+import { desc, inArray } from "drizzle-orm";
+import type { Db } from "@/db/client";
+import { policies, policyTests, scopeMappings, serverTenants, servers, toolVersions, tools } from "@/db/schema";
+import { protectedResourceMetadata } from "@/lib/enforcement/prm";
+import type { RegistrySnapshot } from "./compile";
+
+/** Reads what the compiler needs for these servers (call inside a transaction for consistency). */
+export async function loadSnapshot(db: Db, serverIds: string[]): Promise<RegistrySnapshot> {
+  if (serverIds.length === 0) return { servers: [], policies: [], tests: [] };
+  const [serverRows, access, toolRows, mappingRows, policyRows, testRows] = await Promise.all([
+    db.select().from(servers).where(inArray(servers.id, serverIds)),
+    db.select().from(serverTenants).where(inArray(serverTenants.serverId, serverIds)),
+    db.select().from(tools).where(inArray(tools.serverId, serverIds)),
+    db.select().from(scopeMappings).where(inArray(scopeMappings.serverId, serverIds)).orderBy(desc(scopeMappings.version)),
+    db.select().from(policies).where(inArray(policies.serverId, serverIds)),
+    db.select().from(policyTests).where(inArray(policyTests.serverId, serverIds)),
+  ]);
+  const approvedIds = toolRows.flatMap((t) => (t.approvedVersionId ? [t.approvedVersionId] : []));
+  const versions = approvedIds.length ? await db.select().from(toolVersions).where(inArray(toolVersions.id, approvedIds)) : [];
+  const versionById = new Map(versions.map((v) => [v.id, v]));
+  return {
+    servers: serverRows.map((s) => {
+      const mapping = mappingRows.find((m) => m.serverId === s.id)?.mapping ?? {};
+      const tenantIds = [s.tenantId, ...access.filter((a) => a.serverId === s.id && a.tenantId !== s.tenantId).map((a) => a.tenantId).sort()];
+      return {
+        id: s.id,
+        name: s.name,
+        tenantId: s.tenantId,
+        tenantIds,
+        resourceUri: s.resourceUri,
+        upstreamUrl: s.upstreamUrl,
+        scopes: s.scopes,
+        issuers: s.issuers,
+        prm: protectedResourceMetadata(s),
+        mapping,
+        tools: toolRows
+          .filter((t) => t.serverId === s.id)
+          .map((t) => {
+            const v = t.approvedVersionId ? versionById.get(t.approvedVersionId) : undefined;
+            return {
+              name: t.name,
+              risk: t.risk,
+              blocked: t.blocked,
+              approved: v ? { hash: v.hash, title: v.title, description: v.description, annotations: v.annotations, inputSchema: v.inputSchema } : null,
+            };
+          }),
+      };
+    }),
+    policies: policyRows.map((p) => ({ id: p.id, tenantId: p.tenantId, serverId: p.serverId, name: p.name, kind: p.kind, cedar: p.cedar, enabled: p.enabled })),
+    tests: testRows.map((t) => ({ id: t.id, tenantId: t.tenantId, serverId: t.serverId, name: t.name, request: t.request, expected: t.expected })),
+  };
+}
+

@@ -1,0 +1,126 @@
+import { createHash } from "node:crypto";
+import canonicalize from "canonicalize";
+import { compactVerify, importJWK, type JWK } from "jose";
+import type { SchemaJson } from "./cedar";
+import type { ProtectedResourceMetadata } from "./prm";
+
+export const BUNDLE_FORMAT = 1;
+
+export interface BundleServer {
+  id: string;
+  name: string;
+  tenantId: string;
+  tenantIds: string[];
+  resourceUri: string;
+  upstreamUrl: string;
+  scopes: string[];
+  issuers: { issuer: string; jwksUri?: string; discovery: boolean; algorithms: string[]; claims: { tenant: string; user: string; client: string; scopes: string } }[];
+  prm: ProtectedResourceMetadata;
+}
+
+export interface BundleTool {
+  serverId: string;
+  name: string;
+  hash: string;
+  title: string | null;
+  description: string;
+  risk: string;
+  annotations: Record<string, unknown>;
+  inputSchema: Record<string, unknown>;
+}
+
+export interface BundlePolicyMeta {
+  name: string;
+  kind: "scope" | "rule" | "cedar" | "builtin";
+  tenantId: string | null;
+  serverId: string;
+}
+
+/** Everything an agent needs to enforce, and nothing secret. */
+export interface BundleContent {
+  manifest: { format: number; fleetId: string; revision: number; parentRevision: number | null; createdAt: string; compilerVersion: string };
+  servers: BundleServer[];
+  catalogue: BundleTool[];
+  cedar: {
+    schema: SchemaJson<string>;
+    /** Policy id → Cedar text, already confined to its tenant and server. */
+    policies: Record<string, string>;
+    /** Static entities: servers and tools with their attributes. */
+    entities: { uid: { type: string; id: string }; attrs: Record<string, unknown>; parents: { type: string; id: string }[] }[];
+  };
+  policies: Record<string, BundlePolicyMeta>;
+  /** Filled by the grants issue: "reject tokens of (user, client, server) issued before t". */
+  revocations: { user?: string; client?: string; serverId?: string; before: string }[];
+  approvedClients: { tenantId: string; clientId: string }[];
+  masking: { serverId: string; tool: string; paths: string[]; mode: "hide" | "hash" }[];
+}
+
+/** A bundle as served to agents. */
+export interface SignedBundle {
+  revision: number;
+  sha256: string;
+  keyId: string;
+  signature: string;
+  content: BundleContent;
+}
+
+/** SHA-256 (hex) of the RFC 8785 canonical JSON of the content: the bundle's address. */
+export function contentHash(content: unknown): string {
+  return createHash("sha256").update(canonicalize(content) ?? "").digest("hex");
+}
+
+export interface SignaturePayload {
+  sha256: string;
+  fleetId: string;
+  revision: number;
+}
+
+export class BundleRejected extends Error {
+  constructor(
+    readonly reason: "hash_mismatch" | "bad_signature" | "unknown_key" | "missing_signature" | "wrong_fleet" | "stale_revision" | "malformed",
+    message: string,
+  ) {
+    super(message);
+    this.name = "BundleRejected";
+  }
+}
+
+/**
+ * Verifies a bundle against pinned public keys: the JWS is EdDSA by a pinned
+ * key, its payload names this content's SHA-256, fleet and revision, and the
+ * revision is not older than the one held. Throws BundleRejected otherwise.
+ */
+export async function verifyBundle(
+  bundle: SignedBundle,
+  opts: { keys: Record<string, JWK>; fleetId?: string; minRevision?: number },
+): Promise<BundleContent> {
+  if (!bundle || typeof bundle !== "object" || !bundle.content || typeof bundle.content !== "object") throw new BundleRejected("malformed", "not a bundle");
+  if (!bundle.signature) throw new BundleRejected("missing_signature", "the bundle is not signed");
+  const hash = contentHash(bundle.content);
+  if (hash !== bundle.sha256) throw new BundleRejected("hash_mismatch", "the content does not match its SHA-256");
+  let payload: SignaturePayload;
+  try {
+    const { payload: raw } = await compactVerify(
+      bundle.signature,
+      async (header) => {
+        const jwk = header.kid ? opts.keys[header.kid] : undefined;
+        if (!jwk) throw new BundleRejected("unknown_key", `no pinned key ${header.kid ?? "(none)"}`);
+        return importJWK(jwk, "EdDSA");
+      },
+      { algorithms: ["EdDSA"] },
+    );
+    payload = JSON.parse(new TextDecoder().decode(raw)) as SignaturePayload;
+  } catch (err) {
+    if (err instanceof BundleRejected) throw err;
+    throw new BundleRejected("bad_signature", "the signature does not verify");
+  }
+  const m = bundle.content.manifest;
+  if (payload.sha256 !== hash || payload.fleetId !== m.fleetId || payload.revision !== m.revision || bundle.revision !== m.revision) {
+    throw new BundleRejected("hash_mismatch", "the signature is for other content");
+  }
+  if (opts.fleetId && m.fleetId !== opts.fleetId) throw new BundleRejected("wrong_fleet", `the bundle is for fleet ${m.fleetId}`);
+  if (opts.minRevision !== undefined && m.revision < opts.minRevision) {
+    throw new BundleRejected("stale_revision", `revision ${m.revision} is older than ${opts.minRevision}`);
+  }
+  return bundle.content;
+}

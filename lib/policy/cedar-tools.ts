@@ -1,0 +1,97 @@
+import { cedar, lineCol, type PolicyJson, type SchemaJson } from "@/lib/enforcement/cedar";
+
+/** A problem in Cedar text, at its line and column when Cedar says where. */
+export interface CedarIssue {
+  message: string;
+  help?: string;
+  line?: number;
+  column?: number;
+  policyId?: string;
+}
+
+const issue = (text: string, e: { message: string; help: string | null; sourceLocations?: { start: number }[] }, policyId?: string): CedarIssue => {
+  const at = e.sourceLocations?.[0];
+  return { message: e.message, ...(e.help ? { help: e.help } : {}), ...(at ? lineCol(text, at.start) : {}), ...(policyId ? { policyId } : {}) };
+};
+
+/** Splits Cedar text into its policies, or returns the parse errors. */
+export function splitPolicies(text: string): { ok: true; policies: string[] } | { ok: false; issues: CedarIssue[] } {
+  const parts = cedar.policySetTextToParts(text);
+  if (parts.type !== "success") return { ok: false, issues: parts.errors.map((e) => issue(text, e)) };
+  if (parts.policy_templates.length) return { ok: false, issues: [{ message: "templates are not supported; write static policies" }] };
+  if (parts.policies.length === 0) return { ok: false, issues: [{ message: "write at least one policy" }] };
+  return { ok: true, policies: parts.policies };
+}
+
+export function toJson(policy: string): PolicyJson {
+  const j = cedar.policyToJson(policy);
+  if (j.type !== "success") throw new Error(j.errors.map((e) => e.message).join("; "));
+  return j.json;
+}
+
+/** Every entity literal a policy names (in its scope or conditions). */
+export function entityRefs(policy: PolicyJson): { type: string; id: string }[] {
+  const out: { type: string; id: string }[] = [];
+  const walk = (v: unknown) => {
+    if (!v || typeof v !== "object") return;
+    if (Array.isArray(v)) return v.forEach(walk);
+    const o = v as Record<string, unknown>;
+    if (o.__entity && typeof o.__entity === "object") {
+      const e = o.__entity as { type: string; id: string };
+      out.push({ type: e.type, id: e.id });
+      return;
+    }
+    if (typeof o.type === "string" && typeof o.id === "string" && Object.keys(o).length === 2) {
+      out.push({ type: o.type, id: o.id });
+      return;
+    }
+    Object.values(o).forEach(walk);
+  };
+  walk(policy);
+  return out;
+}
+
+/**
+ * Confines a policy to one tenant and one server: appends
+ * `when { principal in Tenant::"t" && resource in Server::"s" }`, so a
+ * tenant's permit or forbid can never touch another tenant's requests or
+ * another server's tools, whatever its own scope says.
+ */
+export function confine(policy: PolicyJson, tenantIds: string[], serverId: string): string {
+  const principalIn = (t: string) => ({ in: { left: { Var: "principal" }, right: { Value: { __entity: { type: "Tenant", id: t } } } } });
+  const tenantExpr = tenantIds.map(principalIn).reduce((a, b) => ({ "||": { left: a, right: b } }) as never);
+  const body = { "&&": { left: tenantExpr, right: { in: { left: { Var: "resource" }, right: { Value: { __entity: { type: "Server", id: serverId } } } } } } };
+  const confined = { ...policy, conditions: [...policy.conditions, { kind: "when" as const, body: body as never }] };
+  const t = cedar.policyToText(confined);
+  if (t.type !== "success") throw new Error(t.errors.map((e) => e.message).join("; "));
+  return t.text;
+}
+
+/** Strict validation of a policy set against a schema; every problem at once. */
+export function validatePolicies(schema: SchemaJson<string>, policies: Record<string, string> | string): CedarIssue[] {
+  const res = cedar.validate({ schema, policies: { staticPolicies: policies }, validationSettings: { mode: "strict" } });
+  if (res.type !== "success") return res.errors.map((e) => ({ message: e.message, ...(e.help ? { help: e.help } : {}) }));
+  const seen = new Set<string>();
+  const out: CedarIssue[] = [];
+  for (const v of res.validationErrors) {
+    // Cedar reports one error per action; the admin needs each once.
+    const msg = v.error.message.replace(/ for Action::"\w+"/, "");
+    const key = `${v.policyId}|${msg}|${v.error.sourceLocations?.[0]?.start}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    // Locations are offsets into the text as given: the whole text, or the policy's own.
+    const text = typeof policies === "string" ? policies : (policies[v.policyId] ?? "");
+    out.push(issue(text, { ...v.error, message: msg }, typeof policies === "string" ? undefined : v.policyId));
+  }
+  return out;
+}
+
+export function formatCedar(text: string): { ok: true; text: string } | { ok: false; issues: CedarIssue[] } {
+  const f = cedar.formatPolicies({ policyText: text, lineWidth: 100, indentWidth: 2 });
+  return f.type === "success" ? { ok: true, text: f.formatted_policy } : { ok: false, issues: f.errors.map((e) => issue(text, e)) };
+}
+
+export function schemaText(schema: SchemaJson<string>): string {
+  const t = cedar.schemaToText(schema);
+  return t.type === "success" ? t.text : "";
+}

@@ -1,0 +1,283 @@
+import { and, asc, eq, inArray, type SQL } from "drizzle-orm";
+import { z } from "zod";
+import { policies, policyTests, type Policy, type PolicyRule, type PolicyTest } from "@/db/schema";
+import { can, seesAllTenants } from "@/lib/auth/permissions";
+import { compileBundle, runTests, type RegistrySnapshot } from "@/lib/bundles/compile";
+import { loadSnapshot } from "@/lib/bundles/snapshot";
+import type { Ctx } from "@/lib/context";
+import { isUniqueViolation } from "@/lib/db-errors";
+import { PolicyEngine } from "@/lib/enforcement/engine";
+import { argumentTypes, cedarSchema } from "@/lib/enforcement/model";
+import { AppError, forbidden, notFound } from "@/lib/errors";
+import { newId } from "@/lib/ids";
+import { loadServer } from "@/lib/servers/service";
+import { recordEvent } from "@/lib/trail/record";
+import { entityRefs, formatCedar, schemaText, splitPolicies, toJson, validatePolicies, type CedarIssue } from "./cedar-tools";
+import { compileRule, policyRuleSchema } from "./rule";
+
+const name = z.string().trim().min(2, "must be at least 2 characters").max(80);
+
+export const policyInput = z
+  .object({
+    tenantId: z.string(),
+    serverId: z.string(),
+    name,
+    description: z.string().trim().max(2000).default(""),
+    kind: z.enum(["rule", "cedar"]),
+    rule: policyRuleSchema.optional().describe("For kind rule: the rule-editor form"),
+    cedar: z.string().max(64 * 1024).optional().describe("For kind cedar: the policy text"),
+    enabled: z.boolean().default(true),
+  })
+  .superRefine((v, ctx) => {
+    if (v.kind === "rule" && !v.rule) ctx.addIssue({ code: "custom", path: ["rule"], message: "is required for a rule" });
+    if (v.kind === "cedar" && !v.cedar?.trim()) ctx.addIssue({ code: "custom", path: ["cedar"], message: "write the policy" });
+  });
+export const policyUpdateInput = z.object({
+  name: name.optional(),
+  description: z.string().trim().max(2000).optional(),
+  rule: policyRuleSchema.optional(),
+  cedar: z.string().max(64 * 1024).optional(),
+  enabled: z.boolean().optional(),
+});
+export const cedarCheckInput = z.object({ tenantId: z.string(), serverId: z.string(), cedar: z.string().max(64 * 1024).optional(), rule: policyRuleSchema.optional() });
+
+const testRequestSchema = z.object({
+  user: z.string().trim().min(1).max(200),
+  groups: z.array(z.string().max(200)).max(50).default([]),
+  client: z.string().trim().max(200).default(""),
+  scopes: z.array(z.string().max(128)).max(100).default([]),
+  tool: z.string().min(1).max(128),
+  action: z.enum(["call_tool", "list_tools"]).default("call_tool"),
+  args: z.record(z.string(), z.unknown()).default({}),
+  time: z.iso.datetime({ offset: true }).optional(),
+});
+export const policyTestInput = z.object({ tenantId: z.string(), serverId: z.string(), name, request: testRequestSchema, expected: z.enum(["allow", "deny"]) });
+export const policyTestUpdateInput = z.object({ name: name.optional(), request: testRequestSchema.optional(), expected: z.enum(["allow", "deny"]).optional() });
+export const simulateInput = z.object({ tenantId: z.string(), serverId: z.string(), request: testRequestSchema });
+
+/** The actor may write policies of this tenant on this server (which the tenant may use). */
+async function authorize(ctx: Ctx, tenantId: string, serverId: string, write: boolean) {
+  const { server, tenantIds } = await loadServer(ctx, serverId, "servers.read");
+  if (!tenantIds.includes(tenantId) || !can(ctx.actor, "tenants.read", tenantId)) throw notFound("Tenant on this server");
+  if (write && !can(ctx.actor, "policies.write", tenantId)) throw forbidden();
+  return server;
+}
+
+function publicPolicy(p: Policy) {
+  return { ...p, createdAt: p.createdAt.toISOString(), updatedAt: p.updatedAt.toISOString() };
+}
+
+/** Checks Cedar text for one tenant's policy on one server: parse, schema validation (with lines), named entities. */
+export async function checkCedar(ctx: Ctx, tenantId: string, serverId: string, text: string, snap?: RegistrySnapshot): Promise<CedarIssue[]> {
+  const s = (snap ?? (await loadSnapshot(ctx.db, [serverId]))).servers.find((x) => x.id === serverId)!;
+  const split = splitPolicies(text);
+  if (!split.ok) return split.issues;
+  const approved = s.tools.filter((t) => t.approved && !t.blocked).map((t) => ({ inputSchema: t.approved!.inputSchema }));
+  const issues = validatePolicies(cedarSchema(argumentTypes(approved).types), text);
+  const known = new Set(s.tools.map((t) => t.name));
+  for (const p of split.policies) {
+    for (const e of entityRefs(toJson(p))) {
+      if (e.type === "Tool" && (!e.id.startsWith(`${serverId}/`) || !known.has(e.id.slice(serverId.length + 1)))) issues.push({ message: `Tool::"${e.id}" is not in the catalogue of ${s.name}` });
+      if (e.type === "Server" && e.id !== serverId) issues.push({ message: `Server::"${e.id}" is not this policy's server` });
+      if (e.type === "Tenant" && e.id !== tenantId) issues.push({ message: `Tenant::"${e.id}" is not this policy's tenant` });
+    }
+  }
+  return issues;
+}
+
+function textOf(kind: "rule" | "cedar", serverId: string, nameStr: string, rule?: PolicyRule, cedar?: string) {
+  return kind === "rule" ? compileRule(rule!, serverId, { name: nameStr }) : cedar!;
+}
+
+function rejectIssues(issues: CedarIssue[]) {
+  if (issues.length) {
+    throw new AppError(
+      "validation_failed",
+      `The policy has ${issues.length} problem${issues.length > 1 ? "s" : ""}`,
+      issues.map((i) => ({ path: "cedar", message: `${i.line ? `line ${i.line}, column ${i.column}: ` : ""}${i.message}${i.help ? ` (${i.help})` : ""}` })),
+    );
+  }
+}
+
+/** Live check for the editor: issues with positions, the formatted text and the compiled Cedar of a rule. */
+export async function checkPolicy(ctx: Ctx, input: z.infer<typeof cedarCheckInput>) {
+  await authorize(ctx, input.tenantId, input.serverId, false);
+  const text = input.rule ? compileRule(input.rule, input.serverId, { name: "preview" }) : (input.cedar ?? "");
+  const issues = await checkCedar(ctx, input.tenantId, input.serverId, text);
+  const formatted = issues.length ? null : formatCedar(text);
+  return { cedar: text, issues, formatted: formatted?.ok ? formatted.text : null };
+}
+
+/** The Cedar schema the compiler generates for a server (what editor validation uses). */
+export async function serverSchema(ctx: Ctx, serverId: string) {
+  await loadServer(ctx, serverId, "servers.read");
+  const snap = await loadSnapshot(ctx.db, [serverId]);
+  const approved = snap.servers[0]!.tools.filter((t) => t.approved && !t.blocked).map((t) => ({ inputSchema: t.approved!.inputSchema }));
+  const { types, conflicts } = argumentTypes(approved);
+  const schema = cedarSchema(types);
+  return { schema, text: schemaText(schema), arguments: types, conflicts, tools: snap.servers[0]!.tools.map((t) => ({ name: t.name, approved: Boolean(t.approved), blocked: t.blocked })) };
+}
+
+export async function listPolicies(ctx: Ctx, q: { tenantId?: string; serverId?: string }) {
+  const filters: SQL[] = [];
+  if (!seesAllTenants(ctx.actor)) {
+    const mine = [...ctx.actor.tenantRoles.keys()];
+    if (!mine.length) return { items: [] };
+    filters.push(inArray(policies.tenantId, mine));
+  }
+  if (q.tenantId) filters.push(eq(policies.tenantId, q.tenantId));
+  if (q.serverId) filters.push(eq(policies.serverId, q.serverId));
+  const rows = await ctx.db.select().from(policies).where(filters.length ? and(...filters) : undefined).orderBy(asc(policies.name)).limit(500);
+  return { items: rows.map(publicPolicy) };
+}
+
+async function loadPolicy(ctx: Ctx, id: string, write: boolean) {
+  const [p] = await ctx.db.select().from(policies).where(eq(policies.id, id));
+  if (!p || !can(ctx.actor, "tenants.read", p.tenantId)) throw notFound("Policy");
+  if (write && !can(ctx.actor, "policies.write", p.tenantId)) throw forbidden();
+  return p;
+}
+
+export async function getPolicy(ctx: Ctx, id: string) {
+  return publicPolicy(await loadPolicy(ctx, id, false));
+}
+
+const duplicate = (err: unknown): never => {
+  if (isUniqueViolation(err)) throw new AppError("conflict", "A policy with this name already exists for this tenant and server", [{ path: "name", message: "already exists" }]);
+  throw err;
+};
+
+export async function createPolicy(ctx: Ctx, input: z.infer<typeof policyInput>) {
+  await authorize(ctx, input.tenantId, input.serverId, true);
+  const cedar = textOf(input.kind, input.serverId, input.name, input.rule as PolicyRule | undefined, input.cedar);
+  rejectIssues(await checkCedar(ctx, input.tenantId, input.serverId, cedar));
+  const id = newId("policy");
+  try {
+    return await ctx.db.transaction(async (tx) => {
+      const [row] = await tx
+        .insert(policies)
+        .values({ id, tenantId: input.tenantId, serverId: input.serverId, name: input.name, description: input.description, kind: input.kind, rule: (input.rule as PolicyRule | undefined) ?? null, cedar, enabled: input.enabled })
+        .returning();
+      await recordEvent(tx, ctx.actor, { action: "policy.create", targetType: "policy", targetId: id, tenantId: input.tenantId, after: { name: input.name, cedar } });
+      return publicPolicy(row!);
+    });
+  } catch (err) {
+    duplicate(err);
+  }
+}
+
+export async function updatePolicy(ctx: Ctx, id: string, input: z.infer<typeof policyUpdateInput>) {
+  const before = await loadPolicy(ctx, id, true);
+  if (before.kind === "rule" && input.cedar !== undefined) throw new AppError("bad_request", "A rule policy is edited through its rule");
+  if (before.kind === "cedar" && input.rule !== undefined) throw new AppError("bad_request", "A Cedar policy is edited as Cedar");
+  const nextName = input.name ?? before.name;
+  const cedar = before.kind === "rule" ? compileRule((input.rule as PolicyRule | undefined) ?? before.rule!, before.serverId, { name: nextName }) : (input.cedar ?? before.cedar);
+  rejectIssues(await checkCedar(ctx, before.tenantId, before.serverId, cedar));
+  try {
+    return await ctx.db.transaction(async (tx) => {
+      const [row] = await tx
+        .update(policies)
+        .set({ ...input, ...(input.rule ? { rule: input.rule as PolicyRule } : {}), cedar, updatedAt: new Date() })
+        .where(eq(policies.id, before.id))
+        .returning();
+      await recordEvent(tx, ctx.actor, { action: "policy.update", targetType: "policy", targetId: id, tenantId: before.tenantId, before: { name: before.name, enabled: before.enabled, cedar: before.cedar }, after: { name: row!.name, enabled: row!.enabled, cedar } });
+      return publicPolicy(row!);
+    });
+  } catch (err) {
+    duplicate(err);
+  }
+}
+
+export async function deletePolicy(ctx: Ctx, id: string) {
+  const before = await loadPolicy(ctx, id, true);
+  await ctx.db.transaction(async (tx) => {
+    await tx.delete(policies).where(eq(policies.id, before.id));
+    await recordEvent(tx, ctx.actor, { action: "policy.delete", targetType: "policy", targetId: id, tenantId: before.tenantId, before: { name: before.name, cedar: before.cedar } });
+  });
+}
+
+// ---------------------------------------------------------------- tests
+
+function publicTest(t: PolicyTest) {
+  return { ...t, createdAt: t.createdAt.toISOString(), updatedAt: t.updatedAt.toISOString() };
+}
+
+async function loadTest(ctx: Ctx, id: string, write: boolean) {
+  const [t] = await ctx.db.select().from(policyTests).where(eq(policyTests.id, id));
+  if (!t || !can(ctx.actor, "tenants.read", t.tenantId)) throw notFound("Test");
+  if (write && !can(ctx.actor, "policies.write", t.tenantId)) throw forbidden();
+  return t;
+}
+
+export async function listTests(ctx: Ctx, q: { tenantId?: string; serverId?: string }) {
+  const filters: SQL[] = [];
+  if (!seesAllTenants(ctx.actor)) {
+    const mine = [...ctx.actor.tenantRoles.keys()];
+    if (!mine.length) return { items: [] };
+    filters.push(inArray(policyTests.tenantId, mine));
+  }
+  if (q.tenantId) filters.push(eq(policyTests.tenantId, q.tenantId));
+  if (q.serverId) filters.push(eq(policyTests.serverId, q.serverId));
+  const rows = await ctx.db.select().from(policyTests).where(filters.length ? and(...filters) : undefined).orderBy(asc(policyTests.name)).limit(1000);
+  return { items: rows.map(publicTest) };
+}
+
+export async function createTest(ctx: Ctx, input: z.infer<typeof policyTestInput>) {
+  await authorize(ctx, input.tenantId, input.serverId, true);
+  const id = newId("policyTest");
+  try {
+    return await ctx.db.transaction(async (tx) => {
+      const [row] = await tx.insert(policyTests).values({ id, ...input }).returning();
+      await recordEvent(tx, ctx.actor, { action: "policy_test.create", targetType: "policy_test", targetId: id, tenantId: input.tenantId, after: input });
+      return publicTest(row!);
+    });
+  } catch (err) {
+    if (isUniqueViolation(err)) throw new AppError("conflict", "A test with this name already exists", [{ path: "name", message: "already exists" }]);
+    throw err;
+  }
+}
+
+export async function updateTest(ctx: Ctx, id: string, input: z.infer<typeof policyTestUpdateInput>) {
+  const before = await loadTest(ctx, id, true);
+  return ctx.db.transaction(async (tx) => {
+    const [row] = await tx.update(policyTests).set({ ...input, updatedAt: new Date() }).where(eq(policyTests.id, before.id)).returning();
+    await recordEvent(tx, ctx.actor, { action: "policy_test.update", targetType: "policy_test", targetId: id, tenantId: before.tenantId, before: publicTest(before), after: input });
+    return publicTest(row!);
+  });
+}
+
+export async function deleteTest(ctx: Ctx, id: string) {
+  const before = await loadTest(ctx, id, true);
+  await ctx.db.transaction(async (tx) => {
+    await tx.delete(policyTests).where(eq(policyTests.id, before.id));
+    await recordEvent(tx, ctx.actor, { action: "policy_test.delete", targetType: "policy_test", targetId: id, tenantId: before.tenantId, before: publicTest(before) });
+  });
+}
+
+/** Compiles the current policies of one server as a draft and runs its tests (of tenants the actor reads). */
+export async function runServerTests(ctx: Ctx, serverId: string, tenantId?: string) {
+  await loadServer(ctx, serverId, "servers.read");
+  const snap = await loadSnapshot(ctx.db, [serverId]);
+  const draft = compileBundle(snap, { fleetId: "draft", revision: 0, parentRevision: null, createdAt: new Date().toISOString() });
+  const visible = snap.tests.filter((t) => can(ctx.actor, "tenants.read", t.tenantId) && (!tenantId || t.tenantId === tenantId));
+  const tests = runTests(draft.content, visible, draft.issues.length === 0);
+  return { issues: draft.issues, warnings: draft.warnings, tests, passed: tests.filter((t) => t.passed).length, failed: tests.filter((t) => !t.passed).length };
+}
+
+/** Decides one request against the server's current draft, with the Cedar of the policies that determined it. */
+export async function simulateDraft(ctx: Ctx, input: z.infer<typeof simulateInput>) {
+  await authorize(ctx, input.tenantId, input.serverId, false);
+  const snap = await loadSnapshot(ctx.db, [input.serverId]);
+  const draft = compileBundle(snap, { fleetId: "draft", revision: 0, parentRevision: null, createdAt: new Date().toISOString() });
+  if (draft.issues.length) return { decision: null, issues: draft.issues };
+  return explain(new PolicyEngine(draft.content), input);
+}
+
+/** Decides with an engine and attaches names and Cedar of the determining policies. */
+export function explain(engine: PolicyEngine, input: z.infer<typeof simulateInput>) {
+  const r = input.request;
+  const result = engine.decide({ action: r.action, serverId: input.serverId, tool: r.tool, tenantId: input.tenantId, user: r.user, groups: r.groups, client: r.client, scopes: r.scopes, args: r.args, time: r.time ? new Date(r.time) : undefined });
+  const b = engine.bundle;
+  const describe = (id: string) => ({ id, name: b.policies[id]?.name ?? id, kind: b.policies[id]?.kind ?? "builtin", cedar: b.cedar.policies[id] ?? "" });
+  return { ...result, determiningPolicies: result.determining.map(describe), erroredPolicies: result.errors.map(describe), issues: [] };
+}
