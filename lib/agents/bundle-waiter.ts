@@ -27,11 +27,8 @@ const hubs = (g.__mandateBundleHubs ??= new WeakMap());
 
 /** Splits `<fleetId>:<revision>`; null for anything else. */
 export function parseBundlePayload(payload: string): { fleetId: string; revision: number } | null {
-  const i = payload.lastIndexOf(":");
-  if (i <= 0) return null;
-  const revision = Number(payload.slice(i + 1));
-  if (!Number.isSafeInteger(revision) || revision < 0) return null;
-  return { fleetId: payload.slice(0, i), revision };
+  const m = /^(.+):(\d{1,15})$/.exec(payload);
+  return m ? { fleetId: m[1]!, revision: Number(m[2]) } : null;
 }
 
 function hubFor(handle: DbHandle): Hub {

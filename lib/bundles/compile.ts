@@ -75,7 +75,7 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
       const granted = names.filter((n) => approved.has(n));
       if (!granted.length) continue;
       const id = `scope:${s.id}:${scope}`;
-      const text = `permit (principal, action in [Action::"call_tool", Action::"list_tools"], resource in [${granted.map((n) => `Tool::${JSON.stringify(`${s.id}/${n}`)}`).join(", ")}]) when { context.scopes.contains(${JSON.stringify(scope)}) };`;
+      const text = `permit (principal, action in [Action::"call_tool", Action::"list_tools"], resource) when { resource in [${granted.map((n) => `Tool::${JSON.stringify(`${s.id}/${n}`)}`).join(", ")}] && context.scopes.contains(${JSON.stringify(scope)}) };`;
       policies[id] = confine(toJson(text), s.tenantIds, s.id);
       meta[id] = { name: `scope ${scope}`, kind: "scope", tenantId: null, serverId: s.id };
     }

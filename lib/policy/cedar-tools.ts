@@ -51,6 +51,27 @@ export function entityRefs(policy: PolicyJson): { type: string; id: string }[] {
   return out;
 }
 
+/** Names of `context.args` attributes a policy reads or tests with `has`. */
+export function argRefs(policy: PolicyJson): string[] {
+  const out = new Set<string>();
+  const isArgs = (e: unknown) => {
+    const d = (e as { ".": { left: { Var?: string }; attr: string } })?.["."];
+    return Boolean(d && d.left?.Var === "context" && d.attr === "args");
+  };
+  const walk = (v: unknown) => {
+    if (!v || typeof v !== "object") return;
+    if (Array.isArray(v)) return v.forEach(walk);
+    const o = v as Record<string, { left?: unknown; attr?: unknown }>;
+    for (const k of [".", "has"]) {
+      const n = o[k];
+      if (n && isArgs(n.left)) (Array.isArray(n.attr) ? n.attr.slice(0, 1) : [n.attr]).forEach((a) => typeof a === "string" && out.add(a));
+    }
+    Object.values(o).forEach(walk);
+  };
+  walk(policy);
+  return [...out];
+}
+
 /**
  * Confines a policy to one tenant and one server: appends
  * `when { principal in Tenant::"t" && resource in Server::"s" }`, so a
@@ -73,15 +94,18 @@ export function validatePolicies(schema: SchemaJson<string>, policies: Record<st
   if (res.type !== "success") return res.errors.map((e) => ({ message: e.message, ...(e.help ? { help: e.help } : {}) }));
   const seen = new Set<string>();
   const out: CedarIssue[] = [];
-  for (const v of res.validationErrors) {
+  // Warnings block too: an "impossible" policy is usually a misspelt attribute,
+  // and a forbid that can never match would silently protect nothing.
+  for (const v of [...res.validationErrors, ...res.validationWarnings]) {
     // Cedar reports one error per action; the admin needs each once.
-    const msg = v.error.message.replace(/ for Action::"\w+"/, "");
+    const msg = v.error.message.replace(/ for Action::"\w+"/, "").replace(/^for policy `[^`]+`, /, "");
+    const help = v.error.help ?? (/impossible/.test(msg) ? "check attribute and argument names: one that does not exist makes the condition always false" : null);
     const key = `${v.policyId}|${msg}|${v.error.sourceLocations?.[0]?.start}`;
     if (seen.has(key)) continue;
     seen.add(key);
     // Locations are offsets into the text as given: the whole text, or the policy's own.
     const text = typeof policies === "string" ? policies : (policies[v.policyId] ?? "");
-    out.push(issue(text, { ...v.error, message: msg }, typeof policies === "string" ? undefined : v.policyId));
+    out.push(issue(text, { ...v.error, message: msg, help }, typeof policies === "string" ? undefined : v.policyId));
   }
   return out;
 }

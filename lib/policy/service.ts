@@ -12,7 +12,7 @@ import { AppError, forbidden, notFound } from "@/lib/errors";
 import { newId } from "@/lib/ids";
 import { loadServer } from "@/lib/servers/service";
 import { recordEvent } from "@/lib/trail/record";
-import { entityRefs, formatCedar, schemaText, splitPolicies, toJson, validatePolicies, type CedarIssue } from "./cedar-tools";
+import { argRefs, entityRefs, formatCedar, schemaText, splitPolicies, toJson, validatePolicies, type CedarIssue } from "./cedar-tools";
 import { compileRule, policyRuleSchema } from "./rule";
 
 const name = z.string().trim().min(2, "must be at least 2 characters").max(80);
@@ -73,10 +73,13 @@ export async function checkCedar(ctx: Ctx, tenantId: string, serverId: string, t
   const split = splitPolicies(text);
   if (!split.ok) return split.issues;
   const approved = s.tools.filter((t) => t.approved && !t.blocked).map((t) => ({ inputSchema: t.approved!.inputSchema }));
-  const issues = validatePolicies(cedarSchema(argumentTypes(approved).types), text);
+  const { types } = argumentTypes(approved);
+  const issues = validatePolicies(cedarSchema(types), text);
   const known = new Set(s.tools.map((t) => t.name));
   for (const p of split.policies) {
-    for (const e of entityRefs(toJson(p))) {
+    const json = toJson(p);
+    for (const a of argRefs(json)) if (!(a in types)) issues.push({ message: `argument "${a}" is not an argument of any approved tool of ${s.name}` });
+    for (const e of entityRefs(json)) {
       if (e.type === "Tool" && (!e.id.startsWith(`${serverId}/`) || !known.has(e.id.slice(serverId.length + 1)))) issues.push({ message: `Tool::"${e.id}" is not in the catalogue of ${s.name}` });
       if (e.type === "Server" && e.id !== serverId) issues.push({ message: `Server::"${e.id}" is not this policy's server` });
       if (e.type === "Tenant" && e.id !== tenantId) issues.push({ message: `Tenant::"${e.id}" is not this policy's tenant` });
