@@ -1,5 +1,6 @@
 import "server-only";
 import { bootstrapOwner } from "@/lib/auth/users";
+import { activeSigningKey } from "@/lib/bundles/signing";
 import { getDbHandle } from "@/lib/db";
 import { getEnv } from "@/lib/env";
 
@@ -18,5 +19,8 @@ export async function bootstrap(): Promise<void> {
       );
     },
   });
+  // Unseals (or creates) the bundle-signing key now: a missing or wrong key-encryption key stops the start.
+  const key = await activeSigningKey(db, env.kek);
+  console.log(`[mandate] bundle signing key ${key.kid} (sealed with ${env.kek.id})`);
   console.log(`[mandate] database ready (${driver === "pglite" ? `embedded PGlite in ${env.MANDATE_DATA_DIR}` : "PostgreSQL"}) in ${Math.round(performance.now() - started)} ms`);
 }

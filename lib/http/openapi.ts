@@ -10,6 +10,10 @@ import { putScopeMappingInput } from "@/lib/scopes/service";
 import { createServerInput, updateServerInput } from "@/lib/servers/schemas";
 import { addMemberInput, createTenantInput, updateMemberInput, updateTenantInput } from "@/lib/tenants/service";
 import { trailQuery } from "@/lib/trail/service";
+import { publishInput } from "@/lib/bundles/service";
+import { cedarCheckInput, policyInput, policyTestInput, policyTestUpdateInput, policyUpdateInput, simulateInput } from "@/lib/policy/service";
+
+const policyListQuery = z.object({ tenantId: z.string().optional(), serverId: z.string().optional() });
 
 type Method = "get" | "post" | "put" | "patch" | "delete";
 

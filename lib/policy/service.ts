@@ -3,6 +3,7 @@ import { z } from "zod";
 import { policies, policyTests, type Policy, type PolicyRule, type PolicyTest } from "@/db/schema";
 import { can, seesAllTenants } from "@/lib/auth/permissions";
 import { compileBundle, runTests, type RegistrySnapshot } from "@/lib/bundles/compile";
+import { getBundle } from "@/lib/bundles/service";
 import { loadSnapshot } from "@/lib/bundles/snapshot";
 import type { Ctx } from "@/lib/context";
 import { isUniqueViolation } from "@/lib/db-errors";
@@ -53,7 +54,13 @@ const testRequestSchema = z.object({
 });
 export const policyTestInput = z.object({ tenantId: z.string(), serverId: z.string(), name, request: testRequestSchema, expected: z.enum(["allow", "deny"]) });
 export const policyTestUpdateInput = z.object({ name: name.optional(), request: testRequestSchema.optional(), expected: z.enum(["allow", "deny"]).optional() });
-export const simulateInput = z.object({ tenantId: z.string(), serverId: z.string(), request: testRequestSchema });
+export const simulateInput = z.object({
+  tenantId: z.string(),
+  serverId: z.string(),
+  request: testRequestSchema,
+  fleetId: z.string().optional().describe("With revision: decide against that published bundle; without: against the server's current draft"),
+  revision: z.number().int().min(1).optional(),
+});
 
 /** The actor may write policies of this tenant on this server (which the tenant may use). */
 async function authorize(ctx: Ctx, tenantId: string, serverId: string, write: boolean) {
@@ -265,6 +272,16 @@ export async function runServerTests(ctx: Ctx, serverId: string, tenantId?: stri
   const visible = snap.tests.filter((t) => can(ctx.actor, "tenants.read", t.tenantId) && (!tenantId || t.tenantId === tenantId));
   const tests = runTests(draft.content, visible, draft.issues.length === 0);
   return { issues: draft.issues, warnings: draft.warnings, tests, passed: tests.filter((t) => t.passed).length, failed: tests.filter((t) => !t.passed).length };
+}
+
+/** Decides one request against a published revision or the server's current draft, with the determining policies' Cedar. */
+export async function simulate(ctx: Ctx, input: z.infer<typeof simulateInput>) {
+  await authorize(ctx, input.tenantId, input.serverId, false);
+  if (input.fleetId && input.revision) {
+    const b = await getBundle(ctx, input.fleetId, input.revision);
+    return explain(new PolicyEngine(b.content), input);
+  }
+  return simulateDraft(ctx, input);
 }
 
 /** Decides one request against the server's current draft, with the Cedar of the policies that determined it. */
