@@ -1,7 +1,7 @@
 import { and, eq, isNull } from "drizzle-orm";
 import { z } from "zod";
 import type { Db } from "@/db/client";
-import { agents, bundles, enrollmentTokens, fleets, type Agent, type Bundle } from "@/db/schema";
+import { agents, enrollmentTokens, type Agent, type Bundle } from "@/db/schema";
 import { hashSecret } from "@/lib/auth/actors";
 import { AppError } from "@/lib/errors";
 import { newId } from "@/lib/ids";
@@ -107,16 +107,6 @@ export async function recordHeartbeat(db: Db, agent: Pick<Agent, "id">, input: H
       ...(lastError !== undefined ? { lastError } : {}),
     })
     .where(and(eq(agents.id, agent.id), isNull(agents.revokedAt)));
-}
-
-/** The fleet's active bundle, or null when none is published yet (or the fleet is gone). */
-export async function activeBundle(db: Db, fleetId: string): Promise<Bundle | null> {
-  const [row] = await db
-    .select({ bundle: bundles })
-    .from(fleets)
-    .innerJoin(bundles, and(eq(bundles.fleetId, fleets.id), eq(bundles.revision, fleets.activeRevision)))
-    .where(eq(fleets.id, fleetId));
-  return row?.bundle ?? null;
 }
 
 /** The bundle as agents receive it (the shape of SignedBundle). */

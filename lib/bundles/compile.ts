@@ -2,7 +2,7 @@ import type { PolicyTestRequest, RiskLevel } from "@/db/schema";
 import { BUNDLE_FORMAT, type BundleContent, type BundlePolicyMeta, type BundleServer, type BundleTool } from "@/lib/enforcement/bundle";
 import { PolicyEngine, type DecisionResult } from "@/lib/enforcement/engine";
 import { argumentTypes, cedarSchema } from "@/lib/enforcement/model";
-import { confine, entityRefs, splitPolicies, toJson, validatePolicies, type CedarIssue } from "@/lib/policy/cedar-tools";
+import { confine, entityRefs, splitPolicies, toJson, toolsOf, validatePolicies, type CedarIssue } from "@/lib/policy/cedar-tools";
 
 export const COMPILER_VERSION = "mandate-compiler/1";
 
@@ -77,7 +77,7 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
       const id = `scope:${s.id}:${scope}`;
       const text = `permit (principal, action in [Action::"call_tool", Action::"list_tools"], resource) when { resource in [${granted.map((n) => `Tool::${JSON.stringify(`${s.id}/${n}`)}`).join(", ")}] && context.scopes.contains(${JSON.stringify(scope)}) };`;
       policies[id] = confine(toJson(text), s.tenantIds, s.id);
-      meta[id] = { name: `scope ${scope}`, kind: "scope", tenantId: null, serverId: s.id };
+      meta[id] = { name: `scope ${scope}`, kind: "scope", tenantId: null, serverId: s.id, tools: granted };
     }
   }
 
@@ -116,7 +116,7 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
       if (bad) return;
       const id = split.policies.length === 1 ? p.id : `${p.id}.${i + 1}`;
       policies[id] = confine(json, [p.tenantId], s.id);
-      meta[id] = { name: p.name, kind: p.kind, tenantId: p.tenantId, serverId: s.id };
+      meta[id] = { name: p.name, kind: p.kind, tenantId: p.tenantId, serverId: s.id, tools: toolsOf(json, s.id) };
     });
   }
 

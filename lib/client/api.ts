@@ -49,4 +49,17 @@ export const keys = {
   trail: { list: (p: object) => ["trail", p] as const },
   tokens: { all: ["tokens"] as const },
   users: { list: (p: object) => ["users", p] as const },
+  policies: {
+    all: ["policies"] as const,
+    list: (p: object) => ["policies", "list", p] as const,
+    byId: (id: string) => ["policies", id] as const,
+    // Under the server's key, so catalogue changes that invalidate the server refresh it too.
+    schema: (serverId: string) => ["servers", serverId, "cedar-schema"] as const,
+  },
+  policyTests: { all: ["policyTests"] as const, list: (p: object) => ["policyTests", "list", p] as const },
+  simulator: {
+    // Under "fleets", so invalidating fleets refreshes the revision choices too.
+    fleets: ["fleets", "simulator"] as const,
+    bundles: (fleetId: string) => ["fleets", fleetId, "bundles", "simulator"] as const,
+  },
 };

@@ -34,6 +34,8 @@ export interface BundlePolicyMeta {
   kind: "scope" | "rule" | "cedar" | "builtin";
   tenantId: string | null;
   serverId: string;
+  /** The tools it can apply to (null: any tool of its server); lets the engine evaluate only relevant policies. */
+  tools: string[] | null;
 }
 
 /** Everything an agent needs to enforce, and nothing secret. */

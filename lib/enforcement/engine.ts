@@ -34,27 +34,51 @@ const deny = (reason: string, extra: Partial<DecisionResult> = {}): DecisionResu
 let engines = 0;
 
 /**
- * The decision engine for one verified bundle. The policy set is parsed once
- * (cedar-wasm `preparsePolicySet`); each decision converts only the request's
- * own entities and context. Default deny, and fail closed: an unknown server,
- * tenant or tool, an argument of the wrong type, or any policy evaluation
- * error denies.
+ * The decision engine for one verified bundle. Policies are parsed once per
+ * (server, tenant, tool) slice, on first use (cedar-wasm `preparsePolicySet`):
+ * a decision evaluates only the policies that can apply to its tool, and
+ * converts only the request's own entities and context. Slicing is sound
+ * because the compiler confines every policy to its server and tenant and
+ * records the tools it can match. Default deny, and fail closed: an unknown
+ * server, tenant or tool, an argument of the wrong type, or any policy
+ * evaluation error denies.
  */
 export class PolicyEngine {
-  private readonly policySetId: string;
+  private readonly id: string;
+  private readonly slices = new Map<string, string>();
   private readonly servers: Map<string, BundleContent["servers"][number]>;
   private readonly tools: Map<string, BundleTool>;
   private readonly argTypes: Record<string, ArgType>;
   private readonly staticEntities: Map<string, BundleContent["cedar"]["entities"][number]>;
 
   constructor(readonly bundle: BundleContent) {
-    this.policySetId = `bundle-${bundle.manifest.fleetId}-${bundle.manifest.revision}-${++engines}`;
-    const parsed = cedar.preparsePolicySet(this.policySetId, { staticPolicies: bundle.cedar.policies });
+    this.id = `bundle-${bundle.manifest.fleetId}-${bundle.manifest.revision}-${++engines}`;
+    // Parse everything once up front: a bundle that does not parse is refused here, not at the first call.
+    const parsed = cedar.checkParsePolicySet({ staticPolicies: bundle.cedar.policies });
     if (parsed.type !== "success") throw new Error(`policy set does not parse: ${parsed.errors.map((e) => e.message).join("; ")}`);
     this.servers = new Map(bundle.servers.map((s) => [s.id, s]));
     this.tools = new Map(bundle.catalogue.map((t) => [`${t.serverId}/${t.name}`, t]));
     this.argTypes = argumentTypes(bundle.catalogue).types;
     this.staticEntities = new Map(bundle.cedar.entities.map((e) => [`${e.uid.type}::${e.uid.id}`, e]));
+  }
+
+  /** The preparsed policy set for one (server, tenant, tool), built on first use. */
+  private slice(serverId: string, tenantId: string, tool: string): string {
+    const key = `${serverId}\u0000${tenantId}\u0000${tool}`;
+    let id = this.slices.get(key);
+    if (id) return id;
+    const policies: Record<string, string> = {};
+    for (const [pid, text] of Object.entries(this.bundle.cedar.policies)) {
+      const m = this.bundle.policies[pid];
+      // Unknown metadata: keep the policy (never drop a forbid by accident).
+      if (m && (m.serverId !== serverId || (m.tenantId !== null && m.tenantId !== tenantId) || (m.tools && !m.tools.includes(tool)))) continue;
+      policies[pid] = text;
+    }
+    id = `${this.id}-${this.slices.size}`;
+    const parsed = cedar.preparsePolicySet(id, { staticPolicies: policies });
+    if (parsed.type !== "success") throw new Error(`policy set does not parse: ${parsed.errors.map((e) => e.message).join("; ")}`);
+    this.slices.set(key, id);
+    return id;
   }
 
   /** The approved catalogue entry of a tool, if the bundle has it. */
@@ -102,7 +126,7 @@ export class PolicyEngine {
         network: req.ip ? { ip: req.ip } : {},
         token: req.token ?? { iss: "", iat: 0, exp: 0 },
       },
-      preparsedPolicySetId: this.policySetId,
+      preparsedPolicySetId: this.slice(req.serverId, req.tenantId, req.tool),
       entities: entities as never,
     });
     if (answer.type !== "success") return deny("the request could not be evaluated");

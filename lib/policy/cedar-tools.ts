@@ -73,6 +73,48 @@ export function argRefs(policy: PolicyJson): string[] {
 }
 
 /**
+ * The tools a policy can possibly apply to, or null for "any tool". Sound by
+ * construction: a `resource == Tool` scope, or a `resource in [Tools]` /
+ * `resource == Tool` term that must hold in a `when` conjunction. Anything
+ * else (an `unless`, a disjunction) counts as any tool.
+ */
+export function toolsOf(policy: PolicyJson, serverId: string): string[] | null {
+  const names = (e: unknown): string[] | null => {
+    const ent = (v: unknown) => (v as { __entity?: { type: string; id: string } })?.__entity ?? (v as { type: string; id: string });
+    const list = (vals: unknown[]) => {
+      const out: string[] = [];
+      for (const v of vals) {
+        const x = ent(v);
+        if (x?.type !== "Tool" || !x.id.startsWith(`${serverId}/`)) return null;
+        out.push(x.id.slice(serverId.length + 1));
+      }
+      return out;
+    };
+    const o = e as Record<string, { left?: { Var?: string }; right?: { Value?: unknown; Set?: { Value?: unknown }[] } }>;
+    for (const op of ["in", "=="]) {
+      const n = o[op];
+      if (n?.left?.Var !== "resource" || !n.right) continue;
+      if (n.right.Value !== undefined) return list([n.right.Value]);
+      if (n.right.Set) return n.right.Set.every((x) => x.Value !== undefined) ? list(n.right.Set.map((x) => x.Value)) : null;
+    }
+    return null;
+  };
+  const conjuncts = (e: unknown): unknown[] => {
+    const and = (e as { "&&"?: { left: unknown; right: unknown } })["&&"];
+    return and ? [...conjuncts(and.left), ...conjuncts(and.right)] : [e];
+  };
+  if (policy.resource.op === "==" && "entity" in policy.resource) return names({ "==": { left: { Var: "resource" }, right: { Value: policy.resource.entity } } });
+  for (const c of policy.conditions) {
+    if (c.kind !== "when") continue;
+    for (const term of conjuncts(c.body)) {
+      const found = names(term);
+      if (found) return found;
+    }
+  }
+  return null;
+}
+
+/**
  * Confines a policy to one tenant and one server: appends
  * `when { principal in Tenant::"t" && resource in Server::"s" }`, so a
  * tenant's permit or forbid can never touch another tenant's requests or

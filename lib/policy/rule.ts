@@ -61,8 +61,12 @@ export function compileRule(rule: PolicyRule, serverId: string, meta: { name: st
   if (f?.risk?.length) when.push(`[${f.risk.map(lit).join(", ")}].contains(resource.risk)`);
   if (f?.readOnly !== undefined) when.push(`resource.readOnly == ${f.readOnly}`);
   if (f?.destructive !== undefined) when.push(`resource.destructive == ${f.destructive}`);
-  const who = [...rule.principals.users.map((u) => `User::${JSON.stringify(u)}`), ...rule.principals.groups.map((g) => `Group::${JSON.stringify(g)}`)];
-  if (who.length) when.push(`principal in [${who.join(", ")}]`);
+  // Cedar sets are homogeneous: users and groups are tested separately.
+  const who = [
+    ...(rule.principals.users.length ? [`principal in [${rule.principals.users.map((u) => `User::${JSON.stringify(u)}`).join(", ")}]`] : []),
+    ...(rule.principals.groups.length ? [`principal in [${rule.principals.groups.map((g) => `Group::${JSON.stringify(g)}`).join(", ")}]`] : []),
+  ];
+  if (who.length) when.push(who.length > 1 ? `(${who.join(" || ")})` : who[0]!);
   if (rule.clients.length) when.push(`[${rule.clients.map(lit).join(", ")}].contains(context.client)`);
   for (const c of rule.conditions) {
     const v = c.value;

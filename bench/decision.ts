@@ -1,0 +1,133 @@
+/**
+ * Decision latency of lib/enforcement for a bundle of 1,000 tools and 2,000
+ * policies, against cedar-wasm `isAuthorized` given the policy text on every
+ * call; and compile + sign time for that bundle.
+ *
+ *   npx tsx bench/decision.ts          (N=5000 decisions by default)
+ */
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import type { JWK } from "jose";
+import type { PolicyRule } from "@/db/schema";
+import { compileBundle, type RegistrySnapshot } from "@/lib/bundles/compile";
+import { signPayload } from "@/lib/bundles/signing";
+import { contentHash } from "@/lib/enforcement/bundle";
+import { cedar } from "@/lib/enforcement/cedar";
+import { PolicyEngine, type DecisionRequest } from "@/lib/enforcement/engine";
+import { compileRule } from "@/lib/policy/rule";
+
+const N = Number(process.env.N ?? 5000);
+const SERVERS = 10;
+const TOOLS_PER_SERVER = 100;
+const POLICIES = 2000;
+
+function snapshot(): RegistrySnapshot {
+  const servers: RegistrySnapshot["servers"] = [];
+  const policies: RegistrySnapshot["policies"] = [];
+  for (let s = 0; s < SERVERS; s++) {
+    const id = `srv_${s}`;
+    const tools = Array.from({ length: TOOLS_PER_SERVER }, (_, i) => ({
+      name: `tool_${i}`,
+      risk: (["low", "medium", "high", "critical"] as const)[i % 4]!,
+      blocked: false,
+      approved: { hash: `sha256:${s}-${i}`, title: null, description: "", annotations: { readOnlyHint: i % 3 === 0, destructiveHint: i % 10 === 0 }, inputSchema: { type: "object", properties: { amount: { type: "integer" }, project: { type: "string" }, tags: { type: "array", items: { type: "string" } } } } },
+    }));
+    servers.push({
+      id,
+      name: `server ${s}`,
+      tenantId: "ten_a",
+      tenantIds: ["ten_a", "ten_b"],
+      resourceUri: `https://mcp.bench.example/${s}`,
+      upstreamUrl: "http://127.0.0.1:9/mcp",
+      scopes: ["read", "write"],
+      issuers: [],
+      prm: { resource: `https://mcp.bench.example/${s}`, authorization_servers: [], scopes_supported: ["read", "write"], bearer_methods_supported: ["header"] },
+      tools,
+      mapping: { read: tools.filter((_, i) => i % 3 === 0).map((t) => t.name), write: tools.map((t) => t.name) },
+    });
+  }
+  for (let p = 0; p < POLICIES; p++) {
+    const serverId = `srv_${p % SERVERS}`;
+    const tool = `tool_${p % TOOLS_PER_SERVER}`;
+    const rule: PolicyRule = {
+      effect: p % 2 ? "forbid" : "permit",
+      actions: ["call_tool"],
+      tools: [tool],
+      principals: { users: p % 5 === 0 ? [`user_${p % 50}`] : [], groups: p % 7 === 0 ? ["finance"] : [] },
+      clients: p % 11 === 0 ? ["claude-desktop"] : [],
+      conditions: [{ arg: "amount", op: p % 2 ? "gt" : "lte", value: 100 + (p % 900) }, ...(p % 4 === 0 ? [{ arg: "project" as const, op: "like" as const, value: "prod*" }] : [])],
+    };
+    const name = `policy ${p}`;
+    policies.push({ id: `pol_${String(p).padStart(5, "0")}`, tenantId: p % 3 ? "ten_a" : "ten_b", serverId, name, kind: "rule", cedar: compileRule(rule, serverId, { name }), enabled: true });
+  }
+  return { servers, policies, tests: [] };
+}
+
+const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+
+const snap = snapshot();
+let t0 = performance.now();
+const compiled = compileBundle(snap, { fleetId: "flt_bench", revision: 1, parentRevision: null, createdAt: new Date().toISOString() });
+const compileMs = performance.now() - t0;
+if (compiled.issues.length) throw new Error(`bench bundle has issues: ${compiled.issues[0]!.message}`);
+const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+t0 = performance.now();
+const sha256 = contentHash(compiled.content);
+await signPayload({ kid: "bench", privateKey, publicJwk: publicKey.export({ format: "jwk" }) as JWK }, { sha256, fleetId: "flt_bench", revision: 1 });
+const signMs = performance.now() - t0;
+t0 = performance.now();
+const engine = new PolicyEngine(compiled.content);
+const loadMs = performance.now() - t0;
+
+const requests: DecisionRequest[] = Array.from({ length: N }, (_, i) => ({
+  action: "call_tool",
+  serverId: `srv_${i % SERVERS}`,
+  tool: `tool_${(i * 7) % TOOLS_PER_SERVER}`,
+  tenantId: i % 3 ? "ten_a" : "ten_b",
+  user: `user_${i % 50}`,
+  groups: i % 4 ? [] : ["finance"],
+  client: i % 2 ? "claude-desktop" : "cli",
+  scopes: i % 2 ? ["read"] : ["read", "write"],
+  args: { amount: (i * 37) % 1200, project: i % 3 ? "prod-eu" : "dev", tags: ["a", randomBytes(2).toString("hex")] },
+}));
+
+// First pass: includes parsing each (server, tenant, tool) slice on first use.
+const cold: number[] = [];
+for (const r of requests) {
+  const s = performance.now();
+  engine.decide(r);
+  cold.push((performance.now() - s) * 1000);
+}
+cold.sort((a, b) => a - b);
+const fast: number[] = [];
+let allowed = 0;
+for (const r of requests) {
+  const s = performance.now();
+  if (engine.decide(r).decision === "allow") allowed++;
+  fast.push((performance.now() - s) * 1000);
+}
+fast.sort((a, b) => a - b);
+
+// The naive way: hand cedar-wasm the whole policy text and every entity on each call.
+const policyText = Object.values(compiled.content.cedar.policies).join("\n");
+const slowN = Math.min(N, 300);
+const slow: number[] = [];
+for (const r of requests.slice(0, slowN)) {
+  const s = performance.now();
+  cedar.isAuthorized({
+    principal: { type: "User", id: r.user },
+    action: { type: "Action", id: r.action },
+    resource: { type: "Tool", id: `${r.serverId}/${r.tool}` },
+    context: { args: r.args as never, scopes: r.scopes, client: r.client, tenant: r.tenantId, delegation: { actors: [], depth: 0 }, time: { epoch: 0, hour: 12, weekday: 3 }, network: {}, token: { iss: "", iat: 0, exp: 0 } },
+    policies: { staticPolicies: policyText },
+    entities: [{ uid: { type: "User", id: r.user }, attrs: {}, parents: [{ type: "Tenant", id: r.tenantId }] }, ...(compiled.content.cedar.entities as never[])],
+  });
+  slow.push((performance.now() - s) * 1000);
+}
+slow.sort((a, b) => a - b);
+
+console.log(`bundle: ${SERVERS * TOOLS_PER_SERVER} tools, ${Object.keys(compiled.content.cedar.policies).length} Cedar policies (${POLICIES} admin policies + scope mappings), ${(JSON.stringify(compiled.content).length / 1024).toFixed(0)} KiB`);
+console.log(`compile ${compileMs.toFixed(0)} ms, hash + sign ${signMs.toFixed(1)} ms, engine load (preparse) ${loadMs.toFixed(0)} ms`);
+console.log(`lib/enforcement decide, first pass (slices parsed on first use): p50 ${pct(cold, 50).toFixed(0)} µs, p99 ${pct(cold, 99).toFixed(0)} µs`);
+console.log(`lib/enforcement decide, warm: p50 ${pct(fast, 50).toFixed(0)} µs, p99 ${pct(fast, 99).toFixed(0)} µs over ${N} decisions (${((allowed / N) * 100).toFixed(0)}% allowed)`);
+console.log(`cedar isAuthorized with text each call: p50 ${pct(slow, 50).toFixed(0)} µs, p99 ${pct(slow, 99).toFixed(0)} µs over ${slowN}`);
+console.log(`ratio (naive / engine) p50: ${(pct(slow, 50) / pct(fast, 50)).toFixed(1)}x`);
