@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { eq } from "drizzle-orm";
 import postgres from "postgres";
-import { openDatabase, type Db } from "@/db/client";
+import { openDatabase, type Db, type DbHandle } from "@/db/client";
 import { memberships, users, type GlobalRole, type TenantRole, type User } from "@/db/schema";
 import { actorForUser } from "@/lib/auth/actors";
 import { hashPassword } from "@/lib/auth/password";
@@ -19,6 +19,10 @@ import { createTenant } from "@/lib/tenants/service";
 export interface TestDb {
   db: Db;
   driver: "pglite" | "postgres";
+  /** The underlying handle (for LISTEN). */
+  handle: DbHandle;
+  /** The URL of this test database on PostgreSQL (to open more connections to it); undefined on PGlite. */
+  url?: string;
   close(): Promise<void>;
 }
 
@@ -47,7 +51,7 @@ export async function createTestDb(): Promise<TestDb> {
   const url = process.env.DATABASE_URL;
   if (!url) {
     const h = await openDatabase({ dataDir: "memory://" });
-    return { db: h.db, driver: h.driver, close: h.close };
+    return { db: h.db, driver: h.driver, handle: h, close: h.close };
   }
   const base = assertLocalDatabaseUrl(url);
   const name = `mandate_t_${randomBytes(6).toString("hex")}`;
@@ -71,6 +75,8 @@ export async function createTestDb(): Promise<TestDb> {
   return {
     db: h.db,
     driver: h.driver,
+    handle: h,
+    url: target.toString(),
     async close() {
       if (closed) return;
       closed = true;

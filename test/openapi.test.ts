@@ -1,9 +1,10 @@
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { openApiDocument, operations } from "@/lib/http/openapi";
+import { agentOperations, openApiDocument, operations } from "@/lib/http/openapi";
 
 const adminDir = path.join(process.cwd(), "app", "api", "v1", "admin");
+const agentDir = path.join(process.cwd(), "app", "api", "v1", "agent");
 
 function routeFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -13,10 +14,10 @@ function routeFiles(dir: string): string[] {
   });
 }
 
-/** "METHOD /api/v1/admin/…/{param}" for every handler exported by the route files. */
-function routesOnDisk(): Set<string> {
+/** "METHOD /api/v1/admin/…/{param}" for every handler exported by the route files under `dir`. */
+function routesOnDisk(dir = adminDir): Set<string> {
   const out = new Set<string>();
-  for (const file of routeFiles(adminDir)) {
+  for (const file of routeFiles(dir)) {
     const rel = path.relative(path.join(process.cwd(), "app"), path.dirname(file)).split(path.sep);
     const apiPath = "/" + rel.map((seg) => seg.replace(/^\[(\w+)\]$/, "{$1}")).join("/");
     const src = readFileSync(file, "utf8");
@@ -42,6 +43,32 @@ describe("OpenAPI document", () => {
     expect({ missingFromDoc, missingRoute }).toEqual({ missingFromDoc: [], missingRoute: [] });
   });
 
+  it("lists exactly the operations the agent route files export", () => {
+    const documented = new Set(agentOperations.map((o) => `${o.method.toUpperCase()} ${o.path}`));
+    expect(documented.size).toBe(agentOperations.length);
+    const routes = routesOnDisk(agentDir);
+    expect(routes).toContain("GET /api/v1/agent/bundle");
+    const missingFromDoc = [...routes].filter((r) => !documented.has(r)).sort();
+    const missingRoute = [...documented].filter((r) => !routes.has(r)).sort();
+    expect({ missingFromDoc, missingRoute }).toEqual({ missingFromDoc: [], missingRoute: [] });
+    expect(agentOperations.every((o) => o.tag === "agent")).toBe(true);
+    expect(operations.filter((o) => o.path.startsWith("/api/v1/admin/fleets") || o.path.startsWith("/api/v1/admin/agents")).every((o) => o.tag === "fleets" || o.tag === "bundles")).toBe(true);
+  });
+
+  it("describes the agent bearer scheme and the long-poll answers", () => {
+    const doc = openApiDocument("http://x");
+    expect(doc.components.securitySchemes.agentKey).toMatchObject({ type: "http", scheme: "bearer" });
+    expect(doc.info.description).toContain('WWW-Authenticate: Bearer realm="mandate-agent"');
+    type Op = { security?: unknown[]; responses: Record<string, unknown>; parameters: { name: string; in: string }[] };
+    const bundle = (doc.paths["/api/v1/agent/bundle"] as Record<string, Op>).get!;
+    expect(bundle.security).toEqual([{ agentKey: [] }]);
+    expect(Object.keys(bundle.responses)).toEqual(expect.arrayContaining(["200", "304", "401", "404"]));
+    expect(bundle.parameters.map((p) => p.name)).toEqual(expect.arrayContaining(["wait", "after", "If-None-Match"]));
+    const enroll = (doc.paths["/api/v1/agent/enroll"] as Record<string, Op>).post!;
+    expect(enroll.security).toEqual([]);
+    expect(Object.keys(enroll.responses)).toEqual(expect.arrayContaining(["201", "401", "422"]));
+  });
+
   it("builds a document where every operation has responses and path parameters", () => {
     const doc = openApiDocument("http://x");
     expect(doc.openapi).toBe("3.0.3");
@@ -57,7 +84,7 @@ describe("OpenAPI document", () => {
         expect(op.parameters!.filter((x) => x.in === "path").map((x) => x.name), `${method} ${p}`).toEqual(inPath);
       }
     }
-    expect(n).toBe(operations.length);
+    expect(n).toBe(operations.length + agentOperations.length);
   });
 
   it("describes the server body with the same schema the route parses", () => {

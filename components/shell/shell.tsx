@@ -10,6 +10,9 @@ import { MeContext, type ShellMe, useTenantSelection, TenantContext } from "./co
 const nav = [
   { href: "/", label: "Overview" },
   { href: "/servers", label: "Servers" },
+  { href: "/policies", label: "Policies" },
+  { href: "/simulator", label: "Simulator" },
+  { href: "/fleets", label: "Fleets & bundles" },
   { href: "/tenants", label: "Tenants" },
   { href: "/trail", label: "Admin trail" },
   { href: "/settings/tokens", label: "API tokens" },

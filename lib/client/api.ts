@@ -49,10 +49,19 @@ export const keys = {
   trail: { list: (p: object) => ["trail", p] as const },
   tokens: { all: ["tokens"] as const },
   users: { list: (p: object) => ["users", p] as const },
+  fleets: {
+    all: ["fleets"] as const,
+    byId: (id: string) => ["fleets", id] as const,
+    draft: (id: string) => ["fleets", id, "draft"] as const,
+    bundles: (id: string) => ["fleets", id, "bundles"] as const,
+    diff: (id: string, from: number, to: number) => ["fleets", id, "diff", from, to] as const,
+    tokens: (id: string) => ["fleets", id, "enrollment-tokens"] as const,
+  },
   policies: {
     all: ["policies"] as const,
     list: (p: object) => ["policies", "list", p] as const,
     byId: (id: string) => ["policies", id] as const,
+    check: (body: object) => ["policies", "check", body] as const,
     // Under the server's key, so catalogue changes that invalidate the server refresh it too.
     schema: (serverId: string) => ["servers", serverId, "cedar-schema"] as const,
   },

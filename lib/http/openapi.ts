@@ -88,6 +88,27 @@ export const operations: Operation[] = [
   { method: "delete", path: "/api/v1/admin/fleets/{fleetId}/enrollment-tokens/{tokenId}", summary: "Revoke an unused enrollment token (owners)", tag: "fleets", noContent: true },
   { method: "post", path: "/api/v1/admin/agents/{agentId}/rotate-key", summary: "Replace an agent's key; the new key is in this answer only (owners)", tag: "fleets" },
   { method: "delete", path: "/api/v1/admin/agents/{agentId}", summary: "Revoke an agent: its key stops working at once (owners)", tag: "fleets", noContent: true },
+  // Policies, tests, bundles
+  { method: "get", path: "/api/v1/admin/policies", summary: "Policies of the tenants the caller reads", tag: "policies", query: policyListQuery },
+  { method: "post", path: "/api/v1/admin/policies", summary: "Create a rule or Cedar policy (validated against the server's Cedar schema)", tag: "policies", body: policyInput, created: true },
+  { method: "get", path: "/api/v1/admin/policies/{policyId}", summary: "One policy with its Cedar", tag: "policies" },
+  { method: "patch", path: "/api/v1/admin/policies/{policyId}", summary: "Change a policy (revalidated)", tag: "policies", body: policyUpdateInput },
+  { method: "delete", path: "/api/v1/admin/policies/{policyId}", summary: "Delete a policy", tag: "policies", noContent: true },
+  { method: "post", path: "/api/v1/admin/policies/check", summary: "Validate Cedar or a rule: issues at their line, formatted text, compiled Cedar", tag: "policies", body: cedarCheckInput },
+  { method: "get", path: "/api/v1/admin/servers/{serverId}/cedar-schema", summary: "The Cedar schema generated for a server", tag: "policies" },
+  { method: "get", path: "/api/v1/admin/policy-tests", summary: "Policy tests of the tenants the caller reads", tag: "policies", query: policyListQuery },
+  { method: "post", path: "/api/v1/admin/policy-tests", summary: "Add a test: a request and the decision it must get", tag: "policies", body: policyTestInput, created: true },
+  { method: "patch", path: "/api/v1/admin/policy-tests/{testId}", summary: "Change a test", tag: "policies", body: policyTestUpdateInput },
+  { method: "delete", path: "/api/v1/admin/policy-tests/{testId}", summary: "Delete a test", tag: "policies", noContent: true },
+  { method: "post", path: "/api/v1/admin/policy-tests/run", summary: "Compile a server's current policies and run its tests", tag: "policies", body: z.object({ serverId: z.string(), tenantId: z.string().optional() }) },
+  { method: "post", path: "/api/v1/admin/simulate", summary: "Decide one request against a draft or a published bundle", tag: "policies", body: simulateInput },
+  { method: "get", path: "/api/v1/admin/fleets/{fleetId}/draft", summary: "The next revision as it would be published: issues, tests, diff", tag: "bundles" },
+  { method: "get", path: "/api/v1/admin/fleets/{fleetId}/bundles", summary: "Published revisions, newest first", tag: "bundles" },
+  { method: "post", path: "/api/v1/admin/fleets/{fleetId}/bundles", summary: "Publish the draft (blocked by any error or failing test; every problem listed)", tag: "bundles", body: publishInput, created: true },
+  { method: "get", path: "/api/v1/admin/fleets/{fleetId}/bundles/{revision}", summary: "One signed revision with its content", tag: "bundles" },
+  { method: "post", path: "/api/v1/admin/fleets/{fleetId}/bundles/{revision}/rollback", summary: "Publish an older revision's content as a new revision", tag: "bundles", created: true },
+  { method: "get", path: "/api/v1/admin/fleets/{fleetId}/diff", summary: "What changed between two revisions", tag: "bundles", query: z.object({ from: z.coerce.number().int().min(1), to: z.coerce.number().int().min(1) }) },
+  { method: "post", path: "/api/v1/admin/signing-keys/rotate", summary: "Make a new Ed25519 bundle-signing key active (owners)", tag: "bundles", created: true },
 ];
 
 /** The agent API: what data-plane agents call, with an agent key (or, to enroll, an enrollment token). */

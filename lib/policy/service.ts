@@ -249,11 +249,16 @@ export async function createTest(ctx: Ctx, input: z.infer<typeof policyTestInput
 
 export async function updateTest(ctx: Ctx, id: string, input: z.infer<typeof policyTestUpdateInput>) {
   const before = await loadTest(ctx, id, true);
-  return ctx.db.transaction(async (tx) => {
-    const [row] = await tx.update(policyTests).set({ ...input, updatedAt: new Date() }).where(eq(policyTests.id, before.id)).returning();
-    await recordEvent(tx, ctx.actor, { action: "policy_test.update", targetType: "policy_test", targetId: id, tenantId: before.tenantId, before: publicTest(before), after: input });
-    return publicTest(row!);
-  });
+  try {
+    return await ctx.db.transaction(async (tx) => {
+      const [row] = await tx.update(policyTests).set({ ...input, updatedAt: new Date() }).where(eq(policyTests.id, before.id)).returning();
+      await recordEvent(tx, ctx.actor, { action: "policy_test.update", targetType: "policy_test", targetId: id, tenantId: before.tenantId, before: publicTest(before), after: input });
+      return publicTest(row!);
+    });
+  } catch (err) {
+    if (isUniqueViolation(err)) throw new AppError("conflict", "A test with this name already exists", [{ path: "name", message: "already exists" }]);
+    throw err;
+  }
 }
 
 export async function deleteTest(ctx: Ctx, id: string) {
@@ -264,13 +269,23 @@ export async function deleteTest(ctx: Ctx, id: string) {
   });
 }
 
+/**
+ * The draft as one tenant sees it: only the policies and tests of the tenants
+ * the actor reads (or of one tenant). Decisions for those tenants are the same
+ * as in the full bundle, because every policy is confined to its own tenant;
+ * another tenant's policies, and their errors, stay out of sight.
+ */
+function visibleDraft(ctx: Ctx, snap: RegistrySnapshot, tenantId?: string): RegistrySnapshot {
+  const keep = (t: string) => can(ctx.actor, "tenants.read", t) && (!tenantId || t === tenantId);
+  return { ...snap, policies: snap.policies.filter((p) => keep(p.tenantId)), tests: snap.tests.filter((t) => keep(t.tenantId)) };
+}
+
 /** Compiles the current policies of one server as a draft and runs its tests (of tenants the actor reads). */
 export async function runServerTests(ctx: Ctx, serverId: string, tenantId?: string) {
   await loadServer(ctx, serverId, "servers.read");
-  const snap = await loadSnapshot(ctx.db, [serverId]);
+  const snap = visibleDraft(ctx, await loadSnapshot(ctx.db, [serverId]), tenantId);
   const draft = compileBundle(snap, { fleetId: "draft", revision: 0, parentRevision: null, createdAt: new Date().toISOString() });
-  const visible = snap.tests.filter((t) => can(ctx.actor, "tenants.read", t.tenantId) && (!tenantId || t.tenantId === tenantId));
-  const tests = runTests(draft.content, visible, draft.issues.length === 0);
+  const tests = runTests(draft.content, snap.tests, draft.issues.length === 0);
   return { issues: draft.issues, warnings: draft.warnings, tests, passed: tests.filter((t) => t.passed).length, failed: tests.filter((t) => !t.passed).length };
 }
 
@@ -287,7 +302,7 @@ export async function simulate(ctx: Ctx, input: z.infer<typeof simulateInput>) {
 /** Decides one request against the server's current draft, with the Cedar of the policies that determined it. */
 export async function simulateDraft(ctx: Ctx, input: z.infer<typeof simulateInput>) {
   await authorize(ctx, input.tenantId, input.serverId, false);
-  const snap = await loadSnapshot(ctx.db, [input.serverId]);
+  const snap = visibleDraft(ctx, await loadSnapshot(ctx.db, [input.serverId]), input.tenantId);
   const draft = compileBundle(snap, { fleetId: "draft", revision: 0, parentRevision: null, createdAt: new Date().toISOString() });
   if (draft.issues.length) return { decision: null, issues: draft.issues };
   return explain(new PolicyEngine(draft.content), input);
