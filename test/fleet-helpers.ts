@@ -6,7 +6,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { eq, sql } from "drizzle-orm";
 import type { Db } from "@/db/client";
 import { bundles, fleets } from "@/db/schema";
-import { BUNDLE_CHANNEL } from "@/lib/agents/bundle-waiter";
+import { BUNDLE_CHANNEL } from "@/lib/bundles/service";
 import type { Ctx } from "@/lib/context";
 import { newId } from "@/lib/ids";
 import { createServer } from "@/lib/servers/service";

@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import { eq } from "drizzle-orm";
 import type { DbHandle } from "@/db/client";
 import { fleets } from "@/db/schema";
+import { BUNDLE_CHANNEL } from "@/lib/bundles/service";
 
 /**
  * Wakes long-polling agents when a bundle is published.
@@ -13,7 +14,6 @@ import { fleets } from "@/db/schema";
  * in-process waiters through an EventEmitter keyed by fleet id; waiting costs
  * no connection and no polling.
  */
-export const BUNDLE_CHANNEL = "mandate_bundles";
 
 interface Hub {
   emitter: EventEmitter;

@@ -9,6 +9,7 @@ import { AGENT_KEY_PREFIX } from "@/lib/agents/keys";
 import { getDbHandle } from "@/lib/db";
 import { AppError } from "@/lib/errors";
 import { errorResponse } from "./api";
+import { readJsonBody } from "./body";
 
 /** Agents send bundles' worth of state at most; 1 MiB is plenty. */
 export const MAX_AGENT_BODY_BYTES = 1024 * 1024;
@@ -16,36 +17,6 @@ export const AGENT_REALM = 'Bearer realm="mandate-agent"';
 
 export const agentJson = (status: number, body: unknown, headers: Record<string, string> = {}) =>
   new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", ...headers } });
-
-/** Reads a JSON body, stopping as soon as it passes the cap (a chunked body has no content-length to trust). */
-async function readJson(req: NextRequest): Promise<unknown> {
-  const tooLarge = () => new AppError("payload_too_large", `The body must be at most ${MAX_AGENT_BODY_BYTES / 1024 / 1024} MiB`);
-  const declared = Number(req.headers.get("content-length") ?? "0");
-  if (declared > MAX_AGENT_BODY_BYTES) throw tooLarge();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  if (req.body) {
-    const reader = req.body.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > MAX_AGENT_BODY_BYTES) {
-        await reader.cancel().catch(() => {});
-        throw tooLarge();
-      }
-      chunks.push(value);
-    }
-  }
-  if (size === 0) return {};
-  const type = req.headers.get("content-type") ?? "";
-  if (!type.includes("application/json")) throw new AppError("unsupported_media_type", "Send the body as application/json");
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
-  } catch {
-    throw new AppError("invalid_json", "The body is not valid JSON");
-  }
-}
 
 /** The agent of the request's `Authorization: Bearer mda_…`, or 401. */
 async function authenticate(req: NextRequest, db: Db): Promise<Agent> {
@@ -91,7 +62,7 @@ export function agentApi<B extends z.ZodType | undefined = undefined, Q extends 
       const handle = await getDbHandle();
       const agent = spec.auth === false ? null : await authenticate(req, handle.db);
       if (agent) await touchAgent(handle.db, agent.id);
-      const body = (spec.body ? spec.body.parse(await readJson(req)) : undefined) as Infer<B>;
+      const body = (spec.body ? spec.body.parse(await readJsonBody(req, MAX_AGENT_BODY_BYTES)) : undefined) as Infer<B>;
       const query = (spec.query ? spec.query.parse(Object.fromEntries(req.nextUrl.searchParams)) : undefined) as Infer<Q>;
       const out = await fn({ agent: agent as Call<B, Q, A>["agent"], handle, db: handle.db, body, query, req, requestId });
       if (out instanceof Response) {

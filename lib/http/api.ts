@@ -10,6 +10,7 @@ import { getDb } from "@/lib/db";
 import { getEnv } from "@/lib/env";
 import { pgErrorCode } from "@/lib/db-errors";
 import { AppError } from "@/lib/errors";
+import { readJsonBody } from "./body";
 
 export const MAX_BODY_BYTES = 256 * 1024;
 
@@ -66,21 +67,6 @@ function checkSameOrigin(req: NextRequest, publicUrl: string) {
   }
 }
 
-async function readJson(req: NextRequest): Promise<unknown> {
-  const declared = Number(req.headers.get("content-length") ?? "0");
-  if (declared > MAX_BODY_BYTES) throw new AppError("payload_too_large", `The body must be at most ${MAX_BODY_BYTES / 1024} KiB`);
-  const type = req.headers.get("content-type") ?? "";
-  const text = await req.text();
-  if (Buffer.byteLength(text) > MAX_BODY_BYTES) throw new AppError("payload_too_large", `The body must be at most ${MAX_BODY_BYTES / 1024} KiB`);
-  if (!text) return {};
-  if (!type.includes("application/json")) throw new AppError("unsupported_media_type", "Send the body as application/json");
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new AppError("invalid_json", "The body is not valid JSON");
-  }
-}
-
 type Params = Record<string, string>;
 
 interface Spec<B extends z.ZodType | undefined, Q extends z.ZodType | undefined> {
@@ -106,7 +92,7 @@ export function api<B extends z.ZodType | undefined = undefined, Q extends z.Zod
     try {
       const actor = await authenticate(req);
       const params = (await routeCtx.params) ?? {};
-      const body = (spec.body ? spec.body.parse(await readJson(req)) : undefined) as Infer<B>;
+      const body = (spec.body ? spec.body.parse(await readJsonBody(req, MAX_BODY_BYTES)) : undefined) as Infer<B>;
       const query = (spec.query ? spec.query.parse(Object.fromEntries(req.nextUrl.searchParams)) : undefined) as Infer<Q>;
       const out = await fn({ ctx: { db: await getDb(), actor }, params, body, query, req });
       if (out instanceof Response) return out;
