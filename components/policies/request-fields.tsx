@@ -1,5 +1,6 @@
 "use client";
 
+import { parseJsonObject } from "@/lib/client/json-text";
 import { useId } from "react";
 import { Checkbox } from "@/components/servers/fields";
 import { SelectField, TextArea, TextField } from "@/components/ui";
@@ -56,21 +57,7 @@ export function draftFromRequest(r: Partial<PolicyTestRequest>): RequestDraft {
 /** Parses the arguments text: a JSON object, or a readable error with its line and column. */
 export function parseArgs(text: string): { ok: true; value: Record<string, unknown> } | { ok: false; error: string } {
   if (!text.trim()) return { ok: true, value: {} };
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    const msg = e instanceof Error ? e.message : "invalid JSON";
-    const pos = /position (\d+)/.exec(msg);
-    let where = "";
-    if (pos) {
-      const before = text.slice(0, Number(pos[1]));
-      where = ` at line ${before.split("\n").length}, column ${before.length - before.lastIndexOf("\n")}`;
-    }
-    return { ok: false, error: `Not valid JSON${where}: ${msg.replace(/ in JSON at position \d+.*$/s, "").replace(/ \(line \d+ column \d+\)$/, "").replace(/, ".*" is not valid JSON$/s, "")}. Write an object such as {"project": "ops", "limit": 10}.` };
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return { ok: false, error: 'The arguments must be a JSON object, such as {"project": "ops"}, not a list or a single value.' };
-  return { ok: true, value: value as Record<string, unknown> };
+  return parseJsonObject(text, 'Write an object such as {"project": "ops", "limit": 10}.');
 }
 
 /** Builds the API request from the form, or the errors to show at the fields. */

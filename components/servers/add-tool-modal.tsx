@@ -1,5 +1,6 @@
 "use client";
 
+import { parseJsonObject } from "@/lib/client/json-text";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { Button, Modal, SelectField, TextArea, TextField } from "@/components/ui";
@@ -17,24 +18,9 @@ const SCHEMA_TEMPLATE = `{
 /** Parses the input schema text; returns the object or a readable error. */
 export function parseInputSchema(text: string): { ok: true; value: Record<string, unknown> } | { ok: false; error: string } {
   if (!text.trim()) return { ok: false, error: "Enter a JSON Schema, at least {\"type\": \"object\"}" };
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    const msg = e instanceof Error ? e.message : "invalid JSON";
-    // "… at position 42" → "(line 3, column 7)", easier to find in a textarea.
-    const pos = /position (\d+)/.exec(msg);
-    let where = "";
-    if (pos) {
-      const before = text.slice(0, Number(pos[1]));
-      const line = before.split("\n").length;
-      where = ` (line ${line}, column ${before.length - before.lastIndexOf("\n")})`;
-    }
-    return { ok: false, error: `Not valid JSON${where}: ${msg.replace(/ in JSON at position \d+.*$/, "")}` };
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return { ok: false, error: "Must be a JSON object (a JSON Schema), not a list or a value" };
-  if ((value as { type?: unknown }).type !== "object") return { ok: false, error: "MCP tools take an object: the schema needs \"type\": \"object\"" };
-  return { ok: true, value: value as Record<string, unknown> };
+  const parsed = parseJsonObject(text, "Enter a JSON Schema object.");
+  if (parsed.ok && parsed.value.type !== "object") return { ok: false, error: "MCP tools take an object: the schema needs \"type\": \"object\"" };
+  return parsed;
 }
 
 const HANDLED = ["name", "title", "description", "inputSchema", "annotations", "risk"];
