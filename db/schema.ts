@@ -360,6 +360,45 @@ export const signingKeys = pgTable("signing_keys", {
   retiredAt: timestamp("retired_at", { withTimezone: true }),
 });
 
+// ---------------------------------------------------------------- decision log
+
+/**
+ * Every decision an agent made. Partitioned by day on `at` (declarative range
+ * partitioning, see the migration); `at` is the time inside the UUIDv7 id, so
+ * the (id, at) key makes the id alone unique and ingestion idempotent.
+ */
+export const decisions = pgTable(
+  "decisions",
+  {
+    id: text("id").notNull(),
+    at: timestamp("at", { withTimezone: true, precision: 3 }).notNull(),
+    agentId: text("agent_id").notNull(),
+    fleetId: text("fleet_id").notNull(),
+    bundleRevision: integer("bundle_revision"),
+    tenantId: text("tenant_id"),
+    serverId: text("server_id").notNull(),
+    method: text("method").notNull(),
+    tool: text("tool"),
+    userId: text("user_id"),
+    clientId: text("client_id"),
+    scopes: jsonb("scopes").$type<string[]>().notNull().default(sql`'[]'::jsonb`),
+    outcome: text("outcome", { enum: ["allow", "deny", "error"] }).notNull(),
+    reason: text("reason").notNull().default(""),
+    determining: jsonb("determining").$type<string[]>().notNull().default(sql`'[]'::jsonb`),
+    args: jsonb("args").$type<Record<string, unknown>>(),
+    latencyUs: integer("latency_us"),
+    receivedAt: timestamp("received_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.id, t.at] }),
+    index("decisions_tenant_at_idx").on(t.tenantId, t.at.desc()),
+    index("decisions_server_tool_at_idx").on(t.serverId, t.tool, t.at.desc()),
+    index("decisions_outcome_at_idx").on(t.outcome, t.at.desc()),
+    index("decisions_user_at_idx").on(t.userId, t.at.desc()),
+    index("decisions_client_at_idx").on(t.clientId, t.at.desc()),
+  ],
+);
+
 // ---------------------------------------------------------------- relations
 
 export const usersRelations = relations(users, ({ many }) => ({ memberships: many(memberships) }));
@@ -404,3 +443,5 @@ export type Agent = typeof agents.$inferSelect;
 export type Bundle = typeof bundles.$inferSelect;
 export type EnrollmentToken = typeof enrollmentTokens.$inferSelect;
 export type SigningKey = typeof signingKeys.$inferSelect;
+export type Decision = typeof decisions.$inferSelect;
+export type NewDecision = typeof decisions.$inferInsert;

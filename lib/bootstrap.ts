@@ -1,6 +1,7 @@
 import "server-only";
 import { bootstrapOwner } from "@/lib/auth/users";
 import { activeSigningKey } from "@/lib/bundles/signing";
+import { createPartitionsAhead } from "@/lib/decisions/partitions";
 import { getDbHandle } from "@/lib/db";
 import { getEnv } from "@/lib/env";
 
@@ -19,6 +20,8 @@ export async function bootstrap(): Promise<void> {
       );
     },
   });
+  // The decision log's daily partitions, a week ahead.
+  await createPartitionsAhead(db);
   // Unseals (or creates) the bundle-signing key now: a missing or wrong key-encryption key stops the start.
   const key = await activeSigningKey(db, env.kek);
   console.log(`[mandate] bundle signing key ${key.kid} (sealed with ${env.kek.id})`);

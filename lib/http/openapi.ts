@@ -11,6 +11,7 @@ import { createServerInput, updateServerInput } from "@/lib/servers/schemas";
 import { addMemberInput, createTenantInput, updateMemberInput, updateTenantInput } from "@/lib/tenants/service";
 import { trailQuery } from "@/lib/trail/service";
 import { publishInput } from "@/lib/bundles/service";
+import { decisionLine } from "@/lib/decisions/ingest";
 import { cedarCheckInput, policyInput, policyTestInput, policyTestUpdateInput, policyUpdateInput, simulateInput } from "@/lib/policy/service";
 
 const policyListQuery = z.object({ tenantId: z.string().optional(), serverId: z.string().optional() });
@@ -134,6 +135,14 @@ export const agentOperations: Operation[] = [
     extraResponses: { "304": "The agent holds the active bundle (ETag header set)", "404": "No bundle published for this fleet yet" },
   },
   { method: "post", path: "/api/v1/agent/heartbeat", summary: "Report version, enforced revision, counters and errors", tag: "agent", body: heartbeatInput, noContent: true },
+  {
+    method: "post",
+    path: "/api/v1/agent/decisions",
+    summary:
+      "A batch of decisions as application/x-ndjson (Content-Encoding: gzip allowed), one line per decision with a UUIDv7 id. Idempotent by id; all or nothing: one invalid line rejects the batch (422, issues name each line). Answers { accepted, duplicates } once durable.",
+    tag: "agent",
+    body: decisionLine,
+  },
 ];
 
 const jsonSchema = (s: z.ZodType) => z.toJSONSchema(s, { io: "input", unrepresentable: "any", target: "openapi-3.0" });
