@@ -1,5 +1,6 @@
-import { randomBytes, timingSafeEqual } from "node:crypto";
-import { hashSecret } from "@/lib/auth/actors";
+import { randomBytes } from "node:crypto";
+
+export { secretMatches } from "@/lib/auth/secrets";
 
 /**
  * Agent credentials, in the style of API tokens: `<prefix><id hex>.<secret>`.
@@ -29,13 +30,3 @@ export function parseAgentKey(raw: string): { id: string; secret: string } | nul
   return m ? { id: `agt_${m[1]}`, secret: m[2]! } : null;
 }
 
-// Compared against when the row is missing, so an unknown id costs the same as a wrong secret.
-const DUMMY_HASH = "0".repeat(64);
-
-/** Constant-time check of `secret` against a stored SHA-256 hex digest (or none). */
-export function secretMatches(secret: string, storedHash: string | null | undefined): boolean {
-  const a = Buffer.from(hashSecret(secret), "hex");
-  const b = Buffer.from(storedHash ?? DUMMY_HASH, "hex");
-  const equal = a.length === b.length && timingSafeEqual(a, b);
-  return equal && storedHash != null;
-}

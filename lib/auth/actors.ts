@@ -1,8 +1,8 @@
-import { createHash, timingSafeEqual } from "node:crypto";
 import { and, eq } from "drizzle-orm";
 import type { Db } from "@/db/client";
 import { apiTokens, memberships, tenants, users, type TokenRole, type User } from "@/db/schema";
 import { roleIn, type Actor } from "./permissions";
+import { secretMatches } from "./secrets";
 
 const rank: Record<TokenRole, number> = { auditor: 1, admin: 2, owner: 3 };
 
@@ -33,7 +33,7 @@ export async function actorForSession(db: Db, userId: string, sessionVersion: nu
 
 export const TOKEN_PREFIX = "mdt_";
 
-export const hashSecret = (secret: string) => createHash("sha256").update(secret).digest("hex");
+export { hashSecret } from "./secrets";
 
 /** Splits `mdt_<id hex>.<secret>` into the token id and its secret. */
 export function parseApiToken(raw: string): { id: string; secret: string } | null {
@@ -49,10 +49,7 @@ export async function actorForApiToken(db: Db, raw: string, now = new Date()): P
   const parsed = parseApiToken(raw);
   if (!parsed) return null;
   const [tok] = await db.select().from(apiTokens).where(eq(apiTokens.id, parsed.id));
-  if (!tok) return null;
-  const a = Buffer.from(hashSecret(parsed.secret), "hex");
-  const b = Buffer.from(tok.secretHash, "hex");
-  if (a.length !== b.length || !timingSafeEqual(a, b)) return null;
+  if (!secretMatches(parsed.secret, tok?.secretHash) || !tok) return null;
   if (tok.revokedAt || (tok.expiresAt && tok.expiresAt <= now)) return null;
 
   const [creator] = await db.select().from(users).where(eq(users.id, tok.createdBy));
