@@ -1,8 +1,8 @@
 import { gunzipSync } from "node:zlib";
-import { inArray } from "drizzle-orm";
+import { inArray, sql } from "drizzle-orm";
 import { z } from "zod";
 import type { Db } from "@/db/client";
-import { decisions, fleetServers, type Agent, type NewDecision } from "@/db/schema";
+import { fleetServers, type Agent, type NewDecision } from "@/db/schema";
 import { AppError, type FieldIssue } from "@/lib/errors";
 import { ensurePartitions } from "./partitions";
 
@@ -49,6 +49,46 @@ export function decodeBatch(raw: Buffer, contentEncoding: string | null): string
     throw new AppError("unsupported_media_type", "Content-Encoding must be gzip or identity");
   }
   return buf.toString("utf8");
+}
+
+// The whole chunk travels as ONE JSON parameter, expanded by jsonb_to_recordset:
+// a 5,000-row chunk is one statement with one parameter, on either driver.
+const recordType = sql.raw(
+  [
+    "id text, at timestamptz, agent_id text, fleet_id text, bundle_revision int4, tenant_id text, server_id text, method text, tool text",
+    "user_id text, client_id text, scopes jsonb, outcome text, reason text, determining jsonb, args jsonb, latency_us int4",
+  ].join(", "),
+);
+const columnList = sql.raw(
+  "id, at, agent_id, fleet_id, bundle_revision, tenant_id, server_id, method, tool, user_id, client_id, scopes, outcome, reason, determining, args, latency_us",
+);
+
+async function insertChunk(db: Db, rows: NewDecision[]): Promise<number> {
+  const payload = JSON.stringify(
+    rows.map((r) => ({
+      id: r.id,
+      at: (r.at as Date).toISOString(),
+      agent_id: r.agentId,
+      fleet_id: r.fleetId,
+      bundle_revision: r.bundleRevision ?? null,
+      tenant_id: r.tenantId ?? null,
+      server_id: r.serverId,
+      method: r.method,
+      tool: r.tool ?? null,
+      user_id: r.userId ?? null,
+      client_id: r.clientId ?? null,
+      scopes: r.scopes ?? [],
+      outcome: r.outcome,
+      reason: r.reason ?? "",
+      determining: r.determining ?? [],
+      args: r.args ?? null,
+      latency_us: r.latencyUs ?? null,
+    })),
+  );
+  const result = (await db.execute(
+    sql`insert into decisions (${columnList}) select ${columnList} from jsonb_to_recordset(${payload}::jsonb) as t(${recordType}) on conflict do nothing`,
+  )) as unknown as { count?: number; affectedRows?: number };
+  return Number(result.count ?? result.affectedRows ?? 0);
 }
 
 /**
@@ -108,11 +148,7 @@ export async function ingestDecisions(db: Db, agent: Pick<Agent, "id" | "fleetId
   await ensurePartitions(db, rows.map((r) => (r.at as Date).getTime()));
   let inserted = 0;
   await db.transaction(async (tx) => {
-    for (let i = 0; i < rows.length; i += 1000) {
-      const chunk = rows.slice(i, i + 1000);
-      const out = await tx.insert(decisions).values(chunk).onConflictDoNothing().returning({ id: decisions.id });
-      inserted += out.length;
-    }
+    for (let i = 0; i < rows.length; i += 5000) inserted += await insertChunk(tx, rows.slice(i, i + 5000));
   });
   return { accepted: inserted, duplicates: rows.length - inserted };
 }
