@@ -1,0 +1,266 @@
+import { chmod, mkdir, open, readFile, rename, writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { JWK } from "jose";
+import { BundleRejected, verifyBundle, type BundleContent, type SignedBundle } from "@/lib/enforcement/bundle";
+import { PolicyEngine } from "@/lib/enforcement/engine";
+import { AGENT_VERSION, KEY_FILE } from "./config";
+import type { Metrics } from "./metrics";
+
+/** The bundle in force: verified content, its engine, and when it was installed. */
+export interface Installed {
+  signed: SignedBundle;
+  content: BundleContent;
+  engine: PolicyEngine;
+  installedAt: number;
+  source: "control-plane" | "disk";
+}
+
+export interface SyncOptions {
+  controlPlaneUrl: string;
+  enrollmentToken: string | null;
+  agentKey: string | null;
+  fleetId: string | null;
+  name: string;
+  dataDir: string;
+  keys: Record<string, JWK>;
+  waitSeconds: number;
+  metrics: Metrics;
+  heartbeatMs?: number;
+  log?: (msg: string) => void;
+}
+
+export const BUNDLE_FILE = "bundle.json";
+const MAX_ERRORS = 20;
+
+/**
+ * Pulls the fleet's signed bundle and keeps the last good one in force:
+ * enroll once, then long-poll with If-None-Match; every bundle is verified
+ * with the pinned keys, for this fleet, not older than the one held, and its
+ * policies must parse, before the engine is swapped (one assignment) and the
+ * bundle is written to disk (temp file + rename). A refused bundle leaves the
+ * previous one in force. Network errors back off with jitter.
+ */
+export class BundleSync {
+  private installed: Installed | null = null;
+  private key: string | null;
+  agentId: string | null = null;
+  fleetId: string | null;
+  private readonly errors: string[] = [];
+  private readonly abort = new AbortController();
+  private loop: Promise<void> | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private failures = 0;
+  private readonly log: (msg: string) => void;
+
+  constructor(private readonly o: SyncOptions) {
+    this.key = o.agentKey;
+    this.fleetId = o.fleetId;
+    this.log = o.log ?? ((m) => console.log(`[agent] ${m}`));
+    if (o.agentKey) this.agentId = agentIdOf(o.agentKey);
+  }
+
+  get current(): Installed | null {
+    return this.installed;
+  }
+
+  get recentErrors(): string[] {
+    return [...this.errors];
+  }
+
+  private error(msg: string): void {
+    this.log(msg);
+    this.errors.push(`${new Date().toISOString()} ${msg}`.slice(0, 1000));
+    if (this.errors.length > MAX_ERRORS) this.errors.shift();
+  }
+
+  /** Loads the key (enrolling if needed) and the last good bundle from disk, then starts polling and heartbeats. */
+  async start(): Promise<void> {
+    await mkdir(this.o.dataDir, { recursive: true, mode: 0o700 });
+    await this.loadStoredKey();
+    await this.loadFromDisk();
+    this.loop = this.run();
+    const beat = () => {
+      this.heartbeatTimer = setTimeout(() => void this.heartbeat().finally(() => !this.abort.signal.aborted && beat()), this.o.heartbeatMs ?? 15_000);
+      this.heartbeatTimer.unref();
+    };
+    beat();
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
+    await this.loop?.catch(() => {});
+  }
+
+  private async loadStoredKey(): Promise<void> {
+    if (this.key) return;
+    try {
+      const stored = JSON.parse(await readFile(path.join(this.o.dataDir, KEY_FILE), "utf8")) as { agentId: string; fleetId: string; agentKey: string };
+      this.key = stored.agentKey;
+      this.agentId = stored.agentId;
+      this.fleetId ??= stored.fleetId;
+    } catch {
+      // Not enrolled yet: the loop enrolls with the token.
+    }
+  }
+
+  private async enroll(): Promise<void> {
+    if (!this.o.enrollmentToken) throw new Error("no agent key and no enrollment token");
+    const res = await fetch(`${this.o.controlPlaneUrl}/api/v1/agent/enroll`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token: this.o.enrollmentToken, name: this.o.name, version: AGENT_VERSION }),
+      signal: this.abort.signal,
+    });
+    if (res.status !== 201) throw new Fatal(`enrollment refused (${res.status}): ${await res.text().then((t) => t.slice(0, 300))}`);
+    const out = (await res.json()) as { agentId: string; fleetId: string; agentKey: string };
+    const file = path.join(this.o.dataDir, KEY_FILE);
+    await writeFile(file, JSON.stringify(out), { mode: 0o600 });
+    await chmod(file, 0o600);
+    this.key = out.agentKey;
+    this.agentId = out.agentId;
+    if (this.fleetId && this.fleetId !== out.fleetId) throw new Fatal(`enrolled into fleet ${out.fleetId}, but configured for ${this.fleetId}`);
+    this.fleetId = out.fleetId;
+    this.log(`enrolled as ${out.agentId} in fleet ${out.fleetId}`);
+  }
+
+  /** Verifies a bundle and its policies; returns what to install, or throws (BundleRejected or a parse error). */
+  private async verify(signed: SignedBundle, minRevision: number | undefined, source: Installed["source"]): Promise<Installed> {
+    const content = await verifyBundle(signed, { keys: this.o.keys, fleetId: this.fleetId ?? undefined, minRevision });
+    const engine = new PolicyEngine(content);
+    return { signed, content, engine, installedAt: Date.now(), source };
+  }
+
+  private async loadFromDisk(): Promise<void> {
+    let raw: string;
+    try {
+      raw = await readFile(path.join(this.o.dataDir, BUNDLE_FILE), "utf8");
+    } catch {
+      return;
+    }
+    try {
+      const got = await this.verify(JSON.parse(raw) as SignedBundle, undefined, "disk");
+      this.fleetId ??= got.content.manifest.fleetId;
+      this.installed = got;
+      this.log(`loaded bundle revision ${got.content.manifest.revision} from disk`);
+    } catch (err) {
+      this.o.metrics.bundleRejections++;
+      this.error(`bundle on disk refused: ${describe(err)}`);
+    }
+  }
+
+  private async persist(signed: SignedBundle): Promise<void> {
+    const file = path.join(this.o.dataDir, BUNDLE_FILE);
+    const tmp = `${file}.${process.pid}.tmp`;
+    const fh = await open(tmp, "w", 0o600);
+    try {
+      await fh.writeFile(JSON.stringify(signed));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.abort.signal;
+    while (!signal.aborted) {
+      try {
+        if (!this.key) await this.enroll();
+        await this.pollOnce();
+        this.failures = 0;
+      } catch (err) {
+        if (signal.aborted) return;
+        if (err instanceof Fatal) {
+          this.error(err.message);
+          this.failures = Math.max(this.failures, 5);
+        } else {
+          this.error(`control plane unreachable: ${describe(err)}`);
+        }
+        await sleep(backoff(this.failures++), signal);
+      }
+    }
+  }
+
+  /** One long-poll round. */
+  async pollOnce(): Promise<void> {
+    const cur = this.installed;
+    const headers: Record<string, string> = { authorization: `Bearer ${this.key}` };
+    if (cur) headers["if-none-match"] = `"${cur.signed.sha256}"`;
+    // A long poll that outlives its wait by far is a dead connection: give up on it and retry.
+    const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout((this.o.waitSeconds + 30) * 1000)]);
+    const res = await fetch(`${this.o.controlPlaneUrl}/api/v1/agent/bundle?wait=${this.o.waitSeconds}`, { headers, signal });
+    if (res.status === 304) return;
+    if (res.status === 404) {
+      await res.body?.cancel();
+      // Nothing published yet; the server already waited (or wait=0): pause briefly.
+      if (this.o.waitSeconds === 0) await sleep(1000, this.abort.signal);
+      return;
+    }
+    if (res.status !== 200) throw new Fatal(`bundle request answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
+    const signed = (await res.json()) as SignedBundle;
+    let next: Installed;
+    try {
+      next = await this.verify(signed, cur?.content.manifest.revision, "control-plane");
+    } catch (err) {
+      this.o.metrics.bundleRejections++;
+      this.error(`bundle revision ${signed?.revision} refused, keeping ${cur ? `revision ${cur.content.manifest.revision}` : "none"}: ${describe(err)}`);
+      // Do not spin on the same refused bundle.
+      await sleep(backoff(3), this.abort.signal);
+      return;
+    }
+    this.fleetId ??= next.content.manifest.fleetId;
+    this.installed = next; // the swap: one assignment, requests in flight keep the engine they started with
+    this.log(`bundle revision ${next.content.manifest.revision} in force`);
+    try {
+      await this.persist(signed);
+    } catch (err) {
+      this.error(`could not write the bundle to disk: ${describe(err)}`);
+    }
+  }
+
+  async heartbeat(counters: Record<string, number> = this.o.metrics.counters()): Promise<boolean> {
+    if (!this.key) return false;
+    try {
+      const res = await fetch(`${this.o.controlPlaneUrl}/api/v1/agent/heartbeat`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${this.key}`, "content-type": "application/json" },
+        body: JSON.stringify({ version: AGENT_VERSION, bundleRevision: this.installed?.content.manifest.revision ?? null, counters, errors: this.errors.slice(-MAX_ERRORS) }),
+        signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(10_000)]),
+      });
+      await res.body?.cancel();
+      return res.status === 204;
+    } catch {
+      return false;
+    }
+  }
+}
+
+class Fatal extends Error {}
+
+const describe = (err: unknown) => (err instanceof BundleRejected ? `${err.reason}: ${err.message}` : err instanceof Error ? err.message : String(err));
+
+/** Exponential backoff from 0.5 s to 30 s, with ±50 % jitter. */
+export function backoff(failures: number): number {
+  const base = Math.min(30_000, 500 * 2 ** Math.min(failures, 10));
+  return Math.round(base * (0.5 + Math.random()));
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** The agent id inside a key `mda_<id hex>.<secret>` (lib/agents/keys.ts format), when it has that shape. */
+function agentIdOf(key: string): string | null {
+  const m = /^mda_([0-9a-f]{32})\./.exec(key);
+  return m ? `agt_${m[1]}` : null;
+}

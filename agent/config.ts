@@ -1,0 +1,151 @@
+import { existsSync, readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import path from "node:path";
+import type { JWK } from "jose";
+import { z } from "zod";
+
+export const AGENT_VERSION = "0.1.0";
+/** Where an enrolled agent keeps its key (mode 0600). */
+export const KEY_FILE = "agent-key.json";
+
+export interface AgentConfig {
+  controlPlaneUrl: string;
+  enrollmentToken: string | null;
+  agentKey: string | null;
+  /** The fleet the agent belongs to, when known up front (else from its enrollment). */
+  fleetId: string | null;
+  name: string;
+  host: string;
+  port: number;
+  dataDir: string;
+  /** Pinned bundle-signing public keys by key id. */
+  keys: Record<string, JWK>;
+  waitSeconds: number;
+}
+
+export type ConfigResult = { ok: true; config: AgentConfig } | { ok: false; errors: string[] };
+
+const FLAGS: Record<string, string> = {
+  "--control-plane": "MANDATE_CONTROL_PLANE_URL",
+  "--enrollment-token": "MANDATE_ENROLLMENT_TOKEN",
+  "--agent-key": "MANDATE_AGENT_KEY",
+  "--fleet-id": "MANDATE_FLEET_ID",
+  "--name": "MANDATE_AGENT_NAME",
+  "--host": "MANDATE_LISTEN_HOST",
+  "--port": "MANDATE_LISTEN_PORT",
+  "--data-dir": "MANDATE_DATA_DIR",
+  "--keys": "MANDATE_BUNDLE_KEYS",
+  "--wait": "MANDATE_WAIT_SECONDS",
+};
+
+export const USAGE = `Usage: mandate-agent [flags]   (each flag also reads from its environment variable)
+${Object.entries(FLAGS)
+  .map(([f, e]) => `  ${f.padEnd(20)} ${e}`)
+  .join("\n")}
+  --keys takes a JWKS as JSON ({"keys":[…]}) or the path of a file holding one.`;
+
+const jwkSchema = z.looseObject({ kty: z.literal("OKP"), crv: z.literal("Ed25519"), x: z.string().min(1), kid: z.string().min(1) });
+const jwksSchema = z.object({ keys: z.array(jwkSchema).min(1, "must hold at least one key") });
+
+const schema = z
+  .object({
+    MANDATE_CONTROL_PLANE_URL: z.url({ protocol: /^https?$/, error: (i) => (i.input === undefined ? "is required" : "must be an http(s) URL") }).transform((u) => u.replace(/\/+$/, "")),
+    MANDATE_ENROLLMENT_TOKEN: z.string().regex(/^mde_\S+$/, "must be an enrollment token (mde_…)").optional(),
+    MANDATE_AGENT_KEY: z.string().regex(/^mda_\S+$/, "must be an agent key (mda_…)").optional(),
+    MANDATE_FLEET_ID: z.string().min(1).optional(),
+    MANDATE_AGENT_NAME: z.string().trim().min(1).max(120).default(hostname().slice(0, 120) || "agent"),
+    MANDATE_LISTEN_HOST: z.string().min(1).default("127.0.0.1"),
+    MANDATE_LISTEN_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+    MANDATE_DATA_DIR: z.string().min(1).default(".agent-data"),
+    MANDATE_BUNDLE_KEYS: z.string({ error: "is required (a JWKS as JSON or a file path)" }).min(1),
+    MANDATE_WAIT_SECONDS: z.coerce.number().int().min(0).max(60).default(30),
+  })
+  .strip();
+
+/** Reads flags (`--name value` or `--name=value`) over the environment; collects every problem. */
+export function loadConfig(argv: string[], env: Record<string, string | undefined>): ConfigResult {
+  const errors: string[] = [];
+  const merged: Record<string, string | undefined> = {};
+  for (const e of Object.values(FLAGS)) if (env[e] !== undefined && env[e] !== "") merged[e] = env[e];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.indexOf("=");
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    const name = FLAGS[flag];
+    if (!name) {
+      errors.push(`unknown flag ${flag}`);
+      continue;
+    }
+    const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+    if (value === undefined) errors.push(`${flag} needs a value`);
+    else merged[name] = value;
+  }
+  const parsed = schema.safeParse(merged);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const key = String(issue.path[0] ?? "");
+      const flag = Object.entries(FLAGS).find(([, e]) => e === key)?.[0];
+      errors.push(`${key}${flag ? ` (${flag})` : ""}: ${issue.message}`);
+    }
+  }
+  let keys: Record<string, JWK> = {};
+  const rawKeys = merged.MANDATE_BUNDLE_KEYS;
+  if (rawKeys) {
+    const r = parseKeys(rawKeys);
+    if (typeof r === "string") errors.push(`MANDATE_BUNDLE_KEYS (--keys): ${r}`);
+    else keys = r;
+  }
+  if (parsed.success) {
+    const v = parsed.data;
+    const stored = existsSync(path.join(v.MANDATE_DATA_DIR, KEY_FILE));
+    if (!v.MANDATE_ENROLLMENT_TOKEN && !v.MANDATE_AGENT_KEY && !stored) {
+      errors.push(`give MANDATE_ENROLLMENT_TOKEN (--enrollment-token) or MANDATE_AGENT_KEY (--agent-key); no stored key in ${v.MANDATE_DATA_DIR}`);
+    }
+    if (v.MANDATE_ENROLLMENT_TOKEN && v.MANDATE_AGENT_KEY) errors.push("give an enrollment token or an agent key, not both");
+    if (!errors.length) {
+      return {
+        ok: true,
+        config: {
+          controlPlaneUrl: v.MANDATE_CONTROL_PLANE_URL,
+          enrollmentToken: v.MANDATE_ENROLLMENT_TOKEN ?? null,
+          agentKey: v.MANDATE_AGENT_KEY ?? null,
+          fleetId: v.MANDATE_FLEET_ID ?? null,
+          name: v.MANDATE_AGENT_NAME,
+          host: v.MANDATE_LISTEN_HOST,
+          port: v.MANDATE_LISTEN_PORT,
+          dataDir: path.resolve(v.MANDATE_DATA_DIR),
+          keys,
+          waitSeconds: v.MANDATE_WAIT_SECONDS,
+        },
+      };
+    }
+  }
+  return { ok: false, errors };
+}
+
+/** A JWKS as JSON, or the path of a file holding one → keys by kid; or the problem. */
+export function parseKeys(raw: string): Record<string, JWK> | string {
+  let text = raw.trim();
+  if (!text.startsWith("{")) {
+    try {
+      text = readFileSync(text, "utf8");
+    } catch (err) {
+      return `cannot read key file ${raw}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`;
+    }
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return "is not valid JSON";
+  }
+  const r = jwksSchema.safeParse(json);
+  if (!r.success) return r.error.issues.map((i) => `${i.path.join(".") || "jwks"}: ${i.message}`).join("; ");
+  const keys: Record<string, JWK> = {};
+  for (const k of r.data.keys) {
+    if (keys[k.kid]) return `key id ${k.kid} appears twice`;
+    if ("d" in k) return `key ${k.kid} is a private key; pin public keys only`;
+    keys[k.kid] = k as JWK;
+  }
+  return keys;
+}

@@ -1,0 +1,90 @@
+/**
+ * The data-plane agent: config → bundle sync → HTTP server.
+ *
+ *   npx tsx agent/main.ts --control-plane http://localhost:3000 --enrollment-token mde_… --keys keys.json --port 8080
+ *
+ * SIGTERM / SIGINT: stop accepting, finish in-flight requests (up to 10 s), flush the decision WAL, exit.
+ */
+import type { AddressInfo } from "node:net";
+import { pathToFileURL } from "node:url";
+import { BundleSync } from "./bundle-sync";
+import { loadConfig, USAGE, type AgentConfig } from "./config";
+import { Metrics } from "./metrics";
+import { createAgentServer } from "./server";
+import { TokenValidator } from "@/lib/enforcement/token";
+import type { TokenValidatorLike } from "./token";
+import { DecisionWal } from "./wal";
+
+export interface RunningAgent {
+  url: string;
+  sync: BundleSync;
+  metrics: Metrics;
+  wal: DecisionWal;
+  stop(): Promise<void>;
+}
+
+export async function startAgent(config: AgentConfig, opts: { validator?: TokenValidatorLike; log?: (m: string) => void; heartbeatMs?: number } = {}): Promise<RunningAgent> {
+  const log = opts.log ?? ((m: string) => console.log(`[agent] ${m}`));
+  const metrics = new Metrics();
+  const wal = new DecisionWal(config.dataDir, { onError: (e) => log(`decision WAL write failed: ${e instanceof Error ? e.message : String(e)}`) });
+  const sync = new BundleSync({ ...config, metrics, log, heartbeatMs: opts.heartbeatMs });
+  await sync.start();
+  await wal.open();
+  const validator = opts.validator ?? new TokenValidator();
+  const server = createAgentServer({ current: () => sync.current, validator, metrics, wal, agentId: () => sync.agentId, log });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+  const url = `http://${host}:${addr.port}`;
+  log(`listening on ${url}`);
+  let stopping: Promise<void> | null = null;
+  return {
+    url,
+    sync,
+    metrics,
+    wal,
+    stop: () =>
+      (stopping ??= (async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        const force = setTimeout(() => server.closeAllConnections(), 10_000);
+        force.unref();
+        await sync.stop();
+        await closed;
+        clearTimeout(force);
+        await wal.close();
+      })()),
+  };
+}
+
+/** Runs the agent from the command line (flags and environment). */
+export async function main(): Promise<void> {
+  const r = loadConfig(process.argv.slice(2), process.env);
+  if (!r.ok) {
+    console.error(`mandate-agent: invalid configuration\n${r.errors.map((e) => `  - ${e}`).join("\n")}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  const agent = await startAgent(r.config);
+  const shutdown = (signal: string) => {
+    console.log(`[agent] ${signal}: shutting down`);
+    agent.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        console.error(err);
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGTERM", () => shutdown("SIGTERM"));
+  process.once("SIGINT", () => shutdown("SIGINT"));
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

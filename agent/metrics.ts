@@ -1,0 +1,55 @@
+/** Prometheus text exposition for the few series the agent keeps. No client library: the format is small. */
+const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+
+export class Metrics {
+  readonly decisions = new Map<string, number>();
+  private readonly buckets = BUCKETS.map(() => 0);
+  private sum = 0;
+  private count = 0;
+  upstreamErrors = 0;
+  hiddenChangedTools = 0;
+  bundleRejections = 0;
+
+  decision(outcome: "allow" | "deny", seconds: number): void {
+    this.decisions.set(outcome, (this.decisions.get(outcome) ?? 0) + 1);
+    BUCKETS.forEach((b, i) => {
+      if (seconds <= b) this.buckets[i]!++;
+    });
+    this.sum += seconds;
+    this.count++;
+  }
+
+  /** Cumulative counters for the heartbeat. */
+  counters(): Record<string, number> {
+    return {
+      allowed: this.decisions.get("allow") ?? 0,
+      denied: this.decisions.get("deny") ?? 0,
+      upstream_errors: this.upstreamErrors,
+      hidden_changed_tools: this.hiddenChangedTools,
+      bundle_rejections: this.bundleRejections,
+    };
+  }
+
+  render(bundle: { revision: number; installedAt: number } | null, now = Date.now()): string {
+    const out: string[] = [];
+    out.push("# HELP mandate_decisions_total Authorization decisions by outcome.", "# TYPE mandate_decisions_total counter");
+    for (const o of ["allow", "deny"]) out.push(`mandate_decisions_total{outcome="${o}"} ${this.decisions.get(o) ?? 0}`);
+    out.push("# HELP mandate_decision_seconds Time to decide one request.", "# TYPE mandate_decision_seconds histogram");
+    BUCKETS.forEach((b, i) => out.push(`mandate_decision_seconds_bucket{le="${b}"} ${this.buckets[i]}`));
+    out.push(`mandate_decision_seconds_bucket{le="+Inf"} ${this.count}`, `mandate_decision_seconds_sum ${this.sum}`, `mandate_decision_seconds_count ${this.count}`);
+    out.push("# HELP mandate_bundle_revision Revision of the bundle in force (0: none).", "# TYPE mandate_bundle_revision gauge", `mandate_bundle_revision ${bundle?.revision ?? 0}`);
+    out.push(
+      "# HELP mandate_bundle_age_seconds Seconds since the bundle in force was installed (-1: none).",
+      "# TYPE mandate_bundle_age_seconds gauge",
+      `mandate_bundle_age_seconds ${bundle ? ((now - bundle.installedAt) / 1000).toFixed(3) : -1}`,
+    );
+    out.push("# HELP mandate_upstream_errors_total Upstream requests that failed.", "# TYPE mandate_upstream_errors_total counter", `mandate_upstream_errors_total ${this.upstreamErrors}`);
+    out.push(
+      "# HELP mandate_hidden_changed_tools_total Tools hidden because their live definition differs from the approved one.",
+      "# TYPE mandate_hidden_changed_tools_total counter",
+      `mandate_hidden_changed_tools_total ${this.hiddenChangedTools}`,
+    );
+    out.push("# HELP mandate_bundle_rejections_total Bundles refused by verification.", "# TYPE mandate_bundle_rejections_total counter", `mandate_bundle_rejections_total ${this.bundleRejections}`);
+    return out.join("\n") + "\n";
+  }
+}
