@@ -63,6 +63,11 @@ export class BundleSync {
     return this.installed;
   }
 
+  /** The agent key, once enrolled (or given); null before. */
+  get agentKey(): string | null {
+    return this.key;
+  }
+
   get recentErrors(): string[] {
     return [...this.errors];
   }

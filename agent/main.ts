@@ -3,7 +3,8 @@
  *
  *   npx tsx agent/main.ts --control-plane http://localhost:3000 --enrollment-token mde_… --keys keys.json --port 8080
  *
- * SIGTERM / SIGINT: stop accepting, finish in-flight requests (up to 10 s), flush the decision WAL, exit.
+ * SIGTERM / SIGINT: stop accepting, finish in-flight requests (up to 10 s), flush the decision WAL, ship what
+ * the control plane takes within the rest of the drain time (what is left stays in the data dir), exit.
  */
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
@@ -11,6 +12,7 @@ import { BundleSync } from "./bundle-sync";
 import { loadConfig, USAGE, type AgentConfig } from "./config";
 import { Metrics } from "./metrics";
 import { createAgentServer } from "./server";
+import { DecisionShipper, type ShipperOptions } from "./shipper";
 import { TokenValidator } from "@/lib/enforcement/token";
 import type { TokenValidatorLike } from "./token";
 import { DecisionWal } from "./wal";
@@ -20,22 +22,43 @@ export interface RunningAgent {
   sync: BundleSync;
   metrics: Metrics;
   wal: DecisionWal;
+  shipper: DecisionShipper;
   stop(): Promise<void>;
 }
 
-export async function startAgent(config: AgentConfig, opts: { validator?: TokenValidatorLike; log?: (m: string) => void; heartbeatMs?: number } = {}): Promise<RunningAgent> {
+/** Shipper settings a caller (tests, benches) may override. */
+export type ShipOptions = Pick<ShipperOptions, "intervalMs" | "maxBatchLines" | "maxBatchBytes" | "requestTimeoutMs" | "backoff" | "hooks">;
+
+/** How long shutdown waits for in-flight requests and then for shipping, together. */
+const DRAIN_MS = 10_000;
+
+export async function startAgent(
+  config: AgentConfig,
+  opts: { validator?: TokenValidatorLike; log?: (m: string) => void; heartbeatMs?: number; ship?: ShipOptions; drainMs?: number } = {},
+): Promise<RunningAgent> {
   const log = opts.log ?? ((m: string) => console.log(`[agent] ${m}`));
   const metrics = new Metrics();
   const wal = new DecisionWal(config.dataDir, { onError: (e) => log(`decision WAL write failed: ${e instanceof Error ? e.message : String(e)}`) });
   const sync = new BundleSync({ ...config, metrics, log, heartbeatMs: opts.heartbeatMs });
   await sync.start();
   await wal.open();
+  metrics.logBacklog = () => wal.backlog();
+  // Starts at once: segments left from before are shipped as soon as the agent key is known (stored, or after enrollment).
+  const shipper = new DecisionShipper({ ...opts.ship, wal, controlPlaneUrl: config.controlPlaneUrl, agentKey: () => sync.agentKey, metrics, log });
+  shipper.start();
   const validator = opts.validator ?? new TokenValidator();
   const server = createAgentServer({ current: () => sync.current, validator, metrics, wal, agentId: () => sync.agentId, log });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(config.port, config.host, () => resolve());
+    });
+  } catch (err) {
+    // Nothing was decided: leave the data dir as it is.
+    await Promise.all([shipper.stop(), sync.stop()]);
+    await wal.close();
+    throw err;
+  }
   const addr = server.address() as AddressInfo;
   const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
   const url = `http://${host}:${addr.port}`;
@@ -46,15 +69,22 @@ export async function startAgent(config: AgentConfig, opts: { validator?: TokenV
     sync,
     metrics,
     wal,
+    shipper,
     stop: () =>
       (stopping ??= (async () => {
+        const drainMs = opts.drainMs ?? DRAIN_MS;
+        const deadline = Date.now() + drainMs;
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
-        const force = setTimeout(() => server.closeAllConnections(), 10_000);
+        const force = setTimeout(() => server.closeAllConnections(), drainMs);
         force.unref();
         await sync.stop();
         await closed;
         clearTimeout(force);
+        await wal.flush();
+        // Best effort: whatever is not acknowledged in time stays on disk and ships at the next start.
+        const { left } = await shipper.flush(Math.max(1000, deadline - Date.now()));
+        if (left) log(`decision log: ${left} decision(s) not yet shipped stay in ${config.dataDir}`);
         await wal.close();
       })()),
   };

@@ -9,6 +9,13 @@ export class Metrics {
   upstreamErrors = 0;
   hiddenChangedTools = 0;
   bundleRejections = 0;
+  /** Decision-log shipping (agent/shipper.ts). */
+  decisionsShipped = 0;
+  decisionsDuplicates = 0;
+  decisionsRejected = 0;
+  shippingHalted = 0;
+  /** Lines and bytes of the decision log not yet acknowledged by the control plane (set by the agent to read its WAL). */
+  logBacklog: () => { lines: number; bytes: number } = () => ({ lines: 0, bytes: 0 });
 
   decision(outcome: "allow" | "deny", seconds: number): void {
     this.decisions.set(outcome, (this.decisions.get(outcome) ?? 0) + 1);
@@ -27,6 +34,9 @@ export class Metrics {
       upstream_errors: this.upstreamErrors,
       hidden_changed_tools: this.hiddenChangedTools,
       bundle_rejections: this.bundleRejections,
+      decisions_shipped: this.decisionsShipped,
+      decisions_rejected: this.decisionsRejected,
+      log_backlog: this.logBacklog().lines,
     };
   }
 
@@ -50,6 +60,31 @@ export class Metrics {
       `mandate_hidden_changed_tools_total ${this.hiddenChangedTools}`,
     );
     out.push("# HELP mandate_bundle_rejections_total Bundles refused by verification.", "# TYPE mandate_bundle_rejections_total counter", `mandate_bundle_rejections_total ${this.bundleRejections}`);
+    const backlog = this.logBacklog();
+    out.push(
+      "# HELP mandate_log_backlog Decisions written ahead but not yet acknowledged by the control plane.",
+      "# TYPE mandate_log_backlog gauge",
+      `mandate_log_backlog ${backlog.lines}`,
+      "# HELP mandate_log_backlog_bytes Bytes of the decision log not yet acknowledged by the control plane.",
+      "# TYPE mandate_log_backlog_bytes gauge",
+      `mandate_log_backlog_bytes ${backlog.bytes}`,
+    );
+    out.push("# HELP mandate_decisions_shipped_total Decisions the control plane stored.", "# TYPE mandate_decisions_shipped_total counter", `mandate_decisions_shipped_total ${this.decisionsShipped}`);
+    out.push(
+      "# HELP mandate_decisions_duplicates_total Decisions resent that the control plane already held.",
+      "# TYPE mandate_decisions_duplicates_total counter",
+      `mandate_decisions_duplicates_total ${this.decisionsDuplicates}`,
+    );
+    out.push(
+      "# HELP mandate_decisions_rejected_total Decision-log lines set aside (decisions-<seq>.rejected) because the control plane refused them or they did not parse.",
+      "# TYPE mandate_decisions_rejected_total counter",
+      `mandate_decisions_rejected_total ${this.decisionsRejected}`,
+    );
+    out.push(
+      "# HELP mandate_log_shipping_halted 1 when decision shipping stopped for good (the agent key was refused).",
+      "# TYPE mandate_log_shipping_halted gauge",
+      `mandate_log_shipping_halted ${this.shippingHalted}`,
+    );
     return out.join("\n") + "\n";
   }
 }

@@ -42,6 +42,15 @@ function rootServer(servers: BundleServer[]): BundleServer | undefined {
   return servers.find((s) => resourcePath(s.resourceUri) === "/");
 }
 
+/** Whether an Origin header names the origin of the resource URI (scheme, host and port). */
+function sameOrigin(origin: string, resourceUri: string): boolean {
+  try {
+    return new URL(origin).origin === new URL(resourceUri).origin;
+  } catch {
+    return false;
+  }
+}
+
 async function readBody(req: IncomingMessage): Promise<Buffer | "too_large"> {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -90,6 +99,12 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     const server = installed.content.servers.find((s) => resourcePath(s.resourceUri) === p);
     if (!server) return sendJson(res, 404, { error: "not found" });
     if (!["POST", "GET", "DELETE"].includes(req.method ?? "")) return sendJson(res, 405, { error: "method not allowed" }, { allow: "POST, GET, DELETE" });
+    // MCP transports (2025-11-25): validate Origin against DNS rebinding; present and invalid → 403.
+    // The MCP endpoint sends no CORS headers, so no cross-origin browser client can use it anyway.
+    const origin = req.headers.origin;
+    if (origin !== undefined && !sameOrigin(origin, server.resourceUri)) {
+      return sendJson(res, 403, { jsonrpc: "2.0", id: null, error: { code: -32000, message: "Forbidden: invalid Origin" } });
+    }
 
     const unauthorized = (error?: { code: string; description: string }) => {
       res.setHeader("www-authenticate", challenge401(server, error));

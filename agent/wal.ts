@@ -1,4 +1,5 @@
-import { mkdir, open, type FileHandle } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { appendFile, mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 
 /**
@@ -26,35 +27,118 @@ export interface DecisionRecord {
   latencyUs: number;
 }
 
+/** The active segment: every decision is appended here first. */
+export const ACTIVE_FILE = "decisions.wal";
+const SEGMENT = /^decisions-(\d{12})\.(sealed|rejected)$/;
+/** Lines kept in memory while the disk refuses writes. */
+const MAX_QUEUED_LINES = 100_000;
+const segmentName = (seq: number, kind: "sealed" | "rejected") => `decisions-${String(seq).padStart(12, "0")}.${kind}`;
+
+/** A sealed segment: closed, renamed, never written again; deleted once the control plane acknowledged all of it. */
+export interface Segment {
+  seq: number;
+  file: string;
+  lines: number;
+  bytes: number;
+}
+
+export interface WalOptions {
+  /** Batch window for appends (one write + fsync per window). Default 50 ms. */
+  intervalMs?: number;
+  /** Lines that trigger an immediate write. Default 200. */
+  maxBatch?: number;
+  /** The writer seals the active segment itself once it holds this many lines (default 5,000) … */
+  maxSegmentLines?: number;
+  /** … or this many bytes (default 4 MiB), so a long outage leaves many bounded segments, not one huge file. */
+  maxSegmentBytes?: number;
+  onError?: (err: unknown) => void;
+}
+
 /**
- * Append-only NDJSON log of decisions, `<dataDir>/decisions.wal`. Lines are
- * queued and written with one append + fsync per batch (every `intervalMs`
- * or `maxBatch` lines), so a burst costs one fsync. `flush()` resolves once
- * every line queued before it is on disk.
+ * Segmented, append-only NDJSON log of decisions in the data dir.
+ *
+ * - `decisions.wal` is the active segment. Lines are queued and written with
+ *   one append + fsync per batch (every `intervalMs` or `maxBatch` lines), so
+ *   a burst costs one fsync. `flush()` resolves once every line queued before
+ *   it is on disk.
+ * - `seal()` (called by the shipper when the active segment holds data, and by
+ *   the writer itself past `maxSegmentLines`/`maxSegmentBytes`) runs in the
+ *   write chain: pending lines are written and fsynced, the file is closed and
+ *   renamed to `decisions-<seq>.sealed` (atomic), the directory is fsynced and
+ *   a new active file is opened. Appends made meanwhile wait in memory and go
+ *   to the new file, so no line is ever in two segments or in none.
+ * - Sealed segments are handed out oldest first (`segments()`); the shipper
+ *   deletes one (`acknowledge`) only after the control plane acknowledged every
+ *   line of it, or moves it to `decisions-<seq>.rejected` (`reject`).
+ * - At open: leftover sealed segments are picked up, the sequence continues
+ *   after the highest one, and an active file whose last line was torn by a
+ *   crash gets a newline so the torn line cannot swallow the next record.
  */
 export class DecisionWal {
+  readonly dir: string;
   readonly file: string;
   private fh: FileHandle | null = null;
   private queue: string[] = [];
+  private queuedBytes = 0;
+  private activeLines = 0;
+  private activeBytes = 0;
+  private readonly sealed = new Map<number, Segment>();
+  private nextSeq = 1;
   private timer: NodeJS.Timeout | null = null;
   private writing: Promise<void> = Promise.resolve();
   private closed = false;
+  private scanned = false;
 
   constructor(
     dataDir: string,
-    private readonly opts: { intervalMs?: number; maxBatch?: number; onError?: (err: unknown) => void } = {},
+    private readonly opts: WalOptions = {},
   ) {
-    this.file = path.join(dataDir, "decisions.wal");
+    this.dir = dataDir;
+    this.file = path.join(dataDir, ACTIVE_FILE);
   }
 
+  /** Scans the data dir (leftover segments, torn tail) and opens the active segment. */
   async open(): Promise<void> {
-    await mkdir(path.dirname(this.file), { recursive: true });
-    this.fh = await open(this.file, "a", 0o600);
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    if (!this.scanned) {
+      for (const name of (await readdir(this.dir)).sort()) {
+        const m = SEGMENT.exec(name);
+        if (!m) continue;
+        const seq = Number(m[1]);
+        this.nextSeq = Math.max(this.nextSeq, seq + 1);
+        if (m[2] === "sealed") {
+          const file = path.join(this.dir, name);
+          this.sealed.set(seq, { seq, file, ...(await countLines(file)) });
+        }
+      }
+      const active = await countLines(this.file).catch(() => ({ lines: 0, bytes: 0 }));
+      this.activeLines = active.lines;
+      this.activeBytes = active.bytes;
+      this.scanned = true;
+    }
+    await this.openActive();
+  }
+
+  private async openActive(): Promise<void> {
+    this.fh = await open(this.file, "a+", 0o600);
+    const { size } = await this.fh.stat();
+    if (size > 0) {
+      const last = Buffer.alloc(1);
+      await this.fh.read(last, 0, 1, size - 1);
+      if (last[0] !== 0x0a) {
+        // A crash tore the last line: terminate it, so it stays one (unparseable) line of its own.
+        await this.fh.appendFile("\n");
+        await this.fh.sync();
+        this.activeBytes++;
+      }
+    }
   }
 
   append(rec: DecisionRecord): void {
     if (this.closed) return;
-    this.queue.push(JSON.stringify(rec) + "\n");
+    const line = JSON.stringify(rec) + "\n";
+    this.queue.push(line);
+    this.queuedBytes += Buffer.byteLength(line);
     if (this.queue.length >= (this.opts.maxBatch ?? 200)) void this.flush();
     else this.timer ??= setTimeout(() => void this.flush(), this.opts.intervalMs ?? 50);
   }
@@ -62,25 +146,162 @@ export class DecisionWal {
   flush(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    const batch = this.queue.join("");
+    const lines = this.queue;
+    const bytes = this.queuedBytes;
+    if (!lines.length) return this.writing;
+    const batch = lines.join("");
     this.queue = [];
-    if (!batch) return this.writing;
+    this.queuedBytes = 0;
     this.writing = this.writing.then(async () => {
       try {
         if (!this.fh) await this.open();
         await this.fh!.appendFile(batch, "utf8");
         await this.fh!.sync();
+        this.activeLines += lines.length;
+        this.activeBytes += bytes;
       } catch (err) {
         this.opts.onError?.(err);
+        // Keep the lines (a partial append may have landed: the ids make a repeat harmless) and retry
+        // on a reopened file, whose torn last line openActive() terminates.
+        await this.fh?.close().catch(() => {});
+        this.fh = null;
+        const room = MAX_QUEUED_LINES - this.queue.length;
+        const kept = room >= lines.length ? lines : lines.slice(lines.length - Math.max(0, room));
+        if (kept.length < lines.length) this.opts.onError?.(new Error(`decision WAL: ${lines.length - kept.length} decision(s) dropped, the disk keeps failing`));
+        this.queue = [...kept, ...this.queue];
+        this.queuedBytes += kept.reduce((n, l) => n + Buffer.byteLength(l), 0);
+        if (!this.closed) this.timer ??= setTimeout(() => !this.closed && void this.flush(), 1000);
+        return;
+      }
+      if (this.activeLines >= (this.opts.maxSegmentLines ?? 5000) || this.activeBytes >= (this.opts.maxSegmentBytes ?? 4 * 1024 * 1024)) {
+        await this.sealNow().catch((err: unknown) => this.opts.onError?.(err));
       }
     });
     return this.writing;
   }
 
-  async close(): Promise<void> {
-    await this.flush();
-    this.closed = true;
+  /** Writes what is queued, then seals the active segment if it holds anything. Resolves with the new segment, or null. */
+  seal(): Promise<Segment | null> {
+    void this.flush();
+    const sealed = this.writing.then(() => this.sealNow());
+    this.writing = sealed.then(
+      () => {},
+      () => {},
+    );
+    return sealed;
+  }
+
+  private async sealNow(): Promise<Segment | null> {
+    if (this.closed || this.activeBytes === 0) return null;
+    const seq = this.nextSeq++;
+    const file = path.join(this.dir, segmentName(seq, "sealed"));
     await this.fh?.close();
     this.fh = null;
+    await rename(this.file, file);
+    const seg: Segment = { seq, file, lines: this.activeLines, bytes: this.activeBytes };
+    this.sealed.set(seq, seg);
+    this.activeLines = 0;
+    this.activeBytes = 0;
+    await this.openActive();
+    await syncDir(this.dir);
+    return seg;
+  }
+
+  /** Sealed segments not yet acknowledged, oldest first. */
+  segments(): Segment[] {
+    return [...this.sealed.values()].sort((a, b) => a.seq - b.seq);
+  }
+
+  /** Every line of the segment was acknowledged: delete it. */
+  async acknowledge(seg: Segment): Promise<void> {
+    await unlink(seg.file).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== "ENOENT") throw err;
+    });
+    this.sealed.delete(seg.seq);
+  }
+
+  /** The control plane refused the segment: move it aside (`decisions-<seq>.rejected`) for an operator. Returns the new path. */
+  async reject(seg: Segment): Promise<string> {
+    const target = path.join(this.dir, segmentName(seg.seq, "rejected"));
+    const exists = await stat(target).then(
+      () => true,
+      () => false,
+    );
+    if (exists) {
+      // Lines of this segment were already set aside (unparseable ones): keep both.
+      await appendFile(target, await readFile(seg.file), { mode: 0o600 });
+      await unlink(seg.file);
+    } else {
+      await rename(seg.file, target);
+    }
+    await syncDir(this.dir);
+    this.sealed.delete(seg.seq);
+    return target;
+  }
+
+  /** Sets lines of a segment aside (appended to `decisions-<seq>.rejected`) before the segment is acknowledged. */
+  async rejectLines(seg: Segment, lines: string[]): Promise<string> {
+    const target = path.join(this.dir, segmentName(seg.seq, "rejected"));
+    const fh = await open(target, "a", 0o600);
+    try {
+      await fh.appendFile(lines.map((l) => `${l}\n`).join(""));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    return target;
+  }
+
+  /** Lines and bytes not yet acknowledged by the control plane: queued, in the active segment and in sealed ones. */
+  backlog(): { lines: number; bytes: number } {
+    let lines = this.queue.length + this.activeLines;
+    let bytes = this.queuedBytes + this.activeBytes;
+    for (const s of this.sealed.values()) {
+      lines += s.lines;
+      bytes += s.bytes;
+    }
+    return { lines, bytes };
+  }
+
+  /** Whether the active segment or the queue holds lines. */
+  get hasActiveData(): boolean {
+    return this.queue.length > 0 || this.activeBytes > 0;
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    await this.writing;
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.fh?.close();
+    this.fh = null;
+  }
+}
+
+/** Newline-terminated lines (a torn last line counts as one) and bytes of a file. */
+async function countLines(file: string): Promise<{ lines: number; bytes: number }> {
+  let lines = 0;
+  let bytes = 0;
+  let last = 0x0a;
+  for await (const chunk of createReadStream(file)) {
+    const buf = chunk as Buffer;
+    bytes += buf.length;
+    for (let i = buf.indexOf(0x0a); i >= 0; i = buf.indexOf(0x0a, i + 1)) lines++;
+    last = buf[buf.length - 1] ?? last;
+  }
+  if (last !== 0x0a) lines++;
+  return { lines, bytes };
+}
+
+/** Makes renames and new files in a directory durable. */
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, "r");
+  try {
+    await fh.sync();
+  } catch {
+    // Some file systems refuse fsync on a directory; the rename itself is atomic either way.
+  } finally {
+    await fh.close();
   }
 }

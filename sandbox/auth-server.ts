@@ -108,7 +108,8 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
     clients: [],
     jwks: { keys: [privateJwk as never] },
     cookies: { keys: [randomBytes(32).toString("hex")] },
-    scopes: ["openid", "offline_access"],
+    // Clients may register for (and request) the resources' scopes too (the MCP SDK registers with the challenge's scopes).
+    scopes: ["openid", "offline_access", ...new Set(Object.values(opts.resources).flatMap((r) => r.scopes))],
     claims: { openid: ["sub", "tenant", "groups"] },
     extraClientMetadata: {
       properties: ["tenant"],

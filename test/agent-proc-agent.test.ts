@@ -5,7 +5,7 @@
  * an issuer's JWKS over HTTP, and the official MCP SDK client.
  */
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { cp, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -70,8 +70,10 @@ async function connect(bearer: string, base = `http://127.0.0.1:${agentPort}`): 
 const rpc = (body: unknown, headers: Record<string, string> = {}) =>
   fetch(`http://127.0.0.1:${agentPort}/mcp`, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers }, body: JSON.stringify(body) });
 
+/** Every decision still in the data dir: sealed segments (the shipper seals the active one) and the active one. */
 async function walLines(dir = dataDir): Promise<DecisionRecord[]> {
-  const text = await readFile(path.join(dir, "decisions.wal"), "utf8").catch(() => "");
+  const files = (await readdir(dir)).filter((f) => /^decisions-\d+\.sealed$/.test(f)).sort();
+  const text = (await Promise.all([...files, "decisions.wal"].map((f) => readFile(path.join(dir, f), "utf8").catch(() => "")))).join("");
   return text
     .split("\n")
     .filter(Boolean)

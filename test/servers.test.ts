@@ -110,7 +110,7 @@ describe("servers", () => {
     expect(s).toMatchObject({ tenantId: a.id, name: inp.name, resourceUri: inp.resourceUri, tenantIds: [a.id] });
     expect(s.protectedResourceMetadata).toEqual({
       resource: inp.resourceUri,
-      authorization_servers: ["https://login.example.com/"],
+      authorization_servers: ["https://login.example.com"],
       scopes_supported: ["tickets.read", "tickets.write"],
       bearer_methods_supported: ["header"],
       resource_name: inp.name,

@@ -18,7 +18,13 @@ export const resourceUriSchema = refineUri(canonicalResourceUri).describe(
   "Canonical resource URI (RFC 8707): absolute https URI without fragment or query; normalized",
 );
 export const upstreamUrlSchema = refineUri((v) => checkHttpUrl(v)).describe("Streamable HTTP endpoint of the upstream MCP server");
-const issuerUrlSchema = refineUri((v) => checkHttpUrl(v, { httpsOnly: true }));
+// An issuer identifier is compared with the token's `iss` as an exact string
+// (RFC 8414 §2, RFC 9068): validated, but kept exactly as the admin wrote it,
+// never re-serialized (new URL() would add a trailing slash to an origin).
+const issuerUrlSchema = refineUri((v) => {
+  const r = checkHttpUrl(v, { httpsOnly: true });
+  return r.ok ? { ok: true, uri: v.trim() } : r;
+});
 
 // RFC 6749 §3.3 scope-token characters.
 export const scopeSchema = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/, "must be a scope token (no spaces or quotes)");

@@ -1,0 +1,229 @@
+/**
+ * The agent as a gateway: tools/call latency (p50/p99) and throughput through
+ * the agent vs. calling the sandbox upstream directly, at 1 and 32 concurrent
+ * clients (one MCP session per client, official SDK client); and the time
+ * from a bundle publish to the first call the agent decides with the new
+ * revision (p50 over PUBLISHES publishes).
+ *
+ * Real peers: a fresh PostgreSQL database beside DATABASE_URL (local only,
+ * dropped at the end), the control plane's agent API route handlers over
+ * node:http in this process, the agent as a child process (agent/main.ts),
+ * the sandbox upstream as a child process, ES256 tokens checked by the real
+ * TokenValidator (JWKS over HTTP).
+ *
+ *   DATABASE_URL=postgres://root@127.0.0.1:5432/test npx tsx bench/gateway.ts
+ *   N=4000 PUBLISHES=20 …   (N: calls per scenario, split across the clients)
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { register } from "node:module";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { McpError } from "@modelcontextprotocol/sdk/types.js";
+
+// Next.js' "server-only" marker throws outside React Server Components: resolve it to an empty module for this script alone.
+register(
+  `data:text/javascript,${encodeURIComponent(
+    `export async function resolve(s, c, n) { return s === "server-only" ? { url: "data:text/javascript,", shortCircuit: true } : n(s, c); }`,
+  )}`,
+);
+
+// The SDK client transport adds an abort listener to its session's signal per request (thousands per session here):
+// Node's MaxListenersExceededWarning for that is noise in this script; other warnings still print.
+process.removeAllListeners("warning");
+process.on("warning", (w) => {
+  if (w.name !== "MaxListenersExceededWarning") console.warn(w);
+});
+
+const N = Number(process.env.N ?? 4000);
+const PUBLISHES = Number(process.env.PUBLISHES ?? 20);
+const CONCURRENCY = (process.env.CONCURRENCY ?? "1,32").split(",").map(Number);
+if (!process.env.DATABASE_URL) throw new Error("set DATABASE_URL to a local PostgreSQL server");
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const { eq } = await import("drizzle-orm");
+const { tools } = await import("@/db/schema");
+const { stopBundleListener } = await import("@/lib/agents/bundle-waiter");
+const { publishBundle } = await import("@/lib/bundles/service");
+const { activeSigningKey, publicKeys } = await import("@/lib/bundles/signing");
+const { approveTool, importCatalog } = await import("@/lib/catalog/service");
+const { createEnrollmentToken, createFleet } = await import("@/lib/fleets/service");
+const { createPolicy, updatePolicy } = await import("@/lib/policy/service");
+const { putScopeMapping } = await import("@/lib/scopes/service");
+const { createServerInput } = await import("@/lib/servers/schemas");
+const { createServer } = await import("@/lib/servers/service");
+const { createTestDb, makeTenant, makeUser, uniq } = await import("@/test/db");
+const { freePort, startSandbox } = await import("@/test/sandbox");
+const { startIssuer } = await import("@/test/agent-proc-harness");
+// The whole agent API, decision ingestion included: the agent ships its decision log while it serves.
+const { startShipControlPlane } = await import("@/test/agent-ship-harness");
+
+const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+const ms = (v: number) => v.toFixed(2).padStart(8);
+
+async function connect(url: string, bearer: string | null): Promise<Client> {
+  const client = new Client({ name: "bench", version: "1.0.0" });
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), bearer ? { requestInit: { headers: { Authorization: `Bearer ${bearer}` } } } : {}));
+  return client;
+}
+
+interface Row {
+  target: string;
+  clients: number;
+  calls: number;
+  p50: number;
+  p99: number;
+  rps: number;
+}
+
+async function run(target: string, url: string, bearer: string | null, clients: number, total: number): Promise<Row> {
+  const sessions = await Promise.all(Array.from({ length: clients }, () => connect(url, bearer)));
+  const per = Math.max(1, Math.floor(total / clients));
+  // Warm-up: JIT, keep-alive sockets, JWKS cache.
+  await Promise.all(sessions.map(async (c) => { for (let i = 0; i < 20; i++) await c.callTool({ name: "get_ticket", arguments: { id: "T-100" } }); }));
+  const lat: number[] = [];
+  const t0 = performance.now();
+  await Promise.all(
+    sessions.map(async (c) => {
+      for (let i = 0; i < per; i++) {
+        const s = performance.now();
+        const r = await c.callTool({ name: "get_ticket", arguments: { id: "T-100" } });
+        lat.push(performance.now() - s);
+        if (r.isError) throw new Error(`call failed: ${JSON.stringify(r.content)}`);
+      }
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  await Promise.all(sessions.map((c) => c.close()));
+  lat.sort((a, b) => a - b);
+  return { target, clients, calls: lat.length, p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), rps: lat.length / seconds };
+}
+
+const kek = { id: "kek-bench", key: randomBytes(32) };
+const g = globalThis as unknown as { __mandateDb?: Promise<unknown> };
+const t = await createTestDb();
+g.__mandateDb = Promise.resolve(t.handle);
+let agentProc: ChildProcess | null = null;
+const dataDir = await mkdtemp(path.join(tmpdir(), "mandate-bench-gw-"));
+const [sandbox, cp, issuer, agentPort] = await Promise.all([startSandbox(), startShipControlPlane(), startIssuer(), freePort()]);
+try {
+  const owner = await makeUser(t.db, { role: "owner" });
+  const tenantId = (await makeTenant(t.db, owner.actor)).id;
+  const resourceUri = `http://127.0.0.1:${agentPort}/mcp`;
+  const server = await createServer(
+    owner.ctx,
+    createServerInput.parse({
+      tenantId,
+      name: uniq("Bench "),
+      resourceUri,
+      upstreamUrl: sandbox.url,
+      scopes: ["tickets:read", "tickets:write"],
+      issuers: [{ issuer: issuer.issuer, jwksUri: issuer.jwksUri, discovery: false, algorithms: ["ES256"] }],
+    }),
+  );
+  const serverId = server!.id;
+  await importCatalog(owner.ctx, serverId);
+  for (const tool of await t.db.select().from(tools).where(eq(tools.serverId, serverId))) await approveTool(owner.ctx, tool.id, { versionId: tool.latestVersionId });
+  await putScopeMapping(owner.ctx, serverId, { baseVersion: 0, mapping: { "tickets:read": ["list_tickets", "get_ticket"], "tickets:write": ["create_ticket", "close_ticket"] } });
+  // Toggled on and off by the publish-latency part: forbids list_tickets.
+  const toggle = (await createPolicy(owner.ctx, {
+    tenantId,
+    serverId,
+    name: "freeze listing",
+    description: "",
+    kind: "rule",
+    rule: { effect: "forbid", actions: ["call_tool"], tools: ["list_tickets"], principals: { users: [], groups: [] }, clients: [], conditions: [] },
+    enabled: false,
+  }))!;
+  const fleet = (await createFleet(owner.ctx, { name: uniq("Bench edge "), serverIds: [serverId] }))!;
+  await activeSigningKey(t.db, kek);
+  const keys = await publicKeys(t.db);
+  const enrollment = await createEnrollmentToken(owner.ctx, fleet.id);
+  await publishBundle(owner.ctx, fleet.id, { note: "bench" }, kek);
+
+  agentProc = spawn(
+    process.execPath,
+    ["--import", "tsx", "agent/main.ts", "--control-plane", cp.url, "--enrollment-token", enrollment.token, "--port", String(agentPort), "--data-dir", dataDir, "--wait", "30", "--name", "bench-agent"],
+    { cwd: root, env: { ...process.env, MANDATE_BUNDLE_KEYS: JSON.stringify({ keys: Object.entries(keys).map(([kid, k]) => ({ ...k, kid })) }) }, stdio: ["ignore", "ignore", "inherit"] },
+  );
+  const end = Date.now() + 60_000;
+  for (;;) {
+    const ready = await fetch(`http://127.0.0.1:${agentPort}/readyz`).then((r) => r.status === 200, () => false);
+    if (ready) break;
+    if (Date.now() > end || agentProc.exitCode !== null) throw new Error("the agent did not become ready");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const bearer = await issuer.sign({ sub: "alice", tenant: tenantId, client_id: "bench", scope: "tickets:read tickets:write" }, resourceUri, "2h");
+
+  const rows: Row[] = [];
+  for (const c of CONCURRENCY) {
+    rows.push(await run("direct", sandbox.url, null, c, N));
+    rows.push(await run("agent", resourceUri, bearer, c, N));
+  }
+  console.log(`\ntools/call get_ticket, ${N} calls per row (node ${process.version}, ${(await import("node:os")).cpus().length} cores; sandbox and agent are child processes)\n`);
+  console.log("target   clients   calls   p50 ms   p99 ms      calls/s");
+  for (const r of rows) console.log(`${r.target.padEnd(8)} ${String(r.clients).padStart(7)} ${String(r.calls).padStart(7)} ${ms(r.p50)} ${ms(r.p99)} ${r.rps.toFixed(0).padStart(12)}`);
+  console.log("\noverhead (agent / direct)");
+  for (const c of CONCURRENCY) {
+    const d = rows.find((r) => r.target === "direct" && r.clients === c)!;
+    const a = rows.find((r) => r.target === "agent" && r.clients === c)!;
+    console.log(`  ${String(c).padStart(2)} clients: p50 ×${(a.p50 / d.p50).toFixed(2)} (+${(a.p50 - d.p50).toFixed(2)} ms), p99 ×${(a.p99 / d.p99).toFixed(2)}, throughput ×${(a.rps / d.rps).toFixed(2)}`);
+  }
+
+  // Publish → first call decided with the new revision (agent long-polling with wait=30).
+  const client = await connect(resourceUri, bearer);
+  const allowed = async () => {
+    try {
+      await client.callTool({ name: "list_tickets", arguments: {} });
+      return true;
+    } catch (err) {
+      if (err instanceof McpError && err.code === -32003) return false;
+      throw err;
+    }
+  };
+  if (!(await allowed())) throw new Error("list_tickets should be allowed before the first toggle");
+  const sincePublished: number[] = [];
+  const sinceCommitted: number[] = [];
+  let enabled = false;
+  for (let i = 0; i < PUBLISHES; i++) {
+    enabled = !enabled;
+    await updatePolicy(owner.ctx, toggle.id, { enabled });
+    await new Promise((r) => setTimeout(r, 200)); // let the agent's long poll settle
+    const t0 = performance.now();
+    await publishBundle(owner.ctx, fleet.id, { note: `toggle ${i}` }, kek);
+    const t1 = performance.now();
+    const want = !enabled;
+    const deadline = Date.now() + 60_000;
+    while ((await allowed()) !== want) if (Date.now() > deadline) throw new Error(`publish ${i} not in force after 60 s`);
+    const t2 = performance.now();
+    sincePublished.push(t2 - t0);
+    sinceCommitted.push(t2 - t1);
+  }
+  await client.close();
+  const metrics = await (await fetch(`http://127.0.0.1:${agentPort}/metrics`)).text();
+  const metric = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(metrics)?.[1] ?? NaN);
+  console.log(
+    `\nagent's own decision time (mandate_decision_seconds): mean ${((metric("mandate_decision_seconds_sum") / metric("mandate_decision_seconds_count")) * 1000).toFixed(3)} ms over ${metric("mandate_decision_seconds_count")} decisions; decisions shipped to the control plane: ${metric("mandate_decisions_shipped_total")}`,
+  );
+  sincePublished.sort((a, b) => a - b);
+  sinceCommitted.sort((a, b) => a - b);
+  console.log(`\npublish → first call decided with the new revision, ${PUBLISHES} publishes (long poll, wait=30 s)`);
+  console.log(`  from the publish call:    p50 ${ms(quantile(sincePublished, 0.5))} ms   max ${ms(sincePublished.at(-1)!)} ms`);
+  console.log(`  from its commit (return): p50 ${ms(quantile(sinceCommitted, 0.5))} ms   max ${ms(sinceCommitted.at(-1)!)} ms`);
+} finally {
+  if (agentProc && agentProc.exitCode === null) {
+    const exited = new Promise((r) => agentProc!.once("exit", r));
+    agentProc.kill("SIGTERM");
+    await exited;
+  }
+  await Promise.all([sandbox.stop(), cp.close(), issuer.close()]);
+  delete g.__mandateDb;
+  await stopBundleListener(t.handle);
+  await t.close();
+  await rm(dataDir, { recursive: true, force: true });
+}
