@@ -11,7 +11,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { base64url, SignJWT } from "jose";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { UnauthorizedError, type OAuthClientProvider } from "@modelcontextprotocol/sdk/client/auth.js";
@@ -19,10 +19,13 @@ import { ClientCredentialsProvider } from "@modelcontextprotocol/sdk/client/auth
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from "@modelcontextprotocol/sdk/shared/auth.js";
 import { McpError } from "@modelcontextprotocol/sdk/types.js";
-import { servers, tools } from "@/db/schema";
+
+import { bundles, fleets, servers, tools } from "@/db/schema";
 import { stopBundleListener } from "@/lib/agents/bundle-waiter";
-import { publishBundle } from "@/lib/bundles/service";
-import { activeSigningKey, publicKeys, type Kek } from "@/lib/bundles/signing";
+import { BUNDLE_CHANNEL, getBundle, listBundles, publishBundle } from "@/lib/bundles/service";
+import { activeSigningKey, publicKeys, signPayload, type Kek } from "@/lib/bundles/signing";
+import { contentHash } from "@/lib/enforcement/bundle";
+import { newId } from "@/lib/ids";
 import { approveTool, importCatalog } from "@/lib/catalog/service";
 import { createEnrollmentToken, createFleet } from "@/lib/fleets/service";
 import { putScopeMapping } from "@/lib/scopes/service";
@@ -39,6 +42,7 @@ import { clientCredentialsToken, followToRedirect, registerClient } from "./auth
 const kek: Kek = { id: "kek-oauth-test", key: randomBytes(32) };
 const g = globalThis as unknown as { __mandateDb?: Promise<unknown> };
 const quiet = () => {};
+const getActive = async () => ({ revision: (await listBundles(owner.ctx, fleetId)).activeRevision! });
 const SCOPES = ["tickets:read", "tickets:write"];
 
 let t: TestDb;
@@ -56,6 +60,8 @@ let resourceUri: string;
 let otherResourceUri: string;
 /** What the registry stored as the issuer identifier, before the workaround below. */
 let registryIssuer: string;
+let fleetId: string;
+let mainServerId: string;
 /** Every access token a client sent, for the pass-through canary. */
 const usedTokens = new Set<string>();
 
@@ -149,6 +155,8 @@ beforeAll(async () => {
   for (const tool of await t.db.select().from(tools).where(eq(tools.serverId, serverId))) await approveTool(owner.ctx, tool.id, { versionId: tool.latestVersionId });
   await putScopeMapping(owner.ctx, serverId, { baseVersion: 0, mapping: { "tickets:read": ["list_tickets", "get_ticket"], "tickets:write": ["create_ticket", "close_ticket"] } });
   const fleet = (await createFleet(owner.ctx, { name: uniq("OAuth edge "), serverIds: [serverId, otherId] }))!;
+  fleetId = fleet.id;
+  mainServerId = serverId;
   await activeSigningKey(t.db, kek);
   const keys = await publicKeys(t.db);
   const enrollment = await createEnrollmentToken(owner.ctx, fleet.id);
@@ -335,6 +343,57 @@ describe("DNS rebinding (MCP transports 2025-11-25: invalid Origin → 403)", ()
     await ok.body?.cancel();
     // The metadata stays readable from anywhere (CORS *).
     expect((await fetch(prmUrl(), { headers: { origin: "http://evil.example.com" } })).status).toBe(200);
+  });
+});
+
+describe("revoked grants (the bundle's revocations)", () => {
+  it("refuses tokens of (user, client, server) issued before the revocation, and only those", async () => {
+    const initialize = (bearer: string) => {
+      usedTokens.add(bearer);
+      return fetch(resourceUri, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${bearer}` },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } } }),
+      });
+    };
+    const now = Math.floor(Date.now() / 1000);
+    const mint = (client: string, iat: number) => as.mintToken({ sub: "alice", tenant: tenantId, client_id: client, scope: SCOPES.join(" "), aud: resourceUri, iat });
+    const old = await mint("revoked-client", now - 30);
+    const otherClient = await mint("other-client", now - 30);
+    const first = await initialize(old);
+    expect(first.status).toBe(200);
+    await first.body?.cancel();
+
+    // Publish a signed revision that revokes (alice, revoked-client, this server) before now,
+    // the way the grants issue will: same content, one revocation more.
+    const { revision: live } = await getActive();
+    const prev = await getBundle(owner.ctx, fleetId, live);
+    const revision = live + 1;
+    const content = { ...prev.content, manifest: { ...prev.content.manifest, revision, parentRevision: live }, revocations: [{ user: "alice", client: "revoked-client", serverId: mainServerId, before: new Date((now - 5) * 1000).toISOString() }] };
+    const key = await activeSigningKey(t.db, kek);
+    const sha256 = contentHash(content);
+    const signature = await signPayload(key, { sha256, fleetId, revision });
+    const t0 = performance.now();
+    await t.db.transaction(async (tx) => {
+      await tx.insert(bundles).values({ id: newId("bundle"), fleetId, revision, parentRevision: live, sha256, content: content as never, signature, keyId: key.kid, createdBy: "test" });
+      await tx.update(fleets).set({ activeRevision: revision }).where(eq(fleets.id, fleetId));
+      await tx.execute(sql`select pg_notify(${BUNDLE_CHANNEL}, ${`${fleetId}:${revision}`})`);
+    });
+    let res = await initialize(old);
+    while (res.status === 200 && performance.now() - t0 < 5000) {
+      await res.body?.cancel();
+      await new Promise((r) => setTimeout(r, 10));
+      res = await initialize(old);
+    }
+    expect(res.status).toBe(401);
+    expect(res.headers.get("www-authenticate")).toContain('error="invalid_token"');
+    await res.body?.cancel();
+    // Another client of the same user, and a token issued after the revocation, still work.
+    for (const ok of [otherClient, await mint("revoked-client", now)]) {
+      const r = await initialize(ok);
+      expect(r.status).toBe(200);
+      await r.body?.cancel();
+    }
   });
 });
 
