@@ -1,4 +1,5 @@
 import { chmod, mkdir, open, readFile, rename, writeFile } from "node:fs/promises";
+import { backoff, sleep } from "./timing";
 import path from "node:path";
 import type { JWK } from "jose";
 import { BundleRejected, verifyBundle, type BundleContent, type SignedBundle } from "@/lib/enforcement/bundle";
@@ -245,24 +246,6 @@ class Fatal extends Error {}
 
 const describe = (err: unknown) => (err instanceof BundleRejected ? `${err.reason}: ${err.message}` : err instanceof Error ? err.message : String(err));
 
-/** Exponential backoff from 0.5 s to 30 s, with ±50 % jitter. */
-export function backoff(failures: number): number {
-  const base = Math.min(30_000, 500 * 2 ** Math.min(failures, 10));
-  return Math.round(base * (0.5 + Math.random()));
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
 
 /** The agent id inside a key `mda_<id hex>.<secret>` (lib/agents/keys.ts format), when it has that shape. */
 function agentIdOf(key: string): string | null {

@@ -1,4 +1,5 @@
 import { createReadStream } from "node:fs";
+import { backoff, sleep } from "./timing";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
@@ -41,11 +42,6 @@ export interface ShipperOptions {
   hooks?: ShipperHooks;
 }
 
-/** Exponential backoff from 0.5 s with ±50 % jitter, never above 30 s. */
-export function shipBackoff(failures: number): number {
-  const base = 500 * 2 ** Math.min(failures, 10);
-  return Math.min(30_000, Math.round(base * (0.5 + Math.random())));
-}
 
 type Sent = { kind: "ok" } | { kind: "rejected"; status: number; issue: string } | { kind: "unauthorized" } | { kind: "failed"; why: string } | { kind: "stopped" } | { kind: "crashed" };
 type Shipped = "done" | "rejected" | "unauthorized" | "failed" | "stopped" | "crashed";
@@ -150,7 +146,7 @@ export class DecisionShipper {
         if (signal.aborted) return;
         // File-system trouble (sealing, reading, deleting): retry later, losing nothing.
         this.log(`decision log: ${describe(err)}`);
-        await sleep((this.o.backoff ?? shipBackoff)(this.failures++), signal);
+        await sleep((this.o.backoff ?? backoff)(this.failures++), signal);
       }
     }
   }
@@ -254,7 +250,7 @@ export class DecisionShipper {
   }
 
   private async failed(why: string, signal: AbortSignal): Promise<void> {
-    const wait = (this.o.backoff ?? shipBackoff)(this.failures++);
+    const wait = (this.o.backoff ?? backoff)(this.failures++);
     this.log(`decision log: ${why}; retrying in ${(wait / 1000).toFixed(1)} s (backlog ${this.o.wal.backlog().lines} decisions)`);
     await sleep(wait, signal);
   }
@@ -300,15 +296,3 @@ async function firstIssue(res: Response): Promise<string> {
 
 const describe = (err: unknown) => (err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err));
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
-}

@@ -5,7 +5,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JWK } from "jose";
 import { loadConfig } from "@/agent/config";
-import { backoff } from "@/agent/bundle-sync";
+import { backoff } from "@/agent/timing";
 import { challenge401, challenge403 } from "@/agent/server";
 import type { BundleServer } from "@/lib/enforcement/bundle";
 
