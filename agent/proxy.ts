@@ -106,8 +106,13 @@ export class McpProxy {
 
   /** Decides one message: null to forward it, or the JSON-RPC answer to give instead. Throws InsufficientScope for step-up. */
   private decideMessage(installed: Installed, server: BundleServer, p: Principal, m: JsonRpcMessage): JsonRpcMessage | null {
-    // Responses and notifications from the client pass (they carry no call).
-    if (m.method === undefined || m.id === undefined) return null;
+    // Responses (to the server's own requests) and notifications pass: they carry no call.
+    if (m.method === undefined) return null;
+    if (m.id === undefined) {
+      if (typeof m.method === "string" && m.method.startsWith("notifications/")) return null;
+      // A "request" without an id (say tools/call) is not a notification: refused, not forwarded unseen.
+      return { jsonrpc: "2.0", id: null, error: { code: -32600, message: "Invalid Request: only notifications/* may omit the id" } } as JsonRpcMessage;
+    }
     if (m.method === "initialize" || m.method === "ping" || m.method === "tools/list") return null;
     const started = performance.now();
     if (m.method !== "tools/call") {
