@@ -12,6 +12,7 @@ import { BundleSync } from "./bundle-sync";
 import { loadConfig, USAGE, type AgentConfig } from "./config";
 import { Metrics } from "./metrics";
 import { createAgentServer } from "./server";
+import { DriftWatcher } from "./drift";
 import { DecisionShipper, type ShipperOptions } from "./shipper";
 import { TokenValidator } from "@/lib/enforcement/token";
 import type { TokenValidatorLike } from "./token";
@@ -34,7 +35,7 @@ const DRAIN_MS = 10_000;
 
 export async function startAgent(
   config: AgentConfig,
-  opts: { validator?: TokenValidatorLike; log?: (m: string) => void; heartbeatMs?: number; ship?: ShipOptions; drainMs?: number } = {},
+  opts: { validator?: TokenValidatorLike; log?: (m: string) => void; heartbeatMs?: number; ship?: ShipOptions; drainMs?: number; driftCheckMs?: number } = {},
 ): Promise<RunningAgent> {
   const log = opts.log ?? ((m: string) => console.log(`[agent] ${m}`));
   const metrics = new Metrics();
@@ -46,6 +47,9 @@ export async function startAgent(
   // Starts at once: segments left from before are shipped as soon as the agent key is known (stored, or after enrollment).
   const shipper = new DecisionShipper({ ...opts.ship, wal, controlPlaneUrl: config.controlPlaneUrl, agentKey: () => sync.agentKey, metrics, log });
   shipper.start();
+  // Checks the upstreams' live catalogues itself, so a changed tool is denied even before any client lists it.
+  const drift = new DriftWatcher(() => sync.current, { metrics, log, everyMs: opts.driftCheckMs });
+  drift.start();
   const validator = opts.validator ?? new TokenValidator();
   const server = createAgentServer({ current: () => sync.current, validator, metrics, wal, agentId: () => sync.agentId, log });
   try {
@@ -55,6 +59,7 @@ export async function startAgent(
     });
   } catch (err) {
     // Nothing was decided: leave the data dir as it is.
+    drift.stop();
     await Promise.all([shipper.stop(), sync.stop()]);
     await wal.close();
     throw err;
@@ -78,6 +83,7 @@ export async function startAgent(
         server.closeIdleConnections();
         const force = setTimeout(() => server.closeAllConnections(), drainMs);
         force.unref();
+        drift.stop();
         await sync.stop();
         await closed;
         clearTimeout(force);

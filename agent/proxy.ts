@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { driftKey, driftOf, markDrift } from "./drift";
 import { performance } from "node:perf_hooks";
 import { uuidv7 } from "uuidv7";
 import type { BundleServer } from "@/lib/enforcement/bundle";
@@ -45,14 +46,6 @@ export function scopesGranting(installed: Installed, serverId: string, tool: str
   }
   return [...out].sort();
 }
-
-/** Per bundle: tools whose live definition was seen to differ from the approved one (sticky until the next bundle). */
-const drifted = new WeakMap<Installed, Set<string>>();
-const driftOf = (i: Installed) => {
-  let s = drifted.get(i);
-  if (!s) drifted.set(i, (s = new Set()));
-  return s;
-};
 
 /**
  * The MCP proxy for one request to one server: decides every message of a
@@ -124,14 +117,14 @@ export class McpProxy {
     const args = rawArgs && typeof rawArgs === "object" && !Array.isArray(rawArgs) ? (rawArgs as Record<string, unknown>) : {};
     let r: DecisionResult;
     if (!tool) r = { decision: "deny", reason: "tools/call without a tool name", determining: [], errors: [] };
-    else if (driftOf(installed).has(tool)) r = { decision: "deny", reason: "the tool changed upstream since it was approved", determining: [], errors: [] };
+    else if (driftOf(installed).has(driftKey(server.id, tool))) r = { decision: "deny", reason: "the tool changed upstream since it was approved", determining: [], errors: [] };
     else r = installed.engine.decide(this.request(server, p, "call_tool", tool, args));
     if (r.decision === "allow") {
       this.record(installed, server, p, "tools/call", tool, r, started);
       return null;
     }
     // No policy allowed it and no scope the token holds grants the tool: a token with one of those scopes might.
-    const granting = tool && !driftOf(installed).has(tool) && installed.engine.tool(server.id, tool) ? scopesGranting(installed, server.id, tool) : [];
+    const granting = tool && !driftOf(installed).has(driftKey(server.id, tool)) && installed.engine.tool(server.id, tool) ? scopesGranting(installed, server.id, tool) : [];
     const id = this.record(installed, server, p, "tools/call", tool, r, started);
     if (r.determining.length === 0 && granting.length && !granting.some((s) => p.scopes.includes(s))) throw new InsufficientScope(granting);
     return denial(m.id, id, r.reason);
@@ -156,10 +149,8 @@ export class McpProxy {
       } catch {
         live = "";
       }
-      if (live !== approved.hash) {
-        driftOf(installed).add(t.name);
-        this.d.metrics.hiddenChangedTools++;
-        this.d.log(`tool ${server.id}/${t.name} hidden: its live definition (${live.slice(0, 19)}…) differs from the approved one (${approved.hash.slice(0, 19)}…)`);
+      if (live !== approved.hash || driftOf(installed).has(driftKey(server.id, t.name))) {
+        if (live !== approved.hash) markDrift(installed, server.id, t.name, this.d, live, approved.hash);
         hidden.push(`${t.name} (changed upstream)`);
         continue;
       }

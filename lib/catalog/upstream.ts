@@ -24,7 +24,8 @@ export async function fetchUpstreamTools(url: string, opts: { timeoutMs?: number
       for (const t of res.tools) {
         out.push({
           name: t.name,
-          title: t.title ?? (t.annotations?.title as string | undefined) ?? null,
+          // Exactly as listed (no fallback to annotations.title): the agent hashes the live listing the same way.
+          title: t.title ?? null,
           description: t.description ?? "",
           inputSchema: t.inputSchema as Record<string, unknown>,
           outputSchema: (t.outputSchema as Record<string, unknown> | undefined) ?? null,

@@ -1,0 +1,89 @@
+import { fetchUpstreamTools } from "@/lib/catalog/upstream";
+import { toolHash } from "@/lib/enforcement/tool-hash";
+import type { Installed } from "./bundle-sync";
+import type { Metrics } from "./metrics";
+
+// Tools whose live definition no longer matches the approved hash, per installed
+// bundle (a new bundle starts clean: its approvals are newer).
+const drifted = new WeakMap<Installed, Set<string>>();
+
+/** The set of `<server id>/<tool>` that changed upstream since the bundle approved them. */
+export function driftOf(i: Installed): Set<string> {
+  let s = drifted.get(i);
+  if (!s) drifted.set(i, (s = new Set()));
+  return s;
+}
+
+export const driftKey = (serverId: string, tool: string) => `${serverId}/${tool}`;
+
+/** Marks a tool as changed upstream (hidden from tools/list, denied on call), once. */
+export function markDrift(i: Installed, serverId: string, tool: string, deps: { metrics: Metrics; log: (m: string) => void }, live: string, approved: string): void {
+  const set = driftOf(i);
+  const key = driftKey(serverId, tool);
+  if (set.has(key)) return;
+  set.add(key);
+  deps.metrics.hiddenChangedTools++;
+  deps.log(`tool ${key} hidden and denied: its live definition (${live.slice(0, 19)}…) differs from the approved one (${approved.slice(0, 19)}…)`);
+}
+
+/**
+ * Lists every upstream's tools itself (on each new bundle, then every
+ * `everyMs`), so a changed tool is denied even when no client listed it
+ * through the agent first.
+ */
+export class DriftWatcher {
+  private timer: NodeJS.Timeout | null = null;
+  private checked: Installed | null = null;
+  private lastFull = 0;
+  private running = false;
+
+  constructor(
+    private readonly current: () => Installed | null,
+    private readonly deps: { metrics: Metrics; log: (m: string) => void; everyMs?: number; pollMs?: number },
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.tick(), this.deps.pollMs ?? 1000);
+    this.timer.unref();
+    void this.tick();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Checks now when the bundle changed or the period passed. */
+  async tick(force = false): Promise<void> {
+    const installed = this.current();
+    if (!installed || this.running) return;
+    if (!force && installed === this.checked && Date.now() - this.lastFull < (this.deps.everyMs ?? 60_000)) return;
+    this.running = true;
+    try {
+      await this.check(installed);
+      this.checked = installed;
+      this.lastFull = Date.now();
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async check(installed: Installed): Promise<void> {
+    for (const server of installed.content.servers) {
+      let live;
+      try {
+        live = await fetchUpstreamTools(server.upstreamUrl, { timeoutMs: 10_000 });
+      } catch (err) {
+        this.deps.metrics.upstreamErrors++;
+        this.deps.log(`catalogue check of ${server.id} failed: ${err instanceof Error ? err.message : String(err)}`);
+        continue;
+      }
+      for (const t of live) {
+        const approved = installed.engine.tool(server.id, t.name);
+        if (!approved) continue;
+        const hash = toolHash(t);
+        if (hash !== approved.hash) markDrift(installed, server.id, t.name, this.deps, hash, approved.hash);
+      }
+    }
+  }
+}
