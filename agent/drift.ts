@@ -1,4 +1,4 @@
-import { fetchUpstreamTools } from "@/lib/catalog/upstream";
+import { fetchUpstreamTools } from "@/lib/enforcement/upstream-tools";
 import { toolHash } from "@/lib/enforcement/tool-hash";
 import type { Installed } from "./bundle-sync";
 import type { Metrics } from "./metrics";

@@ -14,7 +14,7 @@ import {
   unblockTool,
   updateTool,
 } from "@/lib/catalog/service";
-import { fetchUpstreamTools } from "@/lib/catalog/upstream";
+import { fetchUpstreamTools } from "@/lib/enforcement/upstream-tools";
 import { createServer, getServer } from "@/lib/servers/service";
 import { createServerInput } from "@/lib/servers/schemas";
 import { createTestDb, makeTenant, makeUser, uniq, type MadeUser, type TestDb } from "./db";

@@ -11,7 +11,7 @@ import { likePattern, offsetOf, pageQuery, type Page } from "@/lib/pagination";
 import { loadServer } from "@/lib/servers/service";
 import { recordEvent } from "@/lib/trail/record";
 import { diffLines, renderToolVersion } from "./diff";
-import { fetchUpstreamTools } from "./upstream";
+import { fetchUpstreamTools } from "@/lib/enforcement/upstream-tools";
 
 export const toolNameSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, "must be 1–128 letters, digits, '_', '-' or '.'");
 const jsonObject = z.record(z.string(), z.unknown());
