@@ -142,3 +142,21 @@ export function IssuesList({
     </div>
   );
 }
+
+/** The compile problems of a server's current policies (from a test run or a draft simulation), every one listed. */
+export function CompileIssuesAlert({ title, issues }: { title: string; issues: { message: string; help?: string; policy?: { name: string } }[] }) {
+  return (
+    <div role="alert" className="space-y-1 rounded-md bg-rose-50 px-4 py-3 text-sm text-rose-900 ring-1 ring-inset ring-rose-200">
+      <p className="font-semibold">{title}</p>
+      <ul className="list-inside list-disc space-y-0.5">
+        {issues.map((i, n) => (
+          <li key={n}>
+            {i.policy ? <span className="font-medium">Policy “{i.policy.name}”: </span> : null}
+            {i.message}
+            {i.help ? <span className="text-rose-700"> ({i.help})</span> : null}
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
+}

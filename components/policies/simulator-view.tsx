@@ -8,6 +8,7 @@ import { useMe } from "@/components/shell/context";
 import { Badge, Button, Card, EmptyState, ErrorBanner, PageHeader, SelectField, cx } from "@/components/ui";
 import { ApiError, apiFetch, keys, qs } from "@/lib/client/api";
 import { CedarCode } from "./cedar-code";
+import { CompileIssuesAlert } from "./issues";
 import { PairPicker, usePolicyPair } from "./pair-picker";
 import { useCedarSchema, usePolicies } from "./queries";
 import { RequestFields, draftFromRequest, emptyRequestDraft, requestErrorsFromApi, requestFromDraft, type RequestDraft, type RequestErrors } from "./request-fields";
@@ -256,18 +257,7 @@ export function SimulatorView() {
                   </p>
                 ) : null}
                 {result.decision === null ? (
-                  <div role="alert" className="space-y-2 rounded-md bg-rose-50 px-4 py-3 text-sm text-rose-900 ring-1 ring-inset ring-rose-200">
-                    <p className="font-semibold">The current policies of this server do not compile, so nothing can be decided against the draft.</p>
-                    <ul className="list-inside list-disc space-y-0.5">
-                      {result.issues.map((i, n) => (
-                        <li key={n}>
-                          {i.policy ? <span className="font-medium">Policy “{i.policy.name}”: </span> : null}
-                          {i.message}
-                          {i.help ? <span className="text-rose-700"> ({i.help})</span> : null}
-                        </li>
-                      ))}
-                    </ul>
-                  </div>
+                  <CompileIssuesAlert title="The current policies of this server do not compile, so nothing can be decided against the draft." issues={result.issues} />
                 ) : (
                   <div className="flex flex-wrap items-center gap-4 rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200">
                     <span

@@ -3,7 +3,7 @@
 import { useMutation } from "@tanstack/react-query";
 import { useId, useState, type FormEvent } from "react";
 import { FormError, fieldError } from "@/components/servers/fields";
-import { Button, Modal, TextField } from "@/components/ui";
+import { FormActions, Modal, TextField } from "@/components/ui";
 import { ApiError, apiFetch } from "@/lib/client/api";
 import { RequestFields, draftFromRequest, emptyRequestDraft, requestErrorsFromApi, requestFromDraft, type RequestDraft, type RequestErrors } from "./request-fields";
 import type { CedarSchemaInfo, PublicPolicyTest } from "./types";
@@ -70,14 +70,7 @@ function TestForm({
         </div>
       </fieldset>
       <FormError error={save.error} handled={HANDLED} />
-      <div className="flex justify-end gap-2">
-        <Button variant="secondary" onClick={onCancel}>
-          Cancel
-        </Button>
-        <Button type="submit" busy={save.isPending}>
-          {test ? "Save test" : "Add test"}
-        </Button>
-      </div>
+      <FormActions onCancel={onCancel} busy={save.isPending} submitLabel={test ? "Save test" : "Add test"} />
     </form>
   );
 }

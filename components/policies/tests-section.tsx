@@ -4,6 +4,7 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { Badge, Button, ConfirmButton, EmptyState, ErrorBanner, Table, Td, Time } from "@/components/ui";
 import { apiFetch, keys } from "@/lib/client/api";
+import { CompileIssuesAlert } from "./issues";
 import { usePolicyTests } from "./queries";
 import { TestModal } from "./test-modal";
 import type { CedarSchemaInfo, PublicPolicy, PublicPolicyTest, RunResult, TestResult } from "./types";
@@ -140,18 +141,7 @@ export function TestsSection({
             {ran.stale ? <span className="text-xs text-amber-700">Tests changed since: run again for current results.</span> : null}
           </p>
           {ran.result.issues.length ? (
-            <div role="alert" className="rounded-md bg-rose-50 px-3 py-2 text-sm text-rose-900 ring-1 ring-inset ring-rose-200">
-              <p className="font-medium">The current policies of this server do not compile, so no test ran:</p>
-              <ul className="mt-1 list-inside list-disc space-y-0.5">
-                {ran.result.issues.map((i, n) => (
-                  <li key={n}>
-                    {i.policy ? <span className="font-medium">Policy “{i.policy.name}”: </span> : null}
-                    {i.message}
-                    {i.help ? <span className="text-rose-700"> ({i.help})</span> : null}
-                  </li>
-                ))}
-              </ul>
-            </div>
+            <CompileIssuesAlert title="The current policies of this server do not compile, so no test ran:" issues={ran.result.issues} />
           ) : null}
           {ran.result.warnings.length ? (
             <ul className="list-inside list-disc text-xs text-amber-800">

@@ -3,7 +3,7 @@
 import { parseJsonObject } from "@/lib/client/json-text";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
-import { Button, Modal, SelectField, TextArea, TextField } from "@/components/ui";
+import { Modal, SelectField, TextArea, TextField, FormActions } from "@/components/ui";
 import { apiFetch, keys } from "@/lib/client/api";
 import type { PublicTool } from "@/lib/client/types";
 import { riskLevels, type Risk } from "./badges";
@@ -115,14 +115,7 @@ function AddToolForm({ serverId, onClose }: { serverId: string; onClose: () => v
         ))}
       </SelectField>
       <FormError error={add.error} handled={HANDLED} />
-      <div className="flex justify-end gap-2">
-        <Button variant="secondary" onClick={onClose}>
-          Cancel
-        </Button>
-        <Button type="submit" busy={add.isPending}>
-          Add tool
-        </Button>
-      </div>
+      <FormActions onCancel={onClose} busy={add.isPending} submitLabel="Add tool" />
     </form>
   );
 }

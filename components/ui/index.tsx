@@ -280,3 +280,17 @@ export function CopyOnce({ label, value }: { label: string; value: string }) {
     </div>
   );
 }
+
+/** A form's footer: Cancel, then the submit button (busy while the request runs). */
+export function FormActions({ onCancel, busy, submitLabel }: { onCancel: () => void; busy?: boolean; submitLabel: string }) {
+  return (
+    <div className="flex justify-end gap-2">
+      <Button variant="secondary" onClick={onCancel}>
+        Cancel
+      </Button>
+      <Button type="submit" busy={busy}>
+        {submitLabel}
+      </Button>
+    </div>
+  );
+}

@@ -5,7 +5,7 @@ import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useState } from "react";
 import { useMe } from "@/components/shell/context";
-import { Badge, Button, EmptyState, ErrorBanner, Modal, PageHeader, Table, Td, TextArea, TextField, Time } from "@/components/ui";
+import { Badge, Button, EmptyState, ErrorBanner, Modal, PageHeader, Table, Td, TextArea, TextField, Time, FormActions } from "@/components/ui";
 import { ApiError, apiFetch, keys } from "@/lib/client/api";
 import type { Page, PublicServer } from "@/lib/client/types";
 
@@ -97,14 +97,7 @@ function CreateFleet({ open, onClose }: { open: boolean; onClose: () => void }) 
           {err?.field("serverIds") ? <p className="text-xs text-rose-600">{err.field("serverIds")}</p> : null}
         </fieldset>
         <ErrorBanner error={err} />
-        <div className="flex justify-end gap-2">
-          <Button variant="secondary" onClick={onClose}>
-            Cancel
-          </Button>
-          <Button type="submit" busy={create.isPending}>
-            Create fleet
-          </Button>
-        </div>
+        <FormActions onCancel={onClose} busy={create.isPending} submitLabel="Create fleet" />
       </form>
     </Modal>
   );

@@ -5,7 +5,7 @@ import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useState } from "react";
 import { useMe } from "@/components/shell/context";
-import { Badge, Button, EmptyState, ErrorBanner, Modal, PageHeader, Pager, SearchBox, Table, Td, TextField, Time } from "@/components/ui";
+import { Badge, Button, EmptyState, ErrorBanner, Modal, PageHeader, Pager, SearchBox, Table, Td, TextField, Time, FormActions } from "@/components/ui";
 import { ApiError, apiFetch, keys, qs } from "@/lib/client/api";
 import type { Page, PublicTenant } from "@/lib/client/types";
 
@@ -82,14 +82,7 @@ function CreateTenant({ open, onClose }: { open: boolean; onClose: () => void })
       >
         <TextField label="Name" name="name" required autoFocus error={err?.field("name")} placeholder="Acme Support" />
         <ErrorBanner error={err && !err.field("name") ? err : null} />
-        <div className="flex justify-end gap-2">
-          <Button variant="secondary" onClick={onClose}>
-            Cancel
-          </Button>
-          <Button type="submit" busy={create.isPending}>
-            Create tenant
-          </Button>
-        </div>
+        <FormActions onCancel={onClose} busy={create.isPending} submitLabel="Create tenant" />
       </form>
     </Modal>
   );

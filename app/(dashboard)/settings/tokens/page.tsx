@@ -3,7 +3,7 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { useMe } from "@/components/shell/context";
-import { Badge, Button, ConfirmButton, CopyOnce, EmptyState, ErrorBanner, Modal, PageHeader, SelectField, Table, Td, TextField, Time } from "@/components/ui";
+import { Badge, Button, ConfirmButton, CopyOnce, EmptyState, ErrorBanner, Modal, PageHeader, SelectField, Table, Td, TextField, Time, FormActions } from "@/components/ui";
 import { ApiError, apiFetch, keys } from "@/lib/client/api";
 
 interface TokenRow {
@@ -129,14 +129,7 @@ function CreateToken({ open, onClose }: { open: boolean; onClose: () => void }) 
             <option value="0">never</option>
           </SelectField>
           <ErrorBanner error={err} />
-          <div className="flex justify-end gap-2">
-            <Button variant="secondary" onClick={close}>
-              Cancel
-            </Button>
-            <Button type="submit" busy={create.isPending}>
-              Create token
-            </Button>
-          </div>
+          <FormActions onCancel={close} busy={create.isPending} submitLabel="Create token" />
         </form>
       )}
     </Modal>

@@ -3,7 +3,7 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { useMe } from "@/components/shell/context";
-import { Badge, Button, CopyOnce, ErrorBanner, Modal, PageHeader, Pager, SearchBox, SelectField, Table, Td, TextField, Time } from "@/components/ui";
+import { Badge, Button, CopyOnce, ErrorBanner, Modal, PageHeader, Pager, SearchBox, SelectField, Table, Td, TextField, Time, FormActions } from "@/components/ui";
 import { ApiError, apiFetch, keys, qs } from "@/lib/client/api";
 import type { Page, PublicUser } from "@/lib/client/types";
 
@@ -105,14 +105,7 @@ function NewUser({ open, onClose }: { open: boolean; onClose: () => void }) {
             <option value="owner">Owner (everything)</option>
           </SelectField>
           <ErrorBanner error={err} />
-          <div className="flex justify-end gap-2">
-            <Button variant="secondary" onClick={close}>
-              Cancel
-            </Button>
-            <Button type="submit" busy={create.isPending}>
-              Create user
-            </Button>
-          </div>
+          <FormActions onCancel={close} busy={create.isPending} submitLabel="Create user" />
         </form>
       )}
     </Modal>

@@ -4,7 +4,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useParams, useRouter } from "next/navigation";
 import { useState } from "react";
 import { useCanWrite, useMe } from "@/components/shell/context";
-import { Badge, Button, Card, ConfirmButton, CopyOnce, EmptyState, ErrorBanner, Modal, PageHeader, SelectField, Table, Td, TextField, Time } from "@/components/ui";
+import { Badge, Button, Card, ConfirmButton, CopyOnce, EmptyState, ErrorBanner, Modal, PageHeader, SelectField, Table, Td, TextField, Time, FormActions } from "@/components/ui";
 import { ApiError, apiFetch, keys } from "@/lib/client/api";
 import type { PublicTenant } from "@/lib/client/types";
 
@@ -184,14 +184,7 @@ function AddMember({ tenantId, open, onClose, onAdded }: { tenantId: string; ope
             <option value="auditor">Auditor — read-only</option>
           </SelectField>
           <ErrorBanner error={err && !err.field("email") ? err : null} />
-          <div className="flex justify-end gap-2">
-            <Button variant="secondary" onClick={close}>
-              Cancel
-            </Button>
-            <Button type="submit" busy={add.isPending}>
-              Add member
-            </Button>
-          </div>
+          <FormActions onCancel={close} busy={add.isPending} submitLabel="Add member" />
         </form>
       )}
     </Modal>
