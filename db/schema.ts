@@ -61,6 +61,8 @@ export const tenants = pgTable(
     name: text("name").notNull(),
     slug: text("slug").notNull(),
     status: text("status", { enum: ["active", "disabled"] }).notNull().default("active"),
+    // When set, calls from OAuth clients an admin has not approved are denied (issue 5).
+    requireClientApproval: boolean("require_client_approval").notNull().default(false),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -192,7 +194,7 @@ export const auditEvents = pgTable(
   {
     id: text("id").primaryKey(),
     at: timestamp("at", { withTimezone: true }).notNull().defaultNow(),
-    actorType: text("actor_type", { enum: ["user", "token", "system"] }).notNull(),
+    actorType: text("actor_type", { enum: ["user", "token", "system", "agent"] }).notNull(),
     actorId: text("actor_id").notNull(),
     actorLabel: text("actor_label").notNull(),
     action: text("action").notNull(),
@@ -360,7 +362,189 @@ export const signingKeys = pgTable("signing_keys", {
   retiredAt: timestamp("retired_at", { withTimezone: true }),
 });
 
+// ---------------------------------------------------------------- upstream credential vault
+
+export const credentialKinds = ["api_key", "bearer", "basic", "oauth_client_credentials"] as const;
+export type CredentialKind = (typeof credentialKinds)[number];
+
+/** Where the agent puts the credential on the upstream request. */
+export interface CredentialPlacement {
+  /** "header": a header (api_key: the key as is; bearer/oauth: "Bearer <token>"; basic: "Basic <b64>"); "query": a URL parameter (api_key only). */
+  in: "header" | "query";
+  name: string;
+}
+
+/** OAuth client credentials (RFC 6749 §4.4): the agent exchanges them for an upstream access token itself. */
+export interface OAuthClientConfig {
+  tokenUrl: string;
+  clientId: string;
+  scope?: string;
+  audience?: string;
+  authMethod: "client_secret_basic" | "client_secret_post";
+}
+
+/**
+ * One upstream credential of a server, for one tenant or (tenantId null) for
+ * every tenant of the server. Secrets live in vault_versions, sealed.
+ */
+export const vaultEntries = pgTable(
+  "vault_entries",
+  {
+    id: text("id").primaryKey(),
+    serverId: text("server_id").notNull().references(() => servers.id, { onDelete: "cascade" }),
+    tenantId: text("tenant_id").references(() => tenants.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    kind: text("kind", { enum: credentialKinds }).notNull(),
+    placement: jsonb("placement").$type<CredentialPlacement>().notNull(),
+    oauth: jsonb("oauth").$type<OAuthClientConfig>(),
+    notes: text("notes").notNull().default(""),
+    owner: text("owner").notNull().default(""),
+    status: text("status", { enum: ["active", "retired"] }).notNull().default("active"),
+    currentVersion: integer("current_version").notNull().default(1),
+    rotationIntervalDays: integer("rotation_interval_days"),
+    nextRotationAt: timestamp("next_rotation_at", { withTimezone: true }),
+    createdBy: text("created_by").notNull(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex("vault_entries_server_tenant_key").on(t.serverId, sql`coalesce(${t.tenantId}, '')`),
+    index("vault_entries_tenant_idx").on(t.tenantId),
+  ],
+);
+
+/**
+ * One secret version, envelope-encrypted: the secret sealed with its own data
+ * key (AES-256-GCM, AAD = entry and version), the data key sealed with the
+ * key-encryption key `kekId`, which never enters the database.
+ */
+export const vaultVersions = pgTable(
+  "vault_versions",
+  {
+    id: text("id").primaryKey(),
+    entryId: text("entry_id").notNull().references(() => vaultEntries.id, { onDelete: "cascade" }),
+    version: integer("version").notNull(),
+    status: text("status", { enum: ["scheduled", "current", "grace", "retired"] }).notNull(),
+    ciphertext: text("ciphertext").notNull(),
+    wrappedKey: text("wrapped_key").notNull(),
+    kekId: text("kek_id").notNull(),
+    // A keyed hash prefix and the last characters: enough to recognise a secret, never to recover it.
+    fingerprint: text("fingerprint").notNull(),
+    lastChars: text("last_chars").notNull(),
+    activatesAt: timestamp("activates_at", { withTimezone: true }),
+    graceUntil: timestamp("grace_until", { withTimezone: true }),
+    retiredAt: timestamp("retired_at", { withTimezone: true }),
+    createdBy: text("created_by").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("vault_versions_entry_version_key").on(t.entryId, t.version), index("vault_versions_status_idx").on(t.status)],
+);
+
+// ---------------------------------------------------------------- OAuth clients, delegated grants, revocations
+
+/** An OAuth client seen acting in a tenant (learned from accepted tokens, or added by an admin). */
+export const oauthClients = pgTable(
+  "oauth_clients",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
+    clientId: text("client_id").notNull(),
+    name: text("name").notNull().default(""),
+    redirectUris: jsonb("redirect_uris").$type<string[]>().notNull().default(sql`'[]'::jsonb`),
+    // "metadata_document": the client id is an HTTPS URL naming its metadata (MCP client ID metadata documents).
+    registration: text("registration", { enum: ["dynamic", "metadata_document", "static", "unknown"] }).notNull().default("unknown"),
+    status: text("status", { enum: ["pending", "approved", "blocked"] }).notNull().default("pending"),
+    decidedBy: text("decided_by"),
+    decidedAt: timestamp("decided_at", { withTimezone: true }),
+    firstSeenAt: timestamp("first_seen_at", { withTimezone: true }),
+    lastSeenAt: timestamp("last_seen_at", { withTimezone: true }),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("oauth_clients_tenant_client_key").on(t.tenantId, t.clientId)],
+);
+
+/** User U lets client C act on server S for tenant T with scopes X: learned from decisions or imported. */
+export const grants = pgTable(
+  "grants",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
+    serverId: text("server_id").notNull().references(() => servers.id, { onDelete: "cascade" }),
+    userId: text("user_id").notNull(),
+    clientId: text("client_id").notNull(),
+    scopes: jsonb("scopes").$type<string[]>().notNull().default(sql`'[]'::jsonb`),
+    source: text("source", { enum: ["learned", "imported"] }).notNull().default("learned"),
+    firstSeenAt: timestamp("first_seen_at", { withTimezone: true }),
+    lastSeenAt: timestamp("last_seen_at", { withTimezone: true }),
+    calls: integer("calls").notNull().default(0),
+    revokedAt: timestamp("revoked_at", { withTimezone: true }),
+    revokedBy: text("revoked_by"),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex("grants_key").on(t.tenantId, t.serverId, t.userId, t.clientId),
+    index("grants_tenant_last_seen_idx").on(t.tenantId, t.lastSeenAt.desc()),
+    index("grants_client_idx").on(t.tenantId, t.clientId),
+  ],
+);
+
+/** "Reject tokens of (user, client, server) in this tenant issued before `before`": published in every bundle. */
+export const revocations = pgTable(
+  "revocations",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
+    serverId: text("server_id").references(() => servers.id, { onDelete: "cascade" }),
+    userId: text("user_id"),
+    clientId: text("client_id"),
+    grantId: text("grant_id"),
+    before: timestamp("before", { withTimezone: true, precision: 3 }).notNull(),
+    reason: text("reason").notNull().default(""),
+    // Outcome of the authorization server's RFC 7009 revocation call, when one is configured.
+    upstreamRevocation: jsonb("upstream_revocation").$type<{ status: "not_configured" | "sent" | "failed"; detail?: string }>(),
+    createdBy: text("created_by").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("revocations_tenant_idx").on(t.tenantId, t.createdAt.desc())],
+);
+
+// ---------------------------------------------------------------- decision masking
+
+/** Argument paths an agent hides or hashes before a decision leaves it (published live in every bundle). */
+export const maskingRules = pgTable(
+  "masking_rules",
+  {
+    id: text("id").primaryKey(),
+    serverId: text("server_id").notNull().references(() => servers.id, { onDelete: "cascade" }),
+    // A tool name, or "*" for every tool of the server.
+    tool: text("tool").notNull(),
+    paths: jsonb("paths").$type<string[]>().notNull(),
+    mode: text("mode", { enum: ["hide", "hash"] }).notNull(),
+    createdBy: text("created_by").notNull(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index("masking_rules_server_idx").on(t.serverId)],
+);
+
+/** Singleton settings row (id = 1): decision retention and the like. */
+export const settings = pgTable("settings", {
+  id: integer("id").primaryKey(),
+  decisionRetentionDays: integer("decision_retention_days").notNull().default(90),
+  updatedAt: updatedAt(),
+});
+
 // ---------------------------------------------------------------- decision log
+
+/** The parts of a decision's context worth keeping: enough to replay it or open it in the simulator. */
+export interface DecisionContextRecord {
+  groups?: string[];
+  actors?: string[];
+  token?: { iss: string; iat: number; exp: number };
+  ip?: string;
+  /** Argument paths the agent masked (hidden or hashed) before sending. */
+  masked?: string[];
+}
 
 /**
  * Every decision an agent made. Partitioned by day on `at` (declarative range
@@ -386,6 +570,8 @@ export const decisions = pgTable(
     reason: text("reason").notNull().default(""),
     determining: jsonb("determining").$type<string[]>().notNull().default(sql`'[]'::jsonb`),
     args: jsonb("args").$type<Record<string, unknown>>(),
+    // What the decision saw besides the call: groups, delegation actors, token iss/iat/exp, network.
+    context: jsonb("context").$type<DecisionContextRecord>(),
     latencyUs: integer("latency_us"),
     receivedAt: timestamp("received_at", { withTimezone: true }).notNull().defaultNow(),
   },
@@ -396,6 +582,9 @@ export const decisions = pgTable(
     index("decisions_outcome_at_idx").on(t.outcome, t.at.desc()),
     index("decisions_user_at_idx").on(t.userId, t.at.desc()),
     index("decisions_client_at_idx").on(t.clientId, t.at.desc()),
+    // Keyset pagination walks (at, id) descending.
+    index("decisions_at_id_idx").on(t.at.desc(), t.id.desc()),
+    index("decisions_fleet_revision_at_idx").on(t.fleetId, t.bundleRevision, t.at.desc()),
   ],
 );
 
@@ -444,4 +633,10 @@ export type Bundle = typeof bundles.$inferSelect;
 export type EnrollmentToken = typeof enrollmentTokens.$inferSelect;
 export type SigningKey = typeof signingKeys.$inferSelect;
 export type Decision = typeof decisions.$inferSelect;
+export type VaultEntry = typeof vaultEntries.$inferSelect;
+export type VaultVersion = typeof vaultVersions.$inferSelect;
+export type OAuthClient = typeof oauthClients.$inferSelect;
+export type Grant = typeof grants.$inferSelect;
+export type Revocation = typeof revocations.$inferSelect;
+export type MaskingRule = typeof maskingRules.$inferSelect;
 export type NewDecision = typeof decisions.$inferInsert;

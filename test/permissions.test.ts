@@ -10,7 +10,7 @@ function actor(globalRole: GlobalRole, roles: Record<string, TenantRole> = {}): 
   return { type: "user", id: "usr_x", label: "x@test", userId: "usr_x", globalRole, tenantRoles: new Map(Object.entries(roles)) };
 }
 
-const readPerms: Permission[] = ["tenants.read", "members.read", "servers.read", "trail.read"];
+const readPerms: Permission[] = ["tenants.read", "members.read", "servers.read", "trail.read", "decisions.read"];
 const writePerms = permissions.filter((p) => !readPerms.includes(p));
 const allowed = (a: Actor, tenantId: string) => permissions.filter((p) => can(a, p, tenantId));
 

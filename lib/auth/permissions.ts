@@ -15,11 +15,17 @@ export const permissions = [
   "policies.write",
   "trail.read",
   "tokens.manage",
+  // Upstream credential vault: create, rotate, retire (metadata is read with servers.read; secrets are never read).
+  "vault.write",
+  // Delegated grants and OAuth clients: revoke, import, approve or block clients.
+  "grants.write",
+  "decisions.read",
+  "masking.write",
 ] as const;
 
 export type Permission = (typeof permissions)[number];
 
-const read: Permission[] = ["tenants.read", "members.read", "servers.read", "trail.read"];
+const read: Permission[] = ["tenants.read", "members.read", "servers.read", "trail.read", "decisions.read"];
 
 /** What a role may do inside a tenant it holds (owners hold every tenant). */
 export const rolePermissions: Record<TokenRole, ReadonlySet<Permission>> = {
@@ -34,6 +40,9 @@ export const rolePermissions: Record<TokenRole, ReadonlySet<Permission>> = {
     "scopes.write",
     "policies.write",
     "tokens.manage",
+    "vault.write",
+    "grants.write",
+    "masking.write",
   ]),
   auditor: new Set(read),
 };

@@ -4,6 +4,8 @@ import { PolicyEngine, type DecisionResult } from "@/lib/enforcement/engine";
 import { argumentTypes, cedarSchema } from "@/lib/enforcement/model";
 import { confine, entityRefs, splitPolicies, toJson, toolsOf, validatePolicies, type CedarIssue } from "@/lib/policy/cedar-tools";
 
+import type { LiveSections } from "./live";
+
 export const COMPILER_VERSION = "mandate-compiler/1";
 
 /** What the compiler reads: a consistent snapshot of the registry for a set of servers. */
@@ -15,6 +17,8 @@ export interface RegistrySnapshot {
   })[];
   policies: { id: string; tenantId: string; serverId: string; name: string; kind: "rule" | "cedar"; cedar: string; enabled: boolean }[];
   tests: { id: string; tenantId: string; serverId: string; name: string; request: PolicyTestRequest; expected: "allow" | "deny" }[];
+  /** Revocations, client approval, credential versions and masking, as they stand (lib/bundles/live.ts). */
+  live?: LiveSections;
 }
 
 export interface CompileIssue extends CedarIssue {
@@ -136,9 +140,7 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
     catalogue,
     cedar: { schema, policies, entities },
     policies: meta,
-    revocations: [],
-    approvedClients: [],
-    masking: [],
+    ...(snap.live ?? { revocations: [], approvedClients: [], clientApproval: [], credentials: [], masking: [] }),
   };
   return { content, issues, warnings, tests: runTests(content, snap.tests, issues.length === 0) };
 }

@@ -12,6 +12,8 @@ import { compileBundle, type CompileResult } from "./compile";
 import { diffBundles } from "./diff";
 import { activeSigningKey, signPayload, type Kek } from "./signing";
 import { loadSnapshot } from "./snapshot";
+import { republishLive } from "./live";
+import type { Actor } from "@/lib/auth/permissions";
 
 export const BUNDLE_CHANNEL = "mandate_bundles";
 export const publishInput = z.object({ note: z.string().trim().max(500).default("") });
@@ -76,7 +78,7 @@ export async function draftBundle(ctx: Ctx, fleetId: string) {
   };
 }
 
-async function insertRevision(db: Db, ctx: Ctx, kek: Kek, fleet: Fleet, content: BundleContent, extra: { note: string; rolledBackFrom?: number }) {
+async function insertRevision(db: Db, createdBy: string, kek: Kek, fleet: Fleet, content: BundleContent, extra: { note: string; rolledBackFrom?: number }) {
   const key = await activeSigningKey(db, kek);
   const sha256 = contentHash(content);
   const signature = await signPayload(key, { sha256, fleetId: fleet.id, revision: content.manifest.revision });
@@ -93,7 +95,7 @@ async function insertRevision(db: Db, ctx: Ctx, kek: Kek, fleet: Fleet, content:
       keyId: key.kid,
       note: extra.note,
       rolledBackFrom: extra.rolledBackFrom ?? null,
-      createdBy: ctx.actor.label,
+      createdBy,
     })
     .returning();
   await db.update(fleets).set({ activeRevision: content.manifest.revision, updatedAt: new Date() }).where(eq(fleets.id, fleet.id));
@@ -110,7 +112,7 @@ export async function publishBundle(ctx: Ctx, fleetId: string, input: z.infer<ty
     const draft = await compileDraft(tx, fleet);
     const problems = blockers(draft);
     if (problems.length) throw new AppError("validation_failed", `Publishing is blocked by ${problems.length} problem${problems.length > 1 ? "s" : ""}`, problems);
-    const row = await insertRevision(tx, ctx, kek, fleet, draft.content, { note: input.note });
+    const row = await insertRevision(tx, ctx.actor.label, kek, fleet, draft.content, { note: input.note });
     await recordEvent(tx, ctx.actor, { action: "bundle.publish", targetType: "fleet", targetId: fleet.id, tenantId: null, before: { revision: fleet.activeRevision }, after: { revision: row.revision, sha256: row.sha256, note: input.note } });
     return summary(row);
   });
@@ -127,7 +129,7 @@ export async function rollbackBundle(ctx: Ctx, fleetId: string, toRevision: numb
     const revision = (await latestRevision(tx, fleet.id)) + 1;
     const prev = old.content as unknown as BundleContent;
     const content: BundleContent = { ...prev, manifest: { ...prev.manifest, revision, parentRevision: fleet.activeRevision, createdAt: new Date().toISOString() } };
-    const row = await insertRevision(tx, ctx, kek, fleet, content, { note: `rollback to revision ${toRevision}`, rolledBackFrom: toRevision });
+    const row = await insertRevision(tx, ctx.actor.label, kek, fleet, content, { note: `rollback to revision ${toRevision}`, rolledBackFrom: toRevision });
     await recordEvent(tx, ctx.actor, { action: "bundle.rollback", targetType: "fleet", targetId: fleet.id, tenantId: null, before: { revision: fleet.activeRevision }, after: { revision, from: toRevision } });
     return summary(row);
   });
@@ -154,6 +156,16 @@ export async function getBundle(ctx: Ctx, fleetId: string, revision: number): Pr
 export async function diffRevisions(ctx: Ctx, fleetId: string, from: number, to: number) {
   const [a, b] = [await getBundle(ctx, fleetId, from), await getBundle(ctx, fleetId, to)];
   return { from, to, diff: diffBundles(a.content, b.content) };
+}
+
+/**
+ * Republishes, with fresh live sections (revocations, client approval,
+ * credential versions, masking), the live bundle of every fleet serving one of
+ * `serverIds` (every fleet when null). Call inside the transaction that made
+ * the change; agents' long polls wake on its commit.
+ */
+export function republishLiveBundles(db: Db, actor: Actor, kek: Kek, serverIds: string[] | null, why: string) {
+  return republishLive(db, actor, serverIds, why, (tx, fleet, content, extra) => insertRevision(tx, extra.createdBy, kek, fleet, content, { note: extra.note }));
 }
 
 /** The live bundle of a fleet, if one was published. */

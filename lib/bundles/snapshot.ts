@@ -3,17 +3,19 @@ import type { Db } from "@/db/client";
 import { policies, policyTests, scopeMappings, serverTenants, servers, toolVersions, tools } from "@/db/schema";
 import { protectedResourceMetadata } from "@/lib/enforcement/prm";
 import type { RegistrySnapshot } from "./compile";
+import { emptyLive, loadLiveSections } from "./live";
 
 /** Reads what the compiler needs for these servers (call inside a transaction for consistency). */
 export async function loadSnapshot(db: Db, serverIds: string[]): Promise<RegistrySnapshot> {
-  if (serverIds.length === 0) return { servers: [], policies: [], tests: [] };
-  const [serverRows, access, toolRows, mappingRows, policyRows, testRows] = await Promise.all([
+  if (serverIds.length === 0) return { servers: [], policies: [], tests: [], live: emptyLive() };
+  const [serverRows, access, toolRows, mappingRows, policyRows, testRows, live] = await Promise.all([
     db.select().from(servers).where(inArray(servers.id, serverIds)),
     db.select().from(serverTenants).where(inArray(serverTenants.serverId, serverIds)),
     db.select().from(tools).where(inArray(tools.serverId, serverIds)),
     db.select().from(scopeMappings).where(inArray(scopeMappings.serverId, serverIds)).orderBy(desc(scopeMappings.version)),
     db.select().from(policies).where(inArray(policies.serverId, serverIds)),
     db.select().from(policyTests).where(inArray(policyTests.serverId, serverIds)),
+    loadLiveSections(db, serverIds),
   ]);
   const approvedIds = toolRows.flatMap((t) => (t.approvedVersionId ? [t.approvedVersionId] : []));
   const versions = approvedIds.length ? await db.select().from(toolVersions).where(inArray(toolVersions.id, approvedIds)) : [];
@@ -48,6 +50,7 @@ export async function loadSnapshot(db: Db, serverIds: string[]): Promise<Registr
     }),
     policies: policyRows.map((p) => ({ id: p.id, tenantId: p.tenantId, serverId: p.serverId, name: p.name, kind: p.kind, cedar: p.cedar, enabled: p.enabled })),
     tests: testRows.map((t) => ({ id: t.id, tenantId: t.tenantId, serverId: t.serverId, name: t.name, request: t.request, expected: t.expected })),
+    live,
   };
 }
 

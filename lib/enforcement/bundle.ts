@@ -51,10 +51,49 @@ export interface BundleContent {
     entities: { uid: { type: string; id: string }; attrs: Record<string, unknown>; parents: { type: string; id: string }[] }[];
   };
   policies: Record<string, BundlePolicyMeta>;
-  /** Filled by the grants issue: "reject tokens of (user, client, server) issued before t". */
-  revocations: { user?: string; client?: string; serverId?: string; before: string }[];
+  /**
+   * Live sections: republished at once (a new signed revision over the live
+   * content) when an admin revokes, approves a client, rotates a credential or
+   * changes masking; see lib/bundles/live.ts. Older bundles may lack the
+   * optional ones: agents read them with `?? []`.
+   */
+  /** "Reject tokens of (user, client, server) in this tenant issued before t". */
+  revocations: BundleRevocation[];
   approvedClients: { tenantId: string; clientId: string }[];
-  masking: { serverId: string; tool: string; paths: string[]; mode: "hide" | "hash" }[];
+  /** Tenants that deny calls from any client not in approvedClients. */
+  clientApproval?: string[];
+  /** Upstream credentials the agent resolves through the broker: which entry, where it goes, its current version. Never the secret. */
+  credentials?: BundleCredential[];
+  masking: BundleMaskingRule[];
+}
+
+export interface BundleRevocation {
+  tenantId?: string;
+  user?: string;
+  client?: string;
+  serverId?: string;
+  /** ISO time: tokens issued (iat) before it are refused. */
+  before: string;
+}
+
+export interface BundleCredential {
+  entryId: string;
+  serverId: string;
+  /** null: the entry every tenant of the server uses unless it has its own. */
+  tenantId: string | null;
+  kind: "api_key" | "bearer" | "basic" | "oauth_client_credentials";
+  placement: { in: "header" | "query"; name: string };
+  /** The current version: an agent holding another refetches before the next call. */
+  version: number;
+}
+
+export interface BundleMaskingRule {
+  serverId: string;
+  /** A tool name or "*". */
+  tool: string;
+  /** Argument paths: dot-separated keys, `*` for every key or array item (e.g. "card.number", "items.*.ssn"). */
+  paths: string[];
+  mode: "hide" | "hash";
 }
 
 /** A bundle as served to agents. */

@@ -110,6 +110,10 @@ export const operations: Operation[] = [
   { method: "post", path: "/api/v1/admin/fleets/{fleetId}/bundles/{revision}/rollback", summary: "Publish an older revision's content as a new revision", tag: "bundles", created: true },
   { method: "get", path: "/api/v1/admin/fleets/{fleetId}/diff", summary: "What changed between two revisions", tag: "bundles", query: z.object({ from: z.coerce.number().int().min(1), to: z.coerce.number().int().min(1) }) },
   { method: "post", path: "/api/v1/admin/signing-keys/rotate", summary: "Make a new Ed25519 bundle-signing key active (owners)", tag: "bundles", created: true },
+  // -- vault (issue 5)
+  // -- grants, clients, revocations (issue 5)
+  // -- decision log (issue 6)
+  // -- masking and impact analysis (issue 6)
 ];
 
 /** The agent API: what data-plane agents call, with an agent key (or, to enroll, an enrollment token). */
@@ -143,6 +147,7 @@ export const agentOperations: Operation[] = [
     tag: "agent",
     body: decisionLine,
   },
+  // -- agent credentials (issue 5)
 ];
 
 const jsonSchema = (s: z.ZodType) => z.toJSONSchema(s, { io: "input", unrepresentable: "any", target: "openapi-3.0" });
