@@ -15,6 +15,12 @@ export const idPrefixes = {
   agent: "agt",
   bundle: "bnd",
   enrollment: "enr",
+  vaultEntry: "vlt",
+  vaultVersion: "vver",
+  client: "ocl",
+  grant: "grt",
+  revocation: "rvk",
+  mask: "msk",
 } as const;
 
 /** A prefixed, time-ordered id such as `srv_0190f0c4…`: readable in logs and sortable. */
