@@ -146,7 +146,7 @@ export function PolicyEditor({ tenantId, serverId, kind, policy, justCreated }: 
       const body = kind === "rule" ? { rule: ruleFromDraft(f.rule, args) } : { cedar: f.cedar };
       const common = { name: f.name.trim(), description: f.description.trim(), enabled: f.enabled, ...body };
       return policy
-        ? apiFetch<PublicPolicy>(`/policies/${encodeURIComponent(policy.id)}`, { method: "PATCH", body: common })
+        ? apiFetch<PublicPolicy>(`/policies/${encodeURIComponent(policy.id)}`, { method: "PATCH", body: { ...common, baseUpdatedAt: policy.updatedAt } })
         : apiFetch<PublicPolicy>("/policies", { method: "POST", body: { tenantId, serverId, kind, ...common } });
     },
     onSuccess: async (saved, f) => {

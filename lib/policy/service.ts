@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, type SQL } from "drizzle-orm";
+import { and, asc, eq, inArray, sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import { policies, policyTests, type Policy, type PolicyRule, type PolicyTest } from "@/db/schema";
 import { can, seesAllTenants } from "@/lib/auth/permissions";
@@ -9,7 +9,7 @@ import type { Ctx } from "@/lib/context";
 import { isUniqueViolation } from "@/lib/db-errors";
 import { PolicyEngine } from "@/lib/enforcement/engine";
 import { argumentTypes, cedarSchema } from "@/lib/enforcement/model";
-import { AppError, forbidden, notFound } from "@/lib/errors";
+import { AppError, conflict, forbidden, notFound } from "@/lib/errors";
 import { newId } from "@/lib/ids";
 import { loadServer } from "@/lib/servers/service";
 import { recordEvent } from "@/lib/trail/record";
@@ -39,6 +39,10 @@ export const policyUpdateInput = z.object({
   rule: policyRuleSchema.optional(),
   cedar: z.string().max(64 * 1024).optional(),
   enabled: z.boolean().optional(),
+  baseUpdatedAt: z.iso
+    .datetime({ offset: true })
+    .optional()
+    .describe("The policy's updatedAt as the editor loaded it: the save is refused (409) if it changed since (optimistic concurrency)"),
 });
 export const cedarCheckInput = z.object({ tenantId: z.string(), serverId: z.string(), cedar: z.string().max(64 * 1024).optional(), rule: policyRuleSchema.optional() });
 
@@ -176,8 +180,9 @@ export async function createPolicy(ctx: Ctx, input: z.infer<typeof policyInput>)
   }
 }
 
-export async function updatePolicy(ctx: Ctx, id: string, input: z.infer<typeof policyUpdateInput>) {
+export async function updatePolicy(ctx: Ctx, id: string, { baseUpdatedAt, ...input }: z.infer<typeof policyUpdateInput>) {
   const before = await loadPolicy(ctx, id, true);
+  const stale = () => conflict(`This policy was changed by someone else at ${before.updatedAt.toISOString()}; reload it and apply your edit again`, "baseUpdatedAt");
   if (before.kind === "rule" && input.cedar !== undefined) throw new AppError("bad_request", "A rule policy is edited through its rule");
   if (before.kind === "cedar" && input.rule !== undefined) throw new AppError("bad_request", "A Cedar policy is edited as Cedar");
   const nextName = input.name ?? before.name;
@@ -185,11 +190,14 @@ export async function updatePolicy(ctx: Ctx, id: string, input: z.infer<typeof p
   rejectIssues(await checkCedar(ctx, before.tenantId, before.serverId, cedar));
   try {
     return await ctx.db.transaction(async (tx) => {
+      // Compared at millisecond precision, as the API shows it; checked in the UPDATE itself so two saves cannot both pass.
+      const unchanged = baseUpdatedAt ? sql`date_trunc('milliseconds', ${policies.updatedAt}) = ${new Date(baseUpdatedAt).toISOString()}::timestamptz` : undefined;
       const [row] = await tx
         .update(policies)
         .set({ ...input, ...(input.rule ? { rule: input.rule as PolicyRule } : {}), cedar, updatedAt: new Date() })
-        .where(eq(policies.id, before.id))
+        .where(and(eq(policies.id, before.id), unchanged))
         .returning();
+      if (!row) throw stale();
       await recordEvent(tx, ctx.actor, { action: "policy.update", targetType: "policy", targetId: id, tenantId: before.tenantId, before: { name: before.name, enabled: before.enabled, cedar: before.cedar }, after: { name: row!.name, enabled: row!.enabled, cedar } });
       return publicPolicy(row!);
     });
