@@ -7,6 +7,7 @@
  *
  *   PORT=3200 npx tsx sandbox/auth-server.ts
  *   RESOURCES='{"http://127.0.0.1:3100/mcp":{"scopes":["tickets:read"]}}' PORT=3200 npx tsx sandbox/auth-server.ts
+ *   CLIENTS='[{"client_id":"mandate","client_secret":"…","redirect_uris":["http://127.0.0.1:3000/api/auth/callback/oidc"]}]' …
  *
  * There is no login UI: the interaction route logs in a fixed test account
  * (the `login_hint` of the authorization request if it names a configured
@@ -19,11 +20,13 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
 import { exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTPayload } from "jose";
-import Provider, { errors, type Configuration, type KoaContextWithOIDC } from "oidc-provider";
+import Provider, { errors, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from "oidc-provider";
 
 export interface AuthServerUser {
   tenant: string;
   groups?: string[];
+  /** Released (verified) with the `email` scope: lets the sandbox act as an admin SSO provider. */
+  email?: string;
 }
 
 export interface AuthServerOptions {
@@ -40,6 +43,8 @@ export interface AuthServerOptions {
   clientTenant?: string;
   /** Access token lifetime, seconds (default 3600). */
   accessTokenTtl?: number;
+  /** Statically registered clients (e.g. the control plane's admin sign-in client). */
+  clients?: ClientMetadata[];
 }
 
 export interface MintOptions {
@@ -69,8 +74,8 @@ export interface AuthServer {
 }
 
 const defaultUsers: Record<string, AuthServerUser> = {
-  alice: { tenant: "ten_demo", groups: ["engineering"] },
-  bob: { tenant: "ten_other", groups: [] },
+  alice: { tenant: "ten_demo", groups: ["engineering"], email: "alice@sandbox.test" },
+  bob: { tenant: "ten_other", groups: [], email: "bob@sandbox.test" },
 };
 
 function clientTenant(client: unknown, fallback: string): string {
@@ -105,12 +110,12 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
   const issuer = `http://${host}:${port}`;
 
   const configuration: Configuration = {
-    clients: [],
+    clients: opts.clients ?? [],
     jwks: { keys: [privateJwk as never] },
     cookies: { keys: [randomBytes(32).toString("hex")] },
     // Clients may register for (and request) the resources' scopes too (the MCP SDK registers with the challenge's scopes).
-    scopes: ["openid", "offline_access", ...new Set(Object.values(opts.resources).flatMap((r) => r.scopes))],
-    claims: { openid: ["sub", "tenant", "groups"] },
+    scopes: ["openid", "email", "offline_access", ...new Set(Object.values(opts.resources).flatMap((r) => r.scopes))],
+    claims: { openid: ["sub", "tenant", "groups"], email: ["email", "email_verified"] },
     extraClientMetadata: {
       properties: ["tenant"],
       validator(_ctx, key, value) {
@@ -122,7 +127,7 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
     async findAccount(_ctx, sub) {
       const user = users[sub];
       if (!user) return undefined;
-      return { accountId: sub, claims: () => ({ sub, tenant: user.tenant, groups: user.groups ?? [] }) };
+      return { accountId: sub, claims: () => ({ sub, tenant: user.tenant, groups: user.groups ?? [], ...(user.email ? { email: user.email, email_verified: true } : {}) }) };
     },
     async extraTokenClaims(_ctx, token) {
       const accountId = (token as { accountId?: string }).accountId;
@@ -255,7 +260,9 @@ if (isMain) {
   const resources = process.env.RESOURCES
     ? (JSON.parse(process.env.RESOURCES) as Record<string, { scopes: string[] }>)
     : { "http://127.0.0.1:3100/mcp": { scopes: ["tickets:read", "tickets:write", "tickets:admin"] } };
-  startAuthServer({ port: Number(process.env.PORT ?? 3200), host: process.env.HOST ?? "127.0.0.1", resources })
+  // CLIENTS: a JSON array of statically registered clients (e.g. the dashboard's SSO client for the e2e suite).
+  const clients = process.env.CLIENTS ? (JSON.parse(process.env.CLIENTS) as ClientMetadata[]) : undefined;
+  startAuthServer({ port: Number(process.env.PORT ?? 3200), host: process.env.HOST ?? "127.0.0.1", resources, clients })
     .then((as) => {
       console.log(`[sandbox] OAuth authorization server at ${as.issuer} (JWKS ${as.jwksUri}); resources: ${Object.keys(resources).join(", ")}`);
       const shutdown = () => void as.stop().then(() => process.exit(0));
