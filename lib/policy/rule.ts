@@ -52,7 +52,10 @@ const likePattern = (p: string) => `"${p.replace(/\\/g, "\\\\").replace(/"/g, '\
 /**
  * Compiles a rule-editor rule for one server into Cedar. Tool names become
  * `Tool::"<server id>/<name>"` entities; every argument test is guarded by
- * `has`, so a missing argument never raises an evaluation error.
+ * `has`, so a missing argument never raises an evaluation error. Argument
+ * tests apply to calls only: listing has no arguments, so a permit with
+ * argument conditions still lists its tools, and a forbid with argument
+ * conditions never hides them (the call itself is still decided on them).
  */
 export function compileRule(rule: PolicyRule, serverId: string, meta: { name: string }): string {
   const when: string[] = [];
@@ -68,30 +71,39 @@ export function compileRule(rule: PolicyRule, serverId: string, meta: { name: st
   ];
   if (who.length) when.push(who.length > 1 ? `(${who.join(" || ")})` : who[0]!);
   if (rule.clients.length) when.push(`[${rule.clients.map(lit).join(", ")}].contains(context.client)`);
+  // Argument tests: a tools/list has no arguments, so they must not decide whether a tool is listed.
+  const argTests: string[] = [];
   for (const c of rule.conditions) {
     const v = c.value;
     switch (c.op) {
       case "present":
-        when.push(has(c.arg));
+        argTests.push(has(c.arg));
         break;
       case "absent":
-        when.push(`!(${has(c.arg)})`);
+        argTests.push(`!(${has(c.arg)})`);
         break;
       case "eq":
       case "neq":
-        when.push(`(${has(c.arg)} && ${arg(c.arg)} ${c.op === "eq" ? "==" : "!="} ${lit(v as string | number | boolean)})`);
+        argTests.push(`(${has(c.arg)} && ${arg(c.arg)} ${c.op === "eq" ? "==" : "!="} ${lit(v as string | number | boolean)})`);
         break;
       case "in":
-        when.push(`(${has(c.arg)} && [${(v as (string | number)[]).map(lit).join(", ")}].contains(${arg(c.arg)}))`);
+        argTests.push(`(${has(c.arg)} && [${(v as (string | number)[]).map(lit).join(", ")}].contains(${arg(c.arg)}))`);
         break;
       case "like":
-        when.push(`(${has(c.arg)} && ${arg(c.arg)} like ${likePattern(v as string)})`);
+        argTests.push(`(${has(c.arg)} && ${arg(c.arg)} like ${likePattern(v as string)})`);
         break;
       default: {
         const op = { lt: "<", lte: "<=", gt: ">", gte: ">=" }[c.op];
-        when.push(`(${has(c.arg)} && ${arg(c.arg)} ${op} ${lit(v as number)})`);
+        argTests.push(`(${has(c.arg)} && ${arg(c.arg)} ${op} ${lit(v as number)})`);
       }
     }
+  }
+  if (argTests.length) {
+    const all = argTests.length > 1 ? `(${argTests.join(" && ")})` : argTests[0]!;
+    if (!rule.actions.includes("list_tools")) when.push(...argTests);
+    // A permit lists the tool whatever the arguments; a forbid never hides it on an argument test.
+    else if (rule.effect === "permit") when.push(`(action == Action::"list_tools" || ${all})`);
+    else when.push(`(action != Action::"list_tools" && ${all})`);
   }
   if (rule.time) {
     const { fromHour, toHour, days } = rule.time;
