@@ -4,6 +4,35 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 
+const kekIdPattern = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** A key-encryption key: 32 bytes that never enter the database, with the id recorded beside what it seals. */
+export interface EnvKek {
+  id: string;
+  key: Buffer;
+}
+
+/** Parses MANDATE_KEK_PREVIOUS (`id:base64,id:base64`); returns the keys and every problem found. */
+export function parsePreviousKeks(raw: string | undefined, activeId: string): { keys: EnvKek[]; problems: string[] } {
+  const keys: EnvKek[] = [];
+  const problems: string[] = [];
+  if (!raw?.trim()) return { keys, problems };
+  for (const [i, part] of raw.split(",").entries()) {
+    const item = part.trim();
+    const at = item.indexOf(":");
+    const id = at > 0 ? item.slice(0, at) : "";
+    const key = at > 0 ? Buffer.from(item.slice(at + 1), "base64") : Buffer.alloc(0);
+    const label = `entry ${i + 1}${id ? ` ("${id}")` : ""}`;
+    if (!id) problems.push(`${label}: expected id:base64`);
+    else if (!kekIdPattern.test(id)) problems.push(`${label}: the id must be 1-64 letters, digits, '.', '_' or '-'`);
+    else if (id === activeId) problems.push(`${label}: the id is the active MANDATE_KEK_ID; a previous key needs its own id`);
+    else if (keys.some((k) => k.id === id)) problems.push(`${label}: the id appears twice`);
+    else if (key.length !== 32) problems.push(`${label}: the key must decode to exactly 32 bytes (got ${key.length})`);
+    else keys.push({ id, key });
+  }
+  return { keys, problems };
+}
+
 const bool = z
   .enum(["true", "false", "1", "0"])
   .optional()
@@ -39,7 +68,11 @@ export const envSchema = z
       .string()
       .optional()
       .describe("Key-encryption key: 32 random bytes, base64 or base64url. Seals signing keys (and vault data keys). Unset on the embedded database: generated once into the data dir."),
-    MANDATE_KEK_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).default("kek-1").describe("Id of MANDATE_KEK, recorded beside everything it seals"),
+    MANDATE_KEK_ID: z.string().regex(kekIdPattern, "must be 1-64 letters, digits, '.', '_' or '-'").default("kek-1").describe("Id of MANDATE_KEK, recorded beside everything it seals"),
+    MANDATE_KEK_PREVIOUS: z
+      .string()
+      .optional()
+      .describe("Previous key-encryption keys during a KEK rotation: `id:base64,id:base64` (32 bytes each). Data sealed with them stays readable and is rewrapped into MANDATE_KEK at start."),
     MANDATE_LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).max(100).default(5),
     MANDATE_LOGIN_WINDOW_SECONDS: z.coerce.number().int().min(10).max(86400).default(900),
   })
@@ -57,12 +90,23 @@ export const envSchema = z
     if (v.MANDATE_KEK && Buffer.from(v.MANDATE_KEK, "base64").length !== 32) {
       ctx.addIssue({ code: "custom", path: ["MANDATE_KEK"], message: "must decode to exactly 32 bytes" });
     }
+    for (const problem of parsePreviousKeks(v.MANDATE_KEK_PREVIOUS, v.MANDATE_KEK_ID).problems) {
+      ctx.addIssue({ code: "custom", path: ["MANDATE_KEK_PREVIOUS"], message: problem });
+    }
     if (v.MANDATE_OWNER_PASSWORD && !v.MANDATE_OWNER_EMAIL) {
       ctx.addIssue({ code: "custom", path: ["MANDATE_OWNER_EMAIL"], message: "is required with MANDATE_OWNER_PASSWORD" });
     }
   });
 
-export type Env = Readonly<z.infer<typeof envSchema> & { NEXTAUTH_SECRET: string; kek: { id: string; key: Buffer } }>;
+export type Env = Readonly<
+  z.infer<typeof envSchema> & {
+    NEXTAUTH_SECRET: string;
+    /** The active key-encryption key: everything new is sealed with it. */
+    kek: EnvKek & { previous: readonly EnvKek[] };
+    /** The active key first, then the previous ones: what sealed data is opened with (by its kekId). */
+    keyring: readonly EnvKek[];
+  }
+>;
 
 let cached: Env | undefined;
 
@@ -75,8 +119,10 @@ export function getEnv(): Env {
     throw new Error(`Invalid environment:\n${lines.join("\n")}`);
   }
   const v = parsed.data;
-  const kek = { id: v.MANDATE_KEK_ID, key: Buffer.from(v.MANDATE_KEK ?? embeddedSecret(v.MANDATE_DATA_DIR, "kek"), "base64") };
-  cached = Object.freeze({ ...v, NEXTAUTH_SECRET: v.NEXTAUTH_SECRET ?? embeddedSecret(v.MANDATE_DATA_DIR, "auth-secret"), kek });
+  const previous = parsePreviousKeks(v.MANDATE_KEK_PREVIOUS, v.MANDATE_KEK_ID).keys;
+  const kek = { id: v.MANDATE_KEK_ID, key: Buffer.from(v.MANDATE_KEK ?? embeddedSecret(v.MANDATE_DATA_DIR, "kek"), "base64"), previous };
+  const keyring = [{ id: kek.id, key: kek.key }, ...previous];
+  cached = Object.freeze({ ...v, NEXTAUTH_SECRET: v.NEXTAUTH_SECRET ?? embeddedSecret(v.MANDATE_DATA_DIR, "auth-secret"), kek, keyring });
   return cached;
 }
 

@@ -9,6 +9,20 @@ import type { SignaturePayload } from "@/lib/enforcement/bundle";
 export interface Kek {
   id: string;
   key: Buffer;
+  /** Previous keys during a KEK rotation: data they sealed stays readable until it is rewrapped. */
+  previous?: readonly Kek[];
+}
+
+/** The keys that can open sealed data: the active one first, then the previous ones. */
+export function keyringOf(kek: Kek): readonly Kek[] {
+  return [kek, ...(kek.previous ?? [])];
+}
+
+/** The key-encryption key with this id, or an error naming the id (the key is not configured). */
+export function kekById(keyring: readonly Kek[], id: string): Kek {
+  const k = keyring.find((x) => x.id === id);
+  if (!k) throw new Error(`key-encryption key "${id}" is not configured (set it as MANDATE_KEK or in MANDATE_KEK_PREVIOUS)`);
+  return k;
 }
 
 /** AES-256-GCM with the associated data bound in; output `v1.<iv>.<tag>.<ciphertext>` (base64url). */
@@ -44,20 +58,28 @@ async function insertKey(db: Db, kek: Kek): Promise<ActiveKey> {
   const kid = newKid();
   const publicJwk = { ...(publicKey.export({ format: "jwk" }) as JWK), kid, alg: "EdDSA", use: "sig" };
   const pkcs8 = privateKey.export({ format: "der", type: "pkcs8" });
-  await db.insert(signingKeys).values({ kid, publicJwk: publicJwk as unknown as Record<string, string>, sealedPrivateKey: seal(kek, pkcs8, `signing-key:${kid}`), kekId: kek.id });
+  await db.insert(signingKeys).values({ kid, publicJwk: publicJwk as unknown as Record<string, string>, sealedPrivateKey: seal(kek, pkcs8, signingKeyAad(kid)), kekId: kek.id });
   return { kid, privateKey, publicJwk };
 }
 
-/** The active signing key, created on first use. A wrong key-encryption key fails here, loudly. */
+/** AAD of a sealed signing key. */
+export const signingKeyAad = (kid: string) => `signing-key:${kid}`;
+
+/**
+ * The active signing key, created on first use. It is opened with the key
+ * its row names (the active KEK or a previous one, during a KEK rotation).
+ * A missing or wrong key-encryption key fails here, loudly.
+ */
 export async function activeSigningKey(db: Db, kek: Kek): Promise<ActiveKey> {
   const [row] = await db.select().from(signingKeys).where(eq(signingKeys.status, "active"));
   if (!row) return insertKey(db, kek);
-  if (row.kekId !== kek.id) throw new Error(`signing key ${row.kid} is sealed with key-encryption key ${row.kekId}, but ${kek.id} is configured`);
+  const opener = keyringOf(kek).find((k) => k.id === row.kekId);
+  if (!opener) throw new Error(`signing key ${row.kid} is sealed with key-encryption key ${row.kekId}, which is not configured (active: ${kek.id}; add it to MANDATE_KEK_PREVIOUS)`);
   let der: Buffer;
   try {
-    der = unseal(kek, row.sealedPrivateKey, `signing-key:${row.kid}`);
+    der = unseal(opener, row.sealedPrivateKey, signingKeyAad(row.kid));
   } catch {
-    throw new Error(`cannot unseal signing key ${row.kid}: wrong key-encryption key ${kek.id}`);
+    throw new Error(`cannot unseal signing key ${row.kid}: key-encryption key "${opener.id}" is wrong`);
   }
   return { kid: row.kid, privateKey: createPrivateKey({ key: der, format: "der", type: "pkcs8" }), publicJwk: row.publicJwk as unknown as JWK };
 }

@@ -12,11 +12,18 @@ export interface TrailEntry {
   after?: unknown;
 }
 
+/** A data-plane agent acting (e.g. resolving a vault credential): recorded with actor type "agent". */
+export interface AgentActor {
+  type: "agent";
+  id: string;
+  label: string;
+}
+
 /**
  * Records one admin change. Call it inside the transaction that makes the
  * change, so the trail and the data can never disagree.
  */
-export async function recordEvent(db: Db, actor: Actor | "system", entry: TrailEntry): Promise<void> {
+export async function recordEvent(db: Db, actor: Actor | AgentActor | "system", entry: TrailEntry): Promise<void> {
   const who =
     actor === "system"
       ? { actorType: "system" as const, actorId: "system", actorLabel: "system" }

@@ -1,0 +1,116 @@
+"use client";
+
+import Link from "next/link";
+import { useParams } from "next/navigation";
+import { useState } from "react";
+import { useCanWrite } from "@/components/shell/context";
+import { Badge, Button, Card, ConfirmButton, ErrorBanner, PageHeader, Time } from "@/components/ui";
+import { kindLabels, placementLabel, secretHint, useVaultEntry, useVaultWrite, type VaultEntry } from "@/components/vault/queries";
+import { EditEntry } from "@/components/vault/edit-entry";
+import { RotateDialog } from "@/components/vault/rotate-dialog";
+import { VersionsTimeline } from "@/components/vault/versions-timeline";
+import { apiFetch } from "@/lib/client/api";
+
+export default function VaultEntryPage() {
+  const { entryId } = useParams<{ entryId: string }>();
+  const entry = useVaultEntry(entryId);
+  const e = entry.data;
+  return (
+    <>
+      <p className="mb-2 text-sm">
+        <Link href="/vault" className="text-indigo-700 hover:underline">
+          ← Credential vault
+        </Link>
+      </p>
+      <ErrorBanner error={entry.error} />
+      {e ? <EntryView e={e} /> : null}
+    </>
+  );
+}
+
+function EntryView({ e }: { e: VaultEntry }) {
+  const canWrite = useCanWrite(e.adminTenantId) && e.status === "active";
+  const [rotating, setRotating] = useState(false);
+  const [editing, setEditing] = useState(false);
+  const retire = useVaultWrite(() => apiFetch<VaultEntry>(`/vault/${e.id}/retire`, { method: "POST", body: {} }));
+  const actions = canWrite ? (
+    <>
+      <Button variant="secondary" onClick={() => setEditing(true)}>
+        Edit
+      </Button>
+      <Button onClick={() => setRotating(true)}>Rotate</Button>
+      <ConfirmButton
+        label="Retire"
+        title={`Retire ${e.name}?`}
+        body="Every version stops working at once: agents drop it with the next live bundle (within seconds) and calls needing it fail closed. This cannot be undone; a new entry can be created afterwards."
+        confirmLabel="Retire credential"
+        onConfirm={() => retire.mutateAsync(undefined)}
+      />
+    </>
+  ) : null;
+  return (
+    <>
+      <PageHeader
+        title={
+          <span className="flex items-center gap-2">
+            {e.name} <Badge color={e.status === "active" ? "green" : "gray"}>{e.status}</Badge>
+            {e.rotationDue ? <Badge color="red">rotation due</Badge> : null}
+          </span>
+        }
+        description={e.notes || undefined}
+        actions={actions}
+      />
+      <div className="grid gap-4 lg:grid-cols-3">
+        <Card title="Credential" className="lg:col-span-1">
+          <dl className="grid grid-cols-[auto_1fr] gap-x-4 gap-y-2 text-sm">
+            <dt className="text-slate-500">Server</dt>
+            <dd>
+              <Link href={`/servers/${e.serverId}`} className="text-indigo-700 hover:underline">
+                {e.serverName ?? e.serverId}
+              </Link>
+            </dd>
+            <dt className="text-slate-500">Tenant</dt>
+            <dd>{e.tenantId ? (e.tenantName ?? e.tenantId) : "shared by every tenant of the server"}</dd>
+            <dt className="text-slate-500">Kind</dt>
+            <dd>{kindLabels[e.kind]}</dd>
+            <dt className="text-slate-500">Goes into</dt>
+            <dd>
+              <code className="text-xs">{placementLabel(e.placement)}</code>
+            </dd>
+            {e.oauth ? (
+              <>
+                <dt className="text-slate-500">Token endpoint</dt>
+                <dd className="break-all">
+                  <code className="text-xs">{e.oauth.tokenUrl}</code> (client {e.oauth.clientId}, {e.oauth.authMethod})
+                </dd>
+              </>
+            ) : null}
+            <dt className="text-slate-500">Current</dt>
+            <dd>
+              v{e.currentVersion} <code className="text-xs">{secretHint(e.fingerprint, e.lastChars)}</code>
+            </dd>
+            <dt className="text-slate-500">Age</dt>
+            <dd>
+              {e.ageDays} days (since <Time iso={e.currentSince} />)
+            </dd>
+            <dt className="text-slate-500">Next rotation</dt>
+            <dd>{e.nextRotationAt ? <Time iso={e.nextRotationAt} /> : `not scheduled${e.rotationIntervalDays ? "" : " (no interval set)"}`}</dd>
+            <dt className="text-slate-500">Owner</dt>
+            <dd>{e.owner || "—"}</dd>
+            <dt className="text-slate-500">Created</dt>
+            <dd>
+              <Time iso={e.createdAt} /> by {e.createdBy}
+            </dd>
+          </dl>
+          <p className="mt-4 text-xs text-slate-500">The secret itself is never shown: only a fingerprint (SHA-256 prefix) and, for long secrets, the last 4 characters.</p>
+        </Card>
+        <Card title="Versions" className="lg:col-span-2">
+          <VersionsTimeline versions={e.versions} />
+        </Card>
+      </div>
+      <ErrorBanner error={retire.error} />
+      <RotateDialog entry={e} open={rotating} onClose={() => setRotating(false)} />
+      <EditEntry entry={e} open={editing} onClose={() => setEditing(false)} />
+    </>
+  );
+}

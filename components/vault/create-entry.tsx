@@ -1,0 +1,165 @@
+"use client";
+
+import { useQuery } from "@tanstack/react-query";
+import { useRouter } from "next/navigation";
+import { useState } from "react";
+import { useMe } from "@/components/shell/context";
+import { ErrorBanner, FormActions, Modal, SelectField, TextArea, TextField } from "@/components/ui";
+import { ApiError, apiFetch, keys } from "@/lib/client/api";
+import type { Page, PublicServer } from "@/lib/client/types";
+import { kindLabels, useVaultWrite, type VaultEntry } from "./queries";
+
+type Kind = VaultEntry["kind"];
+
+/** Builds the secret the API expects for the kind from the form's fields. */
+function secretOf(kind: Kind, d: FormData) {
+  if (kind === "basic") return { username: String(d.get("username") ?? ""), password: String(d.get("password") ?? "") };
+  if (kind === "oauth_client_credentials") return { clientSecret: String(d.get("secret") ?? "") };
+  return String(d.get("secret") ?? "");
+}
+
+/** The secret fields of a kind: password inputs, never pre-filled, never echoed back. */
+export function SecretFields({ kind, error }: { kind: Kind; error?: ApiError | null }) {
+  const err = (p: string) => error?.field(p);
+  if (kind === "basic") {
+    return (
+      <div className="grid grid-cols-2 gap-3">
+        <TextField label="Username" name="username" autoComplete="off" error={err("secret.username") ?? err("secret")} />
+        <TextField label="Password" name="password" type="password" autoComplete="new-password" error={err("secret.password")} />
+      </div>
+    );
+  }
+  return (
+    <TextField
+      label={kind === "oauth_client_credentials" ? "Client secret" : kind === "bearer" ? "Token" : "API key"}
+      name="secret"
+      type="password"
+      autoComplete="new-password"
+      hint="Write-only: it is encrypted at once and never shown again (only a fingerprint and the last 4 characters)."
+      error={err("secret")}
+    />
+  );
+}
+
+export function CreateEntry({ open, onClose, serverId }: { open: boolean; onClose: () => void; serverId?: string }) {
+  const me = useMe();
+  const router = useRouter();
+  const [kind, setKind] = useState<Kind>("api_key");
+  const [placementIn, setPlacementIn] = useState<"header" | "query">("header");
+  const [server, setServer] = useState(serverId ?? "");
+  const servers = useQuery({ queryKey: keys.servers.list({ pageSize: 100 }), queryFn: () => apiFetch<Page<PublicServer>>("/servers?pageSize=100"), enabled: open });
+  const create = useVaultWrite((body: object) => apiFetch<VaultEntry>("/vault", { method: "POST", body }));
+  const err = create.error instanceof ApiError ? create.error : null;
+  const selected = servers.data?.items.find((s) => s.id === server);
+  const tenantName = (id: string) => me.tenants.find((t) => t.id === id)?.name ?? id;
+  return (
+    <Modal open={open} onClose={onClose} title="New upstream credential">
+      <form
+        noValidate
+        autoComplete="off"
+        className="space-y-4"
+        onSubmit={(e) => {
+          e.preventDefault();
+          const form = e.currentTarget;
+          const d = new FormData(form);
+          const interval = String(d.get("rotationIntervalDays") ?? "").trim();
+          const body = {
+            serverId: server,
+            tenantId: d.get("tenantId") ? String(d.get("tenantId")) : null,
+            name: d.get("name"),
+            kind,
+            ...(kind === "api_key" || d.get("placementName") ? { placement: { in: kind === "api_key" ? placementIn : "header", name: String(d.get("placementName") ?? "") } } : {}),
+            ...(kind === "oauth_client_credentials"
+              ? {
+                  oauth: {
+                    tokenUrl: d.get("tokenUrl"),
+                    clientId: d.get("clientId"),
+                    ...(d.get("scope") ? { scope: d.get("scope") } : {}),
+                    ...(d.get("audience") ? { audience: d.get("audience") } : {}),
+                    authMethod: d.get("authMethod"),
+                  },
+                }
+              : {}),
+            notes: d.get("notes"),
+            owner: d.get("owner"),
+            ...(interval ? { rotationIntervalDays: Number(interval) } : {}),
+            secret: secretOf(kind, d),
+          };
+          create.mutate(body, {
+            onSuccess: (entry) => {
+              form.reset();
+              onClose();
+              router.push(`/vault/${entry.id}`);
+            },
+            // The secret fields are cleared on any error too: nothing typed stays on screen longer than needed.
+            onError: () => form.querySelectorAll<HTMLInputElement>("input[type=password]").forEach((i) => (i.value = "")),
+          });
+        }}
+      >
+        <div className="grid grid-cols-2 gap-3">
+          <SelectField label="Server" value={server} onChange={(e) => setServer(e.target.value)} error={err?.field("serverId")}>
+            <option value="">Choose a server…</option>
+            {(servers.data?.items ?? []).map((s) => (
+              <option key={s.id} value={s.id}>
+                {s.name}
+              </option>
+            ))}
+          </SelectField>
+          <SelectField label="For tenant" name="tenantId" error={err?.field("tenantId")} hint="Shared: used by every tenant of the server that has no entry of its own.">
+            <option value="">Shared (all tenants)</option>
+            {(selected?.tenantIds ?? []).map((t) => (
+              <option key={t} value={t}>
+                {tenantName(t)}
+              </option>
+            ))}
+          </SelectField>
+        </div>
+        <TextField label="Name" name="name" required error={err?.field("name")} placeholder="Ticketing API key" />
+        <div className="grid grid-cols-2 gap-3">
+          <SelectField label="Kind" value={kind} onChange={(e) => setKind(e.target.value as Kind)} error={err?.field("kind")}>
+            {Object.entries(kindLabels).map(([k, label]) => (
+              <option key={k} value={k}>
+                {label}
+              </option>
+            ))}
+          </SelectField>
+          {kind === "api_key" ? (
+            <SelectField label="Goes into" value={placementIn} onChange={(e) => setPlacementIn(e.target.value as "header" | "query")} error={err?.field("placement.in")}>
+              <option value="header">a header</option>
+              <option value="query">a query parameter</option>
+            </SelectField>
+          ) : null}
+        </div>
+        <TextField
+          label={kind === "api_key" ? (placementIn === "query" ? "Query parameter" : "Header") : "Header (default: Authorization)"}
+          name="placementName"
+          placeholder={kind === "api_key" ? (placementIn === "query" ? "api_key" : "x-api-key") : "authorization"}
+          error={err?.field("placement.name") ?? err?.field("placement")}
+        />
+        {kind === "oauth_client_credentials" ? (
+          <fieldset className="space-y-3 rounded-md border border-slate-200 p-3">
+            <legend className="px-1 text-sm font-medium text-slate-700">OAuth client credentials (the agent exchanges them for an access token)</legend>
+            <TextField label="Token endpoint" name="tokenUrl" placeholder="https://auth.example.com/oauth/token" error={err?.field("oauth.tokenUrl") ?? err?.field("oauth")} />
+            <div className="grid grid-cols-2 gap-3">
+              <TextField label="Client id" name="clientId" error={err?.field("oauth.clientId")} />
+              <SelectField label="Client authentication" name="authMethod" defaultValue="client_secret_basic">
+                <option value="client_secret_basic">client_secret_basic</option>
+                <option value="client_secret_post">client_secret_post</option>
+              </SelectField>
+              <TextField label="Scope (optional)" name="scope" />
+              <TextField label="Audience (optional)" name="audience" />
+            </div>
+          </fieldset>
+        ) : null}
+        <SecretFields kind={kind} error={err} />
+        <div className="grid grid-cols-2 gap-3">
+          <TextField label="Owner" name="owner" placeholder="platform-team@example.com" error={err?.field("owner")} />
+          <TextField label="Rotate every (days)" name="rotationIntervalDays" type="number" min={1} max={3650} error={err?.field("rotationIntervalDays")} />
+        </div>
+        <TextArea label="Notes" name="notes" rows={2} error={err?.field("notes")} />
+        <ErrorBanner error={create.error} />
+        <FormActions onCancel={onClose} busy={create.isPending} submitLabel="Store credential" />
+      </form>
+    </Modal>
+  );
+}

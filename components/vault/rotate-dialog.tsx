@@ -1,0 +1,72 @@
+"use client";
+
+import { useState } from "react";
+import { ErrorBanner, FormActions, Modal, SelectField, TextField } from "@/components/ui";
+import { ApiError, apiFetch } from "@/lib/client/api";
+import { SecretFields } from "./create-entry";
+import { useVaultWrite, type VaultEntry } from "./queries";
+
+const graceChoices: [number, string][] = [
+  [0, "none: retire the old version at once"],
+  [300, "5 minutes"],
+  [3600, "1 hour"],
+  [86_400, "1 day"],
+  [7 * 86_400, "7 days"],
+  [30 * 86_400, "30 days"],
+];
+
+/** Rotate: a new version, current now (the old one in grace) or scheduled at a time. */
+export function RotateDialog({ entry, open, onClose }: { entry: VaultEntry; open: boolean; onClose: () => void }) {
+  const [when, setWhen] = useState<"now" | "later">("now");
+  const rotate = useVaultWrite((body: object) => apiFetch<VaultEntry>(`/vault/${entry.id}/rotate`, { method: "POST", body }));
+  const err = rotate.error instanceof ApiError ? rotate.error : null;
+  return (
+    <Modal open={open} onClose={onClose} title={`Rotate ${entry.name}`}>
+      <form
+        noValidate
+        autoComplete="off"
+        className="space-y-4"
+        onSubmit={(e) => {
+          e.preventDefault();
+          const form = e.currentTarget;
+          const d = new FormData(form);
+          const kind = entry.kind;
+          const secret = kind === "basic" ? { username: d.get("username"), password: d.get("password") } : kind === "oauth_client_credentials" ? { clientSecret: d.get("secret") } : d.get("secret");
+          const local = String(d.get("activateAt") ?? "");
+          const body = { secret, graceSeconds: Number(d.get("graceSeconds")), ...(when === "later" && local ? { activateAt: new Date(local).toISOString() } : {}) };
+          rotate.mutate(body, {
+            onSuccess: () => {
+              form.reset();
+              onClose();
+            },
+            onError: () => form.querySelectorAll<HTMLInputElement>("input[type=password]").forEach((i) => (i.value = "")),
+          });
+        }}
+      >
+        <p className="text-sm text-slate-600">
+          The new secret becomes version {entry.versions.reduce((m, v) => Math.max(m, v.version), 0) + 1}. Agents pick up a new current version within seconds (the fleet&apos;s live bundle is republished).
+        </p>
+        <SecretFields kind={entry.kind} error={err} />
+        <SelectField label="Keep the current version valid for" name="graceSeconds" defaultValue="3600" error={err?.field("graceSeconds")} hint="During the grace period agents may still use the old version (the upstream's own overlap).">
+          {graceChoices.map(([s, label]) => (
+            <option key={s} value={s}>
+              {label}
+            </option>
+          ))}
+        </SelectField>
+        <fieldset className="space-y-2">
+          <legend className="text-sm font-medium text-slate-700">Activation</legend>
+          <label className="flex items-center gap-2 text-sm">
+            <input type="radio" name="when" checked={when === "now"} onChange={() => setWhen("now")} /> Now
+          </label>
+          <label className="flex items-center gap-2 text-sm">
+            <input type="radio" name="when" checked={when === "later"} onChange={() => setWhen("later")} /> At a scheduled time
+          </label>
+          {when === "later" ? <TextField label="Activate at (your local time)" name="activateAt" type="datetime-local" error={err?.field("activateAt")} /> : null}
+        </fieldset>
+        <ErrorBanner error={rotate.error} />
+        <FormActions onCancel={onClose} busy={rotate.isPending} submitLabel={when === "now" ? "Rotate now" : "Schedule rotation"} />
+      </form>
+    </Modal>
+  );
+}
