@@ -2,6 +2,7 @@ import { fetchUpstreamTools } from "@/lib/enforcement/upstream-tools";
 import { toolHash } from "@/lib/enforcement/tool-hash";
 import type { Installed } from "./bundle-sync";
 import type { Metrics } from "./metrics";
+import { inject, type CredentialBroker } from "./credentials";
 
 // Tools whose live definition no longer matches the approved hash, per installed
 // bundle (a new bundle starts clean: its approvals are newer).
@@ -39,7 +40,7 @@ export class DriftWatcher {
 
   constructor(
     private readonly current: () => Installed | null,
-    private readonly deps: { metrics: Metrics; log: (m: string) => void; everyMs?: number; pollMs?: number },
+    private readonly deps: { metrics: Metrics; log: (m: string) => void; everyMs?: number; pollMs?: number; credentials?: CredentialBroker },
   ) {}
 
   start(): void {
@@ -72,7 +73,11 @@ export class DriftWatcher {
     for (const server of installed.content.servers) {
       let live;
       try {
-        live = await fetchUpstreamTools(server.upstreamUrl, { timeoutMs: 10_000 });
+        // With the credential of the server's owning tenant (or the shared one), as calls would carry it.
+        const headers: Record<string, string> = {};
+        const cred = this.deps.credentials ? await this.deps.credentials.resolve(installed.content, server.id, server.tenantId) : null;
+        const url = inject(server.upstreamUrl, headers, cred);
+        live = await fetchUpstreamTools(url, { timeoutMs: 10_000, headers });
       } catch (err) {
         this.deps.metrics.upstreamErrors++;
         this.deps.log(`catalogue check of ${server.id} failed: ${err instanceof Error ? err.message : String(err)}`);

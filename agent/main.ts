@@ -17,6 +17,8 @@ import { DecisionShipper, type ShipperOptions } from "./shipper";
 import { TokenValidator } from "@/lib/enforcement/token";
 import type { TokenValidatorLike } from "./token";
 import { DecisionWal } from "./wal";
+import { CredentialBroker } from "./credentials";
+import { UpstreamRevoker } from "./upstream-revocation";
 
 export interface RunningAgent {
   url: string;
@@ -24,6 +26,8 @@ export interface RunningAgent {
   metrics: Metrics;
   wal: DecisionWal;
   shipper: DecisionShipper;
+  credentials: CredentialBroker;
+  revoker: UpstreamRevoker;
   stop(): Promise<void>;
 }
 
@@ -40,7 +44,12 @@ export async function startAgent(
   const log = opts.log ?? ((m: string) => console.log(`[agent] ${m}`));
   const metrics = new Metrics();
   const wal = new DecisionWal(config.dataDir, { onError: (e) => log(`decision WAL write failed: ${e instanceof Error ? e.message : String(e)}`) });
-  const sync = new BundleSync({ ...config, metrics, log, heartbeatMs: opts.heartbeatMs });
+  // The broker needs the agent key, which the sync holds once enrolled: `sync` is assigned before any call.
+  let sync: BundleSync | null = null;
+  const credentials = new CredentialBroker({ controlPlaneUrl: config.controlPlaneUrl, agentKey: () => sync?.agentKey ?? null, metrics, log });
+  const revoker = new UpstreamRevoker({ metrics, log });
+  // A new bundle with another credential version is fetched before the next call needs it.
+  sync = new BundleSync({ ...config, metrics, log, heartbeatMs: opts.heartbeatMs, onInstall: (i) => credentials.prefetch(i.content) });
   await sync.start();
   await wal.open();
   metrics.logBacklog = () => wal.backlog();
@@ -48,10 +57,10 @@ export async function startAgent(
   const shipper = new DecisionShipper({ ...opts.ship, wal, controlPlaneUrl: config.controlPlaneUrl, agentKey: () => sync.agentKey, metrics, log });
   shipper.start();
   // Checks the upstreams' live catalogues itself, so a changed tool is denied even before any client lists it.
-  const drift = new DriftWatcher(() => sync.current, { metrics, log, everyMs: opts.driftCheckMs });
+  const drift = new DriftWatcher(() => sync.current, { metrics, log, everyMs: opts.driftCheckMs, credentials });
   drift.start();
   const validator = opts.validator ?? new TokenValidator();
-  const server = createAgentServer({ current: () => sync.current, validator, metrics, wal, agentId: () => sync.agentId, log });
+  const server = createAgentServer({ current: () => sync.current, validator, metrics, wal, agentId: () => sync.agentId, log, credentials, revoker });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -75,6 +84,8 @@ export async function startAgent(
     metrics,
     wal,
     shipper,
+    credentials,
+    revoker,
     stop: () =>
       (stopping ??= (async () => {
         const drainMs = opts.drainMs ?? DRAIN_MS;
@@ -92,6 +103,7 @@ export async function startAgent(
         const { left } = await shipper.flush(Math.max(1000, deadline - Date.now()));
         if (left) log(`decision log: ${left} decision(s) not yet shipped stay in ${config.dataDir}`);
         await wal.close();
+        credentials.clear();
       })()),
   };
 }

@@ -14,6 +14,12 @@ export class Metrics {
   decisionsDuplicates = 0;
   decisionsRejected = 0;
   shippingHalted = 0;
+  /** Upstream credential resolutions by result (hit: from memory; fetched: from the broker; error). */
+  readonly credentials = new Map<string, number>();
+  /** RFC 7009 revocation requests the agent sent to authorization servers, by result. */
+  readonly upstreamRevocations = new Map<string, number>();
+  /** Calls refused because the upstream credential could not be resolved. */
+  credentialFailures = 0;
   /** Lines and bytes of the decision log not yet acknowledged by the control plane (set by the agent to read its WAL). */
   logBacklog: () => { lines: number; bytes: number } = () => ({ lines: 0, bytes: 0 });
 
@@ -24,6 +30,14 @@ export class Metrics {
     });
     this.sum += seconds;
     this.count++;
+  }
+
+  credential(result: "hit" | "fetched" | "error"): void {
+    this.credentials.set(result, (this.credentials.get(result) ?? 0) + 1);
+  }
+
+  upstreamRevocation(result: "ok" | "unsupported" | "error"): void {
+    this.upstreamRevocations.set(result, (this.upstreamRevocations.get(result) ?? 0) + 1);
   }
 
   /** Cumulative counters for the heartbeat. */
@@ -37,6 +51,7 @@ export class Metrics {
       decisions_shipped: this.decisionsShipped,
       decisions_rejected: this.decisionsRejected,
       log_backlog: this.logBacklog().lines,
+      credential_failures: this.credentialFailures,
     };
   }
 
@@ -85,6 +100,15 @@ export class Metrics {
       "# TYPE mandate_log_shipping_halted gauge",
       `mandate_log_shipping_halted ${this.shippingHalted}`,
     );
+    out.push("# HELP mandate_credential_resolutions_total Upstream credential resolutions by result.", "# TYPE mandate_credential_resolutions_total counter");
+    for (const r of ["hit", "fetched", "error"]) out.push(`mandate_credential_resolutions_total{result="${r}"} ${this.credentials.get(r) ?? 0}`);
+    out.push(
+      "# HELP mandate_credential_failures_total Calls not forwarded because their upstream credential could not be resolved.",
+      "# TYPE mandate_credential_failures_total counter",
+      `mandate_credential_failures_total ${this.credentialFailures}`,
+    );
+    out.push("# HELP mandate_upstream_revocations_total RFC 7009 revocation requests sent to authorization servers, by result.", "# TYPE mandate_upstream_revocations_total counter");
+    for (const r of ["ok", "unsupported", "error"]) out.push(`mandate_upstream_revocations_total{result="${r}"} ${this.upstreamRevocations.get(r) ?? 0}`);
     return out.join("\n") + "\n";
   }
 }

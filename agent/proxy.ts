@@ -5,14 +5,18 @@ import { uuidv7 } from "uuidv7";
 import type { BundleServer } from "@/lib/enforcement/bundle";
 import type { DecisionRequest, DecisionResult } from "@/lib/enforcement/engine";
 import { toolHash, type ToolDefinition } from "@/lib/enforcement/tool-hash";
+import { maskArgs } from "@/lib/enforcement/masking";
 import type { Installed } from "./bundle-sync";
+import { CredentialUnavailable, inject, type CredentialBroker, type Injection } from "./credentials";
 import type { Metrics } from "./metrics";
 import type { Principal } from "./token";
-import type { DecisionWal } from "./wal";
+import type { DecisionRecord, DecisionWal } from "./wal";
 
 /** JSON-RPC error code for a request the policy denied. */
 export const DENIED_CODE = -32003;
 export const MAX_BODY_BYTES = 4 * 1024 * 1024;
+/** Masked arguments larger than this (as JSON) are not sent in the decision line. */
+export const MAX_ARGS_BYTES = 16 * 1024;
 
 type Id = string | number | null;
 interface JsonRpcMessage {
@@ -29,6 +33,41 @@ export interface ProxyDeps {
   wal: DecisionWal;
   agentId: () => string | null;
   log: (msg: string) => void;
+  /** Upstream credentials from the vault; without it every upstream is called without one. */
+  credentials?: CredentialBroker;
+}
+
+/**
+ * Why the caller's client may not call tools here, or null: the tenant
+ * requires approval (bundle `clientApproval`) and (tenant, client) is not in
+ * `approvedClients`.
+ */
+export function unapprovedClient(installed: Installed, p: Principal): string | null {
+  if (!(installed.content.clientApproval ?? []).includes(p.tenantId)) return null;
+  if ((installed.content.approvedClients ?? []).some((c) => c.tenantId === p.tenantId && c.clientId === p.client)) return null;
+  return `client ${p.client} is not approved for tenant ${p.tenantId}`;
+}
+
+/** The masked arguments and the context that go into a tools/call decision line. */
+function callDetails(installed: Installed, serverId: string, tool: string, p: Principal, args: Record<string, unknown>): Pick<DecisionRecord, "args" | "context"> {
+  const m = maskArgs(args, installed.content.masking ?? [], serverId, tool);
+  // Within the decision line's limits (lib/decisions/ingest.ts), so one odd call never gets a batch refused.
+  const masked = m.masked.filter((x) => x.length <= 512).slice(0, 99);
+  let out = m.args;
+  if (out && Buffer.byteLength(JSON.stringify(out)) > MAX_ARGS_BYTES) {
+    out = null;
+    masked.push("args-truncated");
+  }
+  const int = (n: number) => (Number.isFinite(n) && n > 0 ? Math.floor(n) : 0);
+  return {
+    args: out,
+    context: {
+      groups: p.groups.filter((g) => g.length <= 256).slice(0, 100),
+      actors: p.actors.filter((a) => a.length <= 256).slice(0, 20),
+      token: { iss: p.issuer.slice(0, 2048), iat: int(p.iat), exp: int(p.exp) },
+      masked,
+    },
+  };
 }
 
 /** Why a tool call needs a token with more scopes (RFC 6750 step-up). */
@@ -56,7 +95,16 @@ export function scopesGranting(installed: Installed, serverId: string, tool: str
 export class McpProxy {
   constructor(private readonly d: ProxyDeps) {}
 
-  private record(installed: Installed, server: BundleServer, p: Principal, method: string, tool: string | null, r: DecisionResult, started: number): string {
+  private record(
+    installed: Installed,
+    server: BundleServer,
+    p: Principal,
+    method: string,
+    tool: string | null,
+    r: DecisionResult,
+    started: number,
+    details: Pick<DecisionRecord, "args" | "context"> = {},
+  ): string {
     const id = uuidv7();
     const seconds = (performance.now() - started) / 1000;
     this.d.metrics.decision(r.decision, seconds);
@@ -76,6 +124,7 @@ export class McpProxy {
       determining: r.determining,
       reason: r.reason.slice(0, 500),
       latencyUs: Math.round(seconds * 1e6),
+      ...details,
     });
     return id;
   }
@@ -115,17 +164,21 @@ export class McpProxy {
     const tool = typeof m.params?.name === "string" ? m.params.name : "";
     const rawArgs = m.params?.arguments;
     const args = rawArgs && typeof rawArgs === "object" && !Array.isArray(rawArgs) ? (rawArgs as Record<string, unknown>) : {};
+    const details = callDetails(installed, server.id, tool, p, args);
+    const unapproved = unapprovedClient(installed, p);
     let r: DecisionResult;
     if (!tool) r = { decision: "deny", reason: "tools/call without a tool name", determining: [], errors: [] };
+    else if (unapproved) r = { decision: "deny", reason: unapproved, determining: [], errors: [] };
     else if (driftOf(installed).has(driftKey(server.id, tool))) r = { decision: "deny", reason: "the tool changed upstream since it was approved", determining: [], errors: [] };
     else r = installed.engine.decide(this.request(server, p, "call_tool", tool, args));
     if (r.decision === "allow") {
-      this.record(installed, server, p, "tools/call", tool, r, started);
+      this.record(installed, server, p, "tools/call", tool, r, started, details);
       return null;
     }
+    if (unapproved) return denial(m.id, this.record(installed, server, p, "tools/call", tool, r, started, details), r.reason);
     // No policy allowed it and no scope the token holds grants the tool: a token with one of those scopes might.
     const granting = tool && !driftOf(installed).has(driftKey(server.id, tool)) && installed.engine.tool(server.id, tool) ? scopesGranting(installed, server.id, tool) : [];
-    const id = this.record(installed, server, p, "tools/call", tool, r, started);
+    const id = this.record(installed, server, p, "tools/call", tool, r, started, details);
     if (r.determining.length === 0 && granting.length && !granting.some((s) => p.scopes.includes(s))) throw new InsufficientScope(granting);
     return denial(m.id, id, r.reason);
   }
@@ -135,6 +188,12 @@ export class McpProxy {
     const r = result as { tools?: ToolDefinition[] } | null;
     if (!r || !Array.isArray(r.tools)) return result;
     const started = performance.now();
+    const unapproved = unapprovedClient(installed, p);
+    if (unapproved) {
+      const outcome: DecisionResult = { decision: "deny", reason: `listed 0 of ${r.tools.length} tools: ${unapproved}`, determining: [], errors: [] };
+      this.record(installed, server, p, "tools/list", null, outcome, started);
+      return { ...r, tools: [] };
+    }
     const kept: ToolDefinition[] = [];
     const hidden: string[] = [];
     for (const t of r.tools) {
@@ -168,7 +227,11 @@ export class McpProxy {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, installed: Installed, server: BundleServer, p: Principal, body: Buffer | null): Promise<void> {
-    if (req.method !== "POST") return this.forward(req, res, server, null, () => null);
+    if (req.method !== "POST") {
+      const cred = await this.credential(res, installed, server, p, null);
+      if (cred === false) return;
+      return this.forward(req, res, server, cred, null, () => null);
+    }
     let parsed: unknown;
     try {
       parsed = JSON.parse(body!.toString("utf8"));
@@ -190,7 +253,26 @@ export class McpProxy {
     if (!forward.length) return sendJson(res, 200, batch ? answers : answers[0]);
     const listIds = new Set<Id>(forward.filter((m) => m.method === "tools/list" && m.id !== undefined).map((m) => m.id!));
     const out = JSON.stringify(batch ? forward : forward[0]);
-    await this.forward(req, res, server, out, (m) => this.rewrite(installed, server, p, listIds, m), answers, batch);
+    const cred = await this.credential(res, installed, server, p, batch ? null : (forward[0]!.id ?? null));
+    if (cred === false) return;
+    await this.forward(req, res, server, cred, out, (m) => this.rewrite(installed, server, p, listIds, m), answers, batch);
+  }
+
+  /**
+   * The upstream credential for this call, or null for an open upstream.
+   * Fails closed: when the bundle names a credential that cannot be resolved,
+   * answers 502 itself and returns false (nothing is forwarded).
+   */
+  private async credential(res: ServerResponse, installed: Installed, server: BundleServer, p: Principal, id: Id): Promise<Injection | null | false> {
+    if (!this.d.credentials) return null;
+    try {
+      return await this.d.credentials.resolve(installed.content, server.id, p.tenantId);
+    } catch (err) {
+      if (!(err instanceof CredentialUnavailable)) throw err;
+      this.d.metrics.credentialFailures++;
+      sendJson(res, 502, { jsonrpc: "2.0", id, error: { code: -32603, message: "Upstream credential unavailable" } });
+      return false;
+    }
   }
 
   /**
@@ -202,6 +284,7 @@ export class McpProxy {
     req: IncomingMessage,
     res: ServerResponse,
     server: BundleServer,
+    credential: Injection | null,
     body: string | null,
     rewrite: (m: JsonRpcMessage) => JsonRpcMessage | null,
     extra: JsonRpcMessage[] = [],
@@ -214,11 +297,13 @@ export class McpProxy {
       if (typeof v === "string") headers[h] = v;
     }
     if (body !== null) headers["content-type"] = "application/json";
+    // The vault's credential for this (server, tenant), never the client's token.
+    const target = inject(server.upstreamUrl, headers, credential);
     const abort = new AbortController();
     res.on("close", () => abort.abort());
     let up: Response;
     try {
-      up = await fetch(server.upstreamUrl, { method: req.method, headers, body: body ?? undefined, signal: abort.signal, redirect: "manual" });
+      up = await fetch(target, { method: req.method, headers, body: body ?? undefined, signal: abort.signal, redirect: "manual" });
     } catch (err) {
       this.d.metrics.upstreamErrors++;
       this.d.log(`upstream ${server.id} unreachable: ${err instanceof Error ? err.message : String(err)}`);

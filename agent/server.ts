@@ -5,6 +5,8 @@ import type { Installed } from "./bundle-sync";
 import type { Metrics } from "./metrics";
 import { InsufficientScope, MAX_BODY_BYTES, McpProxy, sendJson } from "./proxy";
 import type { Principal, TokenValidatorLike } from "./token";
+import { UpstreamRevoker } from "./upstream-revocation";
+import type { CredentialBroker } from "./credentials";
 import type { DecisionWal } from "./wal";
 
 export interface AgentServerDeps {
@@ -15,6 +17,10 @@ export interface AgentServerDeps {
   wal: DecisionWal;
   agentId: () => string | null;
   log?: (msg: string) => void;
+  /** Upstream credentials from the vault (agent/credentials.ts). */
+  credentials?: CredentialBroker;
+  /** Sends RFC 7009 revocations for refused revoked tokens (default: one of its own). */
+  revoker?: UpstreamRevoker;
 }
 
 const MAX_SESSIONS = 100_000;
@@ -69,7 +75,8 @@ async function readBody(req: IncomingMessage): Promise<Buffer | "too_large"> {
  */
 export function createAgentServer(deps: AgentServerDeps): Server {
   const log = deps.log ?? ((m: string) => console.log(`[agent] ${m}`));
-  const proxy = new McpProxy({ metrics: deps.metrics, wal: deps.wal, agentId: deps.agentId, log });
+  const proxy = new McpProxy({ metrics: deps.metrics, wal: deps.wal, agentId: deps.agentId, log, credentials: deps.credentials });
+  const revoker = deps.revoker ?? new UpstreamRevoker({ metrics: deps.metrics, log });
   /** Upstream session id → the principal that opened it: a session is never usable by another caller. */
   const sessions = new Map<string, string>();
 
@@ -120,9 +127,14 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     if (!check.ok) return unauthorized({ code: "invalid_token", description: check.description });
     const principal: Principal = check.principal;
     const revoked = installed.content.revocations.find(
-      (r) => (!r.user || r.user === principal.user) && (!r.client || r.client === principal.client) && (!r.serverId || r.serverId === server.id) && principal.iat * 1000 < Date.parse(r.before),
+      (r) =>
+        (!r.tenantId || r.tenantId === principal.tenantId) &&
+        (!r.user || r.user === principal.user) && (!r.client || r.client === principal.client) && (!r.serverId || r.serverId === server.id) && principal.iat * 1000 < Date.parse(r.before),
     );
-    if (revoked) return unauthorized({ code: "invalid_token", description: "the grant behind this token was revoked" });
+    if (revoked) {
+      void revoker.revoke(m[1]!, principal, server);
+      return unauthorized({ code: "invalid_token", description: "the grant behind this token was revoked" });
+    }
 
     const who = `${principal.issuer}\u0000${principal.tenantId}\u0000${principal.user}\u0000${principal.client}`;
     const sessionId = req.headers["mcp-session-id"];

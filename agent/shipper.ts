@@ -278,7 +278,9 @@ export function toDecisionLine(text: string): string | null {
     outcome: r.outcome,
     reason: typeof r.reason === "string" ? r.reason.slice(0, 500) : "",
     determining: r.determining ?? [],
-    args: null,
+    // Already masked by the agent (tools/call only; null when too large or for other methods).
+    args: r.args && typeof r.args === "object" && !Array.isArray(r.args) ? r.args : null,
+    context: r.context && typeof r.context === "object" && !Array.isArray(r.context) ? r.context : null,
     latencyUs: r.latencyUs ?? null,
   });
 }

@@ -25,6 +25,10 @@ export interface DecisionRecord {
   reason: string;
   /** Microseconds spent deciding (integer, as lib/decisions/ingest expects). */
   latencyUs: number;
+  /** tools/call only: the arguments after the bundle's masking rules (null when over 16 KiB as JSON). */
+  args?: Record<string, unknown> | null;
+  /** tools/call only: what else the decision rested on. `masked` lists the masked paths (and "args-truncated"). */
+  context?: { groups?: string[]; actors?: string[]; token?: { iss: string; iat: number; exp: number }; masked?: string[] };
 }
 
 /** The active segment: every decision is appended here first. */

@@ -31,6 +31,8 @@ export interface TrustedIssuer {
   discovery: boolean;
   algorithms: string[];
   claims: { tenant: string; user: string; client: string; scopes: string };
+  /** RFC 7009 endpoint: agents send a token they refuse as revoked there (best effort). */
+  revocationEndpoint?: string;
 }
 
 // ---------------------------------------------------------------- identity

@@ -3,11 +3,19 @@
  * and the tests: a small ticket desk with read, write and destructive tools.
  *
  *   PORT=3100 npx tsx sandbox/upstream.ts
+ *   API_KEY_HEADER=x-api-key API_KEYS=k1,k2 PORT=3100 npx tsx sandbox/upstream.ts   # require an API key
  *
  * Test control endpoints (sandbox only, never in the product):
  *   POST /_sandbox/tools/{name}  {"description": "..."}  rewrite a tool, as a drifting server would
  *   POST /_sandbox/reset                                  restore the original tools
- *   GET  /_sandbox/authorization-log                      every Authorization header received
+ *   POST /_sandbox/api-keys      {"header": "x-api-key", "keys": ["k1", "k2"]}
+ *                                                         require one of these keys in that header (or in
+ *                                                         the query parameter of that name); keys: [] → open again.
+ *                                                         Changing the set at runtime models the upstream's own
+ *                                                         overlap window during a rotation.
+ *   GET  /_sandbox/authorization-log                      every Authorization header received (`headers`), and
+ *                                                         per /mcp request its method, Authorization, API-key
+ *                                                         header, query and whether it was accepted (`requests`)
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -122,6 +130,22 @@ function buildServer(): McpServer {
 }
 
 const authorizationLog: string[] = [];
+interface RequestLogLine {
+  at: number;
+  method: string;
+  authorization: string | null;
+  apiKey: string | null;
+  query: string;
+  accepted: boolean;
+  /** The MCP client's name (clientInfo.name of the session's initialize), when known. */
+  client: string | null;
+}
+/** Session id → the client name its initialize gave. */
+const sessionClients = new Map<string, string>();
+const requestLog: RequestLogLine[] = [];
+const MAX_LOG = 10_000;
+let apiKeyHeader = (process.env.API_KEY_HEADER ?? "x-api-key").toLowerCase();
+let apiKeys = new Set((process.env.API_KEYS ?? "").split(",").filter(Boolean));
 const transports = new Map<string, StreamableHTTPServerTransport>();
 
 async function readBody(req: IncomingMessage): Promise<unknown> {
@@ -143,11 +167,19 @@ function send(res: ServerResponse, status: number, body: unknown) {
 async function handle(req: IncomingMessage, res: ServerResponse) {
   const url = new URL(req.url ?? "/", "http://sandbox");
   if (url.pathname.startsWith("/_sandbox/")) {
-    if (req.method === "GET" && url.pathname === "/_sandbox/authorization-log") return send(res, 200, { headers: authorizationLog });
+    if (req.method === "GET" && url.pathname === "/_sandbox/authorization-log") return send(res, 200, { headers: authorizationLog, requests: requestLog });
     if (req.method === "POST" && url.pathname === "/_sandbox/reset") {
       descriptions = { ...originalDescriptions };
       seed();
       return send(res, 200, { ok: true });
+    }
+    if (req.method === "POST" && url.pathname === "/_sandbox/api-keys") {
+      const body = (await readBody(req)) as { header?: unknown; keys?: unknown };
+      if (!Array.isArray(body?.keys) || body.keys.some((k) => typeof k !== "string" || !k)) return send(res, 400, { error: "keys must be an array of non-empty strings" });
+      if (body.header !== undefined && (typeof body.header !== "string" || !/^[A-Za-z0-9-]{1,64}$/.test(body.header))) return send(res, 400, { error: "header must be a header name" });
+      if (typeof body.header === "string") apiKeyHeader = body.header.toLowerCase();
+      apiKeys = new Set(body.keys as string[]);
+      return send(res, 200, { ok: true, header: apiKeyHeader, keys: apiKeys.size });
     }
     const m = /^\/_sandbox\/tools\/([a-z_]+)$/.exec(url.pathname);
     if (req.method === "POST" && m && m[1]! in descriptions) {
@@ -163,6 +195,16 @@ async function handle(req: IncomingMessage, res: ServerResponse) {
   if (req.headers.authorization) authorizationLog.push(req.headers.authorization);
   const sessionId = req.headers["mcp-session-id"] as string | undefined;
   const body = req.method === "POST" ? await readBody(req) : undefined;
+  const clientName = isInitializeRequest(body) ? body.params.clientInfo.name : sessionId ? (sessionClients.get(sessionId) ?? null) : null;
+  const headerKey = req.headers[apiKeyHeader];
+  const presented = (typeof headerKey === "string" ? headerKey : null) ?? url.searchParams.get(apiKeyHeader);
+  const accepted = apiKeys.size === 0 || (presented !== null && apiKeys.has(presented));
+  requestLog.push({ at: Date.now(), method: req.method ?? "", authorization: req.headers.authorization ?? null, apiKey: presented, query: url.search, accepted, client: clientName });
+  if (requestLog.length > MAX_LOG) requestLog.shift();
+  if (!accepted) {
+    res.setHeader("www-authenticate", `ApiKey header="${apiKeyHeader}"`);
+    return send(res, 401, { jsonrpc: "2.0", error: { code: -32001, message: presented ? "invalid API key" : `API key required in ${apiKeyHeader}` }, id: null });
+  }
   let transport = sessionId ? transports.get(sessionId) : undefined;
   if (!transport) {
     if (sessionId || req.method !== "POST" || !isInitializeRequest(body)) {
@@ -170,10 +212,14 @@ async function handle(req: IncomingMessage, res: ServerResponse) {
     }
     const t = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
-      onsessioninitialized: (id) => void transports.set(id, t),
+      onsessioninitialized: (id) => {
+        transports.set(id, t);
+        if (clientName) sessionClients.set(id, clientName);
+      },
     });
     t.onclose = () => {
       if (t.sessionId) transports.delete(t.sessionId);
+      if (t.sessionId) sessionClients.delete(t.sessionId);
     };
     await buildServer().connect(t);
     transport = t;

@@ -164,7 +164,9 @@ describe("decision-log shipping", () => {
     expect(await rowsOf(agent.sync.agentId!)).toBe(total);
     expect(await rowsWithIds(ids)).toBe(ids.length);
     const [row] = await t.db.select().from(decisions).where(eq(decisions.id, ids[0]!));
-    expect(row).toMatchObject({ agentId: agent.sync.agentId, fleetId: agent.sync.fleetId, serverId, tenantId, method: "tools/call", tool: "delete_project", userId: "alice", clientId: "ship-client", outcome: "deny", bundleRevision: 1, args: null });
+    expect(row).toMatchObject({ agentId: agent.sync.agentId, fleetId: agent.sync.fleetId, serverId, tenantId, method: "tools/call", tool: "delete_project", userId: "alice", clientId: "ship-client", outcome: "deny", bundleRevision: 1, args: { project: "ops" } });
+    // The context the decision saw travels with it (no masking rule here, so nothing masked).
+    expect(row!.context).toMatchObject({ token: { iss: expect.any(String) as string, iat: expect.any(Number) as number, exp: expect.any(Number) as number } });
     expect(await rowsOf(agent.sync.agentId!)).toBe(total);
     expect(agent.metrics.decisionsShipped).toBe(total);
     expect(await segmentFiles()).toEqual([]);

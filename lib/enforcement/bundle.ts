@@ -14,7 +14,7 @@ export interface BundleServer {
   resourceUri: string;
   upstreamUrl: string;
   scopes: string[];
-  issuers: { issuer: string; jwksUri?: string; discovery: boolean; algorithms: string[]; claims: { tenant: string; user: string; client: string; scopes: string } }[];
+  issuers: { issuer: string; jwksUri?: string; discovery: boolean; algorithms: string[]; claims: { tenant: string; user: string; client: string; scopes: string }; revocationEndpoint?: string }[];
   prm: ProtectedResourceMetadata;
 }
 

@@ -35,6 +35,9 @@ export const trustedIssuerSchema = z
   .object({
     issuer: issuerUrlSchema.describe("Issuer identifier (iss)"),
     jwksUri: issuerUrlSchema.optional().describe("JWKS URI; omit to use discovery"),
+    revocationEndpoint: issuerUrlSchema
+      .optional()
+      .describe("RFC 7009 revocation endpoint (https, or http on loopback): agents report tokens they refuse as revoked"),
     discovery: z.boolean().default(true).describe("Find the JWKS through the issuer's metadata"),
     algorithms: z.array(z.enum(allowedAlgorithms)).min(1, "choose at least one algorithm").default(["RS256", "ES256"]),
     claims: z

@@ -1,0 +1,262 @@
+import type { BundleContent, BundleCredential } from "@/lib/enforcement/bundle";
+import type { Metrics } from "./metrics";
+
+/** What the broker (`POST /api/v1/agent/credentials`) answers. */
+export interface BrokeredCredential {
+  entryId: string;
+  kind: BundleCredential["kind"];
+  placement: BundleCredential["placement"];
+  version: number;
+  secret: string | { username: string; password: string } | { clientSecret: string };
+  oauth?: { tokenUrl: string; clientId: string; scope?: string; audience?: string; authMethod: "client_secret_basic" | "client_secret_post" };
+  ttlSeconds: number;
+  graceUntil?: string | null;
+}
+
+/** Where the credential goes on the upstream request: one header or one query parameter. Holds a secret: never log it. */
+export interface Injection {
+  entryId: string;
+  version: number;
+  in: "header" | "query";
+  name: string;
+  value: string;
+}
+
+/** The bundle says a credential exists but it could not be resolved: the call must not be forwarded. */
+export class CredentialUnavailable extends Error {
+  constructor(readonly entryId: string, reason: string) {
+    super(`credential ${entryId} unavailable: ${reason}`);
+    this.name = "CredentialUnavailable";
+  }
+}
+
+export interface CredentialBrokerOptions {
+  controlPlaneUrl: string;
+  agentKey: () => string | null;
+  metrics: Metrics;
+  log?: (msg: string) => void;
+  fetch?: typeof fetch;
+  /** Per-request timeout (broker and token endpoint). Default 10 s. */
+  timeoutMs?: number;
+  now?: () => number;
+}
+
+interface Cached {
+  injection: Injection;
+  /** Milliseconds since the epoch after which the value is fetched again. */
+  expiresAt: number;
+}
+
+/** After a failed resolution, calls fail at once for this long instead of asking again. */
+const RETRY_AFTER_FAILURE_MS = 1_000;
+/** An OAuth access token is used until this long before it expires. */
+const TOKEN_MARGIN_MS = 60_000;
+
+/**
+ * The bundle entry that applies to a (server, tenant): the tenant's own entry
+ * wins over the shared one (tenantId null); none → the upstream is open.
+ */
+export function credentialFor(content: BundleContent, serverId: string, tenantId: string): BundleCredential | null {
+  const all = (content.credentials ?? []).filter((c) => c.serverId === serverId);
+  return all.find((c) => c.tenantId === tenantId) ?? all.find((c) => c.tenantId === null) ?? null;
+}
+
+/**
+ * Resolves upstream credentials through the control plane's broker and keeps
+ * them in memory only: by entry, valid while the bundle names the same
+ * version and the broker's TTL holds (an OAuth access token until 60 s before
+ * it expires). Concurrent resolutions of one entry share one fetch. Secrets
+ * never reach a log line, an error message or a metric label.
+ */
+export class CredentialBroker {
+  private readonly cache = new Map<string, Cached>();
+  private readonly inflight = new Map<string, Promise<Injection>>();
+  /** Entry and version → until when a failed resolution is not retried (spares the broker while it is down). */
+  private readonly failed = new Map<string, { until: number; error: CredentialUnavailable }>();
+  private readonly log: (msg: string) => void;
+  private readonly fetch: typeof fetch;
+  private readonly now: () => number;
+  /** Broker requests and token exchanges made (for tests and benches). */
+  readonly stats = { brokerFetches: 0, tokenExchanges: 0, hits: 0 };
+
+  constructor(private readonly o: CredentialBrokerOptions) {
+    this.log = o.log ?? ((m) => console.log(`[agent] ${m}`));
+    this.fetch = o.fetch ?? fetch;
+    this.now = o.now ?? Date.now;
+  }
+
+  /**
+   * The injection for a call of `tenantId` to `serverId` under this bundle:
+   * null when the bundle names no credential (open upstream); throws
+   * CredentialUnavailable when it names one that cannot be resolved.
+   */
+  async resolve(content: BundleContent, serverId: string, tenantId: string): Promise<Injection | null> {
+    const entry = credentialFor(content, serverId, tenantId);
+    if (!entry) return null;
+    const hit = this.cache.get(entry.entryId);
+    if (hit && hit.injection.version === entry.version && hit.expiresAt > this.now()) {
+      this.stats.hits++;
+      this.o.metrics.credential("hit");
+      return hit.injection;
+    }
+    const key = `${entry.entryId}\u0000${entry.version}`;
+    const failure = this.failed.get(key);
+    if (failure && failure.until > this.now()) throw failure.error;
+    let p = this.inflight.get(key);
+    if (!p) {
+      p = this.fetchEntry(entry, tenantId)
+        .then(
+          (injection) => {
+            this.failed.delete(key);
+            return injection;
+          },
+          (err: unknown) => {
+            if (err instanceof CredentialUnavailable) this.failed.set(key, { until: this.now() + RETRY_AFTER_FAILURE_MS, error: err });
+            if (this.failed.size > 10_000) this.failed.delete(this.failed.keys().next().value!);
+            throw err;
+          },
+        )
+        .finally(() => this.inflight.delete(key));
+      this.inflight.set(key, p);
+    }
+    return p;
+  }
+
+  /** Fetches every credential of a newly installed bundle whose version the cache does not hold (best effort). */
+  prefetch(content: BundleContent): void {
+    if (!this.o.agentKey()) return; // not enrolled yet: the first call resolves
+    const names = new Set((content.credentials ?? []).map((c) => c.entryId));
+    for (const id of [...this.cache.keys()]) if (!names.has(id)) this.cache.delete(id);
+    for (const c of content.credentials ?? []) {
+      const hit = this.cache.get(c.entryId);
+      if (hit && hit.injection.version === c.version) continue;
+      // A shared entry is resolved for the server's owning tenant when that tenant has no entry of its own.
+      const server = content.servers.find((s) => s.id === c.serverId);
+      const tenant = c.tenantId ?? server?.tenantIds.find((t) => credentialFor(content, c.serverId, t)?.entryId === c.entryId);
+      if (!tenant) continue;
+      this.resolve(content, c.serverId, tenant).catch(() => {
+        // Logged by fetchEntry; the next call retries.
+      });
+    }
+  }
+
+  /** Forgets every cached value (tests, shutdown). */
+  clear(): void {
+    this.cache.clear();
+    this.failed.clear();
+  }
+
+  private async fetchEntry(entry: BundleCredential, tenantId: string): Promise<Injection> {
+    try {
+      const got = await this.broker(entry, tenantId);
+      const fetchedAt = this.now();
+      let injection: Injection;
+      let expiresAt = fetchedAt + Math.max(0, got.ttlSeconds) * 1000;
+      if (got.kind === "oauth_client_credentials") {
+        const t = await this.exchange(got);
+        injection = { entryId: got.entryId, version: got.version, in: got.placement.in, name: got.placement.name, value: `Bearer ${t.accessToken}` };
+        if (t.expiresIn !== null) expiresAt = Math.min(expiresAt, fetchedAt + t.expiresIn * 1000 - TOKEN_MARGIN_MS);
+      } else {
+        injection = { entryId: got.entryId, version: got.version, in: got.placement.in, name: got.placement.name, value: render(got) };
+      }
+      // Cached under the entry the broker answered with: it is the authority on which entry applies.
+      this.cache.set(got.entryId, { injection, expiresAt });
+      this.o.metrics.credential("fetched");
+      if (got.entryId !== entry.entryId || got.version !== entry.version) {
+        this.log(`credential for ${entry.serverId}: bundle names ${entry.entryId} v${entry.version}, broker answered ${got.entryId} v${got.version}`);
+      }
+      return injection;
+    } catch (err) {
+      this.o.metrics.credential("error");
+      const reason = err instanceof CredentialUnavailable ? err.message : `credential ${entry.entryId} unavailable: ${err instanceof Error ? err.message : String(err)}`;
+      this.log(reason);
+      throw err instanceof CredentialUnavailable ? err : new CredentialUnavailable(entry.entryId, err instanceof Error ? err.message : String(err));
+    }
+  }
+
+  private async broker(entry: BundleCredential, tenantId: string): Promise<BrokeredCredential> {
+    const key = this.o.agentKey();
+    if (!key) throw new CredentialUnavailable(entry.entryId, "the agent is not enrolled");
+    this.stats.brokerFetches++;
+    const res = await this.fetch(`${this.o.controlPlaneUrl}/api/v1/agent/credentials`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify({ serverId: entry.serverId, tenantId }),
+      signal: AbortSignal.timeout(this.o.timeoutMs ?? 10_000),
+    });
+    if (res.status !== 200) {
+      // The body is an error document of the control plane (no secret); keep only its code.
+      const code = await res
+        .json()
+        .then((b: unknown) => (b as { error?: { code?: unknown } } | null)?.error?.code)
+        .catch(() => undefined);
+      throw new CredentialUnavailable(entry.entryId, `the broker answered ${res.status}${typeof code === "string" ? ` (${code})` : ""}`);
+    }
+    const got = (await res.json()) as BrokeredCredential;
+    if (!got || typeof got.entryId !== "string" || typeof got.version !== "number" || !got.placement || got.secret === undefined || got.secret === null) {
+      throw new CredentialUnavailable(entry.entryId, "the broker's answer is malformed");
+    }
+    return got;
+  }
+
+  /** RFC 6749 §4.4: client credentials → access token, at the entry's token endpoint. */
+  private async exchange(got: BrokeredCredential): Promise<{ accessToken: string; expiresIn: number | null }> {
+    const oauth = got.oauth;
+    const secret = typeof got.secret === "object" && "clientSecret" in got.secret ? got.secret.clientSecret : typeof got.secret === "string" ? got.secret : null;
+    if (!oauth || !secret) throw new CredentialUnavailable(got.entryId, "OAuth client credentials without a token endpoint or client secret");
+    const form = new URLSearchParams({ grant_type: "client_credentials" });
+    if (oauth.scope) form.set("scope", oauth.scope);
+    // RFC 8707 resource indicator when the audience is a URI; else the common `audience` parameter.
+    if (oauth.audience) form.set(URL.canParse(oauth.audience) ? "resource" : "audience", oauth.audience);
+    const headers: Record<string, string> = { "content-type": "application/x-www-form-urlencoded", accept: "application/json" };
+    if (oauth.authMethod === "client_secret_post") {
+      form.set("client_id", oauth.clientId);
+      form.set("client_secret", secret);
+    } else {
+      // RFC 6749 §2.3.1: both parts form-urlencoded before Basic encoding.
+      headers.authorization = `Basic ${Buffer.from(`${formEncode(oauth.clientId)}:${formEncode(secret)}`).toString("base64")}`;
+    }
+    this.stats.tokenExchanges++;
+    let res: Response;
+    try {
+      res = await this.fetch(oauth.tokenUrl, { method: "POST", headers, body: form.toString(), signal: AbortSignal.timeout(this.o.timeoutMs ?? 10_000), redirect: "manual" });
+    } catch (err) {
+      throw new CredentialUnavailable(got.entryId, `token endpoint unreachable: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const body = (await res.json().catch(() => null)) as { access_token?: unknown; expires_in?: unknown; token_type?: unknown; error?: unknown } | null;
+    if (res.status !== 200 || !body || typeof body.access_token !== "string" || !body.access_token) {
+      const code = typeof body?.error === "string" ? ` (${body.error.slice(0, 64)})` : "";
+      throw new CredentialUnavailable(got.entryId, `the token endpoint answered ${res.status}${code}`);
+    }
+    if (typeof body.token_type === "string" && body.token_type.toLowerCase() !== "bearer") throw new CredentialUnavailable(got.entryId, `unsupported token type ${body.token_type.slice(0, 32)}`);
+    const expiresIn = typeof body.expires_in === "number" && body.expires_in > 0 ? body.expires_in : null;
+    return { accessToken: body.access_token, expiresIn };
+  }
+}
+
+function formEncode(v: string): string {
+  return encodeURIComponent(v).replace(/%20/g, "+");
+}
+
+/** The value that goes into the header or parameter. */
+function render(got: BrokeredCredential): string {
+  const s = got.secret;
+  if (got.kind === "basic") {
+    if (typeof s !== "object" || !("username" in s)) throw new CredentialUnavailable(got.entryId, "basic credential without username and password");
+    return `Basic ${Buffer.from(`${s.username}:${s.password}`).toString("base64")}`;
+  }
+  if (typeof s !== "string" || !s) throw new CredentialUnavailable(got.entryId, `${got.kind} credential without a value`);
+  return got.kind === "bearer" && got.placement.in === "header" ? `Bearer ${s}` : s;
+}
+
+/** Applies an injection to an upstream request: the URL (query) or headers (header). */
+export function inject(url: string, headers: Record<string, string>, injection: Injection | null): string {
+  if (!injection) return url;
+  if (injection.in === "query") {
+    const u = new URL(url);
+    u.searchParams.set(injection.name, injection.value);
+    return u.toString();
+  }
+  headers[injection.name.toLowerCase()] = injection.value;
+  return url;
+}
