@@ -1,9 +1,10 @@
 import "server-only";
 import { bootstrapOwner } from "@/lib/auth/users";
 import { activeSigningKey } from "@/lib/bundles/signing";
-import { createPartitionsAhead } from "@/lib/decisions/partitions";
+import { runRetention, startRetentionJob } from "@/lib/decisions/retention";
 import { getDbHandle } from "@/lib/db";
 import { getEnv } from "@/lib/env";
+import { vaultStartup } from "@/lib/vault/startup";
 
 /** Opens and migrates the database, then creates the first owner if there is none. */
 export async function bootstrap(): Promise<void> {
@@ -20,8 +21,11 @@ export async function bootstrap(): Promise<void> {
       );
     },
   });
-  // The decision log's daily partitions, a week ahead.
-  await createPartitionsAhead(db);
+  // The decision log's daily partitions a week ahead, and retention; then hourly (unref'd timer).
+  await runRetention(db);
+  startRetentionJob(db);
+  // Every key-encryption key in use must be configured and open its data (fails the start, naming the key id); then rewrap into the active one.
+  await vaultStartup(db, env.kek, env.keyring);
   // Unseals (or creates) the bundle-signing key now: a missing or wrong key-encryption key stops the start.
   const key = await activeSigningKey(db, env.kek);
   console.log(`[mandate] bundle signing key ${key.kid} (sealed with ${env.kek.id})`);

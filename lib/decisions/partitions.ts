@@ -31,16 +31,24 @@ export async function ensurePartitions(db: Db, instants: number[]): Promise<void
 export const createPartitionsAhead = (db: Db, daysAhead = 7, now = Date.now()) =>
   ensurePartitions(db, Array.from({ length: daysAhead + 1 }, (_, i) => now + i * DAY));
 
+/** The first instant retention keeps: the start of the oldest day whose partition survives. */
+export const retentionCutoff = (retentionDays: number, now = Date.now()) => dayStart(now - retentionDays * DAY);
+
 /** Drops whole partitions older than the retention (days). Returns the dropped names. */
 export async function dropPartitionsBefore(db: Db, retentionDays: number, now = Date.now()): Promise<string[]> {
-  const cutoff = nameOf(dayStart(now - retentionDays * DAY));
+  const cutoff = nameOf(retentionCutoff(retentionDays, now));
   const rows = (await db.execute(
     sql`select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid join pg_class p on p.oid = i.inhparent where p.relname = 'decisions'`,
   )) as unknown as { rows?: { name: string }[] } | { name: string }[];
   const names = (Array.isArray(rows) ? rows : (rows.rows ?? [])).map((r) => r.name).filter((n) => /^decisions_\d{8}$/.test(n) && n < cutoff);
   for (const n of names) {
     await db.execute(sql.raw(`drop table if exists "${n}"`));
-    known.get(db)?.delete(n);
   }
+  forgetPartitions(db, names);
   return names;
+}
+
+/** Forgets dropped partitions (a drop inside a transaction leaves the outer handle's memory stale). */
+export function forgetPartitions(db: Db, names: string[]): void {
+  for (const n of names) known.get(db)?.delete(n);
 }

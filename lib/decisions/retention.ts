@@ -1,0 +1,119 @@
+import "server-only";
+import { eq, sql } from "drizzle-orm";
+import { z } from "zod";
+import type { Db } from "@/db/client";
+import { settings } from "@/db/schema";
+import { seesAllTenants } from "@/lib/auth/permissions";
+import type { Ctx } from "@/lib/context";
+import { forbidden } from "@/lib/errors";
+import { recordEvent } from "@/lib/trail/record";
+import { createPartitionsAhead, dropPartitionsBefore, forgetPartitions } from "./partitions";
+
+/** Decision retention when no one has set it (the column's default). */
+export const DEFAULT_RETENTION_DAYS = 90;
+const HOUR = 3_600_000;
+
+/** PATCH /api/v1/admin/settings: every field optional, at least one. */
+export const settingsInput = z
+  .object({
+    decisionRetentionDays: z.number().int().min(1).max(3650).optional().describe("Days of decisions kept; whole daily partitions older than this are dropped (1..3650)"),
+  })
+  .strict()
+  .refine((v) => Object.keys(v).length > 0, "Send at least one setting");
+
+export interface Settings {
+  decisionRetentionDays: number;
+  updatedAt: string | null;
+}
+
+async function loadSettings(db: Db): Promise<Settings> {
+  const [row] = await db.select().from(settings).where(eq(settings.id, 1));
+  return { decisionRetentionDays: row?.decisionRetentionDays ?? DEFAULT_RETENTION_DAYS, updatedAt: row?.updatedAt?.toISOString() ?? null };
+}
+
+/** The decision retention in days (the default until an owner sets it). */
+export const getRetentionDays = async (db: Db) => (await loadSettings(db)).decisionRetentionDays;
+
+/** The instance settings: owners and global auditors read them (they apply to every tenant). */
+export async function getSettings(ctx: Ctx): Promise<Settings> {
+  if (!seesAllTenants(ctx.actor)) throw forbidden("Only owners and global auditors read the instance settings");
+  return loadSettings(ctx.db);
+}
+
+/** Changes instance settings (owners only); the trail keeps before and after. */
+export async function updateSettings(ctx: Ctx, input: z.infer<typeof settingsInput>): Promise<Settings> {
+  if (ctx.actor.globalRole !== "owner") throw forbidden("Only owners change the instance settings");
+  return ctx.db.transaction(async (tx) => {
+    const before = await loadSettings(tx);
+    const days = input.decisionRetentionDays ?? before.decisionRetentionDays;
+    await tx
+      .insert(settings)
+      .values({ id: 1, decisionRetentionDays: days })
+      .onConflictDoUpdate({ target: settings.id, set: { decisionRetentionDays: days, updatedAt: new Date() } });
+    const after = await loadSettings(tx);
+    await recordEvent(tx, ctx.actor, {
+      action: "settings.update",
+      targetType: "settings",
+      targetId: "1",
+      tenantId: null,
+      before: { decisionRetentionDays: before.decisionRetentionDays },
+      after: { decisionRetentionDays: after.decisionRetentionDays },
+    });
+    return after;
+  });
+}
+
+/**
+ * One retention pass: creates the coming week's partitions, then drops whole
+ * partitions older than the retention, recording a system trail row in the
+ * same transaction when it dropped something. Returns the dropped names.
+ */
+export async function runRetention(db: Db, now = Date.now()): Promise<string[]> {
+  await createPartitionsAhead(db, 7, now);
+  const days = await getRetentionDays(db);
+  const dropped = await db.transaction(async (tx) => {
+    // Several processes may share the database: one pass at a time, so each drop is recorded once.
+    await tx.execute(sql`select pg_advisory_xact_lock(hashtext('mandate.decisions.retention'))`);
+    const names = await dropPartitionsBefore(tx, days, now);
+    if (names.length) {
+      await recordEvent(tx, "system", {
+        action: "decisions.retention",
+        targetType: "decisions",
+        targetId: "partitions",
+        tenantId: null,
+        after: { retentionDays: days, dropped: names },
+      });
+    }
+    return names;
+  });
+  forgetPartitions(db, dropped);
+  return dropped;
+}
+
+// One job per database handle, kept on globalThis so a dev-mode module reload does not start a second timer.
+const g = globalThis as unknown as { __mandateRetentionJobs?: WeakSet<Db> };
+
+/** Runs runRetention every hour (timer unref'd: it never keeps the process alive); a pass never overlaps the previous one. */
+export function startRetentionJob(db: Db, everyMs = HOUR): () => void {
+  const jobs = (g.__mandateRetentionJobs ??= new WeakSet());
+  if (jobs.has(db)) return () => {};
+  jobs.add(db);
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    runRetention(db)
+      .then(
+        (dropped) => {
+          if (dropped.length) console.log(`[mandate] decision retention dropped ${dropped.length} partition(s): ${dropped.join(", ")}`);
+        },
+        (err: unknown) => console.error(`[mandate] decision retention failed: ${err instanceof Error ? err.message.split("\n", 1)[0] : "error"}`),
+      )
+      .finally(() => (running = false));
+  }, everyMs);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    jobs.delete(db);
+  };
+}
