@@ -19,8 +19,27 @@ interface TrailEvent {
 }
 
 /** The admin trail with keyset paging ("Load more"); each row expands to its before/after. */
-export function TrailTable({ tenantId, action, actor, limit = 50, compact }: { tenantId?: string | null; action?: string; actor?: string; limit?: number; compact?: boolean }) {
-  const params = { tenantId: tenantId ?? undefined, action: action || undefined, actor: actor || undefined, limit };
+export function TrailTable({
+  tenantId,
+  action,
+  actor,
+  targetType,
+  from,
+  to,
+  limit = 50,
+  compact,
+}: {
+  tenantId?: string | null;
+  action?: string;
+  actor?: string;
+  targetType?: string;
+  /** ISO bounds of the time range. */
+  from?: string;
+  to?: string;
+  limit?: number;
+  compact?: boolean;
+}) {
+  const params = { tenantId: tenantId ?? undefined, action: action || undefined, actor: actor || undefined, targetType: targetType || undefined, from, to, limit };
   const q = useInfiniteQuery({
     queryKey: keys.trail.list(params),
     queryFn: ({ pageParam }) => apiFetch<{ items: TrailEvent[]; nextCursor: string | null }>(`/trail${qs({ ...params, cursor: pageParam })}`),
@@ -31,7 +50,12 @@ export function TrailTable({ tenantId, action, actor, limit = 50, compact }: { t
   const rows = q.data?.pages.flatMap((p) => p.items) ?? [];
   if (q.error) return <ErrorBanner error={q.error} />;
   if (q.isPending) return <p className="text-sm text-slate-500">Loading…</p>;
-  if (rows.length === 0) return <p className="text-sm text-slate-600">No admin change recorded yet. Every create, update, approval and revocation will be listed here.</p>;
+  if (rows.length === 0)
+    return (
+      <p className="text-sm text-slate-600">
+        {params.action || params.actor || params.targetType || from || to ? "No admin change matches this filter." : "No admin change recorded yet. Every create, update, approval and revocation will be listed here."}
+      </p>
+    );
   return (
     <>
       <Table head={compact ? ["When", "Who", "What"] : ["When", "Who", "What", "Target", ""]}>

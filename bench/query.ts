@@ -1,0 +1,163 @@
+/**
+ * Decision-log query latency on a large table: fills a FRESH database
+ * (mandate_bench_query, dropped at the end) with ROWS decisions over 30 days
+ * (20 tenants, 50 servers, 200 tools, 5,000 users) by INSERT … SELECT
+ * generate_series, one day per statement, with the secondary indexes dropped
+ * during the fill and rebuilt after (as one would for a bulk load), then
+ * ANALYZE. Then times typical searches through searchDecisions (the code the
+ * API runs): p50/p95 over RUNS runs each.
+ *
+ *   DATABASE_URL=postgres://root@127.0.0.1:5432/postgres npx tsx --conditions=react-server bench/query.ts
+ *   ROWS=10000000 RUNS=20 …
+ */
+import postgres from "postgres";
+import { openDatabase } from "@/db/client";
+import type { Actor } from "@/lib/auth/permissions";
+import { decisionCharts } from "@/lib/decisions/charts";
+import { decisionExportQuery, exportDecisions } from "@/lib/decisions/export";
+import { createPartitionsAhead, ensurePartitions } from "@/lib/decisions/partitions";
+import { decisionSearchQuery, searchDecisions } from "@/lib/decisions/query";
+
+const url = process.env.DATABASE_URL;
+if (!url) throw new Error("set DATABASE_URL to a local PostgreSQL server");
+const ROWS = Number(process.env.ROWS ?? 10_000_000);
+const RUNS = Number(process.env.RUNS ?? 20);
+const DAYS = 30;
+const name = "mandate_bench_query";
+const admin = postgres(url, { max: 1, onnotice: () => {} });
+// REUSE=1 (with KEEP=1 on the previous run) measures the queries again without refilling.
+const REUSE = process.env.REUSE === "1";
+if (!REUSE) {
+  await admin.unsafe(`drop database if exists ${name} with (force)`);
+  await admin.unsafe(`create database ${name}`);
+}
+const u = new URL(url);
+u.pathname = `/${name}`;
+const h = await openDatabase({ url: u.toString(), max: 4 });
+const db = h.db;
+const raw = postgres(u.toString(), { max: 2, onnotice: () => {} });
+
+const t0 = performance.now();
+let end = Date.now();
+let start = end - DAYS * 86_400_000;
+if (REUSE) {
+  const r = (await raw<{ lo: Date; hi: Date; n: string }[]>`select min(at) as lo, max(at) as hi, count(*)::text as n from decisions`)[0]!;
+  [start, end] = [new Date(r.lo).getTime(), new Date(r.hi).getTime() + 1];
+  console.log(`reusing ${Number(r.n).toLocaleString("en")} rows`);
+} else {
+  await ensurePartitions(db, Array.from({ length: DAYS + 1 }, (_, i) => start + i * 86_400_000));
+  await createPartitionsAhead(db, 1, end);
+
+  // Secondary indexes off during the fill, rebuilt after (same definitions).
+  const idx = await raw<{ indexname: string; indexdef: string }[]>`select indexname, indexdef from pg_indexes where tablename = 'decisions' and indexname not like '%pk%' and indexname not like '%pkey'`;
+  for (const i of idx) await raw.unsafe(`drop index ${i.indexname}`);
+
+  const step = (DAYS * 86_400_000) / ROWS; // ms between rows
+  const perDay = Math.ceil(ROWS / DAYS);
+  const fill = async (first: number, last: number) =>
+    raw.unsafe(`
+    insert into decisions (id, at, agent_id, fleet_id, bundle_revision, tenant_id, server_id, method, tool, user_id, client_id, scopes, outcome, reason, determining, args, latency_us)
+    select substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-7' || substr(r, 1, 3) || '-8' || substr(r, 4, 3) || '-' || substr(r, 7, 12),
+           ts, 'agt_bench', 'flt_bench', 1 + (g % 5), 'ten_' || (srv % 20), 'srv_' || srv, 'tools/call',
+           'tool_' || (srv * 4 + g % 4), 'user' || ((g * 31) % 5000) || '@example.com',
+           (array['claude','cursor','vscode','zed','https://app.example.com/oauth/client.json'])[1 + g % 5],
+           '["tickets:read"]'::jsonb,
+           case when g % 10 = 0 then 'deny' when g % 97 = 0 then 'error' else 'allow' end,
+           case when g % 10 = 0 then 'denied by policy pol_x' else 'allowed by scope tickets:read' end,
+           '["scope:tickets:read"]'::jsonb,
+           jsonb_build_object('project', 'p' || (g % 50), 'query', 'ticket ' || (g % 1000) || ' status open', 'limit', 20),
+           150
+    from (
+      select g, (g * 13) % 50 as srv, ts,
+             lpad(to_hex((extract(epoch from ts) * 1000)::bigint), 12, '0') as h, lpad(to_hex(g), 18, '0') as r
+      from (select g, to_timestamp((${start}::float8 + g::float8 * ${step}::float8) / 1000.0) as ts from generate_series(${first}, ${last}) g) x
+    ) s`);
+  const ranges: [number, number][] = [];
+  for (let a = 0; a < ROWS; a += perDay) ranges.push([a, Math.min(ROWS, a + perDay) - 1]);
+  let next = 0;
+  await Promise.all(
+    [0, 1].map(async () => {
+      while (next < ranges.length) {
+        const [a, b] = ranges[next++]!;
+        await fill(a, b);
+      }
+    }),
+  );
+  const tFill = performance.now();
+  await raw.unsafe("set maintenance_work_mem = '256MB'");
+  // pg_indexes shows a partitioned index as "ON ONLY" (parent only); build it on every partition.
+  for (const i of idx) await raw.unsafe(i.indexdef.replace(" ON ONLY ", " ON "));
+  const tIndex = performance.now();
+  await raw.unsafe("analyze decisions");
+  const tAnalyze = performance.now();
+  const n = (await raw<{ n: string }[]>`select count(*)::text as n from decisions`)[0]!.n;
+  console.log(`rows: ${Number(n).toLocaleString("en")} over ${DAYS} days (${ranges.length} day chunks, 2 connections)`);
+  console.log(`fill: ${((tFill - t0) / 1000).toFixed(1)} s (${Math.round(ROWS / ((tFill - t0) / 1000)).toLocaleString("en")} rows/s), index rebuild: ${((tIndex - tFill) / 1000).toFixed(1)} s, analyze: ${((tAnalyze - tIndex) / 1000).toFixed(1)} s`);
+  const size = (await raw<{ size: string }[]>`select pg_size_pretty(sum(pg_total_relation_size(c.oid))) as size from pg_inherits i join pg_class c on c.oid = i.inhrelid join pg_class p on p.oid = i.inhparent where p.relname = 'decisions'`)[0]!.size;
+  console.log(`size with indexes: ${size}`);
+}
+
+const owner: Actor = { type: "user", id: "usr_bench", label: "bench", userId: "usr_bench", globalRole: "owner", tenantRoles: new Map() };
+const tenantAdmin: Actor = { type: "user", id: "usr_t", label: "t", userId: "usr_t", globalRole: "member", tenantRoles: new Map([["ten_7", "admin"]]) };
+const ctxOf = (actor: Actor) => ({ db, actor });
+const month = new Date(start).toISOString();
+const hourAgo = new Date(end - 3600_000).toISOString();
+
+async function time(label: string, fn: () => Promise<unknown>) {
+  const w = performance.now();
+  await fn(); // warm
+  // A query slower than 2 s gets 5 runs, so the whole script stays under 10 minutes (said in the output).
+  const runs = performance.now() - w > 2000 ? Math.min(5, RUNS) : RUNS;
+  const ms: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const s = performance.now();
+    await fn();
+    ms.push(performance.now() - s);
+  }
+  ms.sort((a, b) => a - b);
+  const p = (q: number) => ms[Math.min(ms.length - 1, Math.ceil(q * ms.length) - 1)]!.toFixed(1);
+  console.log(`${label.padEnd(58)} p50 ${p(0.5).padStart(7)} ms   p95 ${p(0.95).padStart(7)} ms${runs < RUNS ? `   (${runs} runs)` : ""}`);
+}
+const search = (actor: Actor, q: Record<string, unknown>) => searchDecisions(ctxOf(actor), decisionSearchQuery.parse(q));
+
+// A cursor 50 pages deep (2,500 rows back) in the default 24 h window.
+let deep: string | undefined;
+for (let i = 0; i < 50; i++) deep = (await search(owner, { cursor: deep })).nextCursor ?? undefined;
+let deepMonth: string | undefined;
+for (let i = 0; i < 50; i++) deepMonth = (await search(owner, { from: month, tenantId: "ten_3", limit: 200, cursor: deepMonth })).nextCursor ?? undefined;
+
+console.log(`\nqueries (page size 50 unless said; ${RUNS} runs each, after one warm-up):`);
+await time("first page, last 24 h (owner)", () => search(owner, {}));
+await time("page 51 by keyset cursor, last 24 h", () => search(owner, { cursor: deep }));
+await time("tenant ten_3, 30 days, row 10,000 by cursor (limit 200)", () => search(owner, { from: month, tenantId: "ten_3", limit: 200, cursor: deepMonth }));
+await time("tenant filter ten_3, 30 days, first page", () => search(owner, { from: month, tenantId: "ten_3" }));
+await time("tenant admin (scoped to ten_7), last 24 h", () => search(tenantAdmin, {}));
+await time("tool + outcome=deny, 30 days", () => search(owner, { from: month, tool: "tool_17", outcome: "deny" }));
+await time("server + tool + outcome=deny, 30 days", () => search(owner, { from: month, serverId: "srv_4", tool: "tool_17", outcome: "deny" }));
+await time("user, 30 days", () => search(owner, { from: month, user: "user1234@example.com" }));
+await time("free text 'ticket 777 ' in args, last 1 h", () => search(owner, { from: hourAgo, q: "ticket 777 " }));
+await time("free text 'ticket 777 ' in args, last 24 h", () => search(owner, { q: "ticket 777 " }));
+await time("free text, no match, last 1 h (scans the hour)", () => search(owner, { from: hourAgo, q: "no such text" }));
+await time("charts, last 24 h (owner)", () => decisionCharts(ctxOf(owner), decisionSearchQuery.parse({})));
+await time("charts, tenant ten_3, 30 days", () => decisionCharts(ctxOf(owner), decisionSearchQuery.parse({ from: month, tenantId: "ten_3" })));
+
+// Export throughput: NDJSON of 100,000 rows, read as a client would.
+{
+  const s = performance.now();
+  const e = exportDecisions(ctxOf(owner), decisionExportQuery.parse({ format: "ndjson" }), { maxRows: 100_000 });
+  const reader = e.stream.getReader();
+  let bytes = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    bytes += value.length;
+  }
+  const secs = (performance.now() - s) / 1000;
+  console.log(`\nexport NDJSON 100,000 rows: ${secs.toFixed(2)} s (${Math.round(100_000 / secs).toLocaleString("en")} rows/s, ${(bytes / 1e6).toFixed(1)} MB, heap ${Math.round(process.memoryUsage().heapUsed / 1e6)} MB)`);
+}
+
+await raw.end();
+await h.close();
+if (!process.env.KEEP) await admin.unsafe(`drop database if exists ${name} with (force)`);
+await admin.end();
+console.log(`\ntotal ${((performance.now() - t0) / 1000).toFixed(0)} s; database ${process.env.KEEP ? "kept (KEEP=1)" : "dropped"}`);

@@ -1,0 +1,156 @@
+"use client";
+
+import { useInfiniteQuery } from "@tanstack/react-query";
+import Link from "next/link";
+import { useEffect, useRef, useState } from "react";
+import { useMe } from "@/components/shell/context";
+import { Badge, Button, EmptyState, ErrorBanner, Table, Td, Time } from "@/components/ui";
+import { apiFetch, qs } from "@/lib/client/api";
+import { apiParams, auditKeys, cursorOf, type AuditFilter, type DecisionRow } from "./filters";
+
+export function OutcomeBadge({ outcome }: { outcome: DecisionRow["outcome"] }) {
+  return outcome === "allow" ? <Badge color="green">allow</Badge> : outcome === "deny" ? <Badge color="red">deny</Badge> : <Badge color="amber">error</Badge>;
+}
+
+const TAIL_MS = 2000;
+const TAIL_MAX = 500;
+
+/**
+ * The decisions of a filter, newest first, with "Load more" (keyset cursor)
+ * and an optional live tail: every 2 s it asks for rows newer than the newest
+ * shown and puts them on top; it pauses while the tab is hidden or the
+ * reader has scrolled down.
+ */
+export function DecisionTable({ filter, serverNames, onFilter }: { filter: AuditFilter; serverNames: Map<string, string>; onFilter: (patch: Partial<AuditFilter>) => void }) {
+  const me = useMe();
+  const tenantNames = new Map(me.tenants.map((t) => [t.id, t.name]));
+  const q = useInfiniteQuery({
+    queryKey: auditKeys.list(filter),
+    queryFn: ({ pageParam }) => apiFetch<{ items: DecisionRow[]; nextCursor: string | null }>(`/decisions${qs({ ...apiParams(filter), limit: 50, cursor: pageParam })}`),
+    initialPageParam: undefined as string | undefined,
+    getNextPageParam: (last) => last.nextCursor ?? undefined,
+  });
+  const [live, setLive] = useState(false);
+  const [tail, setTail] = useState<{ key: string; rows: DecisionRow[] }>({ key: "", rows: [] });
+  const [paused, setPaused] = useState(false);
+  const [tailError, setTailError] = useState<unknown>(null);
+  const filterKey = JSON.stringify(filter);
+  const tailRows = tail.key === filterKey ? tail.rows : [];
+  const rows = [...tailRows, ...(q.data?.pages.flatMap((p) => p.items) ?? [])];
+  const newest = useRef<DecisionRow | undefined>(undefined);
+  const newestRow = rows[0];
+  useEffect(() => {
+    newest.current = newestRow;
+  }, [newestRow]);
+
+  useEffect(() => {
+    if (!live) return;
+    let stop = false;
+    const tick = async () => {
+      const away = document.hidden || window.scrollY > 300;
+      setPaused(away);
+      if (away || stop || !q.isSuccess) return;
+      const after = newest.current;
+      try {
+        // Without a shown row, the tail starts from now.
+        const cursor = cursorOf(after ?? { at: new Date().toISOString(), id: "0" });
+        const res = await apiFetch<{ items: DecisionRow[] }>(`/decisions${qs({ ...apiParams(filter), limit: 200, after: cursor })}`);
+        if (stop || res.items.length === 0) return;
+        setTail((t) => ({ key: filterKey, rows: [...res.items, ...(t.key === filterKey ? t.rows : [])].slice(0, TAIL_MAX) }));
+        setTailError(null);
+      } catch (e) {
+        setTailError(e);
+      }
+    };
+    const id = setInterval(tick, TAIL_MS);
+    return () => {
+      stop = true;
+      clearInterval(id);
+    };
+  }, [live, filter, filterKey, q.isSuccess]);
+
+  const toolbar = (
+    <div className="mb-2 flex items-center gap-3 text-sm">
+      <label className="inline-flex items-center gap-2 text-slate-700">
+        <input type="checkbox" checked={live} onChange={(e) => setLive(e.target.checked)} aria-label="Live tail" />
+        Live tail
+      </label>
+      {live ? (
+        paused ? (
+          <span className="text-xs text-amber-700">Paused (scroll to the top to resume)</span>
+        ) : (
+          <span className="inline-flex items-center gap-1 text-xs text-emerald-700">
+            <span className="h-2 w-2 animate-pulse rounded-full bg-emerald-500" aria-hidden /> Watching for new decisions every 2 s
+          </span>
+        )
+      ) : null}
+      {tailError ? <ErrorBanner error={tailError} /> : null}
+    </div>
+  );
+
+  if (q.error) return <ErrorBanner error={q.error} />;
+  if (q.isPending) return <p className="text-sm text-slate-500">Loading decisions…</p>;
+  if (rows.length === 0)
+    return (
+      <>
+        {toolbar}
+        <EmptyState title="No decision matches">Agents report every decision they make; none matches this filter and time range. Widen the time range or clear a filter.</EmptyState>
+      </>
+    );
+  return (
+    <>
+      {toolbar}
+      <Table head={["Time", "Outcome", "Tenant", "Server", "Tool", "User", "Client", "Reason"]}>
+        {rows.map((d) => (
+          <tr key={d.id} data-testid="decision-row" className="hover:bg-slate-50">
+            <Td className="whitespace-nowrap">
+              <Link href={`/audit/${d.id}`} className="text-indigo-700 hover:underline" aria-label={`Open decision ${d.id}`}>
+                <Time iso={d.at} />
+              </Link>
+            </Td>
+            <Td>
+              <OutcomeBadge outcome={d.outcome} />
+            </Td>
+            <Td className="text-xs">{d.tenantId ? (tenantNames.get(d.tenantId) ?? <code>{d.tenantId}</code>) : <span className="text-slate-400">none</span>}</Td>
+            <Td className="text-xs">{serverNames.get(d.serverId) ?? <code>{d.serverId}</code>}</Td>
+            <Td>
+              {d.tool ? (
+                <button type="button" className="font-mono text-xs hover:underline" title="Filter by this tool" onClick={() => onFilter({ tool: d.tool! })}>
+                  {d.tool}
+                </button>
+              ) : (
+                <span className="text-xs text-slate-500">{d.method}</span>
+              )}
+            </Td>
+            <Td>
+              {d.user ? (
+                <button type="button" className="text-xs hover:underline" title="Filter by this user" onClick={() => onFilter({ user: d.user! })}>
+                  {d.user}
+                </button>
+              ) : null}
+            </Td>
+            <Td>
+              {d.client ? (
+                <button type="button" className="text-xs hover:underline" title="Filter by this client" onClick={() => onFilter({ client: d.client! })}>
+                  {d.client}
+                </button>
+              ) : null}
+            </Td>
+            <Td className="max-w-xs truncate text-xs">
+              <span title={d.reason}>{d.reason}</span>
+            </Td>
+          </tr>
+        ))}
+      </Table>
+      {q.hasNextPage ? (
+        <div className="mt-3">
+          <Button variant="secondary" busy={q.isFetchingNextPage} onClick={() => q.fetchNextPage()}>
+            Load more
+          </Button>
+        </div>
+      ) : (
+        <p className="mt-3 text-xs text-slate-500">End of the results for this time range.</p>
+      )}
+    </>
+  );
+}
