@@ -14,6 +14,7 @@ export function ServerTabs({ serverId }: { serverId: string }) {
     { href: base, label: "Overview", active: pathname === base || pathname === `${base}/` },
     { href: `${base}/tools`, label: "Tools", active: pathname.startsWith(`${base}/tools`), count: pending },
     { href: `${base}/scopes`, label: "Scopes", active: pathname.startsWith(`${base}/scopes`) },
+    { href: `${base}/masking`, label: "Masking", active: pathname.startsWith(`${base}/masking`) },
   ];
   return (
     <nav aria-label="Server sections" className="mb-6 border-b border-slate-200">

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { createEntryInput, listEntriesQuery, resolveCredentialInput, rotateEntryInput, updateEntryInput } from "@/lib/vault/service";
 import { bundleQuery } from "@/lib/agents/serve-bundle";
 import { enrollInput, heartbeatInput } from "@/lib/agents/service";
 import { changePasswordInput, createUserInput, updateUserInput } from "@/lib/auth/users";
@@ -7,11 +8,18 @@ import { createEnrollmentTokenInput, createFleetInput, updateFleetInput } from "
 import { addToolInput, approveToolInput, blockToolInput, toolListQuery, updateToolInput } from "@/lib/catalog/service";
 import { pageQuery } from "@/lib/pagination";
 import { putScopeMappingInput } from "@/lib/scopes/service";
+import { maskingRuleInput } from "@/lib/masking/service";
+import { impactInput } from "@/lib/bundles/impact";
 import { createServerInput, updateServerInput } from "@/lib/servers/schemas";
 import { addMemberInput, createTenantInput, updateMemberInput, updateTenantInput } from "@/lib/tenants/service";
-import { trailQuery } from "@/lib/trail/service";
+import { trailExportQuery, trailQuery } from "@/lib/trail/service";
+import { clientApprovalInput, clientListQuery, grantListQuery, importGrantsInput, revocationListQuery, revokeGrantInput, revokeInput } from "@/lib/grants/service";
 import { publishInput } from "@/lib/bundles/service";
 import { decisionLine } from "@/lib/decisions/ingest";
+import { settingsInput } from "@/lib/decisions/retention";
+import { decisionChartsQuery } from "@/lib/decisions/charts";
+import { decisionExportQuery } from "@/lib/decisions/export";
+import { decisionSearchQuery } from "@/lib/decisions/query";
 import { cedarCheckInput, policyInput, policyTestInput, policyTestUpdateInput, policyUpdateInput, simulateInput } from "@/lib/policy/service";
 
 const policyListQuery = z.object({ tenantId: z.string().optional(), serverId: z.string().optional() });
@@ -111,9 +119,40 @@ export const operations: Operation[] = [
   { method: "get", path: "/api/v1/admin/fleets/{fleetId}/diff", summary: "What changed between two revisions", tag: "bundles", query: z.object({ from: z.coerce.number().int().min(1), to: z.coerce.number().int().min(1) }) },
   { method: "post", path: "/api/v1/admin/signing-keys/rotate", summary: "Make a new Ed25519 bundle-signing key active (owners)", tag: "bundles", created: true },
   // -- vault (issue 5)
+  { method: "get", path: "/api/v1/admin/vault", summary: "Vault entries by server and tenant: kind, placement, current version, fingerprint, rotation due (never secrets)", tag: "vault", query: listEntriesQuery },
+  { method: "post", path: "/api/v1/admin/vault", summary: "Create an upstream credential (version 1 current); the secret is write-only and never returned", tag: "vault", body: createEntryInput, created: true },
+  { method: "post", path: "/api/v1/admin/vault/rewrap", summary: "Rewrap every vault data key and signing key sealed with a previous KEK into the active one (owners)", tag: "vault" },
+  { method: "get", path: "/api/v1/admin/vault/{entryId}", summary: "One entry with its versions timeline (fingerprints and last characters, never secrets)", tag: "vault" },
+  { method: "patch", path: "/api/v1/admin/vault/{entryId}", summary: "Change name, notes, owner, rotation interval or placement (not the secret: rotate)", tag: "vault", body: updateEntryInput },
+  { method: "post", path: "/api/v1/admin/vault/{entryId}/rotate", summary: "Add a secret version (write-only): current now with the previous one in grace, or scheduled at activateAt", tag: "vault", body: rotateEntryInput },
+  { method: "post", path: "/api/v1/admin/vault/{entryId}/retire", summary: "Retire the entry and every version: agents stop using it with the next live bundle", tag: "vault" },
   // -- grants, clients, revocations (issue 5)
+  { method: "get", path: "/api/v1/admin/grants", summary: "Delegated grants (user, client, server, tenant) with usage, most recently used first", tag: "grants", query: grantListQuery },
+  { method: "post", path: "/api/v1/admin/grants/import", summary: "Import grants exported by an authorization server (all or nothing)", tag: "grants", body: importGrantsInput },
+  { method: "get", path: "/api/v1/admin/grants/{grantId}", summary: "One grant with its usage", tag: "grants" },
+  { method: "post", path: "/api/v1/admin/grants/{grantId}/revoke", summary: "Revoke a grant: its tokens issued before now are refused by every agent", tag: "grants", body: revokeGrantInput, created: true },
+  { method: "get", path: "/api/v1/admin/revocations", summary: "Revocation history, newest first", tag: "grants", query: revocationListQuery },
+  { method: "post", path: "/api/v1/admin/revocations", summary: "Revoke every grant of a user or of a client in a tenant", tag: "grants", body: revokeInput, created: true },
+  { method: "get", path: "/api/v1/admin/clients", summary: "A tenant's OAuth clients and whether it requires approval", tag: "grants", query: clientListQuery },
+  { method: "put", path: "/api/v1/admin/clients/approval", summary: "Require (or not) an admin's approval of each OAuth client of a tenant", tag: "grants", body: clientApprovalInput },
+  { method: "post", path: "/api/v1/admin/clients/{clientId}/approve", summary: "Approve an OAuth client", tag: "grants" },
+  { method: "post", path: "/api/v1/admin/clients/{clientId}/block", summary: "Block an OAuth client", tag: "grants" },
+  { method: "post", path: "/api/v1/admin/clients/{clientId}/reset", summary: "Put an OAuth client back to pending", tag: "grants" },
+  { method: "post", path: "/api/v1/admin/clients/{clientId}/metadata", summary: "Fetch the client ID metadata document; store its name and redirect URIs", tag: "grants" },
   // -- decision log (issue 6)
+  { method: "get", path: "/api/v1/admin/decisions", summary: "Search decisions (default: last 24 h), newest first, keyset-paged; `after` for a live tail", tag: "decisions", query: decisionSearchQuery },
+  { method: "get", path: "/api/v1/admin/decisions/charts", summary: "Decisions over time by outcome; top denied tools, users and clients", tag: "decisions", query: decisionChartsQuery },
+  { method: "get", path: "/api/v1/admin/decisions/export", summary: "Stream the filter's decisions as a CSV or NDJSON attachment; follow=1 keeps an NDJSON stream open (SIEM)", tag: "decisions", query: decisionExportQuery },
+  { method: "get", path: "/api/v1/admin/decisions/{decisionId}", summary: "One decision: masked arguments, determining policies with their Cedar text at that revision, token claims, simulator link", tag: "decisions" },
+  { method: "get", path: "/api/v1/admin/trail/export", summary: "Stream the filtered admin trail as a CSV or NDJSON attachment", tag: "trail", query: trailExportQuery },
+  { method: "get", path: "/api/v1/admin/settings", summary: "Instance settings: decision retention in days (owners and global auditors)", tag: "settings" },
+  { method: "patch", path: "/api/v1/admin/settings", summary: "Change instance settings (owners): decisionRetentionDays 1..3650; the hourly job drops older daily partitions", tag: "settings", body: settingsInput },
   // -- masking and impact analysis (issue 6)
+  { method: "get", path: "/api/v1/admin/servers/{serverId}/masking", summary: "The server's decision masking rules, with the tools a rule may name", tag: "masking" },
+  { method: "post", path: "/api/v1/admin/servers/{serverId}/masking", summary: "Add a masking rule (republishes the live bundles serving the server)", tag: "masking", body: maskingRuleInput, created: true },
+  { method: "put", path: "/api/v1/admin/servers/{serverId}/masking/{ruleId}", summary: "Replace a masking rule", tag: "masking", body: maskingRuleInput },
+  { method: "delete", path: "/api/v1/admin/servers/{serverId}/masking/{ruleId}", summary: "Remove a masking rule", tag: "masking", noContent: true },
+  { method: "post", path: "/api/v1/admin/fleets/{fleetId}/impact", summary: "Replay recent decisions against the live bundle and the draft: what would flip (owners, auditors)", tag: "bundles", body: impactInput },
 ];
 
 /** The agent API: what data-plane agents call, with an agent key (or, to enroll, an enrollment token). */
@@ -143,11 +182,20 @@ export const agentOperations: Operation[] = [
     method: "post",
     path: "/api/v1/agent/decisions",
     summary:
-      "A batch of decisions as application/x-ndjson (Content-Encoding: gzip allowed), one line per decision with a UUIDv7 id. Idempotent by id; all or nothing: one invalid line rejects the batch (422, issues name each line). Answers { accepted, duplicates } once durable.",
+      "A batch of up to 10,000 decisions as application/x-ndjson (Content-Encoding: gzip allowed), one line per decision with a UUIDv7 id (its time is the decision's). Strict lines: unknown fields are refused; args is at most 16 KiB as JSON; context is { groups ≤ 100, actors ≤ 20, token { iss, iat, exp }, ip, masked ≤ 100 } or null. Refused: ids more than 5 min in the future or older than the retention, servers outside the agent's fleet. Idempotent by id; all or nothing: one invalid line rejects the batch (422, issues name each line). Answers { accepted, duplicates } once committed.",
     tag: "agent",
     body: decisionLine,
   },
   // -- agent credentials (issue 5)
+  {
+    method: "post",
+    path: "/api/v1/agent/credentials",
+    summary:
+      "SECRET IN THE ANSWER: the upstream credential for (serverId, tenantId) — the tenant's entry, else the server's shared one — as { entryId, kind, placement, version, secret (string, {username, password} or {clientSecret}), oauth?, ttlSeconds, graceUntil? }. version= asks for a version still in its grace period. Only for an agent whose fleet serves the server and a tenant allowed on it. Every resolution is in the admin trail, without the value. Never log the answer.",
+    tag: "agent",
+    body: resolveCredentialInput,
+    extraResponses: { "403": "The agent's fleet does not serve this server, or the tenant may not use it", "404": "No credential for this server and tenant, or the version asked for is retired" },
+  },
 ];
 
 const jsonSchema = (s: z.ZodType) => z.toJSONSchema(s, { io: "input", unrepresentable: "any", target: "openapi-3.0" });

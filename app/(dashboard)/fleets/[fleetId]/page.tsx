@@ -4,6 +4,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useParams } from "next/navigation";
 import { useState } from "react";
 import { DiffView, type BundleDiff } from "@/components/fleets/diff-view";
+import { ImpactPanel } from "@/components/fleets/impact-panel";
 import { useMe } from "@/components/shell/context";
 import { Badge, Button, Card, ConfirmButton, CopyOnce, EmptyState, ErrorBanner, Modal, PageHeader, Table, Td, TextField, Time } from "@/components/ui";
 import { ApiError, apiFetch, keys, qs } from "@/lib/client/api";
@@ -133,6 +134,7 @@ function PublishPanel({ fleetId, canPublish }: { fleetId: string; canPublish: bo
             <h3 className="mb-2 text-sm font-semibold text-slate-900">Changes against {d.activeRevision ? `revision ${d.activeRevision}` : "nothing published"}</h3>
             <DiffView diff={d.diff} />
           </div>
+          {blockers.some((x) => !x.path.startsWith("tests.")) ? null : <ImpactPanel fleetId={fleetId} />}
           {canPublish ? (
             <form
               className="flex flex-wrap items-end gap-2"
