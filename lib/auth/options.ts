@@ -32,6 +32,33 @@ function clientIp(headers: Record<string, string | string[] | undefined> | Heade
 
 export class SignInThrottled extends Error {}
 
+interface EmailClaims {
+  sub?: string;
+  email?: string;
+  email_verified?: boolean;
+}
+
+/**
+ * The e-mail claims of an OIDC sign-in. Providers that issue an access token
+ * with the ID token may release scope claims only at the UserInfo endpoint
+ * (OpenID Connect Core §5.4; oidc-provider does by default), so when the ID
+ * token lacks them they are read there, and used only if UserInfo names the
+ * same subject (§5.3.2).
+ */
+async function emailClaims(issuer: string, sub: string, idToken: EmailClaims | undefined, accessToken: string | undefined): Promise<EmailClaims> {
+  if (idToken?.email || !accessToken) return idToken ?? {};
+  try {
+    const meta = (await (await fetch(`${issuer.replace(/\/$/, "")}/.well-known/openid-configuration`, { signal: AbortSignal.timeout(5000) })).json()) as { userinfo_endpoint?: string };
+    if (!meta.userinfo_endpoint) return idToken ?? {};
+    const res = await fetch(meta.userinfo_endpoint, { headers: { authorization: `Bearer ${accessToken}` }, signal: AbortSignal.timeout(5000) });
+    if (!res.ok) return idToken ?? {};
+    const info = (await res.json()) as EmailClaims;
+    return info.sub === sub ? info : (idToken ?? {});
+  } catch {
+    return idToken ?? {};
+  }
+}
+
 let cached: NextAuthOptions | undefined;
 
 /** next-auth configuration: e-mail + password always, generic OIDC when configured. */
@@ -90,7 +117,7 @@ export function getAuthOptions(): NextAuthOptions {
         // OIDC users map to an existing Mandate user by subject, or by verified e-mail.
         const db = await getDb();
         const sub = String(account.providerAccountId);
-        const claims = profile as { email?: string; email_verified?: boolean } | undefined;
+        const claims = await emailClaims(getEnv().OIDC_ISSUER!, sub, profile as EmailClaims | undefined, account.access_token);
         const email = claims?.email_verified && claims.email ? emailSchema.safeParse(claims.email) : undefined;
         const [found] = await db
           .select()
