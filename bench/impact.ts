@@ -7,13 +7,11 @@
  * (two PolicyEngines) split. Needs DATABASE_URL (a local server); creates the
  * database mandate_bench_impact and drops it.
  *
- *   DATABASE_URL=postgres://root@127.0.0.1:5432/postgres node --no-turbo-inlining --import tsx --conditions=react-server bench/impact.ts
+ *   DATABASE_URL=postgres://root@127.0.0.1:5432/postgres node --import tsx --conditions=react-server bench/impact.ts
  *   ROWS=100000 …   (decisions seeded)
  *
  * (--conditions=react-server: the services import "server-only", as in Next.js.
- * --no-turbo-inlining: without it Node 20.20 dies with a V8 fatal error — a lazy
- * deopt of PolicyEngine.decide inside an inlined builtin — after tens of
- * thousands of decisions interleaved with row parsing; see docs/masking-impact.md.)
+ * lib/enforcement/engine.ts turns TurboFan inlining off itself: see docs/masking-impact.md.)
  */
 import { randomBytes } from "node:crypto";
 import { loadavg } from "node:os";

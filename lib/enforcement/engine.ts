@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+import { setFlagsFromString } from "node:v8";
 import type { BundleContent, BundleTool } from "./bundle";
 import { cedar } from "./cedar";
 import { argumentTypes, toolUid, type ArgType, type CedarAction } from "./model";
@@ -31,7 +33,26 @@ export interface DecisionResult {
 
 const deny = (reason: string, extra: Partial<DecisionResult> = {}): DecisionResult => ({ decision: "deny", reason, determining: [], errors: [], ...extra });
 
-let engines = 0;
+// Node 20's V8 (Node 20.20.2 here) can abort the whole process ("unreachable code" in
+// Deoptimizer::DoComputeBuiltinContinuation) when optimized code with the cedar-wasm glue inlined
+// is lazily deoptimized: reproduced 3 times out of 3 replaying 200,000 decisions interleaved with
+// database reads (bench/impact.ts with the memo off), 0 out of 2 with TurboFan inlining off. An
+// agent or control plane that dies mid-decision fails closed but stops serving, so every process
+// that decides turns inlining off, before its hot code is optimized. Cost measured with
+// bench/decision.ts (docs/masking-impact.md); drop this once Node has a fixed V8.
+setFlagsFromString("--no-turbo-inlining");
+
+/**
+ * Preparsed policy sets live in cedar-wasm for the life of the process (it has
+ * no call to free one). They are named by the SHA-256 of their policies, so
+ * every engine with the same slice (the control plane builds one per
+ * simulation, test run and draft view; agents one per policy revision) shares
+ * one entry, and the set grows only with distinct policy text.
+ */
+const preparsed = new Set<string>();
+
+/** How many distinct policy sets this process has preparsed (a metric, and for tests). */
+export const preparsedPolicySets = () => preparsed.size;
 
 /**
  * The decision engine for one verified bundle. Policies are parsed once per
@@ -44,7 +65,6 @@ let engines = 0;
  * evaluation error denies.
  */
 export class PolicyEngine {
-  private readonly id: string;
   private readonly slices = new Map<string, string>();
   private readonly servers: Map<string, BundleContent["servers"][number]>;
   private readonly tools: Map<string, BundleTool>;
@@ -52,7 +72,6 @@ export class PolicyEngine {
   private readonly staticEntities: Map<string, BundleContent["cedar"]["entities"][number]>;
 
   constructor(readonly bundle: BundleContent) {
-    this.id = `bundle-${bundle.manifest.fleetId}-${bundle.manifest.revision}-${++engines}`;
     // Parse everything once up front: a bundle that does not parse is refused here, not at the first call.
     const parsed = cedar.checkParsePolicySet({ staticPolicies: bundle.cedar.policies });
     if (parsed.type !== "success") throw new Error(`policy set does not parse: ${parsed.errors.map((e) => e.message).join("; ")}`);
@@ -74,9 +93,12 @@ export class PolicyEngine {
       if (m && (m.serverId !== serverId || (m.tenantId !== null && m.tenantId !== tenantId) || (m.tools && !m.tools.includes(tool)))) continue;
       policies[pid] = text;
     }
-    id = `${this.id}-${this.slices.size}`;
-    const parsed = cedar.preparsePolicySet(id, { staticPolicies: policies });
-    if (parsed.type !== "success") throw new Error(`policy set does not parse: ${parsed.errors.map((e) => e.message).join("; ")}`);
+    id = `ps-${createHash("sha256").update(JSON.stringify(Object.entries(policies))).digest("hex")}`;
+    if (!preparsed.has(id)) {
+      const parsed = cedar.preparsePolicySet(id, { staticPolicies: policies });
+      if (parsed.type !== "success") throw new Error(`policy set does not parse: ${parsed.errors.map((e) => e.message).join("; ")}`);
+      preparsed.add(id);
+    }
     this.slices.set(key, id);
     return id;
   }
@@ -93,8 +115,15 @@ export class PolicyEngine {
     const tool = this.tools.get(`${req.serverId}/${req.tool}`);
     if (!tool) return deny("the tool is not in the approved catalogue");
 
+    // Plain loops, no callback builtins (map, every, Object.entries) in this hot path: Node 20's V8
+    // (20.20.2) can die with "unreachable code" in Deoptimizer::DoComputeBuiltinContinuation when a
+    // lazily deoptimized decide() is inside an inlined callback builtin (seen replaying 100,000
+    // decisions interleaved with database reads; see docs/masking-impact.md).
     const args: Record<string, unknown> = {};
-    for (const [name, value] of Object.entries(req.args ?? {})) {
+    const given = req.args ?? {};
+    for (const name in given) {
+      if (!Object.prototype.hasOwnProperty.call(given, name)) continue;
+      const value = given[name];
       const type = this.argTypes[name];
       // Not addressable by any policy, or explicitly absent.
       if (!type || value === null) continue;
@@ -104,14 +133,19 @@ export class PolicyEngine {
     }
     const now = req.time ?? new Date();
     const tenant = { type: "Tenant", id: req.tenantId };
-    const groups = (req.groups ?? []).map((g) => ({ type: "Group", id: g }));
     const resource = toolUid(req.serverId, req.tool);
-    const entities = [
-      { uid: { type: "User", id: req.user }, attrs: {}, parents: [tenant, ...groups] },
-      ...groups.map((g) => ({ uid: g, attrs: {}, parents: [tenant] })),
+    const userParents: { type: string; id: string }[] = [tenant];
+    const entities: unknown[] = [];
+    for (const g of req.groups ?? []) {
+      const uid = { type: "Group", id: g };
+      userParents.push(uid);
+      entities.push({ uid, attrs: {}, parents: [tenant] });
+    }
+    entities.push(
+      { uid: { type: "User", id: req.user }, attrs: {}, parents: userParents },
       this.staticEntities.get(`Tool::${resource.id}`)!,
       this.staticEntities.get(`Server::${req.serverId}`)!,
-    ];
+    );
     const answer = cedar.statefulIsAuthorized({
       principal: { type: "User", id: req.user },
       action: { type: "Action", id: req.action },
@@ -131,7 +165,8 @@ export class PolicyEngine {
     });
     if (answer.type !== "success") return deny("the request could not be evaluated");
     const { decision, diagnostics } = answer.response;
-    const errors = diagnostics.errors.map((e) => e.policyId);
+    const errors: string[] = [];
+    for (const e of diagnostics.errors) errors.push(e.policyId);
     if (errors.length) return deny("a policy failed to evaluate", { errors, determining: diagnostics.reason });
     if (decision === "allow") return { decision: "allow", reason: "allowed by policy", determining: diagnostics.reason, errors: [] };
     return deny(diagnostics.reason.length ? "denied by policy" : "no policy allows this call", { determining: diagnostics.reason });
@@ -146,7 +181,10 @@ function convert(value: unknown, type: ArgType): unknown {
       return typeof value === "boolean" ? value : undefined;
     case "Long":
       return typeof value === "number" && Number.isSafeInteger(value) ? value : undefined;
-    case "SetString":
-      return Array.isArray(value) && value.every((v) => typeof v === "string") ? value : undefined;
+    case "SetString": {
+      if (!Array.isArray(value)) return undefined;
+      for (const v of value) if (typeof v !== "string") return undefined;
+      return value;
+    }
   }
 }
