@@ -130,7 +130,8 @@ function buildServer(): McpServer {
 }
 
 const authorizationLog: string[] = [];
-interface RequestLogLine {
+/** One request as the sandbox saw it (GET /_sandbox/authorization-log): tests prove what reached the upstream. */
+export interface RequestLogLine {
   at: number;
   method: string;
   authorization: string | null;

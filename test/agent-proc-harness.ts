@@ -31,6 +31,7 @@ import { createServerInput } from "@/lib/servers/schemas";
 import { createServer } from "@/lib/servers/service";
 import { createTestDb, makeTenant, makeUser, uniq, type MadeUser, type TestDb } from "./db";
 import { freePort, startSandbox, type Sandbox } from "./sandbox";
+import type { RequestLogLine } from "@/sandbox/upstream";
 import * as bundleRoute from "@/app/api/v1/agent/bundle/route";
 import * as credentialsRoute from "@/app/api/v1/agent/credentials/route";
 import * as enrollRoute from "@/app/api/v1/agent/enroll/route";
@@ -128,16 +129,8 @@ export async function startIssuer(): Promise<Issuer> {
 
 // ---------------------------------------------------------------- a whole stack for vault, client and masking tests
 
-export interface SandboxRequest {
-  at: number;
-  method: string;
-  authorization: string | null;
-  apiKey: string | null;
-  query: string;
-  accepted: boolean;
-  /** The MCP client's name (the agent's own catalogue check is "mandate-catalog"). */
-  client: string | null;
-}
+/** What the sandbox upstream logged for one request (the agent's own catalogue check has client "mandate-catalog"). */
+export type SandboxRequest = RequestLogLine;
 
 export interface AgentStack {
   t: TestDb;

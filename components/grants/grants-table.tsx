@@ -1,13 +1,11 @@
 "use client";
 
-import { useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { useMe } from "@/components/shell/context";
-import { Badge, Button, EmptyState, ErrorBanner, SearchBox, SelectField, Table, Td, Time } from "@/components/ui";
-import { apiFetch, keys, qs } from "@/lib/client/api";
-import type { Page, PublicServer } from "@/lib/client/types";
+import { Badge, Button, EmptyState, ErrorBanner, SearchBox, Table, Td, Time } from "@/components/ui";
 import { revokeAll, revokeGrant, useGrants, useGrantsWrite, type GrantRow } from "./queries";
 import { RevokeButton } from "./revoke-dialog";
+import { ServerFilter } from "@/components/servers/server-filter";
 
 /** Whether the viewer may revoke in this tenant (owners and the tenant's admins). */
 function useWriter() {
@@ -26,8 +24,6 @@ export function GrantsTable({ tenantId }: { tenantId: string | null }) {
   const [serverId, setServerId] = useState("");
   const filters = { tenantId: tenantId ?? undefined, userId: userId || undefined, clientId: clientId || undefined, serverId: serverId || undefined };
   const list = useGrants(filters);
-  const serverParams = { tenantId: tenantId ?? undefined, page: 1, pageSize: 100 };
-  const servers = useQuery({ queryKey: keys.servers.list(serverParams), queryFn: () => apiFetch<Page<PublicServer>>(`/servers${qs(serverParams)}`) });
   const revokeOne = useGrantsWrite(revokeGrant);
   const revokeMany = useGrantsWrite(revokeAll);
   const rows = list.data?.pages.flatMap((p) => p.items) ?? [];
@@ -40,14 +36,7 @@ export function GrantsTable({ tenantId }: { tenantId: string | null }) {
         <SearchBox value={userId} onChange={setUserId} placeholder="User (exact id)" />
         <SearchBox value={clientId} onChange={setClientId} placeholder="Client (exact id)" />
         <div className="w-64">
-          <SelectField label="Server" value={serverId} onChange={(e) => setServerId(e.target.value)}>
-            <option value="">All servers</option>
-            {(servers.data?.items ?? []).map((s) => (
-              <option key={s.id} value={s.id}>
-                {s.name}
-              </option>
-            ))}
-          </SelectField>
+          <ServerFilter value={serverId} onChange={setServerId} tenantId={tenantId ?? undefined} />
         </div>
       </div>
       {tenantId && (userId || clientId) ? (

@@ -1,14 +1,12 @@
 "use client";
 
-import { useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { useMe, useTenant } from "@/components/shell/context";
-import { Button, EmptyState, ErrorBanner, PageHeader, SelectField } from "@/components/ui";
+import { Button, EmptyState, ErrorBanner, PageHeader } from "@/components/ui";
+import { ServerFilter } from "@/components/servers/server-filter";
 import { CreateEntry } from "@/components/vault/create-entry";
 import { EntryTable } from "@/components/vault/entry-table";
 import { useVaultEntries } from "@/components/vault/queries";
-import { apiFetch, keys } from "@/lib/client/api";
-import type { Page, PublicServer } from "@/lib/client/types";
 
 export default function VaultPage() {
   const me = useMe();
@@ -16,7 +14,6 @@ export default function VaultPage() {
   const [serverId, setServerId] = useState("");
   const [open, setOpen] = useState(false);
   const list = useVaultEntries({ serverId: serverId || undefined, tenantId: tenantId ?? undefined });
-  const servers = useQuery({ queryKey: keys.servers.list({ pageSize: 100 }), queryFn: () => apiFetch<Page<PublicServer>>("/servers?pageSize=100") });
   const canWrite = me.globalRole === "owner" || me.tenants.some((t) => t.role === "admin");
   const create = canWrite ? <Button onClick={() => setOpen(true)}>New credential</Button> : null;
   return (
@@ -27,14 +24,7 @@ export default function VaultPage() {
         actions={create}
       />
       <div className="mb-3 max-w-xs">
-        <SelectField label="Server" value={serverId} onChange={(e) => setServerId(e.target.value)}>
-          <option value="">All servers</option>
-          {(servers.data?.items ?? []).map((s) => (
-            <option key={s.id} value={s.id}>
-              {s.name}
-            </option>
-          ))}
-        </SelectField>
+        <ServerFilter value={serverId} onChange={setServerId} />
       </div>
       <ErrorBanner error={list.error} />
       {list.data?.items.length === 0 ? (
