@@ -7,6 +7,7 @@ import type { DecisionRequest, DecisionResult } from "@/lib/enforcement/engine";
 import { toolHash, type ToolDefinition } from "@/lib/enforcement/tool-hash";
 import { maskArgs } from "@/lib/enforcement/masking";
 import type { Installed } from "./bundle-sync";
+import { unapprovedClient } from "./live-index";
 import { CredentialUnavailable, inject, type CredentialBroker, type Injection } from "./credentials";
 import type { Metrics } from "./metrics";
 import type { Principal } from "./token";
@@ -35,17 +36,6 @@ export interface ProxyDeps {
   log: (msg: string) => void;
   /** Upstream credentials from the vault; without it every upstream is called without one. */
   credentials?: CredentialBroker;
-}
-
-/**
- * Why the caller's client may not call tools here, or null: the tenant
- * requires approval (bundle `clientApproval`) and (tenant, client) is not in
- * `approvedClients`.
- */
-export function unapprovedClient(installed: Installed, p: Principal): string | null {
-  if (!(installed.content.clientApproval ?? []).includes(p.tenantId)) return null;
-  if ((installed.content.approvedClients ?? []).some((c) => c.tenantId === p.tenantId && c.clientId === p.client)) return null;
-  return `client ${p.client} is not approved for tenant ${p.tenantId}`;
 }
 
 /** The masked arguments and the context that go into a tools/call decision line. */
@@ -165,7 +155,7 @@ export class McpProxy {
     const rawArgs = m.params?.arguments;
     const args = rawArgs && typeof rawArgs === "object" && !Array.isArray(rawArgs) ? (rawArgs as Record<string, unknown>) : {};
     const details = callDetails(installed, server.id, tool, p, args);
-    const unapproved = unapprovedClient(installed, p);
+    const unapproved = unapprovedClient(installed.content, p);
     let r: DecisionResult;
     if (!tool) r = { decision: "deny", reason: "tools/call without a tool name", determining: [], errors: [] };
     else if (unapproved) r = { decision: "deny", reason: unapproved, determining: [], errors: [] };
@@ -188,7 +178,7 @@ export class McpProxy {
     const r = result as { tools?: ToolDefinition[] } | null;
     if (!r || !Array.isArray(r.tools)) return result;
     const started = performance.now();
-    const unapproved = unapprovedClient(installed, p);
+    const unapproved = unapprovedClient(installed.content, p);
     if (unapproved) {
       const outcome: DecisionResult = { decision: "deny", reason: `listed 0 of ${r.tools.length} tools: ${unapproved}`, determining: [], errors: [] };
       this.record(installed, server, p, "tools/list", null, outcome, started);

@@ -5,6 +5,7 @@ import type { Installed } from "./bundle-sync";
 import type { Metrics } from "./metrics";
 import { InsufficientScope, MAX_BODY_BYTES, McpProxy, sendJson } from "./proxy";
 import type { Principal, TokenValidatorLike } from "./token";
+import { isRevoked } from "./live-index";
 import { UpstreamRevoker } from "./upstream-revocation";
 import type { CredentialBroker } from "./credentials";
 import type { DecisionWal } from "./wal";
@@ -126,12 +127,7 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     const check = await deps.validator.validate(m[1]!, server);
     if (!check.ok) return unauthorized({ code: "invalid_token", description: check.description });
     const principal: Principal = check.principal;
-    const revoked = installed.content.revocations.find(
-      (r) =>
-        (!r.tenantId || r.tenantId === principal.tenantId) &&
-        (!r.user || r.user === principal.user) && (!r.client || r.client === principal.client) && (!r.serverId || r.serverId === server.id) && principal.iat * 1000 < Date.parse(r.before),
-    );
-    if (revoked) {
+    if (isRevoked(installed.content, principal, server.id)) {
       void revoker.revoke(m[1]!, principal, server);
       return unauthorized({ code: "invalid_token", description: "the grant behind this token was revoked" });
     }
