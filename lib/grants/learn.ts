@@ -87,7 +87,7 @@ export async function learnFromDecisions(db: Db, rows: LearnRow[]): Promise<void
   }
 
   if (grants.size) {
-    // Sorted so concurrent batches take row locks in the same order (no deadlock).
+    // Locked in key order (ORDER BY below: the joins may reorder the input) so concurrent batches never deadlock.
     const payload = JSON.stringify(
       [...grants.entries()]
         .sort((a, b) => (a[0] < b[0] ? -1 : 1))
@@ -99,6 +99,7 @@ export async function learnFromDecisions(db: Db, rows: LearnRow[]): Promise<void
       from jsonb_to_recordset(${payload}::jsonb) as t(id text, tenant_id text, server_id text, user_id text, client_id text, scopes jsonb, first timestamptz, last timestamptz, calls int4)
       join tenants on tenants.id = t.tenant_id
       join servers on servers.id = t.server_id
+      order by t.tenant_id, t.server_id, t.user_id, t.client_id
       on conflict (tenant_id, server_id, user_id, client_id) do update set
         first_seen_at = least(coalesce(grants.first_seen_at, excluded.first_seen_at), excluded.first_seen_at),
         last_seen_at = greatest(coalesce(grants.last_seen_at, excluded.last_seen_at), excluded.last_seen_at),
@@ -118,6 +119,7 @@ export async function learnFromDecisions(db: Db, rows: LearnRow[]): Promise<void
       select t.id, t.tenant_id, t.client_id, t.registration, t.first, t.last
       from jsonb_to_recordset(${payload}::jsonb) as t(id text, tenant_id text, client_id text, registration text, first timestamptz, last timestamptz)
       join tenants on tenants.id = t.tenant_id
+      order by t.tenant_id, t.client_id
       on conflict (tenant_id, client_id) do update set
         first_seen_at = least(coalesce(oauth_clients.first_seen_at, excluded.first_seen_at), excluded.first_seen_at),
         last_seen_at = greatest(coalesce(oauth_clients.last_seen_at, excluded.last_seen_at), excluded.last_seen_at)`);
