@@ -1,6 +1,6 @@
 "use client";
 
-import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { keepPreviousData, useInfiniteQuery, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { apiFetch, qs } from "@/lib/client/api";
 import type { PublicClient, PublicGrant, PublicRevocation } from "@/lib/grants/service";
 
@@ -31,6 +31,8 @@ export function useGrants(p: GrantFilters) {
     queryFn: ({ pageParam }) => apiFetch<Paged<GrantRow>>(`/grants${qs({ ...p, cursor: pageParam, limit: 50 })}`),
     initialPageParam: undefined as string | undefined,
     getNextPageParam: (last) => last.nextCursor ?? undefined,
+    // While a changed filter loads, the rows shown stay mounted: an open revoke dialog is not torn down under the admin.
+    placeholderData: keepPreviousData,
     // Usage moves as agents ship decisions.
     refetchInterval: 5000,
   });

@@ -122,6 +122,8 @@ test("a grant revoked in the browser is refused by the agent under load", async 
     // Revoke it in the browser.
     await page.goto("/grants");
     await page.getByPlaceholder("User (exact id)").fill(user);
+    // The filter applies after a short debounce: wait for it, so the list is not refetched under the click.
+    await expect(page.locator('[data-testid^="grant-row-"]')).toHaveCount(1);
     const row = page.getByTestId(`grant-row-${user}`);
     await expect(row).toBeVisible();
     await expect(row.getByText("active")).toBeVisible();
