@@ -87,7 +87,7 @@ export type InsertRevision = (db: Db, fleet: typeof fleets.$inferSelect, content
  */
 export async function republishLive(
   db: Db,
-  actor: Actor,
+  actor: Actor | "system",
   serverIds: string[] | null,
   why: string,
   insert: InsertRevision,
@@ -108,7 +108,7 @@ export async function republishLive(
     const [{ max }] = (await db.select({ max: sql<number | null>`max(${bundles.revision})` }).from(bundles).where(eq(bundles.fleetId, fleet.id))) as [{ max: number | null }];
     const revision = Number(max ?? 0) + 1;
     const content = withLive({ ...prev, manifest: { ...prev.manifest, revision, parentRevision: fleet.activeRevision, createdAt: new Date().toISOString() } }, live);
-    await insert(db, fleet, content, { note: why, createdBy: actor.label });
+    await insert(db, fleet, content, { note: why, createdBy: actor === "system" ? "system" : actor.label });
     await recordEvent(db, actor, { action: "bundle.republish", targetType: "fleet", targetId: fleet.id, tenantId: null, before: { revision: fleet.activeRevision }, after: { revision, reason: why } });
     out.push({ fleetId: fleet.id, revision });
   }

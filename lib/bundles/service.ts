@@ -164,7 +164,7 @@ export async function diffRevisions(ctx: Ctx, fleetId: string, from: number, to:
  * `serverIds` (every fleet when null). Call inside the transaction that made
  * the change; agents' long polls wake on its commit.
  */
-export function republishLiveBundles(db: Db, actor: Actor, kek: Kek, serverIds: string[] | null, why: string) {
+export function republishLiveBundles(db: Db, actor: Actor | "system", kek: Kek, serverIds: string[] | null, why: string) {
   return republishLive(db, actor, serverIds, why, (tx, fleet, content, extra) => insertRevision(tx, extra.createdBy, kek, fleet, content, { note: extra.note }));
 }
 

@@ -487,10 +487,6 @@ export async function updateEntry(ctx: Ctx, entryId: string, raw: UpdateEntryInp
 
 // ---------------------------------------------------------------- maintenance
 
-// Maintenance acts on no one's behalf: trail rows say "system". republishLiveBundles
-// takes an Actor for its own trail row; this one has no tenant roles at all.
-const systemActor = { type: "system", id: "system", label: "system", userId: "system", globalRole: "member", tenantRoles: new Map() } as unknown as Actor;
-
 /**
  * Activates scheduled versions whose time has come (the current one enters its
  * grace period) and retires grace versions past their end. Each entry in its
@@ -527,7 +523,7 @@ export async function vaultMaintenance(db: Db, kek: Kek, now = new Date()): Prom
         before: prev ? { version: prev.version } : null,
         after: { ...trailVersion(v), previousGraceUntil: graceUntil?.toISOString() ?? null },
       });
-      await republishLiveBundles(tx, systemActor, kek, [entry.serverId], `vault entry ${entry.id}: scheduled version ${v.version} activated`);
+      await republishLiveBundles(tx, "system", kek, [entry.serverId], `vault entry ${entry.id}: scheduled version ${v.version} activated`);
       return true;
     });
     if (done) activated++;
@@ -547,7 +543,7 @@ export async function vaultMaintenance(db: Db, kek: Kek, now = new Date()): Prom
         .returning({ id: vaultVersions.id });
       if (!changed) return false;
       await recordEvent(tx, "system", { action: "vault.version_retire", targetType: "vault_entry", targetId: r.v.entryId, tenantId: r.tenantId ?? r.serverTenant, after: { version: r.v.version, graceUntil: r.v.graceUntil?.toISOString() ?? null } });
-      await republishLiveBundles(tx, systemActor, kek, [r.serverId], `vault entry ${r.v.entryId}: version ${r.v.version} grace ended`);
+      await republishLiveBundles(tx, "system", kek, [r.serverId], `vault entry ${r.v.entryId}: version ${r.v.version} grace ended`);
       return true;
     });
     if (done) retired++;
