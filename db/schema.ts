@@ -135,6 +135,35 @@ export const serverTenants = pgTable(
   (t) => [primaryKey({ columns: [t.serverId, t.tenantId] }), index("server_tenants_tenant_idx").on(t.tenantId)],
 );
 
+/** How a token of a tenant's trusted issuer maps to that tenant. */
+export type TenantMapping = { mode: "claim"; claim: string; values: string[] } | { mode: "issuer" };
+
+/**
+ * Trust is granted by a tenant (issue 10): a token may act for a tenant only
+ * through an issuer this tenant trusts, verified with the key source this
+ * tenant configured, and mapped to it by this tenant's own rule. No server
+ * setting and no other tenant's admin can change it.
+ */
+export const tenantIssuers = pgTable(
+  "tenant_issuers",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
+    issuer: text("issuer").notNull(),
+    jwksUri: text("jwks_uri"),
+    discovery: boolean("discovery").notNull().default(true),
+    algorithms: jsonb("algorithms").$type<string[]>().notNull(),
+    claims: jsonb("claims").$type<{ user: string; client: string; scopes: string; groups: string }>().notNull(),
+    tenantMapping: jsonb("tenant_mapping").$type<TenantMapping>().notNull(),
+    // RFC 9068: when "at+jwt", tokens whose JOSE typ is not at+jwt are refused.
+    requireTyp: text("require_typ", { enum: ["at+jwt"] }),
+    revocationEndpoint: text("revocation_endpoint"),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex("tenant_issuers_tenant_issuer_key").on(t.tenantId, t.issuer), index("tenant_issuers_issuer_idx").on(t.issuer)],
+);
+
 export const tools = pgTable(
   "tools",
   {
@@ -623,6 +652,7 @@ export type Membership = typeof memberships.$inferSelect;
 export type ApiToken = typeof apiTokens.$inferSelect;
 export type Server = typeof servers.$inferSelect;
 export type NewServer = typeof servers.$inferInsert;
+export type TenantIssuer = typeof tenantIssuers.$inferSelect;
 export type Tool = typeof tools.$inferSelect;
 export type ToolVersion = typeof toolVersions.$inferSelect;
 export type ScopeMapping = typeof scopeMappings.$inferSelect;

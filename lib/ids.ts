@@ -21,6 +21,7 @@ export const idPrefixes = {
   grant: "grt",
   revocation: "rvk",
   mask: "msk",
+  tenantIssuer: "tis",
 } as const;
 
 /** A prefixed, time-ordered id such as `srv_0190f0c4…`: readable in logs and sortable. */
