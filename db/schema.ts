@@ -47,13 +47,50 @@ export const users = pgTable(
     mustChangePassword: boolean("must_change_password").notNull().default(false),
     role: text("role", { enum: globalRoles }).notNull().default("member"),
     disabled: boolean("disabled").notNull().default(false),
+    // An SSO identity is the pair (issuer, subject): a subject alone is only unique within its issuer.
+    oidcIssuer: text("oidc_issuer"),
     oidcSubject: text("oidc_subject"),
     // Bumped on password change or disable: sessions carrying an older value stop working.
     sessionVersion: integer("session_version").notNull().default(1),
     createdAt: createdAt(),
     lastLoginAt: timestamp("last_login_at", { withTimezone: true }),
   },
-  (t) => [uniqueIndex("users_email_key").on(t.email), uniqueIndex("users_oidc_subject_key").on(t.oidcSubject)],
+  (t) => [uniqueIndex("users_email_key").on(t.email), uniqueIndex("users_oidc_identity_key").on(t.oidcIssuer, t.oidcSubject)],
+);
+
+/**
+ * An invitation to choose a password (or sign in with SSO): the only way a
+ * new account gets a credential, so whoever adds a user never learns one.
+ * Single use, expiring; the database keeps the SHA-256 of its secret.
+ */
+export const invitations = pgTable(
+  "invitations",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    secretHash: text("secret_hash").notNull(),
+    createdBy: text("created_by").references(() => users.id, { onDelete: "set null" }),
+    createdAt: createdAt(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+    usedAt: timestamp("used_at", { withTimezone: true }),
+    // Set when the invitation stops counting without being used: a newer one, an SSO link, a disable.
+    revokedAt: timestamp("revoked_at", { withTimezone: true }),
+  },
+  (t) => [index("invitations_user_idx").on(t.userId)],
+);
+
+/**
+ * Sign-in attempt counters, one row per key (`acct:<sha256 of e-mail>` or
+ * `addr:<client address>`) and fixed window, shared by every control-plane replica.
+ */
+export const signInCounters = pgTable(
+  "sign_in_counters",
+  {
+    key: text("key").primaryKey(),
+    windowStartedAt: timestamp("window_started_at", { withTimezone: true }).notNull().defaultNow(),
+    attempts: integer("attempts").notNull().default(0),
+  },
+  (t) => [index("sign_in_counters_window_idx").on(t.windowStartedAt)],
 );
 
 export const tenants = pgTable(
@@ -650,6 +687,7 @@ export type User = typeof users.$inferSelect;
 export type Tenant = typeof tenants.$inferSelect;
 export type Membership = typeof memberships.$inferSelect;
 export type ApiToken = typeof apiTokens.$inferSelect;
+export type Invitation = typeof invitations.$inferSelect;
 export type Server = typeof servers.$inferSelect;
 export type NewServer = typeof servers.$inferInsert;
 export type TenantIssuer = typeof tenantIssuers.$inferSelect;

@@ -8,6 +8,7 @@ export const idPrefixes = {
   toolVersion: "tv",
   scopeMapping: "smap",
   token: "tok",
+  invitation: "inv",
   event: "evt",
   policy: "pol",
   policyTest: "ptest",
