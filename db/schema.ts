@@ -656,6 +656,34 @@ export const decisions = pgTable(
   ],
 );
 
+/**
+ * Decision lines an agent sent that ingest could not store (issue 10): set
+ * aside with their problem, counted, never silently dropped and never
+ * blocking the good lines of their batch. `raw` is the line's text cut to its
+ * bound; (agent, sha256 of the whole line) makes a resent batch quarantine a
+ * line once.
+ */
+export const decisionQuarantine = pgTable(
+  "decision_quarantine",
+  {
+    id: text("id").primaryKey(),
+    agentId: text("agent_id")
+      .notNull()
+      .references(() => agents.id, { onDelete: "cascade" }),
+    fleetId: text("fleet_id")
+      .notNull()
+      .references(() => fleets.id, { onDelete: "cascade" }),
+    receivedAt: timestamp("received_at", { withTimezone: true }).notNull().defaultNow(),
+    // The line's id when it had a readable one.
+    decisionId: text("decision_id"),
+    problem: text("problem").notNull(),
+    raw: text("raw").notNull(),
+    rawBytes: integer("raw_bytes").notNull(),
+    rawSha256: text("raw_sha256").notNull(),
+  },
+  (t) => [uniqueIndex("decision_quarantine_agent_raw_key").on(t.agentId, t.rawSha256), index("decision_quarantine_received_idx").on(t.receivedAt.desc())],
+);
+
 // ---------------------------------------------------------------- relations
 
 export const usersRelations = relations(users, ({ many }) => ({ memberships: many(memberships) }));
@@ -710,3 +738,4 @@ export type Grant = typeof grants.$inferSelect;
 export type Revocation = typeof revocations.$inferSelect;
 export type MaskingRule = typeof maskingRules.$inferSelect;
 export type NewDecision = typeof decisions.$inferInsert;
+export type DecisionQuarantine = typeof decisionQuarantine.$inferSelect;
