@@ -23,6 +23,7 @@ export const idPrefixes = {
   revocation: "rvk",
   mask: "msk",
   tenantIssuer: "tis",
+  quarantine: "dqr",
 } as const;
 
 /** A prefixed, time-ordered id such as `srv_0190f0c4…`: readable in logs and sortable. */
