@@ -1,7 +1,7 @@
 import type { PolicyTestRequest, RiskLevel } from "@/db/schema";
 import { BUNDLE_FORMAT, type BundleContent, type BundlePolicyMeta, type BundleServer, type BundleTool } from "@/lib/enforcement/bundle";
 import { PolicyEngine, type DecisionResult } from "@/lib/enforcement/engine";
-import { argumentTypes, cedarSchema } from "@/lib/enforcement/model";
+import { argumentTypes, argumentTypesByServer, cedarSchema } from "@/lib/enforcement/model";
 import { confine, entityRefs, splitPolicies, toJson, toolsOf, validatePolicies, type CedarIssue } from "@/lib/policy/cedar-tools";
 
 import type { LiveSections } from "./live";
@@ -81,7 +81,7 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
       const id = `scope:${s.id}:${scope}`;
       const text = `permit (principal, action in [Action::"call_tool", Action::"list_tools"], resource) when { resource in [${granted.map((n) => `Tool::${JSON.stringify(`${s.id}/${n}`)}`).join(", ")}] && context.scopes.contains(${JSON.stringify(scope)}) };`;
       policies[id] = confine(toJson(text), s.tenantIds, s.id);
-      meta[id] = { name: `scope ${scope}`, kind: "scope", tenantId: null, serverId: s.id, tools: granted };
+      meta[id] = { name: `scope ${scope}`, kind: "scope", tenantId: null, serverId: s.id, tools: granted, scope };
     }
   }
 
@@ -124,15 +124,32 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
     });
   }
 
-  const args = argumentTypes(catalogue);
-  if (args.conflicts.length) warnings.push(`arguments with different types across tools cannot be used in policies: ${args.conflicts.join(", ")}`);
-  const schema = cedarSchema(args.types);
-  for (const i of validatePolicies(schema, policies)) {
-    const m = i.policyId ? meta[i.policyId] : undefined;
-    const pid = i.policyId?.replace(/\.\d+$/, "");
-    // Locations point into the confined text; the admin's own text is validated on save.
-    issues.push({ message: i.message, ...(i.help ? { help: i.help } : {}), ...(m && pid?.startsWith("pol_") ? { policy: { id: pid, name: m.name } } : {}) });
+  // Argument types are per server: every policy is confined to its server, and the engine types
+  // a call's arguments by its own server's tools (lib/enforcement/engine.ts), so each server's
+  // policies are validated against that server's schema. A same-named argument of another type
+  // on another server of the fleet changes nothing here.
+  const byServer = argumentTypesByServer(catalogue);
+  for (const [serverId, a] of [...byServer].sort((x, y) => x[0].localeCompare(y[0]))) {
+    if (a.conflicts.length) warnings.push(`arguments with different types across tools of server ${serverById.get(serverId)?.name ?? serverId} cannot be used in policies: ${a.conflicts.join(", ")}`);
   }
+  const policiesByServer = new Map<string, Record<string, string>>();
+  for (const pid of Object.keys(policies)) {
+    const sid = meta[pid]?.serverId ?? "";
+    let mine = policiesByServer.get(sid);
+    if (!mine) policiesByServer.set(sid, (mine = {}));
+    mine[pid] = policies[pid]!;
+  }
+  for (const [sid, mine] of [...policiesByServer].sort((x, y) => x[0].localeCompare(y[0]))) {
+    const types = byServer.get(sid)?.types;
+    for (const i of validatePolicies(cedarSchema(types ? Object.fromEntries(types) : {}), mine)) {
+      const m = i.policyId ? meta[i.policyId] : undefined;
+      const pid = i.policyId?.replace(/\.\d+$/, "");
+      // Locations point into the confined text; the admin's own text is validated on save.
+      issues.push({ message: i.message, ...(i.help ? { help: i.help } : {}), ...(m && pid?.startsWith("pol_") ? { policy: { id: pid, name: m.name } } : {}) });
+    }
+  }
+  // The bundle's informational schema: the arguments typed alike on every server (validation above is per server).
+  const schema = cedarSchema(argumentTypes(catalogue).types);
 
   const content: BundleContent = {
     manifest: { format: BUNDLE_FORMAT, fleetId: manifest.fleetId, revision: manifest.revision, parentRevision: manifest.parentRevision, createdAt: manifest.createdAt, compilerVersion: COMPILER_VERSION },

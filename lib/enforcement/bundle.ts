@@ -36,6 +36,8 @@ export interface BundlePolicyMeta {
   serverId: string;
   /** The tools it can apply to (null: any tool of its server); lets the engine evaluate only relevant policies. */
   tools: string[] | null;
+  /** For kind "scope": the OAuth scope whose mapping this policy is (step-up challenges name it; lib/enforcement/decide.ts). */
+  scope?: string;
 }
 
 /** Everything an agent needs to enforce, and nothing secret. */

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { setFlagsFromString } from "node:v8";
 import type { BundleContent, BundleTool } from "./bundle";
 import { cedar } from "./cedar";
-import { argumentTypes, toolUid, type ArgType, type CedarAction } from "./model";
+import { argumentTypesByServer, toolUid, type ArgType, type CedarAction } from "./model";
 
 /** One request to decide: who, through which client, calls what, with which arguments. */
 export interface DecisionRequest {
@@ -29,6 +29,8 @@ export interface DecisionResult {
   determining: string[];
   /** Policy ids that failed to evaluate; any error denies. */
   errors: string[];
+  /** Set when an argument of the wrong type denied the call before Cedar ran. */
+  argument?: string;
 }
 
 const deny = (reason: string, extra: Partial<DecisionResult> = {}): DecisionResult => ({ decision: "deny", reason, determining: [], errors: [], ...extra });
@@ -68,7 +70,8 @@ export class PolicyEngine {
   private readonly slices = new Map<string, string>();
   private readonly servers: Map<string, BundleContent["servers"][number]>;
   private readonly tools: Map<string, BundleTool>;
-  private readonly argTypes: Record<string, ArgType>;
+  /** Per server: argument name → the type its policies read it as (a Map: names come from users). */
+  private readonly argTypes: Map<string, Map<string, ArgType>>;
   private readonly staticEntities: Map<string, BundleContent["cedar"]["entities"][number]>;
 
   constructor(readonly bundle: BundleContent) {
@@ -77,7 +80,8 @@ export class PolicyEngine {
     if (parsed.type !== "success") throw new Error(`policy set does not parse: ${parsed.errors.map((e) => e.message).join("; ")}`);
     this.servers = new Map(bundle.servers.map((s) => [s.id, s]));
     this.tools = new Map(bundle.catalogue.map((t) => [`${t.serverId}/${t.name}`, t]));
-    this.argTypes = argumentTypes(bundle.catalogue).types;
+    this.argTypes = new Map();
+    for (const [serverId, a] of argumentTypesByServer(bundle.catalogue)) this.argTypes.set(serverId, a.types);
     this.staticEntities = new Map(bundle.cedar.entities.map((e) => [`${e.uid.type}::${e.uid.id}`, e]));
   }
 
@@ -119,17 +123,22 @@ export class PolicyEngine {
     // (20.20.2) can die with "unreachable code" in Deoptimizer::DoComputeBuiltinContinuation when a
     // lazily deoptimized decide() is inside an inlined callback builtin (seen replaying 100,000
     // decisions interleaved with database reads; see docs/masking-impact.md).
-    const args: Record<string, unknown> = {};
+    // Null prototype, own keys only: an argument named __proto__, constructor or toString is
+    // an ordinary name, typed by its own server's tools (per-server types: no other server's
+    // same-named argument can change how this one is read).
+    const args: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
     const given = req.args ?? {};
-    for (const name in given) {
-      if (!Object.prototype.hasOwnProperty.call(given, name)) continue;
+    const types = this.argTypes.get(req.serverId);
+    const names = Object.keys(given);
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
       const value = given[name];
-      const type = this.argTypes[name];
+      const type = types?.get(name);
       // Not addressable by any policy, or explicitly absent.
       if (!type || value === null) continue;
       const converted = convert(value, type);
-      if (converted === undefined) return deny(`argument "${name}" does not have the type policies expect (${type})`);
-      args[name] = converted;
+      if (converted === undefined) return deny(`argument "${name.length > 100 ? `${name.slice(0, 100)}…` : name}" does not have the type policies expect (${type})`, { argument: name });
+      Object.defineProperty(args, name, { value: converted, enumerable: true, configurable: true, writable: true });
     }
     const now = req.time ?? new Date();
     const tenant = { type: "Tenant", id: req.tenantId };

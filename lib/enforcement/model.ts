@@ -41,25 +41,50 @@ export function argTypeOf(prop: unknown): ArgType | null {
 }
 
 /**
- * The argument attributes policies may test: the union of every tool's top-level
- * properties. A name with conflicting types across tools is left out (and
- * reported), since one record type serves all tools.
+ * The argument attributes policies may test: the union of the given tools'
+ * top-level properties (call it with one server's tools: policies are confined
+ * to their server, so argument types are per server, see argumentTypesByServer).
+ * A name with conflicting types across these tools is left out (and reported),
+ * since one record type serves all of them. The result has a null prototype:
+ * names come from upstream schemas, and `constructor` or `__proto__` are
+ * ordinary names here.
  */
 export function argumentTypes(tools: ToolForSchema[]): { types: Record<string, ArgType>; conflicts: string[] } {
-  const types: Record<string, ArgType> = {};
+  const found = new Map<string, ArgType>();
   const conflicts = new Set<string>();
   for (const t of tools) {
-    const props = (t.inputSchema.properties ?? {}) as Record<string, unknown>;
-    for (const [name, prop] of Object.entries(props)) {
-      const ty = argTypeOf(prop);
+    const raw = t.inputSchema?.properties;
+    if (!raw || typeof raw !== "object" || Array.isArray(raw)) continue;
+    const props = raw as Record<string, unknown>;
+    for (const name of Object.keys(props)) {
+      const ty = argTypeOf(props[name]);
       if (!ty || conflicts.has(name)) continue;
-      if (types[name] && types[name] !== ty) {
+      const prev = found.get(name);
+      if (prev && prev !== ty) {
         conflicts.add(name);
-        delete types[name];
-      } else types[name] = ty;
+        found.delete(name);
+      } else found.set(name, ty);
     }
   }
+  const types = Object.create(null) as Record<string, ArgType>;
+  for (const [name, ty] of [...found].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) Object.defineProperty(types, name, { value: ty, enumerable: true, configurable: true, writable: true });
   return { types, conflicts: [...conflicts].sort() };
+}
+
+/** Argument types per server (server id → name → type), from a bundle's catalogue. */
+export function argumentTypesByServer(catalogue: (ToolForSchema & { serverId: string })[]): Map<string, { types: Map<string, ArgType>; conflicts: string[] }> {
+  const byServer = new Map<string, ToolForSchema[]>();
+  for (const t of catalogue) {
+    const list = byServer.get(t.serverId);
+    if (list) list.push(t);
+    else byServer.set(t.serverId, [t]);
+  }
+  const out = new Map<string, { types: Map<string, ArgType>; conflicts: string[] }>();
+  for (const [serverId, tools] of byServer) {
+    const a = argumentTypes(tools);
+    out.set(serverId, { types: new Map(Object.entries(a.types)), conflicts: a.conflicts });
+  }
+  return out;
 }
 
 const cedarType = (t: ArgType) => (t === "SetString" ? { type: "Set", element: { type: "String" } } : { type: t === "Bool" ? "Boolean" : t });
@@ -73,7 +98,8 @@ export function cedarSchema(argTypes: Record<string, ArgType>): SchemaJson<strin
     attributes: {
       args: {
         type: "Record",
-        attributes: Object.fromEntries(Object.entries(argTypes).sort().map(([k, v]) => [k, { ...cedarType(v), required: false }])),
+        // Object.fromEntries defines own properties, so "__proto__" is an attribute like any other.
+        attributes: Object.fromEntries(Object.keys(argTypes).sort().map((k) => [k, { ...cedarType(argTypes[k]!), required: false }])),
       },
       scopes: { type: "Set", element: str },
       client: str,
