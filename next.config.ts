@@ -2,7 +2,7 @@ import type { NextConfig } from "next";
 
 const nextConfig: NextConfig = {
   // Native and WASM packages must be loaded by Node at run time, not bundled.
-  serverExternalPackages: ["@electric-sql/pglite", "@node-rs/argon2", "postgres", "@modelcontextprotocol/sdk", "@cedar-policy/cedar-wasm"],
+  serverExternalPackages: ["@electric-sql/pglite", "@node-rs/argon2", "postgres", "@modelcontextprotocol/sdk", "@cedar-policy/cedar-wasm", "undici"],
   poweredByHeader: false,
   typedRoutes: false,
   async headers() {

@@ -17,5 +17,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     maxWorkers: 2,
+    // Tests reach their peers (sandbox upstream, authorization server) on loopback; the egress guard refuses it without this.
+    env: { MANDATE_EGRESS_ALLOW: "loopback" },
   },
 });

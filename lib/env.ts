@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
+import { parseEgressAllow } from "@/lib/net/egress";
 
 const kekIdPattern = /^[A-Za-z0-9_.-]{1,64}$/;
 
@@ -73,6 +74,10 @@ export const envSchema = z
       .string()
       .optional()
       .describe("Previous key-encryption keys during a KEK rotation: `id:base64,id:base64` (32 bytes each). Data sealed with them stays readable and is rewrapped into MANDATE_KEK at start."),
+    MANDATE_EGRESS_ALLOW: z
+      .string()
+      .optional()
+      .describe("Addresses the control plane may fetch beyond public ones (catalogue import, client metadata): comma-separated `loopback`, `private` or CIDRs. Unset: loopback on the embedded database, nothing otherwise."),
     MANDATE_LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).max(100).default(5),
     MANDATE_LOGIN_WINDOW_SECONDS: z.coerce.number().int().min(10).max(86400).default(900),
   })
@@ -92,6 +97,9 @@ export const envSchema = z
     }
     for (const problem of parsePreviousKeks(v.MANDATE_KEK_PREVIOUS, v.MANDATE_KEK_ID).problems) {
       ctx.addIssue({ code: "custom", path: ["MANDATE_KEK_PREVIOUS"], message: problem });
+    }
+    for (const problem of parseEgressAllow(v.MANDATE_EGRESS_ALLOW).problems) {
+      ctx.addIssue({ code: "custom", path: ["MANDATE_EGRESS_ALLOW"], message: problem });
     }
     if (v.MANDATE_OWNER_PASSWORD && !v.MANDATE_OWNER_EMAIL) {
       ctx.addIssue({ code: "custom", path: ["MANDATE_OWNER_EMAIL"], message: "is required with MANDATE_OWNER_PASSWORD" });

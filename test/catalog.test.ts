@@ -1,3 +1,5 @@
+import { createServer as createHttpServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { and, count, eq } from "drizzle-orm";
 import { auditEvents, tools, toolVersions } from "@/db/schema";
@@ -170,6 +172,43 @@ describe("catalogue import and review", () => {
     await updateServer(admin.ctx, server.id, { upstreamUrl: sandbox.url });
     await importCatalog(admin.ctx, server.id);
     expect((await getServer(admin.ctx, server.id)).lastImportError).toBeNull();
+  });
+
+  it("egress: an internal or metadata address is refused before any connection, and the error says so", async () => {
+    for (const [url, why] of [
+      ["http://169.254.169.254/latest/meta-data/", /metadata address/],
+      ["http://10.255.255.1/mcp", /private address/],
+      ["http://[::ffff:169.254.169.254]/mcp", /metadata address/],
+      ["http://[fd00:ec2::254]/mcp", /metadata address/],
+    ] as const) {
+      const server = await newServer(url);
+      const started = Date.now();
+      const err = await expectAppError(importCatalog(admin.ctx, server.id), "upstream_error");
+      expect(err.message).toMatch(why);
+      expect(Date.now() - started).toBeLessThan(2000); // refused, not a connect attempt that timed out
+      expect((await getServer(admin.ctx, server.id)).lastImportError).toBe(err.message);
+    }
+  });
+
+  it("egress: a peer's body is never echoed into the error or lastImportError; a query secret is never shown", async () => {
+    const peer = createHttpServer((_req, res) => {
+      res.writeHead(500, { "content-type": "text/plain" }).end("INTERNAL-ONLY root:x:0:0 aws_secret_access_key=AKIAEXAMPLE");
+    });
+    await new Promise<void>((r) => peer.listen(0, "127.0.0.1", r));
+    try {
+      const port = (peer.address() as AddressInfo).port;
+      const server = await newServer(`http://127.0.0.1:${port}/mcp?api_key=sk-live-QUERYSECRET`);
+      const err = await expectAppError(importCatalog(admin.ctx, server.id), "upstream_error");
+      expect(err.message).toMatch(/HTTP 500/);
+      const stored = (await getServer(admin.ctx, server.id)).lastImportError ?? "";
+      for (const text of [err.message, stored]) {
+        expect(text).not.toMatch(/INTERNAL-ONLY|root:x|AKIAEXAMPLE/);
+        expect(text).not.toContain("sk-live-QUERYSECRET");
+      }
+    } finally {
+      peer.closeAllConnections();
+      await new Promise((r) => peer.close(r));
+    }
   });
 
   it("an upstream that is not an MCP server is an upstream_error too", async () => {

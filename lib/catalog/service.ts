@@ -12,6 +12,11 @@ import { loadServer } from "@/lib/servers/service";
 import { recordEvent } from "@/lib/trail/record";
 import { diffLines, renderToolVersion } from "./diff";
 import { fetchUpstreamTools } from "@/lib/enforcement/upstream-tools";
+import { createEgressFetch } from "@/lib/net/egress";
+import { egressPolicy } from "@/lib/net/policy";
+
+// A tool listing page is JSON or one SSE message; 2,000 tools with schemas stay far below this.
+const IMPORT_MAX_BYTES = 8 * 1024 * 1024;
 
 export const toolNameSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, "must be 1–128 letters, digits, '_', '-' or '.'");
 const jsonObject = z.record(z.string(), z.unknown());
@@ -197,7 +202,8 @@ export async function importCatalog(ctx: Ctx, serverId: string): Promise<ImportS
   const { server } = await loadServer(ctx, serverId, "catalog.write");
   let upstream: ToolDefinition[];
   try {
-    upstream = await fetchUpstreamTools(server.upstreamUrl);
+    // Through the egress guard: a tenant admin chooses this URL, so it must not reach internal addresses.
+    upstream = await fetchUpstreamTools(server.upstreamUrl, { fetch: createEgressFetch({ policy: egressPolicy(), timeoutMs: 20_000, maxBytes: IMPORT_MAX_BYTES }) });
   } catch (err) {
     const message = err instanceof AppError ? err.message : "Import failed";
     await ctx.db.update(servers).set({ lastImportError: message }).where(eq(servers.id, server.id));

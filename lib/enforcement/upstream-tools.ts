@@ -1,20 +1,43 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
 import { AppError } from "@/lib/errors";
+import { EgressError } from "@/lib/net/egress";
+import { redactUrl, redactUrlsIn } from "@/lib/enforcement/redact";
 import type { ToolDefinition } from "@/lib/enforcement/tool-hash";
 
 const MAX_TOOLS = 2000;
 const MAX_PAGES = 100;
 
+/** A `fetch` the lister uses: the control plane passes its egress guard; the agent, its own. */
+export type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Response>;
+
 /**
  * Lists every tool of a live MCP server over Streamable HTTP with the official
  * SDK client, following `nextCursor`. Errors come back as `upstream_error`
- * with the reason, never with a stack or headers.
+ * saying what failed (HTTP status, refused address, timeout, TLS, connection,
+ * protocol) with the URL redacted (no query values, no userinfo: a vault
+ * secret may be in the query): never a peer's body, stack or headers.
  */
-export async function fetchUpstreamTools(url: string, opts: { timeoutMs?: number; headers?: Record<string, string> } = {}): Promise<ToolDefinition[]> {
+export async function fetchUpstreamTools(url: string, opts: { timeoutMs?: number; headers?: Record<string, string>; fetch?: FetchLike } = {}): Promise<ToolDefinition[]> {
   const timeout = opts.timeoutMs ?? 15_000;
+  const base: FetchLike = opts.fetch ?? ((u, init) => fetch(u, init));
+  // What the peer answered, kept apart from the SDK's messages (which quote response bodies).
+  let badStatus: number | undefined;
+  let transportError: unknown;
+  const tracking: FetchLike = async (u, init) => {
+    try {
+      const res = await base(u, { ...init, redirect: "manual" });
+      // A GET without a server-sent stream (405) is normal; any other non-2xx is what failed.
+      if (!res.ok && !(res.status === 405 && (init?.method ?? "GET") === "GET")) badStatus = res.status;
+      return res;
+    } catch (err) {
+      transportError ??= err;
+      throw err;
+    }
+  };
   const client = new Client({ name: "mandate-catalog", version: "0.1.0" });
-  const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: opts.headers ?? {} } });
+  const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: opts.headers ?? {}, redirect: "manual" }, fetch: tracking });
   try {
     await client.connect(transport, { timeout });
     const out: ToolDefinition[] = [];
@@ -39,15 +62,40 @@ export async function fetchUpstreamTools(url: string, opts: { timeoutMs?: number
     throw new AppError("upstream_error", `The server kept paginating past ${MAX_PAGES} pages`);
   } catch (err) {
     if (err instanceof AppError) throw err;
-    throw new AppError("upstream_error", `Could not list tools from ${url}: ${describe(err)}`);
+    throw new AppError("upstream_error", `Could not list tools from ${redactUrl(url)}: ${describe(err, transportError, badStatus)}`);
   } finally {
     await transport.terminateSession().catch(() => {});
     await client.close().catch(() => {});
   }
 }
 
-function describe(err: unknown): string {
-  const msg = err instanceof Error ? err.message : String(err);
-  // Keep the reason short and single-line; never echo response bodies at length.
-  return msg.replace(/\s+/g, " ").slice(0, 300);
+/** What failed, from what Mandate itself observed; never the text of an SDK error (it quotes the peer's body). */
+function describe(err: unknown, transportError: unknown, badStatus: number | undefined): string {
+  for (const e of [transportError, err]) {
+    if (e instanceof EgressError) return e.code === "http_status" ? `HTTP ${e.status}` : redactUrlsIn(e.message);
+  }
+  if (badStatus !== undefined) return `the server answered HTTP ${badStatus}`;
+  if (transportError !== undefined) {
+    const code = networkCode(transportError);
+    if (code === "ECONNREFUSED") return "connection refused";
+    if (code === "ENOTFOUND" || code === "EAI_AGAIN") return "the host could not be resolved";
+    if (code && /^(ERR_TLS|ERR_SSL|CERT_|UNABLE_TO|DEPTH_ZERO|SELF_SIGNED|HOSTNAME_MISMATCH|ERR_OSSL)/.test(code)) return `TLS failed (${code})`;
+    const name = transportError instanceof Error ? transportError.name : "";
+    if (name === "TimeoutError" || name === "AbortError") return "timed out";
+    return code ? `connection failed (${code})` : "connection failed";
+  }
+  if (err instanceof McpError) {
+    if (err.code === ErrorCode.RequestTimeout) return "timed out";
+    if (err.code === ErrorCode.ConnectionClosed) return "the connection closed";
+    return `the server answered a JSON-RPC error (code ${err.code})`;
+  }
+  return "the server did not answer as an MCP server";
+}
+
+function networkCode(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string") return code;
+  }
+  return undefined;
 }
