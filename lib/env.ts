@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
+import { parseTrustedProxies } from "@/lib/auth/client-address";
 import { parseEgressAllow } from "@/lib/net/egress";
 
 const kekIdPattern = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -78,8 +79,29 @@ export const envSchema = z
       .string()
       .optional()
       .describe("Addresses the control plane may fetch beyond public ones (catalogue import, client metadata): comma-separated `loopback`, `private` or CIDRs. Unset: loopback on the embedded database, nothing otherwise."),
-    MANDATE_LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).max(100).default(5),
-    MANDATE_LOGIN_WINDOW_SECONDS: z.coerce.number().int().min(10).max(86400).default(900),
+    MANDATE_LOGIN_MAX_FAILURES: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .default(5)
+      .describe("Password sign-in attempts allowed per account per window, from any address (one client address gets 4×)."),
+    MANDATE_LOGIN_WINDOW_SECONDS: z.coerce.number().int().min(10).max(86400).default(900).describe("Length of the sign-in throttling window."),
+    MANDATE_TRUSTED_PROXIES: z
+      .string()
+      .max(4096)
+      .optional()
+      .describe(
+        "Reverse proxies in front of the dashboard (comma-separated IPs or CIDRs). Only a request whose TCP peer is one of them has its X-Forwarded-For read (the right-most entry that is not a trusted proxy). Unset: the TCP peer is the client.",
+      ),
+    MANDATE_OIDC_EMAIL_LINKING: z
+      .enum(["off", "passwordless", "any"])
+      .default("passwordless")
+      .describe(
+        "Whether an SSO sign-in with a verified e-mail (email_verified: true) may link to an existing user not yet linked to an SSO identity: off (never; only issuer+subject), passwordless (default: only users with no local password, e.g. invited ones), any (also users with a password, which is then removed). Owners only with MANDATE_OIDC_LINK_OWNERS.",
+      ),
+    MANDATE_OIDC_LINK_OWNERS: bool.describe("Let SSO link by e-mail to an owner account too (default false: owners link only by issuer and subject)."),
+    MANDATE_INVITATION_TTL_HOURS: z.coerce.number().int().min(1).max(720).default(72).describe("How long an invitation link stays valid."),
   })
   .superRefine((v, ctx) => {
     const oidc = [v.OIDC_ISSUER, v.OIDC_CLIENT_ID, v.OIDC_CLIENT_SECRET];
@@ -100,6 +122,9 @@ export const envSchema = z
     }
     for (const problem of parseEgressAllow(v.MANDATE_EGRESS_ALLOW).problems) {
       ctx.addIssue({ code: "custom", path: ["MANDATE_EGRESS_ALLOW"], message: problem });
+    }
+    for (const problem of parseTrustedProxies(v.MANDATE_TRUSTED_PROXIES).problems) {
+      ctx.addIssue({ code: "custom", path: ["MANDATE_TRUSTED_PROXIES"], message: problem });
     }
     if (v.MANDATE_OWNER_PASSWORD && !v.MANDATE_OWNER_EMAIL) {
       ctx.addIssue({ code: "custom", path: ["MANDATE_OWNER_EMAIL"], message: "is required with MANDATE_OWNER_PASSWORD" });

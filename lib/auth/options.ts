@@ -7,30 +7,10 @@ import { getDb } from "@/lib/db";
 import { getEnv } from "@/lib/env";
 import { newId } from "@/lib/ids";
 import { recordEvent } from "@/lib/trail/record";
-import { FailureLimiter } from "./rate-limit";
-import { emailSchema, verifyCredentials } from "./users";
+import { parseTrustedProxies } from "./client-address";
+import { signInWithPassword } from "./sign-in";
+import { emailSchema } from "./users";
 
-const g = globalThis as unknown as { __mandateLimiters?: { byAccount: FailureLimiter; byIp: FailureLimiter } };
-
-function limiters() {
-  if (!g.__mandateLimiters) {
-    const env = getEnv();
-    const windowMs = env.MANDATE_LOGIN_WINDOW_SECONDS * 1000;
-    g.__mandateLimiters = {
-      byAccount: new FailureLimiter(env.MANDATE_LOGIN_MAX_FAILURES, windowMs),
-      // One address may try several accounts, but not without bound.
-      byIp: new FailureLimiter(env.MANDATE_LOGIN_MAX_FAILURES * 4, windowMs),
-    };
-  }
-  return g.__mandateLimiters;
-}
-
-function clientIp(headers: Record<string, string | string[] | undefined> | Headers | undefined): string {
-  const get = (k: string) => (headers instanceof Headers ? headers.get(k) : (headers?.[k] as string | undefined)) ?? undefined;
-  return get("x-forwarded-for")?.split(",")[0]?.trim() || get("x-real-ip") || "local";
-}
-
-export class SignInThrottled extends Error {}
 
 interface EmailClaims {
   sub?: string;
@@ -65,26 +45,20 @@ let cached: NextAuthOptions | undefined;
 export function getAuthOptions(): NextAuthOptions {
   if (cached) return cached;
   const env = getEnv();
+  const signInSettings = {
+    maxFailures: env.MANDATE_LOGIN_MAX_FAILURES,
+    windowSeconds: env.MANDATE_LOGIN_WINDOW_SECONDS,
+    trustedProxies: parseTrustedProxies(env.MANDATE_TRUSTED_PROXIES).list,
+  };
   const providers: NextAuthOptions["providers"] = [
     CredentialsProvider({
       id: "credentials",
       name: "E-mail and password",
       credentials: { email: { label: "E-mail", type: "email" }, password: { label: "Password", type: "password" } },
       async authorize(credentials, req) {
-        const email = String(credentials?.email ?? "").trim().toLowerCase();
-        const password = String(credentials?.password ?? "");
-        const { byAccount, byIp } = limiters();
-        const ip = clientIp(req?.headers);
-        const wait = Math.max(byAccount.retryAfter(`${email}|${ip}`), byIp.retryAfter(ip));
-        if (wait > 0) throw new SignInThrottled(`Too many failed sign-ins. Try again in ${wait} seconds.`);
-        const user = email && password ? await verifyCredentials(await getDb(), email, password) : null;
-        if (!user) {
-          byAccount.fail(`${email}|${ip}`);
-          byIp.fail(ip);
-          return null;
-        }
-        byAccount.reset(`${email}|${ip}`);
-        return { id: user.id, email: user.email, name: user.name, sv: user.sessionVersion };
+        // next-auth hands over the request headers only; the client address comes from the server's peer stamp (lib/auth/client-address.ts).
+        const user = await signInWithPassword(await getDb(), credentials, req?.headers, signInSettings);
+        return user ? { id: user.id, email: user.email, name: user.name, sv: user.sessionVersion } : null;
       },
     }),
   ];
