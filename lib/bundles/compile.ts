@@ -85,6 +85,16 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
     }
   }
 
+  // Two servers one agent would serve at the same address (host and path; scheme and port are not
+  // part of it, since a proxy in front of the agent may change both) are refused (issue 17, item 5).
+  const byAddress = new Map<string, (typeof snap.servers)[number]>();
+  for (const s of [...snap.servers].sort((a, b) => a.id.localeCompare(b.id))) {
+    const key = servedAddress(s.resourceUri);
+    const first = byAddress.get(key);
+    if (first) issues.push({ message: `Servers ${first.name} (${first.id}, ${first.resourceUri}) and ${s.name} (${s.id}, ${s.resourceUri}) would be served by one agent at the same address ${key}; give one of them another host or path, or put them in different fleets` });
+    else byAddress.set(key, s);
+  }
+
   for (const p of [...snap.policies].sort((a, b) => a.id.localeCompare(b.id))) {
     if (!p.enabled) continue;
     const s = serverById.get(p.serverId);
@@ -160,6 +170,16 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
     ...(snap.live ?? { revocations: [], approvedClients: [], clientApproval: [], credentials: [], masking: [] }),
   };
   return { content, issues, warnings, tests: runTests(content, snap.tests, issues.length === 0) };
+}
+
+/** Where an agent serves a resource URI: its host (without port) and path; an unparsable URI is its own address. */
+export function servedAddress(resourceUri: string): string {
+  try {
+    const u = new URL(resourceUri);
+    return `${u.hostname.toLowerCase()}${u.pathname.replace(/\/+$/, "") || "/"}`;
+  } catch {
+    return resourceUri;
+  }
 }
 
 /** Runs policy tests against compiled content; with compile errors they do not run. */

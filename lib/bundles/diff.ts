@@ -1,4 +1,4 @@
-import type { BundleContent } from "@/lib/enforcement/bundle";
+import type { BundleContent, BundleServer } from "@/lib/enforcement/bundle";
 
 export interface Change<T> {
   added: T[];
@@ -10,7 +10,48 @@ export interface BundleDiff {
   policies: Change<{ id: string; name: string; before?: string; after?: string }>;
   mappings: Change<{ id: string; name: string; before?: string; after?: string }>;
   tools: Change<{ id: string; before?: string; after?: string }>;
-  servers: Change<{ id: string; name: string }>;
+  /** Servers with every field that differs, old and new value side by side (a reviewer must see where calls and secrets go). */
+  servers: Change<{ id: string; name: string; fields: ServerFieldChange[] }>;
+}
+
+/** One field of a server that differs between two bundles, as display text. */
+export interface ServerFieldChange {
+  field: "name" | "resourceUri" | "upstreamUrl" | "tenantIds" | "scopes" | "issuers" | "trust" | "prm";
+  before?: string;
+  after?: string;
+}
+
+type AnyServer = BundleServer & { trust?: { tenantId: string; issuer: string; jwksUri?: string; discovery: boolean; algorithms: string[]; tenantMapping?: unknown; requireTyp?: string }[] };
+
+/** Each field's display text: lists are one line per entry, sorted, so a reviewer reads what changed. */
+function serverFields(s: AnyServer): Record<ServerFieldChange["field"], string> {
+  const issuer = (i: AnyServer["issuers"][number]) => `${i.issuer} keys=${i.jwksUri ?? (i.discovery ? "discovery" : "none")} algs=${i.algorithms.join("/")} claims=${JSON.stringify(i.claims)}`;
+  const trust = (t: NonNullable<AnyServer["trust"]>[number]) =>
+    `${t.tenantId}: ${t.issuer} keys=${t.jwksUri ?? (t.discovery ? "discovery" : "none")} algs=${t.algorithms.join("/")}${t.tenantMapping ? ` mapping=${JSON.stringify(t.tenantMapping)}` : ""}${t.requireTyp ? ` typ=${t.requireTyp}` : ""}`;
+  return {
+    name: s.name,
+    resourceUri: s.resourceUri,
+    upstreamUrl: s.upstreamUrl,
+    tenantIds: s.tenantIds.join(", "),
+    scopes: [...s.scopes].sort().join(", "),
+    issuers: (s.issuers ?? []).map(issuer).sort().join("\n"),
+    trust: (s.trust ?? []).map(trust).sort().join("\n"),
+    prm: JSON.stringify(s.prm),
+  };
+}
+
+/** The fields that differ between two versions of a server (every field of an added or removed one). */
+export function diffServer(a: AnyServer | undefined, b: AnyServer | undefined): ServerFieldChange[] {
+  const x = a ? serverFields(a) : undefined;
+  const y = b ? serverFields(b) : undefined;
+  const out: ServerFieldChange[] = [];
+  for (const field of ["name", "resourceUri", "upstreamUrl", "tenantIds", "scopes", "issuers", "trust", "prm"] as const) {
+    const before = x?.[field];
+    const after = y?.[field];
+    if (before === after || (!before && !after)) continue;
+    out.push({ field, ...(before !== undefined ? { before } : {}), ...(after !== undefined ? { after } : {}) });
+  }
+  return out;
 }
 
 function diffMaps<V, T>(a: Map<string, V>, b: Map<string, V>, same: (x: V, y: V) => boolean, view: (id: string, before?: V, after?: V) => T): Change<T> {
@@ -36,6 +77,6 @@ export function diffBundles(a: BundleContent | null, b: BundleContent): BundleDi
     policies: diffMaps(pol(a, false), pol(b, false), sameText, policyView),
     mappings: diffMaps(pol(a, true), pol(b, true), sameText, policyView),
     tools: diffMaps(tools(a), tools(b), (x, y) => x === y, (id, x, y) => ({ id, ...(x ? { before: x } : {}), ...(y ? { after: y } : {}) })),
-    servers: diffMaps(servers(a), servers(b), (x, y) => JSON.stringify(x) === JSON.stringify(y), (id, x, y) => ({ id, name: (y ?? x)!.name })),
+    servers: diffMaps(servers(a), servers(b), (x, y) => JSON.stringify(x) === JSON.stringify(y), (id, x, y) => ({ id, name: (y ?? x)!.name, fields: diffServer(x, y) })),
   };
 }

@@ -21,20 +21,31 @@ export interface LiveSections {
 
 export const emptyLive = (): LiveSections => ({ revocations: [], approvedClients: [], clientApproval: [], credentials: [], masking: [] });
 
-/** The tenants that may use these servers (owners and those granted access). */
-async function tenantsOf(db: Db, serverIds: string[]): Promise<string[]> {
-  if (!serverIds.length) return [];
+/** The tenants each of these servers admits now (its owner and those it is shared with), by server id. */
+export async function admittedTenants(db: Db, serverIds: string[]): Promise<Map<string, Set<string>>> {
+  const out = new Map<string, Set<string>>();
+  if (!serverIds.length) return out;
   const [own, shared] = await Promise.all([
-    db.select({ t: servers.tenantId }).from(servers).where(inArray(servers.id, serverIds)),
-    db.select({ t: serverTenants.tenantId }).from(serverTenants).where(inArray(serverTenants.serverId, serverIds)),
+    db.select({ s: servers.id, t: servers.tenantId }).from(servers).where(inArray(servers.id, serverIds)),
+    db.select({ s: serverTenants.serverId, t: serverTenants.tenantId }).from(serverTenants).where(inArray(serverTenants.serverId, serverIds)),
   ]);
-  return [...new Set([...own, ...shared].map((r) => r.t))].sort();
+  for (const r of own) out.set(r.s, new Set([r.t]));
+  for (const r of shared) out.get(r.s)?.add(r.t);
+  return out;
 }
 
-/** Reads the live sections for a set of servers (a fleet's), sorted so equal state gives equal content. */
-export async function loadLiveSections(db: Db, serverIds: string[]): Promise<LiveSections> {
+/**
+ * Reads the live sections for a set of servers (a fleet's), sorted so equal
+ * state gives equal content. `tenantIds` must be the union of the tenants the
+ * bundle's servers admit (each server's `tenantIds`): the live sections and
+ * the admitted tenants then come from one tenant set, so no bundle admits a
+ * tenant without carrying its revocations (issue 10, defect 4).
+ */
+export async function loadLiveSections(db: Db, serverIds: string[], admitted?: string[]): Promise<LiveSections> {
   if (!serverIds.length) return emptyLive();
-  const tenantIds = await tenantsOf(db, serverIds);
+  // Without the bundle's tenant set: every tenant these servers admit now.
+  const tenantIds = admitted ?? [...new Set([...(await admittedTenants(db, serverIds)).values()].flatMap((s) => [...s]))].sort();
+  if (!tenantIds.length) return emptyLive();
   const [revRows, clientRows, tenantRows, entryRows, maskRows] = await Promise.all([
     db
       .select()
@@ -71,8 +82,56 @@ export function withLive(content: BundleContent, live: LiveSections): BundleCont
   return { ...content, ...live };
 }
 
-function liveOf(c: BundleContent): LiveSections {
-  return { revocations: c.revocations ?? [], approvedClients: c.approvedClients ?? [], clientApproval: c.clientApproval ?? [], credentials: c.credentials ?? [], masking: c.masking ?? [] };
+/** The union of the tenants a bundle's servers admit. */
+export const tenantsAdmitted = (servers: { tenantIds: string[] }[]) => [...new Set(servers.flatMap((s) => s.tenantIds))].sort();
+
+/**
+ * Keeps only these servers in bundle content (a copy): their catalogue,
+ * policies and entities go with them.
+ */
+export function restrictToServers(content: BundleContent, serverIds: Set<string>): BundleContent {
+  const keep = (id: string) => serverIds.has(id);
+  const policyIds = Object.keys(content.cedar.policies).filter((id) => {
+    const m = content.policies[id];
+    return !m || keep(m.serverId);
+  });
+  return {
+    ...content,
+    servers: content.servers.filter((s) => keep(s.id)),
+    catalogue: content.catalogue.filter((t) => keep(t.serverId)),
+    cedar: {
+      ...content.cedar,
+      policies: Object.fromEntries(policyIds.map((id) => [id, content.cedar.policies[id]!])),
+      entities: content.cedar.entities.filter((e) => (e.uid.type === "Server" ? keep(e.uid.id) : e.uid.type === "Tool" ? keep(e.uid.id.slice(0, e.uid.id.indexOf("/"))) : true)),
+    },
+    policies: Object.fromEntries(Object.entries(content.policies).filter(([, m]) => keep(m.serverId))),
+  };
+}
+
+/**
+ * Brings the infrastructure of published content up to date without
+ * publishing any draft: servers the fleet no longer serves (or that are gone)
+ * are dropped, each server admits only tenants it still admits now (a tenant
+ * unshared since leaves at once; a tenant shared since waits for a publish,
+ * which runs its tests), the trust carried follows the admitted tenants, and
+ * the live sections are read fresh for exactly that tenant set. Used by every
+ * live-only republish and by rollback, in the caller's transaction.
+ */
+export async function refreshLive(db: Db, content: BundleContent, fleetServerIds: string[]): Promise<BundleContent> {
+  const now = await admittedTenants(db, fleetServerIds);
+  const kept = restrictToServers(content, new Set(content.servers.filter((s) => now.has(s.id)).map((s) => s.id)));
+  const servers = kept.servers.map((s) => {
+    const allowed = now.get(s.id)!;
+    const tenantIds = s.tenantIds.filter((t) => allowed.has(t));
+    // Trust is carried only for the tenants admitted (bundles older than per-tenant trust have none).
+    return { ...s, tenantIds, ...(s.trust ? { trust: s.trust.filter((x) => tenantIds.includes(x.tenantId)) } : {}) };
+  });
+  const live = await loadLiveSections(
+    db,
+    servers.map((s) => s.id),
+    tenantsAdmitted(servers),
+  );
+  return withLive({ ...kept, servers }, live);
 }
 
 export type InsertRevision = (db: Db, fleet: typeof fleets.$inferSelect, content: BundleContent, extra: { note: string; createdBy: string }) => Promise<{ revision: number }>;
@@ -103,11 +162,12 @@ export async function republishLive(
     if (!active) continue;
     const prev = active.content as unknown as BundleContent;
     const ids = (await db.select({ id: fleetServers.serverId }).from(fleetServers).where(eq(fleetServers.fleetId, fleet.id))).map((r) => r.id);
-    const live = await loadLiveSections(db, ids);
-    if (canonicalize(liveOf(prev)) === canonicalize(live)) continue;
+    // Servers, admitted tenants and live sections are refreshed together, from one tenant set.
+    const fresh = await refreshLive(db, prev, ids);
+    if (canonicalize({ ...fresh, manifest: null }) === canonicalize({ ...prev, manifest: null })) continue;
     const [{ max }] = (await db.select({ max: sql<number | null>`max(${bundles.revision})` }).from(bundles).where(eq(bundles.fleetId, fleet.id))) as [{ max: number | null }];
     const revision = Number(max ?? 0) + 1;
-    const content = withLive({ ...prev, manifest: { ...prev.manifest, revision, parentRevision: fleet.activeRevision, createdAt: new Date().toISOString() } }, live);
+    const content: BundleContent = { ...fresh, manifest: { ...prev.manifest, revision, parentRevision: fleet.activeRevision, createdAt: new Date().toISOString() } };
     await insert(db, fleet, content, { note: why, createdBy: actor === "system" ? "system" : actor.label });
     await recordEvent(db, actor, { action: "bundle.republish", targetType: "fleet", targetId: fleet.id, tenantId: null, before: { revision: fleet.activeRevision }, after: { revision, reason: why } });
     out.push({ fleetId: fleet.id, revision });

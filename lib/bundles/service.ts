@@ -8,11 +8,12 @@ import { contentHash, type BundleContent, type SignedBundle } from "@/lib/enforc
 import { AppError, forbidden, notFound, type FieldIssue } from "@/lib/errors";
 import { newId } from "@/lib/ids";
 import { recordEvent } from "@/lib/trail/record";
-import { compileBundle, type CompileResult } from "./compile";
+import { compileBundle } from "./compile";
 import { diffBundles } from "./diff";
 import { activeSigningKey, signPayload, type Kek } from "./signing";
 import { loadSnapshot } from "./snapshot";
-import { republishLive } from "./live";
+import { refreshLive, republishLive, restrictToServers } from "./live";
+import { scopeByTenant, type ScopedResult } from "./scoped";
 import type { Actor } from "@/lib/auth/permissions";
 
 export const BUNDLE_CHANNEL = "mandate_bundles";
@@ -39,11 +40,17 @@ async function bundleAt(db: Db, fleetId: string, revision: number | null): Promi
   return b;
 }
 
-/** Compiles the fleet's draft: the next revision as it would be published now. */
-async function compileDraft(db: Db, fleet: Fleet): Promise<CompileResult & { revision: number }> {
+/**
+ * Compiles the fleet's draft: the next revision as it would be published now.
+ * A tenant whose own policy or test fails is held at the live revision
+ * (lib/bundles/scoped.ts) instead of blocking every other tenant.
+ */
+async function compileDraft(db: Db, fleet: Fleet): Promise<ScopedResult & { revision: number }> {
   const revision = (await latestRevision(db, fleet.id)) + 1;
   const snap = await loadSnapshot(db, await fleetServerIds(db, fleet.id));
-  return { revision, ...compileBundle(snap, { fleetId: fleet.id, revision, parentRevision: fleet.activeRevision, createdAt: new Date().toISOString() }) };
+  const live = await bundleAt(db, fleet.id, fleet.activeRevision);
+  const draft = compileBundle(snap, { fleetId: fleet.id, revision, parentRevision: fleet.activeRevision, createdAt: new Date().toISOString() });
+  return { revision, ...scopeByTenant(draft, snap, (live?.content as unknown as BundleContent) ?? null) };
 }
 
 async function latestRevision(db: Db, fleetId: string): Promise<number> {
@@ -52,7 +59,7 @@ async function latestRevision(db: Db, fleetId: string): Promise<number> {
 }
 
 /** Every reason a draft cannot be published, as field issues the API returns together. */
-function blockers(r: CompileResult): FieldIssue[] {
+function blockers(r: ScopedResult): FieldIssue[] {
   return [
     ...r.issues.map((i) => ({ path: i.policy ? `policies.${i.policy.id}` : "bundle", message: `${i.policy ? `${i.policy.name}: ` : ""}${i.message}${i.line ? ` (line ${i.line}, column ${i.column})` : ""}` })),
     ...r.tests.filter((t) => !t.passed).map((t) => ({ path: `tests.${t.id}`, message: `test "${t.name}" expected ${t.expected}, got ${t.actual === "not_run" ? "no result (fix the errors above)" : t.actual}` })),
@@ -73,6 +80,7 @@ export async function draftBundle(ctx: Ctx, fleetId: string) {
     warnings: draft.warnings,
     tests: draft.tests,
     blockers: blockers(draft),
+    heldBack: draft.heldBack,
     diff: diffBundles((live?.content as unknown as BundleContent) ?? null, draft.content),
     content: draft.content,
   };
@@ -113,12 +121,20 @@ export async function publishBundle(ctx: Ctx, fleetId: string, input: z.infer<ty
     const problems = blockers(draft);
     if (problems.length) throw new AppError("validation_failed", `Publishing is blocked by ${problems.length} problem${problems.length > 1 ? "s" : ""}`, problems);
     const row = await insertRevision(tx, ctx.actor.label, kek, fleet, draft.content, { note: input.note });
-    await recordEvent(tx, ctx.actor, { action: "bundle.publish", targetType: "fleet", targetId: fleet.id, tenantId: null, before: { revision: fleet.activeRevision }, after: { revision: row.revision, sha256: row.sha256, note: input.note } });
-    return summary(row);
+    const heldBack = draft.heldBack.map((h) => ({ tenantId: h.tenantId, problems: h.problems }));
+    await recordEvent(tx, ctx.actor, { action: "bundle.publish", targetType: "fleet", targetId: fleet.id, tenantId: null, before: { revision: fleet.activeRevision }, after: { revision: row.revision, sha256: row.sha256, note: input.note, ...(heldBack.length ? { heldBack } : {}) } });
+    return { ...summary(row), heldBack };
   });
 }
 
-/** Publishes an older revision's content as a new revision. */
+/**
+ * Rolls back the decision rules of a fleet: a new revision whose policies,
+ * scope mappings and catalogue are those of `toRevision`. Nothing else goes
+ * back (issue 10, defect 3; design rule 8): the servers (upstream, resource
+ * URI, trust) stay as published now, each admits only tenants it still
+ * admits, and the live sections (revocations, client approval, credential
+ * versions, masking) are read fresh by the function every live republish uses.
+ */
 export async function rollbackBundle(ctx: Ctx, fleetId: string, toRevision: number, kek: Kek) {
   if (ctx.actor.globalRole !== "owner") throw forbidden("Only owners roll back bundles");
   return ctx.db.transaction(async (tx) => {
@@ -128,7 +144,11 @@ export async function rollbackBundle(ctx: Ctx, fleetId: string, toRevision: numb
     if (fleet.activeRevision === toRevision) throw new AppError("conflict", `Revision ${toRevision} is already live`);
     const revision = (await latestRevision(tx, fleet.id)) + 1;
     const prev = old.content as unknown as BundleContent;
-    const content: BundleContent = { ...prev, manifest: { ...prev.manifest, revision, parentRevision: fleet.activeRevision, createdAt: new Date().toISOString() } };
+    const current = ((await bundleAt(tx, fleet.id, fleet.activeRevision))?.content as unknown as BundleContent | undefined) ?? prev;
+    // The decision rules of the old revision, for the servers published now.
+    const rules = restrictToServers({ ...current, catalogue: prev.catalogue, cedar: prev.cedar, policies: prev.policies }, new Set(current.servers.map((s) => s.id)));
+    const fresh = await refreshLive(tx, rules, await fleetServerIds(tx, fleet.id));
+    const content: BundleContent = { ...fresh, manifest: { ...current.manifest, revision, parentRevision: fleet.activeRevision, createdAt: new Date().toISOString() } };
     const row = await insertRevision(tx, ctx.actor.label, kek, fleet, content, { note: `rollback to revision ${toRevision}`, rolledBackFrom: toRevision });
     await recordEvent(tx, ctx.actor, { action: "bundle.rollback", targetType: "fleet", targetId: fleet.id, tenantId: null, before: { revision: fleet.activeRevision }, after: { revision, from: toRevision } });
     return summary(row);

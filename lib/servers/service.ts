@@ -10,6 +10,8 @@ import { likePattern, offsetOf, type Page, type PageQuery } from "@/lib/paginati
 import { recordEvent } from "@/lib/trail/record";
 import type { Db } from "@/db/client";
 import type { CreateServerInput, UpdateServerInput } from "./schemas";
+import { republishLiveBundles } from "@/lib/bundles/service";
+import type { Kek } from "@/lib/bundles/signing";
 
 export interface LoadedServer {
   server: Server;
@@ -150,7 +152,8 @@ export async function createServer(ctx: Ctx, input: CreateServerInput) {
   }
 }
 
-export async function updateServer(ctx: Ctx, serverId: string, input: UpdateServerInput) {
+/** `kek` signs the live bundles an unshare republishes (required when `tenantIds` drops a tenant). */
+export async function updateServer(ctx: Ctx, serverId: string, input: UpdateServerInput, kek?: Kek) {
   const loaded = await loadServer(ctx, serverId, "servers.write");
   const { server } = loaded;
   let tenantIds = loaded.tenantIds;
@@ -170,6 +173,12 @@ export async function updateServer(ctx: Ctx, serverId: string, input: UpdateServ
       }
       const out = publicServer({ server: row!, tenantIds });
       await recordEvent(tx, ctx.actor, { action: "server.update", targetType: "server", targetId: server.id, tenantId: server.tenantId, before: publicServer(loaded), after: out });
+      // An unshared tenant leaves every live bundle at once, with its live sections (lib/bundles/live.ts refreshLive).
+      const unshared = loaded.tenantIds.filter((t) => !tenantIds.includes(t));
+      if (unshared.length) {
+        if (!kek) throw new Error("updateServer: unsharing republishes live bundles and needs the key-encryption key");
+        await republishLiveBundles(tx, ctx.actor, kek, [server.id], `server ${server.name} no longer shared with ${unshared.join(", ")}`);
+      }
       return out;
     });
   } catch (err) {
