@@ -27,6 +27,8 @@ export interface AuthServerUser {
   groups?: string[];
   /** Released (verified) with the `email` scope: lets the sandbox act as an admin SSO provider. */
   email?: string;
+  /** The `email_verified` claim released with `email`; default `true` (tests set odd values such as the string "false"). */
+  emailVerified?: unknown;
 }
 
 export interface AuthServerOptions {
@@ -127,7 +129,7 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
     async findAccount(_ctx, sub) {
       const user = users[sub];
       if (!user) return undefined;
-      return { accountId: sub, claims: () => ({ sub, tenant: user.tenant, groups: user.groups ?? [], ...(user.email ? { email: user.email, email_verified: true } : {}) }) };
+      return { accountId: sub, claims: () => ({ sub, tenant: user.tenant, groups: user.groups ?? [], ...(user.email ? { email: user.email, email_verified: user.emailVerified ?? true } : {}) }) };
     },
     async extraTokenClaims(_ctx, token) {
       const accountId = (token as { accountId?: string }).accountId;
