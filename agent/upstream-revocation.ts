@@ -6,9 +6,13 @@ import type { Principal } from "./token";
 /** Tokens remembered as already sent for revocation (oldest forgotten first). */
 const MAX_REMEMBERED = 10_000;
 
-/** The issuer's RFC 7009 endpoint, when the server's trusted issuer names one (an optional field of the issuer). */
-export function revocationEndpointOf(server: BundleServer, issuer: string): string | null {
-  return server.issuers.find((i) => i.issuer === issuer)?.revocationEndpoint || null;
+/**
+ * The issuer's RFC 7009 endpoint as the principal's own tenant configured it
+ * in its trust entry: never another tenant's (or the server owner's), who
+ * would otherwise receive this tenant's tokens.
+ */
+export function revocationEndpointOf(server: BundleServer, issuer: string, tenantId: string): string | null {
+  return (server.trust ?? []).find((t) => t.issuer === issuer && t.tenantId === tenantId)?.revocationEndpoint || null;
 }
 
 /**
@@ -29,7 +33,7 @@ export class UpstreamRevoker {
 
   /** Fire and forget; returns the request's promise (never rejects), or null when nothing is sent. */
   revoke(token: string, principal: Principal, server: BundleServer): Promise<void> | null {
-    const endpoint = revocationEndpointOf(server, principal.issuer);
+    const endpoint = revocationEndpointOf(server, principal.issuer, principal.tenantId);
     if (!endpoint) return null;
     const hash = createHash("sha256").update(token).digest("hex");
     if (this.sent.has(hash)) return null;

@@ -17,6 +17,7 @@ import { toDecisionLine } from "@/agent/shipper";
 import { decisionLine } from "@/lib/decisions/ingest";
 import type { Principal } from "@/agent/token";
 import { UpstreamRevoker } from "@/agent/upstream-revocation";
+import { qualifiedUser } from "@/lib/enforcement/token";
 import type { BundleServer } from "@/lib/enforcement/bundle";
 import { registerClient } from "./auth-server-helpers";
 import { startAgentStack, until, type AgentStack } from "./agent-proc-harness";
@@ -121,7 +122,7 @@ describe("revocations", () => {
   it("match the tenant: a revocation of dave in tenant B leaves dave of tenant A alone", async () => {
     const daveA = await s.token("tickets:read", { sub: "dave" });
     const daveB = await s.token("tickets:read", { sub: "dave", tenant: s.tenantB });
-    await live((tx) => tx.insert(revocations).values({ id: newId("revocation"), tenantId: s.tenantB, userId: "dave", before: new Date(Date.now() + 2000), createdBy: s.owner.user.id }), "revoke dave in B");
+    await live((tx) => tx.insert(revocations).values({ id: newId("revocation"), tenantId: s.tenantB, userId: qualifiedUser(s.issuer.issuer, "dave"), before: new Date(Date.now() + 2000), createdBy: s.owner.user.id }), "revoke dave in B");
     const refused = await s.rpc({ jsonrpc: "2.0", id: 1, method: "ping" }, { authorization: `Bearer ${daveB}` });
     expect(refused.status).toBe(401);
     expect(refused.headers.get("www-authenticate")).toContain('error_description="the grant behind this token was revoked"');
@@ -136,7 +137,7 @@ describe("revocations", () => {
     const erin = await as.mintToken({ sub: "erin", tenant: s.tenantA, client_id: pub.client_id, scope: "tickets:read", aud: s.resourceUri });
     expect(await probe(erin)).toBe(200);
     await live(
-      (tx) => tx.insert(revocations).values({ id: newId("revocation"), tenantId: s.tenantA, userId: "erin", clientId: pub.client_id, before: new Date(Date.now() + 2000), createdBy: s.owner.user.id }),
+      (tx) => tx.insert(revocations).values({ id: newId("revocation"), tenantId: s.tenantA, userId: qualifiedUser(as.issuer, "erin"), clientId: pub.client_id, before: new Date(Date.now() + 2000), createdBy: s.owner.user.id }),
       "revoke erin",
     );
     expect(await probe(erin)).toBe(401);
@@ -174,11 +175,20 @@ describe("upstream revoker", () => {
     const metrics = new Metrics();
     const logs: string[] = [];
     const revoker = new UpstreamRevoker({ metrics, log: (m) => logs.push(m) });
-    const server = { issuers: [{ issuer: "https://as.example", revocationEndpoint: url }, { issuer: "https://plain.example" }] } as unknown as BundleServer;
-    const p = (client: string, issuer = "https://as.example") => ({ issuer, client }) as Principal;
+    // The endpoint is the principal's own tenant's (its trust entry), never the server owner's or another tenant's.
+    const server = {
+      issuers: [{ issuer: "https://as.example", revocationEndpoint: "http://127.0.0.1:1/owner-controlled" }],
+      trust: [
+        { tenantId: "ten_a", issuer: "https://as.example", revocationEndpoint: url },
+        { tenantId: "ten_a", issuer: "https://plain.example" },
+        { tenantId: "ten_b", issuer: "https://plain.example", revocationEndpoint: url },
+      ],
+    } as unknown as BundleServer;
+    const p = (client: string, issuer = "https://as.example", tenantId = "ten_a") => ({ issuer, client, tenantId }) as Principal;
     await revoker.revoke("tok-1", p("c1"), server);
     expect(revoker.revoke("tok-1", p("c1"), server)).toBeNull();
     expect(revoker.revoke("tok-x", p("c1", "https://plain.example"), server)).toBeNull();
+    expect(revoker.revoke("tok-y", p("c1", "https://as.example", "ten_c"), server)).toBeNull();
     status = 401;
     await revoker.revoke("tok-2", p("c2"), server);
     await new Promise<void>((r) => srv.close(() => r()));

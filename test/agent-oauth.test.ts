@@ -25,6 +25,7 @@ import { stopBundleListener } from "@/lib/agents/bundle-waiter";
 import { BUNDLE_CHANNEL, getBundle, listBundles, publishBundle } from "@/lib/bundles/service";
 import { activeSigningKey, publicKeys, signPayload, type Kek } from "@/lib/bundles/signing";
 import { contentHash } from "@/lib/enforcement/bundle";
+import { qualifiedUser } from "@/lib/enforcement/token";
 import { newId } from "@/lib/ids";
 import { approveTool, importCatalog } from "@/lib/catalog/service";
 import { createEnrollmentToken, createFleet } from "@/lib/fleets/service";
@@ -369,7 +370,7 @@ describe("revoked grants (the bundle's revocations)", () => {
     const { revision: live } = await getActive();
     const prev = await getBundle(owner.ctx, fleetId, live);
     const revision = live + 1;
-    const content = { ...prev.content, manifest: { ...prev.content.manifest, revision, parentRevision: live }, revocations: [{ user: "alice", client: "revoked-client", serverId: mainServerId, before: new Date((now - 5) * 1000).toISOString() }] };
+    const content = { ...prev.content, manifest: { ...prev.content.manifest, revision, parentRevision: live }, revocations: [{ user: qualifiedUser(as.issuer, "alice"), client: "revoked-client", serverId: mainServerId, before: new Date((now - 5) * 1000).toISOString() }] };
     const key = await activeSigningKey(t.db, kek);
     const sha256 = contentHash(content);
     const signature = await signPayload(key, { sha256, fleetId, revision });

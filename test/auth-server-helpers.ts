@@ -1,6 +1,6 @@
 /** Helpers for tests against the sandbox authorization server (real HTTP, no mocks). */
 import { createHash, randomBytes } from "node:crypto";
-import type { BundleServer } from "@/lib/enforcement/bundle";
+import type { BundleServer, BundleTrust } from "@/lib/enforcement/bundle";
 import type { AuthServer } from "@/sandbox/auth-server";
 
 export const RESOURCE = "http://127.0.0.1:3100/mcp";
@@ -10,18 +10,42 @@ export const RESOURCES = {
   [OTHER_RESOURCE]: { scopes: ["other:read"] },
 };
 
-export function bundleServer(issuers: BundleServer["issuers"], resourceUri = RESOURCE): BundleServer {
+/** The sandbox's tenants: each trusts the given issuers itself (legacyTrust). */
+export const SANDBOX_TENANTS = ["ten_demo", "ten_other", "ten_acme"];
+
+export function bundleServer(issuers: BundleServer["issuers"], resourceUri = RESOURCE, tenantIds = SANDBOX_TENANTS): BundleServer {
   return {
     id: "srv_test",
     name: "tickets",
-    tenantId: "ten_demo",
-    tenantIds: ["ten_demo"],
+    tenantId: tenantIds[0]!,
+    tenantIds,
     resourceUri,
     upstreamUrl: "http://127.0.0.1:3100/mcp",
     scopes: ["tickets:read", "tickets:write"],
     issuers,
+    trust: legacyTrust(tenantIds, issuers),
     prm: { resource: resourceUri, authorization_servers: issuers.map((i) => i.issuer), scopes_supported: ["tickets:read", "tickets:write"], bearer_methods_supported: ["header"] },
   };
+}
+
+/**
+ * The trust entries that reproduce the old per-server issuers for these
+ * tenants: each tenant trusts each issuer itself, mapped by the old tenant
+ * claim to its own id only (what migration 0004 backfills).
+ */
+export function legacyTrust(tenantIds: string[], issuers: BundleServer["issuers"]): BundleTrust[] {
+  return tenantIds.flatMap((tenantId) =>
+    issuers.map((i) => ({
+      tenantId,
+      issuer: i.issuer,
+      ...(i.jwksUri ? { jwksUri: i.jwksUri } : {}),
+      discovery: i.discovery,
+      algorithms: i.algorithms,
+      claims: { user: i.claims?.user ?? "sub", client: i.claims?.client ?? "client_id", scopes: i.claims?.scopes ?? "scope", groups: "groups" },
+      tenantMapping: { mode: "claim" as const, claim: i.claims?.tenant ?? "tenant", values: [tenantId] },
+      ...(i.revocationEndpoint ? { revocationEndpoint: i.revocationEndpoint } : {}),
+    })),
+  );
 }
 
 export function issuerConfig(as: AuthServer, over: Partial<BundleServer["issuers"][number]> = {}): BundleServer["issuers"][number] {

@@ -80,7 +80,7 @@ describe("authorization code + PKCE with a resource indicator", () => {
     expect(r.ok, JSON.stringify(r)).toBe(true);
     if (!r.ok) return;
     expect(r.claims.aud).toBe(RESOURCE);
-    expect(r.principal).toMatchObject({ issuer: as.issuer, tenantId: "ten_demo", user: "alice", client: client.client_id, groups: ["engineering"], actors: [] });
+    expect(r.principal).toMatchObject({ issuer: as.issuer, tenantId: "ten_demo", user: `${as.issuer}#alice`, subject: "alice", client: client.client_id, groups: ["engineering"], actors: [] });
     expect(r.principal.scopes.sort()).toEqual(["tickets:read", "tickets:write"]);
 
     // The same token is not for another resource.
@@ -91,7 +91,7 @@ describe("authorization code + PKCE with a resource indicator", () => {
     const refreshed = await tokenRequest(as, { grant_type: "refresh_token", refresh_token: body.refresh_token as string, client_id: client.client_id, resource: RESOURCE });
     expect(refreshed.status, JSON.stringify(refreshed.body)).toBe(200);
     const r2 = await v.validate(refreshed.body.access_token as string, server);
-    expect(r2.ok && r2.principal.user).toBe("alice");
+    expect(r2.ok && r2.principal.user).toBe(`${as.issuer}#alice`);
 
     const refreshToken = (refreshed.body.refresh_token as string | undefined) ?? (body.refresh_token as string);
     const revoke = (token: string, clientId: string) =>
@@ -127,7 +127,7 @@ describe("authorization code + PKCE with a resource indicator", () => {
     );
     const { body } = await tokenRequest(as, { grant_type: "authorization_code", code: back.searchParams.get("code")!, redirect_uri: REDIRECT, client_id: client.client_id, code_verifier: verifier, resource: RESOURCE });
     const r = await new TokenValidator().validate(body.access_token as string, bundleServer([issuerConfig(as)]));
-    expect(r.ok && r.principal).toMatchObject({ user: "bob", tenantId: "ten_other", groups: [], scopes: ["tickets:read"] });
+    expect(r.ok && r.principal).toMatchObject({ user: `${as.issuer}#bob`, tenantId: "ten_other", groups: [], scopes: ["tickets:read"] });
   });
 
   it("requires PKCE", async () => {

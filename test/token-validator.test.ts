@@ -6,7 +6,8 @@ import { createPublicKey } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKeyPair, SignJWT } from "jose";
 import { discoveryUrls } from "@/lib/enforcement/jwks";
-import { TokenValidator, type TokenResult } from "@/lib/enforcement/token";
+import type { BundleServer, BundleTrust } from "@/lib/enforcement/bundle";
+import { qualifiedUser, TokenValidator, type TokenResult } from "@/lib/enforcement/token";
 import { startAuthServer, type AuthServer } from "@/sandbox/auth-server";
 import { bundleServer, clientCredentialsToken, countingFetch, issuerConfig, OTHER_RESOURCE, RESOURCE, RESOURCES } from "./auth-server-helpers";
 
@@ -52,7 +53,7 @@ describe("accepted", () => {
     expect(r.ok, JSON.stringify(r)).toBe(true);
     if (!r.ok) return;
     expect(r.claims.aud).toBe(RESOURCE);
-    expect(r.principal).toMatchObject({ issuer: as1.issuer, tenantId: "ten_acme", user: clientId, client: clientId, groups: [], actors: [] });
+    expect(r.principal).toMatchObject({ issuer: as1.issuer, tenantId: "ten_acme", user: `${as1.issuer}#${clientId}`, subject: clientId, client: clientId, groups: [], actors: [] });
     expect(r.principal.scopes.sort()).toEqual(["tickets:read", "tickets:write"]);
     expect(r.principal.exp).toBeGreaterThan(nowSec());
     expect(r.principal.iat).toBeLessThanOrEqual(nowSec() + 1);
@@ -68,7 +69,7 @@ describe("accepted", () => {
     const r = await v.validate(token, server());
     expect(r.ok, JSON.stringify(r)).toBe(true);
     if (!r.ok) return;
-    expect(r.principal).toMatchObject({ user: "alice", tenantId: "ten_demo", client: "cli_1", scopes: ["tickets:read", "tickets:write"], groups: ["eng", "ops"], actors: ["agent-b", "agent-a"] });
+    expect(r.principal).toMatchObject({ user: `${as1.issuer}#alice`, subject: "alice", tenantId: "ten_demo", client: "cli_1", scopes: ["tickets:read", "tickets:write"], groups: ["eng", "ops"], actors: ["agent-b", "agent-a"] });
   });
 
   it("accepts an aud array that contains the resource, and a configured jwksUri without discovery", async () => {
@@ -89,9 +90,9 @@ describe("accepted", () => {
   it("maps custom claim names", async () => {
     const v = new TokenValidator();
     const token = await as1.mintToken(aliceClaims({ org: "ten_custom", email: "alice@example.com", azp: "cli_9", scp: ["a", "b"], tenant: undefined }));
-    const r = await v.validate(token, bundleServer([issuerConfig(as1, { claims: { tenant: "org", user: "email", client: "azp", scopes: "scp" } })]));
+    const r = await v.validate(token, bundleServer([issuerConfig(as1, { claims: { tenant: "org", user: "email", client: "azp", scopes: "scp" } })], RESOURCE, ["ten_custom"]));
     expect(r.ok, JSON.stringify(r)).toBe(true);
-    if (r.ok) expect(r.principal).toMatchObject({ tenantId: "ten_custom", user: "alice@example.com", client: "cli_9", scopes: ["a", "b"] });
+    if (r.ok) expect(r.principal).toMatchObject({ tenantId: "ten_custom", user: `${as1.issuer}#alice@example.com`, client: "cli_9", scopes: ["a", "b"] });
   });
 });
 
@@ -187,7 +188,7 @@ describe("rejected with invalid_token", () => {
     const { token: good } = await clientCredentialsToken(as1, RESOURCE, "tickets:read");
     const [h, p, s] = good.split(".");
     const claims = JSON.parse(Buffer.from(p!, "base64url").toString()) as Record<string, unknown>;
-    const token = `${h}.${b64({ ...claims, scope: "tickets:read tickets:write", tenant: "ten_victim" })}.${s}`;
+    const token = `${h}.${b64({ ...claims, scope: "tickets:read tickets:write", tenant: "ten_demo" })}.${s}`;
     expectRejected(await v.validate(token, server()), token, /signature/);
   });
 
@@ -306,5 +307,124 @@ describe("discovery", () => {
     const token = await as1.mintToken(aliceClaims({ iss: issuer }));
     const r = await new TokenValidator().validate(token, bundleServer([issuerConfig(as1, { issuer })]));
     expectRejected(r, token, /another issuer/);
+  });
+});
+
+describe("trust is granted by a tenant (issue 10 defect 1, issue 13 part 1)", () => {
+  const A = "ten_a";
+  const B = "ten_b";
+  const entry = (as: AuthServer, tenantId: string, over: Partial<BundleTrust> = {}): BundleTrust => ({
+    tenantId,
+    issuer: as.issuer,
+    discovery: false,
+    jwksUri: as.jwksUri,
+    algorithms: ["RS256"],
+    claims: { user: "sub", client: "client_id", scopes: "scope", groups: "groups" },
+    tenantMapping: { mode: "claim", claim: "tenant", values: [tenantId] },
+    ...over,
+  });
+  // The server advertises both issuers (what its owner configures); only `trust` decides.
+  const shared = (trust: BundleTrust[], tenantIds = [A, B]): BundleServer => ({
+    ...bundleServer([issuerConfig(as1), issuerConfig(as2)], RESOURCE, tenantIds),
+    trust,
+  });
+  const claims = (over: Record<string, unknown> = {}) => ({ sub: "alice", client_id: "cli_1", scope: "tickets:read", aud: RESOURCE, ...over });
+
+  it("a token of an issuer trusted by tenant A that claims tenant B is refused; claiming A it acts for A", async () => {
+    const v = new TokenValidator();
+    const srv = shared([entry(as1, A), entry(as2, B)]);
+    const forB = await as1.mintToken(claims({ tenant: B }));
+    expectRejected(await v.validate(forB, srv), forB, /does not map to a tenant/);
+    const forA = await as1.mintToken(claims({ tenant: A }));
+    const r = await v.validate(forA, srv);
+    expect(r.ok && r.principal.tenantId).toBe(A);
+    // B's own issuer still works for B.
+    const own = await as2.mintToken(claims({ tenant: B }));
+    const rb = await v.validate(own, srv);
+    expect(rb.ok && rb.principal.tenantId).toBe(B);
+  });
+
+  it("each tenant's own key source verifies its tokens: A's keys under B's issuer name cannot act for B", async () => {
+    const v = new TokenValidator();
+    // A (e.g. the server's owner) trusts as2's issuer identifier but with as1's keys, which it controls.
+    const srv = shared([entry(as2, A, { jwksUri: as1.jwksUri }), entry(as2, B)]);
+    const forged = await as1.mintToken(claims({ iss: as2.issuer, tenant: B }));
+    expectRejected(await v.validate(forged, srv), forged, /signature|kid/);
+    // The same keys act for A, the tenant that chose them.
+    const forA = await as1.mintToken(claims({ iss: as2.issuer, tenant: A }));
+    const r = await v.validate(forA, srv);
+    expect(r.ok && r.principal.tenantId, JSON.stringify(r)).toBe(A);
+  });
+
+  it("trust of a tenant the server does not admit is ignored", async () => {
+    const token = await as1.mintToken(claims({ tenant: "ten_c" }));
+    expectRejected(await new TokenValidator().validate(token, shared([entry(as1, A), entry(as1, "ten_c")])), token, /does not map/);
+  });
+
+  it("a token that maps to two tenants is refused (ambiguity denies)", async () => {
+    const v = new TokenValidator();
+    const token = await as1.mintToken(claims({ tenant: A }));
+    expectRejected(await v.validate(token, shared([entry(as1, A, { tenantMapping: { mode: "issuer" } }), entry(as1, B, { tenantMapping: { mode: "issuer" } })])), token, /more than one tenant/);
+    // One of them by claim, the other by issuer: still two.
+    expectRejected(await v.validate(token, shared([entry(as1, A), entry(as1, B, { tenantMapping: { mode: "issuer" } })])), token, /more than one tenant/);
+  });
+
+  it("the same sub from two issuers is two users", async () => {
+    const v = new TokenValidator();
+    const srv = shared([entry(as1, A), entry(as2, A)], [A]);
+    const r1 = await v.validate(await as1.mintToken(claims({ tenant: A })), srv);
+    const r2 = await v.validate(await as2.mintToken(claims({ tenant: A })), srv);
+    expect(r1.ok && r2.ok).toBe(true);
+    if (!r1.ok || !r2.ok) return;
+    expect(r1.principal.subject).toBe("alice");
+    expect(r2.principal.subject).toBe("alice");
+    expect(r1.principal.user).toBe(qualifiedUser(as1.issuer, "alice"));
+    expect(r2.principal.user).toBe(qualifiedUser(as2.issuer, "alice"));
+    expect(r1.principal.user).not.toBe(r2.principal.user);
+  });
+
+  it('requireTyp "at+jwt" refuses other typ values (RFC 9068); off by default', async () => {
+    const v = new TokenValidator();
+    const strict = shared([entry(as1, A, { requireTyp: "at+jwt" })]);
+    const plain = await as1.mintToken(claims({ tenant: A }), { header: { typ: "JWT" } });
+    expectRejected(await v.validate(plain, strict), plain, /at\+jwt/);
+    const none = await as1.mintToken(claims({ tenant: A }), { header: { typ: undefined } });
+    expectRejected(await v.validate(none, strict), none, /at\+jwt/);
+    for (const typ of ["at+jwt", "application/at+jwt", "AT+JWT"]) {
+      const ok = await as1.mintToken(claims({ tenant: A }), { header: { typ } });
+      expect((await v.validate(ok, strict)).ok, typ).toBe(true);
+    }
+    expect((await v.validate(plain, shared([entry(as1, A)]))).ok).toBe(true);
+  });
+
+  it("maps a tenant by a nested claim path with array values, and by issuer; groups from a nested path", async () => {
+    const v = new TokenValidator();
+    const nested = entry(as1, A, { tenantMapping: { mode: "claim", claim: "realm_access.roles", values: ["acme-admins"] }, claims: { user: "sub", client: "azp", scopes: "scope", groups: "realm_access.roles" } });
+    const srv = shared([nested, entry(as2, B, { tenantMapping: { mode: "issuer" } })]);
+    const t1 = await as1.mintToken(claims({ realm_access: { roles: ["viewer", "acme-admins"] }, azp: "cli_9" }));
+    const r1 = await v.validate(t1, srv);
+    expect(r1.ok, JSON.stringify(r1)).toBe(true);
+    if (r1.ok) expect(r1.principal).toMatchObject({ tenantId: A, client: "cli_9", groups: ["viewer", "acme-admins"] });
+    const t2 = await as1.mintToken(claims({ realm_access: { roles: ["viewer"] } }));
+    expectRejected(await v.validate(t2, srv), t2, /does not map/);
+    // A literal claim name with dots (Auth0 style) is read as one claim.
+    const literal = shared([entry(as1, A, { tenantMapping: { mode: "claim", claim: "https://acme.example/tenant", values: ["acme"] } })]);
+    const t3 = await as1.mintToken(claims({ "https://acme.example/tenant": "acme" }));
+    expect((await v.validate(t3, literal)).ok).toBe(true);
+    // Inherited properties are not claims.
+    const proto = shared([entry(as1, A, { tenantMapping: { mode: "claim", claim: "realm_access.constructor", values: ["function Object() { [native code] }"] } })]);
+    const t4 = await as1.mintToken(claims({ realm_access: {} }));
+    expectRejected(await v.validate(t4, proto), t4, /does not map/);
+    // mode "issuer": every token of as2 is B, whatever it claims.
+    const t5 = await as2.mintToken(claims({ tenant: A }));
+    const r5 = await v.validate(t5, srv);
+    expect(r5.ok && r5.principal.tenantId).toBe(B);
+  });
+
+  it("the revocation endpoint is the admitting tenant's own", async () => {
+    const v = new TokenValidator();
+    const srv = shared([entry(as1, A, { revocationEndpoint: "https://a.example/revoke" }), entry(as2, B, { revocationEndpoint: "https://b.example/revoke" })]);
+    const r = await v.validate(await as2.mintToken(claims({ tenant: B })), srv);
+    expect(r.ok && r.principal.revocationEndpoint).toBe("https://b.example/revoke");
   });
 });

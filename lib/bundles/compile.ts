@@ -10,8 +10,10 @@ export const COMPILER_VERSION = "mandate-compiler/1";
 
 /** What the compiler reads: a consistent snapshot of the registry for a set of servers. */
 export interface RegistrySnapshot {
-  servers: (Omit<BundleServer, "prm"> & {
+  servers: (Omit<BundleServer, "prm" | "trust"> & {
     prm: BundleServer["prm"];
+    /** The trust entries of the server's tenants (none: no token is accepted). */
+    trust?: BundleServer["trust"];
     tools: { name: string; risk: RiskLevel; blocked: boolean; approved: { hash: string; title: string | null; description: string; annotations: Record<string, unknown>; inputSchema: Record<string, unknown> } | null }[];
     mapping: Record<string, string[]>;
   })[];
@@ -163,7 +165,8 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
 
   const content: BundleContent = {
     manifest: { format: BUNDLE_FORMAT, fleetId: manifest.fleetId, revision: manifest.revision, parentRevision: manifest.parentRevision, createdAt: manifest.createdAt, compilerVersion: COMPILER_VERSION },
-    servers: snap.servers.map(({ tools: _t, mapping: _m, ...s }) => s).sort((a, b) => a.id.localeCompare(b.id)),
+    // Each server carries only the trust of the tenants it admits (trust is granted by a tenant, never by the server).
+    servers: snap.servers.map(({ tools: _t, mapping: _m, ...s }) => ({ ...s, trust: (s.trust ?? []).filter((t) => s.tenantIds.includes(t.tenantId)) })).sort((a, b) => a.id.localeCompare(b.id)),
     catalogue,
     cedar: { schema, policies, entities },
     policies: meta,

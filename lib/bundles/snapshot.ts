@@ -1,25 +1,53 @@
 import { desc, inArray } from "drizzle-orm";
 import type { Db } from "@/db/client";
-import { policies, policyTests, scopeMappings, serverTenants, servers, toolVersions, tools } from "@/db/schema";
+import type { TenantIssuer } from "@/db/schema";
+import type { BundleTrust } from "@/lib/enforcement/bundle";
+import { policies, policyTests, scopeMappings, serverTenants, servers, tenantIssuers, toolVersions, tools } from "@/db/schema";
 import { protectedResourceMetadata } from "@/lib/enforcement/prm";
 import type { RegistrySnapshot } from "./compile";
 import { emptyLive, loadLiveSections } from "./live";
 
+/** The trust entries of these tenants, as the bundle carries them (each tenant's own, nothing shared). */
+export function trustOf(rows: TenantIssuer[], tenantIds: string[]): BundleTrust[] {
+  const wanted = new Set(tenantIds);
+  return rows
+    .filter((r) => wanted.has(r.tenantId))
+    .sort((a, b) => a.tenantId.localeCompare(b.tenantId) || a.issuer.localeCompare(b.issuer))
+    .map((r) => ({
+      tenantId: r.tenantId,
+      issuer: r.issuer,
+      ...(r.jwksUri ? { jwksUri: r.jwksUri } : {}),
+      discovery: r.discovery,
+      algorithms: r.algorithms,
+      claims: r.claims,
+      tenantMapping: r.tenantMapping,
+      ...(r.requireTyp ? { requireTyp: r.requireTyp } : {}),
+      ...(r.revocationEndpoint ? { revocationEndpoint: r.revocationEndpoint } : {}),
+    }));
+}
+
 /** Reads what the compiler needs for these servers (call inside a transaction for consistency). */
 export async function loadSnapshot(db: Db, serverIds: string[]): Promise<RegistrySnapshot> {
   if (serverIds.length === 0) return { servers: [], policies: [], tests: [], live: emptyLive() };
-  const [serverRows, access, toolRows, mappingRows, policyRows, testRows, live] = await Promise.all([
+  const [serverRows, access, toolRows, mappingRows, policyRows, testRows] = await Promise.all([
     db.select().from(servers).where(inArray(servers.id, serverIds)),
     db.select().from(serverTenants).where(inArray(serverTenants.serverId, serverIds)),
     db.select().from(tools).where(inArray(tools.serverId, serverIds)),
     db.select().from(scopeMappings).where(inArray(scopeMappings.serverId, serverIds)).orderBy(desc(scopeMappings.version)),
     db.select().from(policies).where(inArray(policies.serverId, serverIds)),
     db.select().from(policyTests).where(inArray(policyTests.serverId, serverIds)),
-    loadLiveSections(db, serverIds),
   ]);
   const approvedIds = toolRows.flatMap((t) => (t.approvedVersionId ? [t.approvedVersionId] : []));
   const versions = approvedIds.length ? await db.select().from(toolVersions).where(inArray(toolVersions.id, approvedIds)) : [];
   const versionById = new Map(versions.map((v) => [v.id, v]));
+  const tenantsUsed = [...new Set([...serverRows.map((s) => s.tenantId), ...access.map((a) => a.tenantId)])];
+  const trustRows = tenantsUsed.length ? await db.select().from(tenantIssuers).where(inArray(tenantIssuers.tenantId, tenantsUsed)) : [];
+  // The live sections come from the very rows the servers' tenant sets are built from (one tenant set).
+  const live = await loadLiveSections(
+    db,
+    serverRows.map((s) => s.id),
+    [...tenantsUsed].sort(),
+  );
   return {
     servers: serverRows.map((s) => {
       const mapping = mappingRows.find((m) => m.serverId === s.id)?.mapping ?? {};
@@ -33,6 +61,7 @@ export async function loadSnapshot(db: Db, serverIds: string[]): Promise<Registr
         upstreamUrl: s.upstreamUrl,
         scopes: s.scopes,
         issuers: s.issuers,
+        trust: trustOf(trustRows, tenantIds),
         prm: protectedResourceMetadata(s),
         mapping,
         tools: toolRows

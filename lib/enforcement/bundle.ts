@@ -14,8 +14,33 @@ export interface BundleServer {
   resourceUri: string;
   upstreamUrl: string;
   scopes: string[];
+  /** The authorization servers the server advertises (PRM). Not trust: tokens are validated against `trust` only. */
   issuers: { issuer: string; jwksUri?: string; discovery: boolean; algorithms: string[]; claims: { tenant: string; user: string; client: string; scopes: string }; revocationEndpoint?: string }[];
+  /**
+   * Trust is granted by a tenant: the issuers each tenant of `tenantIds`
+   * trusts, with that tenant's own key source and tenant mapping. A token acts
+   * for a tenant only through one of that tenant's entries (lib/enforcement/token.ts).
+   */
+  trust: BundleTrust[];
   prm: ProtectedResourceMetadata;
+}
+
+/** How a token of a trusted issuer maps to the tenant that trusts it. */
+export type BundleTenantMapping = { mode: "claim"; claim: string; values: string[] } | { mode: "issuer" };
+
+/** One issuer trusted by one tenant (the tenant_issuers row, nothing secret). */
+export interface BundleTrust {
+  tenantId: string;
+  issuer: string;
+  jwksUri?: string;
+  discovery: boolean;
+  algorithms: string[];
+  /** Claim paths (a literal claim name first, then dot-separated nesting such as `realm_access.roles`). */
+  claims: { user: string; client: string; scopes: string; groups: string };
+  tenantMapping: BundleTenantMapping;
+  /** RFC 9068: refuse tokens whose JOSE `typ` is not `at+jwt`. */
+  requireTyp?: "at+jwt";
+  revocationEndpoint?: string;
 }
 
 export interface BundleTool {

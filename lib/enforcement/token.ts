@@ -1,20 +1,26 @@
 /**
  * Access-token validation for a protected MCP server (MCP authorization,
  * RFC 9068 JWT access tokens, RFC 8707 audience binding): the token must be a
- * JWS by one of the server's trusted issuers, with an allowed asymmetric
- * algorithm, for exactly this server's canonical resource URI, and within its
- * lifetime. Pure: jose + fetch, no database, no Next.js.
+ * JWS by an issuer that one of the server's tenants trusts, verified with that
+ * tenant's own key source, with an allowed asymmetric algorithm, for exactly
+ * this server's canonical resource URI, within its lifetime, and mapped to
+ * exactly one tenant by that tenant's own mapping rule. Trust is granted by a
+ * tenant, never by the server: nothing the server's owner configures lets a
+ * token act for another tenant. Pure: jose + fetch, no database, no Next.js.
  */
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from "jose";
-import type { BundleServer } from "./bundle";
+import type { BundleServer, BundleTrust } from "./bundle";
 import { JwksCache, JwksUnavailable } from "./jwks";
 
-export type TokenIssuerConfig = BundleServer["issuers"][number];
+export type TokenIssuerConfig = BundleTrust;
 
 export interface Principal {
   issuer: string;
   tenantId: string;
+  /** The user, namespaced by its issuer (`qualifiedUser`): two issuers' equal `sub`s are two users. */
   user: string;
+  /** The issuer's own subject (the mapped user claim), for display and upstream reporting. */
+  subject?: string;
   client: string;
   scopes: string[];
   groups: string[];
@@ -22,6 +28,8 @@ export interface Principal {
   actors: string[];
   iat: number;
   exp: number;
+  /** The RFC 7009 endpoint of the trust entry that admitted the token (its tenant's own), if any. */
+  revocationEndpoint?: string;
 }
 
 export type TokenResult =
@@ -42,8 +50,58 @@ export interface TokenValidatorOptions {
 const ASYMMETRIC = new Set(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"]);
 const MAX_TOKEN_LENGTH = 16 * 1024;
 const MAX_ACT_DEPTH = 16;
+/** Distinct key sources tried for one token: beyond this the token is refused as ambiguous (bounds fetches per request). */
+const MAX_KEY_SOURCES = 4;
+const MAX_CLAIM_PATH_DEPTH = 8;
+const MAX_CLAIM_VALUES = 64;
 
 const fail = (description: string): TokenResult => ({ ok: false, error: "invalid_token", description });
+
+/**
+ * The principal's user id: `<issuer>#<subject>`. An issuer identifier has no
+ * fragment (RFC 8414 §2), so the first `#` splits it unambiguously; the
+ * grants, revocations, decision log and Cedar `User` entities all use it.
+ */
+export function qualifiedUser(issuer: string, subject: string): string {
+  return `${issuer}#${subject}`;
+}
+
+/** Reads a claim by a literal name first (e.g. `https://example.com/tenant`), then as a dot-separated path of own properties. */
+export function claimAt(payload: Record<string, unknown>, path: string): unknown {
+  if (Object.hasOwn(payload, path)) return payload[path];
+  const parts = path.split(".");
+  if (parts.length < 2 || parts.length > MAX_CLAIM_PATH_DEPTH) return undefined;
+  let cur: unknown = payload;
+  for (const p of parts) {
+    if (!cur || typeof cur !== "object" || Array.isArray(cur) || !Object.hasOwn(cur, p)) return undefined;
+    cur = (cur as Record<string, unknown>)[p];
+  }
+  return cur;
+}
+
+/** Whether the token maps to the entry's tenant under the entry's own rule. */
+export function mapsToTenant(entry: Pick<BundleTrust, "tenantMapping">, payload: Record<string, unknown>): boolean {
+  const m = entry.tenantMapping;
+  if (m.mode === "issuer") return true;
+  if (m.mode !== "claim" || !Array.isArray(m.values) || m.values.length === 0) return false;
+  const v = claimAt(payload, m.claim);
+  const found = Array.isArray(v) ? v.slice(0, MAX_CLAIM_VALUES) : [v];
+  return found.some((x) => {
+    const s = stringClaim(x);
+    return s !== undefined && m.values.includes(s);
+  });
+}
+
+/** RFC 9068 §2.1: `typ` is "at+jwt"; "application/at+jwt" is the same media type (RFC 7515 §4.1.9), compared case-insensitively. */
+function isAtJwt(typ: unknown): boolean {
+  if (typeof typ !== "string") return false;
+  const t = typ.toLowerCase();
+  return t === "at+jwt" || t === "application/at+jwt";
+}
+
+function keySourceOf(e: BundleTrust): string {
+  return `${e.jwksUri ?? ""}\n${e.discovery ? 1 : 0}`;
+}
 
 export class TokenValidator {
   private readonly skew: number;
@@ -61,57 +119,82 @@ export class TokenValidator {
     if (token.length > MAX_TOKEN_LENGTH) return fail("the access token is too long");
     if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token)) return fail("the access token is not a compact JWS");
 
-    // Unverified reads, only to pick the issuer configuration and reject early.
+    // Unverified reads, only to pick the candidate trust entries and reject early.
     let alg: unknown;
-    let iss: unknown;
+    let typ: unknown;
+    let unverified: JWTPayload;
     try {
-      alg = decodeProtectedHeader(token).alg;
-      iss = decodeJwt(token).iss;
+      ({ alg, typ } = decodeProtectedHeader(token));
+      unverified = decodeJwt(token);
     } catch {
       return fail("the access token is malformed");
     }
+    const iss = unverified.iss;
     if (typeof iss !== "string" || !iss) return fail("the access token names no issuer");
-    const cfg = server.issuers.find((i) => i.issuer === iss);
-    if (!cfg) return fail("the access token's issuer is not trusted by this server");
-    const algorithms = cfg.algorithms.filter((a) => ASYMMETRIC.has(a));
-    if (typeof alg !== "string" || !algorithms.includes(alg)) return fail(`the signing algorithm ${typeof alg === "string" ? JSON.stringify(alg.slice(0, 20)) : "(none)"} is not allowed`);
+    const tenants = new Set(server.tenantIds);
+    const ofIssuer = (Array.isArray(server.trust) ? server.trust : []).filter((e) => e.issuer === iss && tenants.has(e.tenantId));
+    if (ofIssuer.length === 0) return fail("the access token's issuer is not trusted by any tenant of this server");
+    // Only the entries whose own tenant rule maps this token can admit it: a
+    // tenant's key source is never consulted for a token that is not its own.
+    const mapped = ofIssuer.filter((e) => mapsToTenant(e, unverified as Record<string, unknown>));
+    if (mapped.length === 0) return fail("the access token does not map to a tenant that trusts its issuer");
+    const algOk = mapped.filter((e) => typeof alg === "string" && ASYMMETRIC.has(alg) && e.algorithms.includes(alg));
+    if (algOk.length === 0) return fail(`the signing algorithm ${typeof alg === "string" ? JSON.stringify(alg.slice(0, 20)) : "(none)"} is not allowed`);
+    const candidates = algOk.filter((e) => e.requireTyp !== "at+jwt" || isAtJwt(typ));
+    if (candidates.length === 0) return fail('the access token is not of type "at+jwt" (RFC 9068)');
 
-    let payload: JWTPayload;
-    try {
-      ({ payload } = await jwtVerify(token, (header, jws) => this.jwks.getKey(cfg, header, jws), {
-        algorithms,
-        issuer: cfg.issuer,
-        audience: server.resourceUri,
-        requiredClaims: ["exp"],
-        clockTolerance: this.skew,
-        currentDate: new Date(this.now()),
-      }));
-    } catch (err) {
-      return fail(describe(err));
+    const bySource = new Map<string, BundleTrust[]>();
+    for (const e of candidates) bySource.set(keySourceOf(e), [...(bySource.get(keySourceOf(e)) ?? []), e]);
+    if (bySource.size > MAX_KEY_SOURCES) return fail("the access token maps to too many tenants' trust entries (ambiguous)");
+
+    let payload: JWTPayload | undefined;
+    let lastError: unknown;
+    const admitted: BundleTrust[] = [];
+    for (const entries of bySource.values()) {
+      const keys = entries[0]!;
+      try {
+        const r = await jwtVerify(token, (header, jws) => this.jwks.getKey(keys, header, jws), {
+          algorithms: [alg as string],
+          issuer: iss,
+          audience: server.resourceUri,
+          requiredClaims: ["exp"],
+          clockTolerance: this.skew,
+          currentDate: new Date(this.now()),
+        });
+        payload = r.payload;
+        admitted.push(...entries);
+      } catch (err) {
+        lastError = err;
+      }
     }
+    if (!payload) return fail(describe(lastError));
+    const admittedTenants = new Set(admitted.map((e) => e.tenantId));
+    if (admittedTenants.size !== 1) return fail("the access token maps to more than one tenant (ambiguous)");
+    const cfg = admitted[0]!;
 
     const nowSec = Math.floor(this.now() / 1000);
     if (payload.iat !== undefined && payload.iat > nowSec + this.skew) return fail("the access token was issued in the future");
 
-    const tenantId = stringClaim(payload[cfg.claims.tenant]);
-    if (!tenantId) return fail(`the access token has no "${cfg.claims.tenant}" (tenant) claim`);
-    const user = stringClaim(payload[cfg.claims.user]);
-    if (!user) return fail(`the access token has no "${cfg.claims.user}" (user) claim`);
-    const client = stringClaim(payload[cfg.claims.client]) ?? stringClaim(payload.client_id) ?? stringClaim(payload.azp) ?? "";
+    const claims = payload as Record<string, unknown>;
+    const subject = stringClaim(claimAt(claims, cfg.claims.user));
+    if (!subject) return fail(`the access token has no "${cfg.claims.user.slice(0, 64)}" (user) claim`);
+    const client = stringClaim(claimAt(claims, cfg.claims.client)) ?? stringClaim(payload.client_id) ?? stringClaim(payload.azp) ?? "";
 
     return {
       ok: true,
-      claims: payload as Record<string, unknown>,
+      claims,
       principal: {
-        issuer: cfg.issuer,
-        tenantId,
-        user,
+        issuer: iss,
+        tenantId: cfg.tenantId,
+        user: qualifiedUser(iss, subject),
+        subject,
         client,
-        scopes: scopeList(payload[cfg.claims.scopes]),
-        groups: stringArray(payload.groups),
+        scopes: scopeList(claimAt(claims, cfg.claims.scopes)),
+        groups: stringArray(claimAt(claims, cfg.claims.groups || "groups")),
         actors: actorChain(payload.act),
         iat: typeof payload.iat === "number" ? payload.iat : 0,
         exp: payload.exp!,
+        ...(cfg.revocationEndpoint ? { revocationEndpoint: cfg.revocationEndpoint } : {}),
       },
     };
   }
@@ -124,7 +207,8 @@ function stringClaim(v: unknown): string | undefined {
 }
 
 function stringArray(v: unknown): string[] {
-  return Array.isArray(v) && v.every((x) => typeof x === "string") ? [...v] : [];
+  if (typeof v === "string" && v) return [v];
+  return Array.isArray(v) ? v.slice(0, MAX_CLAIM_VALUES).filter((x): x is string => typeof x === "string" && x.length > 0) : [];
 }
 
 /** RFC 8693 `scope` (space-separated) or an array (`scp` style). */

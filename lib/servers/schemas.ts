@@ -21,7 +21,7 @@ export const upstreamUrlSchema = refineUri((v) => checkHttpUrl(v)).describe("Str
 // An issuer identifier is compared with the token's `iss` as an exact string
 // (RFC 8414 §2, RFC 9068): validated, but kept exactly as the admin wrote it,
 // never re-serialized (new URL() would add a trailing slash to an origin).
-const issuerUrlSchema = refineUri((v) => {
+export const issuerUrlSchema = refineUri((v) => {
   const r = checkHttpUrl(v, { httpsOnly: true });
   return r.ok ? { ok: true, uri: v.trim() } : r;
 });

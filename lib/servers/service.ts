@@ -7,6 +7,7 @@ import { protectedResourceMetadata } from "@/lib/enforcement/prm";
 import { AppError, forbidden, notFound } from "@/lib/errors";
 import { newId } from "@/lib/ids";
 import { likePattern, offsetOf, type Page, type PageQuery } from "@/lib/pagination";
+import { trustServerIssuers } from "@/lib/tenants/trust";
 import { recordEvent } from "@/lib/trail/record";
 import type { Db } from "@/db/client";
 import type { CreateServerInput, UpdateServerInput } from "./schemas";
@@ -143,6 +144,9 @@ export async function createServer(ctx: Ctx, input: CreateServerInput) {
       const { tenantIds: _ignored, ...fields } = input;
       const [row] = await tx.insert(servers).values({ id, ...fields }).returning();
       await tx.insert(serverTenants).values([owner.id, ...shared].map((tenantId) => ({ serverId: id, tenantId })));
+      // Trust is granted by each tenant: the owner trusts the issuers it gives, and each tenant the
+      // server is shared with (the actor administers it, checkSharing) is offered them too.
+      for (const t of [owner.id, ...shared]) await trustServerIssuers(tx, ctx.actor, t, row!.issuers);
       const out = publicServer({ server: row!, tenantIds: [owner.id, ...shared] });
       await recordEvent(tx, ctx.actor, { action: "server.create", targetType: "server", targetId: id, tenantId: owner.id, after: out });
       return out;
@@ -171,6 +175,10 @@ export async function updateServer(ctx: Ctx, serverId: string, input: UpdateServ
         await tx.delete(serverTenants).where(eq(serverTenants.serverId, server.id));
         await tx.insert(serverTenants).values(tenantIds.map((tenantId) => ({ serverId: server.id, tenantId })));
       }
+      // The owner's edit of its server's issuers reaches the owner's own trust only, never another
+      // tenant's; a tenant newly shared with (its admin is acting, checkSharing) is offered them.
+      if (input.issuers) await trustServerIssuers(tx, ctx.actor, server.tenantId, row!.issuers);
+      for (const t of tenantIds.filter((t) => !loaded.tenantIds.includes(t))) await trustServerIssuers(tx, ctx.actor, t, row!.issuers);
       const out = publicServer({ server: row!, tenantIds });
       await recordEvent(tx, ctx.actor, { action: "server.update", targetType: "server", targetId: server.id, tenantId: server.tenantId, before: publicServer(loaded), after: out });
       // An unshared tenant leaves every live bundle at once, with its live sections (lib/bundles/live.ts refreshLive).
