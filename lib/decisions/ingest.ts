@@ -1,18 +1,25 @@
 import "server-only";
+import { createHash } from "node:crypto";
 import { gunzipSync } from "node:zlib";
-import { inArray, sql } from "drizzle-orm";
-import { z } from "zod";
+import { eq, sql } from "drizzle-orm";
 import type { Db } from "@/db/client";
-import { fleetServers, type Agent } from "@/db/schema";
-import { AppError, type FieldIssue } from "@/lib/errors";
+import { decisionQuarantine, fleetServers, serverTenants, servers, type Agent } from "@/db/schema";
+import { pgErrorCode } from "@/lib/db-errors";
+import { argsJsonText, clampText, DECISION_LIMITS, decisionContext, decisionLine, type DecisionLine } from "@/lib/enforcement/decision-record";
+import { AppError } from "@/lib/errors";
 import { learnFromDecisions } from "@/lib/grants/learn";
+import { newId } from "@/lib/ids";
 import { ensurePartitions, retentionCutoff } from "./partitions";
 import { getRetentionDays } from "./retention";
 
+// The line's contract and every bound live in lib/enforcement/decision-record.ts (the agent writes with it).
+export { decisionContext, decisionLine, type DecisionLine };
+export const MAX_ARGS_BYTES = DECISION_LIMITS.argsBytes;
 export const MAX_BATCH_ROWS = 10_000;
 export const MAX_BATCH_BYTES = 32 * 1024 * 1024;
-/** The largest `args` object a decision may carry, measured as UTF-8 JSON. */
-export const MAX_ARGS_BYTES = 16 * 1024;
+/** A quarantined line keeps at most this much of its text (UTF-16 units), and its problem this much. */
+export const MAX_QUARANTINE_RAW = 4096;
+const MAX_PROBLEM = 1000;
 const MAX_FUTURE_MS = 5 * 60_000;
 // Rows per INSERT statement: one round trip each.
 const CHUNK_ROWS = 5_000;
@@ -20,57 +27,6 @@ const CHUNK_ROWS = 5_000;
 // PostgreSQL backend is the bottleneck of a lone shipper (index maintenance), and this host has 2 cores.
 const PARTS = 2;
 const MIN_PART_ROWS = 1_000;
-
-const uuidv7 = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, "must be a UUIDv7");
-const short = (max: number) => z.string().max(max);
-
-// The JSON text the size check made, reused by the insert: one stringify per line.
-const argsText = new WeakMap<object, string>();
-// Cheap for the common small object: only a long JSON text can pass 16 KiB of UTF-8.
-const jsonBytes = (s: string) => (s.length * 3 <= MAX_ARGS_BYTES ? s.length : Buffer.byteLength(s, "utf8"));
-
-/** What the decision saw besides the call; stored in decisions.context. */
-export const decisionContext = z
-  .object({
-    groups: z.array(short(256)).max(100).optional(),
-    actors: z.array(short(256)).max(20).optional(),
-    token: z.object({ iss: short(2048), iat: z.number().int().min(0), exp: z.number().int().min(0) }).strict().optional(),
-    ip: short(64).optional(),
-    masked: z.array(short(512)).max(100).optional(),
-  })
-  .strict();
-
-/** One decision line as agents send it. Agent and fleet come from the authenticated agent, never the line. */
-export const decisionLine = z
-  .object({
-    id: uuidv7,
-    bundleRevision: z.number().int().min(0).nullable().default(null),
-    tenantId: short(100).nullable().default(null),
-    serverId: short(100),
-    method: short(100),
-    tool: short(128).nullable().default(null),
-    user: short(256).nullable().default(null),
-    client: short(256).nullable().default(null),
-    scopes: z.array(short(128)).max(100).default([]),
-    outcome: z.enum(["allow", "deny", "error"]),
-    reason: short(500).default(""),
-    determining: z.array(short(200)).max(100).default([]),
-    args: z
-      .record(z.string(), z.unknown())
-      .nullable()
-      .default(null)
-      .refine((a) => {
-        if (a === null) return true;
-        const text = JSON.stringify(a);
-        argsText.set(a, text);
-        return jsonBytes(text) <= MAX_ARGS_BYTES;
-      }, `args must be at most ${MAX_ARGS_BYTES / 1024} KiB as JSON (mask or trim large arguments in the agent)`),
-    context: decisionContext.nullable().default(null),
-    latencyUs: z.number().int().min(0).max(3_600_000_000).nullable().default(null),
-  })
-  .strict();
-
-export type DecisionLine = z.infer<typeof decisionLine>;
 
 /** The instant inside a UUIDv7 (its first 48 bits, milliseconds since the epoch). */
 export const uuidv7Time = (id: string) => parseInt(id.replace(/-/g, "").slice(0, 12), 16);
@@ -95,6 +51,15 @@ interface Row {
   id: string;
   at: number;
   line: DecisionLine;
+  /** The line as sent, for the quarantine if the database refuses it. */
+  text: string;
+}
+
+/** A line that cannot be stored, and why. */
+interface Bad {
+  text: string;
+  problem: string;
+  decisionId: string | null;
 }
 
 const jsonOrNull = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v));
@@ -115,7 +80,7 @@ async function insertChunk(db: Db, agent: Pick<Agent, "id" | "fleetId">, rows: R
     from unnest(${col((r) => r.id)}::text[], ${col((r) => new Date(r.at).toISOString())}::text[], ${col((r) => r.line.bundleRevision)}::text[],
       ${col((r) => r.line.tenantId)}::text[], ${col((r) => r.line.serverId)}::text[], ${col((r) => r.line.method)}::text[], ${col((r) => r.line.tool)}::text[],
       ${col((r) => r.line.user)}::text[], ${col((r) => r.line.client)}::text[], ${col((r) => JSON.stringify(r.line.scopes))}::text[], ${col((r) => r.line.outcome)}::text[],
-      ${col((r) => r.line.reason)}::text[], ${col((r) => JSON.stringify(r.line.determining))}::text[], ${col((r) => (r.line.args === null ? null : (argsText.get(r.line.args) ?? JSON.stringify(r.line.args))))}::text[],
+      ${col((r) => r.line.reason)}::text[], ${col((r) => JSON.stringify(r.line.determining))}::text[], ${col((r) => (r.line.args === null ? null : (argsJsonText.get(r.line.args) ?? JSON.stringify(r.line.args))))}::text[],
       ${col((r) => jsonOrNull(r.line.context))}::text[], ${col((r) => r.line.latencyUs)}::text[])
       as t(id, at, bundle_revision, tenant_id, server_id, method, tool, user_id, client_id, scopes, outcome, reason, determining, args, context, latency_us)
     on conflict do nothing
@@ -123,37 +88,65 @@ async function insertChunk(db: Db, agent: Pick<Agent, "id" | "fleetId">, rows: R
   return (Array.isArray(result) ? result : (result.rows ?? [])).map((r) => r.id);
 }
 
+/** The (server, tenant) pairs a fleet serves: its servers, each with its owning tenant and the tenants it is shared with. */
+async function servedPairs(db: Db, fleetId: string): Promise<Map<string, Set<string>>> {
+  const [owned, shared] = await Promise.all([
+    db.select({ serverId: servers.id, tenantId: servers.tenantId }).from(fleetServers).innerJoin(servers, eq(servers.id, fleetServers.serverId)).where(eq(fleetServers.fleetId, fleetId)),
+    db.select({ serverId: serverTenants.serverId, tenantId: serverTenants.tenantId }).from(fleetServers).innerJoin(serverTenants, eq(serverTenants.serverId, fleetServers.serverId)).where(eq(fleetServers.fleetId, fleetId)),
+  ]);
+  const out = new Map<string, Set<string>>();
+  for (const r of [...owned, ...shared]) {
+    const set = out.get(r.serverId) ?? new Set<string>();
+    set.add(r.tenantId);
+    out.set(r.serverId, set);
+  }
+  return out;
+}
+
+const idOf = (json: unknown) => {
+  const id = json && typeof json === "object" && !Array.isArray(json) ? (json as { id?: unknown }).id : undefined;
+  return typeof id === "string" ? id.slice(0, DECISION_LIMITS.id) : null;
+};
+
 /**
- * Validates every line of a batch (all of them, so the answer names every
- * problem). Throws validation_failed with line-level issues if any is wrong.
+ * Sorts every line of a batch into rows to store and lines to quarantine,
+ * each with its problem. A line is stored only when it parses against the
+ * decision record, its time is within retention and not in the future, and
+ * its (server, tenant) pair is one the agent's fleet serves: the tenant is
+ * checked against the fleet's servers and their tenants, never taken on trust.
  */
-function validate(lines: string[], served: Set<string>, now: number, oldest: number, retentionDays: number): Row[] {
-  const issues: FieldIssue[] = [];
+function validate(lines: string[], served: Map<string, Set<string>>, now: number, oldest: number, retentionDays: number): { rows: Row[]; bad: Bad[] } {
   const rows: Row[] = [];
-  lines.forEach((text, i) => {
+  const bad: Bad[] = [];
+  for (const text of lines) {
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch {
-      issues.push({ path: `line ${i + 1}`, message: "not valid JSON" });
-      return;
+      bad.push({ text, problem: "not valid JSON", decisionId: null });
+      continue;
     }
     const p = decisionLine.safeParse(json);
     if (!p.success) {
-      issues.push(...p.error.issues.map((x) => ({ path: `line ${i + 1}${x.path.length ? `.${x.path.join(".")}` : ""}`, message: x.message })));
-      return;
+      const problem = p.error.issues
+        .slice(0, 5)
+        .map((x) => `${x.path.length ? x.path.join(".") : "line"}: ${x.message}`)
+        .join("; ");
+      bad.push({ text, problem, decisionId: idOf(json) });
+      continue;
     }
     const d = p.data;
     const at = uuidv7Time(d.id);
-    if (at > now + MAX_FUTURE_MS) issues.push({ path: `line ${i + 1}.id`, message: "the id's time is in the future" });
+    const quarantine = (problem: string) => bad.push({ text, problem, decisionId: d.id });
+    if (at > now + MAX_FUTURE_MS) quarantine("id: the id's time is in the future");
     // Its day's partition is (or will be) dropped by retention: storing it would recreate it.
-    else if (at < oldest) issues.push({ path: `line ${i + 1}.id`, message: `the decision is older than the ${retentionDays}-day retention; it cannot be stored` });
-    // The tenant is checked against the fleet's own servers, not taken on trust.
-    else if (!served.has(d.serverId)) issues.push({ path: `line ${i + 1}.serverId`, message: "this agent's fleet does not serve that server" });
-    else rows.push({ id: d.id, at, line: d });
-  });
-  if (issues.length) throw new AppError("validation_failed", `The batch has ${issues.length} invalid line${issues.length > 1 ? "s" : ""}; nothing was stored`, issues.slice(0, 200));
-  return rows;
+    else if (at < oldest) quarantine(`id: the decision is older than the ${retentionDays}-day retention; it cannot be stored`);
+    else if (!served.has(d.serverId)) quarantine("serverId: this agent's fleet does not serve that server");
+    // A decision without a tenant (denied before one was known) writes into no tenant.
+    else if (d.tenantId !== null && !served.get(d.serverId)!.has(d.tenantId)) quarantine("tenantId: that server does not serve this tenant for this agent's fleet");
+    else rows.push({ id: d.id, at, line: d, text });
+  }
+  return { rows, bad };
 }
 
 /** Stores rows in one transaction, chunk by chunk, and learns grants from the newly stored ones. Returns how many were new. */
@@ -177,11 +170,60 @@ async function storePart(db: Db, agent: Pick<Agent, "id" | "fleetId">, rows: Row
   return inserted;
 }
 
+// Data exceptions (22xxx) and program limits (54xxx): what a row's content can make PostgreSQL refuse.
+const isContentError = (err: unknown) => /^(22|54)/.test(pgErrorCode(err) ?? "");
+
 /**
- * Stores a batch of decisions for one agent. All or nothing for validity: any
- * invalid line rejects the whole batch with every line's problem before
- * anything is written, so an agent never has a half-accepted batch to
- * reconcile. Idempotent: a retried batch (or line) inserts nothing twice.
+ * Stores a part; if PostgreSQL refuses its content (a case the schema did not
+ * foresee), stores it again row by row and quarantines the rows it refuses,
+ * so one row can never keep the others out (nor make the agent resend forever).
+ */
+async function storeOrIsolate(db: Db, agent: Pick<Agent, "id" | "fleetId">, rows: Row[]): Promise<{ inserted: number; refused: Bad[] }> {
+  try {
+    return { inserted: await storePart(db, agent, rows), refused: [] };
+  } catch (err) {
+    if (!isContentError(err)) throw err;
+  }
+  let inserted = 0;
+  const refused: Bad[] = [];
+  for (const r of rows) {
+    try {
+      inserted += await storePart(db, agent, [r]);
+    } catch (err) {
+      if (!isContentError(err)) throw err;
+      refused.push({ text: r.text, problem: `the database refused it (SQLSTATE ${pgErrorCode(err)})`, decisionId: r.id });
+    }
+  }
+  return { inserted, refused };
+}
+
+/** Sets bad lines aside; a line already quarantined for this agent (a resent batch) is kept once. */
+async function quarantine(db: Db, agent: Pick<Agent, "id" | "fleetId">, bad: Bad[]): Promise<void> {
+  for (let i = 0; i < bad.length; i += 1000) {
+    await db
+      .insert(decisionQuarantine)
+      .values(
+        bad.slice(i, i + 1000).map((b) => ({
+          id: newId("quarantine"),
+          agentId: agent.id,
+          fleetId: agent.fleetId,
+          decisionId: b.decisionId === null ? null : clampText(b.decisionId, DECISION_LIMITS.id),
+          problem: clampText(b.problem, MAX_PROBLEM),
+          raw: clampText(b.text, MAX_QUARANTINE_RAW),
+          rawBytes: Buffer.byteLength(b.text),
+          rawSha256: createHash("sha256").update(b.text).digest("hex"),
+        })),
+      )
+      .onConflictDoNothing();
+  }
+}
+
+/**
+ * Stores a batch of decisions for one agent, line by line: the good lines are
+ * stored, each bad one is quarantined with its problem (never stored, never
+ * blocking the others), and the answer counts both. Content never fails a
+ * batch; only the transport (size, encoding) does. Idempotent: a retried
+ * batch (or line) inserts nothing twice and quarantines nothing twice.
  * Acknowledged (returns) only after every part committed; if a part fails the
  * call throws, the agent resends, and the committed part comes back as
  * duplicates. The newly stored decisions (never duplicates) feed the grant
@@ -189,18 +231,24 @@ async function storePart(db: Db, agent: Pick<Agent, "id" | "fleetId">, rows: Row
  */
 export async function ingestDecisions(db: Db, agent: Pick<Agent, "id" | "fleetId">, ndjson: string, now = Date.now(), opts: { parts?: number } = {}) {
   const lines = ndjson.split("\n").filter((l) => /\S/.test(l));
-  if (lines.length === 0) return { accepted: 0, duplicates: 0 };
+  if (lines.length === 0) return { accepted: 0, duplicates: 0, quarantined: 0 };
   if (lines.length > MAX_BATCH_ROWS) throw new AppError("payload_too_large", `At most ${MAX_BATCH_ROWS} decisions per batch`);
-  const [servedRows, retentionDays] = await Promise.all([
-    db.select({ id: fleetServers.serverId }).from(fleetServers).where(inArray(fleetServers.fleetId, [agent.fleetId])),
-    getRetentionDays(db),
-  ]);
-  const rows = validate(lines, new Set(servedRows.map((r) => r.id)), now, retentionCutoff(retentionDays, now), retentionDays);
+  const [served, retentionDays] = await Promise.all([servedPairs(db, agent.fleetId), getRetentionDays(db)]);
+  const { rows, bad } = validate(lines, served, now, retentionCutoff(retentionDays, now), retentionDays);
 
-  await ensurePartitions(db, rows.map((r) => r.at));
-  const parts = Math.max(1, Math.min(opts.parts ?? PARTS, Math.floor(rows.length / MIN_PART_ROWS)));
-  const size = Math.ceil(rows.length / parts);
-  const stored = await Promise.all(Array.from({ length: parts }, (_, p) => storePart(db, agent, rows.slice(p * size, (p + 1) * size))));
-  const inserted = stored.reduce((a, b) => a + b, 0);
-  return { accepted: inserted, duplicates: rows.length - inserted };
+  let inserted = 0;
+  let refused = 0;
+  if (rows.length) {
+    await ensurePartitions(db, rows.map((r) => r.at));
+    const parts = Math.max(1, Math.min(opts.parts ?? PARTS, Math.floor(rows.length / MIN_PART_ROWS)));
+    const size = Math.ceil(rows.length / parts);
+    const stored = await Promise.all(Array.from({ length: parts }, (_, p) => storeOrIsolate(db, agent, rows.slice(p * size, (p + 1) * size))));
+    for (const s of stored) {
+      inserted += s.inserted;
+      refused += s.refused.length;
+      bad.push(...s.refused);
+    }
+  }
+  if (bad.length) await quarantine(db, agent, bad);
+  return { accepted: inserted, duplicates: rows.length - refused - inserted, quarantined: bad.length };
 }
