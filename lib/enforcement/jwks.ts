@@ -150,6 +150,8 @@ export class JwksCache {
         // RFC 8414 §3.3 / OIDC Discovery §4.3: the metadata must name the issuer it was fetched for.
         if (meta.issuer !== cfg.issuer) throw new JwksUnavailable(`the metadata at ${url} is for another issuer`);
         if (typeof meta.jwks_uri !== "string" || !/^https?:\/\//.test(meta.jwks_uri)) throw new JwksUnavailable(`the metadata at ${url} has no jwks_uri`);
+        // Keys fetched over plain http could be swapped by anyone on the path: https only, except to a loopback host.
+        if (!secureOrLoopback(meta.jwks_uri)) throw new JwksUnavailable(`the metadata at ${url} names a plain-http jwks_uri; only https (or http to a loopback host) is used`);
         return meta.jwks_uri;
       } catch (err) {
         lastError = err;
@@ -159,6 +161,7 @@ export class JwksCache {
   }
 
   private async getJson(url: string, what: string): Promise<unknown> {
+    if (!secureOrLoopback(url)) throw new JwksUnavailable(`${what} at ${url} is plain http; only https (or http to a loopback host) is fetched`);
     let res: Response;
     try {
       res = await this.fetchImpl(url, { headers: { accept: "application/json" }, redirect: "error", signal: AbortSignal.timeout(this.timeoutMs) });
@@ -170,8 +173,9 @@ export class JwksCache {
       await res.body?.cancel().catch(() => undefined);
       throw new JwksUnavailable(`${what} fetch from ${url} answered ${res.status}`);
     }
-    const text = await res.text();
-    if (text.length > MAX_BODY) throw new JwksUnavailable(`${what} from ${url} is too large`);
+    const text = await readCapped(res, MAX_BODY).catch((err: unknown) => {
+      throw err instanceof JwksUnavailable ? new JwksUnavailable(`${what} from ${url} is larger than ${MAX_BODY} bytes`) : new JwksUnavailable(`${what} from ${url} could not be read`);
+    });
     try {
       const body: unknown = JSON.parse(text);
       if (!body || typeof body !== "object" || Array.isArray(body)) throw new Error("not an object");
@@ -184,4 +188,42 @@ export class JwksCache {
 
 function cacheKey(cfg: IssuerKeysConfig): string {
   return `${cfg.issuer}\n${cfg.jwksUri ?? ""}\n${cfg.discovery ? 1 : 0}`;
+}
+
+/** https, or http to a loopback host (local issuers in development and tests). */
+export function secureOrLoopback(raw: string): boolean {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    return false;
+  }
+  if (u.protocol === "https:") return true;
+  if (u.protocol !== "http:") return false;
+  const host = u.hostname.replace(/^\[|\]$/g, "");
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** Reads a body chunk by chunk and stops (cancelling the rest) once it passes `max` bytes, so an endless answer costs at most `max`. */
+async function readCapped(res: Response, max: number): Promise<string> {
+  const declared = Number(res.headers.get("content-length") ?? "");
+  if (Number.isFinite(declared) && declared > max) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new JwksUnavailable("too large");
+  }
+  if (!res.body) return "";
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel().catch(() => undefined);
+      throw new JwksUnavailable("too large");
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString("utf8");
 }

@@ -8,7 +8,10 @@ import type { Kek } from "@/lib/bundles/signing";
 import { republishLiveBundles } from "@/lib/bundles/service";
 import type { Ctx } from "@/lib/context";
 import { AppError, conflict, forbidden, notFound, type FieldIssue } from "@/lib/errors";
+import { redactUrlsIn } from "@/lib/enforcement/redact";
 import { newId } from "@/lib/ids";
+import { EgressError, egressFetch, readText } from "@/lib/net/egress";
+import { egressPolicy } from "@/lib/net/policy";
 import { loadTenant, readableTenantIds } from "@/lib/tenants/service";
 import { recordEvent } from "@/lib/trail/record";
 import { guessRegistration } from "./learn";
@@ -481,33 +484,23 @@ function metadataUrl(clientId: string): URL | null {
   return null;
 }
 
+/** Through the egress guard: the client id is chosen by whoever runs the client, so it must not reach internal addresses. */
 async function fetchCapped(url: URL): Promise<string> {
-  const ctrl = new AbortController();
-  const timer = setTimeout(() => ctrl.abort(), METADATA_TIMEOUT_MS);
   try {
-    const res = await fetch(url, { signal: ctrl.signal, redirect: "error", headers: { accept: "application/json" } });
-    if (!res.ok) throw new AppError("upstream_error", `The metadata document answered HTTP ${res.status}`);
-    if (!res.body) throw new AppError("upstream_error", "The metadata document is empty");
-    const reader = res.body.getReader();
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > METADATA_MAX_BYTES) {
-        await reader.cancel();
-        throw new AppError("upstream_error", `The metadata document is larger than ${METADATA_MAX_BYTES / 1024} KiB`);
-      }
-      chunks.push(value);
+    const res = await egressFetch(url, { headers: { accept: "application/json" } }, { policy: egressPolicy(), timeoutMs: METADATA_TIMEOUT_MS, maxBytes: METADATA_MAX_BYTES });
+    if (!res.ok) {
+      await res.body?.cancel().catch(() => undefined);
+      throw new AppError("upstream_error", `The metadata document answered HTTP ${res.status}`);
     }
-    return Buffer.concat(chunks).toString("utf8");
+    return await readText(res);
   } catch (err) {
     if (err instanceof AppError) throw err;
-    if (ctrl.signal.aborted) throw new AppError("upstream_error", `The metadata document did not answer within ${METADATA_TIMEOUT_MS / 1000} s`);
-    throw new AppError("upstream_error", "The metadata document could not be fetched (connection failed or redirected)");
-  } finally {
-    clearTimeout(timer);
+    if (err instanceof EgressError) {
+      if (err.code === "too_large") throw new AppError("upstream_error", `The metadata document is larger than ${METADATA_MAX_BYTES / 1024} KiB`);
+      if (err.code === "timeout") throw new AppError("upstream_error", `The metadata document did not answer within ${METADATA_TIMEOUT_MS / 1000} s`);
+      throw new AppError("upstream_error", `The metadata document could not be fetched: ${redactUrlsIn(err.message)}`);
+    }
+    throw new AppError("upstream_error", "The metadata document could not be fetched");
   }
 }
 
