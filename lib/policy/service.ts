@@ -3,11 +3,13 @@ import { z } from "zod";
 import { policies, policyTests, type Policy, type PolicyRule, type PolicyTest } from "@/db/schema";
 import { can, seesAllTenants } from "@/lib/auth/permissions";
 import { compileBundle, runTests, type RegistrySnapshot } from "@/lib/bundles/compile";
+import { decisionInputs } from "@/lib/bundles/decision-live";
 import { getBundle } from "@/lib/bundles/service";
 import { loadSnapshot } from "@/lib/bundles/snapshot";
 import type { Ctx } from "@/lib/context";
 import { isUniqueViolation } from "@/lib/db-errors";
-import { PolicyEngine } from "@/lib/enforcement/engine";
+import type { BundleContent } from "@/lib/enforcement/bundle";
+import { decide, decisionView, type LiveState } from "@/lib/enforcement/decide";
 import { argumentTypes, cedarSchema } from "@/lib/enforcement/model";
 import { AppError, conflict, forbidden, notFound } from "@/lib/errors";
 import { newId } from "@/lib/ids";
@@ -64,6 +66,13 @@ export const simulateInput = z.object({
   request: testRequestSchema,
   fleetId: z.string().optional().describe("With revision: decide against that published bundle; without: against the server's current draft"),
   revision: z.number().int().min(1).optional(),
+  issuedAt: z.iso
+    .datetime({ offset: true })
+    .optional()
+    .describe(
+      "When the simulated token was issued (checked against revocations). Default: long ago, i.e. any token the caller may still hold, so a revocation in force shows as a denial; give a later time to simulate a token obtained after it",
+    ),
+  issuer: z.string().max(2048).optional().describe("The simulated token's issuer (context.token.iss)"),
 });
 
 /** The actor may write policies of this tenant on this server (which the tenant may use). */
@@ -297,12 +306,19 @@ export async function runServerTests(ctx: Ctx, serverId: string, tenantId?: stri
   return { issues: draft.issues, warnings: draft.warnings, tests, passed: tests.filter((t) => t.passed).length, failed: tests.filter((t) => !t.passed).length };
 }
 
-/** Decides one request against a published revision or the server's current draft, with the determining policies' Cedar. */
+/**
+ * Decides one request against a published revision or the server's current
+ * draft, as an agent would: with `decide()` (lib/enforcement/decide.ts), so
+ * revocations, client approval and drift count, read fresh from the database
+ * (live state is never rolled back: a published revision is simulated with
+ * today's revocations and approvals).
+ */
 export async function simulate(ctx: Ctx, input: z.infer<typeof simulateInput>) {
   await authorize(ctx, input.tenantId, input.serverId, false);
   if (input.fleetId && input.revision) {
     const b = await getBundle(ctx, input.fleetId, input.revision);
-    return explain(new PolicyEngine(b.content), input);
+    const { content, live } = await decisionInputs(ctx.db, b.content);
+    return explain(content, input, live);
   }
   return simulateDraft(ctx, input);
 }
@@ -313,14 +329,27 @@ export async function simulateDraft(ctx: Ctx, input: z.infer<typeof simulateInpu
   const snap = visibleDraft(ctx, await loadSnapshot(ctx.db, [input.serverId]), input.tenantId);
   const draft = compileBundle(snap, { fleetId: "draft", revision: 0, parentRevision: null, createdAt: new Date().toISOString() });
   if (draft.issues.length) return { decision: null, issues: draft.issues };
-  return explain(new PolicyEngine(draft.content), input);
+  const { content, live } = await decisionInputs(ctx.db, draft.content);
+  return explain(content, input, live);
 }
 
-/** Decides with an engine and attaches names and Cedar of the determining policies. */
-export function explain(engine: PolicyEngine, input: z.infer<typeof simulateInput>) {
+/** Decides with `decide()` and attaches names and Cedar of the determining policies. */
+export function explain(content: BundleContent, input: z.infer<typeof simulateInput>, live: LiveState = {}) {
   const r = input.request;
-  const result = engine.decide({ action: r.action, serverId: input.serverId, tool: r.tool, tenantId: input.tenantId, user: r.user, groups: r.groups, client: r.client, scopes: r.scopes, args: r.args, time: r.time ? new Date(r.time) : undefined });
-  const b = engine.bundle;
-  const describe = (id: string) => ({ id, name: b.policies[id]?.name ?? id, kind: b.policies[id]?.kind ?? "builtin", cedar: b.cedar.policies[id] ?? "" });
+  const time = r.time ? new Date(r.time) : new Date();
+  const iat = input.issuedAt ? Math.floor(Date.parse(input.issuedAt) / 1000) : 0;
+  const result = decide(
+    decisionView(content),
+    {
+      method: r.action === "list_tools" ? "tools/list" : "tools/call",
+      serverId: input.serverId,
+      tool: r.tool,
+      principal: { issuer: input.issuer ?? "", tenantId: input.tenantId, user: r.user, client: r.client, scopes: r.scopes, groups: r.groups, actors: [], iat, exp: 0 },
+      args: r.args,
+      time,
+    },
+    live,
+  );
+  const describe = (id: string) => ({ id, name: content.policies[id]?.name ?? id, kind: content.policies[id]?.kind ?? "builtin", cedar: content.cedar.policies[id] ?? "" });
   return { ...result, determiningPolicies: result.determining.map(describe), erroredPolicies: result.errors.map(describe), issues: [] };
 }
