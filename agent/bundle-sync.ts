@@ -30,10 +30,31 @@ export interface SyncOptions {
   log?: (msg: string) => void;
   /** Called after each swap (from disk or the control plane), e.g. to prefetch credentials. Must not throw. */
   onInstall?: (installed: Installed) => void;
+  /**
+   * How old the bundle in force may get (since its signed creation time, or since the control plane last
+   * confirmed it is current, whichever is later) before the agent stops enforcing it and refuses every call.
+   */
+  maxBundleAgeSeconds?: number;
+  /** The clock (ms since the epoch). */
+  now?: () => number;
 }
 
 export const BUNDLE_FILE = "bundle.json";
+/**
+ * The highest revision this agent ever installed, and when the control plane last confirmed the bundle in
+ * force: kept apart from the bundle file, so deleting the bundle does not reopen the door to an older one.
+ */
+export const STATE_FILE = "bundle-state.json";
+export const DEFAULT_MAX_BUNDLE_AGE_SECONDS = 24 * 3600;
 const MAX_ERRORS = 20;
+
+interface SyncState {
+  fleetId: string | null;
+  /** Highest revision ever installed (0: none). */
+  revision: number;
+  /** When the control plane last confirmed the bundle in force (ms, this agent's clock; 0: never). */
+  confirmedAt: number;
+}
 
 /**
  * Pulls the fleet's signed bundle and keeps the last good one in force:
@@ -54,16 +75,49 @@ export class BundleSync {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private failures = 0;
   private readonly log: (msg: string) => void;
+  private state: SyncState = { fleetId: null, revision: 0, confirmedAt: 0 };
+  /** The state file exists but cannot be read: no bundle from disk is trusted until the control plane sends one. */
+  private stateUnreadable = false;
+  /** Until when (ms) the bundle in force may be enforced. */
+  private freshUntil = 0;
+  private wasStale = false;
+  private readonly now: () => number;
+  private readonly maxAgeMs: number;
 
   constructor(private readonly o: SyncOptions) {
     this.key = o.agentKey;
     this.fleetId = o.fleetId;
     this.log = o.log ?? ((m) => console.log(`[agent] ${m}`));
     if (o.agentKey) this.agentId = agentIdOf(o.agentKey);
+    this.now = o.now ?? Date.now;
+    this.maxAgeMs = (o.maxBundleAgeSeconds ?? DEFAULT_MAX_BUNDLE_AGE_SECONDS) * 1000;
   }
 
+  /**
+   * The bundle to enforce, or null: none verified yet, or the one held is older than the maximum age
+   * without a fresh confirmation from the control plane (then every call is refused, fail closed).
+   */
   get current(): Installed | null {
+    const cur = this.installed;
+    if (!cur) return null;
+    const stale = this.now() > this.freshUntil;
+    if (stale !== this.wasStale) {
+      this.wasStale = stale;
+      this.o.metrics.bundleStale = stale ? 1 : 0;
+      if (stale) this.error(`bundle revision ${cur.content.manifest.revision} is older than the maximum age (${this.maxAgeMs / 1000} s) and the control plane has not confirmed it: refusing every call`);
+      else this.log(`bundle revision ${cur.content.manifest.revision} confirmed fresh again`);
+    }
+    return stale ? null : cur;
+  }
+
+  /** The bundle held, even when too old to enforce (for heartbeats and status). */
+  get held(): Installed | null {
     return this.installed;
+  }
+
+  /** The highest revision this agent ever installed (persisted across restarts and bundle deletion). */
+  get highestRevision(): number {
+    return this.state.revision;
   }
 
   /** The agent key, once enrolled (or given); null before. */
@@ -85,6 +139,7 @@ export class BundleSync {
   async start(): Promise<void> {
     await mkdir(this.o.dataDir, { recursive: true, mode: 0o700 });
     await this.loadStoredKey();
+    await this.loadState();
     await this.loadFromDisk();
     this.loop = this.run();
     const beat = () => {
@@ -142,6 +197,61 @@ export class BundleSync {
     return { signed, content, engine, installedAt: Date.now(), source };
   }
 
+  private async loadState(): Promise<void> {
+    let raw: string;
+    try {
+      raw = await readFile(path.join(this.o.dataDir, STATE_FILE), "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+        this.stateUnreadable = true;
+        this.error(`cannot read ${STATE_FILE}: ${describe(err)}`);
+      }
+      return;
+    }
+    try {
+      const v = JSON.parse(raw) as Partial<SyncState>;
+      if (!Number.isSafeInteger(v.revision) || (v.revision as number) < 0 || typeof v.confirmedAt !== "number" || !Number.isFinite(v.confirmedAt)) throw new Error("malformed");
+      this.state = { fleetId: typeof v.fleetId === "string" ? v.fleetId : null, revision: v.revision as number, confirmedAt: v.confirmedAt };
+    } catch {
+      this.stateUnreadable = true;
+      this.error(`${STATE_FILE} is malformed: the bundle on disk is not trusted until the control plane sends one`);
+    }
+  }
+
+  /** Writes the state (temp file + rename). A failure is logged: enforcement goes on with what is in memory. */
+  private async saveState(): Promise<void> {
+    const file = path.join(this.o.dataDir, STATE_FILE);
+    const tmp = `${file}.${process.pid}.tmp`;
+    try {
+      await writeFile(tmp, JSON.stringify(this.state), { mode: 0o600 });
+      await rename(tmp, file);
+    } catch (err) {
+      this.error(`could not write ${STATE_FILE}: ${describe(err)}`);
+    }
+  }
+
+  /** The lowest revision the agent may install: never below one it installed before (of this fleet). */
+  private floor(): number | undefined {
+    const held = this.installed?.content.manifest.revision ?? 0;
+    const remembered = this.state.fleetId === null || this.fleetId === null || this.state.fleetId === this.fleetId ? this.state.revision : 0;
+    const min = Math.max(held, remembered);
+    return min > 0 ? min : undefined;
+  }
+
+  /** Recomputes until when the bundle in force may be enforced: its signed creation time or the last confirmation, plus the maximum age. */
+  private refreshFreshness(): void {
+    const cur = this.installed;
+    const created = cur ? Date.parse(cur.content.manifest.createdAt) : NaN;
+    this.freshUntil = Math.max(Number.isNaN(created) ? 0 : created, this.state.confirmedAt) + this.maxAgeMs;
+  }
+
+  /** The control plane said the bundle in force is its current one. */
+  private async confirmed(): Promise<void> {
+    this.state.confirmedAt = this.now();
+    this.refreshFreshness();
+    await this.saveState();
+  }
+
   private async loadFromDisk(): Promise<void> {
     let raw: string;
     try {
@@ -149,10 +259,14 @@ export class BundleSync {
     } catch {
       return;
     }
+    if (this.stateUnreadable) return;
     try {
-      const got = await this.verify(JSON.parse(raw) as SignedBundle, undefined, "disk");
+      const got = await this.verify(JSON.parse(raw) as SignedBundle, this.floor(), "disk");
       this.fleetId ??= got.content.manifest.fleetId;
       this.installed = got;
+      // A confirmation applies to the bundle it confirmed: one loaded from disk at another revision starts unconfirmed.
+      if (got.content.manifest.revision !== this.state.revision) this.state.confirmedAt = 0;
+      this.refreshFreshness();
       this.o.onInstall?.(got);
       this.log(`loaded bundle revision ${got.content.manifest.revision} from disk`);
     } catch (err) {
@@ -202,7 +316,10 @@ export class BundleSync {
     // A long poll that outlives its wait by far is a dead connection: give up on it and retry.
     const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout((this.o.waitSeconds + 30) * 1000)]);
     const res = await fetch(`${this.o.controlPlaneUrl}/api/v1/agent/bundle?wait=${this.o.waitSeconds}`, { headers, signal });
-    if (res.status === 304) return;
+    if (res.status === 304) {
+      await this.confirmed();
+      return;
+    }
     if (res.status === 404) {
       await res.body?.cancel();
       // Nothing published yet; the server already waited (or wait=0): pause briefly.
@@ -213,7 +330,7 @@ export class BundleSync {
     const signed = (await res.json()) as SignedBundle;
     let next: Installed;
     try {
-      next = await this.verify(signed, cur?.content.manifest.revision, "control-plane");
+      next = await this.verify(signed, this.floor(), "control-plane");
     } catch (err) {
       this.o.metrics.bundleRejections++;
       this.error(`bundle revision ${signed?.revision} refused, keeping ${cur ? `revision ${cur.content.manifest.revision}` : "none"}: ${describe(err)}`);
@@ -222,7 +339,12 @@ export class BundleSync {
       return;
     }
     this.fleetId ??= next.content.manifest.fleetId;
+    // Remember the revision before enforcing it: after a crash, nothing older is accepted again.
+    this.state = { fleetId: next.content.manifest.fleetId, revision: Math.max(this.state.revision, next.content.manifest.revision), confirmedAt: this.now() };
+    this.stateUnreadable = false;
+    await this.saveState();
     this.installed = next; // the swap: one assignment, requests in flight keep the engine they started with
+    this.refreshFreshness();
     this.o.onInstall?.(next);
     this.log(`bundle revision ${next.content.manifest.revision} in force`);
     try {
@@ -238,7 +360,7 @@ export class BundleSync {
       const res = await fetch(`${this.o.controlPlaneUrl}/api/v1/agent/heartbeat`, {
         method: "POST",
         headers: { authorization: `Bearer ${this.key}`, "content-type": "application/json" },
-        body: JSON.stringify({ version: AGENT_VERSION, bundleRevision: this.installed?.content.manifest.revision ?? null, counters, errors: this.errors.slice(-MAX_ERRORS) }),
+        body: JSON.stringify({ version: AGENT_VERSION, bundleRevision: this.current?.content.manifest.revision ?? null, counters, errors: this.errors.slice(-MAX_ERRORS) }),
         signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(10_000)]),
       });
       await res.body?.cancel();

@@ -21,6 +21,8 @@ export interface AgentConfig {
   /** Pinned bundle-signing public keys by key id. */
   keys: Record<string, JWK>;
   waitSeconds: number;
+  /** How old the bundle in force may get without a confirmation from the control plane before every call is refused. */
+  maxBundleAgeSeconds: number;
 }
 
 export type ConfigResult = { ok: true; config: AgentConfig } | { ok: false; errors: string[] };
@@ -36,13 +38,16 @@ const FLAGS: Record<string, string> = {
   "--data-dir": "MANDATE_DATA_DIR",
   "--keys": "MANDATE_BUNDLE_KEYS",
   "--wait": "MANDATE_WAIT_SECONDS",
+  "--max-bundle-age": "MANDATE_MAX_BUNDLE_AGE",
 };
 
 export const USAGE = `Usage: mandate-agent [flags]   (each flag also reads from its environment variable)
 ${Object.entries(FLAGS)
   .map(([f, e]) => `  ${f.padEnd(20)} ${e}`)
   .join("\n")}
-  --keys takes a JWKS as JSON ({"keys":[…]}) or the path of a file holding one.`;
+  --keys takes a JWKS as JSON ({"keys":[…]}) or the path of a file holding one.
+  --max-bundle-age (default 24h; 1m to 30d): how old the bundle in force may get, counted from its signed
+    creation time or the control plane's last confirmation (a long poll answered), before every call is refused.`;
 
 const jwkSchema = z.looseObject({ kty: z.literal("OKP"), crv: z.literal("Ed25519"), x: z.string().min(1), kid: z.string().min(1) });
 const jwksSchema = z.object({ keys: z.array(jwkSchema).min(1, "must hold at least one key") });
@@ -59,6 +64,14 @@ const schema = z
     MANDATE_DATA_DIR: z.string().min(1).default(".agent-data"),
     MANDATE_BUNDLE_KEYS: z.string({ error: "is required (a JWKS as JSON or a file path)" }).min(1),
     MANDATE_WAIT_SECONDS: z.coerce.number().int().min(0).max(60).default(30),
+    MANDATE_MAX_BUNDLE_AGE: z
+      .string()
+      .default("24h")
+      .transform((v, ctx) => {
+        const seconds = durationSeconds(v);
+        if (seconds === null) ctx.addIssue({ code: "custom", message: "must be a duration from 1m to 30d, such as 90m, 24h or 7d (a bare number is seconds)" });
+        return seconds ?? 0;
+      }),
   })
   .strip();
 
@@ -116,11 +129,20 @@ export function loadConfig(argv: string[], env: Record<string, string | undefine
           dataDir: path.resolve(v.MANDATE_DATA_DIR),
           keys,
           waitSeconds: v.MANDATE_WAIT_SECONDS,
+          maxBundleAgeSeconds: v.MANDATE_MAX_BUNDLE_AGE,
         },
       };
     }
   }
   return { ok: false, errors };
+}
+
+/** `90`, `90s`, `15m`, `24h`, `7d` → seconds, within 1 minute and 30 days; null otherwise. */
+export function durationSeconds(raw: string): number | null {
+  const m = /^(\d{1,9})([smhd]?)$/.exec(raw.trim());
+  if (!m) return null;
+  const seconds = Number(m[1]) * { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as "" | "s" | "m" | "h" | "d"];
+  return seconds >= 60 && seconds <= 30 * 86400 ? seconds : null;
 }
 
 /** A JWKS as JSON, or the path of a file holding one → keys by kid; or the problem. */

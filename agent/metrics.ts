@@ -9,6 +9,8 @@ export class Metrics {
   upstreamErrors = 0;
   hiddenChangedTools = 0;
   bundleRejections = 0;
+  /** 1 while the bundle held is older than --max-bundle-age without a confirmation from the control plane (every call refused). */
+  bundleStale = 0;
   /** Decision-log shipping (agent/shipper.ts). */
   decisionsShipped = 0;
   decisionsDuplicates = 0;
@@ -73,6 +75,11 @@ export class Metrics {
       "# HELP mandate_hidden_changed_tools_total Tools hidden because their live definition differs from the approved one.",
       "# TYPE mandate_hidden_changed_tools_total counter",
       `mandate_hidden_changed_tools_total ${this.hiddenChangedTools}`,
+    );
+    out.push(
+      "# HELP mandate_bundle_stale 1 while the bundle held is older than the maximum age without a confirmation from the control plane (calls refused).",
+      "# TYPE mandate_bundle_stale gauge",
+      `mandate_bundle_stale ${this.bundleStale}`,
     );
     out.push("# HELP mandate_bundle_rejections_total Bundles refused by verification.", "# TYPE mandate_bundle_rejections_total counter", `mandate_bundle_rejections_total ${this.bundleRejections}`);
     const backlog = this.logBacklog();
