@@ -7,7 +7,20 @@ interface Item {
   name?: string;
   before?: string;
   after?: string;
+  /** Servers: each field that differs, old and new. */
+  fields?: { field: string; before?: string; after?: string }[];
 }
+
+const fieldLabels: Record<string, string> = {
+  name: "Name",
+  resourceUri: "Resource URI",
+  upstreamUrl: "Upstream URL",
+  tenantIds: "Tenants admitted",
+  scopes: "Scopes",
+  issuers: "Advertised issuers",
+  trust: "Trusted issuers (per tenant)",
+  prm: "Protected resource metadata",
+};
 interface Change {
   added: Item[];
   removed: Item[];
@@ -27,7 +40,7 @@ const sections: [keyof BundleDiff, string][] = [
   ["servers", "Servers"],
 ];
 
-/** What a revision changes: each section lists added, removed and changed items with their Cedar. */
+/** What a revision changes: each section lists added, removed and changed items with their Cedar; servers field by field (where calls, tokens and secrets go). */
 export function DiffView({ diff }: { diff: BundleDiff }) {
   const total = sections.reduce((n, [k]) => n + diff[k].added.length + diff[k].removed.length + diff[k].changed.length, 0);
   if (total === 0) return <p className="text-sm text-slate-600" data-testid="diff-empty">No change.</p>;
@@ -48,7 +61,21 @@ export function DiffView({ diff }: { diff: BundleDiff }) {
                       <span className="font-medium">{i.name ?? i.id}</span>
                       {i.name ? <code className="text-xs text-slate-500">{i.id}</code> : null}
                     </div>
-                    {k === "policies" || k === "mappings" ? (
+                    {i.fields?.length ? (
+                      <table className="w-full border-t border-slate-100 text-xs" data-testid={`diff-server-fields-${i.id}`}>
+                        <tbody>
+                          {i.fields.map((f) => (
+                            <tr key={f.field} data-testid={`diff-server-field-${f.field}`} className="align-top">
+                              <th scope="row" className="w-40 px-2 py-1 text-left font-medium text-slate-700">
+                                {fieldLabels[f.field] ?? f.field}
+                              </th>
+                              <td className="whitespace-pre-wrap break-all bg-rose-50 px-2 py-1 font-mono text-rose-900">{f.before ?? "—"}</td>
+                              <td className="whitespace-pre-wrap break-all bg-emerald-50 px-2 py-1 font-mono text-emerald-900">{f.after ?? "—"}</td>
+                            </tr>
+                          ))}
+                        </tbody>
+                      </table>
+                    ) : k === "policies" || k === "mappings" ? (
                       <div className="grid grid-cols-1 gap-0 border-t border-slate-100 md:grid-cols-2">
                         {i.before !== undefined ? <pre className="overflow-x-auto bg-rose-50 p-2 font-mono text-xs text-rose-900">{i.before}</pre> : <div />}
                         {i.after !== undefined ? <pre className="overflow-x-auto bg-emerald-50 p-2 font-mono text-xs text-emerald-900">{i.after}</pre> : <div />}

@@ -33,6 +33,8 @@ interface Draft {
   blockers: { path: string; message: string }[];
   warnings: string[];
   tests: { id: string; name: string; expected: string; actual: string; passed: boolean }[];
+  /** Tenants whose own failing test or policy holds their part of the draft at the live revision. */
+  heldBack: { tenantId: string; problems: string[] }[];
   diff: BundleDiff;
 }
 interface Revision {
@@ -83,7 +85,7 @@ function PublishPanel({ fleetId, canPublish }: { fleetId: string; canPublish: bo
   const draft = useQuery({ queryKey: keys.fleets.draft(fleetId), queryFn: () => apiFetch<Draft>(`/fleets/${fleetId}/draft`) });
   const [note, setNote] = useState("");
   const publish = useMutation({
-    mutationFn: () => apiFetch<Revision>(`/fleets/${fleetId}/bundles`, { method: "POST", body: { note } }),
+    mutationFn: () => apiFetch<Revision & { heldBack: Draft["heldBack"] }>(`/fleets/${fleetId}/bundles`, { method: "POST", body: { note } }),
     onSuccess: () => {
       setNote("");
       void qc.invalidateQueries({ queryKey: keys.fleets.byId(fleetId) });
@@ -123,6 +125,23 @@ function PublishPanel({ fleetId, canPublish }: { fleetId: string; canPublish: bo
               </ul>
             </div>
           ) : null}
+          {d.heldBack.length ? (
+            <div role="status" className="rounded-md bg-amber-50 p-3 ring-1 ring-amber-200" data-testid="publish-held-back">
+              <p className="text-sm font-semibold text-amber-900">Held at the live revision (these tenants&apos; policies are not published until their problems are fixed; other tenants are not blocked):</p>
+              <ul className="mt-1 space-y-1 text-sm text-amber-900">
+                {d.heldBack.map((h) => (
+                  <li key={h.tenantId}>
+                    <code className="text-xs">{h.tenantId}</code>
+                    <ul className="list-disc pl-5">
+                      {h.problems.map((p, i) => (
+                        <li key={i}>{p}</li>
+                      ))}
+                    </ul>
+                  </li>
+                ))}
+              </ul>
+            </div>
+          ) : null}
           {d.warnings.length ? (
             <ul className="list-disc pl-5 text-sm text-amber-800">
               {d.warnings.map((w, i) => (
@@ -151,7 +170,11 @@ function PublishPanel({ fleetId, canPublish }: { fleetId: string; canPublish: bo
               </Button>
             </form>
           ) : null}
-          {publish.isSuccess ? <p className="text-sm text-emerald-700" role="status">Published revision {publish.data.revision}.</p> : null}
+          {publish.isSuccess ? (
+            <p className="text-sm text-emerald-700" role="status">
+              Published revision {publish.data.revision}.{publish.data.heldBack.length ? ` Held at the live revision: ${publish.data.heldBack.map((h) => h.tenantId).join(", ")}.` : ""}
+            </p>
+          ) : null}
           {publish.error && !failures.length ? <ErrorBanner error={publish.error} /> : null}
         </div>
       ) : null}
@@ -202,7 +225,17 @@ function History({ fleetId, canRollback }: { fleetId: string; canRollback: boole
                     <ConfirmButton
                       label="Roll back"
                       title={`Roll back to revision ${r.revision}?`}
-                      body={`Revision ${r.revision}'s content is published again as a new revision, signed now. Agents pick it up at once. Nothing is deleted: you can roll forward the same way.`}
+                      body={
+                        <div className="space-y-2" data-testid="rollback-explainer">
+                          <p>
+                            <strong>Restores</strong> revision {r.revision}&apos;s policies, scope mappings and approved tool catalogue, as a new revision signed now.
+                          </p>
+                          <p>
+                            <strong>Keeps as they are now</strong>: the servers (upstream URL, resource URI, trusted issuers; a tenant unshared since stays out) and the live state: revocations, client approvals, upstream credential versions and masking rules. A rollback never brings a revoked token back.
+                          </p>
+                          <p>Agents pick it up at once. Nothing is deleted: you can roll forward the same way.</p>
+                        </div>
+                      }
                       confirmLabel={`Roll back to ${r.revision}`}
                       onConfirm={() =>
                         apiFetch(`/fleets/${fleetId}/bundles/${r.revision}/rollback`, { method: "POST" }).then(() => {
