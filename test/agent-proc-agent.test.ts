@@ -14,6 +14,7 @@ import type { JWK } from "jose";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { McpError } from "@modelcontextprotocol/sdk/types.js";
+import { qualifiedUser } from "@/lib/enforcement/token";
 import { agents, tools } from "@/db/schema";
 import { stopBundleListener } from "@/lib/agents/bundle-waiter";
 import { publishBundle } from "@/lib/bundles/service";
@@ -249,7 +250,7 @@ describe("data-plane agent", () => {
     await agent.wal.flush();
     const lines = await walLines();
     const line = lines.find((l) => l.id === data.decisionId)!;
-    expect(line).toMatchObject({ outcome: "deny", method: "tools/call", tool: "create_ticket", user: "alice", client: "test-client", tenantId, serverId, bundleRevision: 1, agentId: agent.sync.agentId });
+    expect(line).toMatchObject({ outcome: "deny", method: "tools/call", tool: "create_ticket", user: qualifiedUser(issuer.issuer, "alice"), client: "test-client", tenantId, serverId, bundleRevision: 1, agentId: agent.sync.agentId });
     expect(line.determining.length).toBe(1);
     expect(line.scopes).toEqual(["tickets:read", "tickets:write"]);
     expect(Number.isInteger(line.latencyUs)).toBe(true);
@@ -294,7 +295,8 @@ describe("data-plane agent", () => {
 
   it("a call sent without an id (a fake notification) is refused, not forwarded unseen", async () => {
     const res = await rpc({ jsonrpc: "2.0", method: "tools/call", params: { name: "delete_project", arguments: { project: "ops", confirm: true } } }, { authorization: `Bearer ${await token("tickets:write")}` });
-    expect(res.status).toBe(200);
+    // MCP Streamable HTTP: input the server cannot accept answers an HTTP error status (400) with the JSON-RPC error.
+    expect(res.status).toBe(400);
     const body = (await res.json()) as { id: null; error: { code: number } };
     expect(body).toMatchObject({ id: null, error: { code: -32600 } });
   });

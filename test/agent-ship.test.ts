@@ -15,7 +15,8 @@ import { uuidv7 } from "uuidv7";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { McpError } from "@modelcontextprotocol/sdk/types.js";
-import { decisions, tools } from "@/db/schema";
+import { qualifiedUser } from "@/lib/enforcement/token";
+import { decisionQuarantine, decisions, tools } from "@/db/schema";
 import { stopBundleListener } from "@/lib/agents/bundle-waiter";
 import { publishBundle } from "@/lib/bundles/service";
 import { activeSigningKey, publicKeys, type Kek } from "@/lib/bundles/signing";
@@ -164,7 +165,7 @@ describe("decision-log shipping", () => {
     expect(await rowsOf(agent.sync.agentId!)).toBe(total);
     expect(await rowsWithIds(ids)).toBe(ids.length);
     const [row] = await t.db.select().from(decisions).where(eq(decisions.id, ids[0]!));
-    expect(row).toMatchObject({ agentId: agent.sync.agentId, fleetId: agent.sync.fleetId, serverId, tenantId, method: "tools/call", tool: "delete_project", userId: "alice", clientId: "ship-client", outcome: "deny", bundleRevision: 1, args: { project: "ops" } });
+    expect(row).toMatchObject({ agentId: agent.sync.agentId, fleetId: agent.sync.fleetId, serverId, tenantId, method: "tools/call", tool: "delete_project", userId: qualifiedUser(issuer.issuer, "alice"), clientId: "ship-client", outcome: "deny", bundleRevision: 1, args: { project: "ops" } });
     // The context the decision saw travels with it (no masking rule here, so nothing masked).
     expect(row!.context).toMatchObject({ token: { iss: expect.any(String) as string, iat: expect.any(Number) as number, exp: expect.any(Number) as number } });
     expect(await rowsOf(agent.sync.agentId!)).toBe(total);
@@ -253,8 +254,8 @@ describe("decision-log shipping", () => {
     expect(await segmentFiles()).toEqual([]);
   });
 
-  it("a batch refused with 422 moves its segment to .rejected (counted, first issue logged), later segments still ship; torn lines are set aside", async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), "mandate-ship-422-"));
+  it("a segment with bad lines ships its good lines, the bad ones are quarantined by the control plane (counted), no segment is set aside (issue 10.2)", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "mandate-ship-bad-"));
     dirs.push(dir);
     const rec = (over: Partial<DecisionRecord> = {}): DecisionRecord => ({
       id: uuidv7(),
@@ -274,11 +275,12 @@ describe("decision-log shipping", () => {
       latencyUs: 12,
       ...over,
     });
-    const nd = (rs: DecisionRecord[]) => rs.map((r) => JSON.stringify(r) + "\n").join("");
-    const bad = [rec(), rec({ serverId: "srv_not_in_this_fleet" }), rec()];
+    const nd = (rs: unknown[]) => rs.map((r) => JSON.stringify(r) + "\n").join("");
+    // Lines an older or broken writer could have left: a server outside the fleet, a method of the wrong type and size, a foreign tenant.
+    const first = [rec(), rec({ serverId: "srv_not_in_this_fleet" }), { ...rec(), method: { evil: "x".repeat(5000) } }, rec(), rec({ tenantId: "ten_someone_else" })];
     const good = [rec(), rec()];
     const afterTorn = rec();
-    await writeFile(path.join(dir, "decisions-000000000001.sealed"), nd(bad));
+    await writeFile(path.join(dir, "decisions-000000000001.sealed"), nd(first));
     await writeFile(path.join(dir, "decisions-000000000002.sealed"), nd(good));
     // A crash tore the last line of the active file.
     await writeFile(path.join(dir, "decisions.wal"), nd([afterTorn]) + JSON.stringify(rec()).slice(0, 40));
@@ -288,25 +290,69 @@ describe("decision-log shipping", () => {
     const metrics = new Metrics();
     const wal = new DecisionWal(dir);
     await wal.open();
-    expect(wal.backlog().lines).toBe(3 + 2 + 2);
+    expect(wal.backlog().lines).toBe(5 + 2 + 2);
     const shipper = new DecisionShipper({ wal, controlPlaneUrl: cpl.url, agentKey: () => key, metrics, log: (m) => logs.push(m), ...fastShip });
     shipper.start();
     await until(() => wal.backlog().lines === 0, 30_000, "all segments handled");
     await shipper.stop();
     await wal.close();
 
-    expect(await segmentFiles(dir)).toEqual(["decisions-000000000001.rejected", "decisions-000000000003.rejected"]);
-    // All or nothing: no line of the refused batch is stored, the later segments are.
-    expect(await rowsWithIds(bad.map((r) => r.id))).toBe(0);
-    expect(await rowsWithIds([...good, afterTorn].map((r) => r.id))).toBe(3);
-    expect(await readFile(path.join(dir, "decisions-000000000001.rejected"), "utf8")).toBe(nd(bad));
-    expect((await readFile(path.join(dir, "decisions-000000000003.rejected"), "utf8")).split("\n").filter(Boolean)).toHaveLength(1);
-    expect(metrics.decisionsRejected).toBe(3 + 1);
-    expect(metrics.render(null)).toContain("mandate_decisions_rejected_total 4\n");
-    const refused = logs.find((l) => l.includes("refused decisions-000000000001.sealed"));
-    expect(refused).toMatch(/422, first issue: line 2\.serverId: this agent's fleet does not serve that server/);
+    expect(await segmentFiles(dir)).toEqual([]);
+    const ids = (rs: unknown[]) => rs.map((r) => (r as DecisionRecord).id);
+    // The good lines of the first segment are stored beside its bad ones; the method of the wrong type was normalized and stored.
+    expect(await rowsWithIds([first[0], first[2], first[3]].map((r) => (r as DecisionRecord).id))).toBe(3);
+    const [normalized] = await t.db.select({ method: decisions.method }).from(decisions).where(eq(decisions.id, (first[2] as DecisionRecord).id));
+    expect(normalized!.method).toBe("(invalid)");
+    expect(await rowsWithIds(ids([first[1], first[4]]))).toBe(0);
+    expect(await rowsWithIds(ids([...good, afterTorn]))).toBe(3);
+    const q = await t.db.select().from(decisionQuarantine).where(eq(decisionQuarantine.agentId, agent.sync.agentId!));
+    expect(q.map((r) => r.decisionId)).toEqual(expect.arrayContaining(ids([first[1], first[4]])));
+    expect(q.map((r) => r.problem)).toEqual(expect.arrayContaining(["serverId: this agent's fleet does not serve that server", "tenantId: that server does not serve this tenant for this agent's fleet", "not valid JSON"]));
+    expect(metrics.decisionsQuarantined).toBe(3);
+    expect(metrics.decisionsRejected).toBe(0);
+    expect(metrics.render(null)).toContain("mandate_decisions_quarantined_total 3\n");
     expect(logs.join("\n")).not.toContain(key);
-    expect(logs.join("\n")).not.toContain(key.split(".")[1]!);
+  });
+
+  it("a batch refused as a whole (malformed transport) is retried a bounded number of times, then set aside; later segments still ship", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "mandate-ship-refused-"));
+    dirs.push(dir);
+    const line = (marker: string) => JSON.stringify({ id: uuidv7(), time: new Date().toISOString(), agentId: null, serverId, tenantId, method: "tools/call", tool: marker, outcome: "deny", reason: "", scopes: [], determining: [], latencyUs: 1 }) + "\n";
+    await writeFile(path.join(dir, "decisions-000000000001.sealed"), line("refuse-me"));
+    await writeFile(path.join(dir, "decisions-000000000002.sealed"), line("fine"));
+    // A peer in front of the control plane that refuses the first segment's transport (as a broken proxy would), and forwards the rest.
+    let refusals = 0;
+    const { createServer: createHttp } = await import("node:http");
+    const { gunzipSync } = await import("node:zlib");
+    const proxy = createHttp((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        const body = Buffer.concat(chunks);
+        if (gunzipSync(body).toString().includes("refuse-me")) {
+          refusals++;
+          res.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: "The gzip body is corrupt" } }));
+          return;
+        }
+        void fetch(`${cpl.url}${req.url}`, { method: "POST", headers: req.headers as Record<string, string>, body }).then(async (r) => res.writeHead(r.status, { "content-type": "application/json" }).end(Buffer.from(await r.arrayBuffer())));
+      });
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+    const logs: string[] = [];
+    const metrics = new Metrics();
+    const wal = new DecisionWal(dir);
+    await wal.open();
+    const shipper = new DecisionShipper({ wal, controlPlaneUrl: url, agentKey: () => agent.sync.agentKey!, metrics, log: (m) => logs.push(m), ...fastShip, backoff: () => 10, maxRefusals: 3 });
+    shipper.start();
+    await until(() => wal.backlog().lines === 0, 30_000, "both segments handled");
+    await shipper.stop();
+    await wal.close();
+    await new Promise((r) => proxy.close(r));
+    expect(refusals).toBe(1 + 3);
+    expect(await segmentFiles(dir)).toEqual(["decisions-000000000001.rejected"]);
+    expect(metrics.decisionsRejected).toBe(1);
+    expect(logs.join("\n")).toMatch(/refused the transport of decisions-000000000001\.sealed \(400/);
   });
 
   it("a revoked agent key (401) stops shipping and says so; the decisions stay on disk", async () => {
