@@ -1,3 +1,4 @@
+import { redactUrlsIn } from "@/lib/enforcement/redact";
 import type { BundleContent, BundleCredential } from "@/lib/enforcement/bundle";
 import type { Metrics } from "./metrics";
 
@@ -168,9 +169,9 @@ export class CredentialBroker {
       return injection;
     } catch (err) {
       this.o.metrics.credential("error");
-      const reason = err instanceof CredentialUnavailable ? err.message : `credential ${entry.entryId} unavailable: ${err instanceof Error ? err.message : String(err)}`;
+      const reason = redactUrlsIn(err instanceof CredentialUnavailable ? err.message : `credential ${entry.entryId} unavailable: ${err instanceof Error ? err.message : String(err)}`);
       this.log(reason);
-      throw err instanceof CredentialUnavailable ? err : new CredentialUnavailable(entry.entryId, err instanceof Error ? err.message : String(err));
+      throw err instanceof CredentialUnavailable ? err : new CredentialUnavailable(entry.entryId, redactUrlsIn(err instanceof Error ? err.message : String(err)));
     }
   }
 
@@ -221,7 +222,7 @@ export class CredentialBroker {
     try {
       res = await this.fetch(oauth.tokenUrl, { method: "POST", headers, body: form.toString(), signal: AbortSignal.timeout(this.o.timeoutMs ?? 10_000), redirect: "manual" });
     } catch (err) {
-      throw new CredentialUnavailable(got.entryId, `token endpoint unreachable: ${err instanceof Error ? err.message : String(err)}`);
+      throw new CredentialUnavailable(got.entryId, `token endpoint unreachable: ${redactUrlsIn(err instanceof Error ? err.message : String(err))}`);
     }
     const body = (await res.json().catch(() => null)) as { access_token?: unknown; expires_in?: unknown; token_type?: unknown; error?: unknown } | null;
     if (res.status !== 200 || !body || typeof body.access_token !== "string" || !body.access_token) {

@@ -1,4 +1,5 @@
 import { fetchUpstreamTools } from "@/lib/enforcement/upstream-tools";
+import { redactUrlsIn } from "@/lib/enforcement/redact";
 import { toolHash } from "@/lib/enforcement/tool-hash";
 import type { Installed } from "./bundle-sync";
 import type { Metrics } from "./metrics";
@@ -80,7 +81,8 @@ export class DriftWatcher {
         live = await fetchUpstreamTools(url, { timeoutMs: 10_000, headers });
       } catch (err) {
         this.deps.metrics.upstreamErrors++;
-        this.deps.log(`catalogue check of ${server.id} failed: ${err instanceof Error ? err.message : String(err)}`);
+        // The URL may carry a vault secret in its query (api_key placement "query"): every URL in the message is redacted.
+        this.deps.log(`catalogue check of ${server.id} failed: ${redactUrlsIn(err instanceof Error ? err.message : String(err))}`);
         continue;
       }
       for (const t of live) {

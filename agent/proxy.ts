@@ -1,3 +1,4 @@
+import { redactUrlsIn } from "@/lib/enforcement/redact";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { driftKey, driftOf, markDrift } from "./drift";
 import { performance } from "node:perf_hooks";
@@ -296,7 +297,7 @@ export class McpProxy {
       up = await fetch(target, { method: req.method, headers, body: body ?? undefined, signal: abort.signal, redirect: "manual" });
     } catch (err) {
       this.d.metrics.upstreamErrors++;
-      this.d.log(`upstream ${server.id} unreachable: ${err instanceof Error ? err.message : String(err)}`);
+      this.d.log(`upstream ${server.id} unreachable: ${redactUrlsIn(err instanceof Error ? err.message : String(err))}`);
       return sendJson(res, 502, { jsonrpc: "2.0", id: null, error: { code: -32603, message: "Upstream unavailable" } });
     }
     if (up.status >= 500) this.d.metrics.upstreamErrors++;

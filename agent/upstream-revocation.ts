@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { BundleServer } from "@/lib/enforcement/bundle";
+import { redactUrl } from "@/lib/enforcement/redact";
 import type { Metrics } from "./metrics";
 import type { Principal } from "./token";
 
@@ -52,11 +53,11 @@ export class UpstreamRevoker {
         // RFC 7009 §2.2: 200 whether or not the token was known; §2.2.1: the server may not revoke this type (e.g. JWT access tokens).
         const result = res.status === 200 ? "ok" : res.status === 400 && body?.error === "unsupported_token_type" ? "unsupported" : "error";
         this.o.metrics.upstreamRevocation(result);
-        if (result === "error") this.o.log(`revocation at ${endpoint} for client ${principal.client} answered ${res.status} (token sha256 ${hash.slice(0, 12)})`);
+        if (result === "error") this.o.log(`revocation at ${redactUrl(endpoint)} for client ${principal.client} answered ${res.status} (token sha256 ${hash.slice(0, 12)})`);
       })
       .catch((err: unknown) => {
         this.o.metrics.upstreamRevocation("error");
-        this.o.log(`revocation at ${endpoint} failed: ${err instanceof Error ? err.name : "error"} (token sha256 ${hash.slice(0, 12)})`);
+        this.o.log(`revocation at ${redactUrl(endpoint)} failed: ${err instanceof Error ? err.name : "error"} (token sha256 ${hash.slice(0, 12)})`);
       })
       .finally(() => this.pending.delete(p));
     this.pending.add(p);
