@@ -15,7 +15,7 @@ import { AppError, conflict, forbidden, notFound } from "@/lib/errors";
 import { newId } from "@/lib/ids";
 import { loadServer } from "@/lib/servers/service";
 import { recordEvent } from "@/lib/trail/record";
-import { argRefs, entityRefs, formatCedar, schemaText, splitPolicies, toJson, validatePolicies, type CedarIssue } from "./cedar-tools";
+import { analyzeCedar, argRefs, entityRefs, schemaText, type CedarIssue } from "./cedar-tools";
 import { compileRule, policyRuleSchema } from "./rule";
 
 const name = z.string().trim().min(2, "must be at least 2 characters").max(80);
@@ -89,15 +89,19 @@ function publicPolicy(p: Policy) {
 
 /** Checks Cedar text for one tenant's policy on one server: parse, schema validation (with lines), named entities. */
 export async function checkCedar(ctx: Ctx, tenantId: string, serverId: string, text: string, snap?: RegistrySnapshot): Promise<CedarIssue[]> {
-  const s = (snap ?? (await loadSnapshot(ctx.db, [serverId]))).servers.find((x) => x.id === serverId)!;
-  const split = splitPolicies(text);
-  if (!split.ok) return split.issues;
+  return (await checkCedarText(ctx, tenantId, serverId, text, { snap })).issues;
+}
+
+/** checkCedar, and the formatted text when there is no issue. Admin text is parsed in the isolated Cedar worker, bounded first. */
+async function checkCedarText(ctx: Ctx, tenantId: string, serverId: string, text: string, opts: { snap?: RegistrySnapshot; format?: boolean } = {}): Promise<{ issues: CedarIssue[]; formatted: string | null }> {
+  const s = (opts.snap ?? (await loadSnapshot(ctx.db, [serverId]))).servers.find((x) => x.id === serverId)!;
   const approved = s.tools.filter((t) => t.approved && !t.blocked).map((t) => ({ inputSchema: t.approved!.inputSchema }));
   const { types } = argumentTypes(approved);
-  const issues = validatePolicies(cedarSchema(types), text);
+  const analysis = await analyzeCedar(text, cedarSchema(types), { format: opts.format });
+  if (!analysis.ok) return { issues: analysis.issues, formatted: null };
+  const issues = analysis.issues;
   const known = new Set(s.tools.map((t) => t.name));
-  for (const p of split.policies) {
-    const json = toJson(p);
+  for (const json of analysis.policies) {
     for (const a of argRefs(json)) if (!(a in types)) issues.push({ message: `argument "${a}" is not an argument of any approved tool of ${s.name}` });
     for (const e of entityRefs(json)) {
       if (e.type === "Tool" && (!e.id.startsWith(`${serverId}/`) || !known.has(e.id.slice(serverId.length + 1)))) issues.push({ message: `Tool::"${e.id}" is not in the catalogue of ${s.name}` });
@@ -105,7 +109,7 @@ export async function checkCedar(ctx: Ctx, tenantId: string, serverId: string, t
       if (e.type === "Tenant" && e.id !== tenantId) issues.push({ message: `Tenant::"${e.id}" is not this policy's tenant` });
     }
   }
-  return issues;
+  return { issues, formatted: issues.length ? null : analysis.formatted };
 }
 
 function textOf(kind: "rule" | "cedar", serverId: string, nameStr: string, rule?: PolicyRule, cedar?: string) {
@@ -126,9 +130,8 @@ function rejectIssues(issues: CedarIssue[]) {
 export async function checkPolicy(ctx: Ctx, input: z.infer<typeof cedarCheckInput>) {
   await authorize(ctx, input.tenantId, input.serverId, false);
   const text = input.rule ? compileRule(input.rule, input.serverId, { name: "preview" }) : (input.cedar ?? "");
-  const issues = await checkCedar(ctx, input.tenantId, input.serverId, text);
-  const formatted = issues.length ? null : formatCedar(text);
-  return { cedar: text, issues, formatted: formatted?.ok ? formatted.text : null };
+  const { issues, formatted } = await checkCedarText(ctx, input.tenantId, input.serverId, text, { format: true });
+  return { cedar: text, issues, formatted };
 }
 
 /** The Cedar schema the compiler generates for a server (what editor validation uses). */
