@@ -12,6 +12,7 @@ import { maskingRuleInput } from "@/lib/masking/service";
 import { impactInput } from "@/lib/bundles/impact";
 import { createServerInput, updateServerInput } from "@/lib/servers/schemas";
 import { addMemberInput, createTenantInput, updateMemberInput, updateTenantInput } from "@/lib/tenants/service";
+import { tenantIssuerInput } from "@/lib/tenants/trust";
 import { trailExportQuery, trailQuery } from "@/lib/trail/service";
 import { clientApprovalInput, clientListQuery, grantListQuery, importGrantsInput, revocationListQuery, revokeGrantInput, revokeInput } from "@/lib/grants/service";
 import { publishInput } from "@/lib/bundles/service";
@@ -60,6 +61,11 @@ export const operations: Operation[] = [
   { method: "post", path: "/api/v1/admin/tenants/{tenantId}/members", summary: "Add a member (creates the user when unknown)", tag: "tenants", body: addMemberInput, created: true },
   { method: "patch", path: "/api/v1/admin/tenants/{tenantId}/members/{userId}", summary: "Change a member's role", tag: "tenants", body: updateMemberInput },
   { method: "delete", path: "/api/v1/admin/tenants/{tenantId}/members/{userId}", summary: "Remove a member", tag: "tenants", noContent: true },
+  { method: "get", path: "/api/v1/admin/tenants/{tenantId}/issuers", summary: "Issuers this tenant trusts (trust is granted by a tenant, never by a server)", tag: "tenants" },
+  { method: "post", path: "/api/v1/admin/tenants/{tenantId}/issuers", summary: "Trust an issuer for this tenant: key source, algorithms, claim paths, tenant mapping, optional typ at+jwt", tag: "tenants", body: tenantIssuerInput, created: true },
+  { method: "get", path: "/api/v1/admin/tenants/{tenantId}/issuers/{issuerId}", summary: "One trusted issuer", tag: "tenants" },
+  { method: "put", path: "/api/v1/admin/tenants/{tenantId}/issuers/{issuerId}", summary: "Replace a trusted issuer's configuration (takes effect at the next publish)", tag: "tenants", body: tenantIssuerInput },
+  { method: "delete", path: "/api/v1/admin/tenants/{tenantId}/issuers/{issuerId}", summary: "Stop trusting an issuer (takes effect at the next publish)", tag: "tenants", noContent: true },
   { method: "get", path: "/api/v1/admin/servers", summary: "MCP servers the caller can read", tag: "servers", query: serversQuery },
   { method: "post", path: "/api/v1/admin/servers", summary: "Register an MCP server (a protected resource)", tag: "servers", body: createServerInput, created: true },
   { method: "get", path: "/api/v1/admin/servers/{serverId}", summary: "One server with its Protected Resource Metadata", tag: "servers" },
