@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { agents, fleetServers, fleets, signingKeys, vaultVersions } from "@/db/schema";
@@ -45,11 +45,32 @@ describe("vault envelope encryption", () => {
   });
 
   it("fingerprints with 12 hex characters and shows the last 4 only for long secrets", () => {
-    expect(fingerprint(secret)).toMatch(/^[0-9a-f]{12}$/);
-    expect(fingerprint(secret)).not.toBe(fingerprint(`${secret}x`));
+    expect(fingerprint(kek1, secret)).toMatch(/^[0-9a-f]{12}$/);
+    expect(fingerprint(kek1, secret)).not.toBe(fingerprint(kek1, `${secret}x`));
     expect(lastChars(secret)).toBe("WXYZ");
     expect(lastChars("short-secret")).toBe("");
     expect(lastChars({ username: "u", password: "0123456789abcdefPASS" })).toBe("PASS");
+  });
+
+  it("the fingerprint is keyed: nobody without the KEK can test a guessed basic-auth password against it", () => {
+    const basic = { username: "svc", password: "summer2024" };
+    const shown = sealSecret(kek1, entryId, 1, basic).fingerprint;
+    // What a reader could compute offline from a guess with the old, unkeyed scheme (SHA-256 over "mandate-fp:" + user:password).
+    const unkeyed = createHash("sha256").update("mandate-fp:svc:summer2024").digest("hex").slice(0, 12);
+    expect(shown).not.toBe(unkeyed);
+    expect(shown).toBe(fingerprint(kek1, basic));
+    expect(fingerprint(kek2, basic)).not.toBe(shown); // another key, another fingerprint: it depends on the key
+  });
+
+  it("refuses a truncated GCM tag (the tag length is pinned to 16 bytes)", () => {
+    const s = sealSecret(kek1, entryId, 4, secret);
+    const [v, iv, tag, ct] = s.ciphertext.split(".");
+    // GCM verifies a prefix of the real tag unless the length is pinned: 4 bytes would leave 2^32 forgery work.
+    const short = [v, iv, Buffer.from(tag!, "base64url").subarray(0, 4).toString("base64url"), ct].join(".");
+    expect(() => openSecret([kek1], entryId, 4, { ...s, ciphertext: short })).toThrow();
+    const [wv, wiv, wtag, wct] = s.wrappedKey.split(".");
+    const shortWrap = [wv, wiv, Buffer.from(wtag!, "base64url").subarray(0, 12).toString("base64url"), wct].join(".");
+    expect(() => openSecret([kek1], entryId, 4, { ...s, wrappedKey: shortWrap })).toThrow();
   });
 
   it("fails on any tampering, never returning wrong data", () => {

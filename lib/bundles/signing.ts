@@ -37,9 +37,12 @@ export function seal(kek: Kek, plaintext: Buffer, aad: string): string {
 export function unseal(kek: Kek, sealed: string, aad: string): Buffer {
   const [v, iv, tag, ct] = sealed.split(".");
   if (v !== "v1" || !iv || !tag || ct === undefined) throw new Error("sealed value has an unknown format");
-  const d = createDecipheriv("aes-256-gcm", kek.key, Buffer.from(iv, "base64url"));
+  // The tag length is pinned: without it GCM accepts a truncated tag (as short as 4 bytes), which weakens forgery resistance.
+  const tagBytes = Buffer.from(tag, "base64url");
+  if (tagBytes.length !== 16) throw new Error("sealed value has a malformed tag");
+  const d = createDecipheriv("aes-256-gcm", kek.key, Buffer.from(iv, "base64url"), { authTagLength: 16 });
   d.setAAD(Buffer.from(aad));
-  d.setAuthTag(Buffer.from(tag, "base64url"));
+  d.setAuthTag(tagBytes);
   return Buffer.concat([d.update(Buffer.from(ct, "base64url")), d.final()]);
 }
 

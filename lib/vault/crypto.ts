@@ -1,5 +1,5 @@
 import "server-only";
-import { createHash, randomBytes } from "node:crypto";
+import { createHmac, hkdfSync, randomBytes } from "node:crypto";
 import { kekById, seal, unseal, type Kek } from "@/lib/bundles/signing";
 
 /*
@@ -39,12 +39,21 @@ function lastSource(p: SecretPayload): string {
 }
 
 /**
- * 12 hex characters of SHA-256 over "mandate-fp:" + secret: enough to tell two
- * secrets apart or match one an admin holds, not to recover it. Unkeyed on
- * purpose, so it survives a KEK rotation.
+ * 12 hex characters of HMAC-SHA-256 over the secret, under a fingerprint key
+ * derived from the KEK (HKDF, its own label): enough to tell two versions apart
+ * or to check, through Mandate, a secret one holds. Keyed so that a reader of
+ * the vault page cannot test guesses offline (a basic-auth `user:password` or
+ * a short API key is guessable; an unkeyed hash of it is a dictionary target).
+ * Stored with the version: a KEK rotation leaves existing fingerprints as they
+ * are, and later versions are fingerprinted under the new key.
  */
-export function fingerprint(p: SecretPayload): string {
-  return createHash("sha256").update(`mandate-fp:${secretText(p)}`).digest("hex").slice(0, 12);
+export function fingerprint(kek: Kek, p: SecretPayload): string {
+  const key = Buffer.from(hkdfSync("sha256", kek.key, Buffer.alloc(0), "mandate-vault-fingerprint", 32));
+  try {
+    return createHmac("sha256", key).update(secretText(p)).digest("hex").slice(0, 12);
+  } finally {
+    key.fill(0);
+  }
 }
 
 /** The last 4 characters, only for secrets of 16 characters or more (shorter ones would give away too much). */
@@ -59,7 +68,7 @@ export function sealSecret(kek: Kek, entryId: string, version: number, payload: 
   try {
     const ciphertext = seal({ id: "dek", key: dataKey }, Buffer.from(JSON.stringify(payload), "utf8"), secretAad(entryId, version));
     const wrappedKey = seal(kek, dataKey, dataKeyAad(entryId, version));
-    return { ciphertext, wrappedKey, kekId: kek.id, fingerprint: fingerprint(payload), lastChars: lastChars(payload) };
+    return { ciphertext, wrappedKey, kekId: kek.id, fingerprint: fingerprint(kek, payload), lastChars: lastChars(payload) };
   } finally {
     dataKey.fill(0);
   }
