@@ -471,6 +471,9 @@ export const vaultEntries = pgTable(
     currentVersion: integer("current_version").notNull().default(1),
     rotationIntervalDays: integer("rotation_interval_days"),
     nextRotationAt: timestamp("next_rotation_at", { withTimezone: true }),
+    // The upstream origin (scheme://host:port) the secret was stored or last confirmed for. While the
+    // server's upstream has another origin the entry is suspended: not brokered, marked in the bundle.
+    boundOrigin: text("bound_origin").notNull().default(""),
     createdBy: text("created_by").notNull(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
