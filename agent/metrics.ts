@@ -15,6 +15,8 @@ export class Metrics {
   decisionsShipped = 0;
   decisionsDuplicates = 0;
   decisionsRejected = 0;
+  /** Lines the control plane quarantined (stored aside with their problem, see docs/audit.md). */
+  decisionsQuarantined = 0;
   shippingHalted = 0;
   /** Upstream credential resolutions by result (hit: from memory; fetched: from the broker; error). */
   readonly credentials = new Map<string, number>();
@@ -52,6 +54,7 @@ export class Metrics {
       bundle_rejections: this.bundleRejections,
       decisions_shipped: this.decisionsShipped,
       decisions_rejected: this.decisionsRejected,
+      decisions_quarantined: this.decisionsQuarantined,
       log_backlog: this.logBacklog().lines,
       credential_failures: this.credentialFailures,
     };
@@ -101,6 +104,11 @@ export class Metrics {
       "# HELP mandate_decisions_rejected_total Decision-log lines set aside (decisions-<seq>.rejected) because the control plane refused them or they did not parse.",
       "# TYPE mandate_decisions_rejected_total counter",
       `mandate_decisions_rejected_total ${this.decisionsRejected}`,
+    );
+    out.push(
+      "# HELP mandate_decisions_quarantined_total Decision lines the control plane quarantined (stored aside with their problem) instead of storing.",
+      "# TYPE mandate_decisions_quarantined_total counter",
+      `mandate_decisions_quarantined_total ${this.decisionsQuarantined}`,
     );
     out.push(
       "# HELP mandate_log_shipping_halted 1 when decision shipping stopped for good (the agent key was refused).",

@@ -4,6 +4,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { gzip as gzipCb } from "node:zlib";
+import { normalizeDecisionRecord, toLine } from "@/lib/enforcement/decision-record";
 import type { Metrics } from "./metrics";
 import type { DecisionWal, Segment } from "./wal";
 
@@ -40,6 +41,8 @@ export interface ShipperOptions {
   /** Delay before retry number `failures` (default: exponential from 0.5 s, ±50 % jitter, capped at 30 s). */
   backoff?: (failures: number) => number;
   hooks?: ShipperHooks;
+  /** A batch the control plane refuses as a whole (4xx other than 401: malformed transport) is retried this many times, then its segment is set aside. Default 5. */
+  maxRefusals?: number;
 }
 
 
@@ -55,13 +58,19 @@ type Shipped = "done" | "rejected" | "unauthorized" | "failed" | "stopped" | "cr
  *   so a crash anywhere can only cause a resend, which the ids make harmless;
  * - when no sealed segment is left and the active one holds data, it asks the
  *   WAL to seal it (every `intervalMs`);
- * - network errors and other answers back off with jitter (capped at 30 s) and
- *   retry the same batch; 422 (a malformed line) moves the segment to
- *   `decisions-<seq>.rejected`, counts its lines in
- *   `mandate_decisions_rejected_total`, logs the first issue and goes on;
- *   401 stops shipping for good (the agent key was revoked) and says so;
- * - lines that do not even parse (a line torn by a crash) are set aside in
- *   `decisions-<seq>.rejected` and counted, never sent, never dropped silently.
+ * - every line is sent: records are normalized to the decision record's
+ *   bounds (lib/enforcement/decision-record.ts), and a line that is not a
+ *   record at all (torn by a crash) is sent as it is; the control plane
+ *   stores the good lines and quarantines the bad ones with their problem
+ *   (counted in `mandate_decisions_quarantined_total`), so no content can
+ *   make it refuse a batch or make the agent set a segment aside;
+ * - network errors and 5xx back off with jitter (capped at 30 s) and retry
+ *   the same batch, forever (an outage must lose nothing); a batch refused as
+ *   a whole (4xx other than 401: bad gzip, too large, wrong type, which only
+ *   a broken transport causes) is retried `maxRefusals` times with backoff,
+ *   then its segment is moved to `decisions-<seq>.rejected`, counted in
+ *   `mandate_decisions_rejected_total` and logged, so it never blocks later
+ *   segments; 401 stops shipping for good (the agent key was revoked).
  */
 export class DecisionShipper {
   private abort = new AbortController();
@@ -151,12 +160,11 @@ export class DecisionShipper {
     }
   }
 
-  /** Sends one segment, batch by batch; deletes it when all were acknowledged, or moves it aside on 422. */
+  /** Sends one segment, batch by batch; deletes it when all were acknowledged, or moves it aside when its transport is refused. */
   private async shipSegment(seg: Segment, signal: AbortSignal, retry: boolean): Promise<Shipped> {
     const name = path.basename(seg.file);
     const maxLines = this.o.maxBatchLines ?? 5000;
     const maxBytes = this.o.maxBatchBytes ?? 8 * 1024 * 1024;
-    const unparseable: string[] = [];
     let batch: string[] = [];
     let bytes = 0;
     let n = 0;
@@ -166,18 +174,15 @@ export class DecisionShipper {
       for await (const text of rl) {
         if (!text.trim()) continue;
         const line = toDecisionLine(text);
-        if (line === null) {
-          unparseable.push(text);
-          continue;
-        }
-        if (batch.length && (batch.length >= maxLines || bytes + line.length + 1 > maxBytes)) {
+        const size = Buffer.byteLength(line) + 1;
+        if (batch.length && (batch.length >= maxLines || bytes + size > maxBytes)) {
           outcome = await this.send(name, n++, batch, false, signal, retry);
           if (outcome.kind !== "ok") break;
           batch = [];
           bytes = 0;
         }
         batch.push(line);
-        bytes += Buffer.byteLength(line) + 1;
+        bytes += size;
       }
     } finally {
       rl.close();
@@ -187,15 +192,10 @@ export class DecisionShipper {
       if (outcome.kind === "rejected") {
         const moved = await this.o.wal.reject(seg);
         this.o.metrics.decisionsRejected += seg.lines;
-        this.log(`decision log: the control plane refused ${name} (${outcome.status}, first issue: ${outcome.issue}); moved to ${path.basename(moved)}, later segments go on`);
+        this.log(`decision log: the control plane refused the transport of ${name} (${outcome.status}, ${outcome.issue}); moved to ${path.basename(moved)}, later segments go on`);
         return "rejected";
       }
       return outcome.kind;
-    }
-    if (unparseable.length) {
-      const aside = await this.o.wal.rejectLines(seg, unparseable);
-      this.o.metrics.decisionsRejected += unparseable.length;
-      this.log(`decision log: ${unparseable.length} unparseable line(s) in ${name} (torn by a crash?) set aside in ${path.basename(aside)}`);
     }
     await this.o.wal.acknowledge(seg);
     return "done";
@@ -204,6 +204,7 @@ export class DecisionShipper {
   /** One batch: retried (with backoff) until acknowledged, refused, or stopped. */
   private async send(segment: string, batchNo: number, lines: string[], last: boolean, signal: AbortSignal, retry: boolean): Promise<Sent> {
     const body = await gzip(Buffer.from(lines.join("\n") + "\n", "utf8"));
+    let refusals = 0;
     for (;;) {
       if (signal.aborted) return { kind: "stopped" };
       const key = this.o.agentKey();
@@ -225,9 +226,11 @@ export class DecisionShipper {
         continue;
       }
       if (res.ok) {
-        const ack = (await res.json().catch(() => ({}))) as { accepted?: number; duplicates?: number };
+        const ack = (await res.json().catch(() => ({}))) as { accepted?: number; duplicates?: number; quarantined?: number };
         this.o.metrics.decisionsShipped += ack.accepted ?? 0;
         this.o.metrics.decisionsDuplicates += ack.duplicates ?? 0;
+        this.o.metrics.decisionsQuarantined += ack.quarantined ?? 0;
+        if (ack.quarantined) this.log(`decision log: the control plane quarantined ${ack.quarantined} line(s) of ${segment} (see the fleet's quarantine)`);
         if (this.failures) this.log(`decision log: shipping again after ${this.failures} failed attempt(s)`);
         this.failures = 0;
         if (this.o.hooks?.afterAck?.({ segment, batch: batchNo, lines: lines.length, last }) === "crash") {
@@ -241,7 +244,13 @@ export class DecisionShipper {
         await res.body?.cancel();
         return { kind: "unauthorized" };
       }
-      if (res.status === 422) return { kind: "rejected", status: 422, issue: await firstIssue(res) };
+      if (res.status >= 400 && res.status < 500) {
+        // The batch as a whole was refused (malformed transport): a bounded number of tries, then set aside.
+        const issue = await firstIssue(res);
+        if (!retry || ++refusals > (this.o.maxRefusals ?? 5)) return { kind: "rejected", status: res.status, issue };
+        await this.failed(`the control plane refused a decision batch (${res.status}, ${issue}), try ${refusals}`, signal);
+        continue;
+      }
       const why = `the control plane answered ${res.status} to a decision batch`;
       await res.body?.cancel();
       if (!retry) return { kind: "failed", why };
@@ -256,36 +265,23 @@ export class DecisionShipper {
   }
 }
 
-/** A WAL record as the control plane's decision line: exactly its fields (unknown ones are refused), or null when it does not parse. */
-export function toDecisionLine(text: string): string | null {
-  let r: Record<string, unknown>;
+/**
+ * A WAL line as the control plane's decision line: a record normalized to the
+ * decision record's bounds, without `time` and `agentId`; a line that is not a
+ * JSON object (torn by a crash) goes as it is, for the control plane to quarantine.
+ */
+export function toDecisionLine(text: string): string {
+  let r: unknown;
   try {
-    r = JSON.parse(text) as Record<string, unknown>;
+    r = JSON.parse(text);
   } catch {
-    return null;
+    return text;
   }
-  if (!r || typeof r !== "object" || Array.isArray(r) || typeof r.id !== "string") return null;
-  return JSON.stringify({
-    id: r.id,
-    bundleRevision: r.bundleRevision ?? null,
-    tenantId: r.tenantId ?? null,
-    serverId: r.serverId,
-    method: r.method,
-    tool: r.tool ?? null,
-    user: r.user ?? null,
-    client: r.client ?? null,
-    scopes: r.scopes ?? [],
-    outcome: r.outcome,
-    reason: typeof r.reason === "string" ? r.reason.slice(0, 500) : "",
-    determining: r.determining ?? [],
-    // Already masked by the agent (tools/call only; null when too large or for other methods).
-    args: r.args && typeof r.args === "object" && !Array.isArray(r.args) ? r.args : null,
-    context: r.context && typeof r.context === "object" && !Array.isArray(r.context) ? r.context : null,
-    latencyUs: r.latencyUs ?? null,
-  });
+  if (!r || typeof r !== "object" || Array.isArray(r)) return text;
+  return JSON.stringify(toLine(normalizeDecisionRecord(r)));
 }
 
-/** The first issue of a 422 answer: path and message only (never line contents, never a token). */
+/** The first issue of a refusal: path and message only (never line contents, never a token). */
 async function firstIssue(res: Response): Promise<string> {
   try {
     const body = (await res.json()) as { error?: { message?: string; issues?: { path?: string; message?: string }[] } };

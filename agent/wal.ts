@@ -2,40 +2,18 @@ import { createReadStream } from "node:fs";
 import { appendFile, mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 
-/**
- * One decision as written to the write-ahead log. The fields match the
- * control plane's decision line (lib/decisions/ingest.ts) plus `time` and
- * `agentId`, which the shipper drops (the id is a UUIDv7, so it carries the
- * time; the agent comes from its key).
- */
-export interface DecisionRecord {
-  id: string;
-  time: string;
-  agentId: string | null;
-  bundleRevision: number | null;
-  tenantId: string | null;
-  serverId: string;
-  method: string;
-  tool: string | null;
-  user: string | null;
-  client: string | null;
-  scopes: string[];
-  outcome: "allow" | "deny";
-  determining: string[];
-  reason: string;
-  /** Microseconds spent deciding (integer, as lib/decisions/ingest expects). */
-  latencyUs: number;
-  /** tools/call only: the arguments after the bundle's masking rules (null when over 16 KiB as JSON). */
-  args?: Record<string, unknown> | null;
-  /** tools/call only: what else the decision rested on. `masked` lists the masked paths (and "args-truncated"). */
-  context?: { groups?: string[]; actors?: string[]; token?: { iss: string; iat: number; exp: number }; masked?: string[] };
-}
+import { normalizeDecisionRecord, type DecisionRecord } from "@/lib/enforcement/decision-record";
+
+// The record, its bounds and its normalization are one contract with ingest (lib/enforcement/decision-record.ts).
+export type { DecisionRecord };
 
 /** The active segment: every decision is appended here first. */
 export const ACTIVE_FILE = "decisions.wal";
 const SEGMENT = /^decisions-(\d{12})\.(sealed|rejected)$/;
-/** Lines kept in memory while the disk refuses writes. */
+/** Decisions waiting for the disk; past this, append refuses (the caller must not answer). */
 const MAX_QUEUED_LINES = 100_000;
+/** After a failed write, the next attempt waits this long (appends meanwhile wait too, or are refused past the bound). */
+const RETRY_MS = 1000;
 const segmentName = (seq: number, kind: "sealed" | "rejected") => `decisions-${String(seq).padStart(12, "0")}.${kind}`;
 
 /** A sealed segment: closed, renamed, never written again; deleted once the control plane acknowledged all of it. */
@@ -47,9 +25,7 @@ export interface Segment {
 }
 
 export interface WalOptions {
-  /** Batch window for appends (one write + fsync per window). Default 50 ms. */
-  intervalMs?: number;
-  /** Lines that trigger an immediate write. Default 200. */
+  /** At most this many records per write + fsync (group commit). Default: every record waiting. 1 = one fsync per record (for comparison). */
   maxBatch?: number;
   /** The writer seals the active segment itself once it holds this many lines (default 5,000) … */
   maxSegmentLines?: number;
@@ -61,10 +37,13 @@ export interface WalOptions {
 /**
  * Segmented, append-only NDJSON log of decisions in the data dir.
  *
- * - `decisions.wal` is the active segment. Lines are queued and written with
- *   one append + fsync per batch (every `intervalMs` or `maxBatch` lines), so
- *   a burst costs one fsync. `flush()` resolves once every line queued before
- *   it is on disk.
+ * - `decisions.wal` is the active segment. `append()` normalizes the record
+ *   (every bound of the decision record, so ingest never refuses it) and
+ *   resolves only once it is fsynced: no decision record, no answer. Group
+ *   commit: when no write is running, an append is written and fsynced at
+ *   once; the appends that arrive while one fsync runs are written together
+ *   by the next one, so a burst costs a few fsyncs, not one each.
+ *   `flush()` resolves once every line queued before it is on disk.
  * - `seal()` (called by the shipper when the active segment holds data, and by
  *   the writer itself past `maxSegmentLines`/`maxSegmentBytes`) runs in the
  *   write chain: pending lines are written and fsynced, the file is closed and
@@ -82,13 +61,14 @@ export class DecisionWal {
   readonly dir: string;
   readonly file: string;
   private fh: FileHandle | null = null;
-  private queue: string[] = [];
+  private queue: Pending[] = [];
   private queuedBytes = 0;
   private activeLines = 0;
   private activeBytes = 0;
   private readonly sealed = new Map<number, Segment>();
   private nextSeq = 1;
-  private timer: NodeJS.Timeout | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private inFlight = false;
   private writing: Promise<void> = Promise.resolve();
   private closed = false;
   private scanned = false;
@@ -138,61 +118,93 @@ export class DecisionWal {
     }
   }
 
-  append(rec: DecisionRecord): void {
-    if (this.closed) return;
-    const line = JSON.stringify(rec) + "\n";
-    this.queue.push(line);
-    this.queuedBytes += Buffer.byteLength(line);
-    if (this.queue.length >= (this.opts.maxBatch ?? 200)) void this.flush();
-    else this.timer ??= setTimeout(() => void this.flush(), this.opts.intervalMs ?? 50);
+  /**
+   * Writes one decision (normalized to the record's bounds); resolves once it
+   * is fsynced, rejects if it could not be (the disk failed, too many waiting,
+   * or the log is closed). A caller answers or forwards only after it resolves.
+   * After a failed write the lines stay queued and are retried.
+   */
+  append(rec: DecisionRecord | Record<string, unknown>): Promise<void> {
+    if (this.closed) return Promise.reject(new Error("decision WAL: closed"));
+    if (this.queue.length >= MAX_QUEUED_LINES) return Promise.reject(new Error(`decision WAL: ${MAX_QUEUED_LINES} decisions already wait for the disk`));
+    const line = JSON.stringify(normalizeDecisionRecord(rec)) + "\n";
+    return new Promise<void>((resolve, reject) => {
+      const bytes = Buffer.byteLength(line);
+      this.queue.push({ line, bytes, done: resolve, fail: reject });
+      this.queuedBytes += bytes;
+      this.kick();
+    });
   }
 
-  flush(): Promise<void> {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    const lines = this.queue;
-    const bytes = this.queuedBytes;
-    if (!lines.length) return this.writing;
-    const batch = lines.join("");
-    this.queue = [];
-    this.queuedBytes = 0;
-    this.writing = this.writing.then(async () => {
-      try {
-        if (!this.fh) await this.open();
-        await this.fh!.appendFile(batch, "utf8");
-        await this.fh!.sync();
-        this.activeLines += lines.length;
-        this.activeBytes += bytes;
-      } catch (err) {
-        this.opts.onError?.(err);
-        // Keep the lines (a partial append may have landed: the ids make a repeat harmless) and retry
-        // on a reopened file, whose torn last line openActive() terminates.
-        await this.fh?.close().catch(() => {});
-        this.fh = null;
-        const room = MAX_QUEUED_LINES - this.queue.length;
-        const kept = room >= lines.length ? lines : lines.slice(lines.length - Math.max(0, room));
-        if (kept.length < lines.length) this.opts.onError?.(new Error(`decision WAL: ${lines.length - kept.length} decision(s) dropped, the disk keeps failing`));
-        this.queue = [...kept, ...this.queue];
-        this.queuedBytes += kept.reduce((n, l) => n + Buffer.byteLength(l), 0);
-        if (!this.closed) this.timer ??= setTimeout(() => !this.closed && void this.flush(), 1000);
-        return;
-      }
-      if (this.activeLines >= (this.opts.maxSegmentLines ?? 5000) || this.activeBytes >= (this.opts.maxSegmentBytes ?? 4 * 1024 * 1024)) {
-        await this.sealNow().catch((err: unknown) => this.opts.onError?.(err));
-      }
+  /** Starts the next group write unless one is running (then it starts when that one ends). */
+  private kick(): void {
+    if (this.inFlight || this.retryTimer || !this.queue.length) return;
+    this.inFlight = true;
+    const group = this.queue.splice(0, this.opts.maxBatch ?? this.queue.length);
+    const run = this.writing.then(() => this.writeGroup(group));
+    this.writing = run.then(() => {
+      this.inFlight = false;
+      this.kick();
     });
-    return this.writing;
+  }
+
+  private async writeGroup(group: Pending[]): Promise<void> {
+    const bytes = group.reduce((n, p) => n + p.bytes, 0);
+    try {
+      if (!this.fh) await this.open();
+      await this.fh!.appendFile(group.map((p) => p.line).join(""), "utf8");
+      await this.fh!.sync();
+    } catch (err) {
+      this.opts.onError?.(err);
+      // The waiting callers learn it now (they must not answer); the lines stay queued and are retried on a
+      // reopened file, whose torn last line openActive() terminates (a partial append may have landed: the ids make a repeat harmless).
+      for (const p of group) p.fail(err);
+      await this.fh?.close().catch(() => {});
+      this.fh = null;
+      this.queue = [...group.map((p) => ({ ...p, done: noop, fail: noop })), ...this.queue];
+      if (!this.closed) {
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = null;
+          this.kick();
+        }, RETRY_MS);
+      }
+      return;
+    }
+    this.queuedBytes -= bytes;
+    this.activeLines += group.length;
+    this.activeBytes += bytes;
+    for (const p of group) p.done();
+    if (this.activeLines >= (this.opts.maxSegmentLines ?? 5000) || this.activeBytes >= (this.opts.maxSegmentBytes ?? 4 * 1024 * 1024)) {
+      await this.sealNow().catch((err: unknown) => this.opts.onError?.(err));
+    }
+  }
+
+  /** Resolves once every line queued before it was written (or its write failed). */
+  flush(): Promise<void> {
+    const last = this.queue.at(-1);
+    if (!last) return this.writing;
+    this.kick();
+    return new Promise<void>((resolve) => {
+      const { done, fail } = last;
+      last.done = () => {
+        done();
+        resolve();
+      };
+      last.fail = (err) => {
+        fail(err);
+        resolve();
+      };
+    });
   }
 
   /** Writes what is queued, then seals the active segment if it holds anything. Resolves with the new segment, or null. */
   seal(): Promise<Segment | null> {
-    void this.flush();
-    const sealed = this.writing.then(() => this.sealNow());
-    this.writing = sealed.then(
-      () => {},
-      () => {},
-    );
-    return sealed;
+    return this.flush().then(() => {
+      // In the write chain: no group write runs while the file is closed and renamed.
+      const sealed = this.writing.then(() => this.sealNow());
+      this.writing = sealed.then(noop, noop);
+      return sealed;
+    });
   }
 
   private async sealNow(): Promise<Segment | null> {
@@ -276,12 +288,25 @@ export class DecisionWal {
     await this.flush();
     await this.writing;
     this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    // Only lines whose write failed can be left: their callers were already told.
+    this.queue = [];
+    this.queuedBytes = 0;
     await this.fh?.close();
     this.fh = null;
   }
 }
+
+/** A line waiting for its group write, with its caller's promise. */
+interface Pending {
+  line: string;
+  bytes: number;
+  done: () => void;
+  fail: (err: unknown) => void;
+}
+
+const noop = () => {};
 
 /** Newline-terminated lines (a torn last line counts as one) and bytes of a file. */
 async function countLines(file: string): Promise<{ lines: number; bytes: number }> {

@@ -2,7 +2,7 @@
  * The segmented decision WAL on a real file system: sealing under concurrent
  * appends, rotation, leftovers and torn lines after a crash, backlog counts.
  */
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -10,6 +10,7 @@ import { uuidv7 } from "uuidv7";
 import { toDecisionLine } from "@/agent/shipper";
 import { DecisionWal, type DecisionRecord } from "@/agent/wal";
 import { decisionLine } from "@/lib/decisions/ingest";
+import { decisionRecord } from "@/lib/enforcement/decision-record";
 
 const dirs: string[] = [];
 const fresh = async () => {
@@ -53,14 +54,14 @@ async function idsOnDisk(dir: string): Promise<string[]> {
 describe("segmented decision WAL", () => {
   it("seals atomically while appends keep coming: every line in exactly one file, in order", async () => {
     const dir = await fresh();
-    const wal = new DecisionWal(dir, { intervalMs: 1, maxBatch: 7 });
+    const wal = new DecisionWal(dir, { maxBatch: 7 });
     await wal.open();
     const ids: string[] = [];
     const seals: Promise<unknown>[] = [];
     for (let i = 0; i < 3000; i++) {
       const r = rec();
       ids.push(r.id);
-      wal.append(r);
+      void wal.append(r);
       if (i % 250 === 0) seals.push(wal.seal());
       if (i % 100 === 0) await new Promise((r) => setImmediate(r));
     }
@@ -68,7 +69,7 @@ describe("segmented decision WAL", () => {
     await wal.flush();
     expect(await idsOnDisk(dir)).toEqual(ids);
     const segs = wal.segments();
-    expect(segs.length).toBeGreaterThan(5);
+    expect(segs.length).toBeGreaterThan(1);
     expect(segs.map((s) => s.seq)).toEqual([...segs.map((s) => s.seq)].sort((a, b) => a - b));
     expect(wal.backlog().lines).toBe(3000);
     await wal.close();
@@ -76,25 +77,26 @@ describe("segmented decision WAL", () => {
 
   it("rotates the active segment at maxSegmentLines; a reopened WAL continues the sequence and counts the backlog", async () => {
     const dir = await fresh();
-    // Rotation happens after a write: with writes of 10 lines, segments hold exactly 100.
+    // Rotation happens after a write (of at most 10 lines here): a segment holds 100 to 109 lines.
     const wal = new DecisionWal(dir, { maxSegmentLines: 100, maxBatch: 10 });
     await wal.open();
-    for (let i = 0; i < 450; i++) wal.append(rec());
+    for (let i = 0; i < 450; i++) void wal.append(rec());
     await wal.close();
     const names = (await readdir(dir)).sort();
     expect(names.filter((n) => n.endsWith(".sealed"))).toHaveLength(4);
     const again = new DecisionWal(dir, { maxSegmentLines: 100 });
     await again.open();
     expect(again.backlog().lines).toBe(450);
-    expect(again.segments().map((s) => s.lines)).toEqual([100, 100, 100, 100]);
+    const sizes = again.segments().map((s) => s.lines);
+    expect(sizes.every((n) => n >= 100 && n < 110)).toBe(true);
     const seg = (await again.seal())!;
     expect(seg.seq).toBe(5);
-    expect(seg.lines).toBe(50);
+    expect(seg.lines).toBe(450 - sizes.reduce((a, b) => a + b, 0));
     await again.acknowledge(again.segments()[0]!);
-    expect(again.backlog().lines).toBe(350);
+    expect(again.backlog().lines).toBe(450 - sizes[0]!);
     const rejected = await again.reject(again.segments()[0]!);
     expect(path.basename(rejected)).toBe("decisions-000000000002.rejected");
-    expect(again.backlog().lines).toBe(250);
+    expect(again.backlog().lines).toBe(450 - sizes[0]! - sizes[1]!);
     expect(await again.seal()).toBeNull(); // nothing active
     await again.close();
   });
@@ -106,8 +108,7 @@ describe("segmented decision WAL", () => {
     const wal = new DecisionWal(dir);
     await wal.open();
     const next = rec();
-    wal.append(next);
-    await wal.flush();
+    await wal.append(next);
     const lines = (await readFile(path.join(dir, "decisions.wal"), "utf8")).split("\n").filter(Boolean);
     expect(lines).toHaveLength(3);
     expect((JSON.parse(lines[2]!) as DecisionRecord).id).toBe(next.id);
@@ -115,16 +116,81 @@ describe("segmented decision WAL", () => {
     await wal.close();
   });
 
-  it("maps a WAL record to exactly the control plane's strict decision line", () => {
+  it("maps a WAL record to the control plane's strict decision line; a line that is not a record goes as it is", () => {
     const r = rec({ reason: "x".repeat(900), outcome: "deny" });
-    const line = JSON.parse(toDecisionLine(JSON.stringify(r))!) as Record<string, unknown>;
-    expect(Object.keys(line).sort()).toEqual(Object.keys(decisionLine.shape).sort());
+    const line = JSON.parse(toDecisionLine(JSON.stringify(r))) as Record<string, unknown>;
+    for (const k of Object.keys(line)) expect(Object.keys(decisionLine.shape)).toContain(k);
     expect(line).not.toHaveProperty("time");
     expect(line).not.toHaveProperty("agentId");
-    expect(line.args).toBeNull();
     expect((line.reason as string).length).toBe(500);
     expect(decisionLine.safeParse(line).success).toBe(true);
-    expect(toDecisionLine('{"id": "torn')).toBeNull();
-    expect(toDecisionLine("[1]")).toBeNull();
+    expect(toDecisionLine('{"id": "torn')).toBe('{"id": "torn');
+    expect(toDecisionLine("[1]")).toBe("[1]");
+  });
+
+  it("append resolves only once the record is fsynced: read back at once, it is on disk (issue 10.10)", async () => {
+    const dir = await fresh();
+    const wal = new DecisionWal(dir);
+    await wal.open();
+    for (let i = 0; i < 20; i++) {
+      const r = rec();
+      await wal.append(r);
+      // No flush, no timer: the resolved append is the durability point.
+      expect(await idsOnDisk(dir)).toContain(r.id);
+    }
+    await wal.close();
+    await expect(wal.append(rec())).rejects.toThrow(/closed/);
+  });
+
+  it("group commit: concurrent appends share fsyncs, and each resolves only after the fsync that covers it", async () => {
+    const dir = await fresh();
+    const wal = new DecisionWal(dir);
+    await wal.open();
+    const fh = await open(path.join(dir, "probe"), "w");
+    const proto = Object.getPrototypeOf(fh) as { sync: () => Promise<void> };
+    await fh.close();
+    let syncs = 0;
+    let synced = 0; // lines of the active file covered by a completed fsync
+    const realSync = proto.sync;
+    proto.sync = async function (this: unknown) {
+      syncs++;
+      const covered = (await readFile(path.join(dir, "decisions.wal"), "utf8")).split("\n").length - 1;
+      await realSync.call(this);
+      synced = Math.max(synced, covered);
+    };
+    try {
+      const n = 500;
+      const order: number[] = [];
+      await Promise.all(
+        Array.from({ length: n }, (_, i) => wal.append(rec()).then(() => order.push(synced >= i + 1 ? 1 : 0))),
+      );
+      // Every append resolved after an fsync that covered it, and 500 appends took far fewer fsyncs.
+      expect(order.every((x) => x === 1)).toBe(true);
+      expect(syncs).toBeLessThanOrEqual(5);
+      expect((await idsOnDisk(dir)).length).toBe(n);
+    } finally {
+      proto.sync = realSync;
+    }
+    await wal.close();
+  });
+
+  it("normalizes what it writes: a hostile method, tool and arguments still give one line ingest accepts", async () => {
+    const dir = await fresh();
+    const wal = new DecisionWal(dir);
+    await wal.open();
+    let deep: unknown = 1;
+    for (let i = 0; i < 100; i++) deep = [deep];
+    const hostile = { ...rec(), method: { toString: "x" }, tool: "t".repeat(10_000) + "\u0000", user: "\ud800", scopes: Array.from({ length: 500 }, () => "s"), args: { deep } } as unknown as DecisionRecord;
+    await wal.append(hostile);
+    await wal.close();
+    const [text] = (await readFile(path.join(dir, "decisions.wal"), "utf8")).split("\n");
+    // The line on disk is already a valid record (the shipper normalizes again, for lines of older agents).
+    expect(decisionRecord.safeParse(JSON.parse(text!)).success).toBe(true);
+    const line = JSON.parse(toDecisionLine(text!)) as Record<string, unknown>;
+    expect(decisionLine.safeParse(line).success).toBe(true);
+    expect(line).toMatchObject({ method: "(invalid)", user: "\uFFFD", args: null, context: { masked: ["args-truncated"] } });
+    expect((line.tool as string).length).toBe(128);
+    expect((line.tool as string).endsWith("…")).toBe(true);
+    expect(line.scopes).toHaveLength(100);
   });
 });

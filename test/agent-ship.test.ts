@@ -334,7 +334,8 @@ describe("decision-log shipping", () => {
           res.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: "The gzip body is corrupt" } }));
           return;
         }
-        void fetch(`${cpl.url}${req.url}`, { method: "POST", headers: req.headers as Record<string, string>, body }).then(async (r) => res.writeHead(r.status, { "content-type": "application/json" }).end(Buffer.from(await r.arrayBuffer())));
+        const headers = { authorization: req.headers.authorization!, "content-type": req.headers["content-type"]!, "content-encoding": req.headers["content-encoding"]! };
+        void fetch(`${cpl.url}${req.url}`, { method: "POST", headers, body }).then(async (r) => res.writeHead(r.status, { "content-type": "application/json" }).end(Buffer.from(await r.arrayBuffer())));
       });
     });
     await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
