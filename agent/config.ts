@@ -23,6 +23,10 @@ export interface AgentConfig {
   waitSeconds: number;
   /** How old the bundle in force may get without a confirmation from the control plane before every call is refused. */
   maxBundleAgeSeconds: number;
+  /** Origins (scheme://host[:port]) clients reach the agent at through a proxy; empty: the Host header names it. */
+  publicOrigins: string[];
+  /** The session-binding key shared by replicas (else one kept in the data dir). */
+  sessionKey: Buffer | null;
 }
 
 export type ConfigResult = { ok: true; config: AgentConfig } | { ok: false; errors: string[] };
@@ -39,6 +43,8 @@ const FLAGS: Record<string, string> = {
   "--keys": "MANDATE_BUNDLE_KEYS",
   "--wait": "MANDATE_WAIT_SECONDS",
   "--max-bundle-age": "MANDATE_MAX_BUNDLE_AGE",
+  "--public-origin": "MANDATE_PUBLIC_ORIGIN",
+  "--session-key": "MANDATE_SESSION_KEY",
 };
 
 export const USAGE = `Usage: mandate-agent [flags]   (each flag also reads from its environment variable)
@@ -47,7 +53,11 @@ ${Object.entries(FLAGS)
   .join("\n")}
   --keys takes a JWKS as JSON ({"keys":[…]}) or the path of a file holding one.
   --max-bundle-age (default 24h; 1m to 30d): how old the bundle in force may get, counted from its signed
-    creation time or the control plane's last confirmation (a long poll answered), before every call is refused.`;
+    creation time or the control plane's last confirmation (a long poll answered), before every call is refused.
+  --public-origin (repeatable, or comma separated): https://mcp.example.com, the origin clients reach the agent at
+    through a proxy; without it the Host header names the origin.
+  --session-key: base64 of at least 32 random bytes, the same on every replica behind one address
+    (default: one generated into the data dir).`;
 
 const jwkSchema = z.looseObject({ kty: z.literal("OKP"), crv: z.literal("Ed25519"), x: z.string().min(1), kid: z.string().min(1) });
 const jwksSchema = z.object({ keys: z.array(jwkSchema).min(1, "must hold at least one key") });
@@ -72,6 +82,27 @@ const schema = z
         if (seconds === null) ctx.addIssue({ code: "custom", message: "must be a duration from 1m to 30d, such as 90m, 24h or 7d (a bare number is seconds)" });
         return seconds ?? 0;
       }),
+    MANDATE_PUBLIC_ORIGIN: z
+      .string()
+      .default("")
+      .transform((v, ctx) => {
+        const out: string[] = [];
+        for (const raw of v.split(",").map((x) => x.trim()).filter(Boolean)) {
+          const origin = publicOrigin(raw);
+          if (origin) out.push(origin);
+          else ctx.addIssue({ code: "custom", message: `${raw} is not an origin (https://host[:port], http only for localhost)` });
+        }
+        return [...new Set(out)];
+      }),
+    MANDATE_SESSION_KEY: z
+      .string()
+      .optional()
+      .transform((v, ctx) => {
+        if (v === undefined) return null;
+        const key = Buffer.from(v, "base64");
+        if (key.length < 32 || !/^[A-Za-z0-9+/_-]+=*$/.test(v)) ctx.addIssue({ code: "custom", message: "must be base64 of at least 32 bytes" });
+        return key;
+      }),
   })
   .strip();
 
@@ -80,6 +111,7 @@ export function loadConfig(argv: string[], env: Record<string, string | undefine
   const errors: string[] = [];
   const merged: Record<string, string | undefined> = {};
   for (const e of Object.values(FLAGS)) if (env[e] !== undefined && env[e] !== "") merged[e] = env[e];
+  let originFlags = 0;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const eq = arg.indexOf("=");
@@ -91,6 +123,8 @@ export function loadConfig(argv: string[], env: Record<string, string | undefine
     }
     const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
     if (value === undefined) errors.push(`${flag} needs a value`);
+    // --public-origin may be given more than once.
+    else if (name === "MANDATE_PUBLIC_ORIGIN" && originFlags++ > 0) merged[name] = `${merged[name]},${value}`;
     else merged[name] = value;
   }
   const parsed = schema.safeParse(merged);
@@ -130,11 +164,27 @@ export function loadConfig(argv: string[], env: Record<string, string | undefine
           keys,
           waitSeconds: v.MANDATE_WAIT_SECONDS,
           maxBundleAgeSeconds: v.MANDATE_MAX_BUNDLE_AGE,
+          publicOrigins: v.MANDATE_PUBLIC_ORIGIN,
+          sessionKey: v.MANDATE_SESSION_KEY,
         },
       };
     }
   }
   return { ok: false, errors };
+}
+
+/** The origin of a public address (scheme://host[:port], no path), or null. */
+function publicOrigin(raw: string): string | null {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    return null;
+  }
+  const loopback = ["localhost", "127.0.0.1", "[::1]"].includes(u.hostname);
+  if (u.protocol !== "https:" && !(u.protocol === "http:" && loopback)) return null;
+  if (u.username || u.password || u.search || u.hash || (u.pathname !== "/" && u.pathname !== "")) return null;
+  return u.origin;
 }
 
 /** `90`, `90s`, `15m`, `24h`, `7d` → seconds, within 1 minute and 30 days; null otherwise. */

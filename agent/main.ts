@@ -19,6 +19,7 @@ import type { TokenValidatorLike } from "./token";
 import { DecisionWal } from "./wal";
 import { CredentialBroker } from "./credentials";
 import { UpstreamRevoker } from "./upstream-revocation";
+import { loadSessionKey } from "./session";
 
 export interface RunningAgent {
   url: string;
@@ -60,7 +61,9 @@ export async function startAgent(
   const drift = new DriftWatcher(() => sync.current, { metrics, log, everyMs: opts.driftCheckMs, credentials });
   drift.start();
   const validator = opts.validator ?? new TokenValidator();
-  const server = createAgentServer({ current: () => sync.current, validator, metrics, wal, agentId: () => sync.agentId, log, credentials, revoker });
+  // Sessions stay bound to their callers across restarts (and replicas sharing the key).
+  const sessionKey = await loadSessionKey(config.dataDir, config.sessionKey);
+  const server = createAgentServer({ current: () => sync.current, validator, metrics, wal, agentId: () => sync.agentId, log, credentials, revoker, sessionKey, publicOrigins: config.publicOrigins });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);

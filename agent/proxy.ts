@@ -1,28 +1,42 @@
 import { redactUrlsIn } from "@/lib/enforcement/redact";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { driftKey, driftOf, markDrift } from "./drift";
+import { driftOf, markDrift } from "./drift";
 import { performance } from "node:perf_hooks";
 import { uuidv7 } from "uuidv7";
 import type { BundleServer } from "@/lib/enforcement/bundle";
-import type { DecisionRequest, DecisionResult } from "@/lib/enforcement/engine";
-import { toolHash, type ToolDefinition } from "@/lib/enforcement/tool-hash";
+import type { DecisionResult } from "@/lib/enforcement/engine";
+import { decide, decisionView, listFilter, type DecisionView } from "@/lib/enforcement/decide";
+import type { ToolDefinition } from "@/lib/enforcement/tool-hash";
 import { maskArgs } from "@/lib/enforcement/masking";
 import type { Installed } from "./bundle-sync";
-import { unapprovedClient } from "./live-index";
 import { CredentialUnavailable, inject, type CredentialBroker, type Injection } from "./credentials";
 import type { Metrics } from "./metrics";
 import type { Principal } from "./token";
 import type { DecisionRecord, DecisionWal } from "./wal";
+import { depthOf, MAX_ARGS_DEPTH, MAX_BATCH, MAX_EVENT_ID_CHARS, MAX_ID_CHARS, MAX_METHOD_CHARS, scanBody } from "./bounds";
+import type { RequestTracker } from "./session";
+
+export { MAX_BODY_BYTES } from "./bounds";
 
 /** JSON-RPC error code for a request the policy denied. */
 export const DENIED_CODE = -32003;
-export const MAX_BODY_BYTES = 4 * 1024 * 1024;
 /** Masked arguments larger than this (as JSON) are not sent in the decision line. */
 export const MAX_ARGS_BYTES = 16 * 1024;
+/** Largest upstream answer (a JSON body, or one SSE event) the agent reads; past it the answer is cut off (502 or end of stream). */
+export const MAX_UPSTREAM_MESSAGE_BYTES = 16 * 1024 * 1024;
 
-type Id = string | number | null;
+type Id = string | number;
 interface JsonRpcMessage {
-  jsonrpc?: string;
+  jsonrpc?: unknown;
+  id?: unknown;
+  method?: unknown;
+  params?: unknown;
+  result?: unknown;
+  error?: unknown;
+}
+/** A message that passed `messageProblem`: a request or notification (method) or a response to the server (result or error). */
+interface ValidMessage {
+  jsonrpc: "2.0";
   id?: Id;
   method?: string;
   params?: Record<string, unknown>;
@@ -37,7 +51,51 @@ export interface ProxyDeps {
   log: (msg: string) => void;
   /** Upstream credentials from the vault; without it every upstream is called without one. */
   credentials?: CredentialBroker;
+  /** Which request ids were forwarded in each (caller, server, session): answers are matched against it. */
+  tracker: RequestTracker;
 }
+
+/** One authenticated request to one server, as the HTTP layer resolved it. */
+export interface Call {
+  installed: Installed;
+  server: BundleServer;
+  principal: Principal;
+  /** The upstream's session id behind the client's (verified as this caller's), or null. */
+  upstreamSession: string | null;
+  /** The tracker key of this caller's requests in an upstream session (null: outside any session). */
+  trackKey: (upstreamSession: string | null) => string;
+  /** The session id the client is given for an upstream session id. */
+  wrapSession: (upstreamId: string) => string;
+}
+
+const isId = (v: unknown): v is Id => (typeof v === "string" && v.length <= MAX_ID_CHARS) || (typeof v === "number" && Number.isFinite(v));
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * Why a client's message is not one the agent forwards or decides, or null.
+ * Ids must be strings or numbers (a Set or Map lookup by an object id is by
+ * reference, which is how the tools/list filter was bypassed), methods short
+ * strings, params an object; a message without a method is a response to the
+ * server (one of result or error, with an id).
+ */
+export function messageProblem(m: JsonRpcMessage): string | null {
+  if (m.jsonrpc !== "2.0") return 'jsonrpc must be "2.0"';
+  if (m.id !== undefined && !isId(m.id)) return `the id must be a string (at most ${MAX_ID_CHARS} characters) or a number`;
+  if (m.method !== undefined) {
+    if (typeof m.method !== "string" || m.method.length === 0 || m.method.length > MAX_METHOD_CHARS) return `the method must be a string of 1 to ${MAX_METHOD_CHARS} characters`;
+    if (m.result !== undefined || m.error !== undefined) return "a request carries no result or error";
+    if (m.params !== undefined && !isRecord(m.params)) return "params must be an object";
+    if (m.id === undefined && !m.method.startsWith("notifications/")) return "only notifications/* may omit the id";
+    return null;
+  }
+  if (m.id === undefined) return "a message needs a method, or an id with a result or error";
+  if ((m.result === undefined) === (m.error === undefined)) return "a response carries exactly one of result or error";
+  return null;
+}
+
+/** The method of a message for the decision log (already a bounded string, or a placeholder). */
+const methodLabel = (m: unknown): string => (isRecord(m) && typeof m.method === "string" && m.method.length <= MAX_METHOD_CHARS ? m.method : "(invalid)");
+const idOf = (m: unknown): Id | null => (isRecord(m) && isId(m.id) ? m.id : null);
 
 /** The masked arguments and the context that go into a tools/call decision line. */
 function callDetails(installed: Installed, serverId: string, tool: string, p: Principal, args: Record<string, unknown>): Pick<DecisionRecord, "args" | "context"> {
@@ -49,15 +107,16 @@ function callDetails(installed: Installed, serverId: string, tool: string, p: Pr
     out = null;
     masked.push("args-truncated");
   }
+  return { args: out, context: principalContext(p, masked) };
+}
+
+function principalContext(p: Principal, masked?: string[]): NonNullable<DecisionRecord["context"]> {
   const int = (n: number) => (Number.isFinite(n) && n > 0 ? Math.floor(n) : 0);
   return {
-    args: out,
-    context: {
-      groups: p.groups.filter((g) => g.length <= 256).slice(0, 100),
-      actors: p.actors.filter((a) => a.length <= 256).slice(0, 20),
-      token: { iss: p.issuer.slice(0, 2048), iat: int(p.iat), exp: int(p.exp) },
-      masked,
-    },
+    groups: p.groups.filter((g) => g.length <= 256).slice(0, 100),
+    actors: p.actors.filter((a) => a.length <= 256).slice(0, 20),
+    token: { iss: p.issuer.slice(0, 2048), iat: int(p.iat), exp: int(p.exp) },
+    ...(masked ? { masked } : {}),
   };
 }
 
@@ -66,22 +125,23 @@ export class InsufficientScope {
   constructor(readonly scopes: string[]) {}
 }
 
-/** Scopes whose mapping grants a tool, from the bundle's scope policies. */
-export function scopesGranting(installed: Installed, serverId: string, tool: string): string[] {
-  const out = new Set<string>();
-  for (const [id, m] of Object.entries(installed.content.policies)) {
-    if (m.kind !== "scope" || m.serverId !== serverId || (m.tools && !m.tools.includes(tool))) continue;
-    const scope = m.name.startsWith("scope ") ? m.name.slice(6) : id.startsWith(`scope:${serverId}:`) ? id.slice(`scope:${serverId}:`.length) : null;
-    if (scope) out.add(scope);
-  }
-  return [...out].sort();
+/** The decision view of an installed bundle (memoized per content; keeps the agent's engine). */
+export const viewOf = (installed: Installed): DecisionView => decisionView(installed.content, { engine: installed.engine });
+
+/** A decision record written (or being written): its id and when it is durable. */
+interface Recorded {
+  id: string;
+  durable: Promise<void>;
 }
 
 /**
- * The MCP proxy for one request to one server: decides every message of a
- * POST before anything reaches the upstream, forwards what is allowed
- * (without the client's Authorization or cookies), and filters tools/list
- * answers, in JSON or SSE.
+ * The MCP proxy for one request to one server: bounds and validates every
+ * message of a POST, decides each before anything reaches the upstream,
+ * waits until every decision is durable in the log, forwards what is
+ * allowed (without the client's Authorization or cookies), and screens
+ * every upstream message on every stream (POST answers, standalone and
+ * resumed GET streams): answers only to ids forwarded in this caller's
+ * session, tools/list answers filtered.
  */
 export class McpProxy {
   constructor(private readonly d: ProxyDeps) {}
@@ -95,19 +155,19 @@ export class McpProxy {
     r: DecisionResult,
     started: number,
     details: Pick<DecisionRecord, "args" | "context"> = {},
-  ): string {
+  ): Recorded {
     const id = uuidv7();
     const seconds = (performance.now() - started) / 1000;
     this.d.metrics.decision(r.decision, seconds);
-    this.d.wal.append({
+    const appended: unknown = this.d.wal.append({
       id,
       time: new Date().toISOString(),
       agentId: this.d.agentId(),
       bundleRevision: installed.content.manifest.revision,
       tenantId: p.tenantId,
       serverId: server.id,
-      method,
-      tool,
+      method: method.slice(0, MAX_METHOD_CHARS),
+      tool: tool === null ? null : tool.slice(0, MAX_METHOD_CHARS),
       user: p.user,
       client: p.client,
       scopes: p.scopes,
@@ -117,136 +177,155 @@ export class McpProxy {
       latencyUs: Math.round(seconds * 1e6),
       ...details,
     });
-    return id;
+    return { id, durable: Promise.resolve(appended).then(() => undefined) };
   }
 
-  private request(server: BundleServer, p: Principal, action: DecisionRequest["action"], tool: string, args: Record<string, unknown>): DecisionRequest {
-    return {
-      action,
-      serverId: server.id,
-      tool,
-      tenantId: p.tenantId,
-      user: p.user,
-      groups: p.groups,
-      client: p.client,
-      scopes: p.scopes,
-      args,
-      delegation: { actors: p.actors },
-      time: new Date(),
-      token: { iss: p.issuer, iat: p.iat, exp: p.exp },
-    };
+  /**
+   * Refuses a whole POST body before any message in it is decided (too
+   * large, too deep, not JSON, not JSON-RPC): one deny decision in the log,
+   * durable before the answer.
+   */
+  async refuse(res: ServerResponse, c: Call, status: number, code: number, message: string, method = "(invalid)", id: Id | null = null): Promise<void> {
+    const r: DecisionResult = { decision: "deny", reason: `refused before any decision: ${message}`, determining: [], errors: [] };
+    const rec = this.record(c.installed, c.server, c.principal, method, null, r, performance.now(), { context: principalContext(c.principal) });
+    if (!(await this.durable(res, [rec.durable]))) return;
+    sendJson(res, status, { jsonrpc: "2.0", id, error: { code, message, data: { decisionId: rec.id } } });
   }
 
-  /** Decides one message: null to forward it, or the JSON-RPC answer to give instead. Throws InsufficientScope for step-up. */
-  private decideMessage(installed: Installed, server: BundleServer, p: Principal, m: JsonRpcMessage): JsonRpcMessage | null {
+  /** Waits until these decisions are on disk; on a log failure answers 503 itself and returns false (no record, no answer). */
+  private async durable(res: ServerResponse, pending: Promise<void>[]): Promise<boolean> {
+    try {
+      await Promise.all(pending);
+      return true;
+    } catch (err) {
+      this.d.log(`decision log write failed; request refused: ${err instanceof Error ? err.message : String(err)}`);
+      if (!res.headersSent) sendJson(res, 503, { jsonrpc: "2.0", id: null, error: { code: -32000, message: "Decision log unavailable" } }, { "retry-after": "1" });
+      return false;
+    }
+  }
+
+  /** Decides one valid message with `decide()`: null to forward it, or the JSON-RPC answer to give instead. Throws InsufficientScope for step-up. */
+  private decideMessage(c: Call, m: ValidMessage, pending: Promise<void>[]): ValidMessage | null {
+    const { installed, server, principal: p } = c;
     // Responses (to the server's own requests) and notifications pass: they carry no call.
-    if (m.method === undefined) return null;
-    if (m.id === undefined) {
-      if (typeof m.method === "string" && m.method.startsWith("notifications/")) return null;
-      // A "request" without an id (say tools/call) is not a notification: refused, not forwarded unseen.
-      return { jsonrpc: "2.0", id: null, error: { code: -32600, message: "Invalid Request: only notifications/* may omit the id" } } as JsonRpcMessage;
-    }
-    if (m.method === "initialize" || m.method === "ping" || m.method === "tools/list") return null;
+    if (m.method === undefined || m.id === undefined) return null;
     const started = performance.now();
-    if (m.method !== "tools/call") {
-      const r: DecisionResult = { decision: "deny", reason: `method ${m.method} is not allowed through this agent`, determining: [], errors: [] };
-      return denial(m.id, this.record(installed, server, p, m.method, null, r, started), r.reason);
+    const note = (tool: string | null, r: DecisionResult, details?: Pick<DecisionRecord, "args" | "context">) => {
+      const rec = this.record(installed, server, p, m.method!, tool, r, started, details);
+      pending.push(rec.durable);
+      return rec.id;
+    };
+    const call = m.method === "tools/call";
+    const rawTool = call ? m.params?.name : undefined;
+    const tool = typeof rawTool === "string" && rawTool.length <= MAX_METHOD_CHARS ? rawTool : null;
+    const rawArgs = call ? m.params?.arguments : undefined;
+    const args = isRecord(rawArgs) ? rawArgs : {};
+    // Bounded before any work on them (the body scan already bounded the total).
+    if (call && depthOf(args, MAX_ARGS_DEPTH) > MAX_ARGS_DEPTH) {
+      const r: DecisionResult = { decision: "deny", reason: `arguments nested deeper than ${MAX_ARGS_DEPTH} levels`, determining: [], errors: [] };
+      return invalid(m.id, `Invalid Request: ${r.reason}`, note(tool, r, { context: principalContext(p) }));
     }
-    const tool = typeof m.params?.name === "string" ? m.params.name : "";
-    const rawArgs = m.params?.arguments;
-    const args = rawArgs && typeof rawArgs === "object" && !Array.isArray(rawArgs) ? (rawArgs as Record<string, unknown>) : {};
-    const details = callDetails(installed, server.id, tool, p, args);
-    const unapproved = unapprovedClient(installed.content, p);
-    let r: DecisionResult;
-    if (!tool) r = { decision: "deny", reason: "tools/call without a tool name", determining: [], errors: [] };
-    else if (unapproved) r = { decision: "deny", reason: unapproved, determining: [], errors: [] };
-    else if (driftOf(installed).has(driftKey(server.id, tool))) r = { decision: "deny", reason: "the tool changed upstream since it was approved", determining: [], errors: [] };
-    else r = installed.engine.decide(this.request(server, p, "call_tool", tool, args));
-    if (r.decision === "allow") {
-      this.record(installed, server, p, "tools/call", tool, r, started, details);
-      return null;
-    }
-    if (unapproved) return denial(m.id, this.record(installed, server, p, "tools/call", tool, r, started, details), r.reason);
-    // No policy allowed it and no scope the token holds grants the tool: a token with one of those scopes might.
-    const granting = tool && !driftOf(installed).has(driftKey(server.id, tool)) && installed.engine.tool(server.id, tool) ? scopesGranting(installed, server.id, tool) : [];
-    const id = this.record(installed, server, p, "tools/call", tool, r, started, details);
-    if (r.determining.length === 0 && granting.length && !granting.some((s) => p.scopes.includes(s))) throw new InsufficientScope(granting);
-    return denial(m.id, id, r.reason);
+    const d = decide(viewOf(installed), { method: m.method, serverId: server.id, tool: call ? (tool ?? (typeof rawTool === "string" ? rawTool : null)) : null, principal: p, args, time: new Date() }, { drifted: driftOf(installed) });
+    if (d.stage === "passthrough" || d.stage === "list") return null;
+    // Decided first; only then are the arguments masked, for the log line (tools/call only).
+    const details = call ? callDetails(installed, server.id, tool ?? "", p, args) : undefined;
+    const id = note(tool, d, details);
+    if (d.decision === "allow") return null;
+    if (d.stepUpScopes.length) throw new InsufficientScope(d.stepUpScopes);
+    return denial(m.id, id, d.reason);
   }
 
-  /** Filters a tools/list result to approved, unchanged tools the caller could be allowed to call. */
-  private filterTools(installed: Installed, server: BundleServer, p: Principal, result: unknown): unknown {
+  /** Filters a tools/list result with `listFilter()` (approved, unchanged tools the caller could be allowed to call); the decision is durable before it returns. */
+  private async filterTools(c: Call, result: unknown): Promise<unknown> {
+    const { installed, server, principal: p } = c;
     const r = result as { tools?: ToolDefinition[] } | null;
     if (!r || !Array.isArray(r.tools)) return result;
     const started = performance.now();
-    const unapproved = unapprovedClient(installed.content, p);
-    if (unapproved) {
-      const outcome: DecisionResult = { decision: "deny", reason: `listed 0 of ${r.tools.length} tools: ${unapproved}`, determining: [], errors: [] };
-      this.record(installed, server, p, "tools/list", null, outcome, started);
-      return { ...r, tools: [] };
-    }
-    const kept: ToolDefinition[] = [];
-    const hidden: string[] = [];
-    for (const t of r.tools) {
-      const approved = t && typeof t.name === "string" ? installed.engine.tool(server.id, t.name) : undefined;
-      if (!approved) {
-        hidden.push(`${String(t?.name)} (not approved)`);
-        continue;
-      }
-      let live: string;
-      try {
-        live = toolHash(t);
-      } catch {
-        live = "";
-      }
-      if (live !== approved.hash || driftOf(installed).has(driftKey(server.id, t.name))) {
-        if (live !== approved.hash) markDrift(installed, server.id, t.name, this.d, live, approved.hash);
-        hidden.push(`${t.name} (changed upstream)`);
-        continue;
-      }
-      if (installed.engine.decide(this.request(server, p, "list_tools", t.name, {})).decision === "allow") kept.push(t);
-      else hidden.push(`${t.name} (not allowed)`);
-    }
-    const outcome: DecisionResult = { decision: "allow", reason: `listed ${kept.length} of ${r.tools.length} tools${hidden.length ? `; hidden: ${hidden.join(", ")}` : ""}`, determining: [], errors: [] };
-    this.record(installed, server, p, "tools/list", null, outcome, started);
-    return { ...r, tools: kept };
+    const f = listFilter(viewOf(installed), { serverId: server.id, principal: p, time: new Date() }, r.tools, { drifted: driftOf(installed) });
+    for (const ch of f.changed) markDrift(installed, ch.serverId, ch.tool, this.d, ch.live, ch.approved);
+    await this.record(installed, server, p, "tools/list", null, f.record, started).durable;
+    return { ...r, tools: f.kept };
   }
 
-  private rewrite(installed: Installed, server: BundleServer, p: Principal, listIds: Set<Id>, m: JsonRpcMessage): JsonRpcMessage {
-    if (m && typeof m === "object" && m.id !== undefined && listIds.has(m.id) && m.result !== undefined) return { ...m, result: this.filterTools(installed, server, p, m.result) };
+  /**
+   * Screens one upstream message, on any stream of this caller's session:
+   * the server's own requests and notifications pass; an answer passes only
+   * when its id is one the agent forwarded for this caller in this session
+   * (an error with a null id, which answers nothing identifiable, passes);
+   * an answer to a tools/list (or anything shaped like one) is filtered.
+   * Returns null to drop the message.
+   */
+  private async screen(c: Call, session: string, m: unknown): Promise<unknown> {
+    if (!isRecord(m)) return null;
+    if (typeof m.method === "string") return m;
+    if (m.id === null && m.error !== undefined && m.result === undefined) return m;
+    if (!isId(m.id)) return null;
+    const method = this.d.tracker.methodOf(session, m.id);
+    if (method === undefined) return null;
+    const result = m.result as { tools?: unknown } | undefined;
+    if (method === "tools/list" || (isRecord(result) && Array.isArray(result.tools))) {
+      if (m.result === undefined) return m;
+      return { ...m, result: await this.filterTools(c, m.result) };
+    }
     return m;
   }
 
-  async handle(req: IncomingMessage, res: ServerResponse, installed: Installed, server: BundleServer, p: Principal, body: Buffer | null): Promise<void> {
+  async handle(req: IncomingMessage, res: ServerResponse, c: Call, body: Buffer | null): Promise<void> {
+    const session = c.trackKey(c.upstreamSession);
+    const screen = (m: unknown) => this.screen(c, session, m);
     if (req.method !== "POST") {
-      const cred = await this.credential(res, installed, server, p, null);
+      const cred = await this.credential(res, c, null);
       if (cred === false) return;
-      return this.forward(req, res, server, cred, null, () => null);
+      await this.forward(req, res, c, cred, null, screen);
+      if (req.method === "DELETE" && res.statusCode < 300) this.d.tracker.end(session);
+      return;
     }
+    const over = scanBody(body!);
+    if (over) return this.refuse(res, c, 400, -32600, `Invalid Request: ${over}`);
     let parsed: unknown;
     try {
       parsed = JSON.parse(body!.toString("utf8"));
     } catch {
-      return sendJson(res, 400, { jsonrpc: "2.0", id: null, error: { code: -32700, message: "Parse error" } });
+      return this.refuse(res, c, 400, -32700, "Parse error");
     }
     const batch = Array.isArray(parsed);
-    const messages = (batch ? parsed : [parsed]) as JsonRpcMessage[];
-    if (!messages.length || messages.some((m) => !m || typeof m !== "object" || Array.isArray(m))) {
-      return sendJson(res, 400, { jsonrpc: "2.0", id: null, error: { code: -32600, message: "Invalid Request" } });
+    const messages = (batch ? parsed : [parsed]) as unknown[];
+    if (!messages.length) return this.refuse(res, c, 400, -32600, "Invalid Request: empty batch");
+    if (messages.length > MAX_BATCH) return this.refuse(res, c, 400, -32600, `Invalid Request: more than ${MAX_BATCH} messages in a batch`);
+    const answers: ValidMessage[] = [];
+    const forward: ValidMessage[] = [];
+    const pending: Promise<void>[] = [];
+    try {
+      for (const raw of messages) {
+        const problem = isRecord(raw) ? messageProblem(raw) : "a message must be an object";
+        if (problem) {
+          const r: DecisionResult = { decision: "deny", reason: `invalid message: ${problem}`, determining: [], errors: [] };
+          const rec = this.record(c.installed, c.server, c.principal, methodLabel(raw), null, r, performance.now(), { context: principalContext(c.principal) });
+          pending.push(rec.durable);
+          answers.push(invalid(idOf(raw), `Invalid Request: ${problem}`, rec.id));
+          continue;
+        }
+        const m = raw as ValidMessage;
+        const answer = this.decideMessage(c, m, pending); // may throw InsufficientScope
+        if (answer) answers.push(answer);
+        else forward.push(m);
+      }
+    } catch (err) {
+      // Step-up answers (403) too: only once every decision made so far is durable.
+      if (!(await this.durable(res, pending))) return;
+      throw err;
     }
-    const answers: JsonRpcMessage[] = [];
-    const forward: JsonRpcMessage[] = [];
-    for (const m of messages) {
-      const answer = this.decideMessage(installed, server, p, m); // may throw InsufficientScope
-      if (answer) answers.push(answer);
-      else forward.push(m);
+    // No decision record, no answer: every decision of this body is on disk before anything moves.
+    if (!(await this.durable(res, pending))) return;
+    if (!forward.length) {
+      if (!answers.length) return void res.writeHead(202).end();
+      return sendJson(res, answers.every((a) => a.error && (a.error as { code: number }).code === -32600) ? 400 : 200, batch ? answers : answers[0]);
     }
-    if (!forward.length) return sendJson(res, 200, batch ? answers : answers[0]);
-    const listIds = new Set<Id>(forward.filter((m) => m.method === "tools/list" && m.id !== undefined).map((m) => m.id!));
+    for (const m of forward) if (m.method !== undefined && m.id !== undefined) this.d.tracker.forwarded(session, m.id, m.method);
     const out = JSON.stringify(batch ? forward : forward[0]);
-    const cred = await this.credential(res, installed, server, p, batch ? null : (forward[0]!.id ?? null));
+    const cred = await this.credential(res, c, batch ? null : (forward[0]!.id ?? null));
     if (cred === false) return;
-    await this.forward(req, res, server, cred, out, (m) => this.rewrite(installed, server, p, listIds, m), answers, batch);
+    await this.forward(req, res, c, cred, out, screen, answers, batch);
   }
 
   /**
@@ -254,10 +333,10 @@ export class McpProxy {
    * Fails closed: when the bundle names a credential that cannot be resolved,
    * answers 502 itself and returns false (nothing is forwarded).
    */
-  private async credential(res: ServerResponse, installed: Installed, server: BundleServer, p: Principal, id: Id): Promise<Injection | null | false> {
+  private async credential(res: ServerResponse, c: Call, id: Id | null): Promise<Injection | null | false> {
     if (!this.d.credentials) return null;
     try {
-      return await this.d.credentials.resolve(installed.content, server.id, p.tenantId);
+      return await this.d.credentials.resolve(c.installed.content, c.server.id, c.principal.tenantId);
     } catch (err) {
       if (!(err instanceof CredentialUnavailable)) throw err;
       this.d.metrics.credentialFailures++;
@@ -267,29 +346,33 @@ export class McpProxy {
   }
 
   /**
-   * Sends the request upstream and streams the answer back. JSON answers and
-   * SSE events pass through `rewrite` (tools/list filtering); `extra`
-   * (denials decided here) are merged into the answer.
+   * Sends the request upstream and streams the answer back. Every JSON
+   * answer and SSE event passes through `screen`; `extra` (answers decided
+   * here) are merged into the answer.
    */
   private async forward(
     req: IncomingMessage,
     res: ServerResponse,
-    server: BundleServer,
+    c: Call,
     credential: Injection | null,
     body: string | null,
-    rewrite: (m: JsonRpcMessage) => JsonRpcMessage | null,
-    extra: JsonRpcMessage[] = [],
+    screen: (m: unknown) => Promise<unknown>,
+    extra: ValidMessage[] = [],
     batch = false,
   ): Promise<void> {
     const headers: Record<string, string> = {};
     // Only what the transport needs: never Authorization (no token pass-through), never cookies.
-    for (const h of ["mcp-session-id", "mcp-protocol-version", "accept", "last-event-id", "content-type"]) {
+    for (const h of ["mcp-protocol-version", "accept"]) {
       const v = req.headers[h];
       if (typeof v === "string") headers[h] = v;
     }
+    const lastEventId = req.headers["last-event-id"];
+    if (typeof lastEventId === "string" && req.method === "GET") headers["last-event-id"] = lastEventId.slice(0, MAX_EVENT_ID_CHARS);
+    // The upstream's own session id, never the client's (bound) one.
+    if (c.upstreamSession !== null) headers["mcp-session-id"] = c.upstreamSession;
     if (body !== null) headers["content-type"] = "application/json";
     // The vault's credential for this (server, tenant), never the client's token.
-    const target = inject(server.upstreamUrl, headers, credential);
+    const target = inject(c.server.upstreamUrl, headers, credential);
     const abort = new AbortController();
     res.on("close", () => abort.abort());
     let up: Response;
@@ -297,82 +380,131 @@ export class McpProxy {
       up = await fetch(target, { method: req.method, headers, body: body ?? undefined, signal: abort.signal, redirect: "manual" });
     } catch (err) {
       this.d.metrics.upstreamErrors++;
-      this.d.log(`upstream ${server.id} unreachable: ${redactUrlsIn(err instanceof Error ? err.message : String(err))}`);
+      this.d.log(`upstream ${c.server.id} unreachable: ${redactUrlsIn(err instanceof Error ? err.message : String(err))}`);
       return sendJson(res, 502, { jsonrpc: "2.0", id: null, error: { code: -32603, message: "Upstream unavailable" } });
     }
     if (up.status >= 500) this.d.metrics.upstreamErrors++;
     const out: Record<string, string> = {};
-    for (const h of ["content-type", "mcp-session-id", "mcp-protocol-version", "cache-control"]) {
+    for (const h of ["content-type", "mcp-protocol-version", "cache-control"]) {
       const v = up.headers.get(h);
       if (v) out[h] = v;
     }
-    const type = up.headers.get("content-type") ?? "";
+    const upstreamSession = up.headers.get("mcp-session-id");
+    if (upstreamSession) out["mcp-session-id"] = c.wrapSession(upstreamSession);
+    const type = (up.headers.get("content-type") ?? "").toLowerCase();
     if (type.includes("text/event-stream") && up.body) {
       setHeaders(res, { ...out, "x-accel-buffering": "no" });
       res.writeHead(up.status);
       res.flushHeaders();
       for (const m of extra) res.write(`event: message\ndata: ${JSON.stringify(m)}\n\n`);
-      await pipeSse(up.body, res, rewrite).catch(() => {});
+      await pipeSse(up.body, res, screen).catch(() => {});
+      abort.abort();
       res.end();
       return;
     }
-    const text = await up.text().catch(() => "");
+    const text = await readCapped(up, MAX_UPSTREAM_MESSAGE_BYTES);
+    if (text === null) {
+      abort.abort();
+      this.d.metrics.upstreamErrors++;
+      return sendJson(res, 502, { jsonrpc: "2.0", id: null, error: { code: -32603, message: "Upstream answer too large" } });
+    }
+    let json: unknown;
     if (type.includes("application/json") && text) {
-      let json: unknown;
       try {
         json = JSON.parse(text);
       } catch {
         json = undefined;
       }
-      if (json !== undefined) {
-        const list = Array.isArray(json) ? (json as JsonRpcMessage[]) : [json as JsonRpcMessage];
-        const rewritten = list.map((m) => rewrite(m) ?? m);
-        const merged = [...rewritten, ...extra];
-        delete out["content-length"];
-        return sendJson(res, up.status, batch || Array.isArray(json) ? merged : merged.length === 1 ? merged[0] : merged, out);
+    }
+    if (json !== undefined) {
+      // Answers on a POST answer the requests of that POST, tracked under the session the request named (none for initialize).
+      const list = Array.isArray(json) ? json : [json];
+      const kept: unknown[] = [];
+      for (const m of list) {
+        const s = await screen(m);
+        if (s !== null) kept.push(s);
       }
+      const merged = [...kept, ...extra];
+      if (!merged.length) {
+        this.d.metrics.upstreamErrors++;
+        return sendJson(res, 502, { jsonrpc: "2.0", id: null, error: { code: -32603, message: "Upstream answered a request it was not sent" } });
+      }
+      return sendJson(res, up.status, batch || Array.isArray(json) ? merged : merged.length === 1 ? merged[0] : merged, out);
     }
     if (extra.length && (up.status === 202 || !text)) return sendJson(res, 200, batch ? extra : extra[0], out);
+    if (up.status < 300 && text) {
+      // A success the agent cannot read cannot be screened: it is not passed on.
+      this.d.metrics.upstreamErrors++;
+      return sendJson(res, 502, { jsonrpc: "2.0", id: null, error: { code: -32603, message: "Upstream answered in a form the agent does not forward" } });
+    }
     setHeaders(res, out);
     res.writeHead(up.status).end(text);
   }
 }
 
-/** Rewrites each SSE event's data (one JSON-RPC message) and passes everything else through. */
-async function pipeSse(body: ReadableStream<Uint8Array>, res: ServerResponse, rewrite: (m: JsonRpcMessage) => JsonRpcMessage | null): Promise<void> {
+/** The body of an upstream answer as text, or null when it is larger than `max` bytes. */
+async function readCapped(up: Response, max: number): Promise<string | null> {
+  if (!up.body) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of up.body as unknown as AsyncIterable<Uint8Array>) {
+    size += chunk.length;
+    if (size > max) return null;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/**
+ * Screens each SSE event's data (one JSON-RPC message) and passes the rest
+ * of the event through; a dropped message drops its event. An event that
+ * is not JSON is dropped too (it cannot be screened), and one larger than
+ * MAX_UPSTREAM_MESSAGE_BYTES ends the stream.
+ */
+async function pipeSse(body: ReadableStream<Uint8Array>, res: ServerResponse, screen: (m: unknown) => Promise<unknown>): Promise<void> {
   const decoder = new TextDecoder();
   let buf = "";
-  const emit = (event: string) => {
+  // Where to look for the next event boundary: never rescan what was already searched.
+  let from = 0;
+  const emit = async (event: string) => {
     const lines = event.split(/\r?\n/);
     const data = lines.filter((l) => l.startsWith("data:")).map((l) => l.slice(l.startsWith("data: ") ? 6 : 5));
     if (data.length) {
+      let m: unknown;
       try {
-        const m = JSON.parse(data.join("\n")) as JsonRpcMessage;
-        const r = rewrite(m);
-        if (r && r !== m) {
-          const others = lines.filter((l) => !l.startsWith("data:"));
-          event = [...others, `data: ${JSON.stringify(r)}`].join("\n");
-        }
+        m = JSON.parse(data.join("\n"));
       } catch {
-        // Not JSON: pass as is.
+        return;
       }
+      const r = await screen(m);
+      if (r === null) return;
+      if (r !== m) event = [...lines.filter((l) => !l.startsWith("data:")), `data: ${JSON.stringify(r)}`].join("\n");
     }
-    res.write(event + "\n\n");
+    if (!res.destroyed) res.write(event + "\n\n");
   };
+  const boundary = /\r?\n\r?\n/g;
   for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
     buf += decoder.decode(chunk, { stream: true });
-    let i: number;
-    while ((i = buf.search(/\r?\n\r?\n/)) >= 0) {
-      const sep = /\r?\n\r?\n/.exec(buf.slice(i))![0].length;
-      emit(buf.slice(0, i));
-      buf = buf.slice(i + sep);
+    for (;;) {
+      boundary.lastIndex = Math.max(0, from - 3);
+      const hit = boundary.exec(buf);
+      if (!hit) break;
+      await emit(buf.slice(0, hit.index));
+      buf = buf.slice(hit.index + hit[0].length);
+      from = 0;
     }
+    from = buf.length;
+    if (buf.length > MAX_UPSTREAM_MESSAGE_BYTES) return;
   }
-  if (buf.trim()) emit(buf);
+  if (buf.trim()) await emit(buf);
 }
 
-function denial(id: Id | undefined, decisionId: string, reason: string): JsonRpcMessage {
-  return { jsonrpc: "2.0", id: id ?? null, error: { code: DENIED_CODE, message: "Denied by policy", data: { decisionId, reason } } } as JsonRpcMessage;
+function denial(id: Id, decisionId: string, reason: string): ValidMessage {
+  return { jsonrpc: "2.0", id, error: { code: DENIED_CODE, message: "Denied by policy", data: { decisionId, reason } } };
+}
+
+function invalid(id: Id | null, message: string, decisionId: string): ValidMessage {
+  return { jsonrpc: "2.0", id: id as Id, error: { code: -32600, message, data: { decisionId } } };
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -381,7 +513,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.writeHead(status).end(text);
 }
 
-/** Headers set with setHeader stay readable (getHeader) after they are sent: the session binding reads mcp-session-id. */
+/** Headers set with setHeader stay readable (getHeader) after they are sent. */
 function setHeaders(res: ServerResponse, headers: Record<string, string>): void {
   for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
 }

@@ -3,12 +3,15 @@ import type { BundleServer } from "@/lib/enforcement/bundle";
 import { protectedResourceMetadataUrl, resourcePath } from "@/lib/enforcement/resource-uri";
 import type { Installed } from "./bundle-sync";
 import type { Metrics } from "./metrics";
-import { InsufficientScope, MAX_BODY_BYTES, McpProxy, sendJson } from "./proxy";
+import { InsufficientScope, McpProxy, sendJson, viewOf, type Call } from "./proxy";
+import { MAX_BODY_BYTES, MAX_EVENT_ID_CHARS } from "./bounds";
 import type { Principal, TokenValidatorLike } from "./token";
-import { isRevoked } from "./live-index";
+import { decide } from "@/lib/enforcement/decide";
+import { driftOf } from "./drift";
 import { UpstreamRevoker } from "./upstream-revocation";
 import type { CredentialBroker } from "./credentials";
 import type { DecisionWal } from "./wal";
+import { RequestTracker, SessionBinder } from "./session";
 
 export interface AgentServerDeps {
   /** The bundle in force, or null. Read once per request. */
@@ -22,10 +25,22 @@ export interface AgentServerDeps {
   credentials?: CredentialBroker;
   /** Sends RFC 7009 revocations for refused revoked tokens (default: one of its own). */
   revoker?: UpstreamRevoker;
+  /** Key binding session ids to callers (agent/session.ts: loadSessionKey); replicas behind one address share it. */
+  sessionKey: Buffer;
+  /**
+   * The origins (scheme://host[:port]) clients reach this agent at, when a
+   * proxy in front changes the Host header or terminates TLS. Empty: the
+   * Host header names the origin (any scheme).
+   */
+  publicOrigins?: string[];
 }
 
-const MAX_SESSIONS = 100_000;
 const WELL_KNOWN = "/.well-known/oauth-protected-resource";
+/** Longest Host header considered (a DNS name is at most 253 characters, plus a port). */
+const MAX_HOST_CHARS = 260;
+const HOST = /^(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*\.?|\[[0-9a-f:.]+\])(?::\d{1,5})?$/;
+const PROTOCOL_VERSION = /^\d{4}-\d{2}-\d{2}$/;
+const VISIBLE_ASCII = /^[\x21-\x7e]*$/;
 
 /** RFC 6750 §3 auth-param value: a quoted string (quotes and backslashes escaped, no line breaks). */
 const q = (v: string) => `"${v.replace(/[\r\n]+/g, " ").replace(/[\\"]/g, (c) => `\\${c}`)}"`;
@@ -43,12 +58,6 @@ export function challenge403(server: BundleServer, scopes: string[]): string {
   return `Bearer error="insufficient_scope", scope=${q(scopes.join(" "))}, resource_metadata=${q(protectedResourceMetadataUrl(server.resourceUri))}`;
 }
 
-/** The server whose metadata the root well-known URL serves: the only one, or the one at path "/". */
-function rootServer(servers: BundleServer[]): BundleServer | undefined {
-  if (servers.length === 1) return servers[0];
-  return servers.find((s) => resourcePath(s.resourceUri) === "/");
-}
-
 /** Whether an Origin header names the origin of the resource URI (scheme, host and port). */
 function sameOrigin(origin: string, resourceUri: string): boolean {
   try {
@@ -58,7 +67,49 @@ function sameOrigin(origin: string, resourceUri: string): boolean {
   }
 }
 
+/** Where a request arrived: the origin when known (public origins), else the host[:port] of its Host header. */
+type Arrival = { origin: string } | { host: string } | null;
+
+/** The host of a URL as the Host header would carry it for that scheme: both with and without the default port. */
+function hostForms(u: URL): string[] {
+  if (u.port) return [u.host];
+  return [u.host, `${u.host}:${u.protocol === "https:" ? 443 : 80}`];
+}
+
+/**
+ * Resolves the address a request was made to. The Host header is the only
+ * source (X-Forwarded-Host and the like are never trusted); with public
+ * origins configured, the one whose host the header names, or the only
+ * one when there is one (a proxy that rewrites Host).
+ */
+function arrival(req: IncomingMessage, publicOrigins: URL[]): Arrival {
+  const raw = req.headers.host;
+  const host = typeof raw === "string" && raw.length <= MAX_HOST_CHARS && HOST.test(raw.toLowerCase()) ? raw.toLowerCase().replace(/\.(?=:|$)/, "") : null;
+  if (publicOrigins.length) {
+    const named = host ? publicOrigins.find((o) => hostForms(o).includes(host)) : undefined;
+    if (named) return { origin: named.origin };
+    return publicOrigins.length === 1 ? { origin: publicOrigins[0]!.origin } : null;
+  }
+  return host ? { host } : null;
+}
+
+/** Whether a resource URI is served at the address a request arrived at. */
+function servedAt(resourceUri: string, at: Arrival): boolean {
+  if (!at) return false;
+  const u = new URL(resourceUri);
+  return "origin" in at ? u.origin === at.origin : hostForms(u).includes(at.host);
+}
+
+/** Whether the header appears more than once in the raw request (Node keeps only the first Authorization). */
+function repeated(req: IncomingMessage, name: string): boolean {
+  let n = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === name && ++n > 1) return true;
+  return false;
+}
+
 async function readBody(req: IncomingMessage): Promise<Buffer | "too_large"> {
+  const declared = Number(req.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) return "too_large";
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
@@ -71,15 +122,16 @@ async function readBody(req: IncomingMessage): Promise<Buffer | "too_large"> {
 
 /**
  * The agent's HTTP surface: health, readiness, metrics, RFC 9728 metadata
- * and, at each server's resource path, the authenticated MCP proxy. Without
- * a verified bundle every MCP request answers 503 (fail closed).
+ * and, at each server's resource URI (host and path), the authenticated MCP
+ * proxy. Without a verified bundle every MCP request answers 503 (fail closed).
  */
 export function createAgentServer(deps: AgentServerDeps): Server {
   const log = deps.log ?? ((m: string) => console.log(`[agent] ${m}`));
-  const proxy = new McpProxy({ metrics: deps.metrics, wal: deps.wal, agentId: deps.agentId, log, credentials: deps.credentials });
+  const tracker = new RequestTracker();
+  const proxy = new McpProxy({ metrics: deps.metrics, wal: deps.wal, agentId: deps.agentId, log, credentials: deps.credentials, tracker });
   const revoker = deps.revoker ?? new UpstreamRevoker({ metrics: deps.metrics, log });
-  /** Upstream session id → the principal that opened it: a session is never usable by another caller. */
-  const sessions = new Map<string, string>();
+  const binder = new SessionBinder(deps.sessionKey);
+  const publicOrigins = (deps.publicOrigins ?? []).map((o) => new URL(o));
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://agent");
@@ -92,11 +144,13 @@ export function createAgentServer(deps: AgentServerDeps): Server {
       res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }).end(text);
       return;
     }
+    const at = arrival(req, publicOrigins);
     if (p === WELL_KNOWN || p.startsWith(`${WELL_KNOWN}/`)) {
       if (req.method !== "GET" && req.method !== "HEAD") return sendJson(res, 405, { error: "method not allowed" }, { allow: "GET" });
       if (!installed) return sendJson(res, 503, { error: "no verified bundle" }, { "retry-after": "5" });
-      const servers = installed.content.servers;
-      const server = p === WELL_KNOWN ? rootServer(servers) : servers.find((s) => new URL(protectedResourceMetadataUrl(s.resourceUri)).pathname === p);
+      const here = installed.content.servers.filter((s) => servedAt(s.resourceUri, at));
+      // The root well-known URL: the only server at this address, or the one at path "/".
+      const server = p === WELL_KNOWN ? (here.length === 1 ? here[0] : here.find((s) => resourcePath(s.resourceUri) === "/")) : here.find((s) => new URL(protectedResourceMetadataUrl(s.resourceUri)).pathname === p);
       if (!server) return sendJson(res, 404, { error: "no protected resource here" });
       return sendJson(res, 200, { ...server.prm, resource: server.resourceUri }, { "cache-control": "max-age=300", "access-control-allow-origin": "*" });
     }
@@ -104,7 +158,8 @@ export function createAgentServer(deps: AgentServerDeps): Server {
       // Fail closed: with no verified bundle nothing is served, whatever the path.
       return sendJson(res, 503, { jsonrpc: "2.0", id: null, error: { code: -32000, message: "Service unavailable: no verified policy bundle" } }, { "retry-after": "5" });
     }
-    const server = installed.content.servers.find((s) => resourcePath(s.resourceUri) === p);
+    // Routed by the full resource URI: two servers at the same path on two hosts never meet.
+    const server = installed.content.servers.find((s) => resourcePath(s.resourceUri) === p && servedAt(s.resourceUri, at));
     if (!server) return sendJson(res, 404, { error: "not found" });
     if (!["POST", "GET", "DELETE"].includes(req.method ?? "")) return sendJson(res, 405, { error: "method not allowed" }, { allow: "POST, GET, DELETE" });
     // MCP transports (2025-11-25): validate Origin against DNS rebinding; present and invalid → 403.
@@ -118,8 +173,11 @@ export function createAgentServer(deps: AgentServerDeps): Server {
       res.setHeader("www-authenticate", challenge401(server, error));
       return sendJson(res, 401, { error: error?.code ?? "unauthorized", error_description: error?.description ?? "a bearer token is required" });
     };
+    const badRequest = (message: string) => sendJson(res, 400, { jsonrpc: "2.0", id: null, error: { code: -32600, message: `Invalid Request: ${message}` } });
     // Tokens in the query string are never accepted (MCP authorization: header only).
     if (url.searchParams.has("access_token")) return unauthorized({ code: "invalid_request", description: "tokens in the query string are not accepted; send Authorization: Bearer" });
+    // Two Authorization headers: Node would silently keep the first; which one a proxy in front saw is unknown.
+    if (repeated(req, "authorization")) return unauthorized({ code: "invalid_request", description: "exactly one Authorization header is accepted" });
     const header = req.headers.authorization;
     if (!header) return unauthorized();
     const m = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i.exec(header);
@@ -127,33 +185,51 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     const check = await deps.validator.validate(m[1]!, server);
     if (!check.ok) return unauthorized({ code: "invalid_token", description: check.description });
     const principal: Principal = check.principal;
-    if (isRevoked(installed.content, principal, server.id)) {
-      void revoker.revoke(m[1]!, principal, server);
-      return unauthorized({ code: "invalid_token", description: "the grant behind this token was revoked" });
+    // The checks every request passes whatever it asks (revocation, the tenant's use of the server): decide() as for a ping.
+    const gate = decide(viewOf(installed), { method: "ping", serverId: server.id, principal }, { drifted: driftOf(installed) });
+    if (gate.decision === "deny") {
+      if (gate.stage === "revoked") void revoker.revoke(m[1]!, principal, server);
+      return unauthorized({ code: "invalid_token", description: gate.reason });
     }
 
-    const who = `${principal.issuer}\u0000${principal.tenantId}\u0000${principal.user}\u0000${principal.client}`;
-    const sessionId = req.headers["mcp-session-id"];
-    if (typeof sessionId === "string" && sessions.has(sessionId) && sessions.get(sessionId) !== who) {
-      return sendJson(res, 404, { jsonrpc: "2.0", id: null, error: { code: -32001, message: "Session not found" } });
+    // Transport headers the agent forwards: well-formed and bounded, or the request goes no further.
+    for (const h of ["mcp-session-id", "mcp-protocol-version", "last-event-id", "content-type", "accept"]) if (repeated(req, h)) return badRequest(`repeated ${h} header`);
+    const version = req.headers["mcp-protocol-version"];
+    if (version !== undefined && !PROTOCOL_VERSION.test(version as string)) return badRequest("MCP-Protocol-Version must be a date (YYYY-MM-DD)");
+    const lastEventId = req.headers["last-event-id"];
+    if (typeof lastEventId === "string" && (lastEventId.length > MAX_EVENT_ID_CHARS || !VISIBLE_ASCII.test(lastEventId))) return badRequest("malformed Last-Event-ID");
+    if (req.method === "POST" && !/^application\/json\s*(;|$)/i.test(req.headers["content-type"] ?? "")) {
+      return sendJson(res, 415, { jsonrpc: "2.0", id: null, error: { code: -32600, message: "Invalid Request: Content-Type must be application/json" } });
     }
-    res.on("finish", () => {
-      const created = res.getHeader("mcp-session-id");
-      if (typeof created === "string" && !sessions.has(created)) {
-        sessions.set(created, who);
-        if (sessions.size > MAX_SESSIONS) sessions.delete(sessions.keys().next().value!);
-      }
-      if (req.method === "DELETE" && typeof sessionId === "string" && res.statusCode < 300) sessions.delete(sessionId);
-    });
+
+    // A session id is the upstream's, bound to this caller and server by the agent's key: any other is unknown here.
+    const who = `${principal.issuer}\u0000${principal.tenantId}\u0000${principal.user}\u0000${principal.client}`;
+    const presented = req.headers["mcp-session-id"];
+    let upstreamSession: string | null = null;
+    if (typeof presented === "string") {
+      upstreamSession = binder.unwrap(server.id, who, presented);
+      if (upstreamSession === null) return sendJson(res, 404, { jsonrpc: "2.0", id: null, error: { code: -32001, message: "Session not found" } });
+    }
+    const call: Call = {
+      installed,
+      server,
+      principal,
+      upstreamSession,
+      trackKey: (s) => `${server.id}\u0000${who}\u0000${s ?? ""}`,
+      wrapSession: (upstreamId) => binder.wrap(server.id, who, upstreamId),
+    };
 
     let body: Buffer | null = null;
     if (req.method === "POST") {
       const b = await readBody(req);
-      if (b === "too_large") return sendJson(res, 413, { jsonrpc: "2.0", id: null, error: { code: -32600, message: "Request too large" } });
+      if (b === "too_large") {
+        res.setHeader("connection", "close");
+        return proxy.refuse(res, call, 413, -32600, `Request too large (over ${MAX_BODY_BYTES} bytes)`);
+      }
       body = b;
     }
     try {
-      await proxy.handle(req, res, installed, server, principal, body);
+      await proxy.handle(req, res, call, body);
     } catch (err) {
       if (err instanceof InsufficientScope) {
         res.setHeader("www-authenticate", challenge403(server, err.scopes));

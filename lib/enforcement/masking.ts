@@ -61,6 +61,10 @@ function expand(value: unknown, pattern: string[], at: string[], out: string[][]
   }
 }
 
+/** One path segment in a form no other segment sequence shares. */
+const segmentId = (s: string) => `${JSON.stringify(s)}/`;
+const pathId = (path: string[]) => path.map(segmentId).join("");
+
 function getAt(root: unknown, path: string[]): unknown {
   let v = root;
   for (const s of path) v = Array.isArray(v) ? v[Number(s)] : (v as Record<string, unknown>)[s];
@@ -104,7 +108,8 @@ export function maskArgs(
   const out = copy(args) as Record<string, unknown>;
   if (applicable.length === 0) return { args: out, masked: [] };
 
-  // Concrete path → mode, hide winning over hash.
+  // Concrete path → mode, hide winning over hash. Keyed by an unambiguous form of the path
+  // (a key may itself contain a dot: ["a.b"] and ["a", "b"] are two places).
   const hits = new Map<string, { path: string[]; mode: "hide" | "hash" }>();
   for (const rule of applicable) {
     for (const pattern of rule.paths) {
@@ -112,19 +117,26 @@ export function maskArgs(
       const found: string[][] = [];
       expand(out, pattern.split("."), [], found);
       for (const path of found) {
-        const key = path.join(".");
-        const prev = hits.get(key);
-        if (!prev || rule.mode === "hide") hits.set(key, { path, mode: prev?.mode === "hide" ? "hide" : rule.mode });
+        const id = pathId(path);
+        const prev = hits.get(id);
+        if (!prev || rule.mode === "hide") hits.set(id, { path, mode: prev?.mode === "hide" ? "hide" : rule.mode });
       }
     }
   }
-  // Shallow first, so a masked parent makes its children moot.
-  const ordered = [...hits.entries()].sort((a, b) => a[1].path.length - b[1].path.length || (a[0] < b[0] ? -1 : 1));
+  // Shallow first, so a masked parent makes its children moot: each path is checked against
+  // the set of masked paths through its own prefixes (linear in the paths, not quadratic).
+  const ordered = [...hits.values()].map((h) => ({ ...h, key: h.path.join(".") })).sort((a, b) => a.path.length - b.path.length || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const masked: string[] = [];
-  const done: string[][] = [];
-  for (const [key, { path, mode }] of ordered) {
-    if (done.some((d) => d.length < path.length && d.every((s, i) => s === path[i]))) continue;
-    done.push(path);
+  const done = new Set<string>();
+  for (const { path, mode, key } of ordered) {
+    let prefix = "";
+    let moot = false;
+    for (let i = 0; i < path.length - 1 && !moot; i++) {
+      prefix += segmentId(path[i]!);
+      moot = done.has(prefix);
+    }
+    if (moot) continue;
+    done.add(pathId(path));
     const value = getAt(out, path);
     setAt(out, path, mode === "hide" ? MASKED : maskHash(serverId, tool, key, value));
     masked.push(key);
