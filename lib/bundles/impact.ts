@@ -5,10 +5,12 @@ import { z } from "zod";
 import { decisions, fleetServers } from "@/db/schema";
 import type { Ctx } from "@/lib/context";
 import type { BundleContent } from "@/lib/enforcement/bundle";
-import { PolicyEngine, type DecisionRequest, type DecisionResult } from "@/lib/enforcement/engine";
+import { decide, decisionView, type Decision, type DecideRequest, type DecisionView, type LiveState } from "@/lib/enforcement/decide";
+import { isRevoked, unapprovedClient } from "@/lib/enforcement/live-index";
 import { MASKED } from "@/lib/enforcement/masking";
-import { argumentTypes } from "@/lib/enforcement/model";
+import { argumentTypesByServer } from "@/lib/enforcement/model";
 import { AppError } from "@/lib/errors";
+import { decisionInputs } from "./decision-live";
 import { activeBundle, draftBundle } from "./service";
 
 export const IMPACT_MAX = 100_000;
@@ -22,7 +24,7 @@ export const impactInput = z.object({
 });
 export type ImpactInput = z.input<typeof impactInput>;
 
-type Side = Pick<DecisionResult, "decision" | "reason" | "determining">;
+type Side = Pick<Decision, "decision" | "reason" | "determining">;
 
 export interface ImpactExample {
   id: string;
@@ -163,7 +165,7 @@ interface Slice {
   /** Both bundles decide this (server, tenant, tool) identically: same policies, tool, server and argument types. */
   same: boolean;
   /** Replays memoized by the parts of the request the slice's policies can see. */
-  memo: Map<string, [DecisionResult, DecisionResult]>;
+  memo: Map<string, [Decision, Decision]>;
 }
 
 /** Policy ids whose text differs between two bundles (added, removed or changed). */
@@ -187,7 +189,10 @@ function applies(meta: BundleContent["policies"][string] | undefined, serverId: 
 
 /**
  * Replays the fleet's most recent tools/call decisions against its live
- * bundle (baseline) and its draft, and reports what the draft would change.
+ * bundle (baseline) and its draft with `decide()` (lib/enforcement/decide.ts),
+ * as an agent would decide them now: revocations and client approval as they
+ * stand in the database, and drift against the catalogue's latest versions.
+ * Reports what the draft would change.
  * Owners and auditors only, like the other bundle calls. Decisions decided
  * under an older revision are compared with the baseline replay, not with
  * their stored outcome; decisions whose masked arguments a changed policy
@@ -204,19 +209,26 @@ export async function analyzeImpact(ctx: Ctx, fleetId: string, rawInput: ImpactI
       draftInfo.issues.map((i) => ({ path: i.policy ? `policies.${i.policy.id}` : "bundle", message: `${i.policy ? `${i.policy.name}: ` : ""}${i.message}` })),
     );
   }
-  const draft = draftInfo.content;
   const liveRow = await activeBundle(ctx.db, fleetId);
-  const base = (liveRow?.content as unknown as BundleContent | undefined) ?? null;
-  const draftEngine = new PolicyEngine(draft);
-  const baseEngine = base ? new PolicyEngine(base) : null;
+  // Both sides with today's live state (revocations, client approval) and each with its own drift set.
+  const draftSide = await decisionInputs(ctx.db, draftInfo.content);
+  const baseSide = liveRow ? await decisionInputs(ctx.db, liveRow.content as unknown as BundleContent) : null;
+  const draft = draftSide.content;
+  const base = baseSide?.content ?? null;
+  const draftView = decisionView(draft);
+  const baseView: DecisionView | null = base ? decisionView(base) : null;
+  const draftLive: LiveState = draftSide.live;
+  const baseLive: LiveState = baseSide?.live ?? {};
   const changed = changedPolicies(base, draft);
   const serverIds = (await ctx.db.select({ id: fleetServers.serverId }).from(fleetServers).where(eq(fleetServers.fleetId, fleetId))).map((r) => r.id);
   const known = new Set([...draft.servers.map((s) => s.id), ...(base?.servers.map((s) => s.id) ?? [])]);
   const compileMs = performance.now() - t0;
 
   const changedIds = new Set(changed.map((c) => c.id));
-  // The engine types arguments from the whole catalogue: a change there can flip any call.
-  const sameArgTypes = base !== null && canonicalize(argumentTypes(base.catalogue).types) === canonicalize(argumentTypes(draft.catalogue).types);
+  // The engine types arguments per server, from that server's tools: a change there can flip any call to the server.
+  const draftTypes = argumentTypesByServer(draft.catalogue);
+  const baseTypes = base ? argumentTypesByServer(base.catalogue) : null;
+  const typesOf = (m: ReturnType<typeof argumentTypesByServer> | null, serverId: string) => canonicalize([...(m?.get(serverId)?.types ?? new Map())].sort()) ?? "";
   const slices = new Map<string, Slice>();
   const sliceOf = (serverId: string, tenantId: string, tool: string): Slice => {
     const key = `${serverId}\u0000${tenantId}\u0000${tool}`;
@@ -243,7 +255,11 @@ export async function analyzeImpact(ctx: Ctx, fleetId: string, rawInput: ImpactI
       c?.catalogue.find((x) => x.serverId === serverId && x.name === tool) ?? null,
       c?.cedar.entities.filter((e) => (e.uid.type === "Server" && e.uid.id === serverId) || (e.uid.type === "Tool" && e.uid.id === `${serverId}/${tool}`)) ?? null,
     ];
-    s.same = sameArgTypes && base !== null && canonicalize(applicable[0]) === canonicalize(applicable[1]) && canonicalize(pick(base)) === canonicalize(pick(draft));
+    const sameArgTypes = base !== null && typesOf(baseTypes, serverId) === typesOf(draftTypes, serverId);
+    // Drift is per tool and bundle (its approved hash against the catalogue's latest version).
+    const toolKey = `${serverId}/${tool}`;
+    const sameDrift = (baseLive.drifted?.has(toolKey) ?? false) === (draftLive.drifted?.has(toolKey) ?? false);
+    s.same = sameArgTypes && sameDrift && base !== null && canonicalize(applicable[0]) === canonicalize(applicable[1]) && canonicalize(pick(base)) === canonicalize(pick(draft));
     slices.set(key, s);
     return s;
   };
@@ -288,8 +304,8 @@ export async function analyzeImpact(ctx: Ctx, fleetId: string, rawInput: ImpactI
     if (g.examples.length < input.examples) g.examples.push(ex);
   };
   const policyLabel = (pid: string) => draft.policies[pid]?.name ?? base?.policies[pid]?.name ?? pid;
-  const noBaseline: DecisionResult = { decision: "deny", reason: "no bundle is live", determining: [], errors: [] };
-  const side = (r: DecisionResult): Side => ({ decision: r.decision, reason: r.reason, determining: r.determining });
+  const noBaseline: Decision = { decision: "deny", reason: "no bundle is live", determining: [], errors: [], stage: "error", stepUpScopes: [] };
+  const side = (r: Decision): Side => ({ decision: r.decision, reason: r.reason, determining: r.determining });
 
   let oldest: string | null = null;
   let newest: string | null = null;
@@ -361,25 +377,23 @@ export async function analyzeImpact(ctx: Ctx, fleetId: string, rawInput: ImpactI
       totals.identicalSlices++;
       continue;
     }
-    const mk = memoKey(slice, d, ctxRec);
-    const hit = slice.memo.get(mk);
-    if (hit) totals.memoHits++;
-    const req: DecisionRequest = {
-      action: "call_tool",
+    const token = ctxRec.token ?? { iss: "", iat: 0, exp: 0 };
+    const req: DecideRequest = {
+      method: "tools/call",
       serverId: d.serverId,
       tool: d.tool,
-      tenantId: d.tenantId,
-      user: d.userId,
-      groups: ctxRec.groups ?? [],
-      client: d.clientId ?? "",
-      scopes: d.scopes ?? [],
+      principal: { issuer: token.iss, tenantId: d.tenantId, user: d.userId, client: d.clientId ?? "", scopes: d.scopes ?? [], groups: ctxRec.groups ?? [], actors: ctxRec.actors ?? [], iat: token.iat, exp: token.exp },
       args: d.args ?? {},
-      ...(ctxRec.actors?.length ? { delegation: { actors: ctxRec.actors } } : {}),
       time: d.at,
       ...(ctxRec.ip ? { ip: ctxRec.ip } : {}),
-      ...(ctxRec.token ? { token: ctxRec.token } : {}),
     };
-    const pair: [DecisionResult, DecisionResult] = hit ?? [baseEngine ? baseEngine.decide(req) : noBaseline, draftEngine.decide(req)];
+    // The live checks read the user, client and token's iat, which the memo key may leave out: their outcome is part of the key.
+    const p = req.principal;
+    const gate = (c: BundleContent | null) => (c ? `${isRevoked(c, p, d.serverId) ? 1 : 0}${unapprovedClient(c, p) ? 1 : 0}` : "--");
+    const mk = `${gate(base)}${gate(draft)}${memoKey(slice, d, ctxRec)}`;
+    const hit = slice.memo.get(mk);
+    if (hit) totals.memoHits++;
+    const pair: [Decision, Decision] = hit ?? [baseView ? decide(baseView, req, baseLive) : noBaseline, decide(draftView, req, draftLive)];
     if (!hit) slice.memo.set(mk, pair);
     const before = pair[0];
     const after = pair[1];
