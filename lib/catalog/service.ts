@@ -10,7 +10,7 @@ import { newId } from "@/lib/ids";
 import { likePattern, offsetOf, pageQuery, type Page } from "@/lib/pagination";
 import { loadServer } from "@/lib/servers/service";
 import { recordEvent } from "@/lib/trail/record";
-import { diffLines, renderToolVersion } from "./diff";
+import { diffToolVersions, renderToolVersion } from "./diff";
 import { fetchUpstreamTools } from "@/lib/enforcement/upstream-tools";
 import { createEgressFetch } from "@/lib/net/egress";
 import { egressPolicy } from "@/lib/net/policy";
@@ -133,8 +133,9 @@ export async function getTool(ctx: Ctx, toolId: string) {
   const byId = new Map(history.map((v) => [v.id, v]));
   const latest = byId.get(tool.latestVersionId)!;
   const approved = tool.approvedVersionId ? byId.get(tool.approvedVersionId) : undefined;
-  const diff = approved && approved.id !== latest.id ? diffLines(renderToolVersion(approved), renderToolVersion(latest)) : null;
-  return { ...publicTool(tool, latest, approved), diff, history: history.map(publicVersion) };
+  // Bounded (lib/catalog/diff.ts): definitions come from upstreams, and any reader may open this.
+  const d = approved && approved.id !== latest.id ? diffToolVersions(renderToolVersion(approved), renderToolVersion(latest)) : null;
+  return { ...publicTool(tool, latest, approved), diff: d?.lines ?? null, diffTruncated: d?.truncated ?? null, history: history.map(publicVersion) };
 }
 
 async function insertVersion(

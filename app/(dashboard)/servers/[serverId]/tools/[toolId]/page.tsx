@@ -197,7 +197,7 @@ export default function ToolDetailPage() {
 
       {t.diff && approved ? (
         <Card title={`Changes: approved version ${approved.version} → latest version ${latest.version}`}>
-          <DiffView lines={t.diff} />
+          <DiffView lines={t.diff} truncated={t.diffTruncated} toolName={t.name} versions={[approved, latest]} />
           <details className="mt-4">
             <summary className="cursor-pointer text-sm font-medium text-indigo-700">Show both full definitions</summary>
             <div className="mt-3 grid gap-4 lg:grid-cols-2">
