@@ -21,6 +21,7 @@ import { settingsInput } from "@/lib/decisions/retention";
 import { decisionChartsQuery } from "@/lib/decisions/charts";
 import { decisionExportQuery } from "@/lib/decisions/export";
 import { decisionSearchQuery } from "@/lib/decisions/query";
+import { quarantineQuery } from "@/lib/decisions/quarantine";
 import { cedarCheckInput, policyInput, policyTestInput, policyTestUpdateInput, policyUpdateInput, simulateInput } from "@/lib/policy/service";
 
 const policyListQuery = z.object({ tenantId: z.string().optional(), serverId: z.string().optional() });
@@ -149,6 +150,7 @@ export const operations: Operation[] = [
   { method: "get", path: "/api/v1/admin/decisions", summary: "Search decisions (default: last 24 h), newest first, keyset-paged; `after` for a live tail", tag: "decisions", query: decisionSearchQuery },
   { method: "get", path: "/api/v1/admin/decisions/charts", summary: "Decisions over time by outcome; top denied tools, users and clients", tag: "decisions", query: decisionChartsQuery },
   { method: "get", path: "/api/v1/admin/decisions/export", summary: "Stream the filter's decisions as a CSV or NDJSON attachment; follow=1 keeps an NDJSON stream open (SIEM)", tag: "decisions", query: decisionExportQuery },
+  { method: "get", path: "/api/v1/admin/decisions/quarantine", summary: "Decision lines agents sent that ingest quarantined instead of storing (bad content, or a server or tenant the agent's fleet does not serve): total, last 24 h, per agent, and the most recent with their problem and raw text cut to 4 KiB (owners, global auditors)", tag: "decisions", query: quarantineQuery },
   { method: "get", path: "/api/v1/admin/decisions/{decisionId}", summary: "One decision: masked arguments, determining policies with their Cedar text at that revision, token claims, simulator link", tag: "decisions" },
   { method: "get", path: "/api/v1/admin/trail/export", summary: "Stream the filtered admin trail as a CSV or NDJSON attachment", tag: "trail", query: trailExportQuery },
   { method: "get", path: "/api/v1/admin/settings", summary: "Instance settings: decision retention in days (owners and global auditors)", tag: "settings" },
@@ -188,7 +190,7 @@ export const agentOperations: Operation[] = [
     method: "post",
     path: "/api/v1/agent/decisions",
     summary:
-      "A batch of up to 10,000 decisions as application/x-ndjson (Content-Encoding: gzip allowed), one line per decision with a UUIDv7 id (its time is the decision's). Strict lines: unknown fields are refused; args is at most 16 KiB as JSON; context is { groups ≤ 100, actors ≤ 20, token { iss, iat, exp }, ip, masked ≤ 100 } or null. Refused: ids more than 5 min in the future or older than the retention, servers outside the agent's fleet. Idempotent by id; all or nothing: one invalid line rejects the batch (422, issues name each line). Answers { accepted, duplicates } once committed.",
+      "A batch of up to 10,000 decisions as application/x-ndjson (Content-Encoding: gzip allowed), one line per decision with a UUIDv7 id (its time is the decision's). Each line is the decision record of lib/enforcement/decision-record.ts (strict: unknown fields are refused; strings bounded and free of NUL and unpaired surrogates; args at most 16 KiB as JSON and 32 levels deep; context is { groups ≤ 100, actors ≤ 20, token { iss, iat, exp }, ip, masked ≤ 100 } or null). Line by line: good lines are stored; a line that does not parse, breaks a bound, has an id more than 5 min in the future or older than the retention, or names a (server, tenant) pair the agent's fleet does not serve (its servers, each with its owning tenant and the tenants it is shared with) is quarantined with its problem, never failing the batch. Only the transport is refused (bad gzip 400, too large 413, wrong type 415). Idempotent by id (and a resent bad line is quarantined once). Answers { accepted, duplicates, quarantined } once committed.",
     tag: "agent",
     body: decisionLine,
   },
