@@ -184,6 +184,36 @@ describe("bundle lifecycle", () => {
     expect(admitted(c, serverId)).toEqual([tenantA, tenantB]);
   });
 
+  it("a held-back owner keeps its server's definition, scope mappings and catalogue at the live revision; another tenant's server change goes out", async () => {
+    const { serverId, fleetId } = await setup();
+    const serverB = (await createServer(
+      owner.ctx,
+      createServerInput.parse({ tenantId: tenantB, name: uniq("srv B "), resourceUri: `https://${uniq("mcp-b-")}.lifecycle.example/mcp`, upstreamUrl: "https://up-b.example/mcp", scopes: ["b:read"] }),
+    ))!;
+    await addTool(owner.ctx, serverB.id, { name: "b_tool", description: "b", inputSchema: { type: "object", properties: {} }, annotations: {}, risk: "low" });
+    await t.db.insert(fleetServers).values({ fleetId, serverId: serverB.id });
+    await publishBundle(owner.ctx, fleetId, { note: "" }, kek);
+    const before = await live(fleetId);
+
+    // A widens its own mapping to a new high-risk tool and moves its upstream; A's own test catches the widening.
+    await addTool(owner.ctx, serverId, { name: "refund", description: "refund", inputSchema: { type: "object", properties: { amount: { type: "integer" } } }, annotations: {}, risk: "high" });
+    await putScopeMapping(owner.ctx, serverId, { baseVersion: 1, mapping: { "tickets:read": ["get_ticket", "refund"] } });
+    await updateServer(owner.ctx, serverId, updateServerInput.parse({ upstreamUrl: "https://elsewhere.example/mcp" }), kek);
+    await createTest(owner.ctx, { tenantId: tenantA, serverId, name: "readers cannot refund", expected: "deny", request: { user: "al", groups: [], client: "c", scopes: ["tickets:read"], tool: "refund", action: "call_tool", args: { amount: 5 } } });
+    // B changes its own server meanwhile.
+    await createPolicy(owner.ctx, { tenantId: tenantB, serverId: serverB.id, name: "B readers", description: "", kind: "cedar", cedar: `permit (principal in Group::"readers", action, resource == Tool::"${serverB.id}/b_tool");`, enabled: true });
+
+    const pub = await publishBundle(owner.ctx, fleetId, { note: "" }, kek);
+    expect(pub.heldBack.map((h) => h.tenantId)).toEqual([tenantA]);
+    const c = await live(fleetId);
+    const sA = (x: BundleContent) => x.servers.find((s) => s.id === serverId)!;
+    expect(sA(c).upstreamUrl).toBe(sA(before).upstreamUrl);
+    expect(c.catalogue.filter((x) => x.serverId === serverId).map((x) => x.name)).toEqual(["get_ticket"]);
+    const scopeOf = (x: BundleContent) => Object.entries(x.cedar.policies).filter(([id]) => x.policies[id]?.kind === "scope" && x.policies[id]?.serverId === serverId);
+    expect(scopeOf(c)).toEqual(scopeOf(before));
+    expect(Object.values(c.policies).map((p) => p.name)).toContain("B readers");
+  });
+
   it("a held-back tenant that was not admitted before stays unadmitted", async () => {
     const { serverId, fleetId } = await setup();
     await publishBundle(owner.ctx, fleetId, { note: "" }, kek);

@@ -81,7 +81,7 @@ describe("policies, tests and bundles on a real database", () => {
     await expectAppError(createPolicy(auditor.ctx, { tenantId, serverId, name: "auditor", description: "", kind: "cedar", cedar: "permit (principal, action, resource);", enabled: true }), "forbidden");
   });
 
-  it("holds back a tenant whose test fails (not admitted before a first publish), publishes when fixed, diffs and rolls back", async () => {
+  it("holds back a tenant whose test fails (its own server unserved before a first publish), publishes when fixed, diffs and rolls back", async () => {
     const limit = await createPolicy(admin.ctx, {
       tenantId,
       serverId,
@@ -96,13 +96,14 @@ describe("policies, tests and bundles on a real database", () => {
     const run = await runServerTests(admin.ctx, serverId);
     expect(run.failed).toBe(1);
 
-    // The failing test holds back its tenant's part (issue 17, item 6): nothing of it would be published, and
-    // with no live revision the tenant would not be admitted at all; it blocks nothing else.
+    // The failing test holds back its tenant's part (issue 17, item 6): nothing of it would be published; with
+    // no live revision its own server would not be served at all. It blocks nothing else.
     const held = await draftBundle(owner.ctx, fleetId);
     expect(held.blockers).toEqual([]);
     expect(held.heldBack.map((h) => h.tenantId)).toEqual([tenantId]);
     expect(held.heldBack[0]!.problems.join("\n")).toMatch(/big refunds are denied.*expected deny, got allow/);
-    expect(held.content.servers.find((s) => s.id === serverId)!.tenantIds).toEqual([]);
+    expect(held.content.servers.find((s) => s.id === serverId)).toBeUndefined();
+    expect(held.content.catalogue).toEqual([]);
     expect((await listBundles(owner.ctx, fleetId)).items).toHaveLength(0);
     await expectAppError(publishBundle(admin.ctx, fleetId, { note: "" }, kek), "forbidden");
 

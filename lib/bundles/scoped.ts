@@ -1,4 +1,5 @@
 import type { BundleContent } from "@/lib/enforcement/bundle";
+import { argumentTypes, argumentTypesByServer, cedarSchema } from "@/lib/enforcement/model";
 import { validatePolicies } from "@/lib/policy/cedar-tools";
 import { runTests, type CompileIssue, type CompileResult, type RegistrySnapshot, type TestResult } from "./compile";
 
@@ -21,12 +22,11 @@ const testText = (t: TestResult) => `test "${t.name}" expected ${t.expected}, go
 /**
  * Scopes the blockers of a compiled draft by tenant (issue 17, item 6): a
  * tenant whose policy does not compile or whose test fails does not block the
- * fleet. Its part of the draft is held at the live revision instead: its
- * policies are those of `live` (none when nothing is published), and it is
- * admitted on a server only where `live` admitted it. Every other tenant's
- * change goes out. Problems that belong to no tenant (the servers, scope
- * mappings, the catalogue) still block, as do held-back live policies that no
- * longer validate against the draft's schema (fail closed).
+ * fleet. Its part of the draft is held at the live revision instead
+ * (`holdBack`). Every other tenant's change goes out. Problems that belong to
+ * no tenant (two servers at one address, a scope mapping that does not
+ * validate) still block, as do held-back live policies that no longer
+ * validate against the draft (fail closed).
  * Pure: no database.
  */
 export function scopeByTenant(draft: CompileResult, snap: RegistrySnapshot, live: BundleContent | null): ScopedResult {
@@ -47,10 +47,10 @@ export function scopeByTenant(draft: CompileResult, snap: RegistrySnapshot, live
   for (let round = 0; round < 3; round++) {
     const held = new Set(problems.keys());
     const content = holdBack(draft.content, live, held);
-    const issues: CompileIssue[] = validatePolicies(content.cedar.schema, content.cedar.policies).map((i) => {
+    const issues: CompileIssue[] = validateByServer(content).map((i) => {
       const m = i.policyId ? content.policies[i.policyId] : undefined;
       const tenant = m?.tenantId ? ` of tenant ${m.tenantId}` : "";
-      return { message: `${m ? `the published version of policy "${m.name}"${tenant} does not validate against this draft: ` : ""}${i.message}`, ...(i.help ? { help: i.help } : {}) };
+      return { message: `${m ? `policy "${m.name}"${tenant}, as held back, does not validate against this draft: ` : ""}${i.message}`, ...(i.help ? { help: i.help } : {}) };
     });
     const tests = runTests(content, snap.tests, issues.length === 0);
     let more = false;
@@ -75,29 +75,69 @@ export function scopeByTenant(draft: CompileResult, snap: RegistrySnapshot, live
   return { ...draft, heldBack: [] };
 }
 
-/** Draft content with the `held` tenants' policies and admissions taken from `live` (a copy). */
+/** Validates each server's policies against that server's argument types, as the compiler does. */
+function validateByServer(content: BundleContent) {
+  const byServer = argumentTypesByServer(content.catalogue);
+  const groups = new Map<string, Record<string, string>>();
+  for (const [id, text] of Object.entries(content.cedar.policies)) {
+    const sid = content.policies[id]?.serverId ?? "";
+    let mine = groups.get(sid);
+    if (!mine) groups.set(sid, (mine = {}));
+    mine[id] = text;
+  }
+  return [...groups].sort((x, y) => x[0].localeCompare(y[0])).flatMap(([sid, mine]) => {
+    const types = byServer.get(sid)?.types;
+    return validatePolicies(cedarSchema(types ? Object.fromEntries(types) : {}), mine);
+  });
+}
+
+/**
+ * Draft content with the `held` tenants' parts taken from `live` (a copy). A
+ * tenant's part is: its own policies; its admission on each server (kept only
+ * where live admitted it); its trust entries; and, for each server it owns,
+ * the server's definition (resource URI, upstream, scopes, issuers), scope
+ * mappings and approved catalogue. A held owner's server that live did not
+ * serve is left out. Other tenants' parts are the draft's.
+ */
 export function holdBack(draft: BundleContent, live: BundleContent | null, held: Set<string>): BundleContent {
   const liveServer = new Map((live?.servers ?? []).map((s) => [s.id, s]));
-  const servers = draft.servers.map((s) => {
-    const before = liveServer.get(s.id)?.tenantIds ?? [];
-    const tenantIds = s.tenantIds.filter((t) => !held.has(t) || before.includes(t));
-    // Trust is carried only for the tenants admitted (bundles older than per-tenant trust have none).
-    return { ...s, tenantIds, ...(s.trust ? { trust: s.trust.filter((x) => tenantIds.includes(x.tenantId)) } : {}) };
+  // Servers whose owner is held keep their live definition, or are not served when live did not serve them.
+  const ownerHeld = new Set(draft.servers.filter((s) => held.has(s.tenantId)).map((s) => s.id));
+  const servers = draft.servers.flatMap((s) => {
+    const before = liveServer.get(s.id);
+    if (ownerHeld.has(s.id) && !before) return [];
+    const tenantIds = s.tenantIds.filter((t) => !held.has(t) || (before?.tenantIds ?? []).includes(t));
+    const base = ownerHeld.has(s.id) ? { ...before!, tenantIds } : { ...s, tenantIds };
+    if (!s.trust && !before?.trust) return [base];
+    // Each tenant's trust entries are its own part: a held tenant's come from live.
+    const trust = [...(s.trust ?? []).filter((x) => !held.has(x.tenantId)), ...(before?.trust ?? []).filter((x) => held.has(x.tenantId))].filter((x) => tenantIds.includes(x.tenantId));
+    return [{ ...base, trust: trust.sort((a, b) => a.tenantId.localeCompare(b.tenantId) || a.issuer.localeCompare(b.issuer)) }];
   });
+  const kept = new Set(servers.map((s) => s.id));
   const admitted = new Map(servers.map((s) => [s.id, new Set(s.tenantIds)]));
+  const fromLive = (m: BundleContent["policies"][string] | undefined) => !!m && kept.has(m.serverId) && (m.tenantId ? held.has(m.tenantId) && admitted.get(m.serverId)!.has(m.tenantId) : ownerHeld.has(m.serverId) && m.kind === "scope");
+  const fromDraft = (m: BundleContent["policies"][string] | undefined) => !m || (kept.has(m.serverId) && (m.tenantId ? !held.has(m.tenantId) : !(ownerHeld.has(m.serverId) && m.kind === "scope")));
   const policies: BundleContent["cedar"]["policies"] = {};
   const meta: BundleContent["policies"] = {};
   for (const [id, text] of Object.entries(draft.cedar.policies)) {
     const m = draft.policies[id];
-    if (m?.tenantId && held.has(m.tenantId)) continue;
+    if (!fromDraft(m)) continue;
     policies[id] = text;
     if (m) meta[id] = m;
   }
   for (const [id, text] of Object.entries(live?.cedar.policies ?? {})) {
     const m = live!.policies[id];
-    if (!m?.tenantId || !held.has(m.tenantId) || !admitted.get(m.serverId)?.has(m.tenantId)) continue;
+    if (!fromLive(m)) continue;
     policies[id] = text;
-    meta[id] = m;
+    meta[id] = m!;
   }
-  return { ...draft, servers, cedar: { ...draft.cedar, policies }, policies: meta };
+  if (!ownerHeld.size) return { ...draft, servers, cedar: { ...draft.cedar, policies }, policies: meta };
+  const toolServer = (id: string) => id.slice(0, id.indexOf("/"));
+  const catalogue = [...draft.catalogue.filter((t) => kept.has(t.serverId) && !ownerHeld.has(t.serverId)), ...(live?.catalogue ?? []).filter((t) => kept.has(t.serverId) && ownerHeld.has(t.serverId))].sort(
+    (a, b) => a.serverId.localeCompare(b.serverId) || a.name.localeCompare(b.name),
+  );
+  const entityHeld = (e: { uid: { type: string; id: string } }) => (e.uid.type === "Server" ? ownerHeld.has(e.uid.id) : e.uid.type === "Tool" ? ownerHeld.has(toolServer(e.uid.id)) : false);
+  const entityKept = (e: { uid: { type: string; id: string } }) => (e.uid.type === "Server" ? kept.has(e.uid.id) : e.uid.type === "Tool" ? kept.has(toolServer(e.uid.id)) : true);
+  const entities = [...draft.cedar.entities.filter((e) => entityKept(e) && !entityHeld(e)), ...(live?.cedar.entities ?? []).filter((e) => entityKept(e) && entityHeld(e))];
+  return { ...draft, servers, catalogue, cedar: { schema: cedarSchema(argumentTypes(catalogue).types), policies, entities }, policies: meta };
 }
