@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import canonicalize from "canonicalize";
 import { compactVerify, importJWK, type JWK } from "jose";
 import type { SchemaJson } from "./cedar";
+import type { TenantMappingRule } from "./claims";
 import type { ProtectedResourceMetadata } from "./prm";
 
 export const BUNDLE_FORMAT = 1;
@@ -26,7 +27,7 @@ export interface BundleServer {
 }
 
 /** How a token of a trusted issuer maps to the tenant that trusts it. */
-export type BundleTenantMapping = { mode: "claim"; claim: string; values: string[] } | { mode: "issuer" };
+export type BundleTenantMapping = TenantMappingRule;
 
 /** One issuer trusted by one tenant (the tenant_issuers row, nothing secret). */
 export interface BundleTrust {
@@ -112,6 +113,10 @@ export interface BundleCredential {
   placement: { in: "header" | "query"; name: string };
   /** The current version: an agent holding another refetches before the next call. */
   version: number;
+  /** The upstream origin the secret was stored or confirmed for: an agent never injects it into a call to another origin. Absent only in bundles from before origin binding. */
+  origin?: string;
+  /** Set while the server's upstream origin differs from `origin`: the agent fails closed ("upstream credential unavailable") until a vault writer re-enters or confirms the secret. */
+  suspended?: { from: string; to: string };
 }
 
 export interface BundleMaskingRule {

@@ -10,6 +10,7 @@
  */
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from "jose";
 import type { BundleServer, BundleTrust } from "./bundle";
+import { claimAt, mapsToTenant, MAX_CLAIM_VALUES, stringClaim } from "./claims";
 import { JwksCache, JwksUnavailable } from "./jwks";
 
 export type TokenIssuerConfig = BundleTrust;
@@ -52,8 +53,6 @@ const MAX_TOKEN_LENGTH = 16 * 1024;
 const MAX_ACT_DEPTH = 16;
 /** Distinct key sources tried for one token: beyond this the token is refused as ambiguous (bounds fetches per request). */
 const MAX_KEY_SOURCES = 4;
-const MAX_CLAIM_PATH_DEPTH = 8;
-const MAX_CLAIM_VALUES = 64;
 
 const fail = (description: string): TokenResult => ({ ok: false, error: "invalid_token", description });
 
@@ -66,30 +65,9 @@ export function qualifiedUser(issuer: string, subject: string): string {
   return `${issuer}#${subject}`;
 }
 
-/** Reads a claim by a literal name first (e.g. `https://example.com/tenant`), then as a dot-separated path of own properties. */
-export function claimAt(payload: Record<string, unknown>, path: string): unknown {
-  if (Object.hasOwn(payload, path)) return payload[path];
-  const parts = path.split(".");
-  if (parts.length < 2 || parts.length > MAX_CLAIM_PATH_DEPTH) return undefined;
-  let cur: unknown = payload;
-  for (const p of parts) {
-    if (!cur || typeof cur !== "object" || Array.isArray(cur) || !Object.hasOwn(cur, p)) return undefined;
-    cur = (cur as Record<string, unknown>)[p];
-  }
-  return cur;
-}
-
 /** Whether the token maps to the entry's tenant under the entry's own rule. */
-export function mapsToTenant(entry: Pick<BundleTrust, "tenantMapping">, payload: Record<string, unknown>): boolean {
-  const m = entry.tenantMapping;
-  if (m.mode === "issuer") return true;
-  if (m.mode !== "claim" || !Array.isArray(m.values) || m.values.length === 0) return false;
-  const v = claimAt(payload, m.claim);
-  const found = Array.isArray(v) ? v.slice(0, MAX_CLAIM_VALUES) : [v];
-  return found.some((x) => {
-    const s = stringClaim(x);
-    return s !== undefined && m.values.includes(s);
-  });
+export function entryMaps(entry: Pick<BundleTrust, "tenantMapping">, payload: Record<string, unknown>): boolean {
+  return mapsToTenant(entry.tenantMapping, payload);
 }
 
 /** RFC 9068 §2.1: `typ` is "at+jwt"; "application/at+jwt" is the same media type (RFC 7515 §4.1.9), compared case-insensitively. */
@@ -136,7 +114,7 @@ export class TokenValidator {
     if (ofIssuer.length === 0) return fail("the access token's issuer is not trusted by any tenant of this server");
     // Only the entries whose own tenant rule maps this token can admit it: a
     // tenant's key source is never consulted for a token that is not its own.
-    const mapped = ofIssuer.filter((e) => mapsToTenant(e, unverified as Record<string, unknown>));
+    const mapped = ofIssuer.filter((e) => entryMaps(e, unverified as Record<string, unknown>));
     if (mapped.length === 0) return fail("the access token does not map to a tenant that trusts its issuer");
     const algOk = mapped.filter((e) => typeof alg === "string" && ASYMMETRIC.has(alg) && e.algorithms.includes(alg));
     if (algOk.length === 0) return fail(`the signing algorithm ${typeof alg === "string" ? JSON.stringify(alg.slice(0, 20)) : "(none)"} is not allowed`);
@@ -198,12 +176,6 @@ export class TokenValidator {
       },
     };
   }
-}
-
-function stringClaim(v: unknown): string | undefined {
-  if (typeof v === "string" && v) return v;
-  if (typeof v === "number" && Number.isFinite(v)) return String(v);
-  return undefined;
 }
 
 function stringArray(v: unknown): string[] {

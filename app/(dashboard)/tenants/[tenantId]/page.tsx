@@ -4,6 +4,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useParams, useRouter } from "next/navigation";
 import { useState } from "react";
 import { useCanWrite, useMe } from "@/components/shell/context";
+import { TrustedIssuers } from "@/components/tenants/trusted-issuers";
 import { Badge, Button, Card, ConfirmButton, CopyOnce, EmptyState, ErrorBanner, Modal, PageHeader, SelectField, Table, Td, TextField, Time, FormActions } from "@/components/ui";
 import { ApiError, apiFetch, keys } from "@/lib/client/api";
 import type { PublicTenant } from "@/lib/client/types";
@@ -137,6 +138,7 @@ export default function TenantPage() {
             </Table>
           )}
         </Card>
+        <TrustedIssuers tenantId={tenantId} tenantName={t.name} canWrite={canWrite} />
       </div>
       <AddMember tenantId={tenantId} open={adding} onClose={() => setAdding(false)} onAdded={invalidateMembers} />
     </>
