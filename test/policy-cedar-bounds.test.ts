@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addTool } from "@/lib/catalog/service";
 import { CEDAR_LIMITS, cedar, cedarReplacements, scanCedarText } from "@/lib/enforcement/cedar";
-import { checkPolicy, createPolicy, simulateDraft } from "@/lib/policy/service";
+import { checkPolicy, createPolicy, policyTestInput, simulateDraft, simulateInput } from "@/lib/policy/service";
 import { CedarIsolationError, CedarWorkerPool } from "@/lib/policy/cedar-worker";
 import { putScopeMapping } from "@/lib/scopes/service";
 import { createServerInput } from "@/lib/servers/schemas";
@@ -230,6 +230,15 @@ describe("Cedar checks through the policy service", () => {
     expect(denied.decision).toBe("deny");
     // And the auditor's own tenant still checks ordinary text.
     expect((await checkPolicy(auditorA.ctx, { tenantId: tenantA, serverId: serverA, cedar: ALLOW_ALL })).issues).toEqual([]);
+  });
+
+  it("refuses simulation and test requests whose arguments nest deeper than 16 levels", () => {
+    let deep: unknown = "x";
+    for (let i = 0; i < 200; i++) deep = { a: deep };
+    const req = (args: Record<string, unknown>) => ({ user: "bob", scopes: ["tickets:read"], tool: "list_tickets", args });
+    expect(simulateInput.safeParse({ tenantId: tenantB, serverId: serverB, request: req({ status: deep }) }).success).toBe(false);
+    expect(policyTestInput.safeParse({ tenantId: tenantB, serverId: serverB, name: "deep", expected: "deny", request: req({ status: deep }) }).success).toBe(false);
+    expect(simulateInput.safeParse({ tenantId: tenantB, serverId: serverB, request: req({ status: "open", tags: ["a"] }) }).success).toBe(true);
   });
 
   it("a long chain of conditions is refused like deep brackets; a policy just inside the bounds saves", async () => {

@@ -15,6 +15,7 @@ import { AppError, conflict, forbidden, notFound } from "@/lib/errors";
 import { newId } from "@/lib/ids";
 import { loadServer } from "@/lib/servers/service";
 import { recordEvent } from "@/lib/trail/record";
+import { jsonDepthExceeds } from "@/lib/enforcement/cedar";
 import { analyzeCedar, argRefs, entityRefs, schemaText, type CedarIssue } from "./cedar-tools";
 import { compileRule, policyRuleSchema } from "./rule";
 
@@ -48,6 +49,9 @@ export const policyUpdateInput = z.object({
 });
 export const cedarCheckInput = z.object({ tenantId: z.string(), serverId: z.string(), cedar: z.string().max(64 * 1024).optional(), rule: policyRuleSchema.optional() });
 
+/** Nesting allowed in a test's or a simulation's arguments (the decision reads top-level values only). */
+const MAX_ARGS_DEPTH = 16;
+
 const testRequestSchema = z.object({
   user: z.string().trim().min(1).max(200),
   groups: z.array(z.string().max(200)).max(50).default([]),
@@ -55,7 +59,11 @@ const testRequestSchema = z.object({
   scopes: z.array(z.string().max(128)).max(100).default([]),
   tool: z.string().min(1).max(128),
   action: z.enum(["call_tool", "list_tools"]).default("call_tool"),
-  args: z.record(z.string(), z.unknown()).default({}),
+  // Policies read only top-level arguments; a deep value is refused here instead of being walked by the engine.
+  args: z
+    .record(z.string(), z.unknown())
+    .refine((a) => !jsonDepthExceeds(a, MAX_ARGS_DEPTH), `arguments may nest at most ${MAX_ARGS_DEPTH} levels`)
+    .default({}),
   time: z.iso.datetime({ offset: true }).optional(),
 });
 export const policyTestInput = z.object({ tenantId: z.string(), serverId: z.string(), name, request: testRequestSchema, expected: z.enum(["allow", "deny"]) });
