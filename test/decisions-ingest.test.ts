@@ -6,6 +6,8 @@ import { decisionQuarantine, decisions, grants, oauthClients, type Agent } from 
 import { enrollAgent } from "@/lib/agents/service";
 import { decodeBatch, ingestDecisions, MAX_ARGS_BYTES, uuidv7Time } from "@/lib/decisions/ingest";
 import { dropPartitionsBefore } from "@/lib/decisions/partitions";
+import { quarantineSummary } from "@/lib/decisions/quarantine";
+import { expectAppError } from "./expect";
 import { createEnrollmentToken, createFleet } from "@/lib/fleets/service";
 import { createTestDb, makeTenant, makeUser, uniq, type TestDb } from "./db";
 import { makeServer } from "./fleet-helpers";
@@ -23,6 +25,7 @@ describe("decision ingestion", () => {
   let serverId: string;
   let otherServerId: string;
   let tenantId: string;
+  let owner: Awaited<ReturnType<typeof makeUser>>;
   let sharedTenantId: string;
   let foreignTenantId: string;
   let sharedServerId: string;
@@ -38,7 +41,7 @@ describe("decision ingestion", () => {
 
   beforeAll(async () => {
     t = await createTestDb();
-    const owner = await makeUser(t.db, { role: "owner" });
+    owner = await makeUser(t.db, { role: "owner" });
     const tenant = await makeTenant(t.db, owner.actor);
     tenantId = tenant.id;
     serverId = (await makeServer(owner.ctx, tenant.id))!.id;
@@ -134,6 +137,21 @@ describe("decision ingestion", () => {
     expect((await t.db.select().from(grants).where(eq(grants.tenantId, foreignTenantId))).length).toBe(0);
     expect((await t.db.select().from(oauthClients).where(eq(oauthClients.tenantId, foreignTenantId))).length).toBe(0);
     expect((await t.db.select().from(grants).where(and(eq(grants.tenantId, tenantId), eq(grants.userId, user)))).length).toBe(1);
+  });
+
+  it("shows quarantined lines to owners and global auditors only: counts per agent and the most recent with their problem", async () => {
+    const bad = line({ outcome: "maybe" });
+    await ingestDecisions(t.db, agent, bad);
+    const s = await quarantineSummary(owner.ctx, { limit: 5 });
+    expect(s.total).toBe((await t.db.select({ n: count() }).from(decisionQuarantine))[0]!.n);
+    expect(s.last24h).toBe(s.total);
+    expect(s.byAgent.find((r) => r.agentId === agent.id)!.count).toBe((await quarantined()).length);
+    expect(s.recent).toHaveLength(5);
+    expect(s.recent[0]).toMatchObject({ agentId: agent.id, problem: expect.stringMatching(/^outcome: /), raw: bad });
+    const auditor = await makeUser(t.db, { role: "auditor" });
+    expect((await quarantineSummary(auditor.ctx, { limit: 0 })).recent).toEqual([]);
+    const tenantAdmin = await makeUser(t.db, { memberships: [[tenantId, "admin"]] });
+    await expectAppError(quarantineSummary(tenantAdmin.ctx, { limit: 5 }), "forbidden");
   });
 
   it("quarantines decisions about servers outside the agent's fleet, and ids from the future", async () => {
