@@ -10,7 +10,7 @@ import { Checkbox, FormError, fieldError } from "./fields";
 // Mirrors allowedAlgorithms in lib/servers/schemas.ts (asymmetric only; never `none` or HMAC).
 const ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"] as const;
 const CLAIMS = [
-  { key: "tenant", label: "Tenant claim", hint: "Names the tenant the token acts for" },
+  { key: "tenant", label: "Tenant claim", hint: "For the owning tenant's new trust entry: this claim must name the owning tenant's id" },
   { key: "user", label: "User claim", hint: "The end user (usually sub)" },
   { key: "client", label: "Client claim", hint: "The OAuth client (usually client_id or azp)" },
   { key: "scopes", label: "Scopes claim", hint: "Space-separated scopes (scope or scp)" },
@@ -130,11 +130,14 @@ export function ServerEditForm({ server, onDone }: { server: PublicServer; onDon
       </div>
 
       <fieldset className="space-y-3">
-        <legend className="text-sm font-semibold text-slate-900">Trusted issuers</legend>
-        <p className="text-xs text-slate-500">Authorization servers whose tokens the agent accepts for this resource. Each becomes an entry in authorization_servers.</p>
+        <legend className="text-sm font-semibold text-slate-900">Authorization servers</legend>
+        <p className="text-xs text-slate-500">
+          Advertised to clients in this server&apos;s authorization_servers (RFC 9728). An issuer added here is also trusted by the owning tenant, with these settings, if it does not trust it yet. It is never
+          trusted for another tenant: each tenant that uses this server decides on its own tenant page which issuers may act for it.
+        </p>
         {issuers.length === 0 ? (
           <p className="rounded-md border border-dashed border-slate-300 px-3 py-3 text-sm text-slate-600">
-            No trusted issuers: agents will reject every token for this server until you add one.
+            No authorization server advertised: clients cannot discover where to get a token for this server.
           </p>
         ) : null}
         {issuers.map((r, i) => (
@@ -207,7 +210,7 @@ export function ServerEditForm({ server, onDone }: { server: PublicServer; onDon
           </fieldset>
         ))}
         <Button variant="secondary" disabled={issuers.length >= 10} onClick={() => setIssuers((rows) => [...rows, toRow()])}>
-          Add issuer
+          Add authorization server
         </Button>
       </fieldset>
 

@@ -128,10 +128,13 @@ export default function ServerOverviewPage() {
       )}
 
       {!editing ? (
-        <Card title={`Trusted issuers (${server.issuers.length})`}>
+        <Card title={`Authorization servers (${server.issuers.length})`}>
+          <p className="mb-2 text-xs text-slate-500">
+            Advertised in this server&apos;s metadata. Whether a token acts for a tenant is decided by that tenant&apos;s own trusted issuers (its tenant page), never by this list.
+          </p>
           {server.issuers.length === 0 ? (
             <p className="text-sm text-slate-600">
-              No trusted issuers: agents reject every token for this server. {canWrite ? "Add an authorization server with Edit server." : ""}
+              No authorization server advertised. {canWrite ? "Add one with Edit server." : ""}
             </p>
           ) : (
             <div className="overflow-x-auto">

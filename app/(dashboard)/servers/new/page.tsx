@@ -61,7 +61,7 @@ export default function NewServerPage() {
           <TextField label="Resource URI" name="resourceUri" required error={f("resourceUri")} placeholder="https://mcp.example.com/tickets" hint="Absolute https URI, no fragment or query. It is normalized (lowercase host, no trailing slash)." />
           <TextField label="Upstream URL" name="upstreamUrl" required error={f("upstreamUrl")} placeholder="http://tickets.internal:3100/mcp" hint="The Streamable HTTP endpoint the agent forwards to." />
           <TextField label="Supported scopes" name="scopes" error={f("scopes")} placeholder="tickets:read tickets:write" hint="Separated by spaces or commas." />
-          <TextField label="Trusted issuer (optional)" name="issuer" error={f("issuers")} placeholder="https://auth.example.com" hint="More issuers and claim mappings can be set on the server page." />
+          <TextField label="Authorization server (optional)" name="issuer" error={f("issuers")} placeholder="https://auth.example.com" hint="Advertised in the server's metadata and trusted by the owning tenant (its tenant page sets how tokens map to it)." />
           <TextField label="Accepted algorithms" name="algorithms" defaultValue="RS256 ES256" error={f("issuers.0.algorithms")} />
           <ErrorBanner error={err} />
           <div>
