@@ -4,7 +4,7 @@ import { count, eq, sql } from "drizzle-orm";
 import { openDatabase, type DbHandle } from "@/db/client";
 import { auditEvents, users } from "@/db/schema";
 import { actorForUser } from "@/lib/auth/actors";
-import { bootstrapOwner, verifyCredentials } from "@/lib/auth/users";
+import { bootstrapOwner, changeOwnPassword, verifyCredentials } from "@/lib/auth/users";
 import { addTool, addToolInput, getTool } from "@/lib/catalog/service";
 import type { Ctx } from "@/lib/context";
 import { getScopeMapping, putScopeMapping } from "@/lib/scopes/service";
@@ -42,7 +42,11 @@ describe("embedded PGlite smoke", () => {
     expect(password).not.toBe("");
     const user = await verifyCredentials(h.db, "owner@smoke.test", password);
     expect(user).toMatchObject({ role: "owner", mustChangePassword: true });
-    ctx = { db: h.db, actor: await actorForUser(h.db, user!) };
+    // Holding the printed one-time password, the owner can only choose its own (issue 17.7).
+    const first = { db: h.db, actor: await actorForUser(h.db, user!) };
+    await expectAppError(createTenant(first, { name: "Too early" }), "forbidden");
+    await changeOwnPassword(first, { currentPassword: password, newPassword: "smoke-owner-password" });
+    ctx = { db: h.db, actor: await actorForUser(h.db, (await verifyCredentials(h.db, "owner@smoke.test", "smoke-owner-password"))!) };
   });
 
   it("creates a tenant, a server, a tool and a scope mapping, and lists the trail", async () => {
@@ -81,7 +85,7 @@ describe("embedded PGlite smoke", () => {
     expect(trail.items.map((e) => e.action)).toEqual(["scopes.update", "tool.add"]);
     expect(trail.nextCursor).not.toBeNull();
     const rest = await listTrail(ctx, trailQuery.parse({ limit: 200, cursor: trail.nextCursor! }));
-    expect(rest.items.map((e) => e.action)).toEqual(["server.create", "tenant.create", "user.bootstrap"]);
+    expect(rest.items.map((e) => e.action)).toEqual(["server.create", "tenant.create", "user.password_change", "user.bootstrap"]);
     expect(trail.items.length + rest.items.length).toBe(n);
     expect(await h.db.select({ n: count() }).from(users).where(eq(users.role, "owner"))).toEqual([{ n: 1 }]);
   });

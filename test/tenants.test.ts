@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { and, count, eq } from "drizzle-orm";
 import { auditEvents, memberships, tenants, users } from "@/db/schema";
+import { acceptInvitation } from "@/lib/auth/invitations";
 import { verifyCredentials } from "@/lib/auth/users";
 import {
   addMember,
@@ -147,7 +148,7 @@ describe("tenants", () => {
 });
 
 describe("members", () => {
-  it("adding an unknown e-mail creates the user and the membership at once, with a one-time password", async () => {
+  it("adding an unknown e-mail creates the user and the membership at once, with an invitation link (no password)", async () => {
     const a = await makeTenant(t.db, owner.actor);
     const adminA = await makeUser(t.db, { memberships: [[a.id, "admin"]] });
     const email = `${uniq("new-")}@Test.Example`;
@@ -156,40 +157,39 @@ describe("members", () => {
 
     expect(added.email).toBe(email.toLowerCase());
     expect(added.role).toBe("auditor");
-    expect(added.oneTimePassword).toEqual(expect.any(String));
-    expect(added.oneTimePassword!.length).toBeGreaterThanOrEqual(16);
+    expect(added.invitation?.url).toMatch(/\/invite#mdi_[0-9a-f]{32}\.[A-Za-z0-9_-]{43}$/);
+    const secret = added.invitation!.url.split(".").pop()!;
 
     const [user] = await t.db.select().from(users).where(eq(users.email, email.toLowerCase()));
-    expect(user).toMatchObject({ id: added.userId, role: "member", mustChangePassword: true, name: "Newcomer" });
-    expect(user!.passwordHash).not.toContain(added.oneTimePassword!);
+    expect(user).toMatchObject({ id: added.userId, role: "member", mustChangePassword: false, name: "Newcomer", passwordHash: null });
     const [m] = await t.db.select().from(memberships).where(and(eq(memberships.tenantId, a.id), eq(memberships.userId, added.userId)));
     expect(m?.role).toBe("auditor");
 
-    // The one-time password signs in, and the new actor sees exactly that tenant as auditor.
-    const signedIn = await verifyCredentials(t.db, email, added.oneTimePassword!);
+    // The invitee chooses the password, and the new actor sees exactly that tenant as auditor.
+    await acceptInvitation(t.db, { token: added.invitation!.url.split("#")[1]!, password: "newcomer-password-1" });
+    const signedIn = await verifyCredentials(t.db, email, "newcomer-password-1");
     expect(signedIn?.id).toBe(added.userId);
     const actor = await actorOf(t.db, added.userId);
     expect([...actor.tenantRoles]).toEqual([[a.id, "auditor"]]);
 
-    const events = await eventsFor(added.userId);
-    expect(events.map((e) => e.action).sort()).toEqual(["member.add", "user.create"]);
+    const events = (await eventsFor(added.userId)).filter((e) => e.action !== "user.invitation_accept");
+    expect(events.map((e) => e.action).sort()).toEqual(["member.add", "user.create", "user.invite"]);
     for (const e of events) {
       expect(e.tenantId).toBe(a.id);
       expect(e.actorId).toBe(adminA.user.id);
-      expect(e.after).toMatchObject({ email: email.toLowerCase() });
-      expect(JSON.stringify(e)).not.toContain(added.oneTimePassword!);
+      expect(JSON.stringify(e)).not.toContain(secret);
     }
 
     const listed = await listMembers(adminA.ctx, a.id);
     expect(listed.map((x) => x.userId).sort()).toEqual([adminA.user.id, added.userId].sort());
   });
 
-  it("adding an existing user creates no user and returns no password", async () => {
+  it("adding an existing user creates no user and returns no invitation", async () => {
     const a = await makeTenant(t.db, owner.actor);
     const existing = await makeUser(t.db);
     const before = await t.db.select({ n: count() }).from(users);
     const added = await addMember(owner.ctx, a.id, { email: existing.user.email, role: "admin" });
-    expect(added).toMatchObject({ userId: existing.user.id, role: "admin", oneTimePassword: null });
+    expect(added).toMatchObject({ userId: existing.user.id, role: "admin", invitation: null });
     expect(await t.db.select({ n: count() }).from(users)).toEqual(before);
   });
 

@@ -141,15 +141,13 @@ describe("user management", () => {
   it("owners create users; others cannot", async () => {
     const email = `${uniq("made-")}@test.example`;
     const made = await createUser(owner.ctx, createUserInput.parse({ email, role: "auditor" }));
-    expect(made.user).toMatchObject({ email, role: "auditor", mustChangePassword: true });
-    expect(made.oneTimePassword).toEqual(expect.any(String));
+    // No credential exists until the invitee sets one (issue 17.7): the owner gets a link, not a password.
+    expect(made.user).toMatchObject({ email, role: "auditor", mustChangePassword: false, hasPassword: false, ssoLinked: false });
+    expect(made.invitation.url).toMatch(/^\/invite#mdi_/);
+    expect(made).not.toHaveProperty("oneTimePassword");
     expect(made.user).not.toHaveProperty("passwordHash");
-    expect(await verifyCredentials(t.db, email, made.oneTimePassword!)).not.toBeNull();
+    expect(await verifyCredentials(t.db, email, "")).toBeNull();
     await expectAppError(createUser(owner.ctx, createUserInput.parse({ email, role: "member" })), "conflict");
-
-    const withPw = await createUser(owner.ctx, createUserInput.parse({ email: `${uniq("pw-")}@test.example`, password: "chosen-password-1" }));
-    expect(withPw.oneTimePassword).toBeNull();
-    expect(withPw.user.mustChangePassword).toBe(false);
 
     const auditor = await makeUser(t.db, { role: "auditor" });
     const member = await makeUser(t.db);
@@ -158,7 +156,7 @@ describe("user management", () => {
     await expectAppError(updateUser(auditor.ctx, member.user.id, { role: "owner" }), "forbidden");
     expect((await listUsers(auditor.ctx, { page: 1, pageSize: 100 })).items.some((x) => x.email === email)).toBe(true);
     await expectAppError(listUsers(member.ctx, { page: 1, pageSize: 10 }), "forbidden");
-    expect(createUserInput.safeParse({ email: "x@test.example", password: "short" }).success).toBe(false);
+    expect(createUserInput.safeParse({ email: "x@test.example", password: "a-long-enough-password" }).success).toBe(false);
   });
 
   it("disabling or changing a role ends the user's sessions", async () => {

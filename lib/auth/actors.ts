@@ -6,8 +6,15 @@ import { secretMatches } from "./secrets";
 
 const rank: Record<TokenRole, number> = { auditor: 1, admin: 2, owner: 3 };
 
-/** Builds the actor for a user from its current row and memberships. */
+/**
+ * Builds the actor for a user from its current row and memberships. A user
+ * who must still change a one-time password gets an actor with no role at
+ * all: it can change its password and nothing else.
+ */
 export async function actorForUser(db: Db, user: User): Promise<Actor> {
+  if (user.mustChangePassword) {
+    return { type: "user", id: user.id, label: user.email, userId: user.id, globalRole: "member", tenantRoles: new Map(), mustChangePassword: true };
+  }
   // Memberships of a disabled tenant grant nothing: disabling suspends its admins and their tokens.
   const rows = await db
     .select({ tenantId: memberships.tenantId, role: memberships.role })
@@ -53,7 +60,8 @@ export async function actorForApiToken(db: Db, raw: string, now = new Date()): P
   if (tok.revokedAt || (tok.expiresAt && tok.expiresAt <= now)) return null;
 
   const [creator] = await db.select().from(users).where(eq(users.id, tok.createdBy));
-  if (!creator || creator.disabled) return null;
+  // A creator still on a one-time password holds nothing, so neither do its tokens.
+  if (!creator || creator.disabled || creator.mustChangePassword) return null;
   const creatorActor = await actorForUser(db, creator);
   const held = tok.tenantId ? roleIn(creatorActor, tok.tenantId) : creatorActor.globalRole === "owner" ? "owner" : creatorActor.globalRole === "auditor" ? "auditor" : undefined;
   if (!held || rank[held] < rank[tok.role]) return null;

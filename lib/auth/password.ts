@@ -1,5 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { hash, verify } from "@node-rs/argon2";
+import { z } from "zod";
+
+/** A password a person chooses: long enough, and bounded before it reaches Argon2. */
+export const newPasswordSchema = z.string().min(12, "must be at least 12 characters").max(256);
 
 // Argon2id is the package's default algorithm; OWASP's minimum parameters.
 const params = { memoryCost: 19456, timeCost: 2, parallelism: 1 };
@@ -14,7 +18,7 @@ export async function verifyPassword(stored: string, password: string): Promise<
   }
 }
 
-/** A random password for one-time use (shown once, must be changed at first sign-in). */
+/** A random password for one-time use: only the first owner's, printed to the operator's console (must be changed at first sign-in). */
 export const generatePassword = () => randomBytes(18).toString("base64url");
 
 // Verified when the e-mail is unknown, so a miss costs as long as a hit.

@@ -60,10 +60,16 @@ export interface Actor {
   globalRole: GlobalRole;
   /** Roles per tenant id, from memberships (or the token's single tenant). */
   tenantRoles: ReadonlyMap<string, TenantRole>;
+  /**
+   * Set for a user still holding a one-time password: such an actor holds no
+   * role and may only change its password (issue 17.7).
+   */
+  mustChangePassword?: boolean;
 }
 
 /** The role the actor holds in this tenant, if any. */
 export function roleIn(actor: Actor, tenantId: string): TokenRole | undefined {
+  if (actor.mustChangePassword) return undefined;
   if (actor.globalRole === "owner") return "owner";
   const role = actor.tenantRoles.get(tenantId);
   if (role) return role;
@@ -79,6 +85,7 @@ export function can(actor: Actor, perm: Permission, tenantId: string): boolean {
 
 /** Whether the actor may do `perm` regardless of tenant (owner-level actions). */
 export function canGlobally(actor: Actor, perm: Permission): boolean {
+  if (actor.mustChangePassword) return false;
   if (actor.globalRole === "owner") return true;
   if (actor.globalRole === "auditor") return rolePermissions.auditor.has(perm) && perm !== "tenants.create";
   return false;
@@ -86,5 +93,6 @@ export function canGlobally(actor: Actor, perm: Permission): boolean {
 
 /** Whether the actor sees every tenant (owner or global auditor). */
 export function seesAllTenants(actor: Actor): boolean {
+  if (actor.mustChangePassword) return false;
   return actor.globalRole === "owner" || actor.globalRole === "auditor";
 }

@@ -37,6 +37,7 @@ function publicToken(t: ApiToken) {
 /** Creates an API token no stronger than its creator. The secret is returned once. */
 export async function createApiToken(ctx: Ctx, input: z.infer<typeof createTokenInput>) {
   if (ctx.actor.type !== "user") throw forbidden("API tokens cannot create API tokens");
+  if (ctx.actor.mustChangePassword) throw forbidden("Choose your own password before creating API tokens");
   const tenantId = input.tenantId ?? null;
   if (tenantId) {
     const [t] = await ctx.db.select().from(tenants).where(eq(tenants.id, tenantId));

@@ -1,18 +1,20 @@
-import { asc, count, eq, ilike, or, sql } from "drizzle-orm";
+import { and, asc, count, eq, ilike, isNull, or, sql } from "drizzle-orm";
 import { z } from "zod";
 import type { Db } from "@/db/client";
-import { globalRoles, users, type User } from "@/db/schema";
+import { apiTokens, globalRoles, users, type User } from "@/db/schema";
 import type { Ctx } from "@/lib/context";
 import { isUniqueViolation } from "@/lib/db-errors";
 import { AppError, forbidden, notFound } from "@/lib/errors";
 import { newId } from "@/lib/ids";
 import { likePattern, offsetOf, type Page, type PageQuery } from "@/lib/pagination";
 import { recordEvent } from "@/lib/trail/record";
-import { dummyHash, generatePassword, hashPassword, verifyPassword } from "./password";
+import { defaultInvitationSettings, issueInvitation, type InvitationSettings } from "./invitations";
+import { dummyHash, generatePassword, hashPassword, newPasswordSchema, verifyPassword } from "./password";
 import { canGlobally } from "./permissions";
 
+export { newPasswordSchema };
+
 export const emailSchema = z.email("must be an e-mail address").max(254).transform((e) => e.trim().toLowerCase());
-export const newPasswordSchema = z.string().min(12, "must be at least 12 characters").max(256);
 
 /** The public view of a user: never the password hash. */
 export function publicUser(u: User) {
@@ -23,6 +25,9 @@ export function publicUser(u: User) {
     role: u.role,
     disabled: u.disabled,
     mustChangePassword: u.mustChangePassword,
+    /** Whether the user has set a password (through an invitation) and whether an SSO identity is linked; neither means the invitation is pending. */
+    hasPassword: u.passwordHash !== null,
+    ssoLinked: u.oidcSubject !== null,
     createdAt: u.createdAt.toISOString(),
     lastLoginAt: u.lastLoginAt?.toISOString() ?? null,
   };
@@ -67,40 +72,36 @@ export async function verifyCredentials(db: Db, email: string, password: string)
   return user;
 }
 
-export const createUserInput = z.object({
-  email: emailSchema,
-  name: z.string().trim().max(120).default(""),
-  role: z.enum(globalRoles).default("member").describe("owner, auditor (reads every tenant) or member"),
-  password: newPasswordSchema.optional().describe("Omit to generate a one-time password, returned once"),
-});
+export const createUserInput = z
+  .object({
+    email: emailSchema,
+    name: z.string().trim().max(120).default(""),
+    role: z.enum(globalRoles).default("member").describe("owner, auditor (reads every tenant) or member"),
+  })
+  // No password field: whoever adds a user never knows its credential (issue 17.7); the invitee chooses it.
+  .strict();
 
-/** Creates a user (owners only). Returns the one-time password when one was generated. */
-export async function createUser(ctx: Ctx, input: z.infer<typeof createUserInput>) {
+/** Creates a user (owners only) with no credential, and an invitation link for the inviter to pass on (returned once). */
+export async function createUser(ctx: Ctx, input: z.infer<typeof createUserInput>, invite: InvitationSettings = defaultInvitationSettings) {
   if (!canGlobally(ctx.actor, "users.manage")) throw forbidden("Only owners can create users");
-  return insertUser(ctx, input);
+  return insertUser(ctx, input, null, invite);
 }
 
-/** Inserts a user and its trail entry; callers have authorized the creation. */
-export async function insertUser(ctx: Ctx, input: z.infer<typeof createUserInput>, tenantId: string | null = null) {
-  const oneTime = input.password ? undefined : generatePassword();
+/**
+ * Inserts a user without any credential, its invitation and their trail
+ * entries; callers have authorized the creation. The invitee sets a password
+ * through the link, or signs in with SSO (which may link to a user with no
+ * password, and closes the invitation).
+ */
+export async function insertUser(ctx: Ctx, input: z.infer<typeof createUserInput>, tenantId: string | null = null, invite: InvitationSettings = defaultInvitationSettings) {
   const id = newId("user");
   try {
-    const row = await ctx.db.transaction(async (tx) => {
-      const [row] = await tx
-        .insert(users)
-        .values({
-          id,
-          email: input.email,
-          name: input.name,
-          role: input.role,
-          passwordHash: await hashPassword(input.password ?? oneTime!),
-          mustChangePassword: !input.password,
-        })
-        .returning();
+    return await ctx.db.transaction(async (tx) => {
+      const [row] = await tx.insert(users).values({ id, email: input.email, name: input.name, role: input.role, passwordHash: null, mustChangePassword: false }).returning();
       await recordEvent(tx, ctx.actor, { action: "user.create", targetType: "user", targetId: id, tenantId, after: { email: input.email, role: input.role } });
-      return row!;
+      const invitation = await issueInvitation(tx, ctx.actor, id, { ...invite, tenantId });
+      return { user: publicUser(row!), invitation };
     });
-    return { user: publicUser(row), oneTimePassword: oneTime ?? null };
   } catch (err) {
     if (isUniqueViolation(err)) throw new AppError("conflict", "A user with this e-mail already exists", [{ path: "email", message: "already exists" }]);
     throw err;
@@ -182,7 +183,15 @@ export async function changeOwnPassword(ctx: Ctx, input: z.infer<typeof changePa
       .update(users)
       .set({ passwordHash: await hashPassword(input.newPassword), mustChangePassword: false, sessionVersion })
       .where(eq(users.id, user.id));
-    await recordEvent(tx, ctx.actor, { action: "user.password_change", targetType: "user", targetId: user.id, tenantId: null });
+    // Tokens minted while a one-time password was in force (before it had to be changed first) die with it.
+    const revoked = user.mustChangePassword
+      ? await tx
+          .update(apiTokens)
+          .set({ revokedAt: new Date() })
+          .where(and(eq(apiTokens.createdBy, user.id), isNull(apiTokens.revokedAt)))
+          .returning({ id: apiTokens.id })
+      : [];
+    await recordEvent(tx, ctx.actor, { action: "user.password_change", targetType: "user", targetId: user.id, tenantId: null, after: revoked.length ? { tokensRevoked: revoked.length } : undefined });
   });
   return { sessionVersion };
 }

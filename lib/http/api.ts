@@ -69,6 +69,9 @@ function checkSameOrigin(req: NextRequest, publicUrl: string) {
 
 type Params = Record<string, string>;
 
+// All a user still holding a one-time password may do (issue 17.7): see who it is, and change the password.
+const PASSWORD_CHANGE_ROUTES = new Set(["GET /api/v1/admin/me", "POST /api/v1/admin/me/password"]);
+
 interface Spec<B extends z.ZodType | undefined, Q extends z.ZodType | undefined> {
   body?: B;
   query?: Q;
@@ -91,6 +94,9 @@ export function api<B extends z.ZodType | undefined = undefined, Q extends z.Zod
     const requestId = req.headers.get("x-request-id")?.slice(0, 64) || randomUUID();
     try {
       const actor = await authenticate(req);
+      if (actor.mustChangePassword && !PASSWORD_CHANGE_ROUTES.has(`${req.method} ${req.nextUrl.pathname}`)) {
+        throw new AppError("forbidden", "Choose your own password first: POST /api/v1/admin/me/password");
+      }
       const params = (await routeCtx.params) ?? {};
       const body = (spec.body ? spec.body.parse(await readJsonBody(req, MAX_BODY_BYTES)) : undefined) as Infer<B>;
       const query = (spec.query ? spec.query.parse(Object.fromEntries(req.nextUrl.searchParams)) : undefined) as Infer<Q>;

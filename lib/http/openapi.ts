@@ -50,16 +50,17 @@ const serversQuery = pageQuery.extend({ tenantId: z.string().optional().describe
 
 export const operations: Operation[] = [
   { method: "get", path: "/api/v1/admin/me", summary: "Who is acting, and the tenants they can reach", tag: "identity" },
-  { method: "post", path: "/api/v1/admin/me/password", summary: "Change your own password (ends every session)", tag: "identity", body: changePasswordInput, noContent: true },
+  { method: "post", path: "/api/v1/admin/me/password", summary: "Change your own password (ends every session). With GET /me, the only call open to a user still holding a one-time password; completing that change revokes every API token the user made before", tag: "identity", body: changePasswordInput, noContent: true },
   { method: "get", path: "/api/v1/admin/users", summary: "List users (owners and global auditors)", tag: "identity", query: pageQuery },
-  { method: "post", path: "/api/v1/admin/users", summary: "Create a user; a generated password is returned once", tag: "identity", body: createUserInput, created: true },
+  { method: "post", path: "/api/v1/admin/users", summary: "Create a user with no credential (owners); returns { user, invitation: { url, expiresAt } } once. The link (secret in its fragment) is for the invitee, who chooses a password at POST /api/auth/invitation or signs in with SSO; single use, expiring, stored hashed. No password field: the creator never knows one", tag: "identity", body: createUserInput, created: true },
+  { method: "post", path: "/api/v1/admin/users/{userId}/invitation", summary: "A new invitation link for a user who has neither a password nor an SSO identity yet (owners); earlier links stop working (409 once the user has a credential)", tag: "identity", created: true },
   { method: "patch", path: "/api/v1/admin/users/{userId}", summary: "Rename, change global role, disable", tag: "identity", body: updateUserInput },
   { method: "get", path: "/api/v1/admin/tenants", summary: "Tenants the caller can read", tag: "tenants", query: pageQuery },
   { method: "post", path: "/api/v1/admin/tenants", summary: "Create a tenant (owners)", tag: "tenants", body: createTenantInput, created: true },
   { method: "get", path: "/api/v1/admin/tenants/{tenantId}", summary: "One tenant", tag: "tenants" },
   { method: "patch", path: "/api/v1/admin/tenants/{tenantId}", summary: "Rename; disable or enable (owners)", tag: "tenants", body: updateTenantInput },
   { method: "get", path: "/api/v1/admin/tenants/{tenantId}/members", summary: "Members and their roles", tag: "tenants" },
-  { method: "post", path: "/api/v1/admin/tenants/{tenantId}/members", summary: "Add a member (creates the user when unknown)", tag: "tenants", body: addMemberInput, created: true },
+  { method: "post", path: "/api/v1/admin/tenants/{tenantId}/members", summary: "Add a member; an unknown e-mail creates the user with no credential and returns its invitation link once (`invitation`, else null)", tag: "tenants", body: addMemberInput, created: true },
   { method: "patch", path: "/api/v1/admin/tenants/{tenantId}/members/{userId}", summary: "Change a member's role", tag: "tenants", body: updateMemberInput },
   { method: "delete", path: "/api/v1/admin/tenants/{tenantId}/members/{userId}", summary: "Remove a member", tag: "tenants", noContent: true },
   { method: "get", path: "/api/v1/admin/tenants/{tenantId}/issuers", summary: "Issuers this tenant trusts (trust is granted by a tenant, never by a server)", tag: "tenants" },
@@ -310,7 +311,8 @@ export function openApiDocument(serverUrl: string) {
       title: "Mandate admin and agent API",
       version: "1",
       description:
-        "Admin API (/api/v1/admin): manage tenants, MCP servers, tool catalogues, scope mappings and fleets. Authenticate with `Authorization: Bearer mdt_…` (an API token created in Settings), or the dashboard session cookie (same-origin writes only).\n\n" +
+        "Admin API (/api/v1/admin): manage tenants, MCP servers, tool catalogues, scope mappings and fleets. Authenticate with `Authorization: Bearer mdt_…` (an API token created in Settings), or the dashboard session cookie (same-origin writes only). A user still holding a one-time password may only call GET /api/v1/admin/me and POST /api/v1/admin/me/password (403 otherwise), and API tokens it made do not work.\n\n" +
+        "Invitations: `POST /api/auth/invitation` with `{ token, password }` (no authentication: `token` is the `mdi_…` fragment of the invitation link, `password` 12-256 characters) sets the invitee's password once; 200 `{ email }`, or 400 for a link that is invalid, used, replaced, expired or whose user already has a credential or is disabled. Body at most 4 KiB.\n\n" +
         "Agent API (/api/v1/agent): what data-plane agents call. An agent enrolls once with a one-time enrollment token (`mde_…`, minted by an owner) and receives its agent key (`mda_…`), sent as `Authorization: Bearer mda_…` on every other call; a bad key answers 401 with `WWW-Authenticate: Bearer realm=\"mandate-agent\"`. Bodies are at most 1 MiB.",
     },
     servers: [{ url: serverUrl }],

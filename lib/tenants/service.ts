@@ -1,6 +1,7 @@
 import { and, asc, count, eq, ilike, inArray, or, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import { memberships, tenantRoles, tenants, users, type Tenant } from "@/db/schema";
+import type { InvitationLink, InvitationSettings } from "@/lib/auth/invitations";
 import { emailSchema, insertUser } from "@/lib/auth/users";
 import { can, canGlobally, seesAllTenants, type Actor, type Permission } from "@/lib/auth/permissions";
 import type { Ctx } from "@/lib/context";
@@ -131,24 +132,25 @@ export async function listMembers(ctx: Ctx, tenantId: string) {
 
 /**
  * Adds a user to the tenant. An unknown e-mail creates the user (global role
- * member) and returns its one-time password once.
+ * member) with no credential and returns an invitation link once, for the
+ * admin to pass on: the invitee chooses the password (issue 17.7).
  */
-export async function addMember(ctx: Ctx, tenantId: string, input: z.infer<typeof addMemberInput>) {
+export async function addMember(ctx: Ctx, tenantId: string, input: z.infer<typeof addMemberInput>, invite?: InvitationSettings) {
   const t = await loadTenant(ctx, tenantId, "members.write");
   try {
     // One transaction: a new user is never left behind without its membership.
     return await ctx.db.transaction(async (tx) => {
       let [user] = await tx.select().from(users).where(eq(users.email, input.email));
-      let oneTimePassword: string | null = null;
+      let invitation: InvitationLink | null = null;
       if (!user) {
-        const created = await insertUser({ ...ctx, db: tx }, { email: input.email, name: input.name ?? "", role: "member" }, t.id);
-        oneTimePassword = created.oneTimePassword;
+        const created = await insertUser({ ...ctx, db: tx }, { email: input.email, name: input.name ?? "", role: "member" }, t.id, invite);
+        invitation = created.invitation;
         [user] = await tx.select().from(users).where(eq(users.id, created.user.id));
       }
       const u = user!;
       await tx.insert(memberships).values({ tenantId: t.id, userId: u.id, role: input.role });
       await recordEvent(tx, ctx.actor, { action: "member.add", targetType: "user", targetId: u.id, tenantId: t.id, after: { email: u.email, role: input.role } });
-      return { userId: u.id, email: u.email, role: input.role, oneTimePassword };
+      return { userId: u.id, email: u.email, role: input.role, invitation };
     });
   } catch (err) {
     if (isUniqueViolation(err)) throw new AppError("conflict", `${input.email} is already a member of this tenant`, [{ path: "email", message: "is already a member" }]);
