@@ -15,6 +15,7 @@ import { activeBundle, draftBundle, getBundle, publishBundle, rollbackBundle } f
 import { compileBundle, type RegistrySnapshot } from "@/lib/bundles/compile";
 import type { Kek } from "@/lib/bundles/signing";
 import type { BundleContent } from "@/lib/enforcement/bundle";
+import { decide, decisionView } from "@/lib/enforcement/decide";
 import { revokeAll } from "@/lib/grants/service";
 import { newId } from "@/lib/ids";
 import { createMaskingRule } from "@/lib/masking/service";
@@ -58,6 +59,17 @@ describe("bundle lifecycle", () => {
 
   const live = async (fleetId: string) => (await activeBundle(t.db, fleetId))!.content as unknown as BundleContent;
   const admitted = (c: BundleContent, serverId: string) => c.servers.find((s) => s.id === serverId)?.tenantIds ?? [];
+  /** What an agent enforcing `c` decides for a call of `user` in `tenantId` holding the mapped scope. */
+  const call = (c: BundleContent, serverId: string, tenantId: string, user: string) => {
+    const now = Math.floor(Date.now() / 1000);
+    return decide(decisionView(c), {
+      method: "tools/call",
+      serverId,
+      tool: "get_ticket",
+      principal: { issuer: "https://issuer.lifecycle.example", tenantId, user, client: "c", scopes: ["tickets:read"], groups: [], actors: [], iat: now - 3600, exp: now + 3600 },
+      args: {},
+    });
+  };
 
   /**
    * The invariant behind defect 10.4: every tenant a bundle admits on a server
@@ -110,18 +122,24 @@ describe("bundle lifecycle", () => {
     const unshared = await live(fleetId);
     expect(admitted(unshared, serverId)).toEqual([tenantA]);
     await expectRevocationsOfAdmitted(t.db, unshared);
+    // B's tokens are refused: the tenant is no longer admitted (an A user still passes).
+    expect(call(unshared, serverId, tenantB, "bob")).toMatchObject({ decision: "deny", stage: "server" });
+    expect(call(unshared, serverId, tenantB, "carol")).toMatchObject({ decision: "deny", stage: "server" });
+    expect(call(unshared, serverId, tenantA, "al").decision).toBe("allow");
 
     // A live-only republish (a revocation in A) keeps B out: it never admits B with B's revocations gone.
     await revokeAll(owner.ctx, { tenantId: tenantA, userId: "eve", serverId, reason: "" }, kek);
     const later = await live(fleetId);
     expect(admitted(later, serverId)).toEqual([tenantA]);
     await expectRevocationsOfAdmitted(t.db, later);
+    expect(call(later, serverId, tenantB, "bob")).toMatchObject({ decision: "deny", stage: "server" });
 
     // Rolling back to the revision that admitted B does not bring B back either.
     await rollbackBundle(owner.ctx, fleetId, r1.revision, kek);
     const rolled = await live(fleetId);
     expect(admitted(rolled, serverId)).toEqual([tenantA]);
     await expectRevocationsOfAdmitted(t.db, rolled);
+    expect(call(rolled, serverId, tenantB, "bob").decision).toBe("deny");
 
     // Re-sharing admits B only at the next publish, with B's revocation still in force.
     await updateServer(owner.ctx, serverId, updateServerInput.parse({ tenantIds: [tenantB] }), kek);
