@@ -247,9 +247,11 @@ export class BundleSync {
 
   /** The control plane said the bundle in force is its current one. */
   private async confirmed(): Promise<void> {
+    const previous = this.state.confirmedAt;
     this.state.confirmedAt = this.now();
     this.refreshFreshness();
-    await this.saveState();
+    // On disk the confirmation only matters across restarts: at most one write every 10 s.
+    if (this.state.confirmedAt - previous >= 10_000) await this.saveState();
   }
 
   private async loadFromDisk(): Promise<void> {
