@@ -36,6 +36,8 @@ test("a grant revoked in the browser is refused by the agent under load", async 
   const agentPort = await freePort();
   const resourceUri = `http://127.0.0.1:${agentPort}/mcp`;
   const user = uniq("alice");
+  // Users are namespaced by their issuer (iss#sub): grants, revocations and the grants page use this id.
+  const userId = `${issuer}#${user}`;
   const clientId = uniq("e2e-client");
   const sign = () =>
     new SignJWT({ sub: user, tenant: tenant.id, client_id: clientId, scope: "tickets:read" })
@@ -111,20 +113,20 @@ test("a grant revoked in the browser is refused by the agent under load", async 
 
     // The grant, learned from the decisions the agent ships; imported if it has not shipped in time.
     const learned = await expect
-      .poll(async () => (await json<{ items: unknown[] }>(await api.get(`/api/v1/admin/grants?tenantId=${tenant.id}&userId=${encodeURIComponent(user)}`), 200)).items.length, { timeout: 20_000 })
+      .poll(async () => (await json<{ items: unknown[] }>(await api.get(`/api/v1/admin/grants?tenantId=${tenant.id}&userId=${encodeURIComponent(userId)}`), 200)).items.length, { timeout: 20_000 })
       .toBe(1)
       .then(() => true, () => false);
     if (!learned) {
-      await json(await api.post("/api/v1/admin/grants/import", { data: { tenantId: tenant.id, grants: [{ serverId: server.id, userId: user, clientId, scopes: ["tickets:read"] }] } }), 200);
+      await json(await api.post("/api/v1/admin/grants/import", { data: { tenantId: tenant.id, grants: [{ serverId: server.id, userId, clientId, scopes: ["tickets:read"] }] } }), 200);
     }
     console.log(`[revoke] grant ${learned ? "learned from shipped decisions" : "imported (decisions not shipped within 20 s)"}`);
 
     // Revoke it in the browser.
     await page.goto("/grants");
-    await page.getByPlaceholder("User (exact id)").fill(user);
+    await page.getByPlaceholder("User (exact id)").fill(userId);
     // The filter applies after a short debounce: wait for it, so the list is not refetched under the click.
     await expect(page.locator('[data-testid^="grant-row-"]')).toHaveCount(1);
-    const row = page.getByTestId(`grant-row-${user}`);
+    const row = page.getByTestId(`grant-row-${userId}`);
     await expect(row).toBeVisible();
     await expect(row.getByText("active")).toBeVisible();
     await row.getByRole("button", { name: "Revoke" }).click();
