@@ -8,8 +8,8 @@ export function toolDef(name: string, properties: Record<string, unknown>) {
   return { name, title: null, description: name, inputSchema: { type: "object", properties }, annotations: {} };
 }
 
-type ToolSpec = { name: string; properties: Record<string, unknown> };
-type ServerSpec = { id: string; tenantIds: string[]; tools: ToolSpec[]; mapping?: Record<string, string[]> };
+export type ToolSpec = { name: string; properties: Record<string, unknown> };
+export type ServerSpec = { id: string; tenantIds: string[]; tools: ToolSpec[]; mapping?: Record<string, string[]> };
 
 /** A registry snapshot of a few servers, with real tool hashes (ready for compileBundle). */
 export function snapshotOf(servers: ServerSpec[], policies: RegistrySnapshot["policies"] = [], live?: RegistrySnapshot["live"]): RegistrySnapshot {
