@@ -12,8 +12,8 @@
 //   instance in an unknown state: it is dropped and a fresh one is loaded, and
 //   the call answers a failure (callers already fail closed on failures).
 //   Policy sets preparsed in the old instance are preparsed again on use.
-import { createRequire } from "node:module";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
 import * as loaded from "@cedar-policy/cedar-wasm/nodejs";
 import type { DetailedError } from "@cedar-policy/cedar-wasm/nodejs";
 
@@ -299,17 +299,25 @@ export function isCedarTrap(err: unknown): boolean {
 
 /** Where cedar-wasm's Node entry lives (also loaded by the isolated worker). */
 export function cedarModulePath(): string {
-  const spec = "@cedar-policy/cedar-wasm/nodejs";
-  try {
-    return createRequire(import.meta.url).resolve(spec);
-  } catch {
-    // Bundled server code may not have a file URL of its own: resolve from the app's root.
-    return createRequire(join(process.cwd(), "package.json")).resolve(spec);
+  // Reached through process.getBuiltinModule and a computed name, so no bundler rewrites the
+  // resolution into a module id: this must be a real file path for a fresh load and for the worker.
+  const { createRequire } = process.getBuiltinModule("node:module");
+  const spec = ["@cedar-policy", "cedar-wasm", "nodejs"].join("/");
+  // From this module when it is a file on disk (tsx, vitest, the agent); else from the app's root (bundled server code).
+  for (const base of [import.meta.url, join(process.cwd(), "package.json")]) {
+    try {
+      const path = createRequire(base).resolve(spec);
+      if (typeof path === "string" && isAbsolute(path) && existsSync(path)) return path;
+    } catch {
+      // try the next base
+    }
   }
+  throw new Error("cedar-wasm's Node entry cannot be located");
 }
 
 /** Evaluates cedar-wasm's glue again: a new module instance with fresh memory. */
 function loadFresh(): CedarModule {
+  const { createRequire } = process.getBuiltinModule("node:module");
   const path = cedarModulePath();
   const req = createRequire(path);
   delete req.cache[path];
