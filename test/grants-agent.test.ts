@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { and, eq } from "drizzle-orm";
 import { grants, revocations } from "@/db/schema";
+import { qualifiedUser } from "@/lib/enforcement/token";
 import { learnFromDecisions } from "@/lib/grants/learn";
 import { approveClient, listClients, revokeClient, revokeGrant, setClientApproval } from "@/lib/grants/service";
 import { startAgentStack, until, type AgentStack } from "./agent-proc-harness";
@@ -28,8 +29,8 @@ describe("revocation through the service, enforced by a real agent", () => {
   it("refuses the grant's old token within the republish, and accepts a token issued afterwards", async () => {
     const old = await s.token("tickets:read", { sub: "rita" });
     expect(await probe(old)).toBe(200);
-    await learnFromDecisions(s.t.db, [{ tenantId: s.tenantA, serverId: s.serverId, userId: "rita", clientId: "test-client", scopes: ["tickets:read"], at: new Date(), outcome: "allow" }]);
-    const [grant] = await s.t.db.select().from(grants).where(and(eq(grants.tenantId, s.tenantA), eq(grants.userId, "rita")));
+    await learnFromDecisions(s.t.db, [{ tenantId: s.tenantA, serverId: s.serverId, userId: qualifiedUser(s.issuer.issuer, "rita"), clientId: "test-client", scopes: ["tickets:read"], at: new Date(), outcome: "allow" }]);
+    const [grant] = await s.t.db.select().from(grants).where(and(eq(grants.tenantId, s.tenantA), eq(grants.userId, qualifiedUser(s.issuer.issuer, "rita"))));
     const rev = s.agent.sync.current!.content.manifest.revision;
     const engine = s.agent.sync.current!.engine;
 
@@ -70,7 +71,7 @@ describe("revocation through the service, enforced by a real agent", () => {
 describe("client approval through the service", () => {
   it("denies an unapproved client once required, allows it once approved", async () => {
     const bearer = await s.token("tickets:read", { sub: "vic", client_id: "needs-ok" });
-    await learnFromDecisions(s.t.db, [{ tenantId: s.tenantA, serverId: s.serverId, userId: "vic", clientId: "needs-ok", scopes: [], at: new Date(), outcome: "allow" }]);
+    await learnFromDecisions(s.t.db, [{ tenantId: s.tenantA, serverId: s.serverId, userId: qualifiedUser(s.issuer.issuer, "vic"), clientId: "needs-ok", scopes: [], at: new Date(), outcome: "allow" }]);
     const listed = await listClients(s.owner.ctx, s.tenantA);
     const client = listed.items.find((c) => c.clientId === "needs-ok")!;
 
