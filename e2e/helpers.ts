@@ -24,13 +24,20 @@ export async function createTenant(api: APIRequestContext, name = uniq("tenant")
   return json<{ id: string; name: string }>(await api.post("/api/v1/admin/tenants", { data: { name } }), 201);
 }
 
-/** Creates a user as a tenant member with a known password, and an API token for it. */
+/** Creates a user as a tenant member, and sets its password through its invitation link as the invitee would. */
 export async function createMember(api: APIRequestContext, tenantId: string, role: "admin" | "auditor") {
   const email = `${uniq(role)}@e2e.test`;
   const password = randomBytes(12).toString("base64url");
-  await json(await api.post("/api/v1/admin/users", { data: { email, password, role: "member" } }), 201);
-  await json(await api.post(`/api/v1/admin/tenants/${tenantId}/members`, { data: { email, role } }), 201);
+  const added = await json<{ invitation: { url: string } }>(await api.post(`/api/v1/admin/tenants/${tenantId}/members`, { data: { email, role } }), 201);
+  await acceptInvitation(added.invitation.url, password);
   return { email, password };
+}
+
+/** Completes an invitation link (its fragment is the token) with a chosen password. */
+export async function acceptInvitation(url: string, password: string) {
+  const ctx = await request.newContext({ baseURL });
+  await json(await ctx.post("/api/auth/invitation", { data: { token: new URL(url).hash.slice(1), password } }), 200);
+  await ctx.dispose();
 }
 
 /** An API token created by a signed-in user through the dashboard session (same-origin). */

@@ -64,25 +64,25 @@ export default function UsersPage() {
 
 function NewUser({ open, onClose }: { open: boolean; onClose: () => void }) {
   const qc = useQueryClient();
-  const [password, setPassword] = useState<string | null>(null);
+  const [link, setLink] = useState<string | null>(null);
   const create = useMutation({
-    mutationFn: (body: object) => apiFetch<{ oneTimePassword: string | null }>("/users", { method: "POST", body }),
+    mutationFn: (body: object) => apiFetch<{ invitation: { url: string; expiresAt: string } }>("/users", { method: "POST", body }),
     onSuccess: (r) => {
       void qc.invalidateQueries({ queryKey: ["users"] });
-      setPassword(r.oneTimePassword);
+      setLink(r.invitation.url);
     },
   });
   const err = create.error instanceof ApiError ? create.error : null;
   const close = () => {
-    setPassword(null);
+    setLink(null);
     create.reset();
     onClose();
   };
   return (
     <Modal open={open} onClose={close} title="New user">
-      {password ? (
+      {link ? (
         <div className="space-y-4">
-          <CopyOnce label="One-time password for the new user." value={password} />
+          <CopyOnce label="Invitation link for the new user: pass it on; they choose their own password with it (or sign in with SSO). It works once and expires." value={link} />
           <div className="flex justify-end">
             <Button onClick={close}>Done</Button>
           </div>

@@ -146,26 +146,26 @@ export default function TenantPage() {
 }
 
 function AddMember({ tenantId, open, onClose, onAdded }: { tenantId: string; open: boolean; onClose: () => void; onAdded: () => void }) {
-  const [password, setPassword] = useState<string | null>(null);
+  const [link, setLink] = useState<string | null>(null);
   const add = useMutation({
-    mutationFn: (body: object) => apiFetch<{ oneTimePassword: string | null }>(`/tenants/${tenantId}/members`, { method: "POST", body }),
+    mutationFn: (body: object) => apiFetch<{ invitation: { url: string } | null }>(`/tenants/${tenantId}/members`, { method: "POST", body }),
     onSuccess: (r) => {
       onAdded();
-      if (r.oneTimePassword) setPassword(r.oneTimePassword);
+      if (r.invitation) setLink(r.invitation.url);
       else onClose();
     },
   });
   const err = add.error instanceof ApiError ? add.error : null;
   const close = () => {
-    setPassword(null);
+    setLink(null);
     add.reset();
     onClose();
   };
   return (
     <Modal open={open} onClose={close} title="Add member">
-      {password ? (
+      {link ? (
         <div className="space-y-4">
-          <CopyOnce label="The user did not exist, so it was created with this one-time password. Hand it over securely; they choose their own at first sign-in." value={password} />
+          <CopyOnce label="The user did not exist, so it was created with this invitation link. Pass it on; they choose their own password with it (or sign in with SSO). It works once and expires." value={link} />
           <div className="flex justify-end">
             <Button onClick={close}>Done</Button>
           </div>
