@@ -369,6 +369,16 @@ describe("trust is granted by a tenant (issue 10 defect 1, issue 13 part 1)", ()
     expectRejected(await v.validate(token, shared([entry(as1, A), entry(as1, B, { tenantMapping: { mode: "issuer" } })])), token, /more than one tenant/);
   });
 
+  it("when another mapped tenant's keys cannot be loaded, the token is refused (ambiguity cannot be ruled out)", async () => {
+    const v = new TokenValidator();
+    const token = await as1.mintToken(claims({ tenant: A }));
+    const srv = shared([entry(as1, A), entry(as1, B, { tenantMapping: { mode: "issuer" }, jwksUri: "http://127.0.0.1:1/jwks" })]);
+    expectRejected(await v.validate(token, srv), token, /keys are unavailable/);
+    // B's broken key source does not touch tokens that do not map to B.
+    const onlyA = shared([entry(as1, A), entry(as1, B, { jwksUri: "http://127.0.0.1:1/jwks" })]);
+    expect((await v.validate(token, onlyA)).ok).toBe(true);
+  });
+
   it("the same sub from two issuers is two users", async () => {
     const v = new TokenValidator();
     const srv = shared([entry(as1, A), entry(as2, A)], [A]);

@@ -127,6 +127,7 @@ export class TokenValidator {
 
     let payload: JWTPayload | undefined;
     let lastError: unknown;
+    let unavailable: JwksUnavailable | undefined;
     const admitted: BundleTrust[] = [];
     for (const entries of bySource.values()) {
       const keys = entries[0]!;
@@ -143,11 +144,14 @@ export class TokenValidator {
         admitted.push(...entries);
       } catch (err) {
         lastError = err;
+        if (err instanceof JwksUnavailable) unavailable = err;
       }
     }
     if (!payload) return fail(describe(lastError));
     const admittedTenants = new Set(admitted.map((e) => e.tenantId));
     if (admittedTenants.size !== 1) return fail("the access token maps to more than one tenant (ambiguous)");
+    // Another tenant's keys could not be loaded: it cannot be ruled out that the token is also its (fail closed).
+    if (unavailable) return fail(describe(unavailable));
     const cfg = admitted[0]!;
 
     const nowSec = Math.floor(this.now() / 1000);
