@@ -232,6 +232,24 @@ describe("bundle lifecycle", () => {
     expect(Object.values(c.policies).map((p) => p.name)).toContain("B readers");
   });
 
+  it("a held-back tenant whose published policy no longer fits the server is left unadmitted there; nobody else is blocked", async () => {
+    const { serverId, fleetId } = await setup([tenantB]);
+    await createPolicy(owner.ctx, { tenantId: tenantB, serverId, name: "B no secret", description: "", kind: "cedar", cedar: `forbid (principal, action, resource) when { context.args has id && context.args.id == "secret" };`, enabled: true });
+    await publishBundle(owner.ctx, fleetId, { note: "" }, kek);
+    expect(admitted(await live(fleetId), serverId)).toEqual([tenantA, tenantB]);
+    // The owner adds a tool whose `id` is an integer: `id` is no longer usable in this server's policies.
+    await addTool(owner.ctx, serverId, { name: "other", description: "other", inputSchema: { type: "object", properties: { id: { type: "integer" } } }, annotations: {}, risk: "low" });
+    const draft = await draftBundle(owner.ctx, fleetId);
+    expect(draft.blockers).toEqual([]);
+    expect(draft.heldBack.map((h) => h.tenantId)).toEqual([tenantB]);
+    expect(draft.heldBack[0]!.problems.join("\n")).toMatch(/not admitted on server/);
+    await publishBundle(owner.ctx, fleetId, { note: "" }, kek);
+    const c = await live(fleetId);
+    expect(admitted(c, serverId)).toEqual([tenantA]);
+    expect(c.catalogue.map((x) => x.name)).toEqual(["get_ticket", "other"]);
+    expect(Object.values(c.policies).map((p) => p.name)).not.toContain("B no secret");
+  });
+
   it("a held-back tenant that was not admitted before stays unadmitted", async () => {
     const { serverId, fleetId } = await setup();
     await publishBundle(owner.ctx, fleetId, { note: "" }, kek);

@@ -43,17 +43,26 @@ export function scopeByTenant(draft: CompileResult, snap: RegistrySnapshot, live
   if (!problems.size) return { ...draft, heldBack: [] };
 
   // Tenants' policies are confined to their tenant, so holding one back never changes another's results:
-  // at most one more round finds the tenants whose tests could not run the first time.
-  for (let round = 0; round < 3; round++) {
+  // a few rounds at most (tests that could not run the first time; held-back policies that no longer fit).
+  const unadmitted = new Set<string>();
+  for (let round = 0; round < 6; round++) {
     const held = new Set(problems.keys());
-    const content = holdBack(draft.content, live, held);
-    const issues: CompileIssue[] = validateByServer(content).map((i) => {
-      const m = i.policyId ? content.policies[i.policyId] : undefined;
-      const tenant = m?.tenantId ? ` of tenant ${m.tenantId}` : "";
-      return { message: `${m ? `policy "${m.name}"${tenant}, as held back, does not validate against this draft: ` : ""}${i.message}`, ...(i.help ? { help: i.help } : {}) };
-    });
-    const tests = runTests(content, snap.tests, issues.length === 0);
+    const content = holdBack(draft.content, live, held, unadmitted);
+    const found = validateByServer(content);
+    // A held tenant's live policy that no longer validates against the draft (another tenant changed the
+    // server's tools) leaves that tenant unadmitted on that server in this revision: fail closed for it
+    // alone, instead of letting its failing test block everyone.
     let more = false;
+    for (const i of found) {
+      const m = i.policyId ? content.policies[i.policyId] : undefined;
+      if (!m?.tenantId || !held.has(m.tenantId)) continue;
+      unadmitted.add(`${m.serverId}\u0000${m.tenantId}`);
+      note(m.tenantId, `not admitted on server ${m.serverId} in this revision: its published policy "${m.name}" does not validate against the draft (${i.message})`);
+      more = true;
+    }
+    if (more) continue;
+    const issues: CompileIssue[] = found.map((i) => ({ message: i.message, ...(i.help ? { help: i.help } : {}) }));
+    const tests = runTests(content, snap.tests, issues.length === 0);
     if (!issues.length) {
       for (const t of tests) {
         if (!t.passed && !held.has(t.tenantId)) {
@@ -97,16 +106,17 @@ function validateByServer(content: BundleContent) {
  * where live admitted it); its trust entries; and, for each server it owns,
  * the server's definition (resource URI, upstream, scopes, issuers), scope
  * mappings and approved catalogue. A held owner's server that live did not
- * serve is left out. Other tenants' parts are the draft's.
+ * serve is left out. `unadmitted` (`serverId\u0000tenantId`) removes a held
+ * tenant from a server. Other tenants' parts are the draft's.
  */
-export function holdBack(draft: BundleContent, live: BundleContent | null, held: Set<string>): BundleContent {
+export function holdBack(draft: BundleContent, live: BundleContent | null, held: Set<string>, unadmitted: ReadonlySet<string> = new Set()): BundleContent {
   const liveServer = new Map((live?.servers ?? []).map((s) => [s.id, s]));
   // Servers whose owner is held keep their live definition, or are not served when live did not serve them.
   const ownerHeld = new Set(draft.servers.filter((s) => held.has(s.tenantId)).map((s) => s.id));
   const servers = draft.servers.flatMap((s) => {
     const before = liveServer.get(s.id);
     if (ownerHeld.has(s.id) && !before) return [];
-    const tenantIds = s.tenantIds.filter((t) => !held.has(t) || (before?.tenantIds ?? []).includes(t));
+    const tenantIds = s.tenantIds.filter((t) => !unadmitted.has(`${s.id}\u0000${t}`) && (!held.has(t) || (before?.tenantIds ?? []).includes(t)));
     const base = ownerHeld.has(s.id) ? { ...before!, tenantIds } : { ...s, tenantIds };
     if (!s.trust && !before?.trust) return [base];
     // Each tenant's trust entries are its own part: a held tenant's come from live.
