@@ -13,6 +13,7 @@ export default function UsersPage() {
   const [q, setQ] = useState("");
   const [page, setPage] = useState(1);
   const [open, setOpen] = useState(false);
+  const [reinvite, setReinvite] = useState<string | null>(null);
   const params = { q, page, pageSize: 25 };
   const list = useQuery({ queryKey: keys.users.list(params), queryFn: () => apiFetch<Page<PublicUser>>(`/users${qs(params)}`) });
   const isOwner = me.globalRole === "owner";
@@ -43,10 +44,15 @@ export default function UsersPage() {
               )}
             </Td>
             <Td>
-              {u.disabled ? <Badge color="red">disabled</Badge> : <Badge color="green">active</Badge>}{" "}
+              {u.disabled ? <Badge color="red">disabled</Badge> : !u.hasPassword && !u.ssoLinked ? <Badge color="amber">invited</Badge> : <Badge color="green">active</Badge>}{" "}
               {isOwner ? (
                 <Button variant="ghost" onClick={() => patch(u.id, { disabled: !u.disabled })}>
                   {u.disabled ? "Enable" : "Disable"}
+                </Button>
+              ) : null}
+              {isOwner && !u.disabled && !u.hasPassword && !u.ssoLinked ? (
+                <Button variant="ghost" onClick={() => setReinvite(u.id)}>
+                  New invitation link
                 </Button>
               ) : null}
             </Td>
@@ -58,6 +64,7 @@ export default function UsersPage() {
       </Table>
       {list.data ? <Pager page={page} pageSize={25} total={list.data.total} onPage={setPage} /> : null}
       <NewUser open={open} onClose={() => setOpen(false)} />
+      <Reinvite userId={reinvite} onClose={() => setReinvite(null)} />
     </>
   );
 }
@@ -108,6 +115,41 @@ function NewUser({ open, onClose }: { open: boolean; onClose: () => void }) {
           <FormActions onCancel={close} busy={create.isPending} submitLabel="Create user" />
         </form>
       )}
+    </Modal>
+  );
+}
+
+/** A fresh invitation link for a user who has not set up sign-in yet; the earlier link stops working. */
+function Reinvite({ userId, onClose }: { userId: string | null; onClose: () => void }) {
+  const issue = useMutation({ mutationFn: (id: string) => apiFetch<{ url: string }>(`/users/${id}/invitation`, { method: "POST" }) });
+  const close = () => {
+    issue.reset();
+    onClose();
+  };
+  return (
+    <Modal open={userId !== null} onClose={close} title="New invitation link">
+      <div className="space-y-4">
+        {issue.data ? (
+          <CopyOnce label="Pass this link on; the user chooses their password with it (or signs in with SSO). Earlier links no longer work." value={issue.data.url} />
+        ) : (
+          <p className="text-sm text-slate-700">Any earlier invitation link of this user stops working.</p>
+        )}
+        <ErrorBanner error={issue.error} />
+        <div className="flex justify-end gap-2">
+          {issue.data ? (
+            <Button onClick={close}>Done</Button>
+          ) : (
+            <>
+              <Button variant="secondary" onClick={close}>
+                Cancel
+              </Button>
+              <Button busy={issue.isPending} onClick={() => userId && issue.mutate(userId)}>
+                Create link
+              </Button>
+            </>
+          )}
+        </div>
+      </div>
     </Modal>
   );
 }
