@@ -14,6 +14,17 @@ import { useCedarSchema, usePolicies } from "./queries";
 import { RequestFields, draftFromRequest, emptyRequestDraft, requestErrorsFromApi, requestFromDraft, type RequestDraft, type RequestErrors } from "./request-fields";
 import type { BundleSummary, DeterminingPolicy, FleetSummary, PolicyTestRequest, SimulateResult } from "./types";
 
+/** What each check of decide() means, for a denial that happened before Cedar. */
+const STAGE_LABELS: Record<string, string> = {
+  revoked: "the grant behind the token was revoked",
+  server: "the tenant may not use this server",
+  method: "the method is not allowed through an agent",
+  client: "the client is not approved for this tenant",
+  catalogue: "the tool is not in the approved catalogue",
+  drift: "the tool changed upstream since it was approved",
+  error: "the request could not be evaluated",
+};
+
 /** The request in the address (?user&groups&client&scopes&tool&action&args&time), as a form. */
 function draftFromUrl(params: URLSearchParams): RequestDraft {
   const list = (k: string) => (params.get(k) ?? "").split(",").map((s) => s.trim()).filter(Boolean);
@@ -293,7 +304,21 @@ export function SimulatorView() {
                     </ul>
                   </div>
                 ) : result.decision === "deny" && !result.erroredPolicies?.length ? (
-                  <p className="text-sm text-slate-600">No policy determined this: nothing permits the request, so it is denied by default.</p>
+                  result.stage && result.stage !== "policy" && result.stage !== "arguments" ? (
+                    <p data-testid="sim-stage" className="text-sm text-slate-600">
+                      Denied before any policy is evaluated ({STAGE_LABELS[result.stage] ?? result.stage}): an agent refuses this request whatever the policies say.
+                    </p>
+                  ) : (
+                    <p className="text-sm text-slate-600">
+                      No policy determined this: nothing permits the request, so it is denied by default.
+                      {result.stepUpScopes?.length ? (
+                        <>
+                          {" "}
+                          An agent would ask the client for a token with one of these scopes: <code className="font-mono">{result.stepUpScopes.join(" ")}</code>.
+                        </>
+                      ) : null}
+                    </p>
+                  )
                 ) : null}
 
                 {result.erroredPolicies?.length ? (

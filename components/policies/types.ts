@@ -54,6 +54,10 @@ export interface SimulateResult {
   errors?: string[];
   determiningPolicies?: DeterminingPolicy[];
   erroredPolicies?: DeterminingPolicy[];
+  /** Which check of decide() answered (lib/enforcement/decide.ts). */
+  stage?: "passthrough" | "list" | "revoked" | "server" | "method" | "client" | "catalogue" | "drift" | "arguments" | "policy" | "error";
+  /** Scopes an agent would ask for (403 insufficient_scope). */
+  stepUpScopes?: string[];
   issues: DraftIssue[];
 }
 
