@@ -85,7 +85,7 @@ export class CedarWorkerPool {
       workerData: { cedarPath: cedarModulePath(), allowed: [...ALLOWED] },
       resourceLimits: { maxOldGenerationSizeMb: this.limits.heapMb, stackSizeMb: 4 },
     });
-    // The worker never keeps the process alive on its own.
+    // Idle, the worker never keeps the process alive; it is referenced while a job runs (a script awaiting a check).
     w.unref();
     w.on("message", (m: { id?: number; results?: unknown[]; fatal?: string }) => {
       const job = this.running;
@@ -103,6 +103,7 @@ export class CedarWorkerPool {
   private finish(job: Job & { timer: NodeJS.Timeout }, settle: () => void) {
     clearTimeout(job.timer);
     this.running = null;
+    this.worker?.unref();
     settle();
     this.pump();
   }
@@ -133,7 +134,13 @@ export class CedarWorkerPool {
     const timer = setTimeout(() => this.fail(w, `the policy check took longer than ${this.limits.jobMs} ms and was stopped`), this.limits.jobMs + (fresh ? WORKER_START_MS : 0));
     timer.unref();
     this.running = { ...job, timer };
-    w.postMessage({ id: job.id, calls: job.calls });
+    w.ref();
+    try {
+      w.postMessage({ id: job.id, calls: job.calls });
+    } catch {
+      // Not cloneable: this job's input is wrong, the worker is fine.
+      this.finish(this.running, () => job.reject(new CedarIsolationError("the policy check could not be sent to the policy engine")));
+    }
   }
 }
 
