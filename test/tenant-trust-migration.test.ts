@@ -14,6 +14,7 @@ import { PGlite } from "@electric-sql/pglite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TenantIssuer } from "@/db/schema";
 import { trustOf } from "@/lib/bundles/snapshot";
+import type { BundleServer } from "@/lib/enforcement/bundle";
 import { TokenValidator } from "@/lib/enforcement/token";
 import { startIssuer, type Issuer } from "./agent-proc-harness";
 import { assertLocalDatabaseUrl } from "./db";
@@ -91,7 +92,7 @@ describe("migration 0004 (tenant_issuers backfill)", () => {
       ["ten_a", "ten_b"],
     );
     const resource = "http://127.0.0.1:9/mcp";
-    const server = { id: "srv_1", name: "s1", tenantId: "ten_a", tenantIds: ["ten_a", "ten_b"], resourceUri: resource, upstreamUrl: "http://127.0.0.1:9/up", scopes: [], issuers: [], trust: entries, prm: { resource, authorization_servers: [], scopes_supported: [], bearer_methods_supported: ["header" as const] } };
+    const server: BundleServer = { id: "srv_1", name: "s1", tenantId: "ten_a", tenantIds: ["ten_a", "ten_b"], resourceUri: resource, upstreamUrl: "http://127.0.0.1:9/up", scopes: [], issuers: [], trust: entries, prm: { resource, authorization_servers: [], scopes_supported: [], bearer_methods_supported: ["header"] } };
     const v = new TokenValidator();
     for (const t of ["ten_a", "ten_b"]) {
       const r = await v.validate(await issuer.sign({ sub: "u1", org: t, scope: "x" }, resource), server);
