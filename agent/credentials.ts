@@ -94,6 +94,9 @@ export class CredentialBroker {
   async resolve(content: BundleContent, serverId: string, tenantId: string): Promise<Injection | null> {
     const entry = credentialFor(content, serverId, tenantId);
     if (!entry) return null;
+    // Origin binding: a secret goes only to the origin it was stored for. Checked before the cache and the broker.
+    const refused = originProblem(content, entry);
+    if (refused) throw new CredentialUnavailable(entry.entryId, refused);
     const hit = this.cache.get(entry.entryId);
     if (hit && hit.injection.version === entry.version && hit.expiresAt > this.now()) {
       this.stats.hits++;
@@ -129,6 +132,10 @@ export class CredentialBroker {
     const names = new Set((content.credentials ?? []).map((c) => c.entryId));
     for (const id of [...this.cache.keys()]) if (!names.has(id)) this.cache.delete(id);
     for (const c of content.credentials ?? []) {
+      if (originProblem(content, c)) {
+        this.cache.delete(c.entryId);
+        continue;
+      }
       const hit = this.cache.get(c.entryId);
       if (hit && hit.injection.version === c.version) continue;
       // A shared entry is resolved for the server's owning tenant when that tenant has no entry of its own.
@@ -233,6 +240,26 @@ export class CredentialBroker {
     const expiresIn = typeof body.expires_in === "number" && body.expires_in > 0 ? body.expires_in : null;
     return { accessToken: body.access_token, expiresIn };
   }
+}
+
+/**
+ * Why an entry must not be injected into a call to its server's upstream
+ * under this bundle: suspended by the control plane (the upstream moved to
+ * another origin), or bound to an origin other than the upstream's. Null when
+ * it may. An entry without `origin` comes from a bundle older than binding.
+ */
+export function originProblem(content: BundleContent, entry: BundleCredential): string | null {
+  if (entry.suspended) return `suspended: stored for ${entry.suspended.from || "another upstream"}, the upstream is now ${entry.suspended.to}`;
+  if (entry.origin === undefined) return null;
+  const server = content.servers.find((s) => s.id === entry.serverId);
+  if (!server?.upstreamUrl) return null;
+  let origin = "";
+  try {
+    origin = new URL(server.upstreamUrl).origin;
+  } catch {
+    // unparseable: no origin, so no match
+  }
+  return origin === entry.origin ? null : `bound to ${entry.origin || "no origin"}, the upstream is ${origin || "unknown"}`;
 }
 
 function formEncode(v: string): string {

@@ -66,7 +66,7 @@ describe("agent upstream credentials", () => {
     const entry = await createEntry(s.owner.ctx, { serverId: s.serverId, tenantId: s.tenantA, name: "tickets key A", kind: "api_key", placement: { in: "header", name: "x-api-key" }, secret: KEY_A1 }, s.kek);
     entryA = entry.id;
     await s.waitRevision(before + 1);
-    expect(s.agent.sync.current!.content.credentials).toEqual([{ entryId: entryA, serverId: s.serverId, tenantId: s.tenantA, kind: "api_key", placement: { in: "header", name: "x-api-key" }, version: 1 }]);
+    expect(s.agent.sync.current!.content.credentials).toEqual([{ entryId: entryA, serverId: s.serverId, tenantId: s.tenantA, kind: "api_key", placement: { in: "header", name: "x-api-key" }, version: 1, origin: new URL(s.sandbox.url).origin }]);
 
     const from = (await s.upstreamLog()).length;
     const bearer = await s.token("tickets:read");

@@ -5,6 +5,7 @@ import { bundles, fleetServers, fleets, maskingRules, oauthClients, revocations,
 import type { Actor } from "@/lib/auth/permissions";
 import type { BundleContent, BundleCredential, BundleMaskingRule, BundleRevocation } from "@/lib/enforcement/bundle";
 import { recordEvent } from "@/lib/trail/record";
+import { bundleCredential } from "@/lib/vault/binding";
 
 /**
  * The live sections of a bundle: state an admin changes with immediate effect
@@ -53,7 +54,11 @@ export async function loadLiveSections(db: Db, serverIds: string[], admitted?: s
       .where(and(inArray(revocations.tenantId, tenantIds), or(isNull(revocations.serverId), inArray(revocations.serverId, serverIds)))),
     db.select().from(oauthClients).where(and(inArray(oauthClients.tenantId, tenantIds), eq(oauthClients.status, "approved"))),
     db.select({ id: tenants.id }).from(tenants).where(and(inArray(tenants.id, tenantIds), eq(tenants.requireClientApproval, true))),
-    db.select().from(vaultEntries).where(and(inArray(vaultEntries.serverId, serverIds), eq(vaultEntries.status, "active"))),
+    db
+      .select({ entry: vaultEntries, upstreamUrl: servers.upstreamUrl })
+      .from(vaultEntries)
+      .innerJoin(servers, eq(servers.id, vaultEntries.serverId))
+      .where(and(inArray(vaultEntries.serverId, serverIds), eq(vaultEntries.status, "active"))),
     db.select().from(maskingRules).where(inArray(maskingRules.serverId, serverIds)),
   ]);
   // Only the latest cut-off per (tenant, user, client, server) matters: a later one rejects everything an earlier one did.
@@ -69,9 +74,10 @@ export async function loadLiveSections(db: Db, serverIds: string[], admitted?: s
     revocations: [...latest.values()].sort(byJson),
     approvedClients: clientRows.map((c) => ({ tenantId: c.tenantId, clientId: c.clientId })).sort(byJson),
     clientApproval: tenantRows.map((t) => t.id).sort(),
+    // Each line names the origin its secret is bound to, and is marked suspended while the server's upstream is elsewhere (lib/vault/origin.ts).
     credentials: entryRows
-      .filter((e) => e.tenantId === null || tenantIds.includes(e.tenantId))
-      .map((e) => ({ entryId: e.id, serverId: e.serverId, tenantId: e.tenantId, kind: e.kind, placement: e.placement, version: e.currentVersion }))
+      .filter((r) => r.entry.tenantId === null || tenantIds.includes(r.entry.tenantId))
+      .map((r) => bundleCredential(r.entry, r.upstreamUrl))
       .sort(byJson),
     masking: maskRows.map((m) => ({ serverId: m.serverId, tool: m.tool, paths: [...m.paths], mode: m.mode })).sort(byJson),
   };

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { createEntryInput, listEntriesQuery, resolveCredentialInput, rotateEntryInput, updateEntryInput } from "@/lib/vault/service";
+import { confirmOriginInput, createEntryInput, listEntriesQuery, resolveCredentialInput, rotateEntryInput, updateEntryInput } from "@/lib/vault/service";
 import { bundleQuery } from "@/lib/agents/serve-bundle";
 import { enrollInput, heartbeatInput } from "@/lib/agents/service";
 import { changePasswordInput, createUserInput, updateUserInput } from "@/lib/auth/users";
@@ -134,6 +134,7 @@ export const operations: Operation[] = [
   { method: "patch", path: "/api/v1/admin/vault/{entryId}", summary: "Change name, notes, owner, rotation interval or placement (not the secret: rotate)", tag: "vault", body: updateEntryInput },
   { method: "post", path: "/api/v1/admin/vault/{entryId}/rotate", summary: "Add a secret version (write-only): current now with the previous one in grace, or scheduled at activateAt", tag: "vault", body: rotateEntryInput },
   { method: "post", path: "/api/v1/admin/vault/{entryId}/retire", summary: "Retire the entry and every version: agents stop using it with the next live bundle", tag: "vault" },
+  { method: "post", path: "/api/v1/admin/vault/{entryId}/confirm-origin", summary: "Confirm a suspended secret (the server's upstream moved to another origin) for the new origin, without re-entering it; needs vault.write in the entry's tenant; recorded in the trail", tag: "vault", body: confirmOriginInput },
   // -- grants, clients, revocations (issue 5)
   { method: "get", path: "/api/v1/admin/grants", summary: "Delegated grants (user, client, server, tenant) with usage, most recently used first", tag: "grants", query: grantListQuery },
   { method: "post", path: "/api/v1/admin/grants/import", summary: "Import grants exported by an authorization server (all or nothing)", tag: "grants", body: importGrantsInput },

@@ -13,6 +13,7 @@ import type { Db } from "@/db/client";
 import type { CreateServerInput, UpdateServerInput } from "./schemas";
 import { republishLiveBundles } from "@/lib/bundles/service";
 import type { Kek } from "@/lib/bundles/signing";
+import { suspendForOriginChange } from "@/lib/vault/origin";
 
 export interface LoadedServer {
   server: Server;
@@ -171,6 +172,7 @@ export async function updateServer(ctx: Ctx, serverId: string, input: UpdateServ
     return await ctx.db.transaction(async (tx) => {
       const { tenantIds: _ignored, ...fields } = input;
       const [row] = await tx.update(servers).set({ ...fields, updatedAt: new Date() }).where(eq(servers.id, server.id)).returning();
+      if (row!.upstreamUrl !== server.upstreamUrl) await suspendForOriginChange(tx, ctx.actor, server, row!.upstreamUrl, kek);
       if (input.tenantIds) {
         await tx.delete(serverTenants).where(eq(serverTenants.serverId, server.id));
         await tx.insert(serverTenants).values(tenantIds.map((tenantId) => ({ serverId: server.id, tenantId })));

@@ -27,6 +27,7 @@ import { newId } from "@/lib/ids";
 import { loadServer } from "@/lib/servers/service";
 import { recordEvent } from "@/lib/trail/record";
 import { openSecret, sealSecret, type SecretPayload } from "./crypto";
+import { isSuspended, upstreamOrigin } from "./binding";
 import { rewrapAll } from "./keyring";
 
 /*
@@ -112,6 +113,10 @@ export const resolveCredentialInput = z.object({
   version: z.number().int().min(1).optional().describe("A version still in its grace period; default: the current one"),
 });
 
+export const confirmOriginInput = z.object({
+  origin: z.string().max(300).describe("The server's current upstream origin (scheme://host[:port]) as shown on the entry: the secret is confirmed for exactly this origin, so a confirmation never applies to an upstream changed since it was read"),
+});
+export type ConfirmOriginInput = z.input<typeof confirmOriginInput>;
 export type CreateEntryInput = z.input<typeof createEntryInput>;
 export type RotateEntryInput = z.input<typeof rotateEntryInput>;
 export type UpdateEntryInput = z.input<typeof updateEntryInput>;
@@ -181,7 +186,7 @@ function sealedSecretOrThrow(kind: CredentialKind, secret: SecretPayload): Secre
 // ---------------------------------------------------------------- reading
 
 /** Entry metadata as admins see it: never a secret, ciphertext or wrapped key. */
-export function publicEntry(e: VaultEntry, versions: VaultVersion[], extra: { serverName?: string; serverTenantId?: string; tenantName?: string | null } = {}, now = new Date()) {
+export function publicEntry(e: VaultEntry, versions: VaultVersion[], extra: { serverName?: string; serverTenantId?: string; tenantName?: string | null; upstreamUrl?: string } = {}, now = new Date()) {
   const current = versions.find((v) => v.version === e.currentVersion && v.status === "current");
   const since = current ? (current.activatesAt ?? current.createdAt) : e.createdAt;
   return {
@@ -199,6 +204,12 @@ export function publicEntry(e: VaultEntry, versions: VaultVersion[], extra: { se
     notes: e.notes,
     owner: e.owner,
     status: e.status,
+    /** The upstream origin the secret was stored or last confirmed for. */
+    boundOrigin: e.boundOrigin,
+    /** The server's upstream origin now. */
+    upstreamOrigin: extra.upstreamUrl !== undefined ? upstreamOrigin(extra.upstreamUrl) : null,
+    /** True while the two differ: agents get no secret until a vault writer re-enters it or confirms it for the new origin. */
+    suspended: e.status === "active" && extra.upstreamUrl !== undefined && isSuspended(e, extra.upstreamUrl),
     currentVersion: e.currentVersion,
     fingerprint: current?.fingerprint ?? null,
     lastChars: current?.lastChars ?? null,
@@ -264,9 +275,9 @@ async function versionsOf(db: Db, entryId: string) {
   return db.select().from(vaultVersions).where(eq(vaultVersions.entryId, entryId)).orderBy(desc(vaultVersions.version));
 }
 
-async function namesOf(db: Db, e: VaultEntry, server: { name: string; tenantId: string }) {
+async function namesOf(db: Db, e: VaultEntry, server: { name: string; tenantId: string; upstreamUrl: string }) {
   const [t] = e.tenantId ? await db.select({ name: tenants.name }).from(tenants).where(eq(tenants.id, e.tenantId)) : [];
-  return { serverName: server.name, serverTenantId: server.tenantId, tenantName: t?.name ?? null };
+  return { serverName: server.name, serverTenantId: server.tenantId, tenantName: t?.name ?? null, upstreamUrl: server.upstreamUrl };
 }
 
 /** One entry with its versions (metadata only). */
@@ -281,7 +292,7 @@ export async function listEntries(ctx: Ctx, q: { serverId?: string; tenantId?: s
   if (q.serverId) filters.push(eq(vaultEntries.serverId, q.serverId));
   if (q.tenantId) filters.push(or(eq(vaultEntries.tenantId, q.tenantId), isNull(vaultEntries.tenantId))!);
   const rows = await ctx.db
-    .select({ entry: vaultEntries, serverName: servers.name, serverTenant: servers.tenantId, tenantName: tenants.name })
+    .select({ entry: vaultEntries, serverName: servers.name, serverTenant: servers.tenantId, upstreamUrl: servers.upstreamUrl, tenantName: tenants.name })
     .from(vaultEntries)
     .innerJoin(servers, eq(servers.id, vaultEntries.serverId))
     .leftJoin(tenants, eq(tenants.id, vaultEntries.tenantId))
@@ -303,7 +314,7 @@ export async function listEntries(ctx: Ctx, q: { serverId?: string; tenantId?: s
       publicEntry(
         r.entry,
         versions.filter((v) => v.entryId === r.entry.id),
-        { serverName: r.serverName, serverTenantId: r.serverTenant, tenantName: r.tenantName },
+        { serverName: r.serverName, serverTenantId: r.serverTenant, tenantName: r.tenantName, upstreamUrl: r.upstreamUrl },
         now,
       ),
     ),
@@ -363,6 +374,8 @@ export async function createEntry(ctx: Ctx, raw: CreateEntryInput, kek: Kek): Pr
           currentVersion: 1,
           rotationIntervalDays: input.rotationIntervalDays ?? null,
           nextRotationAt: addDays(now, input.rotationIntervalDays),
+          // Bound to the upstream it is stored for: another origin later suspends it (lib/vault/origin.ts).
+          boundOrigin: upstreamOrigin(server.upstreamUrl),
           createdBy: ctx.actor.label,
         })
         .returning();
@@ -421,14 +434,16 @@ export async function rotateEntry(ctx: Ctx, entryId: string, raw: RotateEntryInp
           .where(eq(vaultVersions.id, prev.id));
       }
       await tx.insert(vaultVersions).values({ ...common, status: "current", activatesAt: now });
-      await tx.update(vaultEntries).set({ currentVersion: version, nextRotationAt: addDays(now, entry.rotationIntervalDays), updatedAt: now }).where(eq(vaultEntries.id, entry.id));
+      // Re-entering the secret binds it to the upstream it is entered for (and so lifts a suspension).
+      const boundOrigin = upstreamOrigin(server.upstreamUrl);
+      await tx.update(vaultEntries).set({ currentVersion: version, nextRotationAt: addDays(now, entry.rotationIntervalDays), boundOrigin, updatedAt: now }).where(eq(vaultEntries.id, entry.id));
       await recordEvent(tx, ctx.actor, {
         action: "vault.rotate",
         targetType: "vault_entry",
         targetId: entry.id,
         tenantId: adminTenant,
-        before: prev ? { version: prev.version, fingerprint: prev.fingerprint } : null,
-        after: { ...trailVersion({ version, ...sealed }), previousGraceUntil: prev && input.graceSeconds > 0 ? graceUntil.toISOString() : null, cancelledScheduled: scheduled?.version ?? null },
+        before: prev ? { version: prev.version, fingerprint: prev.fingerprint, boundOrigin: entry.boundOrigin } : { boundOrigin: entry.boundOrigin },
+        after: { ...trailVersion({ version, ...sealed }), boundOrigin, previousGraceUntil: prev && input.graceSeconds > 0 ? graceUntil.toISOString() : null, cancelledScheduled: scheduled?.version ?? null },
       });
       await republishLiveBundles(tx, ctx.actor, kek, [server.id], `vault entry ${entry.id} rotated to version ${version}`);
     }
@@ -452,6 +467,38 @@ export async function retireEntry(ctx: Ctx, entryId: string, kek: Kek): Promise<
     await republishLiveBundles(tx, ctx.actor, kek, [server.id], `vault entry ${entry.id} retired`);
     const [fresh] = await tx.select().from(vaultEntries).where(eq(vaultEntries.id, entry.id));
     return publicEntry(fresh!, await versionsOf(tx, entry.id), await namesOf(tx, fresh!, server), now);
+  });
+}
+
+/**
+ * Confirms a suspended entry's secret for its server's new upstream origin,
+ * without re-entering it. Needs vault.write in the entry's tenant (the
+ * server's owner for a shared entry): the owner of the server cannot confirm
+ * another tenant's secret. `origin` must be the current upstream origin.
+ */
+export async function confirmOrigin(ctx: Ctx, entryId: string, raw: ConfirmOriginInput, kek: Kek): Promise<PublicEntry> {
+  const input = parse(confirmOriginInput, raw);
+  const now = new Date();
+  return ctx.db.transaction(async (tx) => {
+    const { entry, server, adminTenant } = await loadEntry({ db: tx, actor: ctx.actor }, entryId, true, true);
+    if (entry.status === "retired") throw conflict("This entry is retired");
+    // The server row is read again under lock: the confirmation applies to the upstream as it is at commit.
+    const [current] = await tx.select({ upstreamUrl: servers.upstreamUrl }).from(servers).where(eq(servers.id, server.id)).for("share");
+    const origin = upstreamOrigin(current!.upstreamUrl);
+    if (!isSuspended(entry, current!.upstreamUrl)) throw conflict(`This entry is not suspended: it is bound to ${entry.boundOrigin}, the server's upstream origin`);
+    if (input.origin !== origin) throw conflict(`The server's upstream origin is now ${origin}, not ${input.origin.slice(0, 300)}: review it and confirm again`, "origin");
+    await tx.update(vaultEntries).set({ boundOrigin: origin, updatedAt: now }).where(eq(vaultEntries.id, entry.id));
+    await recordEvent(tx, ctx.actor, {
+      action: "vault.confirm_origin",
+      targetType: "vault_entry",
+      targetId: entry.id,
+      tenantId: adminTenant,
+      before: { boundOrigin: entry.boundOrigin, suspended: true },
+      after: { boundOrigin: origin, suspended: false, version: entry.currentVersion },
+    });
+    await republishLiveBundles(tx, ctx.actor, kek, [server.id], `vault entry ${entry.id} confirmed for ${origin}`);
+    const [fresh] = await tx.select().from(vaultEntries).where(eq(vaultEntries.id, entry.id));
+    return publicEntry(fresh!, await versionsOf(tx, entry.id), await namesOf(tx, fresh!, { ...server, upstreamUrl: current!.upstreamUrl }), now);
   });
 }
 
@@ -602,7 +649,7 @@ export async function resolveCredential(db: Db, agent: Pick<Agent, "id" | "name"
   // Two independent reads in parallel (the authorization and the candidate entries with their version); the answer is decided only after both.
   const [[served], candidates] = await Promise.all([
     db
-      .select({ owner: servers.tenantId, allowed: sql<boolean>`exists (select 1 from ${serverTenants} where ${serverTenants.serverId} = ${servers.id} and ${serverTenants.tenantId} = ${q.tenantId})` })
+      .select({ owner: servers.tenantId, upstreamUrl: servers.upstreamUrl, allowed: sql<boolean>`exists (select 1 from ${serverTenants} where ${serverTenants.serverId} = ${servers.id} and ${serverTenants.tenantId} = ${q.tenantId})` })
       .from(fleetServers)
       .innerJoin(servers, eq(servers.id, fleetServers.serverId))
       .where(and(eq(fleetServers.fleetId, agent.fleetId), eq(fleetServers.serverId, q.serverId))),
@@ -617,6 +664,10 @@ export async function resolveCredential(db: Db, agent: Pick<Agent, "id" | "name"
   const picked = candidates.find((c) => c.entry.tenantId === q.tenantId) ?? candidates.find((c) => c.entry.tenantId === null);
   if (!picked) throw notFound("Credential for this server and tenant");
   const { entry, v } = picked;
+  // Never the tenant's own entry's fallback (shared or none): a suspended entry fails closed.
+  if (isSuspended(entry, served.upstreamUrl)) {
+    throw conflict(`This credential is suspended: it was stored for ${entry.boundOrigin || "another upstream"}, and the server's upstream is now ${upstreamOrigin(served.upstreamUrl)}. A vault writer must re-enter or confirm it.`);
+  }
   const version = q.version ?? entry.currentVersion;
   const usable = v && (v.status === "current" || (v.status === "grace" && v.graceUntil !== null && v.graceUntil > now));
   if (!v || !usable) {
