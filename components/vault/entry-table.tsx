@@ -37,6 +37,11 @@ export function EntryTable({ items }: { items: VaultEntry[] }) {
           </Td>
           <Td>
             <Badge color={e.status === "active" ? "green" : "gray"}>{e.status}</Badge>
+            {e.suspended ? (
+              <span className="ml-1" title={`Stored for ${e.boundOrigin || "another upstream"}; the upstream is now ${e.upstreamOrigin ?? "elsewhere"}`}>
+                <Badge color="red">suspended: upstream moved</Badge>
+              </span>
+            ) : null}
             {e.versions.some((v) => v.status === "scheduled") ? (
               <span className="ml-1">
                 <Badge color="blue">rotation scheduled</Badge>

@@ -33,6 +33,7 @@ function EntryView({ e }: { e: VaultEntry }) {
   const [rotating, setRotating] = useState(false);
   const [editing, setEditing] = useState(false);
   const retire = useVaultWrite(() => apiFetch<VaultEntry>(`/vault/${e.id}/retire`, { method: "POST", body: {} }));
+  const confirm = useVaultWrite(() => apiFetch<VaultEntry>(`/vault/${e.id}/confirm-origin`, { method: "POST", body: { origin: e.upstreamOrigin } }));
   const actions = canWrite ? (
     <>
       <Button variant="secondary" onClick={() => setEditing(true)}>
@@ -55,11 +56,14 @@ function EntryView({ e }: { e: VaultEntry }) {
           <span className="flex items-center gap-2">
             {e.name} <Badge color={e.status === "active" ? "green" : "gray"}>{e.status}</Badge>
             {e.rotationDue ? <Badge color="red">rotation due</Badge> : null}
+            {e.suspended ? <Badge color="red">suspended</Badge> : null}
           </span>
         }
         description={e.notes || undefined}
         actions={actions}
       />
+      {e.suspended ? <SuspendedNotice e={e} canWrite={canWrite} onConfirm={() => confirm.mutateAsync(undefined)} /> : null}
+      <ErrorBanner error={confirm.error} />
       <div className="grid gap-4 lg:grid-cols-3">
         <Card title="Credential" className="lg:col-span-1">
           <dl className="grid grid-cols-[auto_1fr] gap-x-4 gap-y-2 text-sm">
@@ -85,6 +89,10 @@ function EntryView({ e }: { e: VaultEntry }) {
                 </dd>
               </>
             ) : null}
+            <dt className="text-slate-500">Bound to</dt>
+            <dd>
+              <code className="text-xs">{e.boundOrigin || "no origin recorded"}</code>
+            </dd>
             <dt className="text-slate-500">Current</dt>
             <dd>
               v{e.currentVersion} <code className="text-xs">{secretHint(e.fingerprint, e.lastChars)}</code>
@@ -112,5 +120,29 @@ function EntryView({ e }: { e: VaultEntry }) {
       <RotateDialog entry={e} open={rotating} onClose={() => setRotating(false)} />
       <EditEntry entry={e} open={editing} onClose={() => setEditing(false)} />
     </>
+  );
+}
+
+/** Why the secret is not used, and what lifts it: re-entering (rotate) or confirming it for the new origin. */
+function SuspendedNotice({ e, canWrite, onConfirm }: { e: VaultEntry; canWrite: boolean; onConfirm: () => Promise<unknown> }) {
+  return (
+    <div className="mb-4 rounded-md border border-red-200 bg-red-50 p-4 text-sm text-red-900" data-testid="vault-suspended">
+      <p className="font-medium">This secret is suspended: the server&apos;s upstream moved to another origin.</p>
+      <p className="mt-1">
+        Stored for <code>{e.boundOrigin || "another upstream"}</code>; the upstream is now <code>{e.upstreamOrigin}</code>. Agents do not send it anywhere (calls that need it fail closed) until
+        someone allowed to write this secret re-enters it (Rotate) or confirms that it belongs to the new origin.
+      </p>
+      {canWrite && e.upstreamOrigin ? (
+        <div className="mt-3">
+          <ConfirmButton
+            label={`Confirm for ${e.upstreamOrigin}`}
+            title={`Send ${e.name} to ${e.upstreamOrigin}?`}
+            body={`Agents will inject this secret into calls to ${e.upstreamOrigin} from the next live bundle on. Confirm only if this secret is meant for that host. The confirmation is recorded in the admin trail.`}
+            confirmLabel="Confirm new origin"
+            onConfirm={onConfirm}
+          />
+        </div>
+      ) : null}
+    </div>
   );
 }
