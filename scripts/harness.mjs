@@ -68,6 +68,8 @@ export function appEnv(port, extra = {}) {
     MANDATE_KEK: randomBytes(32).toString("base64"),
     MANDATE_OWNER_EMAIL: "owner@mandate.test",
     MANDATE_OWNER_PASSWORD: randomBytes(12).toString("base64url"),
+    // Its peers (sandbox upstream and authorization server) listen on loopback, which the egress guard refuses by default with DATABASE_URL.
+    MANDATE_EGRESS_ALLOW: "loopback",
     ...extra,
   };
   if (!env.DATABASE_URL) delete env.DATABASE_URL;
