@@ -3,6 +3,7 @@ import { addTool } from "@/lib/catalog/service";
 import { CEDAR_LIMITS, cedar, cedarReplacements, scanCedarText } from "@/lib/enforcement/cedar";
 import { checkPolicy, createPolicy, policyTestInput, simulateDraft, simulateInput } from "@/lib/policy/service";
 import { CedarIsolationError, CedarWorkerPool } from "@/lib/policy/cedar-worker";
+import { confine, toJson } from "@/lib/policy/cedar-tools";
 import { putScopeMapping } from "@/lib/scopes/service";
 import { createServerInput } from "@/lib/servers/schemas";
 import { createServer } from "@/lib/servers/service";
@@ -101,6 +102,24 @@ describe("Cedar input bounds (in-process engine)", () => {
       }
     }
     expect(cedarReplacements()).toBe(before);
+  });
+
+  it("confines a policy to many tenants (a shared server's scope permits) within the bounds, and decides per tenant", () => {
+    const tenants = Array.from({ length: 300 }, (_, i) => `ten_${i}`);
+    const text = confine(toJson("permit (principal, action, resource);"), tenants, "srv_x");
+    expect(scanCedarText(text)).toBeNull();
+    const decide = (tenant: string) => {
+      const entities = [
+        { uid: { type: "User", id: "u" }, attrs: {}, parents: [{ type: "Tenant", id: tenant }] },
+        { uid: { type: "Tool", id: "t" }, attrs: {}, parents: [{ type: "Server", id: "srv_x" }] },
+      ];
+      const a = cedar.isAuthorized({ principal: { type: "User", id: "u" }, action: { type: "Action", id: "call_tool" }, resource: { type: "Tool", id: "t" }, context: {}, policies: { staticPolicies: text }, entities });
+      return a.type === "success" ? a.response.decision : a.type;
+    };
+    expect(decide("ten_250")).toBe("allow");
+    expect(decide("ten_other")).toBe("deny");
+    // One tenant: the same text as before.
+    expect(confine(toJson("permit (principal, action, resource);"), ["ten_a"], "srv_x")).toContain('principal in Tenant::"ten_a"');
   });
 
   it("the scanner skips string literals and comments, and reports the line and column of the bracket", () => {

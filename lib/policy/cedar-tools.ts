@@ -129,8 +129,13 @@ export function toolsOf(policy: PolicyJson, serverId: string): string[] | null {
  * another server's tools, whatever its own scope says.
  */
 export function confine(policy: PolicyJson, tenantIds: string[], serverId: string): string {
-  const principalIn = (t: string) => ({ in: { left: { Var: "principal" }, right: { Value: { __entity: { type: "Tenant", id: t } } } } });
-  const tenantExpr = tenantIds.map(principalIn).reduce((a, b) => ({ "||": { left: a, right: b } }) as never);
+  const tenant = (t: string) => ({ __entity: { type: "Tenant", id: t } });
+  // Several tenants as one set (`principal in [Tenant::"a", …]`), not an `||` chain: a chain nests one
+  // level per tenant, and past ~45 tenants it would exceed the Cedar depth bound (lib/enforcement/cedar.ts).
+  const tenantExpr =
+    tenantIds.length === 1
+      ? { in: { left: { Var: "principal" }, right: { Value: tenant(tenantIds[0]!) } } }
+      : { in: { left: { Var: "principal" }, right: { Set: tenantIds.map((t) => ({ Value: tenant(t) })) } } };
   const body = { "&&": { left: tenantExpr, right: { in: { left: { Var: "resource" }, right: { Value: { __entity: { type: "Server", id: serverId } } } } } } };
   const confined = { ...policy, conditions: [...policy.conditions, { kind: "when" as const, body: body as never }] };
   const t = cedar.policyToText(confined);
