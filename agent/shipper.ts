@@ -41,7 +41,7 @@ export interface ShipperOptions {
   /** Delay before retry number `failures` (default: exponential from 0.5 s, ±50 % jitter, capped at 30 s). */
   backoff?: (failures: number) => number;
   hooks?: ShipperHooks;
-  /** A batch the control plane refuses as a whole (4xx other than 401: malformed transport) is retried this many times, then its segment is set aside. Default 5. */
+  /** A batch the control plane refuses as a whole (400, 413, 415, 422: malformed transport) is retried this many times, then its segment is set aside. Default 5. */
   maxRefusals?: number;
 }
 
@@ -66,7 +66,7 @@ type Shipped = "done" | "rejected" | "unauthorized" | "failed" | "stopped" | "cr
  *   make it refuse a batch or make the agent set a segment aside;
  * - network errors and 5xx back off with jitter (capped at 30 s) and retry
  *   the same batch, forever (an outage must lose nothing); a batch refused as
- *   a whole (4xx other than 401: bad gzip, too large, wrong type, which only
+ *   a whole (400, 413, 415, 422: bad gzip, too large, wrong type, which only
  *   a broken transport causes) is retried `maxRefusals` times with backoff,
  *   then its segment is moved to `decisions-<seq>.rejected`, counted in
  *   `mandate_decisions_rejected_total` and logged, so it never blocks later
@@ -244,7 +244,7 @@ export class DecisionShipper {
         await res.body?.cancel();
         return { kind: "unauthorized" };
       }
-      if (res.status >= 400 && res.status < 500) {
+      if (TRANSPORT_REFUSALS.has(res.status)) {
         // The batch as a whole was refused (malformed transport): a bounded number of tries, then set aside.
         const issue = await firstIssue(res);
         if (!retry || ++refusals > (this.o.maxRefusals ?? 5)) return { kind: "rejected", status: res.status, issue };
@@ -291,6 +291,13 @@ async function firstIssue(res: Response): Promise<string> {
     return "no detail";
   }
 }
+
+/**
+ * Answers that refuse a batch for its transport (bad gzip or body, too large, wrong type). Ingest
+ * quarantines bad content line by line, so none of them can come from a decision's content. Any
+ * other answer (404 or 403 from a proxy in between, 429, 5xx) is retried with backoff, forever.
+ */
+const TRANSPORT_REFUSALS = new Set([400, 413, 415, 422]);
 
 const describe = (err: unknown) => (err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err));
 
