@@ -159,7 +159,8 @@ export class McpProxy {
     const id = uuidv7();
     const seconds = (performance.now() - started) / 1000;
     this.d.metrics.decision(r.decision, seconds);
-    const appended: unknown = this.d.wal.append({
+    // The WAL normalizes the record to its contract (lib/enforcement/decision-record.ts) and resolves once it is fsynced.
+    const durable = this.d.wal.append({
       id,
       time: new Date().toISOString(),
       agentId: this.d.agentId(),
@@ -177,7 +178,7 @@ export class McpProxy {
       latencyUs: Math.round(seconds * 1e6),
       ...details,
     });
-    return { id, durable: Promise.resolve(appended).then(() => undefined) };
+    return { id, durable };
   }
 
   /**

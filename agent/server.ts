@@ -144,6 +144,8 @@ export function createAgentServer(deps: AgentServerDeps): Server {
       res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }).end(text);
       return;
     }
+    // One Host: Node keeps the first of several, a proxy in front may have routed by another.
+    if (repeated(req, "host")) return sendJson(res, 400, { error: "exactly one Host header is accepted" });
     const at = arrival(req, publicOrigins);
     if (p === WELL_KNOWN || p.startsWith(`${WELL_KNOWN}/`)) {
       if (req.method !== "GET" && req.method !== "HEAD") return sendJson(res, 405, { error: "method not allowed" }, { allow: "GET" });

@@ -10,7 +10,7 @@ import { request as httpRequest, createServer as createHttpServer, type Incoming
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eq } from "drizzle-orm";
-import { maskingRules, tools } from "@/db/schema";
+import { decisions, maskingRules, tools } from "@/db/schema";
 import { publishBundle, republishLiveBundles } from "@/lib/bundles/service";
 import { approveTool, importCatalog } from "@/lib/catalog/service";
 import { updateFleet } from "@/lib/fleets/service";
@@ -97,6 +97,17 @@ async function openSession(bearer: string, path = "/mcp", host?: string): Promis
   const note = await raw("POST", path, { headers: mcpHeaders(bearer, { ...h, "mcp-session-id": sid }), body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }) });
   expect(note.status).toBe(202);
   return sid;
+}
+
+/**
+ * Every decision the agent logged: what is still in its data dir, then what the shipper
+ * already delivered (a segment is deleted only once the control plane stored it).
+ */
+async function loggedDecisions(): Promise<{ id: string; serverId: string; method: string; tool: string | null; outcome: string }[]> {
+  const onDisk = await s.walLines();
+  const shipped = await s.t.db.select({ id: decisions.id, serverId: decisions.serverId, method: decisions.method, tool: decisions.tool, outcome: decisions.outcome }).from(decisions);
+  const seen = new Set(onDisk.map((l) => l.id));
+  return [...onDisk, ...shipped.filter((d) => !seen.has(d.id))];
 }
 
 /** Requests that reached the upstream from clients (not the agent's own catalogue checks). */
@@ -289,7 +300,7 @@ describe("agent request surface", () => {
       expect(Math.max(...times)).toBeLessThan(Math.max(1500, 5 * Math.max(baseHealth, baseCall)));
       // The refusal is a deny decision in the log, durable before the answer.
       const decisionId = (m!.error as { data: { decisionId: string } }).data.decisionId;
-      expect((await s.walLines()).find((l) => l.id === decisionId)).toMatchObject({ outcome: "deny", serverId: s.serverId });
+      expect((await loggedDecisions()).find((l) => l.id === decisionId)).toMatchObject({ outcome: "deny", serverId: s.serverId });
     }
 
     // Depth: 40 levels of arguments are refused, as a deny decision naming the tool.
@@ -368,6 +379,9 @@ describe("agent request surface", () => {
     // Two Authorization headers: refused, whichever is valid.
     const dup = await raw("POST", "/mcp", { rawHeaders: ["host", `127.0.0.1:${port}`, "authorization", `Bearer ${bearer}`, "authorization", "Bearer x", "content-type", "application/json", "accept", "application/json, text/event-stream", "mcp-session-id", sid], body: list });
     expect(dup.status).toBe(401);
+    // Two Host headers: refused before routing (Node would keep the first, a proxy may have used the other).
+    const twoHosts = await raw("POST", "/mcp", { rawHeaders: ["host", `127.0.0.1:${port}`, "host", `localhost:${port}`, "authorization", `Bearer ${bearer}`, "content-type", "application/json", "accept", "application/json, text/event-stream", "mcp-session-id", sid], body: list });
+    expect(twoHosts.status).toBe(400);
     // Content types other than JSON: 415.
     expect((await raw("POST", "/mcp", { headers: { ...h, "content-type": "text/plain" }, body: list })).status).toBe(415);
     // HEAD and OPTIONS on the endpoint: 405, no CORS.
