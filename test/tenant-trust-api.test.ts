@@ -9,6 +9,8 @@ import * as listRoute from "@/app/api/v1/admin/tenants/[tenantId]/issuers/route"
 import * as oneRoute from "@/app/api/v1/admin/tenants/[tenantId]/issuers/[issuerId]/route";
 import { createTestDb, makeTenant, makeUser, uniq, type MadeUser, type TestDb } from "./db";
 
+process.env.MANDATE_KEK ??= randomBytes(32).toString("base64");
+process.env.MANDATE_KEK_ID ??= "kek-test";
 process.env.NEXTAUTH_SECRET ??= randomBytes(32).toString("base64url");
 
 let t: TestDb;

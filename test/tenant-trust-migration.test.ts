@@ -13,7 +13,7 @@ import postgres from "postgres";
 import { PGlite } from "@electric-sql/pglite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TenantIssuer } from "@/db/schema";
-import { trustOf } from "@/lib/bundles/snapshot";
+import { trustOf } from "@/lib/bundles/trust";
 import type { BundleServer } from "@/lib/enforcement/bundle";
 import { TokenValidator } from "@/lib/enforcement/token";
 import { startIssuer, type Issuer } from "./agent-proc-harness";

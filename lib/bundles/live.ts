@@ -6,6 +6,7 @@ import type { Actor } from "@/lib/auth/permissions";
 import type { BundleContent, BundleCredential, BundleMaskingRule, BundleRevocation } from "@/lib/enforcement/bundle";
 import { recordEvent } from "@/lib/trail/record";
 import { bundleCredential } from "@/lib/vault/binding";
+import { stillTrusted } from "./trust";
 
 /**
  * The live sections of a bundle: state an admin changes with immediate effect
@@ -126,12 +127,14 @@ export function restrictToServers(content: BundleContent, serverIds: Set<string>
 export async function refreshLive(db: Db, content: BundleContent, fleetServerIds: string[]): Promise<BundleContent> {
   const now = await admittedTenants(db, fleetServerIds);
   const kept = restrictToServers(content, new Set(content.servers.filter((s) => now.has(s.id)).map((s) => s.id)));
-  const servers = kept.servers.map((s) => {
-    const allowed = now.get(s.id)!;
-    const tenantIds = s.tenantIds.filter((t) => allowed.has(t));
-    // Trust is carried only for the tenants admitted (bundles older than per-tenant trust have none).
-    return { ...s, tenantIds, ...(s.trust ? { trust: s.trust.filter((x) => tenantIds.includes(x.tenantId)) } : {}) };
-  });
+  const servers = await Promise.all(
+    kept.servers.map(async (s) => {
+      const allowed = now.get(s.id)!;
+      const tenantIds = s.tenantIds.filter((t) => allowed.has(t));
+      // Trust is carried only for the tenants admitted, and only as each still configures it (removed or changed entries leave at once).
+      return { ...s, tenantIds, ...(s.trust ? { trust: await stillTrusted(db, s.trust.filter((x) => tenantIds.includes(x.tenantId))) } : {}) };
+    }),
+  );
   const live = await loadLiveSections(
     db,
     servers.map((s) => s.id),

@@ -1,30 +1,10 @@
 import { desc, inArray } from "drizzle-orm";
 import type { Db } from "@/db/client";
-import type { TenantIssuer } from "@/db/schema";
-import type { BundleTrust } from "@/lib/enforcement/bundle";
 import { policies, policyTests, scopeMappings, serverTenants, servers, tenantIssuers, toolVersions, tools } from "@/db/schema";
 import { protectedResourceMetadata } from "@/lib/enforcement/prm";
 import type { RegistrySnapshot } from "./compile";
 import { emptyLive, loadLiveSections } from "./live";
-
-/** The trust entries of these tenants, as the bundle carries them (each tenant's own, nothing shared). */
-export function trustOf(rows: TenantIssuer[], tenantIds: string[]): BundleTrust[] {
-  const wanted = new Set(tenantIds);
-  return rows
-    .filter((r) => wanted.has(r.tenantId))
-    .sort((a, b) => a.tenantId.localeCompare(b.tenantId) || a.issuer.localeCompare(b.issuer))
-    .map((r) => ({
-      tenantId: r.tenantId,
-      issuer: r.issuer,
-      ...(r.jwksUri ? { jwksUri: r.jwksUri } : {}),
-      discovery: r.discovery,
-      algorithms: r.algorithms,
-      claims: r.claims,
-      tenantMapping: r.tenantMapping,
-      ...(r.requireTyp ? { requireTyp: r.requireTyp } : {}),
-      ...(r.revocationEndpoint ? { revocationEndpoint: r.revocationEndpoint } : {}),
-    }));
-}
+import { trustOf } from "./trust";
 
 /** Reads what the compiler needs for these servers (call inside a transaction for consistency). */
 export async function loadSnapshot(db: Db, serverIds: string[]): Promise<RegistrySnapshot> {

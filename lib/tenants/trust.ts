@@ -1,10 +1,12 @@
 import "server-only";
-import { and, asc, eq } from "drizzle-orm";
+import { and, asc, eq, inArray, or } from "drizzle-orm";
 import { z } from "zod";
-import { tenantIssuers, type TenantIssuer, type TrustedIssuer } from "@/db/schema";
+import { serverTenants, servers, tenantIssuers, type TenantIssuer, type TrustedIssuer } from "@/db/schema";
 import type { Ctx } from "@/lib/context";
 import type { Db } from "@/db/client";
 import type { Actor } from "@/lib/auth/permissions";
+import { republishLiveBundles } from "@/lib/bundles/service";
+import type { Kek } from "@/lib/bundles/signing";
 import { isUniqueViolation } from "@/lib/db-errors";
 import { AppError, notFound } from "@/lib/errors";
 import { newId } from "@/lib/ids";
@@ -132,7 +134,25 @@ export async function getTenantIssuer(ctx: Ctx, tenantId: string, issuerId: stri
   return publicTenantIssuer(await loadEntry(ctx, tenantId, issuerId, "tenants.read"));
 }
 
-export async function updateTenantIssuer(ctx: Ctx, tenantId: string, issuerId: string, input: TenantIssuerInput): Promise<PublicTenantIssuer> {
+/** The servers a tenant may use (owned or shared with it): the fleets serving them carry its trust. */
+async function serversOfTenant(db: Db, tenantId: string): Promise<string[]> {
+  const rows = await db
+    .select({ id: servers.id })
+    .from(servers)
+    .where(or(eq(servers.tenantId, tenantId), inArray(servers.id, db.select({ id: serverTenants.serverId }).from(serverTenants).where(eq(serverTenants.tenantId, tenantId)))));
+  return rows.map((r) => r.id);
+}
+
+/**
+ * Trust only narrows without a publish: after an entry is changed or removed,
+ * every live bundle carrying it is republished at once without it (the
+ * changed configuration arrives with the next publish, which runs the tests).
+ */
+async function withdrawLive(db: Db, actor: Actor, kek: Kek, entry: TenantIssuer, why: string) {
+  await republishLiveBundles(db, actor, kek, await serversOfTenant(db, entry.tenantId), `tenant ${entry.tenantId} ${why} ${entry.issuer}`);
+}
+
+export async function updateTenantIssuer(ctx: Ctx, tenantId: string, issuerId: string, input: TenantIssuerInput, kek: Kek): Promise<PublicTenantIssuer> {
   const before = await loadEntry(ctx, tenantId, issuerId, "tenants.write");
   try {
     return await ctx.db.transaction(async (tx) => {
@@ -143,6 +163,7 @@ export async function updateTenantIssuer(ctx: Ctx, tenantId: string, issuerId: s
         .returning();
       const out = publicTenantIssuer(r!);
       await recordEvent(tx, ctx.actor, { action: "tenant.issuer.update", targetType: "tenant_issuer", targetId: before.id, tenantId: before.tenantId, before: publicTenantIssuer(before), after: out });
+      await withdrawLive(tx, ctx.actor, kek, before, "changed its trust in");
       return out;
     });
   } catch (err) {
@@ -150,11 +171,12 @@ export async function updateTenantIssuer(ctx: Ctx, tenantId: string, issuerId: s
   }
 }
 
-export async function deleteTenantIssuer(ctx: Ctx, tenantId: string, issuerId: string): Promise<void> {
+export async function deleteTenantIssuer(ctx: Ctx, tenantId: string, issuerId: string, kek: Kek): Promise<void> {
   const before = await loadEntry(ctx, tenantId, issuerId, "tenants.write");
   await ctx.db.transaction(async (tx) => {
     await tx.delete(tenantIssuers).where(and(eq(tenantIssuers.id, before.id), eq(tenantIssuers.tenantId, before.tenantId)));
     await recordEvent(tx, ctx.actor, { action: "tenant.issuer.delete", targetType: "tenant_issuer", targetId: before.id, tenantId: before.tenantId, before: publicTenantIssuer(before) });
+    await withdrawLive(tx, ctx.actor, kek, before, "stopped trusting");
   });
 }
 
