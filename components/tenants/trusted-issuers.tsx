@@ -44,7 +44,7 @@ export function TrustedIssuers({ tenantId, tenantName, canWrite }: { tenantId: s
                     <ConfirmButton
                       label="Remove"
                       title={`Stop trusting ${i.issuer}?`}
-                      body={`From the next publish, agents refuse every token of this issuer for ${tenantName}. Other tenants' trust is not affected.`}
+                      body={`Agents refuse every token of this issuer for ${tenantName} at once. Other tenants' trust is not affected.`}
                       confirmLabel="Stop trusting"
                       onConfirm={() => remove.mutateAsync(i.id)}
                     />
@@ -55,7 +55,7 @@ export function TrustedIssuers({ tenantId, tenantName, canWrite }: { tenantId: s
           ))}
         </Table>
       )}
-      <p className="mt-3 text-xs text-slate-500">Changes take effect in agents at the next publish of each fleet serving this tenant&apos;s servers.</p>
+      <p className="mt-3 text-xs text-slate-500">Removing or changing an issuer withdraws the old entry from agents at once; a new or changed entry reaches them with the next publish.</p>
       {editing ? <IssuerForm tenantId={tenantId} entry={editing === "new" ? null : editing} onClose={() => setEditing(null)} /> : null}
     </Card>
   );
