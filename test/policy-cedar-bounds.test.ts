@@ -260,6 +260,19 @@ describe("Cedar checks through the policy service", () => {
     expect(simulateInput.safeParse({ tenantId: tenantB, serverId: serverB, request: req({ status: "open", tags: ["a"] }) }).success).toBe(true);
   });
 
+  it("the rule editor's largest rule (50 argument conditions and every other part) still saves, compiles and decides", async () => {
+    const props = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`a${i}`, { type: "string" }]));
+    await addTool(adminA.ctx, serverA, { name: "wide", description: "50 arguments", inputSchema: { type: "object", properties: props }, annotations: {}, risk: "low" });
+    const conditions = Array.from({ length: 50 }, (_, i) => ({ arg: `a${i}`, op: "eq" as const, value: "x" }));
+    const rule = { effect: "forbid" as const, actions: ["call_tool" as const, "list_tools" as const], tools: ["wide"], principals: { users: ["bob"], groups: ["g"] }, clients: ["c"], conditions, time: { fromHour: 22, toHour: 6, days: [0, 6] } };
+    const saved = await createPolicy(adminA.ctx, { tenantId: tenantA, serverId: serverA, name: "widest rule", description: "", kind: "rule", rule, enabled: true }).catch((e: { issues?: unknown }) => {
+      throw new Error(JSON.stringify(e.issues));
+    });
+    expect(saved!.cedar).toContain('context.args["a49"] == "x"');
+    const sim = await simulateDraft(adminA.ctx, { tenantId: tenantA, serverId: serverA, request: { user: "bob", groups: [], client: "c", scopes: ["tickets:read"], tool: "list_tickets", action: "call_tool", args: {} } });
+    expect(sim.decision).toBe("allow");
+  });
+
   it("a long chain of conditions is refused like deep brackets; a policy just inside the bounds saves", async () => {
     const chain = wrap(Array(300).fill('context.args has status && context.args.status == "x"').join(" || "));
     const res = await checkPolicy(auditorA.ctx, { tenantId: tenantA, serverId: serverA, cedar: chain });

@@ -28,9 +28,9 @@ export const CEDAR_LIMITS = {
   /** Open ( [ { (and < in schema text) at once. 100 levels already overflow some entry points. */
   maxNesting: 32,
   /** Estimated expression depth: nesting plus operator chains (`&&`, `||`, `if`, `.`, comparisons, arithmetic). */
-  maxExprDepth: 48,
+  maxExprDepth: 60,
   /** Containers nested in a JSON argument (policy JSON, schema JSON, entities, context). Cedar's JSON reader stops at 128. */
-  maxJsonDepth: 120,
+  maxJsonDepth: 126,
 } as const;
 
 /** Why a text or value was refused before Cedar saw it; `offset` is a byte offset into the text. */
@@ -46,18 +46,31 @@ export function lineCol(text: string, offset: number): { line: number; column: n
   return { line: lines.length, column: (lines[lines.length - 1]?.length ?? 0) + 1 };
 }
 
+/**
+ * One bracket level of the scan. Cedar's `&&` and `||` chains nest to the left
+ * (`((a && b) && c)`): the i-th operand of an n-operand chain sits n - max(i, 1)
+ * levels down, so a deep operand late in a chain costs less than an early one.
+ */
 interface Frame {
   at: number;
-  /** `if` and `||` of the current element: each nests everything after it one level deeper. */
-  chain: number;
-  /** `&&` of the current disjunct, and the most of any disjunct. */
-  and: number;
-  andMax: number;
+  /** Levels the bracket itself adds: 1 for a set, a record or a call, 0 for grouping parentheses. */
+  base: number;
+  /** The current operand: its operators and its deepest bracket. */
   ops: number;
   child: number;
-  operandMax: number;
+  /** The current `&&` chain: index of the operand, and max over operands of depth - max(index, 1). */
+  andIdx: number;
+  andAdj: number;
+  /** The current `||` chain, the same over its disjuncts. */
+  orIdx: number;
+  orAdj: number;
+  /** `if`s of the current element (each nests what follows), and the deepest `||` chain between them. */
+  ifs: number;
+  ifMax: number;
   elemMax: number;
 }
+
+const frame = (at: number, base: number): Frame => ({ at, base, ops: 0, child: 0, andIdx: 0, andAdj: -Infinity, orIdx: 0, orAdj: -Infinity, ifs: 0, ifMax: 0, elemMax: 0 });
 
 const isWordStart = (c: number) => (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
 const isWord = (c: number) => isWordStart(c) || (c >= 48 && c <= 57);
@@ -69,10 +82,12 @@ const OP_WORDS = new Set(["in", "has", "like", "is"]);
  * One linear pass over Cedar text (policies, or a schema with `schema: true`)
  * that refuses it when it is too large or too deeply nested for Cedar's
  * recursive parser. String literals and `//` comments are skipped. The depth
- * estimate is an upper bound of the expression tree's depth: `&&`, `||` and
- * `if` chains of a bracket level, plus the longest operand's operators
- * (`.`, comparisons, arithmetic, `in`, `has`, `like`, `is`, unary), plus the
- * deepest bracket inside it.
+ * estimate is an upper bound of the expression tree's depth: per bracket
+ * level, its `if`s, plus its `||` and `&&` chains (each operand counted at
+ * the depth its position in the left-nested chain puts it), plus an
+ * operand's operators (`.`, comparisons, arithmetic, `in`, `has`, `like`,
+ * `is`, unary), plus the deepest bracket inside it (sets, records and calls
+ * add a level; grouping parentheses add none, but count for nesting).
  */
 export function scanCedarText(text: string, opts: { schema?: boolean; limits?: Partial<typeof CEDAR_LIMITS> } = {}): CedarBoundIssue | null {
   const lim = { ...CEDAR_LIMITS, ...opts.limits };
@@ -81,24 +96,30 @@ export function scanCedarText(text: string, opts: { schema?: boolean; limits?: P
     return { message: `the Cedar text is ${Buffer.byteLength(text)} bytes; at most ${lim.maxTextBytes} are accepted`, offset: 0 };
   }
   const stack: Frame[] = [];
-  const top: Frame = { at: 0, chain: 0, and: 0, andMax: 0, ops: 0, child: 0, operandMax: 0, elemMax: 0 };
+  const top = frame(0, 0);
   const cur = () => stack[stack.length - 1] ?? top;
   const endOperand = (f: Frame) => {
-    f.operandMax = Math.max(f.operandMax, f.ops + f.child);
+    f.andAdj = Math.max(f.andAdj, f.ops + f.child - Math.max(f.andIdx, 1));
     f.ops = 0;
     f.child = 0;
   };
   const endDisjunct = (f: Frame) => {
     endOperand(f);
-    f.andMax = Math.max(f.andMax, f.and);
-    f.and = 0;
+    f.orAdj = Math.max(f.orAdj, f.andIdx + 1 + f.andAdj - Math.max(f.orIdx, 1));
+    f.andIdx = 0;
+    f.andAdj = -Infinity;
+  };
+  const endOr = (f: Frame) => {
+    endDisjunct(f);
+    f.ifMax = Math.max(f.ifMax, f.orIdx + 1 + f.orAdj);
+    f.orIdx = 0;
+    f.orAdj = -Infinity;
   };
   const endElement = (f: Frame) => {
-    endDisjunct(f);
-    f.elemMax = Math.max(f.elemMax, f.chain + f.andMax + f.operandMax);
-    f.chain = 0;
-    f.andMax = 0;
-    f.operandMax = 0;
+    endOr(f);
+    f.elemMax = Math.max(f.elemMax, f.ifs + f.ifMax);
+    f.ifs = 0;
+    f.ifMax = 0;
   };
   // Byte offsets for positions: count UTF-8 bytes as we go.
   let byte = 0;
@@ -109,7 +130,7 @@ export function scanCedarText(text: string, opts: { schema?: boolean; limits?: P
   const close = (): CedarBoundIssue | null => {
     const f = stack.pop()!;
     endElement(f);
-    const depth = f.elemMax + 1;
+    const depth = f.elemMax + f.base;
     if (depth > lim.maxExprDepth) return tooDeep(f);
     const p = cur();
     p.child = Math.max(p.child, depth);
@@ -117,6 +138,8 @@ export function scanCedarText(text: string, opts: { schema?: boolean; limits?: P
   };
   const n = text.length;
   let i = 0;
+  // The last significant character (whitespace and comments skipped): tells a call's parenthesis from a grouping one.
+  let prev = 32;
   while (i < n) {
     const c = text.charCodeAt(i);
     const start = byte;
@@ -127,6 +150,7 @@ export function scanCedarText(text: string, opts: { schema?: boolean; limits?: P
       const end = Math.min(j + 1, n);
       byte += Buffer.byteLength(text.slice(i, end));
       i = end;
+      prev = 34;
       continue;
     }
     if (c === 47 && text.charCodeAt(i + 1) === 47) {
@@ -142,19 +166,21 @@ export function scanCedarText(text: string, opts: { schema?: boolean; limits?: P
       const w = text.slice(i, j);
       const f = cur();
       if (CHAIN_WORDS.has(w)) {
-        endDisjunct(f);
-        f.chain++;
-      } else if (RESET_WORDS.has(w)) endDisjunct(f);
+        endOr(f);
+        f.ifs++;
+      } else if (RESET_WORDS.has(w)) endOr(f);
       else if (OP_WORDS.has(w)) f.ops++;
       byte += j - i;
       i = j;
+      prev = 97;
       continue;
     }
     const next = text.charCodeAt(i + 1);
     const f = cur();
     let len = 1;
     if (c === 40 || c === 91 || c === 123 || (opts.schema && c === 60)) {
-      stack.push({ at: start, chain: 0, and: 0, andMax: 0, ops: 0, child: 0, operandMax: 0, elemMax: 0 });
+      // Parentheses only group, unless they are a call's (`ip(…)`; a method call's `.` is counted as an operator).
+      stack.push(frame(start, c === 40 && !isWord(prev) ? 0 : 1));
       if (stack.length > lim.maxNesting) return { message: `brackets are nested more than ${lim.maxNesting} levels deep`, offset: start };
     } else if (c === 41 || c === 93 || c === 125 || (opts.schema && c === 62)) {
       if (stack.length) {
@@ -165,11 +191,11 @@ export function scanCedarText(text: string, opts: { schema?: boolean; limits?: P
     else if (c === 59 && stack.length === 0) endElement(f);
     else if (c === 124 && next === 124) {
       endDisjunct(f);
-      f.chain++;
+      f.orIdx++;
       len = 2;
     } else if (c === 38 && next === 38) {
       endOperand(f);
-      f.and++;
+      f.andIdx++;
       len = 2;
     } else if ((c === 61 || c === 33 || c === 60 || c === 62) && next === 61) {
       f.ops++;
@@ -178,6 +204,7 @@ export function scanCedarText(text: string, opts: { schema?: boolean; limits?: P
     else if (c === 33 || c === 60 || c === 62 || c === 43 || c === 45 || c === 42 || c === 46) f.ops++;
     byte += c < 0x80 ? len : Buffer.byteLength(text.slice(i, i + len));
     i += len;
+    if (c !== 32 && c !== 9 && c !== 10 && c !== 13) prev = c;
     if (c >= 0xd800 && c <= 0xdbff) {
       // A surrogate pair: its second half belongs to the same character (already counted).
       i++;
