@@ -111,7 +111,7 @@ export const operations: Operation[] = [
   { method: "get", path: "/api/v1/admin/policies/{policyId}", summary: "One policy with its Cedar", tag: "policies" },
   { method: "patch", path: "/api/v1/admin/policies/{policyId}", summary: "Change a policy (revalidated)", tag: "policies", body: policyUpdateInput },
   { method: "delete", path: "/api/v1/admin/policies/{policyId}", summary: "Delete a policy", tag: "policies", noContent: true },
-  { method: "post", path: "/api/v1/admin/policies/check", summary: "Validate Cedar or a rule: issues at their line, formatted text, compiled Cedar. Text past the bounds (32 nested brackets, expression depth 48) is an issue with its position; parsed in an isolated worker (429 when its queue is full)", tag: "policies", body: cedarCheckInput },
+  { method: "post", path: "/api/v1/admin/policies/check", summary: "Validate Cedar or a rule: issues at their line, formatted text, compiled Cedar. Text past the bounds (32 nested brackets, expression depth 60) is an issue with its position; parsed in an isolated worker (429 when its queue is full)", tag: "policies", body: cedarCheckInput },
   { method: "get", path: "/api/v1/admin/servers/{serverId}/cedar-schema", summary: "The Cedar schema generated for a server", tag: "policies" },
   { method: "get", path: "/api/v1/admin/policy-tests", summary: "Policy tests of the tenants the caller reads", tag: "policies", query: policyListQuery },
   { method: "post", path: "/api/v1/admin/policy-tests", summary: "Add a test: a request and the decision it must get", tag: "policies", body: policyTestInput, created: true },
