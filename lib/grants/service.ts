@@ -2,7 +2,7 @@ import "server-only";
 import { and, desc, eq, inArray, isNull, or, sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { Db } from "@/db/client";
-import { grants, oauthClients, revocations, serverTenants, servers, tenants, type Grant, type OAuthClient, type Revocation } from "@/db/schema";
+import { grants, oauthClients, revocations, serverTenants, servers, tenantIssuers, tenants, type Grant, type OAuthClient, type Revocation } from "@/db/schema";
 import { can, type Permission } from "@/lib/auth/permissions";
 import type { Kek } from "@/lib/bundles/signing";
 import { republishLiveBundles } from "@/lib/bundles/service";
@@ -163,7 +163,7 @@ function upstreamRevocationFor(issuers: unknown[]): { status: "not_configured" |
   const endpoints = issuers
     .map((i) => (i && typeof i === "object" && "revocationEndpoint" in i ? (i as { revocationEndpoint?: unknown }).revocationEndpoint : undefined))
     .filter((e): e is string => typeof e === "string" && e.length > 0);
-  if (!endpoints.length) return { status: "not_configured", detail: "No trusted issuer of the server declares a revocation endpoint; agents refuse the tokens." };
+  if (!endpoints.length) return { status: "not_configured", detail: "No issuer the tenant trusts declares a revocation endpoint; agents refuse the tokens." };
   return { status: "sent", detail: `Published to agents, which call ${[...new Set(endpoints)].join(", ")} (RFC 7009) with each token they refuse.` };
 }
 
@@ -291,8 +291,9 @@ async function insertRevocation(
   ctx: Ctx,
   kek: Kek,
   r: { tenantId: string; serverIds: string[]; serverId: string | null; userId: string | null; clientId: string | null; grantId: string | null; reason: string },
-  issuers: unknown[],
 ) {
+  // Agents report to the endpoint of the tenant's own trust entry (never a server's or another tenant's).
+  const issuers = await tx.select({ revocationEndpoint: tenantIssuers.revocationEndpoint }).from(tenantIssuers).where(eq(tenantIssuers.tenantId, r.tenantId));
   const before = new Date(); // JS dates are millisecond precision, like the column.
   const [row] = await tx
     .insert(revocations)
@@ -336,8 +337,7 @@ export async function revokeGrant(ctx: Ctx, grantId: string, input: z.infer<type
     if (!g || !can(ctx.actor, "tenants.read", g.tenantId)) throw notFound("Grant");
     if (!can(ctx.actor, "grants.write", g.tenantId)) throw forbidden();
     if (g.revokedAt) throw conflict(`This grant was already revoked at ${g.revokedAt.toISOString()} by ${g.revokedBy ?? "someone"}; nothing changed`);
-    const [srv] = await tx.select({ issuers: servers.issuers }).from(servers).where(eq(servers.id, g.serverId));
-    return insertRevocation(tx, tctx, kek, { tenantId: g.tenantId, serverIds: [g.serverId], serverId: g.serverId, userId: g.userId, clientId: g.clientId, grantId: g.id, reason: input.reason }, srv?.issuers ?? []);
+    return insertRevocation(tx, tctx, kek, { tenantId: g.tenantId, serverIds: [g.serverId], serverId: g.serverId, userId: g.userId, clientId: g.clientId, grantId: g.id, reason: input.reason });
   });
 }
 
@@ -356,7 +356,6 @@ export async function revokeAll(ctx: Ctx, input: RevokeInput, kek: Kek) {
       { db: tx, actor: ctx.actor },
       kek,
       { tenantId: tenant.id, serverIds: scope.map((s) => s.id), serverId: input.serverId ?? null, userId: input.userId ?? null, clientId: input.clientId ?? null, grantId: null, reason: input.reason },
-      scope.flatMap((s) => s.issuers),
     ),
   );
 }
