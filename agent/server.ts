@@ -36,6 +36,10 @@ export interface AgentServerDeps {
 }
 
 const WELL_KNOWN = "/.well-known/oauth-protected-resource";
+/** All request headers together (Node answers 431 past it). */
+const MAX_HEADER_BYTES = 16 * 1024;
+const HEADERS_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 30_000;
 /** Longest Host header considered (a DNS name is at most 253 characters, plus a port). */
 const MAX_HOST_CHARS = 260;
 const HOST = /^(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*\.?|\[[0-9a-f:.]+\])(?::\d{1,5})?$/;
@@ -241,11 +245,15 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     }
   }
 
-  return createServer((req, res) => {
+  const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => {
     handle(req, res).catch((err: unknown) => {
       log(`request failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
       if (!res.headersSent) sendJson(res, 500, { jsonrpc: "2.0", id: null, error: { code: -32603, message: "Internal error" } });
       else res.end();
     });
   });
+  // A client has this long to send its headers, and its whole request (a 4 MiB body at ~150 KB/s); answers (SSE streams) are not limited.
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
+  return server;
 }
