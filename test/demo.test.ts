@@ -40,6 +40,16 @@ describe("demo seed", () => {
     await t?.close();
   });
 
+  it("a seed that stopped half-way (tenant only) is started over on the next start", async () => {
+    const half = await makeTenant(t.db, owner.actor, "Demo (sample data)");
+    expect(half!.slug).toBe("demo-sample-data");
+    const s = await seedDemo(t.db, kek, opts);
+    expect(s).toMatchObject({ status: "active", created: true });
+    expect(s.status === "active" && s.tenantId).not.toBe(half!.id);
+    await removeDemo(owner.ctx);
+    await t.db.delete(auditEvents).where(eq(auditEvents.action, "demo.remove"));
+  });
+
   it("seeds a marked tenant whose published bundle decides the demo calls as promised, and a second seed duplicates nothing", async () => {
     const s = await seedDemo(t.db, kek, opts);
     if (s.status !== "active") throw new Error("expected an active demo");
@@ -48,7 +58,7 @@ describe("demo seed", () => {
     expect(tenant).toMatchObject({ name: "Demo (sample data)", slug: "demo-sample-data", requireClientApproval: true });
     // The tenant trusts the sandbox AS, mapping its `tenant` claim.
     const [trust] = await t.db.select().from(tenantIssuers).where(eq(tenantIssuers.tenantId, s.tenantId));
-    expect(trust).toMatchObject({ issuer: ISSUER, tenantMapping: { mode: "claim", claim: "tenant", values: [s.tenantId] } });
+    expect(trust).toMatchObject({ issuer: ISSUER, tenantMapping: { mode: "claim", claim: "tenant", values: [s.tenantId, "ten_demo"] } });
 
     const content = (await activeBundle(t.db, s.fleetId))!.content as unknown as BundleContent;
     const view = decisionView(content);

@@ -18,6 +18,7 @@ const nav = [
   { href: "/grants", label: "Grants & clients" },
   { href: "/tenants", label: "Tenants" },
   { href: "/trail", label: "Admin trail" },
+  { href: "/connect", label: "Connect a client" },
   { href: "/settings/tokens", label: "API tokens" },
 ];
 

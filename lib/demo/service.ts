@@ -1,8 +1,8 @@
 import "server-only";
 import { and, desc, eq, inArray } from "drizzle-orm";
 import type { Db } from "@/db/client";
-import { auditEvents, decisions, fleets, fleetServers, oauthClients, servers, tenants, tools } from "@/db/schema";
-import type { Actor } from "@/lib/auth/permissions";
+import { auditEvents, decisions, fleets, fleetServers, oauthClients, servers, tenantIssuers, tenants, tools } from "@/db/schema";
+import { can, type Actor } from "@/lib/auth/permissions";
 import { publishBundle } from "@/lib/bundles/service";
 import { activeSigningKey, publicKeys, type Kek } from "@/lib/bundles/signing";
 import { approveTool, importCatalog } from "@/lib/catalog/service";
@@ -16,6 +16,7 @@ import { putScopeMapping } from "@/lib/scopes/service";
 import { createServerInput } from "@/lib/servers/schemas";
 import { createServer, deleteServer } from "@/lib/servers/service";
 import { createTenant } from "@/lib/tenants/service";
+import { publicTenantIssuer, tenantIssuerInput, updateTenantIssuer } from "@/lib/tenants/trust";
 import { recordEvent } from "@/lib/trail/record";
 
 /**
@@ -40,6 +41,8 @@ export const DEMO_MAPPING: Record<string, string[]> = {
   "tickets:write": ["create_ticket", "close_ticket"],
   "tickets:admin": ["delete_project"],
 };
+/** The `tenant` claim the sandbox AS gives its accounts and unlabelled clients. */
+export const SANDBOX_TENANT_CLAIM = "ten_demo";
 const REMOVED_ACTION = "demo.remove";
 
 /**
@@ -91,8 +94,9 @@ export async function seedDemo(db: Db, kek: Kek, opts: DemoOptions): Promise<Dem
   const existing = await findDemoTenant(db);
   if (existing) {
     const { server, fleet } = await demoParts(db, existing.id);
-    if (!server || !fleet) throw new AppError("conflict", "The demo tenant exists but its server or fleet is gone: remove the demo from Connect a client, or restart with MANDATE_DEMO=0");
-    return { status: "active", created: false, tenantId: existing.id, serverId: server.id, fleetId: fleet.id, resourceUri: server.resourceUri };
+    if (server && fleet?.activeRevision) return { status: "active", created: false, tenantId: existing.id, serverId: server.id, fleetId: fleet.id, resourceUri: server.resourceUri };
+    // A seed that stopped half-way (say the upstream went away): start it over.
+    await purgeDemo(ctx, existing);
   }
   const tenant = (await createTenant(ctx, { name: DEMO_TENANT_NAME }))!;
   if (tenant.slug !== DEMO_TENANT_SLUG) throw new AppError("conflict", `A tenant already uses the slug ${DEMO_TENANT_SLUG}`);
@@ -109,6 +113,13 @@ export async function seedDemo(db: Db, kek: Kek, opts: DemoOptions): Promise<Dem
       issuers: [{ issuer: opts.issuer, jwksUri: `${opts.issuer}/jwks`, discovery: false, algorithms: ["RS256"] }],
     }),
   ))!;
+  // The sandbox AS's own accounts carry tenant "ten_demo" (and so do its clients with no tenant of their
+  // own, e.g. MCP Inspector registering dynamically): the demo tenant takes those tokens too.
+  const [trust] = await db.select().from(tenantIssuers).where(and(eq(tenantIssuers.tenantId, tenant.id), eq(tenantIssuers.issuer, opts.issuer)));
+  if (trust) {
+    const { id: _id, tenantId: _t, createdAt: _c, updatedAt: _u, ...entry } = publicTenantIssuer(trust);
+    await updateTenantIssuer(ctx, tenant.id, trust.id, tenantIssuerInput.parse({ ...entry, jwksUri: entry.jwksUri ?? undefined, revocationEndpoint: entry.revocationEndpoint ?? undefined, tenantMapping: { mode: "claim", claim: "tenant", values: [tenant.id, SANDBOX_TENANT_CLAIM] } }), kek);
+  }
   await importCatalog(ctx, server.id);
   for (const tool of await db.select().from(tools).where(eq(tools.serverId, server.id))) {
     await approveTool(ctx, tool.id, { versionId: tool.latestVersionId });
@@ -145,11 +156,16 @@ export async function seedDemo(db: Db, kek: Kek, opts: DemoOptions): Promise<Dem
   return { status: "active", created: true, tenantId: tenant.id, serverId: server.id, fleetId: fleet.id, resourceUri: server.resourceUri };
 }
 
+/** The bundle-signing public keys as a JWKS (what the demo agent verifies bundles with). */
+export async function demoBundleKeys(db: Db) {
+  const keys = await publicKeys(db);
+  return { keys: Object.entries(keys).map(([kid, k]) => ({ ...k, kid })) };
+}
+
 /** A one-time enrollment token for the demo agent, and the bundle keys it verifies with. */
 export async function demoAgentEnrollment(db: Db, fleetId: string) {
   const enrollment = await createEnrollmentToken({ db, actor: demoSeedActor }, fleetId, { ttlMinutes: 60 });
-  const keys = await publicKeys(db);
-  return { token: enrollment.token, keys: { keys: Object.entries(keys).map(([kid, k]) => ({ ...k, kid })) } };
+  return { token: enrollment.token, keys: await demoBundleKeys(db) };
 }
 
 /**
@@ -159,37 +175,36 @@ export async function demoAgentEnrollment(db: Db, fleetId: string) {
  * `demo.remove`, which also keeps it from being seeded again.
  */
 export async function removeDemo(ctx: Ctx): Promise<{ removed: boolean }> {
-  if (ctx.actor.globalRole !== "owner" || ctx.actor.type !== "user") throw forbidden("Only an owner removes the demo");
+  if (ctx.actor.globalRole !== "owner") throw forbidden("Only an owner removes the demo");
   const tenant = await findDemoTenant(ctx.db);
   if (!tenant) {
     if (!(await demoRemoved(ctx.db))) await recordEvent(ctx.db, ctx.actor, { action: REMOVED_ACTION, targetType: "tenant", targetId: DEMO_TENANT_SLUG, tenantId: null, before: null });
     return { removed: false };
   }
-  const serverRows = await ctx.db.select({ id: servers.id }).from(servers).where(eq(servers.tenantId, tenant.id));
-  const serverIds = serverRows.map((s) => s.id);
+  const removed = await purgeDemo(ctx, tenant);
+  await recordEvent(ctx.db, ctx.actor, { action: REMOVED_ACTION, targetType: "tenant", targetId: tenant.id, tenantId: null, before: { tenant: { id: tenant.id, name: tenant.name }, ...removed } });
+  return { removed: true };
+}
+
+/** Deletes the demo tenant and what hangs off it (each step through its service, so each is in the trail). */
+async function purgeDemo(ctx: Ctx, tenant: { id: string }) {
+  const serverIds = (await ctx.db.select({ id: servers.id }).from(servers).where(eq(servers.tenantId, tenant.id))).map((s) => s.id);
   const fleetRows = serverIds.length ? await ctx.db.selectDistinct({ id: fleetServers.fleetId }).from(fleetServers).where(inArray(fleetServers.serverId, serverIds)) : [];
   const [demoFleet] = await ctx.db.select({ id: fleets.id }).from(fleets).where(eq(fleets.name, DEMO_FLEET_NAME));
   // Only the demo's own fleet is deleted; another fleet that also serves a demo server just loses it with the server.
-  for (const f of fleetRows) if (f.id === demoFleet?.id) await deleteFleet(ctx, f.id);
+  if (demoFleet) await deleteFleet(ctx, demoFleet.id);
   for (const id of serverIds) await deleteServer(ctx, id);
   await ctx.db.transaction(async (tx) => {
     await tx.delete(decisions).where(eq(decisions.tenantId, tenant.id));
     await tx.delete(tenants).where(eq(tenants.id, tenant.id));
-    await recordEvent(tx, ctx.actor, {
-      action: REMOVED_ACTION,
-      targetType: "tenant",
-      targetId: tenant.id,
-      tenantId: null,
-      before: { tenant: { id: tenant.id, name: tenant.name }, servers: serverIds, fleet: demoFleet?.id ?? null },
-    });
   });
-  return { removed: true };
+  return { servers: serverIds, fleet: demoFleet?.id ?? null, otherFleets: fleetRows.map((f) => f.id).filter((id) => id !== demoFleet?.id) };
 }
 
-/** What the Connect page shows: whether the demo is on, and its protected MCP URL. */
-export async function demoStatus(db: Db) {
+/** What the Connect page shows: whether the demo is on (to those who may read its tenant), and its protected MCP URL. */
+export async function demoStatus(db: Db, actor?: Actor) {
   const tenant = await findDemoTenant(db);
-  if (!tenant) return { active: false as const, removed: await demoRemoved(db) };
+  if (!tenant || (actor && !can(actor, "tenants.read", tenant.id))) return { active: false as const, removed: await demoRemoved(db) };
   const { server } = await demoParts(db, tenant.id);
   const [last] = await db.select({ at: auditEvents.at }).from(auditEvents).where(eq(auditEvents.tenantId, tenant.id)).orderBy(desc(auditEvents.at)).limit(1);
   return { active: true as const, tenantId: tenant.id, tenantName: tenant.name, serverId: server?.id ?? null, resourceUri: server?.resourceUri ?? null, lastChange: last?.at.toISOString() ?? null };
