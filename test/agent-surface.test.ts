@@ -8,12 +8,15 @@
  */
 import { request as httpRequest, createServer as createHttpServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eq } from "drizzle-orm";
 import { decisions, maskingRules, tools } from "@/db/schema";
 import { publishBundle, republishLiveBundles } from "@/lib/bundles/service";
 import { approveTool, importCatalog } from "@/lib/catalog/service";
-import { updateFleet } from "@/lib/fleets/service";
+import { createEnrollmentToken, updateFleet } from "@/lib/fleets/service";
 import { newId } from "@/lib/ids";
 import { putScopeMapping } from "@/lib/scopes/service";
 import { createServerInput } from "@/lib/servers/schemas";
@@ -21,6 +24,8 @@ import { createServer } from "@/lib/servers/service";
 import { loadConfig } from "@/agent/config";
 import { startAgent, type RunningAgent } from "@/agent/main";
 import { MAX_NODES } from "@/agent/bounds";
+import { SESSION_KEY_FILE } from "@/agent/session";
+import { freePort } from "./sandbox";
 import { uniq } from "./db";
 import { startAgentStack, until, type AgentStack } from "./agent-proc-harness";
 
@@ -40,7 +45,18 @@ interface Raw {
 }
 
 /** One HTTP request to the agent with exactly these headers (Host included), read whole or for `readMs` (open streams). */
-function raw(method: string, path: string, opts: { headers?: Record<string, string | string[]>; body?: string | Buffer; readMs?: number; rawHeaders?: string[] } = {}): Promise<Raw> {
+function raw(method: string, path: string, opts: RawOptions = {}): Promise<Raw> {
+  return rawAt(port, method, path, opts);
+}
+
+interface RawOptions {
+  headers?: Record<string, string | string[]>;
+  body?: string | Buffer;
+  readMs?: number;
+  rawHeaders?: string[];
+}
+
+function rawAt(port: number, method: string, path: string, opts: RawOptions = {}): Promise<Raw> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | string[]> = { host: `127.0.0.1:${port}`, ...opts.headers };
     let answered = false;
@@ -413,6 +429,40 @@ describe("agent request surface", () => {
     // A body over 4 MiB: 413 without reading it all.
     expect((await raw("POST", "/mcp", { headers: h, body: Buffer.alloc(4 * 1024 * 1024 + 1, 0x20) })).status).toBe(413);
   });
+
+  it("replicas sharing --session-key accept each other's sessions (same caller only); --public-origin serves the public resource behind a proxy", async () => {
+    const keyFile = path.join(s.dataDir, SESSION_KEY_FILE);
+    expect((await stat(keyFile)).mode & 0o777).toBe(0o600);
+    const sessionKey = Buffer.from((await readFile(keyFile, "utf8")).trim(), "base64");
+    const dir = await mkdtemp(path.join(tmpdir(), "mandate-replica-"));
+    const replicaPort = await freePort();
+    const enrollment = await createEnrollmentToken(s.owner.ctx, s.fleetId);
+    const replica = await startAgent(
+      { ...s.config, enrollmentToken: enrollment.token, agentKey: null, dataDir: dir, port: replicaPort, name: "replica", sessionKey, publicOrigins: [`http://127.0.0.1:${port}`] },
+      { log: () => {}, driftCheckMs: 3_600_000 },
+    );
+    try {
+      await until(() => replica.sync.current !== null);
+      // As a proxy that rewrote Host to the replica's own address would send it.
+      const viaProxy = { host: `127.0.0.1:${replicaPort}` };
+      const toReplica = (method: string, p: string, opts: { headers?: Record<string, string>; body?: string } = {}) =>
+        rawAt(replicaPort, method, p, { ...opts, headers: { ...viaProxy, ...opts.headers } });
+      const prm = await toReplica("GET", "/.well-known/oauth-protected-resource/mcp");
+      expect(prm.status).toBe(200);
+      expect(JSON.parse(prm.text)).toMatchObject({ resource: s.resourceUri });
+      const alice = await s.token("tickets:read");
+      const sid = await openSession(alice);
+      const list = JSON.stringify({ jsonrpc: "2.0", id: "r1", method: "tools/list" });
+      const own = await toReplica("POST", "/mcp", { headers: mcpHeaders(alice, { "mcp-session-id": sid }), body: list });
+      expect(own.status, own.text).toBe(200);
+      expect(toolNames(messages(own).find((m) => m.id === "r1"))).toEqual(["get_ticket", "list_tickets"]);
+      const mallory = await s.token("tickets:read", { sub: "mallory" });
+      expect((await toReplica("POST", "/mcp", { headers: mcpHeaders(mallory, { "mcp-session-id": sid }), body: list })).status).toBe(404);
+    } finally {
+      await replica.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 
   it("binds a session id to its caller across a restart: another caller presenting it gets 404 Session not found, its owner keeps it", async () => {
     const alice = await s.token("tickets:read");
