@@ -7,6 +7,7 @@ import { enrollAgent } from "@/lib/agents/service";
 import { decodeBatch, ingestDecisions, MAX_ARGS_BYTES, uuidv7Time } from "@/lib/decisions/ingest";
 import { dropPartitionsBefore } from "@/lib/decisions/partitions";
 import { quarantineSummary } from "@/lib/decisions/quarantine";
+import { runRetention } from "@/lib/decisions/retention";
 import { expectAppError } from "./expect";
 import { createEnrollmentToken, createFleet } from "@/lib/fleets/service";
 import { createTestDb, makeTenant, makeUser, uniq, type TestDb } from "./db";
@@ -152,6 +153,17 @@ describe("decision ingestion", () => {
     expect((await quarantineSummary(auditor.ctx, { limit: 0 })).recent).toEqual([]);
     const tenantAdmin = await makeUser(t.db, { memberships: [[tenantId, "admin"]] });
     await expectAppError(quarantineSummary(tenantAdmin.ctx, { limit: 5 }), "forbidden");
+  });
+
+  it("keeps quarantined lines as long as the decision retention, no longer", async () => {
+    const stale = line({ outcome: "stale" });
+    await ingestDecisions(t.db, agent, stale);
+    await t.db.update(decisionQuarantine).set({ receivedAt: new Date(Date.now() - 91 * 86_400_000) }).where(eq(decisionQuarantine.raw, stale));
+    const before = (await quarantined()).length;
+    await runRetention(t.db);
+    const after = await quarantined();
+    expect(after.length).toBe(before - 1);
+    expect(after.some((r) => r.raw === stale)).toBe(false);
   });
 
   it("quarantines decisions about servers outside the agent's fleet, and ids from the future", async () => {

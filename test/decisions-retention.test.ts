@@ -112,7 +112,7 @@ describe("decision retention", () => {
     const now = Date.now();
     const recent = idAt(now - 10 * DAY);
     const old = idAt(now - 40 * DAY);
-    expect(await ingestDecisions(t.db, agent, [line(idAt(now)), line(recent), line(old)].join("\n"))).toEqual({ accepted: 3, duplicates: 0 });
+    expect(await ingestDecisions(t.db, agent, [line(idAt(now)), line(recent), line(old)].join("\n"))).toEqual({ accepted: 3, duplicates: 0, quarantined: 0 });
 
     await updateSettings(owner.ctx, { decisionRetentionDays: 30 });
     const dropped = await runRetention(t.db, now);
@@ -132,12 +132,12 @@ describe("decision retention", () => {
     expect(await runRetention(t.db, now)).toEqual([]);
     expect(await trail("decisions.retention")).toHaveLength(1);
 
-    // Past the retention now: refused, the dropped partition is not recreated.
-    await expectAppError(ingestDecisions(t.db, agent, line(idAt(now - 35 * DAY))), "validation_failed");
+    // Past the retention now: quarantined, the dropped partition is not recreated.
+    expect(await ingestDecisions(t.db, agent, line(idAt(now - 35 * DAY)))).toEqual({ accepted: 0, duplicates: 0, quarantined: 1 });
     expect(await parts()).not.toContain(dayName(now - 35 * DAY));
     // The retention raised again: the same old day is accepted (the partition is made again).
     await updateSettings(owner.ctx, { decisionRetentionDays: 90 });
-    expect(await ingestDecisions(t.db, agent, line(idAt(now - 40 * DAY)))).toEqual({ accepted: 1, duplicates: 0 });
+    expect(await ingestDecisions(t.db, agent, line(idAt(now - 40 * DAY)))).toEqual({ accepted: 1, duplicates: 0, quarantined: 0 });
     expect(await parts()).toContain(dayName(now - 40 * DAY));
   });
 

@@ -1,8 +1,8 @@
 import "server-only";
-import { eq, sql } from "drizzle-orm";
+import { eq, lt, sql } from "drizzle-orm";
 import { z } from "zod";
 import type { Db } from "@/db/client";
-import { settings } from "@/db/schema";
+import { decisionQuarantine, settings } from "@/db/schema";
 import { seesAllTenants } from "@/lib/auth/permissions";
 import type { Ctx } from "@/lib/context";
 import { forbidden } from "@/lib/errors";
@@ -66,7 +66,8 @@ export async function updateSettings(ctx: Ctx, input: z.infer<typeof settingsInp
 /**
  * One retention pass: creates the coming week's partitions, then drops whole
  * partitions older than the retention, recording a system trail row in the
- * same transaction when it dropped something. Returns the dropped names.
+ * same transaction when it dropped something, and deletes quarantined
+ * decision lines received before the retention. Returns the dropped names.
  */
 export async function runRetention(db: Db, now = Date.now()): Promise<string[]> {
   await createPartitionsAhead(db, 7, now);
@@ -75,6 +76,8 @@ export async function runRetention(db: Db, now = Date.now()): Promise<string[]> 
     // Several processes may share the database: one pass at a time, so each drop is recorded once.
     await tx.execute(sql`select pg_advisory_xact_lock(hashtext('mandate.decisions.retention'))`);
     const names = await dropPartitionsBefore(tx, days, now);
+    // Quarantined lines are kept as long as decisions, no longer (nothing else bounds the table).
+    await tx.delete(decisionQuarantine).where(lt(decisionQuarantine.receivedAt, new Date(now - days * 86_400_000)));
     if (names.length) {
       await recordEvent(tx, "system", {
         action: "decisions.retention",
