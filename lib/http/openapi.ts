@@ -157,6 +157,8 @@ export const operations: Operation[] = [
   { method: "get", path: "/api/v1/admin/trail/export", summary: "Stream the filtered admin trail as a CSV or NDJSON attachment", tag: "trail", query: trailExportQuery },
   { method: "get", path: "/api/v1/admin/settings", summary: "Instance settings: decision retention in days (owners and global auditors)", tag: "settings" },
   { method: "patch", path: "/api/v1/admin/settings", summary: "Change instance settings (owners): decisionRetentionDays 1..3650; the hourly job drops older daily partitions", tag: "settings", body: settingsInput },
+  { method: "get", path: "/api/v1/admin/demo", summary: "Whether the live demo (sample data, started by npm start) is on, with its tenant and protected MCP URL (to those who may read the demo tenant)", tag: "settings" },
+  { method: "delete", path: "/api/v1/admin/demo", summary: "Remove the demo (owners): deletes the demo tenant, its server, fleet, agent, policies, grants, clients and decisions, records demo.remove in the trail (the demo is not seeded again) and stops the demo's local processes", tag: "settings" },
   // -- masking and impact analysis (issue 6)
   { method: "get", path: "/api/v1/admin/servers/{serverId}/masking", summary: "The server's decision masking rules, with the tools a rule may name", tag: "masking" },
   { method: "post", path: "/api/v1/admin/servers/{serverId}/masking", summary: "Add a masking rule (republishes the live bundles serving the server)", tag: "masking", body: maskingRuleInput, created: true },
