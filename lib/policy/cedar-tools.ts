@@ -1,6 +1,5 @@
 import type { FormattingAnswer, PolicySetTextToPartsAnswer, PolicyToJsonAnswer, ValidationAnswer, ValidationCall } from "@cedar-policy/cedar-wasm/nodejs";
 import { cedar, lineCol, type PolicyJson, type SchemaJson } from "@/lib/enforcement/cedar";
-import { CedarIsolationError, runIsolated } from "./cedar-worker";
 
 /** A problem in Cedar text, at its line and column when Cedar says where. */
 export interface CedarIssue {
@@ -11,7 +10,8 @@ export interface CedarIssue {
   policyId?: string;
 }
 
-const issue = (text: string, e: { message: string; help: string | null; sourceLocations?: { start: number }[] }, policyId?: string): CedarIssue => {
+/** A Cedar error as an issue, at its line and column in `text`. */
+export const issue = (text: string, e: { message: string; help: string | null; sourceLocations?: { start: number }[] }, policyId?: string): CedarIssue => {
   const at = e.sourceLocations?.[0];
   return { message: e.message, ...(e.help ? { help: e.help } : {}), ...(at ? lineCol(text, at.start) : {}), ...(policyId ? { policyId } : {}) };
 };
@@ -21,7 +21,8 @@ export function splitPolicies(text: string): { ok: true; policies: string[] } | 
   return splitAnswer(text, cedar.policySetTextToParts(text));
 }
 
-function splitAnswer(text: string, parts: PolicySetTextToPartsAnswer): { ok: true; policies: string[] } | { ok: false; issues: CedarIssue[] } {
+/** Interprets a `policySetTextToParts` answer. */
+export function splitAnswer(text: string, parts: PolicySetTextToPartsAnswer): { ok: true; policies: string[] } | { ok: false; issues: CedarIssue[] } {
   if (parts.type !== "success") return { ok: false, issues: parts.errors.map((e) => issue(text, e)) };
   if (parts.policy_templates.length) return { ok: false, issues: [{ message: "templates are not supported; write static policies" }] };
   if (parts.policies.length === 0) return { ok: false, issues: [{ message: "write at least one policy" }] };
@@ -143,14 +144,16 @@ export function confine(policy: PolicyJson, tenantIds: string[], serverId: strin
   return t.text;
 }
 
-const validationCall = (schema: SchemaJson<string>, policies: Record<string, string> | string): ValidationCall => ({ schema, policies: { staticPolicies: policies }, validationSettings: { mode: "strict" } });
+/** The strict validation call of a policy set against a schema. */
+export const validationCall = (schema: SchemaJson<string>, policies: Record<string, string> | string): ValidationCall => ({ schema, policies: { staticPolicies: policies }, validationSettings: { mode: "strict" } });
 
 /** Strict validation of a policy set against a schema; every problem at once. */
 export function validatePolicies(schema: SchemaJson<string>, policies: Record<string, string> | string): CedarIssue[] {
   return validationIssues(policies, cedar.validate(validationCall(schema, policies)));
 }
 
-function validationIssues(policies: Record<string, string> | string, res: ValidationAnswer): CedarIssue[] {
+/** Interprets a `validate` answer; every problem once, with positions. */
+export function validationIssues(policies: Record<string, string> | string, res: ValidationAnswer): CedarIssue[] {
   if (res.type !== "success") return res.errors.map((e) => ({ message: e.message, ...(e.help ? { help: e.help } : {}) }));
   const seen = new Set<string>();
   const out: CedarIssue[] = [];
@@ -170,51 +173,19 @@ function validationIssues(policies: Record<string, string> | string, res: Valida
   return out;
 }
 
-const formattingCall = (text: string) => ({ policyText: text, lineWidth: 100, indentWidth: 2 });
+/** The formatting call the editor uses. */
+export const formattingCall = (text: string) => ({ policyText: text, lineWidth: 100, indentWidth: 2 });
 
 export function formatCedar(text: string): { ok: true; text: string } | { ok: false; issues: CedarIssue[] } {
   return formatAnswer(text, cedar.formatPolicies(formattingCall(text)));
 }
 
-function formatAnswer(text: string, f: FormattingAnswer): { ok: true; text: string } | { ok: false; issues: CedarIssue[] } {
+/** Interprets a `formatPolicies` answer. */
+export function formatAnswer(text: string, f: FormattingAnswer): { ok: true; text: string } | { ok: false; issues: CedarIssue[] } {
   return f.type === "success" ? { ok: true, text: f.formatted_policy } : { ok: false, issues: f.errors.map((e) => issue(text, e)) };
 }
 
 export function schemaText(schema: SchemaJson<string>): string {
   const t = cedar.schemaToText(schema);
   return t.type === "success" ? t.text : "";
-}
-
-/** What the isolated check of admin-supplied Cedar found: parse problems, or validation problems and each policy's JSON. */
-export type CedarAnalysis = { ok: false; issues: CedarIssue[] } | { ok: true; issues: CedarIssue[]; policies: PolicyJson[]; formatted: string | null };
-
-/**
- * Parses, validates (and formats) Cedar text written by an admin, in the
- * isolated worker (`./cedar-worker`): a hostile text can make that worker
- * fail, never the engine that decides and compiles. A job that traps or runs
- * over its budget is refused as one issue.
- */
-export async function analyzeCedar(text: string, schema: SchemaJson<string>, opts: { format?: boolean } = {}): Promise<CedarAnalysis> {
-  try {
-    const [parts] = await runIsolated([{ fn: "policySetTextToParts", args: [text] }]);
-    const split = splitAnswer(text, parts as PolicySetTextToPartsAnswer);
-    if (!split.ok) return split;
-    const res = await runIsolated([
-      { fn: "validate", args: [validationCall(schema, text)] },
-      ...split.policies.map((p) => ({ fn: "policyToJson" as const, args: [p] })),
-      ...(opts.format ? [{ fn: "formatPolicies" as const, args: [formattingCall(text)] }] : []),
-    ]);
-    const issues = validationIssues(text, res[0] as ValidationAnswer);
-    const policies: PolicyJson[] = [];
-    for (let i = 0; i < split.policies.length; i++) {
-      const j = res[1 + i] as PolicyToJsonAnswer;
-      if (j.type !== "success") return { ok: false, issues: [...issues, ...j.errors.map((e) => issue(split.policies[i]!, e))] };
-      policies.push(j.json);
-    }
-    const f = opts.format && !issues.length ? formatAnswer(text, res[res.length - 1] as FormattingAnswer) : null;
-    return { ok: true, issues, policies, formatted: f?.ok ? f.text : null };
-  } catch (err) {
-    if (err instanceof CedarIsolationError) return { ok: false, issues: [{ message: err.message, help: "simplify the policy: fewer nested brackets and shorter chains of conditions" }] };
-    throw err;
-  }
 }

@@ -16,7 +16,8 @@ import { newId } from "@/lib/ids";
 import { loadServer } from "@/lib/servers/service";
 import { recordEvent } from "@/lib/trail/record";
 import { jsonDepthExceeds } from "@/lib/enforcement/cedar";
-import { analyzeCedar, argRefs, entityRefs, schemaText, type CedarIssue } from "./cedar-tools";
+import { analyzeCedar } from "./cedar-check";
+import { argRefs, entityRefs, schemaText, type CedarIssue } from "./cedar-tools";
 import { compileRule, policyRuleSchema } from "./rule";
 
 const name = z.string().trim().min(2, "must be at least 2 characters").max(80);
