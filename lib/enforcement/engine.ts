@@ -151,7 +151,7 @@ export class PolicyEngine {
       entities.push({ uid, attrs: {}, parents: [tenant] });
     }
     entities.push(
-      { uid: { type: "User", id: req.user }, attrs: {}, parents: userParents },
+      { uid: { type: "User", id: req.user }, attrs: userAttrs(req.user), parents: userParents },
       this.staticEntities.get(`Tool::${resource.id}`)!,
       this.staticEntities.get(`Server::${req.serverId}`)!,
     );
@@ -196,4 +196,13 @@ function convert(value: unknown, type: ArgType): unknown {
       return value;
     }
   }
+}
+
+/**
+ * The two parts of a user id `<issuer>#<subject>` (an issuer identifier has no fragment, so the
+ * first `#` separates them); a bare id (the simulator, older callers) is a subject with no issuer.
+ */
+export function userAttrs(user: string): { sub: string; iss: string } {
+  const i = user.indexOf("#");
+  return i < 0 ? { sub: user, iss: "" } : { sub: user.slice(i + 1), iss: user.slice(0, i) };
 }

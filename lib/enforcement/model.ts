@@ -115,7 +115,9 @@ export function cedarSchema(argTypes: Record<string, ArgType>): SchemaJson<strin
       entityTypes: {
         Tenant: {},
         Group: { memberOfTypes: ["Tenant"] },
-        User: { memberOfTypes: ["Group", "Tenant"] },
+        // A user id is `<issuer>#<subject>` (users are namespaced by issuer); `sub` and `iss` are its two
+        // parts, so a rule can still name a subject from any issuer its tenant trusts (principal.sub).
+        User: { memberOfTypes: ["Group", "Tenant"], shape: { type: "Record", attributes: { sub: str, iss: str } } },
         Server: { shape: { type: "Record", attributes: { name: str, resource: str } } },
         Tool: {
           memberOfTypes: ["Server"],

@@ -65,8 +65,13 @@ export function compileRule(rule: PolicyRule, serverId: string, meta: { name: st
   if (f?.readOnly !== undefined) when.push(`resource.readOnly == ${f.readOnly}`);
   if (f?.destructive !== undefined) when.push(`resource.destructive == ${f.destructive}`);
   // Cedar sets are homogeneous: users and groups are tested separately.
+  const qualified = rule.principals.users.filter((u) => u.includes("#"));
+  const bare = rule.principals.users.filter((u) => !u.includes("#"));
   const who = [
-    ...(rule.principals.users.length ? [`principal in [${rule.principals.users.map((u) => `User::${JSON.stringify(u)}`).join(", ")}]`] : []),
+    // A qualified id (`<issuer>#<subject>`) names one user; a bare one names that subject from any
+    // issuer the tenant trusts (user ids are namespaced by issuer, so `User::"alice"` matches no token).
+    ...(qualified.length ? [`principal in [${qualified.map((u) => `User::${JSON.stringify(u)}`).join(", ")}]`] : []),
+    ...(bare.length ? [`[${bare.map(lit).join(", ")}].contains(principal.sub)`] : []),
     ...(rule.principals.groups.length ? [`principal in [${rule.principals.groups.map((g) => `Group::${JSON.stringify(g)}`).join(", ")}]`] : []),
   ];
   if (who.length) when.push(who.length > 1 ? `(${who.join(" || ")})` : who[0]!);
