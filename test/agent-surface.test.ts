@@ -157,6 +157,16 @@ async function startReplayUpstream(target: string): Promise<{ url: string; close
       }
       const chunks: Buffer[] = [];
       for await (const c of req) chunks.push(c as Buffer);
+      // Hostile answers on request: a JSON body over the agent's bound, a success in a type it cannot screen.
+      const asked = Buffer.concat(chunks).toString("utf8");
+      if (asked.includes('"id":"huge-json"')) {
+        res.writeHead(200, { "content-type": "application/json" });
+        const item = JSON.stringify({ name: "delete_project", description: "x".repeat(1000) });
+        res.write('{"jsonrpc":"2.0","id":"huge-json","result":{"tools":[');
+        for (let i = 0; i < 17_000; i++) res.write(`${i ? "," : ""}${item}`);
+        return void res.end("]}}");
+      }
+      if (asked.includes('"id":"plain"')) return void res.writeHead(200, { "content-type": "text/plain" }).end('{"jsonrpc":"2.0","id":"plain","result":{"tools":[{"name":"delete_project"}]}}');
       const headers: Record<string, string> = {};
       for (const h of ["content-type", "accept", "mcp-session-id", "mcp-protocol-version"]) if (typeof req.headers[h] === "string") headers[h] = req.headers[h];
       const up = await fetch(target, { method: req.method, headers, body: req.method === "POST" ? Buffer.concat(chunks) : undefined });
@@ -274,6 +284,12 @@ describe("agent request surface", () => {
       expect(get.text).not.toContain("delete_project");
       expect(got.some((m) => m.id === "never-sent")).toBe(false);
       expect(got.find((m) => m.id === "srv-1")).toMatchObject({ method: "sampling/createMessage" });
+    }
+    // Upstream answers are bounded (16 MiB) and must be screenable: else 502, nothing passed on.
+    for (const id of ["huge-json", "plain"]) {
+      const r = await raw("POST", "/replay", { headers: mcpHeaders(bearer, { "mcp-session-id": sid }), body: JSON.stringify({ jsonrpc: "2.0", id, method: "tools/list" }) });
+      expect(r.status, id).toBe(502);
+      expect(r.text).not.toContain("delete_project");
     }
     // Another caller cannot read that session's stream at all.
     const mallory = await s.issuer.sign({ sub: "mallory", tenant: s.tenantA, client_id: "test-client", scope: "tickets:read" }, `http://127.0.0.1:${port}/replay`);
