@@ -285,16 +285,20 @@ describe("agent request surface", () => {
       expect(got.some((m) => m.id === "never-sent")).toBe(false);
       expect(got.find((m) => m.id === "srv-1")).toMatchObject({ method: "sampling/createMessage" });
     }
-    // Upstream answers are bounded (16 MiB) and must be screenable: else 502, nothing passed on.
+    // Another caller cannot read that session's stream at all.
+    const mallory = await s.issuer.sign({ sub: "mallory", tenant: s.tenantA, client_id: "test-client", scope: "tickets:read" }, `http://127.0.0.1:${port}/replay`);
+    const other = await raw("GET", "/replay", { headers: { authorization: `Bearer ${mallory}`, accept: "text/event-stream", "mcp-session-id": sid }, readMs: 3000 });
+    expect(other.status).toBe(404);
+  });
+
+  it("refuses an upstream answer over 16 MiB and a success it cannot screen (502), passing nothing on", async () => {
+    const bearer = await s.issuer.sign({ sub: "alice", tenant: s.tenantA, client_id: "test-client", scope: "tickets:read" }, `http://127.0.0.1:${port}/replay`);
+    const sid = await openSession(bearer, "/replay");
     for (const id of ["huge-json", "plain"]) {
       const r = await raw("POST", "/replay", { headers: mcpHeaders(bearer, { "mcp-session-id": sid }), body: JSON.stringify({ jsonrpc: "2.0", id, method: "tools/list" }) });
       expect(r.status, id).toBe(502);
       expect(r.text).not.toContain("delete_project");
     }
-    // Another caller cannot read that session's stream at all.
-    const mallory = await s.issuer.sign({ sub: "mallory", tenant: s.tenantA, client_id: "test-client", scope: "tickets:read" }, `http://127.0.0.1:${port}/replay`);
-    const other = await raw("GET", "/replay", { headers: { authorization: `Bearer ${mallory}`, accept: "text/event-stream", "mcp-session-id": sid }, readMs: 3000 });
-    expect(other.status).toBe(404);
   });
 
   it("bounds arguments before any work: a 160,000-item call is refused at once with a deny decision while /healthz and a normal call keep their normal time", async () => {
