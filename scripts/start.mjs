@@ -124,6 +124,7 @@ async function startDemoProcesses() {
       DEMO_UNAPPROVED_CLIENT_ID: clients.unapproved.id,
       DEMO_UNAPPROVED_CLIENT_SECRET: clients.unapproved.secret,
       ...(process.env.DEMO_INTERVAL_MS ? { DEMO_INTERVAL_MS: process.env.DEMO_INTERVAL_MS } : {}),
+      ...(process.env.DEMO_VERBOSE ? { DEMO_VERBOSE: "1" } : {}),
     }),
   );
   console.log(`[demo] agent and client running ${Math.round((Date.now() - t0) / 1000)} s after start`);

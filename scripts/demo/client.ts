@@ -29,11 +29,11 @@ type Call = { who: "assistant" | "unapproved"; tool: string; args: Record<string
 /** One round of the trickle: what a busy assistant does, with the calls the demo policies stop. */
 const script: Call[] = [
   { who: "assistant", tool: "list_tickets", args: { status: "open" } },
-  { who: "assistant", tool: "get_ticket", args: { id: "T-1" } },
-  { who: "assistant", tool: "create_ticket", args: { title: "Printer on the 3rd floor is out of toner", project: "facilities", priority: "low" } },
   { who: "assistant", tool: "create_ticket", args: { title: "Please raise my salary", project: "payroll", priority: "high" } },
-  { who: "assistant", tool: "list_tickets", args: { project: "support" } },
+  { who: "assistant", tool: "get_ticket", args: { id: "T-1" } },
   { who: "unapproved", tool: "list_tickets", args: {} },
+  { who: "assistant", tool: "create_ticket", args: { title: "Printer on the 3rd floor is out of toner", project: "facilities", priority: "low" } },
+  { who: "assistant", tool: "list_tickets", args: { project: "support" } },
   { who: "assistant", tool: "close_ticket", args: { id: "T-2", resolution: "Fixed by restarting" } },
   { who: "assistant", tool: "delete_project", args: { project: "support", confirm: true } },
 ];
