@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { decide, decisionView } from "@/lib/enforcement/decide";
 import { userAttrs } from "@/lib/enforcement/engine";
-import { compileRule, type PolicyRule } from "@/lib/policy/rule";
+import type { PolicyRule } from "@/db/schema";
+import { compileRule } from "@/lib/policy/rule";
 import { contentOf, policy, principal, snapshotOf } from "./decide-fixtures";
 
 // Users are namespaced by issuer (`<iss>#<sub>`, issue 10.1). A rule written with a bare subject must
