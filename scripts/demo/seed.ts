@@ -33,6 +33,12 @@ try {
     // A fresh one-time token only when the agent has no stored key; the bundle keys every time.
     console.log(`DEMO_STATE ${JSON.stringify({ ...state, keys: enrollment.keys, enrollmentToken: enrollment.token })}`);
   }
+} catch (err) {
+  // One readable line: start.mjs goes on without the demo (the half-done seed is started over next time).
+  const message = err instanceof Error ? err.message.split("\n", 1)[0] : "error";
+  console.error(`[demo] could not seed the demo: ${message}`);
+  if (/egress does not allow/.test(message)) console.error("[demo] on PostgreSQL set MANDATE_EGRESS_ALLOW=loopback for the demo, or MANDATE_DEMO=0 to skip it");
+  process.exitCode = 1;
 } finally {
   await handle.close();
 }
