@@ -35,7 +35,7 @@ try {
   }
 } catch (err) {
   // One readable line: start.mjs goes on without the demo (the half-done seed is started over next time).
-  const message = err instanceof Error ? err.message.split("\n", 1)[0] : "error";
+  const message = (err instanceof Error ? err.message.split("\n", 1)[0] : undefined) ?? "error";
   console.error(`[demo] could not seed the demo: ${message}`);
   if (/egress does not allow/.test(message)) console.error("[demo] on PostgreSQL set MANDATE_EGRESS_ALLOW=loopback for the demo, or MANDATE_DEMO=0 to skip it");
   process.exitCode = 1;
