@@ -2,7 +2,7 @@ import type { PolicyTestRequest, RiskLevel } from "@/db/schema";
 import { BUNDLE_FORMAT, type BundleContent, type BundlePolicyMeta, type BundleServer, type BundleTool } from "@/lib/enforcement/bundle";
 import { PolicyEngine, type DecisionResult } from "@/lib/enforcement/engine";
 import { argumentTypes, argumentTypesByServer, cedarSchema } from "@/lib/enforcement/model";
-import { confine, entityRefs, splitPolicies, toJson, toolsOf, validatePolicies, type CedarIssue } from "@/lib/policy/cedar-tools";
+import { confine, entityRefs, policyJsonProblems, splitPolicies, toJson, toolsOf, validatePolicies, type CedarIssue } from "@/lib/policy/cedar-tools";
 
 import type { LiveSections } from "./live";
 
@@ -82,7 +82,13 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
       if (!granted.length) continue;
       const id = `scope:${s.id}:${scope}`;
       const text = `permit (principal, action in [Action::"call_tool", Action::"list_tools"], resource) when { resource in [${granted.map((n) => `Tool::${JSON.stringify(`${s.id}/${n}`)}`).join(", ")}] && context.scopes.contains(${JSON.stringify(scope)}) };`;
-      policies[id] = confine(toJson(text), s.tenantIds, s.id);
+      try {
+        policies[id] = confine(toJson(text), s.tenantIds, s.id);
+      } catch (err) {
+        // Not a tenant's policy: blocks the draft (fail closed), as an issue, never an exception.
+        issues.push({ message: `Scope mapping ${scope} of server ${s.name} cannot be compiled: ${(err as Error).message}` });
+        continue;
+      }
       meta[id] = { name: `scope ${scope}`, kind: "scope", tenantId: null, serverId: s.id, tools: granted, scope };
     }
   }
@@ -113,8 +119,18 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
     }
     const known = new Set(s.tools.map((t) => t.name));
     split.policies.forEach((text, i) => {
-      const json = toJson(text);
-      let bad = false;
+      // One tenant's policy never throws for the fleet: what cannot be read or confined is an issue of that policy
+      // (its tenant is held back, lib/bundles/scoped.ts), like a failing test.
+      let json: ReturnType<typeof toJson>;
+      try {
+        json = toJson(text);
+      } catch (err) {
+        issues.push({ message: `Policy cannot be compiled: ${(err as Error).message}`, policy: ref });
+        return;
+      }
+      const jsonProblems = policyJsonProblems(json);
+      issues.push(...jsonProblems.map((x) => ({ ...x, policy: ref })));
+      let bad = jsonProblems.length > 0;
       for (const e of entityRefs(json)) {
         const problem =
           e.type === "Tool" && (!e.id.startsWith(`${s.id}/`) || !known.has(e.id.slice(s.id.length + 1)))
@@ -131,7 +147,12 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
       }
       if (bad) return;
       const id = split.policies.length === 1 ? p.id : `${p.id}.${i + 1}`;
-      policies[id] = confine(json, [p.tenantId], s.id);
+      try {
+        policies[id] = confine(json, [p.tenantId], s.id);
+      } catch (err) {
+        issues.push({ message: `Policy cannot be confined to its tenant and server: ${(err as Error).message}`, policy: ref });
+        return;
+      }
       meta[id] = { name: p.name, kind: p.kind, tenantId: p.tenantId, serverId: s.id, tools: toolsOf(json, s.id) };
     });
   }

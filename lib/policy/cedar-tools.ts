@@ -60,6 +60,41 @@ export function entityRefs(policy: PolicyJson): { type: string; id: string }[] {
   return out;
 }
 
+/** The largest integer a policy literal may hold: Cedar Longs are 64-bit, but a policy's JSON form passes through JS numbers. */
+export const MAX_POLICY_INTEGER = Number.MAX_SAFE_INTEGER;
+
+/**
+ * Problems of a policy's JSON form that Cedar's validation does not report:
+ * - an integer literal past ±(2^53 − 1): the JSON form (a JS number) no
+ *   longer holds it exactly, so the compiled policy would compare against
+ *   another number, or not compile at all near the 64-bit bounds;
+ * - a bare `User::"alice"`: user ids are issuer-qualified (`<iss>#<sub>`), so
+ *   it matches no token, and a forbid written that way protects nothing.
+ */
+export function policyJsonProblems(policy: PolicyJson): CedarIssue[] {
+  const out: CedarIssue[] = [];
+  const seen = new Set<string>();
+  const add = (message: string, help?: string) => {
+    if (seen.has(message)) return;
+    seen.add(message);
+    out.push({ message, ...(help ? { help } : {}) });
+  };
+  const walk = (v: unknown) => {
+    if (typeof v === "number") {
+      if (!Number.isSafeInteger(v)) add(`integer literal ${Number.isFinite(v) ? BigInt(Math.trunc(v)) : v} is out of range: integers in policies are limited to ±${MAX_POLICY_INTEGER} (2^53 − 1)`, "use a smaller bound; a larger one cannot be compiled exactly");
+      return;
+    }
+    if (!v || typeof v !== "object") return;
+    if (Array.isArray(v)) return v.forEach(walk);
+    Object.values(v as Record<string, unknown>).forEach(walk);
+  };
+  walk(policy);
+  for (const e of entityRefs(policy)) {
+    if (e.type === "User" && !e.id.includes("#")) add(`User::${JSON.stringify(e.id)} matches no user: user ids are issuer-qualified: write User::${JSON.stringify(`<issuer>#${e.id}`)} or principal.sub == ${JSON.stringify(e.id)}`);
+  }
+  return out;
+}
+
 /** Names of `context.args` attributes a policy reads or tests with `has`. */
 export function argRefs(policy: PolicyJson): string[] {
   const out = new Set<string>();

@@ -17,7 +17,7 @@ import { loadServer } from "@/lib/servers/service";
 import { recordEvent } from "@/lib/trail/record";
 import { jsonDepthExceeds } from "@/lib/enforcement/cedar";
 import { analyzeCedar } from "./cedar-check";
-import { argRefs, entityRefs, schemaText, type CedarIssue } from "./cedar-tools";
+import { argRefs, entityRefs, policyJsonProblems, schemaText, type CedarIssue } from "./cedar-tools";
 import { compileRule, policyRuleSchema } from "./rule";
 
 const name = z.string().trim().min(2, "must be at least 2 characters").max(80);
@@ -111,6 +111,7 @@ async function checkCedarText(ctx: Ctx, tenantId: string, serverId: string, text
   const issues = analysis.issues;
   const known = new Set(s.tools.map((t) => t.name));
   for (const json of analysis.policies) {
+    issues.push(...policyJsonProblems(json));
     for (const a of argRefs(json)) if (!(a in types)) issues.push({ message: `argument "${a}" is not an argument of any approved tool of ${s.name}` });
     for (const e of entityRefs(json)) {
       if (e.type === "Tool" && (!e.id.startsWith(`${serverId}/`) || !known.has(e.id.slice(serverId.length + 1)))) issues.push({ message: `Tool::"${e.id}" is not in the catalogue of ${s.name}` });
