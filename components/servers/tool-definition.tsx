@@ -4,12 +4,15 @@ import { Button } from "@/components/ui";
 import type { getTool } from "@/lib/catalog/service";
 
 export type ToolDetail = Awaited<ReturnType<typeof getTool>>;
-export type ToolVersion = ToolDetail["history"][number];
+/** A version with its full definition (the approved and the latest; any other one by id). */
+export type ToolVersion = ToolDetail["latestVersion"];
+/** A version of the history page: no definition, only its size. */
+export type ToolVersionSummary = ToolDetail["history"][number];
 export type DiffLine = NonNullable<ToolDetail["diff"]>[number];
 export type DiffTruncation = NonNullable<ToolDetail["diffTruncated"]>;
 
 /** Saves one version's full definition as a JSON file (the diff and the views below are cut for size). */
-function downloadVersion(toolName: string, v: ToolVersion) {
+export function downloadVersion(toolName: string, v: ToolVersion) {
   const { id, version, title, description, inputSchema, outputSchema, annotations, hash } = v;
   const blob = new Blob([jsonText({ id, version, name: toolName, title, description, inputSchema, outputSchema, annotations, hash }, Infinity)], { type: "application/json" });
   const url = URL.createObjectURL(blob);

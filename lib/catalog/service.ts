@@ -126,16 +126,67 @@ export async function listTools(ctx: Ctx, serverId: string, q: z.infer<typeof to
   };
 }
 
-/** A tool with its version history and the diff between the approved and the latest version. */
+/** Versions of a tool's history one answer carries (an upstream that keeps changing a tool adds a version each time). */
+export const TOOL_HISTORY_PAGE = 20;
+export const toolVersionListQuery = z.object({
+  page: z.coerce.number().int().min(1).max(10_000).default(1),
+  pageSize: z.coerce.number().int().min(1).max(50).default(TOOL_HISTORY_PAGE),
+});
+
+// A version's summary: no definition, only its size (bytes of the definition as JSON text).
+const versionSummaryColumns = {
+  id: toolVersions.id,
+  version: toolVersions.version,
+  hash: toolVersions.hash,
+  source: toolVersions.source,
+  createdAt: toolVersions.createdAt,
+  approvedAt: toolVersions.approvedAt,
+  approvedBy: toolVersions.approvedBy,
+  size: sql<number>`octet_length(jsonb_build_object('title', ${toolVersions.title}, 'description', ${toolVersions.description}, 'inputSchema', ${toolVersions.inputSchema}, 'outputSchema', ${toolVersions.outputSchema}, 'annotations', ${toolVersions.annotations})::text)`.mapWith(Number),
+};
+type VersionSummaryRow = { id: string; version: number; hash: string; source: "import" | "manual"; createdAt: Date; approvedAt: Date | null; approvedBy: string | null; size: number };
+const publicSummary = (v: VersionSummaryRow) => ({ ...v, createdAt: v.createdAt.toISOString(), approvedAt: v.approvedAt?.toISOString() ?? null });
+export type ToolVersionSummary = ReturnType<typeof publicSummary>;
+
+async function versionPage(db: Db, toolId: string, q: z.infer<typeof toolVersionListQuery>): Promise<Page<ToolVersionSummary>> {
+  const [rows, [total]] = await Promise.all([
+    db.select(versionSummaryColumns).from(toolVersions).where(eq(toolVersions.toolId, toolId)).orderBy(desc(toolVersions.version)).limit(q.pageSize).offset((q.page - 1) * q.pageSize),
+    db.select({ n: count() }).from(toolVersions).where(eq(toolVersions.toolId, toolId)),
+  ]);
+  return { items: rows.map(publicSummary), total: total?.n ?? 0, page: q.page, pageSize: q.pageSize };
+}
+
+/**
+ * A tool, the diff between its approved and latest versions, and the latest
+ * page of its history as summaries. Only the two diffed versions come with
+ * their definitions: the answer stays bounded however many versions an
+ * upstream has produced (older ones: `listToolVersions`, `getToolVersion`).
+ */
 export async function getTool(ctx: Ctx, toolId: string) {
   const { tool } = await loadTool(ctx, toolId, "servers.read");
-  const history = await ctx.db.select().from(toolVersions).where(eq(toolVersions.toolId, tool.id)).orderBy(desc(toolVersions.version));
-  const byId = new Map(history.map((v) => [v.id, v]));
+  const [byId, history] = await Promise.all([
+    versionsById(ctx.db, [tool.latestVersionId, ...(tool.approvedVersionId ? [tool.approvedVersionId] : [])]),
+    versionPage(ctx.db, tool.id, { page: 1, pageSize: TOOL_HISTORY_PAGE }),
+  ]);
   const latest = byId.get(tool.latestVersionId)!;
   const approved = tool.approvedVersionId ? byId.get(tool.approvedVersionId) : undefined;
   // Bounded (lib/catalog/diff.ts): definitions come from upstreams, and any reader may open this.
   const d = approved && approved.id !== latest.id ? diffToolVersions(renderToolVersion(approved), renderToolVersion(latest)) : null;
-  return { ...publicTool(tool, latest, approved), diff: d?.lines ?? null, diffTruncated: d?.truncated ?? null, history: history.map(publicVersion) };
+  return { ...publicTool(tool, latest, approved), diff: d?.lines ?? null, diffTruncated: d?.truncated ?? null, history: history.items, historyTotal: history.total };
+}
+
+/** A page of a tool's version history, newest first, as summaries. */
+export async function listToolVersions(ctx: Ctx, toolId: string, q: z.infer<typeof toolVersionListQuery>) {
+  const { tool } = await loadTool(ctx, toolId, "servers.read");
+  return versionPage(ctx.db, tool.id, q);
+}
+
+/** One version of a tool with its full definition (a version of another tool is not found). */
+export async function getToolVersion(ctx: Ctx, toolId: string, versionId: string) {
+  const { tool } = await loadTool(ctx, toolId, "servers.read");
+  const [v] = await ctx.db.select().from(toolVersions).where(and(eq(toolVersions.id, versionId), eq(toolVersions.toolId, tool.id)));
+  if (!v) throw notFound("Tool version");
+  return publicVersion(v);
 }
 
 async function insertVersion(

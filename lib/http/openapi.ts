@@ -5,7 +5,7 @@ import { enrollInput, heartbeatInput } from "@/lib/agents/service";
 import { changePasswordInput, createUserInput, updateUserInput } from "@/lib/auth/users";
 import { createTokenInput } from "@/lib/auth/tokens";
 import { createEnrollmentTokenInput, createFleetInput, updateFleetInput } from "@/lib/fleets/service";
-import { addToolInput, approveToolInput, blockToolInput, toolListQuery, updateToolInput } from "@/lib/catalog/service";
+import { addToolInput, approveToolInput, blockToolInput, toolListQuery, toolVersionListQuery, updateToolInput } from "@/lib/catalog/service";
 import { pageQuery } from "@/lib/pagination";
 import { putScopeMappingInput } from "@/lib/scopes/service";
 import { maskingRuleInput } from "@/lib/masking/service";
@@ -79,7 +79,9 @@ export const operations: Operation[] = [
   { method: "get", path: "/api/v1/admin/servers/{serverId}/scopes", summary: "The current scope × tool matrix", tag: "scopes" },
   { method: "put", path: "/api/v1/admin/servers/{serverId}/scopes", summary: "Save a new version of the matrix (optimistic: baseVersion)", tag: "scopes", body: putScopeMappingInput },
   { method: "get", path: "/api/v1/admin/servers/{serverId}/scopes/versions", summary: "Every saved version of the matrix", tag: "scopes" },
-  { method: "get", path: "/api/v1/admin/tools/{toolId}", summary: "A tool, its versions and the pending diff (bounded: at most 2,000 lines per version are compared; diffTruncated says what was left out)", tag: "catalogue" },
+  { method: "get", path: "/api/v1/admin/tools/{toolId}", summary: "A tool, the pending diff and the latest 20 versions of its history as summaries (id, version, hash, seen at, size; historyTotal counts them all). Full definitions: only the approved and the latest version (bounded: at most 2,000 lines per version are compared; diffTruncated says what was left out)", tag: "catalogue" },
+  { method: "get", path: "/api/v1/admin/tools/{toolId}/versions", summary: "The tool's version history, newest first, paged (at most 50 a page), as summaries without definitions", tag: "catalogue", query: toolVersionListQuery },
+  { method: "get", path: "/api/v1/admin/tools/{toolId}/versions/{versionId}", summary: "One version of the tool with its full definition", tag: "catalogue" },
   { method: "patch", path: "/api/v1/admin/tools/{toolId}", summary: "Set the risk label", tag: "catalogue", body: updateToolInput },
   { method: "post", path: "/api/v1/admin/tools/{toolId}/approve", summary: "Approve the reviewed latest version", tag: "catalogue", body: approveToolInput },
   { method: "post", path: "/api/v1/admin/tools/{toolId}/block", summary: "Block a tool", tag: "catalogue", body: blockToolInput },

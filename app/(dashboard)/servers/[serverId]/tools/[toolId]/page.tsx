@@ -1,14 +1,15 @@
 "use client";
 
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useState } from "react";
 import Link from "next/link";
 import { useParams } from "next/navigation";
-import { Badge, Card, ConfirmButton, EmptyState, ErrorBanner, SelectField, Table, Td, Time } from "@/components/ui";
+import { Badge, Button, Card, ConfirmButton, EmptyState, ErrorBanner, SelectField, Table, Td, Time } from "@/components/ui";
 import { useCanWrite } from "@/components/shell/context";
 import { HintBadges, RemovedUpstreamBadge, RiskBadge, ToolStatusBadge, riskLevels, type Risk } from "@/components/servers/badges";
 import { BlockToolButton } from "@/components/servers/block-tool";
 import { useServer } from "@/components/servers/server-context";
-import { DefinitionView, DiffView, type ToolDetail } from "@/components/servers/tool-definition";
+import { DefinitionView, DiffView, downloadVersion, type ToolDetail, type ToolVersion, type ToolVersionSummary } from "@/components/servers/tool-definition";
 import { ApiError, apiFetch, keys } from "@/lib/client/api";
 
 export default function ToolDetailPage() {
@@ -20,6 +21,16 @@ export default function ToolDetailPage() {
   const path = `/tools/${encodeURIComponent(toolId)}`;
 
   const tool = useQuery({ queryKey: keys.tools.byId(toolId), queryFn: () => apiFetch<ToolDetail>(path) });
+  // The tool answer carries the latest page of the history; older pages are fetched on request.
+  const [older, setOlder] = useState<ToolVersionSummary[]>([]);
+  const loadOlder = useMutation({
+    mutationFn: (page: number) => apiFetch<{ items: ToolVersionSummary[]; total: number }>(`${path}/versions?page=${page}&pageSize=20`),
+    onSuccess: (p) => setOlder((o) => [...o, ...p.items]),
+  });
+  const download = useMutation({
+    mutationFn: (versionId: string) => apiFetch<ToolVersion>(`${path}/versions/${encodeURIComponent(versionId)}`),
+    onSuccess: (v) => downloadVersion(tool.data?.name ?? "tool", v),
+  });
 
   // Every tool change moves statuses/counts in lists, the pending badge and the scope matrix.
   const refreshAround = () => Promise.all([qc.invalidateQueries({ queryKey: keys.tools.all }), qc.invalidateQueries({ queryKey: keys.servers.all })]);
@@ -222,8 +233,9 @@ export default function ToolDetailPage() {
         <h3 id="history-heading" className="text-sm font-semibold text-slate-900">
           Version history
         </h3>
-        <Table head={["Version", "Source", "Seen", "Approved", "Hash"]}>
-          {t.history.map((v) => (
+        <ErrorBanner error={loadOlder.error ?? download.error} />
+        <Table head={["Version", "Source", "Seen", "Approved", "Hash", "Size", ""]}>
+          {[...t.history, ...older.filter((o) => !t.history.some((h) => h.id === o.id))].map((v) => (
             <tr key={v.id}>
               <Td>
                 <span className="flex flex-wrap items-center gap-1">
@@ -251,9 +263,25 @@ export default function ToolDetailPage() {
                   {v.hash.replace(/^sha256:/, "").slice(0, 12)}
                 </code>
               </Td>
+              <Td className="whitespace-nowrap text-xs">{v.size.toLocaleString()} bytes</Td>
+              <Td>
+                <Button type="button" variant="secondary" busy={download.isPending && download.variables === v.id} onClick={() => download.mutate(v.id)}>
+                  Download
+                </Button>
+              </Td>
             </tr>
           ))}
         </Table>
+        {t.historyTotal > t.history.length + older.length ? (
+          <div className="flex items-center gap-3 text-sm text-slate-600">
+            <span>
+              Showing the latest {(t.history.length + older.length).toLocaleString()} of {t.historyTotal.toLocaleString()} versions.
+            </span>
+            <Button type="button" variant="secondary" busy={loadOlder.isPending} onClick={() => loadOlder.mutate(Math.floor((t.history.length + older.length) / 20) + 1)}>
+              Show older versions
+            </Button>
+          </div>
+        ) : null}
       </section>
     </div>
   );
