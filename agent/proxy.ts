@@ -15,6 +15,8 @@ import type { Principal } from "./token";
 import type { DecisionRecord, DecisionWal } from "./wal";
 import { depthOf, MAX_ARGS_DEPTH, MAX_BATCH, MAX_EVENT_ID_CHARS, MAX_ID_CHARS, MAX_METHOD_CHARS, scanBody } from "./bounds";
 import type { RequestTracker } from "./session";
+import { UpstreamPools } from "./upstream";
+import type { Readable } from "node:stream";
 
 export { MAX_BODY_BYTES } from "./bounds";
 
@@ -53,6 +55,8 @@ export interface ProxyDeps {
   credentials?: CredentialBroker;
   /** Which request ids were forwarded in each (caller, server, session): answers are matched against it. */
   tracker: RequestTracker;
+  /** Keep-alive pools to the upstreams (default: one of the proxy's own). */
+  upstreams?: UpstreamPools;
 }
 
 /** One authenticated request to one server, as the HTTP layer resolved it. */
@@ -144,7 +148,16 @@ interface Recorded {
  * session, tools/list answers filtered.
  */
 export class McpProxy {
-  constructor(private readonly d: ProxyDeps) {}
+  private readonly upstreams: UpstreamPools;
+
+  constructor(private readonly d: ProxyDeps) {
+    this.upstreams = d.upstreams ?? new UpstreamPools();
+  }
+
+  /** Closes the upstream connection pools. */
+  close(): Promise<void> {
+    return this.upstreams.close();
+  }
 
   private record(
     installed: Installed,
@@ -375,37 +388,52 @@ export class McpProxy {
     // The vault's credential for this (server, tenant), never the client's token.
     const target = inject(c.server.upstreamUrl, headers, credential);
     const abort = new AbortController();
-    res.on("close", () => abort.abort());
-    let up: Response;
+    // The client went away before its answer was complete: the upstream request goes too.
+    res.on("close", () => {
+      if (!res.writableFinished) abort.abort();
+    });
+    let up: Awaited<ReturnType<UpstreamPools["request"]>>;
     try {
-      up = await fetch(target, { method: req.method, headers, body: body ?? undefined, signal: abort.signal, redirect: "manual" });
+      up = await this.upstreams.request(target, { method: req.method ?? "GET", headers, body, signal: abort.signal });
     } catch (err) {
       this.d.metrics.upstreamErrors++;
       this.d.log(`upstream ${c.server.id} unreachable: ${redactUrlsIn(err instanceof Error ? err.message : String(err))}`);
       return sendJson(res, 502, { jsonrpc: "2.0", id: null, error: { code: -32603, message: "Upstream unavailable" } });
     }
-    if (up.status >= 500) this.d.metrics.upstreamErrors++;
+    const upBody = up.body as unknown as Readable;
+    // Errors of an abandoned body (aborted, cut off) end its reads; never an unhandled 'error' event.
+    upBody.on("error", () => {});
+    const status = up.statusCode;
+    if (status >= 500) this.d.metrics.upstreamErrors++;
+    const header = (h: string): string | null => {
+      const v = up.headers[h];
+      return typeof v === "string" ? v : Array.isArray(v) ? v.join(", ") : null;
+    };
     const out: Record<string, string> = {};
     for (const h of ["content-type", "mcp-protocol-version", "cache-control"]) {
-      const v = up.headers.get(h);
+      const v = header(h);
       if (v) out[h] = v;
     }
-    const upstreamSession = up.headers.get("mcp-session-id");
+    const upstreamSession = header("mcp-session-id");
     if (upstreamSession) out["mcp-session-id"] = c.wrapSession(upstreamSession);
-    const type = (up.headers.get("content-type") ?? "").toLowerCase();
-    if (type.includes("text/event-stream") && up.body) {
+    const type = (header("content-type") ?? "").toLowerCase();
+    if (type.includes("text/event-stream")) {
       setHeaders(res, { ...out, "x-accel-buffering": "no" });
-      res.writeHead(up.status);
+      res.writeHead(status);
       res.flushHeaders();
       for (const m of extra) res.write(`event: message\ndata: ${JSON.stringify(m)}\n\n`);
-      await pipeSse(up.body, res, screen).catch(() => {});
-      abort.abort();
+      await pipeSse(upBody, res, screen).catch(() => {});
+      upBody.destroy();
       res.end();
       return;
     }
-    const text = await readCapped(up, MAX_UPSTREAM_MESSAGE_BYTES);
+    const text = await readCapped(upBody, MAX_UPSTREAM_MESSAGE_BYTES).catch(() => undefined);
+    if (text === undefined) {
+      this.d.metrics.upstreamErrors++;
+      return sendJson(res, 502, { jsonrpc: "2.0", id: null, error: { code: -32603, message: "Upstream answer interrupted" } });
+    }
     if (text === null) {
-      abort.abort();
+      upBody.destroy();
       this.d.metrics.upstreamErrors++;
       return sendJson(res, 502, { jsonrpc: "2.0", id: null, error: { code: -32603, message: "Upstream answer too large" } });
     }
@@ -430,25 +458,24 @@ export class McpProxy {
         this.d.metrics.upstreamErrors++;
         return sendJson(res, 502, { jsonrpc: "2.0", id: null, error: { code: -32603, message: "Upstream answered a request it was not sent" } });
       }
-      return sendJson(res, up.status, batch || Array.isArray(json) ? merged : merged.length === 1 ? merged[0] : merged, out);
+      return sendJson(res, status, batch || Array.isArray(json) ? merged : merged.length === 1 ? merged[0] : merged, out);
     }
-    if (extra.length && (up.status === 202 || !text)) return sendJson(res, 200, batch ? extra : extra[0], out);
-    if (up.status < 300 && text) {
+    if (extra.length && (status === 202 || !text)) return sendJson(res, 200, batch ? extra : extra[0], out);
+    if (status < 300 && text) {
       // A success the agent cannot read cannot be screened: it is not passed on.
       this.d.metrics.upstreamErrors++;
       return sendJson(res, 502, { jsonrpc: "2.0", id: null, error: { code: -32603, message: "Upstream answered in a form the agent does not forward" } });
     }
     setHeaders(res, out);
-    res.writeHead(up.status).end(text);
+    res.writeHead(status).end(text);
   }
 }
 
 /** The body of an upstream answer as text, or null when it is larger than `max` bytes. */
-async function readCapped(up: Response, max: number): Promise<string | null> {
-  if (!up.body) return "";
+async function readCapped(body: AsyncIterable<Uint8Array>, max: number): Promise<string | null> {
   const chunks: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of up.body as unknown as AsyncIterable<Uint8Array>) {
+  for await (const chunk of body) {
     size += chunk.length;
     if (size > max) return null;
     chunks.push(chunk);
@@ -462,7 +489,7 @@ async function readCapped(up: Response, max: number): Promise<string | null> {
  * is not JSON is dropped too (it cannot be screened), and one larger than
  * MAX_UPSTREAM_MESSAGE_BYTES ends the stream.
  */
-async function pipeSse(body: ReadableStream<Uint8Array>, res: ServerResponse, screen: (m: unknown) => Promise<unknown>): Promise<void> {
+async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerResponse, screen: (m: unknown) => Promise<unknown>): Promise<void> {
   const decoder = new TextDecoder();
   let buf = "";
   // Where to look for the next event boundary: never rescan what was already searched.
@@ -484,7 +511,7 @@ async function pipeSse(body: ReadableStream<Uint8Array>, res: ServerResponse, sc
     if (!res.destroyed) res.write(event + "\n\n");
   };
   const boundary = /\r?\n\r?\n/g;
-  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+  for await (const chunk of body) {
     buf += decoder.decode(chunk, { stream: true });
     for (;;) {
       boundary.lastIndex = Math.max(0, from - 3);

@@ -5,7 +5,7 @@ import type { Installed } from "./bundle-sync";
 import type { Metrics } from "./metrics";
 import { InsufficientScope, McpProxy, sendJson, viewOf, type Call } from "./proxy";
 import { MAX_BODY_BYTES, MAX_EVENT_ID_CHARS } from "./bounds";
-import type { Principal, TokenValidatorLike } from "./token";
+import { VerifiedTokens, type Principal, type TokenValidatorLike } from "./token";
 import { decide } from "@/lib/enforcement/decide";
 import { driftOf } from "./drift";
 import { UpstreamRevoker } from "./upstream-revocation";
@@ -135,6 +135,8 @@ export function createAgentServer(deps: AgentServerDeps): Server {
   const proxy = new McpProxy({ metrics: deps.metrics, wal: deps.wal, agentId: deps.agentId, log, credentials: deps.credentials, tracker });
   const revoker = deps.revoker ?? new UpstreamRevoker({ metrics: deps.metrics, log });
   const binder = new SessionBinder(deps.sessionKey);
+  // Verified tokens, dropped with every bundle change; revocation and policy are still decided on every request below.
+  const tokens = new VerifiedTokens(deps.validator);
   const publicOrigins = (deps.publicOrigins ?? []).map((o) => new URL(o));
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -188,7 +190,7 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     if (!header) return unauthorized();
     const m = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i.exec(header);
     if (!m) return unauthorized({ code: "invalid_token", description: "the Authorization header is not a bearer token" });
-    const check = await deps.validator.validate(m[1]!, server);
+    const check = await tokens.validate(m[1]!, server, installed);
     if (!check.ok) return unauthorized({ code: "invalid_token", description: check.description });
     const principal: Principal = check.principal;
     // The checks every request passes whatever it asks (revocation, the tenant's use of the server): decide() as for a ping.
@@ -253,6 +255,7 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     });
   });
   // A client has this long to send its headers, and its whole request (a 4 MiB body at ~150 KB/s); answers (SSE streams) are not limited.
+  server.on("close", () => void proxy.close());
   server.headersTimeout = HEADERS_TIMEOUT_MS;
   server.requestTimeout = REQUEST_TIMEOUT_MS;
   return server;

@@ -12,7 +12,9 @@
  * TokenValidator (JWKS over HTTP).
  *
  *   DATABASE_URL=postgres://root@127.0.0.1:5432/test npx tsx bench/gateway.ts
- *   N=4000 PUBLISHES=20 …   (N: calls per scenario, split across the clients)
+ *   N=4000 ROUNDS=2 PUBLISHES=20 RSS_CALLS=100000 AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" …
+ *   (N: calls per row, in ROUNDS×2 alternating slices split across the clients; the WAL lives in
+ *   the data dir under BENCH_DATA_DIR, default the OS temp dir: point it at tmpfs or disk to see what fsync costs)
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -41,9 +43,13 @@ process.on("warning", (w) => {
 });
 
 const N = Number(process.env.N ?? 4000);
-const PUBLISHES = Number(process.env.PUBLISHES ?? 20);
+const PUBLISHES = Number(process.env.PUBLISHES ?? 0);
 const CONCURRENCY = (process.env.CONCURRENCY ?? "1,32").split(",").map(Number);
+/** Rounds of A B C C B A slices per concurrency. */
+const ROUNDS = Number(process.env.ROUNDS ?? 2);
 if (!process.env.DATABASE_URL) throw new Error("set DATABASE_URL to a local PostgreSQL server");
+// A throwaway control plane whose peers (sandbox upstream, issuer) are all on loopback.
+process.env.MANDATE_EGRESS_ALLOW ??= "loopback";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const { eq } = await import("drizzle-orm");
@@ -63,6 +69,12 @@ const { startIssuer } = await import("@/test/agent-proc-harness");
 // The whole agent API, decision ingestion included: the agent ships its decision log while it serves.
 const { startShipControlPlane } = await import("@/test/agent-ship-harness");
 
+/** Resident set size of a process, in MiB (Linux /proc). */
+async function agentRss(pid: number): Promise<number> {
+  const status = await (await import("node:fs/promises")).readFile(`/proc/${pid}/status`, "utf8");
+  return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? NaN) / 1024;
+}
+
 const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 const ms = (v: number) => v.toFixed(2).padStart(8);
 
@@ -79,14 +91,24 @@ interface Row {
   p50: number;
   p99: number;
   rps: number;
+  /** The load generator's own CPU (user + system) per wall second, over this path's slices. */
+  genCpu: number;
 }
 
-async function run(target: string, url: string, bearer: string | null, clients: number, total: number): Promise<Row> {
+interface Slice {
+  lat: number[];
+  seconds: number;
+  cpuSeconds: number;
+}
+
+/** One slice: `total` calls split across `clients` sessions (closed loop), after a short warm-up. */
+async function slice(url: string, bearer: string | null, clients: number, total: number): Promise<Slice> {
   const sessions = await Promise.all(Array.from({ length: clients }, () => connect(url, bearer)));
   const per = Math.max(1, Math.floor(total / clients));
   // Warm-up: JIT, keep-alive sockets, JWKS cache.
   await Promise.all(sessions.map(async (c) => { for (let i = 0; i < 20; i++) await c.callTool({ name: "get_ticket", arguments: { id: "T-100" } }); }));
   const lat: number[] = [];
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(
     sessions.map(async (c) => {
@@ -99,9 +121,33 @@ async function run(target: string, url: string, bearer: string | null, clients: 
     }),
   );
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   await Promise.all(sessions.map((c) => c.close()));
-  lat.sort((a, b) => a - b);
-  return { target, clients, calls: lat.length, p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), rps: lat.length / seconds };
+  return { lat, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
+}
+
+/**
+ * Every path at one concurrency, in alternating slices (A B C C B A, twice
+ * by default) so drift of a shared machine cancels; each path's row pools
+ * its slices.
+ */
+async function alternate(paths: { target: string; url: string; bearer: string | null }[], clients: number, total: number): Promise<Row[]> {
+  const acc = new Map(paths.map((p) => [p.target, { lat: [] as number[], seconds: 0, cpuSeconds: 0 }]));
+  const order = [...paths, ...[...paths].reverse()];
+  const per = Math.max(clients, Math.floor(total / (ROUNDS * 2)));
+  for (let r = 0; r < ROUNDS; r++)
+    for (const p of order) {
+      const s = await slice(p.url, p.bearer, clients, per);
+      const a = acc.get(p.target)!;
+      a.lat.push(...s.lat);
+      a.seconds += s.seconds;
+      a.cpuSeconds += s.cpuSeconds;
+    }
+  return paths.map((p) => {
+    const a = acc.get(p.target)!;
+    a.lat.sort((x, y) => x - y);
+    return { target: p.target, clients, calls: a.lat.length, p50: quantile(a.lat, 0.5), p99: quantile(a.lat, 0.99), rps: a.lat.length / a.seconds, genCpu: a.cpuSeconds / a.seconds };
+  });
 }
 
 const kek = { id: "kek-bench", key: randomBytes(32) };
@@ -109,8 +155,9 @@ const g = globalThis as unknown as { __mandateDb?: Promise<unknown> };
 const t = await createTestDb();
 g.__mandateDb = Promise.resolve(t.handle);
 let agentProc: ChildProcess | null = null;
-const dataDir = await mkdtemp(path.join(tmpdir(), "mandate-bench-gw-"));
-const [sandbox, cp, issuer, agentPort] = await Promise.all([startSandbox(), startShipControlPlane(), startIssuer(), freePort()]);
+let bareProc: ChildProcess | null = null;
+const dataDir = await mkdtemp(path.join(process.env.BENCH_DATA_DIR ?? tmpdir(), "mandate-bench-gw-"));
+const [sandbox, cp, issuer, agentPort, barePort] = await Promise.all([startSandbox(), startShipControlPlane(), startIssuer(), freePort(), freePort()]);
 try {
   const owner = await makeUser(t.db, { role: "owner" });
   const tenantId = (await makeTenant(t.db, owner.actor)).id;
@@ -148,7 +195,7 @@ try {
 
   agentProc = spawn(
     process.execPath,
-    ["--import", "tsx", "agent/main.ts", "--control-plane", cp.url, "--enrollment-token", enrollment.token, "--port", String(agentPort), "--data-dir", dataDir, "--wait", "30", "--name", "bench-agent"],
+    [...(process.env.AGENT_NODE_ARGS ?? "").split(" ").filter(Boolean), "--import", "tsx", "agent/main.ts", "--control-plane", cp.url, "--enrollment-token", enrollment.token, "--port", String(agentPort), "--data-dir", dataDir, "--wait", "30", "--name", "bench-agent"],
     { cwd: root, env: { ...process.env, MANDATE_BUNDLE_KEYS: JSON.stringify({ keys: Object.entries(keys).map(([kid, k]) => ({ ...k, kid })) }) }, stdio: ["ignore", "ignore", "inherit"] },
   );
   const end = Date.now() + 60_000;
@@ -160,19 +207,40 @@ try {
   }
   const bearer = await issuer.sign({ sub: "alice", tenant: tenantId, client_id: "bench", scope: "tickets:read tickets:write" }, resourceUri, "2h");
 
+  // The floor: a bare reverse proxy (undici Pool, no auth, no decision) as a child process like the agent.
+  bareProc = spawn(process.execPath, ["bench/bare-proxy.mjs", String(barePort), sandbox.url], { cwd: root, stdio: ["ignore", "ignore", "inherit", "ipc"] });
+  await new Promise<void>((resolve, reject) => {
+    bareProc!.once("message", () => resolve());
+    bareProc!.once("exit", () => reject(new Error("the bare proxy exited")));
+  });
+  const paths = [
+    { target: "direct", url: sandbox.url, bearer: null },
+    { target: "bare", url: `http://127.0.0.1:${barePort}/mcp`, bearer: bearer },
+    { target: "agent", url: resourceUri, bearer },
+  ];
   const rows: Row[] = [];
-  for (const c of CONCURRENCY) {
-    rows.push(await run("direct", sandbox.url, null, c, N));
-    rows.push(await run("agent", resourceUri, bearer, c, N));
-  }
-  console.log(`\ntools/call get_ticket, ${N} calls per row (node ${process.version}, ${(await import("node:os")).cpus().length} cores; sandbox and agent are child processes)\n`);
-  console.log("target   clients   calls   p50 ms   p99 ms      calls/s");
-  for (const r of rows) console.log(`${r.target.padEnd(8)} ${String(r.clients).padStart(7)} ${String(r.calls).padStart(7)} ${ms(r.p50)} ${ms(r.p99)} ${r.rps.toFixed(0).padStart(12)}`);
-  console.log("\noverhead (agent / direct)");
+  for (const c of CONCURRENCY) rows.push(...(await alternate(paths, c, N)));
+  const os = await import("node:os");
+  console.log(`\ntools/call get_ticket, ~${N} calls per row in ${ROUNDS * 2} alternating slices (node ${process.version}, ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}; sandbox, bare proxy and agent are child processes)\n`);
+  console.log("target   clients   calls   p50 ms   p99 ms      calls/s   load-gen CPU");
+  for (const r of rows) console.log(`${r.target.padEnd(8)} ${String(r.clients).padStart(7)} ${String(r.calls).padStart(7)} ${ms(r.p50)} ${ms(r.p99)} ${r.rps.toFixed(0).padStart(12)} ${(r.genCpu * 100).toFixed(0).padStart(10)} %`);
+  console.log("\noverhead vs direct (added p50 / p99, throughput ratio)");
   for (const c of CONCURRENCY) {
     const d = rows.find((r) => r.target === "direct" && r.clients === c)!;
-    const a = rows.find((r) => r.target === "agent" && r.clients === c)!;
-    console.log(`  ${String(c).padStart(2)} clients: p50 ×${(a.p50 / d.p50).toFixed(2)} (+${(a.p50 - d.p50).toFixed(2)} ms), p99 ×${(a.p99 / d.p99).toFixed(2)}, throughput ×${(a.rps / d.rps).toFixed(2)}`);
+    for (const target of ["bare", "agent"]) {
+      const a = rows.find((r) => r.target === target && r.clients === c)!;
+      console.log(`  ${target.padEnd(6)} ${String(c).padStart(2)} clients: p50 +${(a.p50 - d.p50).toFixed(2)} ms, p99 +${(a.p99 - d.p99).toFixed(2)} ms, throughput ×${(a.rps / d.rps).toFixed(2)}`);
+    }
+  }
+  if (process.env.RSS_CALLS) {
+    // Agent RSS must not grow with calls: sample it every RSS_CALLS/5 calls at c=32.
+    const total = Number(process.env.RSS_CALLS);
+    const samples: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      await slice(resourceUri, bearer, 32, total / 5);
+      samples.push(`${(await agentRss(agentProc.pid!)).toFixed(1)} MiB`);
+    }
+    console.log(`\nagent RSS after each ${total / 5} calls (c=32): ${samples.join(", ")}`);
   }
 
   // Publish → first call decided with the new revision (agent long-polling with wait=30).
@@ -186,7 +254,7 @@ try {
       throw err;
     }
   };
-  if (!(await allowed())) throw new Error("list_tickets should be allowed before the first toggle");
+  if (PUBLISHES && !(await allowed())) throw new Error("list_tickets should be allowed before the first toggle");
   const sincePublished: number[] = [];
   const sinceCommitted: number[] = [];
   let enabled = false;
@@ -212,15 +280,16 @@ try {
   );
   sincePublished.sort((a, b) => a - b);
   sinceCommitted.sort((a, b) => a - b);
-  console.log(`\npublish → first call decided with the new revision, ${PUBLISHES} publishes (long poll, wait=30 s)`);
-  console.log(`  from the publish call:    p50 ${ms(quantile(sincePublished, 0.5))} ms   max ${ms(sincePublished.at(-1)!)} ms`);
-  console.log(`  from its commit (return): p50 ${ms(quantile(sinceCommitted, 0.5))} ms   max ${ms(sinceCommitted.at(-1)!)} ms`);
+  if (PUBLISHES) console.log(`\npublish → first call decided with the new revision, ${PUBLISHES} publishes (long poll, wait=30 s)`);
+  if (PUBLISHES) console.log(`  from the publish call:    p50 ${ms(quantile(sincePublished, 0.5))} ms   max ${ms(sincePublished.at(-1)!)} ms`);
+  if (PUBLISHES) console.log(`  from its commit (return): p50 ${ms(quantile(sinceCommitted, 0.5))} ms   max ${ms(sinceCommitted.at(-1)!)} ms`);
 } finally {
   if (agentProc && agentProc.exitCode === null) {
     const exited = new Promise((r) => agentProc!.once("exit", r));
     agentProc.kill("SIGTERM");
     await exited;
   }
+  if (bareProc && bareProc.exitCode === null) bareProc.kill("SIGTERM");
   await Promise.all([sandbox.stop(), cp.close(), issuer.close()]);
   delete g.__mandateDb;
   await stopBundleListener(t.handle);
