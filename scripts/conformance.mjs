@@ -32,6 +32,9 @@ import { fileURLToPath } from "node:url";
 import { register as registerTsx } from "tsx/esm/api";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
+// Every peer of this run is on loopback (the upstream, the agent, the token proxy): the control
+// plane's egress guard refuses loopback unless the operator allows it (docs/operations.md, Egress).
+process.env.MANDATE_EGRESS_ALLOW ??= "loopback";
 // A devDependency (pinned in package.json), so CI runs the same upstream every time.
 const EVERYTHING = path.join(root, "node_modules/@modelcontextprotocol/server-everything/dist/index.js");
 const SCOPE = "everything";
