@@ -66,8 +66,20 @@ export const preparsedPolicySets = () => preparsed.size;
  * server, tenant or tool, an argument of the wrong type, or any policy
  * evaluation error denies.
  */
+/** Most decisions one engine remembers (least recently used forgotten first). */
+export const MAX_MEMO_ENTRIES = 5_000;
+/** A request whose memo key is longer than this (large arguments) is decided afresh, never remembered. */
+export const MAX_MEMO_KEY_CHARS = 2_048;
+
 export class PolicyEngine {
   private readonly slices = new Map<string, string>();
+  /**
+   * Decisions by exactly what Cedar is given: the request's principal, action,
+   * resource, typed arguments and context (time to the second). The entities
+   * and policies are this engine's bundle's, so the memo lives and dies with
+   * the engine (a new bundle is a new engine). Bounded LRU.
+   */
+  private readonly memo = new Map<string, DecisionResult>();
   private readonly servers: Map<string, BundleContent["servers"][number]>;
   private readonly tools: Map<string, BundleTool>;
   /** Per server: argument name → the type its policies read it as (a Map: names come from users). */
@@ -141,6 +153,32 @@ export class PolicyEngine {
       Object.defineProperty(args, name, { value: converted, enumerable: true, configurable: true, writable: true });
     }
     const now = req.time ?? new Date();
+    const epoch = Math.floor(now.getTime() / 1000);
+    // Everything below is a function of these inputs alone (Cedar is deterministic, the bundle fixed).
+    const memoKey = JSON.stringify([req.action, req.serverId, req.tool, req.tenantId, req.user, req.groups ?? [], req.client, req.scopes, args, req.delegation?.actors ?? [], epoch, req.ip ?? "", req.token ?? null]);
+    const cacheable = memoKey.length <= MAX_MEMO_KEY_CHARS;
+    if (cacheable) {
+      const hit = this.memo.get(memoKey);
+      if (hit) {
+        this.memo.delete(memoKey);
+        this.memo.set(memoKey, hit);
+        return { ...hit, determining: [...hit.determining], errors: [...hit.errors] };
+      }
+    }
+    const result = this.evaluate(req, args, now, epoch);
+    if (cacheable) {
+      if (this.memo.size >= MAX_MEMO_ENTRIES) this.memo.delete(this.memo.keys().next().value!);
+      this.memo.set(memoKey, { ...result, determining: [...result.determining], errors: [...result.errors] });
+    }
+    return result;
+  }
+
+  /** Decisions remembered (for tests and metrics). */
+  get memoSize(): number {
+    return this.memo.size;
+  }
+
+  private evaluate(req: DecisionRequest, args: Record<string, unknown>, now: Date, epoch: number): DecisionResult {
     const tenant = { type: "Tenant", id: req.tenantId };
     const resource = toolUid(req.serverId, req.tool);
     const userParents: { type: string; id: string }[] = [tenant];
@@ -165,7 +203,7 @@ export class PolicyEngine {
         client: req.client,
         tenant: req.tenantId,
         delegation: { actors: req.delegation?.actors ?? [], depth: req.delegation?.actors.length ?? 0 },
-        time: { epoch: Math.floor(now.getTime() / 1000), hour: now.getUTCHours(), weekday: now.getUTCDay() },
+        time: { epoch, hour: now.getUTCHours(), weekday: now.getUTCDay() },
         network: req.ip ? { ip: req.ip } : {},
         token: req.token ?? { iss: "", iat: 0, exp: 0 },
       },
