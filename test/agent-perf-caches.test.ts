@@ -65,7 +65,7 @@ describe("verified tokens", () => {
   });
 
   it("skip only the signature check, per installed bundle: a new bundle verifies again, a bad token is never remembered", async () => {
-    const server = bundleServer([{ issuer: issuer.issuer, jwksUri: issuer.jwksUri, discovery: false, algorithms: ["ES256"] }], "http://127.0.0.1:3100/mcp", ["ten_demo"]);
+    const server = bundleServer([{ issuer: issuer.issuer, jwksUri: issuer.jwksUri, discovery: false, algorithms: ["ES256"], claims: { tenant: "tenant", user: "sub", client: "client_id", scopes: "scope" } }], "http://127.0.0.1:3100/mcp", ["ten_demo"]);
     const real = new TokenValidator();
     let verified = 0;
     const counting: TokenValidatorLike = { validate: (t, s) => (verified++, real.validate(t, s)) };
@@ -90,7 +90,7 @@ describe("verified tokens", () => {
   });
 
   it("forgets a token at its exp", async () => {
-    const server = bundleServer([{ issuer: issuer.issuer, jwksUri: issuer.jwksUri, discovery: false, algorithms: ["ES256"] }], "http://127.0.0.1:3100/mcp", ["ten_demo"]);
+    const server = bundleServer([{ issuer: issuer.issuer, jwksUri: issuer.jwksUri, discovery: false, algorithms: ["ES256"], claims: { tenant: "tenant", user: "sub", client: "client_id", scopes: "scope" } }], "http://127.0.0.1:3100/mcp", ["ten_demo"]);
     let now = Date.now();
     const real = new TokenValidator({ now: () => now, clockSkewSeconds: 0 });
     const tokens = new VerifiedTokens(real, () => now);
