@@ -102,8 +102,8 @@ interface Slice {
 }
 
 /** One slice: `total` calls split across `clients` sessions (closed loop), after a short warm-up. */
-async function slice(url: string, bearer: string | null, clients: number, total: number): Promise<Slice> {
-  const sessions = await Promise.all(Array.from({ length: clients }, () => connect(url, bearer)));
+async function slice(url: string, bearer: string | null, clients: number, total: number, reuse?: Client[]): Promise<Slice> {
+  const sessions = reuse ?? (await Promise.all(Array.from({ length: clients }, () => connect(url, bearer))));
   const per = Math.max(1, Math.floor(total / clients));
   // Warm-up: JIT, keep-alive sockets, JWKS cache.
   await Promise.all(sessions.map(async (c) => { for (let i = 0; i < 20; i++) await c.callTool({ name: "get_ticket", arguments: { id: "T-100" } }); }));
@@ -122,7 +122,7 @@ async function slice(url: string, bearer: string | null, clients: number, total:
   );
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
-  await Promise.all(sessions.map((c) => c.close()));
+  if (!reuse) await Promise.all(sessions.map((c) => c.close()));
   return { lat, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
 }
 
@@ -233,14 +233,17 @@ try {
     }
   }
   if (process.env.RSS_CALLS) {
-    // Agent RSS must not grow with calls: sample it every RSS_CALLS/5 calls at c=32.
+    // Agent RSS must not grow with calls: sample it every RSS_CALLS/5 calls at c=32, over the same 32 sessions
+    // (each session's forwarded-request ids are kept up to a bound: new sessions fill that bound, not the calls).
     const total = Number(process.env.RSS_CALLS);
-    const samples: string[] = [];
+    const sessions = await Promise.all(Array.from({ length: 32 }, () => connect(resourceUri, bearer)));
+    const samples: string[] = [`${(await agentRss(agentProc.pid!)).toFixed(1)} MiB at start`];
     for (let i = 0; i < 5; i++) {
-      await slice(resourceUri, bearer, 32, total / 5);
+      await slice(resourceUri, bearer, 32, total / 5, sessions);
       samples.push(`${(await agentRss(agentProc.pid!)).toFixed(1)} MiB`);
     }
-    console.log(`\nagent RSS after each ${total / 5} calls (c=32): ${samples.join(", ")}`);
+    await Promise.all(sessions.map((c) => c.close()));
+    console.log(`\nagent RSS, then after each ${total / 5} calls (c=32, 32 sessions): ${samples.join(", ")}`);
   }
 
   // Publish → first call decided with the new revision (agent long-polling with wait=30).
