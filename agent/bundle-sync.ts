@@ -187,13 +187,22 @@ export class BundleSync {
     this.log(`enrolled as ${out.agentId} in fleet ${out.fleetId}`);
   }
 
+  /** Parses the installed engine's policy slices in the background, so the first call of each tool finds its slice ready; stops once another engine is in force. */
+  private warm(installed: Installed): void {
+    const engine = installed.engine;
+    void engine.prepareAll(() => this.abort.signal.aborted || this.installed?.engine !== engine);
+  }
+
   /** Verifies a bundle and its policies; returns what to install, or throws (BundleRejected or a parse error). */
   private async verify(signed: SignedBundle, minRevision: number | undefined, source: Installed["source"]): Promise<Installed> {
     const content = await verifyBundle(signed, { keys: this.o.keys, fleetId: this.fleetId ?? undefined, minRevision });
     // A revision that changed only live sections (revocations, client approval, credentials, masking) keeps
     // the engine, with its preparsed policy slices warm: a revocation then costs no Cedar parsing at all.
     const cur = this.installed;
-    const engine = cur && sameDecisionInputs(cur.content, content) ? cur.engine : new PolicyEngine(content);
+    const reuse = cur !== null && sameDecisionInputs(cur.content, content);
+    const engine = reuse ? cur.engine : new PolicyEngine(content);
+    // Every cache goes with a bundle change: the engine's decision memo too (its answers would still be Cedar's).
+    if (reuse) engine.forgetDecisions();
     return { signed, content, engine, installedAt: Date.now(), source };
   }
 
@@ -270,6 +279,7 @@ export class BundleSync {
       if (got.content.manifest.revision !== this.state.revision) this.state.confirmedAt = 0;
       this.refreshFreshness();
       this.o.onInstall?.(got);
+      this.warm(got);
       this.log(`loaded bundle revision ${got.content.manifest.revision} from disk`);
     } catch (err) {
       this.o.metrics.bundleRejections++;
@@ -348,6 +358,7 @@ export class BundleSync {
     this.installed = next; // the swap: one assignment, requests in flight keep the engine they started with
     this.refreshFreshness();
     this.o.onInstall?.(next);
+    this.warm(next);
     this.log(`bundle revision ${next.content.manifest.revision} in force`);
     try {
       await this.persist(signed);

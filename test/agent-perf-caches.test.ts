@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decide, decisionView } from "@/lib/enforcement/decide";
-import { MAX_MEMO_ENTRIES, PolicyEngine } from "@/lib/enforcement/engine";
+import { MAX_MEMO_ENTRIES, PolicyEngine, preparsedPolicySets } from "@/lib/enforcement/engine";
 import { TokenValidator } from "@/lib/enforcement/token";
 import { VerifiedTokens, type TokenValidatorLike } from "@/agent/token";
 import { bundleServer } from "./auth-server-helpers";
@@ -46,6 +46,18 @@ describe("decision memo", () => {
     expect(call(5, cutoff, ["t:w"])).toBe("deny");
     const later = decisionView(content("&& context.args has amount && context.args.amount > 1000"));
     expect(decide(later, { method: "tools/call", serverId: "srv_a", tool: "refund", principal: principal({ scopes: ["t:w"] }), args: { amount: 5 }, time: new Date(cutoff) }).decision).toBe("allow");
+  });
+
+  it("is forgotten on demand (a bundle that keeps the engine), and slices can be prepared ahead of any call", async () => {
+    const engine = new PolicyEngine(content("&& principal.sub == \"prep\""));
+    const before = preparsedPolicySets();
+    expect(await engine.prepareAll()).toBe(1);
+    expect(preparsedPolicySets()).toBe(before + 1);
+    expect(await engine.prepareAll(() => true)).toBe(0);
+    engine.decide({ action: "call_tool", serverId: "srv_a", tool: "refund", tenantId: "ten_a", user: "u", client: "c", scopes: [], args: { amount: 1 }, time: new Date(cutoff) });
+    expect(engine.memoSize).toBe(1);
+    engine.forgetDecisions();
+    expect(engine.memoSize).toBe(0);
   });
 
   it("is bounded", () => {

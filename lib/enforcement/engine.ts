@@ -178,6 +178,35 @@ export class PolicyEngine {
     return this.memo.size;
   }
 
+  /** Forgets every remembered decision (a new bundle that keeps this engine: every cache goes with a bundle change). */
+  forgetDecisions(): void {
+    this.memo.clear();
+  }
+
+  /**
+   * Parses every (server, tenant, tool) slice ahead of its first call, one
+   * per turn of the event loop (requests keep being served in between);
+   * stops as soon as `stop()` answers true. A slice that does not parse is
+   * left for its call, which then denies. Returns how many were prepared.
+   */
+  async prepareAll(stop: () => boolean = () => false): Promise<number> {
+    let n = 0;
+    for (const s of this.bundle.servers)
+      for (const tenantId of s.tenantIds)
+        for (const t of this.bundle.catalogue) {
+          if (t.serverId !== s.id) continue;
+          if (stop()) return n;
+          try {
+            this.slice(s.id, tenantId, t.name);
+            n++;
+          } catch {
+            // decided (denied) at call time
+          }
+          await new Promise((r) => setImmediate(r));
+        }
+    return n;
+  }
+
   private evaluate(req: DecisionRequest, args: Record<string, unknown>, now: Date, epoch: number): DecisionResult {
     const tenant = { type: "Tenant", id: req.tenantId };
     const resource = toolUid(req.serverId, req.tool);
