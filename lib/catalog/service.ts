@@ -11,7 +11,11 @@ import { likePattern, offsetOf, pageQuery, type Page } from "@/lib/pagination";
 import { loadServer } from "@/lib/servers/service";
 import { recordEvent } from "@/lib/trail/record";
 import { diffToolVersions, renderToolVersion } from "./diff";
-import { fetchUpstreamTools } from "@/lib/enforcement/upstream-tools";
+import { fetchUpstreamTools, type FetchLike } from "@/lib/enforcement/upstream-tools";
+import { redactUrl } from "@/lib/enforcement/redact";
+import type { Kek } from "@/lib/bundles/signing";
+import { getEnv } from "@/lib/env";
+import { openUpstreamCredential, placeUpstreamCredential } from "@/lib/vault/upstream-auth";
 import { createEgressFetch } from "@/lib/net/egress";
 import { egressPolicy } from "@/lib/net/policy";
 
@@ -246,16 +250,44 @@ export interface ImportSummary {
 }
 
 /**
+ * Lists the upstream's tools as the catalogue import and drift checks see
+ * them: through the egress guard (a tenant admin chooses this URL, so it must
+ * not reach internal addresses), with the owning tenant's vault entry placed
+ * as the agent places it (lib/vault/upstream-auth.ts; its read is audited).
+ * A 401/403 is reported as the credential's problem, naming the entry, or
+ * asking for one when the vault has none; never with the upstream's body.
+ */
+async function listWithVaultCredential(ctx: Ctx, server: { id: string; tenantId: string; upstreamUrl: string }, keyring: () => readonly Kek[]): Promise<ToolDefinition[]> {
+  const egress = createEgressFetch({ policy: egressPolicy(), timeoutMs: 20_000, maxBytes: IMPORT_MAX_BYTES });
+  const cred = await openUpstreamCredential(ctx.db, ctx.actor, server, keyring, "catalog.import");
+  const auth = cred ? await placeUpstreamCredential(cred, server.upstreamUrl, egress) : null;
+  // The status the upstream refused with, seen on the wire (the lister's own message only says "HTTP 401").
+  let refused: number | undefined;
+  const watching: FetchLike = async (u, init) => {
+    const res = await egress(u, init);
+    if (res.status === 401 || res.status === 403) refused ??= res.status;
+    return res;
+  };
+  try {
+    return await fetchUpstreamTools(auth?.url ?? server.upstreamUrl, { fetch: watching, headers: auth?.headers ?? {} });
+  } catch (err) {
+    if (refused === undefined) throw err;
+    const shown = redactUrl(server.upstreamUrl);
+    if (auth) throw new AppError("upstream_error", `The upstream refused the credential of the vault entry "${auth.entryName}" (HTTP ${refused} from ${shown}): check or rotate that vault entry`);
+    throw new AppError("upstream_error", `The upstream requires a credential (HTTP ${refused} from ${shown}): store the upstream credential in the vault for this server (the owning tenant's entry or a shared one), then import again`);
+  }
+}
+
+/**
  * Imports the live catalogue. New tools and changed definitions become new
  * versions pending review; the approved version stays the catalogue until an
  * admin approves. Tools gone upstream are flagged, not deleted.
  */
-export async function importCatalog(ctx: Ctx, serverId: string): Promise<ImportSummary> {
+export async function importCatalog(ctx: Ctx, serverId: string, keyring: () => readonly Kek[] = () => getEnv().keyring): Promise<ImportSummary> {
   const { server } = await loadServer(ctx, serverId, "catalog.write");
   let upstream: ToolDefinition[];
   try {
-    // Through the egress guard: a tenant admin chooses this URL, so it must not reach internal addresses.
-    upstream = await fetchUpstreamTools(server.upstreamUrl, { fetch: createEgressFetch({ policy: egressPolicy(), timeoutMs: 20_000, maxBytes: IMPORT_MAX_BYTES }) });
+    upstream = await listWithVaultCredential(ctx, server, keyring);
   } catch (err) {
     const message = err instanceof AppError ? err.message : "Import failed";
     await ctx.db.update(servers).set({ lastImportError: message }).where(eq(servers.id, server.id));
