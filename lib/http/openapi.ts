@@ -75,7 +75,7 @@ export const operations: Operation[] = [
   { method: "delete", path: "/api/v1/admin/servers/{serverId}", summary: "Delete a server and its catalogue", tag: "servers", noContent: true },
   { method: "get", path: "/api/v1/admin/servers/{serverId}/tools", summary: "The server's tool catalogue", tag: "catalogue", query: toolListQuery },
   { method: "post", path: "/api/v1/admin/servers/{serverId}/tools", summary: "Add a tool by hand (approved at once)", tag: "catalogue", body: addToolInput, created: true },
-  { method: "post", path: "/api/v1/admin/servers/{serverId}/import", summary: "Import tools/list from the live upstream (official MCP SDK client)", tag: "catalogue" },
+  { method: "post", path: "/api/v1/admin/servers/{serverId}/import", summary: "Import tools/list from the live upstream (official MCP SDK client, through the egress guard) with the owning tenant's vault entry, else the shared one (each read of the secret is in the trail as vault.read); 409 when that entry is suspended (the upstream moved) or has no current version; 502 upstream_error says what failed (the upstream refused the credential, naming the entry; a credential is required and none is stored; TLS, timeout, refused address), never the upstream's body", tag: "catalogue" },
   { method: "get", path: "/api/v1/admin/servers/{serverId}/scopes", summary: "The current scope × tool matrix", tag: "scopes" },
   { method: "put", path: "/api/v1/admin/servers/{serverId}/scopes", summary: "Save a new version of the matrix (optimistic: baseVersion)", tag: "scopes", body: putScopeMappingInput },
   { method: "get", path: "/api/v1/admin/servers/{serverId}/scopes/versions", summary: "Every saved version of the matrix", tag: "scopes" },
