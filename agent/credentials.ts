@@ -1,5 +1,6 @@
 import { redactUrlsIn } from "@/lib/enforcement/redact";
 import type { BundleContent, BundleCredential } from "@/lib/enforcement/bundle";
+import { clientCredentialsRequest, clientSecretOf, placeCredential, readTokenAnswer, staticCredentialValue } from "@/lib/enforcement/upstream-credential";
 import type { Metrics } from "./metrics";
 
 /** What the broker (`POST /api/v1/agent/credentials`) answers. */
@@ -207,38 +208,25 @@ export class CredentialBroker {
     return got;
   }
 
-  /** RFC 6749 §4.4: client credentials → access token, at the entry's token endpoint. */
+  /** RFC 6749 §4.4: client credentials → access token, at the entry's token endpoint (lib/enforcement/upstream-credential.ts). */
   private async exchange(got: BrokeredCredential): Promise<{ accessToken: string; expiresIn: number | null }> {
     const oauth = got.oauth;
-    const secret = typeof got.secret === "object" && "clientSecret" in got.secret ? got.secret.clientSecret : typeof got.secret === "string" ? got.secret : null;
+    const secret = clientSecretOf(got.secret);
     if (!oauth || !secret) throw new CredentialUnavailable(got.entryId, "OAuth client credentials without a token endpoint or client secret");
-    const form = new URLSearchParams({ grant_type: "client_credentials" });
-    if (oauth.scope) form.set("scope", oauth.scope);
-    // RFC 8707 resource indicator when the audience is a URI; else the common `audience` parameter.
-    if (oauth.audience) form.set(URL.canParse(oauth.audience) ? "resource" : "audience", oauth.audience);
-    const headers: Record<string, string> = { "content-type": "application/x-www-form-urlencoded", accept: "application/json" };
-    if (oauth.authMethod === "client_secret_post") {
-      form.set("client_id", oauth.clientId);
-      form.set("client_secret", secret);
-    } else {
-      // RFC 6749 §2.3.1: both parts form-urlencoded before Basic encoding.
-      headers.authorization = `Basic ${Buffer.from(`${formEncode(oauth.clientId)}:${formEncode(secret)}`).toString("base64")}`;
-    }
+    const { url, init } = clientCredentialsRequest(oauth, secret);
     this.stats.tokenExchanges++;
     let res: Response;
     try {
-      res = await this.fetch(oauth.tokenUrl, { method: "POST", headers, body: form.toString(), signal: AbortSignal.timeout(this.o.timeoutMs ?? 10_000), redirect: "manual" });
+      res = await this.fetch(url, { ...init, signal: AbortSignal.timeout(this.o.timeoutMs ?? 10_000) });
     } catch (err) {
       throw new CredentialUnavailable(got.entryId, `token endpoint unreachable: ${redactUrlsIn(err instanceof Error ? err.message : String(err))}`);
     }
-    const body = (await res.json().catch(() => null)) as { access_token?: unknown; expires_in?: unknown; token_type?: unknown; error?: unknown } | null;
-    if (res.status !== 200 || !body || typeof body.access_token !== "string" || !body.access_token) {
-      const code = typeof body?.error === "string" ? ` (${body.error.slice(0, 64)})` : "";
-      throw new CredentialUnavailable(got.entryId, `the token endpoint answered ${res.status}${code}`);
+    const answer = readTokenAnswer(res.status, await res.json().catch(() => null));
+    if ("problem" in answer) {
+      if (answer.problem === "token_type") throw new CredentialUnavailable(got.entryId, "unsupported token type");
+      throw new CredentialUnavailable(got.entryId, `the token endpoint answered ${answer.status}${answer.code ? ` (${answer.code})` : ""}`);
     }
-    if (typeof body.token_type === "string" && body.token_type.toLowerCase() !== "bearer") throw new CredentialUnavailable(got.entryId, `unsupported token type ${body.token_type.slice(0, 32)}`);
-    const expiresIn = typeof body.expires_in === "number" && body.expires_in > 0 ? body.expires_in : null;
-    return { accessToken: body.access_token, expiresIn };
+    return answer;
   }
 }
 
@@ -262,29 +250,16 @@ export function originProblem(content: BundleContent, entry: BundleCredential): 
   return origin === entry.origin ? null : `bound to ${entry.origin || "no origin"}, the upstream is ${origin || "unknown"}`;
 }
 
-function formEncode(v: string): string {
-  return encodeURIComponent(v).replace(/%20/g, "+");
-}
-
 /** The value that goes into the header or parameter. */
 function render(got: BrokeredCredential): string {
-  const s = got.secret;
-  if (got.kind === "basic") {
-    if (typeof s !== "object" || !("username" in s)) throw new CredentialUnavailable(got.entryId, "basic credential without username and password");
-    return `Basic ${Buffer.from(`${s.username}:${s.password}`).toString("base64")}`;
-  }
-  if (typeof s !== "string" || !s) throw new CredentialUnavailable(got.entryId, `${got.kind} credential without a value`);
-  return got.kind === "bearer" && got.placement.in === "header" ? `Bearer ${s}` : s;
+  if (got.kind === "oauth_client_credentials") throw new CredentialUnavailable(got.entryId, "OAuth client credentials are exchanged, not sent");
+  const v = staticCredentialValue(got.kind, got.placement, got.secret);
+  if ("problem" in v) throw new CredentialUnavailable(got.entryId, v.problem);
+  return v.value;
 }
 
 /** Applies an injection to an upstream request: the URL (query) or headers (header). */
 export function inject(url: string, headers: Record<string, string>, injection: Injection | null): string {
   if (!injection) return url;
-  if (injection.in === "query") {
-    const u = new URL(url);
-    u.searchParams.set(injection.name, injection.value);
-    return u.toString();
-  }
-  headers[injection.name.toLowerCase()] = injection.value;
-  return url;
+  return placeCredential(url, headers, { in: injection.in, name: injection.name }, injection.value);
 }

@@ -6,6 +6,7 @@ import type { Actor } from "@/lib/auth/permissions";
 import type { Kek } from "@/lib/bundles/signing";
 import { AppError } from "@/lib/errors";
 import { EgressError } from "@/lib/net/egress";
+import { clientCredentialsRequest, clientSecretOf, placeCredential, readTokenAnswer, staticCredentialValue } from "@/lib/enforcement/upstream-credential";
 import { recordEvent } from "@/lib/trail/record";
 import { isSuspended, upstreamOrigin } from "./binding";
 import { openSecret, type SecretPayload } from "./crypto";
@@ -93,64 +94,41 @@ type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Response>;
  */
 export async function placeUpstreamCredential(cred: UpstreamCredential, url: string, fetch: FetchLike): Promise<UpstreamAuth> {
   let value: string;
-  const s = cred.secret;
   if (cred.kind === "oauth_client_credentials") {
     value = `Bearer ${await exchange(cred, fetch)}`;
-  } else if (cred.kind === "basic") {
-    if (typeof s !== "object" || !("username" in s)) throw broken(cred, "a basic credential without username and password");
-    value = `Basic ${Buffer.from(`${s.username}:${s.password}`).toString("base64")}`;
   } else {
-    if (typeof s !== "string" || !s) throw broken(cred, `a ${cred.kind} credential without a value`);
-    value = cred.kind === "bearer" && cred.placement.in === "header" ? `Bearer ${s}` : s;
+    const v = staticCredentialValue(cred.kind, cred.placement, cred.secret);
+    if ("problem" in v) throw broken(cred, v.problem);
+    value = v.value;
   }
   const headers: Record<string, string> = {};
-  if (cred.placement.in === "query") {
-    const u = new URL(url);
-    u.searchParams.set(cred.placement.name, value);
-    return { entryId: cred.entryId, entryName: cred.entryName, url: u.toString(), headers };
-  }
-  headers[cred.placement.name.toLowerCase()] = value;
-  return { entryId: cred.entryId, entryName: cred.entryName, url, headers };
+  const target = placeCredential(url, headers, cred.placement, value);
+  return { entryId: cred.entryId, entryName: cred.entryName, url: target, headers };
 }
 
 function broken(cred: UpstreamCredential, what: string): AppError {
   return new AppError("upstream_error", `The vault entry "${cred.entryName}" holds ${what}; re-enter it`);
 }
 
-function formEncode(v: string): string {
-  return encodeURIComponent(v).replace(/%20/g, "+");
-}
-
-/** RFC 6749 §4.4 at the entry's token endpoint; the access token only (held in memory for this import). */
+/** RFC 6749 §4.4 at the entry's token endpoint (lib/enforcement/upstream-credential.ts); the access token only (held in memory for this import). */
 async function exchange(cred: UpstreamCredential, fetch: FetchLike): Promise<string> {
   const oauth = cred.oauth;
-  const s = cred.secret;
-  const secret = typeof s === "object" && "clientSecret" in s ? s.clientSecret : typeof s === "string" ? s : null;
+  const secret = clientSecretOf(cred.secret);
   if (!oauth || !secret) throw broken(cred, "OAuth client credentials without a token endpoint or client secret");
-  const form = new URLSearchParams({ grant_type: "client_credentials" });
-  if (oauth.scope) form.set("scope", oauth.scope);
-  if (oauth.audience) form.set(URL.canParse(oauth.audience) ? "resource" : "audience", oauth.audience);
-  const headers: Record<string, string> = { "content-type": "application/x-www-form-urlencoded", accept: "application/json" };
-  if (oauth.authMethod === "client_secret_post") {
-    form.set("client_id", oauth.clientId);
-    form.set("client_secret", secret);
-  } else {
-    headers.authorization = `Basic ${Buffer.from(`${formEncode(oauth.clientId)}:${formEncode(secret)}`).toString("base64")}`;
-  }
+  const { url, init } = clientCredentialsRequest(oauth, secret);
   let res: Response;
   try {
-    res = await fetch(oauth.tokenUrl, { method: "POST", headers, body: form.toString(), redirect: "manual" });
+    res = await fetch(url, init);
   } catch (err) {
     const why = err instanceof EgressError ? err.message : "the request failed";
     throw new AppError("upstream_error", `The token endpoint of the vault entry "${cred.entryName}" could not be reached: ${why}`);
   }
-  const body = (await res.json().catch(() => null)) as { access_token?: unknown; token_type?: unknown; error?: unknown } | null;
-  if (res.status !== 200 || !body || typeof body.access_token !== "string" || !body.access_token) {
+  const answer = readTokenAnswer(res.status, await res.json().catch(() => null));
+  if ("problem" in answer) {
     // The OAuth error code only (a registered token, RFC 6749 §5.2), never the body.
-    const code = typeof body?.error === "string" && /^[\x20-\x7e]{1,64}$/.test(body.error) ? ` (${body.error})` : "";
-    const refused = res.status === 400 || res.status === 401 || res.status === 403;
-    throw new AppError("upstream_error", refused ? `The token endpoint refused the client credentials of the vault entry "${cred.entryName}": HTTP ${res.status}${code}` : `The token endpoint of the vault entry "${cred.entryName}" answered HTTP ${res.status}${code}`);
+    const code = answer.code ? ` (${answer.code})` : "";
+    if (answer.problem === "token_type") throw new AppError("upstream_error", `The token endpoint of the vault entry "${cred.entryName}" issued an unsupported token type`);
+    throw new AppError("upstream_error", answer.problem === "refused" ? `The token endpoint refused the client credentials of the vault entry "${cred.entryName}": HTTP ${answer.status}${code}` : `The token endpoint of the vault entry "${cred.entryName}" answered HTTP ${answer.status}${code}`);
   }
-  if (typeof body.token_type === "string" && body.token_type.toLowerCase() !== "bearer") throw new AppError("upstream_error", `The token endpoint of the vault entry "${cred.entryName}" issued an unsupported token type`);
-  return body.access_token;
+  return answer.accessToken;
 }
