@@ -69,6 +69,10 @@ const snap = snapshot();
 let t0 = performance.now();
 const compiled = compileBundle(snap, { fleetId: "flt_bench", revision: 1, parentRevision: null, createdAt: new Date().toISOString() });
 const compileMs = performance.now() - t0;
+// Again in the same process (a control plane compiles in a long-lived process): the first compile also pays Cedar's wasm and the JIT warming up.
+t0 = performance.now();
+if (compileBundle(snap, { fleetId: "flt_bench", revision: 2, parentRevision: 1, createdAt: new Date().toISOString() }).issues.length) throw new Error("bench bundle has issues");
+const compileAgainMs = performance.now() - t0;
 if (compiled.issues.length) throw new Error(`bench bundle has issues: ${compiled.issues[0]!.message}`);
 const { privateKey, publicKey } = generateKeyPairSync("ed25519");
 t0 = performance.now();
@@ -160,7 +164,7 @@ for (const r of requests.slice(0, slowN)) {
 slow.sort((a, b) => a - b);
 
 console.log(`bundle: ${SERVERS * TOOLS_PER_SERVER} tools, ${Object.keys(compiled.content.cedar.policies).length} Cedar policies (${POLICIES} admin policies + scope mappings), ${(JSON.stringify(compiled.content).length / 1024).toFixed(0)} KiB`);
-console.log(`compile ${compileMs.toFixed(0)} ms, hash + sign ${signMs.toFixed(1)} ms, engine load (preparse) ${loadMs.toFixed(0)} ms`);
+console.log(`compile ${compileMs.toFixed(0)} ms (first in the process; again ${compileAgainMs.toFixed(0)} ms), hash + sign ${signMs.toFixed(1)} ms, engine load (preparse) ${loadMs.toFixed(0)} ms`);
 console.log(`lib/enforcement decide, first pass (slices parsed on first use): p50 ${pct(cold, 50).toFixed(0)} µs, p99 ${pct(cold, 99).toFixed(0)} µs`);
 console.log(`lib/enforcement decide, warm (distinct inputs, memo missing): p50 ${pct(fast, 50).toFixed(0)} µs, p99 ${pct(fast, 99).toFixed(0)} µs over ${N} decisions (${((allowed / N) * 100).toFixed(0)}% allowed)`);
 console.log(`lib/enforcement decide, repeated inputs (memo hit): p50 ${pct(memo, 50).toFixed(1)} µs, p99 ${pct(memo, 99).toFixed(1)} µs`);
