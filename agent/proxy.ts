@@ -22,8 +22,6 @@ export { MAX_BODY_BYTES } from "./bounds";
 
 /** JSON-RPC error code for a request the policy denied. */
 export const DENIED_CODE = -32003;
-/** Masked arguments larger than this (as JSON) are not sent in the decision line. */
-export const MAX_ARGS_BYTES = 16 * 1024;
 /** Largest upstream answer (a JSON body, or one SSE event) the agent reads; past it the answer is cut off (502 or end of stream). */
 export const MAX_UPSTREAM_MESSAGE_BYTES = 16 * 1024 * 1024;
 
@@ -101,27 +99,18 @@ export function messageProblem(m: JsonRpcMessage): string | null {
 const methodLabel = (m: unknown): string => (isRecord(m) && typeof m.method === "string" && m.method.length <= MAX_METHOD_CHARS ? m.method : "(invalid)");
 const idOf = (m: unknown): Id | null => (isRecord(m) && isId(m.id) ? m.id : null);
 
-/** The masked arguments and the context that go into a tools/call decision line. */
+/**
+ * The masked arguments and the context that go into a tools/call decision
+ * line. Bounds (sizes, counts, the "args-truncated" mark) are the record's
+ * own: the WAL applies `normalizeDecisionRecord` to every record it writes.
+ */
 function callDetails(installed: Installed, serverId: string, tool: string, p: Principal, args: Record<string, unknown>): Pick<DecisionRecord, "args" | "context"> {
   const m = maskArgs(args, installed.content.masking ?? [], serverId, tool);
-  // Within the decision line's limits (lib/decisions/ingest.ts), so one odd call never gets a batch refused.
-  const masked = m.masked.filter((x) => x.length <= 512).slice(0, 99);
-  let out = m.args;
-  if (out && Buffer.byteLength(JSON.stringify(out)) > MAX_ARGS_BYTES) {
-    out = null;
-    masked.push("args-truncated");
-  }
-  return { args: out, context: principalContext(p, masked) };
+  return { args: m.args, context: principalContext(p, m.masked) };
 }
 
 function principalContext(p: Principal, masked?: string[]): NonNullable<DecisionRecord["context"]> {
-  const int = (n: number) => (Number.isFinite(n) && n > 0 ? Math.floor(n) : 0);
-  return {
-    groups: p.groups.filter((g) => g.length <= 256).slice(0, 100),
-    actors: p.actors.filter((a) => a.length <= 256).slice(0, 20),
-    token: { iss: p.issuer.slice(0, 2048), iat: int(p.iat), exp: int(p.exp) },
-    ...(masked ? { masked } : {}),
-  };
+  return { groups: p.groups, actors: p.actors, token: { iss: p.issuer, iat: p.iat, exp: p.exp }, ...(masked ? { masked } : {}) };
 }
 
 /** Why a tool call needs a token with more scopes (RFC 6750 step-up). */
