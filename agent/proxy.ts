@@ -7,6 +7,7 @@ import type { BundleServer } from "@/lib/enforcement/bundle";
 import type { DecisionResult } from "@/lib/enforcement/engine";
 import { decide, decisionView, listFilter, type DecisionView } from "@/lib/enforcement/decide";
 import type { ToolDefinition } from "@/lib/enforcement/tool-hash";
+import { INVALID_VALUE } from "@/lib/enforcement/decision-record";
 import { maskArgs } from "@/lib/enforcement/masking";
 import type { Installed } from "./bundle-sync";
 import { CredentialUnavailable, inject, type CredentialBroker, type Injection } from "./credentials";
@@ -96,7 +97,7 @@ export function messageProblem(m: JsonRpcMessage): string | null {
 }
 
 /** The method of a message for the decision log (already a bounded string, or a placeholder). */
-const methodLabel = (m: unknown): string => (isRecord(m) && typeof m.method === "string" && m.method.length <= MAX_METHOD_CHARS ? m.method : "(invalid)");
+const methodLabel = (m: unknown): string => (isRecord(m) && typeof m.method === "string" && m.method.length <= MAX_METHOD_CHARS ? m.method : INVALID_VALUE);
 const idOf = (m: unknown): Id | null => (isRecord(m) && isId(m.id) ? m.id : null);
 
 /**
@@ -169,8 +170,8 @@ export class McpProxy {
       bundleRevision: installed.content.manifest.revision,
       tenantId: p.tenantId,
       serverId: server.id,
-      method: method.slice(0, MAX_METHOD_CHARS),
-      tool: tool === null ? null : tool.slice(0, MAX_METHOD_CHARS),
+      method,
+      tool,
       user: p.user,
       client: p.client,
       scopes: p.scopes,
@@ -188,7 +189,7 @@ export class McpProxy {
    * large, too deep, not JSON, not JSON-RPC): one deny decision in the log,
    * durable before the answer.
    */
-  async refuse(res: ServerResponse, c: Call, status: number, code: number, message: string, method = "(invalid)", id: Id | null = null): Promise<void> {
+  async refuse(res: ServerResponse, c: Call, status: number, code: number, message: string, method = INVALID_VALUE, id: Id | null = null): Promise<void> {
     const r: DecisionResult = { decision: "deny", reason: `refused before any decision: ${message}`, determining: [], errors: [] };
     const rec = this.record(c.installed, c.server, c.principal, method, null, r, performance.now(), { context: principalContext(c.principal) });
     if (!(await this.durable(res, [rec.durable]))) return;
