@@ -177,7 +177,7 @@ export class McpProxy {
       scopes: p.scopes,
       outcome: r.decision,
       determining: r.determining,
-      reason: r.reason.slice(0, 500),
+      reason: r.reason,
       latencyUs: Math.round(seconds * 1e6),
       ...details,
     });
