@@ -16,7 +16,7 @@
  *   (N: calls per row, in ROUNDS×2 alternating slices split across the clients; the WAL lives in
  *   the data dir under BENCH_DATA_DIR, default the OS temp dir: point it at tmpfs or disk to see what fsync costs)
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { register } from "node:module";
@@ -24,8 +24,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { connect, quantile, spawnReady, startBenchAgent, stop } from "./harness";
 import { McpError } from "@modelcontextprotocol/sdk/types.js";
 
 // Next.js' "server-only" marker throws outside React Server Components: resolve it to an empty module for this script alone.
@@ -75,14 +75,7 @@ async function agentRss(pid: number): Promise<number> {
   return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? NaN) / 1024;
 }
 
-const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 const ms = (v: number) => v.toFixed(2).padStart(8);
-
-async function connect(url: string, bearer: string | null): Promise<Client> {
-  const client = new Client({ name: "bench", version: "1.0.0" });
-  await client.connect(new StreamableHTTPClientTransport(new URL(url), bearer ? { requestInit: { headers: { Authorization: `Bearer ${bearer}` } } } : {}));
-  return client;
-}
 
 interface Row {
   target: string;
@@ -193,26 +186,11 @@ try {
   const enrollment = await createEnrollmentToken(owner.ctx, fleet.id);
   await publishBundle(owner.ctx, fleet.id, { note: "bench" }, kek);
 
-  agentProc = spawn(
-    process.execPath,
-    [...(process.env.AGENT_NODE_ARGS ?? "").split(" ").filter(Boolean), "--import", "tsx", "agent/main.ts", "--control-plane", cp.url, "--enrollment-token", enrollment.token, "--port", String(agentPort), "--data-dir", dataDir, "--wait", "30", "--name", "bench-agent"],
-    { cwd: root, env: { ...process.env, MANDATE_BUNDLE_KEYS: JSON.stringify({ keys: Object.entries(keys).map(([kid, k]) => ({ ...k, kid })) }) }, stdio: ["ignore", "ignore", "inherit"] },
-  );
-  const end = Date.now() + 60_000;
-  for (;;) {
-    const ready = await fetch(`http://127.0.0.1:${agentPort}/readyz`).then((r) => r.status === 200, () => false);
-    if (ready) break;
-    if (Date.now() > end || agentProc.exitCode !== null) throw new Error("the agent did not become ready");
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  agentProc = await startBenchAgent({ root, controlPlaneUrl: cp.url, enrollmentToken: enrollment.token, keys, port: agentPort, dataDir, name: "bench-agent" });
   const bearer = await issuer.sign({ sub: "alice", tenant: tenantId, client_id: "bench", scope: "tickets:read tickets:write" }, resourceUri, "2h");
 
   // The floor: a bare reverse proxy (undici Pool, no auth, no decision) as a child process like the agent.
-  bareProc = spawn(process.execPath, ["bench/bare-proxy.mjs", String(barePort), sandbox.url], { cwd: root, stdio: ["ignore", "ignore", "inherit", "ipc"] });
-  await new Promise<void>((resolve, reject) => {
-    bareProc!.once("message", () => resolve());
-    bareProc!.once("exit", () => reject(new Error("the bare proxy exited")));
-  });
+  bareProc = await spawnReady(root, ["bench/bare-proxy.mjs", String(barePort), sandbox.url], "the bare proxy");
   const paths = [
     { target: "direct", url: sandbox.url, bearer: null },
     { target: "bare", url: `http://127.0.0.1:${barePort}/mcp`, bearer: bearer },
@@ -287,12 +265,7 @@ try {
   if (PUBLISHES) console.log(`  from the publish call:    p50 ${ms(quantile(sincePublished, 0.5))} ms   max ${ms(sincePublished.at(-1)!)} ms`);
   if (PUBLISHES) console.log(`  from its commit (return): p50 ${ms(quantile(sinceCommitted, 0.5))} ms   max ${ms(sinceCommitted.at(-1)!)} ms`);
 } finally {
-  if (agentProc && agentProc.exitCode === null) {
-    const exited = new Promise((r) => agentProc!.once("exit", r));
-    agentProc.kill("SIGTERM");
-    await exited;
-  }
-  if (bareProc && bareProc.exitCode === null) bareProc.kill("SIGTERM");
+  await Promise.all([stop(agentProc), stop(bareProc)]);
   await Promise.all([sandbox.stop(), cp.close(), issuer.close()]);
   delete g.__mandateDb;
   await stopBundleListener(t.handle);

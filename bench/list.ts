@@ -11,15 +11,14 @@
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/mandate_test node --import ./bench/no-server-only.mjs --import tsx bench/list.ts
  *   N=400 ROUNDS=2 TOOLS=1000 AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" …
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import os, { tmpdir } from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { connect, quantile, spawnReady, startBenchAgent, stop } from "./harness";
 
 const N = Number(process.env.N ?? 100);
 const ROUNDS = Number(process.env.ROUNDS ?? 2);
@@ -44,13 +43,7 @@ const { freePort } = await import("@/test/sandbox");
 const { startIssuer } = await import("@/test/agent-proc-harness");
 const { startShipControlPlane } = await import("@/test/agent-ship-harness");
 
-const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 
-async function connect(url: string, bearer: string | null): Promise<Client> {
-  const client = new Client({ name: "bench", version: "1.0.0" });
-  await client.connect(new StreamableHTTPClientTransport(new URL(url), bearer ? { requestInit: { headers: { Authorization: `Bearer ${bearer}` } } } : {}));
-  return client;
-}
 
 const kek = { id: "kek-bench", key: randomBytes(32) };
 const g = globalThis as unknown as { __mandateDb?: Promise<unknown> };
@@ -61,11 +54,7 @@ let upstreamProc: ChildProcess | null = null;
 const dataDir = await mkdtemp(path.join(process.env.BENCH_DATA_DIR ?? tmpdir(), "mandate-bench-list-"));
 const [cp, issuer, agentPort, upstreamPort] = await Promise.all([startShipControlPlane(), startIssuer(), freePort(), freePort()]);
 try {
-  upstreamProc = spawn(process.execPath, ["bench/many-tools-upstream.mjs", String(upstreamPort), String(TOOLS)], { cwd: root, stdio: ["ignore", "ignore", "inherit", "ipc"] });
-  await new Promise<void>((resolve, reject) => {
-    upstreamProc!.once("message", () => resolve());
-    upstreamProc!.once("exit", () => reject(new Error("the upstream exited")));
-  });
+  upstreamProc = await spawnReady(root, ["bench/many-tools-upstream.mjs", String(upstreamPort), String(TOOLS)], "the upstream");
   const upstreamUrl = `http://127.0.0.1:${upstreamPort}/mcp`;
   const owner = await makeUser(t.db, { role: "owner" });
   const tenantId = (await makeTenant(t.db, owner.actor)).id;
@@ -87,17 +76,7 @@ try {
   const enrollment = await createEnrollmentToken(owner.ctx, fleet.id);
   await publishBundle(owner.ctx, fleet.id, { note: "bench list" }, kek);
 
-  agentProc = spawn(
-    process.execPath,
-    [...(process.env.AGENT_NODE_ARGS ?? "").split(" ").filter(Boolean), "--import", "tsx", "agent/main.ts", "--control-plane", cp.url, "--enrollment-token", enrollment.token, "--port", String(agentPort), "--data-dir", dataDir, "--wait", "30", "--name", "bench-list-agent"],
-    { cwd: root, env: { ...process.env, MANDATE_BUNDLE_KEYS: JSON.stringify({ keys: Object.entries(keys).map(([kid, k]) => ({ ...k, kid })) }) }, stdio: ["ignore", "ignore", "inherit"] },
-  );
-  const end = Date.now() + 60_000;
-  for (;;) {
-    if (await fetch(`http://127.0.0.1:${agentPort}/readyz`).then((r) => r.status === 200, () => false)) break;
-    if (Date.now() > end || agentProc.exitCode !== null) throw new Error("the agent did not become ready");
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  agentProc = await startBenchAgent({ root, controlPlaneUrl: cp.url, enrollmentToken: enrollment.token, keys, port: agentPort, dataDir, name: "bench-list-agent" });
   const bearer = await issuer.sign({ sub: "alice", tenant: tenantId, client_id: "bench", scope: "records:read" }, resourceUri, "2h");
 
   const paths = [
@@ -134,12 +113,7 @@ try {
   for (const [name, s] of [["direct", d], ["agent", a]] as const) console.log(`${name.padEnd(8)} ${String(s.n).padStart(6)} ${s.p50.toFixed(2).padStart(8)} ${s.p99.toFixed(2).padStart(8)}`);
   console.log(`\nagent added: p50 +${(a.p50 - d.p50).toFixed(2)} ms, p99 +${(a.p99 - d.p99).toFixed(2)} ms (target ≤ 5 ms at p50)`);
 } finally {
-  if (agentProc && agentProc.exitCode === null) {
-    const exited = new Promise((r) => agentProc!.once("exit", r));
-    agentProc.kill("SIGTERM");
-    await exited;
-  }
-  if (upstreamProc && upstreamProc.exitCode === null) upstreamProc.kill("SIGTERM");
+  await Promise.all([stop(agentProc), stop(upstreamProc)]);
   await Promise.all([cp.close(), issuer.close()]);
   delete g.__mandateDb;
   await stopBundleListener(t.handle);
