@@ -67,7 +67,14 @@ export interface DecideRequest {
   /** The JSON-RPC method, as sent (anything: it is checked here). */
   method: string;
   serverId: string;
-  /** The tool (tools/call `params.name`; for tools/list, one listed tool); absent for other methods. */
+  /**
+   * The object the method names: what the 2026-07-28 `Mcp-Name` header carries. tools/call and
+   * prompts/get `params.name`; resources/read, resources/subscribe and resources/unsubscribe
+   * `params.uri`; completion/complete the prompt name or resource-template URI of `params.ref`;
+   * for a list method, one listed item. Absent for other methods.
+   */
+  name?: string | null;
+  /** Alias of `name` (older callers); `name` wins when both are given. */
   tool?: string | null;
   principal: DecidePrincipal;
   /** tools/call `params.arguments` (anything that is not a plain object counts as none). */
@@ -77,8 +84,22 @@ export interface DecideRequest {
 }
 
 export interface LiveState {
-  /** `serverId/tool` of tools known to differ from their approved definition. */
+  /** `driftKey()`s of catalogue entries known to differ from their approved definition (`serverId/tool` for tools). */
   drifted?: ReadonlySet<string>;
+}
+
+/** What a list answer lists (the field of its result), and what a catalogue entry is. */
+export type ListKind = "tools" | "resources" | "resourceTemplates" | "prompts";
+export const LIST_KINDS: readonly ListKind[] = ["tools", "resources", "resourceTemplates", "prompts"];
+
+/**
+ * The key of a catalogue entry in `LiveState.drifted`: `serverId/name` for a
+ * tool (as before), `serverId/<kind>:name` for a resource (name = URI), a
+ * resource template (name = URI template) or a prompt, so a prompt and a tool
+ * of the same name never share a key.
+ */
+export function driftKey(serverId: string, kind: ListKind, name: string): string {
+  return kind === "tools" ? `${serverId}/${name}` : `${serverId}/${kind}:${name}`;
 }
 
 export type DecisionStage = "passthrough" | "list" | "revoked" | "server" | "method" | "client" | "catalogue" | "drift" | "arguments" | "policy" | "error";
@@ -186,7 +207,8 @@ function decideUnsafe(view: DecisionView, request: DecideRequest, live: LiveStat
   if (!server.tenantIds.includes(p.tenantId)) return deny("server", "this tenant may not use this server");
 
   // 3. Method allow-list.
-  const toolGiven = str(request.tool) && request.tool.length > 0;
+  const named = str(request.name) ? request.name : str(request.tool) ? request.tool : null;
+  const toolGiven = named !== null && named.length > 0;
   if (PASSTHROUGH_METHODS.has(method) || method.startsWith("notifications/")) return allow("passthrough", `method ${method} passes without a decision`);
   if (method === "tools/list" && !toolGiven) return allow("list", "tools/list: the answer is filtered tool by tool");
   if (method !== "tools/call" && method !== "tools/list") return deny("method", `method ${shown(method)} is not allowed through this agent`);
@@ -198,7 +220,7 @@ function decideUnsafe(view: DecisionView, request: DecideRequest, live: LiveStat
 
   // 5. Catalogue.
   if (!toolGiven) return deny("catalogue", "tools/call without a tool name");
-  const tool = request.tool as string;
+  const tool = named as string;
   const approved: BundleTool | undefined = view.engine.tool(serverId, tool);
   if (!approved) return deny("catalogue", "the tool is not in the approved catalogue");
 
@@ -237,14 +259,47 @@ function decideUnsafe(view: DecisionView, request: DecideRequest, live: LiveStat
 }
 
 export interface ListFiltered<T> {
-  /** The tools to answer with, in the upstream's order. */
+  /** The items to answer with, in the upstream's order. */
   kept: T[];
-  /** Why each other tool was hidden ("name (not approved)", "(changed upstream)", "(not allowed)"). */
+  /** Why each other item was hidden ("name (not approved)", "(changed upstream)", "(not allowed)"). */
   hidden: string[];
-  /** Listed tools whose live definition differs from the approved one: the agent adds them to its drift set. */
-  changed: { serverId: string; tool: string; live: string; approved: string }[];
-  /** The outcome of the tools/list decision line. */
+  /**
+   * Listed items whose live definition differs from the approved one: the agent adds
+   * `driftKey(serverId, kind, name)` to its drift set. `tool` is `name` (older callers).
+   */
+  changed: { serverId: string; kind: ListKind; name: string; tool: string; live: string; approved: string }[];
+  /** The outcome of the list's decision line. */
   record: Decision;
+}
+
+/**
+ * Filters a list answer (`tools`, `resources`, `resourceTemplates` or
+ * `prompts` of its result) with `decide()`. Every kind other than tools is
+ * hidden entirely for now (these methods are not yet decided).
+ */
+export function filterList<T>(view: DecisionView, request: Omit<DecideRequest, "method" | "tool" | "name" | "args">, kind: ListKind, items: readonly T[], live: LiveState = {}): ListFiltered<T> {
+  if (kind === "tools") return listFilter(view, request, items as readonly Partial<ToolDefinition>[], live) as unknown as ListFiltered<T>;
+  const total = Array.isArray(items) ? items.length : 0;
+  return { kept: [], hidden: [], changed: [], record: deny("method", `listed 0 of ${total} ${kind}: not allowed through this agent`) };
+}
+
+/**
+ * A decision taken on the request's method and name alone (the 2026-07-28
+ * `Mcp-Method` and `Mcp-Name` headers), before the body is parsed: `final` is
+ * the decision `decide()` would take whatever the body's arguments are, or
+ * null when the arguments are needed. It never allows what `decide()` with
+ * the arguments would deny.
+ */
+export function decideOnHeaders(view: DecisionView, request: Omit<DecideRequest, "args">, live: LiveState = {}): { final: Decision } | { final: null } {
+  try {
+    const d = decide(view, { ...request, args: {} }, live);
+    if (d.decision === "deny" && (d.stage === "revoked" || d.stage === "server" || d.stage === "method" || d.stage === "client" || d.stage === "catalogue" || d.stage === "drift" || d.stage === "error")) return { final: d };
+    if (d.stage === "passthrough" || d.stage === "list") return { final: d };
+    if (request.method === "tools/list") return { final: d };
+    return { final: null };
+  } catch {
+    return { final: deny("error", "the request could not be evaluated") };
+  }
 }
 
 /**
@@ -253,7 +308,7 @@ export interface ListFiltered<T> {
  * is not known to have drifted, and Cedar allows `list_tools` on it. A revoked
  * token or an unapproved client lists nothing.
  */
-export function listFilter<T extends Partial<ToolDefinition>>(view: DecisionView, request: Omit<DecideRequest, "method" | "tool" | "args">, tools: readonly T[], live: LiveState = {}): ListFiltered<T> {
+export function listFilter<T extends Partial<ToolDefinition>>(view: DecisionView, request: Omit<DecideRequest, "method" | "tool" | "name" | "args">, tools: readonly T[], live: LiveState = {}): ListFiltered<T> {
   const kept: T[] = [];
   const hidden: string[] = [];
   const changed: ListFiltered<T>["changed"] = [];
@@ -279,11 +334,11 @@ export function listFilter<T extends Partial<ToolDefinition>>(view: DecisionView
         hash = "";
       }
       if (hash !== approved.hash) {
-        changed.push({ serverId: request.serverId, tool: name, live: hash, approved: approved.hash });
+        changed.push({ serverId: request.serverId, kind: "tools", name, tool: name, live: hash, approved: approved.hash });
         hidden.push(`${shown(name)} (changed upstream)`);
         continue;
       }
-      const d = decide(view, { ...request, method: "tools/list", tool: name }, live);
+      const d = decide(view, { ...request, method: "tools/list", name }, live);
       if (d.decision === "allow") kept.push(t);
       else if (d.stage === "drift") hidden.push(`${shown(name)} (changed upstream)`);
       else hidden.push(`${shown(name)} (not allowed)`);
