@@ -1,6 +1,7 @@
 import { relations, sql } from "drizzle-orm";
 import {
   boolean,
+  date,
   index,
   integer,
   jsonb,
@@ -687,6 +688,60 @@ export const decisionQuarantine = pgTable(
   (t) => [uniqueIndex("decision_quarantine_agent_raw_key").on(t.agentId, t.rawSha256), index("decision_quarantine_received_idx").on(t.receivedAt.desc())],
 );
 
+// ---------------------------------------------------------------- least privilege (issue 15)
+
+/** The webhook URL of a findings digest, sealed like a vault secret (it often carries its own credential). */
+export interface SealedWebhook {
+  ciphertext: string;
+  wrappedKey: string;
+  kekId: string;
+}
+
+/**
+ * Least-privilege settings of one tenant (id = tenant id), or of the owners'
+ * fleet-wide findings (id "global", tenantId null): the unused window, the
+ * "small share" threshold, and where the weekly digest goes.
+ */
+export const findingSettings = pgTable("finding_settings", {
+  id: text("id").primaryKey(),
+  tenantId: text("tenant_id").references(() => tenants.id, { onDelete: "cascade" }),
+  unusedDays: integer("unused_days").notNull().default(30),
+  smallSharePercent: integer("small_share_percent").notNull().default(25),
+  webhook: jsonb("webhook").$type<SealedWebhook>(),
+  // Scheme and host of the webhook: enough to recognise it, never the path or query that hold its secret.
+  webhookHint: text("webhook_hint"),
+  lastDigestAt: timestamp("last_digest_at", { withTimezone: true }),
+  updatedAt: updatedAt(),
+});
+
+/** When each finding (by its stable key) was first and last computed: the digest lists those new since the last one. */
+export const findingMarks = pgTable(
+  "finding_marks",
+  {
+    key: text("key").primaryKey(),
+    tenantId: text("tenant_id").references(() => tenants.id, { onDelete: "cascade" }),
+    kind: text("kind").notNull(),
+    firstSeenAt: timestamp("first_seen_at", { withTimezone: true }).notNull().defaultNow(),
+    lastSeenAt: timestamp("last_seen_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index("finding_marks_tenant_first_idx").on(t.tenantId, t.firstSeenAt.desc())],
+);
+
+/** A tenant's privilege score, once a day: how much of its granted capability was used in the window. */
+export const privilegeScores = pgTable(
+  "privilege_scores",
+  {
+    tenantId: text("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
+    day: date("day", { mode: "string" }).notNull(),
+    windowDays: integer("window_days").notNull(),
+    granted: integer("granted").notNull(),
+    used: integer("used").notNull(),
+    detail: jsonb("detail").$type<{ pairs: { granted: number; used: number }; grants: { granted: number; used: number } }>().notNull(),
+    computedAt: timestamp("computed_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.day] })],
+);
+
 // ---------------------------------------------------------------- relations
 
 export const usersRelations = relations(users, ({ many }) => ({ memberships: many(memberships) }));
@@ -742,3 +797,6 @@ export type Revocation = typeof revocations.$inferSelect;
 export type MaskingRule = typeof maskingRules.$inferSelect;
 export type NewDecision = typeof decisions.$inferInsert;
 export type DecisionQuarantine = typeof decisionQuarantine.$inferSelect;
+export type FindingSettings = typeof findingSettings.$inferSelect;
+export type FindingMark = typeof findingMarks.$inferSelect;
+export type PrivilegeScore = typeof privilegeScores.$inferSelect;
