@@ -48,14 +48,17 @@ export async function openDatabase(opts: { url?: string; dataDir?: string; max?:
   const { PGlite } = await import("@electric-sql/pglite");
   const { drizzle } = await import("drizzle-orm/pglite");
   const { migrate } = await import("drizzle-orm/pglite/migrator");
+  // pg_trgm indexes free text in the decision log (migration 0008); without it free text scans.
+  const { pg_trgm } = await import("@electric-sql/pglite/contrib/pg_trgm");
+  const pgliteOptions = { extensions: { pg_trgm } };
   const dataDir = opts.dataDir ?? ".data";
   let client: InstanceType<typeof PGlite>;
   if (dataDir.startsWith("memory://")) {
-    client = new PGlite(dataDir);
+    client = new PGlite(dataDir, pgliteOptions);
   } else {
     const dir = path.resolve(dataDir, "pglite");
     mkdirSync(dir, { recursive: true });
-    client = new PGlite(dir);
+    client = new PGlite(dir, pgliteOptions);
   }
   const db = drizzle(client, { schema });
   await migrate(db, { migrationsFolder });

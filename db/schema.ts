@@ -1,5 +1,6 @@
 import { relations, sql } from "drizzle-orm";
 import {
+  bigint,
   boolean,
   date,
   index,
@@ -657,6 +658,10 @@ export const decisions = pgTable(
     // Keyset pagination walks (at, id) descending.
     index("decisions_at_id_idx").on(t.at.desc(), t.id.desc()),
     index("decisions_fleet_revision_at_idx").on(t.fleetId, t.bundleRevision, t.at.desc()),
+    // A tool filter without a server (the (server, tool, at) index needs the server).
+    index("decisions_tool_at_idx").on(t.tool, t.at.desc()),
+    // Not declared here (drizzle cannot express them; see migration 0008): the trigram index on args::text
+    // (only when pg_trgm is installed) and the statement trigger that maintains the three rollup tables below.
   ],
 );
 
@@ -741,6 +746,72 @@ export const privilegeScores = pgTable(
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.day] })],
 );
+
+// ---------------------------------------------------------------- decision rollups (issue 15)
+// Maintained by the AFTER INSERT statement trigger on `decisions` (migration 0008) from the rows an INSERT
+// actually stored: a duplicate (ON CONFLICT DO NOTHING) is not in the trigger's transition table, so it is
+// never counted twice. Same transaction as the rows. Retention deletes rollups older than the kept partitions.
+// A missing tenant, tool, user or client is stored as '' (keys are NOT NULL).
+const rollupCounts = () => ({
+  allow: bigint("allow", { mode: "number" }).notNull().default(0),
+  deny: bigint("deny", { mode: "number" }).notNull().default(0),
+  error: bigint("error", { mode: "number" }).notNull().default(0),
+  lastAt: timestamp("last_at", { withTimezone: true, precision: 3 }).notNull(),
+});
+
+/** Decisions per hour and per day (UTC) × tenant × server × tool, counted by outcome: charts' series and top denied tools. */
+export const decisionRollups = pgTable(
+  "decision_rollups",
+  {
+    grain: text("grain", { enum: ["hour", "day"] }).notNull(),
+    bucket: timestamp("bucket", { withTimezone: true }).notNull(),
+    tenantId: text("tenant_id").notNull(),
+    serverId: text("server_id").notNull(),
+    tool: text("tool").notNull(),
+    ...rollupCounts(),
+  },
+  (t) => [primaryKey({ columns: [t.grain, t.bucket, t.tenantId, t.serverId, t.tool] }), index("decision_rollups_tenant_idx").on(t.tenantId, t.grain, t.bucket)],
+);
+
+/** Decisions per hour and per day × tenant × user (kind 'user') or client (kind 'client'), by outcome: charts' top users and clients. */
+export const decisionActorRollups = pgTable(
+  "decision_actor_rollups",
+  {
+    grain: text("grain", { enum: ["hour", "day"] }).notNull(),
+    bucket: timestamp("bucket", { withTimezone: true }).notNull(),
+    tenantId: text("tenant_id").notNull(),
+    kind: text("kind", { enum: ["user", "client"] }).notNull(),
+    actor: text("actor").notNull(),
+    ...rollupCounts(),
+  },
+  (t) => [primaryKey({ columns: [t.grain, t.bucket, t.tenantId, t.kind, t.actor] }), index("decision_actor_rollups_tenant_idx").on(t.tenantId, t.grain, t.bucket)],
+);
+
+/** Decisions per day × tenant × server × tool × user × client, by outcome, with the last (allowed) use: least-privilege findings. */
+export const decisionUsage = pgTable(
+  "decision_usage",
+  {
+    day: timestamp("day", { withTimezone: true }).notNull(),
+    tenantId: text("tenant_id").notNull(),
+    serverId: text("server_id").notNull(),
+    tool: text("tool").notNull(),
+    userId: text("user_id").notNull(),
+    clientId: text("client_id").notNull(),
+    ...rollupCounts(),
+    lastAllowAt: timestamp("last_allow_at", { withTimezone: true, precision: 3 }),
+  },
+  (t) => [primaryKey({ columns: [t.day, t.tenantId, t.serverId, t.tool, t.userId, t.clientId] }), index("decision_usage_tenant_day_idx").on(t.tenantId, t.day)],
+);
+
+/** Scheduled jobs shared by every control-plane replica: one run per interval across replicas (advisory lock + last start). */
+export const scheduledJobs = pgTable("scheduled_jobs", {
+  name: text("name").primaryKey(),
+  lastStartedAt: timestamp("last_started_at", { withTimezone: true }),
+  lastFinishedAt: timestamp("last_finished_at", { withTimezone: true }),
+  lastError: text("last_error"),
+  runs: bigint("runs", { mode: "number" }).notNull().default(0),
+  lastHolder: text("last_holder"),
+});
 
 // ---------------------------------------------------------------- relations
 
