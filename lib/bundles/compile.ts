@@ -1,4 +1,5 @@
 import type { PolicyTestRequest, RiskLevel } from "@/db/schema";
+import { approverGroups } from "@/lib/enforcement/approval";
 import { BUNDLE_FORMAT, type BundleContent, type BundlePolicyMeta, type BundleServer, type BundleTool } from "@/lib/enforcement/bundle";
 import { PolicyEngine, type DecisionResult } from "@/lib/enforcement/engine";
 import { argumentTypes, argumentTypesByServer, cedarSchema } from "@/lib/enforcement/model";
@@ -162,7 +163,10 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
         issues.push({ message: `Policy cannot be confined to its tenant and server: ${(err as Error).message}`, policy: ref });
         return;
       }
-      meta[id] = { name: p.name, kind: p.kind, tenantId: p.tenantId, serverId: s.id, tools: toolsOf(json, s.id) };
+      // `@approval("<group>")` on a forbid: the call waits for a person instead of being denied (lib/enforcement/approval.ts).
+      const approvers = json.annotations && "approval" in json.annotations ? approverGroups(json.annotations.approval) : null;
+      if (approvers && (json.effect !== "forbid" || !approvers.length)) warnings.push(`policy "${p.name}": @approval applies to a forbid naming an approver group; ignored`);
+      meta[id] = { name: p.name, kind: p.kind, tenantId: p.tenantId, serverId: s.id, tools: toolsOf(json, s.id), ...(approvers?.length && json.effect === "forbid" ? { approval: { approvers } } : {}) };
     });
   }
 

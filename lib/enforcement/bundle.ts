@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import canonicalize from "canonicalize";
 import { compactVerify, importJWK, type JWK } from "jose";
+import type { BundleApproval } from "./approval";
 import type { SchemaJson } from "./cedar";
 import type { TenantMappingRule } from "./claims";
 import type { ProtectedResourceMetadata } from "./prm";
@@ -64,6 +65,8 @@ export interface BundlePolicyMeta {
   tools: string[] | null;
   /** For kind "scope": the OAuth scope whose mapping this policy is (step-up challenges name it; lib/enforcement/decide.ts). */
   scope?: string;
+  /** A forbid annotated `@approval("<group>")`: it asks for a person's approval instead of denying (lib/enforcement/approval.ts). */
+  approval?: { approvers: string[] };
 }
 
 /** Everything an agent needs to enforce, and nothing secret. */
@@ -93,6 +96,8 @@ export interface BundleContent {
   /** Upstream credentials the agent resolves through the broker: which entry, where it goes, its current version. Never the secret. */
   credentials?: BundleCredential[];
   masking: BundleMaskingRule[];
+  /** Decided approval requests (approved or rejected), until a while after they expire (lib/enforcement/approval.ts). */
+  approvals?: BundleApproval[];
 }
 
 export interface BundleRevocation {

@@ -1,5 +1,6 @@
 import type { BundleContent, BundleTool } from "./bundle";
 import { PolicyEngine, type DecisionRequest } from "./engine";
+import { approvalStage, type DecisionApproval } from "./approval";
 import { isRevoked, unapprovedClient } from "./live-index";
 import { toolHash, type ToolDefinition } from "./tool-hash";
 
@@ -30,6 +31,10 @@ import { toolHash, type ToolDefinition } from "./tool-hash";
  *                  declares (per server: lib/enforcement/model.ts argumentTypesByServer).
  *   8. "policy"    Cedar (lib/enforcement/engine.ts): a forbid wins, default deny, any
  *                  evaluation error denies (`errors`).
+ *   9. "approval"  a deny caused only by forbids annotated `@approval("<group>")` while a permit
+ *                  allows the call: a tools/call is allowed with an unexpired approval of this
+ *                  exact call (callHash) in the bundle's live section `approvals`, otherwise denied
+ *                  with `approval` set (lib/enforcement/approval.ts); a listing is allowed.
  * Step-up: `stepUpScopes` is non-empty exactly when the agent must answer 403
  * insufficient_scope (RFC 6750 §3.1): a tools/call denied at stage "policy" with
  * no determining policy and no error, where the bundle names scopes that grant
@@ -102,7 +107,7 @@ export function driftKey(serverId: string, kind: ListKind, name: string): string
   return kind === "tools" ? `${serverId}/${name}` : `${serverId}/${kind}:${name}`;
 }
 
-export type DecisionStage = "passthrough" | "list" | "revoked" | "server" | "method" | "client" | "catalogue" | "drift" | "arguments" | "policy" | "error";
+export type DecisionStage = "passthrough" | "list" | "revoked" | "server" | "method" | "client" | "catalogue" | "drift" | "arguments" | "policy" | "approval" | "error";
 
 export interface Decision {
   decision: "allow" | "deny";
@@ -116,6 +121,8 @@ export interface Decision {
   stage: DecisionStage;
   /** Non-empty exactly when the caller should be asked for a token with one of these scopes (403 insufficient_scope). */
   stepUpScopes: string[];
+  /** Set at stage "approval": the policies that asked, who may approve, and the hash of this exact call. */
+  approval?: DecisionApproval;
 }
 
 /** A bundle prepared for deciding: its engine, live index (lib/enforcement/live-index.ts) and scope index. */
@@ -230,7 +237,7 @@ function decideUnsafe(view: DecisionView, request: DecideRequest, live: LiveStat
   // 7, 8. Argument types and Cedar.
   const rawArgs = request.args;
   const args = rawArgs && typeof rawArgs === "object" && !Array.isArray(rawArgs) ? rawArgs : {};
-  const r = view.engine.decide({
+  const q: DecisionRequest = {
     action,
     serverId,
     tool,
@@ -244,9 +251,14 @@ function decideUnsafe(view: DecisionView, request: DecideRequest, live: LiveStat
     time: request.time instanceof Date && !Number.isNaN(request.time.getTime()) ? request.time : new Date(),
     ...(str(request.ip) ? { ip: request.ip } : {}),
     token: { iss: str(p.issuer) ? p.issuer : "", iat: num(p.iat), exp: num(p.exp) },
-  });
+  };
+  const r = view.engine.decide(q);
   const stage: DecisionStage = r.argument ? "arguments" : "policy";
   if (r.decision === "allow") return { decision: "allow", reason: r.reason, determining: r.determining, errors: [], stage, stepUpScopes: [] };
+  // 9. Approval (issue 16): denied only by `@approval` forbids while a permit allows → allowed with a
+  // live approval of this exact call, else denied at stage "approval" (lib/enforcement/approval.ts).
+  const waiting = approvalStage(view, q, r, q.time!);
+  if (waiting) return waiting;
   let stepUpScopes: string[] = [];
   if (action === "call_tool" && stage === "policy" && r.determining.length === 0 && r.errors.length === 0) {
     const granting = view.scopesByTool.get(`${serverId}/${tool}`) ?? [];

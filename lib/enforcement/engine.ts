@@ -98,8 +98,8 @@ export class PolicyEngine {
   }
 
   /** The preparsed policy set for one (server, tenant, tool), built on first use. */
-  private slice(serverId: string, tenantId: string, tool: string): string {
-    const key = `${serverId}\u0000${tenantId}\u0000${tool}`;
+  private slice(serverId: string, tenantId: string, tool: string, without?: readonly string[]): string {
+    const key = `${serverId}\u0000${tenantId}\u0000${tool}${without?.length ? `\u0000${without.join("\u0000")}` : ""}`;
     let id = this.slices.get(key);
     if (id) return id;
     const policies: Record<string, string> = {};
@@ -107,6 +107,7 @@ export class PolicyEngine {
       const m = this.bundle.policies[pid];
       // Unknown metadata: keep the policy (never drop a forbid by accident).
       if (m && (m.serverId !== serverId || (m.tenantId !== null && m.tenantId !== tenantId) || (m.tools && !m.tools.includes(tool)))) continue;
+      if (without?.includes(pid)) continue;
       policies[pid] = text;
     }
     id = `ps-${createHash("sha256").update(JSON.stringify(Object.entries(policies))).digest("hex")}`;
@@ -124,7 +125,11 @@ export class PolicyEngine {
     return this.tools.get(`${serverId}/${name}`);
   }
 
-  decide(req: DecisionRequest): DecisionResult {
+  /**
+   * Decides one request. `without`: policy ids left out of this evaluation (the approval stage
+   * asks whether anything but its `@approval` forbids denies: lib/enforcement/approval.ts).
+   */
+  decide(req: DecisionRequest, without?: readonly string[]): DecisionResult {
     const server = this.servers.get(req.serverId);
     if (!server) return deny("unknown server");
     if (!server.tenantIds.includes(req.tenantId)) return deny("this tenant may not use this server");
@@ -155,7 +160,7 @@ export class PolicyEngine {
     const now = req.time ?? new Date();
     const epoch = Math.floor(now.getTime() / 1000);
     // Everything below is a function of these inputs alone (Cedar is deterministic, the bundle fixed).
-    const memoKey = JSON.stringify([req.action, req.serverId, req.tool, req.tenantId, req.user, req.groups ?? [], req.client, req.scopes, args, req.delegation?.actors ?? [], epoch, req.ip ?? "", req.token ?? null]);
+    const memoKey = JSON.stringify([req.action, req.serverId, req.tool, req.tenantId, req.user, req.groups ?? [], req.client, req.scopes, args, req.delegation?.actors ?? [], epoch, req.ip ?? "", req.token ?? null, without ?? []]);
     const cacheable = memoKey.length <= MAX_MEMO_KEY_CHARS;
     if (cacheable) {
       const hit = this.memo.get(memoKey);
@@ -165,7 +170,7 @@ export class PolicyEngine {
         return { ...hit, determining: [...hit.determining], errors: [...hit.errors] };
       }
     }
-    const result = this.evaluate(req, args, now, epoch);
+    const result = this.evaluate(req, args, now, epoch, without);
     if (cacheable) {
       if (this.memo.size >= MAX_MEMO_ENTRIES) this.memo.delete(this.memo.keys().next().value!);
       this.memo.set(memoKey, { ...result, determining: [...result.determining], errors: [...result.errors] });
@@ -207,7 +212,7 @@ export class PolicyEngine {
     return n;
   }
 
-  private evaluate(req: DecisionRequest, args: Record<string, unknown>, now: Date, epoch: number): DecisionResult {
+  private evaluate(req: DecisionRequest, args: Record<string, unknown>, now: Date, epoch: number, without?: readonly string[]): DecisionResult {
     const tenant = { type: "Tenant", id: req.tenantId };
     const resource = toolUid(req.serverId, req.tool);
     const userParents: { type: string; id: string }[] = [tenant];
@@ -236,7 +241,7 @@ export class PolicyEngine {
         network: req.ip ? { ip: req.ip } : {},
         token: req.token ?? { iss: "", iat: 0, exp: 0 },
       },
-      preparsedPolicySetId: this.slice(req.serverId, req.tenantId, req.tool),
+      preparsedPolicySetId: this.slice(req.serverId, req.tenantId, req.tool, without),
       entities: entities as never,
     });
     if (answer.type !== "success") return deny("the request could not be evaluated");
