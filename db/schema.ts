@@ -813,6 +813,90 @@ export const scheduledJobs = pgTable("scheduled_jobs", {
   lastHolder: text("last_holder"),
 });
 
+// ---------------------------------------------------------------- approvals (issue 16)
+
+/**
+ * A named group of dashboard users who may approve calls that an `@approval("<name>")`
+ * forbid holds for a person. Per tenant; members must hold a role in the tenant.
+ */
+export const approverGroups = pgTable(
+  "approver_groups",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    createdBy: text("created_by").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("approver_groups_tenant_name_key").on(t.tenantId, t.name)],
+);
+
+export const approverGroupMembers = pgTable(
+  "approver_group_members",
+  {
+    groupId: text("group_id").notNull().references(() => approverGroups.id, { onDelete: "cascade" }),
+    userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.groupId, t.userId] }), index("approver_group_members_user_idx").on(t.userId)],
+);
+
+export const approvalStatuses = ["requested", "approved", "rejected", "expired", "executed"] as const;
+export type ApprovalStatus = (typeof approvalStatuses)[number];
+
+/**
+ * One call waiting for (or decided by) a person: bound to its call hash (tenant, server, tool,
+ * user, client, canonical arguments). Decided requests reach agents in the bundle's live
+ * section `approvals` (lib/bundles/live.ts).
+ */
+export const approvalRequests = pgTable(
+  "approval_requests",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
+    serverId: text("server_id").notNull().references(() => servers.id, { onDelete: "cascade" }),
+    tool: text("tool").notNull(),
+    // The token's user (`<issuer>#<subject>`) and client: four-eyes compares the user with the approver's SSO identity.
+    userId: text("user_id").notNull(),
+    clientId: text("client_id").notNull(),
+    callHash: text("call_hash").notNull(),
+    // Masked by the bundle's masking rules before it left the agent.
+    args: jsonb("args").$type<Record<string, unknown>>().notNull(),
+    policies: jsonb("policies").$type<string[]>().notNull(),
+    approvers: jsonb("approvers").$type<string[]>().notNull(),
+    status: text("status", { enum: approvalStatuses }).notNull().default("requested"),
+    // "call": this exact call; "similar": any arguments of (tenant, server, tool, user, client) until approvalExpiresAt.
+    scope: text("scope", { enum: ["call", "similar"] }).notNull().default("call"),
+    agentId: text("agent_id"),
+    bundleRevision: integer("bundle_revision"),
+    requestedAt: timestamp("requested_at", { withTimezone: true }).notNull().defaultNow(),
+    // An undecided request stops counting at this time.
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+    decidedBy: text("decided_by").references(() => users.id, { onDelete: "set null" }),
+    decidedByLabel: text("decided_by_label"),
+    decidedAt: timestamp("decided_at", { withTimezone: true }),
+    reason: text("reason").notNull().default(""),
+    // An approval allows the call until this time.
+    approvalExpiresAt: timestamp("approval_expires_at", { withTimezone: true }),
+    executedAt: timestamp("executed_at", { withTimezone: true }),
+  },
+  (t) => [
+    index("approval_requests_tenant_idx").on(t.tenantId, t.status, t.requestedAt.desc()),
+    index("approval_requests_hash_idx").on(t.tenantId, t.callHash),
+    // At most one open request per call: a retried call finds it again.
+    uniqueIndex("approval_requests_open_key").on(t.tenantId, t.callHash).where(sql`status = 'requested'`),
+  ],
+);
+
+/** Approval settings of one tenant: how long a request waits, and a webhook (sealed like a vault secret) told of each request. */
+export const approvalSettings = pgTable("approval_settings", {
+  tenantId: text("tenant_id").primaryKey().references(() => tenants.id, { onDelete: "cascade" }),
+  requestTtlMinutes: integer("request_ttl_minutes").notNull().default(15),
+  webhook: jsonb("webhook").$type<SealedWebhook>(),
+  webhookHint: text("webhook_hint"),
+  updatedAt: updatedAt(),
+});
+
 // ---------------------------------------------------------------- relations
 
 export const usersRelations = relations(users, ({ many }) => ({ memberships: many(memberships) }));
@@ -871,3 +955,5 @@ export type DecisionQuarantine = typeof decisionQuarantine.$inferSelect;
 export type FindingSettings = typeof findingSettings.$inferSelect;
 export type FindingMark = typeof findingMarks.$inferSelect;
 export type PrivilegeScore = typeof privilegeScores.$inferSelect;
+export type ApprovalRequest = typeof approvalRequests.$inferSelect;
+export type ApproverGroup = typeof approverGroups.$inferSelect;
