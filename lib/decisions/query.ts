@@ -62,7 +62,7 @@ export function decodeCursor(c: string): Keyset {
  * global auditors; they alone see rows without a tenant). A tenant filter
  * outside them is a 404, as for any object of another tenant.
  */
-function readableTenants(ctx: Ctx, tenantId: string | undefined): string[] | null {
+export function readableTenants(ctx: Ctx, tenantId: string | undefined): string[] | null {
   const { actor } = ctx;
   if (seesAllTenants(actor)) return tenantId ? [tenantId] : null;
   if (tenantId) {

@@ -7,7 +7,8 @@ import { seesAllTenants } from "@/lib/auth/permissions";
 import type { Ctx } from "@/lib/context";
 import { forbidden } from "@/lib/errors";
 import { recordEvent } from "@/lib/trail/record";
-import { createPartitionsAhead, dropPartitionsBefore, forgetPartitions } from "./partitions";
+import { createPartitionsAhead, dropPartitionsBefore, forgetPartitions, retentionCutoff } from "./partitions";
+import { deleteRollupsBefore } from "./rollups";
 
 /** Decision retention when no one has set it (the column's default). */
 export const DEFAULT_RETENTION_DAYS = 90;
@@ -76,6 +77,8 @@ export async function runRetention(db: Db, now = Date.now()): Promise<string[]> 
     // Several processes may share the database: one pass at a time, so each drop is recorded once.
     await tx.execute(sql`select pg_advisory_xact_lock(hashtext('mandate.decisions.retention'))`);
     const names = await dropPartitionsBefore(tx, days, now);
+    // The rollups of the dropped days go with them (the cutoff is the first kept partition's start).
+    await deleteRollupsBefore(tx, retentionCutoff(days, now));
     // Quarantined lines are kept as long as decisions, no longer (nothing else bounds the table).
     await tx.delete(decisionQuarantine).where(lt(decisionQuarantine.receivedAt, new Date(now - days * 86_400_000)));
     if (names.length) {

@@ -1,0 +1,169 @@
+import "server-only";
+import { sql, type SQL } from "drizzle-orm";
+import type { Db } from "@/db/client";
+
+/**
+ * Reads of the decision rollups (issue 15). The three tables are written by
+ * the AFTER INSERT statement trigger on `decisions` (migration 0009) from the
+ * rows an INSERT actually stored, in the same transaction: a duplicate skipped
+ * by ON CONFLICT DO NOTHING is never counted, and every insert path (ingest,
+ * tests, bulk loads) keeps them exact. Retention deletes rollup buckets older
+ * than the oldest kept partition in the transaction that drops it.
+ *
+ * - decision_rollups: grain 'hour' | 'day' × tenant × server × tool, counts per outcome, last_at
+ * - decision_actor_rollups: grain × tenant × kind ('user' | 'client') × actor, counts, last_at
+ * - decision_usage: day × tenant × server × tool × user × client, counts, last_at, last_allow_at
+ *
+ * A missing tenant, tool, user or client is stored as '' (keys are NOT NULL).
+ */
+
+export const HOUR_MS = 3_600_000;
+export const DAY_MS = 86_400_000;
+
+const rowsOf = <T>(r: unknown): T[] => (Array.isArray(r) ? r : ((r as { rows?: T[] }).rows ?? [])) as T[];
+export const execRows = async <T>(db: Db, q: SQL): Promise<T[]> => rowsOf<T>(await db.execute(q));
+
+const floorTo = (t: number, unit: number) => Math.floor(t / unit) * unit;
+const ceilTo = (t: number, unit: number) => Math.ceil(t / unit) * unit;
+
+/** A half-open time range [from, to) in ms, read from one source. */
+export interface Span {
+  source: "day" | "hour" | "raw";
+  from: number;
+  to: number;
+}
+
+/**
+ * Splits [from, to) into what each source answers exactly: whole UTC days
+ * from the day rollups (when `days`), whole hours from the hour rollups, and
+ * the partial hours at both ends from the raw rows. Empty spans are left out.
+ */
+export function spansOf(from: number, to: number, days: boolean): Span[] {
+  const out: Span[] = [];
+  const add = (source: Span["source"], a: number, b: number) => {
+    if (a < b) out.push({ source, from: a, to: b });
+  };
+  const h0 = ceilTo(from, HOUR_MS);
+  const h1 = floorTo(to, HOUR_MS);
+  if (h0 >= h1) {
+    add("raw", from, to);
+    return out;
+  }
+  add("raw", from, h0);
+  const d0 = ceilTo(from, DAY_MS);
+  const d1 = floorTo(to, DAY_MS);
+  if (days && d0 < d1) {
+    add("hour", h0, d0);
+    add("day", d0, d1);
+    add("hour", d1, h1);
+  } else add("hour", h0, h1);
+  add("raw", h1, to);
+  return out;
+}
+
+/** Tenant scoping of a rollup read: null = every tenant (and the rows without one, stored as ''). */
+export const tenantCond = (col: SQL, tenants: string[] | null): SQL =>
+  tenants === null ? sql`true` : tenants.length === 1 ? sql`${col} = ${tenants[0]!}` : sql`${col} in (${sql.join(tenants.map((t) => sql`${t}`), sql`, `)})`;
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+// ---------------------------------------------------------------- usage (least-privilege findings)
+
+export interface ToolUsage {
+  serverId: string;
+  tool: string | null;
+  user: string | null;
+  client: string | null;
+  allow: number;
+  deny: number;
+  error: number;
+  /** The last decision of any outcome in the window. */
+  lastAt: string;
+  /** The last allowed call in the window (null if every call was refused). */
+  lastAllowAt: string | null;
+}
+
+/**
+ * Per (server, tool, user, client) of one tenant: counts by outcome and the
+ * last (allowed) use over [since, until). Read from decision_usage (daily
+ * buckets): `since` is rounded down and `until` up to UTC day boundaries, so
+ * the window covers whole days. No authorization here: the caller has
+ * resolved the tenant from rows it is allowed to read. `tenantId: null`
+ * answers the decisions without a tenant.
+ */
+export async function usageByTool(db: Db, q: { tenantId: string | null; since: Date; until?: Date; serverId?: string }): Promise<ToolUsage[]> {
+  const since = floorTo(q.since.getTime(), DAY_MS);
+  const until = q.until ? ceilTo(q.until.getTime(), DAY_MS) : Number.MAX_SAFE_INTEGER;
+  type R = { server_id: string; tool: string; user_id: string; client_id: string; allow: string; deny: string; error: string; last_at: Date | string; last_allow_at: Date | string | null };
+  const rows = await execRows<R>(
+    db,
+    sql`select server_id, tool, user_id, client_id, sum(allow)::text as allow, sum(deny)::text as deny, sum(error)::text as error,
+               max(last_at) as last_at, max(last_allow_at) as last_allow_at
+        from decision_usage
+        where tenant_id = ${q.tenantId ?? ""} and day >= ${iso(since)}::timestamptz
+          ${until < Number.MAX_SAFE_INTEGER ? sql`and day < ${iso(until)}::timestamptz` : sql``}
+          ${q.serverId ? sql`and server_id = ${q.serverId}` : sql``}
+        group by server_id, tool, user_id, client_id`,
+  );
+  const nul = (s: string) => (s === "" ? null : s);
+  const isoOf = (d: Date | string | null) => (d === null ? null : new Date(d).toISOString());
+  return rows.map((r) => ({
+    serverId: r.server_id,
+    tool: nul(r.tool),
+    user: nul(r.user_id),
+    client: nul(r.client_id),
+    allow: Number(r.allow),
+    deny: Number(r.deny),
+    error: Number(r.error),
+    lastAt: isoOf(r.last_at)!,
+    lastAllowAt: isoOf(r.last_allow_at),
+  }));
+}
+
+export interface ServerToolUsage {
+  tenantId: string | null;
+  serverId: string;
+  tool: string | null;
+  allow: number;
+  deny: number;
+  error: number;
+  lastAt: string;
+}
+
+/**
+ * Per (tenant, server, tool): counts by outcome and last decision over
+ * [since, until), from the daily rollups (whole UTC days, as usageByTool).
+ * `tenantIds: null` = every tenant. No authorization here (see usageByTool).
+ */
+export async function usageByServerTool(db: Db, q: { tenantIds: string[] | null; since: Date; until?: Date }): Promise<ServerToolUsage[]> {
+  const since = floorTo(q.since.getTime(), DAY_MS);
+  const until = q.until ? ceilTo(q.until.getTime(), DAY_MS) : null;
+  type R = { tenant_id: string; server_id: string; tool: string; allow: string; deny: string; error: string; last_at: Date | string };
+  const rows = await execRows<R>(
+    db,
+    sql`select tenant_id, server_id, tool, sum(allow)::text as allow, sum(deny)::text as deny, sum(error)::text as error, max(last_at) as last_at
+        from decision_rollups
+        where grain = 'day' and bucket >= ${iso(since)}::timestamptz ${until !== null ? sql`and bucket < ${iso(until)}::timestamptz` : sql``}
+          and ${tenantCond(sql`tenant_id`, q.tenantIds)}
+        group by tenant_id, server_id, tool`,
+  );
+  return rows.map((r) => ({
+    tenantId: r.tenant_id === "" ? null : r.tenant_id,
+    serverId: r.server_id,
+    tool: r.tool === "" ? null : r.tool,
+    allow: Number(r.allow),
+    deny: Number(r.deny),
+    error: Number(r.error),
+    lastAt: new Date(r.last_at).toISOString(),
+  }));
+}
+
+// ---------------------------------------------------------------- retention
+
+/** Deletes rollup buckets before `cutoff` (a UTC day boundary: the first kept partition). Same transaction as the drop. */
+export async function deleteRollupsBefore(db: Db, cutoff: number): Promise<void> {
+  const c = iso(cutoff);
+  await db.execute(sql`delete from decision_rollups where bucket < ${c}::timestamptz`);
+  await db.execute(sql`delete from decision_actor_rollups where bucket < ${c}::timestamptz`);
+  await db.execute(sql`delete from decision_usage where day < ${c}::timestamptz`);
+}
