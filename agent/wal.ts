@@ -1,4 +1,4 @@
-import { createReadStream } from "node:fs";
+import { constants, createReadStream } from "node:fs";
 import { appendFile, mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 
@@ -14,6 +14,15 @@ const SEGMENT = /^decisions-(\d{12})\.(sealed|rejected)$/;
 const MAX_QUEUED_LINES = 100_000;
 /** After a failed write, the next attempt waits this long (appends meanwhile wait too, or are refused past the bound). */
 const RETRY_MS = 1000;
+/**
+ * How the active segment is opened: appending, and with O_DSYNC where the
+ * platform has it, so one write(2) returns only once the data and the file
+ * size are on stable storage (what write + fdatasync gives, in one system
+ * call and one trip to libuv's thread pool instead of two). Elsewhere each
+ * group write is followed by fdatasync.
+ */
+const DSYNC: number = constants.O_DSYNC ?? 0;
+const ACTIVE_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_APPEND | DSYNC;
 const segmentName = (seq: number, kind: "sealed" | "rejected") => `decisions-${String(seq).padStart(12, "0")}.${kind}`;
 
 /** A sealed segment: closed, renamed, never written again; deleted once the control plane acknowledged all of it. */
@@ -25,13 +34,18 @@ export interface Segment {
 }
 
 export interface WalOptions {
-  /** At most this many records per write + fsync (group commit). Default: every record waiting. 1 = one fsync per record (for comparison). */
+  /** At most this many records per durable write (group commit). Default: every record waiting. 1 = one durable write per record (for comparison). */
   maxBatch?: number;
   /** The writer seals the active segment itself once it holds this many lines (default 5,000) … */
   maxSegmentLines?: number;
   /** … or this many bytes (default 4 MiB), so a long outage leaves many bounded segments, not one huge file. */
   maxSegmentBytes?: number;
   onError?: (err: unknown) => void;
+  /**
+   * "dsync" (default): O_DSYNC writes (fdatasync where the platform lacks O_DSYNC). "fsync": a plain
+   * write then fsync, the way before (kept for bench/wal.ts to compare). Both are durable before append resolves.
+   */
+  sync?: "dsync" | "fsync";
 }
 
 /**
@@ -39,10 +53,16 @@ export interface WalOptions {
  *
  * - `decisions.wal` is the active segment. `append()` normalizes the record
  *   (every bound of the decision record, so ingest never refuses it) and
- *   resolves only once it is fsynced: no decision record, no answer. Group
- *   commit: when no write is running, an append is written and fsynced at
- *   once; the appends that arrive while one fsync runs are written together
- *   by the next one, so a burst costs a few fsyncs, not one each.
+ *   resolves only once it is on stable storage: no decision record, no
+ *   answer. The active segment is opened O_APPEND | O_DSYNC (Linux, macOS):
+ *   a group's write(2) returns once its bytes and the new file size are
+ *   durable, as write + fdatasync would (elsewhere: write, then fdatasync);
+ *   the directory entry of every segment is fsynced when the file is created
+ *   or renamed. That holds across a power cut as far as the device honours
+ *   cache flushes (docs/operations.md, "Decision log durability"). Group
+ *   commit: when no write is running, an append is written at once; the
+ *   appends that arrive while one durable write runs are written together by
+ *   the next one, so a burst costs a few device flushes, not one each.
  *   `flush()` resolves once every line queued before it is on disk.
  * - `seal()` (called by the shipper when the active segment holds data, and by
  *   the writer itself past `maxSegmentLines`/`maxSegmentBytes`) runs in the
@@ -101,18 +121,19 @@ export class DecisionWal {
       this.scanned = true;
     }
     await this.openActive();
+    // The active file may have just been created: its directory entry is made durable too.
+    await syncDir(this.dir);
   }
 
   private async openActive(): Promise<void> {
-    this.fh = await open(this.file, "a+", 0o600);
+    this.fh = await open(this.file, this.opts.sync === "fsync" ? ACTIVE_FLAGS & ~DSYNC : ACTIVE_FLAGS, 0o600);
     const { size } = await this.fh.stat();
     if (size > 0) {
       const last = Buffer.alloc(1);
       await this.fh.read(last, 0, 1, size - 1);
       if (last[0] !== 0x0a) {
         // A crash tore the last line: terminate it, so it stays one (unparseable) line of its own.
-        await this.fh.appendFile("\n");
-        await this.fh.sync();
+        await writeDurably(this.fh, Buffer.from("\n"), this.opts.sync);
         this.activeBytes++;
       }
     }
@@ -120,7 +141,7 @@ export class DecisionWal {
 
   /**
    * Writes one decision (normalized to the record's bounds); resolves once it
-   * is fsynced, rejects if it could not be (the disk failed, too many waiting,
+   * is durable, rejects if it could not be (the disk failed, too many waiting,
    * or the log is closed). A caller answers or forwards only after it resolves.
    * After a failed write the lines stay queued and are retried.
    */
@@ -152,8 +173,9 @@ export class DecisionWal {
     const bytes = group.reduce((n, p) => n + p.bytes, 0);
     try {
       if (!this.fh) await this.open();
-      await this.fh!.appendFile(group.map((p) => p.line).join(""), "utf8");
-      await this.fh!.sync();
+      let text = "";
+      for (const p of group) text += p.line;
+      await writeDurably(this.fh!, Buffer.from(text, "utf8"), this.opts.sync);
     } catch (err) {
       this.opts.onError?.(err);
       // The waiting callers learn it now (they must not answer); the lines stay queued and are retried on a
@@ -321,6 +343,18 @@ async function countLines(file: string): Promise<{ lines: number; bytes: number 
   }
   if (last !== 0x0a) lines++;
   return { lines, bytes };
+}
+
+/** Appends all of `buf` to the active segment; resolves once it is on stable storage (O_DSYNC, else fdatasync). */
+async function writeDurably(fh: FileHandle, buf: Buffer, sync: WalOptions["sync"]): Promise<void> {
+  // A regular file takes the whole buffer in one write(2) unless the disk fills up; loop for that case too.
+  for (let off = 0; off < buf.length; ) {
+    const { bytesWritten } = await fh.write(buf, off, buf.length - off);
+    if (bytesWritten <= 0) throw new Error("decision WAL: the write made no progress");
+    off += bytesWritten;
+  }
+  if (sync === "fsync") await fh.sync();
+  else if (!DSYNC) await fh.datasync();
 }
 
 /** Makes renames and new files in a directory durable. */
