@@ -3,7 +3,7 @@
 import Link from "next/link";
 import { usePathname } from "next/navigation";
 import { signOut } from "next-auth/react";
-import type { ReactNode } from "react";
+import { useEffect, useState, type ReactNode } from "react";
 import { cx } from "@/components/ui";
 import { MeContext, type ShellMe, useTenantSelection, TenantContext } from "./context";
 
@@ -26,11 +26,44 @@ export function Shell({ me, children }: { me: ShellMe; children: ReactNode }) {
   const pathname = usePathname();
   const selection = useTenantSelection(me.tenants);
   const items = me.globalRole === "owner" || me.globalRole === "auditor" ? [...nav, { href: "/settings/users", label: "Users" }] : nav;
+  // Below the lg breakpoint the navigation is a drawer opened from the top bar; it closes on a link or Escape.
+  const [open, setOpen] = useState(false);
+  useEffect(() => {
+    if (!open) return;
+    const onKey = (e: KeyboardEvent) => e.key === "Escape" && setOpen(false);
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [open]);
   return (
     <MeContext.Provider value={me}>
       <TenantContext.Provider value={selection}>
-        <div className="flex min-h-screen">
-          <aside className="flex w-60 shrink-0 flex-col border-r border-slate-200 bg-white">
+        <div className="flex min-h-screen flex-col lg:flex-row">
+          <header className="sticky top-0 z-30 flex items-center gap-3 border-b border-slate-200 bg-white px-3 py-2 lg:hidden">
+            <button
+              type="button"
+              aria-label={open ? "Close navigation" : "Open navigation"}
+              aria-expanded={open}
+              aria-controls="main-navigation"
+              onClick={() => setOpen((o) => !o)}
+              className="inline-flex h-9 w-9 items-center justify-center rounded-md text-slate-700 ring-1 ring-inset ring-slate-300 hover:bg-slate-100 focus-visible:outline-2 focus-visible:outline-indigo-600"
+            >
+              <svg viewBox="0 0 20 20" className="h-5 w-5" fill="none" stroke="currentColor" strokeWidth="1.8" aria-hidden>
+                {open ? <path d="M5 5l10 10M15 5L5 15" /> : <path d="M3 5h14M3 10h14M3 15h14" />}
+              </svg>
+            </button>
+            <div className="flex h-7 w-7 items-center justify-center rounded-md bg-indigo-600 text-sm font-bold text-white">M</div>
+            <span className="min-w-0 flex-1 truncate text-sm font-semibold text-slate-900">
+              {me.tenants.find((t) => t.id === selection.tenantId)?.name ?? "All tenants"}
+            </span>
+          </header>
+          {open ? <div className="fixed inset-0 z-30 bg-slate-900/40 lg:hidden" aria-hidden onClick={() => setOpen(false)} /> : null}
+          <aside
+            id="main-navigation"
+            className={cx(
+              "w-64 shrink-0 flex-col overflow-y-auto border-r border-slate-200 bg-white lg:sticky lg:top-0 lg:flex lg:h-screen lg:w-60",
+              open ? "fixed inset-y-0 left-0 z-40 flex shadow-xl" : "hidden",
+            )}
+          >
             <div className="flex items-center gap-2 px-4 py-4">
               <div className="flex h-8 w-8 items-center justify-center rounded-md bg-indigo-600 font-bold text-white">M</div>
               <span className="font-semibold text-slate-900">Mandate</span>
@@ -62,7 +95,8 @@ export function Shell({ me, children }: { me: ShellMe; children: ReactNode }) {
                     key={n.href}
                     href={n.href}
                     aria-current={active ? "page" : undefined}
-                    className={cx("block rounded-md px-3 py-1.5 text-sm font-medium", active ? "bg-indigo-50 text-indigo-700" : "text-slate-700 hover:bg-slate-100")}
+                    onClick={() => setOpen(false)}
+                    className={cx("block rounded-md px-3 py-2 text-sm font-medium lg:py-1.5", active ? "bg-indigo-50 text-indigo-700" : "text-slate-700 hover:bg-slate-100")}
                   >
                     {n.label}
                   </Link>
@@ -75,7 +109,7 @@ export function Shell({ me, children }: { me: ShellMe; children: ReactNode }) {
               </div>
               <div className="text-xs text-slate-500">{me.globalRole === "member" ? "Tenant member" : me.globalRole === "owner" ? "Owner" : "Auditor"}</div>
               <div className="mt-2 flex gap-3 text-xs">
-                <Link href="/account" className="text-indigo-700 hover:underline">
+                <Link href="/account" className="text-indigo-700 hover:underline" onClick={() => setOpen(false)}>
                   Account
                 </Link>
                 <button type="button" className="text-slate-600 hover:underline" onClick={() => signOut({ callbackUrl: "/login" })}>
@@ -84,7 +118,7 @@ export function Shell({ me, children }: { me: ShellMe; children: ReactNode }) {
               </div>
             </div>
           </aside>
-          <main className="min-w-0 flex-1 px-8 py-6">
+          <main className="min-w-0 flex-1 px-3 py-4 sm:px-6 lg:px-8 lg:py-6">
             {me.mustChangePassword && pathname !== "/account" ? (
               <div role="alert" className="mb-4 rounded-md bg-amber-50 px-3 py-2 text-sm text-amber-900 ring-1 ring-amber-200">
                 You signed in with a one-time password. <Link href="/account" className="font-medium underline">Choose your own password</Link> before you continue.

@@ -1,7 +1,7 @@
 "use client";
 
 import clsx from "clsx";
-import { useEffect, useId, useRef, useState, type ButtonHTMLAttributes, type InputHTMLAttributes, type ReactNode, type SelectHTMLAttributes, type TextareaHTMLAttributes } from "react";
+import { useEffect, useId, useLayoutEffect, useRef, useState, type ButtonHTMLAttributes, type InputHTMLAttributes, type ReactNode, type SelectHTMLAttributes, type TextareaHTMLAttributes } from "react";
 
 export { clsx as cx };
 
@@ -133,10 +133,28 @@ export function ErrorBanner({ error }: { error: unknown }) {
   );
 }
 
-export function Table({ head, children }: { head: ReactNode[]; children: ReactNode }) {
+/**
+ * A table that reflows below 640 px: each row becomes a card and each cell is
+ * labelled with its column's heading (set from `head`), so the last column's
+ * actions stay on screen on a phone. `reflow={false}` keeps a wide grid that scrolls.
+ */
+export function Table({ head, children, reflow = true }: { head: ReactNode[]; children: ReactNode; reflow?: boolean }) {
+  const ref = useRef<HTMLTableElement>(null);
+  const labels = head.map((h) => (typeof h === "string" || typeof h === "number" ? String(h) : ""));
+  // Labels go on the rendered cells (Td does not know its column); runs after each render, cheap.
+  useLayoutEffect(() => {
+    if (!reflow || !ref.current) return;
+    for (const row of Array.from(ref.current.tBodies[0]?.rows ?? [])) {
+      Array.from(row.cells).forEach((cell, i) => {
+        const label = cell.colSpan > 1 ? "" : (labels[i] ?? "");
+        if (label) cell.setAttribute("data-label", label);
+        else cell.removeAttribute("data-label");
+      });
+    }
+  });
   return (
-    <div className="overflow-x-auto rounded-lg bg-white shadow-sm ring-1 ring-slate-200">
-      <table className="min-w-full divide-y divide-slate-200 text-sm">
+    <div className={clsx("rounded-lg bg-white shadow-sm ring-1 ring-slate-200", reflow ? "sm:overflow-x-auto" : "overflow-x-auto")}>
+      <table ref={ref} className={clsx("min-w-full divide-y divide-slate-200 text-sm", reflow && "reflow")}>
         <thead className="bg-slate-50">
           <tr>
             {head.map((h, i) => (
@@ -158,6 +176,12 @@ export function Td({ children, className }: { children?: ReactNode; className?: 
 
 export function SearchBox({ value, onChange, placeholder }: { value: string; onChange: (v: string) => void; placeholder: string }) {
   const [v, setV] = useState(value);
+  // A value set from outside (a click that filters, a link, Back) replaces what is typed.
+  const [prev, setPrev] = useState(value);
+  if (value !== prev) {
+    setPrev(value);
+    if (value !== v.trim()) setV(value);
+  }
   useEffect(() => {
     const t = setTimeout(() => v !== value && onChange(v), 250);
     return () => clearTimeout(t);
@@ -205,7 +229,7 @@ export function Modal({ open, onClose, title, children }: { open: boolean; onClo
     if (!open && d.open) d.close();
   }, [open]);
   return (
-    <dialog ref={ref} onClose={onClose} aria-label={title} className="m-auto w-full max-w-lg rounded-lg p-0 shadow-xl backdrop:bg-slate-900/40">
+    <dialog ref={ref} onClose={onClose} aria-label={title} className="m-auto w-[calc(100%-1.5rem)] max-w-lg rounded-lg p-0 shadow-xl backdrop:bg-slate-900/40">
       <div className="border-b border-slate-100 px-5 py-3">
         <h2 className="text-base font-semibold text-slate-900">{title}</h2>
       </div>
