@@ -40,6 +40,7 @@ function render(me: ShellMe, fill: (qc: QueryClient) => void, node: ReactNode): 
   return renderToString(createElement(QueryClientProvider, { client: qc }, createElement(MeContext.Provider, { value: me }, node)));
 }
 const as = (role: "admin" | "auditor"): ShellMe => ({ email: "x@test", globalRole: "member", mustChangePassword: false, tenants: [{ id: tenantId, name: "Acme", status: "active", role }] });
+const noFilter = { user: "", client: "", server: "" };
 const page = <T>(items: T[]) => ({ pages: [{ items, nextCursor: null }], pageParams: [undefined] });
 
 describe("grants UI", () => {
@@ -49,7 +50,7 @@ describe("grants UI", () => {
   };
 
   it("lists grants with usage and status; admins get an enabled Revoke on active grants only", () => {
-    const html = render(as("admin"), fillGrants, createElement(GrantsTable, { tenantId }));
+    const html = render(as("admin"), fillGrants, createElement(GrantsTable, { tenantId, filter: noFilter, onFilter: () => {} }));
     expect(html).toContain('data-testid="grant-row-alice"');
     expect(html).toContain("Example App");
     expect(html).toContain("1,234");
@@ -57,18 +58,37 @@ describe("grants UI", () => {
     expect(html).toMatch(/grant-row-bob.*revoked/s);
     expect(html.match(/data-testid="revoke-grt_\d"/g)).toEqual(['data-testid="revoke-grt_1"']);
     expect(html).not.toMatch(/<button[^>]*disabled[^>]*data-testid="revoke-grt_1"/);
+    // One selection box per active grant, plus "select all"; the user links to their own page.
+    expect(html.match(/aria-label="Select the grant of [^"]*"/g)).toEqual(['aria-label="Select the grant of alice to Example App"']);
+    expect(html).toContain("Select every active grant shown");
+    expect(html).toContain('href="/grants/user?id=alice"');
+  });
+
+  it("the one-user view hides the user filter and locks the list to that user", () => {
+    const html = render(
+      as("admin"),
+      (qc) => {
+        qc.setQueryData(grantKeys.list({ userId: "alice" }), page([grant({})]));
+        qc.setQueryData(keys.servers.list({ page: 1, pageSize: 100 }), { items: [], total: 0, page: 1, pageSize: 100 });
+      },
+      createElement(GrantsTable, { tenantId: null, filter: { ...noFilter, user: "alice" }, onFilter: () => {}, lockUser: true }),
+    );
+    expect(html).toContain('data-testid="grant-row-alice"');
+    expect(html).not.toContain('placeholder="User (exact id)"');
+    expect(html).not.toContain("/grants/user?id=");
   });
 
   it("disables Revoke for auditors, with the reason", () => {
-    const html = render(as("auditor"), fillGrants, createElement(GrantsTable, { tenantId }));
+    const html = render(as("auditor"), fillGrants, createElement(GrantsTable, { tenantId, filter: noFilter, onFilter: () => {} }));
     expect(html).toMatch(/<button[^>]*disabled[^>]*title="Your role in this tenant can read grants but not revoke them"[^>]*data-testid="revoke-grt_1"/);
+    expect(html).not.toContain("Select the grant of");
   });
 
   it("shows an empty state that says where grants come from", () => {
     const html = render(as("admin"), (qc) => {
       qc.setQueryData(grantKeys.list({ tenantId }), page([]));
       qc.setQueryData(keys.servers.list({ tenantId, page: 1, pageSize: 100 }), { items: [], total: 0, page: 1, pageSize: 100 });
-    }, createElement(GrantsTable, { tenantId }));
+    }, createElement(GrantsTable, { tenantId, filter: noFilter, onFilter: () => {} }));
     expect(html).toContain("No delegated grant yet");
   });
 
