@@ -1,0 +1,164 @@
+import "server-only";
+import { and, eq, gt, inArray, isNull, lt, or, sql } from "drizzle-orm";
+import type { Db } from "@/db/client";
+import { findingMarks, findingSettings, tenants } from "@/db/schema";
+import type { Kek } from "@/lib/bundles/signing";
+import { egressFetch, type EgressPolicy } from "@/lib/net/egress";
+import { computeFindings, type Finding } from "./compute";
+import { loadSettings, openWebhook, recordScores } from "./service";
+
+const DAY = 86_400_000;
+export const DIGEST_EVERY_MS = 7 * DAY;
+/** Findings listed by name in one digest; the rest are counted. */
+const DIGEST_LIST_MAX = 50;
+const JOB_LOCK = "mandate.findings.job";
+
+/** The e-mail-ready text and the Slack-compatible payload of a digest of new findings. */
+export function buildDigest(scope: { name: string }, fresh: Finding[], all: number, baseUrl = "") {
+  const lines = [`Least privilege digest for ${scope.name}: ${fresh.length} new finding${fresh.length === 1 ? "" : "s"} (${all} open).`, ""];
+  const byKind = new Map<string, number>();
+  for (const f of fresh) byKind.set(f.kind, (byKind.get(f.kind) ?? 0) + 1);
+  for (const [k, n] of [...byKind].sort()) lines.push(`  ${k.replace(/_/g, " ")}: ${n}`);
+  if (fresh.length) lines.push("");
+  for (const f of fresh.slice(0, DIGEST_LIST_MAX)) lines.push(`- [${f.severity}] ${f.title}${f.subject.serverName ? ` (${f.subject.serverName})` : ""}`);
+  if (fresh.length > DIGEST_LIST_MAX) lines.push(`- … and ${fresh.length - DIGEST_LIST_MAX} more`);
+  lines.push("", `Review and remedy: ${baseUrl}/least-privilege`);
+  const text = lines.join("\n");
+  return { text, webhook: { text } };
+}
+
+async function postWebhook(url: string, payload: unknown, egress: EgressPolicy): Promise<{ ok: boolean; status?: number; error?: string }> {
+  try {
+    const res = await egressFetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(payload) }, { policy: egress, timeoutMs: 10_000, maxBytes: 64 * 1024 });
+    await res.body?.cancel().catch(() => undefined);
+    return res.ok ? { ok: true, status: res.status } : { ok: false, status: res.status, error: `HTTP ${res.status}` };
+  } catch (err) {
+    // EgressError messages name the host and the failure, never the URL's path or query (where a webhook's secret is).
+    return { ok: false, error: err instanceof Error && err.name === "EgressError" ? err.message : "the request failed" };
+  }
+}
+
+export interface JobOptions {
+  keyring: readonly Kek[];
+  egress: EgressPolicy;
+  now?: Date;
+  baseUrl?: string;
+  /** Receives each digest (the e-mail text), for a mailer or a test. */
+  onDigest?: (d: { scope: string; text: string; fresh: number; webhook?: { ok: boolean; status?: number; error?: string } }) => void | Promise<void>;
+}
+
+/**
+ * The findings job: computes every tenant's findings (and the fleet-wide
+ * ones), records when each was first seen and today's privilege scores, and
+ * sends a digest of new findings to each scope whose last digest is a week
+ * old. Runs in one replica at a time (a transaction-level advisory lock; the
+ * others skip), and a digest is claimed by a conditional update, so two
+ * replicas never send the same one. Returns null when another replica holds the lock.
+ */
+export async function runFindingsJob(db: Db, opts: JobOptions) {
+  const now = opts.now ?? new Date();
+  const work = await db.transaction(async (tx) => {
+    const got = await tx.execute(sql`select pg_try_advisory_xact_lock(hashtext(${JOB_LOCK})) as ok`);
+    const row = (Array.isArray(got) ? got[0] : (got as { rows?: { ok: boolean }[] }).rows?.[0]) as { ok: boolean } | undefined;
+    if (!row?.ok) return null;
+    const tenantRows = await tx.select({ id: tenants.id, name: tenants.name }).from(tenants).where(eq(tenants.status, "active"));
+    const settings = await loadSettings(tx, [...tenantRows.map((t) => t.id), "global"]);
+    const r = await computeFindings(tx, { tenantIds: tenantRows.map((t) => t.id), global: true, settings, now });
+    for (const f of r.findings) {
+      await tx
+        .insert(findingMarks)
+        .values({ key: f.id, tenantId: f.tenantId, kind: f.kind, firstSeenAt: now, lastSeenAt: now })
+        .onConflictDoUpdate({ target: findingMarks.key, set: { lastSeenAt: now } });
+    }
+    await recordScores(tx, r.scores, settings, now);
+    // Digests due: claimed here (last_digest_at moves forward) so no other run sends them again.
+    const due: { id: string; tenantId: string | null; name: string; previous: Date | null; webhookUrl: string | null }[] = [];
+    for (const scope of [...tenantRows.map((t) => ({ id: t.id, tenantId: t.id as string | null, name: t.name })), { id: "global", tenantId: null, name: "all fleets" }]) {
+      await tx.insert(findingSettings).values({ id: scope.id, tenantId: scope.tenantId }).onConflictDoNothing();
+      const [prev] = await tx.select().from(findingSettings).where(eq(findingSettings.id, scope.id));
+      const claimed = await tx
+        .update(findingSettings)
+        .set({ lastDigestAt: now })
+        .where(and(eq(findingSettings.id, scope.id), or(isNull(findingSettings.lastDigestAt), lt(findingSettings.lastDigestAt, new Date(now.getTime() - DIGEST_EVERY_MS + 60_000)))))
+        .returning({ id: findingSettings.id });
+      if (!claimed.length) continue;
+      let webhookUrl: string | null = null;
+      try {
+        webhookUrl = prev ? openWebhook(opts.keyring, prev) : null;
+      } catch {
+        console.error(`[findings] digest webhook of ${scope.id} cannot be opened with the keyring`);
+      }
+      due.push({ ...scope, previous: prev?.lastDigestAt ?? null, webhookUrl });
+    }
+    return { findings: r.findings, scores: r.scores, due, tookMs: r.tookMs };
+  });
+  if (!work) return null;
+  // Sent after the commit: a slow webhook holds no lock or transaction.
+  const sent: { scope: string; fresh: number; webhook?: { ok: boolean; status?: number; error?: string } }[] = [];
+  for (const d of work.due) {
+    const open = work.findings.filter((f) => f.tenantId === d.tenantId);
+    const marks = open.length
+      ? await db
+          .select({ key: findingMarks.key })
+          .from(findingMarks)
+          .where(
+            and(
+              inArray(
+                findingMarks.key,
+                open.map((f) => f.id),
+              ),
+              d.previous ? gt(findingMarks.firstSeenAt, d.previous) : undefined,
+            ),
+          )
+      : [];
+    const freshIds = new Set(marks.map((m) => m.key));
+    const fresh = open.filter((f) => freshIds.has(f.id));
+    const digest = buildDigest({ name: d.name }, fresh, open.length, opts.baseUrl);
+    const webhook = d.webhookUrl && fresh.length ? await postWebhook(d.webhookUrl, digest.webhook, opts.egress) : undefined;
+    if (webhook && !webhook.ok) console.error(`[findings] digest webhook of ${d.id} failed: ${webhook.error}`);
+    await opts.onDigest?.({ scope: d.id, text: digest.text, fresh: fresh.length, webhook });
+    sent.push({ scope: d.id, fresh: fresh.length, webhook });
+  }
+  return { findings: work.findings.length, scores: work.scores, digests: sent, tookMs: work.tookMs };
+}
+
+/** Runs the findings job every `everyMs` (default hourly) in this process; stop with the returned function. */
+export function startFindingsJob(db: Db, opts: Omit<JobOptions, "now">, everyMs = 3600_000): () => void {
+  let running = false;
+  const tick = () => {
+    if (running) return;
+    running = true;
+    runFindingsJob(db, opts)
+      .catch((err) => console.error(`[findings] job failed: ${err instanceof Error ? err.message.split("\n", 1)[0] : "error"}`))
+      .finally(() => (running = false));
+  };
+  const first = setTimeout(tick, 30_000);
+  const timer = setInterval(tick, everyMs);
+  first.unref?.();
+  timer.unref?.();
+  return () => {
+    clearTimeout(first);
+    clearInterval(timer);
+  };
+}
+
+/** The digest a scope would get now (findings first seen since its last digest), without sending it. */
+export async function previewDigest(db: Db, scope: { id: string; tenantId: string | null; name: string }, findings: Finding[]) {
+  const [s] = await db.select().from(findingSettings).where(eq(findingSettings.id, scope.id));
+  const open = findings.filter((f) => f.tenantId === scope.tenantId);
+  const marks = open.length
+    ? await db
+        .select({ key: findingMarks.key, first: findingMarks.firstSeenAt })
+        .from(findingMarks)
+        .where(
+          inArray(
+            findingMarks.key,
+            open.map((f) => f.id),
+          ),
+        )
+    : [];
+  const first = new Map(marks.map((m) => [m.key, m.first]));
+  // Not yet marked by the job counts as new.
+  const fresh = open.filter((f) => !s?.lastDigestAt || !first.has(f.id) || first.get(f.id)! > s.lastDigestAt);
+  return { ...buildDigest({ name: scope.name }, fresh, open.length), fresh: fresh.length, open: open.length, lastDigestAt: s?.lastDigestAt?.toISOString() ?? null, webhook: s?.webhookHint ?? null };
+}

@@ -1,0 +1,372 @@
+import "server-only";
+import { and, asc, desc, eq, gte, inArray } from "drizzle-orm";
+import { z } from "zod";
+import type { Db } from "@/db/client";
+import { findingSettings, fleetServers, fleets, privilegeScores, scopeMappings, tenants } from "@/db/schema";
+import { can, seesAllTenants } from "@/lib/auth/permissions";
+import type { Kek } from "@/lib/bundles/signing";
+import type { RegistrySnapshot } from "@/lib/bundles/compile";
+import { blockTool } from "@/lib/catalog/service";
+import type { Ctx } from "@/lib/context";
+import { AppError, forbidden, notFound } from "@/lib/errors";
+import { checkUrl, EgressError } from "@/lib/net/egress";
+import { createPolicy } from "@/lib/policy/service";
+import { putScopeMapping } from "@/lib/scopes/service";
+import { loadServer } from "@/lib/servers/service";
+import { recordEvent } from "@/lib/trail/record";
+import { openSecret, sealSecret } from "@/lib/vault/crypto";
+import { computeFindings, DEFAULT_SETTINGS, findingKinds, policyRemedies, type ComputeResult, type Finding, type PolicyRemedy, type TenantSettings } from "./compute";
+import { remedyImpact, type RemedyImpact } from "./impact";
+
+const DAY = 86_400_000;
+const tenantIdParam = z.string().max(100);
+
+export const findingListQuery = z.object({
+  tenantId: tenantIdParam.optional().describe("One tenant; without it, every tenant the caller reads (and, for owners and global auditors, the fleet-wide findings)"),
+  kind: z.enum(findingKinds).optional(),
+});
+export type FindingListQuery = z.infer<typeof findingListQuery>;
+export const findingExportQuery = findingListQuery.extend({ format: z.enum(["csv", "ndjson"]).default("csv") });
+export const remedyInput = z.object({
+  action: z.enum(policyRemedies).describe("Which remedy of the finding to draft"),
+  tenantId: tenantIdParam.optional().describe("The finding's tenant, when known (narrows the computation; authorization is on the finding's own tenant)"),
+  acknowledgeFlips: z.boolean().default(false).describe("Create the draft even though its impact shows calls it would stop (allow → deny)"),
+});
+export const scoreQuery = z.object({ tenantId: tenantIdParam, days: z.coerce.number().int().min(1).max(365).default(90) });
+export const settingsQuery = z.object({ tenantId: tenantIdParam.optional().describe("Omit for the owners' fleet-wide settings") });
+export const settingsInput = z.object({
+  unusedDays: z.number().int().min(1).max(365).optional().describe("A capability not used in this many days is a finding (default 30)"),
+  smallSharePercent: z.number().int().min(1).max(99).optional().describe("A user or client using at most this share of the tools its scopes allow is a finding (default 25)"),
+  webhookUrl: z
+    .union([z.url({ protocol: /^https?$/ }).max(2048), z.literal(""), z.null()])
+    .optional()
+    .describe("Where the weekly digest is POSTed (Slack-compatible JSON); empty or null removes it. Write-only: answers show only its scheme and host"),
+});
+
+/** The tenants whose findings the caller may read, narrowed to `tenantId` when given. */
+function readableTenants(ctx: Ctx, all: string[], tenantId?: string): string[] {
+  const ok = (t: string) => can(ctx.actor, "decisions.read", t);
+  if (tenantId) {
+    if (!all.includes(tenantId) || !ok(tenantId)) throw notFound("Tenant");
+    return [tenantId];
+  }
+  return all.filter(ok);
+}
+
+async function allTenantIds(db: Db): Promise<string[]> {
+  return (await db.select({ id: tenants.id }).from(tenants).orderBy(asc(tenants.id))).map((t) => t.id);
+}
+
+/** The settings of these tenants (and "global"), defaults where none was saved. */
+export async function loadSettings(db: Db, ids: string[]): Promise<Map<string, TenantSettings>> {
+  const rows = ids.length ? await db.select().from(findingSettings).where(inArray(findingSettings.id, ids)) : [];
+  const out = new Map<string, TenantSettings>();
+  for (const id of ids) {
+    const r = rows.find((x) => x.id === id);
+    out.set(id, r ? { unusedDays: r.unusedDays, smallSharePercent: r.smallSharePercent } : DEFAULT_SETTINGS);
+  }
+  return out;
+}
+
+/** Computes the findings the caller may see. */
+async function visibleFindings(ctx: Ctx, q: { tenantId?: string; kind?: string }): Promise<ComputeResult> {
+  const ids = readableTenants(ctx, await allTenantIds(ctx.db), q.tenantId);
+  const global = !q.tenantId && seesAllTenants(ctx.actor);
+  const settings = await loadSettings(ctx.db, [...ids, "global"]);
+  const r = await computeFindings(ctx.db, { tenantIds: ids, global, settings });
+  return q.kind ? { ...r, findings: r.findings.filter((f) => f.kind === q.kind) } : r;
+}
+
+function countsByKind(findings: Finding[]) {
+  const out: Record<string, number> = Object.fromEntries(findingKinds.map((k) => [k, 0]));
+  for (const f of findings) out[f.kind] = (out[f.kind] ?? 0) + 1;
+  return out;
+}
+
+/** Findings, with counts per kind, the current privilege scores and how long the computation took. */
+export async function listFindings(ctx: Ctx, q: FindingListQuery) {
+  const r = await visibleFindings(ctx, q);
+  return { items: r.findings, counts: countsByKind(r.findings), scores: r.scores, truncated: r.truncated, tookMs: r.tookMs, computedAt: new Date().toISOString() };
+}
+
+/** One finding, found by its id among those the caller may see (another tenant's: 404). */
+export async function getFinding(ctx: Ctx, findingId: string, tenantId?: string): Promise<Finding> {
+  const r = await visibleFindings(ctx, { tenantId });
+  const f = r.findings.find((x) => x.id === findingId);
+  if (!f) throw notFound("Finding (it may have been remedied)");
+  return f;
+}
+
+// ---------------------------------------------------------------- export
+
+const CSV_COLUMNS = ["id", "kind", "severity", "tenantId", "tenantName", "subjectType", "subjectId", "subjectLabel", "serverId", "serverName", "title", "calls", "lastUsedAt", "windowDays", "exampleDecisionIds", "remedies"] as const;
+
+/** A CSV cell: quoted when needed, and a leading = + - @ made inert (spreadsheet formula injection). */
+function csvCell(v: unknown): string {
+  let s = v === null || v === undefined ? "" : String(v);
+  if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export function findingRecord(f: Finding) {
+  return {
+    id: f.id,
+    kind: f.kind,
+    severity: f.severity,
+    tenantId: f.tenantId,
+    tenantName: f.tenantName,
+    subjectType: f.subject.type,
+    subjectId: f.subject.id,
+    subjectLabel: f.subject.label,
+    serverId: f.subject.serverId ?? null,
+    serverName: f.subject.serverName ?? null,
+    title: f.title,
+    calls: f.evidence.calls,
+    lastUsedAt: f.evidence.lastUsedAt,
+    windowDays: f.evidence.windowDays,
+    exampleDecisionIds: f.evidence.exampleDecisionIds.join(" "),
+    remedies: f.remedies.map((r) => r.action).join(" "),
+  };
+}
+
+/** The findings as CSV (one header line) or NDJSON (one finding with its evidence per line). */
+export async function exportFindings(ctx: Ctx, q: z.infer<typeof findingExportQuery>): Promise<{ body: string; contentType: string; filename: string }> {
+  const r = await visibleFindings(ctx, q);
+  const stamp = new Date().toISOString().slice(0, 10);
+  if (q.format === "ndjson") return { body: r.findings.map((f) => JSON.stringify(f)).join("\n") + (r.findings.length ? "\n" : ""), contentType: "application/x-ndjson", filename: `findings-${stamp}.ndjson` };
+  const lines = [CSV_COLUMNS.join(",")];
+  for (const f of r.findings) {
+    const rec = findingRecord(f);
+    lines.push(CSV_COLUMNS.map((c) => csvCell(rec[c])).join(","));
+  }
+  return { body: `${lines.join("\r\n")}\r\n`, contentType: "text/csv; charset=utf-8", filename: `findings-${stamp}.csv` };
+}
+
+// ---------------------------------------------------------------- remedies that change policy
+
+/** The Cedar of a "permit only what was used" remedy: a forbid on every other tool of the server for that user or client. */
+export function leastPrivilegeCedar(serverId: string, who: "user" | "client", id: string, usedTools: string[]): string {
+  const cond = who === "user" ? `[${JSON.stringify(id)}].contains(principal.sub)` : `context.client == ${JSON.stringify(id)}`;
+  const keep = usedTools.map((n) => `Tool::${JSON.stringify(`${serverId}/${n}`)}`).join(", ");
+  return `forbid (principal, action in [Action::"call_tool", Action::"list_tools"], resource in Server::${JSON.stringify(serverId)})\nwhen { ${cond} }\nunless { resource in [${keep}] };`;
+}
+
+function policyName(f: Finding) {
+  const who = f.kind === "over_broad_user" ? "user" : "client";
+  return `Least privilege ${who} ${f.subject.id}`.slice(0, 80);
+}
+
+interface Plan {
+  serverId: string;
+  description: string;
+  /** The change applied to a registry snapshot (for the impact replay). */
+  change: (snap: RegistrySnapshot) => RegistrySnapshot;
+  /** Replays only this tenant's decisions (a tenant policy cannot change another tenant's answers). */
+  tenantId?: string;
+  /** Creates the draft through the existing services (their own authorization, trail and checks). */
+  apply: (ctx: Ctx) => Promise<unknown>;
+}
+
+async function currentMapping(db: Db, serverId: string) {
+  const [m] = await db.select().from(scopeMappings).where(eq(scopeMappings.serverId, serverId)).orderBy(desc(scopeMappings.version)).limit(1);
+  return { version: m?.version ?? 0, mapping: m?.mapping ?? {} };
+}
+
+async function planFor(ctx: Ctx, f: Finding, action: PolicyRemedy): Promise<Plan> {
+  if (!f.remedies.some((r) => r.action === action)) throw new AppError("bad_request", `This finding has no remedy "${action}"`);
+  const serverId = f.subject.serverId!;
+  const without = (mapping: Record<string, string[]>, drop: (scope: string, tool: string) => boolean) => {
+    const out: Record<string, string[]> = {};
+    for (const [scope, names] of Object.entries(mapping)) {
+      const kept = names.filter((n) => !drop(scope, n));
+      if (kept.length) out[scope] = kept;
+    }
+    return out;
+  };
+  const mappingPlan = async (drop: (scope: string, tool: string) => boolean, description: string): Promise<Plan> => {
+    await loadServer(ctx, serverId, "scopes.write");
+    const cur = await currentMapping(ctx.db, serverId);
+    return {
+      serverId,
+      description,
+      change: (snap) => ({ ...snap, servers: snap.servers.map((s) => (s.id === serverId ? { ...s, mapping: without(s.mapping, drop) } : s)) }),
+      apply: (c) => putScopeMapping(c, serverId, { baseVersion: cur.version, mapping: without(cur.mapping, drop) }),
+    };
+  };
+  switch (action) {
+    case "narrow_mapping": {
+      const scope = f.subject.id;
+      const unused = new Set(f.evidence.lists.unusedTools ?? []);
+      return mappingPlan((s, n) => s === scope && unused.has(n), `Remove ${[...unused].join(", ")} from scope ${scope} on ${f.subject.serverName}`);
+    }
+    case "remove_from_mapping": {
+      const tool = f.subject.label;
+      return mappingPlan((_s, n) => n === tool, `Remove ${tool} from every scope of ${f.subject.serverName}`);
+    }
+    case "block_tool": {
+      await loadServer(ctx, serverId, "catalog.write");
+      const tool = f.subject.label;
+      return {
+        serverId,
+        description: `Block ${tool} on ${f.subject.serverName}`,
+        change: (snap) => ({ ...snap, servers: snap.servers.map((s) => (s.id === serverId ? { ...s, tools: s.tools.map((t) => (t.name === tool ? { ...t, blocked: true } : t)) } : s)) }),
+        apply: (c) => blockTool(c, f.subject.id, { reason: `Least privilege: not called in ${f.evidence.windowDays} days` }),
+      };
+    }
+    case "least_privilege_policy": {
+      const tenantId = f.tenantId!;
+      if (!can(ctx.actor, "policies.write", tenantId)) throw forbidden();
+      const who = f.kind === "over_broad_user" ? "user" : "client";
+      const used = f.evidence.lists.usedTools ?? [];
+      const cedar = leastPrivilegeCedar(serverId, who, f.subject.id, used);
+      const name = policyName(f);
+      const description = `Drafted from a least-privilege finding: ${who} ${f.subject.id} used ${used.length} of ${f.evidence.counts.allowedTools} tools in ${f.evidence.windowDays} days; every other tool of the server is forbidden to it.`;
+      return {
+        serverId,
+        tenantId,
+        description: `Policy "${name}": permit ${who} ${f.subject.id} only ${used.join(", ")}`,
+        change: (snap) => ({ ...snap, policies: [...snap.policies, { id: "pol_least_privilege_preview", tenantId, serverId, name, kind: "cedar", cedar, enabled: true }] }),
+        apply: (c) => createPolicy(c, { tenantId, serverId, name, description, kind: "cedar", cedar, enabled: true }),
+      };
+    }
+  }
+}
+
+/** What a remedy would change and its impact on the traffic of the finding's window; nothing is written. */
+export async function previewRemedy(ctx: Ctx, findingId: string, input: z.infer<typeof remedyInput>): Promise<{ finding: Finding; action: PolicyRemedy; description: string; impact: RemedyImpact }> {
+  const f = await getFinding(ctx, findingId, input.tenantId);
+  const plan = await planFor(ctx, f, input.action);
+  const impact = await remedyImpact(ctx.db, { serverId: plan.serverId, since: new Date(f.evidence.since), change: plan.change, tenantId: plan.tenantId, visible: (t) => t !== null && can(ctx.actor, "decisions.read", t) });
+  return { finding: f, action: input.action, description: plan.description, impact };
+}
+
+/**
+ * Creates a remedy's draft through the existing services (scope mapping,
+ * catalogue block, policy), after computing its impact. A draft whose impact
+ * stops calls is refused unless `acknowledgeFlips`. The draft is published
+ * like any other: the fleet page's tests, impact analysis and publish.
+ */
+export async function applyRemedy(ctx: Ctx, findingId: string, input: z.infer<typeof remedyInput>) {
+  const p = await previewRemedy(ctx, findingId, input);
+  if (p.impact.issues.length) throw new AppError("validation_failed", "The draft with this remedy does not compile", p.impact.issues.map((m) => ({ path: "draft", message: m })));
+  if (p.impact.allowToDeny > 0 && !input.acknowledgeFlips) {
+    throw new AppError("conflict", `This remedy would stop ${p.impact.allowToDeny} call${p.impact.allowToDeny > 1 ? "s" : ""} of the last ${p.finding.evidence.windowDays} days; confirm with acknowledgeFlips to draft it anyway`);
+  }
+  const plan = await planFor(ctx, p.finding, input.action);
+  const draft = await plan.apply(ctx);
+  await recordEvent(ctx.db, ctx.actor, {
+    action: "finding.remedy",
+    targetType: "finding",
+    targetId: p.finding.id,
+    tenantId: p.finding.tenantId,
+    after: { kind: p.finding.kind, action: input.action, description: plan.description, allowToDeny: p.impact.allowToDeny, denyToAllow: p.impact.denyToAllow, replayed: p.impact.replayed },
+  });
+  // Where the draft is tested, analysed and published: the fleets serving the server.
+  const publishIn = await ctx.db.select({ id: fleets.id, name: fleets.name }).from(fleetServers).innerJoin(fleets, eq(fleets.id, fleetServers.fleetId)).where(eq(fleetServers.serverId, plan.serverId));
+  return { finding: p.finding, action: input.action, description: plan.description, impact: p.impact, draft, publishIn: publishIn.map((x) => ({ ...x, href: `/fleets/${x.id}` })) };
+}
+
+// ---------------------------------------------------------------- privilege score over time
+
+/** Stores today's score of each tenant (one row per tenant and UTC day; a later run that day replaces it). */
+export async function recordScores(db: Db, scores: ComputeResult["scores"], settings: Map<string, TenantSettings>, now = new Date()) {
+  const day = now.toISOString().slice(0, 10);
+  for (const s of scores) {
+    const detail = { pairs: s.pairs, grants: s.grants };
+    const windowDays = (settings.get(s.tenantId) ?? DEFAULT_SETTINGS).unusedDays;
+    await db
+      .insert(privilegeScores)
+      .values({ tenantId: s.tenantId, day, windowDays, granted: s.granted, used: s.used, detail, computedAt: now })
+      .onConflictDoUpdate({ target: [privilegeScores.tenantId, privilegeScores.day], set: { windowDays, granted: s.granted, used: s.used, detail, computedAt: now } });
+  }
+}
+
+/** A tenant's score per day (stored daily) and as it is now. */
+export async function scoreHistory(ctx: Ctx, q: z.infer<typeof scoreQuery>) {
+  const [tenantId] = readableTenants(ctx, await allTenantIds(ctx.db), q.tenantId);
+  const since = new Date(Date.now() - q.days * DAY).toISOString().slice(0, 10);
+  const rows = await ctx.db
+    .select()
+    .from(privilegeScores)
+    .where(and(eq(privilegeScores.tenantId, tenantId!), gte(privilegeScores.day, since)))
+    .orderBy(asc(privilegeScores.day));
+  const settings = await loadSettings(ctx.db, [tenantId!]);
+  const now = await computeFindings(ctx.db, { tenantIds: [tenantId!], global: false, settings });
+  const pct = (used: number, granted: number) => (granted ? Math.round((1000 * used) / granted) / 10 : 100);
+  return {
+    tenantId,
+    current: now.scores[0] ?? null,
+    history: rows.map((r) => ({ day: r.day, windowDays: r.windowDays, granted: r.granted, used: r.used, unused: r.granted - r.used, score: pct(r.used, r.granted), detail: r.detail })),
+  };
+}
+
+// ---------------------------------------------------------------- settings
+
+function hintOf(url: string) {
+  const u = new URL(url);
+  return `${u.protocol}//${u.host}/…`;
+}
+
+async function authorizeSettings(ctx: Ctx, tenantId: string | undefined, write: boolean) {
+  if (!tenantId) {
+    if (!seesAllTenants(ctx.actor)) throw notFound("Settings");
+    if (write && ctx.actor.globalRole !== "owner") throw forbidden("Only owners change the fleet-wide settings");
+    return { id: "global", tenantId: null };
+  }
+  const [t] = await ctx.db.select({ id: tenants.id }).from(tenants).where(eq(tenants.id, tenantId));
+  if (!t || !can(ctx.actor, "tenants.read", t.id)) throw notFound("Tenant");
+  if (write && !can(ctx.actor, "tenants.write", t.id)) throw forbidden();
+  return { id: t.id, tenantId: t.id };
+}
+
+export async function getSettings(ctx: Ctx, q: z.infer<typeof settingsQuery>) {
+  const { id, tenantId } = await authorizeSettings(ctx, q.tenantId, false);
+  const [r] = await ctx.db.select().from(findingSettings).where(eq(findingSettings.id, id));
+  return { tenantId, unusedDays: r?.unusedDays ?? DEFAULT_SETTINGS.unusedDays, smallSharePercent: r?.smallSharePercent ?? DEFAULT_SETTINGS.smallSharePercent, webhook: r?.webhookHint ?? null, lastDigestAt: r?.lastDigestAt?.toISOString() ?? null };
+}
+
+/** Saves settings. A webhook URL is sealed with the key-encryption key and never returned or logged. */
+export async function putSettings(ctx: Ctx, q: z.infer<typeof settingsQuery>, input: z.infer<typeof settingsInput>, kek: Kek) {
+  const { id, tenantId } = await authorizeSettings(ctx, q.tenantId, true);
+  const patch: Partial<typeof findingSettings.$inferInsert> = { updatedAt: new Date() };
+  if (input.unusedDays !== undefined) patch.unusedDays = input.unusedDays;
+  if (input.smallSharePercent !== undefined) patch.smallSharePercent = input.smallSharePercent;
+  if (input.webhookUrl !== undefined) {
+    if (input.webhookUrl) {
+      try {
+        checkUrl(input.webhookUrl, { loopback: true, cidrs: [] }, true);
+      } catch (err) {
+        throw new AppError("validation_failed", "The webhook URL is not usable", [{ path: "webhookUrl", message: err instanceof EgressError ? err.message : "not a valid URL" }]);
+      }
+      const s = sealSecret(kek, `findings-webhook:${id}`, 1, input.webhookUrl);
+      patch.webhook = { ciphertext: s.ciphertext, wrappedKey: s.wrappedKey, kekId: s.kekId };
+      patch.webhookHint = hintOf(input.webhookUrl);
+    } else {
+      patch.webhook = null;
+      patch.webhookHint = null;
+    }
+  }
+  await ctx.db.transaction(async (tx) => {
+    await tx
+      .insert(findingSettings)
+      .values({ id, tenantId, ...patch })
+      .onConflictDoUpdate({ target: findingSettings.id, set: patch });
+    await recordEvent(tx, ctx.actor, {
+      action: "findings.settings",
+      targetType: tenantId ? "tenant" : "settings",
+      targetId: id,
+      tenantId,
+      // The webhook URL is a credential: the trail says only whether it changed and its host.
+      after: { unusedDays: input.unusedDays, smallSharePercent: input.smallSharePercent, webhook: input.webhookUrl === undefined ? undefined : (patch.webhookHint ?? null) },
+    });
+  });
+  return getSettings(ctx, q);
+}
+
+/** The webhook URL of a settings row, opened with the keyring (server side only, for the digest). */
+export function openWebhook(keyring: readonly Kek[], row: { id: string; webhook: { ciphertext: string; wrappedKey: string; kekId: string } | null }): string | null {
+  if (!row.webhook) return null;
+  const v = openSecret(keyring, `findings-webhook:${row.id}`, 1, row.webhook);
+  return typeof v === "string" ? v : null;
+}
+
