@@ -5,7 +5,11 @@ import { findingMarks, findingSettings, tenants } from "@/db/schema";
 import type { Kek } from "@/lib/bundles/signing";
 import { egressFetch, type EgressPolicy } from "@/lib/net/egress";
 import { computeFindings, type Finding } from "./compute";
-import { loadSettings, openWebhook, recordScores } from "./service";
+import { can } from "@/lib/auth/permissions";
+import type { Ctx } from "@/lib/context";
+import { forbidden } from "@/lib/errors";
+import type { z } from "zod";
+import { authorizeSettings, loadSettings, openWebhook, recordScores, type settingsQuery } from "./service";
 
 const DAY = 86_400_000;
 export const DIGEST_EVERY_MS = 7 * DAY;
@@ -161,4 +165,14 @@ export async function previewDigest(db: Db, scope: { id: string; tenantId: strin
   // Not yet marked by the job counts as new.
   const fresh = open.filter((f) => !s?.lastDigestAt || !first.has(f.id) || first.get(f.id)! > s.lastDigestAt);
   return { ...buildDigest({ name: scope.name }, fresh, open.length), fresh: fresh.length, open: open.length, lastDigestAt: s?.lastDigestAt?.toISOString() ?? null, webhook: s?.webhookHint ?? null };
+}
+
+/** The weekly digest of a tenant (or, for owners and global auditors, of the fleet-wide findings) as it would be sent now. */
+export async function digestPreview(ctx: Ctx, q: z.infer<typeof settingsQuery>) {
+  const { id, tenantId } = await authorizeSettings(ctx, q.tenantId, false);
+  if (tenantId && !can(ctx.actor, "decisions.read", tenantId)) throw forbidden();
+  const [t] = tenantId ? await ctx.db.select({ name: tenants.name }).from(tenants).where(eq(tenants.id, tenantId)) : [{ name: "all fleets" }];
+  const settings = await loadSettings(ctx.db, [id]);
+  const r = await computeFindings(ctx.db, { tenantIds: tenantId ? [tenantId] : [], global: !tenantId, settings });
+  return previewDigest(ctx.db, { id, tenantId, name: t?.name ?? id }, r.findings);
 }

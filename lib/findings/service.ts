@@ -307,7 +307,8 @@ function hintOf(url: string) {
   return `${u.protocol}//${u.host}/…`;
 }
 
-async function authorizeSettings(ctx: Ctx, tenantId: string | undefined, write: boolean) {
+/** Loads the settings scope (a tenant the caller reads, or "global" for owners and global auditors) and authorizes. */
+export async function authorizeSettings(ctx: Ctx, tenantId: string | undefined, write: boolean) {
   if (!tenantId) {
     if (!seesAllTenants(ctx.actor)) throw notFound("Settings");
     if (write && ctx.actor.globalRole !== "owner") throw forbidden("Only owners change the fleet-wide settings");
@@ -369,4 +370,3 @@ export function openWebhook(keyring: readonly Kek[], row: { id: string; webhook:
   const v = openSecret(keyring, `findings-webhook:${row.id}`, 1, row.webhook);
   return typeof v === "string" ? v : null;
 }
-

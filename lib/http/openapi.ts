@@ -22,6 +22,7 @@ import { decisionChartsQuery } from "@/lib/decisions/charts";
 import { decisionExportQuery } from "@/lib/decisions/export";
 import { decisionSearchQuery } from "@/lib/decisions/query";
 import { quarantineQuery } from "@/lib/decisions/quarantine";
+import { findingExportQuery, findingListQuery, remedyInput, scoreQuery, settingsInput as findingSettingsInput, settingsQuery as findingSettingsQuery } from "@/lib/findings/service";
 import { cedarCheckInput, policyInput, policyTestInput, policyTestUpdateInput, policyUpdateInput, simulateInput } from "@/lib/policy/service";
 
 const policyListQuery = z.object({ tenantId: z.string().optional(), serverId: z.string().optional() });
@@ -114,7 +115,7 @@ export const operations: Operation[] = [
   { method: "patch", path: "/api/v1/admin/policies/{policyId}", summary: "Change a policy (revalidated)", tag: "policies", body: policyUpdateInput },
   { method: "delete", path: "/api/v1/admin/policies/{policyId}", summary: "Delete a policy", tag: "policies", noContent: true },
   { method: "post", path: "/api/v1/admin/policies/check", summary: "Validate Cedar or a rule: issues at their line, formatted text, compiled Cedar. Text past the bounds (32 nested brackets, expression depth 60) is an issue with its position; parsed in an isolated worker (429 when its queue is full)", tag: "policies", body: cedarCheckInput },
-  { method: "get", path: "/api/v1/admin/servers/{serverId}/cedar-schema", summary: "The Cedar schema generated for a server", tag: "policies" },
+  { method: "get", path: "/api/v1/admin/servers/{serverId}/cedar-schema", summary: "The Cedar schema generated for a server: JSON (schema) and text, argument types, and each tool with the argument names of its approved definition", tag: "policies" },
   { method: "get", path: "/api/v1/admin/policy-tests", summary: "Policy tests of the tenants the caller reads", tag: "policies", query: policyListQuery },
   { method: "post", path: "/api/v1/admin/policy-tests", summary: "Add a test: a request and the decision it must get", tag: "policies", body: policyTestInput, created: true },
   { method: "patch", path: "/api/v1/admin/policy-tests/{testId}", summary: "Change a test", tag: "policies", body: policyTestUpdateInput },
@@ -137,6 +138,16 @@ export const operations: Operation[] = [
   { method: "post", path: "/api/v1/admin/vault/{entryId}/rotate", summary: "Add a secret version (write-only): current now with the previous one in grace, or scheduled at activateAt", tag: "vault", body: rotateEntryInput },
   { method: "post", path: "/api/v1/admin/vault/{entryId}/retire", summary: "Retire the entry and every version: agents stop using it with the next live bundle", tag: "vault" },
   { method: "post", path: "/api/v1/admin/vault/{entryId}/confirm-origin", summary: "Confirm a suspended secret (the server's upstream moved to another origin) for the new origin, without re-entering it; needs vault.write in the entry's tenant; recorded in the trail", tag: "vault", body: confirmOriginInput },
+  // -- least privilege (issue 15)
+  { method: "get", path: "/api/v1/admin/findings", summary: "Least-privilege findings computed from the decision log and the registry (tenant admins and auditors: their tenants; owners and global auditors also the fleet-wide ones), each with evidence (counts, last use, example decision ids) and remedies; counts per kind, privilege scores and computation time", tag: "findings", query: findingListQuery },
+  { method: "get", path: "/api/v1/admin/findings/export", summary: "The findings as a CSV or NDJSON attachment", tag: "findings", query: findingExportQuery },
+  { method: "get", path: "/api/v1/admin/findings/scores", summary: "A tenant's privilege score (share of granted scope × tool pairs and grants used in the window) per day, and now", tag: "findings", query: scoreQuery },
+  { method: "get", path: "/api/v1/admin/findings/settings", summary: "Least-privilege settings of a tenant (or, without tenantId, the fleet-wide ones): unused window, small-share threshold, the digest webhook's scheme and host", tag: "findings", query: findingSettingsQuery },
+  { method: "put", path: "/api/v1/admin/findings/settings", summary: "Change least-privilege settings (tenant admins; fleet-wide: owners). The webhook URL is sealed with the key-encryption key and never returned or logged", tag: "findings", query: findingSettingsQuery, body: findingSettingsInput },
+  { method: "get", path: "/api/v1/admin/findings/digest", summary: "The weekly digest as it would be sent now: e-mail-ready text and the Slack-compatible webhook JSON, listing findings new since the last digest", tag: "findings", query: findingSettingsQuery },
+  { method: "get", path: "/api/v1/admin/findings/{findingId}", summary: "One finding (404 when it is another tenant's or was remedied)", tag: "findings" },
+  { method: "post", path: "/api/v1/admin/findings/{findingId}/preview", summary: "What a policy-changing remedy (narrow_mapping, remove_from_mapping, block_tool, least_privilege_policy) would change, and its impact on the finding's window: every tools/call decision of the server replayed with decide() against the draft as it is and with the remedy; writes nothing", tag: "findings", body: remedyInput },
+  { method: "post", path: "/api/v1/admin/findings/{findingId}/remedy", summary: "Create the remedy's draft through the scope-mapping, catalogue or policy service after computing its impact; 409 when it would stop calls unless acknowledgeFlips. Publish it from the fleet page (tests, impact analysis, publish)", tag: "findings", body: remedyInput, created: true },
   // -- grants, clients, revocations (issue 5)
   { method: "get", path: "/api/v1/admin/grants", summary: "Delegated grants (user, client, server, tenant) with usage, most recently used first", tag: "grants", query: grantListQuery },
   { method: "post", path: "/api/v1/admin/grants/import", summary: "Import grants exported by an authorization server (all or nothing)", tag: "grants", body: importGrantsInput },
