@@ -110,6 +110,11 @@ export class BundleSync {
     return stale ? null : cur;
   }
 
+  /** Until when (ms, this agent's clock) the bundle in force may be enforced without a new confirmation. */
+  get freshUntilMs(): number {
+    return this.freshUntil;
+  }
+
   /** The bundle held, even when too old to enforce (for heartbeats and status). */
   get held(): Installed | null {
     return this.installed;

@@ -1,6 +1,7 @@
 import { fetchUpstreamTools } from "@/lib/enforcement/upstream-tools";
 import { redactUrlsIn } from "@/lib/enforcement/redact";
 import { toolHash } from "@/lib/enforcement/tool-hash";
+import { driftKey as catalogueDriftKey, type ListKind } from "@/lib/enforcement/decide";
 import type { Installed } from "./bundle-sync";
 import type { Metrics } from "./metrics";
 import { inject, type CredentialBroker } from "./credentials";
@@ -16,16 +17,17 @@ export function driftOf(i: Installed): Set<string> {
   return s;
 }
 
-export const driftKey = (serverId: string, tool: string) => `${serverId}/${tool}`;
+/** The drift set's key of a catalogue entry (lib/enforcement/decide.ts `driftKey`: `serverId/tool` for a tool). */
+export const driftKey = (serverId: string, tool: string, kind: ListKind = "tools") => catalogueDriftKey(serverId, kind, tool);
 
-/** Marks a tool as changed upstream (hidden from tools/list, denied on call), once. */
-export function markDrift(i: Installed, serverId: string, tool: string, deps: { metrics: Metrics; log: (m: string) => void }, live: string, approved: string): void {
+/** Marks a catalogue entry (a tool by default) as changed upstream (hidden from its list, denied on use), once. */
+export function markDrift(i: Installed, serverId: string, tool: string, deps: { metrics: Metrics; log: (m: string) => void }, live: string, approved: string, kind: ListKind = "tools"): void {
   const set = driftOf(i);
-  const key = driftKey(serverId, tool);
+  const key = driftKey(serverId, tool, kind);
   if (set.has(key)) return;
   set.add(key);
   deps.metrics.hiddenChangedTools++;
-  deps.log(`tool ${key} hidden and denied: its live definition (${live.slice(0, 19)}…) differs from the approved one (${approved.slice(0, 19)}…)`);
+  deps.log(`${kind === "tools" ? "tool" : kind} ${key} hidden and denied: its live definition (${live.slice(0, 19)}…) differs from the approved one (${approved.slice(0, 19)}…)`);
 }
 
 /**

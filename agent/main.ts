@@ -9,6 +9,7 @@
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
 import { BundleSync } from "./bundle-sync";
+import { registerApprovalReporter } from "./approval";
 import { loadConfig, USAGE, type AgentConfig } from "./config";
 import { Metrics } from "./metrics";
 import { createAgentServer } from "./server";
@@ -52,6 +53,8 @@ export async function startAgent(
   // A new bundle with another credential version is fetched before the next call needs it.
   sync = new BundleSync({ ...config, metrics, log, heartbeatMs: opts.heartbeatMs, onInstall: (i) => credentials.prefetch(i.content) });
   await sync.start();
+  // Calls held for a person's approval are filed with the control plane by this agent (agent/approval.ts).
+  const unregisterApprovals = registerApprovalReporter({ controlPlaneUrl: config.controlPlaneUrl, agentKey: () => sync.agentKey, fleetId: () => sync.current?.content.manifest.fleetId ?? null, log });
   await wal.open();
   metrics.logBacklog = () => wal.backlog();
   // Starts at once: segments left from before are shipped as soon as the agent key is known (stored, or after enrollment).
@@ -63,7 +66,7 @@ export async function startAgent(
   const validator = opts.validator ?? new TokenValidator();
   // Sessions stay bound to their callers across restarts (and replicas sharing the key).
   const sessionKey = await loadSessionKey(config.dataDir, config.sessionKey);
-  const server = createAgentServer({ current: () => sync.current, validator, metrics, wal, agentId: () => sync.agentId, log, credentials, revoker, sessionKey, publicOrigins: config.publicOrigins });
+  const server = createAgentServer({ current: () => sync.current, validator, metrics, wal, agentId: () => sync.agentId, log, credentials, revoker, sessionKey, publicOrigins: config.publicOrigins, freshUntil: () => sync.freshUntilMs });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -98,6 +101,7 @@ export async function startAgent(
         const force = setTimeout(() => server.closeAllConnections(), drainMs);
         force.unref();
         drift.stop();
+        unregisterApprovals();
         await sync.stop();
         await closed;
         clearTimeout(force);

@@ -5,10 +5,11 @@ import { performance } from "node:perf_hooks";
 import { uuidv7 } from "uuidv7";
 import type { BundleServer } from "@/lib/enforcement/bundle";
 import type { DecisionResult } from "@/lib/enforcement/engine";
-import { decide, decisionView, listFilter, type DecisionView } from "@/lib/enforcement/decide";
-import type { ToolDefinition } from "@/lib/enforcement/tool-hash";
+import { decide, decideOnHeaders, decisionView, filterList, type DecisionView, type ListKind } from "@/lib/enforcement/decide";
+import type { BundleTool } from "@/lib/enforcement/bundle";
 import { INVALID_VALUE } from "@/lib/enforcement/decision-record";
 import { maskArgs } from "@/lib/enforcement/masking";
+import { approvalAllowed, approvalAnswer } from "./approval";
 import type { Installed } from "./bundle-sync";
 import { CredentialUnavailable, inject, type CredentialBroker, type Injection } from "./credentials";
 import type { Metrics } from "./metrics";
@@ -18,6 +19,27 @@ import { depthOf, MAX_ARGS_DEPTH, MAX_BATCH, MAX_EVENT_ID_CHARS, MAX_ID_CHARS, M
 import type { RequestTracker } from "./session";
 import { UpstreamPools } from "./upstream";
 import type { Readable } from "node:stream";
+import {
+  checkStateless,
+  hasEnvelopeClaim,
+  INVALID_PARAMS,
+  isModernVersion,
+  LEGACY_VERSIONS,
+  MAX_CACHE_TTL_MS,
+  META_PROTOCOL_VERSION,
+  MODERN_VERSIONS,
+  nameHeaderSource,
+  nameOf,
+  paramHeadersOf,
+  peekId,
+  privateCacheHints,
+  SUPPORTED_VERSIONS,
+  unsupportedVersion,
+  type McpHeaders,
+  type ParamHeader,
+  type ProtocolRefusal,
+} from "./protocol";
+import { ERA_PROBE_TIMEOUT_MS, UpstreamEras, type ProbeAnswer } from "./upstream-era";
 
 export { MAX_BODY_BYTES } from "./bounds";
 
@@ -56,6 +78,8 @@ export interface ProxyDeps {
   tracker: RequestTracker;
   /** Keep-alive pools to the upstreams (default: one of the proxy's own). */
   upstreams?: UpstreamPools;
+  /** The era each upstream speaks (default: one of the proxy's own). */
+  eras?: UpstreamEras;
 }
 
 /** One authenticated request to one server, as the HTTP layer resolved it. */
@@ -69,6 +93,32 @@ export interface Call {
   trackKey: (upstreamSession: string | null) => string;
   /** The session id the client is given for an upstream session id. */
   wrapSession: (upstreamId: string) => string;
+  /** The 2026-07-28 request headers (MCP-Protocol-Version, Mcp-Method, Mcp-Name, Mcp-Param-*), read and bounded. */
+  mcp: McpHeaders;
+  /** The bundle in force now (long-lived streams re-check each notification against it), or null. */
+  current: () => Installed | null;
+  /** Until when (ms) the bundle in force may be enforced: cache lifetimes (`ttlMs`) never reach past it. */
+  freshUntil: () => number;
+}
+
+/** The list methods, the kind `filterList()` takes and the result key that holds the items (the same word). */
+const LIST_METHODS: Record<string, ListKind> = { "tools/list": "tools", "resources/list": "resources", "resources/templates/list": "resourceTemplates", "prompts/list": "prompts" };
+const KIND_METHOD: Record<ListKind, string> = { tools: "tools/list", resources: "resources/list", resourceTemplates: "resources/templates/list", prompts: "prompts/list" };
+/** Results that carry cache hints (caching, "Cacheable Results"). */
+const CACHEABLE = new Set(["server/discover", "tools/list", "prompts/list", "resources/list", "resources/templates/list", "resources/read"]);
+/** Capabilities a server/discover answer keeps: the methods behind any other are denied by the agent. */
+const DISCOVER_CAPABILITIES = new Set(["tools", "resources", "prompts", "completions", "logging"]);
+/** Most URIs one subscriptions/listen may ask updates for (each is decided). */
+export const MAX_RESOURCE_SUBSCRIPTIONS = 256;
+/** Handshake-era revisions a stateless client can fall back to through the agent when the upstream has no stateless era. */
+const FALLBACK_VERSIONS = LEGACY_VERSIONS.slice(0, 2);
+
+/** The `x-mcp-header` parameters of an approved tool (its approved definition is the live one, or it is denied as drifted). */
+const paramsByTool = new WeakMap<BundleTool, ParamHeader[] | null>();
+function paramHeadersOfTool(t: BundleTool | undefined): ParamHeader[] | null {
+  if (!t) return null;
+  if (!paramsByTool.has(t)) paramsByTool.set(t, paramHeadersOf(t.inputSchema));
+  return paramsByTool.get(t) ?? null;
 }
 
 const isId = (v: unknown): v is Id => (typeof v === "string" && v.length <= MAX_ID_CHARS) || (typeof v === "number" && Number.isFinite(v));
@@ -139,9 +189,11 @@ interface Recorded {
  */
 export class McpProxy {
   private readonly upstreams: UpstreamPools;
+  private readonly eras: UpstreamEras;
 
   constructor(private readonly d: ProxyDeps) {
     this.upstreams = d.upstreams ?? new UpstreamPools();
+    this.eras = d.eras ?? new UpstreamEras();
   }
 
   /** Closes the upstream connection pools. */
@@ -189,11 +241,17 @@ export class McpProxy {
    * large, too deep, not JSON, not JSON-RPC): one deny decision in the log,
    * durable before the answer.
    */
-  async refuse(res: ServerResponse, c: Call, status: number, code: number, message: string, method = INVALID_VALUE, id: Id | null = null): Promise<void> {
+  async refuse(res: ServerResponse, c: Call, status: number, code: number, message: string, method = INVALID_VALUE, id: Id | null = null, extra: { tool?: string | null; data?: unknown } = {}): Promise<void> {
     const r: DecisionResult = { decision: "deny", reason: `refused before any decision: ${message}`, determining: [], errors: [] };
-    const rec = this.record(c.installed, c.server, c.principal, method, null, r, performance.now(), { context: principalContext(c.principal) });
+    const rec = this.record(c.installed, c.server, c.principal, method, extra.tool ?? null, r, performance.now(), { context: principalContext(c.principal) });
     if (!(await this.durable(res, [rec.durable]))) return;
-    sendJson(res, status, { jsonrpc: "2.0", id, error: { code, message, data: { decisionId: rec.id } } });
+    const data = isRecord(extra.data) ? { ...extra.data, decisionId: rec.id } : { decisionId: rec.id };
+    sendJson(res, status, { jsonrpc: "2.0", id, error: { code, message, data } });
+  }
+
+  /** Answers a stateless-era refusal (HeaderMismatch, UnsupportedProtocolVersion, invalid params) with its decision line. */
+  private refuseProtocol(res: ServerResponse, c: Call, p: ProtocolRefusal, method: string, id: Id | null, tool: string | null): Promise<void> {
+    return this.refuse(res, c, p.status, p.code, p.message, method, id, { tool, data: p.data });
   }
 
   /** Waits until these decisions are on disk; on a log failure answers 503 itself and returns false (no record, no answer). */
@@ -219,59 +277,177 @@ export class McpProxy {
       pending.push(rec.durable);
       return rec.id;
     };
-    const call = m.method === "tools/call";
-    const rawTool = call ? m.params?.name : undefined;
-    const tool = typeof rawTool === "string" && rawTool.length <= MAX_METHOD_CHARS ? rawTool : null;
-    const rawArgs = call ? m.params?.arguments : undefined;
+    // The object the method names (tool, prompt, resource URI): the record's `tool` field and decide()'s `name`.
+    const name = nameOf(m.method, m.params);
+    const withArgs = m.method === "tools/call" || m.method === "prompts/get";
+    const rawArgs = withArgs ? m.params?.arguments : undefined;
     const args = isRecord(rawArgs) ? rawArgs : {};
     // Bounded before any work on them (the body scan already bounded the total).
-    if (call && depthOf(args, MAX_ARGS_DEPTH) > MAX_ARGS_DEPTH) {
+    if (withArgs && depthOf(args, MAX_ARGS_DEPTH) > MAX_ARGS_DEPTH) {
       const r: DecisionResult = { decision: "deny", reason: `arguments nested deeper than ${MAX_ARGS_DEPTH} levels`, determining: [], errors: [] };
-      return invalid(m.id, `Invalid Request: ${r.reason}`, note(tool, r, { context: principalContext(p) }));
+      return invalid(m.id, `Invalid Request: ${r.reason}`, note(name, r, { context: principalContext(p) }));
     }
-    const d = decide(viewOf(installed), { method: m.method, serverId: server.id, tool: call ? (tool ?? (typeof rawTool === "string" ? rawTool : null)) : null, principal: p, args, time: new Date() }, { drifted: driftOf(installed) });
-    if (d.stage === "passthrough" || d.stage === "list") return null;
-    // Decided first; only then are the arguments masked, for the log line (tools/call only).
-    const details = call ? callDetails(installed, server.id, tool ?? "", p, args) : undefined;
-    const id = note(tool, d, details);
-    if (d.decision === "allow") return null;
+    const d = decide(viewOf(installed), { method: m.method, serverId: server.id, name, principal: p, args, time: new Date() }, { drifted: driftOf(installed) });
+    if (d.stage === "passthrough" || d.stage === "list") return m.method === "subscriptions/listen" ? this.decideSubscriptions(c, m, note) : null;
+    // Decided first; only then are the arguments masked, for the log line (tools/call and prompts/get).
+    const details = withArgs ? callDetails(installed, server.id, name ?? "", p, args) : undefined;
+    const id = note(name, d, details);
+    // Human approval (issue 16): a call held for a person is answered in the protocol's terms, an approved one reported (agent/approval.ts).
+    if (m.method === "tools/call") {
+      const ac = { content: installed.content, serverId: server.id, principal: p };
+      if (d.decision === "allow") approvalAllowed(ac, m, d, id);
+      else if (d.stage === "approval" && d.approval) return approvalAnswer(ac, m, d, id, args, pending, DENIED_CODE) as ValidMessage;
+    }
+    if (d.decision === "allow") return m.method === "subscriptions/listen" ? this.decideSubscriptions(c, m, note) : null;
     if (d.stepUpScopes.length) throw new InsufficientScope(d.stepUpScopes);
     return denial(m.id, id, d.reason);
   }
 
-  /** Filters a tools/list result with `listFilter()` (approved, unchanged tools the caller could be allowed to call); the decision is durable before it returns. */
-  private async filterTools(c: Call, result: unknown): Promise<unknown> {
+  /**
+   * The resource URIs a subscriptions/listen asks updates for are each
+   * decided as resources/subscribe; the denied ones are taken out of the
+   * request (the upstream's acknowledgment then leaves them out, as for a
+   * notification type it does not support) and logged. Over
+   * MAX_RESOURCE_SUBSCRIPTIONS the request is refused.
+   */
+  private decideSubscriptions(c: Call, m: ValidMessage, note: (tool: string | null, r: DecisionResult) => string): ValidMessage | null {
+    const n = m.params?.notifications;
+    if (!isRecord(n) || n.resourceSubscriptions === undefined) return null;
+    const uris = n.resourceSubscriptions;
+    if (!Array.isArray(uris) || uris.length > MAX_RESOURCE_SUBSCRIPTIONS || !uris.every((u) => typeof u === "string")) {
+      const r: DecisionResult = { decision: "deny", reason: `resourceSubscriptions must be at most ${MAX_RESOURCE_SUBSCRIPTIONS} URIs`, determining: [], errors: [] };
+      return invalid(m.id!, `Invalid Request: ${r.reason}`, note(null, r));
+    }
+    const view = viewOf(c.installed);
+    const kept: string[] = [];
+    for (const uri of uris as string[]) {
+      const d = decide(view, { method: "resources/subscribe", serverId: c.server.id, name: uri, principal: c.principal, time: new Date() }, { drifted: driftOf(c.installed) });
+      if (d.decision === "allow") kept.push(uri);
+      else note(uri, { ...d, reason: `subscriptions/listen: ${d.reason}` });
+    }
+    if (kept.length !== uris.length) m.params = { ...m.params, notifications: { ...n, resourceSubscriptions: kept } };
+    return null;
+  }
+
+  /** Filters the `kind` items of a list result with `filterList()`; the decision is durable before it returns. */
+  private async filterKind(c: Call, kind: ListKind, r: Record<string, unknown>): Promise<Record<string, unknown>> {
     const { installed, server, principal: p } = c;
-    const r = result as { tools?: ToolDefinition[] } | null;
-    if (!r || !Array.isArray(r.tools)) return result;
+    const items = r[kind];
+    if (!Array.isArray(items)) return r;
     const started = performance.now();
-    const f = listFilter(viewOf(installed), { serverId: server.id, principal: p, time: new Date() }, r.tools, { drifted: driftOf(installed) });
-    for (const ch of f.changed) markDrift(installed, ch.serverId, ch.tool, this.d, ch.live, ch.approved);
-    await this.record(installed, server, p, "tools/list", null, f.record, started).durable;
-    return { ...r, tools: f.kept };
+    const f = filterList(viewOf(installed), { serverId: server.id, principal: p, time: new Date() }, kind, items, { drifted: driftOf(installed) });
+    for (const ch of f.changed) markDrift(installed, ch.serverId, ch.name, this.d, ch.live, ch.approved, ch.kind);
+    await this.record(installed, server, p, KIND_METHOD[kind], null, f.record, started).durable;
+    return { ...r, [kind]: f.kept };
   }
 
   /**
-   * Screens one upstream message, on any stream of this caller's session:
-   * the server's own requests and notifications pass; an answer passes only
-   * when its id is one the agent forwarded for this caller in this session
-   * (an error with a null id, which answers nothing identifiable, passes);
-   * an answer to a tools/list (or anything shaped like one) is filtered.
-   * Returns null to drop the message.
+   * A server/discover answer as this caller may see it: the stateless
+   * revisions the agent also speaks, and only the capabilities whose
+   * methods the agent decides (tools, resources, prompts, completions,
+   * logging; `extensions` and `experimental` are dropped, their methods are
+   * denied here). Logged as a list decision.
+   */
+  private async filterDiscover(c: Call, r: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const started = performance.now();
+    const out: Record<string, unknown> = { ...r };
+    const dropped: string[] = [];
+    if (Array.isArray(r.supportedVersions)) out.supportedVersions = r.supportedVersions.filter((v) => typeof v === "string" && MODERN_VERSIONS.includes(v));
+    if (isRecord(r.capabilities)) {
+      const caps: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(r.capabilities)) {
+        if (DISCOVER_CAPABILITIES.has(k)) caps[k] = v;
+        else dropped.push(k);
+      }
+      out.capabilities = caps;
+    }
+    const d: DecisionResult = { decision: "allow", reason: `server/discover answered${dropped.length ? `; capabilities removed: ${dropped.join(", ")}` : ""}`, determining: [], errors: [] };
+    await this.record(c.installed, c.server, c.principal, "server/discover", null, d, started).durable;
+    return out;
+  }
+
+  /**
+   * Screens a result by the method it answers: list items filtered per
+   * caller (any result carrying a list of one of the four kinds is filtered,
+   * whatever the method, so an answer replayed under another id is too);
+   * server/discover filtered; cacheable results marked private, their
+   * `ttlMs` clamped (MAX_CACHE_TTL_MS, and never past the bundle's
+   * freshness). `stateless`: add the hints when the upstream left them out.
+   */
+  private async screenResult(c: Call, method: string | undefined, result: unknown, stateless: boolean): Promise<unknown> {
+    if (!isRecord(result)) return result;
+    let r = result;
+    let filtered = false;
+    for (const kind of Object.keys(KIND_METHOD) as ListKind[]) {
+      if (LIST_METHODS[method ?? ""] === kind || Array.isArray(r[kind])) {
+        r = await this.filterKind(c, kind, r);
+        filtered = true;
+      }
+    }
+    if (method === "server/discover") {
+      r = await this.filterDiscover(c, r);
+      filtered = true;
+    }
+    if (filtered || CACHEABLE.has(method ?? "")) r = privateCacheHints(r, Math.min(MAX_CACHE_TTL_MS, c.freshUntil() - Date.now()), stateless && (filtered || CACHEABLE.has(method ?? "")));
+    return r;
+  }
+
+  /**
+   * Screens a notification from the upstream against the bundle in force
+   * now (a stream outlives bundles): nothing passes once the caller's token
+   * is revoked or the tenant may no longer use the server, and a
+   * notifications/resources/updated passes only when the caller may
+   * subscribe to that URI.
+   */
+  private screenNotification(c: Call, m: Record<string, unknown>): Record<string, unknown> | null {
+    const now = c.current();
+    if (!now) return null;
+    const view = viewOf(now);
+    const gate = decide(view, { method: "ping", serverId: c.server.id, principal: c.principal }, { drifted: driftOf(now) });
+    if (gate.decision === "deny") return null;
+    if (m.method === "notifications/resources/updated") {
+      const uri = isRecord(m.params) ? m.params.uri : undefined;
+      if (typeof uri !== "string") return null;
+      const d = decide(view, { method: "resources/subscribe", serverId: c.server.id, name: uri, principal: c.principal, time: new Date() }, { drifted: driftOf(now) });
+      if (d.decision !== "allow") return null;
+    }
+    return m;
+  }
+
+  /**
+   * Screens one upstream message, on any stream of this caller's
+   * handshake-era session: the server's own requests pass, notifications
+   * are screened (`screenNotification`); an answer passes only when its id
+   * is one the agent forwarded for this caller in this session (an error
+   * with a null id, which answers nothing identifiable, passes); results are
+   * screened by the method they answer (`screenResult`). Returns null to
+   * drop the message.
    */
   private async screen(c: Call, session: string, m: unknown): Promise<unknown> {
     if (!isRecord(m)) return null;
-    if (typeof m.method === "string") return m;
+    if (typeof m.method === "string") return m.id !== undefined ? m : this.screenNotification(c, m);
     if (m.id === null && m.error !== undefined && m.result === undefined) return m;
     if (!isId(m.id)) return null;
     const method = this.d.tracker.methodOf(session, m.id);
     if (method === undefined) return null;
-    const result = m.result as { tools?: unknown } | undefined;
-    if (method === "tools/list" || (isRecord(result) && Array.isArray(result.tools))) {
-      if (m.result === undefined) return m;
-      return { ...m, result: await this.filterTools(c, m.result) };
-    }
-    return m;
+    if (m.result === undefined) return m;
+    return { ...m, result: await this.screenResult(c, method, m.result, false) };
+  }
+
+  /**
+   * Screens one upstream message on the answer stream of one stateless
+   * request (or its subscriptions/listen stream): the answer to that request
+   * only, screened by its method; notifications screened; no server
+   * requests (2026-07-28 has none on any stream: input requests travel
+   * inside results, MRTR).
+   */
+  private async screenStateless(c: Call, request: ValidMessage, m: unknown): Promise<unknown> {
+    if (!isRecord(m)) return null;
+    if (typeof m.method === "string") return m.id !== undefined ? null : this.screenNotification(c, m);
+    if (m.id === null && m.error !== undefined && m.result === undefined) return m;
+    if (m.id !== request.id) return null;
+    if (m.result === undefined) return m;
+    return { ...m, result: await this.screenResult(c, request.method, m.result, true) };
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, c: Call, body: Buffer | null): Promise<void> {
@@ -283,6 +459,24 @@ export class McpProxy {
       await this.forward(req, res, c, cred, null, screen);
       if (req.method === "DELETE" && res.statusCode < 300) this.d.tracker.end(session);
       return;
+    }
+    const h = c.mcp;
+    // A revision the agent does not know (the header is a date, checked before): the spec's error, listing what it serves.
+    if (h.version !== null && !SUPPORTED_VERSIONS.includes(h.version)) return this.refuseProtocol(res, c, unsupportedVersion(h.version, SUPPORTED_VERSIONS), h.method ?? INVALID_VALUE, peekId(body!), null);
+    const modernHeader = h.version !== null && isModernVersion(h.version);
+    // Header-first (2026-07-28): the method and name the headers carry are decided before the body is parsed.
+    // Only a denial is final here; anything else is decided again on the body, which must agree with its headers.
+    // A method whose Mcp-Name is required but absent is not decided here: the body check answers HeaderMismatch.
+    if (modernHeader && h.method !== null && !(nameHeaderSource(h.method) !== null && h.name === null)) {
+      const started = performance.now();
+      const hf = decideOnHeaders(viewOf(c.installed), { method: h.method, serverId: c.server.id, name: h.name, principal: c.principal, time: new Date() }, { drifted: driftOf(c.installed) });
+      if (hf.final && hf.final.decision === "deny") {
+        const r = { ...hf.final, reason: `${hf.final.reason} (decided on the Mcp-Method and Mcp-Name headers)` };
+        const rec = this.record(c.installed, c.server, c.principal, h.method, h.name, r, started, { context: principalContext(c.principal) });
+        if (!(await this.durable(res, [rec.durable]))) return;
+        if (r.stepUpScopes.length) throw new InsufficientScope(r.stepUpScopes);
+        return sendJson(res, 200, denial(peekId(body!) as Id, rec.id, r.reason));
+      }
     }
     const over = scanBody(body!);
     if (over) return this.refuse(res, c, 400, -32600, `Invalid Request: ${over}`);
@@ -296,6 +490,18 @@ export class McpProxy {
     const messages = (batch ? parsed : [parsed]) as unknown[];
     if (!messages.length) return this.refuse(res, c, 400, -32600, "Invalid Request: empty batch");
     if (messages.length > MAX_BATCH) return this.refuse(res, c, 400, -32600, `Invalid Request: more than ${MAX_BATCH} messages in a batch`);
+    // Era, body-primary (as the SDK v2 server classifies): a `_meta` protocol version claims the stateless era.
+    const claims = messages.some((m) => isRecord(m) && hasEnvelopeClaim(m.params));
+    if (batch && (claims || modernHeader)) return this.refuse(res, c, 400, -32600, "Invalid Request: JSON-RPC batches are not part of protocol revision 2026-07-28");
+    if (!batch && claims) return this.handleStateless(req, res, c, parsed as Record<string, unknown>);
+    if (!batch && modernHeader && isRecord(parsed) && parsed.method !== undefined) {
+      // A 2026-07-28 header over a body without the per-request envelope: the envelope is missing (never served as the handshake era).
+      const p: ProtocolRefusal =
+        parsed.method === "initialize"
+          ? { status: 400, code: -32020, message: "Header mismatch: an initialize request (handshake era) was sent with a 2026-07-28 MCP-Protocol-Version header" }
+          : { status: 400, code: INVALID_PARAMS, message: `Invalid params: the MCP-Protocol-Version header names ${h.version}, but params._meta.${META_PROTOCOL_VERSION} is missing` };
+      if (parsed.id !== undefined) return this.refuseProtocol(res, c, p, methodLabel(parsed), idOf(parsed), null);
+    }
     const answers: ValidMessage[] = [];
     const forward: ValidMessage[] = [];
     const pending: Promise<void>[] = [];
@@ -333,6 +539,78 @@ export class McpProxy {
   }
 
   /**
+   * One stateless-era (2026-07-28) request: checked against its headers
+   * (HeaderMismatch, envelope, revision), decided, then sent to an upstream
+   * that speaks the revision (learned with server/discover), with the
+   * request headers the upstream requires; its answer stream carries that
+   * request's answer only. No session: nothing is tracked between requests.
+   */
+  private async handleStateless(req: IncomingMessage, res: ServerResponse, c: Call, raw: Record<string, unknown>): Promise<void> {
+    const problem = messageProblem(raw);
+    if (problem) return this.refuse(res, c, 400, -32600, `Invalid Request: ${problem}`, methodLabel(raw), idOf(raw));
+    const m = raw as unknown as ValidMessage;
+    if (m.method === undefined) return this.refuse(res, c, 400, -32600, "Invalid Request: responses are not posted in protocol revision 2026-07-28", INVALID_VALUE, idOf(raw));
+    const name = nameOf(m.method, m.params);
+    const params = m.method === "tools/call" && name !== null ? paramHeadersOfTool(c.installed.engine.tool(c.server.id, name)) : null;
+    const refused = checkStateless({ id: m.id, method: m.method, params: m.params }, c.mcp, params);
+    if (refused) return this.refuseProtocol(res, c, refused, m.method, m.id ?? null, name);
+    const pending: Promise<void>[] = [];
+    let answer: ValidMessage | null;
+    try {
+      answer = this.decideMessage(c, m, pending);
+    } catch (err) {
+      if (!(await this.durable(res, pending))) return;
+      throw err;
+    }
+    if (!(await this.durable(res, pending))) return;
+    if (answer) return sendJson(res, answer.error && (answer.error as { code: number }).code === -32600 ? 400 : 200, answer);
+    const cred = await this.credential(res, c, m.id ?? null);
+    if (cred === false) return;
+    // The upstream must speak this revision: a stateless request is never sent to a handshake-era upstream.
+    const claimed = (m.params!._meta as Record<string, unknown>)[META_PROTOCOL_VERSION] as string;
+    let modern: string[];
+    try {
+      modern = (await this.eras.get(c.installed, c.server.id, () => this.probeEra(c, cred))).modern;
+    } catch (err) {
+      this.d.metrics.upstreamErrors++;
+      this.d.log(`server/discover probe of ${c.server.id} failed: ${redactUrlsIn(err instanceof Error ? err.message : String(err))}`);
+      return this.refuse(res, c, 502, -32603, "Upstream unavailable", m.method, m.id ?? null, { tool: name });
+    }
+    if (!modern.includes(claimed)) {
+      const p = modern.length
+        ? unsupportedVersion(claimed, modern.filter((v) => MODERN_VERSIONS.includes(v)), "the upstream behind this agent does not speak this revision")
+        : unsupportedVersion(claimed, FALLBACK_VERSIONS, "the upstream behind this agent speaks only the handshake era (initialize); connect with one of the supported versions");
+      return this.refuseProtocol(res, c, p, m.method, m.id ?? null, name);
+    }
+    const headers: Record<string, string> = { "mcp-protocol-version": claimed, "mcp-method": m.method };
+    if (c.mcp.rawName !== null) headers["mcp-name"] = c.mcp.rawName;
+    // Mcp-Param-* headers are forwarded (checked against the body above when the approved tool declares them).
+    for (const [k, v] of c.mcp.params) headers[`mcp-param-${k}`] = v;
+    await this.forward(req, res, c, cred, JSON.stringify(m), (x) => this.screenStateless(c, m, x), [], false, headers);
+  }
+
+  /** Asks the upstream `server/discover` (2026-07-28) with this call's credential: how its era is learned. */
+  private async probeEra(c: Call, credential: Injection | null): Promise<ProbeAnswer> {
+    const version = MODERN_VERSIONS[0]!;
+    const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": version, "mcp-method": "server/discover" };
+    const target = inject(c.server.upstreamUrl, headers, credential);
+    const body = JSON.stringify({ jsonrpc: "2.0", id: "mandate-discover", method: "server/discover", params: { _meta: { [META_PROTOCOL_VERSION]: version, "io.modelcontextprotocol/clientCapabilities": {}, "io.modelcontextprotocol/clientInfo": { name: "mandate-agent", version: "1" } } } });
+    const up = await this.upstreams.request(target, { method: "POST", headers, body, signal: AbortSignal.timeout(ERA_PROBE_TIMEOUT_MS) });
+    const text = await readCapped(up.body as unknown as AsyncIterable<Uint8Array>, 1024 * 1024);
+    const type = String(up.headers["content-type"] ?? "");
+    let json: unknown;
+    try {
+      if (text && type.includes("text/event-stream")) {
+        const data = text.split(/\r?\n/).filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim());
+        json = data.length ? JSON.parse(data[data.length - 1]!) : undefined;
+      } else json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    return { status: up.statusCode, json };
+  }
+
+  /**
    * The upstream credential for this call, or null for an open upstream.
    * Fails closed: when the bundle names a credential that cannot be resolved,
    * answers 502 itself and returns false (nothing is forwarded).
@@ -363,6 +641,7 @@ export class McpProxy {
     screen: (m: unknown) => Promise<unknown>,
     extra: ValidMessage[] = [],
     batch = false,
+    stateless: Record<string, string> | null = null,
   ): Promise<void> {
     const headers: Record<string, string> = {};
     // Only what the transport needs: never Authorization (no token pass-through), never cookies.
@@ -372,8 +651,10 @@ export class McpProxy {
     }
     const lastEventId = req.headers["last-event-id"];
     if (typeof lastEventId === "string" && req.method === "GET") headers["last-event-id"] = lastEventId.slice(0, MAX_EVENT_ID_CHARS);
-    // The upstream's own session id, never the client's (bound) one.
-    if (c.upstreamSession !== null) headers["mcp-session-id"] = c.upstreamSession;
+    // The upstream's own session id, never the client's (bound) one; none in the stateless era.
+    if (c.upstreamSession !== null && !stateless) headers["mcp-session-id"] = c.upstreamSession;
+    // Stateless era: the request headers the upstream validates against the body (they agree: checked here first).
+    if (stateless) Object.assign(headers, stateless);
     if (body !== null) headers["content-type"] = "application/json";
     // The vault's credential for this (server, tenant), never the client's token.
     const target = inject(c.server.upstreamUrl, headers, credential);
@@ -405,7 +686,7 @@ export class McpProxy {
       if (v) out[h] = v;
     }
     const upstreamSession = header("mcp-session-id");
-    if (upstreamSession) out["mcp-session-id"] = c.wrapSession(upstreamSession);
+    if (upstreamSession && !stateless) out["mcp-session-id"] = c.wrapSession(upstreamSession);
     const type = (header("content-type") ?? "").toLowerCase();
     if (type.includes("text/event-stream")) {
       setHeaders(res, { ...out, "x-accel-buffering": "no" });

@@ -12,6 +12,7 @@ import { UpstreamRevoker } from "./upstream-revocation";
 import type { CredentialBroker } from "./credentials";
 import type { DecisionWal } from "./wal";
 import { RequestTracker, SessionBinder } from "./session";
+import { isModernVersion, readMcpHeaders } from "./protocol";
 
 export interface AgentServerDeps {
   /** The bundle in force, or null. Read once per request. */
@@ -33,6 +34,8 @@ export interface AgentServerDeps {
    * Host header names the origin (any scheme).
    */
   publicOrigins?: string[];
+  /** Until when (ms) the bundle in force may be enforced (agent/bundle-sync.ts); cache lifetimes given to clients stop there. Default: unbounded (MAX_CACHE_TTL_MS still applies). */
+  freshUntil?: () => number;
 }
 
 const WELL_KNOWN = "/.well-known/oauth-protected-resource";
@@ -210,11 +213,19 @@ export function createAgentServer(deps: AgentServerDeps): Server {
       return sendJson(res, 415, { jsonrpc: "2.0", id: null, error: { code: -32600, message: "Invalid Request: Content-Type must be application/json" } });
     }
 
+    // The 2026-07-28 request headers, bounded before the body is read (HeaderMismatch: missing or malformed).
+    const mcp = readMcpHeaders(req);
+    if ("problem" in mcp) return sendJson(res, 400, { jsonrpc: "2.0", id: null, error: { code: -32020, message: `Header mismatch: ${mcp.problem}` } });
+    const stateless = mcp.version !== null && isModernVersion(mcp.version);
+    // The stateless era has no GET stream and no session to delete (subscriptions/listen replaces the GET stream).
+    if (stateless && req.method !== "POST") return sendJson(res, 405, { jsonrpc: "2.0", id: null, error: { code: -32000, message: "Method not allowed: protocol revision 2026-07-28 is POST only" } }, { allow: "POST" });
+
     // A session id is the upstream's, bound to this caller and server by the agent's key: any other is unknown here.
+    // A stateless-era request has no session: its Mcp-Session-Id is ignored (transports, "Backward Compatibility").
     const who = `${principal.issuer}\u0000${principal.tenantId}\u0000${principal.user}\u0000${principal.client}`;
     const presented = req.headers["mcp-session-id"];
     let upstreamSession: string | null = null;
-    if (typeof presented === "string") {
+    if (typeof presented === "string" && !stateless) {
       upstreamSession = binder.unwrap(server.id, who, presented);
       if (upstreamSession === null) return sendJson(res, 404, { jsonrpc: "2.0", id: null, error: { code: -32001, message: "Session not found" } });
     }
@@ -225,6 +236,9 @@ export function createAgentServer(deps: AgentServerDeps): Server {
       upstreamSession,
       trackKey: (s) => `${server.id}\u0000${who}\u0000${s ?? ""}`,
       wrapSession: (upstreamId) => binder.wrap(server.id, who, upstreamId),
+      mcp,
+      current: deps.current,
+      freshUntil: deps.freshUntil ?? (() => Number.POSITIVE_INFINITY),
     };
 
     let body: Buffer | null = null;

@@ -1,0 +1,259 @@
+/**
+ * MCP 2026-07-28 (stateless era) through the agent, beside the handshake era,
+ * against real peers: the official SDK v2 client and an upstream on the SDK v2
+ * server (test/agent-stateless-peers.ts), the v1 client, the sandbox (a
+ * handshake-only upstream), the control plane's agent API, signed bundles and
+ * a token issuer (test/agent-proc-harness.ts).
+ *
+ * Covered: stateless tools/list and tools/call allowed and denied; a call
+ * denied on its Mcp-Method / Mcp-Name headers before its body is parsed (the
+ * body is not even JSON) with its decision line; HeaderMismatch (-32020, HTTP
+ * 400) on name, method, protocol version and a mirrored `x-mcp-header`
+ * parameter, none of which reach the upstream; UnsupportedProtocolVersionError;
+ * a stateless client in front of a handshake-only upstream (the agent answers
+ * -32022 naming the handshake versions, and the v2 client falls back to
+ * initialize through the agent); server/discover filtered; cache hints
+ * private with ttlMs clamped; a revoked token; the handshake era unchanged.
+ */
+import { eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Client as V2Client, StreamableHTTPClientTransport as V2Transport } from "@modelcontextprotocol/client";
+import { Client as V1Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport as V1Transport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { revocations, tools } from "@/db/schema";
+import { publishBundle, republishLiveBundles } from "@/lib/bundles/service";
+import { approveTool, importCatalog } from "@/lib/catalog/service";
+import { updateFleet } from "@/lib/fleets/service";
+import { newId } from "@/lib/ids";
+import { putScopeMapping } from "@/lib/scopes/service";
+import { createServerInput } from "@/lib/servers/schemas";
+import { createServer } from "@/lib/servers/service";
+import { qualifiedUser } from "@/lib/enforcement/token";
+import { MAX_CACHE_TTL_MS } from "@/agent/protocol";
+import { uniq } from "./db";
+import { startAgentStack, type AgentStack } from "./agent-proc-harness";
+import { startV2Upstream, type V2Upstream } from "./agent-stateless-peers";
+
+const V = "2026-07-28";
+const META = { "io.modelcontextprotocol/protocolVersion": V, "io.modelcontextprotocol/clientCapabilities": {}, "io.modelcontextprotocol/clientInfo": { name: "raw", version: "1" } };
+
+let s: AgentStack;
+let up: V2Upstream;
+let base: string;
+let v2Uri: string;
+let v2ServerId: string;
+
+/** A token for the v2 server's resource URI. */
+const tokenFor = (scope: string, claims: Record<string, unknown> = {}) => s.issuer.sign({ sub: "alice", tenant: s.tenantA, client_id: "test-client", scope, ...claims }, v2Uri);
+
+/** One raw POST to the agent at `path`, with the 2026-07-28 headers given. */
+async function post(path: string, bearer: string, body: string | object, headers: Record<string, string> = {}): Promise<{ status: number; json: Record<string, unknown> & { id?: unknown; result?: Record<string, unknown>; error?: { code: number; message: string; data?: Record<string, unknown> } } }> {
+  const res = await fetch(`${base}${path}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  const type = res.headers.get("content-type") ?? "";
+  const data = type.includes("text/event-stream")
+    ? text
+        .split(/\r?\n/)
+        .filter((l) => l.startsWith("data:"))
+        .map((l) => l.slice(5).trim())
+        .pop()
+    : text;
+  return { status: res.status, json: data ? (JSON.parse(data) as never) : ({} as never) };
+}
+
+const modern = (method: string, name?: string, extra: Record<string, string> = {}) => ({ "mcp-protocol-version": V, "mcp-method": method, ...(name !== undefined ? { "mcp-name": name } : {}), ...extra });
+const call = (id: string | number, name: string, args: Record<string, unknown> = {}) => ({ jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: args, _meta: META } });
+
+async function v2Client(bearer: string, path = "/v2", mode: "auto" | { pin: string } = { pin: V }): Promise<V2Client> {
+  const client = new V2Client({ name: "v2-test", version: "1.0.0" }, { versionNegotiation: { mode } });
+  await client.connect(new V2Transport(new URL(`${base}${path}`), { requestInit: { headers: { Authorization: `Bearer ${bearer}` } } }));
+  return client;
+}
+
+async function v1Client(bearer: string, path = "/v2"): Promise<V1Client> {
+  const client = new V1Client({ name: "v1-test", version: "1.0.0" });
+  await client.connect(new V1Transport(new URL(`${base}${path}`), { requestInit: { headers: { Authorization: `Bearer ${bearer}` } } }));
+  return client;
+}
+
+/** What reached the upstream since `from` (the agent's own probes and catalogue checks included). */
+const upstreamSince = (from: number) => up.log.slice(from);
+
+async function decisionLine(id: unknown) {
+  return (await s.walLines()).find((l) => l.id === id);
+}
+
+beforeAll(async () => {
+  s = await startAgentStack();
+  base = `http://127.0.0.1:${new URL(s.resourceUri).port}`;
+  v2Uri = `${base}/v2`;
+  up = await startV2Upstream();
+  const server = await createServer(
+    s.owner.ctx,
+    createServerInput.parse({
+      tenantId: s.tenantA,
+      name: uniq("Stateless "),
+      resourceUri: v2Uri,
+      upstreamUrl: up.url,
+      scopes: ["tickets:read", "tickets:write"],
+      issuers: [{ issuer: s.issuer.issuer, jwksUri: s.issuer.jwksUri, discovery: false, algorithms: ["ES256"] }],
+    }),
+  );
+  v2ServerId = server!.id;
+  await importCatalog(s.owner.ctx, v2ServerId);
+  // Every tool approved but delete_project (not in the catalogue: denied on the headers alone).
+  for (const tool of await s.t.db.select().from(tools).where(eq(tools.serverId, v2ServerId))) if (tool.name !== "delete_project") await approveTool(s.owner.ctx, tool.id, { versionId: tool.latestVersionId });
+  await putScopeMapping(s.owner.ctx, v2ServerId, { baseVersion: 0, mapping: { "tickets:read": ["list_tickets", "query_region"], "tickets:write": ["get_ticket"] } });
+  await updateFleet(s.owner.ctx, s.fleetId, { serverIds: [s.serverId, v2ServerId] });
+  const rev = s.agent.sync.current!.content.manifest.revision;
+  await publishBundle(s.owner.ctx, s.fleetId, { note: "stateless" }, s.kek);
+  await s.waitRevision(rev + 1);
+}, 180_000);
+
+afterAll(async () => {
+  await up?.stop();
+  await s?.stop();
+});
+
+describe("the stateless era (2026-07-28) through the agent", () => {
+  it("v2 client: tools/list filtered per caller, an allowed call answered, a denied one refused and never forwarded", async () => {
+    const client = await v2Client(await tokenFor("tickets:read"));
+    expect(client.getProtocolEra()).toBe("modern");
+    expect(client.getNegotiatedProtocolVersion()).toBe(V);
+    const listed = await client.listTools();
+    expect(listed.tools.map((t) => t.name).sort()).toEqual(["list_tickets", "query_region"]);
+    const ok = await client.callTool({ name: "list_tickets", arguments: { project: "ops" } });
+    expect(JSON.stringify(ok.content)).toContain("tickets of ops");
+    // The mirrored parameter: the v2 client sends Mcp-Param-Region, the agent checks it and forwards it, the upstream checks it again.
+    const region = await client.callTool({ name: "query_region", arguments: { region: "eu-west", query: "x" } });
+    expect(JSON.stringify(region.content)).toContain("region=eu-west");
+    const from = up.log.length;
+    await expect(client.callTool({ name: "delete_project", arguments: { project: "ops" } })).rejects.toMatchObject({ code: -32003 });
+    // A tool the caller lacks a scope for: 403 insufficient_scope naming the scope that grants it (RFC 6750 step-up), as in the handshake era.
+    const bearer = await tokenFor("tickets:read");
+    const stepUp = await fetch(`${base}/v2`, { method: "POST", headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json", accept: "application/json, text/event-stream", ...modern("tools/call", "get_ticket") }, body: JSON.stringify(call("s", "get_ticket", { id: "T-1" })) });
+    expect(stepUp.status).toBe(403);
+    expect(stepUp.headers.get("www-authenticate")).toContain('scope="tickets:write"');
+    expect(upstreamSince(from).some((l) => l.method === "tools/call")).toBe(false);
+    await client.close();
+  });
+
+  it("denies a call on its Mcp-Method and Mcp-Name headers before parsing the body (the body is not even JSON), with its decision line", async () => {
+    const bearer = await tokenFor("tickets:read tickets:write");
+    const from = up.log.length;
+    const body = '{"jsonrpc":"2.0","id":"hf-1","method":"tools/call","params":{"name":"delete_project", this is not JSON';
+    const r = await post("/v2", bearer, body, modern("tools/call", "delete_project"));
+    expect(r.status).toBe(200);
+    expect(r.json).toMatchObject({ id: "hf-1", error: { code: -32003, message: "Denied by policy" } });
+    expect(String(r.json.error!.data!.reason)).toContain("decided on the Mcp-Method and Mcp-Name headers");
+    const line = await decisionLine(r.json.error!.data!.decisionId);
+    expect(line).toMatchObject({ method: "tools/call", tool: "delete_project", outcome: "deny", serverId: v2ServerId });
+    expect(upstreamSince(from)).toEqual([]);
+  });
+
+  it("answers HeaderMismatch (-32020, HTTP 400) when the body disagrees with Mcp-Name, Mcp-Method, MCP-Protocol-Version or a mirrored parameter; nothing reaches the upstream", async () => {
+    const bearer = await tokenFor("tickets:read tickets:write");
+    const from = up.log.length;
+    const cases: [string, object, Record<string, string>][] = [
+      ["name", call(1, "get_ticket", { id: "T-1" }), modern("tools/call", "list_tickets")],
+      ["name missing", call(2, "list_tickets"), modern("tools/call")],
+      ["method", call(3, "list_tickets"), modern("tools/list")],
+      ["method missing", call(4, "list_tickets"), { "mcp-protocol-version": V, "mcp-name": "list_tickets" }],
+      ["version", call(5, "list_tickets"), modern("tools/call", "list_tickets", { "mcp-protocol-version": "2025-11-25" })],
+      ["param", call(6, "query_region", { region: "eu-west" }), modern("tools/call", "query_region", { "mcp-param-region": "us-east" })],
+      ["param missing", call(7, "query_region", { region: "eu-west" }), modern("tools/call", "query_region")],
+      ["param base64", call(8, "query_region", { region: "ü" }), modern("tools/call", "query_region", { "mcp-param-region": "=?base64?w7w?=" })],
+    ];
+    for (const [what, body, headers] of cases) {
+      const r = await post("/v2", bearer, body, headers);
+      expect(r.status, what).toBe(400);
+      expect(r.json.error?.code, `${what}: ${JSON.stringify(r.json)}`).toBe(what === "version" ? -32020 : -32020);
+      expect(r.json.id, what).toBe((body as { id: number }).id);
+      const line = await decisionLine(r.json.error!.data!.decisionId);
+      expect(line, what).toMatchObject({ outcome: "deny", serverId: v2ServerId });
+    }
+    // A Base64-encoded name or parameter that decodes to the body's value is accepted.
+    const ok = await post("/v2", bearer, call(9, "query_region", { region: "ü" }), modern("tools/call", "=?base64?cXVlcnlfcmVnaW9u?=", { "mcp-param-region": "=?base64?w7w=?=" }));
+    expect(ok.status, JSON.stringify(ok.json)).toBe(200);
+    expect(JSON.stringify(ok.json.result)).toContain("region=ü");
+    expect(upstreamSince(from).filter((l) => l.method === "tools/call").map((l) => l.name)).toEqual(["query_region"]);
+  });
+
+  it("answers UnsupportedProtocolVersionError (-32022, HTTP 400) for a revision it does not serve, and a missing envelope with -32602", async () => {
+    const bearer = await tokenFor("tickets:read");
+    const later = "2027-01-01";
+    const r = await post("/v2", bearer, { jsonrpc: "2.0", id: "v", method: "tools/list", params: { _meta: { ...META, "io.modelcontextprotocol/protocolVersion": later } } }, modern("tools/list", undefined, { "mcp-protocol-version": later }));
+    expect(r.status).toBe(400);
+    expect(r.json).toMatchObject({ id: "v", error: { code: -32022, data: { requested: later } } });
+    expect(r.json.error!.data!.supported).toContain(V);
+    const noEnvelope = await post("/v2", bearer, { jsonrpc: "2.0", id: "e", method: "tools/list", params: {} }, modern("tools/list"));
+    expect(noEnvelope.status).toBe(400);
+    expect(noEnvelope.json).toMatchObject({ id: "e", error: { code: -32602 } });
+  });
+
+  it("server/discover: the upstream's answer, filtered (revisions the agent speaks, capabilities it decides), private, ttlMs clamped", async () => {
+    const bearer = await tokenFor("tickets:read");
+    const r = await post("/v2", bearer, { jsonrpc: "2.0", id: "d", method: "server/discover", params: { _meta: META } }, modern("server/discover"));
+    expect(r.status, JSON.stringify(r.json)).toBe(200);
+    const result = r.json.result!;
+    expect(result.supportedVersions).toEqual([V]);
+    expect(Object.keys(result.capabilities as object).sort()).toEqual(["logging", "prompts", "resources", "tools"]);
+    expect(result.cacheScope).toBe("private");
+    expect(result.ttlMs).toBeGreaterThanOrEqual(0);
+    expect(result.ttlMs).toBeLessThanOrEqual(MAX_CACHE_TTL_MS);
+  });
+
+  it("marks every filtered list private and clamps ttlMs; a list filtered for one caller is not another's", async () => {
+    const reader = await tokenFor("tickets:read");
+    const writer = await tokenFor("tickets:write", { sub: "bob" });
+    const list = (bearer: string) => post("/v2", bearer, { jsonrpc: "2.0", id: 1, method: "tools/list", params: { _meta: META } }, modern("tools/list"));
+    const a = await list(reader);
+    const b = await list(writer);
+    for (const r of [a, b]) {
+      expect(r.json.result!.cacheScope).toBe("private");
+      expect(r.json.result!.ttlMs).toBeLessThanOrEqual(MAX_CACHE_TTL_MS);
+    }
+    expect((a.json.result!.tools as { name: string }[]).map((t) => t.name).sort()).toEqual(["list_tickets", "query_region"]);
+    expect((b.json.result!.tools as { name: string }[]).map((t) => t.name)).toEqual(["get_ticket"]);
+  });
+
+  it("a stateless client in front of a handshake-only upstream: -32022 naming the handshake versions, nothing forwarded; the v2 client falls back to initialize", async () => {
+    const bearer = await s.token("tickets:read");
+    const r = await post("/mcp", bearer, { jsonrpc: "2.0", id: "old", method: "tools/list", params: { _meta: META } }, modern("tools/list"));
+    expect(r.status).toBe(400);
+    expect(r.json).toMatchObject({ id: "old", error: { code: -32022, data: { supported: ["2025-11-25", "2025-06-18"], requested: V } } });
+    const client = await v2Client(bearer, "/mcp", "auto");
+    expect(client.getProtocolEra()).toBe("legacy");
+    expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(["get_ticket", "list_tickets"]);
+    await client.close();
+  });
+
+  it("refuses a revoked token on a stateless request (401 invalid_token)", async () => {
+    const bearer = await tokenFor("tickets:read", { sub: "carol" });
+    expect((await post("/v2", bearer, { jsonrpc: "2.0", id: 1, method: "tools/list", params: { _meta: META } }, modern("tools/list"))).status).toBe(200);
+    const rev = s.agent.sync.current!.content.manifest.revision;
+    await s.t.db.transaction(async (tx) => {
+      await tx.insert(revocations).values({ id: newId("revocation"), tenantId: s.tenantA, userId: qualifiedUser(s.issuer.issuer, "carol"), before: new Date(Date.now() + 2000), createdBy: s.owner.user.id });
+      await republishLiveBundles(tx, s.owner.actor, s.kek, [v2ServerId], "revoke carol");
+    });
+    await s.waitRevision(rev + 1);
+    const res = await fetch(`${base}/v2`, { method: "POST", headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json", accept: "application/json, text/event-stream", ...modern("tools/list") }, body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list", params: { _meta: META } }) });
+    expect(res.status).toBe(401);
+    expect(res.headers.get("www-authenticate")).toContain("revoked");
+  });
+
+  it("the handshake era is unchanged: the v1 client lists and calls through the same server, with a session", async () => {
+    const client = await v1Client(await tokenFor("tickets:read"));
+    expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(["list_tickets", "query_region"]);
+    const ok = await client.callTool({ name: "list_tickets", arguments: {} });
+    expect(JSON.stringify(ok.content)).toContain("tickets of every project");
+    // Not in the approved catalogue: denied (a tool the caller lacks a scope for answers 403 insufficient_scope instead).
+    const denied = await client.callTool({ name: "delete_project", arguments: { project: "ops" } }).catch((e: unknown) => e);
+    expect(denied).toMatchObject({ code: -32003 });
+    await client.close();
+  });
+});
