@@ -24,6 +24,8 @@ export const idPrefixes = {
   mask: "msk",
   tenantIssuer: "tis",
   quarantine: "dqr",
+  approval: "apr",
+  approverGroup: "apg",
 } as const;
 
 /** A prefixed, time-ordered id such as `srv_0190f0c4…`: readable in logs and sortable. */

@@ -32,6 +32,7 @@ import { createServer } from "@/lib/servers/service";
 import { createTestDb, makeTenant, makeUser, uniq, type MadeUser, type TestDb } from "./db";
 import { freePort, startSandbox, type Sandbox } from "./sandbox";
 import type { RequestLogLine } from "@/sandbox/upstream";
+import * as approvalsRoute from "@/app/api/v1/agent/approvals/route";
 import * as bundleRoute from "@/app/api/v1/agent/bundle/route";
 import * as credentialsRoute from "@/app/api/v1/agent/credentials/route";
 import * as enrollRoute from "@/app/api/v1/agent/enroll/route";
@@ -43,6 +44,7 @@ const routes: Record<string, Handler> = {
   "GET /api/v1/agent/bundle": bundleRoute.GET,
   "POST /api/v1/agent/heartbeat": heartbeatRoute.POST,
   "POST /api/v1/agent/credentials": credentialsRoute.POST,
+  "POST /api/v1/agent/approvals": approvalsRoute.POST,
 };
 
 async function readAll(req: IncomingMessage): Promise<Buffer> {

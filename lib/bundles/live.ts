@@ -3,6 +3,8 @@ import { and, eq, inArray, isNull, or, sql } from "drizzle-orm";
 import type { Db } from "@/db/client";
 import { bundles, fleetServers, fleets, maskingRules, oauthClients, revocations, serverTenants, servers, tenants, vaultEntries } from "@/db/schema";
 import type { Actor } from "@/lib/auth/permissions";
+import { liveApprovals } from "./approvals-live";
+import type { BundleApproval } from "@/lib/enforcement/approval";
 import type { BundleContent, BundleCredential, BundleMaskingRule, BundleRevocation } from "@/lib/enforcement/bundle";
 import { recordEvent } from "@/lib/trail/record";
 import { bundleCredential } from "@/lib/vault/binding";
@@ -10,7 +12,7 @@ import { stillTrusted } from "./trust";
 
 /**
  * The live sections of a bundle: state an admin changes with immediate effect
- * (revocations, client approval, credential versions, masking), as opposed to
+ * (revocations, client approval, credential versions, masking, approvals of calls), as opposed to
  * policies, which go through tests and an explicit publish.
  */
 export interface LiveSections {
@@ -19,9 +21,11 @@ export interface LiveSections {
   clientApproval: string[];
   credentials: BundleCredential[];
   masking: BundleMaskingRule[];
+  /** Decided approval requests (lib/bundles/approvals-live.ts); optional for callers that build sections by hand. */
+  approvals?: BundleApproval[];
 }
 
-export const emptyLive = (): LiveSections => ({ revocations: [], approvedClients: [], clientApproval: [], credentials: [], masking: [] });
+export const emptyLive = (): LiveSections => ({ revocations: [], approvedClients: [], clientApproval: [], credentials: [], masking: [], approvals: [] });
 
 /** The tenants each of these servers admits now (its owner and those it is shared with), by server id. */
 export async function admittedTenants(db: Db, serverIds: string[]): Promise<Map<string, Set<string>>> {
@@ -48,7 +52,7 @@ export async function loadLiveSections(db: Db, serverIds: string[], admitted?: s
   // Without the bundle's tenant set: every tenant these servers admit now.
   const tenantIds = admitted ?? [...new Set([...(await admittedTenants(db, serverIds)).values()].flatMap((s) => [...s]))].sort();
   if (!tenantIds.length) return emptyLive();
-  const [revRows, clientRows, tenantRows, entryRows, maskRows] = await Promise.all([
+  const [revRows, clientRows, tenantRows, entryRows, maskRows, approvalLines] = await Promise.all([
     db
       .select()
       .from(revocations)
@@ -61,6 +65,7 @@ export async function loadLiveSections(db: Db, serverIds: string[], admitted?: s
       .innerJoin(servers, eq(servers.id, vaultEntries.serverId))
       .where(and(inArray(vaultEntries.serverId, serverIds), eq(vaultEntries.status, "active"))),
     db.select().from(maskingRules).where(inArray(maskingRules.serverId, serverIds)),
+    liveApprovals(db, serverIds, tenantIds),
   ]);
   // Only the latest cut-off per (tenant, user, client, server) matters: a later one rejects everything an earlier one did.
   const latest = new Map<string, BundleRevocation>();
@@ -81,6 +86,7 @@ export async function loadLiveSections(db: Db, serverIds: string[], admitted?: s
       .map((r) => bundleCredential(r.entry, r.upstreamUrl))
       .sort(byJson),
     masking: maskRows.map((m) => ({ serverId: m.serverId, tool: m.tool, paths: [...m.paths], mode: m.mode })).sort(byJson),
+    approvals: approvalLines,
   };
 }
 
