@@ -4,6 +4,8 @@ import { activeSigningKey } from "@/lib/bundles/signing";
 import { runRetention, startRetentionJob } from "@/lib/decisions/retention";
 import { getDbHandle } from "@/lib/db";
 import { getEnv } from "@/lib/env";
+import { startFindingsJob } from "@/lib/findings/digest";
+import { egressPolicy } from "@/lib/net/policy";
 import { vaultStartup } from "@/lib/vault/startup";
 
 /** Opens and migrates the database, then creates the first owner if there is none. */
@@ -24,6 +26,8 @@ export async function bootstrap(): Promise<void> {
   // The decision log's daily partitions a week ahead, and retention; then hourly (unref'd timer).
   await runRetention(db);
   startRetentionJob(db);
+  // Least-privilege findings, daily privilege scores and the weekly digest: hourly, once across replicas.
+  startFindingsJob(db, { keyring: env.keyring, egress: egressPolicy(), baseUrl: env.NEXTAUTH_URL });
   // Every key-encryption key in use must be configured and open its data (fails the start, naming the key id); then rewrap into the active one.
   await vaultStartup(db, env.kek, env.keyring);
   // Unseals (or creates) the bundle-signing key now: a missing or wrong key-encryption key stops the start.
