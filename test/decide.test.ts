@@ -37,7 +37,8 @@ describe("decide(): one decision with every check", () => {
   it("passes initialize, ping and notifications, lets tools/list through to its filter, and denies other methods", () => {
     for (const m of ["initialize", "ping", "notifications/initialized"]) expect(call({ method: m, tool: null })).toMatchObject({ decision: "allow", stage: "passthrough" });
     expect(call({ method: "tools/list", tool: null })).toMatchObject({ decision: "allow", stage: "list" });
-    expect(call({ method: "resources/read", tool: null })).toMatchObject({ decision: "deny", stage: "method", reason: "method resources/read is not allowed through this agent" });
+    expect(call({ method: "resources/read", tool: null })).toMatchObject({ decision: "deny", stage: "catalogue" });
+    expect(call({ method: "tasks/result", tool: null })).toMatchObject({ decision: "deny", stage: "method", reason: "method tasks/result is not allowed through this agent" });
   });
 
   it("denies a revoked grant (any method), an unapproved client and a drifted tool", () => {

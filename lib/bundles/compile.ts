@@ -2,7 +2,8 @@ import type { PolicyTestRequest, RiskLevel } from "@/db/schema";
 import { approverGroups } from "@/lib/enforcement/approval";
 import { BUNDLE_FORMAT, type BundleContent, type BundlePolicyMeta, type BundleServer, type BundleTool } from "@/lib/enforcement/bundle";
 import { PolicyEngine, type DecisionResult } from "@/lib/enforcement/engine";
-import { argumentTypes, argumentTypesByServer, cedarSchema } from "@/lib/enforcement/model";
+import { ENTITY_TYPE, type CatalogueKind } from "@/lib/enforcement/catalogue-entry";
+import { argumentTypes, argumentTypesByServer, cedarSchema, entityAttrs, entryUid, stringArgumentsByServer } from "@/lib/enforcement/model";
 import { confine, entityRefs, policyJsonProblems, splitPolicies, toJson, toolsOf, validatePolicies, type CedarIssue } from "@/lib/policy/cedar-tools";
 
 import type { LiveSections } from "./live";
@@ -15,7 +16,14 @@ export interface RegistrySnapshot {
     prm: BundleServer["prm"];
     /** The trust entries of the server's tenants (none: no token is accepted). */
     trust?: BundleServer["trust"];
-    tools: { name: string; risk: RiskLevel; blocked: boolean; approved: { hash: string; title: string | null; description: string; annotations: Record<string, unknown>; inputSchema: Record<string, unknown> } | null }[];
+    /** The catalogue: tools, and (with `kind`) resources, resource templates and prompts; `name` is the entry's key (lib/enforcement/catalogue-entry.ts). */
+    tools: {
+      kind?: CatalogueKind;
+      name: string;
+      risk: RiskLevel;
+      blocked: boolean;
+      approved: { hash: string; title: string | null; description: string; annotations: Record<string, unknown>; inputSchema: Record<string, unknown>; label?: string; mimeType?: string | null } | null;
+    }[];
     mapping: Record<string, string[]>;
   })[];
   policies: { id: string; tenantId: string; serverId: string; name: string; kind: "rule" | "cedar"; cedar: string; enabled: boolean }[];
@@ -47,7 +55,13 @@ export interface CompileResult {
   tests: TestResult[];
 }
 
-const bool = (v: unknown) => v === true;
+/** Catalogue entity types a policy may name, and the word for each in messages. */
+const CATALOGUE_TYPES: ReadonlyMap<string, string> = new Map([
+  ["Tool", "tool"],
+  ["Resource", "resource"],
+  ["ResourceTemplate", "resource template"],
+  ["Prompt", "prompt"],
+]);
 
 /**
  * Compiles a snapshot into bundle content, collecting every problem at once:
@@ -66,17 +80,16 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
 
   for (const s of [...snap.servers].sort((a, b) => a.id.localeCompare(b.id))) {
     entities.push({ uid: { type: "Server", id: s.id }, attrs: { name: s.name, resource: s.resourceUri }, parents: [] });
+    // Tools that scope mappings can grant (mappings grant tools only).
     const approved = new Set<string>();
-    for (const t of [...s.tools].sort((a, b) => a.name.localeCompare(b.name))) {
+    for (const t of [...s.tools].sort((a, b) => a.name.localeCompare(b.name) || (a.kind ?? "tool").localeCompare(b.kind ?? "tool"))) {
       if (!t.approved || t.blocked) continue;
-      approved.add(t.name);
-      const a = t.approved.annotations;
-      catalogue.push({ serverId: s.id, name: t.name, hash: t.approved.hash, title: t.approved.title, description: t.approved.description, risk: t.risk, annotations: a, inputSchema: t.approved.inputSchema });
-      entities.push({
-        uid: { type: "Tool", id: `${s.id}/${t.name}` },
-        attrs: { name: t.name, risk: t.risk, readOnly: bool(a.readOnlyHint), destructive: bool(a.destructiveHint), idempotent: bool(a.idempotentHint), openWorld: bool(a.openWorldHint) },
-        parents: [{ type: "Server", id: s.id }],
-      });
+      const kind = t.kind ?? "tool";
+      if (kind === "tool") approved.add(t.name);
+      // A tool entry stays exactly as before (no kind field): bundles of tool-only servers are unchanged.
+      const entry: BundleTool = { ...(kind === "tool" ? {} : { kind, label: t.approved.label ?? "", mimeType: t.approved.mimeType ?? null }), serverId: s.id, name: t.name, hash: t.approved.hash, title: t.approved.title, description: t.approved.description, risk: t.risk, annotations: t.approved.annotations, inputSchema: t.approved.inputSchema };
+      catalogue.push(entry);
+      entities.push({ uid: entryUid(kind, s.id, t.name), attrs: entityAttrs(entry), parents: [{ type: "Server", id: s.id }] });
     }
     for (const [scope, names] of Object.entries(s.mapping).sort()) {
       const granted = names.filter((n) => approved.has(n));
@@ -127,7 +140,8 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
       issues.push(...split.issues.map((i) => ({ ...i, policy: ref })));
       continue;
     }
-    const known = new Set(s.tools.map((t) => t.name));
+    // Entity ids a policy may name, by type: this server's catalogue entries of each kind.
+    const known = new Set(s.tools.map((t) => `${ENTITY_TYPE[t.kind ?? "tool"]}::${s.id}/${t.name}`));
     split.policies.forEach((text, i) => {
       // One tenant's policy never throws for the fleet: what cannot be read or confined is an issue of that policy
       // (its tenant is held back, lib/bundles/scoped.ts), like a failing test.
@@ -143,8 +157,8 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
       let bad = jsonProblems.length > 0;
       for (const e of entityRefs(json)) {
         const problem =
-          e.type === "Tool" && (!e.id.startsWith(`${s.id}/`) || !known.has(e.id.slice(s.id.length + 1)))
-            ? `names tool ${e.id}, which is not in the catalogue of ${s.name}`
+          CATALOGUE_TYPES.has(e.type) && (!e.id.startsWith(`${s.id}/`) || !known.has(`${e.type}::${e.id}`))
+            ? `names ${CATALOGUE_TYPES.get(e.type)} ${e.id}, which is not in the catalogue of ${s.name}`
             : e.type === "Server" && e.id !== s.id
               ? `names server ${e.id}; a policy applies to its own server only`
               : e.type === "Tenant" && e.id !== p.tenantId
@@ -185,9 +199,10 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
     if (!mine) policiesByServer.set(sid, (mine = {}));
     mine[pid] = policies[pid]!;
   }
+  const stringArgs = stringArgumentsByServer(catalogue, byServer);
   for (const [sid, mine] of [...policiesByServer].sort((x, y) => x[0].localeCompare(y[0]))) {
     const types = byServer.get(sid)?.types;
-    for (const i of validatePolicies(cedarSchema(types ? Object.fromEntries(types) : {}), mine)) {
+    for (const i of validatePolicies(cedarSchema(types ? Object.fromEntries(types) : {}, stringArgs.get(sid) ?? []), mine)) {
       const m = i.policyId ? meta[i.policyId] : undefined;
       const pid = i.policyId?.replace(/\.\d+$/, "");
       // Locations point into the confined text; the admin's own text is validated on save.

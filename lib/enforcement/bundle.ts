@@ -3,6 +3,7 @@ import canonicalize from "canonicalize";
 import { compactVerify, importJWK, type JWK } from "jose";
 import type { BundleApproval } from "./approval";
 import type { SchemaJson } from "./cedar";
+import type { CatalogueKind } from "./catalogue-entry";
 import type { TenantMappingRule } from "./claims";
 import type { ProtectedResourceMetadata } from "./prm";
 
@@ -45,9 +46,22 @@ export interface BundleTrust {
   revocationEndpoint?: string;
 }
 
+/**
+ * One approved catalogue entry. `kind` absent means a tool (bundles from
+ * before resources and prompts were catalogued). `name` is the entry's key:
+ * the tool or prompt name, the resource URI, or the resource template's URI
+ * template. A prompt's `inputSchema` is its declared arguments (strings, see
+ * lib/enforcement/catalogue-entry.ts promptInputSchema); resources and
+ * templates have `{ type: "object" }`.
+ */
 export interface BundleTool {
+  kind?: CatalogueKind;
   serverId: string;
   name: string;
+  /** Resources and templates: the `name` the upstream lists (a display name; `name` above is the URI). */
+  label?: string;
+  /** Resources and templates: the MIME type the upstream lists, if any. */
+  mimeType?: string | null;
   hash: string;
   title: string | null;
   description: string;
@@ -61,7 +75,11 @@ export interface BundlePolicyMeta {
   kind: "scope" | "rule" | "cedar" | "builtin";
   tenantId: string | null;
   serverId: string;
-  /** The tools it can apply to (null: any tool of its server); lets the engine evaluate only relevant policies. */
+  /**
+   * The tools it can apply to (null: any entry of its server); lets the engine evaluate only
+   * relevant policies. Non-null only when the policy requires the resource to be one of these
+   * Tool entities, so it never applies to a resource, template or prompt.
+   */
   tools: string[] | null;
   /** For kind "scope": the OAuth scope whose mapping this policy is (step-up challenges name it; lib/enforcement/decide.ts). */
   scope?: string;

@@ -1,8 +1,10 @@
-import type { BundleContent, BundleTool } from "./bundle";
+import type { BundleContent } from "./bundle";
+import { entryHash, entryKey, KIND_OF_FIELD, LIST_FIELD, matchTemplate, MAX_ENTRY_KEY, type CatalogueKind } from "./catalogue-entry";
 import { PolicyEngine, type DecisionRequest } from "./engine";
+import type { CedarAction } from "./model";
 import { approvalStage, type DecisionApproval } from "./approval";
 import { isRevoked, unapprovedClient } from "./live-index";
-import { toolHash, type ToolDefinition } from "./tool-hash";
+import type { ToolDefinition } from "./tool-hash";
 
 /**
  * One decision, the same everywhere: the agent (agent/proxy.ts, agent/server.ts),
@@ -16,25 +18,44 @@ import { toolHash, type ToolDefinition } from "./tool-hash";
  *                  (tenant, user, client, server, issued before the cut-off). Every method,
  *                  even initialize: the agent answers 401 invalid_token (and reports RFC 7009).
  *   2. "server"    the server is in the bundle and the principal's tenant may use it.
- *   3. "method"    the JSON-RPC method allow-list. `initialize`, `ping` and `notifications/*`
- *                  pass without a decision (decision "allow", stage "passthrough": nothing to
- *                  record); `tools/list` without a tool passes (stage "list"): its answer is
- *                  filtered with `listFilter()`; `tools/call` and `tools/list` with a tool are
- *                  decided below; any other method is denied
- *                  ("method X is not allowed through this agent").
+ *   3. "method"    the JSON-RPC method allow-list (METHODS below):
+ *                    initialize, ping, notifications/*      pass without a decision (stage "passthrough")
+ *                    tools/list, resources/list,            without a name: pass (stage "list"), the answer
+ *                    resources/templates/list, prompts/list is filtered with filterList(); with a name: the
+ *                                                           list_* action on that entry
+ *                    server/discover                        passes (stage "list"), its answer filtered
+ *                    tools/call                             call_tool on the tool `name`
+ *                    resources/read|subscribe|unsubscribe   read_resource on the resource `name` (URI), or,
+ *                                                           when it is no approved resource, on every approved
+ *                                                           template the URI matches (each must allow; the
+ *                                                           template's variables are context.args)
+ *                    prompts/get                            get_prompt on the prompt `name`, args = arguments
+ *                    completion/complete                    complete on the prompt or template `name`
+ *                                                           (`completionRef`; without it every entry of that
+ *                                                           name must allow), args = the arguments so far
+ *                    subscriptions/listen                   every URI of `resourceSubscriptions` decided as
+ *                                                           resources/subscribe; one denial denies
+ *                  Anything else is denied ("method X is not allowed through this agent"),
+ *                  among them logging/setLevel (an upstream's debug log can carry the credential
+ *                  the agent placed and other callers' data; no policy object names it), tasks/*
+ *                  and any method a later revision adds.
  *   4. "client"    client approval: the tenant requires approved clients and this one is not.
- *   5. "catalogue" a tool name is given and the tool is in the approved catalogue of the server.
- *   6. "drift"     the tool is not in `live.drifted` (`serverId/tool` known to differ from the
- *                  approved definition: the agent's runtime set, or on the control plane the
- *                  tools whose latest version differs from the bundle's, see `driftedAgainst`).
+ *   5. "catalogue" a name is given and it is in the approved catalogue of the server (tools,
+ *                  resources, resource templates, prompts: lib/enforcement/catalogue-entry.ts).
+ *   6. "drift"     the entry is not in `live.drifted` (`driftKey()`s of entries known to differ
+ *                  from the approved definition: the agent's runtime set, or on the control plane
+ *                  the entries whose latest version differs from the bundle's, see `driftedAgainst`).
  *   7. "arguments" every argument a policy of this server can read has the type its schema
- *                  declares (per server: lib/enforcement/model.ts argumentTypesByServer).
+ *                  declares (per server: lib/enforcement/model.ts argumentTypesByServer; prompt
+ *                  arguments and template variables are strings, stringArgumentsByServer).
  *   8. "policy"    Cedar (lib/enforcement/engine.ts): a forbid wins, default deny, any
  *                  evaluation error denies (`errors`).
  *   9. "approval"  a deny caused only by forbids annotated `@approval("<group>")` while a permit
  *                  allows the call: a tools/call is allowed with an unexpired approval of this
  *                  exact call (callHash) in the bundle's live section `approvals`, otherwise denied
- *                  with `approval` set (lib/enforcement/approval.ts); a listing is allowed.
+ *                  with `approval` set (lib/enforcement/approval.ts); a listing is allowed. For a
+ *                  resource read, prompt get or completion an `@approval` forbid denies like any
+ *                  forbid (no approval flow covers them).
  * Step-up: `stepUpScopes` is non-empty exactly when the agent must answer 403
  * insufficient_scope (RFC 6750 §3.1): a tools/call denied at stage "policy" with
  * no determining policy and no error, where the bundle names scopes that grant
@@ -45,12 +66,15 @@ import { toolHash, type ToolDefinition } from "./tool-hash";
  *   decide(view, request, live?) → Decision
  *     view    = decisionView(content, { engine? })   memoized per content object; pass the
  *               agent's existing engine to keep it across live-only revisions
- *     request = DecideRequest { method, serverId, tool?, principal, args?, time?, ip? }
- *     live    = LiveState { drifted?: ReadonlySet<"serverId/tool"> }
- *   listFilter(view, request, tools, live?) → ListFiltered
- *     the tools/list answer filter: keeps the approved, unchanged tools the caller may
- *     list; `changed` names tools whose live hash differs (the agent marks them drifted);
- *     `record` is the tools/list decision line's outcome.
+ *     request = DecideRequest { method, serverId, name? (tool? alias), principal, args?,
+ *               completionRef?, resourceSubscriptions?, time?, ip? }
+ *     live    = LiveState { drifted?: ReadonlySet<driftKey(serverId, kind, name)> }
+ *   decideOnHeaders(view, request without args, live?) → { final: Decision | null }
+ *     the decision on Mcp-Method / Mcp-Name alone, or null when the body is needed
+ *   filterList(view, request, "tools" | "resources" | "resourceTemplates" | "prompts", items, live?)
+ *     → ListFiltered: keeps the approved, unchanged items the caller may list; `changed`
+ *     names items whose live hash differs (the agent marks them drifted); `record` is the
+ *     list's decision line outcome. listFilter(view, request, tools, live?) = filterList on tools.
  */
 
 /** Who asks: the fields of a validated token the decision reads (lib/enforcement/token.ts Principal fits). */
@@ -81,6 +105,14 @@ export interface DecideRequest {
   name?: string | null;
   /** Alias of `name` (older callers); `name` wins when both are given. */
   tool?: string | null;
+  /**
+   * completion/complete: the `params.ref.type` of the body. Without it the name is decided as
+   * every approved prompt and resource template of that name (each must allow), so a header
+   * decision holds whichever the body says.
+   */
+  completionRef?: "ref/prompt" | "ref/resource" | null;
+  /** subscriptions/listen: `params.notifications.resourceSubscriptions` (each decided as resources/subscribe). */
+  resourceSubscriptions?: readonly string[] | null;
   principal: DecidePrincipal;
   /** tools/call `params.arguments` (anything that is not a plain object counts as none). */
   args?: Record<string, unknown> | null;
@@ -215,38 +247,133 @@ function decideUnsafe(view: DecisionView, request: DecideRequest, live: LiveStat
 
   // 3. Method allow-list.
   const named = str(request.name) ? request.name : str(request.tool) ? request.tool : null;
-  const toolGiven = named !== null && named.length > 0;
+  const nameGiven = named !== null && named.length > 0;
   if (PASSTHROUGH_METHODS.has(method) || method.startsWith("notifications/")) return allow("passthrough", `method ${method} passes without a decision`);
-  if (method === "tools/list" && !toolGiven) return allow("list", "tools/list: the answer is filtered tool by tool");
-  if (method !== "tools/call" && method !== "tools/list") return deny("method", `method ${shown(method)} is not allowed through this agent`);
-  const action: DecisionRequest["action"] = method === "tools/call" ? "call_tool" : "list_tools";
+  const rule = METHODS.get(method);
+  if (!rule) return deny("method", method === "logging/setLevel" ? LOGGING_REFUSED : `method ${shown(method)} is not allowed through this agent`);
+  if (rule.list && !nameGiven) return allow("list", `${method}: the answer is filtered item by item`);
+  if (rule.discover) return allow("list", `${method}: the answer is filtered like a list`);
 
   // 4. Client approval.
   const unapproved = unapprovedClient(content, p);
   if (unapproved) return deny("client", unapproved);
 
+  if (rule.listen) return decideListen(view, request, live);
+
   // 5. Catalogue.
-  if (!toolGiven) return deny("catalogue", "tools/call without a tool name");
-  const tool = named as string;
-  const approved: BundleTool | undefined = view.engine.tool(serverId, tool);
-  if (!approved) return deny("catalogue", "the tool is not in the approved catalogue");
-
-  // 6. Drift.
-  if (live.drifted?.has(`${serverId}/${tool}`)) return deny("drift", "the tool changed upstream since it was approved");
-
-  // 7, 8. Argument types and Cedar.
+  if (!nameGiven) return deny("catalogue", `${method} without ${rule.kinds[0] === "resource" ? "a resource URI" : "a name"}`);
+  if (named.length > MAX_ENTRY_KEY) return deny("catalogue", "the name is too long");
+  let kinds = rule.kinds;
+  if (method === "completion/complete" && (request.completionRef === "ref/prompt" || request.completionRef === "ref/resource")) kinds = [request.completionRef === "ref/prompt" ? "prompt" : "resourceTemplate"];
   const rawArgs = request.args;
   const args = rawArgs && typeof rawArgs === "object" && !Array.isArray(rawArgs) ? rawArgs : {};
+  const targets: { kind: CatalogueKind; key: string; args: Record<string, unknown> }[] = [];
+  for (const kind of kinds) {
+    if (view.engine.entry(serverId, kind, named)) targets.push({ kind, key: named, args: rule.action === "call_tool" || rule.action === "get_prompt" || rule.action === "complete" ? args : {} });
+  }
+  // A URI that is no approved resource is read through every approved template it matches (each must allow).
+  if (rule.action === "read_resource" && targets.length === 0) {
+    for (const t of view.engine.templatesOf(serverId)) {
+      const vars = matchTemplate(t.name, named);
+      if (vars) targets.push({ kind: "resourceTemplate", key: t.name, args: vars });
+    }
+  }
+  if (targets.length === 0) return deny("catalogue", rule.action === "call_tool" ? "the tool is not in the approved catalogue" : `${rule.what} is not in the approved catalogue`);
+
+  // 6. Drift.
+  for (const t of targets) if (live.drifted?.has(driftKey(serverId, LIST_FIELD[t.kind], t.key))) return deny("drift", t.kind === "tool" ? "the tool changed upstream since it was approved" : `${KIND_WORDS[t.kind]} changed upstream since it was approved`);
+
+  // 7, 8, 9. Argument types, Cedar, approval: every target must allow (the first denial answers).
+  let last: Decision | null = null;
+  for (const t of targets) {
+    const d = decideTarget(view, request, rule.action, t.kind, t.key, t.args);
+    if (d.decision === "deny") return targets.length > 1 ? { ...d, reason: `${d.reason} (${KIND_WORDS[t.kind]} ${shown(t.key)})` } : d;
+    last = d;
+  }
+  return last!;
+}
+
+const LOGGING_REFUSED = "method logging/setLevel is not allowed through this agent: an upstream's log messages can carry its own credentials and other callers' data";
+
+/** The kind words in reasons. */
+const KIND_WORDS: Record<CatalogueKind, string> = { tool: "the tool", resource: "the resource", resourceTemplate: "the resource template", prompt: "the prompt" };
+
+interface MethodRule {
+  action: CedarAction;
+  /** The catalogue kinds the method's name can name, in the order tried. */
+  kinds: readonly CatalogueKind[];
+  what: string;
+  /** A list method: without a name it passes to its answer's filter. */
+  list?: boolean;
+  /** server/discover: passes, its answer filtered. */
+  discover?: boolean;
+  /** subscriptions/listen: its resource subscriptions are decided (decideListen). */
+  listen?: boolean;
+}
+
+/**
+ * The methods decided here, and what each is decided as (lib/enforcement/model.ts
+ * ACTION_TARGETS). initialize, ping and notifications/* pass before this table;
+ * anything not in it is denied at stage "method".
+ */
+const METHODS: ReadonlyMap<string, MethodRule> = new Map<string, MethodRule>([
+  ["tools/call", { action: "call_tool", kinds: ["tool"], what: "the tool" }],
+  ["tools/list", { action: "list_tools", kinds: ["tool"], what: "the tool", list: true }],
+  ["resources/read", { action: "read_resource", kinds: ["resource"], what: "the resource" }],
+  ["resources/subscribe", { action: "read_resource", kinds: ["resource"], what: "the resource" }],
+  ["resources/unsubscribe", { action: "read_resource", kinds: ["resource"], what: "the resource" }],
+  ["resources/list", { action: "list_resources", kinds: ["resource"], what: "the resource", list: true }],
+  ["resources/templates/list", { action: "list_resource_templates", kinds: ["resourceTemplate"], what: "the resource template", list: true }],
+  ["prompts/get", { action: "get_prompt", kinds: ["prompt"], what: "the prompt" }],
+  ["prompts/list", { action: "list_prompts", kinds: ["prompt"], what: "the prompt", list: true }],
+  ["completion/complete", { action: "complete", kinds: ["prompt", "resourceTemplate"], what: "the prompt or resource template" }],
+  ["server/discover", { action: "list_tools", kinds: [], what: "", discover: true }],
+  ["subscriptions/listen", { action: "read_resource", kinds: ["resource"], what: "the resource", listen: true }],
+]);
+
+/** The methods `decide()` knows (passthrough ones included), for documentation and tests. */
+export const DECIDED_METHODS: readonly string[] = [...PASSTHROUGH_METHODS, "notifications/*", ...METHODS.keys()];
+
+/** The list method of each list kind. */
+export const LIST_METHOD: Record<ListKind, string> = { tools: "tools/list", resources: "resources/list", resourceTemplates: "resources/templates/list", prompts: "prompts/list" };
+
+/**
+ * subscriptions/listen (2026-07-28): the list-changed notifications it asks
+ * for carry no data and pass; every URI of `resourceSubscriptions` is decided
+ * as resources/subscribe, and one denial denies the whole request.
+ */
+function decideListen(view: DecisionView, request: DecideRequest, live: LiveState): Decision {
+  const raw = request.resourceSubscriptions;
+  const uris = Array.isArray(raw) ? raw : [];
+  if (uris.length > MAX_LISTEN_URIS) return deny("catalogue", `more than ${MAX_LISTEN_URIS} resource subscriptions`);
+  const determining: string[] = [];
+  for (const uri of uris) {
+    if (!str(uri)) return deny("catalogue", "a resource subscription is not a URI");
+    const d = decide(view, { ...request, method: "resources/subscribe", name: uri, tool: null, resourceSubscriptions: null, args: null }, live);
+    if (d.decision === "deny") return { ...d, reason: `${d.reason} (subscription to ${shown(uri)})` };
+    for (const id of d.determining) if (!determining.includes(id)) determining.push(id);
+  }
+  return allow("policy", uris.length ? `${uris.length} resource subscription${uris.length === 1 ? "" : "s"} allowed` : "no resource subscriptions", determining);
+}
+
+/** Most URIs one subscriptions/listen may subscribe to. */
+export const MAX_LISTEN_URIS = 100;
+
+/** Argument types, Cedar and approval for one catalogue entry. */
+function decideTarget(view: DecisionView, request: DecideRequest, action: CedarAction, kind: CatalogueKind, tool: string, args: Record<string, unknown>): Decision {
+  const p = request.principal;
+  const serverId = request.serverId;
   const q: DecisionRequest = {
     action,
     serverId,
     tool,
+    ...(kind === "tool" ? {} : { kind }),
     tenantId: p.tenantId,
     user: p.user,
     groups: strings(p.groups),
     client: p.client,
     scopes: strings(p.scopes),
-    args: action === "call_tool" ? args : {},
+    args,
     delegation: { actors: strings(p.actors) },
     time: request.time instanceof Date && !Number.isNaN(request.time.getTime()) ? request.time : new Date(),
     ...(str(request.ip) ? { ip: request.ip } : {}),
@@ -257,8 +384,12 @@ function decideUnsafe(view: DecisionView, request: DecideRequest, live: LiveStat
   if (r.decision === "allow") return { decision: "allow", reason: r.reason, determining: r.determining, errors: [], stage, stepUpScopes: [] };
   // 9. Approval (issue 16): denied only by `@approval` forbids while a permit allows → allowed with a
   // live approval of this exact call, else denied at stage "approval" (lib/enforcement/approval.ts).
-  const waiting = approvalStage(view, q, r, q.time!);
-  if (waiting) return waiting;
+  // Only tools/call waits for a person, and a listing is allowed; for a resource, template or prompt
+  // read the approval forbid denies like any forbid (no approval flow covers them).
+  if (action === "call_tool" || LIST_ACTIONS.has(action)) {
+    const waiting = approvalStage(view, q, r, q.time!);
+    if (waiting) return waiting;
+  }
   let stepUpScopes: string[] = [];
   if (action === "call_tool" && stage === "policy" && r.determining.length === 0 && r.errors.length === 0) {
     const granting = view.scopesByTool.get(`${serverId}/${tool}`) ?? [];
@@ -269,6 +400,8 @@ function decideUnsafe(view: DecisionView, request: DecideRequest, live: LiveStat
   }
   return { decision: "deny", reason: r.reason, determining: r.determining, errors: r.errors, stage, stepUpScopes };
 }
+
+const LIST_ACTIONS: ReadonlySet<CedarAction> = new Set(["list_tools", "list_resources", "list_resource_templates", "list_prompts"]);
 
 export interface ListFiltered<T> {
   /** The items to answer with, in the upstream's order. */
@@ -285,80 +418,106 @@ export interface ListFiltered<T> {
 }
 
 /**
- * Filters a list answer (`tools`, `resources`, `resourceTemplates` or
- * `prompts` of its result) with `decide()`. Every kind other than tools is
- * hidden entirely for now (these methods are not yet decided).
+ * Filters a list answer (the `tools`, `resources`, `resourceTemplates` or
+ * `prompts` of its result) with `decide()`: an item is kept when it is in the
+ * approved catalogue (by name, URI or URI template), its live definition
+ * hashes to the approved one (lib/enforcement/catalogue-entry.ts entryHash),
+ * it is not known to have drifted, and Cedar allows the list action on it. A
+ * revoked token or an unapproved client lists nothing.
  */
 export function filterList<T>(view: DecisionView, request: Omit<DecideRequest, "method" | "tool" | "name" | "args">, kind: ListKind, items: readonly T[], live: LiveState = {}): ListFiltered<T> {
-  if (kind === "tools") return listFilter(view, request, items as readonly Partial<ToolDefinition>[], live) as unknown as ListFiltered<T>;
-  const total = Array.isArray(items) ? items.length : 0;
-  return { kept: [], hidden: [], changed: [], record: deny("method", `listed 0 of ${total} ${kind}: not allowed through this agent`) };
-}
-
-/**
- * A decision taken on the request's method and name alone (the 2026-07-28
- * `Mcp-Method` and `Mcp-Name` headers), before the body is parsed: `final` is
- * the decision `decide()` would take whatever the body's arguments are, or
- * null when the arguments are needed. It never allows what `decide()` with
- * the arguments would deny.
- */
-export function decideOnHeaders(view: DecisionView, request: Omit<DecideRequest, "args">, live: LiveState = {}): { final: Decision } | { final: null } {
-  try {
-    const d = decide(view, { ...request, args: {} }, live);
-    if (d.decision === "deny" && (d.stage === "revoked" || d.stage === "server" || d.stage === "method" || d.stage === "client" || d.stage === "catalogue" || d.stage === "drift" || d.stage === "error")) return { final: d };
-    if (d.stage === "passthrough" || d.stage === "list") return { final: d };
-    if (request.method === "tools/list") return { final: d };
-    return { final: null };
-  } catch {
-    return { final: deny("error", "the request could not be evaluated") };
-  }
-}
-
-/**
- * Filters a tools/list answer with `decide()`: a tool is kept when it is in
- * the approved catalogue, its live definition hashes to the approved one, it
- * is not known to have drifted, and Cedar allows `list_tools` on it. A revoked
- * token or an unapproved client lists nothing.
- */
-export function listFilter<T extends Partial<ToolDefinition>>(view: DecisionView, request: Omit<DecideRequest, "method" | "tool" | "name" | "args">, tools: readonly T[], live: LiveState = {}): ListFiltered<T> {
   const kept: T[] = [];
   const hidden: string[] = [];
   const changed: ListFiltered<T>["changed"] = [];
-  const total = Array.isArray(tools) ? tools.length : 0;
+  const total = Array.isArray(items) ? items.length : 0;
+  const entryKind: CatalogueKind | undefined = KIND_OF_FIELD[kind];
+  const method = LIST_METHOD[kind];
+  const noun = kind === "resourceTemplates" ? "resource templates" : kind;
   try {
-    const gate = decide(view, { ...request, method: "tools/list" }, live);
-    if (gate.decision === "deny") return { kept, hidden, changed, record: { ...gate, reason: `listed 0 of ${total} tools: ${gate.reason}` } };
+    if (!entryKind || !method) return { kept, hidden, changed, record: deny("method", `listed 0 of ${total}: unknown list ${shown(String(kind))}`) };
+    const base = { ...request, name: null, tool: null, args: null };
+    const gate = decide(view, { ...base, method }, live);
+    if (gate.decision === "deny") return { kept, hidden, changed, record: { ...gate, reason: `listed 0 of ${total} ${noun}: ${gate.reason}` } };
     const p = request.principal;
     const unapproved = unapprovedClient(view.content, p);
-    if (unapproved) return { kept, hidden, changed, record: deny("client", `listed 0 of ${total} tools: ${unapproved}`) };
+    if (unapproved) return { kept, hidden, changed, record: deny("client", `listed 0 of ${total} ${noun}: ${unapproved}`) };
     for (let i = 0; i < total; i++) {
-      const t = tools[i]!;
-      const name = t && typeof t === "object" && str(t.name) ? t.name : null;
-      const approved = name !== null ? view.engine.tool(request.serverId, name) : undefined;
+      const t = items[i]!;
+      const name = entryKey(entryKind, t);
+      const approved = name !== null ? view.engine.entry(request.serverId, entryKind, name) : undefined;
       if (name === null || !approved) {
-        hidden.push(`${shown(String(name ?? (t as { name?: unknown } | null)?.name))} (not approved)`);
+        const o = t && typeof t === "object" ? (t as Record<string, unknown>) : {};
+        hidden.push(`${shown(String(name ?? (entryKind === "resource" ? o.uri : entryKind === "resourceTemplate" ? o.uriTemplate : o.name)))} (not approved)`);
         continue;
       }
       let hash: string;
       try {
-        hash = toolHash(t as ToolDefinition);
+        hash = entryHash(entryKind, t);
       } catch {
         hash = "";
       }
       if (hash !== approved.hash) {
-        changed.push({ serverId: request.serverId, kind: "tools", name, tool: name, live: hash, approved: approved.hash });
+        changed.push({ serverId: request.serverId, kind, name, tool: name, live: hash, approved: approved.hash });
         hidden.push(`${shown(name)} (changed upstream)`);
         continue;
       }
-      const d = decide(view, { ...request, method: "tools/list", name }, live);
+      const d = decide(view, { ...base, method, name }, live);
       if (d.decision === "allow") kept.push(t);
       else if (d.stage === "drift") hidden.push(`${shown(name)} (changed upstream)`);
       else hidden.push(`${shown(name)} (not allowed)`);
     }
   } catch {
-    return { kept: [], hidden: [], changed, record: deny("error", `listed 0 of ${total} tools: the list could not be evaluated`) };
+    return { kept: [], hidden: [], changed, record: deny("error", `listed 0 of ${total} ${noun}: the list could not be evaluated`) };
   }
-  return { kept, hidden, changed, record: allow("list", `listed ${kept.length} of ${total} tools${hidden.length ? `; hidden: ${hidden.join(", ")}` : ""}`) };
+  return { kept, hidden, changed, record: allow("list", `listed ${kept.length} of ${total} ${noun}${hidden.length ? `; hidden: ${hidden.join(", ")}` : ""}`) };
+}
+
+/** The tools/list answer filter: `filterList(view, request, "tools", tools, live)`. */
+export function listFilter<T extends Partial<ToolDefinition>>(view: DecisionView, request: Omit<DecideRequest, "method" | "tool" | "name" | "args">, tools: readonly T[], live: LiveState = {}): ListFiltered<T> {
+  return filterList(view, request, "tools", tools, live);
+}
+
+/** Stages whose denial does not depend on the body's arguments. */
+const ARGS_FREE_STAGES: ReadonlySet<DecisionStage> = new Set(["revoked", "server", "method", "client", "catalogue", "drift", "error"]);
+
+/**
+ * A decision taken on the request's method and name alone (the 2026-07-28
+ * `Mcp-Method` and `Mcp-Name` headers), before the body is parsed: `final` is
+ * the decision `decide()` takes whatever the body's arguments are, or null
+ * when the arguments are needed. Final are: a denial at revocation, server,
+ * method, client approval, catalogue or drift; passthrough and list methods;
+ * and Cedar's answer when no policy that can apply to the named entry may
+ * read `context.args` (lib/enforcement/engine.ts mayReadArgs): then a denial
+ * holds, and an allow holds when the server's policies type no argument of
+ * this action (a body could otherwise be denied for an argument of the wrong
+ * type). A resource read through a template takes its arguments from the URI,
+ * never the body, so its answer is final. Anything else (an approval wait,
+ * subscriptions/listen, whose URIs are in the body) is null: the body decides.
+ * It never allows what `decide()` with the body would deny (test/decide-headers.test.ts).
+ */
+export function decideOnHeaders(view: DecisionView, request: Omit<DecideRequest, "args">, live: LiveState = {}): { final: Decision } | { final: null } {
+  try {
+    const method = request?.method;
+    const d = decide(view, { ...request, args: {} }, live);
+    if (d.decision === "deny" && ARGS_FREE_STAGES.has(d.stage)) return { final: d };
+    if (d.stage === "passthrough" || d.stage === "list") return { final: d };
+    const rule = str(method) ? METHODS.get(method) : undefined;
+    if (!rule || rule.listen || d.stage === "approval" || d.stage === "arguments") return { final: null };
+    const name = str(request.name) ? request.name : str(request.tool) ? request.tool : "";
+    const engine = view.engine;
+    const serverId = request.serverId;
+    const tenantId = request.principal.tenantId;
+    if (rule.action === "call_tool" || rule.action === "get_prompt" || rule.action === "complete") {
+      // The entries the body's arguments reach: those of this name (completion: whichever kind the body names).
+      let kinds = rule.kinds;
+      if (method === "completion/complete" && (request.completionRef === "ref/prompt" || request.completionRef === "ref/resource")) kinds = [request.completionRef === "ref/prompt" ? "prompt" : "resourceTemplate"];
+      for (const k of kinds) if (engine.entry(serverId, k, name) && engine.mayReadArgs(serverId, tenantId, name, k)) return { final: null };
+      if (d.decision === "allow" && engine.typesArguments(serverId, rule.action)) return { final: null };
+    }
+    return { final: d };
+  } catch {
+    return { final: deny("error", "the request could not be evaluated") };
+  }
 }
 
 /**

@@ -2,13 +2,17 @@ import { createHash } from "node:crypto";
 import { setFlagsFromString } from "node:v8";
 import type { BundleContent, BundleTool } from "./bundle";
 import { cedar } from "./cedar";
-import { argumentTypesByServer, toolUid, type ArgType, type CedarAction } from "./model";
+import type { CatalogueKind } from "./catalogue-entry";
+import { argumentTypesByServer, entryUid, stringArgumentsByServer, type ArgType, type CedarAction } from "./model";
 
 /** One request to decide: who, through which client, calls what, with which arguments. */
 export interface DecisionRequest {
   action: CedarAction;
   serverId: string;
+  /** The catalogue entry's key (tool or prompt name, resource URI, URI template). */
   tool: string;
+  /** The entry's kind (absent: a tool). */
+  kind?: CatalogueKind;
   tenantId: string;
   user: string;
   groups?: string[];
@@ -84,6 +88,12 @@ export class PolicyEngine {
   private readonly tools: Map<string, BundleTool>;
   /** Per server: argument name → the type its policies read it as (a Map: names come from users). */
   private readonly argTypes: Map<string, Map<string, ArgType>>;
+  /** Per server: the string arguments of prompts and template variables (read_resource, get_prompt, complete). */
+  private readonly stringArgs: Map<string, Set<string>>;
+  /** Per server: its approved resource templates (a URI that is no approved resource is read through them). */
+  private readonly templates: Map<string, BundleTool[]>;
+  /** Per slice key: whether a policy of that slice may read `context.args` (lib/enforcement/decide.ts decideOnHeaders). */
+  private readonly argReaders = new Map<string, boolean>();
   private readonly staticEntities: Map<string, BundleContent["cedar"]["entities"][number]>;
 
   constructor(readonly bundle: BundleContent) {
@@ -91,25 +101,64 @@ export class PolicyEngine {
     const parsed = cedar.checkParsePolicySet({ staticPolicies: bundle.cedar.policies });
     if (parsed.type !== "success") throw new Error(`policy set does not parse: ${parsed.errors.map((e) => e.message).join("; ")}`);
     this.servers = new Map(bundle.servers.map((s) => [s.id, s]));
-    this.tools = new Map(bundle.catalogue.map((t) => [`${t.serverId}/${t.name}`, t]));
+    this.tools = new Map(bundle.catalogue.map((t) => [entryKeyOf(t.kind ?? "tool", t.serverId, t.name), t]));
     this.argTypes = new Map();
-    for (const [serverId, a] of argumentTypesByServer(bundle.catalogue)) this.argTypes.set(serverId, a.types);
+    const byServer = argumentTypesByServer(bundle.catalogue);
+    for (const [serverId, a] of byServer) this.argTypes.set(serverId, a.types);
+    this.stringArgs = new Map();
+    for (const [serverId, names] of stringArgumentsByServer(bundle.catalogue, byServer)) this.stringArgs.set(serverId, new Set(names));
+    this.templates = new Map();
+    for (const t of bundle.catalogue) {
+      if (t.kind !== "resourceTemplate") continue;
+      const list = this.templates.get(t.serverId);
+      if (list) list.push(t);
+      else this.templates.set(t.serverId, [t]);
+    }
     this.staticEntities = new Map(bundle.cedar.entities.map((e) => [`${e.uid.type}::${e.uid.id}`, e]));
   }
 
-  /** The preparsed policy set for one (server, tenant, tool), built on first use. */
-  private slice(serverId: string, tenantId: string, tool: string, without?: readonly string[]): string {
-    const key = `${serverId}\u0000${tenantId}\u0000${tool}${without?.length ? `\u0000${without.join("\u0000")}` : ""}`;
-    let id = this.slices.get(key);
-    if (id) return id;
+  /**
+   * The policies that can apply to one (server, tenant, entry). A policy whose metadata lists
+   * tools requires the resource to be one of those Tool entities, so it applies to no entry of
+   * another kind. Unknown metadata: the policy is kept (never drop a forbid by accident).
+   */
+  private policiesFor(serverId: string, tenantId: string, tool: string, kind: CatalogueKind, without?: readonly string[]): Record<string, string> {
     const policies: Record<string, string> = {};
     for (const [pid, text] of Object.entries(this.bundle.cedar.policies)) {
       const m = this.bundle.policies[pid];
-      // Unknown metadata: keep the policy (never drop a forbid by accident).
-      if (m && (m.serverId !== serverId || (m.tenantId !== null && m.tenantId !== tenantId) || (m.tools && !m.tools.includes(tool)))) continue;
+      if (m && (m.serverId !== serverId || (m.tenantId !== null && m.tenantId !== tenantId) || (m.tools && (kind !== "tool" || !m.tools.includes(tool))))) continue;
       if (without?.includes(pid)) continue;
       policies[pid] = text;
     }
+    return policies;
+  }
+
+  /**
+   * Whether a policy that can apply to this (server, tenant, entry) may read `context.args`:
+   * conservatively, any policy that names `args` anywhere or reads `context` other than through
+   * one of its other attributes. False means every answer is the same whatever the arguments.
+   */
+  mayReadArgs(serverId: string, tenantId: string, tool: string, kind: CatalogueKind = "tool"): boolean {
+    const key = `${kind}\u0000${serverId}\u0000${tenantId}\u0000${tool}`;
+    const known = this.argReaders.get(key);
+    if (known !== undefined) return known;
+    let reads = false;
+    for (const text of Object.values(this.policiesFor(serverId, tenantId, tool, kind))) {
+      if (/args/.test(text) || /\bcontext\b/.test(text.replace(/\bcontext\s*\.\s*(scopes|client|tenant|delegation|time|network|token)\b/g, ""))) {
+        reads = true;
+        break;
+      }
+    }
+    this.argReaders.set(key, reads);
+    return reads;
+  }
+
+  /** The preparsed policy set for one (server, tenant, entry), built on first use. */
+  private slice(serverId: string, tenantId: string, tool: string, without?: readonly string[], kind: CatalogueKind = "tool"): string {
+    const key = `${kind === "tool" ? "" : `${kind}\u0000`}${serverId}\u0000${tenantId}\u0000${tool}${without?.length ? `\u0000${without.join("\u0000")}` : ""}`;
+    let id = this.slices.get(key);
+    if (id) return id;
+    const policies = this.policiesFor(serverId, tenantId, tool, kind, without);
     id = `ps-${createHash("sha256").update(JSON.stringify(Object.entries(policies))).digest("hex")}`;
     if (!preparsed.has(id)) {
       const parsed = cedar.preparsePolicySet(id, { staticPolicies: policies });
@@ -125,6 +174,23 @@ export class PolicyEngine {
     return this.tools.get(`${serverId}/${name}`);
   }
 
+  /** The approved catalogue entry of any kind, if the bundle has it. */
+  entry(serverId: string, kind: CatalogueKind, name: string): BundleTool | undefined {
+    return this.tools.get(entryKeyOf(kind, serverId, name));
+  }
+
+  /** The approved resource templates of a server. */
+  templatesOf(serverId: string): readonly BundleTool[] {
+    return this.templates.get(serverId) ?? [];
+  }
+
+  /** Whether this server's policies can type any argument of this action (a body could then be denied for a wrong type). */
+  typesArguments(serverId: string, action: CedarAction): boolean {
+    if (action === "call_tool") return (this.argTypes.get(serverId)?.size ?? 0) > 0;
+    if (action === "read_resource" || action === "get_prompt" || action === "complete") return (this.stringArgs.get(serverId)?.size ?? 0) > 0;
+    return false;
+  }
+
   /**
    * Decides one request. `without`: policy ids left out of this evaluation (the approval stage
    * asks whether anything but its `@approval` forbids denies: lib/enforcement/approval.ts).
@@ -133,8 +199,9 @@ export class PolicyEngine {
     const server = this.servers.get(req.serverId);
     if (!server) return deny("unknown server");
     if (!server.tenantIds.includes(req.tenantId)) return deny("this tenant may not use this server");
-    const tool = this.tools.get(`${req.serverId}/${req.tool}`);
-    if (!tool) return deny("the tool is not in the approved catalogue");
+    const kind = req.kind ?? "tool";
+    const tool = this.tools.get(entryKeyOf(kind, req.serverId, req.tool));
+    if (!tool) return deny(kind === "tool" ? "the tool is not in the approved catalogue" : "not in the approved catalogue");
 
     // Plain loops, no callback builtins (map, every, Object.entries) in this hot path: Node 20's V8
     // (20.20.2) can die with "unreachable code" in Deoptimizer::DoComputeBuiltinContinuation when a
@@ -145,12 +212,14 @@ export class PolicyEngine {
     // same-named argument can change how this one is read).
     const args: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
     const given = req.args ?? {};
-    const types = this.argTypes.get(req.serverId);
+    // Tool actions type by the tools' schemas; prompts and templates carry strings; list actions of other kinds, nothing.
+    const strings = req.action === "read_resource" || req.action === "get_prompt" || req.action === "complete" ? this.stringArgs.get(req.serverId) : undefined;
+    const types = req.action === "call_tool" || req.action === "list_tools" ? this.argTypes.get(req.serverId) : undefined;
     const names = Object.keys(given);
     for (let i = 0; i < names.length; i++) {
       const name = names[i]!;
       const value = given[name];
-      const type = types?.get(name);
+      const type: ArgType | undefined = strings ? (strings.has(name) ? "String" : undefined) : types?.get(name);
       // Not addressable by any policy, or explicitly absent.
       if (!type || value === null) continue;
       const converted = convert(value, type);
@@ -160,7 +229,7 @@ export class PolicyEngine {
     const now = req.time ?? new Date();
     const epoch = Math.floor(now.getTime() / 1000);
     // Everything below is a function of these inputs alone (Cedar is deterministic, the bundle fixed).
-    const memoKey = JSON.stringify([req.action, req.serverId, req.tool, req.tenantId, req.user, req.groups ?? [], req.client, req.scopes, args, req.delegation?.actors ?? [], epoch, req.ip ?? "", req.token ?? null, without ?? []]);
+    const memoKey = JSON.stringify([req.action, kind, req.serverId, req.tool, req.tenantId, req.user, req.groups ?? [], req.client, req.scopes, args, req.delegation?.actors ?? [], epoch, req.ip ?? "", req.token ?? null, without ?? []]);
     const cacheable = memoKey.length <= MAX_MEMO_KEY_CHARS;
     if (cacheable) {
       const hit = this.memo.get(memoKey);
@@ -202,7 +271,7 @@ export class PolicyEngine {
           if (t.serverId !== s.id) continue;
           if (stop()) return n;
           try {
-            this.slice(s.id, tenantId, t.name);
+            this.slice(s.id, tenantId, t.name, undefined, t.kind ?? "tool");
             n++;
           } catch {
             // decided (denied) at call time
@@ -214,7 +283,8 @@ export class PolicyEngine {
 
   private evaluate(req: DecisionRequest, args: Record<string, unknown>, now: Date, epoch: number, without?: readonly string[]): DecisionResult {
     const tenant = { type: "Tenant", id: req.tenantId };
-    const resource = toolUid(req.serverId, req.tool);
+    const kind = req.kind ?? "tool";
+    const resource = entryUid(kind, req.serverId, req.tool);
     const userParents: { type: string; id: string }[] = [tenant];
     const entities: unknown[] = [];
     for (const g of req.groups ?? []) {
@@ -224,7 +294,7 @@ export class PolicyEngine {
     }
     entities.push(
       { uid: { type: "User", id: req.user }, attrs: userAttrs(req.user), parents: userParents },
-      this.staticEntities.get(`Tool::${resource.id}`)!,
+      this.staticEntities.get(`${resource.type}::${resource.id}`)!,
       this.staticEntities.get(`Server::${req.serverId}`)!,
     );
     const answer = cedar.statefulIsAuthorized({
@@ -241,7 +311,7 @@ export class PolicyEngine {
         network: req.ip ? { ip: req.ip } : {},
         token: req.token ?? { iss: "", iat: 0, exp: 0 },
       },
-      preparsedPolicySetId: this.slice(req.serverId, req.tenantId, req.tool, without),
+      preparsedPolicySetId: this.slice(req.serverId, req.tenantId, req.tool, without, kind),
       entities: entities as never,
     });
     if (answer.type !== "success") return deny("the request could not be evaluated");
@@ -253,6 +323,9 @@ export class PolicyEngine {
     return deny(diagnostics.reason.length ? "denied by policy" : "no policy allows this call", { determining: diagnostics.reason });
   }
 }
+
+/** The key of a catalogue entry in the engine's map (tools keep `serverId/name`). */
+const entryKeyOf = (kind: CatalogueKind, serverId: string, name: string) => (kind === "tool" ? `${serverId}/${name}` : `${kind}\u0000${serverId}/${name}`);
 
 function convert(value: unknown, type: ArgType): unknown {
   switch (type) {

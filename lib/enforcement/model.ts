@@ -1,21 +1,81 @@
 import type { SchemaJson } from "./cedar";
+import { ENTITY_TYPE, templateVariables, type CatalogueKind } from "./catalogue-entry";
 
 /**
  * The Cedar model every bundle uses. Entity ids:
  *   Tenant::"<tenant id>"   Server::"<server id>"   Tool::"<server id>/<tool name>"
- *   User::"<sub>"           Group::"<group>"        Action::"call_tool" | "list_tools"
+ *   Resource::"<server id>/<uri>"   ResourceTemplate::"<server id>/<uri template>"
+ *   Prompt::"<server id>/<prompt name>"
+ *   User::"<sub>"           Group::"<group>"
+ * Actions and what they apply to:
+ *   call_tool, list_tools                 Tool
+ *   read_resource                         Resource, ResourceTemplate (a URI read through an approved template)
+ *   list_resources                        Resource
+ *   list_resource_templates               ResourceTemplate
+ *   get_prompt, list_prompts              Prompt
+ *   complete                              Prompt, ResourceTemplate (completion/complete of its ref)
  * Users and groups are built per request, in the request's tenant, so a
  * group name never reaches across tenants.
  */
-export const actions = ["call_tool", "list_tools"] as const;
+export const actions = ["call_tool", "list_tools", "read_resource", "list_resources", "list_resource_templates", "get_prompt", "list_prompts", "complete"] as const;
 export type CedarAction = (typeof actions)[number];
 
+/** The entity types each action applies to. */
+export const ACTION_TARGETS: Record<CedarAction, readonly CatalogueKind[]> = {
+  call_tool: ["tool"],
+  list_tools: ["tool"],
+  read_resource: ["resource", "resourceTemplate"],
+  list_resources: ["resource"],
+  list_resource_templates: ["resourceTemplate"],
+  get_prompt: ["prompt"],
+  list_prompts: ["prompt"],
+  complete: ["prompt", "resourceTemplate"],
+};
+
+/** Actions whose `context.args` carries arguments: a tool's (call_tool) or strings (a prompt's arguments, a template's variables). */
+const STRING_ARG_ACTIONS: ReadonlySet<CedarAction> = new Set(["read_resource", "get_prompt", "complete"]);
+
 export const toolUid = (serverId: string, tool: string) => ({ type: "Tool", id: `${serverId}/${tool}` });
+/** The Cedar entity of a catalogue entry. */
+export const entryUid = (kind: CatalogueKind, serverId: string, key: string) => ({ type: ENTITY_TYPE[kind], id: `${serverId}/${key}` });
+
+/** An approved catalogue entry as the model reads it (BundleTool fits). */
+export interface EntryForModel {
+  kind?: CatalogueKind;
+  name: string;
+  label?: string;
+  mimeType?: string | null;
+  risk: string;
+  annotations: Record<string, unknown>;
+  inputSchema: Record<string, unknown>;
+}
+
+/**
+ * The attributes of an entry's Cedar entity. Every kind has the tool
+ * attributes (name, risk and the four hints) so a policy written for any
+ * resource type still validates; resources, templates and prompts are
+ * read-only by nature (readOnly true, destructive false, idempotent true,
+ * openWorld false). Resources and templates add their URI (template), display
+ * name and MIME type; prompts their argument names.
+ */
+export function entityAttrs(e: EntryForModel): Record<string, unknown> {
+  const kind = e.kind ?? "tool";
+  const a = e.annotations ?? {};
+  if (kind === "tool") return { name: e.name, risk: e.risk, readOnly: a.readOnlyHint === true, destructive: a.destructiveHint === true, idempotent: a.idempotentHint === true, openWorld: a.openWorldHint === true };
+  const base = { name: e.name, risk: e.risk, readOnly: true, destructive: false, idempotent: true, openWorld: false };
+  if (kind === "prompt") {
+    const props = e.inputSchema?.properties;
+    return { ...base, arguments: props && typeof props === "object" ? Object.keys(props).sort() : [] };
+  }
+  return { ...base, [kind === "resource" ? "uri" : "uriTemplate"]: e.name, label: e.label ?? "", mimeType: e.mimeType ?? "" };
+}
 
 /** The Cedar type an argument may have, derived from the tool's JSON Schema. */
 export type ArgType = "String" | "Long" | "Bool" | "SetString";
 
 export interface ToolForSchema {
+  /** Entries of other kinds are skipped: only tools' arguments are typed from their schema. */
+  kind?: CatalogueKind;
   inputSchema: Record<string, unknown>;
 }
 
@@ -53,6 +113,7 @@ export function argumentTypes(tools: ToolForSchema[]): { types: Record<string, A
   const found = new Map<string, ArgType>();
   const conflicts = new Set<string>();
   for (const t of tools) {
+    if (t.kind !== undefined && t.kind !== "tool") continue;
     const raw = t.inputSchema?.properties;
     if (!raw || typeof raw !== "object" || Array.isArray(raw)) continue;
     const props = raw as Record<string, unknown>;
@@ -75,6 +136,7 @@ export function argumentTypes(tools: ToolForSchema[]): { types: Record<string, A
 export function argumentTypesByServer(catalogue: (ToolForSchema & { serverId: string })[]): Map<string, { types: Map<string, ArgType>; conflicts: string[] }> {
   const byServer = new Map<string, ToolForSchema[]>();
   for (const t of catalogue) {
+    if (t.kind !== undefined && t.kind !== "tool") continue;
     const list = byServer.get(t.serverId);
     if (list) list.push(t);
     else byServer.set(t.serverId, [t]);
@@ -87,20 +149,48 @@ export function argumentTypesByServer(catalogue: (ToolForSchema & { serverId: st
   return out;
 }
 
+/**
+ * Per server: the string arguments of its prompts (declared arguments) and
+ * resource templates (URI template variables), which `read_resource`,
+ * `get_prompt` and `complete` carry in `context.args`. A name its tools type
+ * otherwise (not String) is left out, so a policy written for the tools'
+ * arguments keeps validating against every action.
+ */
+export function stringArgumentsByServer(catalogue: (EntryForModel & { serverId: string })[], toolTypes: Map<string, { types: Map<string, ArgType> }>): Map<string, string[]> {
+  const found = new Map<string, Set<string>>();
+  for (const e of catalogue) {
+    const kind = e.kind ?? "tool";
+    if (kind !== "prompt" && kind !== "resourceTemplate") continue;
+    let set = found.get(e.serverId);
+    if (!set) found.set(e.serverId, (set = new Set()));
+    const props = e.inputSchema?.properties;
+    const names = kind === "prompt" ? (props && typeof props === "object" && !Array.isArray(props) ? Object.keys(props) : []) : templateVariables(e.name);
+    for (const n of names) set.add(n);
+  }
+  const out = new Map<string, string[]>();
+  for (const [serverId, set] of found) {
+    const typed = toolTypes.get(serverId)?.types;
+    out.set(serverId, [...set].filter((n) => { const t = typed?.get(n); return t === undefined || t === "String"; }).sort());
+  }
+  return out;
+}
+
 const cedarType = (t: ArgType) => (t === "SetString" ? { type: "Set", element: { type: "String" } } : { type: t === "Bool" ? "Boolean" : t });
 
-/** The Cedar schema (JSON form) for a bundle: entity types, actions and the request context. */
-export function cedarSchema(argTypes: Record<string, ArgType>): SchemaJson<string> {
+/**
+ * The Cedar schema (JSON form) for a bundle: entity types, actions and the
+ * request context. `argTypes` types the tools' arguments (call_tool,
+ * list_tools); `stringArgs` names the string arguments of prompts and
+ * templates (read_resource, get_prompt, complete); list actions of the other
+ * kinds have no arguments.
+ */
+export function cedarSchema(argTypes: Record<string, ArgType>, stringArgs: readonly string[] = []): SchemaJson<string> {
   const str = { type: "String" };
   const long = { type: "Long" };
-  const context = {
+  const contextWith = (args: Record<string, unknown>) => ({
     type: "Record",
     attributes: {
-      args: {
-        type: "Record",
-        // Object.fromEntries defines own properties, so "__proto__" is an attribute like any other.
-        attributes: Object.fromEntries(Object.keys(argTypes).sort().map((k) => [k, { ...cedarType(argTypes[k]!), required: false }])),
-      },
+      args: { type: "Record", attributes: args },
       scopes: { type: "Set", element: str },
       client: str,
       tenant: str,
@@ -109,7 +199,13 @@ export function cedarSchema(argTypes: Record<string, ArgType>): SchemaJson<strin
       network: { type: "Record", attributes: { ip: { ...str, required: false } } },
       token: { type: "Record", attributes: { iss: str, iat: long, exp: long } },
     },
-  };
+  });
+  // Object.fromEntries defines own properties, so "__proto__" is an attribute like any other.
+  const toolContext = contextWith(Object.fromEntries(Object.keys(argTypes).sort().map((k) => [k, { ...cedarType(argTypes[k]!), required: false }])));
+  const stringContext = contextWith(Object.fromEntries([...stringArgs].sort().map((k) => [k, { ...str, required: false }])));
+  const noArgs = contextWith({});
+  const hints = { name: str, risk: str, readOnly: { type: "Boolean" }, destructive: { type: "Boolean" }, idempotent: { type: "Boolean" }, openWorld: { type: "Boolean" } };
+  const contextOf = (a: CedarAction) => (a === "call_tool" || a === "list_tools" ? toolContext : STRING_ARG_ACTIONS.has(a) ? stringContext : noArgs);
   return {
     "": {
       entityTypes: {
@@ -119,22 +215,12 @@ export function cedarSchema(argTypes: Record<string, ArgType>): SchemaJson<strin
         // parts, so a rule can still name a subject from any issuer its tenant trusts (principal.sub).
         User: { memberOfTypes: ["Group", "Tenant"], shape: { type: "Record", attributes: { sub: str, iss: str } } },
         Server: { shape: { type: "Record", attributes: { name: str, resource: str } } },
-        Tool: {
-          memberOfTypes: ["Server"],
-          shape: {
-            type: "Record",
-            attributes: {
-              name: str,
-              risk: str,
-              readOnly: { type: "Boolean" },
-              destructive: { type: "Boolean" },
-              idempotent: { type: "Boolean" },
-              openWorld: { type: "Boolean" },
-            },
-          },
-        },
+        Tool: { memberOfTypes: ["Server"], shape: { type: "Record", attributes: hints } },
+        Resource: { memberOfTypes: ["Server"], shape: { type: "Record", attributes: { ...hints, uri: str, label: str, mimeType: str } } },
+        ResourceTemplate: { memberOfTypes: ["Server"], shape: { type: "Record", attributes: { ...hints, uriTemplate: str, label: str, mimeType: str } } },
+        Prompt: { memberOfTypes: ["Server"], shape: { type: "Record", attributes: { ...hints, arguments: { type: "Set", element: str } } } },
       },
-      actions: Object.fromEntries(actions.map((a) => [a, { appliesTo: { principalTypes: ["User"], resourceTypes: ["Tool"], context } }])),
+      actions: Object.fromEntries(actions.map((a) => [a, { appliesTo: { principalTypes: ["User"], resourceTypes: ACTION_TARGETS[a].map((k) => ENTITY_TYPE[k]), context: contextOf(a) } }])),
     },
   } as unknown as SchemaJson<string>;
 }
