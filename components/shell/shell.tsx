@@ -16,6 +16,7 @@ const nav = [
   { href: "/audit", label: "Decision log" },
   { href: "/vault", label: "Credential vault" },
   { href: "/grants", label: "Grants & clients" },
+  { href: "/approvals", label: "Approvals" },
   { href: "/least-privilege", label: "Least privilege" },
   { href: "/tenants", label: "Tenants" },
   { href: "/trail", label: "Admin trail" },
