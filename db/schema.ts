@@ -298,6 +298,8 @@ export interface PolicyRule {
     value?: string | number | boolean | (string | number)[];
   }[];
   time?: { fromHour: number; toHour: number; days?: number[] };
+  /** For a forbid: ask a member of this approver group instead of denying (compiled to `@approval("<group>")`). */
+  approval?: string;
 }
 
 export const policies = pgTable(
