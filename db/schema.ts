@@ -203,11 +203,15 @@ export const tenantIssuers = pgTable(
   (t) => [uniqueIndex("tenant_issuers_tenant_issuer_key").on(t.tenantId, t.issuer), index("tenant_issuers_issuer_idx").on(t.issuer)],
 );
 
+/** What a catalogue row is (lib/enforcement/catalogue-entry.ts); `tools.name` is its key: tool or prompt name, resource URI, URI template. */
+export const catalogueKinds = ["tool", "resource", "resourceTemplate", "prompt"] as const;
+
 export const tools = pgTable(
   "tools",
   {
     id: text("id").primaryKey(),
     serverId: text("server_id").notNull().references(() => servers.id, { onDelete: "cascade" }),
+    kind: text("kind", { enum: catalogueKinds }).notNull().default("tool"),
     name: text("name").notNull(),
     risk: text("risk", { enum: riskLevels }).notNull().default("unrated"),
     blocked: boolean("blocked").notNull().default(false),
@@ -219,7 +223,7 @@ export const tools = pgTable(
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [uniqueIndex("tools_server_name_key").on(t.serverId, t.name)],
+  (t) => [uniqueIndex("tools_server_kind_name_key").on(t.serverId, t.kind, t.name)],
 );
 
 export const toolVersions = pgTable(
@@ -233,6 +237,8 @@ export const toolVersions = pgTable(
     inputSchema: jsonb("input_schema").$type<Record<string, unknown>>().notNull(),
     outputSchema: jsonb("output_schema").$type<Record<string, unknown>>(),
     annotations: jsonb("annotations").$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+    // Resources, templates and prompts: the definition as listed (uri or uriTemplate, name, mimeType, arguments), which `hash` covers.
+    definition: jsonb("definition").$type<Record<string, unknown>>(),
     hash: text("hash").notNull(),
     source: text("source", { enum: ["import", "manual"] }).notNull(),
     createdBy: text("created_by").notNull(),
