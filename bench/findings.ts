@@ -1,0 +1,62 @@
+/**
+ * Least-privilege findings on a seeded month of traffic (test/least-privilege-fixture.ts,
+ * SCALE times the calls per day): how many findings of each kind, the time to
+ * compute one tenant's findings (median of 5, and the all-tenant owner view),
+ * the remedy preview's time, and the privilege score before and after applying
+ * the remedies (narrow every unused scope mapping, the least-privilege policy
+ * of the over-broad user, revoke the unused grants).
+ *
+ *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres SCALE=100 node --import ./bench/no-server-only.mjs --import tsx bench/findings.ts
+ *
+ * Without DATABASE_URL it runs on embedded PGlite. A fresh database, dropped after.
+ */
+import { randomBytes } from "node:crypto";
+import { loadavg } from "node:os";
+import { applyRemedy, listFindings, previewRemedy } from "@/lib/findings/service";
+import { revokeGrant } from "@/lib/grants/service";
+import { createTestDb, makeTenant, makeUser } from "../test/db";
+import { seedMonth } from "../test/least-privilege-fixture";
+
+const SCALE = Number(process.env.SCALE ?? 100);
+const kek = { id: "kek-bench", key: randomBytes(32) };
+const t = await createTestDb();
+try {
+  const owner = await makeUser(t.db, { role: "owner" });
+  const a = await makeTenant(t.db, owner.actor, "Acme");
+  const b = await makeTenant(t.db, owner.actor, "Beta");
+  const admin = await makeUser(t.db, { memberships: [[a.id, "admin"]] });
+  const t0 = performance.now();
+  const seed = await seedMonth(owner.ctx, a.id, b.id, kek, { scale: SCALE });
+  console.log(`driver ${t.driver}; seeded ${seed.decisions.toLocaleString("en")} decisions over 30 days (scale ${SCALE}) in ${((performance.now() - t0) / 1000).toFixed(1)} s; load ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
+
+  const times: number[] = [];
+  let r = await listFindings(admin.ctx, { tenantId: a.id });
+  for (let i = 0; i < 5; i++) {
+    r = await listFindings(admin.ctx, { tenantId: a.id });
+    times.push(r.tookMs);
+  }
+  times.sort((x, y) => x - y);
+  const all = await listFindings(owner.ctx, {});
+  const perKind = Object.entries(all.counts)
+    .filter(([, n]) => n)
+    .map(([k, n]) => `${k} ${n}`);
+  console.log(`findings (all tenants + fleet-wide): ${all.items.length}: ${perKind.join(", ")}`);
+  console.log(`findings of tenant A: ${r.items.length}: ${Object.entries(r.counts).filter(([, n]) => n).map(([k, n]) => `${k} ${n}`).join(", ")}`);
+  console.log(`compute tenant A: median ${times[2]} ms (min ${times[0]}, max ${times[4]}); owner view of every tenant: ${all.tookMs} ms`);
+  const before = r.scores[0]!;
+
+  const unused = r.items.filter((f) => f.kind === "unused_scope_mapping");
+  const tp = performance.now();
+  const p = await previewRemedy(admin.ctx, unused[0]!.id, { action: "narrow_mapping", acknowledgeFlips: false });
+  console.log(`remedy preview (${unused[0]!.subject.id}): ${p.impact.replayed.toLocaleString("en")} decisions replayed, ${p.impact.allowToDeny} allow→deny, ${p.impact.denyToAllow} deny→allow, ${Math.round(performance.now() - tp)} ms`);
+
+  const bob = r.items.find((f) => f.kind === "over_broad_user" && f.subject.id === "bob");
+  if (bob) await applyRemedy(admin.ctx, bob.id, { action: "least_privilege_policy", acknowledgeFlips: false });
+  for (const f of unused) await applyRemedy(admin.ctx, f.id, { action: "narrow_mapping", acknowledgeFlips: false });
+  for (const f of r.items.filter((x) => x.kind === "unused_grant")) await revokeGrant(admin.ctx, f.subject.id, { reason: "bench" }, kek);
+  const after = (await listFindings(admin.ctx, { tenantId: a.id })).scores[0]!;
+  console.log(`privilege score of tenant A: before ${before.score}% (${before.used}/${before.granted}: pairs ${before.pairs.used}/${before.pairs.granted}, grants ${before.grants.used}/${before.grants.granted})`);
+  console.log(`                           after  ${after.score}% (${after.used}/${after.granted}: pairs ${after.pairs.used}/${after.pairs.granted}, grants ${after.grants.used}/${after.grants.granted}); unused capability ${before.granted - before.used} -> ${after.granted - after.used}`);
+} finally {
+  await t.close();
+}
