@@ -7,6 +7,7 @@ import type { Kek } from "@/lib/bundles/signing";
 import { runFindingsJob } from "@/lib/findings/digest";
 import { applyRemedy, exportFindings, getSettings, listFindings, previewRemedy, putSettings, scoreHistory } from "@/lib/findings/service";
 import { revokeGrant } from "@/lib/grants/service";
+import { deletePolicy, simulateDraft, simulateInput } from "@/lib/policy/service";
 import { createTestDb, makeTenant, makeUser, type MadeUser, type TestDb } from "./db";
 import { insertDecisions } from "./decision-rows";
 import { expectAppError } from "./expect";
@@ -158,6 +159,28 @@ describe("remedies", () => {
     expect(m!.version).toBe(1);
   });
 
+  it("the least-privilege policy of an issuer-qualified user forbids the tools it did not use, and only those", async () => {
+    const zed = "https://idp.example/#zed";
+    const at = Date.now() - 3 * DAY;
+    await insertDecisions(
+      t.db,
+      [0, 1, 2].map((i) => ({ atMs: at + i * 1000, tenantId: seed.tenantA, serverId: seed.ticketsServer, fleetId: seed.fleetId, userId: zed, clientId: "cli-1", scopes: ["tickets.read", "tickets.write", "admin"], tool: "list_tickets", outcome: "allow" as const, args: {} })),
+    );
+    const r = await listFindings(adminA.ctx, { tenantId: seed.tenantA });
+    const f = r.items.find((x) => x.kind === "over_broad_user" && x.subject.id === zed)!;
+    const out = await applyRemedy(adminA.ctx, f.id, { action: "least_privilege_policy", acknowledgeFlips: false });
+    expect(out.impact.allowToDeny).toBe(0);
+    const ask = (tool: string) =>
+      simulateDraft(adminA.ctx, simulateInput.parse({ tenantId: seed.tenantA, serverId: seed.ticketsServer, request: { user: zed, client: "cli-1", scopes: ["tickets.read", "tickets.write", "admin"], tool, args: {} } }));
+    expect((await ask("list_tickets")).decision).toBe("allow");
+    expect((await ask("purge")).decision).toBe("deny");
+    // Another user with the same subject at another issuer is not this user.
+    const other = await simulateDraft(adminA.ctx, simulateInput.parse({ tenantId: seed.tenantA, serverId: seed.ticketsServer, request: { user: "https://other.example/#zed", scopes: ["admin"], tool: "purge", args: {} } }));
+    expect(other.decision).toBe("allow");
+    const [pol] = await t.db.select().from(policies).where(and(eq(policies.tenantId, seed.tenantA), eq(policies.name, `Least privilege user ${zed}`)));
+    await deletePolicy(adminA.ctx, pol!.id);
+  });
+
   it("applying the remedies raises the privilege score, recorded day by day", async () => {
     const day1 = new Date(Date.now() - DAY);
     const job1 = await runFindingsJob(t.db, { keyring: [kek], egress: { loopback: true, cidrs: [] }, now: day1 });
@@ -166,6 +189,7 @@ describe("remedies", () => {
 
     const r = await listFindings(adminA.ctx, { tenantId: seed.tenantA });
     const applied: string[] = [];
+    const trailBefore = (await t.db.select().from(auditEvents).where(eq(auditEvents.action, "finding.remedy"))).length;
     // First bob's policy: once the mappings are narrowed, bob no longer uses a small part of what his scopes allow.
     const bob = r.items.find((x) => x.kind === "over_broad_user" && x.subject.id === "bob")!;
     await applyRemedy(adminA.ctx, bob.id, { action: "least_privilege_policy", acknowledgeFlips: false });
@@ -194,7 +218,7 @@ describe("remedies", () => {
     const remaining = await listFindings(adminA.ctx, { tenantId: seed.tenantA });
     expect(remaining.items.filter((f) => f.kind === "unused_scope_mapping" || f.kind === "unused_grant")).toEqual([]);
     const trail = await t.db.select().from(auditEvents).where(eq(auditEvents.action, "finding.remedy"));
-    expect(trail.length).toBe(applied.length + 1);
+    expect(trail.length).toBe(trailBefore + applied.length + 1);
   });
 });
 

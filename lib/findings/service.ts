@@ -146,7 +146,9 @@ export async function exportFindings(ctx: Ctx, q: z.infer<typeof findingExportQu
 
 /** The Cedar of a "permit only what was used" remedy: a forbid on every other tool of the server for that user or client. */
 export function leastPrivilegeCedar(serverId: string, who: "user" | "client", id: string, usedTools: string[]): string {
-  const cond = who === "user" ? `[${JSON.stringify(id)}].contains(principal.sub)` : `context.client == ${JSON.stringify(id)}`;
+  // As the rule editor names users: an issuer-qualified id (iss#sub) is the User entity itself, a bare one its subject.
+  const user = id.includes("#") ? `principal in [User::${JSON.stringify(id)}]` : `[${JSON.stringify(id)}].contains(principal.sub)`;
+  const cond = who === "user" ? user : `context.client == ${JSON.stringify(id)}`;
   const keep = usedTools.map((n) => `Tool::${JSON.stringify(`${serverId}/${n}`)}`).join(", ");
   return `forbid (principal, action in [Action::"call_tool", Action::"list_tools"], resource in Server::${JSON.stringify(serverId)})\nwhen { ${cond} }\nunless { resource in [${keep}] };`;
 }
