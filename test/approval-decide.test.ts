@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { callHash, similarHash, type BundleApproval } from "@/lib/enforcement/approval";
 import type { BundleContent } from "@/lib/enforcement/bundle";
 import { decide, decideOnHeaders, decisionView, listFilter } from "@/lib/enforcement/decide";
+import { compileRule, policyRuleSchema } from "@/lib/policy/rule";
 import { compileOf, contentOf, policy, principal, snapshotOf, toolDef } from "./decide-fixtures";
 
 const time = new Date("2026-11-25T12:00:00Z");
@@ -99,5 +100,16 @@ describe("decide(): the approval stage", () => {
     expect(f.kept.map((t) => t.name)).toEqual(["transfer", "balance"]);
     expect(decide(view, { method: "tools/call", serverId: "srv_bank", tool: "transfer", principal: p, args: {}, time })).toMatchObject({ decision: "deny", stage: "approval" });
     expect(decideOnHeaders(view, { method: "tools/call", serverId: "srv_bank", name: "transfer", principal: p, time })).toEqual({ final: null });
+  });
+
+  it("the rule builder's 'require approval from <group>' compiles to an @approval forbid; a permit cannot ask", () => {
+    const rule = policyRuleSchema.parse({ effect: "forbid", tools: ["transfer"], conditions: [{ arg: "amount", op: "gt", value: 1000 }], approval: "finance-approvers" });
+    const text = compileRule(rule, "srv_bank", { name: "big" });
+    expect(text).toMatch(/^@id\("big"\)\n@approval\("finance-approvers"\)\nforbid/);
+    const content = contentOf(snapshotOf(servers, [{ ...policy("pol_rule", "ten_a", "srv_bank", text), kind: "rule" }]));
+    expect(content.policies.pol_rule?.approval).toEqual({ approvers: ["finance-approvers"] });
+    expect(decide(decisionView(content), { method: "tools/call", serverId: "srv_bank", tool: "transfer", principal: p, args: { amount: 5000 }, time })).toMatchObject({ decision: "deny", stage: "approval" });
+    expect(policyRuleSchema.safeParse({ effect: "permit", tools: ["transfer"], approval: "x" }).success).toBe(false);
+    expect(policyRuleSchema.safeParse({ effect: "forbid", tools: ["transfer"], approval: 'a"b' }).success).toBe(false);
   });
 });

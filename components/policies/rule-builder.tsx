@@ -31,6 +31,8 @@ export interface RuleDraft {
   fromHour: number;
   toHour: number;
   days: number[];
+  /** For a forbid: the approver group to ask instead of denying ("" for none). */
+  approval: string;
 }
 
 export const opLabels: Record<Op, string> = {
@@ -64,7 +66,7 @@ export const splitList = (s: string) =>
     .filter(Boolean);
 
 export function emptyRuleDraft(): RuleDraft {
-  return { effect: "permit", actions: ["call_tool"], tools: [], risk: [], readOnly: "", destructive: "", users: "", groups: "", clients: "", conditions: [], timeOn: false, fromHour: 9, toHour: 17, days: [1, 2, 3, 4, 5] };
+  return { effect: "permit", actions: ["call_tool"], tools: [], risk: [], readOnly: "", destructive: "", users: "", groups: "", clients: "", conditions: [], timeOn: false, fromHour: 9, toHour: 17, days: [1, 2, 3, 4, 5], approval: "" };
 }
 
 export function draftFromRule(r: PolicyRule): RuleDraft {
@@ -84,6 +86,7 @@ export function draftFromRule(r: PolicyRule): RuleDraft {
     fromHour: r.time?.fromHour ?? 9,
     toHour: r.time?.toHour ?? 17,
     days: r.time?.days ?? [],
+    approval: r.approval ?? "",
   };
 }
 
@@ -118,6 +121,7 @@ export function ruleFromDraft(d: RuleDraft, args: Record<string, ArgType>): Poli
       return { arg: c.arg, op: c.op, ...(value !== undefined ? { value } : {}) };
     }),
     ...(d.timeOn ? { time: { fromHour: d.fromHour, toHour: d.toHour, ...(d.days.length ? { days: [...d.days].sort() } : {}) } } : {}),
+    ...(d.effect === "forbid" && d.approval.trim() ? { approval: d.approval.trim() } : {}),
   };
 }
 
@@ -354,6 +358,13 @@ export function RuleBuilder({
           ))}
         </div>
       </Section>
+
+      {/* Approval (issue 16): a forbid may hold matching calls for a person instead of denying them. */}
+      {draft.effect === "forbid" ? (
+        <Section legend="Require approval (optional)" hint="Instead of denying, hold matching calls until a member of this approver group approves them (Approvals page). Another forbid still denies." error={err("rule.approval")}>
+          <TextField label="Approver group" value={draft.approval} maxLength={100} placeholder="finance-approvers" onChange={(e) => set("approval", e.target.value)} />
+        </Section>
+      ) : null}
 
       <Section legend="Actions" error={err("rule.actions")}>
         <div className="flex flex-wrap gap-x-6 gap-y-1">

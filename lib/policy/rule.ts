@@ -28,6 +28,13 @@ export const policyRuleSchema = z
       )
       .max(50)
       .default([]),
+    approval: z
+      .string()
+      .trim()
+      .max(100)
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/, "must be an approver group name (letters, digits, _ . : -)")
+      .optional()
+      .describe("For a forbid: ask a member of this approver group instead of denying (@approval)"),
     time: z
       .object({ fromHour: z.number().int().min(0).max(23), toHour: z.number().int().min(1).max(24), days: z.array(z.number().int().min(0).max(6)).max(7).optional() })
       .optional(),
@@ -40,6 +47,7 @@ export const policyRuleSchema = z
       if (["lt", "lte", "gt", "gte"].includes(c.op) && typeof c.value !== "number") ctx.addIssue({ code: "custom", path: ["conditions", i, "value"], message: "must be a whole number" });
       if (c.op === "like" && typeof c.value !== "string") ctx.addIssue({ code: "custom", path: ["conditions", i, "value"], message: "must be a pattern such as prefix*" });
     });
+    if (r.approval && r.effect !== "forbid") ctx.addIssue({ code: "custom", path: ["approval"], message: "only a forbid can ask for approval" });
     if (r.tools.length === 0 && !r.toolFilter) ctx.addIssue({ code: "custom", path: ["tools"], message: "name tools or a tool filter (risk or annotation)" });
   });
 
@@ -116,6 +124,8 @@ export function compileRule(rule: PolicyRule, serverId: string, meta: { name: st
     if (days?.length) when.push(`[${days.join(", ")}].contains(context.time.weekday)`);
   }
   const actions = rule.actions.map((a) => `Action::"${a}"`).join(", ");
-  const head = `@id(${JSON.stringify(meta.name)})\n${rule.effect} (\n  principal,\n  action in [${actions}],\n  resource\n)`;
+  // A forbid that asks an approver group instead of denying (lib/enforcement/approval.ts).
+  const approval = rule.effect === "forbid" && rule.approval ? `@approval(${JSON.stringify(rule.approval)})\n` : "";
+  const head = `@id(${JSON.stringify(meta.name)})\n${approval}${rule.effect} (\n  principal,\n  action in [${actions}],\n  resource\n)`;
   return when.length ? `${head}\nwhen {\n  ${when.join(" &&\n  ")}\n};\n` : `${head};\n`;
 }
