@@ -1,11 +1,13 @@
 /**
  * Decision-log query latency on a large table: fills a FRESH database
  * (mandate_bench_query, dropped at the end) with ROWS decisions over 30 days
- * (20 tenants, 50 servers, 200 tools, 5,000 users) by INSERT … SELECT
- * generate_series, one day per statement, with the secondary indexes dropped
- * during the fill and rebuilt after (as one would for a bulk load), then
- * ANALYZE. Then times typical searches through searchDecisions (the code the
- * API runs): p50/p95 over RUNS runs each.
+ * (20 tenants, 50 servers, 200 tools, 5,000 users each in one tenant, each
+ * user on one or two of 5 clients) by INSERT … SELECT generate_series, one
+ * day per statement (the rollup trigger runs on each), with the secondary
+ * indexes of `decisions` dropped during the fill and rebuilt after (as one
+ * would for a bulk load), then ANALYZE. Then times typical searches, charts
+ * (from the rollups, and the raw scan they replace) and the least-privilege
+ * usage reads through the code the API runs: p50/p95 over RUNS runs each.
  *
  *   DATABASE_URL=postgres://root@127.0.0.1:5432/postgres npx tsx --conditions=react-server bench/query.ts
  *   ROWS=10000000 RUNS=20 …
@@ -14,6 +16,7 @@ import postgres from "postgres";
 import { openDatabase } from "@/db/client";
 import type { Actor } from "@/lib/auth/permissions";
 import { decisionCharts } from "@/lib/decisions/charts";
+import { rebuildRollups, usageByServerTool, usageByTool } from "@/lib/decisions/rollups";
 import { decisionExportQuery, exportDecisions } from "@/lib/decisions/export";
 import { createPartitionsAhead, ensurePartitions } from "@/lib/decisions/partitions";
 import { decisionSearchQuery, searchDecisions } from "@/lib/decisions/query";
@@ -51,6 +54,8 @@ if (REUSE) {
   // Secondary indexes off during the fill, rebuilt after (same definitions).
   const idx = await raw<{ indexname: string; indexdef: string }[]>`select indexname, indexdef from pg_indexes where tablename = 'decisions' and indexname not like '%pk%' and indexname not like '%pkey'`;
   for (const i of idx) await raw.unsafe(`drop index ${i.indexname}`);
+  // A bulk load: the rollups are computed once after the fill (rebuildRollups), not per statement by the trigger.
+  await raw.unsafe("alter table decisions disable trigger decisions_rollup");
 
   const step = (DAYS * 86_400_000) / ROWS; // ms between rows
   const perDay = Math.ceil(ROWS / DAYS);
@@ -59,8 +64,8 @@ if (REUSE) {
     insert into decisions (id, at, agent_id, fleet_id, bundle_revision, tenant_id, server_id, method, tool, user_id, client_id, scopes, outcome, reason, determining, args, latency_us)
     select substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-7' || substr(r, 1, 3) || '-8' || substr(r, 4, 3) || '-' || substr(r, 7, 12),
            ts, 'agt_bench', 'flt_bench', 1 + (g % 5), 'ten_' || (srv % 20), 'srv_' || srv, 'tools/call',
-           'tool_' || (srv * 4 + g % 4), 'user' || ((g * 31) % 5000) || '@example.com',
-           (array['claude','cursor','vscode','zed','https://app.example.com/oauth/client.json'])[1 + g % 5],
+           'tool_' || (srv * 4 + g % 4), 'user' || usr || '@example.com',
+           (array['claude','cursor','vscode','zed','https://app.example.com/oauth/client.json'])[1 + (usr + (g % 7 = 0)::int) % 5],
            '["tickets:read"]'::jsonb,
            case when g % 10 = 0 then 'deny' when g % 97 = 0 then 'error' else 'allow' end,
            case when g % 10 = 0 then 'denied by policy pol_x' else 'allowed by scope tickets:read' end,
@@ -68,10 +73,11 @@ if (REUSE) {
            jsonb_build_object('project', 'p' || (g % 50), 'query', 'ticket ' || (g % 1000) || ' status open', 'limit', 20),
            150
     from (
+      select g, srv, (srv % 20) * 250 + (g * 31) % 250 as usr, ts, h, r from (
       select g, (g * 13) % 50 as srv, ts,
              lpad(to_hex((extract(epoch from ts) * 1000)::bigint), 12, '0') as h, lpad(to_hex(g), 18, '0') as r
       from (select g, to_timestamp((${start}::float8 + g::float8 * ${step}::float8) / 1000.0) as ts from generate_series(${first}, ${last}) g) x
-    ) s`);
+    ) y) s`);
   const ranges: [number, number][] = [];
   for (let a = 0; a < ROWS; a += perDay) ranges.push([a, Math.min(ROWS, a + perDay) - 1]);
   let next = 0;
@@ -88,13 +94,21 @@ if (REUSE) {
   // pg_indexes shows a partitioned index as "ON ONLY" (parent only); build it on every partition.
   for (const i of idx) await raw.unsafe(i.indexdef.replace(" ON ONLY ", " ON "));
   const tIndex = performance.now();
+  await raw.unsafe("alter table decisions enable trigger decisions_rollup");
+  await rebuildRollups(db, { workMem: "256MB" });
+  const tRollups = performance.now();
   await raw.unsafe("analyze decisions");
   const tAnalyze = performance.now();
+  await raw.unsafe("analyze decision_rollups, decision_actor_rollups, decision_usage");
   const n = (await raw<{ n: string }[]>`select count(*)::text as n from decisions`)[0]!.n;
   console.log(`rows: ${Number(n).toLocaleString("en")} over ${DAYS} days (${ranges.length} day chunks, 2 connections)`);
-  console.log(`fill: ${((tFill - t0) / 1000).toFixed(1)} s (${Math.round(ROWS / ((tFill - t0) / 1000)).toLocaleString("en")} rows/s), index rebuild: ${((tIndex - tFill) / 1000).toFixed(1)} s, analyze: ${((tAnalyze - tIndex) / 1000).toFixed(1)} s`);
+  console.log(`fill: ${((tFill - t0) / 1000).toFixed(1)} s (${Math.round(ROWS / ((tFill - t0) / 1000)).toLocaleString("en")} rows/s), index rebuild: ${((tIndex - tFill) / 1000).toFixed(1)} s, rollups: ${((tRollups - tIndex) / 1000).toFixed(1)} s, analyze: ${((tAnalyze - tRollups) / 1000).toFixed(1)} s`);
   const size = (await raw<{ size: string }[]>`select pg_size_pretty(sum(pg_total_relation_size(c.oid))) as size from pg_inherits i join pg_class c on c.oid = i.inhrelid join pg_class p on p.oid = i.inhparent where p.relname = 'decisions'`)[0]!.size;
   console.log(`size with indexes: ${size}`);
+  const rollups = await raw<{ t: string; n: string; size: string }[]>`
+    select t, (xpath('/row/n/text()', query_to_xml('select count(*) as n from ' || t, false, true, '')))[1]::text as n, pg_size_pretty(pg_total_relation_size(t::regclass)) as size
+    from unnest(array['decision_rollups', 'decision_actor_rollups', 'decision_usage']) t`;
+  console.log(`rollups: ${rollups.map((r) => `${r.t} ${Number(r.n).toLocaleString("en")} rows (${r.size})`).join(", ")}`);
 }
 
 const owner: Actor = { type: "user", id: "usr_bench", label: "bench", userId: "usr_bench", globalRole: "owner", tenantRoles: new Map() };
@@ -138,8 +152,27 @@ await time("user, 30 days", () => search(owner, { from: month, user: "user1234@e
 await time("free text 'ticket 777 ' in args, last 1 h", () => search(owner, { from: hourAgo, q: "ticket 777 " }));
 await time("free text 'ticket 777 ' in args, last 24 h", () => search(owner, { q: "ticket 777 " }));
 await time("free text, no match, last 1 h (scans the hour)", () => search(owner, { from: hourAgo, q: "no such text" }));
-await time("charts, last 24 h (owner)", () => decisionCharts(ctxOf(owner), decisionSearchQuery.parse({})));
-await time("charts, tenant ten_3, 30 days", () => decisionCharts(ctxOf(owner), decisionSearchQuery.parse({ from: month, tenantId: "ten_3" })));
+await time("free text 'ticket 777 ' in args, 30 days", () => search(owner, { from: month, q: "ticket 777 " }));
+await time("free text, no match, 30 days", () => search(owner, { from: month, q: "no such text" }));
+await time("tool, 30 days (no server)", () => search(owner, { from: month, tool: "tool_17" }));
+const charts = (actor: Actor, q: Record<string, unknown>, raw = false) => decisionCharts(ctxOf(actor), decisionSearchQuery.parse(q), Date.now(), { raw });
+const chartCases: [string, Actor, Record<string, unknown>][] = [
+  ["charts, last 24 h (owner)", owner, {}],
+  ["charts, tenant ten_3, last 24 h", owner, { tenantId: "ten_3" }],
+  ["charts, tenant ten_3, 30 days", owner, { from: month, tenantId: "ten_3" }],
+  ["charts, all tenants, 30 days", owner, { from: month }],
+  ["charts, tenant admin (ten_7), 30 days", tenantAdmin, { from: month }],
+  ["charts, outcome=deny, 30 days", owner, { from: month, outcome: "deny" }],
+  ["charts, tool (no server), 30 days", owner, { from: month, tool: "tool_17" }],
+];
+for (const [label, actor, q] of chartCases) await time(label, () => charts(actor, q));
+const since = new Date(start);
+await time("usageByTool, tenant ten_3, 30 days", () => usageByTool(db, { tenantId: "ten_3", since }));
+await time("usageByServerTool, all tenants, 30 days", () => usageByServerTool(db, { tenantIds: null, since }));
+if (process.env.RAW !== "0") {
+  console.log(`\nthe same charts from the raw rows (the code before the rollups; RAW=0 skips):`);
+  for (const [label, actor, q] of chartCases) await time(`${label} [raw]`, () => charts(actor, q, true));
+}
 
 // Export throughput: NDJSON of 100,000 rows, read as a client would.
 {

@@ -6,6 +6,7 @@ import { decisionQuarantine, settings } from "@/db/schema";
 import { seesAllTenants } from "@/lib/auth/permissions";
 import type { Ctx } from "@/lib/context";
 import { forbidden } from "@/lib/errors";
+import { startJob, type Job } from "@/lib/jobs/scheduler";
 import { recordEvent } from "@/lib/trail/record";
 import { createPartitionsAhead, dropPartitionsBefore, forgetPartitions, retentionCutoff } from "./partitions";
 import { deleteRollupsBefore } from "./rollups";
@@ -96,30 +97,21 @@ export async function runRetention(db: Db, now = Date.now()): Promise<string[]> 
   return dropped;
 }
 
-// One job per database handle, kept on globalThis so a dev-mode module reload does not start a second timer.
-const g = globalThis as unknown as { __mandateRetentionJobs?: WeakSet<Db> };
+/** The retention job: one pass per hour across every replica sharing the database (lib/jobs/scheduler.ts). */
+export const retentionJob = (db: Db, everyMs = HOUR): Job<string[]> => ({
+  name: "decisions.retention",
+  everyMs,
+  run: async (tx) => {
+    const dropped = await runRetention(tx);
+    // The pass ran on the job's transaction: the handle's memory of partitions forgets the dropped ones too.
+    forgetPartitions(db, dropped);
+    return dropped;
+  },
+});
 
-/** Runs runRetention every hour (timer unref'd: it never keeps the process alive); a pass never overlaps the previous one. */
+/** Runs the retention job on its timer (unref'd); once per interval across replicas, never overlapping. */
 export function startRetentionJob(db: Db, everyMs = HOUR): () => void {
-  const jobs = (g.__mandateRetentionJobs ??= new WeakSet());
-  if (jobs.has(db)) return () => {};
-  jobs.add(db);
-  let running = false;
-  const timer = setInterval(() => {
-    if (running) return;
-    running = true;
-    runRetention(db)
-      .then(
-        (dropped) => {
-          if (dropped.length) console.log(`[mandate] decision retention dropped ${dropped.length} partition(s): ${dropped.join(", ")}`);
-        },
-        (err: unknown) => console.error(`[mandate] decision retention failed: ${err instanceof Error ? err.message.split("\n", 1)[0] : "error"}`),
-      )
-      .finally(() => (running = false));
-  }, everyMs);
-  timer.unref();
-  return () => {
-    clearInterval(timer);
-    jobs.delete(db);
-  };
+  return startJob(db, retentionJob(db, everyMs), (r) => {
+    if (r.status === "ran" && r.result.length) console.log(`[mandate] decision retention dropped ${r.result.length} partition(s): ${r.result.join(", ")}`);
+  });
 }

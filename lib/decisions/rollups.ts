@@ -167,3 +167,51 @@ export async function deleteRollupsBefore(db: Db, cutoff: number): Promise<void>
   await db.execute(sql`delete from decision_actor_rollups where bucket < ${c}::timestamptz`);
   await db.execute(sql`delete from decision_usage where day < ${c}::timestamptz`);
 }
+
+// ---------------------------------------------------------------- rebuild (bulk loads, repair)
+
+/** The trigger's three statements (migration 0009) over the given source of decision rows. */
+const rollupStatements = (source: string) => [
+  `INSERT INTO decision_rollups AS r (grain, bucket, tenant_id, server_id, tool, allow, deny, error, last_at)
+   SELECT g.grain, date_trunc(g.grain, n.at, 'UTC'), coalesce(n.tenant_id, ''), n.server_id, coalesce(n.tool, ''),
+          count(*) FILTER (WHERE n.outcome = 'allow'), count(*) FILTER (WHERE n.outcome = 'deny'), count(*) FILTER (WHERE n.outcome = 'error'), max(n.at)
+   FROM ${source} n CROSS JOIN (VALUES ('hour'), ('day')) g(grain)
+   GROUP BY 1, 2, 3, 4, 5
+   ON CONFLICT (grain, bucket, tenant_id, server_id, tool) DO UPDATE
+     SET allow = r.allow + excluded.allow, deny = r.deny + excluded.deny, error = r.error + excluded.error, last_at = greatest(r.last_at, excluded.last_at)`,
+  `INSERT INTO decision_actor_rollups AS r (grain, bucket, tenant_id, kind, actor, allow, deny, error, last_at)
+   SELECT g.grain, date_trunc(g.grain, n.at, 'UTC'), coalesce(n.tenant_id, ''), k.kind, k.actor,
+          count(*) FILTER (WHERE n.outcome = 'allow'), count(*) FILTER (WHERE n.outcome = 'deny'), count(*) FILTER (WHERE n.outcome = 'error'), max(n.at)
+   FROM ${source} n CROSS JOIN (VALUES ('hour'), ('day')) g(grain) CROSS JOIN LATERAL (VALUES ('user', n.user_id), ('client', n.client_id)) k(kind, actor)
+   WHERE k.actor IS NOT NULL
+   GROUP BY 1, 2, 3, 4, 5
+   ON CONFLICT (grain, bucket, tenant_id, kind, actor) DO UPDATE
+     SET allow = r.allow + excluded.allow, deny = r.deny + excluded.deny, error = r.error + excluded.error, last_at = greatest(r.last_at, excluded.last_at)`,
+  `INSERT INTO decision_usage AS r (day, tenant_id, server_id, tool, user_id, client_id, allow, deny, error, last_at, last_allow_at)
+   SELECT date_trunc('day', n.at, 'UTC'), coalesce(n.tenant_id, ''), n.server_id, coalesce(n.tool, ''), coalesce(n.user_id, ''), coalesce(n.client_id, ''),
+          count(*) FILTER (WHERE n.outcome = 'allow'), count(*) FILTER (WHERE n.outcome = 'deny'), count(*) FILTER (WHERE n.outcome = 'error'), max(n.at),
+          max(n.at) FILTER (WHERE n.outcome = 'allow')
+   FROM ${source} n
+   GROUP BY 1, 2, 3, 4, 5, 6
+   ON CONFLICT (day, tenant_id, server_id, tool, user_id, client_id) DO UPDATE
+     SET allow = r.allow + excluded.allow, deny = r.deny + excluded.deny, error = r.error + excluded.error, last_at = greatest(r.last_at, excluded.last_at),
+         last_allow_at = greatest(r.last_allow_at, excluded.last_allow_at)`,
+];
+
+/**
+ * Recomputes the three rollup tables from the decision rows, in one
+ * transaction that locks `decisions` against inserts meanwhile (SHARE mode),
+ * so no row is missed or counted twice. For a bulk load done with the
+ * trigger disabled (`alter table decisions disable trigger decisions_rollup`,
+ * as bench/query.ts does) or a repair; ingestion never needs it.
+ */
+export async function rebuildRollups(db: Db, opts: { workMem?: string } = {}): Promise<void> {
+  await db.transaction(async (tx) => {
+    await tx.execute(sql`lock table decisions in share mode`);
+    if (opts.workMem && /^\d+(kB|MB|GB)$/.test(opts.workMem)) await tx.execute(sql.raw(`set local work_mem = '${opts.workMem}'`));
+    await tx.execute(sql`delete from decision_rollups`);
+    await tx.execute(sql`delete from decision_actor_rollups`);
+    await tx.execute(sql`delete from decision_usage`);
+    for (const s of rollupStatements("decisions")) await tx.execute(sql.raw(s));
+  });
+}

@@ -1,4 +1,5 @@
 import "server-only";
+import { startJob } from "@/lib/jobs/scheduler";
 import { and, asc, desc, eq, inArray, isNull, lte, or, sql } from "drizzle-orm";
 import { z } from "zod";
 import type { Db } from "@/db/client";
@@ -598,23 +599,15 @@ export async function vaultMaintenance(db: Db, kek: Kek, now = new Date()): Prom
   return { activated, retired };
 }
 
-/** Runs vaultMaintenance every `everyMs` (15 s) on an unref'd timer; errors are logged, never thrown. Returns a stop function. */
+/**
+ * Runs vaultMaintenance every `everyMs` (15 s) on an unref'd timer, once per interval across the
+ * control-plane replicas sharing the database (lib/jobs/scheduler.ts); errors are logged, never thrown.
+ * Returns a stop function.
+ */
 export function startVaultMaintenance(db: Db, kek: Kek, everyMs = 15_000): () => void {
-  let running = false;
-  const timer = setInterval(() => {
-    if (running) return;
-    running = true;
-    vaultMaintenance(db, kek)
-      .then((r) => {
-        if (r.activated || r.retired) console.log(`[mandate] vault: ${r.activated} version(s) activated, ${r.retired} retired`);
-      })
-      .catch((err: unknown) => console.error(`[mandate] vault maintenance failed: ${err instanceof Error ? err.message.split("\n", 1)[0] : "error"}`))
-      .finally(() => {
-        running = false;
-      });
-  }, everyMs);
-  timer.unref();
-  return () => clearInterval(timer);
+  return startJob(db, { name: "vault.maintenance", everyMs, run: (tx) => vaultMaintenance(tx, kek) }, (r) => {
+    if (r.status === "ran" && (r.result.activated || r.result.retired)) console.log(`[mandate] vault: ${r.result.activated} version(s) activated, ${r.result.retired} retired`);
+  });
 }
 
 /** Rewraps every data key and signing key sealed with a previous KEK into the active one (owners). */
