@@ -47,6 +47,7 @@ export const decideApprovalInput = z.object({
     .describe("Approve similar calls (same tool, user and client, any arguments) for this many minutes instead of this exact call"),
 });
 
+export const groupListQuery = z.object({ tenantId: z.string().max(100).describe("The tenant whose groups to list") });
 export const createGroupInput = z.object({ tenantId: z.string().max(100), name: groupName.describe("The name policies use: @approval(\"<name>\")") });
 export const groupMemberInput = z.object({ email: z.string().trim().toLowerCase().max(320).describe("E-mail of a user who holds a role in the group's tenant") });
 export const approvalSettingsInput = z.object({

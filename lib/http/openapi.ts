@@ -14,6 +14,8 @@ import { createServerInput, updateServerInput } from "@/lib/servers/schemas";
 import { addMemberInput, createTenantInput, updateMemberInput, updateTenantInput } from "@/lib/tenants/service";
 import { tenantIssuerInput } from "@/lib/tenants/trust";
 import { trailExportQuery, trailQuery } from "@/lib/trail/service";
+import { approvalListQuery, approvalSettingsInput, createGroupInput, decideApprovalInput, groupListQuery, groupMemberInput } from "@/lib/approvals/service";
+import { approvalReport } from "@/lib/enforcement/approval";
 import { clientApprovalInput, clientListQuery, grantListQuery, importGrantsInput, revocationListQuery, revokeGrantInput, revokeInput } from "@/lib/grants/service";
 import { publishInput } from "@/lib/bundles/service";
 import { decisionLine } from "@/lib/decisions/ingest";
@@ -172,6 +174,17 @@ export const operations: Operation[] = [
   { method: "patch", path: "/api/v1/admin/settings", summary: "Change instance settings (owners): decisionRetentionDays 1..3650; the hourly job drops older daily partitions", tag: "settings", body: settingsInput },
   { method: "get", path: "/api/v1/admin/demo", summary: "Whether the live demo (sample data, started by npm start) is on, with its tenant and protected MCP URL (to those who may read the demo tenant)", tag: "settings" },
   { method: "delete", path: "/api/v1/admin/demo", summary: "Remove the demo (owners): deletes the demo tenant, its server, fleet, agent, policies, grants, clients and decisions, records demo.remove in the trail (the demo is not seeded again) and stops the demo's local processes", tag: "settings" },
+  // -- approvals of tool calls (issue 16)
+  { method: "get", path: "/api/v1/admin/approvals", summary: "Approval requests of the tenants the caller reads, newest first; view=mine (default) keeps the open ones the caller may decide (a member of an approver group the request names, not the caller's own call)", tag: "approvals", query: approvalListQuery },
+  { method: "get", path: "/api/v1/admin/approvals/{approvalId}", summary: "One approval request: the call (tool, server, caller, client, masked arguments, call hash), the policies and approver groups that asked, status, expiry, who decided, and whether the caller may decide it", tag: "approvals" },
+  { method: "post", path: "/api/v1/admin/approvals/{approvalId}/decide", summary: "Approve (this exact call, or with similarMinutes any arguments of the same tool, caller and client for that long) or reject an open request, with a reason. Only a member of a named approver group who holds a role in the request's tenant; never the caller (four-eyes, by SSO identity). Republishes the live bundles serving the server (agents learn of it within about a second)", tag: "approvals", body: decideApprovalInput },
+  { method: "get", path: "/api/v1/admin/approver-groups", summary: "A tenant's approver groups (the names @approval(\"…\") uses) and their members", tag: "approvals", query: groupListQuery },
+  { method: "post", path: "/api/v1/admin/approver-groups", summary: "Create an approver group (members.write)", tag: "approvals", body: createGroupInput, created: true },
+  { method: "delete", path: "/api/v1/admin/approver-groups/{groupId}", summary: "Delete an approver group", tag: "approvals", noContent: true },
+  { method: "post", path: "/api/v1/admin/approver-groups/{groupId}/members", summary: "Add a member by e-mail (a user who holds a role in the group's tenant, or an owner)", tag: "approvals", body: groupMemberInput, created: true },
+  { method: "delete", path: "/api/v1/admin/approver-groups/{groupId}/members/{userId}", summary: "Remove a member", tag: "approvals", noContent: true },
+  { method: "get", path: "/api/v1/admin/tenants/{tenantId}/approval-settings", summary: "How long a tenant's requests wait (minutes) and its webhook's host", tag: "approvals" },
+  { method: "put", path: "/api/v1/admin/tenants/{tenantId}/approval-settings", summary: "Set request expiry and the Slack-compatible webhook told of each new request (write-only, sealed like a vault secret; empty removes it)", tag: "approvals", body: approvalSettingsInput },
   // -- masking and impact analysis (issue 6)
   { method: "get", path: "/api/v1/admin/servers/{serverId}/masking", summary: "The server's decision masking rules, with the tools a rule may name", tag: "masking" },
   { method: "post", path: "/api/v1/admin/servers/{serverId}/masking", summary: "Add a masking rule (republishes the live bundles serving the server)", tag: "masking", body: maskingRuleInput, created: true },
@@ -210,6 +223,16 @@ export const agentOperations: Operation[] = [
       "A batch of up to 10,000 decisions as application/x-ndjson (Content-Encoding: gzip allowed), one line per decision with a UUIDv7 id (its time is the decision's). Each line is the decision record of lib/enforcement/decision-record.ts (strict: unknown fields are refused; strings bounded and free of NUL and unpaired surrogates; args at most 16 KiB as JSON and 32 levels deep; context is { groups ≤ 100, actors ≤ 20, token { iss, iat, exp }, ip, masked ≤ 100 } or null). Line by line: good lines are stored; a line that does not parse, breaks a bound, has an id more than 5 min in the future or older than the retention, or names a (server, tenant) pair the agent's fleet does not serve (its servers, each with its owning tenant and the tenants it is shared with) is quarantined with its problem, never failing the batch. Only the transport is refused (bad gzip 400, too large 413, wrong type 415). Idempotent by id (and a resent bad line is quarantined once). Answers { accepted, duplicates, quarantined } once committed.",
     tag: "agent",
     body: decisionLine,
+  },
+  // -- approvals (issue 16)
+  {
+    method: "post",
+    path: "/api/v1/agent/approvals",
+    summary:
+      "kind \"requested\": a tools/call is held for a person (decide() stage \"approval\"); files the open request for (tenant, callHash), or answers the open one again, with { id, url (the control plane's /approvals/<id> page), expiresAt, status }. Arguments are masked by the bundle's rules before they are sent. kind \"executed\": an approved call was let through. Only for a server the agent's fleet serves and a tenant the server admits. One schema shared with the agent: lib/enforcement/approval.ts approvalReport.",
+    tag: "agent",
+    body: approvalReport,
+    extraResponses: { "403": "The agent's fleet does not serve this server, or the tenant may not use it", "404": "No such approval request for this agent", "409": "The request is not approved" },
   },
   // -- agent credentials (issue 5)
   {
