@@ -1,8 +1,9 @@
 import "server-only";
-import { and, eq, gt, inArray, isNull, lt, or, sql } from "drizzle-orm";
+import { and, eq, gt, inArray, isNull, lt, or } from "drizzle-orm";
 import type { Db } from "@/db/client";
 import { findingMarks, findingSettings, tenants } from "@/db/schema";
 import type { Kek } from "@/lib/bundles/signing";
+import { runIfDue, startJob } from "@/lib/jobs/scheduler";
 import { egressFetch, type EgressPolicy } from "@/lib/net/egress";
 import { computeFindings, type Finding } from "./compute";
 import { can } from "@/lib/auth/permissions";
@@ -15,7 +16,8 @@ const DAY = 86_400_000;
 export const DIGEST_EVERY_MS = 7 * DAY;
 /** Findings listed by name in one digest; the rest are counted. */
 const DIGEST_LIST_MAX = 50;
-const JOB_LOCK = "mandate.findings.job";
+const JOB_NAME = "findings";
+const JOB_EVERY_MS = 3600_000;
 
 /** The e-mail-ready text and the Slack-compatible payload of a digest of new findings. */
 export function buildDigest(scope: { name: string }, fresh: Finding[], all: number, baseUrl = "") {
@@ -51,53 +53,50 @@ export interface JobOptions {
   onDigest?: (d: { scope: string; text: string; fresh: number; webhook?: { ok: boolean; status?: number; error?: string } }) => void | Promise<void>;
 }
 
+type Work = Awaited<ReturnType<typeof collectFindings>>;
+
 /**
- * The findings job: computes every tenant's findings (and the fleet-wide
- * ones), records when each was first seen and today's privilege scores, and
- * sends a digest of new findings to each scope whose last digest is a week
- * old. Runs in one replica at a time (a transaction-level advisory lock; the
- * others skip), and a digest is claimed by a conditional update, so two
- * replicas never send the same one. Returns null when another replica holds the lock.
+ * The findings job's work, inside the scheduler's transaction: computes
+ * every active tenant's findings (and the fleet-wide ones), records when
+ * each was first seen and today's privilege scores, and claims each scope
+ * whose last digest is a week old (a conditional update, so no two runs
+ * claim the same digest). Sending happens after the commit (sendDigests).
  */
-export async function runFindingsJob(db: Db, opts: JobOptions) {
+export async function collectFindings(tx: Db, opts: JobOptions) {
   const now = opts.now ?? new Date();
-  const work = await db.transaction(async (tx) => {
-    const got = await tx.execute(sql`select pg_try_advisory_xact_lock(hashtext(${JOB_LOCK})) as ok`);
-    const row = (Array.isArray(got) ? got[0] : (got as { rows?: { ok: boolean }[] }).rows?.[0]) as { ok: boolean } | undefined;
-    if (!row?.ok) return null;
-    const tenantRows = await tx.select({ id: tenants.id, name: tenants.name }).from(tenants).where(eq(tenants.status, "active"));
-    const settings = await loadSettings(tx, [...tenantRows.map((t) => t.id), "global"]);
-    const r = await computeFindings(tx, { tenantIds: tenantRows.map((t) => t.id), global: true, settings, now });
-    for (const f of r.findings) {
-      await tx
-        .insert(findingMarks)
-        .values({ key: f.id, tenantId: f.tenantId, kind: f.kind, firstSeenAt: now, lastSeenAt: now })
-        .onConflictDoUpdate({ target: findingMarks.key, set: { lastSeenAt: now } });
+  const tenantRows = await tx.select({ id: tenants.id, name: tenants.name }).from(tenants).where(eq(tenants.status, "active"));
+  const settings = await loadSettings(tx, [...tenantRows.map((t) => t.id), "global"]);
+  const r = await computeFindings(tx, { tenantIds: tenantRows.map((t) => t.id), global: true, settings, now });
+  for (const f of r.findings) {
+    await tx
+      .insert(findingMarks)
+      .values({ key: f.id, tenantId: f.tenantId, kind: f.kind, firstSeenAt: now, lastSeenAt: now })
+      .onConflictDoUpdate({ target: findingMarks.key, set: { lastSeenAt: now } });
+  }
+  await recordScores(tx, r.scores, settings, now);
+  const due: { id: string; tenantId: string | null; name: string; previous: Date | null; webhookUrl: string | null }[] = [];
+  for (const scope of [...tenantRows.map((t) => ({ id: t.id, tenantId: t.id as string | null, name: t.name })), { id: "global", tenantId: null, name: "all fleets" }]) {
+    await tx.insert(findingSettings).values({ id: scope.id, tenantId: scope.tenantId }).onConflictDoNothing();
+    const [prev] = await tx.select().from(findingSettings).where(eq(findingSettings.id, scope.id));
+    const claimed = await tx
+      .update(findingSettings)
+      .set({ lastDigestAt: now })
+      .where(and(eq(findingSettings.id, scope.id), or(isNull(findingSettings.lastDigestAt), lt(findingSettings.lastDigestAt, new Date(now.getTime() - DIGEST_EVERY_MS + 60_000)))))
+      .returning({ id: findingSettings.id });
+    if (!claimed.length) continue;
+    let webhookUrl: string | null = null;
+    try {
+      webhookUrl = prev ? openWebhook(opts.keyring, prev) : null;
+    } catch {
+      console.error(`[findings] digest webhook of ${scope.id} cannot be opened with the keyring`);
     }
-    await recordScores(tx, r.scores, settings, now);
-    // Digests due: claimed here (last_digest_at moves forward) so no other run sends them again.
-    const due: { id: string; tenantId: string | null; name: string; previous: Date | null; webhookUrl: string | null }[] = [];
-    for (const scope of [...tenantRows.map((t) => ({ id: t.id, tenantId: t.id as string | null, name: t.name })), { id: "global", tenantId: null, name: "all fleets" }]) {
-      await tx.insert(findingSettings).values({ id: scope.id, tenantId: scope.tenantId }).onConflictDoNothing();
-      const [prev] = await tx.select().from(findingSettings).where(eq(findingSettings.id, scope.id));
-      const claimed = await tx
-        .update(findingSettings)
-        .set({ lastDigestAt: now })
-        .where(and(eq(findingSettings.id, scope.id), or(isNull(findingSettings.lastDigestAt), lt(findingSettings.lastDigestAt, new Date(now.getTime() - DIGEST_EVERY_MS + 60_000)))))
-        .returning({ id: findingSettings.id });
-      if (!claimed.length) continue;
-      let webhookUrl: string | null = null;
-      try {
-        webhookUrl = prev ? openWebhook(opts.keyring, prev) : null;
-      } catch {
-        console.error(`[findings] digest webhook of ${scope.id} cannot be opened with the keyring`);
-      }
-      due.push({ ...scope, previous: prev?.lastDigestAt ?? null, webhookUrl });
-    }
-    return { findings: r.findings, scores: r.scores, due, tookMs: r.tookMs };
-  });
-  if (!work) return null;
-  // Sent after the commit: a slow webhook holds no lock or transaction.
+    due.push({ ...scope, previous: prev?.lastDigestAt ?? null, webhookUrl });
+  }
+  return { findings: r.findings, scores: r.scores, due, tookMs: r.tookMs };
+}
+
+/** Sends the digests a run claimed (after its commit: a slow webhook holds no lock or transaction). */
+export async function sendDigests(db: Db, work: Work, opts: JobOptions) {
   const sent: { scope: string; fresh: number; webhook?: { ok: boolean; status?: number; error?: string } }[] = [];
   for (const d of work.due) {
     const open = work.findings.filter((f) => f.tenantId === d.tenantId);
@@ -123,27 +122,30 @@ export async function runFindingsJob(db: Db, opts: JobOptions) {
     await opts.onDigest?.({ scope: d.id, text: digest.text, fresh: fresh.length, webhook });
     sent.push({ scope: d.id, fresh: fresh.length, webhook });
   }
-  return { findings: work.findings.length, scores: work.scores, digests: sent, tookMs: work.tookMs };
+  return sent;
 }
 
-/** Runs the findings job every `everyMs` (default hourly) in this process; stop with the returned function. */
-export function startFindingsJob(db: Db, opts: Omit<JobOptions, "now">, everyMs = 3600_000): () => void {
-  let running = false;
-  const tick = () => {
-    if (running) return;
-    running = true;
-    runFindingsJob(db, opts)
-      .catch((err) => console.error(`[findings] job failed: ${err instanceof Error ? err.message.split("\n", 1)[0] : "error"}`))
-      .finally(() => (running = false));
-  };
-  const first = setTimeout(tick, 30_000);
-  const timer = setInterval(tick, everyMs);
-  first.unref?.();
-  timer.unref?.();
-  return () => {
-    clearTimeout(first);
-    clearInterval(timer);
-  };
+/** The job for the scheduler (lib/jobs/scheduler.ts): once per interval across replicas, under its advisory lock. */
+export const findingsJob = (opts: JobOptions, everyMs = JOB_EVERY_MS) => ({ name: JOB_NAME, everyMs, run: (tx: Db) => collectFindings(tx, opts) });
+
+/**
+ * Runs the findings job now if it is due and no other replica holds it, then
+ * sends the digests it claimed. Returns null when it did not run (busy or not due).
+ */
+export async function runFindingsJob(db: Db, opts: JobOptions) {
+  const r = await runIfDue(db, findingsJob(opts), { now: (opts.now ?? new Date()).getTime() });
+  if (r.status === "failed") throw new Error(`findings job failed: ${r.error}`);
+  if (r.status !== "ran") return null;
+  const digests = await sendDigests(db, r.result, opts);
+  return { findings: r.result.findings.length, scores: r.result.scores, digests, tookMs: r.result.tookMs };
+}
+
+/** Starts the hourly findings job in this process (one run per interval across replicas); stop with the returned function. */
+export function startFindingsJob(db: Db, opts: Omit<JobOptions, "now">, everyMs = JOB_EVERY_MS): () => void {
+  return startJob(db, findingsJob(opts, everyMs), (r) => {
+    if (r.status !== "ran") return;
+    sendDigests(db, r.result, opts).catch((err) => console.error(`[findings] digest failed: ${err instanceof Error ? err.message.split("\n", 1)[0] : "error"}`));
+  });
 }
 
 /** The digest a scope would get now (findings first seen since its last digest), without sending it. */
