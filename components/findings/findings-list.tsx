@@ -2,9 +2,11 @@
 
 import { useState } from "react";
 import { ExportButtons } from "@/components/audit/export-buttons";
+import { RevokeButton } from "@/components/grants/revoke-dialog";
+import { useMe } from "@/components/shell/context";
 import { EmptyState, ErrorBanner, SelectField } from "@/components/ui";
 import { FindingCard } from "./finding-card";
-import { useFindings, type FindingKind } from "./queries";
+import { directRemedy, useFindingWrite, useFindings, type Finding, type FindingKind } from "./queries";
 
 const kindLabels: Record<FindingKind, string> = {
   unused_scope_mapping: "Unused scope mappings",
@@ -55,6 +57,7 @@ export function FindingsList({ tenantId }: { tenantId: string | null }) {
             ))}
         </ul>
       ) : null}
+      <RevokeAllUnused findings={all.data?.items ?? []} />
       <ErrorBanner error={q.error} />
       {q.isPending ? (
         <p className="text-sm text-slate-500">Computing findings from the decision log…</p>
@@ -75,5 +78,45 @@ export function FindingsList({ tenantId }: { tenantId: string | null }) {
         </>
       ) : null}
     </div>
+  );
+}
+
+/** "Revoke all": every unused grant shown that the viewer may revoke, one revocation each, through the existing grant revoke API. */
+function RevokeAllUnused({ findings }: { findings: Finding[] }) {
+  const me = useMe();
+  const write = useFindingWrite(directRemedy);
+  const mine = findings.filter((f) => f.kind === "unused_grant" && (me.globalRole === "owner" || me.tenants.find((t) => t.id === f.tenantId)?.role === "admin"));
+  if (mine.length < 2) return null;
+  return (
+    <RevokeButton
+      label={`Revoke all ${mine.length} unused grants`}
+      title={`Revoke ${mine.length} unused grants`}
+      body={
+        <>
+          Every agent will refuse, within about a second, the tokens issued before now of:
+          <ul className="mt-2 max-h-40 list-disc overflow-y-auto pl-5">
+            {mine.map((f) => (
+              <li key={f.id}>
+                <strong>{f.subject.label}</strong> on {f.subject.serverName ?? f.subject.serverId} ({f.tenantName})
+              </li>
+            ))}
+          </ul>
+        </>
+      }
+      onRevoke={async (reason) => {
+        const failed: string[] = [];
+        for (const f of mine) {
+          const api = f.remedies.find((r) => r.action === "revoke_grant")?.api;
+          if (!api) continue;
+          try {
+            await write.mutateAsync({ ...api, body: { reason } });
+          } catch (e) {
+            failed.push(`${f.subject.label}: ${e instanceof Error ? e.message : "failed"}`);
+          }
+        }
+        if (failed.length) throw new Error(`Not revoked: ${failed.join("; ")}`);
+      }}
+      testId="revoke-all-unused"
+    />
   );
 }
