@@ -240,7 +240,7 @@ describe("weekly digest", () => {
       await putSettings(adminB.ctx, { tenantId: seed.tenantB }, { webhookUrl: `http://127.0.0.1:${port}/hook/secret-token` }, kek);
       // A finding that appears after the last digest (earlier runs may have digested the seeded ones).
       const longAgo = new Date(Date.now() - 100 * DAY);
-      await t.db.insert(oauthClients).values({ id: newId("client"), tenantId: seed.tenantB, clientId: "forgotten-cli", name: "Forgotten", status: "approved", firstSeenAt: longAgo, lastSeenAt: longAgo, createdAt: longAgo });
+      await t.db.insert(oauthClients).values({ id: newId("client"), tenantId: seed.tenantB, clientId: "forgotten-cli", name: "Forgotten <https://evil.example|click>", status: "approved", firstSeenAt: longAgo, lastSeenAt: longAgo, createdAt: longAgo });
       const texts: { scope: string; text: string; fresh: number }[] = [];
       const now = new Date(Date.now() + 8 * DAY);
       const opts = { keyring: [kek], egress: { loopback: true, cidrs: [] }, now, onDigest: (d: { scope: string; text: string; fresh: number }) => void texts.push(d) };
@@ -250,10 +250,14 @@ describe("weekly digest", () => {
       expect(b.length).toBe(1);
       expect(runs.filter((r) => r !== null).length).toBeGreaterThanOrEqual(1);
       expect(b[0]!.text).toMatch(/Least privilege digest for Beta/);
-      expect(b[0]!.text).toContain("Client Forgotten not seen");
+      expect(b[0]!.text).toContain("Client Forgotten <https://evil.example|click> not seen");
       expect(b[0]!.fresh).toBeGreaterThanOrEqual(1);
       expect(received.length).toBe(1);
-      expect((received[0] as { text: string }).text).toContain("Least privilege digest for Beta");
+      const sentText = (received[0] as { text: string }).text;
+      expect(sentText).toContain("Least privilege digest for Beta");
+      // Names from tokens and upstreams cannot become Slack links or mentions.
+      expect(sentText).toContain("Client Forgotten &lt;https://evil.example|click&gt; not seen");
+      expect(sentText).not.toContain("<https://evil");
       const marks = await t.db.select().from(findingMarks).where(eq(findingMarks.tenantId, seed.tenantB));
       expect(marks.length).toBeGreaterThan(0);
       // A week later with nothing new: a digest with zero new findings, and no webhook call.

@@ -19,6 +19,9 @@ const DIGEST_LIST_MAX = 50;
 const JOB_NAME = "findings";
 const JOB_EVERY_MS = 3600_000;
 
+/** Slack's three control characters in message text (`<…|…>` links, mentions): https://api.slack.com/reference/surfaces/formatting#escaping */
+export const slackEscape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
 /** The e-mail-ready text and the Slack-compatible payload of a digest of new findings. */
 export function buildDigest(scope: { name: string }, fresh: Finding[], all: number, baseUrl = "") {
   const lines = [`Least privilege digest for ${scope.name}: ${fresh.length} new finding${fresh.length === 1 ? "" : "s"} (${all} open).`, ""];
@@ -30,7 +33,8 @@ export function buildDigest(scope: { name: string }, fresh: Finding[], all: numb
   if (fresh.length > DIGEST_LIST_MAX) lines.push(`- … and ${fresh.length - DIGEST_LIST_MAX} more`);
   lines.push("", `Review and remedy: ${baseUrl}/least-privilege`);
   const text = lines.join("\n");
-  return { text, webhook: { text } };
+  // Names in findings come from tokens and upstreams: escaped as Slack asks, so none becomes a link or a mention.
+  return { text, webhook: { text: slackEscape(text) } };
 }
 
 async function postWebhook(url: string, payload: unknown, egress: EgressPolicy): Promise<{ ok: boolean; status?: number; error?: string }> {
