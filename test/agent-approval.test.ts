@@ -8,79 +8,28 @@
  * era gets an input-required result; a plain forbid wins over an approval.
  */
 import { randomUUID } from "node:crypto";
-import { createServer as createHttpServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eq } from "drizzle-orm";
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import { McpError } from "@modelcontextprotocol/sdk/types.js";
-import { z } from "zod";
-import { approvalRequests, tools, users } from "@/db/schema";
-import { addGroupMember, createGroup, decideApproval, getApproval, listApprovals, approvalListQuery } from "@/lib/approvals/service";
-import { publishBundle } from "@/lib/bundles/service";
-import { approveTool, importCatalog } from "@/lib/catalog/service";
+import { approvalRequests, users } from "@/db/schema";
+import { addGroupMember, approvalListQuery, decideApproval, getApproval, listApprovals } from "@/lib/approvals/service";
+import { republishLiveBundles } from "@/lib/bundles/service";
 import { URL_ELICITATION_REQUIRED } from "@/lib/enforcement/approval";
 import { qualifiedUser } from "@/lib/enforcement/token";
-import { updateFleet } from "@/lib/fleets/service";
-import { createPolicy } from "@/lib/policy/service";
-import { putScopeMapping } from "@/lib/scopes/service";
-import { createServerInput } from "@/lib/servers/schemas";
-import { createServer } from "@/lib/servers/service";
-import { startAgentStack, until, type AgentStack } from "./agent-proc-harness";
-import { makeUser, uniq, type MadeUser } from "./db";
+import type { AgentStack } from "./agent-proc-harness";
+import { until } from "./agent-proc-harness";
+import { startApprovalStack, type ApprovalStack } from "./approval-stack";
+import { makeUser, type MadeUser } from "./db";
+import { approverGroups } from "@/db/schema";
 
+let a: ApprovalStack;
 let s: AgentStack;
-let bank: Server;
 let bankServerId: string;
 let bankUri: string;
 let approver: MadeUser;
 let requester: MadeUser;
-const executed: { amount: number; to: string }[] = [];
-
-/** A bank upstream: one `transfer` tool, stateless Streamable HTTP. */
-async function startBank(): Promise<string> {
-  bank = createHttpServer((req, res) => {
-    void (async () => {
-      const server = new McpServer({ name: "bank", version: "1.0.0" });
-      server.registerTool("transfer", { description: "Move money", inputSchema: { amount: z.number().int(), to: z.string().max(64) } }, async ({ amount, to }) => {
-        executed.push({ amount, to });
-        return { content: [{ type: "text" as const, text: `sent ${amount} to ${to}` }] };
-      });
-      const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
-      await server.connect(transport);
-      const chunks: Buffer[] = [];
-      for await (const c of req) chunks.push(c as Buffer);
-      const body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString("utf8")) : undefined;
-      await transport.handleRequest(req, res, body);
-    })().catch(() => res.writeHead(500).end());
-  });
-  await new Promise<void>((r) => bank.listen(0, "127.0.0.1", () => r()));
-  return `http://127.0.0.1:${(bank.address() as AddressInfo).port}/mcp`;
-}
-
-const bearer = (claims: Record<string, unknown> = {}) => s.issuer.sign({ sub: "carol", tenant: s.tenantA, client_id: "bank-app", scope: "bank", ...claims }, bankUri);
-
-async function connect(token: string) {
-  const { Client } = await import("@modelcontextprotocol/sdk/client/index.js");
-  const { StreamableHTTPClientTransport } = await import("@modelcontextprotocol/sdk/client/streamableHttp.js");
-  const client = new Client({ name: "bank-client", version: "1.0.0" });
-  await client.connect(new StreamableHTTPClientTransport(new URL(bankUri), { requestInit: { headers: { Authorization: `Bearer ${token}` } } }));
-  return client;
-}
-
-/** Calls transfer; the JSON-RPC error (code, message, data) when refused. */
-async function transfer(token: string, args: { amount: number; to: string }) {
-  const c = await connect(token);
-  try {
-    return { ok: true as const, result: await c.callTool({ name: "transfer", arguments: args }) };
-  } catch (err) {
-    if (err instanceof McpError) return { ok: false as const, code: err.code, message: err.message, data: err.data as Record<string, unknown> };
-    throw err;
-  } finally {
-    await c.close();
-  }
-}
+let executed: ApprovalStack["executed"];
+const bearer = (claims: Record<string, unknown> = {}) => a.bearer(claims);
+const transfer = (token: string, args: { amount: number; to: string }) => a.transfer(token, args);
 
 const pendingOf = async (amount: number) => {
   const rows = await s.t.db.select().from(approvalRequests).where(eq(approvalRequests.serverId, bankServerId));
@@ -88,56 +37,25 @@ const pendingOf = async (amount: number) => {
 };
 
 beforeAll(async () => {
-  s = await startAgentStack();
-  const upstream = await startBank();
-  const agentPort = new URL(s.resourceUri).port;
-  bankUri = `http://127.0.0.1:${agentPort}/bank`;
-  const server = await createServer(
-    s.owner.ctx,
-    createServerInput.parse({ tenantId: s.tenantA, name: uniq("Bank "), resourceUri: bankUri, upstreamUrl: upstream, scopes: ["bank"], issuers: [{ issuer: s.issuer.issuer, jwksUri: s.issuer.jwksUri, discovery: false, algorithms: ["ES256"] }] }),
-  );
-  bankServerId = server!.id;
-  await importCatalog(s.owner.ctx, bankServerId);
-  for (const tool of await s.t.db.select().from(tools).where(eq(tools.serverId, bankServerId))) await approveTool(s.owner.ctx, tool.id, { versionId: tool.latestVersionId });
-  await putScopeMapping(s.owner.ctx, bankServerId, { baseVersion: 0, mapping: { bank: ["transfer"] } });
-  await createPolicy(
-    s.owner.ctx,
-    {
-      tenantId: s.tenantA,
-      serverId: bankServerId,
-      name: "Large transfers need finance",
-      description: "",
-      kind: "cedar",
-      enabled: true,
-      cedar: `@approval("finance-approvers")\nforbid (principal, action == Action::"call_tool", resource) when { context.args has amount && context.args.amount > 1000 };`,
-    } as never,
-  );
-  await createPolicy(s.owner.ctx, { tenantId: s.tenantA, serverId: bankServerId, name: "No sanctioned payees", description: "", kind: "cedar", enabled: true, cedar: `forbid (principal, action, resource) when { context.args has to && context.args.to == "sanctioned" };` } as never);
-  await updateFleet(s.owner.ctx, s.fleetId, { serverIds: [s.serverId, bankServerId] });
-  const rev = s.agent.sync.current!.content.manifest.revision;
-  await publishBundle(s.owner.ctx, s.fleetId, { note: "bank" }, s.kek);
-  await s.waitRevision(rev + 1);
-  approver = await makeUser(s.t.db, { memberships: [[s.tenantA, "admin"]] });
-  // The requester also signs in to the dashboard, with the SSO identity its tokens carry.
+  a = await startApprovalStack();
+  ({ s, bankServerId, bankUri, approver, executed } = a);
+  // The requester also signs in to the dashboard, with the SSO identity its tokens carry, and is in the group.
   requester = await makeUser(s.t.db, { memberships: [[s.tenantA, "admin"]] });
   await s.t.db.update(users).set({ oidcIssuer: s.issuer.issuer, oidcSubject: "carol" }).where(eq(users.id, requester.user.id));
-  const group = await createGroup(s.owner.ctx, { tenantId: s.tenantA, name: "finance-approvers" });
-  await addGroupMember(s.owner.ctx, group.id, { email: approver.user.email });
-  await addGroupMember(s.owner.ctx, group.id, { email: requester.user.email });
+  const [group] = await s.t.db.select().from(approverGroups).where(eq(approverGroups.tenantId, s.tenantA));
+  await addGroupMember(s.owner.ctx, group!.id, { email: requester.user.email });
 }, 180_000);
 
 afterAll(async () => {
-  await s?.stop();
-  await new Promise<void>((r) => (bank ? bank.close(() => r()) : r()));
+  await a?.stop();
 });
 
 describe("a call over the threshold waits for a person", () => {
   it("under the threshold runs; over it answers -32042 naming the approval page, and files one request", async () => {
     const token = await bearer();
-    expect(await transfer(token, { amount: 10, to: "dave" })).toMatchObject({ ok: true });
+    expect(await transfer(token, { amount: 10, to: "dave" })).toEqual({ ok: true });
     const r = await transfer(token, { amount: 5000, to: "dave" });
-    expect(r.ok).toBe(false);
-    if (r.ok) return;
+    if (r.ok) throw new Error("the call was not held");
     expect(r.code).toBe(URL_ELICITATION_REQUIRED);
     const el = (r.data.elicitations as { mode: string; url: string; elicitationId: string; message: string }[])[0]!;
     expect(el.mode).toBe("url");
@@ -208,7 +126,6 @@ describe("a call over the threshold waits for a person", () => {
     await until(async () => (await transfer(token, { amount: 8000, to: "dave" })).ok, 5_000);
     // The approval window ends (set in the past, then a live republish carries it).
     await s.t.db.update(approvalRequests).set({ approvalExpiresAt: new Date(Date.now() - 1000) }).where(eq(approvalRequests.id, row!.id));
-    const { republishLiveBundles } = await import("@/lib/bundles/service");
     await republishLiveBundles(s.t.db, "system", s.kek, [bankServerId], "test: expire");
     await until(async () => {
       const r = await transfer(token, { amount: 8000, to: "dave" });
