@@ -145,6 +145,33 @@ try {
     const secs = (performance.now() - t0) / 1000;
     console.log(`${`service only, batch 10000, ${parts} transaction${parts > 1 ? "s at once" : ""}`.padEnd(44)} ${String(Math.round((bodies.length * 10_000) / secs)).padStart(6)} decisions/s  (load ${loadavg()[0]!.toFixed(1)})`);
   }
+  // What PostgreSQL maintains per decision (service only, batch 10,000, 2 parts): CPU of its backends per
+  // decision with everything on, then with one thing off at a time (put back after).
+  const variants: [string, string[], string[]][] = [
+    ["as shipped", [], []],
+    ["without the rollup trigger", ["alter table decisions disable trigger decisions_rollup"], ["alter table decisions enable trigger decisions_rollup"]],
+    ["without the trigram index", ["drop index if exists decisions_args_trgm_idx"], ["create index if not exists decisions_args_trgm_idx on decisions using gin ((args::text) gin_trgm_ops)"]],
+  ];
+  if (process.env.VARIANTS !== "0") {
+    for (const [label, off, on] of variants) {
+      for (const q of off) await h.db.execute(sql.raw(q));
+      const bodies = Array.from({ length: Math.max(2, Math.round(ROWS / 10_000)) }, () => Array.from({ length: 10_000 }, () => line(true)).join("\n"));
+      const agent = { id: `agt_${randomBytes(16).toString("hex")}`, fleetId: "flt_b" };
+      await makeAgent(agent.id);
+      const pg0 = await backendCpu();
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      for (const b of bodies) await ingestDecisions(h.db, agent, b, Date.now());
+      const secs = (performance.now() - t0) / 1000;
+      const cpu = process.cpuUsage(cpu0);
+      const pg = (await backendCpu()) - pg0;
+      const n = bodies.length * 10_000;
+      console.log(
+        `${`PostgreSQL work: ${label}`.padEnd(44)} ${String(Math.round(n / secs)).padStart(6)} decisions/s  (CPU per decision: node ${(((cpu.user + cpu.system) / 1e6 / n) * 1e6).toFixed(1)} µs, PostgreSQL ${((pg / n) * 1e6).toFixed(1)} µs; load ${loadavg()[0]!.toFixed(1)})`,
+      );
+      for (const q of on) await h.db.execute(sql.raw(q));
+    }
+  }
   const [{ n }] = (await h.db.execute(sql`select count(*)::int as n from decisions`)) as unknown as [{ n: number }];
   const [{ g }] = (await h.db.execute(sql`select count(*)::int as g from grants`)) as unknown as [{ g: number }];
   console.log(`rows stored: ${n}; grants learned: ${g}`);
