@@ -71,6 +71,21 @@ describe("findings from a seeded month", () => {
 });
 
 describe("permissions", () => {
+  it("evidence names another tenant's last use by date only, never by its decision id", async () => {
+    const [b] = await insertDecisions(t.db, [
+      { atMs: Date.now() - 40 * DAY, tenantId: seed.tenantB, serverId: seed.ticketsServer, fleetId: seed.fleetId, userId: "mallory", clientId: "x", scopes: ["admin"], tool: "purge", outcome: "allow", args: {} },
+    ]);
+    const [a] = await insertDecisions(t.db, [
+      { atMs: Date.now() - 45 * DAY, tenantId: seed.tenantA, serverId: seed.ticketsServer, fleetId: seed.fleetId, userId: "alice", clientId: "cli-1", scopes: ["admin"], tool: "purge", outcome: "allow", args: {} },
+    ]);
+    const r = await listFindings(adminA.ctx, { tenantId: seed.tenantA });
+    const purge = r.items.find((f) => f.kind === "uncalled_tool" && f.subject.label === "purge")!;
+    expect(purge.evidence.lastUsedAt).toBe(b!.at!.toISOString());
+    expect(purge.evidence.exampleDecisionIds).toEqual([a!.id]);
+    const pair = r.items.find((f) => f.kind === "unused_scope_mapping" && f.subject.id === "admin")!;
+    expect(JSON.stringify(pair.evidence)).not.toContain(b!.id!);
+  });
+
   it("a tenant admin sees only its tenant's findings; another tenant's are 404", async () => {
     const b = await listFindings(adminB.ctx, {});
     expect(b.items.length).toBeGreaterThan(0);

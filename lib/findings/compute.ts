@@ -242,12 +242,12 @@ export async function computeFindings(db: Db, opts: { tenantIds: string[]; globa
       }
       const unusedTools = new Set<string>();
       for (const [, names] of pairs) for (const n of names) unusedTools.add(n);
-      const lastUse = await lastScopeUseBefore(db, s.id, [...unusedTools], since);
+      const lastUse = await lastScopeUseBefore(db, s.id, [...unusedTools], since, tenantId);
       for (const [scope, names] of pairs) {
         const unused = names.filter((n) => !used.has(`${scope}\u0000${n}`));
         if (!unused.length) continue;
         const inUse = names.filter((n) => used.has(`${scope}\u0000${n}`));
-        const before = unused.map((n) => lastUse.get(`${n}\u0000${scope}`)).filter((x): x is { at: Date; id: string } => Boolean(x));
+        const before = unused.map((n) => lastUse.get(`${n}\u0000${scope}`)).filter((x): x is { at: Date; id: string | null } => Boolean(x));
         const last = before.sort((a, b) => b.at.getTime() - a.at.getTime())[0];
         const calls = inUse.reduce((a, n) => a + (used.get(`${scope}\u0000${n}`) ?? 0), 0);
         findings.push(
@@ -262,7 +262,7 @@ export async function computeFindings(db: Db, opts: { tenantIds: string[]; globa
               ...base(tenantId, days),
               calls,
               lastUsedAt: iso(last?.at),
-              exampleDecisionIds: newestIds(before.map((b) => b.id)),
+              exampleDecisionIds: newestIds(before.flatMap((b) => (b.id ? [b.id] : []))),
               lists: { unusedTools: unused, usedTools: inUse },
               counts: { mappedTools: names.length, unusedTools: unused.length, callsWithScope: calls, mappingVersion: s.mappingVersion },
             },
@@ -274,7 +274,7 @@ export async function computeFindings(db: Db, opts: { tenantIds: string[]; globa
       const mapped = new Map<string, string[]>();
       for (const [scope, names] of pairs) for (const n of names) mapped.set(n, [...(mapped.get(n) ?? []), scope]);
       const never = [...mapped.keys()].filter((n) => !called.has(n)).sort();
-      const lastCall = await lastToolCallBefore(db, s.id, never, since);
+      const lastCall = await lastToolCallBefore(db, s.id, never, since, tenantId);
       for (const name of never) {
         const tool = s.callable.get(name)!;
         const last = lastCall.get(name);
@@ -287,7 +287,7 @@ export async function computeFindings(db: Db, opts: { tenantIds: string[]; globa
             title: `Tool ${name} is callable but was not called in ${days} days`,
             detail: `On ${s.name}, ${scopes.length > 1 ? "scopes" : "scope"} ${scopes.join(", ")} make ${name} callable (risk: ${tool.risk}); no tenant called it since ${since.toISOString().slice(0, 10)} (last call: ${ago(last?.at ?? null, now)}).`,
             subject: { type: "tool", id: tool.id, label: name, serverId: s.id, serverName: s.name, href: `/servers/${s.id}?tab=tools` },
-            evidence: { ...base(tenantId, days), calls: 0, lastUsedAt: iso(last?.at), exampleDecisionIds: last ? [last.id] : [], lists: { scopes }, counts: { scopes: scopes.length } },
+            evidence: { ...base(tenantId, days), calls: 0, lastUsedAt: iso(last?.at), exampleDecisionIds: last?.id ? [last.id] : [], lists: { scopes }, counts: { scopes: scopes.length } },
             remedies: [
               { action: "remove_from_mapping", label: `Draft: remove ${name} from ${scopes.length > 1 ? `${scopes.length} scopes` : scopes[0]}`, changesPolicy: true },
               { action: "block_tool", label: `Draft: block ${name}`, changesPolicy: true },

@@ -62,33 +62,36 @@ export async function usageSince(db: Db, serverIds: string[], since: Date): Prom
   return { rows: out.slice(0, MAX_USAGE_GROUPS), truncated: out.length > MAX_USAGE_GROUPS };
 }
 
-/** The last allowed call before `before` of each (tool, scope) of one server among `tools`: "last used" of an unused mapping. */
-export async function lastScopeUseBefore(db: Db, serverId: string, tools: string[], before: Date): Promise<Map<string, { at: Date; id: string }>> {
-  const out = new Map<string, { at: Date; id: string }>();
+/**
+ * The last allowed call before `before` of each (tool, scope) of one server among `tools`: "last used" of an unused mapping.
+ * `at` is over every tenant of the server; `id` is the newest such decision of `ownTenant` only (another tenant's decision id is not shown), or null.
+ */
+export async function lastScopeUseBefore(db: Db, serverId: string, tools: string[], before: Date, ownTenant: string): Promise<Map<string, { at: Date; id: string | null }>> {
+  const out = new Map<string, { at: Date; id: string | null }>();
   if (!tools.length) return out;
   const r = await db.execute(sql`
-    select d.tool, s.scope, max(d.at) as last_at, max(d.id) as last_id
+    select d.tool, s.scope, max(d.at) as last_at, max(d.id) filter (where d.tenant_id = ${ownTenant}) as last_id
       from decisions d, jsonb_array_elements_text(d.scopes) as s(scope)
      where d.server_id = ${serverId} and d.method = 'tools/call' and d.outcome = 'allow'
        and d.tool in ${inList(tools)}
        and d.at < ${before.toISOString()}::timestamptz
      group by d.tool, s.scope`);
-  for (const x of rows<Record<string, unknown>>(r)) out.set(`${x.tool as string}\u0000${x.scope as string}`, { at: asDate(x.last_at), id: x.last_id as string });
+  for (const x of rows<Record<string, unknown>>(r)) out.set(`${x.tool as string}\u0000${x.scope as string}`, { at: asDate(x.last_at), id: (x.last_id as string | null) ?? null });
   return out;
 }
 
-/** The last tools/call of each tool of one server before `before` (any outcome): "last called" of an uncalled tool. */
-export async function lastToolCallBefore(db: Db, serverId: string, tools: string[], before: Date): Promise<Map<string, { at: Date; id: string }>> {
-  const out = new Map<string, { at: Date; id: string }>();
+/** The last tools/call of each tool of one server before `before` (any outcome): "last called" of an uncalled tool; `id` as in lastScopeUseBefore. */
+export async function lastToolCallBefore(db: Db, serverId: string, tools: string[], before: Date, ownTenant: string): Promise<Map<string, { at: Date; id: string | null }>> {
+  const out = new Map<string, { at: Date; id: string | null }>();
   if (!tools.length) return out;
   const r = await db.execute(sql`
-    select tool, max(at) as last_at, max(id) as last_id
+    select tool, max(at) as last_at, max(id) filter (where tenant_id = ${ownTenant}) as last_id
       from decisions
      where server_id = ${serverId} and method = 'tools/call'
        and tool in ${inList(tools)}
        and at < ${before.toISOString()}::timestamptz
      group by tool`);
-  for (const x of rows<Record<string, unknown>>(r)) out.set(x.tool as string, { at: asDate(x.last_at), id: x.last_id as string });
+  for (const x of rows<Record<string, unknown>>(r)) out.set(x.tool as string, { at: asDate(x.last_at), id: (x.last_id as string | null) ?? null });
   return out;
 }
 
