@@ -2,11 +2,15 @@
 
 import { FindingsList } from "@/components/findings/findings-list";
 import { ScoreCard } from "@/components/findings/score-card";
-import { useTenant } from "@/components/shell/context";
+import { SettingsCard } from "@/components/findings/settings-card";
+import { useMe, useTenant } from "@/components/shell/context";
 import { PageHeader } from "@/components/ui";
 
 export default function LeastPrivilegePage() {
   const { tenantId } = useTenant();
+  const me = useMe();
+  const sees = me.globalRole === "owner" || me.globalRole === "auditor";
+  const canWrite = me.globalRole === "owner" || (tenantId !== null && me.tenants.find((t) => t.id === tenantId)?.role === "admin");
   return (
     <>
       <PageHeader
@@ -16,6 +20,7 @@ export default function LeastPrivilegePage() {
       <div className="space-y-6">
         {tenantId ? <ScoreCard tenantId={tenantId} /> : <p className="text-sm text-slate-600">Choose a tenant (top of the navigation) to see its privilege score over time.</p>}
         <FindingsList tenantId={tenantId} />
+        {tenantId || sees ? <SettingsCard tenantId={tenantId} canWrite={canWrite} /> : null}
       </div>
     </>
   );
