@@ -2,7 +2,8 @@ import { eq, inArray } from "drizzle-orm";
 import type { Db } from "@/db/client";
 import { toolVersions, tools } from "@/db/schema";
 import type { BundleContent } from "@/lib/enforcement/bundle";
-import { driftedAgainst, type LiveState } from "@/lib/enforcement/decide";
+import { LIST_FIELD } from "@/lib/enforcement/catalogue-entry";
+import { driftedAgainst, driftKey, type LiveState } from "@/lib/enforcement/decide";
 import { loadLiveSections, withLive } from "./live";
 
 /**
@@ -13,16 +14,16 @@ import { loadLiveSections, withLive } from "./live";
  * the version the bundle approved).
  */
 
-/** `serverId/tool` → hash of the tool's latest known version, for these servers. */
+/** `driftKey(serverId, kind, name)` (`serverId/tool` for tools) → hash of the entry's latest known version, for these servers. */
 export async function latestToolHashes(db: Db, serverIds: string[]): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   if (!serverIds.length) return out;
   const rows = await db
-    .select({ serverId: tools.serverId, name: tools.name, hash: toolVersions.hash })
+    .select({ serverId: tools.serverId, kind: tools.kind, name: tools.name, hash: toolVersions.hash })
     .from(tools)
     .innerJoin(toolVersions, eq(toolVersions.id, tools.latestVersionId))
     .where(inArray(tools.serverId, serverIds));
-  for (const r of rows) out.set(`${r.serverId}/${r.name}`, r.hash);
+  for (const r of rows) out.set(driftKey(r.serverId, LIST_FIELD[r.kind], r.name), r.hash);
   return out;
 }
 

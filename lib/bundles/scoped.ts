@@ -1,5 +1,5 @@
 import type { BundleContent } from "@/lib/enforcement/bundle";
-import { argumentTypes, argumentTypesByServer, cedarSchema } from "@/lib/enforcement/model";
+import { argumentTypes, argumentTypesByServer, cedarSchema, stringArgumentsByServer } from "@/lib/enforcement/model";
 import { validatePolicies } from "@/lib/policy/cedar-tools";
 import { runTests, type CompileIssue, type CompileResult, type RegistrySnapshot, type TestResult } from "./compile";
 
@@ -87,6 +87,7 @@ export function scopeByTenant(draft: CompileResult, snap: RegistrySnapshot, live
 /** Validates each server's policies against that server's argument types, as the compiler does. */
 function validateByServer(content: BundleContent) {
   const byServer = argumentTypesByServer(content.catalogue);
+  const stringArgs = stringArgumentsByServer(content.catalogue, byServer);
   const groups = new Map<string, Record<string, string>>();
   for (const [id, text] of Object.entries(content.cedar.policies)) {
     const sid = content.policies[id]?.serverId ?? "";
@@ -96,7 +97,7 @@ function validateByServer(content: BundleContent) {
   }
   return [...groups].sort((x, y) => x[0].localeCompare(y[0])).flatMap(([sid, mine]) => {
     const types = byServer.get(sid)?.types;
-    return validatePolicies(cedarSchema(types ? Object.fromEntries(types) : {}), mine);
+    return validatePolicies(cedarSchema(types ? Object.fromEntries(types) : {}, stringArgs.get(sid) ?? []), mine);
   });
 }
 

@@ -48,11 +48,15 @@ export async function loadSnapshot(db: Db, serverIds: string[]): Promise<Registr
           .filter((t) => t.serverId === s.id)
           .map((t) => {
             const v = t.approvedVersionId ? versionById.get(t.approvedVersionId) : undefined;
+            // Resources and templates carry their listed display name and MIME type (lib/enforcement/catalogue-entry.ts).
+            const d = v?.definition ?? {};
+            const extra = t.kind === "resource" || t.kind === "resourceTemplate" ? { label: typeof d.name === "string" ? d.name : "", mimeType: typeof d.mimeType === "string" ? d.mimeType : null } : {};
             return {
+              ...(t.kind === "tool" ? {} : { kind: t.kind }),
               name: t.name,
               risk: t.risk,
               blocked: t.blocked,
-              approved: v ? { hash: v.hash, title: v.title, description: v.description, annotations: v.annotations, inputSchema: v.inputSchema } : null,
+              approved: v ? { hash: v.hash, title: v.title, description: v.description, annotations: v.annotations, inputSchema: v.inputSchema, ...extra } : null,
             };
           }),
       };

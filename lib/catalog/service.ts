@@ -1,7 +1,7 @@
 import { and, asc, count, desc, eq, ilike, inArray, sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { Db } from "@/db/client";
-import { riskLevels, servers, toolVersions, tools, type Tool, type ToolVersion } from "@/db/schema";
+import { catalogueKinds, riskLevels, servers, toolVersions, tools, type Tool, type ToolVersion } from "@/db/schema";
 import type { Ctx } from "@/lib/context";
 import { isUniqueViolation } from "@/lib/db-errors";
 import { toolHash, type ToolDefinition } from "@/lib/enforcement/tool-hash";
@@ -11,7 +11,8 @@ import { likePattern, offsetOf, pageQuery, type Page } from "@/lib/pagination";
 import { loadServer } from "@/lib/servers/service";
 import { recordEvent } from "@/lib/trail/record";
 import { diffToolVersions, renderToolVersion } from "./diff";
-import { fetchUpstreamTools, type FetchLike } from "@/lib/enforcement/upstream-tools";
+import { fetchUpstreamCatalogue, type FetchLike, type UpstreamCatalogue } from "@/lib/enforcement/upstream-tools";
+import { entryHash, MAX_ENTRY_KEY, promptInputSchema, type CatalogueKind, type PromptDefinition } from "@/lib/enforcement/catalogue-entry";
 import { redactUrl } from "@/lib/enforcement/redact";
 import type { Kek } from "@/lib/bundles/signing";
 import { getEnv } from "@/lib/env";
@@ -43,9 +44,30 @@ export const updateToolInput = z
 export const approveToolInput = z.object({ versionId: z.string().describe("The version reviewed; must still be the latest") });
 export const blockToolInput = z.object({ reason: z.string().trim().min(3, "say why (at least 3 characters)").max(500) });
 
+// Resources, resource templates and prompts as an upstream lists them (bounded like tools).
+const oneLine = (max: number) => z.string().min(1).max(max).refine((v) => !/[\u0000-\u001f\u007f]/.test(v), "must be one line without control characters");
+export const resourceDefinitionSchema = z.object({
+  uri: oneLine(MAX_ENTRY_KEY),
+  name: z.string().max(200).default(""),
+  title: z.string().max(200).nullish(),
+  description: z.string().max(10_000).nullish(),
+  mimeType: z.string().max(200).nullish(),
+  annotations: boundedJson(8 * 1024).nullish(),
+});
+export const resourceTemplateDefinitionSchema = resourceDefinitionSchema.omit({ uri: true }).extend({ uriTemplate: oneLine(MAX_ENTRY_KEY) });
+export const promptDefinitionSchema = z.object({
+  name: oneLine(200),
+  title: z.string().max(200).nullish(),
+  description: z.string().max(10_000).nullish(),
+  arguments: z.array(z.object({ name: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, "must be 1–128 letters, digits, '_', '-' or '.'"), title: z.string().max(200).nullish(), description: z.string().max(2_000).nullish(), required: z.boolean().nullish() })).max(50).nullish(),
+});
+
 export const toolStatuses = ["approved", "new", "changed", "blocked"] as const;
 export type ToolStatus = (typeof toolStatuses)[number];
-export const toolListQuery = pageQuery.extend({ status: z.enum(toolStatuses).optional() });
+export const toolListQuery = pageQuery.extend({
+  status: z.enum(toolStatuses).optional(),
+  kind: z.enum(catalogueKinds).default("tool").describe("Which catalogue: tools (default), resources, resource templates or prompts"),
+});
 
 /** approved: the latest version is the approved one; new/changed: pending review. */
 export function toolStatus(t: Pick<Tool, "blocked" | "approvedVersionId" | "latestVersionId">): ToolStatus {
@@ -63,6 +85,7 @@ function publicVersion(v: ToolVersion) {
     inputSchema: v.inputSchema,
     outputSchema: v.outputSchema,
     annotations: v.annotations,
+    definition: v.definition ?? null,
     hash: v.hash,
     source: v.source,
     createdAt: v.createdAt.toISOString(),
@@ -75,6 +98,7 @@ function publicTool(t: Tool, latest: ToolVersion, approved: ToolVersion | undefi
   return {
     id: t.id,
     serverId: t.serverId,
+    kind: t.kind,
     name: t.name,
     status: toolStatus(t),
     risk: t.risk,
@@ -110,7 +134,7 @@ async function loadTool(ctx: Ctx, toolId: string, perm: "servers.read" | "catalo
 
 export async function listTools(ctx: Ctx, serverId: string, q: z.infer<typeof toolListQuery>): Promise<Page<PublicTool>> {
   const { server } = await loadServer(ctx, serverId, "servers.read");
-  const filters: SQL[] = [eq(tools.serverId, server.id)];
+  const filters: SQL[] = [eq(tools.serverId, server.id), eq(tools.kind, q.kind ?? "tool")];
   if (q.q) filters.push(ilike(tools.name, likePattern(q.q)));
   if (q.status === "blocked") filters.push(eq(tools.blocked, true));
   if (q.status === "new") filters.push(sql`not ${tools.blocked} and ${tools.approvedVersionId} is null`);
@@ -197,23 +221,25 @@ async function insertVersion(
   db: Db,
   toolId: string,
   version: number,
-  def: ToolDefinition,
+  def: ToolDefinition | ListedEntry,
   source: "import" | "manual",
   by: string,
   approve: boolean,
   id: string = newId("toolVersion"),
 ) {
   const now = new Date();
+  const entry = "kind" in def ? def : null;
   await db.insert(toolVersions).values({
     id,
     toolId,
     version,
-    title: def.title ?? null,
-    description: def.description ?? "",
-    inputSchema: def.inputSchema,
-    outputSchema: def.outputSchema ?? null,
-    annotations: def.annotations ?? {},
-    hash: toolHash(def),
+    title: entry ? entry.title : (def as ToolDefinition).title ?? null,
+    description: entry ? entry.description : ((def as ToolDefinition).description ?? ""),
+    inputSchema: entry ? entry.inputSchema : (def as ToolDefinition).inputSchema,
+    outputSchema: entry ? null : ((def as ToolDefinition).outputSchema ?? null),
+    annotations: entry ? entry.annotations : ((def as ToolDefinition).annotations ?? {}),
+    definition: entry ? entry.definition : null,
+    hash: entry ? entry.hash : toolHash(def as ToolDefinition),
     source,
     createdBy: by,
     ...(approve ? { approvedAt: now, approvedBy: by } : {}),
@@ -241,13 +267,65 @@ export async function addTool(ctx: Ctx, serverId: string, input: z.infer<typeof 
   return getTool(ctx, toolId);
 }
 
-export interface ImportSummary {
+export interface KindSummary {
   added: string[];
   changed: string[];
   unchanged: string[];
   removed: string[];
   skipped: { name: string; reason: string }[];
 }
+
+/** Tools at the top level (as before); resources, resource templates and prompts in `entries`. */
+export interface ImportSummary extends KindSummary {
+  entries: Record<Exclude<CatalogueKind, "tool">, KindSummary>;
+}
+
+/** A resource, template or prompt ready to be stored as a version (hash over the listed definition). */
+interface ListedEntry {
+  kind: Exclude<CatalogueKind, "tool">;
+  key: string;
+  title: string | null;
+  description: string;
+  inputSchema: Record<string, unknown>;
+  annotations: Record<string, unknown>;
+  definition: Record<string, unknown>;
+  hash: string;
+}
+
+/** Validates what an upstream lists of one kind: each entry's key, bounds, and duplicates. */
+function listedEntries(kind: Exclude<CatalogueKind, "tool">, items: unknown[], summary: KindSummary): ListedEntry[] {
+  const out: ListedEntry[] = [];
+  const seen = new Set<string>();
+  for (const item of items) {
+    const o = (item ?? {}) as Record<string, unknown>;
+    const raw = kind === "resource" ? o.uri : kind === "resourceTemplate" ? o.uriTemplate : o.name;
+    const parsed = kind === "resource" ? resourceDefinitionSchema.safeParse(item) : kind === "resourceTemplate" ? resourceTemplateDefinitionSchema.safeParse(item) : promptDefinitionSchema.safeParse(item);
+    if (!parsed.success) {
+      summary.skipped.push({ name: String(raw).slice(0, 200), reason: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") });
+      continue;
+    }
+    const def = parsed.data as Record<string, unknown>;
+    const key = String(kind === "resource" ? def.uri : kind === "resourceTemplate" ? def.uriTemplate : def.name);
+    if (seen.has(key)) {
+      summary.skipped.push({ name: key.slice(0, 200), reason: "listed twice" });
+      continue;
+    }
+    seen.add(key);
+    out.push({
+      kind,
+      key,
+      title: typeof def.title === "string" ? def.title : null,
+      description: typeof def.description === "string" ? def.description : "",
+      inputSchema: kind === "prompt" ? promptInputSchema(def as unknown as PromptDefinition) : { type: "object" },
+      annotations: def.annotations && typeof def.annotations === "object" ? (def.annotations as Record<string, unknown>) : {},
+      definition: def,
+      hash: entryHash(kind, def),
+    });
+  }
+  return out;
+}
+
+const emptySummary = (): KindSummary => ({ added: [], changed: [], unchanged: [], removed: [], skipped: [] });
 
 /**
  * Lists the upstream's tools as the catalogue import and drift checks see
@@ -257,7 +335,7 @@ export interface ImportSummary {
  * A 401/403 is reported as the credential's problem, naming the entry, or
  * asking for one when the vault has none; never with the upstream's body.
  */
-async function listWithVaultCredential(ctx: Ctx, server: { id: string; tenantId: string; upstreamUrl: string }, keyring: () => readonly Kek[]): Promise<ToolDefinition[]> {
+async function listWithVaultCredential(ctx: Ctx, server: { id: string; tenantId: string; upstreamUrl: string }, keyring: () => readonly Kek[]): Promise<UpstreamCatalogue> {
   const egress = createEgressFetch({ policy: egressPolicy(), timeoutMs: 20_000, maxBytes: IMPORT_MAX_BYTES });
   const cred = await openUpstreamCredential(ctx.db, ctx.actor, server, keyring, "catalog.import");
   const auth = cred ? await placeUpstreamCredential(cred, server.upstreamUrl, egress) : null;
@@ -269,7 +347,7 @@ async function listWithVaultCredential(ctx: Ctx, server: { id: string; tenantId:
     return res;
   };
   try {
-    return await fetchUpstreamTools(auth?.url ?? server.upstreamUrl, { fetch: watching, headers: auth?.headers ?? {} });
+    return await fetchUpstreamCatalogue(auth?.url ?? server.upstreamUrl, { fetch: watching, headers: auth?.headers ?? {} });
   } catch (err) {
     if (refused === undefined) throw err;
     const shown = redactUrl(server.upstreamUrl);
@@ -279,21 +357,30 @@ async function listWithVaultCredential(ctx: Ctx, server: { id: string; tenantId:
 }
 
 /**
- * Imports the live catalogue. New tools and changed definitions become new
- * versions pending review; the approved version stays the catalogue until an
- * admin approves. Tools gone upstream are flagged, not deleted.
+ * Imports the live catalogue: tools, resources, resource templates and
+ * prompts (each list the upstream's capabilities announce), over one
+ * connection with the vault credential. New entries and changed definitions
+ * become new versions pending review; the approved version stays the
+ * catalogue until an admin approves. Entries gone upstream are flagged, not
+ * deleted.
  */
 export async function importCatalog(ctx: Ctx, serverId: string, keyring: () => readonly Kek[] = () => getEnv().keyring): Promise<ImportSummary> {
   const { server } = await loadServer(ctx, serverId, "catalog.write");
-  let upstream: ToolDefinition[];
+  let listing: UpstreamCatalogue;
   try {
-    upstream = await listWithVaultCredential(ctx, server, keyring);
+    listing = await listWithVaultCredential(ctx, server, keyring);
   } catch (err) {
     const message = err instanceof AppError ? err.message : "Import failed";
     await ctx.db.update(servers).set({ lastImportError: message }).where(eq(servers.id, server.id));
     throw err;
   }
-  const summary: ImportSummary = { added: [], changed: [], unchanged: [], removed: [], skipped: [] };
+  const upstream = listing.tools;
+  const summary: ImportSummary = { ...emptySummary(), entries: { resource: emptySummary(), resourceTemplate: emptySummary(), prompt: emptySummary() } };
+  const others = [
+    ...listedEntries("resource", listing.resources, summary.entries.resource),
+    ...listedEntries("resourceTemplate", listing.resourceTemplates, summary.entries.resourceTemplate),
+    ...listedEntries("prompt", listing.prompts, summary.entries.prompt),
+  ];
   const valid: ToolDefinition[] = [];
   const seen = new Set<string>();
   for (const t of upstream) {
@@ -307,7 +394,8 @@ export async function importCatalog(ctx: Ctx, serverId: string, keyring: () => r
   }
 
   await ctx.db.transaction(async (tx) => {
-    const existing = await tx.select().from(tools).where(eq(tools.serverId, server.id)).for("update");
+    const all = await tx.select().from(tools).where(eq(tools.serverId, server.id)).for("update");
+    const existing = all.filter((t) => t.kind === "tool");
     const byName = new Map(existing.map((t) => [t.name, t]));
     const latest = await versionsById(tx, existing.map((t) => t.latestVersionId));
     const now = new Date();
@@ -335,6 +423,40 @@ export async function importCatalog(ctx: Ctx, serverId: string, keyring: () => r
       if (!seen.has(t.name) && !t.removedUpstream) {
         await tx.update(tools).set({ removedUpstream: true, updatedAt: now }).where(eq(tools.id, t.id));
         summary.removed.push(t.name);
+      }
+    }
+    // Resources, templates and prompts: the same steps, per kind (a tool and a prompt may share a name).
+    const rows = all.filter((t) => t.kind !== "tool");
+    const rowOf = new Map(rows.map((t) => [`${t.kind}\u0000${t.name}`, t]));
+    const latestOther = await versionsById(tx, rows.map((t) => t.latestVersionId));
+    const listed = new Set<string>();
+    for (const e of others) {
+      const part = summary.entries[e.kind];
+      const k = `${e.kind}\u0000${e.key}`;
+      listed.add(k);
+      const cur = rowOf.get(k);
+      if (!cur) {
+        const toolId = newId("tool");
+        const versionId = newId("toolVersion");
+        await tx.insert(tools).values({ id: toolId, serverId: server.id, kind: e.kind, name: e.key, latestVersionId: versionId });
+        await insertVersion(tx, toolId, 1, e, "import", ctx.actor.label, false, versionId);
+        part.added.push(e.key);
+        continue;
+      }
+      const last = latestOther.get(cur.latestVersionId)!;
+      if (last.hash === e.hash) {
+        if (cur.removedUpstream) await tx.update(tools).set({ removedUpstream: false, updatedAt: now }).where(eq(tools.id, cur.id));
+        part.unchanged.push(e.key);
+        continue;
+      }
+      const versionId = await insertVersion(tx, cur.id, last.version + 1, e, "import", ctx.actor.label, false);
+      await tx.update(tools).set({ latestVersionId: versionId, removedUpstream: false, updatedAt: now }).where(eq(tools.id, cur.id));
+      part.changed.push(e.key);
+    }
+    for (const t of rows) {
+      if (!listed.has(`${t.kind}\u0000${t.name}`) && !t.removedUpstream) {
+        await tx.update(tools).set({ removedUpstream: true, updatedAt: now }).where(eq(tools.id, t.id));
+        summary.entries[t.kind as Exclude<CatalogueKind, "tool">].removed.push(t.name);
       }
     }
     await tx.update(servers).set({ lastImportAt: now, lastImportError: null }).where(eq(servers.id, server.id));

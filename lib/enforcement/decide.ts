@@ -521,14 +521,14 @@ export function decideOnHeaders(view: DecisionView, request: Omit<DecideRequest,
 }
 
 /**
- * The control plane's drift set for one bundle: approved tools whose latest
- * known version (`serverId/tool` → hash, from the catalogue in the database)
+ * The control plane's drift set for one bundle: approved entries whose latest
+ * known version (`driftKey()` → hash, from the catalogue in the database)
  * differs from the hash the bundle approved, as an agent would find upstream.
  */
 export function driftedAgainst(content: BundleContent, latest: ReadonlyMap<string, string>): Set<string> {
   const out = new Set<string>();
   for (const t of content.catalogue) {
-    const key = `${t.serverId}/${t.name}`;
+    const key = driftKey(t.serverId, LIST_FIELD[t.kind ?? "tool"], t.name);
     const h = latest.get(key);
     if (h !== undefined && h !== t.hash) out.add(key);
   }

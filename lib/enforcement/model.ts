@@ -224,3 +224,16 @@ export function cedarSchema(argTypes: Record<string, ArgType>, stringArgs: reado
     },
   } as unknown as SchemaJson<string>;
 }
+
+/**
+ * The Cedar schema one server's policies are validated against, from its
+ * approved catalogue entries (what the compiler, the editor's check and the
+ * schema endpoint use): the tools' argument types, the string arguments of
+ * its prompts and templates, and the schema built from both.
+ */
+export function serverSchemaOf(approved: (Pick<EntryForModel, "kind" | "name" | "inputSchema"> & { risk?: string; annotations?: Record<string, unknown> })[]): { schema: SchemaJson<string>; types: Record<string, ArgType>; conflicts: string[]; stringArgs: string[] } {
+  const { types, conflicts } = argumentTypes(approved);
+  const entries = approved.map((e) => ({ ...e, serverId: "", risk: e.risk ?? "", annotations: e.annotations ?? {} }));
+  const stringArgs = stringArgumentsByServer(entries, new Map([["", { types: new Map(Object.entries(types)) }]])).get("") ?? [];
+  return { schema: cedarSchema(types, stringArgs), types, conflicts, stringArgs };
+}

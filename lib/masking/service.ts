@@ -45,7 +45,7 @@ const trailView = (r: Pick<MaskingRule, "tool" | "paths" | "mode">) => ({ tool: 
 
 async function checkTool(ctx: Ctx, serverId: string, tool: string) {
   if (tool === "*") return;
-  const [row] = await ctx.db.select({ id: tools.id }).from(tools).where(and(eq(tools.serverId, serverId), eq(tools.name, tool)));
+  const [row] = await ctx.db.select({ id: tools.id }).from(tools).where(and(eq(tools.serverId, serverId), eq(tools.kind, "tool"), eq(tools.name, tool)));
   if (!row) throw new AppError("validation_failed", `Tool "${tool}" is not in this server's catalogue`, [{ path: "tool", message: `tool "${tool}" is not in the catalogue; pick one of its tools or "*" for all` }]);
 }
 
@@ -54,7 +54,7 @@ export async function listMaskingRules(ctx: Ctx, serverId: string) {
   const { server } = await loadServer(ctx, serverId, "servers.read");
   const [rows, toolRows] = await Promise.all([
     ctx.db.select().from(maskingRules).where(eq(maskingRules.serverId, server.id)).orderBy(asc(maskingRules.createdAt), asc(maskingRules.id)),
-    ctx.db.select({ name: tools.name }).from(tools).where(eq(tools.serverId, server.id)).orderBy(asc(tools.name)),
+    ctx.db.select({ name: tools.name }).from(tools).where(and(eq(tools.serverId, server.id), eq(tools.kind, "tool"))).orderBy(asc(tools.name)),
   ]);
   return { serverId: server.id, items: rows.map(view), tools: toolRows.map((t) => t.name) };
 }

@@ -10,7 +10,8 @@ import type { Ctx } from "@/lib/context";
 import { isUniqueViolation } from "@/lib/db-errors";
 import type { BundleContent } from "@/lib/enforcement/bundle";
 import { decide, decisionView, type LiveState } from "@/lib/enforcement/decide";
-import { argumentTypes, cedarSchema } from "@/lib/enforcement/model";
+import { ENTITY_TYPE } from "@/lib/enforcement/catalogue-entry";
+import { serverSchemaOf } from "@/lib/enforcement/model";
 import { AppError, conflict, forbidden, notFound } from "@/lib/errors";
 import { newId } from "@/lib/ids";
 import { loadServer } from "@/lib/servers/service";
@@ -104,17 +105,19 @@ export async function checkCedar(ctx: Ctx, tenantId: string, serverId: string, t
 /** checkCedar, and the formatted text when there is no issue. Admin text is parsed in the isolated Cedar worker, bounded first. */
 async function checkCedarText(ctx: Ctx, tenantId: string, serverId: string, text: string, opts: { snap?: RegistrySnapshot; format?: boolean } = {}): Promise<{ issues: CedarIssue[]; formatted: string | null }> {
   const s = (opts.snap ?? (await loadSnapshot(ctx.db, [serverId]))).servers.find((x) => x.id === serverId)!;
-  const approved = s.tools.filter((t) => t.approved && !t.blocked).map((t) => ({ inputSchema: t.approved!.inputSchema }));
-  const { types } = argumentTypes(approved);
-  const analysis = await analyzeCedar(text, cedarSchema(types), { format: opts.format });
+  const approved = s.tools.filter((t) => t.approved && !t.blocked).map((t) => ({ kind: t.kind, name: t.name, inputSchema: t.approved!.inputSchema }));
+  const { schema, types, stringArgs } = serverSchemaOf(approved);
+  const analysis = await analyzeCedar(text, schema, { format: opts.format });
   if (!analysis.ok) return { issues: analysis.issues, formatted: null };
   const issues = analysis.issues;
-  const known = new Set(s.tools.map((t) => t.name));
+  // Entity ids a policy may name: this server's catalogue entries of each kind (Tool, Resource, ResourceTemplate, Prompt).
+  const known = new Set(s.tools.map((t) => `${ENTITY_TYPE[t.kind ?? "tool"]}::${serverId}/${t.name}`));
+  const entityTypes = new Set(Object.values(ENTITY_TYPE) as string[]);
   for (const json of analysis.policies) {
     issues.push(...policyJsonProblems(json));
-    for (const a of argRefs(json)) if (!(a in types)) issues.push({ message: `argument "${a}" is not an argument of any approved tool of ${s.name}` });
+    for (const a of argRefs(json)) if (!(a in types) && !stringArgs.includes(a)) issues.push({ message: `argument "${a}" is not an argument of any approved tool, prompt or resource template of ${s.name}` });
     for (const e of entityRefs(json)) {
-      if (e.type === "Tool" && (!e.id.startsWith(`${serverId}/`) || !known.has(e.id.slice(serverId.length + 1)))) issues.push({ message: `Tool::"${e.id}" is not in the catalogue of ${s.name}` });
+      if (entityTypes.has(e.type) && (!e.id.startsWith(`${serverId}/`) || !known.has(`${e.type}::${e.id}`))) issues.push({ message: `${e.type}::"${e.id}" is not in the catalogue of ${s.name}` });
       if (e.type === "Server" && e.id !== serverId) issues.push({ message: `Server::"${e.id}" is not this policy's server` });
       if (e.type === "Tenant" && e.id !== tenantId) issues.push({ message: `Tenant::"${e.id}" is not this policy's tenant` });
     }
@@ -148,9 +151,9 @@ export async function checkPolicy(ctx: Ctx, input: z.infer<typeof cedarCheckInpu
 export async function serverSchema(ctx: Ctx, serverId: string) {
   await loadServer(ctx, serverId, "servers.read");
   const snap = await loadSnapshot(ctx.db, [serverId]);
-  const approved = snap.servers[0]!.tools.filter((t) => t.approved && !t.blocked).map((t) => ({ inputSchema: t.approved!.inputSchema }));
-  const { types, conflicts } = argumentTypes(approved);
-  const schema = cedarSchema(types);
+  const approved = snap.servers[0]!.tools.filter((t) => t.approved && !t.blocked).map((t) => ({ kind: t.kind, name: t.name, inputSchema: t.approved!.inputSchema }));
+  // The tools' argument types, and the string arguments of prompts and templates (lib/enforcement/model.ts serverSchemaOf).
+  const { schema, types, conflicts } = serverSchemaOf(approved);
   return { schema, text: schemaText(schema), arguments: types, conflicts, tools: snap.servers[0]!.tools.map((t) => ({ name: t.name, approved: Boolean(t.approved), blocked: t.blocked })) };
 }
 

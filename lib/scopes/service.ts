@@ -1,4 +1,4 @@
-import { asc, desc, eq } from "drizzle-orm";
+import { and, asc, desc, eq } from "drizzle-orm";
 import { z } from "zod";
 import { scopeMappings, tools } from "@/db/schema";
 import type { Ctx } from "@/lib/context";
@@ -19,7 +19,7 @@ export const putScopeMappingInput = z.object({
 export async function getScopeMapping(ctx: Ctx, serverId: string) {
   const { server } = await loadServer(ctx, serverId, "servers.read");
   const [current] = await ctx.db.select().from(scopeMappings).where(eq(scopeMappings.serverId, server.id)).orderBy(desc(scopeMappings.version)).limit(1);
-  const toolRows = await ctx.db.select().from(tools).where(eq(tools.serverId, server.id)).orderBy(asc(tools.name));
+  const toolRows = await ctx.db.select().from(tools).where(and(eq(tools.serverId, server.id), eq(tools.kind, "tool"))).orderBy(asc(tools.name));
   return {
     serverId: server.id,
     version: current?.version ?? 0,
@@ -40,7 +40,7 @@ export async function listScopeMappingVersions(ctx: Ctx, serverId: string) {
 /** Saves a new version of the matrix. Every scope must be supported and every tool known. */
 export async function putScopeMapping(ctx: Ctx, serverId: string, input: z.infer<typeof putScopeMappingInput>) {
   const { server } = await loadServer(ctx, serverId, "scopes.write");
-  const known = new Set((await ctx.db.select({ name: tools.name }).from(tools).where(eq(tools.serverId, server.id))).map((t) => t.name));
+  const known = new Set((await ctx.db.select({ name: tools.name }).from(tools).where(and(eq(tools.serverId, server.id), eq(tools.kind, "tool")))).map((t) => t.name));
   const issues: { path: string; message: string }[] = [];
   const mapping: Record<string, string[]> = {};
   for (const [scope, names] of Object.entries(input.mapping)) {
