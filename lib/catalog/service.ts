@@ -45,7 +45,14 @@ export const approveToolInput = z.object({ versionId: z.string().describe("The v
 export const blockToolInput = z.object({ reason: z.string().trim().min(3, "say why (at least 3 characters)").max(500) });
 
 // Resources, resource templates and prompts as an upstream lists them (bounded like tools).
-const oneLine = (max: number) => z.string().min(1).max(max).refine((v) => !/[\u0000-\u001f\u007f]/.test(v), "must be one line without control characters");
+const controlFree = (v: string) => {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return false;
+  }
+  return true;
+};
+const oneLine = (max: number) => z.string().min(1).max(max).refine(controlFree, "must be one line without control characters");
 export const resourceDefinitionSchema = z.object({
   uri: oneLine(MAX_ENTRY_KEY),
   name: z.string().max(200).default(""),
