@@ -234,38 +234,44 @@ async function planFor(ctx: Ctx, f: Finding, action: PolicyRemedy): Promise<Plan
   }
 }
 
-/** What a remedy would change and its impact on the traffic of the finding's window; nothing is written. */
-export async function previewRemedy(ctx: Ctx, findingId: string, input: z.infer<typeof remedyInput>): Promise<{ finding: Finding; action: PolicyRemedy; description: string; impact: RemedyImpact }> {
+async function planAndImpact(ctx: Ctx, findingId: string, input: z.infer<typeof remedyInput>) {
   const f = await getFinding(ctx, findingId, input.tenantId);
   const plan = await planFor(ctx, f, input.action);
   const impact = await remedyImpact(ctx.db, { serverId: plan.serverId, since: new Date(f.evidence.since), change: plan.change, tenantId: plan.tenantId, visible: (t) => t !== null && can(ctx.actor, "decisions.read", t) });
-  return { finding: f, action: input.action, description: plan.description, impact };
+  return { finding: f, plan, impact };
+}
+
+/** What a remedy would change and its impact on the traffic of the finding's window; nothing is written. */
+export async function previewRemedy(ctx: Ctx, findingId: string, input: z.infer<typeof remedyInput>): Promise<{ finding: Finding; action: PolicyRemedy; description: string; impact: RemedyImpact }> {
+  const { finding, plan, impact } = await planAndImpact(ctx, findingId, input);
+  return { finding, action: input.action, description: plan.description, impact };
 }
 
 /**
  * Creates a remedy's draft through the existing services (scope mapping,
  * catalogue block, policy), after computing its impact. A draft whose impact
  * stops calls is refused unless `acknowledgeFlips`. The draft is published
- * like any other: the fleet page's tests, impact analysis and publish.
+ * like any other: the fleet page's tests, impact analysis and publish. The
+ * mapping written is the one the impact was computed on (its version is the
+ * save's base: a change saved meanwhile answers 409).
  */
 export async function applyRemedy(ctx: Ctx, findingId: string, input: z.infer<typeof remedyInput>) {
-  const p = await previewRemedy(ctx, findingId, input);
-  if (p.impact.issues.length) throw new AppError("validation_failed", "The draft with this remedy does not compile", p.impact.issues.map((m) => ({ path: "draft", message: m })));
-  if (p.impact.allowToDeny > 0 && !input.acknowledgeFlips) {
-    throw new AppError("conflict", `This remedy would stop ${p.impact.allowToDeny} call${p.impact.allowToDeny > 1 ? "s" : ""} of the last ${p.finding.evidence.windowDays} days; confirm with acknowledgeFlips to draft it anyway`);
+  const { finding, plan, impact } = await planAndImpact(ctx, findingId, input);
+  if (impact.issues.length) throw new AppError("validation_failed", "The draft with this remedy does not compile", impact.issues.map((m) => ({ path: "draft", message: m })));
+  if (impact.allowToDeny > 0 && !input.acknowledgeFlips) {
+    throw new AppError("conflict", `This remedy would stop ${impact.allowToDeny} call${impact.allowToDeny > 1 ? "s" : ""} of the last ${finding.evidence.windowDays} days; confirm with acknowledgeFlips to draft it anyway`);
   }
-  const plan = await planFor(ctx, p.finding, input.action);
   const draft = await plan.apply(ctx);
   await recordEvent(ctx.db, ctx.actor, {
     action: "finding.remedy",
     targetType: "finding",
-    targetId: p.finding.id,
-    tenantId: p.finding.tenantId,
-    after: { kind: p.finding.kind, action: input.action, description: plan.description, allowToDeny: p.impact.allowToDeny, denyToAllow: p.impact.denyToAllow, replayed: p.impact.replayed },
+    targetId: finding.id,
+    tenantId: finding.tenantId,
+    after: { kind: finding.kind, action: input.action, description: plan.description, allowToDeny: impact.allowToDeny, denyToAllow: impact.denyToAllow, replayed: impact.replayed },
   });
   // Where the draft is tested, analysed and published: the fleets serving the server.
   const publishIn = await ctx.db.select({ id: fleets.id, name: fleets.name }).from(fleetServers).innerJoin(fleets, eq(fleets.id, fleetServers.fleetId)).where(eq(fleetServers.serverId, plan.serverId));
-  return { finding: p.finding, action: input.action, description: plan.description, impact: p.impact, draft, publishIn: publishIn.map((x) => ({ ...x, href: `/fleets/${x.id}` })) };
+  return { finding, action: input.action, description: plan.description, impact, draft, publishIn: publishIn.map((x) => ({ ...x, href: `/fleets/${x.id}` })) };
 }
 
 // ---------------------------------------------------------------- privilege score over time
