@@ -8,6 +8,7 @@
  *   … --run 2026-07-28            one run only (its id, below; repeatable as a comma list)
  *   … --scenario tools-list       one scenario only (in every run that has it)
  *   … --details                   the failing checks of every scenario that fails through the agent
+ *   … --markdown                  the tables as Markdown (docs/conformance.md)
  *
  * Runs (docs/conformance.md):
  *   2025-11-25/everything  @modelcontextprotocol/conformance 0.1.16 `server` (handshake era) against
@@ -274,8 +275,10 @@ function report(run, direct, viaAgent) {
   const problems = [];
   const exceptions = EXCEPTIONS[run.id] ?? {};
   const names = [...new Set([...Object.keys(direct.results), ...Object.keys(viaAgent.results)])];
-  console.log(`\n${run.title}\n  direct ${(direct.ms / 1000).toFixed(1)} s, through the agent ${(viaAgent.ms / 1000).toFixed(1)} s`);
-  console.log(`  ${"scenario".padEnd(46)} ${"direct".padEnd(16)} ${"through the agent".padEnd(18)} note`);
+  const md = args.includes("--markdown");
+  console.log(`\n${md ? "### " : ""}${run.title}\n${md ? "\n" : "  "}direct ${(direct.ms / 1000).toFixed(1)} s, through the agent ${(viaAgent.ms / 1000).toFixed(1)} s${md ? "\n" : ""}`);
+  if (md) console.log("| scenario | direct | through the agent | note |\n| --- | --- | --- | --- |");
+  else console.log(`  ${"scenario".padEnd(46)} ${"direct".padEnd(16)} ${"through the agent".padEnd(18)} note`);
   let bothPass = 0;
   let directPass = 0;
   for (const n of names) {
@@ -296,10 +299,11 @@ function report(run, direct, viaAgent) {
       problems.push(`${n}: passes directly, fails through the agent`);
       note = [note, "← fails only through the agent"].filter(Boolean).join("; ");
     }
-    console.log(`  ${n.padEnd(46)} ${cell(d).padEnd(16)} ${cell(a).padEnd(18)} ${note}`);
+    if (md) console.log(`| ${n} | ${cell(d)} | ${cell(a)} | ${note.replace("← ", "")} |`);
+    else console.log(`  ${n.padEnd(46)} ${cell(d).padEnd(16)} ${cell(a).padEnd(18)} ${note}`);
   }
   for (const n of Object.keys(exceptions)) if (!names.includes(n) && !opt("--scenario")) problems.push(`${n}: in EXCEPTIONS but the suite did not run it`);
-  console.log(`  ${names.length} scenarios: ${directPass} pass directly, ${bothPass} of those pass through the agent`);
+  console.log(`${md ? "\n" : "  "}${names.length} scenarios: ${directPass} pass directly, ${bothPass} of those pass through the agent`);
   if (!Object.keys(direct.results).length) problems.push(`no results directly (suite exit ${direct.code}):\n${direct.log.slice(-2000)}`);
   if (!Object.keys(viaAgent.results).length) problems.push(`no results through the agent (suite exit ${viaAgent.code}):\n${viaAgent.log.slice(-2000)}`);
   if (args.includes("--details")) {
