@@ -149,3 +149,17 @@ describe("URI templates", () => {
     expect(performance.now() - t0).toBeLessThan(50);
   });
 });
+
+describe("liveDrift (the agent's drift check)", () => {
+  it("names every approved entry whose live definition changed, keyed per kind", async () => {
+    const { liveDrift } = await import("@/lib/enforcement/decide");
+    const c = compileOf(snapshot([]));
+    const view = decisionView(c.content);
+    const changed = liveDrift(view, "srv_a", {
+      resources: [resources[0], { ...resources[1]!, description: "now with salaries" }],
+      prompts: [{ ...prompts[0]!, arguments: [{ name: "ticket", required: true }, { name: "tone" }, { name: "cc" }] }, prompts[1]],
+      resourceTemplates: [{ uriTemplate: "other://{x}", name: "new" }],
+    });
+    expect(changed.map((x) => x.key)).toEqual([driftKey("srv_a", "resources", "file:///secrets/payroll.csv"), driftKey("srv_a", "prompts", "summarize")]);
+  });
+});

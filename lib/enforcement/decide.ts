@@ -534,3 +534,33 @@ export function driftedAgainst(content: BundleContent, latest: ReadonlyMap<strin
   }
   return out;
 }
+
+/**
+ * The agent's drift check for one server (agent/drift.ts calls it with what
+ * `fetchUpstreamCatalogue` lists): every approved entry of the bundle whose
+ * live definition hashes differently from the approved one. Entries the
+ * upstream no longer lists are not reported (the upstream cannot serve them).
+ * Returns the `driftKey()`s to add to `LiveState.drifted`, with both hashes
+ * for the log. Kinds the listing lacks (undefined) are not checked.
+ */
+export function liveDrift(view: DecisionView, serverId: string, listing: Partial<Record<ListKind, readonly unknown[]>>): { key: string; kind: ListKind; name: string; live: string; approved: string }[] {
+  const out: { key: string; kind: ListKind; name: string; live: string; approved: string }[] = [];
+  for (const kind of LIST_KINDS) {
+    const items = listing[kind];
+    if (!Array.isArray(items)) continue;
+    const entryKind = KIND_OF_FIELD[kind];
+    for (const item of items) {
+      const name = entryKey(entryKind, item);
+      const approved = name === null ? undefined : view.engine.entry(serverId, entryKind, name);
+      if (!approved || name === null) continue;
+      let hash: string;
+      try {
+        hash = entryHash(entryKind, item);
+      } catch {
+        hash = "";
+      }
+      if (hash !== approved.hash) out.push({ key: driftKey(serverId, kind, name), kind, name, live: hash, approved: approved.hash });
+    }
+  }
+  return out;
+}
