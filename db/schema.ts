@@ -292,8 +292,11 @@ export const auditEvents = pgTable(
 /** A rule from the rule editor: compiled to one Cedar permit or forbid. */
 export interface PolicyRule {
   effect: "permit" | "forbid";
-  actions: ("call_tool" | "list_tools")[];
-  /** Tool names, or empty with `toolFilter` to match by annotation or risk. */
+  /** Actions of the target's kind (lib/enforcement/model.ts ACTION_TARGETS). */
+  actions: ("call_tool" | "list_tools" | "read_resource" | "list_resources" | "list_resource_templates" | "get_prompt" | "list_prompts" | "complete")[];
+  /** What the rule is about: tools (absent), resources (by URI), resource templates (by URI template) or prompts. */
+  target?: "resource" | "resourceTemplate" | "prompt";
+  /** Names of the target kind (tool or prompt names, URIs, URI templates), or empty with `toolFilter` to match by annotation or risk. */
   tools: string[];
   toolFilter?: { risk?: RiskLevel[]; readOnly?: boolean; destructive?: boolean };
   principals: { users: string[]; groups: string[] };
