@@ -304,6 +304,7 @@ function report(run, direct, viaAgent) {
   }
   for (const n of Object.keys(exceptions)) if (!names.includes(n) && !opt("--scenario")) problems.push(`${n}: in EXCEPTIONS but the suite did not run it`);
   console.log(`${md ? "\n" : "  "}${names.length} scenarios: ${directPass} pass directly, ${bothPass} of those pass through the agent`);
+  if (viaAgent.eras) console.log(`${md ? "\n" : "  "}requests the agent sent the upstream in that run, by era: ${Object.entries(viaAgent.eras).map(([k, v]) => `${k} ${v}`).join(", ") || "none"}`);
   if (!Object.keys(direct.results).length) problems.push(`no results directly (suite exit ${direct.code}):\n${direct.log.slice(-2000)}`);
   if (!Object.keys(viaAgent.results).length) problems.push(`no results through the agent (suite exit ${viaAgent.code}):\n${viaAgent.log.slice(-2000)}`);
   if (args.includes("--details")) {
@@ -333,7 +334,7 @@ try {
   if (wanted.has("v2")) {
     const v2 = await startUpstreamV2();
     cleanups.push(() => v2.stop());
-    upstreams.v2 = { url: v2.url, path: "/v2/mcp", scope: "conformance", name: "sandbox/upstream-v2.ts" };
+    upstreams.v2 = { url: v2.url, path: "/v2/mcp", scope: "conformance", name: "sandbox/upstream-v2.ts", requests: v2.requests };
   }
   const [cp, issuer] = await Promise.all([startControlPlane(), startIssuer()]);
   cleanups.push(() => cp.close(), () => issuer.close());
@@ -395,7 +396,10 @@ try {
   for (const run of runs) {
     const up = upstreams[run.upstream];
     const direct = await runSuite(run, up.url, `${run.id.replace(/\W/g, "-")}-direct`);
+    const since = Date.now();
     const viaAgent = await runSuite(run, up.viaAgent, `${run.id.replace(/\W/g, "-")}-agent`);
+    // What reached the SDK v2 upstream from the agent during that run, by era (its log keeps the last 1,000 requests).
+    if (up.requests) viaAgent.eras = up.requests.filter((r) => r.at >= since).reduce((m, r) => ({ ...m, [r.era]: (m[r.era] ?? 0) + 1 }), {});
     problems.push(...report(run, direct, viaAgent).map((p) => `${run.id} ${p}`));
     for (const [n, ex] of Object.entries(EXCEPTIONS[run.id] ?? {})) if (direct.results[n]) excused[ex.kind]++;
   }
