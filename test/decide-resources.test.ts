@@ -163,3 +163,35 @@ describe("liveDrift (the agent's drift check)", () => {
     expect(changed.map((x) => x.key)).toEqual([driftKey("srv_a", "resources", "file:///secrets/payroll.csv"), driftKey("srv_a", "prompts", "summarize")]);
   });
 });
+
+describe("rule-editor rules on resources, templates and prompts", () => {
+  it("compile to the target's entity type and actions, and decide like Cedar written by hand", async () => {
+    const { compileRule, policyRuleSchema } = await import("@/lib/policy/rule");
+    const rule = policyRuleSchema.parse({ effect: "permit", target: "prompt", actions: ["get_prompt", "list_prompts"], tools: ["summarize"], principals: { groups: ["readers"] }, conditions: [{ arg: "tone", op: "neq", value: "angry" }] });
+    const text = compileRule(rule, "srv_a", { name: "readers summarize" });
+    expect(text).toContain(`resource in [Prompt::"srv_a/summarize"]`);
+    const forbidTemplate = policyRuleSchema.parse({ effect: "forbid", target: "resourceTemplate", actions: ["read_resource"], tools: ["tickets://{project}/{id}"], conditions: [{ arg: "project", op: "eq", value: "prod" }] });
+    const c = compileOf(snapshot([
+      { ...policy("pol_rule", "ten_a", "srv_a", text), kind: "rule" },
+      policy("pol_read", "ten_a", "srv_a", `permit (principal in Group::"readers", action == Action::"read_resource", resource);`),
+      { ...policy("pol_rule2", "ten_a", "srv_a", compileRule(forbidTemplate, "srv_a", { name: "no prod" })), kind: "rule" },
+    ]));
+    expect(c.issues).toEqual([]);
+    const view = decisionView(c.content);
+    const get = (args: Record<string, unknown>) => decide(view, { method: "prompts/get", serverId: "srv_a", name: "summarize", principal: reader, args, time });
+    expect(get({ tone: "calm" })).toMatchObject({ decision: "allow", determining: ["pol_rule"] });
+    expect(get({ tone: "angry" })).toMatchObject({ decision: "deny" });
+    expect(filterList(view, { serverId: "srv_a", principal: reader, time }, "prompts", prompts).kept.map((p) => p.name)).toEqual(["summarize"]);
+    expect(ask(view, { name: "tickets://prod/1" })).toMatchObject({ decision: "deny", determining: ["pol_rule2"] });
+    expect(ask(view, { name: "tickets://dev/1" })).toMatchObject({ decision: "allow" });
+  });
+
+  it("refuses an action that does not apply to the target, and a tool name check only for tools", async () => {
+    const { policyRuleSchema } = await import("@/lib/policy/rule");
+    const bad = policyRuleSchema.safeParse({ effect: "permit", target: "resource", actions: ["call_tool"], tools: ["file:///a"] });
+    expect(bad.success).toBe(false);
+    expect(bad.error?.issues.map((i) => i.message)).toEqual(["call_tool does not apply to resources"]);
+    expect(policyRuleSchema.safeParse({ effect: "permit", actions: ["call_tool"], tools: ["file:///a"] }).success).toBe(false);
+    expect(policyRuleSchema.safeParse({ effect: "permit", target: "resource", actions: ["read_resource"], tools: ["file:///a"] }).success).toBe(true);
+  });
+});

@@ -1,6 +1,8 @@
 import { z } from "zod";
 import { riskLevels, type PolicyRule } from "@/db/schema";
 import { toolNameSchema } from "@/lib/catalog/service";
+import { ENTITY_TYPE, MAX_ENTRY_KEY } from "@/lib/enforcement/catalogue-entry";
+import { ACTION_TARGETS, actions as cedarActions } from "@/lib/enforcement/model";
 
 // Values are embedded in Cedar string literals: no control characters.
 // eslint-disable-next-line no-control-regex -- the point is to match control characters
@@ -11,8 +13,9 @@ const scalar = z.union([safeString, z.number().int().safe(), z.boolean()]);
 export const policyRuleSchema = z
   .object({
     effect: z.enum(["permit", "forbid"]),
-    actions: z.array(z.enum(["call_tool", "list_tools"])).min(1, "choose at least one action").default(["call_tool"]),
-    tools: z.array(toolNameSchema).max(500).default([]),
+    actions: z.array(z.enum(cedarActions)).min(1, "choose at least one action").default(["call_tool"]),
+    target: z.enum(["resource", "resourceTemplate", "prompt"]).optional().describe("What the rule is about: tools when absent, else resources (by URI), resource templates (by URI template) or prompts"),
+    tools: z.array(safeString.min(1).max(MAX_ENTRY_KEY)).max(500).default([]),
     toolFilter: z
       .object({ risk: z.array(z.enum(riskLevels)).optional(), readOnly: z.boolean().optional(), destructive: z.boolean().optional() })
       .optional(),
@@ -48,7 +51,16 @@ export const policyRuleSchema = z
       if (c.op === "like" && typeof c.value !== "string") ctx.addIssue({ code: "custom", path: ["conditions", i, "value"], message: "must be a pattern such as prefix*" });
     });
     if (r.approval && r.effect !== "forbid") ctx.addIssue({ code: "custom", path: ["approval"], message: "only a forbid can ask for approval" });
-    if (r.tools.length === 0 && !r.toolFilter) ctx.addIssue({ code: "custom", path: ["tools"], message: "name tools or a tool filter (risk or annotation)" });
+    if (r.tools.length === 0 && !r.toolFilter) ctx.addIssue({ code: "custom", path: ["tools"], message: r.target ? "name at least one, or a risk filter" : "name tools or a tool filter (risk or annotation)" });
+    const kind = r.target ?? "tool";
+    r.actions.forEach((a, i) => {
+      if (!ACTION_TARGETS[a].includes(kind)) ctx.addIssue({ code: "custom", path: ["actions", i], message: `${a} does not apply to ${kind === "tool" ? "tools" : kind === "resource" ? "resources" : kind === "resourceTemplate" ? "resource templates" : "prompts"}` });
+    });
+    if (kind === "tool") r.tools.forEach((t, i) => {
+      const ok = toolNameSchema.safeParse(t);
+      if (!ok.success) ctx.addIssue({ code: "custom", path: ["tools", i], message: ok.error.issues[0]?.message ?? "is not a tool name" });
+    });
+    if (r.approval && kind !== "tool") ctx.addIssue({ code: "custom", path: ["approval"], message: "approval applies to tool calls only" });
   });
 
 const lit = (v: string | number | boolean) => (typeof v === "string" ? JSON.stringify(v) : String(v));
@@ -67,7 +79,8 @@ const likePattern = (p: string) => `"${p.replace(/\\/g, "\\\\").replace(/"/g, '\
  */
 export function compileRule(rule: PolicyRule, serverId: string, meta: { name: string }): string {
   const when: string[] = [];
-  if (rule.tools.length) when.push(`resource in [${rule.tools.map((t) => `Tool::${JSON.stringify(`${serverId}/${t}`)}`).join(", ")}]`);
+  const type = ENTITY_TYPE[rule.target ?? "tool"];
+  if (rule.tools.length) when.push(`resource in [${rule.tools.map((t) => `${type}::${JSON.stringify(`${serverId}/${t}`)}`).join(", ")}]`);
   const f = rule.toolFilter;
   if (f?.risk?.length) when.push(`[${f.risk.map(lit).join(", ")}].contains(resource.risk)`);
   if (f?.readOnly !== undefined) when.push(`resource.readOnly == ${f.readOnly}`);
@@ -113,10 +126,13 @@ export function compileRule(rule: PolicyRule, serverId: string, meta: { name: st
   }
   if (argTests.length) {
     const all = argTests.length > 1 ? `(${argTests.join(" && ")})` : argTests[0]!;
-    if (!rule.actions.includes("list_tools")) when.push(...argTests);
-    // A permit lists the tool whatever the arguments; a forbid never hides it on an argument test.
-    else if (rule.effect === "permit") when.push(`(action == Action::"list_tools" || ${all})`);
-    else when.push(`(action != Action::"list_tools" && ${all})`);
+    // Listing has no arguments (list_tools, list_resources, list_resource_templates, list_prompts).
+    const lists = rule.actions.filter((a) => a.startsWith("list_"));
+    const isList = lists.length === 1 ? `action == Action::"${lists[0]}"` : `action in [${lists.map((a) => `Action::"${a}"`).join(", ")}]`;
+    if (!lists.length) when.push(...argTests);
+    // A permit lists the entry whatever the arguments; a forbid never hides it on an argument test.
+    else if (rule.effect === "permit") when.push(`(${isList} || ${all})`);
+    else when.push(`(${lists.length === 1 ? `action != Action::"${lists[0]}"` : `!(${isList})`} && ${all})`);
   }
   if (rule.time) {
     const { fromHour, toHour, days } = rule.time;
