@@ -1,8 +1,9 @@
 /**
  * Decision-log query latency on a large table: fills a FRESH database
  * (mandate_bench_query, dropped at the end) with ROWS decisions over 30 days
- * (20 tenants, 50 servers, 200 tools, 5,000 users each in one tenant, each
- * user on one or two of 5 clients) by INSERT … SELECT generate_series, one
+ * (20 tenants, 50 servers, 200 tools; 5,000 users, 250 per tenant, each
+ * calling the 4 tools of each of its tenant's 2–3 servers through 2 of 5
+ * clients) by INSERT … SELECT generate_series, one
  * day per statement (the rollup trigger runs on each), with the secondary
  * indexes of `decisions` dropped during the fill and rebuilt after (as one
  * would for a bulk load), then ANALYZE. Then times typical searches, charts
@@ -73,7 +74,7 @@ if (REUSE) {
            jsonb_build_object('project', 'p' || (g % 50), 'query', 'ticket ' || (g % 1000) || ' status open', 'limit', 20),
            150
     from (
-      select g, srv, (srv % 20) * 250 + (g * 31) % 250 as usr, ts, h, r from (
+      select g, srv, (srv % 20) * 250 + (g / 50) % 250 as usr, ts, h, r from (
       select g, (g * 13) % 50 as srv, ts,
              lpad(to_hex((extract(epoch from ts) * 1000)::bigint), 12, '0') as h, lpad(to_hex(g), 18, '0') as r
       from (select g, to_timestamp((${start}::float8 + g::float8 * ${step}::float8) / 1000.0) as ts from generate_series(${first}, ${last}) g) x

@@ -14,7 +14,8 @@ import { enrollAgent } from "@/lib/agents/service";
 import { chartsFromRollups, decisionCharts, decisionChartsQuery, bucketFor } from "@/lib/decisions/charts";
 import { ingestDecisions } from "@/lib/decisions/ingest";
 import { runRetention } from "@/lib/decisions/retention";
-import { execRows, spansOf, usageByServerTool, usageByTool } from "@/lib/decisions/rollups";
+import { decisionSearchQuery, searchDecisions } from "@/lib/decisions/query";
+import { execRows, rebuildRollups, spansOf, usageByServerTool, usageByTool } from "@/lib/decisions/rollups";
 import { createEnrollmentToken, createFleet } from "@/lib/fleets/service";
 import { createTestDb, makeTenant, makeUser, uniq, type MadeUser, type TestDb } from "./db";
 import { idAt, insertDecisions, type RowSpec } from "./decision-rows";
@@ -225,6 +226,31 @@ describe("rollups", () => {
     const st = await usageByServerTool(t.db, { tenantIds: [tenantA], since });
     const n = st.reduce((s, r) => s + r.allow + r.deny + r.error, 0);
     expect(n).toBe(fromRaw.reduce((s, r) => s + r.allow + r.deny + r.error, 0));
+  });
+
+  it("free text walks the window day by day: every match once, newest first, across pages", async () => {
+    const from = new Date(now - 40 * DAY).toISOString();
+    const to = new Date(now).toISOString();
+    const ids: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await searchDecisions(owner.ctx, decisionSearchQuery.parse({ from, to, q: "ticket 12", limit: 7, cursor }));
+      ids.push(...page.items.map((i) => i.id));
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    const raw = await execRows<{ id: string }>(
+      t.db,
+      sql`select id from decisions where args::text ilike '%ticket 12%' and at >= ${from}::timestamptz and at < ${to}::timestamptz order by at desc, id desc`,
+    );
+    expect(raw.length).toBeGreaterThan(50);
+    expect(ids).toEqual(raw.map((r) => r.id));
+  });
+
+  it("rebuildRollups recomputes the same tables from the raw rows", async () => {
+    await t.db.execute(sql`update decision_rollups set allow = allow + 1`);
+    await t.db.execute(sql`delete from decision_usage where tool = 'tool_1'`);
+    await rebuildRollups(t.db);
+    await expectRollupsExact();
   });
 
   it("retention drops the rollups of the partitions it drops, and the rest still equal the raw counts", async () => {

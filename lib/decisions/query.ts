@@ -159,6 +159,30 @@ export function listItem(d: Decision) {
 }
 export type DecisionListItem = ReturnType<typeof listItem>;
 
+const DAY_MS = 86_400_000;
+
+/**
+ * A page of a free-text search, walked one UTC day (one partition) at a time,
+ * newest first, until the page is full. One statement over the whole window
+ * makes PostgreSQL run the trigram lookup on every partition before the first
+ * row comes out (a sort per partition under the merge); day by day, a
+ * frequent text costs one partition and a missing one a cheap index lookup
+ * per day. Same rows, same order as the single statement.
+ */
+async function freeTextPage(ctx: Ctx, f: DecisionFilter, conds: SQL[], cursor: Keyset | null, limit: number): Promise<Decision[]> {
+  const w = windowOf(f);
+  const from = w.from.getTime();
+  let hi = Math.min(w.to!.getTime(), cursor ? cursor.at.getTime() + 1 : Infinity);
+  const rows: Decision[] = [];
+  while (hi > from && rows.length < limit) {
+    const lo = Math.max(from, Math.floor((hi - 1) / DAY_MS) * DAY_MS);
+    const day = [...conds, gte(decisions.at, new Date(lo)), lt(decisions.at, new Date(hi))];
+    rows.push(...(await fetchPage(ctx, day, cursor, "desc", limit - rows.length)));
+    hi = lo;
+  }
+  return rows;
+}
+
 /**
  * Searches decisions, newest first, with keyset pagination on (at, id):
  * `nextCursor` continues to older rows. With `after`, answers the rows newer
@@ -173,7 +197,8 @@ export async function searchDecisions(ctx: Ctx, q: DecisionSearchQuery) {
     const rows = await fetchPage(ctx, conds, decodeCursor(q.after), "asc", limit);
     return { items: rows.reverse().map(listItem), nextCursor: null, more: rows.length === limit };
   }
-  const rows = await fetchPage(ctx, conds, q.cursor ? decodeCursor(q.cursor) : null, "desc", limit + 1);
+  const cursor = q.cursor ? decodeCursor(q.cursor) : null;
+  const rows = q.q ? await freeTextPage(ctx, q, conds, cursor, limit + 1) : await fetchPage(ctx, conds, cursor, "desc", limit + 1);
   const items = rows.slice(0, limit);
   const last = items[items.length - 1];
   return { items: items.map(listItem), nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
