@@ -1,11 +1,17 @@
-/** Prometheus text exposition for the few series the agent keeps. No client library: the format is small. */
-const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+/**
+ * The agent's metrics, exposed on /metrics through prom-client: Node's default
+ * process metrics (CPU, memory, event-loop lag, GC, handles) and the agent's own
+ * series. Call sites keep plain fields and methods (cheap on the hot path); the
+ * registry reads them at scrape time. One registry per agent, so several agents
+ * in one process (tests) never share series.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/** Decision time: most decisions take 0.1–1 ms (Cedar on a preparsed slice), a cold one tens of ms. */
+export const DECISION_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 
 export class Metrics {
   readonly decisions = new Map<string, number>();
-  private readonly buckets = BUCKETS.map(() => 0);
-  private sum = 0;
-  private count = 0;
   upstreamErrors = 0;
   hiddenChangedTools = 0;
   bundleRejections = 0;
@@ -27,13 +33,60 @@ export class Metrics {
   /** Lines and bytes of the decision log not yet acknowledged by the control plane (set by the agent to read its WAL). */
   logBacklog: () => { lines: number; bytes: number } = () => ({ lines: 0, bytes: 0 });
 
+  readonly registry = new Registry();
+  private readonly decisionSeconds: Histogram;
+  private bundle: { revision: number; installedAt: number } | null = null;
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+    const r = [this.registry];
+    this.decisionSeconds = new Histogram({ name: "mandate_decision_seconds", help: "Time to decide one request.", buckets: DECISION_BUCKETS, registers: r });
+    const self = this;
+    /** A counter whose value lives in a field or map of this object, read at scrape time. */
+    const counter = (name: string, help: string, read: () => number | [string, string[], (v: string) => number]) =>
+      new Counter({
+        name,
+        help,
+        labelNames: Array.isArray(read()) ? [(read() as [string, string[], unknown])[0]] : [],
+        registers: r,
+        collect() {
+          this.reset();
+          const v = read();
+          if (Array.isArray(v)) for (const l of v[1]) this.inc({ [v[0]]: l }, v[2](l));
+          else this.inc(v);
+        },
+      });
+    const gauge = (name: string, help: string, read: () => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: r,
+        collect() {
+          this.set(read());
+        },
+      });
+    counter("mandate_decisions_total", "Authorization decisions by outcome.", () => ["outcome", ["allow", "deny"], (o) => self.decisions.get(o) ?? 0]);
+    gauge("mandate_bundle_revision", "Revision of the bundle in force (0: none).", () => self.bundle?.revision ?? 0);
+    gauge("mandate_bundle_age_seconds", "Seconds since the bundle in force was installed (-1: none).", () => (self.bundle ? (Date.now() - self.bundle.installedAt) / 1000 : -1));
+    counter("mandate_upstream_errors_total", "Upstream requests that failed.", () => self.upstreamErrors);
+    counter("mandate_hidden_changed_tools_total", "Tools hidden because their live definition differs from the approved one.", () => self.hiddenChangedTools);
+    gauge("mandate_bundle_stale", "1 while the bundle held is older than the maximum age without a confirmation from the control plane (calls refused).", () => self.bundleStale);
+    counter("mandate_bundle_rejections_total", "Bundles refused by verification.", () => self.bundleRejections);
+    gauge("mandate_log_backlog", "Decisions written ahead but not yet acknowledged by the control plane.", () => self.logBacklog().lines);
+    gauge("mandate_log_backlog_bytes", "Bytes of the decision log not yet acknowledged by the control plane.", () => self.logBacklog().bytes);
+    counter("mandate_decisions_shipped_total", "Decisions the control plane stored.", () => self.decisionsShipped);
+    counter("mandate_decisions_duplicates_total", "Decisions resent that the control plane already held.", () => self.decisionsDuplicates);
+    counter("mandate_decisions_rejected_total", "Decision-log lines set aside (decisions-<seq>.rejected) because the control plane refused them or they did not parse.", () => self.decisionsRejected);
+    counter("mandate_decisions_quarantined_total", "Decision lines the control plane quarantined (stored aside with their problem) instead of storing.", () => self.decisionsQuarantined);
+    gauge("mandate_log_shipping_halted", "1 when decision shipping stopped for good (the agent key was refused).", () => self.shippingHalted);
+    counter("mandate_credential_resolutions_total", "Upstream credential resolutions by result.", () => ["result", ["hit", "fetched", "error"], (k) => self.credentials.get(k) ?? 0]);
+    counter("mandate_credential_failures_total", "Calls not forwarded because their upstream credential could not be resolved.", () => self.credentialFailures);
+    counter("mandate_upstream_revocations_total", "RFC 7009 revocation requests sent to authorization servers, by result.", () => ["result", ["ok", "unsupported", "error"], (k) => self.upstreamRevocations.get(k) ?? 0]);
+  }
+
   decision(outcome: "allow" | "deny", seconds: number): void {
     this.decisions.set(outcome, (this.decisions.get(outcome) ?? 0) + 1);
-    BUCKETS.forEach((b, i) => {
-      if (seconds <= b) this.buckets[i]!++;
-    });
-    this.sum += seconds;
-    this.count++;
+    this.decisionSeconds.observe(seconds);
   }
 
   credential(result: "hit" | "fetched" | "error"): void {
@@ -60,70 +113,13 @@ export class Metrics {
     };
   }
 
-  render(bundle: { revision: number; installedAt: number } | null, now = Date.now()): string {
-    const out: string[] = [];
-    out.push("# HELP mandate_decisions_total Authorization decisions by outcome.", "# TYPE mandate_decisions_total counter");
-    for (const o of ["allow", "deny"]) out.push(`mandate_decisions_total{outcome="${o}"} ${this.decisions.get(o) ?? 0}`);
-    out.push("# HELP mandate_decision_seconds Time to decide one request.", "# TYPE mandate_decision_seconds histogram");
-    BUCKETS.forEach((b, i) => out.push(`mandate_decision_seconds_bucket{le="${b}"} ${this.buckets[i]}`));
-    out.push(`mandate_decision_seconds_bucket{le="+Inf"} ${this.count}`, `mandate_decision_seconds_sum ${this.sum}`, `mandate_decision_seconds_count ${this.count}`);
-    out.push("# HELP mandate_bundle_revision Revision of the bundle in force (0: none).", "# TYPE mandate_bundle_revision gauge", `mandate_bundle_revision ${bundle?.revision ?? 0}`);
-    out.push(
-      "# HELP mandate_bundle_age_seconds Seconds since the bundle in force was installed (-1: none).",
-      "# TYPE mandate_bundle_age_seconds gauge",
-      `mandate_bundle_age_seconds ${bundle ? ((now - bundle.installedAt) / 1000).toFixed(3) : -1}`,
-    );
-    out.push("# HELP mandate_upstream_errors_total Upstream requests that failed.", "# TYPE mandate_upstream_errors_total counter", `mandate_upstream_errors_total ${this.upstreamErrors}`);
-    out.push(
-      "# HELP mandate_hidden_changed_tools_total Tools hidden because their live definition differs from the approved one.",
-      "# TYPE mandate_hidden_changed_tools_total counter",
-      `mandate_hidden_changed_tools_total ${this.hiddenChangedTools}`,
-    );
-    out.push(
-      "# HELP mandate_bundle_stale 1 while the bundle held is older than the maximum age without a confirmation from the control plane (calls refused).",
-      "# TYPE mandate_bundle_stale gauge",
-      `mandate_bundle_stale ${this.bundleStale}`,
-    );
-    out.push("# HELP mandate_bundle_rejections_total Bundles refused by verification.", "# TYPE mandate_bundle_rejections_total counter", `mandate_bundle_rejections_total ${this.bundleRejections}`);
-    const backlog = this.logBacklog();
-    out.push(
-      "# HELP mandate_log_backlog Decisions written ahead but not yet acknowledged by the control plane.",
-      "# TYPE mandate_log_backlog gauge",
-      `mandate_log_backlog ${backlog.lines}`,
-      "# HELP mandate_log_backlog_bytes Bytes of the decision log not yet acknowledged by the control plane.",
-      "# TYPE mandate_log_backlog_bytes gauge",
-      `mandate_log_backlog_bytes ${backlog.bytes}`,
-    );
-    out.push("# HELP mandate_decisions_shipped_total Decisions the control plane stored.", "# TYPE mandate_decisions_shipped_total counter", `mandate_decisions_shipped_total ${this.decisionsShipped}`);
-    out.push(
-      "# HELP mandate_decisions_duplicates_total Decisions resent that the control plane already held.",
-      "# TYPE mandate_decisions_duplicates_total counter",
-      `mandate_decisions_duplicates_total ${this.decisionsDuplicates}`,
-    );
-    out.push(
-      "# HELP mandate_decisions_rejected_total Decision-log lines set aside (decisions-<seq>.rejected) because the control plane refused them or they did not parse.",
-      "# TYPE mandate_decisions_rejected_total counter",
-      `mandate_decisions_rejected_total ${this.decisionsRejected}`,
-    );
-    out.push(
-      "# HELP mandate_decisions_quarantined_total Decision lines the control plane quarantined (stored aside with their problem) instead of storing.",
-      "# TYPE mandate_decisions_quarantined_total counter",
-      `mandate_decisions_quarantined_total ${this.decisionsQuarantined}`,
-    );
-    out.push(
-      "# HELP mandate_log_shipping_halted 1 when decision shipping stopped for good (the agent key was refused).",
-      "# TYPE mandate_log_shipping_halted gauge",
-      `mandate_log_shipping_halted ${this.shippingHalted}`,
-    );
-    out.push("# HELP mandate_credential_resolutions_total Upstream credential resolutions by result.", "# TYPE mandate_credential_resolutions_total counter");
-    for (const r of ["hit", "fetched", "error"]) out.push(`mandate_credential_resolutions_total{result="${r}"} ${this.credentials.get(r) ?? 0}`);
-    out.push(
-      "# HELP mandate_credential_failures_total Calls not forwarded because their upstream credential could not be resolved.",
-      "# TYPE mandate_credential_failures_total counter",
-      `mandate_credential_failures_total ${this.credentialFailures}`,
-    );
-    out.push("# HELP mandate_upstream_revocations_total RFC 7009 revocation requests sent to authorization servers, by result.", "# TYPE mandate_upstream_revocations_total counter");
-    for (const r of ["ok", "unsupported", "error"]) out.push(`mandate_upstream_revocations_total{result="${r}"} ${this.upstreamRevocations.get(r) ?? 0}`);
-    return out.join("\n") + "\n";
+  /** The Prometheus text exposition (content type: `contentType`). */
+  async render(bundle: { revision: number; installedAt: number } | null): Promise<string> {
+    this.bundle = bundle;
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
   }
 }

@@ -149,8 +149,8 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     if (p === "/healthz") return sendJson(res, 200, { status: "ok" });
     if (p === "/readyz") return sendJson(res, installed ? 200 : 503, installed ? { status: "ready", bundleRevision: installed.content.manifest.revision } : { status: "no verified bundle" });
     if (p === "/metrics") {
-      const text = deps.metrics.render(installed ? { revision: installed.content.manifest.revision, installedAt: installed.installedAt } : null);
-      res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }).end(text);
+      const text = await deps.metrics.render(installed ? { revision: installed.content.manifest.revision, installedAt: installed.installedAt } : null);
+      res.writeHead(200, { "content-type": deps.metrics.contentType }).end(text);
       return;
     }
     // One Host: Node keeps the first of several, a proxy in front may have routed by another.

@@ -148,7 +148,7 @@ describe("agent bundle freshness", () => {
     expect(b.current).toBeNull();
     const metrics = (b as unknown as { o: { metrics: Metrics } }).o.metrics;
     expect(metrics.bundleStale).toBe(1);
-    expect(metrics.render(null)).toMatch(/^mandate_bundle_stale 1$/m);
+    expect(await metrics.render(null)).toMatch(/^mandate_bundle_stale 1$/m);
 
     // The control plane answers again (304: the bundle held is its current one): enforcing resumes.
     down = false;

@@ -310,7 +310,7 @@ describe("decision-log shipping", () => {
     expect(q.map((r) => r.problem)).toEqual(expect.arrayContaining(["serverId: this agent's fleet does not serve that server", "tenantId: that server does not serve this tenant for this agent's fleet", "not valid JSON"]));
     expect(metrics.decisionsQuarantined).toBe(3);
     expect(metrics.decisionsRejected).toBe(0);
-    expect(metrics.render(null)).toContain("mandate_decisions_quarantined_total 3\n");
+    expect(await metrics.render(null)).toContain("mandate_decisions_quarantined_total 3\n");
     expect(logs.join("\n")).not.toContain(key);
   });
 
