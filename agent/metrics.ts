@@ -41,7 +41,6 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry });
     const r = [this.registry];
     this.decisionSeconds = new Histogram({ name: "mandate_decision_seconds", help: "Time to decide one request.", buckets: DECISION_BUCKETS, registers: r });
-    const self = this;
     /** A counter whose value lives in a field or map of this object, read at scrape time. */
     const counter = (name: string, help: string, read: () => number | [string, string[], (v: string) => number]) =>
       new Counter({
@@ -65,23 +64,23 @@ export class Metrics {
           this.set(read());
         },
       });
-    counter("mandate_decisions_total", "Authorization decisions by outcome.", () => ["outcome", ["allow", "deny"], (o) => self.decisions.get(o) ?? 0]);
-    gauge("mandate_bundle_revision", "Revision of the bundle in force (0: none).", () => self.bundle?.revision ?? 0);
-    gauge("mandate_bundle_age_seconds", "Seconds since the bundle in force was installed (-1: none).", () => (self.bundle ? (Date.now() - self.bundle.installedAt) / 1000 : -1));
-    counter("mandate_upstream_errors_total", "Upstream requests that failed.", () => self.upstreamErrors);
-    counter("mandate_hidden_changed_tools_total", "Tools hidden because their live definition differs from the approved one.", () => self.hiddenChangedTools);
-    gauge("mandate_bundle_stale", "1 while the bundle held is older than the maximum age without a confirmation from the control plane (calls refused).", () => self.bundleStale);
-    counter("mandate_bundle_rejections_total", "Bundles refused by verification.", () => self.bundleRejections);
-    gauge("mandate_log_backlog", "Decisions written ahead but not yet acknowledged by the control plane.", () => self.logBacklog().lines);
-    gauge("mandate_log_backlog_bytes", "Bytes of the decision log not yet acknowledged by the control plane.", () => self.logBacklog().bytes);
-    counter("mandate_decisions_shipped_total", "Decisions the control plane stored.", () => self.decisionsShipped);
-    counter("mandate_decisions_duplicates_total", "Decisions resent that the control plane already held.", () => self.decisionsDuplicates);
-    counter("mandate_decisions_rejected_total", "Decision-log lines set aside (decisions-<seq>.rejected) because the control plane refused them or they did not parse.", () => self.decisionsRejected);
-    counter("mandate_decisions_quarantined_total", "Decision lines the control plane quarantined (stored aside with their problem) instead of storing.", () => self.decisionsQuarantined);
-    gauge("mandate_log_shipping_halted", "1 when decision shipping stopped for good (the agent key was refused).", () => self.shippingHalted);
-    counter("mandate_credential_resolutions_total", "Upstream credential resolutions by result.", () => ["result", ["hit", "fetched", "error"], (k) => self.credentials.get(k) ?? 0]);
-    counter("mandate_credential_failures_total", "Calls not forwarded because their upstream credential could not be resolved.", () => self.credentialFailures);
-    counter("mandate_upstream_revocations_total", "RFC 7009 revocation requests sent to authorization servers, by result.", () => ["result", ["ok", "unsupported", "error"], (k) => self.upstreamRevocations.get(k) ?? 0]);
+    counter("mandate_decisions_total", "Authorization decisions by outcome.", () => ["outcome", ["allow", "deny"], (o) => this.decisions.get(o) ?? 0]);
+    gauge("mandate_bundle_revision", "Revision of the bundle in force (0: none).", () => this.bundle?.revision ?? 0);
+    gauge("mandate_bundle_age_seconds", "Seconds since the bundle in force was installed (-1: none).", () => (this.bundle ? (Date.now() - this.bundle.installedAt) / 1000 : -1));
+    counter("mandate_upstream_errors_total", "Upstream requests that failed.", () => this.upstreamErrors);
+    counter("mandate_hidden_changed_tools_total", "Tools hidden because their live definition differs from the approved one.", () => this.hiddenChangedTools);
+    gauge("mandate_bundle_stale", "1 while the bundle held is older than the maximum age without a confirmation from the control plane (calls refused).", () => this.bundleStale);
+    counter("mandate_bundle_rejections_total", "Bundles refused by verification.", () => this.bundleRejections);
+    gauge("mandate_log_backlog", "Decisions written ahead but not yet acknowledged by the control plane.", () => this.logBacklog().lines);
+    gauge("mandate_log_backlog_bytes", "Bytes of the decision log not yet acknowledged by the control plane.", () => this.logBacklog().bytes);
+    counter("mandate_decisions_shipped_total", "Decisions the control plane stored.", () => this.decisionsShipped);
+    counter("mandate_decisions_duplicates_total", "Decisions resent that the control plane already held.", () => this.decisionsDuplicates);
+    counter("mandate_decisions_rejected_total", "Decision-log lines set aside (decisions-<seq>.rejected) because the control plane refused them or they did not parse.", () => this.decisionsRejected);
+    counter("mandate_decisions_quarantined_total", "Decision lines the control plane quarantined (stored aside with their problem) instead of storing.", () => this.decisionsQuarantined);
+    gauge("mandate_log_shipping_halted", "1 when decision shipping stopped for good (the agent key was refused).", () => this.shippingHalted);
+    counter("mandate_credential_resolutions_total", "Upstream credential resolutions by result.", () => ["result", ["hit", "fetched", "error"], (k) => this.credentials.get(k) ?? 0]);
+    counter("mandate_credential_failures_total", "Calls not forwarded because their upstream credential could not be resolved.", () => this.credentialFailures);
+    counter("mandate_upstream_revocations_total", "RFC 7009 revocation requests sent to authorization servers, by result.", () => ["result", ["ok", "unsupported", "error"], (k) => this.upstreamRevocations.get(k) ?? 0]);
   }
 
   decision(outcome: "allow" | "deny", seconds: number): void {
