@@ -49,9 +49,14 @@ describe("decision memo", () => {
   });
 
   it("is forgotten on demand (a bundle that keeps the engine), and slices can be prepared ahead of any call", async () => {
-    const engine = new PolicyEngine(content("&& principal.sub == \"prep\""));
+    // cedar-wasm alone: preparing a slice preparses it there.
+    const engine = Object.assign(new PolicyEngine(content("&& principal.sub == \"prep\"")), { jsEvaluator: false });
     const before = preparsedPolicySets();
     expect(await engine.prepareAll()).toBe(1);
+    expect(preparsedPolicySets()).toBe(before + 1);
+    // With the JS evaluator (the default) the slice is compiled for it, and cedar-wasm parses nothing until a request needs it.
+    const js = new PolicyEngine(content("&& principal.sub == \"prep-js\""));
+    expect(await js.prepareAll()).toBe(1);
     expect(preparsedPolicySets()).toBe(before + 1);
     expect(await engine.prepareAll(() => true)).toBe(0);
     engine.decide({ action: "call_tool", serverId: "srv_a", tool: "refund", tenantId: "ten_a", user: "u", client: "c", scopes: [], args: { amount: 1 }, time: new Date(cutoff) });

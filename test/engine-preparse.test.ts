@@ -19,15 +19,27 @@ describe("preparsed policy sets are shared between engines", () => {
   const compile = (snap: RegistrySnapshot, revision: number) => compileBundle(snap, { fleetId: "flt_p", revision, parentRevision: null, createdAt: new Date().toISOString() }).content;
   const req: DecisionRequest = { action: "call_tool", serverId: "srv_a", tool: "refund", tenantId: "ten_a", user: "alice", client: "c", scopes: ["tickets:write"], args: { amount: 500 } };
 
+  /** An engine that decides with cedar-wasm alone (the JS evaluator, lib/enforcement/cedar-js.ts, needs no preparsed set). */
+  const wasmEngine = (content: ReturnType<typeof compile>) => Object.assign(new PolicyEngine(content), { jsEvaluator: false });
+
   it("the same slice in a new engine (even another revision) parses nothing new; changed policies do", () => {
-    const first = new PolicyEngine(compile(snapshot(), 1));
+    const first = wasmEngine(compile(snapshot(), 1));
     const decided = first.decide(req);
     const after = preparsedPolicySets();
-    for (let i = 2; i < 50; i++) expect(new PolicyEngine(compile(snapshot(), i)).decide(req)).toEqual(decided);
+    for (let i = 2; i < 50; i++) expect(wasmEngine(compile(snapshot(), i)).decide(req)).toEqual(decided);
     expect(preparsedPolicySets()).toBe(after);
     // Dropping the refund limit changes the refund slice: one new set, and a different answer.
-    const changed = new PolicyEngine(compile(snapshot(1), 99)).decide(req);
+    const changed = wasmEngine(compile(snapshot(1), 99)).decide(req);
     expect(preparsedPolicySets()).toBe(after + 1);
     expect(changed.decision).not.toBe(decided.decision);
+  });
+
+  it("a slice the JS evaluator decides is not preparsed in cedar-wasm at all, and answers the same", () => {
+    const content = compile(snapshot(1), 100);
+    const before = preparsedPolicySets();
+    const js = new PolicyEngine(content);
+    const decided = js.decide(req);
+    expect(preparsedPolicySets()).toBe(before);
+    expect(wasmEngine(content).decide(req)).toEqual(decided);
   });
 });

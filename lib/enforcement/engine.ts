@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { setFlagsFromString } from "node:v8";
 import type { BundleContent, BundleTool } from "./bundle";
 import { cedar } from "./cedar";
+import { compileSlice, evaluateSlice, type AuthorizationCall, type JsSlice } from "./cedar-js";
 import type { CatalogueKind } from "./catalogue-entry";
 import { argumentTypesByServer, entryUid, stringArgumentsByServer, type ArgType, type CedarAction } from "./model";
 
@@ -77,6 +78,14 @@ export const MAX_MEMO_KEY_CHARS = 2_048;
 
 export class PolicyEngine {
   private readonly slices = new Map<string, string>();
+  /**
+   * Per preparsed set id: its policies compiled for the JS evaluator (lib/enforcement/cedar-js.ts),
+   * or null when one is outside its subset (cedar-wasm decides that slice). Off with
+   * MANDATE_CEDAR_JS=0 or `jsEvaluator = false` (benches compare both).
+   */
+  private readonly jsSlices = new Map<string, JsSlice | null>();
+  /** Slices the JS evaluator takes, not yet preparsed in cedar-wasm (until a request it declines). */
+  private readonly unparsed = new Map<string, Record<string, string>>();
   /**
    * Decisions by exactly what Cedar is given: the request's principal, action,
    * resource, typed arguments and context (time to the second). The entities
@@ -160,11 +169,11 @@ export class PolicyEngine {
     if (id) return id;
     const policies = this.policiesFor(serverId, tenantId, tool, kind, without);
     id = `ps-${createHash("sha256").update(JSON.stringify(Object.entries(policies))).digest("hex")}`;
-    if (!preparsed.has(id)) {
-      const parsed = cedar.preparsePolicySet(id, { staticPolicies: policies });
-      if (parsed.type !== "success") throw new Error(`policy set does not parse: ${parsed.errors.map((e) => e.message).join("; ")}`);
-      preparsed.add(id);
-    }
+    const js = this.jsEvaluator ? (this.jsSlices.has(id) ? this.jsSlices.get(id)! : jsSliceOf(policies)) : null;
+    if (this.jsEvaluator) this.jsSlices.set(id, js);
+    // A slice the JS evaluator takes is parsed by cedar-wasm only when a request goes there (authorize).
+    if (js && !preparsed.has(id)) this.unparsed.set(id, policies);
+    else preparse(id, policies);
     this.slices.set(key, id);
     return id;
   }
@@ -281,6 +290,31 @@ export class PolicyEngine {
     return n;
   }
 
+  /**
+   * cedar-wasm's `statefulIsAuthorized`, or the same answer from the JS evaluator when the
+   * slice is inside its subset and the request holds nothing it is unsure of. Policy ids in
+   * the answer are sorted (cedar-wasm gives them in no set order).
+   */
+  private authorize(call: Parameters<typeof cedar.statefulIsAuthorized>[0]): ReturnType<typeof cedar.statefulIsAuthorized> {
+    const id = call.preparsedPolicySetId;
+    const js = this.jsEvaluator ? this.jsSlices.get(id) : undefined;
+    if (js) {
+      const answer = evaluateSlice(js, call as unknown as AuthorizationCall);
+      if (answer) return answer as unknown as ReturnType<typeof cedar.statefulIsAuthorized>;
+    }
+    const policies = this.unparsed.get(id);
+    if (policies) {
+      preparse(id, policies);
+      this.unparsed.delete(id);
+    }
+    const answer = cedar.statefulIsAuthorized(call);
+    if (answer.type === "success") {
+      answer.response.diagnostics.reason.sort();
+      answer.response.diagnostics.errors.sort((a, b) => (a.policyId < b.policyId ? -1 : a.policyId > b.policyId ? 1 : 0));
+    }
+    return answer;
+  }
+
   private evaluate(req: DecisionRequest, args: Record<string, unknown>, now: Date, epoch: number, without?: readonly string[]): DecisionResult {
     const tenant = { type: "Tenant", id: req.tenantId };
     const kind = req.kind ?? "tool";
@@ -297,7 +331,7 @@ export class PolicyEngine {
       this.staticEntities.get(`${resource.type}::${resource.id}`)!,
       this.staticEntities.get(`Server::${req.serverId}`)!,
     );
-    const answer = cedar.statefulIsAuthorized({
+    const answer = this.authorize({
       principal: { type: "User", id: req.user },
       action: { type: "Action", id: req.action },
       resource,
@@ -326,6 +360,23 @@ export class PolicyEngine {
 
 /** The key of a catalogue entry in the engine's map (tools keep `serverId/name`). */
 const entryKeyOf = (kind: CatalogueKind, serverId: string, name: string) => (kind === "tool" ? `${serverId}/${name}` : `${kind}\u0000${serverId}/${name}`);
+
+/** Preparses a slice in cedar-wasm once per process (sets are shared by content); throws when it does not parse. */
+function preparse(id: string, policies: Record<string, string>): void {
+  if (preparsed.has(id)) return;
+  const parsed = cedar.preparsePolicySet(id, { staticPolicies: policies });
+  if (parsed.type !== "success") throw new Error(`policy set does not parse: ${parsed.errors.map((e) => e.message).join("; ")}`);
+  preparsed.add(id);
+}
+
+/** A slice compiled for the JS evaluator; null (cedar-wasm decides it) when outside its subset or on any surprise. */
+function jsSliceOf(policies: Record<string, string>): JsSlice | null {
+  try {
+    return compileSlice(policies);
+  } catch {
+    return null;
+  }
+}
 
 function convert(value: unknown, type: ArgType): unknown {
   switch (type) {
