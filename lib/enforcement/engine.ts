@@ -86,6 +86,7 @@ export class PolicyEngine {
   private readonly jsSlices = new Map<string, JsSlice | null>();
   /** Slices the JS evaluator takes, not yet preparsed in cedar-wasm (until a request it declines). */
   private readonly unparsed = new Map<string, Record<string, string>>();
+  jsEvaluator = process.env.MANDATE_CEDAR_JS !== "0";
   /**
    * Decisions by exactly what Cedar is given: the request's principal, action,
    * resource, typed arguments and context (time to the second). The entities
