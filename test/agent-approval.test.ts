@@ -24,7 +24,6 @@ import { approverGroups } from "@/db/schema";
 let a: ApprovalStack;
 let s: AgentStack;
 let bankServerId: string;
-let bankUri: string;
 let approver: MadeUser;
 let requester: MadeUser;
 let executed: ApprovalStack["executed"];
@@ -38,7 +37,7 @@ const pendingOf = async (amount: number) => {
 
 beforeAll(async () => {
   a = await startApprovalStack();
-  ({ s, bankServerId, bankUri, approver, executed } = a);
+  ({ s, bankServerId, approver, executed } = a);
   // The requester also signs in to the dashboard, with the SSO identity its tokens carry, and is in the group.
   requester = await makeUser(s.t.db, { memberships: [[s.tenantA, "admin"]] });
   await s.t.db.update(users).set({ oidcIssuer: s.issuer.issuer, oidcSubject: "carol" }).where(eq(users.id, requester.user.id));
@@ -135,17 +134,45 @@ describe("a call over the threshold waits for a person", () => {
     expect(rows.map((r) => r.status).sort()).toEqual(["executed", "requested"]);
   });
 
-  it("the stateless era gets an input-required result with the same URL elicitation", async () => {
-    const token = await bearer();
-    const res = await fetch(bankUri, {
-      method: "POST",
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": "transfer" },
-      body: JSON.stringify({ jsonrpc: "2.0", id: randomUUID(), method: "tools/call", params: { name: "transfer", arguments: { amount: 9000, to: "dave" }, _meta: { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": { elicitation: { url: {} } } } } }),
-    });
-    const body = (await res.json()) as { result?: { resultType: string; inputRequests: Record<string, { method: string; params: { mode: string; url: string } }>; requestState: string }; error?: unknown };
-    expect(body.error, JSON.stringify(body)).toBeUndefined();
-    expect(body.result!.resultType).toBe("input_required");
-    expect(body.result!.inputRequests.approval!).toMatchObject({ method: "elicitation/create", params: { mode: "url", url: expect.stringMatching(/\/approvals\/apr_/) } });
-    expect(body.result!.requestState).toMatch(/^mandate-approval:apr_/);
+  it("stateless era (SDK v2 upstream): an input-required result; after approval the retry with its requestState runs", async () => {
+    const token = await s.issuer.sign({ sub: "carol", tenant: s.tenantA, client_id: "bank-app", scope: "bank" }, a.statelessUri);
+    type Answer = { result?: { resultType?: string; inputRequests?: Record<string, { method: string; params: { mode: string; url: string; elicitationId: string } }>; requestState?: string; content?: unknown }; error?: { code: number } };
+    const call = async (amount: number, retry?: { requestState: string }) => {
+      const res = await fetch(a.statelessUri, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": "transfer" },
+        body: JSON.stringify({
+          jsonrpc: "2.0",
+          id: randomUUID(),
+          method: "tools/call",
+          params: {
+            name: "transfer",
+            arguments: { amount, to: "dave" },
+            ...(retry ? { requestState: retry.requestState, inputResponses: { approval: { action: "accept" } } } : {}),
+            _meta: { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": { elicitation: { url: {} } } },
+          },
+        }),
+      });
+      return (await res.json()) as Answer;
+    };
+    const held = await call(9000);
+    expect(held.error, JSON.stringify(held)).toBeUndefined();
+    expect(held.result!.resultType).toBe("input_required");
+    const el = held.result!.inputRequests!.approval!;
+    expect(el).toMatchObject({ method: "elicitation/create", params: { mode: "url", url: expect.stringMatching(/\/approvals\/apr_/) } });
+    expect(held.result!.requestState).toBe(`mandate-approval:${el.params.elicitationId}`);
+    // Retried before a decision: still waiting.
+    expect((await call(9000, { requestState: held.result!.requestState! })).result?.resultType).toBe("input_required");
+    await decideApproval(approver.ctx, el.params.elicitationId, { decision: "approve", reason: "" }, s.kek);
+    let done: Answer | null = null;
+    await until(async () => {
+      const r = await call(9000, { requestState: held.result!.requestState! });
+      if (r.result && r.result.resultType !== "input_required") done = r;
+      return done !== null;
+    }, 5_000);
+    expect(JSON.stringify(done)).toContain("sent 9000 to dave");
+    expect(executed.filter((e) => e.amount === 9000)).toHaveLength(1);
+    // Another amount is another call.
+    expect((await call(9001)).result?.resultType).toBe("input_required");
   });
 });

@@ -2,7 +2,7 @@
  * A bank behind a real agent, for the approval tests and bench/approval.ts:
  * the agent stack of agent-proc-harness.ts plus a second server whose
  * upstream (official MCP SDK, stateless Streamable HTTP) has one `transfer`
- * tool, the scope `bank`, an `@approval("finance-approvers")` forbid over
+ * tool (and the same bank on the SDK v2, stateless era, at /bank2), the scope `bank`, an `@approval("finance-approvers")` forbid over
  * 1000, a plain forbid on the payee "sanctioned", and an approver.
  */
 import { createServer as createHttpServer, type Server } from "node:http";
@@ -13,6 +13,7 @@ import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { McpError } from "@modelcontextprotocol/sdk/types.js";
+import { createMcpHandler, fromJsonSchema, McpServer as McpServerV2 } from "@modelcontextprotocol/server";
 import { z } from "zod";
 import { tools } from "@/db/schema";
 import { addGroupMember, createGroup } from "@/lib/approvals/service";
@@ -30,6 +31,8 @@ export interface ApprovalStack {
   s: AgentStack;
   bankServerId: string;
   bankUri: string;
+  /** The same bank on the official SDK v2, stateless era only (2026-07-28), served by the agent at /bank2. */
+  statelessUri: string;
   approver: MadeUser;
   executed: { amount: number; to: string }[];
   bearer(claims?: Record<string, unknown>): Promise<string>;
@@ -58,19 +61,53 @@ export async function startApprovalStack(): Promise<ApprovalStack> {
   });
   await new Promise<void>((r) => bank.listen(0, "127.0.0.1", () => r()));
   const upstream = `http://127.0.0.1:${(bank.address() as AddressInfo).port}/mcp`;
+  const v2 = createMcpHandler(() => {
+    const server = new McpServerV2({ name: "bank-v2", version: "1.0.0" }, { capabilities: { tools: {} } });
+    server.registerTool(
+      "transfer",
+      { description: "Move money", inputSchema: fromJsonSchema<{ amount: number; to: string }>({ type: "object", properties: { amount: { type: "integer" }, to: { type: "string", maxLength: 64 } }, required: ["amount", "to"] }) },
+      async ({ amount, to }) => {
+        executed.push({ amount, to });
+        return { content: [{ type: "text" as const, text: `sent ${amount} to ${to}` }] };
+      },
+    );
+    return server;
+  });
+  const bank2: Server = createHttpServer((req, res) => {
+    void (async () => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const raw = Buffer.concat(chunks);
+      const headers = new Headers();
+      for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string" && k !== "connection" && k !== "transfer-encoding") headers.set(k, v);
+      const webReq = new Request(`http://127.0.0.1${req.url ?? "/"}`, { method: req.method, headers, body: req.method === "POST" && raw.length ? new Uint8Array(raw) : undefined });
+      const out = await v2.fetch(webReq, raw.length ? { parsedBody: JSON.parse(raw.toString("utf8")) } : undefined);
+      const h: Record<string, string> = {};
+      out.headers.forEach((v, k) => (h[k] = v));
+      res.writeHead(out.status, h).end(Buffer.from(await out.arrayBuffer()));
+    })().catch(() => res.writeHead(500).end());
+  });
+  await new Promise<void>((r) => bank2.listen(0, "127.0.0.1", () => r()));
+  const upstream2 = `http://127.0.0.1:${(bank2.address() as AddressInfo).port}/mcp`;
   const bankUri = `http://127.0.0.1:${new URL(s.resourceUri).port}/bank`;
-  const server = await createServer(
-    s.owner.ctx,
-    createServerInput.parse({ tenantId: s.tenantA, name: uniq("Bank "), resourceUri: bankUri, upstreamUrl: upstream, scopes: ["bank"], issuers: [{ issuer: s.issuer.issuer, jwksUri: s.issuer.jwksUri, discovery: false, algorithms: ["ES256"] }] }),
-  );
-  const bankServerId = server!.id;
-  await importCatalog(s.owner.ctx, bankServerId);
-  for (const tool of await s.t.db.select().from(tools).where(eq(tools.serverId, bankServerId))) await approveTool(s.owner.ctx, tool.id, { versionId: tool.latestVersionId });
-  await putScopeMapping(s.owner.ctx, bankServerId, { baseVersion: 0, mapping: { bank: ["transfer"] } });
-  const policy = (name: string, cedar: string) => createPolicy(s.owner.ctx, { tenantId: s.tenantA, serverId: bankServerId, name, description: "", kind: "cedar", enabled: true, cedar } as never);
-  await policy("Large transfers need finance", `@approval("finance-approvers")\nforbid (principal, action == Action::"call_tool", resource) when { context.args has amount && context.args.amount > 1000 };`);
-  await policy("No sanctioned payees", `forbid (principal, action, resource) when { context.args has to && context.args.to == "sanctioned" };`);
-  await updateFleet(s.owner.ctx, s.fleetId, { serverIds: [s.serverId, bankServerId] });
+  const statelessUri = `http://127.0.0.1:${new URL(s.resourceUri).port}/bank2`;
+  const addBank = async (resourceUri: string, upstreamUrl: string) => {
+    const server = await createServer(
+      s.owner.ctx,
+      createServerInput.parse({ tenantId: s.tenantA, name: uniq("Bank "), resourceUri, upstreamUrl, scopes: ["bank"], issuers: [{ issuer: s.issuer.issuer, jwksUri: s.issuer.jwksUri, discovery: false, algorithms: ["ES256"] }] }),
+    );
+    const id = server!.id;
+    await importCatalog(s.owner.ctx, id);
+    for (const tool of await s.t.db.select().from(tools).where(eq(tools.serverId, id))) await approveTool(s.owner.ctx, tool.id, { versionId: tool.latestVersionId });
+    await putScopeMapping(s.owner.ctx, id, { baseVersion: 0, mapping: { bank: ["transfer"] } });
+    const policy = (name: string, cedar: string) => createPolicy(s.owner.ctx, { tenantId: s.tenantA, serverId: id, name, description: "", kind: "cedar", enabled: true, cedar } as never);
+    await policy("Large transfers need finance", `@approval("finance-approvers")\nforbid (principal, action == Action::"call_tool", resource) when { context.args has amount && context.args.amount > 1000 };`);
+    await policy("No sanctioned payees", `forbid (principal, action, resource) when { context.args has to && context.args.to == "sanctioned" };`);
+    return id;
+  };
+  const bankServerId = await addBank(bankUri, upstream);
+  const statelessServerId = await addBank(statelessUri, upstream2);
+  await updateFleet(s.owner.ctx, s.fleetId, { serverIds: [s.serverId, bankServerId, statelessServerId] });
   const rev = s.agent.sync.current!.content.manifest.revision;
   await publishBundle(s.owner.ctx, s.fleetId, { note: "bank" }, s.kek);
   await s.waitRevision(rev + 1);
@@ -96,13 +133,14 @@ export async function startApprovalStack(): Promise<ApprovalStack> {
     s,
     bankServerId,
     bankUri,
+    statelessUri,
     approver,
     executed,
     bearer,
     transfer,
     async stop() {
       await s.stop();
-      await new Promise<void>((r) => bank.close(() => r()));
+      await Promise.all([new Promise<void>((r) => bank.close(() => r())), new Promise<void>((r) => bank2.close(() => r()))]);
     },
   };
 }
