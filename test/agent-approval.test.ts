@@ -175,4 +175,15 @@ describe("a call over the threshold waits for a person", () => {
     // Another amount is another call.
     expect((await call(9001)).result?.resultType).toBe("input_required");
   });
+
+  it("with the control plane down, an approval the agent holds still allows; a new call that needs one is refused with the reason", async () => {
+    const token = await bearer();
+    await s.cp.close();
+    const before = executed.length;
+    expect(await transfer(token, { amount: 5000, to: "dave" })).toEqual({ ok: true });
+    expect(executed.length).toBe(before + 1);
+    const r = await transfer(token, { amount: 4242, to: "dave" });
+    expect(r).toMatchObject({ ok: false, code: -32003 });
+    expect(!r.ok && String(r.data.reason)).toMatch(/needs approval from finance-approvers.*could not be filed/);
+  });
 });
