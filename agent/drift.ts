@@ -1,7 +1,6 @@
-import { fetchUpstreamTools } from "@/lib/enforcement/upstream-tools";
+import { fetchUpstreamCatalogue } from "@/lib/enforcement/upstream-tools";
 import { redactUrlsIn } from "@/lib/enforcement/redact";
-import { toolHash } from "@/lib/enforcement/tool-hash";
-import { driftKey as catalogueDriftKey, type ListKind } from "@/lib/enforcement/decide";
+import { decisionView, driftKey as catalogueDriftKey, liveDrift, type ListKind } from "@/lib/enforcement/decide";
 import type { Installed } from "./bundle-sync";
 import type { Metrics } from "./metrics";
 import { inject, type CredentialBroker } from "./credentials";
@@ -31,8 +30,8 @@ export function markDrift(i: Installed, serverId: string, tool: string, deps: { 
 }
 
 /**
- * Lists every upstream's tools itself (on each new bundle, then every
- * `everyMs`), so a changed tool is denied even when no client listed it
+ * Lists every upstream's catalogue (tools, resources, resource templates, prompts) itself (on each new bundle, then every
+ * `everyMs`), so a changed entry is denied even when no client listed it
  * through the agent first.
  */
 export class DriftWatcher {
@@ -80,19 +79,15 @@ export class DriftWatcher {
         const headers: Record<string, string> = {};
         const cred = this.deps.credentials ? await this.deps.credentials.resolve(installed.content, server.id, server.tenantId) : null;
         const url = inject(server.upstreamUrl, headers, cred);
-        live = await fetchUpstreamTools(url, { timeoutMs: 10_000, headers });
+        live = await fetchUpstreamCatalogue(url, { timeoutMs: 10_000, headers });
       } catch (err) {
         this.deps.metrics.upstreamErrors++;
         // The URL may carry a vault secret in its query (api_key placement "query"): every URL in the message is redacted.
         this.deps.log(`catalogue check of ${server.id} failed: ${redactUrlsIn(err instanceof Error ? err.message : String(err))}`);
         continue;
       }
-      for (const t of live) {
-        const approved = installed.engine.tool(server.id, t.name);
-        if (!approved) continue;
-        const hash = toolHash(t);
-        if (hash !== approved.hash) markDrift(installed, server.id, t.name, this.deps, hash, approved.hash);
-      }
+      // Tools, resources, resource templates and prompts: each approved entry whose live definition hashes otherwise.
+      for (const d of liveDrift(decisionView(installed.content, { engine: installed.engine }), server.id, live)) markDrift(installed, server.id, d.name, this.deps, d.live, d.approved, d.kind);
     }
   }
 }

@@ -108,8 +108,6 @@ const KIND_METHOD: Record<ListKind, string> = { tools: "tools/list", resources: 
 const CACHEABLE = new Set(["server/discover", "tools/list", "prompts/list", "resources/list", "resources/templates/list", "resources/read"]);
 /** Capabilities a server/discover answer keeps: the methods behind any other are denied by the agent. */
 const DISCOVER_CAPABILITIES = new Set(["tools", "resources", "prompts", "completions", "logging"]);
-/** Most URIs one subscriptions/listen may ask updates for (each is decided). */
-export const MAX_RESOURCE_SUBSCRIPTIONS = 256;
 /** Handshake-era revisions a stateless client can fall back to through the agent when the upstream has no stateless era. */
 const FALLBACK_VERSIONS = LEGACY_VERSIONS.slice(0, 2);
 
@@ -123,6 +121,20 @@ function paramHeadersOfTool(t: BundleTool | undefined): ParamHeader[] | null {
 
 const isId = (v: unknown): v is Id => (typeof v === "string" && v.length <= MAX_ID_CHARS) || (typeof v === "number" && Number.isFinite(v));
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * The arguments decide() weighs (and the decision line masks): tools/call and
+ * prompts/get `params.arguments`; completion/complete the arguments so far
+ * (`params.context.arguments`) with the one being completed
+ * (`params.argument.name` = its partial `value`). None for other methods.
+ */
+function argsOf(method: string, params: Record<string, unknown> | undefined): Record<string, unknown> {
+  if (method === "tools/call" || method === "prompts/get") return isRecord(params?.arguments) ? params.arguments : {};
+  if (method !== "completion/complete") return {};
+  const context = isRecord(params?.context) && isRecord(params.context.arguments) ? params.context.arguments : {};
+  const arg = isRecord(params?.argument) ? params.argument : null;
+  return arg && typeof arg.name === "string" ? { ...context, [arg.name]: arg.value } : { ...context };
+}
 
 /**
  * Why a client's message is not one the agent forwards or decides, or null.
@@ -279,16 +291,20 @@ export class McpProxy {
     };
     // The object the method names (tool, prompt, resource URI): the record's `tool` field and decide()'s `name`.
     const name = nameOf(m.method, m.params);
-    const withArgs = m.method === "tools/call" || m.method === "prompts/get";
-    const rawArgs = withArgs ? m.params?.arguments : undefined;
-    const args = isRecord(rawArgs) ? rawArgs : {};
+    const withArgs = m.method === "tools/call" || m.method === "prompts/get" || m.method === "completion/complete";
+    const args = argsOf(m.method, m.params);
     // Bounded before any work on them (the body scan already bounded the total).
     if (withArgs && depthOf(args, MAX_ARGS_DEPTH) > MAX_ARGS_DEPTH) {
       const r: DecisionResult = { decision: "deny", reason: `arguments nested deeper than ${MAX_ARGS_DEPTH} levels`, determining: [], errors: [] };
       return invalid(m.id, `Invalid Request: ${r.reason}`, note(name, r, { context: principalContext(p) }));
     }
-    const d = decide(viewOf(installed), { method: m.method, serverId: server.id, name, principal: p, args, time: new Date() }, { drifted: driftOf(installed) });
-    if (d.stage === "passthrough" || d.stage === "list") return m.method === "subscriptions/listen" ? this.decideSubscriptions(c, m, note) : null;
+    const ref = isRecord(m.params?.ref) ? m.params.ref.type : undefined;
+    const completionRef = m.method === "completion/complete" && (ref === "ref/prompt" || ref === "ref/resource") ? ref : null;
+    const subs = m.method === "subscriptions/listen" && isRecord(m.params?.notifications) ? m.params.notifications.resourceSubscriptions : undefined;
+    // A malformed resourceSubscriptions (not an array of strings) is decided as one no URI can satisfy.
+    const resourceSubscriptions = subs === undefined ? null : Array.isArray(subs) && subs.every((u) => typeof u === "string") ? (subs as string[]) : [""];
+    const d = decide(viewOf(installed), { method: m.method, serverId: server.id, name, completionRef, resourceSubscriptions, principal: p, args, time: new Date() }, { drifted: driftOf(installed) });
+    if (d.stage === "passthrough" || d.stage === "list") return null;
     // Decided first; only then are the arguments masked, for the log line (tools/call and prompts/get).
     const details = withArgs ? callDetails(installed, server.id, name ?? "", p, args) : undefined;
     const id = note(name, d, details);
@@ -298,35 +314,9 @@ export class McpProxy {
       if (d.decision === "allow") approvalAllowed(ac, m, d, id);
       else if (d.stage === "approval" && d.approval) return approvalAnswer(ac, m, d, id, args, pending, DENIED_CODE) as ValidMessage;
     }
-    if (d.decision === "allow") return m.method === "subscriptions/listen" ? this.decideSubscriptions(c, m, note) : null;
+    if (d.decision === "allow") return null;
     if (d.stepUpScopes.length) throw new InsufficientScope(d.stepUpScopes);
     return denial(m.id, id, d.reason);
-  }
-
-  /**
-   * The resource URIs a subscriptions/listen asks updates for are each
-   * decided as resources/subscribe; the denied ones are taken out of the
-   * request (the upstream's acknowledgment then leaves them out, as for a
-   * notification type it does not support) and logged. Over
-   * MAX_RESOURCE_SUBSCRIPTIONS the request is refused.
-   */
-  private decideSubscriptions(c: Call, m: ValidMessage, note: (tool: string | null, r: DecisionResult) => string): ValidMessage | null {
-    const n = m.params?.notifications;
-    if (!isRecord(n) || n.resourceSubscriptions === undefined) return null;
-    const uris = n.resourceSubscriptions;
-    if (!Array.isArray(uris) || uris.length > MAX_RESOURCE_SUBSCRIPTIONS || !uris.every((u) => typeof u === "string")) {
-      const r: DecisionResult = { decision: "deny", reason: `resourceSubscriptions must be at most ${MAX_RESOURCE_SUBSCRIPTIONS} URIs`, determining: [], errors: [] };
-      return invalid(m.id!, `Invalid Request: ${r.reason}`, note(null, r));
-    }
-    const view = viewOf(c.installed);
-    const kept: string[] = [];
-    for (const uri of uris as string[]) {
-      const d = decide(view, { method: "resources/subscribe", serverId: c.server.id, name: uri, principal: c.principal, time: new Date() }, { drifted: driftOf(c.installed) });
-      if (d.decision === "allow") kept.push(uri);
-      else note(uri, { ...d, reason: `subscriptions/listen: ${d.reason}` });
-    }
-    if (kept.length !== uris.length) m.params = { ...m.params, notifications: { ...n, resourceSubscriptions: kept } };
-    return null;
   }
 
   /** Filters the `kind` items of a list result with `filterList()`; the decision is durable before it returns. */

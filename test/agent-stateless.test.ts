@@ -28,10 +28,11 @@ import { newId } from "@/lib/ids";
 import { putScopeMapping } from "@/lib/scopes/service";
 import { createServerInput } from "@/lib/servers/schemas";
 import { createServer } from "@/lib/servers/service";
+import { createPolicy, policyInput } from "@/lib/policy/service";
 import { qualifiedUser } from "@/lib/enforcement/token";
 import { MAX_CACHE_TTL_MS } from "@/agent/protocol";
 import { uniq } from "./db";
-import { startAgentStack, type AgentStack } from "./agent-proc-harness";
+import { startAgentStack, until, type AgentStack } from "./agent-proc-harness";
 import { startV2Upstream, type V2Upstream } from "./agent-stateless-peers";
 
 const V = "2026-07-28";
@@ -80,6 +81,28 @@ async function v1Client(bearer: string, path = "/v2"): Promise<V1Client> {
   return client;
 }
 
+/** A long-lived SSE answer (subscriptions/listen) read as it arrives. */
+async function openStream(path: string, bearer: string, body: object, headers: Record<string, string>): Promise<{ status: number; events: Record<string, unknown>[]; json: Record<string, unknown> | null; close(): void }> {
+  const ac = new AbortController();
+  const res = await fetch(`${base}${path}`, { method: "POST", signal: ac.signal, headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json", accept: "application/json, text/event-stream", ...headers }, body: JSON.stringify(body) });
+  const events: Record<string, unknown>[] = [];
+  if (!(res.headers.get("content-type") ?? "").includes("text/event-stream")) return { status: res.status, events, json: JSON.parse(await res.text()) as Record<string, unknown>, close: () => ac.abort() };
+  void (async () => {
+    const decoder = new TextDecoder();
+    let buf = "";
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buf += decoder.decode(chunk, { stream: true });
+      let at: number;
+      while ((at = buf.search(/\r?\n\r?\n/)) >= 0) {
+        const data = buf.slice(0, at).split(/\r?\n/).filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("\n");
+        buf = buf.slice(at).replace(/^\r?\n\r?\n/, "");
+        if (data) events.push(JSON.parse(data) as Record<string, unknown>);
+      }
+    }
+  })().catch(() => {});
+  return { status: res.status, events, json: null, close: () => ac.abort() };
+}
+
 /** What reached the upstream since `from` (the agent's own probes and catalogue checks included). */
 const upstreamSince = (from: number) => up.log.slice(from);
 
@@ -108,6 +131,12 @@ beforeAll(async () => {
   // Every tool approved but delete_project (not in the catalogue: denied on the headers alone).
   for (const tool of await s.t.db.select().from(tools).where(eq(tools.serverId, v2ServerId))) if (tool.name !== "delete_project") await approveTool(s.owner.ctx, tool.id, { versionId: tool.latestVersionId });
   await putScopeMapping(s.owner.ctx, v2ServerId, { baseVersion: 0, mapping: { "tickets:read": ["list_tickets", "query_region"], "tickets:write": ["get_ticket"] } });
+  // Resources and prompts: readers (tickets:read) may list and read them, and get prompts, but never the "secret" ticket's triage.
+  await createPolicy(
+    s.owner.ctx,
+    policyInput.parse({ tenantId: s.tenantA, serverId: v2ServerId, name: "readers", kind: "cedar", cedar: `permit (principal, action in [Action::"read_resource", Action::"list_resources", Action::"list_resource_templates", Action::"get_prompt", Action::"list_prompts"], resource) when { context.scopes.contains("tickets:read") };` }),
+  );
+  await createPolicy(s.owner.ctx, policyInput.parse({ tenantId: s.tenantA, serverId: v2ServerId, name: "no secret triage", kind: "cedar", cedar: `forbid (principal, action == Action::"get_prompt", resource) when { context.args has id && context.args.id == "secret" };` }));
   await updateFleet(s.owner.ctx, s.fleetId, { serverIds: [s.serverId, v2ServerId] });
   const rev = s.agent.sync.current!.content.manifest.revision;
   await publishBundle(s.owner.ctx, s.fleetId, { note: "stateless" }, s.kek);
@@ -244,6 +273,63 @@ describe("the stateless era (2026-07-28) through the agent", () => {
     const res = await fetch(`${base}/v2`, { method: "POST", headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json", accept: "application/json, text/event-stream", ...modern("tools/list") }, body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list", params: { _meta: META } }) });
     expect(res.status).toBe(401);
     expect(res.headers.get("www-authenticate")).toContain("revoked");
+  });
+
+  it("resources and prompts under policy in both eras: lists filtered and private, reads and prompts decided with the URI or prompt name in the decision line", async () => {
+    const reader = await tokenFor("tickets:read");
+    for (const client of [await v2Client(reader), await v1Client(reader)]) {
+      expect((await client.listResources()).resources.map((r) => r.uri)).toEqual(["docs://readme"]);
+      expect(JSON.stringify((await client.readResource({ uri: "docs://readme" })).contents)).toContain("hello");
+      expect((await client.listPrompts()).prompts.map((p) => p.name)).toEqual(["triage"]);
+      expect(JSON.stringify((await client.getPrompt({ name: "triage", arguments: { id: "T-1" } })).messages)).toContain("triage T-1");
+      await expect(client.getPrompt({ name: "triage", arguments: { id: "secret" } })).rejects.toMatchObject({ code: -32003 });
+      await client.close();
+    }
+    const lines = await s.walLines();
+    expect(lines.filter((l) => l.method === "prompts/get" && l.tool === "triage" && l.outcome === "deny").length).toBe(2);
+    expect(lines.some((l) => l.method === "resources/read" && l.tool === "docs://readme" && l.outcome === "allow")).toBe(true);
+    const read = await post("/v2", reader, { jsonrpc: "2.0", id: "r", method: "resources/read", params: { uri: "docs://readme", _meta: META } }, modern("resources/read", "docs://readme"));
+    expect(read.json.result).toMatchObject({ cacheScope: "private" });
+    expect(read.json.result!.ttlMs).toBeLessThanOrEqual(MAX_CACHE_TTL_MS);
+    // Without tickets:read: the read is denied on its headers, the lists are empty.
+    const writer = await tokenFor("tickets:write");
+    const from = up.log.length;
+    const denied = await post("/v2", writer, '{"jsonrpc":"2.0","id":"rd","method":"resources/read",', modern("resources/read", "docs://readme"));
+    expect(denied.json).toMatchObject({ id: "rd", error: { code: -32003 } });
+    expect(await decisionLine(denied.json.error!.data!.decisionId)).toMatchObject({ method: "resources/read", tool: "docs://readme", outcome: "deny" });
+    expect(upstreamSince(from)).toEqual([]);
+    const none = await post("/v2", writer, { jsonrpc: "2.0", id: 1, method: "resources/list", params: { _meta: META } }, modern("resources/list"));
+    expect(none.json.result).toMatchObject({ resources: [], cacheScope: "private" });
+  });
+
+  it("subscriptions/listen: subscriptions decided, notifications screened against the bundle in force when they arrive (a revoked caller hears nothing more)", async () => {
+    const listen = (id: string, notifications: object) => ({ jsonrpc: "2.0", id, method: "subscriptions/listen", params: { notifications, _meta: META } });
+    // A caller who may not read the resource cannot subscribe to it: the whole request is denied.
+    const writer = await tokenFor("tickets:write");
+    const refused = await openStream("/v2", writer, listen("l0", { resourceSubscriptions: ["docs://readme"] }), modern("subscriptions/listen"));
+    expect(refused.json).toMatchObject({ id: "l0", error: { code: -32003 } });
+    const dave = await tokenFor("tickets:read", { sub: "dave" });
+    const stream = await openStream("/v2", dave, listen("l1", { toolsListChanged: true, resourceSubscriptions: ["docs://readme"] }), modern("subscriptions/listen"));
+    try {
+      expect(stream.status).toBe(200);
+      await until(() => stream.events.some((e) => e.method === "notifications/subscriptions/acknowledged"));
+      up.handler.notify.resourceUpdated("docs://readme");
+      up.handler.notify.toolsChanged();
+      await until(() => stream.events.some((e) => e.method === "notifications/resources/updated") && stream.events.some((e) => e.method === "notifications/tools/list_changed"));
+      const heard = stream.events.length;
+      const rev = s.agent.sync.current!.content.manifest.revision;
+      await s.t.db.transaction(async (tx) => {
+        await tx.insert(revocations).values({ id: newId("revocation"), tenantId: s.tenantA, userId: qualifiedUser(s.issuer.issuer, "dave"), before: new Date(Date.now() + 2000), createdBy: s.owner.user.id });
+        await republishLiveBundles(tx, s.owner.actor, s.kek, [v2ServerId], "revoke dave");
+      });
+      await s.waitRevision(rev + 1);
+      up.handler.notify.resourceUpdated("docs://readme");
+      up.handler.notify.toolsChanged();
+      await new Promise((r) => setTimeout(r, 500));
+      expect(stream.events.length).toBe(heard);
+    } finally {
+      stream.close();
+    }
   });
 
   it("the handshake era is unchanged: the v1 client lists and calls through the same server, with a session", async () => {
