@@ -614,23 +614,79 @@ function entityOf(e: unknown): { uid: EntityV; stored: StoredEntity } {
   return out;
 }
 
+/** A request's context and own entities (those not seen before: the principal, its groups), converted. */
+interface Prepared {
+  context: RecordV;
+  own: [string, StoredEntity][];
+}
+
+/**
+ * The last request's converted context and own entities, reused while they
+ * are the same: a list decides hundreds of entries for one caller, and only
+ * the resource changes between them. Keyed by their JSON text; one entry.
+ */
+export class PreparedRequest {
+  private key: string | null = null;
+  private value: Prepared | null = null;
+
+  /** The conversion for this key, made by `make` unless it is the last one's. */
+  get(key: string | null, make: () => Prepared): Prepared {
+    if (key !== null && key === this.key && this.value) return this.value;
+    const value = make();
+    if (key !== null) {
+      this.key = key;
+      this.value = value;
+    }
+    return value;
+  }
+}
+
+function prepare(context: unknown, own: unknown[]): Prepared {
+  const seen = new Set<string>();
+  const out: [string, StoredEntity][] = [];
+  for (const e of own) {
+    const { uid, stored } = entityOf(e);
+    if (seen.has(uid.key)) throw FALLBACK; // cedar-wasm refuses duplicates
+    seen.add(uid.key);
+    out.push([uid.key, stored]);
+  }
+  const ctx = jsonValue(context, 0);
+  if (!(ctx instanceof RecordV)) throw FALLBACK;
+  return { context: ctx, own: out };
+}
+
 /**
  * Decides a request with a compiled slice, as cedar-wasm's
  * `statefulIsAuthorized` would with the same policies; null when cedar-wasm
  * must decide it (something at request time is outside what this module is sure of).
+ * `prepared` (optional) keeps the last request's conversion for the next call.
  */
-export function evaluateSlice(slice: JsSlice, call: AuthorizationCall): JsAnswer | null {
+export function evaluateSlice(slice: JsSlice, call: AuthorizationCall, prepared?: PreparedRequest): JsAnswer | null {
   let env: Env;
   try {
-    const store = new Map<string, StoredEntity>();
+    // Entities converted before (the bundle's static ones, the same objects on every call) are reused as they are.
+    const own: unknown[] = [];
+    const known: { uid: EntityV; stored: StoredEntity }[] = [];
     for (const e of call.entities) {
-      const { uid, stored } = entityOf(e);
+      const c = isObj(e) ? converted.get(e) : undefined;
+      if (c) known.push(c);
+      else own.push(e);
+    }
+    let key: string | null = null;
+    if (prepared) {
+      try {
+        key = JSON.stringify([call.context, own]);
+      } catch {
+        key = null;
+      }
+    }
+    const base = prepared ? prepared.get(key, () => prepare(call.context, own)) : prepare(call.context, own);
+    const store = new Map<string, StoredEntity>(base.own);
+    for (const { uid, stored } of known) {
       if (store.has(uid.key)) throw FALLBACK; // cedar-wasm refuses duplicates
       store.set(uid.key, stored);
     }
-    const context = jsonValue(call.context, 0);
-    if (!(context instanceof RecordV)) throw FALLBACK;
-    env = { principal: uidOf(call.principal), action: uidOf(call.action), resource: uidOf(call.resource), context, store, ancestors: new Map() };
+    env = { principal: uidOf(call.principal), action: uidOf(call.action), resource: uidOf(call.resource), context: base.context, store, ancestors: new Map() };
   } catch (err) {
     if (err instanceof Fallback) return null;
     throw err;

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { setFlagsFromString } from "node:v8";
 import type { BundleContent, BundleTool } from "./bundle";
 import { cedar } from "./cedar";
-import { compileSlice, evaluateSlice, type AuthorizationCall, type JsSlice } from "./cedar-js";
+import { compileSlice, evaluateSlice, PreparedRequest, type AuthorizationCall, type JsSlice } from "./cedar-js";
 import type { CatalogueKind } from "./catalogue-entry";
 import { argumentTypesByServer, entryUid, stringArgumentsByServer, type ArgType, type CedarAction } from "./model";
 
@@ -87,6 +87,8 @@ export class PolicyEngine {
   /** Slices the JS evaluator takes, not yet preparsed in cedar-wasm (until a request it declines). */
   private readonly unparsed = new Map<string, Record<string, string>>();
   jsEvaluator = process.env.MANDATE_CEDAR_JS !== "0";
+  /** The JS evaluator's conversion of the last request's context and principal (a list reuses it for every entry). */
+  private readonly prepared = new PreparedRequest();
   /**
    * Decisions by exactly what Cedar is given: the request's principal, action,
    * resource, typed arguments and context (time to the second). The entities
@@ -300,7 +302,7 @@ export class PolicyEngine {
     const id = call.preparsedPolicySetId;
     const js = this.jsEvaluator ? this.jsSlices.get(id) : undefined;
     if (js) {
-      const answer = evaluateSlice(js, call as unknown as AuthorizationCall);
+      const answer = evaluateSlice(js, call as unknown as AuthorizationCall, this.prepared);
       if (answer) return answer as unknown as ReturnType<typeof cedar.statefulIsAuthorized>;
     }
     const policies = this.unparsed.get(id);
