@@ -102,6 +102,7 @@ export const envSchema = z
       ),
     MANDATE_OIDC_LINK_OWNERS: bool.describe("Let SSO link by e-mail to an owner account too (default false: owners link only by issuer and subject)."),
     MANDATE_INVITATION_TTL_HOURS: z.coerce.number().int().min(1).max(720).default(72).describe("How long an invitation link stays valid."),
+    MANDATE_METRICS_TOKEN: z.string().min(32, "must be at least 32 characters").optional().describe("Bearer token a Prometheus scraper sends to GET /api/v1/metrics (owners and auditors can read it signed in)."),
   })
   .superRefine((v, ctx) => {
     const oidc = [v.OIDC_ISSUER, v.OIDC_CLIENT_ID, v.OIDC_CLIENT_SECRET];

@@ -10,6 +10,7 @@ import { getDb } from "@/lib/db";
 import { getEnv } from "@/lib/env";
 import { pgErrorCode } from "@/lib/db-errors";
 import { AppError } from "@/lib/errors";
+import { timed } from "@/lib/metrics/registry";
 import { readJsonBody } from "./body";
 
 export const MAX_BODY_BYTES = 256 * 1024;
@@ -90,7 +91,8 @@ export function api<B extends z.ZodType | undefined = undefined, Q extends z.Zod
   spec: Spec<B, Q>,
   fn: (a: { ctx: Ctx; params: Params; body: Infer<B>; query: Infer<Q>; req: NextRequest }) => Promise<unknown>,
 ) {
-  return async (req: NextRequest, routeCtx: { params: Promise<Params> }): Promise<Response> => {
+  // Timed per route pattern for GET /api/v1/metrics.
+  return timed(async (req: NextRequest, routeCtx: { params: Promise<Params> }): Promise<Response> => {
     const requestId = req.headers.get("x-request-id")?.slice(0, 64) || randomUUID();
     try {
       const actor = await authenticate(req);
@@ -107,5 +109,5 @@ export function api<B extends z.ZodType | undefined = undefined, Q extends z.Zod
     } catch (err) {
       return errorResponse(err, requestId);
     }
-  };
+  });
 }
