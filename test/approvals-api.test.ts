@@ -20,6 +20,10 @@ import * as membersRoute from "@/app/api/v1/admin/approver-groups/[groupId]/memb
 import * as settingsRoute from "@/app/api/v1/admin/tenants/[tenantId]/approval-settings/route";
 import { approvalRequests, users } from "@/db/schema";
 import { createEnrollmentToken, createFleet } from "@/lib/fleets/service";
+import { publishBundle } from "@/lib/bundles/service";
+import { activeSigningKey } from "@/lib/bundles/signing";
+import { getEnv } from "@/lib/env";
+import { createPolicy } from "@/lib/policy/service";
 import { enrollAgent } from "@/lib/agents/service";
 import { createApiToken, createTokenInput } from "@/lib/auth/tokens";
 import { callHash } from "@/lib/enforcement/approval";
@@ -46,6 +50,7 @@ let otherTenantTok: string;
 let adminTok: string;
 let owner: MadeUser;
 let hook: Server;
+let policyId: string;
 const hookBodies: unknown[] = [];
 
 const base = "http://localhost:3000";
@@ -64,7 +69,7 @@ const ISS = "https://idp.example.com/";
 /** What an agent reports for a call of (tenant, server) by carol. */
 const requested = (tenantId: string, serverId: string, amount: number) => {
   const subject = { tenantId, serverId, tool: "transfer", user: `${ISS}#carol`, client: "bank-app" };
-  return { kind: "requested", ...subject, callHash: callHash(subject, { amount }), args: { amount }, policies: ["pol_x"], approvers: ["finance-approvers"], bundleRevision: 1 };
+  return { kind: "requested", ...subject, callHash: callHash(subject, { amount }), args: { amount }, policies: [policyId], approvers: ["finance-approvers"], bundleRevision: 1 };
 };
 const report = (b: unknown, key = agentKey) => agentApprovalsRoute.POST(req("POST", "/api/v1/agent/approvals", key, b));
 
@@ -77,6 +82,11 @@ beforeAll(async () => {
   serverA = (await makeServer(owner.ctx, tenantA))!.id;
   serverB = (await makeServer(owner.ctx, tenantB))!.id;
   const fleet = await createFleet(owner.ctx, { name: uniq("Edge "), serverIds: [serverA] });
+  // The bundle the agent decides with: an @approval forbid on server A (the control plane reads the approvers from it).
+  policyId = (await createPolicy(owner.ctx, { tenantId: tenantA, serverId: serverA, name: "Ask finance", description: "", kind: "cedar", enabled: true, cedar: `@approval("finance-approvers")\nforbid (principal, action == Action::"call_tool", resource);` } as never))!.id;
+  const kek = { id: getEnv().kek.id, key: getEnv().kek.key };
+  await activeSigningKey(t.db, kek);
+  await publishBundle(owner.ctx, fleet!.id, { note: "first" }, kek);
   const enrollment = await createEnrollmentToken(owner.ctx, fleet!.id);
   agentKey = (await enrollAgent(t.db, { token: enrollment.token, name: "agent-1", version: "1" })).agentKey;
 
@@ -134,6 +144,11 @@ describe("the agent files a request", () => {
     await body(await report(requested(tenantA, serverB, 5000)), 403); // not this agent's fleet
     await body(await report(requested(tenantB, serverA, 5000)), 403); // the server does not admit tenant B
     await body(await report({ ...requested(tenantA, serverA, 1), callHash: "zz" }), 422);
+    // Approvers come from the bundle: a report naming a policy that asks no approval, or another revision, is refused.
+    await body(await report({ ...requested(tenantA, serverA, 1), policies: ["pol_other"] }), 409);
+    await body(await report({ ...requested(tenantA, serverA, 1), bundleRevision: 99 }), 409);
+    const forged = await body<{ id: string }>(await report({ ...requested(tenantA, serverA, 7), approvers: ["anyone"] }), 200);
+    expect((await t.db.select().from(approvalRequests).where(eq(approvalRequests.id, forged.id)))[0]!.approvers).toEqual(["finance-approvers"]);
     await body(await report(requested(tenantA, serverA, 1), "mda_bogus.key"), 401);
   });
 });

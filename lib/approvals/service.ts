@@ -2,13 +2,14 @@ import "server-only";
 import { and, desc, eq, gt, inArray, lt, lte, or, sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { Db } from "@/db/client";
-import { approvalRequests, approvalSettings, approverGroupMembers, approverGroups, fleetServers, memberships, serverTenants, servers, users, type Agent, type ApprovalRequest } from "@/db/schema";
+import { approvalRequests, approvalSettings, approverGroupMembers, approverGroups, bundles, fleetServers, memberships, serverTenants, servers, users, type Agent, type ApprovalRequest } from "@/db/schema";
 import { can, roleIn, type Actor } from "@/lib/auth/permissions";
 import type { Kek } from "@/lib/bundles/signing";
 import { republishLiveBundles } from "@/lib/bundles/service";
 import type { Ctx } from "@/lib/context";
 import { AppError, conflict, forbidden, notFound } from "@/lib/errors";
 import { APPROVAL_LIMITS, type ApprovalReport, type ApprovalReportAnswer } from "@/lib/enforcement/approval";
+import type { BundlePolicyMeta } from "@/lib/enforcement/bundle";
 import { newId } from "@/lib/ids";
 import { loadTenant, readableTenantIds } from "@/lib/tenants/service";
 import { recordEvent } from "@/lib/trail/record";
@@ -142,6 +143,9 @@ export async function reportFromAgent(db: Db, agent: Pick<Agent, "id" | "name" |
     .where(and(eq(fleetServers.fleetId, agent.fleetId), eq(fleetServers.serverId, report.serverId)));
   if (!served) throw forbidden("This agent's fleet does not serve this server");
   if (served.owner !== report.tenantId && !served.shared) throw forbidden("This tenant may not use this server");
+  // Who may approve comes from the bundle the agent decided with (its fleet, its revision), never from the report alone.
+  const approvers = await approversInBundle(db, agent.fleetId, report.bundleRevision, report.serverId, report.tenantId, report.policies);
+  if (!approvers.length) throw conflict("No policy of this bundle revision asks for approval of this call");
   const now = new Date();
   const ttl = await requestTtl(db, report.tenantId);
   const filed = await db.transaction(async (tx) => {
@@ -164,7 +168,7 @@ export async function reportFromAgent(db: Db, agent: Pick<Agent, "id" | "name" |
         callHash: report.callHash,
         args: report.args,
         policies: report.policies,
-        approvers: report.approvers,
+        approvers,
         agentId: agent.id,
         bundleRevision: report.bundleRevision,
         requestedAt: now,
@@ -192,6 +196,25 @@ export async function reportFromAgent(db: Db, agent: Pick<Agent, "id" | "name" |
 }
 
 const answer = (r: ApprovalRequest, origin: string): ApprovalReportAnswer => ({ id: r.id, url: approvalPageUrl(origin, r.id), expiresAt: r.expiresAt.toISOString(), status: r.status });
+
+/**
+ * The approver groups the named policies of one signed bundle revision ask for,
+ * when each is an `@approval` forbid of this server and tenant (or of every
+ * tenant); empty when any is not. Reads only the bundle's policy metadata.
+ */
+async function approversInBundle(db: Db, fleetId: string, revision: number, serverId: string, tenantId: string, policyIds: string[]): Promise<string[]> {
+  const [row] = await db
+    .select({ policies: sql<Record<string, BundlePolicyMeta> | null>`${bundles.content}->'policies'` })
+    .from(bundles)
+    .where(and(eq(bundles.fleetId, fleetId), eq(bundles.revision, revision)));
+  const out: string[] = [];
+  for (const id of policyIds) {
+    const m = row?.policies?.[id];
+    if (!m?.approval || m.serverId !== serverId || (m.tenantId !== null && m.tenantId !== tenantId)) return [];
+    for (const g of m.approval.approvers) if (!out.includes(g)) out.push(g);
+  }
+  return out;
+}
 
 async function fleetServes(db: Db, fleetId: string, serverId: string): Promise<boolean> {
   const [row] = await db.select({ s: fleetServers.serverId }).from(fleetServers).where(and(eq(fleetServers.fleetId, fleetId), eq(fleetServers.serverId, serverId)));
