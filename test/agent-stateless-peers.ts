@@ -22,7 +22,15 @@ export interface V2Upstream {
 }
 
 function buildServer(): McpServer {
-  const server = new McpServer({ name: "stateless-tickets", version: "2.0.0" }, { capabilities: { tools: { listChanged: true }, resources: { subscribe: true, listChanged: true }, prompts: { listChanged: true }, logging: {} } });
+  // An hour, shared caches welcome: what the agent must never pass on for a list it filtered per caller.
+  const hint = { ttlMs: 3_600_000, cacheScope: "public" as const };
+  const server = new McpServer(
+    { name: "stateless-tickets", version: "2.0.0" },
+    {
+      capabilities: { tools: { listChanged: true }, resources: { subscribe: true, listChanged: true }, prompts: { listChanged: true }, logging: {}, experimental: { "com.example/beta": {} } },
+      cacheHints: { "server/discover": hint, "tools/list": hint, "resources/list": hint, "resources/read": hint, "prompts/list": hint, "resources/templates/list": hint },
+    },
+  );
   const text = (t: string) => ({ content: [{ type: "text" as const, text: t }] });
   server.registerTool("list_tickets", { description: "List support tickets.", inputSchema: z.object({ project: z.string().optional() }) }, async ({ project }) => text(`tickets of ${project ?? "every project"}`));
   server.registerTool("get_ticket", { description: "Get one ticket.", inputSchema: z.object({ id: z.string() }) }, async ({ id }) => text(`ticket ${id}`));

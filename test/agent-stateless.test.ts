@@ -218,7 +218,9 @@ describe("the stateless era (2026-07-28) through the agent", () => {
     const r = await post("/v2", bearer, { jsonrpc: "2.0", id: "v", method: "tools/list", params: { _meta: { ...META, "io.modelcontextprotocol/protocolVersion": later } } }, modern("tools/list", undefined, { "mcp-protocol-version": later }));
     expect(r.status).toBe(400);
     expect(r.json).toMatchObject({ id: "v", error: { code: -32022, data: { requested: later } } });
-    expect(r.json.error!.data!.supported).toContain(V);
+    expect(r.json.error!.data!.supported).toEqual(["2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"]);
+    // The agent's own answer (with its decision line), not the upstream's.
+    expect(await decisionLine(r.json.error!.data!.decisionId)).toMatchObject({ outcome: "deny", method: "tools/list" });
     const noEnvelope = await post("/v2", bearer, { jsonrpc: "2.0", id: "e", method: "tools/list", params: {} }, modern("tools/list"));
     expect(noEnvelope.status).toBe(400);
     expect(noEnvelope.json).toMatchObject({ id: "e", error: { code: -32602 } });
@@ -232,8 +234,10 @@ describe("the stateless era (2026-07-28) through the agent", () => {
     expect(result.supportedVersions).toEqual([V]);
     expect(Object.keys(result.capabilities as object).sort()).toEqual(["logging", "prompts", "resources", "tools"]);
     expect(result.cacheScope).toBe("private");
-    expect(result.ttlMs).toBeGreaterThanOrEqual(0);
+    // The upstream said an hour and public.
+    expect(result.ttlMs).toBeGreaterThan(0);
     expect(result.ttlMs).toBeLessThanOrEqual(MAX_CACHE_TTL_MS);
+    expect((await s.walLines()).some((l) => l.method === "server/discover" && l.outcome === "allow" && String(l.reason).includes("experimental"))).toBe(true);
   });
 
   it("marks every filtered list private and clamps ttlMs; a list filtered for one caller is not another's", async () => {
