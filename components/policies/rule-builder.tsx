@@ -7,6 +7,16 @@ import { riskLevels, type ArgType, type CedarSchemaInfo, type PolicyRule, type R
 
 type Op = PolicyRule["conditions"][number]["op"];
 type Action = PolicyRule["actions"][number];
+type Target = "tool" | "resource" | "resourceTemplate" | "prompt";
+
+/** What a rule can be about, the actions that apply to each, and the words for them. */
+const TARGETS: { value: Target; label: string; plural: string; actions: { action: Action; label: string }[] }[] = [
+  { value: "tool", label: "Tools", plural: "tools", actions: [{ action: "call_tool", label: "Call tool" }, { action: "list_tools", label: "List tools" }] },
+  { value: "resource", label: "Resources", plural: "resources", actions: [{ action: "read_resource", label: "Read (and subscribe)" }, { action: "list_resources", label: "List resources" }] },
+  { value: "resourceTemplate", label: "Resource templates", plural: "resource templates", actions: [{ action: "read_resource", label: "Read URIs through it" }, { action: "list_resource_templates", label: "List templates" }, { action: "complete", label: "Complete arguments" }] },
+  { value: "prompt", label: "Prompts", plural: "prompts", actions: [{ action: "get_prompt", label: "Get prompt" }, { action: "list_prompts", label: "List prompts" }, { action: "complete", label: "Complete arguments" }] },
+];
+const targetOf = (t: Target) => TARGETS.find((x) => x.value === t)!;
 
 export interface ConditionDraft {
   key: number;
@@ -18,6 +28,8 @@ export interface ConditionDraft {
 /** The rule form as typed: lists as comma-separated text, values as text. */
 export interface RuleDraft {
   effect: "permit" | "forbid";
+  /** What the rule is about (tools unless chosen otherwise). */
+  target: Target;
   actions: Action[];
   tools: string[];
   risk: RiskLevel[];
@@ -66,13 +78,14 @@ export const splitList = (s: string) =>
     .filter(Boolean);
 
 export function emptyRuleDraft(): RuleDraft {
-  return { effect: "permit", actions: ["call_tool"], tools: [], risk: [], readOnly: "", destructive: "", users: "", groups: "", clients: "", conditions: [], timeOn: false, fromHour: 9, toHour: 17, days: [1, 2, 3, 4, 5], approval: "" };
+  return { effect: "permit", target: "tool", actions: ["call_tool"], tools: [], risk: [], readOnly: "", destructive: "", users: "", groups: "", clients: "", conditions: [], timeOn: false, fromHour: 9, toHour: 17, days: [1, 2, 3, 4, 5], approval: "" };
 }
 
 export function draftFromRule(r: PolicyRule): RuleDraft {
   const tri = (b: boolean | undefined) => (b === undefined ? "" : b ? "true" : "false");
   return {
     effect: r.effect,
+    target: r.target ?? "tool",
     actions: r.actions,
     tools: r.tools,
     risk: r.toolFilter?.risk ?? [],
@@ -111,7 +124,10 @@ export function ruleFromDraft(d: RuleDraft, args: Record<string, ArgType>): Poli
   if (d.destructive) filter.destructive = d.destructive === "true";
   return {
     effect: d.effect,
-    actions: (["call_tool", "list_tools"] as const).filter((a) => d.actions.includes(a)),
+    ...(d.target !== "tool" ? { target: d.target } : {}),
+    actions: targetOf(d.target)
+      .actions.map((a) => a.action)
+      .filter((a) => d.actions.includes(a)),
     tools: d.tools,
     ...(Object.keys(filter).length ? { toolFilter: filter } : {}),
     principals: { users: splitList(d.users), groups: splitList(d.groups) },
@@ -308,6 +324,22 @@ function ConditionRow({
 }
 
 /**
+ * The arguments a condition can test for a target: the tools' typed arguments;
+ * a prompt's declared arguments and a template's URI variables (strings).
+ */
+function argumentsFor(target: Target, schema: CedarSchemaInfo | undefined): Record<string, ArgType> {
+  if (!schema) return {};
+  if (target === "tool") return schema.arguments;
+  const out: Record<string, ArgType> = {};
+  for (const t of schema.tools) {
+    if ((t.kind ?? "tool") !== target || !t.approved || t.blocked) continue;
+    const names = target === "prompt" ? (t.arguments ?? []) : target === "resourceTemplate" ? [...t.name.matchAll(/\{[+#./;?&]?([^}]+)\}/g)].flatMap((m) => m[1]!.split(",").map((v) => v.replace(/(\*|:\d+)$/, ""))) : [];
+    for (const n of names) if (/^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/.test(n)) out[n] = "String";
+  }
+  return out;
+}
+
+/**
  * The rule builder: who (users, groups, clients) may or may not do what
  * (actions on tools picked by name or by risk and annotations), under which
  * argument conditions and in which time window.
@@ -327,7 +359,7 @@ export function RuleBuilder({
   err: (path: string) => string | undefined;
 }) {
   const set = <K extends keyof RuleDraft>(k: K, v: RuleDraft[K]) => onChange({ ...draft, [k]: v });
-  const args = schema?.arguments ?? {};
+  const args = argumentsFor(draft.target, schema);
   const effectName = useId();
   const tri = (label: string, value: RuleDraft["readOnly"], on: (v: RuleDraft["readOnly"]) => void, yes: string, no: string) => {
     const id = `${effectName}-${label}`;
@@ -360,21 +392,41 @@ export function RuleBuilder({
       </Section>
 
       {/* Approval (issue 16): a forbid may hold matching calls for a person instead of denying them. */}
-      {draft.effect === "forbid" ? (
+      {draft.effect === "forbid" && draft.target === "tool" ? (
         <Section legend="Require approval (optional)" hint="Instead of denying, hold matching calls until a member of this approver group approves them (Approvals page). Another forbid still denies." error={err("rule.approval")}>
           <TextField label="Approver group" value={draft.approval} maxLength={100} placeholder="finance-approvers" onChange={(e) => set("approval", e.target.value)} />
         </Section>
       ) : null}
 
+      <Section legend="Applies to" hint="Resources are named by URI, templates by URI template; a URI that is no approved resource is read through the approved templates it matches." error={err("rule.target")}>
+        <select
+          aria-label="Applies to"
+          value={draft.target}
+          onChange={(e) => {
+            const t = targetOf(e.target.value as Target);
+            // Names and actions belong to one kind: switching starts from that kind's first action.
+            onChange({ ...draft, target: t.value, tools: [], actions: [t.actions[0]!.action], readOnly: "", destructive: "", approval: t.value === "tool" ? draft.approval : "" });
+          }}
+          className={cx(smallControl, "max-w-xs ring-slate-300")}
+        >
+          {TARGETS.map((t) => (
+            <option key={t.value} value={t.value}>
+              {t.label}
+            </option>
+          ))}
+        </select>
+      </Section>
+
       <Section legend="Actions" error={err("rule.actions")}>
         <div className="flex flex-wrap gap-x-6 gap-y-1">
-          <Checkbox label="Call tool (call_tool)" checked={draft.actions.includes("call_tool")} onChange={(v) => set("actions", v ? [...draft.actions, "call_tool"] : draft.actions.filter((a) => a !== "call_tool"))} />
-          <Checkbox label="List tools (list_tools)" checked={draft.actions.includes("list_tools")} onChange={(v) => set("actions", v ? [...draft.actions, "list_tools"] : draft.actions.filter((a) => a !== "list_tools"))} />
+          {targetOf(draft.target).actions.map(({ action, label }) => (
+            <Checkbox key={action} label={`${label} (${action})`} checked={draft.actions.includes(action)} onChange={(v) => set("actions", v ? [...draft.actions, action] : draft.actions.filter((a) => a !== action))} />
+          ))}
         </div>
       </Section>
 
-      <Section legend="Tools" hint="Pick tools by name, or leave none selected and match tools by the filter below (or both: a tool must then match both)." error={err("rule.tools")}>
-        {schema ? <ToolPicker selected={draft.tools} tools={schema.tools} onChange={(t) => set("tools", t)} /> : <p className="text-sm text-slate-500">Loading the server’s tools…</p>}
+      <Section legend={targetOf(draft.target).label} hint={`Pick ${targetOf(draft.target).plural} by name, or leave none selected and match them by the filter below (or both: each must then match both).`} error={err("rule.tools")}>
+        {schema ? <ToolPicker selected={draft.tools} tools={schema.tools.filter((t) => (t.kind ?? "tool") === draft.target)} onChange={(t) => set("tools", t)} /> : <p className="text-sm text-slate-500">Loading the server’s catalogue…</p>}
       </Section>
 
       <Section legend="Tool filter (optional)" hint="Risk is set by your reviewers; read-only and destructive are hints the server declares about its own tools." error={err("rule.toolFilter")}>
@@ -389,10 +441,12 @@ export function RuleBuilder({
               ))}
             </div>
           </div>
-          <div className="grid grid-cols-1 gap-3 sm:grid-cols-2">
-            {tri("Read-only", draft.readOnly, (v) => set("readOnly", v), "Read-only tools only", "Tools that are not read-only")}
-            {tri("Destructive", draft.destructive, (v) => set("destructive", v), "Destructive tools only", "Tools that are not destructive")}
-          </div>
+          {draft.target === "tool" ? (
+            <div className="grid grid-cols-1 gap-3 sm:grid-cols-2">
+              {tri("Read-only", draft.readOnly, (v) => set("readOnly", v), "Read-only tools only", "Tools that are not read-only")}
+              {tri("Destructive", draft.destructive, (v) => set("destructive", v), "Destructive tools only", "Tools that are not destructive")}
+            </div>
+          ) : null}
         </div>
       </Section>
 

@@ -15,7 +15,8 @@ export interface CedarSchemaInfo {
   text: string;
   arguments: Record<string, ArgType>;
   conflicts: string[];
-  tools: { name: string; approved: boolean; blocked: boolean }[];
+  /** Every catalogue entry: `kind` tool, resource (name = URI), resourceTemplate (name = URI template) or prompt. */
+  tools: { kind?: "tool" | "resource" | "resourceTemplate" | "prompt"; name: string; approved: boolean; blocked: boolean; arguments?: string[] }[];
 }
 
 /** POST /policies/check */

@@ -89,11 +89,34 @@ export function ImportResult({ result, error, onDismiss }: { result: ImportSumma
               </dd>
             </div>
           </dl>
+          <OtherKinds entries={result.entries} />
         </div>
         <Button variant="ghost" onClick={onDismiss}>
           Dismiss
         </Button>
       </div>
     </section>
+  );
+}
+
+/** Resources, templates and prompts the import saw: one line per kind it listed anything of. */
+function OtherKinds({ entries }: { entries: ImportSummary["entries"] | undefined }) {
+  if (!entries) return null;
+  const kinds = [
+    { label: "Resources", s: entries.resource },
+    { label: "Resource templates", s: entries.resourceTemplate },
+    { label: "Prompts", s: entries.prompt },
+  ].filter((k) => k.s && k.s.added.length + k.s.changed.length + k.s.unchanged.length + k.s.removed.length + k.s.skipped.length > 0);
+  if (!kinds.length) return null;
+  return (
+    <ul className="space-y-0.5 text-slate-700" data-testid="import-other-kinds">
+      {kinds.map(({ label, s }) => (
+        <li key={label}>
+          <span className="font-medium">{label}:</span> {s.added.length} added, {s.changed.length} changed, {s.unchanged.length} unchanged, {s.removed.length} removed upstream
+          {s.skipped.length ? <span className="text-rose-700">, {s.skipped.length} skipped ({s.skipped.map((x) => `${x.name}: ${x.reason}`).join("; ")})</span> : null}
+          {s.added.length + s.changed.length ? <span className="text-xs text-slate-500"> (pending review)</span> : null}
+        </li>
+      ))}
+    </ul>
   );
 }

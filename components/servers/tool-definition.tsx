@@ -13,8 +13,8 @@ export type DiffTruncation = NonNullable<ToolDetail["diffTruncated"]>;
 
 /** Saves one version's full definition as a JSON file (the diff and the views below are cut for size). */
 export function downloadVersion(toolName: string, v: ToolVersion) {
-  const { id, version, title, description, inputSchema, outputSchema, annotations, hash } = v;
-  const blob = new Blob([jsonText({ id, version, name: toolName, title, description, inputSchema, outputSchema, annotations, hash }, Infinity)], { type: "application/json" });
+  const { id, version, title, description, inputSchema, outputSchema, annotations, definition, hash } = v;
+  const blob = new Blob([jsonText({ id, version, name: toolName, title, description, inputSchema, outputSchema, annotations, ...(definition ? { definition } : {}), hash }, Infinity)], { type: "application/json" });
   const url = URL.createObjectURL(blob);
   const a = document.createElement("a");
   a.href = url;
@@ -135,6 +135,14 @@ export function DefinitionView({ version }: { version: ToolVersion }) {
           <dt className="text-xs font-semibold uppercase tracking-wide text-slate-500">Output schema</dt>
           <dd className="mt-0.5">
             <Json value={version.outputSchema} />
+          </dd>
+        </div>
+      ) : null}
+      {version.definition ? (
+        <div>
+          <dt className="text-xs font-semibold uppercase tracking-wide text-slate-500">Listed definition</dt>
+          <dd className="mt-0.5">
+            <Json value={version.definition} />
           </dd>
         </div>
       ) : null}

@@ -123,7 +123,7 @@ function jsonDeeperThan(value: unknown, max: number): boolean {
 }
 
 /** A readable, stable rendering of a tool version for review. */
-export function renderToolVersion(v: { title: string | null; description: string; inputSchema: unknown; outputSchema: unknown; annotations: unknown }): string {
+export function renderToolVersion(v: { title: string | null; description: string; inputSchema: unknown; outputSchema: unknown; annotations: unknown; definition?: unknown }): string {
   return [
     `title: ${v.title ?? ""}`,
     "description:",
@@ -133,5 +133,7 @@ export function renderToolVersion(v: { title: string | null; description: string
     "inputSchema:",
     ...pretty(v.inputSchema).split("\n").map((l) => `  ${l}`),
     ...(v.outputSchema ? ["outputSchema:", ...pretty(v.outputSchema).split("\n").map((l) => `  ${l}`)] : []),
+    // Resources, templates and prompts: the definition as listed (URI, name, MIME type, arguments), which their hash covers.
+    ...(v.definition ? ["definition:", ...pretty(v.definition).split("\n").map((l) => `  ${l}`)] : []),
   ].join("\n");
 }

@@ -154,7 +154,7 @@ export async function serverSchema(ctx: Ctx, serverId: string) {
   const approved = snap.servers[0]!.tools.filter((t) => t.approved && !t.blocked).map((t) => ({ kind: t.kind, name: t.name, inputSchema: t.approved!.inputSchema }));
   // The tools' argument types, and the string arguments of prompts and templates (lib/enforcement/model.ts serverSchemaOf).
   const { schema, types, conflicts } = serverSchemaOf(approved);
-  return { schema, text: schemaText(schema), arguments: types, conflicts, tools: snap.servers[0]!.tools.map((t) => ({ name: t.name, approved: Boolean(t.approved), blocked: t.blocked })) };
+  return { schema, text: schemaText(schema), arguments: types, conflicts, tools: snap.servers[0]!.tools.map((t) => ({ kind: t.kind ?? "tool", name: t.name, approved: Boolean(t.approved), blocked: t.blocked })) };
 }
 
 export async function listPolicies(ctx: Ctx, q: { tenantId?: string; serverId?: string }) {

@@ -15,6 +15,15 @@ import type { Page, PublicTool } from "@/lib/client/types";
 
 const PAGE_SIZE = 25;
 
+/** The catalogue's kinds (the API's `kind`), and how this page names each. */
+const KINDS = [
+  { value: "tool", label: "Tools", one: "tool", key: "Name" },
+  { value: "resource", label: "Resources", one: "resource", key: "URI" },
+  { value: "resourceTemplate", label: "Resource templates", one: "resource template", key: "URI template" },
+  { value: "prompt", label: "Prompts", one: "prompt", key: "Name" },
+] as const;
+type Kind = (typeof KINDS)[number]["value"];
+
 function ToolsView() {
   const server = useServer();
   const canWrite = useCanWrite(server.tenantId);
@@ -31,16 +40,19 @@ function ToolsView() {
   const rawStatus = params.get("status");
   const status = toolStatuses.includes(rawStatus as ToolStatus) ? (rawStatus as ToolStatus) : undefined;
   const page = Math.max(1, Number(params.get("page")) || 1);
+  const rawKind = params.get("kind");
+  const kind: Kind = KINDS.some((k) => k.value === rawKind) ? (rawKind as Kind) : "tool";
+  const kindInfo = KINDS.find((k) => k.value === kind) ?? KINDS[0];
   const setFilters = useCallback(
-    (next: { q?: string; status?: string; page?: number }) => {
-      const merged = { q, status, page, ...next };
-      router.replace(`${pathname}${qs({ q: merged.q, status: merged.status, page: merged.page && merged.page > 1 ? merged.page : undefined })}`, { scroll: false });
+    (next: { q?: string; status?: string; page?: number; kind?: Kind }) => {
+      const merged = { q, status, page, kind, ...next };
+      router.replace(`${pathname}${qs({ kind: merged.kind === "tool" ? undefined : merged.kind, q: merged.q, status: merged.status, page: merged.page && merged.page > 1 ? merged.page : undefined })}`, { scroll: false });
     },
-    [router, pathname, q, status, page],
+    [router, pathname, q, status, page, kind],
   );
   const onSearch = useCallback((v: string) => setFilters({ q: v, page: 1 }), [setFilters]);
 
-  const query = { q: q || undefined, status, page, pageSize: PAGE_SIZE };
+  const query = { kind: kind === "tool" ? undefined : kind, q: q || undefined, status, page, pageSize: PAGE_SIZE };
   const tools = useQuery({
     queryKey: keys.tools.list(server.id, query),
     queryFn: () => apiFetch<Page<PublicTool>>(`/servers/${encodeURIComponent(server.id)}/tools${qs(query)}`),
@@ -54,11 +66,20 @@ function ToolsView() {
     <div className="space-y-4">
       <div className="flex flex-wrap items-end justify-between gap-3">
         <div className="flex flex-wrap items-end gap-3">
+          <div className="w-52">
+            <SelectField label="Show" value={kind} onChange={(e) => setFilters({ kind: e.target.value as Kind, page: 1 })}>
+              {KINDS.map((k) => (
+                <option key={k.value} value={k.value}>
+                  {k.label}
+                </option>
+              ))}
+            </SelectField>
+          </div>
           <div className="w-72">
             <span className="mb-1 block text-sm font-medium text-slate-700" aria-hidden>
               Search
             </span>
-            <SearchBox key={searchKey} value={q} onChange={onSearch} placeholder="Search tools by name" />
+            <SearchBox key={searchKey} value={q} onChange={onSearch} placeholder={`Search ${kindInfo.label.toLowerCase()} by ${kindInfo.key.toLowerCase()}`} />
           </div>
           <div className="w-56">
             <SelectField label="Status" value={status ?? ""} onChange={(e) => setFilters({ status: e.target.value || undefined, page: 1 })}>
@@ -73,9 +94,11 @@ function ToolsView() {
         </div>
         {canWrite ? (
           <div className="flex gap-2">
-            <Button variant="secondary" onClick={() => setAdding(true)}>
-              Add tool
-            </Button>
+            {kind === "tool" ? (
+              <Button variant="secondary" onClick={() => setAdding(true)}>
+                Add tool
+              </Button>
+            ) : null}
             <Button busy={importer.isPending} onClick={() => importer.mutate()}>
               Import from upstream
             </Button>
@@ -85,7 +108,7 @@ function ToolsView() {
 
       {importer.isPending ? (
         <p role="status" className="text-sm text-slate-600">
-          Listing tools from <code className="font-mono text-xs">{server.upstreamUrl}</code>…
+          Listing tools, resources and prompts from <code className="font-mono text-xs">{server.upstreamUrl}</code>…
         </p>
       ) : (
         <ImportResult result={importer.data} error={importer.error} onDismiss={() => importer.reset()} />
@@ -100,8 +123,12 @@ function ToolsView() {
 
       {tools.isPending ? (
         <p role="status" className="text-sm text-slate-500">
-          Loading tools…
+          Loading {kindInfo.label.toLowerCase()}…
         </p>
+      ) : tools.data && tools.data.total === 0 && !filtered && kind !== "tool" ? (
+        <EmptyState title={`No ${kindInfo.label.toLowerCase()} in the catalogue`}>
+          Import from upstream lists them when the upstream server offers them. Imported {kindInfo.label.toLowerCase()} stay pending until an admin approves them; agents refuse anything not approved.
+        </EmptyState>
       ) : tools.data && tools.data.total === 0 && !filtered ? (
         <EmptyState
           title="No tools in the catalogue yet"
@@ -144,7 +171,7 @@ function ToolsView() {
             </EmptyState>
           ) : (
             <div className={tools.isPlaceholderData ? "opacity-60 transition-opacity" : undefined} aria-busy={tools.isFetching}>
-              <Table head={["Name", "Title", "Status", "Risk", "Hints", "Updated"]}>
+              <Table head={[kindInfo.key, "Title", "Status", "Risk", kind === "tool" ? "Hints" : "", "Updated"]}>
                 {tools.data.items.map((t) => (
                   <tr key={t.id} data-testid={`tool-row-${t.name}`} className="hover:bg-slate-50">
                     <Td>
@@ -166,9 +193,7 @@ function ToolsView() {
                     <Td>
                       <RiskBadge risk={t.risk} />
                     </Td>
-                    <Td>
-                      <HintBadges annotations={t.annotations} />
-                    </Td>
+                    <Td>{kind === "tool" ? <HintBadges annotations={t.annotations} /> : null}</Td>
                     <Td className="whitespace-nowrap text-xs text-slate-500">
                       <Time iso={t.updatedAt} />
                     </Td>
