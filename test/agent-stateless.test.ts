@@ -226,6 +226,20 @@ describe("the stateless era (2026-07-28) through the agent", () => {
     expect(noEnvelope.json).toMatchObject({ id: "e", error: { code: -32602 } });
   });
 
+  it("has no session and no GET stream in the stateless era: Mcp-Session-Id ignored (never forwarded, none given), GET 405, a batch refused", async () => {
+    const bearer = await tokenFor("tickets:read");
+    const from = up.log.length;
+    const res = await fetch(`${base}/v2`, { method: "POST", headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-session-id": "not-a-session", ...modern("tools/list") }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: { _meta: META } }) });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("mcp-session-id")).toBeNull();
+    expect(upstreamSince(from).filter((l) => l.method === "tools/list").length).toBe(1);
+    const get = await fetch(`${base}/v2`, { headers: { authorization: `Bearer ${bearer}`, accept: "text/event-stream", "mcp-protocol-version": V } });
+    expect(get.status).toBe(405);
+    const batch = await post("/v2", bearer, [{ jsonrpc: "2.0", id: 1, method: "tools/list", params: { _meta: META } }], modern("tools/list"));
+    expect(batch.status).toBe(400);
+    expect(batch.json.error?.code).toBe(-32600);
+  });
+
   it("server/discover: the upstream's answer, filtered (revisions the agent speaks, capabilities it decides), private, ttlMs clamped", async () => {
     const bearer = await tokenFor("tickets:read");
     const r = await post("/v2", bearer, { jsonrpc: "2.0", id: "d", method: "server/discover", params: { _meta: META } }, modern("server/discover"));
