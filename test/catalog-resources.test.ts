@@ -16,7 +16,7 @@ import { loadSnapshot } from "@/lib/bundles/snapshot";
 import { entryHash } from "@/lib/enforcement/catalogue-entry";
 import { decide, decisionView, driftedAgainst, filterList } from "@/lib/enforcement/decide";
 import { fetchUpstreamCatalogue } from "@/lib/enforcement/upstream-tools";
-import { createPolicy, policyInput } from "@/lib/policy/service";
+import { createPolicy, policyInput, simulate, simulateInput } from "@/lib/policy/service";
 import { createServer } from "@/lib/servers/service";
 import { createServerInput } from "@/lib/servers/schemas";
 import { startUpstreamV2, type UpstreamV2 } from "@/sandbox/upstream-v2";
@@ -95,6 +95,13 @@ describe("catalogue of resources, templates and prompts", () => {
     expect(decide(view, { method: "resources/read", serverId: server.id, name: "test://template/secret/data", principal: who, time })).toMatchObject({ decision: "deny", stage: "policy" });
     // Another tenant never reads through this server.
     expect(decide(view, { method: "prompts/get", serverId: server.id, name: "test_prompt_with_arguments", principal: principal({ tenantId: "ten_other" }), args: {}, time })).toMatchObject({ decision: "deny", stage: "server" });
+
+    // The simulator decides the new actions with the same decide(), on the server's draft.
+    const sim = (action: string, tool: string, args: Record<string, unknown> = {}) => simulate(admin.ctx, simulateInput.parse({ tenantId, serverId: server.id, request: { user: "alice", action, tool, args } }));
+    expect(await sim("get_prompt", "test_prompt_with_arguments", { arg1: "a" })).toMatchObject({ decision: "allow", stage: "policy" });
+    expect(await sim("read_resource", "test://static-text")).toMatchObject({ decision: "deny", stage: "catalogue" });
+    expect(await sim("read_resource", "test://template/secret/data")).toMatchObject({ decision: "deny", stage: "policy" });
+    expect(await sim("list_resource_templates", "test://template/{id}/data")).toMatchObject({ decision: "allow" });
 
     // The live listing filtered as the agent filters it: only the approved prompt.
     const live = await fetchUpstreamCatalogue(upstream.url);

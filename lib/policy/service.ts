@@ -10,8 +10,8 @@ import type { Ctx } from "@/lib/context";
 import { isUniqueViolation } from "@/lib/db-errors";
 import type { BundleContent } from "@/lib/enforcement/bundle";
 import { decide, decisionView, type LiveState } from "@/lib/enforcement/decide";
-import { ENTITY_TYPE } from "@/lib/enforcement/catalogue-entry";
-import { serverSchemaOf } from "@/lib/enforcement/model";
+import { ENTITY_TYPE, MAX_ENTRY_KEY } from "@/lib/enforcement/catalogue-entry";
+import { actions as cedarActions, serverSchemaOf, type CedarAction } from "@/lib/enforcement/model";
 import { AppError, conflict, forbidden, notFound } from "@/lib/errors";
 import { newId } from "@/lib/ids";
 import { loadServer } from "@/lib/servers/service";
@@ -70,10 +70,26 @@ const testRequestSchema = z.object({
 });
 export const policyTestInput = z.object({ tenantId: z.string(), serverId: z.string(), name, request: testRequestSchema, expected: z.enum(["allow", "deny"]) });
 export const policyTestUpdateInput = z.object({ name: name.optional(), request: testRequestSchema.optional(), expected: z.enum(["allow", "deny"]).optional() });
+/** A simulated request: any action of the model, on a tool, resource URI, URI template or prompt name. */
+const simulateRequestSchema = testRequestSchema.extend({
+  tool: z.string().min(1).max(MAX_ENTRY_KEY).describe("The tool or prompt name, resource URI or URI template the action names"),
+  action: z.enum(cedarActions).default("call_tool"),
+});
+/** The JSON-RPC method an agent decides each action for (lib/enforcement/decide.ts). */
+const METHOD_OF: Record<CedarAction, string> = {
+  call_tool: "tools/call",
+  list_tools: "tools/list",
+  read_resource: "resources/read",
+  list_resources: "resources/list",
+  list_resource_templates: "resources/templates/list",
+  get_prompt: "prompts/get",
+  list_prompts: "prompts/list",
+  complete: "completion/complete",
+};
 export const simulateInput = z.object({
   tenantId: z.string(),
   serverId: z.string(),
-  request: testRequestSchema,
+  request: simulateRequestSchema,
   fleetId: z.string().optional().describe("With revision: decide against that published bundle; without: against the server's current draft"),
   revision: z.number().int().min(1).optional(),
   issuedAt: z.iso
@@ -357,9 +373,9 @@ export function explain(content: BundleContent, input: z.infer<typeof simulateIn
   const result = decide(
     decisionView(content),
     {
-      method: r.action === "list_tools" ? "tools/list" : "tools/call",
+      method: METHOD_OF[r.action],
       serverId: input.serverId,
-      tool: r.tool,
+      name: r.tool,
       principal: { issuer: input.issuer ?? "", tenantId: input.tenantId, user: r.user, client: r.client, scopes: r.scopes, groups: r.groups, actors: [], iat, exp: 0 },
       args: r.args,
       time,
