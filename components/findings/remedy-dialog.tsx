@@ -1,9 +1,10 @@
 "use client";
 
 import Link from "next/link";
+import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { Button, ErrorBanner, Modal } from "@/components/ui";
-import { applyRemedy, previewRemedy, useFindingWrite, type Finding, type PolicyRemedy, type RemedyApplied, type RemedyPreview } from "./queries";
+import { applyRemedy, findingKeys, previewRemedy, type Finding, type PolicyRemedy, type RemedyApplied, type RemedyPreview } from "./queries";
 
 /**
  * A policy-changing remedy: the button computes its impact on the traffic the
@@ -18,7 +19,13 @@ export function RemedyButton({ finding, action, label, disabled }: { finding: Fi
   const [done, setDone] = useState<RemedyApplied | null>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
-  const apply = useFindingWrite(applyRemedy);
+  // The list refreshes when the dialog closes, not on success: the remedied finding leaves the list, and this dialog with it.
+  const qc = useQueryClient();
+  const apply = useMutation({ mutationFn: applyRemedy });
+  const close = () => {
+    setOpen(false);
+    if (done) void qc.invalidateQueries({ queryKey: findingKeys.all });
+  };
   const start = async () => {
     setOpen(true);
     setPreview(null);
@@ -40,7 +47,7 @@ export function RemedyButton({ finding, action, label, disabled }: { finding: Fi
       <Button variant="secondary" onClick={start} disabled={disabled} data-testid={`remedy-${action}`}>
         {label}
       </Button>
-      <Modal open={open} onClose={() => setOpen(false)} title={done ? "Draft created" : "Remedy: impact on recent traffic"}>
+      <Modal open={open} onClose={close} title={done ? "Draft created" : "Remedy: impact on recent traffic"}>
         <div className="space-y-3 text-sm text-slate-700" data-testid="remedy-dialog">
           {busy && !preview ? <p>Replaying the window&apos;s decisions against the draft with and without this change…</p> : null}
           {preview && imp ? (
@@ -106,7 +113,7 @@ export function RemedyButton({ finding, action, label, disabled }: { finding: Fi
           ) : null}
           <ErrorBanner error={error ?? apply.error} />
           <div className="flex justify-end gap-2">
-            <Button type="button" variant="secondary" onClick={() => setOpen(false)}>
+            <Button type="button" variant="secondary" onClick={close}>
               {done ? "Close" : "Cancel"}
             </Button>
             {preview && !done && !imp?.issues.length ? (
