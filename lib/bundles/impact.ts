@@ -18,7 +18,7 @@ export const IMPACT_MAX = 100_000;
 const CHUNK = 5_000;
 
 export const impactInput = z.object({
-  limit: z.number().int().min(1).max(IMPACT_MAX, `at most ${IMPACT_MAX.toLocaleString("en")} decisions`).default(10_000).describe("How many of the most recent tools/call decisions to replay"),
+  limit: z.number().int().min(1).max(IMPACT_MAX, `at most ${IMPACT_MAX.toLocaleString("en")} decisions`).default(10_000).describe("How many of the most recent decisions to replay (tools/call, resources/read and subscribe, prompts/get, completion/complete)"),
   since: z.iso.datetime({ offset: true }).optional().describe("Only decisions at or after this time"),
   examples: z.number().int().min(1).max(100).default(5).describe("Example decisions kept per group"),
 });
@@ -182,13 +182,17 @@ function changedPolicies(base: BundleContent | null, draft: BundleContent) {
   return out.sort((x, y) => x.id.localeCompare(y.id));
 }
 
+/** The decisions replayed: tool calls, and (issue 11) resource reads, prompt gets and completions. */
+const REPLAYED_METHODS = ["tools/call", "resources/read", "resources/subscribe", "prompts/get", "completion/complete"];
+
 /** Same relevance rule as the engine's slices: unknown metadata keeps the policy. */
 function applies(meta: BundleContent["policies"][string] | undefined, serverId: string, tenantId: string, tool: string) {
   return !meta || (meta.serverId === serverId && (meta.tenantId === null || meta.tenantId === tenantId) && (!meta.tools || meta.tools.includes(tool)));
 }
 
 /**
- * Replays the fleet's most recent tools/call decisions against its live
+ * Replays the fleet's most recent tools/call, resources/read|subscribe,
+ * prompts/get and completion/complete decisions against its live
  * bundle (baseline) and its draft with `decide()` (lib/enforcement/decide.ts),
  * as an agent would decide them now: revocations and client approval as they
  * stand in the database, and drift against the catalogue's latest versions.
@@ -320,6 +324,7 @@ export async function analyzeImpact(ctx: Ctx, fleetId: string, rawInput: ImpactI
       .select({
         id: decisions.id,
         at: decisions.at,
+        method: decisions.method,
         tenantId: decisions.tenantId,
         serverId: decisions.serverId,
         tool: decisions.tool,
@@ -338,7 +343,7 @@ export async function analyzeImpact(ctx: Ctx, fleetId: string, rawInput: ImpactI
   const loaded: Row[] = [];
   const tl = performance.now();
   while (serverIds.length && totals.loaded < input.limit) {
-    const conds: (SQL | undefined)[] = [inArray(decisions.serverId, serverIds), eq(decisions.method, "tools/call")];
+    const conds: (SQL | undefined)[] = [inArray(decisions.serverId, serverIds), inArray(decisions.method, REPLAYED_METHODS)];
     if (since) conds.push(gte(decisions.at, since));
     if (cursor) conds.push(or(lt(decisions.at, cursor.at), and(eq(decisions.at, cursor.at), lt(decisions.id, cursor.id))));
     const rows = await loadChunk(conds, Math.min(CHUNK, input.limit - totals.loaded));
@@ -364,43 +369,70 @@ export async function analyzeImpact(ctx: Ctx, fleetId: string, rawInput: ImpactI
       continue;
     }
     const masked = maskedArgNames(d.args);
-    const slice = sliceOf(d.serverId, d.tenantId, d.tool);
-    if (readsAny(slice.changedReads, masked)) {
-      skip("masked arguments");
-      continue;
-    }
-    const ctxRec = d.context ?? {};
-    if (slice.same) {
-      // Identical on both sides: the answer cannot change, no need to ask Cedar twice.
-      totals.replayed++;
-      totals.unchanged++;
-      totals.identicalSlices++;
-      continue;
-    }
-    const token = ctxRec.token ?? { iss: "", iat: 0, exp: 0 };
-    const req: DecideRequest = {
-      method: "tools/call",
-      serverId: d.serverId,
-      tool: d.tool,
-      principal: { issuer: token.iss, tenantId: d.tenantId, user: d.userId, client: d.clientId ?? "", scopes: d.scopes ?? [], groups: ctxRec.groups ?? [], actors: ctxRec.actors ?? [], iat: token.iat, exp: token.exp },
-      args: d.args ?? {},
-      time: d.at,
-      ...(ctxRec.ip ? { ip: ctxRec.ip } : {}),
-    };
-    // The live checks read the user, client and token's iat, which the memo key may leave out: their outcome is part of the key.
-    const p = req.principal;
-    const gate = (c: BundleContent | null) => (c ? `${isRevoked(c, p, d.serverId) ? 1 : 0}${unapprovedClient(c, p) ? 1 : 0}` : "--");
-    const mk = `${gate(base)}${gate(draft)}${memoKey(slice, d, ctxRec)}`;
-    const hit = slice.memo.get(mk);
-    if (hit) totals.memoHits++;
-    const pair: [Decision, Decision] = hit ?? [baseView ? decide(baseView, req, baseLive) : noBaseline, decide(draftView, req, draftLive)];
-    if (!hit) slice.memo.set(mk, pair);
-    const before = pair[0];
-    const after = pair[1];
-    if (before.decision !== after.decision && readsAny(slice.allReads, masked)) {
-      // The flip may come from a policy reading a masked value: do not guess.
-      skip("masked arguments");
-      continue;
+    let before: Decision;
+    let after: Decision;
+    if (d.method !== "tools/call") {
+      // A resource read, prompt get or completion: decided afresh on both sides (no slice shortcut:
+      // slices are per tool). Their arguments are not recorded, so a flip a policy reading
+      // context.args could cause is skipped rather than guessed (a read through a template takes
+      // its arguments from the URI, which is recorded).
+      const ctxOther = d.context ?? {};
+      const tok = ctxOther.token ?? { iss: "", iat: 0, exp: 0 };
+      const other: DecideRequest = {
+        method: d.method,
+        serverId: d.serverId,
+        name: d.tool,
+        principal: { issuer: tok.iss, tenantId: d.tenantId, user: d.userId, client: d.clientId ?? "", scopes: d.scopes ?? [], groups: ctxOther.groups ?? [], actors: ctxOther.actors ?? [], iat: tok.iat, exp: tok.exp },
+        args: d.args ?? {},
+        time: d.at,
+        ...(ctxOther.ip ? { ip: ctxOther.ip } : {}),
+      };
+      before = baseView ? decide(baseView, other, baseLive) : noBaseline;
+      after = decide(draftView, other, draftLive);
+      const argsMatter = (v: DecisionView | null) => !!v && (["prompt", "resourceTemplate"] as const).some((k) => v.engine.entry(d.serverId, k, d.tool!) && v.engine.mayReadArgs(d.serverId, d.tenantId!, d.tool!, k));
+      if (before.decision !== after.decision && d.method !== "resources/read" && d.method !== "resources/subscribe" && !d.args && (argsMatter(baseView) || argsMatter(draftView))) {
+        skip("arguments not recorded");
+        continue;
+      }
+    } else {
+      const slice = sliceOf(d.serverId, d.tenantId, d.tool);
+      if (readsAny(slice.changedReads, masked)) {
+        skip("masked arguments");
+        continue;
+      }
+      const ctxRec = d.context ?? {};
+      if (slice.same) {
+        // Identical on both sides: the answer cannot change, no need to ask Cedar twice.
+        totals.replayed++;
+        totals.unchanged++;
+        totals.identicalSlices++;
+        continue;
+      }
+      const token = ctxRec.token ?? { iss: "", iat: 0, exp: 0 };
+      const req: DecideRequest = {
+        method: "tools/call",
+        serverId: d.serverId,
+        tool: d.tool,
+        principal: { issuer: token.iss, tenantId: d.tenantId, user: d.userId, client: d.clientId ?? "", scopes: d.scopes ?? [], groups: ctxRec.groups ?? [], actors: ctxRec.actors ?? [], iat: token.iat, exp: token.exp },
+        args: d.args ?? {},
+        time: d.at,
+        ...(ctxRec.ip ? { ip: ctxRec.ip } : {}),
+      };
+      // The live checks read the user, client and token's iat, which the memo key may leave out: their outcome is part of the key.
+      const p = req.principal;
+      const gate = (c: BundleContent | null) => (c ? `${isRevoked(c, p, d.serverId) ? 1 : 0}${unapprovedClient(c, p) ? 1 : 0}` : "--");
+      const mk = `${gate(base)}${gate(draft)}${memoKey(slice, d, ctxRec)}`;
+      const hit = slice.memo.get(mk);
+      if (hit) totals.memoHits++;
+      const pair: [Decision, Decision] = hit ?? [baseView ? decide(baseView, req, baseLive) : noBaseline, decide(draftView, req, draftLive)];
+      if (!hit) slice.memo.set(mk, pair);
+      before = pair[0];
+      after = pair[1];
+      if (before.decision !== after.decision && readsAny(slice.allReads, masked)) {
+        // The flip may come from a policy reading a masked value: do not guess.
+        skip("masked arguments");
+        continue;
+      }
     }
     totals.replayed++;
     if (d.outcome !== "error" && d.outcome !== before.decision) totals.baselineDiffersFromStored++;
