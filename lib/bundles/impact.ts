@@ -373,9 +373,9 @@ export async function analyzeImpact(ctx: Ctx, fleetId: string, rawInput: ImpactI
     let after: Decision;
     if (d.method !== "tools/call") {
       // A resource read, prompt get or completion: decided afresh on both sides (no slice shortcut:
-      // slices are per tool). Their arguments are not recorded, so a flip a policy reading
-      // context.args could cause is skipped rather than guessed (a read through a template takes
-      // its arguments from the URI, which is recorded).
+      // slices are per tool). When its arguments were not recorded or some were masked, a flip a
+      // policy reading context.args could cause is skipped rather than guessed (a read through a
+      // template takes its arguments from the URI, which is recorded).
       const ctxOther = d.context ?? {};
       const tok = ctxOther.token ?? { iss: "", iat: 0, exp: 0 };
       const other: DecideRequest = {
@@ -390,8 +390,8 @@ export async function analyzeImpact(ctx: Ctx, fleetId: string, rawInput: ImpactI
       before = baseView ? decide(baseView, other, baseLive) : noBaseline;
       after = decide(draftView, other, draftLive);
       const argsMatter = (v: DecisionView | null) => !!v && (["prompt", "resourceTemplate"] as const).some((k) => v.engine.entry(d.serverId, k, d.tool!) && v.engine.mayReadArgs(d.serverId, d.tenantId!, d.tool!, k));
-      if (before.decision !== after.decision && d.method !== "resources/read" && d.method !== "resources/subscribe" && !d.args && (argsMatter(baseView) || argsMatter(draftView))) {
-        skip("arguments not recorded");
+      if (before.decision !== after.decision && d.method !== "resources/read" && d.method !== "resources/subscribe" && (!d.args || masked.length > 0) && (argsMatter(baseView) || argsMatter(draftView))) {
+        skip(d.args ? "masked arguments" : "arguments not recorded");
         continue;
       }
     } else {
