@@ -239,7 +239,8 @@ describe("data-plane agent", () => {
     const nuke = await client.callTool({ name: "delete_project", arguments: { project: "ops", confirm: true } }).catch((e: unknown) => e);
     expect((nuke as McpError).code).toBe(-32003);
     // Methods outside the allow-list are denied by default.
-    const res = await client.listResources().catch((e: unknown) => e);
+    // (resources/*, prompts/* and completion/complete are decided since issue 11; logging/setLevel is not a method decide() knows.)
+    const res = await client.setLoggingLevel("info").catch((e: unknown) => e);
     expect((res as McpError).code).toBe(-32003);
     await client.close();
 
@@ -281,7 +282,7 @@ describe("data-plane agent", () => {
     const res = await rpc(
       [
         { jsonrpc: "2.0", id: "a", method: "tools/call", params: { name: "create_ticket", arguments: { title: "Batch", project: "finance" } } },
-        { jsonrpc: "2.0", id: "b", method: "prompts/list" },
+        { jsonrpc: "2.0", id: "b", method: "logging/setLevel", params: { level: "info" } },
       ],
       { authorization: `Bearer ${await token("tickets:write")}` },
     );
