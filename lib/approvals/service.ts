@@ -274,12 +274,6 @@ export async function listApprovals(ctx: Ctx, q: ApprovalListQuery) {
   return { items: page, nextCursor: more ? page[page.length - 1]!.id : null };
 }
 
-/** How many open requests the actor may decide (the Overview's notification). */
-export async function pendingCount(ctx: Ctx, tenantId?: string): Promise<number> {
-  const r = await listApprovals(ctx, approvalListQuery.parse({ tenantId, view: "mine", limit: 200 }));
-  return r.items.length;
-}
-
 /** One request, by id, for anyone who reads its tenant (404 otherwise). */
 export async function getApproval(ctx: Ctx, id: string): Promise<PublicApproval> {
   const [row] = await ctx.db.select({ r: approvalRequests, serverName: servers.name }).from(approvalRequests).innerJoin(servers, eq(servers.id, approvalRequests.serverId)).where(eq(approvalRequests.id, id));
