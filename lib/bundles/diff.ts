@@ -1,4 +1,6 @@
 import type { BundleContent, BundleServer } from "@/lib/enforcement/bundle";
+import { LIST_FIELD } from "@/lib/enforcement/catalogue-entry";
+import { driftKey } from "@/lib/enforcement/decide";
 
 export interface Change<T> {
   added: T[];
@@ -71,7 +73,8 @@ export function diffBundles(a: BundleContent | null, b: BundleContent): BundleDi
     new Map(Object.entries(c?.cedar.policies ?? {}).filter(([id]) => (c!.policies[id]?.kind === "scope") === scope).map(([id, text]) => [id, { text, name: c!.policies[id]?.name ?? id }]));
   const policyView = (id: string, x?: { text: string; name: string }, y?: { text: string; name: string }) => ({ id, name: (y ?? x)!.name, ...(x ? { before: x.text } : {}), ...(y ? { after: y.text } : {}) });
   const sameText = (x: { text: string }, y: { text: string }) => x.text === y.text;
-  const tools = (c: BundleContent | null) => new Map((c?.catalogue ?? []).map((t) => [`${t.serverId}/${t.name}`, t.hash]));
+  // Keyed like drift (tools `srv/name`, others `srv/<kind>:<key>`): a prompt and a tool of one name are two entries.
+  const tools = (c: BundleContent | null) => new Map((c?.catalogue ?? []).map((t) => [driftKey(t.serverId, LIST_FIELD[t.kind ?? "tool"], t.name), t.hash]));
   const servers = (c: BundleContent | null) => new Map((c?.servers ?? []).map((s) => [s.id, s]));
   return {
     policies: diffMaps(pol(a, false), pol(b, false), sameText, policyView),
