@@ -663,7 +663,8 @@ export const decisions = pgTable(
     primaryKey({ columns: [t.id, t.at] }),
     index("decisions_tenant_at_idx").on(t.tenantId, t.at.desc()),
     index("decisions_server_tool_at_idx").on(t.serverId, t.tool, t.at.desc()),
-    index("decisions_outcome_at_idx").on(t.outcome, t.at.desc()),
+    // Denials and errors only: the audit page filters on outcome to find them; allows (most rows) skip this index.
+    index("decisions_refused_at_idx").on(t.outcome, t.at.desc()).where(sql`outcome <> 'allow'`),
     index("decisions_user_at_idx").on(t.userId, t.at.desc()),
     index("decisions_client_at_idx").on(t.clientId, t.at.desc()),
     // Keyset pagination walks (at, id) descending.
