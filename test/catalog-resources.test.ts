@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { and, eq } from "drizzle-orm";
 import { tools, toolVersions } from "@/db/schema";
-import { approveTool, blockTool, getTool, importCatalog, listTools, toolListQuery } from "@/lib/catalog/service";
+import { approveTool, blockTool, getTool, importCatalog, listTools, promptDefinitionSchema, resourceDefinitionSchema, toolListQuery } from "@/lib/catalog/service";
 import { compileBundle } from "@/lib/bundles/compile";
 import { latestToolHashes } from "@/lib/bundles/decision-live";
 import { loadSnapshot } from "@/lib/bundles/snapshot";
@@ -118,5 +118,13 @@ describe("catalogue of resources, templates and prompts", () => {
     const again = await importCatalog(admin.ctx, server.id);
     expect(again.entries.prompt.changed).toEqual(["test_prompt_with_arguments"]);
     expect((await listTools(admin.ctx, server.id, q("prompt"))).items.find((p) => p.name === "test_prompt_with_arguments")!.status).toBe("changed");
+  });
+
+  it("bounds what an upstream lists: a URI in bytes (it is a btree key), control characters, argument count", () => {
+    expect(resourceDefinitionSchema.safeParse({ uri: `test://${"é".repeat(1000)}`, name: "x" }).success).toBe(true);
+    // 1,500 two-byte characters: within 2,048 characters, beyond 2,048 bytes.
+    expect(resourceDefinitionSchema.safeParse({ uri: `test://${"é".repeat(1500)}`, name: "x" }).success).toBe(false);
+    expect(resourceDefinitionSchema.safeParse({ uri: "test://a\nb", name: "x" }).success).toBe(false);
+    expect(promptDefinitionSchema.safeParse({ name: "p", arguments: Array.from({ length: 51 }, (_, i) => ({ name: `a${i}` })) }).success).toBe(false);
   });
 });

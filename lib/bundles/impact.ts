@@ -12,6 +12,7 @@ import { argumentTypesByServer } from "@/lib/enforcement/model";
 import { AppError } from "@/lib/errors";
 import { decisionInputs } from "./decision-live";
 import { activeBundle, draftBundle } from "./service";
+import { DECISION_LIMITS } from "@/lib/enforcement/decision-record";
 
 export const IMPACT_MAX = 100_000;
 /** Rows per keyset page: large enough to amortize round trips, small enough to keep memory flat. */
@@ -371,6 +372,11 @@ export async function analyzeImpact(ctx: Ctx, fleetId: string, rawInput: ImpactI
     const masked = maskedArgNames(d.args);
     let before: Decision;
     let after: Decision;
+    if (d.method !== "tools/call" && d.tool.length >= DECISION_LIMITS.tool && d.tool.endsWith("…")) {
+      // The record cut a long URI or name: replaying the cut one would decide another request.
+      skip("name cut in the record");
+      continue;
+    }
     if (d.method !== "tools/call") {
       // A resource read, prompt get or completion: decided afresh on both sides (no slice shortcut:
       // slices are per tool). When its arguments were not recorded or some were masked, a flip a

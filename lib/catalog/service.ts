@@ -52,7 +52,14 @@ const controlFree = (v: string) => {
   }
   return true;
 };
-const oneLine = (max: number) => z.string().min(1).max(max).refine(controlFree, "must be one line without control characters");
+// Bounded in bytes too: the key is in a btree index (a row of more than ~2.7 kB could not be stored).
+const oneLine = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .refine(controlFree, "must be one line without control characters")
+    .refine((v) => Buffer.byteLength(v, "utf8") <= max, `must be at most ${max} bytes of UTF-8`);
 export const resourceDefinitionSchema = z.object({
   uri: oneLine(MAX_ENTRY_KEY),
   name: z.string().max(200).default(""),
