@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { matchTemplate } from "@/lib/enforcement/catalogue-entry";
 import { decide, decideOnHeaders, decisionView, driftKey, filterList, listFilter, type DecideRequest } from "@/lib/enforcement/decide";
@@ -193,5 +194,50 @@ describe("rule-editor rules on resources, templates and prompts", () => {
     expect(bad.error?.issues.map((i) => i.message)).toEqual(["call_tool does not apply to resources"]);
     expect(policyRuleSchema.safeParse({ effect: "permit", actions: ["call_tool"], tools: ["file:///a"] }).success).toBe(false);
     expect(policyRuleSchema.safeParse({ effect: "permit", target: "resource", actions: ["read_resource"], tools: ["file:///a"] }).success).toBe(true);
+  });
+});
+
+describe("properties over resources and prompts (fast-check, fixed seed)", () => {
+  const POOL = [
+    { id: "pol_a_readers", tenant: "ten_a", permit: true, text: `permit (principal in Group::"readers", action, resource);` },
+    { id: "pol_a_payroll", tenant: "ten_a", permit: false, text: `forbid (principal, action, resource == Resource::"srv_a/file:///secrets/payroll.csv");` },
+    { id: "pol_a_prod", tenant: "ten_a", permit: false, text: `forbid (principal, action == Action::"read_resource", resource) when { context.args has project && context.args.project == "prod" };` },
+    { id: "pol_a_prompts", tenant: "ten_a", permit: true, text: `permit (principal, action in [Action::"get_prompt", Action::"list_prompts"], resource);` },
+    { id: "pol_b_all", tenant: "ten_b", permit: true, text: `permit (principal, action, resource);` },
+  ];
+  const views = Array.from({ length: 1 << POOL.length }, (_, mask) => {
+    const chosen = POOL.filter((_, i) => mask & (1 << i));
+    const c = compileOf(snapshot(chosen.map((p) => policy(p.id, p.tenant, "srv_a", p.text))));
+    expect(c.issues).toEqual([]);
+    return { view: decisionView(c.content), chosen };
+  });
+  const METHODS_NAMES: [string, string][] = [
+    ["resources/read", "file:///docs/handbook.md"],
+    ["resources/read", "file:///secrets/payroll.csv"],
+    ["resources/read", "tickets://prod/1"],
+    ["resources/read", "tickets://dev/1"],
+    ["resources/subscribe", "file:///secrets/payroll.csv"],
+    ["prompts/get", "summarize"],
+    ["completion/complete", "summarize"],
+    ["completion/complete", "tickets://{project}/{id}"],
+    ["resources/read", "file:///etc/passwd"],
+  ];
+
+  it("default deny, a forbid wins, and no tenant's policy decides another tenant's request", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: views.length - 1 }), fc.constantFrom(...METHODS_NAMES), fc.constantFrom("ten_a", "ten_b"), fc.subarray(["readers"]), (v, [method, name], tenantId, groups) => {
+        const { view, chosen } = views[v]!;
+        const d = decide(view, { method, serverId: "srv_a", name, principal: principal({ tenantId, groups }), args: { project: "prod", tone: "calm" }, time });
+        const mine = chosen.filter((p) => p.tenant === tenantId);
+        // Every policy that determined the answer is the request's own tenant's.
+        for (const id of d.determining) expect(mine.map((p) => p.id)).toContain(id);
+        // Default deny: no permit of this tenant, no allow.
+        if (!mine.some((p) => p.permit)) expect(d.decision).toBe("deny");
+        // A forbid wins: the payroll forbid denies every action on payroll for ten_a.
+        if (tenantId === "ten_a" && name === "file:///secrets/payroll.csv" && mine.some((p) => p.id === "pol_a_payroll")) expect(d).toMatchObject({ decision: "deny", determining: ["pol_a_payroll"] });
+        if (d.decision === "allow") expect(d.determining.length).toBeGreaterThan(0);
+      }),
+      { seed: 20261206, numRuns: 600 },
+    );
   });
 });
