@@ -3,8 +3,10 @@
  *
  *   headers  a stateless request (MCP-Protocol-Version 2026-07-28, Mcp-Method, Mcp-Name): denied on
  *            its headers by decideOnHeaders(), the body is never parsed (nor scanned);
- *   body     the same call in a handshake-era session (initialize, Mcp-Session-Id): the body is
- *            scanned, parsed and the message checked before decide() denies it;
+ *   body     the same call in the handshake era (MCP-Protocol-Version 2025-11-25, no Mcp-Method
+ *            or Mcp-Name: the agent never decides on those headers there): the body is scanned,
+ *            parsed and the message checked before decide() denies it (the upstream serves that
+ *            era statelessly, and a denied call never reaches it, so no session is needed);
  *
  * for the same tool (not in the approved catalogue: denied at stage "catalogue" either way), the same
  * token and agent, with arguments of ARG_SIZES bytes (default 200, 65,536 and 1,048,576), c=1, closed
@@ -86,22 +88,16 @@ try {
 
   pool = new Pool(`http://127.0.0.1:${agentPort}`, { connections: 1 });
   const base = { authorization: `Bearer ${bearer}`, "content-type": "application/json", accept: "application/json, text/event-stream" };
-  const send = async (headers: Record<string, string>, body: string): Promise<{ status: number; text: string; headers: Record<string, unknown> }> => {
+  const send = async (headers: Record<string, string>, body: string): Promise<{ status: number; text: string }> => {
     const r = await pool!.request({ path: "/mcp", method: "POST", headers: { ...base, ...headers }, body });
-    return { status: r.statusCode, text: await r.body.text(), headers: r.headers };
+    return { status: r.statusCode, text: await r.body.text() };
   };
-  // A handshake-era session for the "body" path.
-  const init = await send({}, JSON.stringify({ jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "bench", version: "1" } } }));
-  const sid = init.headers["mcp-session-id"] as string;
-  if (init.status !== 200 || !sid) throw new Error(`initialize: ${init.status} ${init.text}`);
-  await send({ "mcp-session-id": sid }, JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }));
-
   const results: { size: number; path: string; n: number; p50: number; p99: number }[] = [];
   for (const size of SIZES) {
     const args = { project: "ops", note: "x".repeat(Math.max(0, size - 40)) };
     const paths: { path: string; headers: Record<string, string>; body: string }[] = [
       { path: "headers", headers: { "mcp-protocol-version": V, "mcp-method": "tools/call", "mcp-name": "delete_project" }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "delete_project", arguments: args, _meta: META } }) },
-      { path: "body", headers: { "mcp-session-id": sid, "mcp-protocol-version": "2025-11-25" }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "delete_project", arguments: args } }) },
+      { path: "body", headers: { "mcp-protocol-version": "2025-11-25" }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "delete_project", arguments: args } }) },
     ];
     for (const p of paths) {
       for (let i = 0; i < WARMUP; i++) {
