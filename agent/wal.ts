@@ -92,6 +92,8 @@ export class DecisionWal {
   private writing: Promise<void> = Promise.resolve();
   private closed = false;
   private scanned = false;
+  /** How records are made durable (WalOptions.sync; MANDATE_WAL_SYNC=fsync for the way before, as benches compare). */
+  private readonly sync: "dsync" | "fsync";
 
   constructor(
     dataDir: string,
@@ -99,6 +101,7 @@ export class DecisionWal {
   ) {
     this.dir = dataDir;
     this.file = path.join(dataDir, ACTIVE_FILE);
+    this.sync = opts.sync ?? (process.env.MANDATE_WAL_SYNC === "fsync" ? "fsync" : "dsync");
   }
 
   /** Scans the data dir (leftover segments, torn tail) and opens the active segment. */
@@ -126,14 +129,14 @@ export class DecisionWal {
   }
 
   private async openActive(): Promise<void> {
-    this.fh = await open(this.file, this.opts.sync === "fsync" ? ACTIVE_FLAGS & ~DSYNC : ACTIVE_FLAGS, 0o600);
+    this.fh = await open(this.file, this.sync === "fsync" ? ACTIVE_FLAGS & ~DSYNC : ACTIVE_FLAGS, 0o600);
     const { size } = await this.fh.stat();
     if (size > 0) {
       const last = Buffer.alloc(1);
       await this.fh.read(last, 0, 1, size - 1);
       if (last[0] !== 0x0a) {
         // A crash tore the last line: terminate it, so it stays one (unparseable) line of its own.
-        await writeDurably(this.fh, Buffer.from("\n"), this.opts.sync);
+        await writeDurably(this.fh, Buffer.from("\n"), this.sync);
         this.activeBytes++;
       }
     }
@@ -175,7 +178,7 @@ export class DecisionWal {
       if (!this.fh) await this.open();
       let text = "";
       for (const p of group) text += p.line;
-      await writeDurably(this.fh!, Buffer.from(text, "utf8"), this.opts.sync);
+      await writeDurably(this.fh!, Buffer.from(text, "utf8"), this.sync);
     } catch (err) {
       this.opts.onError?.(err);
       // The waiting callers learn it now (they must not answer); the lines stay queued and are retried on a

@@ -13,6 +13,8 @@
  *
  *   DATABASE_URL=postgres://root@127.0.0.1:5432/test npx tsx bench/gateway.ts
  *   N=4000 ROUNDS=2 PUBLISHES=20 RSS_CALLS=100000 AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" …
+ *   BEFORE=0 leaves out the "before" path: a second agent run as before issue 12's second round
+ *   (MANDATE_WAL_SYNC=fsync: write then fsync; MANDATE_CEDAR_JS=0: cedar-wasm only), same bundle, same disk.
  *   (N: calls per row, in ROUNDS×2 alternating slices split across the clients; the WAL lives in
  *   the data dir under BENCH_DATA_DIR, default the OS temp dir: point it at tmpfs or disk to see what fsync costs)
  */
@@ -148,9 +150,12 @@ const g = globalThis as unknown as { __mandateDb?: Promise<unknown> };
 const t = await createTestDb();
 g.__mandateDb = Promise.resolve(t.handle);
 let agentProc: ChildProcess | null = null;
+let beforeProc: ChildProcess | null = null;
+const BEFORE = process.env.BEFORE !== "0";
 let bareProc: ChildProcess | null = null;
 const dataDir = await mkdtemp(path.join(process.env.BENCH_DATA_DIR ?? tmpdir(), "mandate-bench-gw-"));
-const [sandbox, cp, issuer, agentPort, barePort] = await Promise.all([startSandbox(), startShipControlPlane(), startIssuer(), freePort(), freePort()]);
+const beforeDir = await mkdtemp(path.join(process.env.BENCH_DATA_DIR ?? tmpdir(), "mandate-bench-gw-before-"));
+const [sandbox, cp, issuer, agentPort, barePort, beforePort] = await Promise.all([startSandbox(), startShipControlPlane(), startIssuer(), freePort(), freePort(), freePort()]);
 try {
   const owner = await makeUser(t.db, { role: "owner" });
   const tenantId = (await makeTenant(t.db, owner.actor)).id;
@@ -187,6 +192,10 @@ try {
   await publishBundle(owner.ctx, fleet.id, { note: "bench" }, kek);
 
   agentProc = await startBenchAgent({ root, controlPlaneUrl: cp.url, enrollmentToken: enrollment.token, keys, port: agentPort, dataDir, name: "bench-agent" });
+  if (BEFORE) {
+    const second = await createEnrollmentToken(owner.ctx, fleet.id);
+    beforeProc = await startBenchAgent({ root, controlPlaneUrl: cp.url, enrollmentToken: second.token, keys, port: beforePort, dataDir: beforeDir, name: "bench-agent-before", env: { MANDATE_WAL_SYNC: "fsync", MANDATE_CEDAR_JS: "0" } });
+  }
   const bearer = await issuer.sign({ sub: "alice", tenant: tenantId, client_id: "bench", scope: "tickets:read tickets:write" }, resourceUri, "2h");
 
   // The floor: a bare reverse proxy (undici Pool, no auth, no decision) as a child process like the agent.
@@ -195,6 +204,7 @@ try {
     { target: "direct", url: sandbox.url, bearer: null },
     { target: "bare", url: `http://127.0.0.1:${barePort}/mcp`, bearer: bearer },
     { target: "agent", url: resourceUri, bearer },
+    ...(BEFORE ? [{ target: "before", url: `http://127.0.0.1:${beforePort}/mcp`, bearer }] : []),
   ];
   const rows: Row[] = [];
   for (const c of CONCURRENCY) rows.push(...(await alternate(paths, c, N)));
@@ -205,7 +215,7 @@ try {
   console.log("\noverhead vs direct (added p50 / p99, throughput ratio)");
   for (const c of CONCURRENCY) {
     const d = rows.find((r) => r.target === "direct" && r.clients === c)!;
-    for (const target of ["bare", "agent"]) {
+    for (const target of ["bare", "agent", ...(BEFORE ? ["before"] : [])]) {
       const a = rows.find((r) => r.target === target && r.clients === c)!;
       console.log(`  ${target.padEnd(6)} ${String(c).padStart(2)} clients: p50 +${(a.p50 - d.p50).toFixed(2)} ms, p99 +${(a.p99 - d.p99).toFixed(2)} ms, throughput ×${(a.rps / d.rps).toFixed(2)}`);
     }
@@ -265,10 +275,11 @@ try {
   if (PUBLISHES) console.log(`  from the publish call:    p50 ${ms(quantile(sincePublished, 0.5))} ms   max ${ms(sincePublished.at(-1)!)} ms`);
   if (PUBLISHES) console.log(`  from its commit (return): p50 ${ms(quantile(sinceCommitted, 0.5))} ms   max ${ms(sinceCommitted.at(-1)!)} ms`);
 } finally {
-  await Promise.all([stop(agentProc), stop(bareProc)]);
+  await Promise.all([stop(agentProc), stop(bareProc), stop(beforeProc)]);
   await Promise.all([sandbox.stop(), cp.close(), issuer.close()]);
   delete g.__mandateDb;
   await stopBundleListener(t.handle);
   await t.close();
   await rm(dataDir, { recursive: true, force: true });
+  await rm(beforeDir, { recursive: true, force: true });
 }

@@ -29,14 +29,14 @@ export async function spawnReady(root: string, args: string[], what: string): Pr
 
 /**
  * Starts `agent/main.ts` as a child process (AGENT_NODE_ARGS prepended, e.g.
- * `--cpu-prof`), enrolled with `enrollmentToken`, pinned to `keys`, and waits
+ * `--cpu-prof`), enrolled with `enrollmentToken`, pinned to `keys`, with `env` added, and waits
  * up to 60 s for its /readyz.
  */
-export async function startBenchAgent(o: { root: string; controlPlaneUrl: string; enrollmentToken: string; keys: Record<string, object>; port: number; dataDir: string; name: string }): Promise<ChildProcess> {
+export async function startBenchAgent(o: { root: string; controlPlaneUrl: string; enrollmentToken: string; keys: Record<string, object>; port: number; dataDir: string; name: string; env?: Record<string, string> }): Promise<ChildProcess> {
   const proc = spawn(
     process.execPath,
     [...(process.env.AGENT_NODE_ARGS ?? "").split(" ").filter(Boolean), "--import", "tsx", "agent/main.ts", "--control-plane", o.controlPlaneUrl, "--enrollment-token", o.enrollmentToken, "--port", String(o.port), "--data-dir", o.dataDir, "--wait", "30", "--name", o.name],
-    { cwd: o.root, env: { ...process.env, MANDATE_BUNDLE_KEYS: JSON.stringify({ keys: Object.entries(o.keys).map(([kid, k]) => ({ ...k, kid })) }) }, stdio: ["ignore", "ignore", "inherit"] },
+    { cwd: o.root, env: { ...process.env, ...o.env, MANDATE_BUNDLE_KEYS: JSON.stringify({ keys: Object.entries(o.keys).map(([kid, k]) => ({ ...k, kid })) }) }, stdio: ["ignore", "ignore", "inherit"] },
   );
   const end = Date.now() + 60_000;
   for (;;) {

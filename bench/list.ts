@@ -9,6 +9,8 @@
  * (bench/many-tools-upstream.mjs) as child processes, ES256 tokens checked by the real TokenValidator.
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/mandate_test node --import ./bench/no-server-only.mjs --import tsx bench/list.ts
+ *   BEFORE=0 leaves out the "before" path: a second agent deciding with cedar-wasm only (MANDATE_CEDAR_JS=0)
+ *   and writing its log with write + fsync (MANDATE_WAL_SYNC=fsync), as before issue 12's second round.
  *   N=400 ROUNDS=2 TOOLS=1000 AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" …
  */
 import type { ChildProcess } from "node:child_process";
@@ -50,9 +52,12 @@ const g = globalThis as unknown as { __mandateDb?: Promise<unknown> };
 const t = await createTestDb();
 g.__mandateDb = Promise.resolve(t.handle);
 let agentProc: ChildProcess | null = null;
+let beforeProc: ChildProcess | null = null;
+const BEFORE = process.env.BEFORE !== "0";
 let upstreamProc: ChildProcess | null = null;
 const dataDir = await mkdtemp(path.join(process.env.BENCH_DATA_DIR ?? tmpdir(), "mandate-bench-list-"));
-const [cp, issuer, agentPort, upstreamPort] = await Promise.all([startShipControlPlane(), startIssuer(), freePort(), freePort()]);
+const beforeDir = await mkdtemp(path.join(process.env.BENCH_DATA_DIR ?? tmpdir(), "mandate-bench-list-before-"));
+const [cp, issuer, agentPort, upstreamPort, beforePort] = await Promise.all([startShipControlPlane(), startIssuer(), freePort(), freePort(), freePort()]);
 try {
   upstreamProc = await spawnReady(root, ["bench/many-tools-upstream.mjs", String(upstreamPort), String(TOOLS)], "the upstream");
   const upstreamUrl = `http://127.0.0.1:${upstreamPort}/mcp`;
@@ -77,11 +82,16 @@ try {
   await publishBundle(owner.ctx, fleet.id, { note: "bench list" }, kek);
 
   agentProc = await startBenchAgent({ root, controlPlaneUrl: cp.url, enrollmentToken: enrollment.token, keys, port: agentPort, dataDir, name: "bench-list-agent" });
+  if (BEFORE) {
+    const second = await createEnrollmentToken(owner.ctx, fleet.id);
+    beforeProc = await startBenchAgent({ root, controlPlaneUrl: cp.url, enrollmentToken: second.token, keys, port: beforePort, dataDir: beforeDir, name: "bench-list-agent-before", env: { MANDATE_WAL_SYNC: "fsync", MANDATE_CEDAR_JS: "0" } });
+  }
   const bearer = await issuer.sign({ sub: "alice", tenant: tenantId, client_id: "bench", scope: "records:read" }, resourceUri, "2h");
 
   const paths = [
     { target: "direct", client: await connect(upstreamUrl, null) },
     { target: "agent", client: await connect(resourceUri, bearer) },
+    ...(BEFORE ? [{ target: "before", client: await connect(`http://127.0.0.1:${beforePort}/mcp`, bearer) }] : []),
   ];
   const lat = new Map(paths.map((p) => [p.target, [] as number[]]));
   for (const p of paths) {
@@ -108,15 +118,18 @@ try {
   };
   const d = stat("direct");
   const a = stat("agent");
+  const b = BEFORE ? stat("before") : null;
   console.log(`\ntools/list of ${TOOLS} approved tools, one caller (c=1), ${ROUNDS * 2} alternating slices per path (node ${process.version}, ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")})\n`);
   console.log("target    lists   p50 ms   p99 ms");
-  for (const [name, s] of [["direct", d], ["agent", a]] as const) console.log(`${name.padEnd(8)} ${String(s.n).padStart(6)} ${s.p50.toFixed(2).padStart(8)} ${s.p99.toFixed(2).padStart(8)}`);
+  for (const [name, s] of [["direct", d], ["agent", a], ...(b ? [["before", b] as const] : [])] as const) console.log(`${name.padEnd(8)} ${String(s.n).padStart(6)} ${s.p50.toFixed(2).padStart(8)} ${s.p99.toFixed(2).padStart(8)}`);
   console.log(`\nagent added: p50 +${(a.p50 - d.p50).toFixed(2)} ms, p99 +${(a.p99 - d.p99).toFixed(2)} ms (target ≤ 5 ms at p50)`);
+  if (b) console.log(`before (cedar-wasm only, write + fsync) added: p50 +${(b.p50 - d.p50).toFixed(2)} ms, p99 +${(b.p99 - d.p99).toFixed(2)} ms; added p50 before / after ×${((b.p50 - d.p50) / (a.p50 - d.p50)).toFixed(1)}`);
 } finally {
-  await Promise.all([stop(agentProc), stop(upstreamProc)]);
+  await Promise.all([stop(agentProc), stop(upstreamProc), stop(beforeProc)]);
   await Promise.all([cp.close(), issuer.close()]);
   delete g.__mandateDb;
   await stopBundleListener(t.handle);
   await t.close();
   await rm(dataDir, { recursive: true, force: true });
+  await rm(beforeDir, { recursive: true, force: true });
 }
