@@ -641,6 +641,8 @@ export class PreparedRequest {
   }
 }
 
+const keyReplacer = (_k: string, v: unknown) => (v === undefined ? "\u0000undefined" : typeof v === "number" && !Number.isFinite(v) ? `\u0000${v}` : typeof v === "bigint" ? `\u0000${v}n` : v);
+
 function prepare(context: unknown, own: unknown[]): Prepared {
   const seen = new Set<string>();
   const out: [string, StoredEntity][] = [];
@@ -675,7 +677,8 @@ export function evaluateSlice(slice: JsSlice, call: AuthorizationCall, prepared?
     let key: string | null = null;
     if (prepared) {
       try {
-        key = JSON.stringify([call.context, own]);
+        // JSON text alone would not tell undefined from absent, nor NaN or ±Infinity from null: they are marked.
+        key = JSON.stringify([call.context, own], keyReplacer);
       } catch {
         key = null;
       }
