@@ -219,23 +219,74 @@ export function Time({ iso }: { iso: string | null | undefined }) {
   );
 }
 
-/** A modal on the native <dialog> element: focus trapping and Escape come with it. */
+/**
+ * A modal on the native <dialog> element: focus trapping and Escape come with
+ * it. Once anything is typed or changed inside, Escape asks before closing, so
+ * a half-filled form is never dropped by a stray key; Cancel buttons still close.
+ */
 export function Modal({ open, onClose, title, children }: { open: boolean; onClose: () => void; title: string; children: ReactNode }) {
   const ref = useRef<HTMLDialogElement>(null);
+  const edited = useRef(false);
   useEffect(() => {
     const d = ref.current;
     if (!d) return;
-    if (open && !d.open) d.showModal();
+    if (open && !d.open) {
+      edited.current = false;
+      d.showModal();
+    }
     if (!open && d.open) d.close();
   }, [open]);
   return (
-    <dialog ref={ref} onClose={onClose} aria-label={title} className="m-auto w-[calc(100%-1.5rem)] max-w-lg rounded-lg p-0 shadow-xl backdrop:bg-slate-900/40">
+    <dialog
+      ref={ref}
+      onClose={onClose}
+      onInput={() => (edited.current = true)}
+      onChange={() => (edited.current = true)}
+      onCancel={(e) => {
+        if (edited.current && !window.confirm(DISCARD)) e.preventDefault();
+      }}
+      aria-label={title}
+      className="m-auto w-[calc(100%-1.5rem)] max-w-lg rounded-lg p-0 shadow-xl backdrop:bg-slate-900/40"
+    >
       <div className="border-b border-slate-100 px-5 py-3">
         <h2 className="text-base font-semibold text-slate-900">{title}</h2>
       </div>
       <div className="px-5 py-4">{open ? children : null}</div>
     </dialog>
   );
+}
+
+const DISCARD = "Discard what you entered? Your changes will be lost.";
+const LEAVE = "Leave this page? Your unsaved changes will be lost.";
+
+/**
+ * While `dirty`, leaving asks first: closing or reloading the tab (the
+ * browser's own prompt), and following a link inside the app (a confirm
+ * before the client-side navigation starts).
+ */
+export function useUnsavedGuard(dirty: boolean, message = LEAVE) {
+  useEffect(() => {
+    if (!dirty) return;
+    const beforeUnload = (e: BeforeUnloadEvent) => e.preventDefault();
+    // Capture on the document runs before React's handlers on the root, so Next's <Link> never starts navigating.
+    const onClick = (e: MouseEvent) => {
+      if (e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+      const a = (e.target as Element | null)?.closest?.("a[href]") as HTMLAnchorElement | null;
+      if (!a || a.target === "_blank" || a.hasAttribute("download")) return;
+      const to = new URL(a.href, window.location.href);
+      if (to.origin !== window.location.origin || (to.pathname === window.location.pathname && to.search === window.location.search)) return;
+      if (!window.confirm(message)) {
+        e.preventDefault();
+        e.stopPropagation();
+      }
+    };
+    window.addEventListener("beforeunload", beforeUnload);
+    document.addEventListener("click", onClick, true);
+    return () => {
+      window.removeEventListener("beforeunload", beforeUnload);
+      document.removeEventListener("click", onClick, true);
+    };
+  }, [dirty, message]);
 }
 
 /** Asks once before a destructive action and says what it will do. */
