@@ -1,6 +1,6 @@
 "use client";
 
-import { useRef, type KeyboardEvent, type ReactNode, type Ref } from "react";
+import type { ReactNode, Ref } from "react";
 import { cx } from "@/components/ui";
 import type { CedarIssue } from "./types";
 
@@ -120,94 +120,6 @@ export function CedarCode({ text, issues, testId, className, label }: { text: st
       <pre data-testid={testId} aria-label={label} className={cx(LINE, "m-0 flex-1 whitespace-pre p-3 text-slate-800")}>
         <Lines text={text} marks={marks} />
       </pre>
-    </div>
-  );
-}
-
-/**
- * A small Cedar editor: a transparent textarea over a highlighted <pre>, with
- * line numbers; the offending lines are marked in the gutter. Tab keeps its
- * usual meaning (leaving the editor); Enter keeps the line's indentation.
- */
-export function CedarEditor({
-  id,
-  value,
-  onChange,
-  issues,
-  readOnly,
-  describedBy,
-  minLines = 12,
-  maxLines = 32,
-}: {
-  id: string;
-  value: string;
-  onChange: (v: string) => void;
-  issues?: CedarIssue[];
-  readOnly?: boolean;
-  describedBy?: string;
-  minLines?: number;
-  maxLines?: number;
-}) {
-  const pre = useRef<HTMLPreElement>(null);
-  const gutter = useRef<HTMLDivElement>(null);
-  const marks = issuesByLine(issues);
-  const count = value.split("\n").length;
-  // 20px lines, 12px padding above and below, and room for a horizontal scrollbar.
-  const height = Math.min(Math.max(count, minLines), maxLines) * 20 + 24 + 16;
-
-  const sync = (ta: HTMLTextAreaElement) => {
-    if (pre.current) {
-      pre.current.scrollTop = ta.scrollTop;
-      pre.current.scrollLeft = ta.scrollLeft;
-    }
-    if (gutter.current?.parentElement) gutter.current.parentElement.scrollTop = ta.scrollTop;
-  };
-
-  const onKeyDown = (e: KeyboardEvent<HTMLTextAreaElement>) => {
-    if (readOnly || e.key !== "Enter" || e.shiftKey || e.altKey || e.ctrlKey || e.metaKey || e.nativeEvent.isComposing) return;
-    const ta = e.currentTarget;
-    const start = ta.value.lastIndexOf("\n", ta.selectionStart - 1) + 1;
-    const indent = /^[ \t]*/.exec(ta.value.slice(start, ta.selectionStart))?.[0] ?? "";
-    if (!indent) return;
-    e.preventDefault();
-    // insertText keeps the browser's undo history; fall back to a plain edit.
-    if (!document.execCommand?.("insertText", false, `\n${indent}`)) {
-      const next = `${ta.value.slice(0, ta.selectionStart)}\n${indent}${ta.value.slice(ta.selectionEnd)}`;
-      const caret = ta.selectionStart + 1 + indent.length;
-      onChange(next);
-      requestAnimationFrame(() => ta.setSelectionRange(caret, caret));
-    }
-  };
-
-  return (
-    <div className={cx("flex overflow-hidden rounded-md ring-1 ring-inset focus-within:ring-2 focus-within:ring-indigo-600", readOnly ? "bg-slate-50" : "bg-white", marks.size ? "ring-rose-400" : "ring-slate-300")} style={{ height }}>
-      <div className="shrink-0 overflow-hidden border-r border-slate-200 bg-slate-100">
-        <Gutter count={count} marks={marks} innerRef={gutter} />
-      </div>
-      <div className="relative min-w-0 flex-1">
-        <pre ref={pre} aria-hidden className={cx(LINE, "pointer-events-none absolute inset-0 m-0 overflow-auto whitespace-pre p-3 text-slate-800")}>
-          <Lines text={value} marks={marks} />
-        </pre>
-        <textarea
-          id={id}
-          data-testid="cedar-editor"
-          value={value}
-          readOnly={readOnly}
-          aria-readonly={readOnly || undefined}
-          aria-describedby={describedBy}
-          aria-invalid={marks.size > 0 || (issues?.length ?? 0) > 0}
-          onChange={(e) => onChange(e.target.value)}
-          onScroll={(e) => sync(e.currentTarget)}
-          onKeyDown={onKeyDown}
-          onSelect={(e) => sync(e.currentTarget)}
-          wrap="off"
-          spellCheck={false}
-          autoCapitalize="off"
-          autoComplete="off"
-          autoCorrect="off"
-          className={cx(LINE, "absolute inset-0 h-full w-full resize-none overflow-auto whitespace-pre border-0 bg-transparent p-3 text-transparent caret-slate-900 outline-none selection:bg-indigo-200/60 focus:ring-0")}
-        />
-      </div>
     </div>
   );
 }

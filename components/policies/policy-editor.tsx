@@ -3,17 +3,24 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import Link from "next/link";
 import { useRouter } from "next/navigation";
-import { useEffect, useId, useMemo, useState } from "react";
+import dynamic from "next/dynamic";
+import { useId, useMemo, useRef, useState } from "react";
 import { Checkbox } from "@/components/servers/fields";
 import { useServerQuery } from "@/components/servers/server-context";
 import { useCanWrite, useMe } from "@/components/shell/context";
-import { Badge, Button, Card, ConfirmButton, ErrorBanner, PageHeader, TextArea, TextField, Time } from "@/components/ui";
+import { Badge, Button, Card, ConfirmButton, ErrorBanner, PageHeader, TextArea, TextField, Time, useUnsavedGuard } from "@/components/ui";
 import { ApiError, apiFetch, keys, qs } from "@/lib/client/api";
-import { CedarCode, CedarEditor } from "./cedar-code";
+import { CedarCode } from "./cedar-code";
 import { IssuesList, parseSaveIssue, usePolicyCheck, type ShownIssue } from "./issues";
 import { policiesHref, useCedarSchema } from "./queries";
 import { RuleBuilder, draftFromRule, emptyRuleDraft, ruleFromDraft, type RuleDraft } from "./rule-builder";
 import type { CedarSchemaInfo, PolicyRule, PublicPolicy } from "./types";
+
+// CodeMirror loads with the Cedar editor only (its own chunk), never on rule pages or lists.
+const CedarEditor = dynamic(() => import("./cedar-editor"), {
+  ssr: false,
+  loading: () => <div className="h-[284px] animate-pulse rounded-md bg-slate-100 ring-1 ring-slate-200" aria-busy="true" aria-label="Loading the editor" />,
+});
 
 const CEDAR_TEMPLATE = `// Describe what this policy allows or forbids, and why.
 permit (
@@ -49,19 +56,6 @@ function comparable(f: Form, kind: "rule" | "cedar") {
 
 /** The preview compiles with the name "preview"; show the name the policy will be saved under. */
 const withName = (cedar: string, name: string) => (name.trim() ? cedar.replace(/^@id\("preview"\)/, `@id(${JSON.stringify(name.trim())})`) : cedar);
-
-/** Puts the caret at a line and column of a textarea and scrolls it into view. */
-function jumpTo(textareaId: string, line: number, column: number) {
-  const ta = document.getElementById(textareaId) as HTMLTextAreaElement | null;
-  if (!ta) return;
-  const lines = ta.value.split("\n");
-  let offset = 0;
-  for (let i = 0; i < Math.min(line - 1, lines.length); i++) offset += lines[i]!.length + 1;
-  offset = Math.min(offset + Math.max(0, column - 1), ta.value.length);
-  ta.focus();
-  ta.setSelectionRange(offset, offset);
-  ta.scrollTop = Math.max(0, (line - 4) * 20);
-}
 
 function SchemaReference({ schema, serverId }: { schema: CedarSchemaInfo; serverId: string }) {
   const usable = schema.tools.filter((t) => t.approved && !t.blocked);
@@ -123,6 +117,7 @@ export function PolicyEditor({ tenantId, serverId, kind, policy, justCreated }: 
   const router = useRouter();
   const qc = useQueryClient();
   const editorId = useId();
+  const jump = useRef<((line: number, column: number) => void) | null>(null);
   const issuesId = useId();
   const server = useServerQuery(serverId);
   const schema = useCedarSchema(serverId);
@@ -165,13 +160,8 @@ export function PolicyEditor({ tenantId, serverId, kind, policy, justCreated }: 
     await qc.invalidateQueries({ queryKey: keys.policies.list({ tenantId, serverId }) });
   };
 
-  // Warn before leaving with unsaved edits.
-  useEffect(() => {
-    if (!dirty || !canWrite) return;
-    const warn = (e: BeforeUnloadEvent) => e.preventDefault();
-    window.addEventListener("beforeunload", warn);
-    return () => window.removeEventListener("beforeunload", warn);
-  }, [dirty, canWrite]);
+  // Leaving with unsaved edits asks first: a link in the app, closing or reloading the tab.
+  useUnsavedGuard(dirty && canWrite && !save.isPending);
 
   const saveError = save.error instanceof ApiError ? save.error : null;
   const saveIssues: ShownIssue[] = saveError ? saveError.issues.map(parseSaveIssue) : [];
@@ -321,19 +311,30 @@ export function PolicyEditor({ tenantId, serverId, kind, policy, justCreated }: 
       ) : (
         <div className="grid grid-cols-1 items-start gap-5 xl:grid-cols-[minmax(0,1fr)_20rem]">
           <Card
-            title={<label htmlFor={editorId}>Cedar</label>}
+            title={<span id={`${editorId}-label`}>Cedar</span>}
             actions={
               canWrite ? (
-                <Button variant="secondary" disabled={!formatted || formatted === form.cedar} title={formatted ? "Apply Cedar’s standard formatting" : "Formatting needs valid Cedar"} onClick={() => formatted && set("cedar", formatted)}>
+                <Button variant="secondary" disabled={!formatted || formatted === form.cedar} title={formatted ? "Apply Cedar’s standard formatting (Shift+Alt+F in the editor)" : "Formatting needs valid Cedar"} onClick={() => formatted && set("cedar", formatted)}>
                   Format
                 </Button>
               ) : null
             }
           >
             <div className="space-y-3">
-              <CedarEditor id={editorId} value={form.cedar} onChange={(v) => set("cedar", v)} issues={check.data?.issues} readOnly={!canWrite} describedBy={issuesId} />
+              <CedarEditor
+                id={editorId}
+                value={form.cedar}
+                onChange={(v) => set("cedar", v)}
+                issues={check.data?.issues}
+                readOnly={!canWrite}
+                describedBy={issuesId}
+                schema={schema.data}
+                serverId={serverId}
+                jumpRef={jump}
+                formatted={formatted}
+              />
               <ErrorBanner error={check.error} />
-              <IssuesList id={issuesId} issues={checkIssues} pending={check.pending} okText={`Valid against the schema of ${serverName}`} onJump={(l, c) => jumpTo(editorId, l, c)} />
+              <IssuesList id={issuesId} issues={checkIssues} pending={check.pending} okText={`Valid against the schema of ${serverName}`} onJump={(l, c) => jump.current?.(l, c)} />
             </div>
           </Card>
           <Card title="Schema reference">{schema.data ? <SchemaReference schema={schema.data} serverId={serverId} /> : <p className="text-sm text-slate-500">Loading…</p>}</Card>

@@ -15,8 +15,10 @@ export interface CedarSchemaInfo {
   text: string;
   arguments: Record<string, ArgType>;
   conflicts: string[];
-  /** Every catalogue entry: `kind` tool, resource (name = URI), resourceTemplate (name = URI template) or prompt. */
+  /** Every catalogue entry (`kind` tool, resource: name = URI, resourceTemplate: name = URI template, or prompt) with the argument names of its approved definition. */
   tools: { kind?: "tool" | "resource" | "resourceTemplate" | "prompt"; name: string; approved: boolean; blocked: boolean; arguments?: string[] }[];
+  /** The schema as Cedar's JSON schema format (entity types, actions, context). */
+  schema?: unknown;
 }
 
 /** POST /policies/check */

@@ -11,7 +11,7 @@ import { isUniqueViolation } from "@/lib/db-errors";
 import type { BundleContent } from "@/lib/enforcement/bundle";
 import { decide, decisionView, type LiveState } from "@/lib/enforcement/decide";
 import { ENTITY_TYPE, MAX_ENTRY_KEY } from "@/lib/enforcement/catalogue-entry";
-import { actions as cedarActions, serverSchemaOf, type CedarAction } from "@/lib/enforcement/model";
+import { actions as cedarActions, argumentTypes, serverSchemaOf, type CedarAction } from "@/lib/enforcement/model";
 import { AppError, conflict, forbidden, notFound } from "@/lib/errors";
 import { newId } from "@/lib/ids";
 import { loadServer } from "@/lib/servers/service";
@@ -170,7 +170,9 @@ export async function serverSchema(ctx: Ctx, serverId: string) {
   const approved = snap.servers[0]!.tools.filter((t) => t.approved && !t.blocked).map((t) => ({ kind: t.kind, name: t.name, inputSchema: t.approved!.inputSchema }));
   // The tools' argument types, and the string arguments of prompts and templates (lib/enforcement/model.ts serverSchemaOf).
   const { schema, types, conflicts } = serverSchemaOf(approved);
-  return { schema, text: schemaText(schema), arguments: types, conflicts, tools: snap.servers[0]!.tools.map((t) => ({ kind: t.kind ?? "tool", name: t.name, approved: Boolean(t.approved), blocked: t.blocked })) };
+  // Each tool's own argument names, so the editor completes context.args.* for the tools a policy names.
+  const toolArgs = (t: (typeof snap.servers)[number]["tools"][number]) => (t.approved ? Object.keys(argumentTypes([{ inputSchema: t.approved.inputSchema }]).types).sort() : []);
+  return { schema, text: schemaText(schema), arguments: types, conflicts, tools: snap.servers[0]!.tools.map((t) => ({ kind: t.kind ?? "tool", name: t.name, approved: Boolean(t.approved), blocked: t.blocked, arguments: toolArgs(t) })) };
 }
 
 export async function listPolicies(ctx: Ctx, q: { tenantId?: string; serverId?: string }) {
