@@ -5,7 +5,9 @@ import { usePathname } from "next/navigation";
 import { signOut } from "next-auth/react";
 import { useEffect, useState, type ReactNode } from "react";
 import { cx } from "@/components/ui";
+import { CommandPalette } from "./command-palette";
 import { MeContext, type ShellMe, useTenantSelection, TenantContext } from "./context";
+import { ThemeToggle } from "./theme";
 
 const nav = [
   { href: "/", label: "Overview" },
@@ -36,6 +38,39 @@ export function Shell({ me, children }: { me: ShellMe; children: ReactNode }) {
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
   }, [open]);
+  // Ctrl/⌘-K opens the palette anywhere; "/" focuses the page's search box unless one is typing.
+  const [palette, setPalette] = useState(false);
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if ((e.metaKey || e.ctrlKey) && !e.altKey && e.key.toLowerCase() === "k") {
+        e.preventDefault();
+        setOpen(false);
+        setPalette(true);
+        return;
+      }
+      if (e.key !== "/" || e.metaKey || e.ctrlKey || e.altKey) return;
+      const t = e.target as HTMLElement | null;
+      if (t && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName) || t.closest("dialog[open]"))) return;
+      const box = document.querySelector<HTMLInputElement>('main input[type="search"]');
+      if (!box) return;
+      e.preventDefault();
+      box.focus();
+      box.select();
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, []);
+  const paletteButton = (
+    <button
+      type="button"
+      onClick={() => (setOpen(false), setPalette(true))}
+      className="flex w-full items-center justify-between gap-2 rounded-md px-2 py-1.5 text-left text-sm text-slate-500 ring-1 ring-inset ring-slate-300 hover:bg-slate-50"
+      aria-keyshortcuts="Control+K Meta+K"
+    >
+      <span>Go to…</span>
+      <kbd className="rounded bg-slate-100 px-1 font-sans text-[11px] text-slate-600">Ctrl K</kbd>
+    </button>
+  );
   return (
     <MeContext.Provider value={me}>
       <TenantContext.Provider value={selection}>
@@ -57,6 +92,12 @@ export function Shell({ me, children }: { me: ShellMe; children: ReactNode }) {
             <span className="min-w-0 flex-1 truncate text-sm font-semibold text-slate-900">
               {me.tenants.find((t) => t.id === selection.tenantId)?.name ?? "All tenants"}
             </span>
+            <button type="button" onClick={() => setPalette(true)} aria-label="Go to…" className="inline-flex h-9 w-9 items-center justify-center rounded-md text-slate-700 ring-1 ring-inset ring-slate-300 hover:bg-slate-100">
+              <svg viewBox="0 0 20 20" className="h-4 w-4" fill="none" stroke="currentColor" strokeWidth="1.8" aria-hidden>
+                <circle cx="8.5" cy="8.5" r="5.5" />
+                <path d="M13 13l4 4" />
+              </svg>
+            </button>
           </header>
           {open ? <div className="fixed inset-0 z-30 bg-slate-900/40 lg:hidden" aria-hidden onClick={() => setOpen(false)} /> : null}
           <aside
@@ -70,6 +111,7 @@ export function Shell({ me, children }: { me: ShellMe; children: ReactNode }) {
               <div className="flex h-8 w-8 items-center justify-center rounded-md bg-indigo-600 font-bold text-white">M</div>
               <span className="font-semibold text-slate-900">Mandate</span>
             </div>
+            <div className="px-3 pb-3">{paletteButton}</div>
             <div className="px-3 pb-3">
               <label htmlFor="tenant-switcher" className="mb-1 block text-xs font-medium uppercase tracking-wide text-slate-500">
                 Tenant
@@ -110,6 +152,9 @@ export function Shell({ me, children }: { me: ShellMe; children: ReactNode }) {
                 {me.email}
               </div>
               <div className="text-xs text-slate-500">{me.globalRole === "member" ? "Tenant member" : me.globalRole === "owner" ? "Owner" : "Auditor"}</div>
+              <div className="mt-2">
+                <ThemeToggle />
+              </div>
               <div className="mt-2 flex gap-3 text-xs">
                 <Link href="/account" className="text-indigo-700 hover:underline" onClick={() => setOpen(false)}>
                   Account
@@ -128,6 +173,7 @@ export function Shell({ me, children }: { me: ShellMe; children: ReactNode }) {
             ) : null}
             {children}
           </main>
+          <CommandPalette open={palette} onClose={() => setPalette(false)} pages={items} />
         </div>
       </TenantContext.Provider>
     </MeContext.Provider>
