@@ -241,3 +241,24 @@ describe("properties over resources and prompts (fast-check, fixed seed)", () =>
     );
   });
 });
+
+describe("a resource's policies hold whatever the URI's spelling", () => {
+  it("a forbid on an approved resource is not sidestepped through a broad template by %-escapes, // or ..", async () => {
+    const { entryHash: hashOf, normalizeUri } = await import("@/lib/enforcement/catalogue-entry");
+    const snap = snapshot([
+      policy("pol_all", "ten_a", "srv_a", `permit (principal, action == Action::"read_resource", resource);`),
+      policy("pol_no_payroll", "ten_a", "srv_a", `forbid (principal, action, resource == Resource::"srv_a/file:///secrets/payroll.csv");`),
+    ]);
+    const broad = { uriTemplate: "file:///{+path}", name: "any file" };
+    snap.servers[0]!.tools.push({ kind: "resourceTemplate", name: broad.uriTemplate, risk: "high", blocked: false, approved: { hash: hashOf("resourceTemplate", broad), title: null, description: "", annotations: {}, inputSchema: { type: "object" }, label: broad.name, mimeType: null } });
+    const c = compileOf(snap);
+    expect(c.issues).toEqual([]);
+    const view = decisionView(c.content);
+    const read = (uri: string) => decide(view, { method: "resources/read", serverId: "srv_a", name: uri, principal: principal(), time });
+    expect(read("file:///docs/anything.txt")).toMatchObject({ decision: "allow" });
+    for (const uri of ["file:///secrets/payroll.csv", "file:///secrets/%70ayroll.csv", "file:///secrets//payroll.csv", "file:///docs/../secrets/payroll.csv", "file:///secrets/./payroll.csv", "FILE:///secrets/payroll.csv"]) {
+      expect(read(uri), uri).toMatchObject({ decision: "deny", determining: ["pol_no_payroll"] });
+    }
+    expect(normalizeUri("HTTPS://Example.COM/a/./b/../c//d?x=%7e")).toBe("https://example.com/a/c/d?x=~");
+  });
+});

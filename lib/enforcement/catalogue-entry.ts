@@ -213,3 +213,45 @@ export function templateVariables(template: string): string[] {
   for (const p of parts ?? []) if ("vars" in p) for (const v of p.vars) if (!out.includes(v)) out.push(v);
   return out;
 }
+
+/**
+ * A URI in a normal form for comparing resources (RFC 3986 §6.2.2 and a bit
+ * more, since upstreams resolve paths their own way): scheme and authority
+ * lowercased, percent-escapes of unreserved characters decoded and the others
+ * uppercased, `.` and `..` segments removed, repeated slashes in the path
+ * collapsed. Two URIs with one normal form are treated as one resource, so a
+ * policy on an approved resource cannot be sidestepped by spelling its URI
+ * differently (`%70ayroll`, `a//b`, `x/../b`) through a broad template.
+ */
+export function normalizeUri(uri: string): string {
+  if (uri.length > MAX_TEMPLATE_URI) return uri;
+  const m = /^([A-Za-z][A-Za-z0-9+.-]*):([\s\S]*)$/.exec(uri);
+  if (!m) return uri;
+  const rest = m[2]!.replace(/%([0-9A-Fa-f]{2})/g, (_, h: string) => {
+    const c = String.fromCharCode(parseInt(h, 16));
+    return /[A-Za-z0-9\-._~]/.test(c) ? c : `%${h.toUpperCase()}`;
+  });
+  const cut = rest.search(/[?#]/);
+  const tail = cut < 0 ? "" : rest.slice(cut);
+  let path = cut < 0 ? rest : rest.slice(0, cut);
+  let authority = "";
+  if (path.startsWith("//")) {
+    const slash = path.indexOf("/", 2);
+    authority = (slash < 0 ? path : path.slice(0, slash)).toLowerCase();
+    path = slash < 0 ? "" : path.slice(slash);
+  }
+  const segs = path.split("/");
+  const out: string[] = [];
+  for (let i = 0; i < segs.length; i++) {
+    const s = segs[i]!;
+    if (s === ".") continue;
+    if (s === "..") {
+      if (out.length > 1 || (out.length === 1 && out[0] !== "")) out.pop();
+      continue;
+    }
+    // An empty segment inside the path (a repeated slash) is dropped; a leading or trailing one is kept.
+    if (s === "" && i > 0 && i < segs.length - 1) continue;
+    out.push(s);
+  }
+  return `${m[1]!.toLowerCase()}:${authority}${out.join("/")}${tail}`;
+}

@@ -1,5 +1,5 @@
 import type { BundleContent } from "./bundle";
-import { entryHash, entryKey, KIND_OF_FIELD, LIST_FIELD, matchTemplate, MAX_ENTRY_KEY, type CatalogueKind } from "./catalogue-entry";
+import { entryHash, entryKey, KIND_OF_FIELD, LIST_FIELD, matchTemplate, MAX_ENTRY_KEY, normalizeUri, type CatalogueKind } from "./catalogue-entry";
 import { PolicyEngine, type DecisionRequest } from "./engine";
 import type { CedarAction } from "./model";
 import { approvalStage, type DecisionApproval } from "./approval";
@@ -25,8 +25,9 @@ import type { ToolDefinition } from "./tool-hash";
  *                                                           list_* action on that entry
  *                    server/discover                        passes (stage "list"), its answer filtered
  *                    tools/call                             call_tool on the tool `name`
- *                    resources/read|subscribe|unsubscribe   read_resource on the resource `name` (URI), or,
- *                                                           when it is no approved resource, on every approved
+ *                    resources/read|subscribe|unsubscribe   read_resource on every approved resource the URI
+ *                                                           `name` is a spelling of (normalizeUri), or, when
+ *                                                           it is no approved resource, on every approved
  *                                                           template the URI matches (each must allow; the
  *                                                           template's variables are context.args)
  *                    prompts/get                            get_prompt on the prompt `name`, args = arguments
@@ -269,7 +270,10 @@ function decideUnsafe(view: DecisionView, request: DecideRequest, live: LiveStat
   const args = rawArgs && typeof rawArgs === "object" && !Array.isArray(rawArgs) ? rawArgs : {};
   const targets: { kind: CatalogueKind; key: string; args: Record<string, unknown> }[] = [];
   for (const kind of kinds) {
-    if (view.engine.entry(serverId, kind, named)) targets.push({ kind, key: named, args: rule.action === "call_tool" || rule.action === "get_prompt" || rule.action === "complete" ? args : {} });
+    if (rule.action === "read_resource") {
+      // Every approved resource this URI is a spelling of (itself included): its policies apply whatever the spelling.
+      for (const key of equivalentResources(view.content, serverId, named)) if (view.engine.entry(serverId, "resource", key)) targets.push({ kind: "resource", key, args: {} });
+    } else if (view.engine.entry(serverId, kind, named)) targets.push({ kind, key: named, args: rule.action === "call_tool" || rule.action === "get_prompt" || rule.action === "complete" ? args : {} });
   }
   // A URI that is no approved resource is read through every approved template it matches (each must allow).
   if (rule.action === "read_resource" && targets.length === 0) {
@@ -291,6 +295,26 @@ function decideUnsafe(view: DecisionView, request: DecideRequest, live: LiveStat
     last = d;
   }
   return last!;
+}
+
+/** Per bundle: `serverId\u0000normalizeUri(uri)` → the approved resource URIs with that normal form. */
+const equivalence = new WeakMap<BundleContent, Map<string, string[]>>();
+
+/** The approved resources of a server that `uri` names under URI normalization (lib/enforcement/catalogue-entry.ts normalizeUri). */
+function equivalentResources(content: BundleContent, serverId: string, uri: string): string[] {
+  let ix = equivalence.get(content);
+  if (!ix) {
+    ix = new Map();
+    for (const e of content.catalogue) {
+      if (e.kind !== "resource") continue;
+      const k = `${e.serverId}\u0000${normalizeUri(e.name)}`;
+      const list = ix.get(k);
+      if (list) list.push(e.name);
+      else ix.set(k, [e.name]);
+    }
+    equivalence.set(content, ix);
+  }
+  return ix.get(`${serverId}\u0000${normalizeUri(uri)}`) ?? [];
 }
 
 const LOGGING_REFUSED = "method logging/setLevel is not allowed through this agent: an upstream's log messages can carry its own credentials and other callers' data";
