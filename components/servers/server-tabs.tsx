@@ -33,7 +33,7 @@ export function ServerTabs({ serverId }: { serverId: string }) {
               {t.count ? (
                 <span
                   className="rounded-full bg-amber-100 px-1.5 py-0.5 text-xs font-semibold text-amber-800"
-                  title={`${t.count} tool${t.count === 1 ? "" : "s"} pending review`}
+                  title={`${t.count} catalogue ${t.count === 1 ? "entry" : "entries"} (tools, resources, templates, prompts) pending review`}
                 >
                   {t.count}
                   <span className="sr-only"> pending review</span>
