@@ -49,15 +49,21 @@ export const chartsFromRollups = (f: DecisionFilter, bucket: Bucket) =>
 
 /**
  * Decisions over time by outcome, top denied tools, top users and top
- * clients, under the same filter and tenant scoping as the search. Read from
- * the rollups when they answer the filter exactly (see chartsFromRollups):
- * whole days from the day rollups, whole hours from the hour rollups and the
- * partial hours at both ends of the window from the raw rows, so the answer
- * is the one the raw rows give. `raw: true` forces the raw scan (tests, bench).
+ * clients, under the same filter and tenant scoping as the search, over the
+ * window widened to whole buckets (the answer's from/to). Read from the
+ * rollups when they answer the filter exactly (see chartsFromRollups): whole
+ * days from the day rollups, whole hours from the hour rollups (and any
+ * partial hour from the raw rows), so the answer is the one the raw rows
+ * give. `raw: true` forces the raw scan (tests, bench).
  */
-export async function decisionCharts(ctx: Ctx, f: DecisionFilter, now = Date.now(), opts: { raw?: boolean } = {}): Promise<Charts> {
+export async function decisionCharts(ctx: Ctx, f0: DecisionFilter, now = Date.now(), opts: { raw?: boolean } = {}): Promise<Charts> {
+  const w0 = windowOf(f0, false, now);
+  const bucket = bucketFor(w0.from, w0.to!);
+  // Whole buckets: the window is widened to the bucket boundaries (UTC), so the first and last bars
+  // are complete, and the rollups answer a window without raw or hourly edges.
+  const unitMs = bucket === "minute" ? 60_000 : bucket === "hour" ? 3_600_000 : 86_400_000;
+  const f = { ...f0, from: new Date(Math.floor(w0.from.getTime() / unitMs) * unitMs).toISOString(), to: new Date(Math.ceil(w0.to!.getTime() / unitMs) * unitMs).toISOString() };
   const w = windowOf(f, false, now);
-  const bucket = bucketFor(w.from, w.to!);
   const conds = filterConditions(ctx, f, { now });
   const empty: Charts = { bucket, from: w.from.toISOString(), to: w.to!.toISOString(), series: [], topDeniedTools: [], topUsers: [], topClients: [], totals: { allow: 0, deny: 0, error: 0 } };
   if (!conds) return empty;
@@ -122,6 +128,8 @@ async function rollupCharts(ctx: Ctx, f: DecisionFilter, bucket: "hour" | "day",
   const rawConds = (s: Span): SQL => and(...filterConditions(ctx, { ...f, from: new Date(s.from).toISOString(), to: new Date(s.to).toISOString() })!)!;
   const range = (s: Span, c: string) => sql`grain = ${s.source} and ${sql.raw(c)} >= ${new Date(s.from).toISOString()}::timestamptz and ${sql.raw(c)} < ${new Date(s.to).toISOString()}::timestamptz`;
   const union = (parts: SQL[]) => sql.join(parts, sql` union all `);
+  // Under an outcome filter, rollup rows without that outcome add nothing: skip them.
+  const onlyOutcome = f.outcome ? sql`and ${sql.raw(f.outcome === "error" ? `"error"` : f.outcome)} > 0` : sql``;
 
   // Series and top denied tools: decision_rollups.
   const toolRows = spans.map((s) =>
@@ -130,7 +138,7 @@ async function rollupCharts(ctx: Ctx, f: DecisionFilter, bucket: "hour" | "day",
                    (outcome = 'allow')::int::bigint as a, (outcome = 'deny')::int::bigint as d, (outcome = 'error')::int::bigint as e
             from ${decisions} where ${rawConds(s)}`
       : sql`select date_trunc(${unit}, bucket, 'UTC') as b, server_id, tool, ${col("allow")} as a, ${col("deny")} as d, ${col("error")} as e
-            from decision_rollups where ${range(s, "bucket")} and ${tenantCond(sql`tenant_id`, tenants)}
+            from decision_rollups where ${range(s, "bucket")} and ${tenantCond(sql`tenant_id`, tenants)} ${onlyOutcome}
               ${f.serverId ? sql`and server_id = ${f.serverId}` : sql``} ${f.tool ? sql`and tool = ${f.tool}` : sql``}`,
   );
   // Top users and clients: decision_actor_rollups, which keep no server or tool: with those filters, the raw rows.
@@ -145,7 +153,7 @@ async function rollupCharts(ctx: Ctx, f: DecisionFilter, bucket: "hour" | "day",
         })
       : [
           sql`select kind, actor, ${col("allow")} as a, ${col("deny")} as d, ${col("error")} as e
-              from decision_actor_rollups where ${range(s, "bucket")} and ${tenantCond(sql`tenant_id`, tenants)}`,
+              from decision_actor_rollups where ${range(s, "bucket")} and ${tenantCond(sql`tenant_id`, tenants)} ${onlyOutcome}`,
         ],
   );
 
