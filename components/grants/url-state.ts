@@ -38,7 +38,7 @@ export function useGrantsParams(): [GrantsParams & { tenantId: string | null }, 
         else next.delete(k);
       }
       const q = next.toString();
-      // A tab or filter change is a step Back can undo; typing in a box is not a new page each time.
+      // A tab or filter change is a step Back can undo (a typed filter counts once it settles, after the box's 250 ms pause).
       router.push(`${pathname}${q ? `?${q}` : ""}`, { scroll: false });
     },
     [params, pathname, router],
