@@ -194,7 +194,7 @@ try {
   agentProc = await startBenchAgent({ root, controlPlaneUrl: cp.url, enrollmentToken: enrollment.token, keys, port: agentPort, dataDir, name: "bench-agent" });
   if (BEFORE) {
     const second = await createEnrollmentToken(owner.ctx, fleet.id);
-    beforeProc = await startBenchAgent({ root, controlPlaneUrl: cp.url, enrollmentToken: second.token, keys, port: beforePort, dataDir: beforeDir, name: "bench-agent-before", env: { MANDATE_WAL_SYNC: "fsync", MANDATE_CEDAR_JS: "0" } });
+    beforeProc = await startBenchAgent({ root, controlPlaneUrl: cp.url, enrollmentToken: second.token, keys, port: beforePort, dataDir: beforeDir, name: "bench-agent-before", env: { MANDATE_WAL_SYNC: "fsync", MANDATE_CEDAR_JS: "0", MANDATE_PUBLIC_ORIGIN: new URL(resourceUri).origin } });
   }
   const bearer = await issuer.sign({ sub: "alice", tenant: tenantId, client_id: "bench", scope: "tickets:read tickets:write" }, resourceUri, "2h");
 
