@@ -587,6 +587,8 @@ export class McpProxy {
     const body = JSON.stringify({ jsonrpc: "2.0", id: "mandate-discover", method: "server/discover", params: { _meta: { [META_PROTOCOL_VERSION]: version, "io.modelcontextprotocol/clientCapabilities": {}, "io.modelcontextprotocol/clientInfo": { name: "mandate-agent", version: "1" } } } });
     const up = await this.upstreams.request(target, { method: "POST", headers, body, signal: AbortSignal.timeout(ERA_PROBE_TIMEOUT_MS) });
     const text = await readCapped(up.body as unknown as AsyncIterable<Uint8Array>, 1024 * 1024);
+    // Over the bound: the rest is not read (the connection is dropped, not returned to the pool half-read).
+    if (text === null) (up.body as unknown as Readable).destroy();
     const type = String(up.headers["content-type"] ?? "");
     let json: unknown;
     try {
