@@ -21,7 +21,8 @@ test("the Cedar editor completes a tool's argument from the schema and marks iss
   const editor = page.getByTestId("cedar-editor");
   await expect(editor).toBeVisible();
   await ui.click(editor);
-  await editor.fill(`forbid (principal, action == Action::"call_tool", resource == Tool::"${server.id}/create_ticket") when { `);
+  // Arguments are optional in the schema: Cedar's validator wants `has` before the read.
+  await editor.fill(`forbid (principal, action == Action::"call_tool", resource == Tool::"${server.id}/create_ticket") when { context.args has project && `);
   await page.keyboard.press("End");
   await page.keyboard.type("context.args.");
   const popup = page.locator(".cm-tooltip-autocomplete");
