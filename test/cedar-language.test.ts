@@ -44,6 +44,11 @@ describe("Cedar completion from the generated schema", () => {
     expect(r.options.find((o) => o.label === "priority")?.detail).toBe("Long");
   });
 
+  it("offers the arguments after `context.args has` (the guard Cedar wants before an optional read)", () => {
+    const text = `forbid (principal, action, resource == Tool::"srv_1/get_ticket") when { context.args has | };`;
+    expect(complete(text)).toEqual(["id"]);
+  });
+
   it("offers every approved tool's arguments when the policy names no tool, never an unapproved tool's", () => {
     const got = complete(`permit (principal, action, resource) when { context.args.pr| };`);
     expect(got).toEqual(["id", "priority", "project", "title"]);

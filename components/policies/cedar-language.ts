@@ -132,7 +132,7 @@ export function argumentsFor(text: string, v: CedarVocabulary): { name: string; 
 function attributesAt(path: string[], text: string, v: CedarVocabulary): Completion[] {
   const [root, ...rest] = path;
   if (root === "context" && rest.length === 1 && rest[0] === "args") {
-    return argumentsFor(text, v).map((a) => ({ label: a.name, type: "property", detail: a.type, info: `Argument of ${a.tools.join(", ")}` }));
+    return argumentsFor(text, v).map((a) => ({ label: a.name, type: "property", detail: a.type, info: `Argument of ${a.tools.join(", ")}. Optional: guard the read with \`context.args has ${a.name} &&\`.` }));
   }
   let attrs: Record<string, SchemaType> | undefined =
     root === "context" ? v.context : root === "principal" ? v.entityAttrs.User : root === "resource" ? { ...v.entityAttrs.Tool, ...resourceAttrs(v) } : undefined;
@@ -173,6 +173,12 @@ export function cedarCompletions(v: CedarVocabulary) {
     // In any other string, nothing to offer.
     if (((before.match(/(?<!\\)"/g) ?? []).length & 1) === 1) return null;
 
+    // context.args has | : the arguments, as the guard Cedar wants before reading an optional one.
+    const guard = /\bcontext\.args\s+has\s+(\w*)$/.exec(before);
+    if (guard) {
+      const options = argumentsFor(cx.state.doc.toString(), v).map((a) => ({ label: a.name, type: "property", detail: a.type, info: `Argument of ${a.tools.join(", ")}` }));
+      return options.length ? { from: cx.pos - guard[1]!.length, options, validFor: /^\w*$/ } : null;
+    }
     // context.args.| , context.time.| , principal.| , resource.|
     const dotted = /\b(context|principal|resource)((?:\.[A-Za-z_]\w*)*)\.(\w*)$/.exec(before);
     if (dotted) {
