@@ -154,6 +154,8 @@ export const servers = pgTable(
     upstreamUrl: text("upstream_url").notNull(),
     scopes: jsonb("scopes").$type<string[]>().notNull().default(sql`'[]'::jsonb`),
     issuers: jsonb("issuers").$type<TrustedIssuer[]>().notNull().default(sql`'[]'::jsonb`),
+    // Sender-constrained tokens (RFC 9449) at the agent: "off" | "allowed" | "required" (lib/enforcement/dpop.ts).
+    dpop: text("dpop").$type<"off" | "allowed" | "required">().notNull().default("off"),
     lastImportAt: timestamp("last_import_at", { withTimezone: true }),
     lastImportError: text("last_import_error"),
     createdAt: createdAt(),

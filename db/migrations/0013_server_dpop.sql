@@ -1,0 +1,1 @@
+ALTER TABLE "servers" ADD COLUMN "dpop" text DEFAULT 'off' NOT NULL;
