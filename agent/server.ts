@@ -13,6 +13,7 @@ import type { CredentialBroker } from "./credentials";
 import type { DecisionWal } from "./wal";
 import { RequestTracker, SessionBinder } from "./session";
 import { isModernVersion, readMcpHeaders } from "./protocol";
+import { challenges, checkSender, DpopVerifier, readCredentials, stepUpChallenge } from "@/lib/enforcement/dpop";
 
 export interface AgentServerDeps {
   /** The bundle in force, or null. Read once per request. */
@@ -36,6 +37,8 @@ export interface AgentServerDeps {
   publicOrigins?: string[];
   /** Until when (ms) the bundle in force may be enforced (agent/bundle-sync.ts); cache lifetimes given to clients stop there. Default: unbounded (MAX_CACHE_TTL_MS still applies). */
   freshUntil?: () => number;
+  /** DPoP proof checks and their jti replay cache (lib/enforcement/dpop.ts; default: one of its own). */
+  dpop?: DpopVerifier;
 }
 
 const WELL_KNOWN = "/.well-known/oauth-protected-resource";
@@ -140,6 +143,7 @@ export function createAgentServer(deps: AgentServerDeps): Server {
   const binder = new SessionBinder(deps.sessionKey);
   // Verified tokens, dropped with every bundle change; revocation and policy are still decided on every request below.
   const tokens = new VerifiedTokens(deps.validator);
+  const dpop = deps.dpop ?? new DpopVerifier();
   const publicOrigins = (deps.publicOrigins ?? []).map((o) => new URL(o));
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -180,8 +184,9 @@ export function createAgentServer(deps: AgentServerDeps): Server {
       return sendJson(res, 403, { jsonrpc: "2.0", id: null, error: { code: -32000, message: "Forbidden: invalid Origin" } });
     }
 
+    let usedDpop = false;
     const unauthorized = (error?: { code: string; description: string }) => {
-      res.setHeader("www-authenticate", challenge401(server, error));
+      res.setHeader("www-authenticate", challenges(server, (e) => challenge401(server, e), error, usedDpop));
       return sendJson(res, 401, { error: error?.code ?? "unauthorized", error_description: error?.description ?? "a bearer token is required" });
     };
     const badRequest = (message: string) => sendJson(res, 400, { jsonrpc: "2.0", id: null, error: { code: -32600, message: `Invalid Request: ${message}` } });
@@ -191,15 +196,20 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     if (repeated(req, "authorization")) return unauthorized({ code: "invalid_request", description: "exactly one Authorization header is accepted" });
     const header = req.headers.authorization;
     if (!header) return unauthorized();
-    const m = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i.exec(header);
-    if (!m) return unauthorized({ code: "invalid_token", description: "the Authorization header is not a bearer token" });
-    const check = await tokens.validate(m[1]!, server, installed);
+    // Bearer or DPoP (RFC 9449): the sender check runs on every request, after the (possibly cached) token check.
+    const cred = readCredentials(header, req.rawHeaders);
+    if (!cred.ok) return unauthorized(cred.error);
+    usedDpop = cred.credentials.scheme === "DPoP";
+    const token = cred.credentials.token;
+    const check = await tokens.validate(token, server, installed);
     if (!check.ok) return unauthorized({ code: "invalid_token", description: check.description });
+    const sender = await checkSender(dpop, server, cred.credentials, check.principal.jkt, req.method ?? "");
+    if (!sender.ok) return unauthorized(sender.error);
     const principal: Principal = check.principal;
     // The checks every request passes whatever it asks (revocation, the tenant's use of the server): decide() as for a ping.
     const gate = decide(viewOf(installed), { method: "ping", serverId: server.id, principal }, { drifted: driftOf(installed) });
     if (gate.decision === "deny") {
-      if (gate.stage === "revoked") void revoker.revoke(m[1]!, principal, server);
+      if (gate.stage === "revoked") void revoker.revoke(token, principal, server);
       return unauthorized({ code: "invalid_token", description: gate.reason });
     }
 
@@ -254,7 +264,7 @@ export function createAgentServer(deps: AgentServerDeps): Server {
       await proxy.handle(req, res, call, body);
     } catch (err) {
       if (err instanceof InsufficientScope) {
-        res.setHeader("www-authenticate", challenge403(server, err.scopes));
+        res.setHeader("www-authenticate", stepUpChallenge(challenge403(server, err.scopes), usedDpop));
         return sendJson(res, 403, { error: "insufficient_scope", scope: err.scopes.join(" ") });
       }
       throw err;

@@ -2,7 +2,7 @@
 
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
-import { Button, TextArea, TextField } from "@/components/ui";
+import { Button, SelectField, TextArea, TextField } from "@/components/ui";
 import { apiFetch, keys } from "@/lib/client/api";
 import type { PublicServer } from "@/lib/client/types";
 import { Checkbox, FormError, fieldError } from "./fields";
@@ -39,7 +39,7 @@ const toRow = (i?: Issuer): IssuerRow => ({
 /** "a, b c\nd" → ["a", "b", "c", "d"] (duplicates dropped, order kept). */
 export const parseScopes = (text: string) => [...new Set(text.split(/[\s,]+/).filter(Boolean))];
 
-const HANDLED = ["name", "description", "resourceUri", "upstreamUrl", "scopes"];
+const HANDLED = ["name", "description", "resourceUri", "upstreamUrl", "scopes", "dpop"];
 
 /** Edits a server (PATCH /servers/{id}); field issues from the API show next to their fields. */
 export function ServerEditForm({ server, onDone }: { server: PublicServer; onDone: (saved: boolean) => void }) {
@@ -49,6 +49,7 @@ export function ServerEditForm({ server, onDone }: { server: PublicServer; onDon
   const [resourceUri, setResourceUri] = useState(server.resourceUri);
   const [upstreamUrl, setUpstreamUrl] = useState(server.upstreamUrl);
   const [scopes, setScopes] = useState(server.scopes.join(" "));
+  const [dpop, setDpop] = useState<"off" | "allowed" | "required">(server.dpop ?? "off");
   const [issuers, setIssuers] = useState<IssuerRow[]>(() => server.issuers.map(toRow));
 
   const save = useMutation({
@@ -61,6 +62,7 @@ export function ServerEditForm({ server, onDone }: { server: PublicServer; onDon
           resourceUri,
           upstreamUrl,
           scopes: parseScopes(scopes),
+          dpop,
           issuers: issuers.map((r) => ({
             issuer: r.issuer.trim(),
             ...(r.jwksUri.trim() ? { jwksUri: r.jwksUri.trim() } : {}),
@@ -127,6 +129,17 @@ export function ServerEditForm({ server, onDone }: { server: PublicServer; onDon
             </p>
           ) : null}
         </div>
+        <SelectField
+          label="Sender-constrained tokens (DPoP)"
+          value={dpop}
+          onChange={(e) => setDpop(e.target.value as typeof dpop)}
+          error={fe("dpop")}
+          hint="Off: bearer tokens only. Allowed: DPoP-bound tokens must come with a valid proof; bearer tokens still pass. Required: only DPoP-bound tokens (RFC 9449)."
+        >
+          <option value="off">Off</option>
+          <option value="allowed">Allowed</option>
+          <option value="required">Required</option>
+        </SelectField>
       </div>
 
       <fieldset className="space-y-3">

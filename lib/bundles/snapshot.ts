@@ -43,6 +43,8 @@ export async function loadSnapshot(db: Db, serverIds: string[]): Promise<Registr
         issuers: s.issuers,
         trust: trustOf(trustRows, tenantIds),
         prm: protectedResourceMetadata(s),
+        // Absent when "off": bundles of servers without DPoP hash exactly as before.
+        ...(s.dpop === "allowed" || s.dpop === "required" ? { dpop: s.dpop } : {}),
         mapping,
         tools: toolRows
           .filter((t) => t.serverId === s.id)

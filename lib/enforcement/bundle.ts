@@ -26,6 +26,8 @@ export interface BundleServer {
    */
   trust: BundleTrust[];
   prm: ProtectedResourceMetadata;
+  /** Sender-constrained tokens (RFC 9449, lib/enforcement/dpop.ts); absent means "off" (bundles from before DPoP hash as before). */
+  dpop?: "allowed" | "required";
 }
 
 /** How a token of a trusted issuer maps to the tenant that trusts it. */

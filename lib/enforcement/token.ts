@@ -11,6 +11,7 @@
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from "jose";
 import type { BundleServer, BundleTrust } from "./bundle";
 import { claimAt, mapsToTenant, MAX_CLAIM_VALUES, stringClaim } from "./claims";
+import { boundJkt } from "./dpop";
 import { JwksCache, JwksUnavailable } from "./jwks";
 
 export type TokenIssuerConfig = BundleTrust;
@@ -31,6 +32,8 @@ export interface Principal {
   exp: number;
   /** The RFC 7009 endpoint of the trust entry that admitted the token (its tenant's own), if any. */
   revocationEndpoint?: string;
+  /** RFC 9449 `cnf.jkt`: the token is DPoP-bound to this key thumbprint (checked per request, lib/enforcement/dpop.ts). */
+  jkt?: string;
 }
 
 export type TokenResult =
@@ -160,6 +163,7 @@ export class TokenValidator {
     const claims = payload as Record<string, unknown>;
     const subject = stringClaim(claimAt(claims, cfg.claims.user));
     if (!subject) return fail(`the access token has no "${cfg.claims.user.slice(0, 64)}" (user) claim`);
+    const jkt = boundJkt(claims);
     const client = stringClaim(claimAt(claims, cfg.claims.client)) ?? stringClaim(payload.client_id) ?? stringClaim(payload.azp) ?? "";
 
     return {
@@ -177,6 +181,7 @@ export class TokenValidator {
         iat: typeof payload.iat === "number" ? payload.iat : 0,
         exp: payload.exp!,
         ...(cfg.revocationEndpoint ? { revocationEndpoint: cfg.revocationEndpoint } : {}),
+        ...(jkt !== undefined ? { jkt } : {}),
       },
     };
   }

@@ -68,6 +68,9 @@ const serverFields = {
   scopes: uniqueList(scopeSchema, 200, "scopes"),
   issuers: z.array(trustedIssuerSchema).max(10, "at most 10 issuers"),
   tenantIds: uniqueList(z.string(), 500, "tenants").describe("Other tenants allowed to use this server"),
+  dpop: z
+    .enum(["off", "allowed", "required"])
+    .describe('Sender-constrained tokens (DPoP, RFC 9449) at the agent: "off", "allowed" (DPoP-bound tokens must come with a valid proof, bearer tokens still pass) or "required" (only DPoP-bound tokens)'),
 };
 
 export const createServerInput = z.object({
@@ -77,6 +80,7 @@ export const createServerInput = z.object({
   scopes: serverFields.scopes.default([]),
   issuers: serverFields.issuers.default([]),
   tenantIds: serverFields.tenantIds.default([]).describe("Other tenants allowed to use this server"),
+  dpop: serverFields.dpop.default("off"),
 });
 
 // Not derived from createServerInput: zod 4 applies `.default()` even under

@@ -51,6 +51,7 @@ export function publicServer({ server: s, tenantIds }: LoadedServer) {
     upstreamUrl: s.upstreamUrl,
     scopes: s.scopes,
     issuers: s.issuers,
+    dpop: s.dpop,
     tenantIds,
     lastImportAt: s.lastImportAt?.toISOString() ?? null,
     lastImportError: s.lastImportError,
