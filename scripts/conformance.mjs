@@ -26,9 +26,10 @@
  *
  * Real peers: a fresh database beside DATABASE_URL (local only, dropped at
  * the end; embedded PGlite without it), the control plane's agent API route
- * handlers over node:http (test/agent-proc-harness.ts), catalogues imported
- * from both upstreams, every tool approved (but the ones DENIED_TOOLS names)
- * and granted by one scope per server, a signed bundle, the agent
+ * handlers over node:http (test/agent-proc-harness.ts), catalogues (tools,
+ * resources, resource templates, prompts) imported from both upstreams,
+ * every entry approved (but the tools DENIED_TOOLS names), tools granted by
+ * one scope per server and the rest by one Cedar permit, a signed bundle, the agent
  * (agent/main.ts, in this process) serving both servers on their own paths,
  * an ES256 token issuer with its JWKS over HTTP. The suite has no server auth
  * scenarios, so a small local proxy per server adds `Authorization: Bearer
@@ -90,46 +91,24 @@ const denied = (reason) => ({ kind: "denied", reason });
 const gap = (reason) => ({ kind: "gap", reason });
 const NOT_CATALOGUED = (tool) => denied(`server-everything has no ${tool}: directly its unknown-tool error counts as a pass; the agent denies a tool that is not in the approved catalogue`);
 const GAP = {
-  logging: gap("the agent denies logging/setLevel (not a method decide() knows)"),
-  subscribe: gap("the agent denies resources/subscribe and resources/unsubscribe (issue 11: decided by resource URI)"),
-  resources: gap("the agent denies resources/read (issue 11: resources under policy)"),
-  prompts: gap("the agent denies prompts/get (issue 11: prompts under policy)"),
-  completion: gap("the agent denies completion/complete (issue 11: decided by prompt or template)"),
+  logging: gap("decide() denies logging/setLevel (stage method), which the handshake era still has"),
 };
 const EXCEPTIONS = {
   "2025-11-25/everything": {
     "tools-call-simple-text": NOT_CATALOGUED("test_simple_text"),
     "tools-call-error": NOT_CATALOGUED("test_error_handling"),
+    "resources-subscribe": denied("server-everything has no test://watched-resource: directly it accepts a subscription to any URI; the agent denies a URI that is not in the approved catalogue"),
+    "resources-unsubscribe": denied("server-everything has no test://watched-resource: directly it accepts any URI; the agent denies a URI that is not in the approved catalogue"),
     "logging-set-level": GAP.logging,
-    "resources-subscribe": GAP.subscribe,
-    "resources-unsubscribe": GAP.subscribe,
   },
   "2025-11-25/v2": {
     "tools-call-image": denied(DENIED_TOOLS.test_image_content),
     "logging-set-level": GAP.logging,
     "tools-call-with-logging": gap("the scenario sets the log level first (logging/setLevel), which the agent denies"),
-    "resources-subscribe": GAP.subscribe,
-    "resources-unsubscribe": GAP.subscribe,
-    "resources-read-text": GAP.resources,
-    "resources-read-binary": GAP.resources,
-    "resources-templates-read": GAP.resources,
-    "prompts-get-simple": GAP.prompts,
-    "prompts-get-with-args": GAP.prompts,
-    "prompts-get-embedded-resource": GAP.prompts,
-    "prompts-get-with-image": GAP.prompts,
-    "completion-complete": GAP.completion,
   },
   "2026-07-28/v2": {
     "tools-call-image": denied(DENIED_TOOLS.test_image_content),
-    "resources-read-text": GAP.resources,
-    "resources-read-binary": GAP.resources,
-    "resources-templates-read": GAP.resources,
-    "prompts-get-simple": GAP.prompts,
-    "prompts-get-with-args": GAP.prompts,
-    "prompts-get-embedded-resource": GAP.prompts,
-    "prompts-get-with-image": GAP.prompts,
-    "input-required-result-non-tool-request": gap("the scenario's non-tool request is prompts/get, which the agent denies (issue 11: prompts under policy)"),
-    "completion-complete": GAP.completion,
+    "completion-complete": gap("completion/complete on ref/prompt test_prompt_with_arguments (approved, permitted) is denied in the stateless era though allowed in the handshake era"),
     "http-header-validation": gap("a body that disagrees with its Mcp-* headers gets the policy denial (HTTP 200, -32003) instead of HTTP 400 HeaderMismatch (-32020)"),
     "server-stateless": gap(
       "the agent's error answers carry id null; UnsupportedProtocolVersionError lacks the supported versions in data; removed and unknown methods (logging/setLevel, resources/subscribe|unsubscribe) get HTTP 200 -32003 instead of HTTP 404 -32601",
@@ -149,6 +128,7 @@ const { activeSigningKey, publicKeys } = await import("@/lib/bundles/signing");
 const { approveTool, importCatalog } = await import("@/lib/catalog/service");
 const { createEnrollmentToken, createFleet } = await import("@/lib/fleets/service");
 const { putScopeMapping } = await import("@/lib/scopes/service");
+const { createPolicy, policyInput } = await import("@/lib/policy/service");
 const { createServerInput } = await import("@/lib/servers/schemas");
 const { createServer: createMcpServer } = await import("@/lib/servers/service");
 const { loadConfig } = await import("@/agent/config");
@@ -355,14 +335,30 @@ try {
         issuers: [{ issuer: issuer.issuer, jwksUri: issuer.jwksUri, discovery: false, algorithms: ["ES256"] }],
       }),
     );
-    const imported = await importCatalog(owner.ctx, server.id);
+    await importCatalog(owner.ctx, server.id);
+    // Every catalogue entry (tools, resources, resource templates, prompts), approved but DENIED_TOOLS.
     const rows = await t.db.select().from(tools).where(eq(tools.serverId, server.id));
-    const approved = rows.filter((r) => key !== "v2" || !(r.name in DENIED_TOOLS));
-    for (const tool of approved) await approveTool(owner.ctx, tool.id, { versionId: tool.latestVersionId });
-    await putScopeMapping(owner.ctx, server.id, { baseVersion: 0, mapping: { [up.scope]: approved.map((r) => r.name) } });
+    const kindOf = (r) => r.kind ?? "tool";
+    const approved = rows.filter((r) => key !== "v2" || kindOf(r) !== "tool" || !(r.name in DENIED_TOOLS));
+    for (const entry of approved) await approveTool(owner.ctx, entry.id, { versionId: entry.latestVersionId });
+    // Scopes grant tools; resources, templates, prompts and completion are granted by one Cedar policy.
+    await putScopeMapping(owner.ctx, server.id, { baseVersion: 0, mapping: { [up.scope]: approved.filter((r) => kindOf(r) === "tool").map((r) => r.name) } });
+    if (rows.some((r) => kindOf(r) !== "tool")) {
+      await createPolicy(
+        owner.ctx,
+        policyInput.parse({
+          tenantId,
+          serverId: server.id,
+          name: uniq("Conformance readers "),
+          kind: "cedar",
+          cedar: `permit (principal, action in [Action::"list_resources", Action::"list_resource_templates", Action::"read_resource", Action::"list_prompts", Action::"get_prompt", Action::"complete"], resource);`,
+        }),
+      );
+    }
     serverIds.push(server.id);
+    const count = (list) => Object.entries(list.reduce((m, r) => ({ ...m, [kindOf(r)]: (m[kindOf(r)] ?? 0) + 1 }), {})).map(([k, n]) => `${n} ${k}`).join(", ") || "nothing";
     const left = rows.filter((r) => !approved.includes(r));
-    console.log(`catalogue ${up.name}: ${imported.added.length} tools imported, ${approved.length} approved${left.length ? `, left unapproved: ${left.map((r) => r.name).join(", ")}` : ""}; served by the agent at ${up.path}`);
+    console.log(`catalogue ${up.name}: ${count(rows)} imported, ${count(approved)} approved${left.length ? `, left unapproved: ${left.map((r) => r.name).join(", ")}` : ""}; served by the agent at ${up.path}`);
   }
   const fleet = await createFleet(owner.ctx, { name: uniq("Conformance "), serverIds });
   await activeSigningKey(t.db, kek);
