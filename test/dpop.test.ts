@@ -68,7 +68,7 @@ describe("DpopVerifier", () => {
     const v = verifier();
     expect(description(await v.verify(input(await proof({ typ: "JWT" }))))).toMatch(/dpop\+jwt/);
     const hs = await new SignJWT({ htm: "POST", htu: URL_, iat: Math.floor(now / 1000), jti: "x", ath: accessTokenHash(TOKEN) })
-      .setProtectedHeader({ alg: "HS256", typ: "dpop+jwt", jwk: { kty: "oct", k: "c2VjcmV0" } })
+      .setProtectedHeader({ alg: "HS256", typ: "dpop+jwt", jwk: { kty: "oct", k: "c2VjcmV0" } as unknown as JWK })
       .sign(new TextEncoder().encode("secret-secret-secret-secret-secret"));
     expect(description(await v.verify(input(hs)))).toMatch(/algorithm/);
     const withD = { ...pub, d: "c2VjcmV0" };

@@ -19,6 +19,7 @@ const fieldLabels: Record<string, string> = {
   scopes: "Scopes",
   issuers: "Advertised issuers",
   trust: "Trusted issuers (per tenant)",
+  dpop: "Sender-constrained tokens (DPoP)",
   prm: "Protected resource metadata",
 };
 interface Change {

@@ -18,7 +18,7 @@ export interface BundleDiff {
 
 /** One field of a server that differs between two bundles, as display text. */
 export interface ServerFieldChange {
-  field: "name" | "resourceUri" | "upstreamUrl" | "tenantIds" | "scopes" | "issuers" | "trust" | "prm";
+  field: "name" | "resourceUri" | "upstreamUrl" | "tenantIds" | "scopes" | "issuers" | "trust" | "dpop" | "prm";
   before?: string;
   after?: string;
 }
@@ -38,6 +38,7 @@ function serverFields(s: AnyServer): Record<ServerFieldChange["field"], string> 
     scopes: [...s.scopes].sort().join(", "),
     issuers: (s.issuers ?? []).map(issuer).sort().join("\n"),
     trust: (s.trust ?? []).map(trust).sort().join("\n"),
+    dpop: s.dpop ?? "off",
     prm: JSON.stringify(s.prm),
   };
 }
@@ -47,7 +48,7 @@ export function diffServer(a: AnyServer | undefined, b: AnyServer | undefined): 
   const x = a ? serverFields(a) : undefined;
   const y = b ? serverFields(b) : undefined;
   const out: ServerFieldChange[] = [];
-  for (const field of ["name", "resourceUri", "upstreamUrl", "tenantIds", "scopes", "issuers", "trust", "prm"] as const) {
+  for (const field of ["name", "resourceUri", "upstreamUrl", "tenantIds", "scopes", "issuers", "trust", "dpop", "prm"] as const) {
     const before = x?.[field];
     const after = y?.[field];
     if (before === after || (!before && !after)) continue;
