@@ -96,6 +96,9 @@ export default function ServerOverviewPage() {
                 <span className="text-slate-500">None yet. Tokens cannot be granted any tool until you add scopes{canWrite ? " (Edit server)" : ""}.</span>
               )}
             </DetailRow>
+            <DetailRow label="Sender-constrained tokens (DPoP)">
+              {server.dpop === "required" ? "Required: only DPoP-bound tokens with a valid proof" : server.dpop === "allowed" ? "Allowed: DPoP-bound tokens need a valid proof; bearer tokens pass" : "Off: bearer tokens only"}
+            </DetailRow>
             <DetailRow label="Tenants allowed">
               <ul className="space-y-0.5">
                 {server.tenantIds.map((t) => (
