@@ -27,6 +27,8 @@ export interface AgentConfig {
   publicOrigins: string[];
   /** The session-binding key shared by replicas (else one kept in the data dir). */
   sessionKey: Buffer | null;
+  /** Largest |now − iat| of a DPoP proof, in seconds (default 60; lib/enforcement/dpop.ts). */
+  dpopIatWindowSeconds?: number;
 }
 
 export type ConfigResult = { ok: true; config: AgentConfig } | { ok: false; errors: string[] };
@@ -45,6 +47,7 @@ const FLAGS: Record<string, string> = {
   "--max-bundle-age": "MANDATE_MAX_BUNDLE_AGE",
   "--public-origin": "MANDATE_PUBLIC_ORIGIN",
   "--session-key": "MANDATE_SESSION_KEY",
+  "--dpop-iat-window": "MANDATE_DPOP_IAT_WINDOW",
 };
 
 export const USAGE = `Usage: mandate-agent [flags]   (each flag also reads from its environment variable)
@@ -57,7 +60,8 @@ ${Object.entries(FLAGS)
   --public-origin (repeatable, or comma separated): https://mcp.example.com, the origin clients reach the agent at
     through a proxy; without it the Host header names the origin.
   --session-key: base64 of at least 32 random bytes, the same on every replica behind one address
-    (default: one generated into the data dir).`;
+    (default: one generated into the data dir).
+  --dpop-iat-window (seconds, 5 to 300, default 60): how far a DPoP proof's iat may be from the agent's clock.`;
 
 const jwkSchema = z.looseObject({ kty: z.literal("OKP"), crv: z.literal("Ed25519"), x: z.string().min(1), kid: z.string().min(1) });
 const jwksSchema = z.object({ keys: z.array(jwkSchema).min(1, "must hold at least one key") });
@@ -94,6 +98,7 @@ const schema = z
         }
         return [...new Set(out)];
       }),
+    MANDATE_DPOP_IAT_WINDOW: z.coerce.number().int().min(5).max(300).default(60),
     MANDATE_SESSION_KEY: z
       .string()
       .optional()
@@ -166,6 +171,7 @@ export function loadConfig(argv: string[], env: Record<string, string | undefine
           maxBundleAgeSeconds: v.MANDATE_MAX_BUNDLE_AGE,
           publicOrigins: v.MANDATE_PUBLIC_ORIGIN,
           sessionKey: v.MANDATE_SESSION_KEY,
+          dpopIatWindowSeconds: v.MANDATE_DPOP_IAT_WINDOW,
         },
       };
     }

@@ -13,6 +13,7 @@ import { registerApprovalReporter } from "./approval";
 import { loadConfig, USAGE, type AgentConfig } from "./config";
 import { Metrics } from "./metrics";
 import { createAgentServer } from "./server";
+import { DpopVerifier } from "@/lib/enforcement/dpop";
 import { DriftWatcher } from "./drift";
 import { DecisionShipper, type ShipperOptions } from "./shipper";
 import { TokenValidator } from "@/lib/enforcement/token";
@@ -66,7 +67,7 @@ export async function startAgent(
   const validator = opts.validator ?? new TokenValidator();
   // Sessions stay bound to their callers across restarts (and replicas sharing the key).
   const sessionKey = await loadSessionKey(config.dataDir, config.sessionKey);
-  const server = createAgentServer({ current: () => sync.current, validator, metrics, wal, agentId: () => sync.agentId, log, credentials, revoker, sessionKey, publicOrigins: config.publicOrigins, freshUntil: () => sync.freshUntilMs });
+  const server = createAgentServer({ current: () => sync.current, validator, metrics, wal, agentId: () => sync.agentId, log, credentials, revoker, sessionKey, publicOrigins: config.publicOrigins, freshUntil: () => sync.freshUntilMs, dpop: new DpopVerifier({ iatWindowSeconds: config.dpopIatWindowSeconds }) });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
