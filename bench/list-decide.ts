@@ -2,14 +2,16 @@
  * tools/list filtering in process: `listFilter()` (lib/enforcement/decide.ts) of 1,000 approved tools
  * for one caller, with the JS evaluator (the default) and with cedar-wasm alone, alternating, each list
  * in a new second (the decision memo misses). The agent adds this to every tools/list it answers
- * (bench/list.ts measures the whole path through a real agent).
+ * (bench/list.ts measures the whole path through a real agent). "per-entry" is the filter before
+ * issue 12's list path: the whole decide() per entry and entryHash of every item, JS evaluator.
  *
  *   node --import ./bench/no-server-only.mjs --import tsx bench/list-decide.ts   (TOOLS=1000 POLICIES=200 LISTS=20)
  */
 import { loadavg } from "node:os";
 import type { PolicyRule } from "@/db/schema";
 import { compileBundle, type RegistrySnapshot } from "@/lib/bundles/compile";
-import { decisionView, listFilter } from "@/lib/enforcement/decide";
+import { entryHash, entryKey } from "@/lib/enforcement/catalogue-entry";
+import { decide, decisionView, listFilter, type DecisionView } from "@/lib/enforcement/decide";
 import { PolicyEngine } from "@/lib/enforcement/engine";
 import { toolHash } from "@/lib/enforcement/tool-hash";
 import { compileRule } from "@/lib/policy/rule";
@@ -56,22 +58,43 @@ const wasmEngine = new PolicyEngine(compiled.content);
 wasmEngine.jsEvaluator = false;
 const wasm = decisionView(structuredClone(compiled.content), { engine: wasmEngine });
 const upstream = JSON.stringify({ tools: defs });
+/** The filter as it was: every entry through the whole decide(), every item hashed. */
+function perEntry(view: DecisionView, request: Parameters<typeof listFilter>[1], items: readonly (typeof defs)[number][]) {
+  const kept: unknown[] = [];
+  const base = { ...request, name: null, tool: null, args: null };
+  if (decide(view, { ...base, method: "tools/list" }).decision === "deny") return { kept };
+  for (const t of items) {
+    const name = entryKey("tool", t);
+    const approved = name !== null ? view.engine.entry(request.serverId, "tool", name) : undefined;
+    if (name === null || !approved) continue;
+    let hash = "";
+    try {
+      hash = entryHash("tool", t);
+    } catch {
+      hash = "";
+    }
+    if (hash !== approved.hash) continue;
+    if (decide(view, { ...base, method: "tools/list", name }).decision === "allow") kept.push(t);
+  }
+  return { kept };
+}
 const pct = (xs: number[], q: number) => xs.sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
-const times: Record<"js" | "wasm", number[]> = { js: [], wasm: [] };
+const times: Record<"js" | "wasm" | "per-entry", number[]> = { js: [], wasm: [], "per-entry": [] };
 let second = Date.UTC(2026, 11, 6, 2, 0, 0);
 let kept = -1;
 // Warm-up: slices parsed (as the agent's background preparse does), JIT.
 for (const v of process.env.ONLY === "js" ? [js] : [js, wasm]) for (let i = 0; i < 2; i++) listFilter(v, { serverId: "srv_l", principal, time: new Date((second += 1000)) }, (JSON.parse(upstream) as { tools: typeof defs }).tools);
 for (let i = 0; i < LISTS; i++)
-  for (const [name, v] of (i % 2 ? [["js", js], ["wasm", wasm]] : [["wasm", wasm], ["js", js]]) as ["js" | "wasm", typeof js][]) {
+  for (const [name, v] of (i % 2 ? [["js", js], ["per-entry", js], ["wasm", wasm]] : [["wasm", wasm], ["per-entry", js], ["js", js]]) as ["js" | "wasm" | "per-entry", typeof js][]) {
     if (process.env.ONLY && process.env.ONLY !== name) continue;
     const tools = (JSON.parse(upstream) as { tools: typeof defs }).tools; // the agent parses each answer anew
     const t0 = performance.now();
-    const f = listFilter(v, { serverId: "srv_l", principal, time: new Date((second += 1000)) }, tools);
+    const f = name === "per-entry" ? perEntry(v, { serverId: "srv_l", principal, time: new Date((second += 1000)) }, tools) : listFilter(v, { serverId: "srv_l", principal, time: new Date((second += 1000)) }, tools);
     times[name].push(performance.now() - t0);
     if (kept >= 0 && f.kept.length !== kept) throw new Error("the two engines listed different tools");
     kept = f.kept.length;
   }
 console.log(`listFilter of ${TOOLS} approved tools, ${POLICIES} policies, one caller, a new second each list (load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}); ${kept} kept`);
 console.log(`  JS evaluator: p50 ${pct(times.js, 0.5).toFixed(2)} ms, p99 ${pct(times.js, 0.99).toFixed(2)} ms`);
+if (times["per-entry"].length) console.log(`  per-entry decide() (before the list path), JS evaluator: p50 ${pct(times["per-entry"], 0.5).toFixed(2)} ms, p99 ${pct(times["per-entry"], 0.99).toFixed(2)} ms; ratio p50 ${(pct(times["per-entry"], 0.5) / pct(times.js, 0.5)).toFixed(1)}x`);
 if (times.wasm.length) console.log(`  cedar-wasm:   p50 ${pct(times.wasm, 0.5).toFixed(2)} ms, p99 ${pct(times.wasm, 0.99).toFixed(2)} ms; ratio p50 ${(pct(times.wasm, 0.5) / pct(times.js, 0.5)).toFixed(1)}x`);

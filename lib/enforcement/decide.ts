@@ -465,6 +465,15 @@ export function filterList<T>(view: DecisionView, request: Omit<DecideRequest, "
     const p = request.principal;
     const unapproved = unapprovedClient(view.content, p);
     if (unapproved) return { kept, hidden, changed, record: deny("client", `listed 0 of ${total} ${noun}: ${unapproved}`) };
+    // The gate above took every check that does not depend on the entry (principal, revocation,
+    // server and tenant, method, client). Per entry what `decide(view, { ...base, method, name }, live)`
+    // adds is the catalogue (the name is a key of this kind, at most MAX_ENTRY_KEY: entryKey), drift
+    // and decideTarget, taken here directly at one instant for the whole list
+    // (test/decide-list-equivalence.test.ts holds it to the per-entry decide()).
+    const rule = METHODS.get(method)!;
+    const at: DecideRequest = { ...base, method, time: request.time instanceof Date && !Number.isNaN(request.time.getTime()) ? request.time : new Date() };
+    const drifted = live.drifted;
+    const hashes = hashCacheOf(view.content);
     for (let i = 0; i < total; i++) {
       const t = items[i]!;
       const name = entryKey(entryKind, t);
@@ -474,26 +483,80 @@ export function filterList<T>(view: DecisionView, request: Omit<DecideRequest, "
         hidden.push(`${shown(String(name ?? (entryKind === "resource" ? o.uri : entryKind === "resourceTemplate" ? o.uriTemplate : o.name)))} (not approved)`);
         continue;
       }
-      let hash: string;
-      try {
-        hash = entryHash(entryKind, t);
-      } catch {
-        hash = "";
-      }
+      const hash = cachedEntryHash(hashes, entryKind, t);
       if (hash !== approved.hash) {
         changed.push({ serverId: request.serverId, kind, name, tool: name, live: hash, approved: approved.hash });
         hidden.push(`${shown(name)} (changed upstream)`);
         continue;
       }
-      const d = decide(view, { ...base, method, name }, live);
-      if (d.decision === "allow") kept.push(t);
-      else if (d.stage === "drift") hidden.push(`${shown(name)} (changed upstream)`);
+      if (drifted?.has(driftKey(request.serverId, kind, name))) {
+        hidden.push(`${shown(name)} (changed upstream)`);
+        continue;
+      }
+      let allowed = false;
+      try {
+        allowed = decideTarget(view, at, rule.action, entryKind, name, {}).decision === "allow";
+      } catch {
+        allowed = false; // as decide(): anything unexpected denies
+      }
+      if (allowed) kept.push(t);
       else hidden.push(`${shown(name)} (not allowed)`);
     }
   } catch {
     return { kept: [], hidden: [], changed, record: deny("error", `listed 0 of ${total} ${noun}: the list could not be evaluated`) };
   }
   return { kept, hidden, changed, record: allow("list", `listed ${kept.length} of ${total} ${noun}${hidden.length ? `; hidden: ${hidden.join(", ")}` : ""}`) };
+}
+
+/**
+ * Per bundle content: `kind NUL JSON text of a listed item` → its entryHash. The agent parses every
+ * list answer anew, so the key is the item's JSON text (what the agent sends on), and the hash is
+ * taken of that text parsed again: the hash of exactly what the client receives. Dropped with the
+ * bundle (a new content object); bounded in entries and characters (cleared when full).
+ */
+const listHashes = new WeakMap<BundleContent, { map: Map<string, string>; chars: number }>();
+const MAX_LIST_HASHES = 20_000;
+const MAX_LIST_HASH_CHARS = 16_000_000;
+/** Items longer than this are hashed afresh, never remembered. */
+const MAX_LIST_HASH_ITEM = 65_536;
+
+function hashCacheOf(content: BundleContent): { map: Map<string, string>; chars: number } {
+  let c = listHashes.get(content);
+  if (!c) listHashes.set(content, (c = { map: new Map(), chars: 0 }));
+  return c;
+}
+
+/** entryHash of a listed item through the per-bundle cache; "" (changed) when it cannot be hashed. */
+function cachedEntryHash(cache: { map: Map<string, string>; chars: number }, kind: CatalogueKind, item: unknown): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(item);
+  } catch {
+    text = undefined;
+  }
+  if (text === undefined || text.length > MAX_LIST_HASH_ITEM) {
+    try {
+      return entryHash(kind, item);
+    } catch {
+      return "";
+    }
+  }
+  const key = `${kind}\u0000${text}`;
+  const hit = cache.map.get(key);
+  if (hit !== undefined) return hit;
+  let hash: string;
+  try {
+    hash = entryHash(kind, JSON.parse(text));
+  } catch {
+    hash = "";
+  }
+  if (cache.map.size >= MAX_LIST_HASHES || cache.chars + key.length > MAX_LIST_HASH_CHARS) {
+    cache.map.clear();
+    cache.chars = 0;
+  }
+  cache.map.set(key, hash);
+  cache.chars += key.length;
+  return hash;
 }
 
 /** The tools/list answer filter: `filterList(view, request, "tools", tools, live)`. */
