@@ -165,6 +165,15 @@ describe("filterList(): the list path keeps exactly what per-entry decide() keep
     expect(filterList(view, { serverId: "srv_a", principal: alice, time }, "prompts", listed.prompts).kept).toEqual([prompts[0], prompts[1]]);
   });
 
+  it("a list's entries do not fill the engine's decision memo (calls keep their places)", () => {
+    // Bundle 1 has no @approval forbid (the approval stage's second evaluation is remembered).
+    const view = decisionView({ ...contents[1]! });
+    const alice = principal({ user: "https://as.example.com#alice", groups: ["finance"] });
+    const before = view.engine.memoSize;
+    expect(filterList(view, { serverId: "srv_a", principal: alice, time }, "tools", listed.tools).kept.length).toBeGreaterThan(0);
+    expect(view.engine.memoSize).toBe(before);
+  });
+
   it("a changed definition is seen as changed after the unchanged one was cached, and the cache goes with the bundle", () => {
     const content = contents[0]!;
     const alice = principal({ user: "https://as.example.com#alice" });

@@ -470,8 +470,24 @@ export function filterList<T>(view: DecisionView, request: Omit<DecideRequest, "
     // adds is the catalogue (the name is a key of this kind, at most MAX_ENTRY_KEY: entryKey), drift
     // and decideTarget, taken here directly at one instant for the whole list
     // (test/decide-list-equivalence.test.ts holds it to the per-entry decide()).
-    const rule = METHODS.get(method)!;
-    const at: DecideRequest = { ...base, method, time: request.time instanceof Date && !Number.isNaN(request.time.getTime()) ? request.time : new Date() };
+    const action = METHODS.get(method)!.action;
+    const at = { ...base, method, time: request.time instanceof Date && !Number.isNaN(request.time.getTime()) ? request.time : new Date() };
+    // decideTarget's engine request, built once: per entry only the entry changes.
+    const q: DecisionRequest = {
+      action,
+      serverId: request.serverId,
+      tool: "",
+      tenantId: p.tenantId,
+      user: p.user,
+      groups: strings(p.groups),
+      client: p.client,
+      scopes: strings(p.scopes),
+      args: {},
+      delegation: { actors: strings(p.actors) },
+      time: at.time,
+      ...(str(at.ip) ? { ip: at.ip } : {}),
+      token: { iss: str(p.issuer) ? p.issuer : "", iat: num(p.iat), exp: num(p.exp) },
+    };
     const drifted = live.drifted;
     const hashes = hashCacheOf(view.content);
     for (let i = 0; i < total; i++) {
@@ -495,7 +511,7 @@ export function filterList<T>(view: DecisionView, request: Omit<DecideRequest, "
       }
       let allowed = false;
       try {
-        allowed = decideTarget(view, at, rule.action, entryKind, name, {}).decision === "allow";
+        allowed = listAllows(view, entryKind === "tool" ? { ...q, tool: name } : { ...q, tool: name, kind: entryKind });
       } catch {
         allowed = false; // as decide(): anything unexpected denies
       }
@@ -506,6 +522,17 @@ export function filterList<T>(view: DecisionView, request: Omit<DecideRequest, "
     return { kept: [], hidden: [], changed, record: deny("error", `listed 0 of ${total} ${noun}: the list could not be evaluated`) };
   }
   return { kept, hidden, changed, record: allow("list", `listed ${kept.length} of ${total} ${noun}${hidden.length ? `; hidden: ${hidden.join(", ")}` : ""}`) };
+}
+
+/**
+ * decideTarget for a list action, allow or not: Cedar, not remembered in the engine's memo (each
+ * entry is decided once per list), then the approval stage (a listing denied only by `@approval`
+ * forbids is allowed). A list action has no arguments and no step-up.
+ */
+function listAllows(view: DecisionView, q: DecisionRequest): boolean {
+  const r = view.engine.decide(q, undefined, false);
+  if (r.decision === "allow") return true;
+  return approvalStage(view, q, r, q.time!)?.decision === "allow";
 }
 
 /**

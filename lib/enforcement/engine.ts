@@ -206,8 +206,10 @@ export class PolicyEngine {
   /**
    * Decides one request. `without`: policy ids left out of this evaluation (the approval stage
    * asks whether anything but its `@approval` forbids denies: lib/enforcement/approval.ts).
+   * `remember` false: neither looked up in nor added to the memo (a list decides each of its
+   * entries once: lib/enforcement/decide.ts filterList; remembering them would push out calls).
    */
-  decide(req: DecisionRequest, without?: readonly string[]): DecisionResult {
+  decide(req: DecisionRequest, without?: readonly string[], remember = true): DecisionResult {
     const server = this.servers.get(req.serverId);
     if (!server) return deny("unknown server");
     if (!server.tenantIds.includes(req.tenantId)) return deny("this tenant may not use this server");
@@ -241,8 +243,8 @@ export class PolicyEngine {
     const now = req.time ?? new Date();
     const epoch = Math.floor(now.getTime() / 1000);
     // Everything below is a function of these inputs alone (Cedar is deterministic, the bundle fixed).
-    const memoKey = JSON.stringify([req.action, kind, req.serverId, req.tool, req.tenantId, req.user, req.groups ?? [], req.client, req.scopes, args, req.delegation?.actors ?? [], epoch, req.ip ?? "", req.token ?? null, without ?? []]);
-    const cacheable = memoKey.length <= MAX_MEMO_KEY_CHARS;
+    const memoKey = remember ? JSON.stringify([req.action, kind, req.serverId, req.tool, req.tenantId, req.user, req.groups ?? [], req.client, req.scopes, args, req.delegation?.actors ?? [], epoch, req.ip ?? "", req.token ?? null, without ?? []]) : "";
+    const cacheable = remember && memoKey.length <= MAX_MEMO_KEY_CHARS;
     if (cacheable) {
       const hit = this.memo.get(memoKey);
       if (hit) {
