@@ -8,6 +8,51 @@ import { confine, entityRefs, policyJsonProblems, splitPolicies, toJson, toolsOf
 
 import type { LiveSections } from "./live";
 
+/**
+ * Cedar's text → JSON and JSON → confined text conversions (cedar-wasm, ~⅔ of a large compile)
+ * remembered across compiles in this process, keyed by the exact policy text (and the tenants and
+ * server it is confined to): the control plane recompiles on every change and most policies are
+ * unchanged. Pure functions of their key; bounded (cleared when full); failures are not remembered.
+ * The JSON is frozen: no caller can change what another compile reads.
+ */
+const jsonMemo = new Map<string, ReturnType<typeof toJson>>();
+const confinedMemo = new Map<string, string>();
+const MAX_MEMO = 20_000;
+/** Texts longer than this are converted afresh. */
+const MAX_MEMO_TEXT = 20_000;
+
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === "object" && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v as Record<string, unknown>)) deepFreeze(x);
+  }
+  return v;
+}
+
+function toJsonOnce(text: string): ReturnType<typeof toJson> {
+  const hit = jsonMemo.get(text);
+  if (hit) return hit;
+  const json = deepFreeze(toJson(text));
+  if (text.length <= MAX_MEMO_TEXT) {
+    if (jsonMemo.size >= MAX_MEMO) jsonMemo.clear();
+    jsonMemo.set(text, json);
+  }
+  return json;
+}
+
+/** confine() of the JSON of `text` (json must be toJsonOnce(text)). */
+function confineOnce(text: string, json: ReturnType<typeof toJson>, tenantIds: string[], serverId: string): string {
+  const key = JSON.stringify([tenantIds, serverId, text]);
+  const hit = confinedMemo.get(key);
+  if (hit !== undefined) return hit;
+  const out = confine(json, tenantIds, serverId);
+  if (text.length <= MAX_MEMO_TEXT) {
+    if (confinedMemo.size >= MAX_MEMO) confinedMemo.clear();
+    confinedMemo.set(key, out);
+  }
+  return out;
+}
+
 export const COMPILER_VERSION = "mandate-compiler/1";
 
 /** What the compiler reads: a consistent snapshot of the registry for a set of servers. */
@@ -97,7 +142,7 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
       const id = `scope:${s.id}:${scope}`;
       const text = `permit (principal, action in [Action::"call_tool", Action::"list_tools"], resource) when { resource in [${granted.map((n) => `Tool::${JSON.stringify(`${s.id}/${n}`)}`).join(", ")}] && context.scopes.contains(${JSON.stringify(scope)}) };`;
       try {
-        policies[id] = confine(toJson(text), s.tenantIds, s.id);
+        policies[id] = confineOnce(text, toJsonOnce(text), s.tenantIds, s.id);
       } catch (err) {
         // Not a tenant's policy: blocks the draft (fail closed), as an issue, never an exception.
         issues.push({ message: `Scope mapping ${scope} of server ${s.name} cannot be compiled: ${(err as Error).message}` });
@@ -131,7 +176,7 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
     // goes through the split below, which names the problem (or yields the parts).
     let single: ReturnType<typeof toJson> | null = null;
     try {
-      single = toJson(p.cedar);
+      single = toJsonOnce(p.cedar);
     } catch {
       single = null;
     }
@@ -147,7 +192,7 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
       // (its tenant is held back, lib/bundles/scoped.ts), like a failing test.
       let json: ReturnType<typeof toJson>;
       try {
-        json = single ?? toJson(text);
+        json = single ?? toJsonOnce(text);
       } catch (err) {
         issues.push({ message: `Policy cannot be compiled: ${(err as Error).message}`, policy: ref });
         return;
@@ -172,7 +217,7 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
       if (bad) return;
       const id = split.policies.length === 1 ? p.id : `${p.id}.${i + 1}`;
       try {
-        policies[id] = confine(json, [p.tenantId], s.id);
+        policies[id] = confineOnce(text, json, [p.tenantId], s.id);
       } catch (err) {
         issues.push({ message: `Policy cannot be confined to its tenant and server: ${(err as Error).message}`, policy: ref });
         return;
