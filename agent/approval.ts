@@ -1,3 +1,5 @@
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import { approvalReport, approvalReportAnswer, URL_ELICITATION_REQUIRED, type ApprovalReport, type ApprovalReportAnswer } from "@/lib/enforcement/approval";
 import type { BundleContent } from "@/lib/enforcement/bundle";
 import type { Decision } from "@/lib/enforcement/decide";
@@ -40,6 +42,8 @@ export interface Reporter {
   fleetId: () => string | null;
   fetch?: typeof fetch;
   log?: (m: string) => void;
+  /** The agent's data directory: the approvals of one call it used are kept there (USED_FILE) across restarts. */
+  dataDir?: string;
 }
 
 const reporters = new Set<Reporter>();
@@ -52,8 +56,83 @@ const executed = new Set<string>();
  * that need approval are refused with the reason.
  */
 export function registerApprovalReporter(r: Reporter): () => void {
+  if (r.dataDir) loadUsed(r.dataDir, r.log);
   reporters.add(r);
   return () => void reporters.delete(r);
+}
+
+/** Where an agent keeps the approvals of one call it has used (in its data directory). */
+export const USED_FILE = "approvals-used.json";
+/** Most unexpired used approvals kept; past it a further one-call approval is refused (fail closed) rather than forgotten. */
+export const MAX_USED = 10_000;
+/** Approval id (apr_…) → its expiry (ms): the approvals of one call this process let through. */
+const used = new Map<string, number>();
+
+function loadUsed(dataDir: string, log?: (m: string) => void): void {
+  let raw: string;
+  try {
+    raw = readFileSync(path.join(dataDir, USED_FILE), "utf8");
+  } catch {
+    return; // none yet
+  }
+  try {
+    const list = JSON.parse(raw) as unknown;
+    if (!Array.isArray(list)) throw new Error("not a list");
+    const now = Date.now();
+    for (const e of list.slice(0, MAX_USED)) {
+      if (Array.isArray(e) && typeof e[0] === "string" && e[0].length <= 64 && typeof e[1] === "number" && e[1] > now) used.set(e[0], e[1]);
+    }
+  } catch (err) {
+    log?.(`${USED_FILE} unreadable (${err instanceof Error ? err.message : "error"}); used approvals start empty`);
+  }
+}
+
+/** Writes the used approvals (temp file + rename, synchronously: before the call is forwarded). */
+function saveUsed(dataDir: string): void {
+  const file = path.join(dataDir, USED_FILE);
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify([...used]), { mode: 0o600 });
+  renameSync(tmp, file);
+}
+
+/**
+ * Consumes an approval of one call (scope "call") as `decide()` allows it:
+ * check and mark in one synchronous step, before the call is forwarded, so of
+ * two identical calls at once exactly one runs. An approval already used
+ * denies at stage "approval" (status "required": the call asks anew, the
+ * reason says why). The mark is written to the agent's data directory before
+ * the call goes on; if it cannot be, the call is refused. Approvals of
+ * similar calls pass unchanged (many uses within their window). Returns the
+ * decision to act on (and to record).
+ */
+export function consumeApproval(d: Decision, fleetId: string, now = Date.now()): Decision {
+  const a = d.approval;
+  if (d.decision !== "allow" || d.stage !== "approval" || !a?.id || a.scope === "similar") return d;
+  const refuse = (reason: string): Decision => ({ ...d, decision: "deny", stage: "error", reason, determining: a.policies, approval: undefined });
+  if (used.has(a.id)) {
+    return {
+      ...d,
+      decision: "deny",
+      reason: `the approval ${a.id} was already used; ask again: this call needs approval from ${a.approvers.join(" or ")} (${a.policies.join(", ")})`,
+      determining: a.policies,
+      approval: { policies: a.policies, approvers: a.approvers, callHash: a.callHash, status: "required" },
+    };
+  }
+  for (const [id, until] of used) if (until <= now) used.delete(id);
+  if (used.size >= MAX_USED) return refuse(`approval ${a.id}: too many approvals in use on this agent (${MAX_USED}); try again later`);
+  const until = a.expiresAt ? Date.parse(a.expiresAt) : NaN;
+  used.set(a.id, Number.isNaN(until) ? now + 24 * 60 * 60 * 1000 : until);
+  let dir: string | undefined;
+  for (const x of reporters) if (x.fleetId() === fleetId && x.dataDir) dir = x.dataDir;
+  if (dir) {
+    try {
+      saveUsed(dir);
+    } catch {
+      used.delete(a.id);
+      return refuse(`the use of approval ${a.id} could not be recorded on this agent; try again`);
+    }
+  }
+  return d;
 }
 
 /** Files a report for the agent of this fleet; resolves to the answer, or null when the control plane did not take it in time. Never rejects. */

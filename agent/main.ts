@@ -55,7 +55,7 @@ export async function startAgent(
   sync = new BundleSync({ ...config, metrics, log, heartbeatMs: opts.heartbeatMs, onInstall: (i) => credentials.prefetch(i.content) });
   await sync.start();
   // Calls held for a person's approval are filed with the control plane by this agent (agent/approval.ts).
-  const unregisterApprovals = registerApprovalReporter({ controlPlaneUrl: config.controlPlaneUrl, agentKey: () => sync.agentKey, fleetId: () => sync.current?.content.manifest.fleetId ?? null, log });
+  const unregisterApprovals = registerApprovalReporter({ controlPlaneUrl: config.controlPlaneUrl, agentKey: () => sync.agentKey, fleetId: () => sync.current?.content.manifest.fleetId ?? null, log, dataDir: config.dataDir });
   await wal.open();
   metrics.logBacklog = () => wal.backlog();
   // Starts at once: segments left from before are shipped as soon as the agent key is known (stored, or after enrollment).

@@ -9,7 +9,7 @@ import { decide, decideOnHeaders, decisionView, filterList, type DecisionView, t
 import type { BundleTool } from "@/lib/enforcement/bundle";
 import { INVALID_VALUE } from "@/lib/enforcement/decision-record";
 import { maskArgs } from "@/lib/enforcement/masking";
-import { approvalAllowed, approvalAnswer } from "./approval";
+import { approvalAllowed, approvalAnswer, consumeApproval } from "./approval";
 import type { Installed } from "./bundle-sync";
 import { CredentialUnavailable, inject, type CredentialBroker, type Injection } from "./credentials";
 import type { Metrics } from "./metrics";
@@ -303,7 +303,8 @@ export class McpProxy {
     const subs = m.method === "subscriptions/listen" && isRecord(m.params?.notifications) ? m.params.notifications.resourceSubscriptions : undefined;
     // A malformed resourceSubscriptions (not an array of strings) is decided as one no URI can satisfy.
     const resourceSubscriptions = subs === undefined ? null : Array.isArray(subs) && subs.every((u) => typeof u === "string") ? (subs as string[]) : [""];
-    const d = decide(viewOf(installed), { method: m.method, serverId: server.id, name, completionRef, resourceSubscriptions, principal: p, args, time: new Date() }, { drifted: driftOf(installed) });
+    // An approval of one call is used up here, before the decision is recorded or the call forwarded (agent/approval.ts).
+    const d = consumeApproval(decide(viewOf(installed), { method: m.method, serverId: server.id, name, completionRef, resourceSubscriptions, principal: p, args, time: new Date() }, { drifted: driftOf(installed) }), installed.content.manifest.fleetId);
     if (d.stage === "passthrough" || d.stage === "list") return null;
     // Decided first; only then are the arguments masked, for the log line (tools/call and prompts/get).
     const details = withArgs ? callDetails(installed, server.id, name ?? "", p, args) : undefined;

@@ -98,6 +98,43 @@ describe("a call over the threshold waits for a person", () => {
     await until(async () => (await s.t.db.select().from(approvalRequests).where(eq(approvalRequests.id, row!.id)))[0]!.status === "executed", 5_000);
   });
 
+  it("an approval of one call runs it once: the identical call again is not executed and asks anew, saying the approval was used", async () => {
+    const token = await bearer();
+    await transfer(token, { amount: 5500, to: "dave" });
+    const [row] = await pendingOf(5500);
+    await decideApproval(approver.ctx, row!.id, { decision: "approve", reason: "" }, s.kek);
+    await until(async () => (await transfer(token, { amount: 5500, to: "dave" })).ok, 5_000);
+    // The same call again, at once (the live section may still hold the approval): not executed.
+    const again = await transfer(token, { amount: 5500, to: "dave" });
+    if (again.ok) throw new Error("a one-call approval was used twice");
+    expect(again.code).toBe(URL_ELICITATION_REQUIRED);
+    expect((again.data.elicitations as { message: string }[])[0]!.message).toMatch(new RegExp(`approval ${row!.id} was already used; ask again`));
+    // Two identical calls at once: neither runs.
+    const both = await Promise.all([transfer(token, { amount: 5500, to: "dave" }), transfer(token, { amount: 5500, to: "dave" })]);
+    expect(both.map((r) => r.ok)).toEqual([false, false]);
+    expect(executed.filter((e) => e.amount === 5500)).toHaveLength(1);
+    // The control plane drops the executed approval from the live section; the retry then files a new request.
+    await until(async () => (await pendingOf(5500)).map((r) => r.status).sort().join() === "executed,requested", 5_000);
+    expect((await pendingOf(5500)).map((r) => r.status).sort()).toEqual(["executed", "requested"]);
+    const [next] = (await pendingOf(5500)).filter((r) => r.status === "requested");
+    // A new approval allows it once more, and only once.
+    await decideApproval(approver.ctx, next!.id, { decision: "approve", reason: "" }, s.kek);
+    await until(async () => (await transfer(token, { amount: 5500, to: "dave" })).ok, 5_000);
+    expect(await transfer(token, { amount: 5500, to: "dave" })).toMatchObject({ ok: false, code: URL_ELICITATION_REQUIRED });
+    expect(executed.filter((e) => e.amount === 5500)).toHaveLength(2);
+  });
+
+  it("approve similar calls: many calls run within the window", async () => {
+    const token = await bearer({ sub: "erin" });
+    await transfer(token, { amount: 5100, to: "dave" });
+    const [row] = await pendingOf(5100);
+    await decideApproval(approver.ctx, row!.id, { decision: "approve", reason: "", similarMinutes: 30 }, s.kek);
+    await until(async () => (await transfer(token, { amount: 5100, to: "dave" })).ok, 5_000);
+    expect(await transfer(token, { amount: 5100, to: "dave" })).toEqual({ ok: true });
+    expect(await transfer(token, { amount: 5200, to: "dave" })).toEqual({ ok: true });
+    expect(executed.filter((e) => e.amount === 5100)).toHaveLength(2);
+  });
+
   it("a plain forbid wins over an approval", async () => {
     const token = await bearer();
     const r = await transfer(token, { amount: 7000, to: "sanctioned" });
@@ -121,17 +158,19 @@ describe("a call over the threshold waits for a person", () => {
     const token = await bearer();
     await transfer(token, { amount: 8000, to: "dave" });
     const [row] = await pendingOf(8000);
-    await decideApproval(approver.ctx, row!.id, { decision: "approve", reason: "" }, s.kek);
-    await until(async () => (await transfer(token, { amount: 8000, to: "dave" })).ok, 5_000);
-    // The approval window ends (set in the past, then a live republish carries it).
-    await s.t.db.update(approvalRequests).set({ approvalExpiresAt: new Date(Date.now() - 1000) }).where(eq(approvalRequests.id, row!.id));
-    await republishLiveBundles(s.t.db, "system", s.kek, [bankServerId], "test: expire");
+    // Approved with a window that has already ended, before any agent could use it (a live republish carries it).
+    await s.t.db
+      .update(approvalRequests)
+      .set({ status: "approved", decidedBy: approver.user.id, decidedByLabel: approver.user.email, decidedAt: new Date(), approvalExpiresAt: new Date(Date.now() - 1000) })
+      .where(eq(approvalRequests.id, row!.id));
+    await s.t.db.transaction((tx) => republishLiveBundles(tx, "system", s.kek, [bankServerId], "test: expire"));
     await until(async () => {
       const r = await transfer(token, { amount: 8000, to: "dave" });
       return !r.ok && r.code === URL_ELICITATION_REQUIRED && /expired at/.test(String((r.data.elicitations as { message: string }[])[0]!.message));
     }, 5_000);
+    expect(executed.some((e) => e.amount === 8000)).toBe(false);
     const rows = await pendingOf(8000);
-    expect(rows.map((r) => r.status).sort()).toEqual(["executed", "requested"]);
+    expect(rows.map((r) => r.status).sort()).toEqual(["approved", "requested"]);
   });
 
   it("stateless era (SDK v2 upstream): an input-required result; after approval the retry with its requestState runs", async () => {
@@ -180,7 +219,8 @@ describe("a call over the threshold waits for a person", () => {
     const token = await bearer();
     await s.cp.close();
     const before = executed.length;
-    expect(await transfer(token, { amount: 5000, to: "dave" })).toEqual({ ok: true });
+    // Erin's approval of similar calls (above) is still in the bundle the agent holds.
+    expect(await transfer(await bearer({ sub: "erin" }), { amount: 5300, to: "dave" })).toEqual({ ok: true });
     expect(executed.length).toBe(before + 1);
     const r = await transfer(token, { amount: 4242, to: "dave" });
     expect(r).toMatchObject({ ok: false, code: -32003 });

@@ -131,6 +131,8 @@ export async function reportFromAgent(db: Db, agent: Pick<Agent, "id" | "name" |
       if (r.status === "approved") {
         const [done] = await tx.update(approvalRequests).set({ status: "executed", executedAt: new Date() }).where(eq(approvalRequests.id, r.id)).returning();
         await recordEvent(tx, who, { action: "approval.executed", targetType: "approval", targetId: r.id, tenantId: r.tenantId, after: { serverId: r.serverId, tool: r.tool, userId: r.userId, clientId: r.clientId, decisionId: report.decisionId ?? null } });
+        // An approval of one call is used up: republished without it, so other agents stop honouring it.
+        if (r.scope === "call" && kek) await republishLiveBundles(tx, "system", kek, [r.serverId], `approval ${r.id} executed`);
         return answer(done!, origin);
       }
       return answer(r, origin);

@@ -13,7 +13,9 @@ export const LIVE_AFTER_EXPIRY_MS = 60 * 60 * 1000;
 
 /** One decided request as a line of the bundle's live section `approvals`. */
 export function approvalLine(r: ApprovalRequest): BundleApproval | null {
-  const approved = r.status === "approved" || (r.status === "executed" && r.approvalExpiresAt);
+  // An approval of one call allows one execution: once executed it leaves the live section (agents
+  // consume it themselves at once, agent/approval.ts); approved similar calls hold until their window ends.
+  const approved = r.status === "approved" || (r.status === "executed" && r.scope === "similar" && r.approvalExpiresAt);
   if (!approved && r.status !== "rejected") return null;
   const until = approved ? r.approvalExpiresAt : r.expiresAt;
   if (!until) return null;

@@ -202,6 +202,9 @@ export interface DecisionApproval {
   status: "required" | "approved" | "rejected" | "expired";
   /** The approval request found (apr_…), when status is not "required". */
   id?: string;
+  /** Status "approved": what it covers ("call": one execution, consumed by the agent, agent/approval.ts) and until when (ISO). */
+  scope?: "call" | "similar";
+  expiresAt?: string;
 }
 
 /** The decision shape `approvalStage` answers with (structurally decide.ts's Decision; kept here to avoid an import cycle). */
@@ -262,7 +265,7 @@ export function approvalStage(
         reason: `approved by ${oneLine(found.approval.decidedBy)} (${found.approval.id}${found.approval.scope === "similar" ? ", similar calls" : ""}) until ${found.approval.expiresAt}`,
         determining: without.determining,
         stage: "approval",
-        approval: { policies, approvers, callHash: hash, status: "approved", id: found.approval.id },
+        approval: { policies, approvers, callHash: hash, status: "approved", id: found.approval.id, scope: found.approval.scope, expiresAt: found.approval.expiresAt },
       };
     case "rejected":
       return {
