@@ -10,9 +10,9 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eq } from "drizzle-orm";
-import { approvalRequests, users } from "@/db/schema";
+import { approvalRequests, fleetServers, users } from "@/db/schema";
 import { addGroupMember, approvalListQuery, decideApproval, getApproval, listApprovals } from "@/lib/approvals/service";
-import { republishLiveBundles } from "@/lib/bundles/service";
+import { activeBundle, republishLiveBundles } from "@/lib/bundles/service";
 import { URL_ELICITATION_REQUIRED } from "@/lib/enforcement/approval";
 import { qualifiedUser } from "@/lib/enforcement/token";
 import type { AgentStack } from "./agent-proc-harness";
@@ -115,6 +115,9 @@ describe("a call over the threshold waits for a person", () => {
     expect(executed.filter((e) => e.amount === 5500)).toHaveLength(1);
     // The control plane drops the executed approval from the live section; the retry then files a new request.
     await until(async () => (await pendingOf(5500)).map((r) => r.status).sort().join() === "executed,requested", 5_000);
+    const [fs] = await s.t.db.select().from(fleetServers).where(eq(fleetServers.serverId, bankServerId));
+    const live = (await activeBundle(s.t.db, fs!.fleetId))!.content as { approvals?: { id: string }[] };
+    expect(live.approvals?.map((x) => x.id)).not.toContain(row!.id);
     expect((await pendingOf(5500)).map((r) => r.status).sort()).toEqual(["executed", "requested"]);
     const [next] = (await pendingOf(5500)).filter((r) => r.status === "requested");
     // A new approval allows it once more, and only once.
