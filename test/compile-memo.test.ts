@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { compileOf, policy, snapshotOf } from "./decide-fixtures";
+import { compileOf, policy, snapshotOf, type ServerSpec } from "./decide-fixtures";
 
 /** lib/bundles/compile.ts remembers Cedar conversions by exact policy text, tenants and server across compiles. */
 describe("compile: remembered Cedar conversions", () => {
-  const servers = [
+  const servers: ServerSpec[] = [
     { id: "srv_a", tenantIds: ["ten_a", "ten_b"], tools: [{ name: "transfer", properties: { amount: { type: "integer" } } }], mapping: { bank: ["transfer"] } },
     { id: "srv_b", tenantIds: ["ten_b"], tools: [{ name: "transfer", properties: { amount: { type: "integer" } } }], mapping: {} },
   ];

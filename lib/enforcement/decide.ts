@@ -505,7 +505,7 @@ export function filterList<T>(view: DecisionView, request: Omit<DecideRequest, "
         hidden.push(`${shown(name)} (changed upstream)`);
         continue;
       }
-      if (drifted?.has(driftKey(request.serverId, kind, name))) {
+      if (drifted && drifted.size > 0 && drifted.has(driftKey(request.serverId, kind, name))) {
         hidden.push(`${shown(name)} (changed upstream)`);
         continue;
       }
