@@ -21,6 +21,7 @@ import { publishInput } from "@/lib/bundles/service";
 import { decisionLine } from "@/lib/decisions/ingest";
 import { settingsInput } from "@/lib/decisions/retention";
 import { decisionChartsQuery } from "@/lib/decisions/charts";
+import { overviewHealthQuery } from "@/lib/overview/health";
 import { decisionExportQuery } from "@/lib/decisions/export";
 import { decisionSearchQuery } from "@/lib/decisions/query";
 import { quarantineQuery } from "@/lib/decisions/quarantine";
@@ -166,6 +167,7 @@ export const operations: Operation[] = [
   // -- decision log (issue 6)
   { method: "get", path: "/api/v1/admin/decisions", summary: "Search decisions (default: last 24 h), newest first, keyset-paged; `after` for a live tail", tag: "decisions", query: decisionSearchQuery },
   { method: "get", path: "/api/v1/admin/decisions/charts", summary: "Decisions over time by outcome; top denied tools, users and clients", tag: "decisions", query: decisionChartsQuery },
+  { method: "get", path: "/api/v1/admin/overview", summary: "Operational health for the dashboard Overview: decisions of the last 24 h by hour, agents online and behind, fleets with unpublished changes (owners, global auditors), drifted tools, vault entries due for rotation, clients awaiting approval; scoped to the tenants the viewer may read", tag: "decisions", query: overviewHealthQuery },
   { method: "get", path: "/api/v1/admin/decisions/export", summary: "Stream the filter's decisions as a CSV or NDJSON attachment; follow=1 keeps an NDJSON stream open (SIEM)", tag: "decisions", query: decisionExportQuery },
   { method: "get", path: "/api/v1/admin/decisions/quarantine", summary: "Decision lines agents sent that ingest quarantined instead of storing (bad content, or a server or tenant the agent's fleet does not serve): total, last 24 h, per agent, and the most recent with their problem and raw text cut to 4 KiB (owners, global auditors)", tag: "decisions", query: quarantineQuery },
   { method: "get", path: "/api/v1/admin/decisions/{decisionId}", summary: "One decision: masked arguments, determining policies with their Cedar text at that revision, token claims, simulator link", tag: "decisions" },
