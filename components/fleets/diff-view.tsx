@@ -21,6 +21,7 @@ const fieldLabels: Record<string, string> = {
   trust: "Trusted issuers (per tenant)",
   dpop: "Sender-constrained tokens (DPoP)",
   prm: "Protected resource metadata",
+  other: "Other settings (JSON)",
 };
 interface Change {
   added: Item[];

@@ -1,3 +1,4 @@
+import canonicalize from "canonicalize";
 import type { BundleContent, BundleServer } from "@/lib/enforcement/bundle";
 import { LIST_FIELD } from "@/lib/enforcement/catalogue-entry";
 import { driftKey } from "@/lib/enforcement/decide";
@@ -18,18 +19,25 @@ export interface BundleDiff {
 
 /** One field of a server that differs between two bundles, as display text. */
 export interface ServerFieldChange {
-  field: "name" | "resourceUri" | "upstreamUrl" | "tenantIds" | "scopes" | "issuers" | "trust" | "dpop" | "prm";
+  field: "name" | "resourceUri" | "upstreamUrl" | "tenantIds" | "scopes" | "issuers" | "trust" | "dpop" | "prm" | "other";
   before?: string;
   after?: string;
 }
 
 type AnyServer = BundleServer & { trust?: { tenantId: string; issuer: string; jwksUri?: string; discovery: boolean; algorithms: string[]; tenantMapping?: unknown; requireTyp?: string }[] };
 
+/**
+ * JSON with object keys sorted (RFC 8785). A published bundle is read back
+ * from jsonb, which reorders keys: plain JSON.stringify made every server of
+ * a draft look "changed" with no field to show.
+ */
+const canon = (v: unknown) => canonicalize(v) ?? "";
+
 /** Each field's display text: lists are one line per entry, sorted, so a reviewer reads what changed. */
 function serverFields(s: AnyServer): Record<ServerFieldChange["field"], string> {
-  const issuer = (i: AnyServer["issuers"][number]) => `${i.issuer} keys=${i.jwksUri ?? (i.discovery ? "discovery" : "none")} algs=${i.algorithms.join("/")} claims=${JSON.stringify(i.claims)}`;
+  const issuer = (i: AnyServer["issuers"][number]) => `${i.issuer} keys=${i.jwksUri ?? (i.discovery ? "discovery" : "none")} algs=${i.algorithms.join("/")} claims=${canon(i.claims)}${i.revocationEndpoint ? ` revocation=${i.revocationEndpoint}` : ""}`;
   const trust = (t: NonNullable<AnyServer["trust"]>[number]) =>
-    `${t.tenantId}: ${t.issuer} keys=${t.jwksUri ?? (t.discovery ? "discovery" : "none")} algs=${t.algorithms.join("/")}${t.tenantMapping ? ` mapping=${JSON.stringify(t.tenantMapping)}` : ""}${t.requireTyp ? ` typ=${t.requireTyp}` : ""}`;
+    `${t.tenantId}: ${t.issuer} keys=${t.jwksUri ?? (t.discovery ? "discovery" : "none")} algs=${t.algorithms.join("/")}${t.tenantMapping ? ` mapping=${canon(t.tenantMapping)}` : ""}${t.requireTyp ? ` typ=${t.requireTyp}` : ""}`;
   return {
     name: s.name,
     resourceUri: s.resourceUri,
@@ -39,7 +47,7 @@ function serverFields(s: AnyServer): Record<ServerFieldChange["field"], string> 
     issuers: (s.issuers ?? []).map(issuer).sort().join("\n"),
     trust: (s.trust ?? []).map(trust).sort().join("\n"),
     dpop: s.dpop ?? "off",
-    prm: JSON.stringify(s.prm),
+    prm: canon(s.prm),
   };
 }
 
@@ -54,6 +62,8 @@ export function diffServer(a: AnyServer | undefined, b: AnyServer | undefined): 
     if (before === after || (!before && !after)) continue;
     out.push({ field, ...(before !== undefined ? { before } : {}), ...(after !== undefined ? { after } : {}) });
   }
+  // A difference outside the fields above (a field added to servers later) is still shown, never hidden.
+  if (!out.length && a && b && canon(a) !== canon(b)) out.push({ field: "other", before: canon(a), after: canon(b) });
   return out;
 }
 
@@ -81,6 +91,6 @@ export function diffBundles(a: BundleContent | null, b: BundleContent): BundleDi
     policies: diffMaps(pol(a, false), pol(b, false), sameText, policyView),
     mappings: diffMaps(pol(a, true), pol(b, true), sameText, policyView),
     tools: diffMaps(tools(a), tools(b), (x, y) => x === y, (id, x, y) => ({ id, ...(x ? { before: x } : {}), ...(y ? { after: y } : {}) })),
-    servers: diffMaps(servers(a), servers(b), (x, y) => JSON.stringify(x) === JSON.stringify(y), (id, x, y) => ({ id, name: (y ?? x)!.name, fields: diffServer(x, y) })),
+    servers: diffMaps(servers(a), servers(b), (x, y) => diffServer(x, y).length === 0, (id, x, y) => ({ id, name: (y ?? x)!.name, fields: diffServer(x, y) })),
   };
 }
