@@ -447,7 +447,7 @@ export const signingKeys = pgTable("signing_keys", {
 
 // ---------------------------------------------------------------- upstream credential vault
 
-export const credentialKinds = ["api_key", "bearer", "basic", "oauth_client_credentials"] as const;
+export const credentialKinds = ["api_key", "bearer", "basic", "oauth_client_credentials", "oauth_token_exchange"] as const;
 export type CredentialKind = (typeof credentialKinds)[number];
 
 /** Where the agent puts the credential on the upstream request. */
