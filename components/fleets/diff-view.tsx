@@ -1,6 +1,7 @@
 "use client";
 
 import { Badge } from "@/components/ui";
+import { layoutCedar, TextDiff } from "@/components/ui/text-diff";
 
 interface Item {
   id: string;
@@ -42,7 +43,7 @@ const sections: [keyof BundleDiff, string][] = [
   ["servers", "Servers"],
 ];
 
-/** What a revision changes: each section lists added, removed and changed items with their Cedar; servers field by field (where calls, tokens and secrets go). */
+/** What a revision changes: each section lists added, removed and changed items with a line diff of their Cedar (changed tokens highlighted); servers field by field (where calls, tokens and secrets go). */
 export function DiffView({ diff }: { diff: BundleDiff }) {
   const total = sections.reduce((n, [k]) => n + diff[k].added.length + diff[k].removed.length + diff[k].changed.length, 0);
   if (total === 0) return <p className="text-sm text-slate-600" data-testid="diff-empty">No change.</p>;
@@ -78,9 +79,8 @@ export function DiffView({ diff }: { diff: BundleDiff }) {
                         </tbody>
                       </table>
                     ) : k === "policies" || k === "mappings" ? (
-                      <div className="grid grid-cols-1 gap-0 border-t border-slate-100 md:grid-cols-2">
-                        {i.before !== undefined ? <pre className="overflow-x-auto bg-rose-50 p-2 font-mono text-xs text-rose-900">{i.before}</pre> : <div />}
-                        {i.after !== undefined ? <pre className="overflow-x-auto bg-emerald-50 p-2 font-mono text-xs text-emerald-900">{i.after}</pre> : <div />}
+                      <div className="border-t border-slate-100 py-1">
+                        <TextDiff before={layoutCedar(i.before ?? "")} after={layoutCedar(i.after ?? "")} label={`Cedar of ${i.name ?? i.id}`} testId={`diff-cedar-${i.id}`} />
                       </div>
                     ) : i.before || i.after ? (
                       <div className="border-t border-slate-100 px-2 py-1 font-mono text-xs text-slate-600">
