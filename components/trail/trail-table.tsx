@@ -3,6 +3,7 @@
 import { useInfiniteQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { Button, ErrorBanner, Table, Td, Time } from "@/components/ui";
+import { prettyJson, TextDiff } from "@/components/ui/text-diff";
 import { apiFetch, keys, qs } from "@/lib/client/api";
 
 interface TrailEvent {
@@ -101,14 +102,13 @@ function FragmentRow({ e, compact, open, toggle }: { e: TrailEvent; compact?: bo
       {open ? (
         <tr>
           <td colSpan={5} className="bg-slate-50 px-3 py-2">
-            <div className="grid grid-cols-2 gap-3 text-xs">
-              <div>
-                <div className="mb-1 font-semibold text-slate-600">Before</div>
-                <pre className="overflow-x-auto rounded bg-white p-2 ring-1 ring-slate-200">{JSON.stringify(e.before, null, 2) ?? "—"}</pre>
+            <div className="text-xs">
+              <div className="mb-1 font-semibold text-slate-600">
+                {e.before == null ? "Created with" : e.after == null ? "Removed; it was" : "Changes (before → after)"}
               </div>
-              <div>
-                <div className="mb-1 font-semibold text-slate-600">After</div>
-                <pre className="overflow-x-auto rounded bg-white p-2 ring-1 ring-slate-200">{JSON.stringify(e.after, null, 2) ?? "—"}</pre>
+              <div className="rounded bg-white py-1 ring-1 ring-slate-200">
+                {e.before == null && e.after == null ? <p className="px-2 text-slate-500">No value recorded.</p> : null}
+                <TextDiff before={prettyJson(e.before ?? undefined)} after={prettyJson(e.after ?? undefined)} label={`Before and after of ${e.action}`} testId="trail-diff" />
               </div>
             </div>
           </td>
