@@ -8,6 +8,7 @@ import type { BundleContent } from "@/lib/enforcement/bundle";
 import { AppError, forbidden, notFound } from "@/lib/errors";
 import { likePattern } from "@/lib/pagination";
 import { uuidv7Time } from "./ingest";
+import { emptyNames, refsOfRows, resolveNames } from "./names";
 
 /** Default window when the filter names no start: the last 24 hours. */
 export const DEFAULT_RANGE_MS = 24 * 3600_000;
@@ -155,6 +156,8 @@ export function listItem(d: Decision) {
     client: d.clientId,
     outcome: d.outcome,
     reason: d.reason,
+    /** Ids of the determining policies (their names are in the page's `names.policy`). */
+    determining: d.determining ?? [],
   };
 }
 export type DecisionListItem = ReturnType<typeof listItem>;
@@ -192,16 +195,18 @@ async function freeTextPage(ctx: Ctx, f: DecisionFilter, conds: SQL[], cursor: K
 export async function searchDecisions(ctx: Ctx, q: DecisionSearchQuery) {
   const limit = Math.min(q.limit ?? 50, 200);
   const conds = filterConditions(ctx, q, { openEnded: Boolean(q.after) });
-  if (!conds) return { items: [] as DecisionListItem[], nextCursor: null, window: null };
+  if (!conds) return { items: [] as DecisionListItem[], nextCursor: null, window: null, names: emptyNames() };
   if (q.after) {
     const rows = await fetchPage(ctx, conds, decodeCursor(q.after), "asc", limit);
-    return { items: rows.reverse().map(listItem), nextCursor: null, more: rows.length === limit };
+    return { items: rows.reverse().map(listItem), nextCursor: null, more: rows.length === limit, names: await resolveNames(ctx, refsOfRows(rows)) };
   }
   const cursor = q.cursor ? decodeCursor(q.cursor) : null;
   const rows = q.q ? await freeTextPage(ctx, q, conds, cursor, limit + 1) : await fetchPage(ctx, conds, cursor, "desc", limit + 1);
   const items = rows.slice(0, limit);
   const last = items[items.length - 1];
-  return { items: items.map(listItem), nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
+  // The names of what the page refers to: one bounded query, scoped to the viewer's tenants.
+  const names = await resolveNames(ctx, refsOfRows(items));
+  return { items: items.map(listItem), nextCursor: rows.length > limit && last ? encodeCursor(last) : null, names };
 }
 
 /** A policy that determined a decision, as it was in the enforced bundle revision. */
@@ -280,6 +285,9 @@ export async function getDecision(ctx: Ctx, decisionId: string) {
     args: row.args,
     masked: ctxRec.masked ?? [],
     latencyUs: row.latencyUs,
+    /** The agent's decision time in milliseconds (0.1 ms precision), for display. */
+    latencyMs: row.latencyUs === null ? null : Math.round(row.latencyUs / 100) / 10,
+    names: await resolveNames(ctx, refsOfRows([row])),
     receivedAt: row.receivedAt.toISOString(),
     bundleFound: content !== null,
     policies,

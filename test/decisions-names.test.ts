@@ -1,0 +1,108 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { agents } from "@/db/schema";
+import { resolveNames } from "@/lib/decisions/names";
+import { decisionSearchQuery, getDecision, searchDecisions } from "@/lib/decisions/query";
+import { createFleet } from "@/lib/fleets/service";
+import { createPolicy } from "@/lib/policy/service";
+import { createTestDb, makeTenant, makeUser, uniq, type MadeUser, type TestDb } from "./db";
+import { insertDecisions } from "./decision-rows";
+import { makeServer } from "./fleet-helpers";
+
+let t: TestDb;
+let owner: MadeUser;
+let adminA: MadeUser;
+let tenantA: { id: string; name: string };
+let tenantB: { id: string; name: string };
+let serverA: { id: string; name: string };
+let serverB: { id: string; name: string };
+let fleetA: { id: string; name: string };
+let fleetB: { id: string; name: string };
+let policyA: { id: string; name: string };
+let policyB: { id: string; name: string };
+const agentA = { id: `agt_${uniq("a")}`.replace(/\s/g, ""), name: "agent of A" };
+const agentB = { id: `agt_${uniq("b")}`.replace(/\s/g, ""), name: "agent of B" };
+const now = Date.now();
+
+const policy = async (tenantId: string, serverId: string) =>
+  (await createPolicy(owner.ctx, { tenantId, serverId, name: uniq("policy "), description: "", kind: "cedar", enabled: true, cedar: "permit(principal, action, resource);" } as never)) as unknown as { id: string; name: string };
+
+beforeAll(async () => {
+  t = await createTestDb();
+  owner = await makeUser(t.db, { role: "owner" });
+  tenantA = (await makeTenant(t.db, owner.actor)) as { id: string; name: string };
+  tenantB = (await makeTenant(t.db, owner.actor)) as { id: string; name: string };
+  adminA = await makeUser(t.db, { memberships: [[tenantA.id, "admin"]] });
+  serverA = (await makeServer(owner.ctx, tenantA.id))! as { id: string; name: string };
+  serverB = (await makeServer(owner.ctx, tenantB.id))! as { id: string; name: string };
+  fleetA = (await createFleet(owner.ctx, { name: uniq("fleet A "), serverIds: [serverA.id] }))! as { id: string; name: string };
+  fleetB = (await createFleet(owner.ctx, { name: uniq("fleet B "), serverIds: [serverB.id] }))! as { id: string; name: string };
+  await t.db.insert(agents).values([
+    { id: agentA.id, fleetId: fleetA.id, name: agentA.name, keyHash: "x" },
+    { id: agentB.id, fleetId: fleetB.id, name: agentB.name, keyHash: "x" },
+  ]);
+  policyA = await policy(tenantA.id, serverA.id);
+  policyB = await policy(tenantB.id, serverB.id);
+  await insertDecisions(t.db, [
+    { atMs: now - 60_000, tenantId: tenantA.id, serverId: serverA.id, fleetId: fleetA.id, agentId: agentA.id, tool: "read", determining: [policyA.id], latencyUs: 216122 },
+    { atMs: now - 50_000, tenantId: tenantB.id, serverId: serverB.id, fleetId: fleetB.id, agentId: agentB.id, tool: "read", determining: [policyB.id] },
+  ]);
+});
+afterAll(() => t.close());
+
+const all = { tenant: [] as string[], server: [] as string[], fleet: [] as string[], agent: [] as string[], policy: [] as string[] };
+
+describe("decision names", () => {
+  it("resolves the names of tenant, server, fleet, agent and policy for the owner", async () => {
+    const n = await resolveNames(owner.ctx, {
+      tenant: [tenantA.id, tenantB.id],
+      server: [serverA.id, serverB.id],
+      fleet: [fleetA.id, fleetB.id],
+      agent: [agentA.id, agentB.id],
+      policy: [policyA.id, policyB.id],
+    });
+    expect(n.tenant).toEqual({ [tenantA.id]: tenantA.name, [tenantB.id]: tenantB.name });
+    expect(n.server).toEqual({ [serverA.id]: serverA.name, [serverB.id]: serverB.name });
+    expect(n.fleet).toEqual({ [fleetA.id]: fleetA.name, [fleetB.id]: fleetB.name });
+    expect(n.agent).toEqual({ [agentA.id]: agentA.name, [agentB.id]: agentB.name });
+    expect(n.policy).toEqual({ [policyA.id]: policyA.name, [policyB.id]: policyB.name });
+  });
+
+  it("never gives a tenant admin another tenant's names, even when asked by id", async () => {
+    const n = await resolveNames(adminA.ctx, {
+      ...all,
+      tenant: [tenantA.id, tenantB.id],
+      server: [serverA.id, serverB.id],
+      fleet: [fleetA.id, fleetB.id],
+      agent: [agentA.id, agentB.id],
+      policy: [policyA.id, policyB.id],
+    });
+    expect(n.tenant).toEqual({ [tenantA.id]: tenantA.name });
+    expect(n.server).toEqual({ [serverA.id]: serverA.name });
+    expect(n.fleet).toEqual({ [fleetA.id]: fleetA.name });
+    expect(n.agent).toEqual({ [agentA.id]: agentA.name });
+    expect(n.policy).toEqual({ [policyA.id]: policyA.name });
+  });
+
+  it("ignores malformed ids and bounds the lookup", async () => {
+    const n = await resolveNames(owner.ctx, { policy: ["x'; drop table policies; --", "", ...Array.from({ length: 2000 }, (_, i) => `p${i}`)] });
+    expect(n.policy).toEqual({});
+  });
+
+  it("a search page carries the names of its rows, scoped to the viewer", async () => {
+    const page = await searchDecisions(adminA.ctx, decisionSearchQuery.parse({}));
+    expect(page.items.map((i) => i.determining)).toEqual([[policyA.id]]);
+    expect(page.names.policy).toEqual({ [policyA.id]: policyA.name });
+    expect(page.names.server).toEqual({ [serverA.id]: serverA.name });
+    expect(page.names.tenant).toEqual({ [tenantA.id]: tenantA.name });
+    const ownerPage = await searchDecisions(owner.ctx, decisionSearchQuery.parse({}));
+    expect(Object.keys(ownerPage.names.policy).sort()).toEqual([policyA.id, policyB.id].sort());
+  });
+
+  it("the detail has names and the latency in milliseconds", async () => {
+    const page = await searchDecisions(adminA.ctx, decisionSearchQuery.parse({}));
+    const d = await getDecision(adminA.ctx, page.items[0]!.id);
+    expect(d.latencyMs).toBe(216.1);
+    expect(d.names.agent).toEqual({ [agentA.id]: agentA.name });
+    expect(d.names.fleet).toEqual({ [fleetA.id]: fleetA.name });
+  });
+});
