@@ -40,7 +40,7 @@ beforeAll(async () => {
 
   // Vault: one due in A, one not yet due in A, one retired past due in A, one due in B.
   const entry = (serverId: string, tenantId: string, next: Date | null, status: "active" | "retired" = "active") => ({
-    id: newId("vault"), serverId, tenantId, name: uniq("cred "), kind: "bearer" as const, placement: { in: "header" as const, name: "Authorization" }, createdBy: "test", status, nextRotationAt: next, rotationIntervalDays: 30,
+    id: newId("vaultEntry"), serverId, tenantId, name: uniq("cred "), kind: "bearer" as const, placement: { in: "header" as const, name: "Authorization" }, createdBy: "test", status, nextRotationAt: next, rotationIntervalDays: 30,
   });
   const extraA = await makeServer(owner.ctx, tenantA);
   const extraA2 = await makeServer(owner.ctx, tenantA);
@@ -54,10 +54,10 @@ beforeAll(async () => {
   // fB serves sB, a mapping saved before its bundle (published, nothing pending).
   const fA = (await createFleet(owner.ctx, { name: uniq("Fleet "), serverIds: [sA.id] }))!;
   const fB = (await createFleet(owner.ctx, { name: uniq("Fleet "), serverIds: [sB.id] }))!;
-  await t.db.insert(scopeMappings).values({ id: newId("map"), serverId: sB.id, version: 1, mapping: {}, createdBy: "test", createdAt: ago(2 * HOUR) });
+  await t.db.insert(scopeMappings).values({ id: newId("scopeMapping"), serverId: sB.id, version: 1, mapping: {}, createdBy: "test", createdAt: ago(2 * HOUR) });
   for (const r of [1, 2, 3]) await publishBundle(t.db, fA.id, r);
   await publishBundle(t.db, fB.id, 1);
-  await t.db.insert(policies).values({ id: newId("pol"), tenantId: tenantA, serverId: sA.id, name: "late edit", kind: "cedar", cedar: "permit(principal, action, resource);", updatedAt: new Date(Date.now() + MIN) });
+  await t.db.insert(policies).values({ id: newId("policy"), tenantId: tenantA, serverId: sA.id, name: "late edit", kind: "cedar", cedar: "permit(principal, action, resource);", updatedAt: new Date(Date.now() + MIN) });
 
   // Agents: one online two revisions behind, one offline up to date, one revoked (ignored), one in fB online and current.
   const agent = (fleetId: string, rev: number | null, seen: Date | null, revoked = false) => ({ id: newId("agent"), fleetId, name: uniq("agent-"), keyHash: "x", bundleRevision: rev, lastSeenAt: seen, revokedAt: revoked ? ago(MIN) : null });

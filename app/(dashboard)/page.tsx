@@ -3,6 +3,7 @@
 import { useQuery } from "@tanstack/react-query";
 import Link from "next/link";
 import { PendingApprovalsCard } from "@/components/approvals/pending-card";
+import { HealthTiles } from "@/components/overview/health-tiles";
 import { useMe, useTenant } from "@/components/shell/context";
 import { Badge, Card, EmptyState, ErrorBanner, PageHeader } from "@/components/ui";
 import { TrailTable } from "@/components/trail/trail-table";
@@ -30,6 +31,7 @@ export default function OverviewPage() {
       ) : null}
       <ErrorBanner error={servers.error} />
       <PendingApprovalsCard tenantId={tenantId} />
+      {me.tenants.length > 0 ? <HealthTiles tenantId={tenantId} /> : null}
       <div className="mb-6 grid grid-cols-1 gap-4 sm:grid-cols-3">
         <Tile label="Tenants" value={me.tenants.length} href="/tenants" />
         <Tile label="MCP servers" value={servers.data?.total ?? "…"} href="/servers" />
