@@ -21,7 +21,7 @@ const server: BundleServer = {
   upstreamUrl: "https://files.internal/mcp",
   scopes: ["files:read"],
   issuers: [{ issuer: "https://idp.example.com", discovery: true, algorithms: ["RS256"], claims: { tenant: "tid", user: "sub", client: "azp", scopes: "scope" } }],
-  trust: [{ tenantId: "ten_1", issuer: "https://idp.example.com", discovery: true, algorithms: ["RS256"] }],
+  trust: [{ tenantId: "ten_1", issuer: "https://idp.example.com", discovery: true, algorithms: ["RS256"] }] as unknown as BundleServer["trust"],
   prm: { resource: "https://mcp.example.com/files", authorization_servers: ["https://idp.example.com"], scopes_supported: ["files:read"], bearer_methods_supported: ["header"] } as BundleServer["prm"],
 };
 

@@ -34,7 +34,7 @@ type AnyServer = BundleServer & { trust?: { tenantId: string; issuer: string; jw
 const canon = (v: unknown) => canonicalize(v) ?? "";
 
 /** Each field's display text: lists are one line per entry, sorted, so a reviewer reads what changed. */
-function serverFields(s: AnyServer): Record<ServerFieldChange["field"], string> {
+function serverFields(s: AnyServer): Record<Exclude<ServerFieldChange["field"], "other">, string> {
   const issuer = (i: AnyServer["issuers"][number]) => `${i.issuer} keys=${i.jwksUri ?? (i.discovery ? "discovery" : "none")} algs=${i.algorithms.join("/")} claims=${canon(i.claims)}${i.revocationEndpoint ? ` revocation=${i.revocationEndpoint}` : ""}`;
   const trust = (t: NonNullable<AnyServer["trust"]>[number]) =>
     `${t.tenantId}: ${t.issuer} keys=${t.jwksUri ?? (t.discovery ? "discovery" : "none")} algs=${t.algorithms.join("/")}${t.tenantMapping ? ` mapping=${canon(t.tenantMapping)}` : ""}${t.requireTyp ? ` typ=${t.requireTyp}` : ""}`;
