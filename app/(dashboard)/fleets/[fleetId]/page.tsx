@@ -72,7 +72,9 @@ export default function FleetPage() {
         description={f.description || `Serves ${f.serverIds.map(serverName).join(", ") || "no server yet"}.`}
       />
       <div className="space-y-6">
-        {me.globalRole !== "member" ? <PublishPanel fleetId={fleetId} canPublish={isOwner} /> : null}
+        {me.globalRole !== "member" ? <div id="publish" className="scroll-mt-4">
+            <PublishPanel fleetId={fleetId} canPublish={isOwner} agentCount={f.agents.filter((a) => !a.revokedAt).length} />
+          </div> : null}
         {me.globalRole !== "member" ? <History fleetId={fleetId} canRollback={isOwner} /> : null}
         <Agents fleet={f} canManage={isOwner} />
       </div>
@@ -80,7 +82,32 @@ export default function FleetPage() {
   );
 }
 
-function PublishPanel({ fleetId, canPublish }: { fleetId: string; canPublish: boolean }) {
+/** A key that changes with the draft's content (its revision number alone does not). */
+function draftKey(d: Draft): string {
+  const text = `${d.revision}:${d.activeRevision}:${JSON.stringify(d.diff)}`;
+  let h = 0;
+  for (let i = 0; i < text.length; i++) h = (Math.imul(h, 31) + text.charCodeAt(i)) | 0;
+  return `${d.revision}-${text.length}-${h >>> 0}`;
+}
+
+/** "2 policies changed, 1 scope mapping added" — what a publish changes, in one line. */
+function changeSummary(diff: BundleDiff): string {
+  const names: [keyof BundleDiff, string, string][] = [
+    ["policies", "policy", "policies"],
+    ["mappings", "scope mapping", "scope mappings"],
+    ["tools", "approved tool", "approved tools"],
+    ["servers", "server", "servers"],
+  ];
+  const parts: string[] = [];
+  for (const [k, one, many] of names)
+    for (const kind of ["added", "removed", "changed"] as const) {
+      const n = diff[k][kind].length;
+      if (n) parts.push(`${n} ${n === 1 ? one : many} ${kind}`);
+    }
+  return parts.length ? `Changes: ${parts.join(", ")}.` : "No policy, mapping, tool or server changes: it republishes the live rules with the current live state.";
+}
+
+function PublishPanel({ fleetId, canPublish, agentCount }: { fleetId: string; canPublish: boolean; agentCount: number }) {
   const qc = useQueryClient();
   const draft = useQuery({ queryKey: keys.fleets.draft(fleetId), queryFn: () => apiFetch<Draft>(`/fleets/${fleetId}/draft`) });
   const [note, setNote] = useState("");
@@ -153,22 +180,31 @@ function PublishPanel({ fleetId, canPublish }: { fleetId: string; canPublish: bo
             <h3 className="mb-2 text-sm font-semibold text-slate-900">Changes against {d.activeRevision ? `revision ${d.activeRevision}` : "nothing published"}</h3>
             <DiffView diff={d.diff} />
           </div>
-          {blockers.some((x) => !x.path.startsWith("tests.")) ? null : <ImpactPanel fleetId={fleetId} />}
+          {/* Keyed by the draft's content: an impact result from an older draft is cleared when the draft changes. */}
+          {blockers.some((x) => !x.path.startsWith("tests.")) ? null : <ImpactPanel key={draftKey(d)} fleetId={fleetId} />}
           {canPublish ? (
-            <form
-              className="flex flex-wrap items-end gap-2"
-              onSubmit={(e) => {
-                e.preventDefault();
-                publish.mutate();
-              }}
-            >
+            <div className="flex flex-wrap items-end gap-2">
               <div className="min-w-64 flex-1">
                 <TextField label="Note (optional)" value={note} onChange={(e) => setNote(e.target.value)} placeholder="What and why" />
               </div>
-              <Button type="submit" busy={publish.isPending} disabled={blockers.length > 0}>
-                Publish revision {d.revision}
-              </Button>
-            </form>
+              <ConfirmButton
+                variant="primary"
+                label={`Publish revision ${d.revision}`}
+                disabled={blockers.length > 0 || publish.isPending}
+                title={`Publish revision ${d.revision}?`}
+                body={
+                  <div className="space-y-2" data-testid="publish-confirm">
+                    <p>
+                      Signs the draft as revision {d.revision}; {agentCount === 1 ? "the fleet's agent enforces" : `the fleet's ${agentCount} agents enforce`} it as soon as they fetch it (within seconds).
+                    </p>
+                    <p>{changeSummary(d.diff)}</p>
+                    <p>Revision {d.activeRevision ?? "—"} stays in the history: you can roll back to it.</p>
+                  </div>
+                }
+                confirmLabel="Publish"
+                onConfirm={() => publish.mutateAsync()}
+              />
+            </div>
           ) : null}
           {publish.isSuccess ? (
             <p className="text-sm text-emerald-700" role="status">
