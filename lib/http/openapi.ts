@@ -23,6 +23,7 @@ import { settingsInput } from "@/lib/decisions/retention";
 import { decisionChartsQuery } from "@/lib/decisions/charts";
 import { overviewHealthQuery } from "@/lib/overview/health";
 import { decisionExportQuery } from "@/lib/decisions/export";
+import { decisionGroupQuery } from "@/lib/decisions/group";
 import { decisionSearchQuery } from "@/lib/decisions/query";
 import { quarantineQuery } from "@/lib/decisions/quarantine";
 import { findingExportQuery, findingListQuery, remedyInput, scoreQuery, settingsInput as findingSettingsInput, settingsQuery as findingSettingsQuery } from "@/lib/findings/service";
@@ -165,12 +166,13 @@ export const operations: Operation[] = [
   { method: "post", path: "/api/v1/admin/clients/{clientId}/reset", summary: "Put an OAuth client back to pending", tag: "grants" },
   { method: "post", path: "/api/v1/admin/clients/{clientId}/metadata", summary: "Fetch the client ID metadata document; store its name and redirect URIs", tag: "grants" },
   // -- decision log (issue 6)
-  { method: "get", path: "/api/v1/admin/decisions", summary: "Search decisions (default: last 24 h), newest first, keyset-paged; `after` for a live tail", tag: "decisions", query: decisionSearchQuery },
+  { method: "get", path: "/api/v1/admin/decisions", summary: "Search decisions (default: last 24 h), newest first, keyset-paged; `after` for a live tail. Each row has its determining policy ids; `names` maps the page's tenant, server, fleet, agent and policy ids to their names (only those of tenants the viewer may read; a missing id is shown as is)", tag: "decisions", query: decisionSearchQuery },
+  { method: "get", path: "/api/v1/admin/decisions/groups", summary: "Counts of the filter's decisions per tool, user, client, determining policy or outcome (largest first, at most 50 groups, `others` for the rest; by outcome from the rollups when they answer the filter)", tag: "decisions", query: decisionGroupQuery },
   { method: "get", path: "/api/v1/admin/decisions/charts", summary: "Decisions over time by outcome; top denied tools, users and clients", tag: "decisions", query: decisionChartsQuery },
   { method: "get", path: "/api/v1/admin/overview", summary: "Operational health for the dashboard Overview: decisions of the last 24 h by hour, agents online and behind, fleets with unpublished changes (owners, global auditors), drifted tools, vault entries due for rotation, clients awaiting approval; scoped to the tenants the viewer may read", tag: "decisions", query: overviewHealthQuery },
   { method: "get", path: "/api/v1/admin/decisions/export", summary: "Stream the filter's decisions as a CSV or NDJSON attachment; follow=1 keeps an NDJSON stream open (SIEM)", tag: "decisions", query: decisionExportQuery },
   { method: "get", path: "/api/v1/admin/decisions/quarantine", summary: "Decision lines agents sent that ingest quarantined instead of storing (bad content, or a server or tenant the agent's fleet does not serve): total, last 24 h, per agent, and the most recent with their problem and raw text cut to 4 KiB (owners, global auditors)", tag: "decisions", query: quarantineQuery },
-  { method: "get", path: "/api/v1/admin/decisions/{decisionId}", summary: "One decision: masked arguments, determining policies with their Cedar text at that revision, token claims, simulator link", tag: "decisions" },
+  { method: "get", path: "/api/v1/admin/decisions/{decisionId}", summary: "One decision: masked arguments, determining policies with their Cedar text at that revision, token claims, simulator link, latency in ms, names of its tenant, server, fleet, agent and policies", tag: "decisions" },
   { method: "get", path: "/api/v1/admin/trail/export", summary: "Stream the filtered admin trail as a CSV or NDJSON attachment", tag: "trail", query: trailExportQuery },
   { method: "get", path: "/api/v1/admin/settings", summary: "Instance settings: decision retention in days (owners and global auditors)", tag: "settings" },
   { method: "patch", path: "/api/v1/admin/settings", summary: "Change instance settings (owners): decisionRetentionDays 1..3650; the hourly job drops older daily partitions", tag: "settings", body: settingsInput },
