@@ -86,6 +86,12 @@ describe("decision group-by", () => {
     expect(g.others + g.groups[0]!.count + g.groups[1]!.count).toBe(rows.length);
   });
 
+  it("the policy filter keeps the decisions that policy determined (drill-down from a policy group)", async () => {
+    const g = await groupDecisions(owner.ctx, decisionGroupQuery.parse({ ...window, by: "outcome", policyId: "pol_0" }));
+    expect(g.source).toBe("raw");
+    expect(g.total).toBe(rows.filter((r) => r.determining.includes("pol_0")).length);
+  });
+
   it("refuses an unknown grouping", () => {
     expect(decisionGroupQuery.safeParse({ by: "args" }).success).toBe(false);
   });

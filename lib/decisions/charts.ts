@@ -41,11 +41,11 @@ export interface Charts {
 /**
  * Whether the rollups answer this filter exactly: they are kept per hour and
  * day × tenant × server × tool (and × user or client), so minute buckets and
- * filters on what they do not keep (free text, method, bundle revision, user,
+ * filters on what they do not keep (free text, method, determining policy, bundle revision, user,
  * client) read the raw rows.
  */
 export const chartsFromRollups = (f: DecisionFilter, bucket: Bucket) =>
-  bucket !== "minute" && !f.q && !f.method && f.bundleRevision === undefined && !f.user && !f.client;
+  bucket !== "minute" && !f.q && !f.method && !f.policyId && f.bundleRevision === undefined && !f.user && !f.client;
 
 /**
  * Decisions over time by outcome, top denied tools, top users and top

@@ -29,6 +29,7 @@ export const decisionFilter = z.object({
   outcome: z.enum(["allow", "deny", "error"]).optional(),
   bundleRevision: z.coerce.number().int().min(0).optional().describe("Bundle revision the agent enforced"),
   method: id("MCP method, e.g. tools/call"),
+  policyId: id("Only decisions this policy determined"),
   q: z.string().trim().min(1).max(FREE_TEXT_MAX).optional().describe("Free text searched in the (masked) arguments; case-insensitive substring"),
 });
 export type DecisionFilter = z.infer<typeof decisionFilter>;
@@ -100,6 +101,7 @@ export function filterConditions(ctx: Ctx, f: DecisionFilter, opts: { openEnded?
   if (f.outcome) c.push(eq(decisions.outcome, f.outcome));
   if (f.bundleRevision !== undefined) c.push(eq(decisions.bundleRevision, f.bundleRevision));
   if (f.method) c.push(eq(decisions.method, f.method));
+  if (f.policyId) c.push(sql`${decisions.determining} @> ${JSON.stringify([f.policyId])}::jsonb`);
   // jsonb → text, then a substring match; % and _ in the query are literal.
   if (f.q) c.push(ilike(sql`${decisions.args}::text`, likePattern(f.q)));
   return c;
