@@ -12,6 +12,7 @@ import { Badge, Button, Card, ConfirmButton, ErrorBanner, PageHeader, TextArea, 
 import { ApiError, apiFetch, keys, qs } from "@/lib/client/api";
 import { CedarCode } from "./cedar-code";
 import { IssuesList, parseSaveIssue, usePolicyCheck, type ShownIssue } from "./issues";
+import { PublishNext } from "./publish-next";
 import { policiesHref, useCedarSchema } from "./queries";
 import { RuleBuilder, draftFromRule, emptyRuleDraft, ruleFromDraft, type RuleDraft } from "./rule-builder";
 import type { CedarSchemaInfo, PolicyRule, PublicPolicy } from "./types";
@@ -149,6 +150,8 @@ export function PolicyEditor({ tenantId, serverId, kind, policy, justCreated }: 
       setBaseline(comparable(f, kind));
       setSavedNote(policy ? "Saved. The change is part of the draft; publish a bundle to enforce it." : null);
       await qc.invalidateQueries({ queryKey: keys.policies.all, refetchType: "none" });
+      // Every fleet's draft may have changed: the "Review and publish" page must not show a cached one.
+      void qc.invalidateQueries({ queryKey: keys.fleets.all });
       if (!policy) router.replace(`/policies/${encodeURIComponent(saved.id)}?created=1`);
     },
   });
@@ -234,14 +237,11 @@ export function PolicyEditor({ tenantId, serverId, kind, policy, justCreated }: 
           Read-only: only admins of {tenantName} (and owners) can change its policies.
         </p>
       ) : null}
-      {savedNote ? (
-        <p role="status" className="rounded-md bg-emerald-50 px-3 py-2 text-sm text-emerald-800 ring-1 ring-inset ring-emerald-200">
-          {savedNote}
-        </p>
-      ) : justCreated && !dirty ? (
-        <p role="status" className="rounded-md bg-emerald-50 px-3 py-2 text-sm text-emerald-800 ring-1 ring-inset ring-emerald-200">
-          Policy created. It is part of the draft; publish a bundle to enforce it.
-        </p>
+      {savedNote || (justCreated && !dirty) ? (
+        <div role="status" className="rounded-md bg-emerald-50 px-3 py-2 text-sm text-emerald-800 ring-1 ring-inset ring-emerald-200">
+          <p>{savedNote ?? "Policy created. It is part of the draft; publish a bundle to enforce it."}</p>
+          {me.globalRole !== "member" ? <PublishNext serverId={serverId} canPublish={me.globalRole === "owner"} /> : null}
+        </div>
       ) : null}
       {dirty && canWrite && policy ? (
         <p role="status" className="text-sm text-amber-700">
