@@ -59,12 +59,14 @@ test("a rule, its tests and a fleet's signed revisions", async ({ page }) => {
   await page.goto(`/fleets/${fleet.id}`);
   await page.getByLabel("Note (optional)").fill("refund limit");
   await page.getByRole("button", { name: "Publish revision 1" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Publish", exact: true }).click();
   await expect(page.getByTestId("revision-1")).toContainText("live");
 
   // A second revision, and its diff against the first.
   await json(await api.post("/api/v1/admin/policies", { data: { tenantId: tenant.id, serverId: server.id, name: "readers", kind: "cedar", cedar: `permit (principal in Group::"readers", action, resource == Tool::"${server.id}/list_tickets");` } }), 201);
   await page.getByRole("button", { name: "Recompile" }).click();
   await page.getByRole("button", { name: "Publish revision 2" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Publish", exact: true }).click();
   await expect(page.getByTestId("revision-2")).toContainText("live");
   await page.getByTestId("revision-2").getByRole("button", { name: "Diff with 1" }).click();
   await expect(page.getByTestId("bundle-diff").getByTestId("diff-policies-added")).toContainText("readers");
