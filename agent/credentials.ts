@@ -1,6 +1,8 @@
 import { redactUrlsIn } from "@/lib/enforcement/redact";
 import type { BundleContent, BundleCredential } from "@/lib/enforcement/bundle";
-import { clientCredentialsRequest, clientSecretOf, placeCredential, readTokenAnswer, staticCredentialValue } from "@/lib/enforcement/upstream-credential";
+import { clientCredentialsRequest, clientSecretOf, placeCredential, readTokenAnswer, staticCredentialValue, tokenExchangeRequest } from "@/lib/enforcement/upstream-credential";
+import type { Principal } from "@/lib/enforcement/token";
+import { isRevoked } from "@/lib/enforcement/live-index";
 import type { Metrics } from "./metrics";
 
 /** What the broker (`POST /api/v1/agent/credentials`) answers. */
@@ -49,6 +51,28 @@ interface Cached {
   expiresAt: number;
 }
 
+/** The caller of a call, for per-user token exchange: its validated access token and principal. Holds a token: never log it. */
+export interface CallSubject {
+  token: string;
+  principal: Principal;
+}
+
+interface UserToken {
+  injection: Injection;
+  expiresAt: number;
+  entryId: string;
+  principal: Principal;
+}
+
+/** Exchanged per-user tokens held at most (oldest dropped first). */
+const MAX_USER_TOKENS = 10_000;
+/** A token endpoint's answer is read up to this many bytes; a longer one is an error. */
+const MAX_TOKEN_ANSWER_BYTES = 64 * 1024;
+/** An exchanged token whose answer gives no lifetime is kept this long. */
+const DEFAULT_EXCHANGED_TTL_MS = 60_000;
+/** An exchanged token is used until this long before it expires. */
+const EXCHANGED_MARGIN_MS = 30_000;
+
 /** After a failed resolution, calls fail at once for this long instead of asking again. */
 const RETRY_AFTER_FAILURE_MS = 1_000;
 /** An OAuth access token is used until this long before it expires. */
@@ -72,6 +96,9 @@ export function credentialFor(content: BundleContent, serverId: string, tenantId
  */
 export class CredentialBroker {
   private readonly cache = new Map<string, Cached>();
+  /** oauth_token_exchange: the brokered entry (client id, secret, token endpoint) by entry id, and the exchanged tokens by (entry, version, tenant, user, client). */
+  private readonly exchangeConfigs = new Map<string, { got: BrokeredCredential; expiresAt: number }>();
+  private readonly userTokens = new Map<string, UserToken>();
   private readonly inflight = new Map<string, Promise<Injection>>();
   /** Entry and version → until when a failed resolution is not retried (spares the broker while it is down). */
   private readonly failed = new Map<string, { until: number; error: CredentialUnavailable }>();
@@ -92,12 +119,13 @@ export class CredentialBroker {
    * null when the bundle names no credential (open upstream); throws
    * CredentialUnavailable when it names one that cannot be resolved.
    */
-  async resolve(content: BundleContent, serverId: string, tenantId: string): Promise<Injection | null> {
+  async resolve(content: BundleContent, serverId: string, tenantId: string, subject?: CallSubject): Promise<Injection | null> {
     const entry = credentialFor(content, serverId, tenantId);
     if (!entry) return null;
     // Origin binding: a secret goes only to the origin it was stored for. Checked before the cache and the broker.
     const refused = originProblem(content, entry);
     if (refused) throw new CredentialUnavailable(entry.entryId, refused);
+    if (entry.kind === "oauth_token_exchange") return this.resolveExchanged(entry, tenantId, subject);
     const hit = this.cache.get(entry.entryId);
     if (hit && hit.injection.version === entry.version && hit.expiresAt > this.now()) {
       this.stats.hits++;
@@ -127,12 +155,34 @@ export class CredentialBroker {
     return p;
   }
 
+  /**
+   * Drops the exchanged tokens a new bundle no longer allows: of an entry it
+   * no longer names or names at another version (rotation), and of a user
+   * or grant it revokes (`revoked` is the agent's own check of the bundle's
+   * revocations for the principal, the one decide() applies).
+   */
+  dropUserTokens(content: BundleContent, revoked: (p: Principal, serverId: string) => boolean): void {
+    const current = new Map((content.credentials ?? []).map((c) => [c.entryId, c] as const));
+    for (const [key, t] of this.userTokens) {
+      const c = current.get(t.entryId);
+      if (!c || c.version !== t.injection.version || c.kind !== "oauth_token_exchange" || revoked(t.principal, c.serverId)) this.userTokens.delete(key);
+    }
+    for (const [id, cfg] of this.exchangeConfigs) if (current.get(id)?.version !== cfg.got.version) this.exchangeConfigs.delete(id);
+  }
+
+  /** Exchanged tokens held now (tests, metrics). */
+  get userTokenCount(): number {
+    return this.userTokens.size;
+  }
+
   /** Fetches every credential of a newly installed bundle whose version the cache does not hold (best effort). */
   prefetch(content: BundleContent): void {
+    this.dropUserTokens(content, (p, serverId) => isRevoked(content, p, serverId));
     if (!this.o.agentKey()) return; // not enrolled yet: the first call resolves
     const names = new Set((content.credentials ?? []).map((c) => c.entryId));
     for (const id of [...this.cache.keys()]) if (!names.has(id)) this.cache.delete(id);
     for (const c of content.credentials ?? []) {
+      if (c.kind === "oauth_token_exchange") continue; // exchanged per user at call time
       if (originProblem(content, c)) {
         this.cache.delete(c.entryId);
         continue;
@@ -153,6 +203,88 @@ export class CredentialBroker {
   clear(): void {
     this.cache.clear();
     this.failed.clear();
+    this.userTokens.clear();
+    this.exchangeConfigs.clear();
+  }
+
+  /**
+   * RFC 8693 at call time: the caller's validated token is exchanged at the
+   * entry's token endpoint for one whose audience is the upstream, the agent
+   * authenticated as the client (so `act` names it). Cached per (entry,
+   * version, tenant, user, client) until the token's expiry less 30 s and
+   * never past the caller's own token; one exchange in flight per key.
+   */
+  private async resolveExchanged(entry: BundleCredential, tenantId: string, subject: CallSubject | undefined): Promise<Injection> {
+    if (!subject) throw new CredentialUnavailable(entry.entryId, "token exchange needs the caller's token (no user call)");
+    const p = subject.principal;
+    const key = [entry.entryId, entry.version, tenantId, p.issuer, p.user, p.client].join("\u0000");
+    const hit = this.userTokens.get(key);
+    if (hit && hit.expiresAt > this.now()) {
+      this.stats.hits++;
+      this.o.metrics.credential("hit");
+      return hit.injection;
+    }
+    if (hit) this.userTokens.delete(key);
+    const failure = this.failed.get(key);
+    if (failure && failure.until > this.now()) throw failure.error;
+    let pending = this.inflight.get(key);
+    if (!pending) {
+      pending = this.exchangeFor(entry, tenantId, subject)
+        .then(
+          ({ injection, expiresAt }) => {
+            this.failed.delete(key);
+            this.userTokens.set(key, { injection, expiresAt, entryId: entry.entryId, principal: p });
+            if (this.userTokens.size > MAX_USER_TOKENS) this.userTokens.delete(this.userTokens.keys().next().value!);
+            return injection;
+          },
+          (err: unknown) => {
+            if (err instanceof CredentialUnavailable) this.failed.set(key, { until: this.now() + RETRY_AFTER_FAILURE_MS, error: err });
+            if (this.failed.size > 10_000) this.failed.delete(this.failed.keys().next().value!);
+            throw err;
+          },
+        )
+        .finally(() => this.inflight.delete(key));
+      this.inflight.set(key, pending);
+    }
+    return pending;
+  }
+
+  private async exchangeFor(entry: BundleCredential, tenantId: string, subject: CallSubject): Promise<{ injection: Injection; expiresAt: number }> {
+    try {
+      let cfg = this.exchangeConfigs.get(entry.entryId);
+      if (!cfg || cfg.got.version !== entry.version || cfg.expiresAt <= this.now()) {
+        const got = await this.broker(entry, tenantId);
+        if (got.kind !== "oauth_token_exchange") throw new CredentialUnavailable(entry.entryId, `the broker answered a ${got.kind} entry for a token exchange`);
+        cfg = { got, expiresAt: this.now() + Math.max(0, got.ttlSeconds) * 1000 };
+        this.exchangeConfigs.set(entry.entryId, cfg);
+      }
+      const { got } = cfg;
+      const secret = clientSecretOf(got.secret);
+      if (!got.oauth || !secret) throw new CredentialUnavailable(got.entryId, "token exchange without a token endpoint or client secret");
+      const { url, init } = tokenExchangeRequest(got.oauth, secret, subject.token);
+      this.stats.tokenExchanges++;
+      const started = this.now();
+      let res: Response;
+      try {
+        res = await this.fetch(url, { ...init, signal: AbortSignal.timeout(this.o.timeoutMs ?? 10_000) });
+      } catch (err) {
+        throw new CredentialUnavailable(got.entryId, `token endpoint unreachable: ${redactUrlsIn(err instanceof Error ? err.message : String(err))}`);
+      }
+      const answer = readTokenAnswer(res.status, await readJsonCapped(res, MAX_TOKEN_ANSWER_BYTES));
+      if ("problem" in answer) {
+        if (answer.problem === "token_type") throw new CredentialUnavailable(got.entryId, "unsupported token type");
+        throw new CredentialUnavailable(got.entryId, `the token endpoint ${answer.problem === "refused" ? "refused the token exchange" : "failed"}: ${answer.status}${answer.code ? ` (${answer.code})` : ""}`);
+      }
+      const lifetime = answer.expiresIn !== null ? answer.expiresIn * 1000 - EXCHANGED_MARGIN_MS : DEFAULT_EXCHANGED_TTL_MS;
+      const expiresAt = Math.min(started + lifetime, subject.principal.exp * 1000, cfg.expiresAt);
+      this.o.metrics.credential("fetched");
+      return { injection: { entryId: got.entryId, version: got.version, in: "header", name: "authorization", value: `Bearer ${answer.accessToken}` }, expiresAt };
+    } catch (err) {
+      this.o.metrics.credential("error");
+      const e = err instanceof CredentialUnavailable ? err : new CredentialUnavailable(entry.entryId, redactUrlsIn(err instanceof Error ? err.message : String(err)));
+      this.log(redactUrlsIn(e.message));
+      throw e;
+    }
   }
 
   private async fetchEntry(entry: BundleCredential, tenantId: string): Promise<Injection> {
@@ -250,9 +382,32 @@ export function originProblem(content: BundleContent, entry: BundleCredential): 
   return origin === entry.origin ? null : `bound to ${entry.origin || "no origin"}, the upstream is ${origin || "unknown"}`;
 }
 
+/** A JSON body read up to `max` bytes (null when longer, absent or not JSON): a token endpoint cannot make the agent buffer without bound. */
+async function readJsonCapped(res: Response, max: number): Promise<unknown> {
+  if (!res.body) return null;
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel().catch(() => undefined);
+      return null;
+    }
+    chunks.push(value);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8")) as unknown;
+  } catch {
+    return null;
+  }
+}
+
 /** The value that goes into the header or parameter. */
 function render(got: BrokeredCredential): string {
-  if (got.kind === "oauth_client_credentials") throw new CredentialUnavailable(got.entryId, "OAuth client credentials are exchanged, not sent");
+  if (got.kind === "oauth_client_credentials" || got.kind === "oauth_token_exchange") throw new CredentialUnavailable(got.entryId, "OAuth credentials are exchanged, not sent");
   const v = staticCredentialValue(got.kind, got.placement, got.secret);
   if ("problem" in v) throw new CredentialUnavailable(got.entryId, v.problem);
   return v.value;

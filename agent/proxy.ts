@@ -87,6 +87,8 @@ export interface Call {
   installed: Installed;
   server: BundleServer;
   principal: Principal;
+  /** The caller's validated access token: only for an RFC 8693 exchange at the upstream's AS (oauth_token_exchange), never forwarded. */
+  subjectToken?: string;
   /** The upstream's session id behind the client's (verified as this caller's), or null. */
   upstreamSession: string | null;
   /** The tracker key of this caller's requests in an upstream session (null: outside any session). */
@@ -611,7 +613,7 @@ export class McpProxy {
   private async credential(res: ServerResponse, c: Call, id: Id | null): Promise<Injection | null | false> {
     if (!this.d.credentials) return null;
     try {
-      return await this.d.credentials.resolve(c.installed.content, c.server.id, c.principal.tenantId);
+      return await this.d.credentials.resolve(c.installed.content, c.server.id, c.principal.tenantId, c.subjectToken !== undefined ? { token: c.subjectToken, principal: c.principal } : undefined);
     } catch (err) {
       if (!(err instanceof CredentialUnavailable)) throw err;
       this.d.metrics.credentialFailures++;

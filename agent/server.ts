@@ -243,6 +243,7 @@ export function createAgentServer(deps: AgentServerDeps): Server {
       installed,
       server,
       principal,
+      subjectToken: token,
       upstreamSession,
       trackKey: (s) => `${server.id}\u0000${who}\u0000${s ?? ""}`,
       wrapSession: (upstreamId) => binder.wrap(server.id, who, upstreamId),

@@ -2,7 +2,8 @@
  * A sandbox OAuth 2.1 authorization server (oidc-provider 9) for the demo and
  * the tests: dynamic client registration (open), authorization code + PKCE
  * (S256, required), client credentials, refresh tokens, RFC 8707 resource
- * indicators, RFC 7009 revocation, JWT access tokens (RS256) whose `aud` is
+ * indicators, RFC 7009 revocation, RFC 8693 token exchange (a client exchanges
+ * a user's access token for one to a resource, `act` naming the client), JWT access tokens (RS256) whose `aud` is
  * the resource URI and which carry `tenant` (and `groups`) of the account.
  *
  *   PORT=3200 npx tsx sandbox/auth-server.ts
@@ -19,7 +20,7 @@ import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
-import { exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTPayload } from "jose";
+import { createRemoteJWKSet, decodeJwt, exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type JWK, type JWTPayload } from "jose";
 import Provider, { errors, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from "oidc-provider";
 
 export interface AuthServerUser {
@@ -47,6 +48,8 @@ export interface AuthServerOptions {
   accessTokenTtl?: number;
   /** Statically registered clients (e.g. the control plane's admin sign-in client). */
   clients?: ClientMetadata[];
+  /** Token exchange: other issuers (issuer → JWKS URI) whose access tokens are accepted as `subject_token`, besides this AS's own. */
+  trustedSubjectIssuers?: Record<string, string>;
 }
 
 export interface MintOptions {
@@ -71,6 +74,8 @@ export interface AuthServer {
    * every default can be overridden by `claims` (pass `undefined` to drop one).
    */
   mintToken(claims: Record<string, unknown>, opts?: MintOptions): Promise<string>;
+  /** RFC 8693 token exchanges answered (issued) and refused; set `refuseExchange` to refuse every exchange (tests). */
+  tokenExchange: { issued: number; refused: number; refuseExchange: boolean };
   provider: Provider;
   stop(): Promise<void>;
 }
@@ -190,6 +195,54 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
 
   const provider = new Provider(issuer, configuration);
   const callback = provider.callback();
+  const signingKey = await importJWK(privateJwk, "RS256");
+  const verifyKey = await importJWK(publicJwk, "RS256");
+  const tokenExchange = { issued: 0, refused: 0, refuseExchange: false };
+  const jwksSets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
+  const remoteKeys = (uri: string) => jwksSets.get(uri) ?? jwksSets.set(uri, createRemoteJWKSet(new URL(uri))).get(uri)!;
+
+  // RFC 8693 token exchange (oidc-provider 9 has no built-in handler): the authenticated client (the actor) presents
+  // a user's access token issued here and gets a JWT access token for one configured resource, `act` naming the client.
+  const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
+  const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
+  provider.registerGrantType(
+    TOKEN_EXCHANGE,
+    async (ctx: KoaContextWithOIDC) => {
+      const params = ctx.oidc.params as Record<string, string | undefined>;
+      const client = ctx.oidc.client!;
+      const refuse = (error: string, description: string) => {
+        tokenExchange.refused++;
+        ctx.status = 400;
+        ctx.body = { error, error_description: description };
+      };
+      if (tokenExchange.refuseExchange) return refuse("access_denied", "token exchange refused by policy");
+      if (params.subject_token_type !== ACCESS_TOKEN_TYPE || !params.subject_token) return refuse("invalid_request", "subject_token of type access_token required");
+      let subject: JWTPayload;
+      try {
+        const iss = decodeJwt(params.subject_token).iss;
+        const other = iss && iss !== issuer ? opts.trustedSubjectIssuers?.[iss] : undefined;
+        if (iss !== issuer && !other) throw new Error("untrusted issuer");
+        ({ payload: subject } = other ? await jwtVerify(params.subject_token, remoteKeys(other), { issuer: iss }) : await jwtVerify(params.subject_token, verifyKey, { issuer }));
+      } catch {
+        return refuse("invalid_grant", "subject_token invalid");
+      }
+      const audience = params.resource ?? params.audience;
+      const r = audience ? resources[audience] : undefined;
+      if (!audience || !r) return refuse("invalid_target", "unknown resource");
+      const wanted = (params.scope ?? r.scopes.join(" ")).split(" ").filter(Boolean);
+      if (wanted.some((sc) => !r.scopes.includes(sc))) return refuse("invalid_scope", "scope not allowed for the resource");
+      const now = Math.floor(Date.now() / 1000);
+      const ttl = opts.accessTokenTtl ?? 3600;
+      const exp = Math.min(now + ttl, typeof subject.exp === "number" ? subject.exp : now + ttl);
+      const claims: Record<string, unknown> = { iss: issuer, sub: subject.sub, aud: audience, client_id: client.clientId, scope: wanted.join(" "), act: { sub: client.clientId }, iat: now, exp, jti: randomBytes(8).toString("hex") };
+      const tenant = (subject as { tenant?: unknown }).tenant;
+      if (typeof tenant === "string") claims.tenant = tenant;
+      const token = await new SignJWT(claims as JWTPayload).setProtectedHeader({ alg: "RS256", kid, typ: "at+jwt" }).sign(signingKey);
+      tokenExchange.issued++;
+      ctx.body = { access_token: token, issued_token_type: ACCESS_TOKEN_TYPE, token_type: "Bearer", expires_in: exp - now };
+    },
+    ["subject_token", "subject_token_type", "actor_token", "actor_token_type", "resource", "audience", "scope", "requested_token_type"],
+  );
 
   async function interaction(req: IncomingMessage, res: ServerResponse) {
     const details = await provider.interactionDetails(req, res);
@@ -235,7 +288,6 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
     callback(req, res);
   };
 
-  const signingKey = await importJWK(privateJwk, "RS256");
   return {
     issuer,
     url: issuer,
@@ -243,6 +295,7 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
     privateJwk,
     publicJwk,
     provider,
+    tokenExchange,
     async mintToken(claims, mintOpts = {}) {
       const now = Math.floor(Date.now() / 1000);
       const payload: Record<string, unknown> = { iss: issuer, iat: now, exp: now + (mintOpts.expiresIn ?? 300), jti: randomBytes(8).toString("hex"), ...claims };

@@ -33,6 +33,7 @@ export const kindLabels: Record<VaultEntry["kind"], string> = {
   bearer: "Bearer token",
   basic: "Basic auth",
   oauth_client_credentials: "OAuth client credentials",
+  oauth_token_exchange: "Token exchange (RFC 8693, per user)",
 };
 
 /** "header x-api-key" / "query api_key". */

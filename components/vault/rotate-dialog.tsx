@@ -31,7 +31,7 @@ export function RotateDialog({ entry, open, onClose }: { entry: VaultEntry; open
           const form = e.currentTarget;
           const d = new FormData(form);
           const kind = entry.kind;
-          const secret = kind === "basic" ? { username: d.get("username"), password: d.get("password") } : kind === "oauth_client_credentials" ? { clientSecret: d.get("secret") } : d.get("secret");
+          const secret = kind === "basic" ? { username: d.get("username"), password: d.get("password") } : kind === "oauth_client_credentials" || kind === "oauth_token_exchange" ? { clientSecret: d.get("secret") } : d.get("secret");
           const local = String(d.get("activateAt") ?? "");
           const body = { secret, graceSeconds: Number(d.get("graceSeconds")), ...(when === "later" && local ? { activateAt: new Date(local).toISOString() } : {}) };
           rotate.mutate(body, {

@@ -134,7 +134,8 @@ export interface BundleCredential {
   serverId: string;
   /** null: the entry every tenant of the server uses unless it has its own. */
   tenantId: string | null;
-  kind: "api_key" | "bearer" | "basic" | "oauth_client_credentials";
+  /** oauth_token_exchange: per-user RFC 8693 exchange of the caller's token at the agent (docs/upstreams.md). */
+  kind: "api_key" | "bearer" | "basic" | "oauth_client_credentials" | "oauth_token_exchange";
   placement: { in: "header" | "query"; name: string };
   /** The current version: an agent holding another refetches before the next call. */
   version: number;

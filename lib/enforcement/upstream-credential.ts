@@ -9,7 +9,7 @@
  * never log them.
  */
 
-export type UpstreamCredentialKind = "api_key" | "bearer" | "basic" | "oauth_client_credentials";
+export type UpstreamCredentialKind = "api_key" | "bearer" | "basic" | "oauth_client_credentials" | "oauth_token_exchange";
 export type UpstreamSecret = string | { username: string; password: string } | { clientSecret: string };
 export interface CredentialPlacement {
   in: "header" | "query";
@@ -24,7 +24,7 @@ export interface ClientCredentialsConfig {
 }
 
 /** The header or parameter value of a static credential (not OAuth), or the problem with the stored secret. */
-export function staticCredentialValue(kind: Exclude<UpstreamCredentialKind, "oauth_client_credentials">, placement: CredentialPlacement, secret: UpstreamSecret): { value: string } | { problem: string } {
+export function staticCredentialValue(kind: Exclude<UpstreamCredentialKind, "oauth_client_credentials" | "oauth_token_exchange">, placement: CredentialPlacement, secret: UpstreamSecret): { value: string } | { problem: string } {
   if (kind === "basic") {
     if (typeof secret !== "object" || !("username" in secret)) return { problem: "a basic credential without username and password" };
     return { value: `Basic ${Buffer.from(`${secret.username}:${secret.password}`).toString("base64")}` };
@@ -60,7 +60,25 @@ export function clientSecretOf(secret: UpstreamSecret): string | null {
  * or `client_secret_post`. Redirects are never followed.
  */
 export function clientCredentialsRequest(oauth: ClientCredentialsConfig, clientSecret: string): { url: string; init: { method: "POST"; headers: Record<string, string>; body: string; redirect: "manual" } } {
-  const form = new URLSearchParams({ grant_type: "client_credentials" });
+  return tokenRequest(oauth, clientSecret, new URLSearchParams({ grant_type: "client_credentials" }));
+}
+
+export const TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange";
+export const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
+
+/**
+ * RFC 8693 §2.1 token exchange request: the caller's access token as
+ * `subject_token` (type access_token), the upstream as `resource` (a URI) or
+ * `audience`, `scope`, `requested_token_type` access_token; the agent is the
+ * authenticated client, so the issued token's `act` names it (§4.1). Same
+ * client authentication as client credentials. Redirects are never followed.
+ */
+export function tokenExchangeRequest(oauth: ClientCredentialsConfig, clientSecret: string, subjectToken: string): { url: string; init: { method: "POST"; headers: Record<string, string>; body: string; redirect: "manual" } } {
+  const form = new URLSearchParams({ grant_type: TOKEN_EXCHANGE_GRANT, subject_token: subjectToken, subject_token_type: ACCESS_TOKEN_TYPE, requested_token_type: ACCESS_TOKEN_TYPE });
+  return tokenRequest(oauth, clientSecret, form);
+}
+
+function tokenRequest(oauth: ClientCredentialsConfig, clientSecret: string, form: URLSearchParams): { url: string; init: { method: "POST"; headers: Record<string, string>; body: string; redirect: "manual" } } {
   if (oauth.scope) form.set("scope", oauth.scope);
   if (oauth.audience) form.set(URL.canParse(oauth.audience) ? "resource" : "audience", oauth.audience);
   const headers: Record<string, string> = { "content-type": "application/x-www-form-urlencoded", accept: "application/json" };

@@ -78,7 +78,7 @@ const oauthSchema = z.object({
 });
 const secretValue = z
   .union([z.string(), z.object({ username: z.string(), password: z.string() }).strict(), z.object({ clientSecret: z.string() }).strict()])
-  .describe("WRITE-ONLY secret: a string (api_key, bearer), {username, password} (basic) or {clientSecret} (oauth_client_credentials). Never returned.");
+  .describe("WRITE-ONLY secret: a string (api_key, bearer), {username, password} (basic) or {clientSecret} (oauth_client_credentials, oauth_token_exchange). Never returned.");
 const dateInput = z.union([z.iso.datetime({ offset: true }), z.date()]).transform((v) => new Date(v));
 
 export const createEntryInput = z.object({
@@ -87,7 +87,7 @@ export const createEntryInput = z.object({
   name: z.string().trim().min(1, "must not be empty").max(120, "must be at most 120 characters"),
   kind: z.enum(credentialKinds),
   placement: placementSchema.optional().describe("Where the agent puts it; default for bearer, basic and OAuth: the Authorization header"),
-  oauth: oauthSchema.optional().describe("Required for oauth_client_credentials"),
+  oauth: oauthSchema.optional().describe("Required for oauth_client_credentials and oauth_token_exchange (for token exchange, `audience` is the upstream resource the exchanged token is for)"),
   notes: z.string().trim().max(2000).default(""),
   owner: z.string().trim().max(200).default("").describe("Who is responsible for this credential upstream"),
   secret: secretValue,
@@ -166,7 +166,7 @@ function checkSecret(kind: CredentialKind, secret: SecretPayload, path = "secret
     }
   } else {
     if (typeof secret === "string") payload = { clientSecret: secret };
-    else if (!("clientSecret" in secret)) issues.push({ path, message: "an OAuth client credentials secret is {clientSecret}" });
+    else if (!("clientSecret" in secret)) issues.push({ path, message: "an OAuth client secret is {clientSecret}" });
     else payload = secret;
   }
   if (payload && !issues.length) {
@@ -341,8 +341,11 @@ export async function createEntry(ctx: Ctx, raw: CreateEntryInput, kek: Kek): Pr
   if (!issues.length && !can(ctx.actor, "vault.write", adminTenant)) throw forbidden("You need the vault.write permission in this tenant");
   const placement = defaultPlacement(input.kind, input.placement);
   issues.push(...placementIssues(input.kind, placement));
-  if (input.kind === "oauth_client_credentials" && !input.oauth) issues.push({ path: "oauth", message: "is required for oauth_client_credentials (tokenUrl, clientId)" });
-  if (input.kind !== "oauth_client_credentials" && input.oauth) issues.push({ path: "oauth", message: `only an oauth_client_credentials entry has OAuth settings, not a ${input.kind}` });
+  const isOAuth = input.kind === "oauth_client_credentials" || input.kind === "oauth_token_exchange";
+  if (isOAuth && !input.oauth) issues.push({ path: "oauth", message: `is required for ${input.kind} (tokenUrl, clientId)` });
+  if (input.kind === "oauth_token_exchange" && input.oauth && !input.oauth.audience) issues.push({ path: "oauth.audience", message: "is required for token exchange: the upstream resource the exchanged token is for" });
+  if (input.kind === "oauth_token_exchange" && placement && (placement.in !== "header" || placement.name.toLowerCase() !== "authorization")) issues.push({ path: "placement", message: "an exchanged token goes into the Authorization header" });
+  if (!isOAuth && input.oauth) issues.push({ path: "oauth", message: `only an OAuth entry has OAuth settings, not a ${input.kind}` });
   issues.push(...checkSecret(input.kind, input.secret).issues);
   if (issues.length) throw invalid(issues);
   const payload = sealedSecretOrThrow(input.kind, input.secret);

@@ -96,6 +96,9 @@ export async function placeUpstreamCredential(cred: UpstreamCredential, url: str
   let value: string;
   if (cred.kind === "oauth_client_credentials") {
     value = `Bearer ${await exchange(cred, fetch)}`;
+  } else if (cred.kind === "oauth_token_exchange") {
+    // Exchanged per user at the agent: there is no user's token to exchange here.
+    throw new AppError("upstream_error", `The vault entry "${cred.entryName}" is a per-user token exchange; the control plane has no user token to exchange for this upstream`);
   } else {
     const v = staticCredentialValue(cred.kind, cred.placement, cred.secret);
     if ("problem" in v) throw broken(cred, v.problem);
