@@ -267,7 +267,7 @@ function History({ fleetId, canRollback }: { fleetId: string; canRollback: boole
                             <strong>Restores</strong> revision {r.revision}&apos;s policies, scope mappings and approved tool catalogue, as a new revision signed now.
                           </p>
                           <p>
-                            <strong>Keeps as they are now</strong>: the servers (upstream URL, resource URI, trusted issuers; a tenant unshared since stays out) and the live state: revocations, client approvals, upstream credential versions and masking rules. A rollback never brings a revoked token back.
+                            <strong>Keeps as they are now</strong>: the servers (upstream URL, resource URI, trusted issuers; a tenant unshared since stays out) and the live state read fresh now: token revocations, client approvals, upstream credential versions, masking rules and decided call approvals (an approval already used stays used). A rollback never brings a revoked token back.
                           </p>
                           <p>Agents pick it up at once. Nothing is deleted: you can roll forward the same way.</p>
                         </div>
