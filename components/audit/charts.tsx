@@ -3,7 +3,10 @@
 import { useQuery } from "@tanstack/react-query";
 import { Card, ErrorBanner } from "@/components/ui";
 import { apiFetch, qs } from "@/lib/client/api";
-import { apiParams, auditKeys, type AuditFilter } from "./filters";
+import { apiParams, auditKeys, isoToLocal, type AuditFilter } from "./filters";
+
+/** A bar's width: clicking it narrows the log to that bucket. */
+const BUCKET_MS = { minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const;
 
 interface Charts {
   bucket: "minute" | "hour" | "day";
@@ -25,7 +28,7 @@ function label(t: string, bucket: Charts["bucket"]) {
 }
 
 /** Stacked bars of decisions per bucket (plain SVG: no chart library). */
-function OutcomeBars({ c }: { c: Charts }) {
+function OutcomeBars({ c, onBucket }: { c: Charts; onBucket?: (t: string) => void }) {
   const W = 720;
   const H = 140;
   const max = Math.max(1, ...c.series.map((p) => p.allow + p.deny + p.error));
@@ -38,8 +41,18 @@ function OutcomeBars({ c }: { c: Charts }) {
         const x = (i * W) / n;
         let y = H;
         return (
-          <g key={p.t}>
-            <title>{`${label(p.t, c.bucket)}: ${p.allow} allowed, ${p.deny} denied, ${p.error} errors`}</title>
+          <g
+            key={p.t}
+            data-testid="chart-bar"
+            role={onBucket ? "button" : undefined}
+            tabIndex={onBucket ? 0 : undefined}
+            aria-label={onBucket ? `Show the decisions of ${label(p.t, c.bucket)}` : undefined}
+            className={onBucket ? "cursor-pointer outline-none hover:opacity-80 focus-visible:opacity-70" : undefined}
+            onClick={onBucket ? () => onBucket(p.t) : undefined}
+            onKeyDown={onBucket ? (e) => (e.key === "Enter" || e.key === " ") && onBucket(p.t) : undefined}
+          >
+            <title>{`${label(p.t, c.bucket)}: ${p.allow} allowed, ${p.deny} denied, ${p.error} errors${onBucket ? " (click to show them)" : ""}`}</title>
+            <rect x={x} y={0} width={bw} height={H} fill="transparent" />
             {OUTCOMES.map((o) => {
               const h = (p[o] / max) * H;
               y -= h;
@@ -121,7 +134,7 @@ export function AuditCharts({ filter, serverNames, onFilter }: { filter: AuditFi
         <p className="text-sm text-slate-500">Loading charts…</p>
       ) : (
         <div className="grid gap-4 lg:grid-cols-[2fr_1fr_1fr_1fr]">
-          <OutcomeBars c={c} />
+          <OutcomeBars c={c} onBucket={(t) => onFilter({ range: "custom", from: isoToLocal(Date.parse(t)), to: isoToLocal(Date.parse(t) + BUCKET_MS[c.bucket]) })} />
           <TopList
             title="Top denied tools"
             empty="Nothing denied."

@@ -2,12 +2,13 @@
 
 import { useQuery } from "@tanstack/react-query";
 import Link from "next/link";
+import { useSearchParams } from "next/navigation";
 import type { ReactNode } from "react";
 import { CedarCode } from "@/components/policies/cedar-code";
 import { Badge, Card, ErrorBanner, PageHeader, Time } from "@/components/ui";
 import { apiFetch } from "@/lib/client/api";
-import { auditKeys, type DecisionRow } from "./filters";
-import { OutcomeBadge } from "./decision-table";
+import { auditKeys, hrefOf, type DecisionRow, type Names } from "./filters";
+import { NameLink, OutcomeBadge } from "./decision-table";
 
 interface DecisionDetail extends DecisionRow {
   agentId: string;
@@ -16,6 +17,8 @@ interface DecisionDetail extends DecisionRow {
   args: Record<string, unknown> | null;
   masked: string[];
   latencyUs: number | null;
+  latencyMs: number | null;
+  names: Names;
   receivedAt: string;
   bundleFound: boolean;
   policies: { id: string; name: string | null; kind: string | null; cedar: string | null }[];
@@ -97,6 +100,9 @@ const list = (xs: string[]) => (xs.length ? xs.map((x) => <code key={x} classNam
 
 /** One decision: what was asked, the outcome and why, the policies at that revision, the token's claims. */
 export function DecisionDetailView({ decisionId }: { decisionId: string }) {
+  // The log's filter travels in `back` so "Back to the log" returns to the same view.
+  const backQs = useSearchParams().get("back") ?? "";
+  const backHref = `/audit${/^[\w%&=.+~:*-]*$/.test(backQs) && backQs ? `?${backQs}` : ""}`;
   const q = useQuery({ queryKey: auditKeys.byId(decisionId), queryFn: () => apiFetch<DecisionDetail>(`/decisions/${encodeURIComponent(decisionId)}`), retry: false });
   if (q.error) return <ErrorBanner error={q.error} />;
   if (!q.data) return <p className="text-sm text-slate-500">Loading the decision…</p>;
@@ -113,7 +119,7 @@ export function DecisionDetailView({ decisionId }: { decisionId: string }) {
         description={<Time iso={d.at} />}
         actions={
           <>
-            <Link href="/audit" className="text-sm text-indigo-700 hover:underline">
+            <Link href={backHref} className="text-sm text-indigo-700 hover:underline">
               Back to the log
             </Link>
             {d.simulatorUrl ? (
@@ -128,16 +134,28 @@ export function DecisionDetailView({ decisionId }: { decisionId: string }) {
         <Card title="Request">
           <dl>
             <Row k="Decision id"><code className="text-xs">{d.id}</code></Row>
-            <Row k="Tenant">{d.tenantId ? <code className="text-xs">{d.tenantId}</code> : <span className="text-slate-400">none (not resolved)</span>}</Row>
-            <Row k="Server"><code className="text-xs">{d.serverId}</code></Row>
+            <Row k="Tenant">{d.tenantId ? <NameLink kind="tenant" id={d.tenantId} names={d.names} /> : <span className="text-slate-400">none (not resolved)</span>}</Row>
+            <Row k="Server"><NameLink kind="server" id={d.serverId} names={d.names} /></Row>
             <Row k="Method">{d.method}</Row>
             <Row k="Tool">{d.tool ? <code className="text-xs">{d.tool}</code> : "—"}</Row>
             <Row k="Reason"><span data-testid="decision-reason">{d.reason || "—"}</span></Row>
             <Row k="Bundle">
-              <code className="text-xs">{d.fleetId}</code> revision {d.bundleRevision ?? "—"}
+              <NameLink kind="fleet" id={d.fleetId} names={d.names} /> revision {d.bundleRevision ?? "—"}
             </Row>
-            <Row k="Agent"><code className="text-xs">{d.agentId}</code></Row>
-            <Row k="Latency">{d.latencyUs === null ? "—" : `${d.latencyUs} µs`}</Row>
+            <Row k="Agent">
+              {d.names?.agent?.[d.agentId] ? (
+                <Link href={hrefOf("fleet", d.fleetId)} className="text-indigo-700 hover:underline" title={d.agentId}>
+                  {d.names.agent[d.agentId]}
+                </Link>
+              ) : (
+                <code className="text-xs">{d.agentId}</code>
+              )}
+            </Row>
+            <Row k="Latency">
+              <span data-testid="decision-latency" title={d.latencyUs === null ? undefined : `${d.latencyUs.toLocaleString()} µs`}>
+                {d.latencyMs === null || d.latencyMs === undefined ? "—" : `${d.latencyMs.toLocaleString(undefined, { minimumFractionDigits: 1, maximumFractionDigits: 1 })} ms`}
+              </span>
+            </Row>
             <Row k="Received"><Time iso={d.receivedAt} /></Row>
           </dl>
         </Card>
@@ -178,7 +196,13 @@ export function DecisionDetailView({ decisionId }: { decisionId: string }) {
             {d.policies.map((p) => (
               <li key={p.id} className="space-y-2 rounded-md p-3 ring-1 ring-slate-200" data-testid="determining-policy">
                 <div className="flex flex-wrap items-center gap-2">
-                  <span className="font-medium text-slate-900">{p.name ?? p.id}</span>
+                  {d.names?.policy?.[p.id] ? (
+                    <Link href={hrefOf("policy", p.id)} className="font-medium text-indigo-700 hover:underline">
+                      {p.name ?? d.names.policy[p.id]}
+                    </Link>
+                  ) : (
+                    <span className="font-medium text-slate-900">{p.name ?? p.id}</span>
+                  )}
                   {p.kind ? <Badge>{p.kind}</Badge> : null}
                   <code className="text-xs text-slate-500">{p.id}</code>
                 </div>

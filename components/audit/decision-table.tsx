@@ -6,7 +6,7 @@ import { useEffect, useRef, useState } from "react";
 import { useMe } from "@/components/shell/context";
 import { Badge, Button, EmptyState, ErrorBanner, Table, Td, Time } from "@/components/ui";
 import { apiFetch, qs } from "@/lib/client/api";
-import { apiParams, auditKeys, cursorOf, type AuditFilter, type DecisionRow } from "./filters";
+import { apiParams, auditKeys, cursorOf, filterQuery, hrefOf, type AuditFilter, type DecisionRow, type Names } from "./filters";
 
 export function OutcomeBadge({ outcome }: { outcome: DecisionRow["outcome"] }) {
   return outcome === "allow" ? <Badge color="green">allow</Badge> : outcome === "deny" ? <Badge color="red">deny</Badge> : <Badge color="amber">error</Badge>;
@@ -21,22 +21,39 @@ const TAIL_MAX = 500;
  * shown and puts them on top; it pauses while the tab is hidden or the
  * reader has scrolled down.
  */
+/** A name linking to its object, or the bare id when the viewer may not read it (or it is gone). */
+export function NameLink({ kind, id, names }: { kind: "tenant" | "server" | "fleet" | "policy"; id: string; names: Partial<Names> | undefined }) {
+  const name = names?.[kind]?.[id];
+  if (!name) return <code className="text-xs">{id}</code>;
+  return (
+    <Link href={hrefOf(kind, id)} className="text-indigo-700 hover:underline" title={id}>
+      {name}
+    </Link>
+  );
+}
+
+type Page = { items: DecisionRow[]; nextCursor: string | null; names?: Names };
+
 export function DecisionTable({ filter, serverNames, onFilter }: { filter: AuditFilter; serverNames: Map<string, string>; onFilter: (patch: Partial<AuditFilter>) => void }) {
   const me = useMe();
-  const tenantNames = new Map(me.tenants.map((t) => [t.id, t.name]));
   const q = useInfiniteQuery({
     queryKey: auditKeys.list(filter),
-    queryFn: ({ pageParam }) => apiFetch<{ items: DecisionRow[]; nextCursor: string | null }>(`/decisions${qs({ ...apiParams(filter), limit: 50, cursor: pageParam })}`),
+    queryFn: ({ pageParam }) => apiFetch<Page>(`/decisions${qs({ ...apiParams(filter), limit: 50, cursor: pageParam })}`),
     initialPageParam: undefined as string | undefined,
     getNextPageParam: (last) => last.nextCursor ?? undefined,
   });
   const [live, setLive] = useState(false);
-  const [tail, setTail] = useState<{ key: string; rows: DecisionRow[] }>({ key: "", rows: [] });
+  const [tail, setTail] = useState<{ key: string; rows: DecisionRow[]; names: Names[] }>({ key: "", rows: [], names: [] });
   const [paused, setPaused] = useState(false);
   const [tailError, setTailError] = useState<unknown>(null);
   const filterKey = JSON.stringify(filter);
   const tailRows = tail.key === filterKey ? tail.rows : [];
   const rows = [...tailRows, ...(q.data?.pages.flatMap((p) => p.items) ?? [])];
+  // Names from every page (and the tail), falling back to what the shell and the filter bar know.
+  const names: Names = { tenant: Object.fromEntries(me.tenants.map((t) => [t.id, t.name])), server: Object.fromEntries(serverNames), fleet: {}, agent: {}, policy: {} };
+  for (const n of [...(tail.key === filterKey ? tail.names : []), ...(q.data?.pages.map((p) => p.names) ?? [])])
+    if (n) for (const k of Object.keys(names) as (keyof Names)[]) Object.assign(names[k], n[k]);
+  const back = filterQuery(filter);
   const newest = useRef<DecisionRow | undefined>(undefined);
   const newestRow = rows[0];
   useEffect(() => {
@@ -54,9 +71,13 @@ export function DecisionTable({ filter, serverNames, onFilter }: { filter: Audit
       try {
         // Without a shown row, the tail starts from now.
         const cursor = cursorOf(after ?? { at: new Date().toISOString(), id: "0" });
-        const res = await apiFetch<{ items: DecisionRow[] }>(`/decisions${qs({ ...apiParams(filter), limit: 200, after: cursor })}`);
+        const res = await apiFetch<Page>(`/decisions${qs({ ...apiParams(filter), limit: 200, after: cursor })}`);
         if (stop || res.items.length === 0) return;
-        setTail((t) => ({ key: filterKey, rows: [...res.items, ...(t.key === filterKey ? t.rows : [])].slice(0, TAIL_MAX) }));
+        setTail((t) => ({
+          key: filterKey,
+          rows: [...res.items, ...(t.key === filterKey ? t.rows : [])].slice(0, TAIL_MAX),
+          names: [...(t.key === filterKey ? t.names : []), ...(res.names ? [res.names] : [])].slice(-50),
+        }));
         setTailError(null);
       } catch (e) {
         setTailError(e);
@@ -100,19 +121,21 @@ export function DecisionTable({ filter, serverNames, onFilter }: { filter: Audit
   return (
     <>
       {toolbar}
-      <Table head={["Time", "Outcome", "Tenant", "Server", "Tool", "User", "Client", "Reason"]}>
+      <Table head={["Time", "Outcome", "Tenant", "Server", "Tool", "User", "Client", "Policy", "Reason"]}>
         {rows.map((d) => (
           <tr key={d.id} data-testid="decision-row" className="hover:bg-slate-50">
             <Td className="whitespace-nowrap">
-              <Link href={`/audit/${d.id}`} className="text-indigo-700 hover:underline" aria-label={`Open decision ${d.id}`}>
+              <Link href={`/audit/${d.id}${back ? `?back=${encodeURIComponent(back)}` : ""}`} className="text-indigo-700 hover:underline" aria-label={`Open decision ${d.id}`}>
                 <Time iso={d.at} />
               </Link>
             </Td>
             <Td>
               <OutcomeBadge outcome={d.outcome} />
             </Td>
-            <Td className="text-xs">{d.tenantId ? (tenantNames.get(d.tenantId) ?? <code>{d.tenantId}</code>) : <span className="text-slate-400">none</span>}</Td>
-            <Td className="text-xs">{serverNames.get(d.serverId) ?? <code>{d.serverId}</code>}</Td>
+            <Td className="text-xs">{d.tenantId ? <NameLink kind="tenant" id={d.tenantId} names={names} /> : <span className="text-slate-400">none</span>}</Td>
+            <Td className="text-xs">
+              <NameLink kind="server" id={d.serverId} names={names} />
+            </Td>
             <Td>
               {d.tool ? (
                 <button type="button" className="font-mono text-xs hover:underline" title="Filter by this tool" onClick={() => onFilter({ tool: d.tool! })}>
@@ -135,6 +158,17 @@ export function DecisionTable({ filter, serverNames, onFilter }: { filter: Audit
                   {d.client}
                 </button>
               ) : null}
+            </Td>
+            <Td className="text-xs" data-testid="decision-policies">
+              {(d.determining ?? []).length === 0 ? (
+                <span className="text-slate-400">—</span>
+              ) : (
+                (d.determining ?? []).map((pid) => (
+                  <button key={pid} type="button" className="mr-1 hover:underline" title={`Filter by this policy (${pid})`} onClick={() => onFilter({ policy: pid })}>
+                    {names.policy[pid] ?? <code>{pid}</code>}
+                  </button>
+                ))
+              )}
             </Td>
             <Td className="max-w-xs truncate text-xs">
               <span title={d.reason}>{d.reason}</span>

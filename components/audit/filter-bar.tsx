@@ -39,7 +39,7 @@ export function FilterBar({ filter, onChange }: { filter: AuditFilter; onChange:
   const me = useMe();
   const servers = useAuditServers(filter.tenant);
   const seesAll = me.globalRole === "owner" || me.globalRole === "auditor";
-  const active = ["tenant", "server", "tool", "user", "client", "outcome", "revision", "q"].some((k) => filter[k as keyof AuditFilter]) || filter.range !== "24h";
+  const active = ["tenant", "server", "tool", "user", "client", "outcome", "revision", "policy", "q"].some((k) => filter[k as keyof AuditFilter]) || filter.range !== "24h";
   return (
     <form className="mb-4 space-y-2 rounded-lg bg-white p-3 shadow-sm ring-1 ring-slate-200" onSubmit={(e) => e.preventDefault()} aria-label="Decision filters">
       <div className="flex flex-wrap items-end gap-2">
@@ -111,14 +111,15 @@ export function FilterBar({ filter, onChange }: { filter: AuditFilter; onChange:
           onChange={(e) => onChange({ revision: e.target.value })}
           className={cx(select, "w-28")}
         />
+        <TextFilter value={filter.policy} onChange={(v) => onChange({ policy: v })} label="Policy id" />
         <TextFilter value={filter.q} onChange={(v) => onChange({ q: v })} label="Text in arguments" className="w-56" />
         {active ? (
-          <Button variant="ghost" onClick={() => onChange({ range: "24h", from: "", to: "", tenant: "", server: "", tool: "", user: "", client: "", outcome: "", revision: "", q: "" })}>
+          <Button variant="ghost" onClick={() => onChange({ range: "24h", from: "", to: "", tenant: "", server: "", tool: "", user: "", client: "", outcome: "", revision: "", policy: "", q: "" })}>
             Clear filters
           </Button>
         ) : null}
       </div>
-      <p className="text-xs text-slate-500">Tool, user and client match exactly. Text in arguments is a substring search over the masked arguments: narrow the time range for speed.</p>
+      <p className="text-xs text-slate-500">Tool, user, client and policy id match exactly. Text in arguments is a substring search over the masked arguments: narrow the time range for speed.</p>
     </form>
   );
 }

@@ -21,10 +21,12 @@ export interface AuditFilter {
   client: string;
   outcome: "" | "allow" | "deny" | "error";
   revision: string;
+  /** A policy id: decisions it determined. */
+  policy: string;
   q: string;
 }
 
-const FIELDS = ["range", "from", "to", "tenant", "server", "tool", "user", "client", "outcome", "revision", "q"] as const;
+const FIELDS = ["range", "from", "to", "tenant", "server", "tool", "user", "client", "outcome", "revision", "policy", "q"] as const;
 
 export function filterFromParams(p: URLSearchParams): AuditFilter {
   const range = (p.get("range") ?? "24h") as RangeKey;
@@ -40,6 +42,7 @@ export function filterFromParams(p: URLSearchParams): AuditFilter {
     client: p.get("client") ?? "",
     outcome: outcome === "allow" || outcome === "deny" || outcome === "error" ? outcome : "",
     revision: /^\d+$/.test(p.get("revision") ?? "") ? p.get("revision")! : "",
+    policy: p.get("policy") ?? "",
     q: p.get("q") ?? "",
   };
 }
@@ -66,6 +69,7 @@ export function apiParams(f: AuditFilter, now = Date.now()): Record<string, stri
     client: f.client || undefined,
     outcome: f.outcome || undefined,
     bundleRevision: f.revision || undefined,
+    policyId: f.policy || undefined,
     q: f.q || undefined,
   };
 }
@@ -78,18 +82,29 @@ export function useAuditFilter(): [AuditFilter, (patch: Partial<AuditFilter>) =>
   const filter = useMemo(() => filterFromParams(new URLSearchParams(params.toString())), [params]);
   const set = useCallback(
     (patch: Partial<AuditFilter>) => {
-      const next = { ...filter, ...patch };
-      const s = new URLSearchParams();
-      for (const k of FIELDS) {
-        const v = next[k];
-        if (v && !(k === "range" && v === "24h")) s.set(k, v);
-      }
-      const qs = s.toString();
+      const qs = filterQuery({ ...filter, ...patch });
       router.replace(qs ? `${pathname}?${qs}` : pathname, { scroll: false });
     },
     [filter, pathname, router],
   );
   return [filter, set];
+}
+
+/** The address-bar query of a filter (defaults left out): saved views and the detail's way back keep it. */
+export function filterQuery(f: AuditFilter): string {
+  const s = new URLSearchParams();
+  for (const k of FIELDS) {
+    const v = f[k];
+    if (v && !(k === "range" && v === "24h")) s.set(k, v);
+  }
+  return s.toString();
+}
+
+/** A datetime-local value (viewer's zone) for an instant: a chart bar's bucket becomes a custom range. */
+export function isoToLocal(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
 }
 
 /** base64url("<at>|<id>"), as the API's cursors. */
@@ -116,4 +131,13 @@ export interface DecisionRow {
   client: string | null;
   outcome: "allow" | "deny" | "error";
   reason: string;
+  /** Ids of the determining policies. */
+  determining: string[];
 }
+
+/** Names of the ids a page or a decision refers to, resolved by the server for the viewer (an id missing is shown as is). */
+export type NameKind = "tenant" | "server" | "fleet" | "agent" | "policy";
+export type Names = Record<NameKind, Record<string, string>>;
+
+/** Dashboard address of an object (agents are listed on their fleet's page). */
+export const hrefOf = (kind: Exclude<NameKind, "agent">, id: string) => `/${kind === "policy" ? "policies" : `${kind}s`}/${encodeURIComponent(id)}`;

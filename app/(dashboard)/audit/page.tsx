@@ -6,6 +6,8 @@ import { DecisionTable } from "@/components/audit/decision-table";
 import { ExportButtons } from "@/components/audit/export-buttons";
 import { FilterBar, useAuditServers } from "@/components/audit/filter-bar";
 import { apiParams, useAuditFilter } from "@/components/audit/filters";
+import { GroupPanel } from "@/components/audit/group-panel";
+import { SavedViews } from "@/components/audit/saved-views";
 import { PageHeader } from "@/components/ui";
 
 function AuditView() {
@@ -20,7 +22,9 @@ function AuditView() {
         actions={<ExportButtons path="/decisions/export" params={() => apiParams(filter)} />}
       />
       <FilterBar filter={filter} onChange={setFilter} />
+      <SavedViews filter={filter} />
       <AuditCharts filter={filter} serverNames={serverNames} onFilter={setFilter} />
+      <GroupPanel filter={filter} onFilter={setFilter} />
       <DecisionTable filter={filter} serverNames={serverNames} onFilter={setFilter} />
     </>
   );
