@@ -54,3 +54,15 @@ describe("diffBundles: servers", () => {
     expect(diffServer(asJsonb(server) as BundleServer, server)).toEqual([]);
   });
 });
+
+describe("diffServer: order and hidden fields", () => {
+  it("ignores the order of admitted tenants", () => {
+    expect(diffServer({ ...server, tenantIds: ["a", "b"] }, { ...server, tenantIds: ["b", "a"] })).toEqual([]);
+  });
+
+  it("shows a change of a trusted issuer's claim paths under trust", () => {
+    const t = (user: string) => [{ tenantId: "ten_1", issuer: "https://idp.example.com", discovery: true, algorithms: ["RS256"], claims: { user, client: "azp", scopes: "scope", groups: "groups" }, tenantMapping: { kind: "fixed" } }] as unknown as BundleServer["trust"];
+    const f = diffServer({ ...server, trust: t("sub") }, { ...server, trust: t("email") });
+    expect(f.map((x) => x.field)).toEqual(["trust"]);
+  });
+});

@@ -24,7 +24,7 @@ export interface ServerFieldChange {
   after?: string;
 }
 
-type AnyServer = BundleServer & { trust?: { tenantId: string; issuer: string; jwksUri?: string; discovery: boolean; algorithms: string[]; tenantMapping?: unknown; requireTyp?: string }[] };
+type AnyServer = BundleServer & { trust?: { tenantId: string; issuer: string; jwksUri?: string; discovery: boolean; algorithms: string[]; claims?: unknown; tenantMapping?: unknown; requireTyp?: string; revocationEndpoint?: string }[] };
 
 /**
  * JSON with object keys sorted (RFC 8785). A published bundle is read back
@@ -37,12 +37,12 @@ const canon = (v: unknown) => canonicalize(v) ?? "";
 function serverFields(s: AnyServer): Record<Exclude<ServerFieldChange["field"], "other">, string> {
   const issuer = (i: AnyServer["issuers"][number]) => `${i.issuer} keys=${i.jwksUri ?? (i.discovery ? "discovery" : "none")} algs=${i.algorithms.join("/")} claims=${canon(i.claims)}${i.revocationEndpoint ? ` revocation=${i.revocationEndpoint}` : ""}`;
   const trust = (t: NonNullable<AnyServer["trust"]>[number]) =>
-    `${t.tenantId}: ${t.issuer} keys=${t.jwksUri ?? (t.discovery ? "discovery" : "none")} algs=${t.algorithms.join("/")}${t.tenantMapping ? ` mapping=${canon(t.tenantMapping)}` : ""}${t.requireTyp ? ` typ=${t.requireTyp}` : ""}`;
+    `${t.tenantId}: ${t.issuer} keys=${t.jwksUri ?? (t.discovery ? "discovery" : "none")} algs=${t.algorithms.join("/")}${t.claims ? ` claims=${canon(t.claims)}` : ""}${t.tenantMapping ? ` mapping=${canon(t.tenantMapping)}` : ""}${t.requireTyp ? ` typ=${t.requireTyp}` : ""}${t.revocationEndpoint ? ` revocation=${t.revocationEndpoint}` : ""}`;
   return {
     name: s.name,
     resourceUri: s.resourceUri,
     upstreamUrl: s.upstreamUrl,
-    tenantIds: s.tenantIds.join(", "),
+    tenantIds: [...s.tenantIds].sort().join(", "),
     scopes: [...s.scopes].sort().join(", "),
     issuers: (s.issuers ?? []).map(issuer).sort().join("\n"),
     trust: (s.trust ?? []).map(trust).sort().join("\n"),
@@ -51,19 +51,24 @@ function serverFields(s: AnyServer): Record<Exclude<ServerFieldChange["field"], 
   };
 }
 
+const SHOWN = ["name", "resourceUri", "upstreamUrl", "tenantIds", "scopes", "issuers", "trust", "dpop", "prm"] as const;
+
 /** The fields that differ between two versions of a server (every field of an added or removed one). */
 export function diffServer(a: AnyServer | undefined, b: AnyServer | undefined): ServerFieldChange[] {
   const x = a ? serverFields(a) : undefined;
   const y = b ? serverFields(b) : undefined;
   const out: ServerFieldChange[] = [];
-  for (const field of ["name", "resourceUri", "upstreamUrl", "tenantIds", "scopes", "issuers", "trust", "dpop", "prm"] as const) {
+  for (const field of SHOWN) {
     const before = x?.[field];
     const after = y?.[field];
     if (before === after || (!before && !after)) continue;
     out.push({ field, ...(before !== undefined ? { before } : {}), ...(after !== undefined ? { after } : {}) });
   }
   // A difference outside the fields above (a field added to servers later) is still shown, never hidden.
-  if (!out.length && a && b && canon(a) !== canon(b)) out.push({ field: "other", before: canon(a), after: canon(b) });
+  if (!out.length && a && b) {
+    const rest = (s: AnyServer) => canon(Object.fromEntries(Object.entries(s).filter(([k]) => !(SHOWN as readonly string[]).includes(k))));
+    if (rest(a) !== rest(b)) out.push({ field: "other", before: rest(a), after: rest(b) });
+  }
   return out;
 }
 
