@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { agents } from "@/db/schema";
+import { decisionExportQuery, exportDecisions } from "@/lib/decisions/export";
 import { resolveNames } from "@/lib/decisions/names";
 import { decisionSearchQuery, getDecision, searchDecisions } from "@/lib/decisions/query";
 import { createFleet } from "@/lib/fleets/service";
@@ -104,5 +105,20 @@ describe("decision names", () => {
     expect(d.latencyMs).toBe(216.1);
     expect(d.names.agent).toEqual({ [agentA.id]: agentA.name });
     expect(d.names.fleet).toEqual({ [fleetA.id]: fleetA.name });
+  });
+
+  it("the CSV export has name columns, scoped to the viewer", async () => {
+    const csv = async (ctx: typeof owner.ctx) => {
+      const text = await new Response(exportDecisions(ctx, decisionExportQuery.parse({ format: "csv" })).stream).text();
+      const [head, ...lines] = text.trim().split("\r\n");
+      const cols = head!.split(",");
+      // No cell here holds a comma or a quote (names are "policy <n>", "fleet A <n>"…).
+      return lines.map((l) => Object.fromEntries(l.split(",").map((v, i) => [cols[i], v])));
+    };
+    const mine = await csv(adminA.ctx);
+    expect(mine).toHaveLength(1);
+    expect(mine[0]).toMatchObject({ tenant_name: tenantA.name, server_name: serverA.name, fleet_name: fleetA.name, agent_name: agentA.name, policy_names: policyA.name, latency_ms: "216.1" });
+    const all = await csv(owner.ctx);
+    expect(all.map((r) => r.policy_names).sort()).toEqual([policyA.name, policyB.name].sort());
   });
 });

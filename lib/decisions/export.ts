@@ -5,6 +5,7 @@ import type { Decision } from "@/db/schema";
 import type { Actor } from "@/lib/auth/permissions";
 import type { Ctx } from "@/lib/context";
 import { AppError } from "@/lib/errors";
+import { emptyNames, refsOfRows, resolveNames, type Names } from "./names";
 import { decisionFilter, fetchPage, filterConditions, windowOf, type DecisionFilter, type Keyset } from "./query";
 
 // ---------------------------------------------------------------- generic helpers (decisions and the admin trail)
@@ -168,7 +169,7 @@ export const decisionExportQuery = decisionFilter.extend({
 });
 export type DecisionExportQuery = z.infer<typeof decisionExportQuery>;
 
-const CSV_HEADER = ["id", "at", "outcome", "tenant_id", "server_id", "tool", "method", "user", "client", "scopes", "reason", "determining", "bundle_revision", "fleet_id", "agent_id", "latency_us", "args", "groups", "actors", "token_iss", "ip", "masked"];
+const CSV_HEADER = ["id", "at", "outcome", "tenant_id", "server_id", "tool", "method", "user", "client", "scopes", "reason", "determining", "bundle_revision", "fleet_id", "agent_id", "latency_us", "args", "groups", "actors", "token_iss", "ip", "masked", "tenant_name", "server_name", "fleet_name", "agent_name", "policy_names", "latency_ms"];
 
 /** One decision as exported (NDJSON): every stored field, arguments as the agent masked them. */
 export function exportRecord(d: Decision) {
@@ -194,7 +195,8 @@ export function exportRecord(d: Decision) {
   };
 }
 
-const csvRecord = (d: Decision): unknown[] => [
+/** The CSV row; the trailing name columns come from the chunk's names (empty when the viewer may not read them). */
+const csvRecord = (d: Decision, n: Names = emptyNames()): unknown[] => [
   d.id,
   d.at.toISOString(),
   d.outcome,
@@ -217,6 +219,12 @@ const csvRecord = (d: Decision): unknown[] => [
   d.context?.token?.iss,
   d.context?.ip,
   (d.context?.masked ?? []).join(" "),
+  d.tenantId ? n.tenant[d.tenantId] : "",
+  n.server[d.serverId],
+  n.fleet[d.fleetId],
+  n.agent[d.agentId],
+  (d.determining ?? []).map((p) => n.policy[p] ?? p).join(" | "),
+  d.latencyUs === null ? "" : (d.latencyUs / 1000).toFixed(1),
 ];
 
 /**
@@ -239,10 +247,16 @@ export function exportDecisions(
   let conds: SQL[] | null = filterConditions(ctx, filter, { openEnded: q.follow });
   const key = (d: Decision): Keyset => ({ at: d.at, id: d.id });
   const dir = q.follow ? "asc" : "desc";
+  // CSV rows carry names: one bounded, tenant-scoped lookup per chunk (see lib/decisions/names.ts).
+  let names: Names = emptyNames();
+  const withNames = async (rows: Decision[]) => {
+    if (format === "csv" && rows.length) names = await resolveNames(ctx, refsOfRows(rows));
+    return rows;
+  };
   const src: StreamSource<Decision> = {
-    page: (after, limit) => (conds ? fetchPage(ctx, conds, after && key(after), dir, limit) : Promise.resolve([])),
+    page: (after, limit) => (conds ? fetchPage(ctx, conds, after && key(after), dir, limit).then(withNames) : Promise.resolve([])),
     csvHeader: CSV_HEADER,
-    csvRow: csvRecord,
+    csvRow: (d) => csvRecord(d, names),
     json: exportRecord,
   };
   const follow: FollowOptions<Decision> | undefined = q.follow
