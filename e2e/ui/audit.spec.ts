@@ -66,13 +66,40 @@ test("filter the decision log, open a decision, replay it in the simulator, expo
   await expect(page.getByTestId("decision-row")).toHaveCount(1);
   await expect(page.getByTestId("audit-totals")).toContainText("1 allowed");
 
+  // The list names the tenant and the determining policy (not their ids).
+  const policyName = bundle.content.policies[policyId]?.name;
+  await expect(page.getByTestId("decision-row").first().getByRole("link", { name: tenant.name })).toHaveAttribute("href", `/tenants/${tenant.id}`);
+  // Policies of the policies table show their name; generated ones (scope rules) their id.
+  const esc = (x: string) => x.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  await expect(page.getByTestId("decision-policies").first()).toContainText(new RegExp(policyName ? `${esc(policyName)}|${esc(policyId)}` : esc(policyId)));
+
+  // Group by user: counts per user under the filter; a group narrows the list.
+  await page.getByLabel("Group decisions by").selectOption("user");
+  await expect(page.getByTestId("group-row")).toHaveCount(1);
+  await expect(page.getByTestId("group-row")).toContainText(alice);
+
+  // Save this view; it comes back after clearing the filter.
+  await page.getByLabel("Name of the view to save").fill("alice T-3");
+  await page.getByRole("button", { name: "Save view" }).click();
+  await page.goto(`/audit?tenant=${tenant.id}`);
+  await expect(page.getByTestId("decision-row")).toHaveCount(8);
+  await page.getByTestId("saved-views").getByRole("button", { name: "alice T-3" }).click();
+  await expect(page.getByTestId("decision-row")).toHaveCount(1);
+
   // Open it: reason, claims, the policy's Cedar text at that revision.
-  await page.getByTestId("decision-row").first().getByRole("link").click();
+  await page.getByTestId("decision-row").first().getByRole("link", { name: /^Open decision/ }).click();
+  await expect(page.getByTestId("decision-latency")).toHaveText("0.1 ms");
   await expect(page.getByTestId("decision-reason")).toHaveText("allowed by scope tickets:read");
   await expect(page.getByTestId("decision-claims")).toContainText(alice);
   await expect(page.getByTestId("decision-args")).toContainText('"T-3"');
   await expect(page.getByTestId("determining-policy")).toContainText(policyId);
   await expect(page.getByTestId("determining-policy")).toContainText(bundle.content.cedar.policies[policyId]!.split("\n")[0]!.trim());
+
+  // Back to the log keeps the filter.
+  await page.getByRole("link", { name: "Back to the log" }).click();
+  await expect(page).toHaveURL(/q=T-3/);
+  await expect(page.getByTestId("decision-row")).toHaveCount(1);
+  await page.getByTestId("decision-row").first().getByRole("link", { name: /^Open decision/ }).click();
 
   // Follow it to the simulator: the request is filled in.
   await page.getByRole("link", { name: "Open in simulator" }).click();
