@@ -4,6 +4,8 @@
  * agent, the sandbox oidc-provider as the upstream's AS (token-exchange grant)
  * and the sandbox upstream logging the Authorization it saw.
  */
+import { createServer as createHttpServer, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeJwt } from "jose";
 import { revocations } from "@/db/schema";
@@ -12,6 +14,10 @@ import { newId } from "@/lib/ids";
 import { qualifiedUser } from "@/lib/enforcement/token";
 import { createEntry } from "@/lib/vault/service";
 import { startAuthServer, type AuthServer } from "@/sandbox/auth-server";
+import type { BundleContent } from "@/lib/enforcement/bundle";
+import { CredentialBroker, CredentialUnavailable, type BrokeredCredential } from "@/agent/credentials";
+import { Metrics } from "@/agent/metrics";
+import type { Principal } from "@/agent/token";
 import { registerClient } from "./auth-server-helpers";
 import { startAgentStack, type AgentStack, type SandboxRequest } from "./agent-proc-harness";
 
@@ -136,5 +142,67 @@ describe("token exchange (RFC 8693) at the agent", () => {
     } finally {
       as.tokenExchange.refuseExchange = false;
     }
+  });
+});
+
+describe("token exchange in the credential broker (local peers)", () => {
+  let peer: Server;
+  let base = "";
+  let answer: (res: ServerResponse) => void = () => undefined;
+  let exchanges: URLSearchParams[] = [];
+  beforeAll(async () => {
+    peer = createHttpServer((req, res) => {
+      let raw = "";
+      req.on("data", (c: Buffer) => (raw += c.toString()));
+      req.on("end", () => {
+        if (req.url === "/api/v1/agent/credentials") {
+          const got: BrokeredCredential = { entryId: "vlt_x", kind: "oauth_token_exchange", placement: { in: "header", name: "authorization" }, version: JSON.parse(raw).tenantId === "ten_v2" ? 2 : 1, secret: { clientSecret: "agent-secret" }, oauth: { tokenUrl: `${base}/token`, clientId: "agent", audience: "https://up.example/mcp", authMethod: "client_secret_basic" }, ttlSeconds: 300 };
+          return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(got));
+        }
+        exchanges.push(new URLSearchParams(raw));
+        answer(res);
+      });
+    });
+    await new Promise<void>((r) => peer.listen(0, "127.0.0.1", () => r()));
+    base = `http://127.0.0.1:${(peer.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((r) => peer.close(() => r())));
+
+  const principal = (user: string): Principal => ({ issuer: "https://idp.example/", tenantId: "ten_a", user, client: "app", scopes: [], groups: [], actors: [], iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 600 });
+  const bundle = (version = 1, revoked: string[] = []) => ({ credentials: [{ entryId: "vlt_x", serverId: "srv_1", tenantId: null, kind: "oauth_token_exchange", placement: { in: "header", name: "authorization" }, version }], servers: [{ id: "srv_1", tenantId: "ten_a", tenantIds: ["ten_a"] }], revocations: revoked.map((u) => ({ tenantId: "ten_a", user: u, before: new Date(Date.now() + 60_000).toISOString() })) }) as unknown as BundleContent;
+  const newBroker = (logs: string[] = []) => new CredentialBroker({ controlPlaneUrl: base, agentKey: () => "mda_t.k", metrics: new Metrics(), log: (m) => logs.push(m) });
+
+  it("sends an RFC 8693 request as the agent, caches per user, drops on rotation and revocation; no user → unavailable", async () => {
+    exchanges = [];
+    answer = (res) => {
+      const sub = exchanges.at(-1)!.get("subject_token");
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ access_token: `x-${sub}`, token_type: "Bearer", expires_in: 600, issued_token_type: "urn:ietf:params:oauth:token-type:access_token" }));
+    };
+    const b = newBroker();
+    const c = bundle();
+    const a = await b.resolve(c, "srv_1", "ten_a", { token: "tok-alice", principal: principal("alice") });
+    const z = await b.resolve(c, "srv_1", "ten_a", { token: "tok-bob", principal: principal("bob") });
+    expect([a!.value, z!.value]).toEqual(["Bearer x-tok-alice", "Bearer x-tok-bob"]);
+    expect(Object.fromEntries(exchanges[0]!)).toEqual({ grant_type: "urn:ietf:params:oauth:grant-type:token-exchange", subject_token: "tok-alice", subject_token_type: "urn:ietf:params:oauth:token-type:access_token", requested_token_type: "urn:ietf:params:oauth:token-type:access_token", resource: "https://up.example/mcp" });
+    expect((await b.resolve(c, "srv_1", "ten_a", { token: "tok-alice", principal: principal("alice") }))!.value).toBe("Bearer x-tok-alice");
+    expect(exchanges).toHaveLength(2);
+    await expect(b.resolve(c, "srv_1", "ten_a")).rejects.toBeInstanceOf(CredentialUnavailable);
+
+    b.prefetch(bundle(1, ["alice"]));
+    expect(b.userTokenCount).toBe(1);
+    b.prefetch(bundle(2));
+    expect(b.userTokenCount).toBe(0);
+  });
+
+  it("an answer over 64 KiB or a refusal fails closed with no token or body in the error or log", async () => {
+    const logs: string[] = [];
+    answer = (res) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ access_token: "y".repeat(70 * 1024), token_type: "Bearer" }));
+    const b = newBroker(logs);
+    const big = await b.resolve(bundle(), "srv_1", "ten_a", { token: "tok-carol", principal: principal("carol") }).catch((e: unknown) => e);
+    expect(big).toBeInstanceOf(CredentialUnavailable);
+    answer = (res) => res.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ error: "invalid_grant", error_description: "SECRET-BODY" }));
+    const refused = await b.resolve(bundle(), "srv_1", "ten_a", { token: "tok-dave", principal: principal("dave") }).catch((e: unknown) => e);
+    expect((refused as Error).message).toBe("credential vlt_x unavailable: the token endpoint refused the token exchange: 400 (invalid_grant)");
+    expect(logs.join("\n")).not.toMatch(/tok-|SECRET-BODY|agent-secret|yyyy/);
   });
 });
