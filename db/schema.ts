@@ -798,7 +798,13 @@ export const decisionActorRollups = pgTable(
     actor: text("actor").notNull(),
     ...rollupCounts(),
   },
-  (t) => [primaryKey({ columns: [t.grain, t.bucket, t.tenantId, t.kind, t.actor] }), index("decision_actor_rollups_tenant_idx").on(t.tenantId, t.grain, t.bucket)],
+  (t) => [
+    primaryKey({ columns: [t.grain, t.bucket, t.tenantId, t.kind, t.actor] }),
+    index("decision_actor_rollups_tenant_idx").on(t.tenantId, t.grain, t.bucket),
+    // The day rows only, with the counts in the key: a month of top users and clients over every tenant
+    // (~160,000 day rows among ~3.7 M hour rows at 10 M decisions) is an index-only scan of this small index.
+    index("decision_actor_rollups_day_idx").on(t.bucket, t.tenantId, t.kind, t.actor, t.allow, t.deny, t.error).where(sql`grain = 'day'`),
+  ],
 );
 
 /** Decisions per day × tenant × server × tool × user × client, by outcome, with the last (allowed) use: least-privilege findings. */
