@@ -12,6 +12,7 @@ import { Badge, Button, Card, ConfirmButton, ErrorBanner, PageHeader, TextArea, 
 import { ApiError, apiFetch, keys, qs } from "@/lib/client/api";
 import { CedarCode } from "./cedar-code";
 import { IssuesList, parseSaveIssue, usePolicyCheck, type ShownIssue } from "./issues";
+import { TrailTable } from "@/components/trail/trail-table";
 import { PublishNext } from "./publish-next";
 import { policiesHref, useCedarSchema } from "./queries";
 import { RuleBuilder, draftFromRule, emptyRuleDraft, ruleFromDraft, type RuleDraft } from "./rule-builder";
@@ -340,6 +341,13 @@ export function PolicyEditor({ tenantId, serverId, kind, policy, justCreated }: 
           <Card title="Schema reference">{schema.data ? <SchemaReference schema={schema.data} serverId={serverId} /> : <p className="text-sm text-slate-500">Loading…</p>}</Card>
         </div>
       )}
+
+      {policy ? (
+        <Card title="History">
+          <p className="mb-2 text-xs text-slate-500">Every change of this policy, newest first; Details shows what changed.</p>
+          <TrailTable tenantId={tenantId} targetType="policy" targetId={policy.id} limit={10} />
+        </Card>
+      ) : null}
 
       {policy ? (
         <p className="text-xs text-slate-500">

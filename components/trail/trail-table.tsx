@@ -25,6 +25,7 @@ export function TrailTable({
   action,
   actor,
   targetType,
+  targetId,
   from,
   to,
   limit = 50,
@@ -34,13 +35,15 @@ export function TrailTable({
   action?: string;
   actor?: string;
   targetType?: string;
+  /** One object's changes only (e.g. a policy's history). */
+  targetId?: string;
   /** ISO bounds of the time range. */
   from?: string;
   to?: string;
   limit?: number;
   compact?: boolean;
 }) {
-  const params = { tenantId: tenantId ?? undefined, action: action || undefined, actor: actor || undefined, targetType: targetType || undefined, from, to, limit };
+  const params = { tenantId: tenantId ?? undefined, action: action || undefined, actor: actor || undefined, targetType: targetType || undefined, targetId: targetId || undefined, from, to, limit };
   const q = useInfiniteQuery({
     queryKey: keys.trail.list(params),
     queryFn: ({ pageParam }) => apiFetch<{ items: TrailEvent[]; nextCursor: string | null }>(`/trail${qs({ ...params, cursor: pageParam })}`),
@@ -54,7 +57,7 @@ export function TrailTable({
   if (rows.length === 0)
     return (
       <p className="text-sm text-slate-600">
-        {params.action || params.actor || params.targetType || from || to ? "No admin change matches this filter." : "No admin change recorded yet. Every create, update, approval and revocation will be listed here."}
+        {params.action || params.actor || params.targetType || params.targetId || from || to ? "No admin change matches this filter." : "No admin change recorded yet. Every create, update, approval and revocation will be listed here."}
       </p>
     );
   return (
