@@ -31,6 +31,10 @@ export const META_CLIENT_CAPABILITIES = "io.modelcontextprotocol/clientCapabilit
 export const HEADER_MISMATCH = -32020;
 export const UNSUPPORTED_PROTOCOL_VERSION = -32022;
 export const INVALID_PARAMS = -32602;
+export const METHOD_NOT_FOUND = -32601;
+
+/** Request methods of the handshake era that 2026-07-28 removed: a stateless request for one is "Method not found" (HTTP 404). */
+export const REMOVED_IN_STATELESS: ReadonlySet<string> = new Set(["initialize", "ping", "logging/setLevel", "resources/subscribe", "resources/unsubscribe"]);
 
 /** Longest `Mcp-Method` accepted (as a JSON-RPC method). */
 export const MAX_METHOD_HEADER_CHARS = 256;
@@ -187,6 +191,15 @@ export function unsupportedVersion(requested: string | null, supported: readonly
     message: why ? `Unsupported protocol version: ${why}` : "Unsupported protocol version",
     data: { supported: [...supported], ...(requested !== null ? { requested } : {}) },
   };
+}
+
+/**
+ * The answer to a stateless-era request for a method the revision removed or
+ * the agent does not know (basic/index, "Error Codes"; transports: HTTP 404
+ * with -32601). The request is still refused with its decision line.
+ */
+export function methodNotFound(method: string): ProtocolRefusal {
+  return { status: 404, code: METHOD_NOT_FOUND, message: `Method not found: ${JSON.stringify(method.slice(0, MAX_METHOD_HEADER_CHARS))}` };
 }
 
 /** A tool parameter mirrored into a header (`x-mcp-header` in its input schema). */

@@ -5,7 +5,7 @@ import { performance } from "node:perf_hooks";
 import { uuidv7 } from "uuidv7";
 import type { BundleServer } from "@/lib/enforcement/bundle";
 import type { DecisionResult } from "@/lib/enforcement/engine";
-import { decide, decideOnHeaders, decisionView, filterList, type DecisionView, type ListKind } from "@/lib/enforcement/decide";
+import { decide, decideOnHeaders, decisionView, DECIDED_METHODS, filterList, type DecisionView, type ListKind } from "@/lib/enforcement/decide";
 import type { BundleTool } from "@/lib/enforcement/bundle";
 import { INVALID_VALUE } from "@/lib/enforcement/decision-record";
 import { maskArgs } from "@/lib/enforcement/masking";
@@ -22,6 +22,8 @@ import type { Readable } from "node:stream";
 import {
   checkStateless,
   hasEnvelopeClaim,
+  methodNotFound,
+  REMOVED_IN_STATELESS,
   INVALID_PARAMS,
   isModernVersion,
   LEGACY_VERSIONS,
@@ -110,6 +112,8 @@ const KIND_METHOD: Record<ListKind, string> = { tools: "tools/list", resources: 
 const CACHEABLE = new Set(["server/discover", "tools/list", "prompts/list", "resources/list", "resources/templates/list", "resources/read"]);
 /** Capabilities a server/discover answer keeps: the methods behind any other are denied by the agent. */
 const DISCOVER_CAPABILITIES = new Set(["tools", "resources", "prompts", "completions", "logging"]);
+/** Whether a stateless-era request method exists for the agent: not removed in 2026-07-28, and one decide() knows. */
+const statelessMethodExists = (method: string): boolean => !REMOVED_IN_STATELESS.has(method) && (method.startsWith("notifications/") || DECIDED_METHODS.includes(method));
 /** Handshake-era revisions a stateless client can fall back to through the agent when the upstream has no stateless era. */
 const FALLBACK_VERSIONS = LEGACY_VERSIONS.slice(0, 2);
 
@@ -455,7 +459,8 @@ export class McpProxy {
     }
     const h = c.mcp;
     // A revision the agent does not know (the header is a date, checked before): the spec's error, listing what it serves.
-    if (h.version !== null && !SUPPORTED_VERSIONS.includes(h.version)) return this.refuseProtocol(res, c, unsupportedVersion(h.version, SUPPORTED_VERSIONS), h.method ?? INVALID_VALUE, peekId(body!), null);
+    // A version past the handshake era (or not a date) is answered with the stateless revisions served, as server/discover lists them.
+    if (h.version !== null && !SUPPORTED_VERSIONS.includes(h.version)) return this.refuseProtocol(res, c, unsupportedVersion(h.version, isModernVersion(h.version) ? MODERN_VERSIONS : SUPPORTED_VERSIONS), h.method ?? INVALID_VALUE, peekId(body!), null);
     const modernHeader = h.version !== null && isModernVersion(h.version);
     // Header-first (2026-07-28): the method and name the headers carry are decided before the body is parsed.
     // Only a denial is final here; anything else is decided again on the body, which must agree with its headers.
@@ -463,6 +468,13 @@ export class McpProxy {
     if (modernHeader && h.method !== null && !(nameHeaderSource(h.method) !== null && h.name === null)) {
       const started = performance.now();
       const hf = decideOnHeaders(viewOf(c.installed), { method: h.method, serverId: c.server.id, name: h.name, principal: c.principal, time: new Date() }, { drifted: driftOf(c.installed) });
+      const missing = !statelessMethodExists(h.method);
+      if (missing || (hf.final && hf.final.decision === "deny")) {
+        // A body that disagrees with its headers is told so (HeaderMismatch, 400) before any answer the headers alone would get.
+        const clash = this.headerClash(c, body!);
+        if (clash) return this.refuseProtocol(res, c, clash.refusal, h.method, clash.id, h.name);
+        if (missing) return this.refuseProtocol(res, c, methodNotFound(h.method), h.method, peekId(body!), h.name);
+      }
       if (hf.final && hf.final.decision === "deny") {
         const r = { ...hf.final, reason: `${hf.final.reason} (decided on the Mcp-Method and Mcp-Name headers)` };
         const rec = this.record(c.installed, c.server, c.principal, h.method, h.name, r, started, { context: principalContext(c.principal) });
@@ -547,6 +559,8 @@ export class McpProxy {
     const params = m.method === "tools/call" && name !== null ? paramHeadersOfTool(c.installed.engine.tool(c.server.id, name)) : null;
     const refused = checkStateless({ id: m.id, method: m.method, params: m.params }, c.mcp, params);
     if (refused) return this.refuseProtocol(res, c, refused, m.method, m.id ?? null, name);
+    // A method 2026-07-28 removed, or one the agent does not know: denied (never forwarded), answered as "Method not found".
+    if (m.id !== undefined && !statelessMethodExists(m.method)) return this.refuseProtocol(res, c, methodNotFound(m.method), m.method, m.id, name);
     const pending: Promise<void>[] = [];
     let answer: ValidMessage | null;
     try {
@@ -580,6 +594,27 @@ export class McpProxy {
     // Mcp-Param-* headers are forwarded (checked against the body above when the approved tool declares them).
     for (const [k, v] of c.mcp.params) headers[`mcp-param-${k}`] = v;
     await this.forward(req, res, c, cred, JSON.stringify(m), (x) => this.screenStateless(c, m, x), [], false, headers);
+  }
+
+  /**
+   * The protocol refusal a single stateless-era body gets against its headers
+   * (checkStateless), with the body's id; null when the body is not one
+   * (over the bounds, not JSON, a batch, no envelope) or agrees with them.
+   */
+  private headerClash(c: Call, body: Buffer): { refusal: ProtocolRefusal; id: Id | null } | null {
+    if (scanBody(body)) return null;
+    let m: unknown;
+    try {
+      m = JSON.parse(body.toString("utf8"));
+    } catch {
+      return null;
+    }
+    if (!isRecord(m) || !hasEnvelopeClaim(m.params) || messageProblem(m) || typeof m.method !== "string") return null;
+    const v = m as unknown as ValidMessage;
+    const name = nameOf(v.method!, v.params);
+    const params = v.method === "tools/call" && name !== null ? paramHeadersOfTool(c.installed.engine.tool(c.server.id, name)) : null;
+    const refusal = checkStateless({ id: v.id, method: v.method!, params: v.params }, c.mcp, params);
+    return refusal ? { refusal, id: v.id ?? null } : null;
   }
 
   /** Asks the upstream `server/discover` (2026-07-28) with this call's credential: how its era is learned. */

@@ -50,6 +50,8 @@ const REQUEST_TIMEOUT_MS = 30_000;
 const MAX_HOST_CHARS = 260;
 const HOST = /^(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*\.?|\[[0-9a-f:.]+\])(?::\d{1,5})?$/;
 const PROTOCOL_VERSION = /^\d{4}-\d{2}-\d{2}$/;
+/** A protocol version that is not a date but may be named back in an UnsupportedProtocolVersionError. */
+const VERSION_TOKEN = /^[\x21-\x7e]{1,64}$/;
 const VISIBLE_ASCII = /^[\x21-\x7e]*$/;
 
 /** RFC 6750 §3 auth-param value: a quoted string (quotes and backslashes escaped, no line breaks). */
@@ -216,7 +218,9 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     // Transport headers the agent forwards: well-formed and bounded, or the request goes no further.
     for (const h of ["mcp-session-id", "mcp-protocol-version", "last-event-id", "content-type", "accept"]) if (repeated(req, h)) return badRequest(`repeated ${h} header`);
     const version = req.headers["mcp-protocol-version"];
-    if (version !== undefined && !PROTOCOL_VERSION.test(version as string)) return badRequest("MCP-Protocol-Version must be a date (YYYY-MM-DD)");
+    // A POST naming a revision that is not a date (but is a short visible token) gets the spec's UnsupportedProtocolVersionError
+    // from the proxy, with its id and the versions served; anything else malformed is a bad request.
+    if (version !== undefined && !PROTOCOL_VERSION.test(version as string) && !(req.method === "POST" && VERSION_TOKEN.test(version as string))) return badRequest("MCP-Protocol-Version must be a date (YYYY-MM-DD)");
     const lastEventId = req.headers["last-event-id"];
     if (typeof lastEventId === "string" && (lastEventId.length > MAX_EVENT_ID_CHARS || !VISIBLE_ASCII.test(lastEventId))) return badRequest("malformed Last-Event-ID");
     if (req.method === "POST" && !/^application\/json\s*(;|$)/i.test(req.headers["content-type"] ?? "")) {

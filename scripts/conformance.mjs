@@ -109,10 +109,6 @@ const EXCEPTIONS = {
   "2026-07-28/v2": {
     "tools-call-image": denied(DENIED_TOOLS.test_image_content),
     "completion-complete": gap("completion/complete on ref/prompt test_prompt_with_arguments (approved, permitted) is denied in the stateless era though allowed in the handshake era"),
-    "http-header-validation": gap("a body that disagrees with its Mcp-* headers gets the policy denial (HTTP 200, -32003) instead of HTTP 400 HeaderMismatch (-32020)"),
-    "server-stateless": gap(
-      "the agent's error answers carry id null; UnsupportedProtocolVersionError lacks the supported versions in data; removed and unknown methods (logging/setLevel, resources/subscribe|unsubscribe) get HTTP 200 -32003 instead of HTTP 404 -32601",
-    ),
   },
 };
 

@@ -221,12 +221,37 @@ describe("the stateless era (2026-07-28) through the agent", () => {
     const r = await post("/v2", bearer, { jsonrpc: "2.0", id: "v", method: "tools/list", params: { _meta: { ...META, "io.modelcontextprotocol/protocolVersion": later } } }, modern("tools/list", undefined, { "mcp-protocol-version": later }));
     expect(r.status).toBe(400);
     expect(r.json).toMatchObject({ id: "v", error: { code: -32022, data: { requested: later } } });
-    expect(r.json.error!.data!.supported).toEqual(["2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"]);
+    // A stateless-era revision the agent does not serve: the stateless revisions it serves (as server/discover lists them).
+    expect(r.json.error!.data!.supported).toEqual(["2026-07-28"]);
     // The agent's own answer (with its decision line), not the upstream's.
     expect(await decisionLine(r.json.error!.data!.decisionId)).toMatchObject({ outcome: "deny", method: "tools/list" });
     const noEnvelope = await post("/v2", bearer, { jsonrpc: "2.0", id: "e", method: "tools/list", params: {} }, modern("tools/list"));
     expect(noEnvelope.status).toBe(400);
     expect(noEnvelope.json).toMatchObject({ id: "e", error: { code: -32602 } });
+  });
+
+  it("conformance gaps (issue 11): removed and unknown methods get 404 / -32601 with their id and a deny line (never forwarded); a version that is not a date gets -32022 with its id; HeaderMismatch comes before a denial on the headers", async () => {
+    const bearer = await tokenFor("tickets:read tickets:write");
+    const from = up.log.length;
+    for (const [i, method] of ["logging/setLevel", "resources/subscribe", "resources/unsubscribe", "unknown/method", "ping", "initialize"].entries()) {
+      const r = await post("/v2", bearer, { jsonrpc: "2.0", id: 500 + i, method, params: { _meta: META } }, modern(method));
+      expect(r.status, `${method}: ${JSON.stringify(r.json)}`).toBe(404);
+      expect(r.json, method).toMatchObject({ id: 500 + i, error: { code: -32601 } });
+      expect(await decisionLine(r.json.error!.data!.decisionId), method).toMatchObject({ outcome: "deny", method, serverId: v2ServerId });
+    }
+    expect(upstreamSince(from)).toEqual([]);
+    const bad = "v999.0.0";
+    const v = await post("/v2", bearer, { jsonrpc: "2.0", id: 301, method: "server/discover", params: { _meta: { ...META, "io.modelcontextprotocol/protocolVersion": bad } } }, modern("server/discover", undefined, { "mcp-protocol-version": bad }));
+    expect(v.status).toBe(400);
+    expect(v.json).toMatchObject({ id: 301, error: { code: -32022, data: { supported: ["2026-07-28"], requested: bad } } });
+    // delete_project is denied on the headers alone, but the body names list_tickets: the disagreement is what is reported.
+    const clash = await post("/v2", bearer, call(302, "list_tickets"), modern("tools/call", "delete_project"));
+    expect(clash.status).toBe(400);
+    expect(clash.json).toMatchObject({ id: 302, error: { code: -32020 } });
+    // A method header no one knows (values are case-sensitive) over a tools/list body: HeaderMismatch, not Method not found.
+    const upper = await post("/v2", bearer, { jsonrpc: "2.0", id: 303, method: "tools/list", params: { _meta: META } }, modern("TOOLS/LIST"));
+    expect(upper.status).toBe(400);
+    expect(upper.json).toMatchObject({ id: 303, error: { code: -32020 } });
   });
 
   it("has no session and no GET stream in the stateless era: Mcp-Session-Id ignored (never forwarded, none given), GET 405, a batch refused", async () => {
