@@ -84,6 +84,12 @@ describe("decision names", () => {
     expect(n.policy).toEqual({ [policyA.id]: policyA.name });
   });
 
+  it("names the generated scope rules of a readable server only", async () => {
+    const refs = { policy: [`scope:${serverA.id}:tickets:read`, `scope:${serverB.id}:tickets:write`] };
+    expect((await resolveNames(owner.ctx, refs)).policy).toEqual({ [`scope:${serverA.id}:tickets:read`]: "scope tickets:read", [`scope:${serverB.id}:tickets:write`]: "scope tickets:write" });
+    expect((await resolveNames(adminA.ctx, refs)).policy).toEqual({ [`scope:${serverA.id}:tickets:read`]: "scope tickets:read" });
+  });
+
   it("ignores malformed ids and bounds the lookup", async () => {
     const n = await resolveNames(owner.ctx, { policy: ["x'; drop table policies; --", "", ...Array.from({ length: 2000 }, (_, i) => `p${i}`)] });
     expect(n.policy).toEqual({});

@@ -52,11 +52,21 @@ export async function resolveNames(ctx: Ctx, refs: NameRefs): Promise<Names> {
   if (ids.tenant.length) parts.push(sql`select 'tenant' as kind, t.id, t.name from tenants t where ${inList(sql`t.id`, ids.tenant)} and ${tenantCond(sql`t.id`, tenants)}`);
   if (ids.server.length) parts.push(sql`select 'server' as kind, s.id, s.name from servers s where ${inList(sql`s.id`, ids.server)} and ${tenantCond(sql`s.tenant_id`, tenants)}`);
   if (ids.policy.length) parts.push(sql`select 'policy' as kind, p.id, p.name from policies p where ${inList(sql`p.id`, ids.policy)} and ${tenantCond(sql`p.tenant_id`, tenants)}`);
+  // Scope rules the bundle compiler generates (lib/bundles/compile.ts: id `scope:<server>:<scope>`, name `scope <scope>`)
+  // are in no table: named when their server is readable.
+  const scopeRules = ids.policy.map((id) => /^scope:([^:]+):(.+)$/.exec(id)).filter((m): m is RegExpExecArray => m !== null);
+  const scopeServers = [...new Set(scopeRules.map((m) => m[1]!))];
+  if (scopeServers.length) parts.push(sql`select 'scope-server' as kind, s.id, s.name from servers s where ${inList(sql`s.id`, scopeServers)} and ${tenantCond(sql`s.tenant_id`, tenants)}`);
   if (ids.fleet.length) parts.push(sql`select 'fleet' as kind, f.id, f.name from fleets f where ${inList(sql`f.id`, ids.fleet)} and ${fleetOk(sql`f.id`)}`);
   if (ids.agent.length) parts.push(sql`select 'agent' as kind, a.id, a.name from agents a where ${inList(sql`a.id`, ids.agent)} and ${fleetOk(sql`a.fleet_id`)}`);
   if (parts.length === 0) return names;
-  const rows = await execRows<{ kind: NameKind; id: string; name: string }>(ctx.db, sql.join(parts, sql` union all `));
-  for (const r of rows) if (r.name) names[r.kind][r.id] = r.name;
+  const rows = await execRows<{ kind: NameKind | "scope-server"; id: string; name: string }>(ctx.db, sql.join(parts, sql` union all `));
+  const readableScopeServers = new Set<string>();
+  for (const r of rows) {
+    if (r.kind === "scope-server") readableScopeServers.add(r.id);
+    else if (r.name) names[r.kind][r.id] = r.name;
+  }
+  for (const m of scopeRules) if (readableScopeServers.has(m[1]!)) names.policy[m[0]] = `scope ${m[2]}`;
   return names;
 }
 
