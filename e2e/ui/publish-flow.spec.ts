@@ -48,4 +48,11 @@ test("edit a policy, review its diff and publish it", async ({ page }) => {
   await expect(page.getByRole("dialog")).toHaveCount(0);
   const bundles = await json<{ activeRevision: number }>(await api.get(`/api/v1/admin/fleets/${fleet.id}/bundles`), 200);
   expect(bundles.activeRevision).toBe(2);
+
+  // The policy's history shows the edit as a diff.
+  await page.goto(`/policies/${policy.id}`);
+  const row = page.getByTestId("trail-row").filter({ hasText: "policy.update" });
+  await expect(row).toHaveCount(1);
+  await row.getByRole("button", { name: "Details" }).click();
+  await expect(page.getByTestId("trail-diff").getByTestId("diff-token-added")).toHaveText(["pending"]);
 });
