@@ -112,6 +112,8 @@ const KIND_METHOD: Record<ListKind, string> = { tools: "tools/list", resources: 
 const CACHEABLE = new Set(["server/discover", "tools/list", "prompts/list", "resources/list", "resources/templates/list", "resources/read"]);
 /** Capabilities a server/discover answer keeps: the methods behind any other are denied by the agent. */
 const DISCOVER_CAPABILITIES = new Set(["tools", "resources", "prompts", "completions", "logging"]);
+/** Methods that name an object in the body with no `Mcp-Name` header rule: their headers alone cannot be decided. */
+const BODY_NAMED: ReadonlySet<string> = new Set(["completion/complete", "resources/subscribe", "resources/unsubscribe"]);
 /** Whether a stateless-era request method exists for the agent: not removed in 2026-07-28, and one decide() knows. */
 const statelessMethodExists = (method: string): boolean => !REMOVED_IN_STATELESS.has(method) && (method.startsWith("notifications/") || DECIDED_METHODS.includes(method));
 /** Handshake-era revisions a stateless client can fall back to through the agent when the upstream has no stateless era. */
@@ -465,7 +467,8 @@ export class McpProxy {
     // Header-first (2026-07-28): the method and name the headers carry are decided before the body is parsed.
     // Only a denial is final here; anything else is decided again on the body, which must agree with its headers.
     // A method whose Mcp-Name is required but absent is not decided here: the body check answers HeaderMismatch.
-    if (modernHeader && h.method !== null && !(nameHeaderSource(h.method) !== null && h.name === null)) {
+    // A method whose object is named in the body only (no Mcp-Name rule: completion/complete's ref) is not decided here either.
+    if (modernHeader && h.method !== null && !(nameHeaderSource(h.method) !== null && h.name === null) && !BODY_NAMED.has(h.method)) {
       const started = performance.now();
       const hf = decideOnHeaders(viewOf(c.installed), { method: h.method, serverId: c.server.id, name: h.name, principal: c.principal, time: new Date() }, { drifted: driftOf(c.installed) });
       const missing = !statelessMethodExists(h.method);

@@ -108,7 +108,6 @@ const EXCEPTIONS = {
   },
   "2026-07-28/v2": {
     "tools-call-image": denied(DENIED_TOOLS.test_image_content),
-    "completion-complete": gap("completion/complete on ref/prompt test_prompt_with_arguments (approved, permitted) is denied in the stateless era though allowed in the handshake era"),
   },
 };
 

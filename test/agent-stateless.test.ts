@@ -254,6 +254,15 @@ describe("the stateless era (2026-07-28) through the agent", () => {
     expect(upper.json).toMatchObject({ id: 303, error: { code: -32020 } });
   });
 
+  it("completion/complete (issue 11): decided on the body's ref (the prompt it names), never denied on headers that carry no name", async () => {
+    const bearer = await tokenFor("tickets:read tickets:write");
+    const body = { jsonrpc: "2.0", id: "cc", method: "completion/complete", params: { ref: { type: "ref/prompt", name: "triage" }, argument: { name: "id", value: "T" }, _meta: META } };
+    const r = await post("/v2", bearer, body, modern("completion/complete"));
+    const line = (await s.walLines()).filter((l) => l.method === "completion/complete").pop();
+    expect(line, JSON.stringify(r.json)).toMatchObject({ tool: "triage", serverId: v2ServerId });
+    expect(String(line!.reason)).not.toContain("decided on the Mcp-Method and Mcp-Name headers");
+  });
+
   it("has no session and no GET stream in the stateless era: Mcp-Session-Id ignored (never forwarded, none given), GET 405, a batch refused", async () => {
     const bearer = await tokenFor("tickets:read");
     const from = up.log.length;
