@@ -196,7 +196,7 @@ export function DecisionDetailView({ decisionId }: { decisionId: string }) {
             {d.policies.map((p) => (
               <li key={p.id} className="space-y-2 rounded-md p-3 ring-1 ring-slate-200" data-testid="determining-policy">
                 <div className="flex flex-wrap items-center gap-2">
-                  {d.names?.policy?.[p.id] ? (
+                  {d.names?.policy?.[p.id] && !p.id.startsWith("scope:") ? (
                     <Link href={hrefOf("policy", p.id)} className="font-medium text-indigo-700 hover:underline">
                       {p.name ?? d.names.policy[p.id]}
                     </Link>

@@ -159,16 +159,18 @@ export function DecisionTable({ filter, serverNames, onFilter }: { filter: Audit
                 </button>
               ) : null}
             </Td>
-            <Td className="text-xs" data-testid="decision-policies">
-              {(d.determining ?? []).length === 0 ? (
-                <span className="text-slate-400">—</span>
-              ) : (
-                (d.determining ?? []).map((pid) => (
-                  <button key={pid} type="button" className="mr-1 hover:underline" title={`Filter by this policy (${pid})`} onClick={() => onFilter({ policy: pid })}>
-                    {names.policy[pid] ?? <code>{pid}</code>}
-                  </button>
-                ))
-              )}
+            <Td className="text-xs">
+              <span data-testid="decision-policies">
+                {(d.determining ?? []).length === 0 ? (
+                  <span className="text-slate-400">—</span>
+                ) : (
+                  (d.determining ?? []).map((pid) => (
+                    <button key={pid} type="button" className="mr-1 hover:underline" title={`Filter by this policy (${pid})`} onClick={() => onFilter({ policy: pid })}>
+                      {names.policy[pid] ?? <code>{pid}</code>}
+                    </button>
+                  ))
+                )}
+              </span>
             </Td>
             <Td className="max-w-xs truncate text-xs">
               <span title={d.reason}>{d.reason}</span>

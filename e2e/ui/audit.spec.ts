@@ -69,9 +69,9 @@ test("filter the decision log, open a decision, replay it in the simulator, expo
   // The list names the tenant and the determining policy (not their ids).
   const policyName = bundle.content.policies[policyId]?.name;
   await expect(page.getByTestId("decision-row").first().getByRole("link", { name: tenant.name })).toHaveAttribute("href", `/tenants/${tenant.id}`);
-  // Policies of the policies table show their name; generated ones (scope rules) their id.
-  const esc = (x: string) => x.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  await expect(page.getByTestId("decision-policies").first()).toContainText(new RegExp(policyName ? `${esc(policyName)}|${esc(policyId)}` : esc(policyId)));
+  // Here the determining policy is a generated scope rule: named as the bundle names it.
+  expect(policyName).toBeTruthy();
+  await expect(page.getByTestId("decision-policies").first()).toHaveText(policyName!);
 
   // Group by user: counts per user under the filter; a group narrows the list.
   await page.getByLabel("Group decisions by").selectOption("user");
@@ -83,7 +83,7 @@ test("filter the decision log, open a decision, replay it in the simulator, expo
   await page.getByRole("button", { name: "Save view" }).click();
   await page.goto(`/audit?tenant=${tenant.id}`);
   await expect(page.getByTestId("decision-row")).toHaveCount(8);
-  await page.getByTestId("saved-views").getByRole("button", { name: "alice T-3" }).click();
+  await page.getByTestId("saved-views").getByRole("button", { name: "alice T-3", exact: true }).click();
   await expect(page.getByTestId("decision-row")).toHaveCount(1);
 
   // Open it: reason, claims, the policy's Cedar text at that revision.
