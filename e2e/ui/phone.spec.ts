@@ -36,6 +36,10 @@ for (const [label, viewport] of [
       const ui = clicker(page, `revoke-${label}`);
       await page.goto("/");
       await expect(page.getByRole("heading", { name: /^Overview/ })).toBeVisible();
+      // The health tiles (issue 14) fit the viewport and each links to its fix.
+      await expect(page.getByTestId("tile-clients")).toHaveAttribute("href", "/grants?tab=clients");
+      await expect(page.getByTestId("tile-drifted")).toBeVisible();
+      await expectNoSidewaysScroll(page);
       await ui.shot("overview");
 
       const nav = page.getByRole("navigation", { name: "Main" });
