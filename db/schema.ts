@@ -977,3 +977,20 @@ export type FindingMark = typeof findingMarks.$inferSelect;
 export type PrivilegeScore = typeof privilegeScores.$inferSelect;
 export type ApprovalRequest = typeof approvalRequests.$inferSelect;
 export type ApproverGroup = typeof approverGroups.$inferSelect;
+
+// Saved views of a dashboard list (the decision log): a name and a filter query string, per user.
+export const savedViews = pgTable(
+  "saved_views",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    page: text("page", { enum: ["audit"] }).notNull(),
+    name: text("name").notNull(),
+    query: text("query").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("saved_views_user_page_name_key").on(t.userId, t.page, t.name)],
+);
+export type SavedView = typeof savedViews.$inferSelect;
