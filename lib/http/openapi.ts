@@ -24,6 +24,7 @@ import { decisionChartsQuery } from "@/lib/decisions/charts";
 import { overviewHealthQuery } from "@/lib/overview/health";
 import { decisionExportQuery } from "@/lib/decisions/export";
 import { decisionGroupQuery } from "@/lib/decisions/group";
+import { savedViewInput } from "@/lib/decisions/views";
 import { decisionSearchQuery } from "@/lib/decisions/query";
 import { quarantineQuery } from "@/lib/decisions/quarantine";
 import { findingExportQuery, findingListQuery, remedyInput, scoreQuery, settingsInput as findingSettingsInput, settingsQuery as findingSettingsQuery } from "@/lib/findings/service";
@@ -167,6 +168,9 @@ export const operations: Operation[] = [
   { method: "post", path: "/api/v1/admin/clients/{clientId}/metadata", summary: "Fetch the client ID metadata document; store its name and redirect URIs", tag: "grants" },
   // -- decision log (issue 6)
   { method: "get", path: "/api/v1/admin/decisions", summary: "Search decisions (default: last 24 h), newest first, keyset-paged; `after` for a live tail. Each row has its determining policy ids; `names` maps the page's tenant, server, fleet, agent and policy ids to their names (only those of tenants the viewer may read; a missing id is shown as is)", tag: "decisions", query: decisionSearchQuery },
+  { method: "get", path: "/api/v1/admin/decisions/views", summary: "The caller's saved views of the decision log (name and filter query string), by name", tag: "decisions" },
+  { method: "post", path: "/api/v1/admin/decisions/views", summary: "Save a view of the decision log for the caller (at most 50; saving a name again replaces its query)", tag: "decisions", body: savedViewInput, created: true },
+  { method: "delete", path: "/api/v1/admin/decisions/views/{viewId}", summary: "Delete one of the caller's saved views (another user's is a 404)", tag: "decisions", noContent: true },
   { method: "get", path: "/api/v1/admin/decisions/groups", summary: "Counts of the filter's decisions per tool, user, client, determining policy or outcome (largest first, at most 50 groups, `others` for the rest; by outcome from the rollups when they answer the filter)", tag: "decisions", query: decisionGroupQuery },
   { method: "get", path: "/api/v1/admin/decisions/charts", summary: "Decisions over time by outcome; top denied tools, users and clients", tag: "decisions", query: decisionChartsQuery },
   { method: "get", path: "/api/v1/admin/overview", summary: "Operational health for the dashboard Overview: decisions of the last 24 h by hour, agents online and behind, fleets with unpublished changes (owners, global auditors), drifted tools, vault entries due for rotation, clients awaiting approval; scoped to the tenants the viewer may read", tag: "decisions", query: overviewHealthQuery },
