@@ -156,6 +156,9 @@ export const servers = pgTable(
     issuers: jsonb("issuers").$type<TrustedIssuer[]>().notNull().default(sql`'[]'::jsonb`),
     // Sender-constrained tokens (RFC 9449) at the agent: "off" | "allowed" | "required" (lib/enforcement/dpop.ts).
     dpop: text("dpop").$type<"off" | "allowed" | "required">().notNull().default("off"),
+    // Upstream logging through the agent (logging/setLevel and notifications/message): off by default,
+    // since an upstream's log can carry the credential the agent injects and other callers' data.
+    upstreamLogging: boolean("upstream_logging").notNull().default(false),
     lastImportAt: timestamp("last_import_at", { withTimezone: true }),
     lastImportError: text("last_import_error"),
     createdAt: createdAt(),

@@ -1,0 +1,1 @@
+ALTER TABLE "servers" ADD COLUMN "upstream_logging" boolean DEFAULT false NOT NULL;
