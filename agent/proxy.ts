@@ -396,7 +396,9 @@ export class McpProxy {
    * now (a stream outlives bundles): nothing passes once the caller's token
    * is revoked or the tenant may no longer use the server, and a
    * notifications/resources/updated passes only when the caller may
-   * subscribe to that URI.
+   * subscribe to that URI. notifications/message (the upstream's log)
+   * passes only when the server's `upstreamLogging` setting is on in that
+   * bundle (lib/enforcement/bundle.ts).
    */
   private screenNotification(c: Call, m: Record<string, unknown>): Record<string, unknown> | null {
     const now = c.current();
@@ -404,6 +406,7 @@ export class McpProxy {
     const view = viewOf(now);
     const gate = decide(view, { method: "ping", serverId: c.server.id, principal: c.principal }, { drifted: driftOf(now) });
     if (gate.decision === "deny") return null;
+    if (m.method === "notifications/message" && now.content.servers.find((s) => s.id === c.server.id)?.upstreamLogging !== true) return null;
     if (m.method === "notifications/resources/updated") {
       const uri = isRecord(m.params) ? m.params.uri : undefined;
       if (typeof uri !== "string") return null;

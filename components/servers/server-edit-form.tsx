@@ -39,7 +39,7 @@ const toRow = (i?: Issuer): IssuerRow => ({
 /** "a, b c\nd" → ["a", "b", "c", "d"] (duplicates dropped, order kept). */
 export const parseScopes = (text: string) => [...new Set(text.split(/[\s,]+/).filter(Boolean))];
 
-const HANDLED = ["name", "description", "resourceUri", "upstreamUrl", "scopes", "dpop"];
+const HANDLED = ["name", "description", "resourceUri", "upstreamUrl", "scopes", "dpop", "upstreamLogging"];
 
 /** Edits a server (PATCH /servers/{id}); field issues from the API show next to their fields. */
 export function ServerEditForm({ server, onDone }: { server: PublicServer; onDone: (saved: boolean) => void }) {
@@ -50,6 +50,7 @@ export function ServerEditForm({ server, onDone }: { server: PublicServer; onDon
   const [upstreamUrl, setUpstreamUrl] = useState(server.upstreamUrl);
   const [scopes, setScopes] = useState(server.scopes.join(" "));
   const [dpop, setDpop] = useState<"off" | "allowed" | "required">(server.dpop ?? "off");
+  const [upstreamLogging, setUpstreamLogging] = useState(server.upstreamLogging === true);
   const [issuers, setIssuers] = useState<IssuerRow[]>(() => server.issuers.map(toRow));
 
   const save = useMutation({
@@ -63,6 +64,7 @@ export function ServerEditForm({ server, onDone }: { server: PublicServer; onDon
           upstreamUrl,
           scopes: parseScopes(scopes),
           dpop,
+          upstreamLogging,
           issuers: issuers.map((r) => ({
             issuer: r.issuer.trim(),
             ...(r.jwksUri.trim() ? { jwksUri: r.jwksUri.trim() } : {}),
@@ -140,6 +142,20 @@ export function ServerEditForm({ server, onDone }: { server: PublicServer; onDon
           <option value="allowed">Allowed</option>
           <option value="required">Required</option>
         </SelectField>
+        <div>
+          <Checkbox
+            label="Let upstream logging pass the agent"
+            hint="Callers may send logging/setLevel and receive the server's log messages (notifications/message)."
+            checked={upstreamLogging}
+            onChange={setUpstreamLogging}
+          />
+          {upstreamLogging ? (
+            <p className="mt-1 text-xs text-amber-700" role="status">
+              Warning: this server&apos;s log messages go to every caller that asks, and can carry the credential the agent injects and other callers&apos; data.
+            </p>
+          ) : null}
+          {fe("upstreamLogging") ? <p className="mt-1 text-xs text-red-700">{fe("upstreamLogging")}</p> : null}
+        </div>
       </div>
 
       <fieldset className="space-y-3">

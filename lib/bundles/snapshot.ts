@@ -45,6 +45,8 @@ export async function loadSnapshot(db: Db, serverIds: string[]): Promise<Registr
         prm: protectedResourceMetadata(s),
         // Absent when "off": bundles of servers without DPoP hash exactly as before.
         ...(s.dpop === "allowed" || s.dpop === "required" ? { dpop: s.dpop } : {}),
+        // Absent when off, for the same reason (issue 11).
+        ...(s.upstreamLogging === true ? { upstreamLogging: true as const } : {}),
         mapping,
         tools: toolRows
           .filter((t) => t.serverId === s.id)

@@ -28,6 +28,11 @@ export interface BundleServer {
   prm: ProtectedResourceMetadata;
   /** Sender-constrained tokens (RFC 9449, lib/enforcement/dpop.ts); absent means "off" (bundles from before DPoP hash as before). */
   dpop?: "allowed" | "required";
+  /**
+   * logging/setLevel and the upstream's notifications/message pass the agent (lib/enforcement/decide.ts,
+   * agent/proxy.ts). Absent means off: an upstream's log can carry the credential the agent injects.
+   */
+  upstreamLogging?: true;
 }
 
 /** How a token of a trusted issuer maps to the tenant that trusts it. */

@@ -36,10 +36,13 @@ import type { ToolDefinition } from "./tool-hash";
  *                                                           name must allow), args = the arguments so far
  *                    subscriptions/listen                   every URI of `resourceSubscriptions` decided as
  *                                                           resources/subscribe; one denial denies
+ *                    logging/setLevel                       the bundle's choice per server: denied here unless
+ *                                                           the server has `upstreamLogging` (an upstream's log
+ *                                                           can carry the credential the agent placed and other
+ *                                                           callers' data; no policy object names it); with it,
+ *                                                           allowed at stage "logging" after check 4
  *                  Anything else is denied ("method X is not allowed through this agent"),
- *                  among them logging/setLevel (an upstream's debug log can carry the credential
- *                  the agent placed and other callers' data; no policy object names it), tasks/*
- *                  and any method a later revision adds.
+ *                  among them tasks/* and any method a later revision adds.
  *   4. "client"    client approval: the tenant requires approved clients and this one is not.
  *   5. "catalogue" a name is given and it is in the approved catalogue of the server (tools,
  *                  resources, resource templates, prompts: lib/enforcement/catalogue-entry.ts).
@@ -140,7 +143,7 @@ export function driftKey(serverId: string, kind: ListKind, name: string): string
   return kind === "tools" ? `${serverId}/${name}` : `${serverId}/${kind}:${name}`;
 }
 
-export type DecisionStage = "passthrough" | "list" | "revoked" | "server" | "method" | "client" | "catalogue" | "drift" | "arguments" | "policy" | "approval" | "error";
+export type DecisionStage = "passthrough" | "list" | "logging" | "revoked" | "server" | "method" | "client" | "catalogue" | "drift" | "arguments" | "policy" | "approval" | "error";
 
 export interface Decision {
   decision: "allow" | "deny";
@@ -250,8 +253,14 @@ function decideUnsafe(view: DecisionView, request: DecideRequest, live: LiveStat
   const named = str(request.name) ? request.name : str(request.tool) ? request.tool : null;
   const nameGiven = named !== null && named.length > 0;
   if (PASSTHROUGH_METHODS.has(method) || method.startsWith("notifications/")) return allow("passthrough", `method ${method} passes without a decision`);
+  if (method === "logging/setLevel") {
+    if (server.upstreamLogging !== true) return deny("method", LOGGING_REFUSED);
+    const unapprovedLogger = unapprovedClient(content, p);
+    if (unapprovedLogger) return deny("client", unapprovedLogger);
+    return allow("logging", "method logging/setLevel passes: this server's upstreamLogging setting is on");
+  }
   const rule = METHODS.get(method);
-  if (!rule) return deny("method", method === "logging/setLevel" ? LOGGING_REFUSED : `method ${shown(method)} is not allowed through this agent`);
+  if (!rule) return deny("method", `method ${shown(method)} is not allowed through this agent`);
   if (rule.list && !nameGiven) return allow("list", `${method}: the answer is filtered item by item`);
   if (rule.discover) return allow("list", `${method}: the answer is filtered like a list`);
 
@@ -317,7 +326,7 @@ function equivalentResources(content: BundleContent, serverId: string, uri: stri
   return ix.get(`${serverId}\u0000${normalizeUri(uri)}`) ?? [];
 }
 
-const LOGGING_REFUSED = "method logging/setLevel is not allowed through this agent: an upstream's log messages can carry its own credentials and other callers' data";
+const LOGGING_REFUSED = "method logging/setLevel is not allowed through this agent: the server's upstreamLogging setting is off (an upstream's log messages can carry its own credentials and other callers' data)";
 
 /** The kind words in reasons. */
 const KIND_WORDS: Record<CatalogueKind, string> = { tool: "the tool", resource: "the resource", resourceTemplate: "the resource template", prompt: "the prompt" };
@@ -356,7 +365,7 @@ const METHODS: ReadonlyMap<string, MethodRule> = new Map<string, MethodRule>([
 ]);
 
 /** The methods `decide()` knows (passthrough ones included), for documentation and tests. */
-export const DECIDED_METHODS: readonly string[] = [...PASSTHROUGH_METHODS, "notifications/*", ...METHODS.keys()];
+export const DECIDED_METHODS: readonly string[] = [...PASSTHROUGH_METHODS, "notifications/*", "logging/setLevel", ...METHODS.keys()];
 
 /** The list method of each list kind. */
 export const LIST_METHOD: Record<ListKind, string> = { tools: "tools/list", resources: "resources/list", resourceTemplates: "resources/templates/list", prompts: "prompts/list" };

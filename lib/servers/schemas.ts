@@ -71,6 +71,9 @@ const serverFields = {
   dpop: z
     .enum(["off", "allowed", "required"])
     .describe('Sender-constrained tokens (DPoP, RFC 9449) at the agent: "off", "allowed" (DPoP-bound tokens must come with a valid proof, bearer tokens still pass) or "required" (only DPoP-bound tokens)'),
+  upstreamLogging: z
+    .boolean()
+    .describe("Whether logging/setLevel and the upstream's notifications/message pass the agent. Off by default: an upstream's log can carry the credential the agent injects and other callers' data"),
 };
 
 export const createServerInput = z.object({
@@ -81,6 +84,7 @@ export const createServerInput = z.object({
   issuers: serverFields.issuers.default([]),
   tenantIds: serverFields.tenantIds.default([]).describe("Other tenants allowed to use this server"),
   dpop: serverFields.dpop.default("off"),
+  upstreamLogging: serverFields.upstreamLogging.default(false),
 });
 
 // Not derived from createServerInput: zod 4 applies `.default()` even under
