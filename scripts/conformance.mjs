@@ -88,23 +88,17 @@ const DENIED_TOOLS = {
  * with its reason until it is fixed, and a stale entry (the scenario now passes) fails the run.
  */
 const denied = (reason) => ({ kind: "denied", reason });
-const gap = (reason) => ({ kind: "gap", reason });
+// No gaps are listed now; a new one is written `{ kind: "gap", reason }`.
 const NOT_CATALOGUED = (tool) => denied(`server-everything has no ${tool}: directly its unknown-tool error counts as a pass; the agent denies a tool that is not in the approved catalogue`);
-const GAP = {
-  logging: gap("decide() denies logging/setLevel (stage method), which the handshake era still has"),
-};
 const EXCEPTIONS = {
   "2025-11-25/everything": {
     "tools-call-simple-text": NOT_CATALOGUED("test_simple_text"),
     "tools-call-error": NOT_CATALOGUED("test_error_handling"),
     "resources-subscribe": denied("server-everything has no test://watched-resource: directly it accepts a subscription to any URI; the agent denies a URI that is not in the approved catalogue"),
     "resources-unsubscribe": denied("server-everything has no test://watched-resource: directly it accepts any URI; the agent denies a URI that is not in the approved catalogue"),
-    "logging-set-level": GAP.logging,
   },
   "2025-11-25/v2": {
     "tools-call-image": denied(DENIED_TOOLS.test_image_content),
-    "logging-set-level": GAP.logging,
-    "tools-call-with-logging": gap("the scenario sets the log level first (logging/setLevel), which the agent denies"),
   },
   "2026-07-28/v2": {
     "tools-call-image": denied(DENIED_TOOLS.test_image_content),
@@ -328,6 +322,8 @@ try {
         upstreamUrl: up.url,
         scopes: [up.scope],
         issuers: [{ issuer: issuer.issuer, jwksUri: issuer.jwksUri, discovery: false, algorithms: ["ES256"] }],
+        // The logging scenarios need logging/setLevel and notifications/message through the agent (off by default).
+        upstreamLogging: true,
       }),
     );
     await importCatalog(owner.ctx, server.id);
