@@ -239,7 +239,7 @@ describe("data-plane agent", () => {
     const nuke = await client.callTool({ name: "delete_project", arguments: { project: "ops", confirm: true } }).catch((e: unknown) => e);
     expect((nuke as McpError).code).toBe(-32003);
     // Methods outside the allow-list are denied by default.
-    // (resources/*, prompts/* and completion/complete are decided since issue 11; logging/setLevel is not a method decide() knows.)
+    // (resources/*, prompts/* and completion/complete are decided since issue 11; logging/setLevel is denied while the server's upstreamLogging setting is off, as here.)
     const res = await client.setLoggingLevel("info").catch((e: unknown) => e);
     expect((res as McpError).code).toBe(-32003);
     await client.close();
