@@ -99,6 +99,9 @@ export default function ServerOverviewPage() {
             <DetailRow label="Sender-constrained tokens (DPoP)">
               {server.dpop === "required" ? "Required: only DPoP-bound tokens with a valid proof" : server.dpop === "allowed" ? "Allowed: DPoP-bound tokens need a valid proof; bearer tokens pass" : "Off: bearer tokens only"}
             </DetailRow>
+            <DetailRow label="Upstream logging">
+              {server.upstreamLogging ? "On: callers may set the log level and receive this server's log messages (they can carry the injected credential and other callers' data)" : "Off: logging/setLevel denied, log messages dropped"}
+            </DetailRow>
             <DetailRow label="Tenants allowed">
               <ul className="space-y-0.5">
                 {server.tenantIds.map((t) => (
