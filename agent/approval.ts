@@ -195,7 +195,11 @@ export interface ApprovalCall {
 export function approvalAnswer(call: ApprovalCall, m: Message, d: Decision, decisionId: string, args: Record<string, unknown>, pending: Promise<void>[], deniedCode: number): Message {
   const a = d.approval!;
   const id = m.id as Id;
-  const deniedAnswer = (reason: string): Message => ({ jsonrpc: "2.0", id, error: { code: deniedCode, message: "Denied by policy", data: { decisionId, reason, approval: { status: a.status, ...(a.id ? { id: a.id } : {}), approvers: a.approvers } } } });
+  const deniedAnswer = (reason: string): Message => ({
+    jsonrpc: "2.0",
+    id,
+    error: { code: deniedCode, message: "Denied by policy", data: { decisionId, reason, approval: { status: a.status, ...(a.id ? { id: a.id } : {}), approvers: a.approvers } } },
+  });
   if (a.status === "rejected") return deniedAnswer(d.reason);
   const tool = typeof m.params?.name === "string" ? m.params.name : "";
   const stateless = isStateless(m);
@@ -228,7 +232,11 @@ export function approvalAnswer(call: ApprovalCall, m: Message, d: Decision, deci
           _meta: { "io.mandate/decisionId": decisionId },
         };
       } else {
-        answer.error = { code: URL_ELICITATION_REQUIRED, message: "This call needs a person's approval", data: { elicitations: [elicitation], decisionId, approval: { id: filed.id, approvers: a.approvers, expiresAt: filed.expiresAt } } };
+        answer.error = {
+          code: URL_ELICITATION_REQUIRED,
+          message: "This call needs a person's approval",
+          data: { elicitations: [elicitation], decisionId, approval: { id: filed.id, approvers: a.approvers, expiresAt: filed.expiresAt } },
+        };
       }
     }),
   );

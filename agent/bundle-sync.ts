@@ -104,7 +104,8 @@ export class BundleSync {
     if (stale !== this.wasStale) {
       this.wasStale = stale;
       this.o.metrics.bundleStale = stale ? 1 : 0;
-      if (stale) this.error(`bundle revision ${cur.content.manifest.revision} is older than the maximum age (${this.maxAgeMs / 1000} s) and the control plane has not confirmed it: refusing every call`);
+      if (stale)
+        this.error(`bundle revision ${cur.content.manifest.revision} is older than the maximum age (${this.maxAgeMs / 1000} s) and the control plane has not confirmed it: refusing every call`);
       else this.log(`bundle revision ${cur.content.manifest.revision} confirmed fresh again`);
     }
     return stale ? null : cur;
@@ -392,7 +393,6 @@ export class BundleSync {
 class Fatal extends Error {}
 
 const describe = (err: unknown) => (err instanceof BundleRejected ? `${err.reason}: ${err.message}` : err instanceof Error ? err.message : String(err));
-
 
 /** The agent id inside a key `mda_<id hex>.<secret>` (lib/agents/keys.ts format), when it has that shape. */
 function agentIdOf(key: string): string | null {

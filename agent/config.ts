@@ -69,10 +69,21 @@ const jwksSchema = z.object({ keys: z.array(jwkSchema).min(1, "must hold at leas
 const schema = z
   .object({
     MANDATE_CONTROL_PLANE_URL: z.url({ protocol: /^https?$/, error: (i) => (i.input === undefined ? "is required" : "must be an http(s) URL") }).transform((u) => u.replace(/\/+$/, "")),
-    MANDATE_ENROLLMENT_TOKEN: z.string().regex(/^mde_\S+$/, "must be an enrollment token (mde_…)").optional(),
-    MANDATE_AGENT_KEY: z.string().regex(/^mda_\S+$/, "must be an agent key (mda_…)").optional(),
+    MANDATE_ENROLLMENT_TOKEN: z
+      .string()
+      .regex(/^mde_\S+$/, "must be an enrollment token (mde_…)")
+      .optional(),
+    MANDATE_AGENT_KEY: z
+      .string()
+      .regex(/^mda_\S+$/, "must be an agent key (mda_…)")
+      .optional(),
     MANDATE_FLEET_ID: z.string().min(1).optional(),
-    MANDATE_AGENT_NAME: z.string().trim().min(1).max(120).default(hostname().slice(0, 120) || "agent"),
+    MANDATE_AGENT_NAME: z
+      .string()
+      .trim()
+      .min(1)
+      .max(120)
+      .default(hostname().slice(0, 120) || "agent"),
     MANDATE_LISTEN_HOST: z.string().min(1).default("127.0.0.1"),
     MANDATE_LISTEN_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
     MANDATE_DATA_DIR: z.string().min(1).default(".agent-data"),
@@ -91,7 +102,10 @@ const schema = z
       .default("")
       .transform((v, ctx) => {
         const out: string[] = [];
-        for (const raw of v.split(",").map((x) => x.trim()).filter(Boolean)) {
+        for (const raw of v
+          .split(",")
+          .map((x) => x.trim())
+          .filter(Boolean)) {
           const origin = publicOrigin(raw);
           if (origin) out.push(origin);
           else ctx.addIssue({ code: "custom", message: `${raw} is not an origin (https://host[:port], http only for localhost)` });

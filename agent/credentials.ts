@@ -28,7 +28,10 @@ export interface Injection {
 
 /** The bundle says a credential exists but it could not be resolved: the call must not be forwarded. */
 export class CredentialUnavailable extends Error {
-  constructor(readonly entryId: string, reason: string) {
+  constructor(
+    readonly entryId: string,
+    reason: string,
+  ) {
     super(`credential ${entryId} unavailable: ${reason}`);
     this.name = "CredentialUnavailable";
   }
@@ -273,7 +276,10 @@ export class CredentialBroker {
       const answer = readTokenAnswer(res.status, await readJsonCapped(res, MAX_TOKEN_ANSWER_BYTES));
       if ("problem" in answer) {
         if (answer.problem === "token_type") throw new CredentialUnavailable(got.entryId, "unsupported token type");
-        throw new CredentialUnavailable(got.entryId, `the token endpoint ${answer.problem === "refused" ? "refused the token exchange" : "failed"}: ${answer.status}${answer.code ? ` (${answer.code})` : ""}`);
+        throw new CredentialUnavailable(
+          got.entryId,
+          `the token endpoint ${answer.problem === "refused" ? "refused the token exchange" : "failed"}: ${answer.status}${answer.code ? ` (${answer.code})` : ""}`,
+        );
       }
       const lifetime = answer.expiresIn !== null ? answer.expiresIn * 1000 - EXCHANGED_MARGIN_MS : DEFAULT_EXCHANGED_TTL_MS;
       const expiresAt = Math.min(started + lifetime, subject.principal.exp * 1000, cfg.expiresAt);

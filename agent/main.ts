@@ -55,7 +55,13 @@ export async function startAgent(
   sync = new BundleSync({ ...config, metrics, log, heartbeatMs: opts.heartbeatMs, onInstall: (i) => credentials.prefetch(i.content) });
   await sync.start();
   // Calls held for a person's approval are filed with the control plane by this agent (agent/approval.ts).
-  const unregisterApprovals = registerApprovalReporter({ controlPlaneUrl: config.controlPlaneUrl, agentKey: () => sync.agentKey, fleetId: () => sync.current?.content.manifest.fleetId ?? null, log, dataDir: config.dataDir });
+  const unregisterApprovals = registerApprovalReporter({
+    controlPlaneUrl: config.controlPlaneUrl,
+    agentKey: () => sync.agentKey,
+    fleetId: () => sync.current?.content.manifest.fleetId ?? null,
+    log,
+    dataDir: config.dataDir,
+  });
   await wal.open();
   metrics.logBacklog = () => wal.backlog();
   // Starts at once: segments left from before are shipped as soon as the agent key is known (stored, or after enrollment).
@@ -67,7 +73,20 @@ export async function startAgent(
   const validator = opts.validator ?? new TokenValidator();
   // Sessions stay bound to their callers across restarts (and replicas sharing the key).
   const sessionKey = await loadSessionKey(config.dataDir, config.sessionKey);
-  const server = createAgentServer({ current: () => sync.current, validator, metrics, wal, agentId: () => sync.agentId, log, credentials, revoker, sessionKey, publicOrigins: config.publicOrigins, freshUntil: () => sync.freshUntilMs, dpop: new DpopVerifier({ iatWindowSeconds: config.dpopIatWindowSeconds }) });
+  const server = createAgentServer({
+    current: () => sync.current,
+    validator,
+    metrics,
+    wal,
+    agentId: () => sync.agentId,
+    log,
+    credentials,
+    revoker,
+    sessionKey,
+    publicOrigins: config.publicOrigins,
+    freshUntil: () => sync.freshUntilMs,
+    dpop: new DpopVerifier({ iatWindowSeconds: config.dpopIatWindowSeconds }),
+  });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);

@@ -80,7 +80,11 @@ export class Metrics {
     gauge("mandate_log_shipping_halted", "1 when decision shipping stopped for good (the agent key was refused).", () => this.shippingHalted);
     counter("mandate_credential_resolutions_total", "Upstream credential resolutions by result.", () => ["result", ["hit", "fetched", "error"], (k) => this.credentials.get(k) ?? 0]);
     counter("mandate_credential_failures_total", "Calls not forwarded because their upstream credential could not be resolved.", () => this.credentialFailures);
-    counter("mandate_upstream_revocations_total", "RFC 7009 revocation requests sent to authorization servers, by result.", () => ["result", ["ok", "unsupported", "error"], (k) => this.upstreamRevocations.get(k) ?? 0]);
+    counter("mandate_upstream_revocations_total", "RFC 7009 revocation requests sent to authorization servers, by result.", () => [
+      "result",
+      ["ok", "unsupported", "error"],
+      (k) => this.upstreamRevocations.get(k) ?? 0,
+    ]);
   }
 
   decision(outcome: "allow" | "deny", seconds: number): void {

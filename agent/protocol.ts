@@ -269,7 +269,8 @@ export function checkStateless(m: { id?: unknown; method: string; params?: Recor
   if (!isRecord(meta) || typeof meta[META_PROTOCOL_VERSION] !== "string") return { status: 400, code: INVALID_PARAMS, message: `Invalid params: _meta.${META_PROTOCOL_VERSION} must be a string` };
   if (!isRecord(meta[META_CLIENT_CAPABILITIES])) return { status: 400, code: INVALID_PARAMS, message: `Invalid params: _meta.${META_CLIENT_CAPABILITIES} is required (an object)` };
   const claimed = meta[META_PROTOCOL_VERSION] as string;
-  if (h.version !== null && h.version !== claimed) return mismatch(`MCP-Protocol-Version header ${JSON.stringify(h.version)} does not match the body's protocol version ${JSON.stringify(claimed)}`, "MCP-Protocol-Version");
+  if (h.version !== null && h.version !== claimed)
+    return mismatch(`MCP-Protocol-Version header ${JSON.stringify(h.version)} does not match the body's protocol version ${JSON.stringify(claimed)}`, "MCP-Protocol-Version");
   if (h.method !== null && h.method !== m.method) return mismatch(`Mcp-Method header ${JSON.stringify(h.method)} does not match the body's method ${JSON.stringify(m.method)}`, "Mcp-Method");
   if (!MODERN_VERSIONS.includes(claimed)) return unsupportedVersion(claimed, SUPPORTED_VERSIONS);
   // Notifications: no header rules are defined for them in this revision (beyond the cross-checks above).

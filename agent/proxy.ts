@@ -261,7 +261,16 @@ export class McpProxy {
    * large, too deep, not JSON, not JSON-RPC): one deny decision in the log,
    * durable before the answer.
    */
-  async refuse(res: ServerResponse, c: Call, status: number, code: number, message: string, method = INVALID_VALUE, id: Id | null = null, extra: { tool?: string | null; data?: unknown } = {}): Promise<void> {
+  async refuse(
+    res: ServerResponse,
+    c: Call,
+    status: number,
+    code: number,
+    message: string,
+    method = INVALID_VALUE,
+    id: Id | null = null,
+    extra: { tool?: string | null; data?: unknown } = {},
+  ): Promise<void> {
     const r: DecisionResult = { decision: "deny", reason: `refused before any decision: ${message}`, determining: [], errors: [] };
     const rec = this.record(c.installed, c.server, c.principal, method, extra.tool ?? null, r, performance.now(), { context: principalContext(c.principal) });
     if (!(await this.durable(res, [rec.durable]))) return;
@@ -312,7 +321,10 @@ export class McpProxy {
     // A malformed resourceSubscriptions (not an array of strings) is decided as one no URI can satisfy.
     const resourceSubscriptions = subs === undefined ? null : Array.isArray(subs) && subs.every((u) => typeof u === "string") ? (subs as string[]) : [""];
     // An approval of one call is used up here, before the decision is recorded or the call forwarded (agent/approval.ts).
-    const d = consumeApproval(decide(viewOf(installed), { method: m.method, serverId: server.id, name, completionRef, resourceSubscriptions, principal: p, args, time: new Date() }, { drifted: driftOf(installed) }), installed.content.manifest.fleetId);
+    const d = consumeApproval(
+      decide(viewOf(installed), { method: m.method, serverId: server.id, name, completionRef, resourceSubscriptions, principal: p, args, time: new Date() }, { drifted: driftOf(installed) }),
+      installed.content.manifest.fleetId,
+    );
     if (d.stage === "passthrough" || d.stage === "list") return null;
     // Decided first; only then are the arguments masked, for the log line (tools/call and prompts/get).
     const details = withArgs ? callDetails(installed, server.id, name ?? "", p, args) : undefined;
@@ -465,7 +477,8 @@ export class McpProxy {
     const h = c.mcp;
     // A revision the agent does not know (the header is a date, checked before): the spec's error, listing what it serves.
     // A version past the handshake era (or not a date) is answered with the stateless revisions served, as server/discover lists them.
-    if (h.version !== null && !SUPPORTED_VERSIONS.includes(h.version)) return this.refuseProtocol(res, c, unsupportedVersion(h.version, isModernVersion(h.version) ? MODERN_VERSIONS : SUPPORTED_VERSIONS), h.method ?? INVALID_VALUE, peekId(body!), null);
+    if (h.version !== null && !SUPPORTED_VERSIONS.includes(h.version))
+      return this.refuseProtocol(res, c, unsupportedVersion(h.version, isModernVersion(h.version) ? MODERN_VERSIONS : SUPPORTED_VERSIONS), h.method ?? INVALID_VALUE, peekId(body!), null);
     const modernHeader = h.version !== null && isModernVersion(h.version);
     // Header-first (2026-07-28): the method and name the headers carry are decided before the body is parsed.
     // Only a denial is final here; anything else is decided again on the body, which must agree with its headers.
@@ -591,7 +604,11 @@ export class McpProxy {
     }
     if (!modern.includes(claimed)) {
       const p = modern.length
-        ? unsupportedVersion(claimed, modern.filter((v) => MODERN_VERSIONS.includes(v)), "the upstream behind this agent does not speak this revision")
+        ? unsupportedVersion(
+            claimed,
+            modern.filter((v) => MODERN_VERSIONS.includes(v)),
+            "the upstream behind this agent does not speak this revision",
+          )
         : unsupportedVersion(claimed, FALLBACK_VERSIONS, "the upstream behind this agent speaks only the handshake era (initialize); connect with one of the supported versions");
       return this.refuseProtocol(res, c, p, m.method, m.id ?? null, name);
     }
@@ -628,7 +645,12 @@ export class McpProxy {
     const version = MODERN_VERSIONS[0]!;
     const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": version, "mcp-method": "server/discover" };
     const target = inject(c.server.upstreamUrl, headers, credential);
-    const body = JSON.stringify({ jsonrpc: "2.0", id: "mandate-discover", method: "server/discover", params: { _meta: { [META_PROTOCOL_VERSION]: version, "io.modelcontextprotocol/clientCapabilities": {}, "io.modelcontextprotocol/clientInfo": { name: "mandate-agent", version: "1" } } } });
+    const body = JSON.stringify({
+      jsonrpc: "2.0",
+      id: "mandate-discover",
+      method: "server/discover",
+      params: { _meta: { [META_PROTOCOL_VERSION]: version, "io.modelcontextprotocol/clientCapabilities": {}, "io.modelcontextprotocol/clientInfo": { name: "mandate-agent", version: "1" } } },
+    });
     const up = await this.upstreams.request(target, { method: "POST", headers, body, signal: AbortSignal.timeout(ERA_PROBE_TIMEOUT_MS) });
     const text = await readCapped(up.body as unknown as AsyncIterable<Uint8Array>, 1024 * 1024);
     // Over the bound: the rest is not read (the connection is dropped, not returned to the pool half-read).
@@ -637,7 +659,10 @@ export class McpProxy {
     let json: unknown;
     try {
       if (text && type.includes("text/event-stream")) {
-        const data = text.split(/\r?\n/).filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim());
+        const data = text
+          .split(/\r?\n/)
+          .filter((l) => l.startsWith("data:"))
+          .map((l) => l.slice(5).trim());
         json = data.length ? JSON.parse(data[data.length - 1]!) : undefined;
       } else json = text ? JSON.parse(text) : undefined;
     } catch {

@@ -167,7 +167,12 @@ export function createAgentServer(deps: AgentServerDeps): Server {
       if (!installed) return sendJson(res, 503, { error: "no verified bundle" }, { "retry-after": "5" });
       const here = installed.content.servers.filter((s) => servedAt(s.resourceUri, at));
       // The root well-known URL: the only server at this address, or the one at path "/".
-      const server = p === WELL_KNOWN ? (here.length === 1 ? here[0] : here.find((s) => resourcePath(s.resourceUri) === "/")) : here.find((s) => new URL(protectedResourceMetadataUrl(s.resourceUri)).pathname === p);
+      const server =
+        p === WELL_KNOWN
+          ? here.length === 1
+            ? here[0]
+            : here.find((s) => resourcePath(s.resourceUri) === "/")
+          : here.find((s) => new URL(protectedResourceMetadataUrl(s.resourceUri)).pathname === p);
       if (!server) return sendJson(res, 404, { error: "no protected resource here" });
       return sendJson(res, 200, { ...server.prm, resource: server.resourceUri }, { "cache-control": "max-age=300", "access-control-allow-origin": "*" });
     }
@@ -188,7 +193,10 @@ export function createAgentServer(deps: AgentServerDeps): Server {
 
     let usedDpop = false;
     const unauthorized = (error?: { code: string; description: string }) => {
-      res.setHeader("www-authenticate", challenges(server, (e) => challenge401(server, e), error, usedDpop));
+      res.setHeader(
+        "www-authenticate",
+        challenges(server, (e) => challenge401(server, e), error, usedDpop),
+      );
       return sendJson(res, 401, { error: error?.code ?? "unauthorized", error_description: error?.description ?? "a bearer token is required" });
     };
     const badRequest = (message: string) => sendJson(res, 400, { jsonrpc: "2.0", id: null, error: { code: -32600, message: `Invalid Request: ${message}` } });
@@ -220,7 +228,8 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     const version = req.headers["mcp-protocol-version"];
     // A POST naming a revision that is not a date (but is a short visible token) gets the spec's UnsupportedProtocolVersionError
     // from the proxy, with its id and the versions served; anything else malformed is a bad request.
-    if (version !== undefined && !PROTOCOL_VERSION.test(version as string) && !(req.method === "POST" && VERSION_TOKEN.test(version as string))) return badRequest("MCP-Protocol-Version must be a date (YYYY-MM-DD)");
+    if (version !== undefined && !PROTOCOL_VERSION.test(version as string) && !(req.method === "POST" && VERSION_TOKEN.test(version as string)))
+      return badRequest("MCP-Protocol-Version must be a date (YYYY-MM-DD)");
     const lastEventId = req.headers["last-event-id"];
     if (typeof lastEventId === "string" && (lastEventId.length > MAX_EVENT_ID_CHARS || !VISIBLE_ASCII.test(lastEventId))) return badRequest("malformed Last-Event-ID");
     if (req.method === "POST" && !/^application\/json\s*(;|$)/i.test(req.headers["content-type"] ?? "")) {
@@ -232,7 +241,8 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     if ("problem" in mcp) return sendJson(res, 400, { jsonrpc: "2.0", id: null, error: { code: -32020, message: `Header mismatch: ${mcp.problem}` } });
     const stateless = mcp.version !== null && isModernVersion(mcp.version);
     // The stateless era has no GET stream and no session to delete (subscriptions/listen replaces the GET stream).
-    if (stateless && req.method !== "POST") return sendJson(res, 405, { jsonrpc: "2.0", id: null, error: { code: -32000, message: "Method not allowed: protocol revision 2026-07-28 is POST only" } }, { allow: "POST" });
+    if (stateless && req.method !== "POST")
+      return sendJson(res, 405, { jsonrpc: "2.0", id: null, error: { code: -32000, message: "Method not allowed: protocol revision 2026-07-28 is POST only" } }, { allow: "POST" });
 
     // A session id is the upstream's, bound to this caller and server by the agent's key: any other is unknown here.
     // A stateless-era request has no session: its Mcp-Session-Id is ignored (transports, "Backward Compatibility").

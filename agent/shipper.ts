@@ -45,7 +45,6 @@ export interface ShipperOptions {
   maxRefusals?: number;
 }
 
-
 type Sent = { kind: "ok" } | { kind: "rejected"; status: number; issue: string } | { kind: "unauthorized" } | { kind: "failed"; why: string } | { kind: "stopped" } | { kind: "crashed" };
 type Shipped = "done" | "rejected" | "unauthorized" | "failed" | "stopped" | "crashed";
 
@@ -300,4 +299,3 @@ async function firstIssue(res: Response): Promise<string> {
 const TRANSPORT_REFUSALS = new Set([400, 413, 415, 422]);
 
 const describe = (err: unknown) => (err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err));
-

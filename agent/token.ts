@@ -60,7 +60,10 @@ export class VerifiedTokens {
       if (until > this.now()) {
         if (this.entries.size >= MAX_VERIFIED_TOKENS) this.entries.delete(this.entries.keys().next().value!);
         const p = check.principal;
-        this.entries.set(key, { principal: Object.freeze({ ...p, scopes: Object.freeze([...p.scopes]), groups: Object.freeze([...p.groups]), actors: Object.freeze([...p.actors]) }) as Principal, until });
+        this.entries.set(key, {
+          principal: Object.freeze({ ...p, scopes: Object.freeze([...p.scopes]), groups: Object.freeze([...p.groups]), actors: Object.freeze([...p.actors]) }) as Principal,
+          until,
+        });
       }
     }
     return check;

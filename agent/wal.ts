@@ -351,7 +351,7 @@ async function countLines(file: string): Promise<{ lines: number; bytes: number 
 /** Appends all of `buf` to the active segment; resolves once it is on stable storage (O_DSYNC, else fdatasync). */
 async function writeDurably(fh: FileHandle, buf: Buffer, sync: WalOptions["sync"]): Promise<void> {
   // A regular file takes the whole buffer in one write(2) unless the disk fills up; loop for that case too.
-  for (let off = 0; off < buf.length; ) {
+  for (let off = 0; off < buf.length;) {
     const { bytesWritten } = await fh.write(buf, off, buf.length - off);
     if (bytesWritten <= 0) throw new Error("decision WAL: the write made no progress");
     off += bytesWritten;

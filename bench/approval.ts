@@ -30,7 +30,10 @@ const q = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 };
-const row = (label: string, xs: number[]) => `${label.padEnd(34)} p50 ${q(xs, 50).toFixed(1).padStart(7)} ms   p99 ${q(xs, 99).toFixed(1).padStart(7)} ms   max ${Math.max(...xs).toFixed(1).padStart(7)} ms`;
+const row = (label: string, xs: number[]) =>
+  `${label.padEnd(34)} p50 ${q(xs, 50).toFixed(1).padStart(7)} ms   p99 ${q(xs, 99).toFixed(1).padStart(7)} ms   max ${Math.max(...xs)
+    .toFixed(1)
+    .padStart(7)} ms`;
 
 const a = await startApprovalStack();
 const token = await a.bearer();

@@ -61,7 +61,11 @@ try {
   await h.db.insert(fleetServers).values({ fleetId: "flt_b", serverId: "srv_b" });
   const [owner] = await h.db.insert(users).values({ id: "usr_bench", email: "owner@bench.example", role: "owner" }).returning();
   const ctx = { db: h.db, actor: await actorForUser(h.db, owner!) };
-  const entry = await createEntry(ctx, { serverId: "srv_b", tenantId: "ten_b", name: "bench key", kind: "api_key", placement: { in: "header", name: "x-api-key" }, secret: `bench-${randomBytes(16).toString("hex")}` }, env.kek);
+  const entry = await createEntry(
+    ctx,
+    { serverId: "srv_b", tenantId: "ten_b", name: "bench key", kind: "api_key", placement: { in: "header", name: "x-api-key" }, secret: `bench-${randomBytes(16).toString("hex")}` },
+    env.kek,
+  );
   const secret = newSecret();
   const agent = { id: `agt_${randomBytes(16).toString("hex")}`, name: "bench agent", fleetId: "flt_b" };
   await h.db.insert(agents).values({ ...agent, keyHash: hashSecret(secret) });
@@ -100,7 +104,9 @@ try {
 
   // Route handler, in process.
   const call = () =>
-    POST(new NextRequest("http://127.0.0.1/api/v1/agent/credentials", { method: "POST", headers: { authorization: `Bearer ${agentKey}`, "content-type": "application/json" }, body: JSON.stringify(req) }));
+    POST(
+      new NextRequest("http://127.0.0.1/api/v1/agent/credentials", { method: "POST", headers: { authorization: `Bearer ${agentKey}`, "content-type": "application/json" }, body: JSON.stringify(req) }),
+    );
   for (const conc of [1, 8]) {
     lat = [];
     const per = Math.ceil(N / conc);
@@ -128,7 +134,10 @@ try {
     fetch: (async (input: string | URL | Request, init?: RequestInit) => POST(new NextRequest(String(input), init as ConstructorParameters<typeof NextRequest>[1]))) as typeof fetch,
   });
   const content = (version: number) =>
-    ({ servers: [{ id: "srv_b", tenantIds: ["ten_b"] }], credentials: [{ entryId: entry.id, serverId: "srv_b", tenantId: "ten_b", kind: "api_key", placement: { in: "header", name: "x-api-key" }, version }] }) as unknown as BundleContent;
+    ({
+      servers: [{ id: "srv_b", tenantIds: ["ten_b"] }],
+      credentials: [{ entryId: entry.id, serverId: "srv_b", tenantId: "ten_b", kind: "api_key", placement: { in: "header", name: "x-api-key" }, version }],
+    }) as unknown as BundleContent;
   let c = content(1);
   await broker.resolve(c, "srv_b", "ten_b");
   const HITS = N * 100;

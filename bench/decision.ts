@@ -17,7 +17,12 @@ import { PolicyEngine, type DecisionRequest } from "@/lib/enforcement/engine";
 import { compileRule } from "@/lib/policy/rule";
 
 const N = Number(process.env.N ?? 5000);
-console.log(`load average ${(await import("node:os")).loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+console.log(
+  `load average ${(await import("node:os"))
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ")}`,
+);
 const SERVERS = 10;
 const TOOLS_PER_SERVER = 100;
 const POLICIES = 2000;
@@ -31,7 +36,13 @@ function snapshot(): RegistrySnapshot {
       name: `tool_${i}`,
       risk: (["low", "medium", "high", "critical"] as const)[i % 4]!,
       blocked: false,
-      approved: { hash: `sha256:${s}-${i}`, title: null, description: "", annotations: { readOnlyHint: i % 3 === 0, destructiveHint: i % 10 === 0 }, inputSchema: { type: "object", properties: { amount: { type: "integer" }, project: { type: "string" }, tags: { type: "array", items: { type: "string" } } } } },
+      approved: {
+        hash: `sha256:${s}-${i}`,
+        title: null,
+        description: "",
+        annotations: { readOnlyHint: i % 3 === 0, destructiveHint: i % 10 === 0 },
+        inputSchema: { type: "object", properties: { amount: { type: "integer" }, project: { type: "string" }, tags: { type: "array", items: { type: "string" } } } },
+      },
     }));
     servers.push({
       id,
@@ -184,7 +195,16 @@ for (const r of requests.slice(0, slowN)) {
     principal: { type: "User", id: r.user },
     action: { type: "Action", id: r.action },
     resource: { type: "Tool", id: `${r.serverId}/${r.tool}` },
-    context: { args: r.args as never, scopes: r.scopes, client: r.client, tenant: r.tenantId, delegation: { actors: [], depth: 0 }, time: { epoch: 0, hour: 12, weekday: 3 }, network: {}, token: { iss: "", iat: 0, exp: 0 } },
+    context: {
+      args: r.args as never,
+      scopes: r.scopes,
+      client: r.client,
+      tenant: r.tenantId,
+      delegation: { actors: [], depth: 0 },
+      time: { epoch: 0, hour: 12, weekday: 3 },
+      network: {},
+      token: { iss: "", iat: 0, exp: 0 },
+    },
     policies: { staticPolicies: policyText },
     entities: [{ uid: { type: "User", id: r.user }, attrs: {}, parents: [{ type: "Tenant", id: r.tenantId }] }, ...(compiled.content.cedar.entities as never[])],
   });
@@ -192,11 +212,19 @@ for (const r of requests.slice(0, slowN)) {
 }
 slow.sort((a, b) => a - b);
 
-console.log(`bundle: ${SERVERS * TOOLS_PER_SERVER} tools, ${Object.keys(compiled.content.cedar.policies).length} Cedar policies (${POLICIES} admin policies + scope mappings), ${(JSON.stringify(compiled.content).length / 1024).toFixed(0)} KiB`);
-console.log(`compile ${compileMs.toFixed(0)} ms (first in the process; again ${compileAgainMs.toFixed(0)} ms; again with one policy changed ${compileChangedMs.toFixed(0)} ms), hash + sign ${signMs.toFixed(1)} ms, engine load (preparse) ${loadMs.toFixed(0)} ms`);
+console.log(
+  `bundle: ${SERVERS * TOOLS_PER_SERVER} tools, ${Object.keys(compiled.content.cedar.policies).length} Cedar policies (${POLICIES} admin policies + scope mappings), ${(JSON.stringify(compiled.content).length / 1024).toFixed(0)} KiB`,
+);
+console.log(
+  `compile ${compileMs.toFixed(0)} ms (first in the process; again ${compileAgainMs.toFixed(0)} ms; again with one policy changed ${compileChangedMs.toFixed(0)} ms), hash + sign ${signMs.toFixed(1)} ms, engine load (preparse) ${loadMs.toFixed(0)} ms`,
+);
 console.log(`lib/enforcement decide, first pass (slices parsed on first use): p50 ${pct(cold, 50).toFixed(0)} µs, p99 ${pct(cold, 99).toFixed(0)} µs`);
-console.log(`lib/enforcement decide, warm (distinct inputs, memo missing): p50 ${pct(fast, 50).toFixed(1)} µs, p99 ${pct(fast, 99).toFixed(1)} µs over ${fast.length} decisions (${((allowed / fast.length) * 100).toFixed(0)}% allowed; JS evaluator, cedar-wasm for what it declines)`);
-console.log(`  same, cedar-wasm only (jsEvaluator off): p50 ${pct(fastWasm, 50).toFixed(1)} µs, p99 ${pct(fastWasm, 99).toFixed(1)} µs; ratio p50 ${(pct(fastWasm, 50) / pct(fast, 50)).toFixed(1)}x, p99 ${(pct(fastWasm, 99) / pct(fast, 99)).toFixed(1)}x; answers that differ between the two: ${disagree}`);
+console.log(
+  `lib/enforcement decide, warm (distinct inputs, memo missing): p50 ${pct(fast, 50).toFixed(1)} µs, p99 ${pct(fast, 99).toFixed(1)} µs over ${fast.length} decisions (${((allowed / fast.length) * 100).toFixed(0)}% allowed; JS evaluator, cedar-wasm for what it declines)`,
+);
+console.log(
+  `  same, cedar-wasm only (jsEvaluator off): p50 ${pct(fastWasm, 50).toFixed(1)} µs, p99 ${pct(fastWasm, 99).toFixed(1)} µs; ratio p50 ${(pct(fastWasm, 50) / pct(fast, 50)).toFixed(1)}x, p99 ${(pct(fastWasm, 99) / pct(fast, 99)).toFixed(1)}x; answers that differ between the two: ${disagree}`,
+);
 console.log(`lib/enforcement decide, repeated inputs (memo hit): p50 ${pct(memo, 50).toFixed(1)} µs, p99 ${pct(memo, 99).toFixed(1)} µs`);
 console.log(`first decision after an install: ${firstCold.toFixed(1)} ms as is, ${firstWarm.toFixed(2)} ms after the background preparse (${prepared} slices in ${prepareMs.toFixed(0)} ms)`);
 console.log(`cedar isAuthorized with text each call: p50 ${pct(slow, 50).toFixed(0)} µs, p99 ${pct(slow, 99).toFixed(0)} µs over ${slowN}`);

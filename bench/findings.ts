@@ -27,7 +27,11 @@ try {
   const admin = await makeUser(t.db, { memberships: [[a.id, "admin"]] });
   const t0 = performance.now();
   const seed = await seedMonth(owner.ctx, a.id, b.id, kek, { scale: SCALE });
-  console.log(`driver ${t.driver}; seeded ${seed.decisions.toLocaleString("en")} decisions over 30 days (scale ${SCALE}) in ${((performance.now() - t0) / 1000).toFixed(1)} s; load ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
+  console.log(
+    `driver ${t.driver}; seeded ${seed.decisions.toLocaleString("en")} decisions over 30 days (scale ${SCALE}) in ${((performance.now() - t0) / 1000).toFixed(1)} s; load ${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(" ")}`,
+  );
 
   const times: number[] = [];
   let r = await listFindings(admin.ctx, { tenantId: a.id });
@@ -41,22 +45,33 @@ try {
     .filter(([, n]) => n)
     .map(([k, n]) => `${k} ${n}`);
   console.log(`findings (all tenants + fleet-wide): ${all.items.length}: ${perKind.join(", ")}`);
-  console.log(`findings of tenant A: ${r.items.length}: ${Object.entries(r.counts).filter(([, n]) => n).map(([k, n]) => `${k} ${n}`).join(", ")}`);
+  console.log(
+    `findings of tenant A: ${r.items.length}: ${Object.entries(r.counts)
+      .filter(([, n]) => n)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(", ")}`,
+  );
   console.log(`compute tenant A: median ${times[2]} ms (min ${times[0]}, max ${times[4]}); owner view of every tenant: ${all.tookMs} ms`);
   const before = r.scores[0]!;
 
   const unused = r.items.filter((f) => f.kind === "unused_scope_mapping");
   const tp = performance.now();
   const p = await previewRemedy(admin.ctx, unused[0]!.id, { action: "narrow_mapping", acknowledgeFlips: false });
-  console.log(`remedy preview (${unused[0]!.subject.id}): ${p.impact.replayed.toLocaleString("en")} decisions replayed, ${p.impact.allowToDeny} allow→deny, ${p.impact.denyToAllow} deny→allow, ${Math.round(performance.now() - tp)} ms`);
+  console.log(
+    `remedy preview (${unused[0]!.subject.id}): ${p.impact.replayed.toLocaleString("en")} decisions replayed, ${p.impact.allowToDeny} allow→deny, ${p.impact.denyToAllow} deny→allow, ${Math.round(performance.now() - tp)} ms`,
+  );
 
   const bob = r.items.find((f) => f.kind === "over_broad_user" && f.subject.id === "bob");
   if (bob) await applyRemedy(admin.ctx, bob.id, { action: "least_privilege_policy", acknowledgeFlips: false });
   for (const f of unused) await applyRemedy(admin.ctx, f.id, { action: "narrow_mapping", acknowledgeFlips: false });
   for (const f of r.items.filter((x) => x.kind === "unused_grant")) await revokeGrant(admin.ctx, f.subject.id, { reason: "bench" }, kek);
   const after = (await listFindings(admin.ctx, { tenantId: a.id })).scores[0]!;
-  console.log(`privilege score of tenant A: before ${before.score}% (${before.used}/${before.granted}: pairs ${before.pairs.used}/${before.pairs.granted}, grants ${before.grants.used}/${before.grants.granted})`);
-  console.log(`                           after  ${after.score}% (${after.used}/${after.granted}: pairs ${after.pairs.used}/${after.pairs.granted}, grants ${after.grants.used}/${after.grants.granted}); unused capability ${before.granted - before.used} -> ${after.granted - after.used}`);
+  console.log(
+    `privilege score of tenant A: before ${before.score}% (${before.used}/${before.granted}: pairs ${before.pairs.used}/${before.pairs.granted}, grants ${before.grants.used}/${before.grants.granted})`,
+  );
+  console.log(
+    `                           after  ${after.score}% (${after.used}/${after.granted}: pairs ${after.pairs.used}/${after.pairs.granted}, grants ${after.grants.used}/${after.grants.granted}); unused capability ${before.granted - before.used} -> ${after.granted - after.used}`,
+  );
 } finally {
   await t.close();
 }

@@ -31,11 +31,7 @@ import { connect, quantile, spawnReady, startBenchAgent, stop } from "./harness"
 import { McpError } from "@modelcontextprotocol/sdk/types.js";
 
 // Next.js' "server-only" marker throws outside React Server Components: resolve it to an empty module for this script alone.
-register(
-  `data:text/javascript,${encodeURIComponent(
-    `export async function resolve(s, c, n) { return s === "server-only" ? { url: "data:text/javascript,", shortCircuit: true } : n(s, c); }`,
-  )}`,
-);
+register(`data:text/javascript,${encodeURIComponent(`export async function resolve(s, c, n) { return s === "server-only" ? { url: "data:text/javascript,", shortCircuit: true } : n(s, c); }`)}`);
 
 // The SDK client transport adds an abort listener to its session's signal per request (thousands per session here):
 // Node's MaxListenersExceededWarning for that is noise in this script; other warnings still print.
@@ -101,7 +97,11 @@ async function slice(url: string, bearer: string | null, clients: number, total:
   const sessions = reuse ?? (await Promise.all(Array.from({ length: clients }, () => connect(url, bearer))));
   const per = Math.max(1, Math.floor(total / clients));
   // Warm-up: JIT, keep-alive sockets, JWKS cache.
-  await Promise.all(sessions.map(async (c) => { for (let i = 0; i < 20; i++) await c.callTool({ name: "get_ticket", arguments: { id: "T-100" } }); }));
+  await Promise.all(
+    sessions.map(async (c) => {
+      for (let i = 0; i < 20; i++) await c.callTool({ name: "get_ticket", arguments: { id: "T-100" } });
+    }),
+  );
   const lat: number[] = [];
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
@@ -194,7 +194,16 @@ try {
   agentProc = await startBenchAgent({ root, controlPlaneUrl: cp.url, enrollmentToken: enrollment.token, keys, port: agentPort, dataDir, name: "bench-agent" });
   if (BEFORE) {
     const second = await createEnrollmentToken(owner.ctx, fleet.id);
-    beforeProc = await startBenchAgent({ root, controlPlaneUrl: cp.url, enrollmentToken: second.token, keys, port: beforePort, dataDir: beforeDir, name: "bench-agent-before", env: { MANDATE_WAL_SYNC: "fsync", MANDATE_CEDAR_JS: "0", MANDATE_PUBLIC_ORIGIN: new URL(resourceUri).origin } });
+    beforeProc = await startBenchAgent({
+      root,
+      controlPlaneUrl: cp.url,
+      enrollmentToken: second.token,
+      keys,
+      port: beforePort,
+      dataDir: beforeDir,
+      name: "bench-agent-before",
+      env: { MANDATE_WAL_SYNC: "fsync", MANDATE_CEDAR_JS: "0", MANDATE_PUBLIC_ORIGIN: new URL(resourceUri).origin },
+    });
   }
   const bearer = await issuer.sign({ sub: "alice", tenant: tenantId, client_id: "bench", scope: "tickets:read tickets:write" }, resourceUri, "2h");
 
@@ -209,9 +218,17 @@ try {
   const rows: Row[] = [];
   for (const c of CONCURRENCY) rows.push(...(await alternate(paths, c, N)));
   const os = await import("node:os");
-  console.log(`\ntools/call get_ticket, ~${N} calls per row in ${ROUNDS * 2} alternating slices (node ${process.version}, ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}; sandbox, bare proxy and agent are child processes)\n`);
+  console.log(
+    `\ntools/call get_ticket, ~${N} calls per row in ${ROUNDS * 2} alternating slices (node ${process.version}, ${os.cpus().length} cores, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}; sandbox, bare proxy and agent are child processes)\n`,
+  );
   console.log("target   clients   calls   p50 ms   p99 ms      calls/s   load-gen CPU");
-  for (const r of rows) console.log(`${r.target.padEnd(8)} ${String(r.clients).padStart(7)} ${String(r.calls).padStart(7)} ${ms(r.p50)} ${ms(r.p99)} ${r.rps.toFixed(0).padStart(12)} ${(r.genCpu * 100).toFixed(0).padStart(10)} %`);
+  for (const r of rows)
+    console.log(
+      `${r.target.padEnd(8)} ${String(r.clients).padStart(7)} ${String(r.calls).padStart(7)} ${ms(r.p50)} ${ms(r.p99)} ${r.rps.toFixed(0).padStart(12)} ${(r.genCpu * 100).toFixed(0).padStart(10)} %`,
+    );
   console.log("\noverhead vs direct (added p50 / p99, throughput ratio)");
   for (const c of CONCURRENCY) {
     const d = rows.find((r) => r.target === "direct" && r.clients === c)!;

@@ -32,15 +32,51 @@ export async function spawnReady(root: string, args: string[], what: string): Pr
  * `--cpu-prof`), enrolled with `enrollmentToken`, pinned to `keys`, with `env` added, and waits
  * up to 60 s for its /readyz.
  */
-export async function startBenchAgent(o: { root: string; controlPlaneUrl: string; enrollmentToken: string; keys: Record<string, object>; port: number; dataDir: string; name: string; env?: Record<string, string> }): Promise<ChildProcess> {
+export async function startBenchAgent(o: {
+  root: string;
+  controlPlaneUrl: string;
+  enrollmentToken: string;
+  keys: Record<string, object>;
+  port: number;
+  dataDir: string;
+  name: string;
+  env?: Record<string, string>;
+}): Promise<ChildProcess> {
   const proc = spawn(
     process.execPath,
-    [...(process.env.AGENT_NODE_ARGS ?? "").split(" ").filter(Boolean), "--import", "tsx", "agent/main.ts", "--control-plane", o.controlPlaneUrl, "--enrollment-token", o.enrollmentToken, "--port", String(o.port), "--data-dir", o.dataDir, "--wait", "30", "--name", o.name],
-    { cwd: o.root, env: { ...process.env, ...o.env, MANDATE_BUNDLE_KEYS: JSON.stringify({ keys: Object.entries(o.keys).map(([kid, k]) => ({ ...k, kid })) }) }, stdio: ["ignore", "ignore", "inherit"] },
+    [
+      ...(process.env.AGENT_NODE_ARGS ?? "").split(" ").filter(Boolean),
+      "--import",
+      "tsx",
+      "agent/main.ts",
+      "--control-plane",
+      o.controlPlaneUrl,
+      "--enrollment-token",
+      o.enrollmentToken,
+      "--port",
+      String(o.port),
+      "--data-dir",
+      o.dataDir,
+      "--wait",
+      "30",
+      "--name",
+      o.name,
+    ],
+    {
+      cwd: o.root,
+      env: { ...process.env, ...o.env, MANDATE_BUNDLE_KEYS: JSON.stringify({ keys: Object.entries(o.keys).map(([kid, k]) => ({ ...k, kid })) }) },
+      stdio: ["ignore", "ignore", "inherit"],
+    },
   );
   const end = Date.now() + 60_000;
   for (;;) {
-    if (await fetch(`http://127.0.0.1:${o.port}/readyz`).then((r) => r.status === 200, () => false)) return proc;
+    if (
+      await fetch(`http://127.0.0.1:${o.port}/readyz`).then(
+        (r) => r.status === 200,
+        () => false,
+      )
+    )
+      return proc;
     if (Date.now() > end || proc.exitCode !== null) {
       proc.kill("SIGTERM");
       throw new Error("the agent did not become ready");

@@ -71,12 +71,20 @@ try {
   const resourceUri = `http://127.0.0.1:${agentPort}/mcp`;
   const server = await createServer(
     owner.ctx,
-    createServerInput.parse({ tenantId, name: uniq("Bench headers "), resourceUri, upstreamUrl: up.url, scopes: ["tickets:read"], issuers: [{ issuer: issuer.issuer, jwksUri: issuer.jwksUri, discovery: false, algorithms: ["ES256"] }] }),
+    createServerInput.parse({
+      tenantId,
+      name: uniq("Bench headers "),
+      resourceUri,
+      upstreamUrl: up.url,
+      scopes: ["tickets:read"],
+      issuers: [{ issuer: issuer.issuer, jwksUri: issuer.jwksUri, discovery: false, algorithms: ["ES256"] }],
+    }),
   );
   const serverId = server!.id;
   await importCatalog(owner.ctx, serverId);
   // delete_project stays out of the approved catalogue: denied at stage "catalogue", on the headers or after the body.
-  for (const tool of await t.db.select().from(tools).where(eq(tools.serverId, serverId))) if (tool.name !== "delete_project") await approveTool(owner.ctx, tool.id, { versionId: tool.latestVersionId });
+  for (const tool of await t.db.select().from(tools).where(eq(tools.serverId, serverId)))
+    if (tool.name !== "delete_project") await approveTool(owner.ctx, tool.id, { versionId: tool.latestVersionId });
   await putScopeMapping(owner.ctx, serverId, { baseVersion: 0, mapping: { "tickets:read": ["list_tickets"] } });
   const fleet = (await createFleet(owner.ctx, { name: uniq("Bench headers edge "), serverIds: [serverId] }))!;
   await activeSigningKey(t.db, kek);
@@ -96,7 +104,11 @@ try {
   for (const size of SIZES) {
     const args = { project: "ops", note: "x".repeat(Math.max(0, size - 40)) };
     const paths: { path: string; headers: Record<string, string>; body: string }[] = [
-      { path: "headers", headers: { "mcp-protocol-version": V, "mcp-method": "tools/call", "mcp-name": "delete_project" }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "delete_project", arguments: args, _meta: META } }) },
+      {
+        path: "headers",
+        headers: { "mcp-protocol-version": V, "mcp-method": "tools/call", "mcp-name": "delete_project" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "delete_project", arguments: args, _meta: META } }),
+      },
       { path: "body", headers: { "mcp-protocol-version": "2025-11-25" }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "delete_project", arguments: args } }) },
     ];
     for (const p of paths) {
@@ -121,12 +133,20 @@ try {
       results.push({ size: Buffer.byteLength(p.body), path: p.path, n: xs.length, p50: quantile(xs, 0.5), p99: quantile(xs, 0.99) });
     }
   }
-  console.log(`\ndenied tools/call answered by the agent (no upstream), c=1, ${ROUNDS * 2} alternating slices per path; decision log on ${process.env.BENCH_DATA_DIR ?? tmpdir()} (node ${process.version}, ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")})\n`);
+  console.log(
+    `\ndenied tools/call answered by the agent (no upstream), c=1, ${ROUNDS * 2} alternating slices per path; decision log on ${process.env.BENCH_DATA_DIR ?? tmpdir()} (node ${process.version}, ${os.cpus().length} cores, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")})\n`,
+  );
   console.log("body bytes   decided on   calls   p50 ms   p99 ms   p50 ratio (body / headers)");
   for (let i = 0; i < SIZES.length; i++) {
     const h = results[2 * i]!;
     const b = results[2 * i + 1]!;
-    for (const r of [h, b]) console.log(`${String(r.size).padStart(10)}   ${r.path.padEnd(11)} ${String(r.n).padStart(7)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)}${r === b ? `   ${(b.p50 / h.p50).toFixed(2)}` : ""}`);
+    for (const r of [h, b])
+      console.log(
+        `${String(r.size).padStart(10)}   ${r.path.padEnd(11)} ${String(r.n).padStart(7)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)}${r === b ? `   ${(b.p50 / h.p50).toFixed(2)}` : ""}`,
+      );
   }
 } finally {
   await pool?.close();

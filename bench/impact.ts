@@ -43,25 +43,61 @@ u.pathname = `/${name}`;
 const h = await openDatabase({ url: u.toString() });
 
 try {
-  const [user] = await h.db.insert(users).values({ id: newId("user"), email: "bench@example.com", name: "bench", role: "owner" }).returning();
+  const [user] = await h.db
+    .insert(users)
+    .values({ id: newId("user"), email: "bench@example.com", name: "bench", role: "owner" })
+    .returning();
   const ctx = { db: h.db, actor: await actorForUser(h.db, user!) };
   const kek = { id: "bench", key: randomBytes(32) };
   const tenant = (await createTenant(ctx, { name: "Bench" }))!;
-  const server = (await createServer(ctx, createServerInput.parse({ tenantId: tenant.id, name: "tickets", resourceUri: "https://mcp.bench.example/mcp", upstreamUrl: "http://127.0.0.1:9/mcp", scopes: ["tickets:read", "tickets:write"] })))!;
+  const server = (await createServer(
+    ctx,
+    createServerInput.parse({ tenantId: tenant.id, name: "tickets", resourceUri: "https://mcp.bench.example/mcp", upstreamUrl: "http://127.0.0.1:9/mcp", scopes: ["tickets:read", "tickets:write"] }),
+  ))!;
   const toolNames = ["list_tickets", "get_ticket", "create_ticket", "close_ticket", "refund"];
   for (const t of toolNames) {
-    await addTool(ctx, server.id, { name: t, description: t, inputSchema: { type: "object", properties: { project: { type: "string" }, id: { type: "string" }, amount: { type: "integer" } } }, annotations: {}, risk: "low" });
+    await addTool(ctx, server.id, {
+      name: t,
+      description: t,
+      inputSchema: { type: "object", properties: { project: { type: "string" }, id: { type: "string" }, amount: { type: "integer" } } },
+      annotations: {},
+      risk: "low",
+    });
   }
   await putScopeMapping(ctx, server.id, { baseVersion: 0, mapping: { "tickets:read": ["list_tickets", "get_ticket"], "tickets:write": ["create_ticket", "close_ticket"] } });
-  const refunds = (await createPolicy(ctx, { tenantId: tenant.id, serverId: server.id, name: "finance refunds", description: "", kind: "cedar", cedar: `permit (principal in Group::"finance", action == Action::"call_tool", resource == Tool::"${server.id}/refund");`, enabled: true }))!;
+  const refunds = (await createPolicy(ctx, {
+    tenantId: tenant.id,
+    serverId: server.id,
+    name: "finance refunds",
+    description: "",
+    kind: "cedar",
+    cedar: `permit (principal in Group::"finance", action == Action::"call_tool", resource == Tool::"${server.id}/refund");`,
+    enabled: true,
+  }))!;
   const fleetId = newId("fleet");
   await h.db.insert(fleets).values({ id: fleetId, name: "bench" });
   await h.db.insert(fleetServers).values({ fleetId, serverId: server.id });
   await publishBundle(ctx, fleetId, { note: "baseline" }, kek);
   // The draft: a forbid on an argument value, and the refund permit replaced by an amount cap.
-  await createPolicy(ctx, { tenantId: tenant.id, serverId: server.id, name: "no secret projects", description: "", kind: "cedar", cedar: `forbid (principal, action, resource) when { context.args has project && context.args.project like "secret-*" };`, enabled: true });
+  await createPolicy(ctx, {
+    tenantId: tenant.id,
+    serverId: server.id,
+    name: "no secret projects",
+    description: "",
+    kind: "cedar",
+    cedar: `forbid (principal, action, resource) when { context.args has project && context.args.project like "secret-*" };`,
+    enabled: true,
+  });
   await deletePolicy(ctx, refunds.id);
-  await createPolicy(ctx, { tenantId: tenant.id, serverId: server.id, name: "small refunds", description: "", kind: "cedar", cedar: `permit (principal, action == Action::"call_tool", resource == Tool::"${server.id}/refund") when { context.args has amount && context.args.amount < 100 };`, enabled: true });
+  await createPolicy(ctx, {
+    tenantId: tenant.id,
+    serverId: server.id,
+    name: "small refunds",
+    description: "",
+    kind: "cedar",
+    cedar: `permit (principal, action == Action::"call_tool", resource == Tool::"${server.id}/refund") when { context.args has amount && context.args.amount < 100 };`,
+    enabled: true,
+  });
 
   // Seed: decisions over the last 2 days, multi-row inserts of 2,000.
   const now = Date.now();

@@ -102,7 +102,11 @@ async function run(label: string, size: number, shippers: number, learn = true) 
   const pg0 = await backendCpu();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  await Promise.all(keys.map(async (k, s) => { for (const b of bodies[s]!) await post(k, b); }));
+  await Promise.all(
+    keys.map(async (k, s) => {
+      for (const b of bodies[s]!) await post(k, b);
+    }),
+  );
   const secs = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   const pg = (await backendCpu()) - pg0;
@@ -143,7 +147,9 @@ try {
     const t0 = performance.now();
     for (const b of bodies) await ingestDecisions(h.db, agent, b, Date.now(), { parts });
     const secs = (performance.now() - t0) / 1000;
-    console.log(`${`service only, batch 10000, ${parts} transaction${parts > 1 ? "s at once" : ""}`.padEnd(44)} ${String(Math.round((bodies.length * 10_000) / secs)).padStart(6)} decisions/s  (load ${loadavg()[0]!.toFixed(1)})`);
+    console.log(
+      `${`service only, batch 10000, ${parts} transaction${parts > 1 ? "s at once" : ""}`.padEnd(44)} ${String(Math.round((bodies.length * 10_000) / secs)).padStart(6)} decisions/s  (load ${loadavg()[0]!.toFixed(1)})`,
+    );
   }
   // What PostgreSQL maintains per decision (service only, batch 10,000, 2 parts): CPU of its backends per
   // decision with everything on, then with one thing off at a time (put back after).

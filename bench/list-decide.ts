@@ -20,7 +20,12 @@ const TOOLS = Number(process.env.TOOLS ?? 1000);
 const POLICIES = Number(process.env.POLICIES ?? 200);
 const LISTS = Number(process.env.LISTS ?? 20);
 
-const defs = Array.from({ length: TOOLS }, (_, i) => ({ name: `tool_${i}`, description: `Tool ${i}`, inputSchema: { type: "object", properties: { amount: { type: "integer" }, project: { type: "string" } } }, annotations: { readOnlyHint: i % 3 === 0 } }));
+const defs = Array.from({ length: TOOLS }, (_, i) => ({
+  name: `tool_${i}`,
+  description: `Tool ${i}`,
+  inputSchema: { type: "object", properties: { amount: { type: "integer" }, project: { type: "string" } } },
+  annotations: { readOnlyHint: i % 3 === 0 },
+}));
 const snap: RegistrySnapshot = {
   servers: [
     {
@@ -33,7 +38,17 @@ const snap: RegistrySnapshot = {
       scopes: ["read"],
       issuers: [],
       prm: { resource: "https://mcp.bench.example/l", authorization_servers: [], scopes_supported: ["read"], bearer_methods_supported: ["header"] },
-      tools: defs.map((d) => ({ name: d.name, risk: "low", blocked: false, approved: { hash: toolHash(d as never), title: null, description: d.description, annotations: d.annotations, inputSchema: d.inputSchema } }) as RegistrySnapshot["servers"][number]["tools"][number]).map((t, i) => ({ ...t, risk: (["low", "medium", "high", "critical"] as const)[i % 4]! })),
+      tools: defs
+        .map(
+          (d) =>
+            ({
+              name: d.name,
+              risk: "low",
+              blocked: false,
+              approved: { hash: toolHash(d as never), title: null, description: d.description, annotations: d.annotations, inputSchema: d.inputSchema },
+            }) as RegistrySnapshot["servers"][number]["tools"][number],
+        )
+        .map((t, i) => ({ ...t, risk: (["low", "medium", "high", "critical"] as const)[i % 4]! })),
       mapping: { read: defs.map((d) => d.name) },
     },
   ],
@@ -46,13 +61,31 @@ const snap: RegistrySnapshot = {
       clients: [],
       conditions: [{ arg: "amount", op: p % 2 ? "gt" : "lte", value: 100 + p }],
     };
-    return { id: `pol_${String(p).padStart(5, "0")}`, tenantId: "ten_a", serverId: "srv_l", name: `policy ${p}`, kind: "rule" as const, cedar: compileRule(rule, "srv_l", { name: `policy ${p}` }), enabled: true };
+    return {
+      id: `pol_${String(p).padStart(5, "0")}`,
+      tenantId: "ten_a",
+      serverId: "srv_l",
+      name: `policy ${p}`,
+      kind: "rule" as const,
+      cedar: compileRule(rule, "srv_l", { name: `policy ${p}` }),
+      enabled: true,
+    };
   }),
   tests: [],
 };
 const compiled = compileBundle(snap, { fleetId: "flt_bench", revision: 1, parentRevision: null, createdAt: new Date().toISOString() });
 if (compiled.issues.length) throw new Error(`bench bundle has issues: ${compiled.issues[0]!.message}`);
-const principal = { issuer: "https://idp.example", tenantId: "ten_a", user: "https://idp.example#alice", client: "bench", scopes: ["read"], groups: ["finance"], actors: [], iat: 1_790_000_000, exp: 1_790_003_600 };
+const principal = {
+  issuer: "https://idp.example",
+  tenantId: "ten_a",
+  user: "https://idp.example#alice",
+  client: "bench",
+  scopes: ["read"],
+  groups: ["finance"],
+  actors: [],
+  iat: 1_790_000_000,
+  exp: 1_790_003_600,
+};
 const js = decisionView(compiled.content, { engine: new PolicyEngine(compiled.content) });
 const wasmEngine = new PolicyEngine(compiled.content);
 wasmEngine.jsEvaluator = false;
@@ -83,18 +116,40 @@ const times: Record<"js" | "wasm" | "per-entry", number[]> = { js: [], wasm: [],
 let second = Date.UTC(2026, 11, 6, 2, 0, 0);
 let kept = -1;
 // Warm-up: slices parsed (as the agent's background preparse does), JIT.
-for (const v of process.env.ONLY === "js" ? [js] : [js, wasm]) for (let i = 0; i < 2; i++) listFilter(v, { serverId: "srv_l", principal, time: new Date((second += 1000)) }, (JSON.parse(upstream) as { tools: typeof defs }).tools);
+for (const v of process.env.ONLY === "js" ? [js] : [js, wasm])
+  for (let i = 0; i < 2; i++) listFilter(v, { serverId: "srv_l", principal, time: new Date((second += 1000)) }, (JSON.parse(upstream) as { tools: typeof defs }).tools);
 for (let i = 0; i < LISTS; i++)
-  for (const [name, v] of (i % 2 ? [["js", js], ["per-entry", js], ["wasm", wasm]] : [["wasm", wasm], ["per-entry", js], ["js", js]]) as ["js" | "wasm" | "per-entry", typeof js][]) {
+  for (const [name, v] of (i % 2
+    ? [
+        ["js", js],
+        ["per-entry", js],
+        ["wasm", wasm],
+      ]
+    : [
+        ["wasm", wasm],
+        ["per-entry", js],
+        ["js", js],
+      ]) as ["js" | "wasm" | "per-entry", typeof js][]) {
     if (process.env.ONLY && process.env.ONLY !== name) continue;
     const tools = (JSON.parse(upstream) as { tools: typeof defs }).tools; // the agent parses each answer anew
     const t0 = performance.now();
-    const f = name === "per-entry" ? perEntry(v, { serverId: "srv_l", principal, time: new Date((second += 1000)) }, tools) : listFilter(v, { serverId: "srv_l", principal, time: new Date((second += 1000)) }, tools);
+    const f =
+      name === "per-entry"
+        ? perEntry(v, { serverId: "srv_l", principal, time: new Date((second += 1000)) }, tools)
+        : listFilter(v, { serverId: "srv_l", principal, time: new Date((second += 1000)) }, tools);
     times[name].push(performance.now() - t0);
     if (kept >= 0 && f.kept.length !== kept) throw new Error("the two engines listed different tools");
     kept = f.kept.length;
   }
-console.log(`listFilter of ${TOOLS} approved tools, ${POLICIES} policies, one caller, a new second each list (load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}); ${kept} kept`);
+console.log(
+  `listFilter of ${TOOLS} approved tools, ${POLICIES} policies, one caller, a new second each list (load average ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ")}); ${kept} kept`,
+);
 console.log(`  JS evaluator: p50 ${pct(times.js, 0.5).toFixed(2)} ms, p99 ${pct(times.js, 0.99).toFixed(2)} ms`);
-if (times["per-entry"].length) console.log(`  per-entry decide() (before the list path), JS evaluator: p50 ${pct(times["per-entry"], 0.5).toFixed(2)} ms, p99 ${pct(times["per-entry"], 0.99).toFixed(2)} ms; ratio p50 ${(pct(times["per-entry"], 0.5) / pct(times.js, 0.5)).toFixed(1)}x`);
-if (times.wasm.length) console.log(`  cedar-wasm:   p50 ${pct(times.wasm, 0.5).toFixed(2)} ms, p99 ${pct(times.wasm, 0.99).toFixed(2)} ms; ratio p50 ${(pct(times.wasm, 0.5) / pct(times.js, 0.5)).toFixed(1)}x`);
+if (times["per-entry"].length)
+  console.log(
+    `  per-entry decide() (before the list path), JS evaluator: p50 ${pct(times["per-entry"], 0.5).toFixed(2)} ms, p99 ${pct(times["per-entry"], 0.99).toFixed(2)} ms; ratio p50 ${(pct(times["per-entry"], 0.5) / pct(times.js, 0.5)).toFixed(1)}x`,
+  );
+if (times.wasm.length)
+  console.log(`  cedar-wasm:   p50 ${pct(times.wasm, 0.5).toFixed(2)} ms, p99 ${pct(times.wasm, 0.99).toFixed(2)} ms; ratio p50 ${(pct(times.wasm, 0.5) / pct(times.js, 0.5)).toFixed(1)}x`);

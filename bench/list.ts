@@ -45,8 +45,6 @@ const { freePort } = await import("@/test/sandbox");
 const { startIssuer } = await import("@/test/agent-proc-harness");
 const { startShipControlPlane } = await import("@/test/agent-ship-harness");
 
-
-
 const kek = { id: "kek-bench", key: randomBytes(32) };
 const g = globalThis as unknown as { __mandateDb?: Promise<unknown> };
 const t = await createTestDb();
@@ -66,7 +64,14 @@ try {
   const resourceUri = `http://127.0.0.1:${agentPort}/mcp`;
   const server = await createServer(
     owner.ctx,
-    createServerInput.parse({ tenantId, name: uniq("Bench list "), resourceUri, upstreamUrl, scopes: ["records:read"], issuers: [{ issuer: issuer.issuer, jwksUri: issuer.jwksUri, discovery: false, algorithms: ["ES256"] }] }),
+    createServerInput.parse({
+      tenantId,
+      name: uniq("Bench list "),
+      resourceUri,
+      upstreamUrl,
+      scopes: ["records:read"],
+      issuers: [{ issuer: issuer.issuer, jwksUri: issuer.jwksUri, discovery: false, algorithms: ["ES256"] }],
+    }),
   );
   const serverId = server!.id;
   await importCatalog(owner.ctx, serverId);
@@ -84,7 +89,16 @@ try {
   agentProc = await startBenchAgent({ root, controlPlaneUrl: cp.url, enrollmentToken: enrollment.token, keys, port: agentPort, dataDir, name: "bench-list-agent" });
   if (BEFORE) {
     const second = await createEnrollmentToken(owner.ctx, fleet.id);
-    beforeProc = await startBenchAgent({ root, controlPlaneUrl: cp.url, enrollmentToken: second.token, keys, port: beforePort, dataDir: beforeDir, name: "bench-list-agent-before", env: { MANDATE_WAL_SYNC: "fsync", MANDATE_CEDAR_JS: "0", MANDATE_PUBLIC_ORIGIN: new URL(resourceUri).origin } });
+    beforeProc = await startBenchAgent({
+      root,
+      controlPlaneUrl: cp.url,
+      enrollmentToken: second.token,
+      keys,
+      port: beforePort,
+      dataDir: beforeDir,
+      name: "bench-list-agent-before",
+      env: { MANDATE_WAL_SYNC: "fsync", MANDATE_CEDAR_JS: "0", MANDATE_PUBLIC_ORIGIN: new URL(resourceUri).origin },
+    });
   }
   const bearer = await issuer.sign({ sub: "alice", tenant: tenantId, client_id: "bench", scope: "records:read" }, resourceUri, "2h");
 
@@ -119,11 +133,20 @@ try {
   const d = stat("direct");
   const a = stat("agent");
   const b = BEFORE ? stat("before") : null;
-  console.log(`\ntools/list of ${TOOLS} approved tools, one caller (c=1), ${ROUNDS * 2} alternating slices per path (node ${process.version}, ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")})\n`);
+  console.log(
+    `\ntools/list of ${TOOLS} approved tools, one caller (c=1), ${ROUNDS * 2} alternating slices per path (node ${process.version}, ${os.cpus().length} cores, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")})\n`,
+  );
   console.log("target    lists   p50 ms   p99 ms");
-  for (const [name, s] of [["direct", d], ["agent", a], ...(b ? [["before", b] as const] : [])] as const) console.log(`${name.padEnd(8)} ${String(s.n).padStart(6)} ${s.p50.toFixed(2).padStart(8)} ${s.p99.toFixed(2).padStart(8)}`);
+  for (const [name, s] of [["direct", d], ["agent", a], ...(b ? [["before", b] as const] : [])] as const)
+    console.log(`${name.padEnd(8)} ${String(s.n).padStart(6)} ${s.p50.toFixed(2).padStart(8)} ${s.p99.toFixed(2).padStart(8)}`);
   console.log(`\nagent added: p50 +${(a.p50 - d.p50).toFixed(2)} ms, p99 +${(a.p99 - d.p99).toFixed(2)} ms (target ≤ 5 ms at p50)`);
-  if (b) console.log(`before (cedar-wasm only, write + fsync) added: p50 +${(b.p50 - d.p50).toFixed(2)} ms, p99 +${(b.p99 - d.p99).toFixed(2)} ms; added p50 before / after ×${((b.p50 - d.p50) / (a.p50 - d.p50)).toFixed(1)}`);
+  if (b)
+    console.log(
+      `before (cedar-wasm only, write + fsync) added: p50 +${(b.p50 - d.p50).toFixed(2)} ms, p99 +${(b.p99 - d.p99).toFixed(2)} ms; added p50 before / after ×${((b.p50 - d.p50) / (a.p50 - d.p50)).toFixed(1)}`,
+    );
 } finally {
   await Promise.all([stop(agentProc), stop(upstreamProc), stop(beforeProc)]);
   await Promise.all([cp.close(), issuer.close()]);

@@ -26,14 +26,24 @@ try {
     return text ? JSON.parse(text) : null;
   };
   const tenant = await call("POST", "/api/v1/admin/tenants", { name: "Bench" });
-  const server = await call("POST", "/api/v1/admin/servers", { tenantId: tenant.id, name: "bench", resourceUri: "https://mcp.bench.example/t", upstreamUrl: "http://127.0.0.1:9/mcp", scopes: ["read"] });
+  const server = await call("POST", "/api/v1/admin/servers", {
+    tenantId: tenant.id,
+    name: "bench",
+    resourceUri: "https://mcp.bench.example/t",
+    upstreamUrl: "http://127.0.0.1:9/mcp",
+    scopes: ["read"],
+  });
   await call("POST", `/api/v1/admin/servers/${server.id}/tools`, { name: "list_things", inputSchema: { type: "object" } });
   await call("PUT", `/api/v1/admin/servers/${server.id}/scopes`, { baseVersion: 0, mapping: { read: ["list_things"] } });
   const fleet = await call("POST", "/api/v1/admin/fleets", { name: "bench", serverIds: [server.id] });
   const agents = [];
   for (let i = 0; i < AGENTS; i++) {
     const { token: enrollment } = await call("POST", `/api/v1/admin/fleets/${fleet.id}/enrollment-tokens`, {});
-    const r = await fetch(`${base}/api/v1/agent/enroll`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token: enrollment, name: `agent-${i}`, version: "bench" }) });
+    const r = await fetch(`${base}/api/v1/agent/enroll`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token: enrollment, name: `agent-${i}`, version: "bench" }),
+    });
     agents.push((await r.json()).agentKey);
   }
   await call("POST", `/api/v1/admin/fleets/${fleet.id}/bundles`, { note: "first" });

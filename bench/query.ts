@@ -49,11 +49,16 @@ if (REUSE) {
   [start, end] = [new Date(r.lo).getTime(), new Date(r.hi).getTime() + 1];
   console.log(`reusing ${Number(r.n).toLocaleString("en")} rows`);
 } else {
-  await ensurePartitions(db, Array.from({ length: DAYS + 1 }, (_, i) => start + i * 86_400_000));
+  await ensurePartitions(
+    db,
+    Array.from({ length: DAYS + 1 }, (_, i) => start + i * 86_400_000),
+  );
   await createPartitionsAhead(db, 1, end);
 
   // Secondary indexes off during the fill, rebuilt after (same definitions).
-  const idx = await raw<{ indexname: string; indexdef: string }[]>`select indexname, indexdef from pg_indexes where tablename = 'decisions' and indexname not like '%pk%' and indexname not like '%pkey'`;
+  const idx = await raw<
+    { indexname: string; indexdef: string }[]
+  >`select indexname, indexdef from pg_indexes where tablename = 'decisions' and indexname not like '%pk%' and indexname not like '%pkey'`;
   for (const i of idx) await raw.unsafe(`drop index ${i.indexname}`);
   // A bulk load: the rollups are computed once after the fill (rebuildRollups), not per statement by the trigger.
   await raw.unsafe("alter table decisions disable trigger decisions_rollup");
@@ -105,8 +110,14 @@ if (REUSE) {
   await raw.unsafe("vacuum (analyze) decision_rollups, decision_actor_rollups, decision_usage");
   const n = (await raw<{ n: string }[]>`select count(*)::text as n from decisions`)[0]!.n;
   console.log(`rows: ${Number(n).toLocaleString("en")} over ${DAYS} days (${ranges.length} day chunks, 2 connections)`);
-  console.log(`fill: ${((tFill - t0) / 1000).toFixed(1)} s (${Math.round(ROWS / ((tFill - t0) / 1000)).toLocaleString("en")} rows/s), index rebuild: ${((tIndex - tFill) / 1000).toFixed(1)} s, rollups: ${((tRollups - tIndex) / 1000).toFixed(1)} s, analyze: ${((tAnalyze - tRollups) / 1000).toFixed(1)} s`);
-  const size = (await raw<{ size: string }[]>`select pg_size_pretty(sum(pg_total_relation_size(c.oid))) as size from pg_inherits i join pg_class c on c.oid = i.inhrelid join pg_class p on p.oid = i.inhparent where p.relname = 'decisions'`)[0]!.size;
+  console.log(
+    `fill: ${((tFill - t0) / 1000).toFixed(1)} s (${Math.round(ROWS / ((tFill - t0) / 1000)).toLocaleString("en")} rows/s), index rebuild: ${((tIndex - tFill) / 1000).toFixed(1)} s, rollups: ${((tRollups - tIndex) / 1000).toFixed(1)} s, analyze: ${((tAnalyze - tRollups) / 1000).toFixed(1)} s`,
+  );
+  const size = (
+    await raw<
+      { size: string }[]
+    >`select pg_size_pretty(sum(pg_total_relation_size(c.oid))) as size from pg_inherits i join pg_class c on c.oid = i.inhrelid join pg_class p on p.oid = i.inhparent where p.relname = 'decisions'`
+  )[0]!.size;
   console.log(`size with indexes: ${size}`);
   const rollups = await raw<{ t: string; n: string; size: string }[]>`
     select t, (xpath('/row/n/text()', query_to_xml('select count(*) as n from ' || t, false, true, '')))[1]::text as n, pg_size_pretty(pg_total_relation_size(t::regclass)) as size
@@ -190,7 +201,9 @@ if (process.env.RAW !== "0") {
     bytes += value.length;
   }
   const secs = (performance.now() - s) / 1000;
-  console.log(`\nexport NDJSON 100,000 rows: ${secs.toFixed(2)} s (${Math.round(100_000 / secs).toLocaleString("en")} rows/s, ${(bytes / 1e6).toFixed(1)} MB, heap ${Math.round(process.memoryUsage().heapUsed / 1e6)} MB)`);
+  console.log(
+    `\nexport NDJSON 100,000 rows: ${secs.toFixed(2)} s (${Math.round(100_000 / secs).toLocaleString("en")} rows/s, ${(bytes / 1e6).toFixed(1)} MB, heap ${Math.round(process.memoryUsage().heapUsed / 1e6)} MB)`,
+  );
 }
 
 await raw.end();

@@ -46,7 +46,13 @@ try {
   };
   // The admin API on either replica with the token made on A.
   const tenant = await call(bases[1]!, "POST", "/api/v1/admin/tenants", { name: "Bench" });
-  const server = await call(bases[0]!, "POST", "/api/v1/admin/servers", { tenantId: tenant.id, name: "bench", resourceUri: "https://mcp.bench.example/t", upstreamUrl: "http://127.0.0.1:9/mcp", scopes: ["read"] });
+  const server = await call(bases[0]!, "POST", "/api/v1/admin/servers", {
+    tenantId: tenant.id,
+    name: "bench",
+    resourceUri: "https://mcp.bench.example/t",
+    upstreamUrl: "http://127.0.0.1:9/mcp",
+    scopes: ["read"],
+  });
   await call(bases[1]!, "POST", `/api/v1/admin/servers/${server.id}/tools`, { name: "list_things", inputSchema: { type: "object" } });
   await call(bases[0]!, "PUT", `/api/v1/admin/servers/${server.id}/scopes`, { baseVersion: 0, mapping: { read: ["list_things"] } });
   const fleet = await call(bases[1]!, "POST", "/api/v1/admin/fleets", { name: "bench", serverIds: [server.id] });
@@ -58,7 +64,11 @@ try {
   for (let i = 0; i < AGENTS; i++) {
     const replica = (i % 2) as 0 | 1;
     const { token: enrollment } = await call(bases[replica]!, "POST", `/api/v1/admin/fleets/${fleet.id}/enrollment-tokens`, {});
-    const r = await fetch(`${bases[replica]}/api/v1/agent/enroll`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token: enrollment, name: `agent-${i}`, version: "bench" }) });
+    const r = await fetch(`${bases[replica]}/api/v1/agent/enroll`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token: enrollment, name: `agent-${i}`, version: "bench" }),
+    });
     agents.push({ key: ((await r.json()) as { agentKey: string }).agentKey, base: bases[replica]!, replica, etag: null });
   }
   await call(bases[0]!, "POST", `/api/v1/admin/fleets/${fleet.id}/bundles`, { note: "first" });

@@ -21,11 +21,7 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 
 // Next.js' "server-only" marker throws outside React Server Components: resolve it to an empty module for this script alone.
-register(
-  `data:text/javascript,${encodeURIComponent(
-    `export async function resolve(s, c, n) { return s === "server-only" ? { url: "data:text/javascript,", shortCircuit: true } : n(s, c); }`,
-  )}`,
-);
+register(`data:text/javascript,${encodeURIComponent(`export async function resolve(s, c, n) { return s === "server-only" ? { url: "data:text/javascript,", shortCircuit: true } : n(s, c); }`)}`);
 
 const AGENTS = Number(process.env.AGENTS ?? 10);
 const REVOCATIONS = Number(process.env.REVOCATIONS ?? 50);
@@ -119,14 +115,35 @@ try {
     procs.push(
       spawn(
         process.execPath,
-        ["--import", "tsx", "agent/main.ts", "--control-plane", cp.url, "--enrollment-token", enrollment.token, "--port", String(ports[i]), "--data-dir", dataDir, "--wait", "30", "--name", `rvk-agent-${i}`],
+        [
+          "--import",
+          "tsx",
+          "agent/main.ts",
+          "--control-plane",
+          cp.url,
+          "--enrollment-token",
+          enrollment.token,
+          "--port",
+          String(ports[i]),
+          "--data-dir",
+          dataDir,
+          "--wait",
+          "30",
+          "--name",
+          `rvk-agent-${i}`,
+        ],
         { cwd: root, env: { ...process.env, MANDATE_BUNDLE_KEYS: bundleKeys }, stdio: ["ignore", "ignore", "inherit"] },
       ),
     );
   }
   const deadline = Date.now() + 120_000;
   for (const port of ports) {
-    while (!(await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false))) {
+    while (
+      !(await fetch(`http://127.0.0.1:${port}/readyz`).then(
+        (r) => r.status === 200,
+        () => false,
+      ))
+    ) {
       if (Date.now() > deadline || procs.some((p) => p.exitCode !== null)) throw new Error("an agent did not become ready");
       await sleep(100);
     }
@@ -178,7 +195,11 @@ try {
 
   for (const a of [total, afterCommit, firstAgent, callMs]) a.sort((x, y) => x - y);
   console.log(`\nrevocation → enforcement on every agent: ${REVOCATIONS} revocations, ${AGENTS} agents (child processes), polled every ~${POLL_MS} ms (${polls} polls)`);
-  console.log(`node ${process.version}, ${cpus().length} cores (load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}), PostgreSQL; agents long-poll (wait=30 s), republish = new signed live-bundle revision\n`);
+  console.log(
+    `node ${process.version}, ${cpus().length} cores (load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ")}), PostgreSQL; agents long-poll (wait=30 s), republish = new signed live-bundle revision\n`,
+  );
   console.log("                                       p50 ms   p99 ms   max ms");
   console.log(`from the revoke call's start, all:    ${f(quantile(total, 0.5))}  ${f(quantile(total, 0.99))}  ${f(total.at(-1)!)}`);
   console.log(`from the revoke call's start, first:  ${f(quantile(firstAgent, 0.5))}  ${f(quantile(firstAgent, 0.99))}  ${f(firstAgent.at(-1)!)}`);

@@ -74,7 +74,11 @@ async function run(maxBatch: number | undefined, c: number, sync: "dsync" | "fsy
 const us = (n: number) => (n >= 10_000 ? `${(n / 1000).toFixed(1)} ms` : `${Math.round(n)} µs`);
 type Stat = { rate: number; p50: number; p99: number };
 const pool = (a: Stat, b: Stat): Stat => ({ rate: (a.rate + b.rate) / 2, p50: (a.p50 + b.p50) / 2, p99: Math.max(a.p99, b.p99) });
-console.log(`decision WAL, ${seconds} s per run, dir ${args.dir ?? tmpdir()}, load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+console.log(
+  `decision WAL, ${seconds} s per run, dir ${args.dir ?? tmpdir()}, load average ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ")}`,
+);
 console.log("latency = time until append() resolves (the record durable), added to each answered call; dsync = O_DSYNC write (default), fsync = write + fsync (before)");
 console.log("concurrency sync  | group commit: appends/s   p50      p99     | one durable write per record: appends/s   p50      p99");
 for (const c of levels) {

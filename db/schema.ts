@@ -1,17 +1,5 @@
 import { relations, sql } from "drizzle-orm";
-import {
-  bigint,
-  boolean,
-  date,
-  index,
-  integer,
-  jsonb,
-  pgTable,
-  primaryKey,
-  text,
-  timestamp,
-  uniqueIndex,
-} from "drizzle-orm/pg-core";
+import { bigint, boolean, date, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
 
 const createdAt = () => timestamp("created_at", { withTimezone: true }).notNull().defaultNow();
 const updatedAt = () => timestamp("updated_at", { withTimezone: true }).notNull().defaultNow();
@@ -69,7 +57,9 @@ export const invitations = pgTable(
   "invitations",
   {
     id: text("id").primaryKey(),
-    userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
     secretHash: text("secret_hash").notNull(),
     createdBy: text("created_by").references(() => users.id, { onDelete: "set null" }),
     createdAt: createdAt(),
@@ -101,7 +91,9 @@ export const tenants = pgTable(
     id: text("id").primaryKey(),
     name: text("name").notNull(),
     slug: text("slug").notNull(),
-    status: text("status", { enum: ["active", "disabled"] }).notNull().default("active"),
+    status: text("status", { enum: ["active", "disabled"] })
+      .notNull()
+      .default("active"),
     // When set, calls from OAuth clients an admin has not approved are denied (issue 5).
     requireClientApproval: boolean("require_client_approval").notNull().default(false),
     createdAt: createdAt(),
@@ -113,8 +105,12 @@ export const tenants = pgTable(
 export const memberships = pgTable(
   "memberships",
   {
-    tenantId: text("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
-    userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
     role: text("role", { enum: tenantRoles }).notNull(),
     createdAt: createdAt(),
   },
@@ -131,7 +127,9 @@ export const apiTokens = pgTable(
     lastFour: text("last_four").notNull(),
     role: text("role", { enum: tokenRoles }).notNull(),
     tenantId: text("tenant_id").references(() => tenants.id, { onDelete: "cascade" }),
-    createdBy: text("created_by").notNull().references(() => users.id),
+    createdBy: text("created_by")
+      .notNull()
+      .references(() => users.id),
     createdAt: createdAt(),
     expiresAt: timestamp("expires_at", { withTimezone: true }),
     lastUsedAt: timestamp("last_used_at", { withTimezone: true }),
@@ -147,13 +145,21 @@ export const servers = pgTable(
   {
     id: text("id").primaryKey(),
     // The owning tenant: its admins manage the server. Other tenants may be granted use.
-    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
     name: text("name").notNull(),
     description: text("description").notNull().default(""),
     resourceUri: text("resource_uri").notNull(),
     upstreamUrl: text("upstream_url").notNull(),
-    scopes: jsonb("scopes").$type<string[]>().notNull().default(sql`'[]'::jsonb`),
-    issuers: jsonb("issuers").$type<TrustedIssuer[]>().notNull().default(sql`'[]'::jsonb`),
+    scopes: jsonb("scopes")
+      .$type<string[]>()
+      .notNull()
+      .default(sql`'[]'::jsonb`),
+    issuers: jsonb("issuers")
+      .$type<TrustedIssuer[]>()
+      .notNull()
+      .default(sql`'[]'::jsonb`),
     // Sender-constrained tokens (RFC 9449) at the agent: "off" | "allowed" | "required" (lib/enforcement/dpop.ts).
     dpop: text("dpop").$type<"off" | "allowed" | "required">().notNull().default("off"),
     // Upstream logging through the agent (logging/setLevel and notifications/message): off by default,
@@ -164,17 +170,18 @@ export const servers = pgTable(
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [
-    uniqueIndex("servers_resource_uri_key").on(t.resourceUri),
-    uniqueIndex("servers_tenant_name_key").on(t.tenantId, t.name),
-  ],
+  (t) => [uniqueIndex("servers_resource_uri_key").on(t.resourceUri), uniqueIndex("servers_tenant_name_key").on(t.tenantId, t.name)],
 );
 
 export const serverTenants = pgTable(
   "server_tenants",
   {
-    serverId: text("server_id").notNull().references(() => servers.id, { onDelete: "cascade" }),
-    tenantId: text("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
+    serverId: text("server_id")
+      .notNull()
+      .references(() => servers.id, { onDelete: "cascade" }),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
   },
   (t) => [primaryKey({ columns: [t.serverId, t.tenantId] }), index("server_tenants_tenant_idx").on(t.tenantId)],
 );
@@ -192,7 +199,9 @@ export const tenantIssuers = pgTable(
   "tenant_issuers",
   {
     id: text("id").primaryKey(),
-    tenantId: text("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
     issuer: text("issuer").notNull(),
     jwksUri: text("jwks_uri"),
     discovery: boolean("discovery").notNull().default(true),
@@ -215,7 +224,9 @@ export const tools = pgTable(
   "tools",
   {
     id: text("id").primaryKey(),
-    serverId: text("server_id").notNull().references(() => servers.id, { onDelete: "cascade" }),
+    serverId: text("server_id")
+      .notNull()
+      .references(() => servers.id, { onDelete: "cascade" }),
     kind: text("kind", { enum: catalogueKinds }).notNull().default("tool"),
     name: text("name").notNull(),
     risk: text("risk", { enum: riskLevels }).notNull().default("unrated"),
@@ -235,13 +246,18 @@ export const toolVersions = pgTable(
   "tool_versions",
   {
     id: text("id").primaryKey(),
-    toolId: text("tool_id").notNull().references(() => tools.id, { onDelete: "cascade" }),
+    toolId: text("tool_id")
+      .notNull()
+      .references(() => tools.id, { onDelete: "cascade" }),
     version: integer("version").notNull(),
     title: text("title"),
     description: text("description").notNull().default(""),
     inputSchema: jsonb("input_schema").$type<Record<string, unknown>>().notNull(),
     outputSchema: jsonb("output_schema").$type<Record<string, unknown>>(),
-    annotations: jsonb("annotations").$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+    annotations: jsonb("annotations")
+      .$type<Record<string, unknown>>()
+      .notNull()
+      .default(sql`'{}'::jsonb`),
     // Resources, templates and prompts: the definition as listed (uri or uriTemplate, name, mimeType, arguments), which `hash` covers.
     definition: jsonb("definition").$type<Record<string, unknown>>(),
     hash: text("hash").notNull(),
@@ -259,7 +275,9 @@ export const scopeMappings = pgTable(
   "scope_mappings",
   {
     id: text("id").primaryKey(),
-    serverId: text("server_id").notNull().references(() => servers.id, { onDelete: "cascade" }),
+    serverId: text("server_id")
+      .notNull()
+      .references(() => servers.id, { onDelete: "cascade" }),
     version: integer("version").notNull(),
     mapping: jsonb("mapping").$type<Record<string, string[]>>().notNull(),
     createdBy: text("created_by").notNull(),
@@ -285,11 +303,7 @@ export const auditEvents = pgTable(
     before: jsonb("before").$type<unknown>(),
     after: jsonb("after").$type<unknown>(),
   },
-  (t) => [
-    index("audit_events_at_idx").on(t.at.desc(), t.id.desc()),
-    index("audit_events_tenant_at_idx").on(t.tenantId, t.at.desc()),
-    index("audit_events_target_idx").on(t.targetType, t.targetId),
-  ],
+  (t) => [index("audit_events_at_idx").on(t.at.desc(), t.id.desc()), index("audit_events_tenant_at_idx").on(t.tenantId, t.at.desc()), index("audit_events_target_idx").on(t.targetType, t.targetId)],
 );
 
 // ---------------------------------------------------------------- policies
@@ -320,8 +334,12 @@ export const policies = pgTable(
   "policies",
   {
     id: text("id").primaryKey(),
-    tenantId: text("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
-    serverId: text("server_id").notNull().references(() => servers.id, { onDelete: "cascade" }),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
+    serverId: text("server_id")
+      .notNull()
+      .references(() => servers.id, { onDelete: "cascade" }),
     name: text("name").notNull(),
     description: text("description").notNull().default(""),
     kind: text("kind", { enum: ["rule", "cedar"] }).notNull(),
@@ -351,8 +369,12 @@ export const policyTests = pgTable(
   "policy_tests",
   {
     id: text("id").primaryKey(),
-    tenantId: text("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
-    serverId: text("server_id").notNull().references(() => servers.id, { onDelete: "cascade" }),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
+    serverId: text("server_id")
+      .notNull()
+      .references(() => servers.id, { onDelete: "cascade" }),
     name: text("name").notNull(),
     request: jsonb("request").$type<PolicyTestRequest>().notNull(),
     expected: text("expected", { enum: ["allow", "deny"] }).notNull(),
@@ -380,15 +402,21 @@ export const fleets = pgTable(
 export const fleetServers = pgTable(
   "fleet_servers",
   {
-    fleetId: text("fleet_id").notNull().references(() => fleets.id, { onDelete: "cascade" }),
-    serverId: text("server_id").notNull().references(() => servers.id, { onDelete: "cascade" }),
+    fleetId: text("fleet_id")
+      .notNull()
+      .references(() => fleets.id, { onDelete: "cascade" }),
+    serverId: text("server_id")
+      .notNull()
+      .references(() => servers.id, { onDelete: "cascade" }),
   },
   (t) => [primaryKey({ columns: [t.fleetId, t.serverId] }), index("fleet_servers_server_idx").on(t.serverId)],
 );
 
 export const enrollmentTokens = pgTable("enrollment_tokens", {
   id: text("id").primaryKey(),
-  fleetId: text("fleet_id").notNull().references(() => fleets.id, { onDelete: "cascade" }),
+  fleetId: text("fleet_id")
+    .notNull()
+    .references(() => fleets.id, { onDelete: "cascade" }),
   secretHash: text("secret_hash").notNull(),
   createdBy: text("created_by").notNull(),
   createdAt: createdAt(),
@@ -401,7 +429,9 @@ export const agents = pgTable(
   "agents",
   {
     id: text("id").primaryKey(),
-    fleetId: text("fleet_id").notNull().references(() => fleets.id, { onDelete: "cascade" }),
+    fleetId: text("fleet_id")
+      .notNull()
+      .references(() => fleets.id, { onDelete: "cascade" }),
     name: text("name").notNull(),
     keyHash: text("key_hash").notNull(),
     keyRotatedAt: timestamp("key_rotated_at", { withTimezone: true }),
@@ -420,7 +450,9 @@ export const bundles = pgTable(
   "bundles",
   {
     id: text("id").primaryKey(),
-    fleetId: text("fleet_id").notNull().references(() => fleets.id, { onDelete: "cascade" }),
+    fleetId: text("fleet_id")
+      .notNull()
+      .references(() => fleets.id, { onDelete: "cascade" }),
     revision: integer("revision").notNull(),
     parentRevision: integer("parent_revision"),
     // SHA-256 of the canonical JSON of `content`; the bundle's address.
@@ -443,7 +475,9 @@ export const signingKeys = pgTable("signing_keys", {
   publicJwk: jsonb("public_jwk").$type<Record<string, string>>().notNull(),
   sealedPrivateKey: text("sealed_private_key").notNull(),
   kekId: text("kek_id").notNull(),
-  status: text("status", { enum: ["active", "retired"] }).notNull().default("active"),
+  status: text("status", { enum: ["active", "retired"] })
+    .notNull()
+    .default("active"),
   createdAt: createdAt(),
   retiredAt: timestamp("retired_at", { withTimezone: true }),
 });
@@ -477,7 +511,9 @@ export const vaultEntries = pgTable(
   "vault_entries",
   {
     id: text("id").primaryKey(),
-    serverId: text("server_id").notNull().references(() => servers.id, { onDelete: "cascade" }),
+    serverId: text("server_id")
+      .notNull()
+      .references(() => servers.id, { onDelete: "cascade" }),
     tenantId: text("tenant_id").references(() => tenants.id, { onDelete: "cascade" }),
     name: text("name").notNull(),
     kind: text("kind", { enum: credentialKinds }).notNull(),
@@ -485,7 +521,9 @@ export const vaultEntries = pgTable(
     oauth: jsonb("oauth").$type<OAuthClientConfig>(),
     notes: text("notes").notNull().default(""),
     owner: text("owner").notNull().default(""),
-    status: text("status", { enum: ["active", "retired"] }).notNull().default("active"),
+    status: text("status", { enum: ["active", "retired"] })
+      .notNull()
+      .default("active"),
     currentVersion: integer("current_version").notNull().default(1),
     rotationIntervalDays: integer("rotation_interval_days"),
     nextRotationAt: timestamp("next_rotation_at", { withTimezone: true }),
@@ -496,10 +534,7 @@ export const vaultEntries = pgTable(
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [
-    uniqueIndex("vault_entries_server_tenant_key").on(t.serverId, sql`coalesce(${t.tenantId}, '')`),
-    index("vault_entries_tenant_idx").on(t.tenantId),
-  ],
+  (t) => [uniqueIndex("vault_entries_server_tenant_key").on(t.serverId, sql`coalesce(${t.tenantId}, '')`), index("vault_entries_tenant_idx").on(t.tenantId)],
 );
 
 /**
@@ -511,7 +546,9 @@ export const vaultVersions = pgTable(
   "vault_versions",
   {
     id: text("id").primaryKey(),
-    entryId: text("entry_id").notNull().references(() => vaultEntries.id, { onDelete: "cascade" }),
+    entryId: text("entry_id")
+      .notNull()
+      .references(() => vaultEntries.id, { onDelete: "cascade" }),
     version: integer("version").notNull(),
     status: text("status", { enum: ["scheduled", "current", "grace", "retired"] }).notNull(),
     ciphertext: text("ciphertext").notNull(),
@@ -536,13 +573,22 @@ export const oauthClients = pgTable(
   "oauth_clients",
   {
     id: text("id").primaryKey(),
-    tenantId: text("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
     clientId: text("client_id").notNull(),
     name: text("name").notNull().default(""),
-    redirectUris: jsonb("redirect_uris").$type<string[]>().notNull().default(sql`'[]'::jsonb`),
+    redirectUris: jsonb("redirect_uris")
+      .$type<string[]>()
+      .notNull()
+      .default(sql`'[]'::jsonb`),
     // "metadata_document": the client id is an HTTPS URL naming its metadata (MCP client ID metadata documents).
-    registration: text("registration", { enum: ["dynamic", "metadata_document", "static", "unknown"] }).notNull().default("unknown"),
-    status: text("status", { enum: ["pending", "approved", "blocked"] }).notNull().default("pending"),
+    registration: text("registration", { enum: ["dynamic", "metadata_document", "static", "unknown"] })
+      .notNull()
+      .default("unknown"),
+    status: text("status", { enum: ["pending", "approved", "blocked"] })
+      .notNull()
+      .default("pending"),
     decidedBy: text("decided_by"),
     decidedAt: timestamp("decided_at", { withTimezone: true }),
     firstSeenAt: timestamp("first_seen_at", { withTimezone: true }),
@@ -557,12 +603,21 @@ export const grants = pgTable(
   "grants",
   {
     id: text("id").primaryKey(),
-    tenantId: text("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
-    serverId: text("server_id").notNull().references(() => servers.id, { onDelete: "cascade" }),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
+    serverId: text("server_id")
+      .notNull()
+      .references(() => servers.id, { onDelete: "cascade" }),
     userId: text("user_id").notNull(),
     clientId: text("client_id").notNull(),
-    scopes: jsonb("scopes").$type<string[]>().notNull().default(sql`'[]'::jsonb`),
-    source: text("source", { enum: ["learned", "imported"] }).notNull().default("learned"),
+    scopes: jsonb("scopes")
+      .$type<string[]>()
+      .notNull()
+      .default(sql`'[]'::jsonb`),
+    source: text("source", { enum: ["learned", "imported"] })
+      .notNull()
+      .default("learned"),
     firstSeenAt: timestamp("first_seen_at", { withTimezone: true }),
     lastSeenAt: timestamp("last_seen_at", { withTimezone: true }),
     calls: integer("calls").notNull().default(0),
@@ -582,7 +637,9 @@ export const revocations = pgTable(
   "revocations",
   {
     id: text("id").primaryKey(),
-    tenantId: text("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
     serverId: text("server_id").references(() => servers.id, { onDelete: "cascade" }),
     userId: text("user_id"),
     clientId: text("client_id"),
@@ -604,7 +661,9 @@ export const maskingRules = pgTable(
   "masking_rules",
   {
     id: text("id").primaryKey(),
-    serverId: text("server_id").notNull().references(() => servers.id, { onDelete: "cascade" }),
+    serverId: text("server_id")
+      .notNull()
+      .references(() => servers.id, { onDelete: "cascade" }),
     // A tool name, or "*" for every tool of the server.
     tool: text("tool").notNull(),
     paths: jsonb("paths").$type<string[]>().notNull(),
@@ -654,10 +713,16 @@ export const decisions = pgTable(
     tool: text("tool"),
     userId: text("user_id"),
     clientId: text("client_id"),
-    scopes: jsonb("scopes").$type<string[]>().notNull().default(sql`'[]'::jsonb`),
+    scopes: jsonb("scopes")
+      .$type<string[]>()
+      .notNull()
+      .default(sql`'[]'::jsonb`),
     outcome: text("outcome", { enum: ["allow", "deny", "error"] }).notNull(),
     reason: text("reason").notNull().default(""),
-    determining: jsonb("determining").$type<string[]>().notNull().default(sql`'[]'::jsonb`),
+    determining: jsonb("determining")
+      .$type<string[]>()
+      .notNull()
+      .default(sql`'[]'::jsonb`),
     args: jsonb("args").$type<Record<string, unknown>>(),
     // What the decision saw besides the call: groups, delegation actors, token iss/iat/exp, network.
     context: jsonb("context").$type<DecisionContextRecord>(),
@@ -669,7 +734,9 @@ export const decisions = pgTable(
     index("decisions_tenant_at_idx").on(t.tenantId, t.at.desc()),
     index("decisions_server_tool_at_idx").on(t.serverId, t.tool, t.at.desc()),
     // Denials and errors only: the audit page filters on outcome to find them; allows (most rows) skip this index.
-    index("decisions_refused_at_idx").on(t.outcome, t.at.desc()).where(sql`outcome <> 'allow'`),
+    index("decisions_refused_at_idx")
+      .on(t.outcome, t.at.desc())
+      .where(sql`outcome <> 'allow'`),
     index("decisions_user_at_idx").on(t.userId, t.at.desc()),
     index("decisions_client_at_idx").on(t.clientId, t.at.desc()),
     // Keyset pagination walks (at, id) descending.
@@ -753,7 +820,9 @@ export const findingMarks = pgTable(
 export const privilegeScores = pgTable(
   "privilege_scores",
   {
-    tenantId: text("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
     day: date("day", { mode: "string" }).notNull(),
     windowDays: integer("window_days").notNull(),
     granted: integer("granted").notNull(),
@@ -806,7 +875,9 @@ export const decisionActorRollups = pgTable(
     index("decision_actor_rollups_tenant_idx").on(t.tenantId, t.grain, t.bucket),
     // The day rows only, with the counts in the key: a month of top users and clients over every tenant
     // (~160,000 day rows among ~3.7 M hour rows at 10 M decisions) is an index-only scan of this small index.
-    index("decision_actor_rollups_day_idx").on(t.bucket, t.tenantId, t.kind, t.actor, t.allow, t.deny, t.error).where(sql`grain = 'day'`),
+    index("decision_actor_rollups_day_idx")
+      .on(t.bucket, t.tenantId, t.kind, t.actor, t.allow, t.deny, t.error)
+      .where(sql`grain = 'day'`),
   ],
 );
 
@@ -846,7 +917,9 @@ export const approverGroups = pgTable(
   "approver_groups",
   {
     id: text("id").primaryKey(),
-    tenantId: text("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
     name: text("name").notNull(),
     createdBy: text("created_by").notNull(),
     createdAt: createdAt(),
@@ -857,8 +930,12 @@ export const approverGroups = pgTable(
 export const approverGroupMembers = pgTable(
   "approver_group_members",
   {
-    groupId: text("group_id").notNull().references(() => approverGroups.id, { onDelete: "cascade" }),
-    userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    groupId: text("group_id")
+      .notNull()
+      .references(() => approverGroups.id, { onDelete: "cascade" }),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
     createdAt: createdAt(),
   },
   (t) => [primaryKey({ columns: [t.groupId, t.userId] }), index("approver_group_members_user_idx").on(t.userId)],
@@ -876,8 +953,12 @@ export const approvalRequests = pgTable(
   "approval_requests",
   {
     id: text("id").primaryKey(),
-    tenantId: text("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
-    serverId: text("server_id").notNull().references(() => servers.id, { onDelete: "cascade" }),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
+    serverId: text("server_id")
+      .notNull()
+      .references(() => servers.id, { onDelete: "cascade" }),
     tool: text("tool").notNull(),
     // The token's user (`<issuer>#<subject>`) and client: four-eyes compares the user with the approver's SSO identity.
     userId: text("user_id").notNull(),
@@ -889,7 +970,9 @@ export const approvalRequests = pgTable(
     approvers: jsonb("approvers").$type<string[]>().notNull(),
     status: text("status", { enum: approvalStatuses }).notNull().default("requested"),
     // "call": this exact call; "similar": any arguments of (tenant, server, tool, user, client) until approvalExpiresAt.
-    scope: text("scope", { enum: ["call", "similar"] }).notNull().default("call"),
+    scope: text("scope", { enum: ["call", "similar"] })
+      .notNull()
+      .default("call"),
     agentId: text("agent_id"),
     bundleRevision: integer("bundle_revision"),
     requestedAt: timestamp("requested_at", { withTimezone: true }).notNull().defaultNow(),
@@ -907,13 +990,17 @@ export const approvalRequests = pgTable(
     index("approval_requests_tenant_idx").on(t.tenantId, t.status, t.requestedAt.desc()),
     index("approval_requests_hash_idx").on(t.tenantId, t.callHash),
     // At most one open request per call: a retried call finds it again.
-    uniqueIndex("approval_requests_open_key").on(t.tenantId, t.callHash).where(sql`status = 'requested'`),
+    uniqueIndex("approval_requests_open_key")
+      .on(t.tenantId, t.callHash)
+      .where(sql`status = 'requested'`),
   ],
 );
 
 /** Approval settings of one tenant: how long a request waits, and a webhook (sealed like a vault secret) told of each request. */
 export const approvalSettings = pgTable("approval_settings", {
-  tenantId: text("tenant_id").primaryKey().references(() => tenants.id, { onDelete: "cascade" }),
+  tenantId: text("tenant_id")
+    .primaryKey()
+    .references(() => tenants.id, { onDelete: "cascade" }),
   requestTtlMinutes: integer("request_ttl_minutes").notNull().default(15),
   webhook: jsonb("webhook").$type<SealedWebhook>(),
   webhookHint: text("webhook_hint"),

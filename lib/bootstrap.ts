@@ -18,9 +18,7 @@ export async function bootstrap(): Promise<void> {
     password: env.MANDATE_OWNER_PASSWORD,
     announce: (email, password) => {
       // Printed once, on the first start only; the owner must change it at first sign-in.
-      console.log(
-        `\n  First owner created. Sign in at ${env.NEXTAUTH_URL}/login with\n    e-mail:   ${email}\n    password: ${password}\n  (one-time password: you will be asked to change it)\n`,
-      );
+      console.log(`\n  First owner created. Sign in at ${env.NEXTAUTH_URL}/login with\n    e-mail:   ${email}\n    password: ${password}\n  (one-time password: you will be asked to change it)\n`);
     },
   });
   // The decision log's daily partitions a week ahead, and retention; then hourly (unref'd timer).

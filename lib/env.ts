@@ -50,17 +50,9 @@ export const envSchema = z
       .describe("PostgreSQL URL. Unset: embedded PGlite in MANDATE_DATA_DIR."),
     MANDATE_DATA_DIR: z.string().default(".data").describe("Embedded database and local state directory."),
     NEXTAUTH_URL: z.url().default("http://localhost:3000").describe("Public origin of the dashboard."),
-    NEXTAUTH_SECRET: z
-      .string()
-      .min(32, "must be at least 32 characters")
-      .optional()
-      .describe("Session signing secret. Unset on the embedded database: generated once into the data dir."),
+    NEXTAUTH_SECRET: z.string().min(32, "must be at least 32 characters").optional().describe("Session signing secret. Unset on the embedded database: generated once into the data dir."),
     MANDATE_OWNER_EMAIL: z.email().optional().describe("E-mail of the first owner, created on first start."),
-    MANDATE_OWNER_PASSWORD: z
-      .string()
-      .min(12, "must be at least 12 characters")
-      .optional()
-      .describe("Password of the first owner. Unset: a one-time password is printed once."),
+    MANDATE_OWNER_PASSWORD: z.string().min(12, "must be at least 12 characters").optional().describe("Password of the first owner. Unset: a one-time password is printed once."),
     OIDC_ISSUER: z.url().optional().describe("Issuer of a generic OIDC provider for admin sign-in."),
     OIDC_CLIENT_ID: z.string().min(1).optional(),
     OIDC_CLIENT_SECRET: z.string().min(1).optional(),
@@ -78,14 +70,10 @@ export const envSchema = z
     MANDATE_EGRESS_ALLOW: z
       .string()
       .optional()
-      .describe("Addresses the control plane may fetch beyond public ones (catalogue import, client metadata): comma-separated `loopback`, `private` or CIDRs. Unset: loopback on the embedded database, nothing otherwise."),
-    MANDATE_LOGIN_MAX_FAILURES: z.coerce
-      .number()
-      .int()
-      .min(1)
-      .max(100)
-      .default(5)
-      .describe("Password sign-in attempts allowed per account per window, from any address (one client address gets 4×)."),
+      .describe(
+        "Addresses the control plane may fetch beyond public ones (catalogue import, client metadata): comma-separated `loopback`, `private` or CIDRs. Unset: loopback on the embedded database, nothing otherwise.",
+      ),
+    MANDATE_LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).max(100).default(5).describe("Password sign-in attempts allowed per account per window, from any address (one client address gets 4×)."),
     MANDATE_LOGIN_WINDOW_SECONDS: z.coerce.number().int().min(10).max(86400).default(900).describe("Length of the sign-in throttling window."),
     MANDATE_TRUSTED_PROXIES: z
       .string()
@@ -102,7 +90,11 @@ export const envSchema = z
       ),
     MANDATE_OIDC_LINK_OWNERS: bool.describe("Let SSO link by e-mail to an owner account too (default false: owners link only by issuer and subject)."),
     MANDATE_INVITATION_TTL_HOURS: z.coerce.number().int().min(1).max(720).default(72).describe("How long an invitation link stays valid."),
-    MANDATE_METRICS_TOKEN: z.string().min(32, "must be at least 32 characters").optional().describe("Bearer token a Prometheus scraper sends to GET /api/v1/metrics (owners and auditors can read it signed in)."),
+    MANDATE_METRICS_TOKEN: z
+      .string()
+      .min(32, "must be at least 32 characters")
+      .optional()
+      .describe("Bearer token a Prometheus scraper sends to GET /api/v1/metrics (owners and auditors can read it signed in)."),
   })
   .superRefine((v, ctx) => {
     const oidc = [v.OIDC_ISSUER, v.OIDC_CLIENT_ID, v.OIDC_CLIENT_SECRET];

@@ -37,5 +37,4 @@ export class AppError extends Error {
 
 export const notFound = (what: string) => new AppError("not_found", `${what} not found`);
 export const forbidden = (message = "You do not have permission to do this") => new AppError("forbidden", message);
-export const conflict = (message: string, path?: string) =>
-  new AppError("conflict", message, path ? [{ path, message }] : undefined);
+export const conflict = (message: string, path?: string) => new AppError("conflict", message, path ? [{ path, message }] : undefined);

@@ -234,7 +234,17 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
       const now = Math.floor(Date.now() / 1000);
       const ttl = opts.accessTokenTtl ?? 3600;
       const exp = Math.min(now + ttl, typeof subject.exp === "number" ? subject.exp : now + ttl);
-      const claims: Record<string, unknown> = { iss: issuer, sub: subject.sub, aud: audience, client_id: client.clientId, scope: wanted.join(" "), act: { sub: client.clientId }, iat: now, exp, jti: randomBytes(8).toString("hex") };
+      const claims: Record<string, unknown> = {
+        iss: issuer,
+        sub: subject.sub,
+        aud: audience,
+        client_id: client.clientId,
+        scope: wanted.join(" "),
+        act: { sub: client.clientId },
+        iat: now,
+        exp,
+        jti: randomBytes(8).toString("hex"),
+      };
       const tenant = (subject as { tenant?: unknown }).tenant;
       if (typeof tenant === "string") claims.tenant = tenant;
       const token = await new SignJWT(claims as JWTPayload).setProtectedHeader({ alg: "RS256", kid, typ: "at+jwt" }).sign(signingKey);
@@ -266,12 +276,7 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
       await provider.interactionFinished(req, res, { consent: details.grantId ? {} : { grantId } }, { mergeWithLastSubmission: true });
       return;
     }
-    await provider.interactionFinished(
-      req,
-      res,
-      { error: "access_denied", error_description: `unsupported prompt ${prompt.name}` },
-      { mergeWithLastSubmission: false },
-    );
+    await provider.interactionFinished(req, res, { error: "access_denied", error_description: `unsupported prompt ${prompt.name}` }, { mergeWithLastSubmission: false });
   }
 
   handler = (req, res) => {

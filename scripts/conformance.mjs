@@ -68,7 +68,13 @@ const opt = (name) => {
 const RUNS = [
   { id: "2025-11-25/everything", title: "2025-11-25 (handshake era), conformance 0.1.16, upstream @modelcontextprotocol/server-everything", suite: SUITE_2025, suiteArgs: [], upstream: "everything" },
   { id: "2025-11-25/v2", title: "2025-11-25 (handshake era), conformance 0.1.16, upstream sandbox/upstream-v2.ts (SDK v2)", suite: SUITE_2025, suiteArgs: [], upstream: "v2" },
-  { id: "2026-07-28/v2", title: "2026-07-28 (stateless era), conformance 0.2.0-alpha.12 --requirements 2026-07-28, upstream sandbox/upstream-v2.ts (SDK v2)", suite: SUITE_2026, suiteArgs: ["--requirements", "2026-07-28"], upstream: "v2" },
+  {
+    id: "2026-07-28/v2",
+    title: "2026-07-28 (stateless era), conformance 0.2.0-alpha.12 --requirements 2026-07-28, upstream sandbox/upstream-v2.ts (SDK v2)",
+    suite: SUITE_2026,
+    suiteArgs: ["--requirements", "2026-07-28"],
+    upstream: "v2",
+  },
 ];
 const only = opt("--run")?.split(",");
 const runs = only ? RUNS.filter((r) => only.some((o) => r.id === o || r.id.startsWith(`${o}/`))) : RUNS;
@@ -174,13 +180,10 @@ async function startTokenProxy(target, token) {
     const headers = { ...req.headers, authorization: `Bearer ${token}` };
     if (headers.host === self) headers.host = t.host;
     if (headers.origin === `http://${self}`) headers.origin = t.origin;
-    const up = httpRequest(
-      { host: t.hostname, port: t.port, method: req.method, path: req.url, headers },
-      (upRes) => {
-        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-        upRes.pipe(res);
-      },
-    );
+    const up = httpRequest({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers }, (upRes) => {
+      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+      upRes.pipe(res);
+    });
     up.on("error", () => {
       if (!res.headersSent) res.writeHead(502).end();
       else res.destroy();
@@ -237,7 +240,12 @@ async function runSuite(run, url, label) {
 }
 
 const ok = (r) => Boolean(r) && !r.failed && r.passed > 0;
-const cell = (r) => (!r ? "—" : r.passed + r.failed === 0 ? `no verdict${r.warnings ? ` (${r.warnings}w)` : ""}` : `${r.failed ? "FAIL" : "pass"} ${r.passed}/${r.passed + r.failed}${r.warnings ? ` (${r.warnings}w)` : ""}`);
+const cell = (r) =>
+  !r
+    ? "—"
+    : r.passed + r.failed === 0
+      ? `no verdict${r.warnings ? ` (${r.warnings}w)` : ""}`
+      : `${r.failed ? "FAIL" : "pass"} ${r.passed}/${r.passed + r.failed}${r.warnings ? ` (${r.warnings}w)` : ""}`;
 
 /** Prints one run's table; returns the problems that fail the run. */
 function report(run, direct, viaAgent) {
@@ -273,7 +281,14 @@ function report(run, direct, viaAgent) {
   }
   for (const n of Object.keys(exceptions)) if (!names.includes(n) && !opt("--scenario")) problems.push(`${n}: in EXCEPTIONS but the suite did not run it`);
   console.log(`${md ? "\n" : "  "}${names.length} scenarios: ${directPass} pass directly, ${bothPass} of those pass through the agent`);
-  if (viaAgent.eras) console.log(`${md ? "\n" : "  "}requests the agent sent the upstream in that run, by era: ${Object.entries(viaAgent.eras).map(([k, v]) => `${k} ${v}`).join(", ") || "none"}`);
+  if (viaAgent.eras)
+    console.log(
+      `${md ? "\n" : "  "}requests the agent sent the upstream in that run, by era: ${
+        Object.entries(viaAgent.eras)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(", ") || "none"
+      }`,
+    );
   if (!Object.keys(direct.results).length) problems.push(`no results directly (suite exit ${direct.code}):\n${direct.log.slice(-2000)}`);
   if (!Object.keys(viaAgent.results).length) problems.push(`no results through the agent (suite exit ${viaAgent.code}):\n${viaAgent.log.slice(-2000)}`);
   if (args.includes("--details")) {
@@ -306,7 +321,10 @@ try {
     upstreams.v2 = { url: v2.url, path: "/v2/mcp", scope: "conformance", name: "sandbox/upstream-v2.ts", requests: v2.requests };
   }
   const [cp, issuer] = await Promise.all([startControlPlane(), startIssuer()]);
-  cleanups.push(() => cp.close(), () => issuer.close());
+  cleanups.push(
+    () => cp.close(),
+    () => issuer.close(),
+  );
 
   const owner = await makeUser(t.db, { role: "owner" });
   const tenantId = (await makeTenant(t.db, owner.actor)).id;
@@ -347,9 +365,14 @@ try {
       );
     }
     serverIds.push(server.id);
-    const count = (list) => Object.entries(list.reduce((m, r) => ({ ...m, [kindOf(r)]: (m[kindOf(r)] ?? 0) + 1 }), {})).map(([k, n]) => `${n} ${k}`).join(", ") || "nothing";
+    const count = (list) =>
+      Object.entries(list.reduce((m, r) => ({ ...m, [kindOf(r)]: (m[kindOf(r)] ?? 0) + 1 }), {}))
+        .map(([k, n]) => `${n} ${k}`)
+        .join(", ") || "nothing";
     const left = rows.filter((r) => !approved.includes(r));
-    console.log(`catalogue ${up.name}: ${count(rows)} imported, ${count(approved)} approved${left.length ? `, left unapproved: ${left.map((r) => r.name).join(", ")}` : ""}; served by the agent at ${up.path}`);
+    console.log(
+      `catalogue ${up.name}: ${count(rows)} imported, ${count(approved)} approved${left.length ? `, left unapproved: ${left.map((r) => r.name).join(", ")}` : ""}; served by the agent at ${up.path}`,
+    );
   }
   const fleet = await createFleet(owner.ctx, { name: uniq("Conformance "), serverIds });
   await activeSigningKey(t.db, kek);
@@ -393,7 +416,10 @@ try {
   if (problems.length) {
     console.error(`\nconformance: ${problems.length} problem(s):\n  ${problems.join("\n  ")}`);
     exitCode = 1;
-  } else console.log(`\nconformance: every scenario that passes directly passes through the agent, except ${excused.denied} the bundle denies (the denials hold) and ${excused.gap} known gaps of the agent (listed with their reasons)`);
+  } else
+    console.log(
+      `\nconformance: every scenario that passes directly passes through the agent, except ${excused.denied} the bundle denies (the denials hold) and ${excused.gap} known gaps of the agent (listed with their reasons)`,
+    );
 } catch (err) {
   console.error(err);
   exitCode = 1;

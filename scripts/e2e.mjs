@@ -27,11 +27,23 @@ const env = appEnv(appPort, {
   OIDC_NAME: "Sandbox SSO",
 });
 env.E2E_BASE_URL = env.NEXTAUTH_URL;
-const ssoClients = [{ client_id: sso.clientId, client_secret: sso.clientSecret, redirect_uris: [`${env.NEXTAUTH_URL}/api/auth/callback/oidc`], grant_types: ["authorization_code"], response_types: ["code"], token_endpoint_auth_method: "client_secret_basic" }];
+const ssoClients = [
+  {
+    client_id: sso.clientId,
+    client_secret: sso.clientSecret,
+    redirect_uris: [`${env.NEXTAUTH_URL}/api/auth/callback/oidc`],
+    grant_types: ["authorization_code"],
+    response_types: ["code"],
+    token_endpoint_auth_method: "client_secret_basic",
+  },
+];
 
 const children = [
   spawn(process.execPath, ["--import", "tsx", "sandbox/upstream.ts"], { env: { ...env, PORT: String(sandboxPort) }, stdio: ["ignore", "inherit", "inherit"] }),
-  spawn(process.execPath, ["--import", "tsx", "sandbox/auth-server.ts"], { env: { ...env, PORT: String(asPort), RESOURCES: "{}", CLIENTS: JSON.stringify(ssoClients) }, stdio: ["ignore", "inherit", "inherit"] }),
+  spawn(process.execPath, ["--import", "tsx", "sandbox/auth-server.ts"], {
+    env: { ...env, PORT: String(asPort), RESOURCES: "{}", CLIENTS: JSON.stringify(ssoClients) },
+    stdio: ["ignore", "inherit", "inherit"],
+  }),
   startApp(appPort, env),
 ];
 let code = 1;

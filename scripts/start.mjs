@@ -62,7 +62,12 @@ async function seedDemo() {
   rmSync(removedMarker, { force: true });
   const enroll = existsSync(path.join(agentDir, "agent-key.json")) ? "0" : "1";
   // react-server: the domain modules are server-only (as in the dashboard's server).
-  const seed = tsx("scripts/demo/seed.ts", { ...env, DEMO_UPSTREAM_URL: upstreamUrl, DEMO_ISSUER: issuer, DEMO_RESOURCE_URI: resourceUri, DEMO_ENROLL: enroll }, ["ignore", "pipe", "inherit"], ["--conditions=react-server"]);
+  const seed = tsx(
+    "scripts/demo/seed.ts",
+    { ...env, DEMO_UPSTREAM_URL: upstreamUrl, DEMO_ISSUER: issuer, DEMO_RESOURCE_URI: resourceUri, DEMO_ENROLL: enroll },
+    ["ignore", "pipe", "inherit"],
+    ["--conditions=react-server"],
+  );
   let out = "";
   seed.stdout.on("data", (d) => (out += d));
   const code = await new Promise((r) => seed.on("exit", r));
@@ -82,7 +87,15 @@ const clients = demo && {
   unapproved: { id: "demo-unapproved-tool", secret: randomBytes(24).toString("base64url") },
 };
 if (demo) {
-  const staticClient = (c) => ({ client_id: c.id, client_secret: c.secret, grant_types: ["client_credentials"], response_types: [], redirect_uris: [], token_endpoint_auth_method: "client_secret_basic", tenant: demo.tenantId });
+  const staticClient = (c) => ({
+    client_id: c.id,
+    client_secret: c.secret,
+    grant_types: ["client_credentials"],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: "client_secret_basic",
+    tenant: demo.tenantId,
+  });
   demoChildren.push(
     tsx("sandbox/auth-server.ts", {
       PATH: process.env.PATH,
@@ -101,9 +114,7 @@ console.log(
     `  Sign in with MANDATE_OWNER_EMAIL / MANDATE_OWNER_PASSWORD if you set them; otherwise the first start prints\n` +
     `  a one-time password for owner@mandate.local below.\n` +
     (sandbox ? `  Sample MCP upstream: ${upstreamUrl}\n` : "") +
-    (demo
-      ? `  Live demo (sample data, MANDATE_DEMO=0 turns it off): agent at ${resourceUri}, sandbox authorization server at ${issuer};\n  see "Connect a client" in the dashboard.\n`
-      : ""),
+    (demo ? `  Live demo (sample data, MANDATE_DEMO=0 turns it off): agent at ${resourceUri}, sandbox authorization server at ${issuer};\n  see "Connect a client" in the dashboard.\n` : ""),
 );
 
 async function startDemoProcesses() {

@@ -112,7 +112,10 @@ describe("agent API", () => {
     expect(none.status).toBe(404);
     expect(await none.json()).toEqual({ error: { code: "not_found", message: "No bundle published for this fleet yet" } });
 
-    await t.db.update(agents).set({ lastSeenAt: new Date(0) }).where(eq(agents.id, agentId));
+    await t.db
+      .update(agents)
+      .set({ lastSeenAt: new Date(0) })
+      .where(eq(agents.id, agentId));
     const b1 = await publishBundle(t.db, fleet.id, 1);
     const res = await bundleRoute.GET(req("GET", "/api/v1/agent/bundle", { key: agentKey }));
     expect(res.status).toBe(200);
@@ -276,13 +279,20 @@ describe("fleet admin routes", () => {
     expect(tok.token).toMatch(/^mde_/);
     const tooLong = await tokensRoute.POST(req("POST", `/api/v1/admin/fleets/${fleet.id}/enrollment-tokens`, { key: ownerTok, body: { ttlMinutes: 7 * 24 * 60 + 1 } }), params({ fleetId: fleet.id }));
     expect(tooLong.status).toBe(422);
-    const spare = (await (await tokensRoute.POST(req("POST", `/api/v1/admin/fleets/${fleet.id}/enrollment-tokens`, { key: ownerTok, body: { ttlMinutes: 5 } }), params({ fleetId: fleet.id }))).json()) as { id: string };
+    const spare = (await (
+      await tokensRoute.POST(req("POST", `/api/v1/admin/fleets/${fleet.id}/enrollment-tokens`, { key: ownerTok, body: { ttlMinutes: 5 } }), params({ fleetId: fleet.id }))
+    ).json()) as { id: string };
     const revoked = await tokenRoute.DELETE(req("DELETE", `/api/v1/admin/fleets/${fleet.id}/enrollment-tokens/${spare.id}`, { key: ownerTok }), params({ fleetId: fleet.id, tokenId: spare.id }));
     expect(revoked.status).toBe(204);
-    const listed = (await (await tokensRoute.GET(req("GET", `/api/v1/admin/fleets/${fleet.id}/enrollment-tokens`, { key: ownerTok }), params({ fleetId: fleet.id }))).json()) as { items: { id: string }[] };
+    const listed = (await (await tokensRoute.GET(req("GET", `/api/v1/admin/fleets/${fleet.id}/enrollment-tokens`, { key: ownerTok }), params({ fleetId: fleet.id }))).json()) as {
+      items: { id: string }[];
+    };
     expect(listed.items.map((x) => x.id)).toEqual([tok.id]);
 
-    const enrolled = (await (await enrollRoute.POST(req("POST", "/api/v1/agent/enroll", { body: { token: tok.token, name: "http-agent", version: "1" } }))).json()) as { agentId: string; agentKey: string };
+    const enrolled = (await (await enrollRoute.POST(req("POST", "/api/v1/agent/enroll", { body: { token: tok.token, name: "http-agent", version: "1" } }))).json()) as {
+      agentId: string;
+      agentKey: string;
+    };
     const rotated = await rotateRoute.POST(req("POST", `/api/v1/admin/agents/${enrolled.agentId}/rotate-key`, { key: ownerTok }), params({ agentId: enrolled.agentId }));
     expect(rotated.status).toBe(200);
     const { agentKey } = (await rotated.json()) as { agentKey: string };

@@ -116,7 +116,14 @@ describe("a call over the threshold waits for a person", () => {
     expect(both.map((r) => r.ok)).toEqual([false, false]);
     expect(executed.filter((e) => e.amount === 5500)).toHaveLength(1);
     // The control plane drops the executed approval from the live section; the retry then files a new request.
-    await until(async () => (await pendingOf(5500)).map((r) => r.status).sort().join() === "executed,requested", 5_000);
+    await until(
+      async () =>
+        (await pendingOf(5500))
+          .map((r) => r.status)
+          .sort()
+          .join() === "executed,requested",
+      5_000,
+    );
     const [fs] = await s.t.db.select().from(fleetServers).where(eq(fleetServers.serverId, bankServerId));
     const live = (await activeBundle(s.t.db, fs!.fleetId))!.content as { approvals?: { id: string }[] };
     expect(live.approvals?.map((x) => x.id)).not.toContain(row!.id);
@@ -180,11 +187,21 @@ describe("a call over the threshold waits for a person", () => {
 
   it("stateless era (SDK v2 upstream): an input-required result; after approval the retry with its requestState runs", async () => {
     const token = await s.issuer.sign({ sub: "carol", tenant: s.tenantA, client_id: "bank-app", scope: "bank" }, a.statelessUri);
-    type Answer = { result?: { resultType?: string; inputRequests?: Record<string, { method: string; params: { mode: string; url: string; elicitationId: string } }>; requestState?: string; content?: unknown }; error?: { code: number } };
+    type Answer = {
+      result?: { resultType?: string; inputRequests?: Record<string, { method: string; params: { mode: string; url: string; elicitationId: string } }>; requestState?: string; content?: unknown };
+      error?: { code: number };
+    };
     const call = async (amount: number, retry?: { requestState: string }) => {
       const res = await fetch(a.statelessUri, {
         method: "POST",
-        headers: { authorization: `Bearer ${token}`, "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": "transfer" },
+        headers: {
+          authorization: `Bearer ${token}`,
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+          "mcp-protocol-version": "2026-07-28",
+          "mcp-method": "tools/call",
+          "mcp-name": "transfer",
+        },
         body: JSON.stringify({
           jsonrpc: "2.0",
           id: randomUUID(),

@@ -54,7 +54,12 @@ async function call(bearer: string, name: string, args: Record<string, unknown>)
 
 /** The HTTP status of an initialize with this token (401 when refused before anything is forwarded). */
 const probe = async (bearer: string) =>
-  (await s.rpc({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "probe", version: "1" } } }, { authorization: `Bearer ${bearer}` })).status;
+  (
+    await s.rpc(
+      { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "probe", version: "1" } } },
+      { authorization: `Bearer ${bearer}` },
+    )
+  ).status;
 
 beforeAll(async () => {
   as = await startAuthServer({ resources: { "http://127.0.0.1:1/mcp": { scopes: ["tickets:read"] } } });
@@ -122,7 +127,13 @@ describe("revocations", () => {
   it("match the tenant: a revocation of dave in tenant B leaves dave of tenant A alone", async () => {
     const daveA = await s.token("tickets:read", { sub: "dave" });
     const daveB = await s.token("tickets:read", { sub: "dave", tenant: s.tenantB });
-    await live((tx) => tx.insert(revocations).values({ id: newId("revocation"), tenantId: s.tenantB, userId: qualifiedUser(s.issuer.issuer, "dave"), before: new Date(Date.now() + 2000), createdBy: s.owner.user.id }), "revoke dave in B");
+    await live(
+      (tx) =>
+        tx
+          .insert(revocations)
+          .values({ id: newId("revocation"), tenantId: s.tenantB, userId: qualifiedUser(s.issuer.issuer, "dave"), before: new Date(Date.now() + 2000), createdBy: s.owner.user.id }),
+      "revoke dave in B",
+    );
     const refused = await s.rpc({ jsonrpc: "2.0", id: 1, method: "ping" }, { authorization: `Bearer ${daveB}` });
     expect(refused.status).toBe(401);
     expect(refused.headers.get("www-authenticate")).toContain('error_description="the grant behind this token was revoked"');
@@ -137,7 +148,10 @@ describe("revocations", () => {
     const erin = await as.mintToken({ sub: "erin", tenant: s.tenantA, client_id: pub.client_id, scope: "tickets:read", aud: s.resourceUri });
     expect(await probe(erin)).toBe(200);
     await live(
-      (tx) => tx.insert(revocations).values({ id: newId("revocation"), tenantId: s.tenantA, userId: qualifiedUser(as.issuer, "erin"), clientId: pub.client_id, before: new Date(Date.now() + 2000), createdBy: s.owner.user.id }),
+      (tx) =>
+        tx
+          .insert(revocations)
+          .values({ id: newId("revocation"), tenantId: s.tenantA, userId: qualifiedUser(as.issuer, "erin"), clientId: pub.client_id, before: new Date(Date.now() + 2000), createdBy: s.owner.user.id }),
       "revoke erin",
     );
     expect(await probe(erin)).toBe(401);

@@ -6,7 +6,19 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { checkStateless, decodeHeaderValue, encodeHeaderValue, HEADER_MISMATCH, INVALID_PARAMS, MAX_CACHE_TTL_MS, paramHeadersOf, peekId, privateCacheHints, UNSUPPORTED_PROTOCOL_VERSION, type McpHeaders } from "@/agent/protocol";
+import {
+  checkStateless,
+  decodeHeaderValue,
+  encodeHeaderValue,
+  HEADER_MISMATCH,
+  INVALID_PARAMS,
+  MAX_CACHE_TTL_MS,
+  paramHeadersOf,
+  peekId,
+  privateCacheHints,
+  UNSUPPORTED_PROTOCOL_VERSION,
+  type McpHeaders,
+} from "@/agent/protocol";
 
 const bytes = (s: string) => new Uint8Array(Buffer.from(s, "utf8"));
 const META = { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} };
@@ -16,19 +28,30 @@ describe("peekId", () => {
   it("reads the top-level id of any JSON object as JSON.parse does (strings and finite numbers), wherever the key stands", () => {
     const id = fc.oneof(fc.string({ maxLength: 40 }), fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }));
     fc.assert(
-      fc.property(fc.dictionary(fc.string({ maxLength: 8 }).filter((k) => k !== "id"), fc.jsonValue({ maxDepth: 4 })), id, fc.nat(), (rest, value, at) => {
-        const entries = Object.entries(rest);
-        entries.splice(at % (entries.length + 1), 0, ["id", value]);
-        const text = `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(",")}}`;
-        const expected = (JSON.parse(text) as { id: unknown }).id;
-        expect(peekId(bytes(text))).toBe(Object.is(expected, -0) ? 0 : expected);
-      }),
+      fc.property(
+        fc.dictionary(
+          fc.string({ maxLength: 8 }).filter((k) => k !== "id"),
+          fc.jsonValue({ maxDepth: 4 }),
+        ),
+        id,
+        fc.nat(),
+        (rest, value, at) => {
+          const entries = Object.entries(rest);
+          entries.splice(at % (entries.length + 1), 0, ["id", value]);
+          const text = `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(",")}}`;
+          const expected = (JSON.parse(text) as { id: unknown }).id;
+          expect(peekId(bytes(text))).toBe(Object.is(expected, -0) ? 0 : expected);
+        },
+      ),
       { numRuns: 300 },
     );
   });
 
   it("never throws, and answers null for anything else (not an object, no id, an object or array id, a malformed prefix)", () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (b) => void peekId(b)), { numRuns: 500 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (b) => void peekId(b)),
+      { numRuns: 500 },
+    );
     for (const t of ['[{"id":1}]', '{"jsonrpc":"2.0"}', '{"id":{"a":1}}', '{"id":[1]}', '{"method":"x" "id":1}', "", "not json", '{"params":{"id":5}}']) expect(peekId(bytes(t)), t).toBeNull();
     // The id is read before the body breaks off: a body that is not JSON still has its id.
     expect(peekId(bytes('{"jsonrpc":"2.0","id":"hf-1","method":"tools/call", garbage'))).toBe("hf-1");
@@ -52,7 +75,9 @@ describe("header values", () => {
   });
 
   it("finds x-mcp-header declarations reachable through properties only, and refuses invalid ones", () => {
-    expect(paramHeadersOf({ type: "object", properties: { region: { type: "string", "x-mcp-header": "Region" }, nested: { type: "object", properties: { n: { type: "integer", "x-mcp-header": "N" } } } } })).toEqual([
+    expect(
+      paramHeadersOf({ type: "object", properties: { region: { type: "string", "x-mcp-header": "Region" }, nested: { type: "object", properties: { n: { type: "integer", "x-mcp-header": "N" } } } } }),
+    ).toEqual([
       { path: ["nested", "n"], header: "N", type: "integer" },
       { path: ["region"], header: "Region", type: "string" },
     ]);

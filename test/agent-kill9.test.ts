@@ -251,7 +251,9 @@ describe("kill -9 under load", () => {
     const missing = answered.filter((m) => !have.has(m));
     const loggedNotAnswered = [...have].filter((m) => !want.has(m)).length;
     if (missing.length) console.log(output.slice(-4000));
-    console.log(`kill -9 x${KILLS}: ${sent} calls sent, ${answered.length} answered (${stepUps} of them step-up refusals), ${failed} not answered (cut off by the kill, or refused while the agent was down), other answers ${JSON.stringify(Object.fromEntries(other))}; ${have.size} decisions logged; answered but missing: ${missing.length}; logged but not answered: ${loggedNotAnswered}`);
+    console.log(
+      `kill -9 x${KILLS}: ${sent} calls sent, ${answered.length} answered (${stepUps} of them step-up refusals), ${failed} not answered (cut off by the kill, or refused while the agent was down), other answers ${JSON.stringify(Object.fromEntries(other))}; ${have.size} decisions logged; answered but missing: ${missing.length}; logged but not answered: ${loggedNotAnswered}`,
+    );
     expect(answered.length).toBeGreaterThan(KILLS * 20);
     expect(missing).toEqual([]);
     await kill9(child!);

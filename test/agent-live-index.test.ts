@@ -4,7 +4,17 @@ import type { BundleContent } from "@/lib/enforcement/bundle";
 import type { Principal } from "@/lib/enforcement/token";
 
 const at = (iso: string) => Date.parse(iso) / 1000;
-const alice: Principal = { issuer: "https://as", tenantId: "ten_a", user: "alice", client: "cli", scopes: [], groups: [], actors: [], iat: at("2026-11-27T10:00:00Z"), exp: at("2026-11-27T11:00:00Z") };
+const alice: Principal = {
+  issuer: "https://as",
+  tenantId: "ten_a",
+  user: "alice",
+  client: "cli",
+  scopes: [],
+  groups: [],
+  actors: [],
+  iat: at("2026-11-27T10:00:00Z"),
+  exp: at("2026-11-27T11:00:00Z"),
+};
 const content = (live: Partial<BundleContent>) => ({ revocations: [], approvedClients: [], masking: [], ...live }) as unknown as BundleContent;
 
 describe("the agent's index of live bundle sections", () => {

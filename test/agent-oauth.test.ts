@@ -99,7 +99,13 @@ class HeadlessProvider implements OAuthClientProvider {
   code?: string;
   constructor(readonly redirectUrl: string) {}
   get clientMetadata(): OAuthClientMetadata {
-    return { client_name: "mandate headless test", redirect_uris: [this.redirectUrl], grant_types: ["authorization_code", "refresh_token"], response_types: ["code"], token_endpoint_auth_method: "none" };
+    return {
+      client_name: "mandate headless test",
+      redirect_uris: [this.redirectUrl],
+      grant_types: ["authorization_code", "refresh_token"],
+      response_types: ["code"],
+      token_endpoint_auth_method: "none",
+    };
   }
   clientInformation() {
     return this.info;
@@ -260,7 +266,12 @@ describe("token matrix through the agent (raw HTTP)", () => {
   });
 
   it("a valid token works (the matrix baseline)", async () => {
-    const res = await rpc(await as.mintToken(base()), { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } } });
+    const res = await rpc(await as.mintToken(base()), {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+    });
     expect(res.status).toBe(200);
     await res.body?.cancel();
   });
@@ -370,7 +381,11 @@ describe("revoked grants (the bundle's revocations)", () => {
     const { revision: live } = await getActive();
     const prev = await getBundle(owner.ctx, fleetId, live);
     const revision = live + 1;
-    const content = { ...prev.content, manifest: { ...prev.content.manifest, revision, parentRevision: live }, revocations: [{ user: qualifiedUser(as.issuer, "alice"), client: "revoked-client", serverId: mainServerId, before: new Date((now - 5) * 1000).toISOString() }] };
+    const content = {
+      ...prev.content,
+      manifest: { ...prev.content.manifest, revision, parentRevision: live },
+      revocations: [{ user: qualifiedUser(as.issuer, "alice"), client: "revoked-client", serverId: mainServerId, before: new Date((now - 5) * 1000).toISOString() }],
+    };
     const key = await activeSigningKey(t.db, kek);
     const sha256 = contentHash(content);
     const signature = await signPayload(key, { sha256, fleetId, revision });

@@ -26,7 +26,8 @@ const content = (extra = "") =>
 
 describe("decision memo", () => {
   const view = decisionView(content());
-  const call = (amount: number, at: number, scopes = ["t:w"]) => decide(view, { method: "tools/call", serverId: "srv_a", tool: "refund", principal: principal({ scopes }), args: { amount }, time: new Date(at) }).decision;
+  const call = (amount: number, at: number, scopes = ["t:w"]) =>
+    decide(view, { method: "tools/call", serverId: "srv_a", tool: "refund", principal: principal({ scopes }), args: { amount }, time: new Date(at) }).decision;
 
   it("answers as Cedar does for every argument, scope set and second, in any order", () => {
     const seq: [number, number, string[], string][] = [
@@ -50,12 +51,12 @@ describe("decision memo", () => {
 
   it("is forgotten on demand (a bundle that keeps the engine), and slices can be prepared ahead of any call", async () => {
     // cedar-wasm alone: preparing a slice preparses it there.
-    const engine = Object.assign(new PolicyEngine(content("&& principal.sub == \"prep\"")), { jsEvaluator: false });
+    const engine = Object.assign(new PolicyEngine(content('&& principal.sub == "prep"')), { jsEvaluator: false });
     const before = preparsedPolicySets();
     expect(await engine.prepareAll()).toBe(1);
     expect(preparsedPolicySets()).toBe(before + 1);
     // With the JS evaluator (the default) the slice is compiled for it, and cedar-wasm parses nothing until a request needs it.
-    const js = new PolicyEngine(content("&& principal.sub == \"prep-js\""));
+    const js = new PolicyEngine(content('&& principal.sub == "prep-js"'));
     expect(await js.prepareAll()).toBe(1);
     expect(preparsedPolicySets()).toBe(before + 1);
     expect(await engine.prepareAll(() => true)).toBe(0);
@@ -67,7 +68,8 @@ describe("decision memo", () => {
 
   it("is bounded", () => {
     const engine = new PolicyEngine(content());
-    for (let i = 0; i < MAX_MEMO_ENTRIES + 50; i++) engine.decide({ action: "call_tool", serverId: "srv_a", tool: "refund", tenantId: "ten_a", user: "u", client: "c", scopes: [], args: { amount: i }, time: new Date(cutoff - 1000) });
+    for (let i = 0; i < MAX_MEMO_ENTRIES + 50; i++)
+      engine.decide({ action: "call_tool", serverId: "srv_a", tool: "refund", tenantId: "ten_a", user: "u", client: "c", scopes: [], args: { amount: i }, time: new Date(cutoff - 1000) });
     expect(engine.memoSize).toBe(MAX_MEMO_ENTRIES);
   });
 });
@@ -82,7 +84,11 @@ describe("verified tokens", () => {
   });
 
   it("skip only the signature check, per installed bundle: a new bundle verifies again, a bad token is never remembered", async () => {
-    const server = bundleServer([{ issuer: issuer.issuer, jwksUri: issuer.jwksUri, discovery: false, algorithms: ["ES256"], claims: { tenant: "tenant", user: "sub", client: "client_id", scopes: "scope" } }], "http://127.0.0.1:3100/mcp", ["ten_demo"]);
+    const server = bundleServer(
+      [{ issuer: issuer.issuer, jwksUri: issuer.jwksUri, discovery: false, algorithms: ["ES256"], claims: { tenant: "tenant", user: "sub", client: "client_id", scopes: "scope" } }],
+      "http://127.0.0.1:3100/mcp",
+      ["ten_demo"],
+    );
     const real = new TokenValidator();
     let verified = 0;
     const counting: TokenValidatorLike = { validate: (t, s) => (verified++, real.validate(t, s)) };
@@ -107,7 +113,11 @@ describe("verified tokens", () => {
   });
 
   it("forgets a token at its exp", async () => {
-    const server = bundleServer([{ issuer: issuer.issuer, jwksUri: issuer.jwksUri, discovery: false, algorithms: ["ES256"], claims: { tenant: "tenant", user: "sub", client: "client_id", scopes: "scope" } }], "http://127.0.0.1:3100/mcp", ["ten_demo"]);
+    const server = bundleServer(
+      [{ issuer: issuer.issuer, jwksUri: issuer.jwksUri, discovery: false, algorithms: ["ES256"], claims: { tenant: "tenant", user: "sub", client: "client_id", scopes: "scope" } }],
+      "http://127.0.0.1:3100/mcp",
+      ["ten_demo"],
+    );
     let now = Date.now();
     const real = new TokenValidator({ now: () => now, clockSkewSeconds: 0 });
     const tokens = new VerifiedTokens(real, () => now);

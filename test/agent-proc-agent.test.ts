@@ -69,7 +69,11 @@ async function connect(bearer: string, base = `http://127.0.0.1:${agentPort}`): 
 }
 
 const rpc = (body: unknown, headers: Record<string, string> = {}) =>
-  fetch(`http://127.0.0.1:${agentPort}/mcp`, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers }, body: JSON.stringify(body) });
+  fetch(`http://127.0.0.1:${agentPort}/mcp`, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
+    body: JSON.stringify(body),
+  });
 
 /** Every decision still in the data dir: sealed segments (the shipper seals the active one) and the active one. */
 async function walLines(dir = dataDir): Promise<DecisionRecord[]> {
@@ -189,7 +193,11 @@ describe("data-plane agent", () => {
     expect(wrongAud.headers.get("www-authenticate")).toContain('error="invalid_token"');
 
     const good = await token("tickets:read");
-    const inQuery = await fetch(`${agent.url}/mcp?access_token=${good}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "ping" }) });
+    const inQuery = await fetch(`${agent.url}/mcp?access_token=${good}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "ping" }),
+    });
     expect(inQuery.status).toBe(401);
     expect(inQuery.headers.get("www-authenticate")).toMatch(/^Bearer resource_metadata=".*", scope="tickets:read tickets:write", error="invalid_request"/);
   });
@@ -251,7 +259,17 @@ describe("data-plane agent", () => {
     await agent.wal.flush();
     const lines = await walLines();
     const line = lines.find((l) => l.id === data.decisionId)!;
-    expect(line).toMatchObject({ outcome: "deny", method: "tools/call", tool: "create_ticket", user: qualifiedUser(issuer.issuer, "alice"), client: "test-client", tenantId, serverId, bundleRevision: 1, agentId: agent.sync.agentId });
+    expect(line).toMatchObject({
+      outcome: "deny",
+      method: "tools/call",
+      tool: "create_ticket",
+      user: qualifiedUser(issuer.issuer, "alice"),
+      client: "test-client",
+      tenantId,
+      serverId,
+      bundleRevision: 1,
+      agentId: agent.sync.agentId,
+    });
     expect(line.determining.length).toBe(1);
     expect(line.scopes).toEqual(["tickets:read", "tickets:write"]);
     expect(Number.isInteger(line.latencyUs)).toBe(true);
@@ -295,7 +313,10 @@ describe("data-plane agent", () => {
   });
 
   it("a call sent without an id (a fake notification) is refused, not forwarded unseen", async () => {
-    const res = await rpc({ jsonrpc: "2.0", method: "tools/call", params: { name: "delete_project", arguments: { project: "ops", confirm: true } } }, { authorization: `Bearer ${await token("tickets:write")}` });
+    const res = await rpc(
+      { jsonrpc: "2.0", method: "tools/call", params: { name: "delete_project", arguments: { project: "ops", confirm: true } } },
+      { authorization: `Bearer ${await token("tickets:write")}` },
+    );
     // MCP Streamable HTTP: input the server cannot accept answers an HTTP error status (400) with the JSON-RPC error.
     expect(res.status).toBe(400);
     const body = (await res.json()) as { id: null; error: { code: number } };

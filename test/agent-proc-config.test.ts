@@ -20,7 +20,13 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 
 describe("agent config", () => {
   it("reads flags over the environment, with defaults", () => {
-    const r = loadConfig(["--port=9000", "--wait", "5"], { MANDATE_CONTROL_PLANE_URL: "https://cp.example/", MANDATE_AGENT_KEY: "mda_x.y", MANDATE_BUNDLE_KEYS: jwks, MANDATE_LISTEN_PORT: "1", MANDATE_DATA_DIR: dir });
+    const r = loadConfig(["--port=9000", "--wait", "5"], {
+      MANDATE_CONTROL_PLANE_URL: "https://cp.example/",
+      MANDATE_AGENT_KEY: "mda_x.y",
+      MANDATE_BUNDLE_KEYS: jwks,
+      MANDATE_LISTEN_PORT: "1",
+      MANDATE_DATA_DIR: dir,
+    });
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     expect(r.config).toMatchObject({ controlPlaneUrl: "https://cp.example", agentKey: "mda_x.y", enrollmentToken: null, port: 9000, waitSeconds: 5, host: "127.0.0.1", dataDir: dir });
@@ -69,7 +75,9 @@ describe("challenges and backoff", () => {
     expect(challenge401({ ...server, scopes: [] }, { code: "invalid_token", description: 'bad "quote"' })).toBe(
       'Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/tickets", error="invalid_token", error_description="bad \\"quote\\""',
     );
-    expect(challenge403(server, ["a:write", "admin"])).toBe('Bearer error="insufficient_scope", scope="a:write admin", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/tickets"');
+    expect(challenge403(server, ["a:write", "admin"])).toBe(
+      'Bearer error="insufficient_scope", scope="a:write admin", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/tickets"',
+    );
   });
   it("backs off exponentially with jitter, capped", () => {
     for (let i = 0; i < 50; i++) {

@@ -119,13 +119,7 @@ export async function startIssuer(): Promise<Issuer> {
     issuer: `${l.url}/`,
     jwksUri: `${l.url}/jwks`,
     sign: (claims, aud, expiresIn = "10m") =>
-      new SignJWT(claims)
-        .setProtectedHeader({ alg: "ES256", kid: "test-key", typ: "at+jwt" })
-        .setIssuer(`${l.url}/`)
-        .setAudience(aud)
-        .setIssuedAt()
-        .setExpirationTime(expiresIn)
-        .sign(privateKey),
+      new SignJWT(claims).setProtectedHeader({ alg: "ES256", kid: "test-key", typ: "at+jwt" }).setIssuer(`${l.url}/`).setAudience(aud).setIssuedAt().setExpirationTime(expiresIn).sign(privateKey),
   };
 }
 

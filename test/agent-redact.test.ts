@@ -27,10 +27,11 @@ async function listen(s: Server): Promise<string> {
 beforeAll(async () => {
   // An upstream that fails every request, quoting what it received (the worst case for an error path).
   upstream = createServer((req, res) => void res.writeHead(500, { "content-type": "text/plain" }).end(`bad request to ${req.url}`));
-  broker = createServer((_req, res) =>
-    void res
-      .writeHead(200, { "content-type": "application/json" })
-      .end(JSON.stringify({ entryId: "sec_1", version: 1, kind: "api_key", placement: { in: "query", name: "api_key" }, secret: SECRET, ttlSeconds: 300 })),
+  broker = createServer(
+    (_req, res) =>
+      void res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify({ entryId: "sec_1", version: 1, kind: "api_key", placement: { in: "query", name: "api_key" }, secret: SECRET, ttlSeconds: 300 })),
   );
   [upstreamUrl, brokerUrl] = await Promise.all([listen(upstream), listen(broker)]);
 });

@@ -181,9 +181,7 @@ describe("segmented decision WAL", () => {
     try {
       const n = 500;
       const order: number[] = [];
-      await Promise.all(
-        Array.from({ length: n }, (_, i) => wal.append(rec()).then(() => order.push(synced >= i + 1 ? 1 : 0))),
-      );
+      await Promise.all(Array.from({ length: n }, (_, i) => wal.append(rec()).then(() => order.push(synced >= i + 1 ? 1 : 0))));
       // Every append resolved after a durable write that covered it, and 500 appends took far fewer.
       expect(order.every((x) => x === 1)).toBe(true);
       expect(syncs).toBeGreaterThan(0);
@@ -201,7 +199,14 @@ describe("segmented decision WAL", () => {
     await wal.open();
     let deep: unknown = 1;
     for (let i = 0; i < 100; i++) deep = [deep];
-    const hostile = { ...rec(), method: { toString: "x" }, tool: "t".repeat(10_000) + "\u0000", user: "\ud800", scopes: Array.from({ length: 500 }, () => "s"), args: { deep } } as unknown as DecisionRecord;
+    const hostile = {
+      ...rec(),
+      method: { toString: "x" },
+      tool: "t".repeat(10_000) + "\u0000",
+      user: "\ud800",
+      scopes: Array.from({ length: 500 }, () => "s"),
+      args: { deep },
+    } as unknown as DecisionRecord;
     await wal.append(hostile);
     await wal.close();
     const [text] = (await readFile(path.join(dir, "decisions.wal"), "utf8")).split("\n");

@@ -70,7 +70,15 @@ const segmentFiles = async (dir = dataDir) => (await readdir(dir)).filter((f) =>
 const rowsOf = async (agentId: string) => Number((await t.db.select({ n: count() }).from(decisions).where(eq(decisions.agentId, agentId)))[0]!.n);
 const rowsWithIds = async (ids: string[]) => {
   let n = 0;
-  for (let i = 0; i < ids.length; i += 1000) n += Number((await t.db.select({ n: count() }).from(decisions).where(inArray(decisions.id, ids.slice(i, i + 1000))))[0]!.n);
+  for (let i = 0; i < ids.length; i += 1000)
+    n += Number(
+      (
+        await t.db
+          .select({ n: count() })
+          .from(decisions)
+          .where(inArray(decisions.id, ids.slice(i, i + 1000)))
+      )[0]!.n,
+    );
   return n;
 };
 
@@ -165,7 +173,19 @@ describe("decision-log shipping", () => {
     expect(await rowsOf(agent.sync.agentId!)).toBe(total);
     expect(await rowsWithIds(ids)).toBe(ids.length);
     const [row] = await t.db.select().from(decisions).where(eq(decisions.id, ids[0]!));
-    expect(row).toMatchObject({ agentId: agent.sync.agentId, fleetId: agent.sync.fleetId, serverId, tenantId, method: "tools/call", tool: "delete_project", userId: qualifiedUser(issuer.issuer, "alice"), clientId: "ship-client", outcome: "deny", bundleRevision: 1, args: { project: "ops" } });
+    expect(row).toMatchObject({
+      agentId: agent.sync.agentId,
+      fleetId: agent.sync.fleetId,
+      serverId,
+      tenantId,
+      method: "tools/call",
+      tool: "delete_project",
+      userId: qualifiedUser(issuer.issuer, "alice"),
+      clientId: "ship-client",
+      outcome: "deny",
+      bundleRevision: 1,
+      args: { project: "ops" },
+    });
     // The context the decision saw travels with it (no masking rule here, so nothing masked).
     expect(row!.context).toMatchObject({ token: { iss: expect.any(String) as string, iat: expect.any(Number) as number, exp: expect.any(Number) as number } });
     expect(await rowsOf(agent.sync.agentId!)).toBe(total);
@@ -301,13 +321,18 @@ describe("decision-log shipping", () => {
     const ids = (rs: unknown[]) => rs.map((r) => (r as DecisionRecord).id);
     // The good lines of the first segment are stored beside its bad ones; the method of the wrong type was normalized and stored.
     expect(await rowsWithIds([first[0], first[2], first[3]].map((r) => (r as DecisionRecord).id))).toBe(3);
-    const [normalized] = await t.db.select({ method: decisions.method }).from(decisions).where(eq(decisions.id, (first[2] as DecisionRecord).id));
+    const [normalized] = await t.db
+      .select({ method: decisions.method })
+      .from(decisions)
+      .where(eq(decisions.id, (first[2] as DecisionRecord).id));
     expect(normalized!.method).toBe("(invalid)");
     expect(await rowsWithIds(ids([first[1], first[4]]))).toBe(0);
     expect(await rowsWithIds(ids([...good, afterTorn]))).toBe(3);
     const q = await t.db.select().from(decisionQuarantine).where(eq(decisionQuarantine.agentId, agent.sync.agentId!));
     expect(q.map((r) => r.decisionId)).toEqual(expect.arrayContaining(ids([first[1], first[4]])));
-    expect(q.map((r) => r.problem)).toEqual(expect.arrayContaining(["serverId: this agent's fleet does not serve that server", "tenantId: that server does not serve this tenant for this agent's fleet", "not valid JSON"]));
+    expect(q.map((r) => r.problem)).toEqual(
+      expect.arrayContaining(["serverId: this agent's fleet does not serve that server", "tenantId: that server does not serve this tenant for this agent's fleet", "not valid JSON"]),
+    );
     expect(metrics.decisionsQuarantined).toBe(3);
     expect(metrics.decisionsRejected).toBe(0);
     expect(await metrics.render(null)).toContain("mandate_decisions_quarantined_total 3\n");
@@ -317,7 +342,21 @@ describe("decision-log shipping", () => {
   it("a batch refused as a whole (malformed transport) is retried a bounded number of times, then set aside; later segments still ship", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), "mandate-ship-refused-"));
     dirs.push(dir);
-    const line = (marker: string) => JSON.stringify({ id: uuidv7(), time: new Date().toISOString(), agentId: null, serverId, tenantId, method: "tools/call", tool: marker, outcome: "deny", reason: "", scopes: [], determining: [], latencyUs: 1 }) + "\n";
+    const line = (marker: string) =>
+      JSON.stringify({
+        id: uuidv7(),
+        time: new Date().toISOString(),
+        agentId: null,
+        serverId,
+        tenantId,
+        method: "tools/call",
+        tool: marker,
+        outcome: "deny",
+        reason: "",
+        scopes: [],
+        determining: [],
+        latencyUs: 1,
+      }) + "\n";
     await writeFile(path.join(dir, "decisions-000000000001.sealed"), line("refuse-me"));
     await writeFile(path.join(dir, "decisions-000000000002.sealed"), line("fine"));
     // A peer in front of the control plane that refuses the first segment's transport (as a broken proxy would), and forwards the rest.
@@ -335,7 +374,9 @@ describe("decision-log shipping", () => {
           return;
         }
         const headers = { authorization: req.headers.authorization!, "content-type": req.headers["content-type"]!, "content-encoding": req.headers["content-encoding"]! };
-        void fetch(`${cpl.url}${req.url}`, { method: "POST", headers, body }).then(async (r) => res.writeHead(r.status, { "content-type": "application/json" }).end(Buffer.from(await r.arrayBuffer())));
+        void fetch(`${cpl.url}${req.url}`, { method: "POST", headers, body }).then(async (r) =>
+          res.writeHead(r.status, { "content-type": "application/json" }).end(Buffer.from(await r.arrayBuffer())),
+        );
       });
     });
     await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
@@ -360,7 +401,10 @@ describe("decision-log shipping", () => {
     const dir = await mkdtemp(path.join(tmpdir(), "mandate-ship-401-"));
     dirs.push(dir);
     const id = uuidv7();
-    await writeFile(path.join(dir, "decisions.wal"), JSON.stringify({ id, serverId, tenantId, method: "tools/call", tool: "x", outcome: "deny", reason: "r", scopes: [], determining: [], latencyUs: 1 }) + "\n");
+    await writeFile(
+      path.join(dir, "decisions.wal"),
+      JSON.stringify({ id, serverId, tenantId, method: "tools/call", tool: "x", outcome: "deny", reason: "r", scopes: [], determining: [], latencyUs: 1 }) + "\n",
+    );
     const logs: string[] = [];
     const metrics = new Metrics();
     const wal = new DecisionWal(dir);

@@ -32,7 +32,9 @@ function buildServer(): McpServer {
     },
   );
   const text = (t: string) => ({ content: [{ type: "text" as const, text: t }] });
-  server.registerTool("list_tickets", { description: "List support tickets.", inputSchema: z.object({ project: z.string().optional() }) }, async ({ project }) => text(`tickets of ${project ?? "every project"}`));
+  server.registerTool("list_tickets", { description: "List support tickets.", inputSchema: z.object({ project: z.string().optional() }) }, async ({ project }) =>
+    text(`tickets of ${project ?? "every project"}`),
+  );
   server.registerTool("get_ticket", { description: "Get one ticket.", inputSchema: z.object({ id: z.string() }) }, async ({ id }) => text(`ticket ${id}`));
   server.registerTool("delete_project", { description: "Delete a project.", inputSchema: z.object({ project: z.string() }) }, async ({ project }) => text(`deleted ${project}`));
   server.registerTool(
@@ -47,7 +49,9 @@ function buildServer(): McpServer {
     async (args) => text(`region=${args.region ?? "<none>"}`),
   );
   server.registerResource("readme", "docs://readme", { description: "The desk's readme", mimeType: "text/plain" }, async (uri) => ({ contents: [{ uri: uri.href, text: "hello" }] }));
-  server.registerPrompt("triage", { description: "Triage a ticket", argsSchema: { id: z.string() } }, async ({ id }) => ({ messages: [{ role: "user" as const, content: { type: "text" as const, text: `triage ${id}` } }] }));
+  server.registerPrompt("triage", { description: "Triage a ticket", argsSchema: { id: z.string() } }, async ({ id }) => ({
+    messages: [{ role: "user" as const, content: { type: "text" as const, text: `triage ${id}` } }],
+  }));
   return server;
 }
 
@@ -70,7 +74,12 @@ export async function startV2Upstream(opts: { legacy?: "stateless" | "reject" } 
       const parsed = parse();
       const header = req.headers["mcp-method"];
       const nameOrUri = parsed?.params?.name ?? parsed?.params?.uri;
-      log.push({ http: req.method ?? "", header: typeof header === "string" ? header : null, method: typeof parsed?.method === "string" ? parsed.method : null, name: typeof nameOrUri === "string" ? nameOrUri : null });
+      log.push({
+        http: req.method ?? "",
+        header: typeof header === "string" ? header : null,
+        method: typeof parsed?.method === "string" ? parsed.method : null,
+        name: typeof nameOrUri === "string" ? nameOrUri : null,
+      });
       const headers = new Headers();
       for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers.set(k, v);
       const ac = new AbortController();

@@ -48,7 +48,12 @@ let v2ServerId: string;
 const tokenFor = (scope: string, claims: Record<string, unknown> = {}) => s.issuer.sign({ sub: "alice", tenant: s.tenantA, client_id: "test-client", scope, ...claims }, v2Uri);
 
 /** One raw POST to the agent at `path`, with the 2026-07-28 headers given. */
-async function post(path: string, bearer: string, body: string | object, headers: Record<string, string> = {}): Promise<{ status: number; json: Record<string, unknown> & { id?: unknown; result?: Record<string, unknown>; error?: { code: number; message: string; data?: Record<string, unknown> } } }> {
+async function post(
+  path: string,
+  bearer: string,
+  body: string | object,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: Record<string, unknown> & { id?: unknown; result?: Record<string, unknown>; error?: { code: number; message: string; data?: Record<string, unknown> } } }> {
   const res = await fetch(`${base}${path}`, {
     method: "POST",
     headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
@@ -66,7 +71,12 @@ async function post(path: string, bearer: string, body: string | object, headers
   return { status: res.status, json: data ? (JSON.parse(data) as never) : ({} as never) };
 }
 
-const modern = (method: string, name?: string, extra: Record<string, string> = {}) => ({ "mcp-protocol-version": V, "mcp-method": method, ...(name !== undefined ? { "mcp-name": name } : {}), ...extra });
+const modern = (method: string, name?: string, extra: Record<string, string> = {}) => ({
+  "mcp-protocol-version": V,
+  "mcp-method": method,
+  ...(name !== undefined ? { "mcp-name": name } : {}),
+  ...extra,
+});
 const call = (id: string | number, name: string, args: Record<string, unknown> = {}) => ({ jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: args, _meta: META } });
 
 async function v2Client(bearer: string, path = "/v2", mode: "auto" | { pin: string } = { pin: V }): Promise<V2Client> {
@@ -82,11 +92,22 @@ async function v1Client(bearer: string, path = "/v2"): Promise<V1Client> {
 }
 
 /** A long-lived SSE answer (subscriptions/listen) read as it arrives. */
-async function openStream(path: string, bearer: string, body: object, headers: Record<string, string>): Promise<{ status: number; events: Record<string, unknown>[]; json: Record<string, unknown> | null; close(): void }> {
+async function openStream(
+  path: string,
+  bearer: string,
+  body: object,
+  headers: Record<string, string>,
+): Promise<{ status: number; events: Record<string, unknown>[]; json: Record<string, unknown> | null; close(): void }> {
   const ac = new AbortController();
-  const res = await fetch(`${base}${path}`, { method: "POST", signal: ac.signal, headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json", accept: "application/json, text/event-stream", ...headers }, body: JSON.stringify(body) });
+  const res = await fetch(`${base}${path}`, {
+    method: "POST",
+    signal: ac.signal,
+    headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
+    body: JSON.stringify(body),
+  });
   const events: Record<string, unknown>[] = [];
-  if (!(res.headers.get("content-type") ?? "").includes("text/event-stream")) return { status: res.status, events, json: JSON.parse(await res.text()) as Record<string, unknown>, close: () => ac.abort() };
+  if (!(res.headers.get("content-type") ?? "").includes("text/event-stream"))
+    return { status: res.status, events, json: JSON.parse(await res.text()) as Record<string, unknown>, close: () => ac.abort() };
   void (async () => {
     const decoder = new TextDecoder();
     let buf = "";
@@ -94,7 +115,12 @@ async function openStream(path: string, bearer: string, body: object, headers: R
       buf += decoder.decode(chunk, { stream: true });
       let at: number;
       while ((at = buf.search(/\r?\n\r?\n/)) >= 0) {
-        const data = buf.slice(0, at).split(/\r?\n/).filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("\n");
+        const data = buf
+          .slice(0, at)
+          .split(/\r?\n/)
+          .filter((l) => l.startsWith("data:"))
+          .map((l) => l.slice(5).trim())
+          .join("\n");
         buf = buf.slice(at).replace(/^\r?\n\r?\n/, "");
         if (data) events.push(JSON.parse(data) as Record<string, unknown>);
       }
@@ -107,7 +133,8 @@ async function openStream(path: string, bearer: string, body: object, headers: R
  * What reached the upstream since `from`, but the agent's own catalogue check (agent/drift.ts: a
  * handshake-era initialize and lists, on every new bundle, concurrent with the tests).
  */
-const upstreamSince = (from: number) => up.log.slice(from).filter((l) => !(l.header === null && (l.method === "initialize" || l.method === "notifications/initialized" || String(l.method).endsWith("/list"))));
+const upstreamSince = (from: number) =>
+  up.log.slice(from).filter((l) => !(l.header === null && (l.method === "initialize" || l.method === "notifications/initialized" || String(l.method).endsWith("/list"))));
 
 async function decisionLine(id: unknown) {
   return (await s.walLines()).find((l) => l.id === id);
@@ -132,14 +159,30 @@ beforeAll(async () => {
   v2ServerId = server!.id;
   await importCatalog(s.owner.ctx, v2ServerId);
   // Every tool approved but delete_project (not in the catalogue: denied on the headers alone).
-  for (const tool of await s.t.db.select().from(tools).where(eq(tools.serverId, v2ServerId))) if (tool.name !== "delete_project") await approveTool(s.owner.ctx, tool.id, { versionId: tool.latestVersionId });
+  for (const tool of await s.t.db.select().from(tools).where(eq(tools.serverId, v2ServerId)))
+    if (tool.name !== "delete_project") await approveTool(s.owner.ctx, tool.id, { versionId: tool.latestVersionId });
   await putScopeMapping(s.owner.ctx, v2ServerId, { baseVersion: 0, mapping: { "tickets:read": ["list_tickets", "query_region"], "tickets:write": ["get_ticket"] } });
   // Resources and prompts: readers (tickets:read) may list and read them, and get prompts, but never the "secret" ticket's triage.
   await createPolicy(
     s.owner.ctx,
-    policyInput.parse({ tenantId: s.tenantA, serverId: v2ServerId, name: "readers", kind: "cedar", cedar: `permit (principal, action in [Action::"read_resource", Action::"list_resources", Action::"list_resource_templates", Action::"get_prompt", Action::"list_prompts"], resource) when { context.scopes.contains("tickets:read") };` }),
+    policyInput.parse({
+      tenantId: s.tenantA,
+      serverId: v2ServerId,
+      name: "readers",
+      kind: "cedar",
+      cedar: `permit (principal, action in [Action::"read_resource", Action::"list_resources", Action::"list_resource_templates", Action::"get_prompt", Action::"list_prompts"], resource) when { context.scopes.contains("tickets:read") };`,
+    }),
   );
-  await createPolicy(s.owner.ctx, policyInput.parse({ tenantId: s.tenantA, serverId: v2ServerId, name: "no secret triage", kind: "cedar", cedar: `forbid (principal, action == Action::"get_prompt", resource) when { context.args has id && context.args.id == "secret" };` }));
+  await createPolicy(
+    s.owner.ctx,
+    policyInput.parse({
+      tenantId: s.tenantA,
+      serverId: v2ServerId,
+      name: "no secret triage",
+      kind: "cedar",
+      cedar: `forbid (principal, action == Action::"get_prompt", resource) when { context.args has id && context.args.id == "secret" };`,
+    }),
+  );
   await updateFleet(s.owner.ctx, s.fleetId, { serverIds: [s.serverId, v2ServerId] });
   const rev = s.agent.sync.current!.content.manifest.revision;
   await publishBundle(s.owner.ctx, s.fleetId, { note: "stateless" }, s.kek);
@@ -167,7 +210,11 @@ describe("the stateless era (2026-07-28) through the agent", () => {
     await expect(client.callTool({ name: "delete_project", arguments: { project: "ops" } })).rejects.toMatchObject({ code: -32003 });
     // A tool the caller lacks a scope for: 403 insufficient_scope naming the scope that grants it (RFC 6750 step-up), as in the handshake era.
     const bearer = await tokenFor("tickets:read");
-    const stepUp = await fetch(`${base}/v2`, { method: "POST", headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json", accept: "application/json, text/event-stream", ...modern("tools/call", "get_ticket") }, body: JSON.stringify(call("s", "get_ticket", { id: "T-1" })) });
+    const stepUp = await fetch(`${base}/v2`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json", accept: "application/json, text/event-stream", ...modern("tools/call", "get_ticket") },
+      body: JSON.stringify(call("s", "get_ticket", { id: "T-1" })),
+    });
     expect(stepUp.status).toBe(403);
     expect(stepUp.headers.get("www-authenticate")).toContain('scope="tickets:write"');
     expect(upstreamSince(from).some((l) => l.method === "tools/call")).toBe(false);
@@ -212,13 +259,22 @@ describe("the stateless era (2026-07-28) through the agent", () => {
     const ok = await post("/v2", bearer, call(9, "query_region", { region: "ü" }), modern("tools/call", "=?base64?cXVlcnlfcmVnaW9u?=", { "mcp-param-region": "=?base64?w7w=?=" }));
     expect(ok.status, JSON.stringify(ok.json)).toBe(200);
     expect(JSON.stringify(ok.json.result)).toContain("region=ü");
-    expect(upstreamSince(from).filter((l) => l.method === "tools/call").map((l) => l.name)).toEqual(["query_region"]);
+    expect(
+      upstreamSince(from)
+        .filter((l) => l.method === "tools/call")
+        .map((l) => l.name),
+    ).toEqual(["query_region"]);
   });
 
   it("answers UnsupportedProtocolVersionError (-32022, HTTP 400) for a revision it does not serve, and a missing envelope with -32602", async () => {
     const bearer = await tokenFor("tickets:read");
     const later = "2027-01-01";
-    const r = await post("/v2", bearer, { jsonrpc: "2.0", id: "v", method: "tools/list", params: { _meta: { ...META, "io.modelcontextprotocol/protocolVersion": later } } }, modern("tools/list", undefined, { "mcp-protocol-version": later }));
+    const r = await post(
+      "/v2",
+      bearer,
+      { jsonrpc: "2.0", id: "v", method: "tools/list", params: { _meta: { ...META, "io.modelcontextprotocol/protocolVersion": later } } },
+      modern("tools/list", undefined, { "mcp-protocol-version": later }),
+    );
     expect(r.status).toBe(400);
     expect(r.json).toMatchObject({ id: "v", error: { code: -32022, data: { requested: later } } });
     // A stateless-era revision the agent does not serve: the stateless revisions it serves (as server/discover lists them).
@@ -241,7 +297,12 @@ describe("the stateless era (2026-07-28) through the agent", () => {
     }
     expect(upstreamSince(from)).toEqual([]);
     const bad = "v999.0.0";
-    const v = await post("/v2", bearer, { jsonrpc: "2.0", id: 301, method: "server/discover", params: { _meta: { ...META, "io.modelcontextprotocol/protocolVersion": bad } } }, modern("server/discover", undefined, { "mcp-protocol-version": bad }));
+    const v = await post(
+      "/v2",
+      bearer,
+      { jsonrpc: "2.0", id: 301, method: "server/discover", params: { _meta: { ...META, "io.modelcontextprotocol/protocolVersion": bad } } },
+      modern("server/discover", undefined, { "mcp-protocol-version": bad }),
+    );
     expect(v.status).toBe(400);
     expect(v.json).toMatchObject({ id: 301, error: { code: -32022, data: { supported: ["2026-07-28"], requested: bad } } });
     // delete_project is denied on the headers alone, but the body names list_tickets: the disagreement is what is reported.
@@ -266,7 +327,11 @@ describe("the stateless era (2026-07-28) through the agent", () => {
   it("has no session and no GET stream in the stateless era: Mcp-Session-Id ignored (never forwarded, none given), GET 405, a batch refused", async () => {
     const bearer = await tokenFor("tickets:read");
     const from = up.log.length;
-    const res = await fetch(`${base}/v2`, { method: "POST", headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-session-id": "not-a-session", ...modern("tools/list") }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: { _meta: META } }) });
+    const res = await fetch(`${base}/v2`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-session-id": "not-a-session", ...modern("tools/list") },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: { _meta: META } }),
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get("mcp-session-id")).toBeNull();
     expect(upstreamSince(from).filter((l) => l.method === "tools/list").length).toBe(1);
@@ -321,11 +386,17 @@ describe("the stateless era (2026-07-28) through the agent", () => {
     expect((await post("/v2", bearer, { jsonrpc: "2.0", id: 1, method: "tools/list", params: { _meta: META } }, modern("tools/list"))).status).toBe(200);
     const rev = s.agent.sync.current!.content.manifest.revision;
     await s.t.db.transaction(async (tx) => {
-      await tx.insert(revocations).values({ id: newId("revocation"), tenantId: s.tenantA, userId: qualifiedUser(s.issuer.issuer, "carol"), before: new Date(Date.now() + 2000), createdBy: s.owner.user.id });
+      await tx
+        .insert(revocations)
+        .values({ id: newId("revocation"), tenantId: s.tenantA, userId: qualifiedUser(s.issuer.issuer, "carol"), before: new Date(Date.now() + 2000), createdBy: s.owner.user.id });
       await republishLiveBundles(tx, s.owner.actor, s.kek, [v2ServerId], "revoke carol");
     });
     await s.waitRevision(rev + 1);
-    const res = await fetch(`${base}/v2`, { method: "POST", headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json", accept: "application/json, text/event-stream", ...modern("tools/list") }, body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list", params: { _meta: META } }) });
+    const res = await fetch(`${base}/v2`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json", accept: "application/json, text/event-stream", ...modern("tools/list") },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list", params: { _meta: META } }),
+    });
     expect(res.status).toBe(401);
     expect(res.headers.get("www-authenticate")).toContain("revoked");
   });
@@ -374,7 +445,9 @@ describe("the stateless era (2026-07-28) through the agent", () => {
       const heard = stream.events.length;
       const rev = s.agent.sync.current!.content.manifest.revision;
       await s.t.db.transaction(async (tx) => {
-        await tx.insert(revocations).values({ id: newId("revocation"), tenantId: s.tenantA, userId: qualifiedUser(s.issuer.issuer, "dave"), before: new Date(Date.now() + 2000), createdBy: s.owner.user.id });
+        await tx
+          .insert(revocations)
+          .values({ id: newId("revocation"), tenantId: s.tenantA, userId: qualifiedUser(s.issuer.issuer, "dave"), before: new Date(Date.now() + 2000), createdBy: s.owner.user.id });
         await republishLiveBundles(tx, s.owner.actor, s.kek, [v2ServerId], "revoke dave");
       });
       await s.waitRevision(rev + 1);

@@ -167,7 +167,23 @@ const body = fc.oneof(
   { weight: 8, arbitrary: wellFormedCall.map((m) => JSON.stringify(m)) },
   { weight: 10, arbitrary: message.map((m) => JSON.stringify(m)) },
   { weight: 4, arbitrary: fc.array(message, { minLength: 0, maxLength: 6 }).map((b) => JSON.stringify(b)) },
-  { weight: 1, arbitrary: fc.constantFrom("", "{", "null", "[]", "[[]]", '"x"', "5", "\u0000\u0001", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"get_ticket\",\"arguments\":{\"id\":\"T-100\"}}", deep(40, "[", "]"), deep(200_000, "[", "]"), `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create_ticket","arguments":{"items":[${"1,".repeat(20_000)}1]}}}`) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      "",
+      "{",
+      "null",
+      "[]",
+      "[[]]",
+      '"x"',
+      "5",
+      "\u0000\u0001",
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_ticket","arguments":{"id":"T-100"}}',
+      deep(40, "[", "]"),
+      deep(200_000, "[", "]"),
+      `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create_ticket","arguments":{"items":[${"1,".repeat(20_000)}1]}}}`,
+    ),
+  },
   { weight: 1, arbitrary: json.map((j) => JSON.stringify(j)) },
   { weight: 1, arbitrary: fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b).toString("latin1")) },
 );
@@ -189,7 +205,20 @@ const headers = fc.record({
 
 const request = fc.record({
   method: fc.oneof({ weight: 12, arbitrary: fc.constant("POST") }, { weight: 3, arbitrary: fc.constantFrom("GET", "DELETE", "HEAD", "OPTIONS", "PUT") }),
-  path: mostly("/fuzz", "/fuzz/", "/FUZZ", "/fuzz?access_token=x", "/fuzz?x=1", "/.well-known/oauth-protected-resource/fuzz", "/.well-known/oauth-protected-resource", "/healthz", "/metrics", "/nope", "//fuzz", "/fuzz/../fuzz"),
+  path: mostly(
+    "/fuzz",
+    "/fuzz/",
+    "/FUZZ",
+    "/fuzz?access_token=x",
+    "/fuzz?x=1",
+    "/.well-known/oauth-protected-resource/fuzz",
+    "/.well-known/oauth-protected-resource",
+    "/healthz",
+    "/metrics",
+    "/nope",
+    "//fuzz",
+    "/fuzz/../fuzz",
+  ),
   headers,
   body,
 });
@@ -250,7 +279,12 @@ function decisionIds(text: string): string[] {
 /** Opens the session the fuzzer presents as "valid" (initialize, then initialized). */
 async function openSession(): Promise<void> {
   const h = ["host", `127.0.0.1:${port}`, "authorization", `Bearer ${tokens.write}`, "content-type", "application/json", "accept", "application/json, text/event-stream"];
-  const init = await send("POST", "/fuzz", h, Buffer.from(JSON.stringify({ jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "fuzz", version: "1" } } })));
+  const init = await send(
+    "POST",
+    "/fuzz",
+    h,
+    Buffer.from(JSON.stringify({ jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "fuzz", version: "1" } } })),
+  );
   expect(init.status).toBe(200);
   session = init.headers["mcp-session-id"] as string;
   const note = await send("POST", "/fuzz", [...h, "mcp-session-id", session], Buffer.from(JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" })));
@@ -308,7 +342,8 @@ describe("agent surface fuzzer", () => {
         const payload = hasBody ? Buffer.from(r.body, "utf8") : null;
         const t0 = performance.now();
         const a = await send(r.method, r.path, rawHeaders(r.headers, hasBody), payload, r.method === "GET" ? 600 : 8000);
-        if (process.env.FUZZ_DEBUG && performance.now() - t0 > 1000) console.log(`[fuzz] slow ${(performance.now() - t0).toFixed(0)} ms: ${r.method} ${r.path} ${JSON.stringify(r.headers)} ${r.body.slice(0, 300)} → ${a.status} ${a.text.slice(0, 200)}`);
+        if (process.env.FUZZ_DEBUG && performance.now() - t0 > 1000)
+          console.log(`[fuzz] slow ${(performance.now() - t0).toFixed(0)} ms: ${r.method} ${r.path} ${JSON.stringify(r.headers)} ${r.body.slice(0, 300)} → ${a.status} ${a.text.slice(0, 200)}`);
         statuses.set(a.status, (statuses.get(a.status) ?? 0) + 1);
         // A session the fuzzer ended is replaced, so later calls still reach the upstream.
         if (r.method === "DELETE" && a.status < 300) await openSession();

@@ -91,7 +91,13 @@ function messages(r: Raw): Record<string, unknown>[] {
   if (type.includes("text/event-stream")) {
     return r.text
       .split(/\r?\n\r?\n/)
-      .map((e) => e.split(/\r?\n/).filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("\n"))
+      .map((e) =>
+        e
+          .split(/\r?\n/)
+          .filter((l) => l.startsWith("data:"))
+          .map((l) => l.slice(5).trim())
+          .join("\n"),
+      )
       .filter(Boolean)
       .map((d) => JSON.parse(d) as Record<string, unknown>);
   }
@@ -100,8 +106,18 @@ function messages(r: Raw): Record<string, unknown>[] {
   return (Array.isArray(j) ? j : [j]) as Record<string, unknown>[];
 }
 
-const mcpHeaders = (bearer: string, extra: Record<string, string> = {}) => ({ authorization: `Bearer ${bearer}`, "content-type": "application/json", accept: "application/json, text/event-stream", ...extra });
-const initialize = (id: string | number = "init") => ({ jsonrpc: "2.0", id, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "surface-test", version: "1" } } });
+const mcpHeaders = (bearer: string, extra: Record<string, string> = {}) => ({
+  authorization: `Bearer ${bearer}`,
+  "content-type": "application/json",
+  accept: "application/json, text/event-stream",
+  ...extra,
+});
+const initialize = (id: string | number = "init") => ({
+  jsonrpc: "2.0",
+  id,
+  method: "initialize",
+  params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "surface-test", version: "1" } },
+});
 
 /** Opens an MCP session at `path` (initialize + initialized); returns the session id the client was given. */
 async function openSession(bearer: string, path = "/mcp", host?: string): Promise<string> {
@@ -175,7 +191,11 @@ async function startReplayUpstream(target: string): Promise<{ url: string; close
       if (session && req.method === "POST") {
         const list = answered.get(session) ?? [];
         for (const event of text.split(/\r?\n\r?\n/)) {
-          const data = event.split(/\r?\n/).filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("\n");
+          const data = event
+            .split(/\r?\n/)
+            .filter((l) => l.startsWith("data:"))
+            .map((l) => l.slice(5).trim())
+            .join("\n");
           if (data) list.push(data);
         }
         answered.set(session, list);
@@ -307,7 +327,10 @@ describe("agent request surface", () => {
     const h = mcpHeaders(bearer, { "mcp-session-id": sid });
     const normalCall = async () => {
       const t0 = performance.now();
-      const r = await raw("POST", "/mcp", { headers: h, body: JSON.stringify({ jsonrpc: "2.0", id: `n-${Math.random()}`, method: "tools/call", params: { name: "get_ticket", arguments: { id: "T-100" } } }) });
+      const r = await raw("POST", "/mcp", {
+        headers: h,
+        body: JSON.stringify({ jsonrpc: "2.0", id: `n-${Math.random()}`, method: "tools/call", params: { name: "get_ticket", arguments: { id: "T-100" } } }),
+      });
       expect(r.status).toBe(200);
       return performance.now() - t0;
     };
@@ -321,7 +344,12 @@ describe("agent request surface", () => {
     const baseCall = Math.max(await normalCall(), await normalCall());
 
     for (const items of [20_000, 160_000]) {
-      const hostile = JSON.stringify({ jsonrpc: "2.0", id: `h-${items}`, method: "tools/call", params: { name: "create_ticket", arguments: { items: Array.from({ length: items }, (_, i) => ({ ssn: String(i).padStart(6, "0") })) } } });
+      const hostile = JSON.stringify({
+        jsonrpc: "2.0",
+        id: `h-${items}`,
+        method: "tools/call",
+        params: { name: "create_ticket", arguments: { items: Array.from({ length: items }, (_, i) => ({ ssn: String(i).padStart(6, "0") })) } },
+      });
       const t0 = performance.now();
       const during: Promise<number>[] = [];
       const refused = raw("POST", "/mcp", { headers: h, body: hostile }).then((r) => ({ r, ms: performance.now() - t0 }));
@@ -331,7 +359,9 @@ describe("agent request surface", () => {
       const [m] = messages(r);
       expect(m).toMatchObject({ id: null, error: { code: -32600 } });
       expect((m!.error as { message: string }).message).toContain(`more than ${MAX_NODES} values`);
-      console.log(`[surface] ${items} items (${(hostile.length / 1e6).toFixed(1)} MB) refused in ${ms.toFixed(0)} ms; /healthz and a call meanwhile ${Math.max(...times).toFixed(0)} ms (normal ${baseHealth.toFixed(0)} / ${baseCall.toFixed(0)} ms)`);
+      console.log(
+        `[surface] ${items} items (${(hostile.length / 1e6).toFixed(1)} MB) refused in ${ms.toFixed(0)} ms; /healthz and a call meanwhile ${Math.max(...times).toFixed(0)} ms (normal ${baseHealth.toFixed(0)} / ${baseCall.toFixed(0)} ms)`,
+      );
       expect(ms).toBeLessThan(Math.max(2000, 10 * baseCall));
       expect(Math.max(...times)).toBeLessThan(Math.max(1500, 5 * Math.max(baseHealth, baseCall)));
       // The refusal is a deny decision in the log, durable before the answer.
@@ -413,10 +443,42 @@ describe("agent request surface", () => {
     const h = mcpHeaders(bearer, { "mcp-session-id": sid });
     const list = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" });
     // Two Authorization headers: refused, whichever is valid.
-    const dup = await raw("POST", "/mcp", { rawHeaders: ["host", `127.0.0.1:${port}`, "authorization", `Bearer ${bearer}`, "authorization", "Bearer x", "content-type", "application/json", "accept", "application/json, text/event-stream", "mcp-session-id", sid], body: list });
+    const dup = await raw("POST", "/mcp", {
+      rawHeaders: [
+        "host",
+        `127.0.0.1:${port}`,
+        "authorization",
+        `Bearer ${bearer}`,
+        "authorization",
+        "Bearer x",
+        "content-type",
+        "application/json",
+        "accept",
+        "application/json, text/event-stream",
+        "mcp-session-id",
+        sid,
+      ],
+      body: list,
+    });
     expect(dup.status).toBe(401);
     // Two Host headers: refused before routing (Node would keep the first, a proxy may have used the other).
-    const twoHosts = await raw("POST", "/mcp", { rawHeaders: ["host", `127.0.0.1:${port}`, "host", `localhost:${port}`, "authorization", `Bearer ${bearer}`, "content-type", "application/json", "accept", "application/json, text/event-stream", "mcp-session-id", sid], body: list });
+    const twoHosts = await raw("POST", "/mcp", {
+      rawHeaders: [
+        "host",
+        `127.0.0.1:${port}`,
+        "host",
+        `localhost:${port}`,
+        "authorization",
+        `Bearer ${bearer}`,
+        "content-type",
+        "application/json",
+        "accept",
+        "application/json, text/event-stream",
+        "mcp-session-id",
+        sid,
+      ],
+      body: list,
+    });
     expect(twoHosts.status).toBe(400);
     // Content types other than JSON: 415.
     expect((await raw("POST", "/mcp", { headers: { ...h, "content-type": "text/plain" }, body: list })).status).toBe(415);
@@ -437,10 +499,18 @@ describe("agent request surface", () => {
     // Batches: bounded in length; invalid members answered one by one; duplicate JSON-RPC versions refused.
     const many = JSON.stringify(Array.from({ length: 101 }, (_, i) => ({ jsonrpc: "2.0", id: i, method: "ping" })));
     expect((await raw("POST", "/mcp", { headers: h, body: many })).status).toBe(400);
-    const mixed = await raw("POST", "/mcp", { headers: h, body: JSON.stringify([{ jsonrpc: "2.0", id: "a", method: "tools/list" }, { jsonrpc: "1.0", id: "b", method: "ping" }, { id: "c", method: "ping", jsonrpc: "2.0", result: 1 }, 5]) });
+    const mixed = await raw("POST", "/mcp", {
+      headers: h,
+      body: JSON.stringify([{ jsonrpc: "2.0", id: "a", method: "tools/list" }, { jsonrpc: "1.0", id: "b", method: "ping" }, { id: "c", method: "ping", jsonrpc: "2.0", result: 1 }, 5]),
+    });
     expect(mixed.status).toBe(200);
     const answers = messages(mixed);
-    expect(answers.filter((m) => (m.error as { code?: number } | undefined)?.code === -32600).map((m) => String(m.id)).sort()).toEqual(["b", "c", "null"]);
+    expect(
+      answers
+        .filter((m) => (m.error as { code?: number } | undefined)?.code === -32600)
+        .map((m) => String(m.id))
+        .sort(),
+    ).toEqual(["b", "c", "null"]);
     expect(toolNames(answers.find((m) => m.id === "a"))).toEqual(["get_ticket", "list_tickets"]);
     // An empty body, an empty batch, a bare value: refused without reaching the upstream.
     for (const body of ["", "[]", "5", '"x"', "{"]) expect((await raw("POST", "/mcp", { headers: h, body })).status, body).toBe(400);

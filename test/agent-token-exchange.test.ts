@@ -33,7 +33,17 @@ async function call(bearer: string): Promise<{ status: number; body: { result?: 
   const res = await s.rpc({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "list_tickets", arguments: {} } }, { authorization: `Bearer ${bearer}` });
   const text = await res.text();
   const type = res.headers.get("content-type") ?? "";
-  const json = type.includes("event-stream") ? JSON.parse(text.split(/\r?\n/).filter((l) => l.startsWith("data:")).pop()!.slice(5)) : text ? JSON.parse(text) : {};
+  const json = type.includes("event-stream")
+    ? JSON.parse(
+        text
+          .split(/\r?\n/)
+          .filter((l) => l.startsWith("data:"))
+          .pop()!
+          .slice(5),
+      )
+    : text
+      ? JSON.parse(text)
+      : {};
   return { status: res.status, body: json };
 }
 
@@ -65,7 +75,14 @@ beforeAll(async () => {
   const before = s.agent.sync.current!.content.manifest.revision;
   await createEntry(
     s.owner.ctx,
-    { serverId: s.serverId, tenantId: s.tenantA, name: "per-user tickets", kind: "oauth_token_exchange", oauth: { tokenUrl: `${as.url}/token`, clientId: c.client_id, audience: s.sandbox.url, scope: "tickets:read", authMethod: "client_secret_basic" }, secret: { clientSecret: c.client_secret! } },
+    {
+      serverId: s.serverId,
+      tenantId: s.tenantA,
+      name: "per-user tickets",
+      kind: "oauth_token_exchange",
+      oauth: { tokenUrl: `${as.url}/token`, clientId: c.client_id, audience: s.sandbox.url, scope: "tickets:read", authMethod: "client_secret_basic" },
+      secret: { clientSecret: c.client_secret! },
+    },
     s.kek,
   );
   await s.waitRevision(before + 1);
@@ -78,7 +95,20 @@ afterAll(async () => {
 
 describe("token exchange (RFC 8693) at the agent", () => {
   it("the vault refuses a token exchange entry without the upstream audience", async () => {
-    await expect(createEntry(s.owner.ctx, { serverId: s.serverId, tenantId: null, name: "x", kind: "oauth_token_exchange", oauth: { tokenUrl: `${as.url}/token`, clientId: "c", authMethod: "client_secret_basic" }, secret: { clientSecret: "s" } }, s.kek)).rejects.toThrow();
+    await expect(
+      createEntry(
+        s.owner.ctx,
+        {
+          serverId: s.serverId,
+          tenantId: null,
+          name: "x",
+          kind: "oauth_token_exchange",
+          oauth: { tokenUrl: `${as.url}/token`, clientId: "c", authMethod: "client_secret_basic" },
+          secret: { clientSecret: "s" },
+        },
+        s.kek,
+      ),
+    ).rejects.toThrow();
   });
 
   it("two users reach the upstream each with an exchanged token (aud = upstream, act = the agent, sub = the user), never the client's; a second call uses the cache", async () => {
@@ -118,7 +148,13 @@ describe("token exchange (RFC 8693) at the agent", () => {
     const carol = await s.token("tickets:read", { sub: "carol" });
     await session(carol);
     const held = s.agent.credentials.userTokenCount;
-    await live((tx) => tx.insert(revocations).values({ id: newId("revocation"), tenantId: s.tenantA, userId: qualifiedUser(s.issuer.issuer, "carol"), before: new Date(Date.now() + 2000), createdBy: s.owner.user.id }), "revoke carol");
+    await live(
+      (tx) =>
+        tx
+          .insert(revocations)
+          .values({ id: newId("revocation"), tenantId: s.tenantA, userId: qualifiedUser(s.issuer.issuer, "carol"), before: new Date(Date.now() + 2000), createdBy: s.owner.user.id }),
+      "revoke carol",
+    );
     expect(s.agent.credentials.userTokenCount).toBe(held - 1);
     const from = (await s.upstreamLog()).length;
     expect((await call(carol)).status).toBe(401);
@@ -156,7 +192,15 @@ describe("token exchange in the credential broker (local peers)", () => {
       req.on("data", (c: Buffer) => (raw += c.toString()));
       req.on("end", () => {
         if (req.url === "/api/v1/agent/credentials") {
-          const got: BrokeredCredential = { entryId: "vlt_x", kind: "oauth_token_exchange", placement: { in: "header", name: "authorization" }, version: JSON.parse(raw).tenantId === "ten_v2" ? 2 : 1, secret: { clientSecret: "agent-secret" }, oauth: { tokenUrl: `${base}/token`, clientId: "agent", audience: "https://up.example/mcp", authMethod: "client_secret_basic" }, ttlSeconds: 300 };
+          const got: BrokeredCredential = {
+            entryId: "vlt_x",
+            kind: "oauth_token_exchange",
+            placement: { in: "header", name: "authorization" },
+            version: JSON.parse(raw).tenantId === "ten_v2" ? 2 : 1,
+            secret: { clientSecret: "agent-secret" },
+            oauth: { tokenUrl: `${base}/token`, clientId: "agent", audience: "https://up.example/mcp", authMethod: "client_secret_basic" },
+            ttlSeconds: 300,
+          };
           return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(got));
         }
         exchanges.push(new URLSearchParams(raw));
@@ -168,22 +212,45 @@ describe("token exchange in the credential broker (local peers)", () => {
   });
   afterAll(() => new Promise<void>((r) => peer.close(() => r())));
 
-  const principal = (user: string): Principal => ({ issuer: "https://idp.example/", tenantId: "ten_a", user, client: "app", scopes: [], groups: [], actors: [], iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 600 });
-  const bundle = (version = 1, revoked: string[] = []) => ({ credentials: [{ entryId: "vlt_x", serverId: "srv_1", tenantId: null, kind: "oauth_token_exchange", placement: { in: "header", name: "authorization" }, version }], servers: [{ id: "srv_1", tenantId: "ten_a", tenantIds: ["ten_a"] }], revocations: revoked.map((u) => ({ tenantId: "ten_a", user: u, before: new Date(Date.now() + 60_000).toISOString() })) }) as unknown as BundleContent;
+  const principal = (user: string): Principal => ({
+    issuer: "https://idp.example/",
+    tenantId: "ten_a",
+    user,
+    client: "app",
+    scopes: [],
+    groups: [],
+    actors: [],
+    iat: Math.floor(Date.now() / 1000),
+    exp: Math.floor(Date.now() / 1000) + 600,
+  });
+  const bundle = (version = 1, revoked: string[] = []) =>
+    ({
+      credentials: [{ entryId: "vlt_x", serverId: "srv_1", tenantId: null, kind: "oauth_token_exchange", placement: { in: "header", name: "authorization" }, version }],
+      servers: [{ id: "srv_1", tenantId: "ten_a", tenantIds: ["ten_a"] }],
+      revocations: revoked.map((u) => ({ tenantId: "ten_a", user: u, before: new Date(Date.now() + 60_000).toISOString() })),
+    }) as unknown as BundleContent;
   const newBroker = (logs: string[] = []) => new CredentialBroker({ controlPlaneUrl: base, agentKey: () => "mda_t.k", metrics: new Metrics(), log: (m) => logs.push(m) });
 
   it("sends an RFC 8693 request as the agent, caches per user, drops on rotation and revocation; no user → unavailable", async () => {
     exchanges = [];
     answer = (res) => {
       const sub = exchanges.at(-1)!.get("subject_token");
-      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ access_token: `x-${sub}`, token_type: "Bearer", expires_in: 600, issued_token_type: "urn:ietf:params:oauth:token-type:access_token" }));
+      res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify({ access_token: `x-${sub}`, token_type: "Bearer", expires_in: 600, issued_token_type: "urn:ietf:params:oauth:token-type:access_token" }));
     };
     const b = newBroker();
     const c = bundle();
     const a = await b.resolve(c, "srv_1", "ten_a", { token: "tok-alice", principal: principal("alice") });
     const z = await b.resolve(c, "srv_1", "ten_a", { token: "tok-bob", principal: principal("bob") });
     expect([a!.value, z!.value]).toEqual(["Bearer x-tok-alice", "Bearer x-tok-bob"]);
-    expect(Object.fromEntries(exchanges[0]!)).toEqual({ grant_type: "urn:ietf:params:oauth:grant-type:token-exchange", subject_token: "tok-alice", subject_token_type: "urn:ietf:params:oauth:token-type:access_token", requested_token_type: "urn:ietf:params:oauth:token-type:access_token", resource: "https://up.example/mcp" });
+    expect(Object.fromEntries(exchanges[0]!)).toEqual({
+      grant_type: "urn:ietf:params:oauth:grant-type:token-exchange",
+      subject_token: "tok-alice",
+      subject_token_type: "urn:ietf:params:oauth:token-type:access_token",
+      requested_token_type: "urn:ietf:params:oauth:token-type:access_token",
+      resource: "https://up.example/mcp",
+    });
     expect((await b.resolve(c, "srv_1", "ten_a", { token: "tok-alice", principal: principal("alice") }))!.value).toBe("Bearer x-tok-alice");
     expect(exchanges).toHaveLength(2);
     await expect(b.resolve(c, "srv_1", "ten_a")).rejects.toBeInstanceOf(CredentialUnavailable);

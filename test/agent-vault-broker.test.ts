@@ -38,9 +38,25 @@ beforeEach(() => {
   answers = {};
 });
 
-const cred = (over: Partial<BundleCredential>): BundleCredential => ({ entryId: "vlt_a", serverId: "srv_1", tenantId: "ten_a", kind: "api_key", placement: { in: "header", name: "X-Api-Key" }, version: 1, ...over });
+const cred = (over: Partial<BundleCredential>): BundleCredential => ({
+  entryId: "vlt_a",
+  serverId: "srv_1",
+  tenantId: "ten_a",
+  kind: "api_key",
+  placement: { in: "header", name: "X-Api-Key" },
+  version: 1,
+  ...over,
+});
 const content = (credentials: BundleCredential[]) => ({ credentials, servers: [{ id: "srv_1", tenantId: "ten_a", tenantIds: ["ten_a", "ten_b"] }] }) as unknown as BundleContent;
-const brokered = (over: Partial<BrokeredCredential>): BrokeredCredential => ({ entryId: "vlt_a", kind: "api_key", placement: { in: "header", name: "X-Api-Key" }, version: 1, secret: "key-a-1", ttlSeconds: 300, ...over });
+const brokered = (over: Partial<BrokeredCredential>): BrokeredCredential => ({
+  entryId: "vlt_a",
+  kind: "api_key",
+  placement: { in: "header", name: "X-Api-Key" },
+  version: 1,
+  secret: "key-a-1",
+  ttlSeconds: 300,
+  ...over,
+});
 
 function broker(logs: string[] = [], now?: () => number) {
   const metrics = new Metrics();
@@ -144,13 +160,18 @@ describe("agent credential broker", () => {
 
   it("origin binding: a credential bound to another origin than the upstream's, or suspended, fails closed without asking the broker", async () => {
     answers.ten_a = { status: 200, body: brokered({}) };
-    const withUpstream = (credentials: BundleCredential[], upstreamUrl: string) => ({ credentials, servers: [{ id: "srv_1", tenantId: "ten_a", tenantIds: ["ten_a"], upstreamUrl }] }) as unknown as BundleContent;
+    const withUpstream = (credentials: BundleCredential[], upstreamUrl: string) =>
+      ({ credentials, servers: [{ id: "srv_1", tenantId: "ten_a", tenantIds: ["ten_a"], upstreamUrl }] }) as unknown as BundleContent;
     const { b } = broker();
     // A rolled-back compiled section may point elsewhere than the fresh live section: the agent compares itself.
     await expect(b.resolve(withUpstream([cred({ origin: "https://old.example" })], "https://new.example/mcp"), "srv_1", "ten_a")).rejects.toThrow(/bound to https:\/\/old.example/);
-    await expect(b.resolve(withUpstream([cred({ origin: "https://new.example", suspended: { from: "https://old.example", to: "https://new.example" } })], "https://new.example/mcp"), "srv_1", "ten_a")).rejects.toBeInstanceOf(CredentialUnavailable);
+    await expect(
+      b.resolve(withUpstream([cred({ origin: "https://new.example", suspended: { from: "https://old.example", to: "https://new.example" } })], "https://new.example/mcp"), "srv_1", "ten_a"),
+    ).rejects.toBeInstanceOf(CredentialUnavailable);
     // A suspended own entry never falls back to a shared one.
-    await expect(b.resolve(withUpstream([cred({ origin: "https://old.example" }), cred({ entryId: "vlt_shared", tenantId: null, origin: "https://new.example" })], "https://new.example/mcp"), "srv_1", "ten_a")).rejects.toBeInstanceOf(CredentialUnavailable);
+    await expect(
+      b.resolve(withUpstream([cred({ origin: "https://old.example" }), cred({ entryId: "vlt_shared", tenantId: null, origin: "https://new.example" })], "https://new.example/mcp"), "srv_1", "ten_a"),
+    ).rejects.toBeInstanceOf(CredentialUnavailable);
     expect(requests).toHaveLength(0);
     expect((await b.resolve(withUpstream([cred({ origin: "https://new.example" })], "https://new.example/mcp"), "srv_1", "ten_a"))?.value).toBe("key-a-1");
   });

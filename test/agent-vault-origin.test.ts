@@ -114,7 +114,10 @@ describe("vault entries are bound to their upstream origin", () => {
     rev = s.agent.sync.current!.content.manifest.revision;
     const confirmed = await confirmOrigin(adminA.ctx, a.id, { origin: newOrigin }, s.kek);
     expect(confirmed).toMatchObject({ suspended: false, boundOrigin: newOrigin });
-    const [event] = await s.t.db.select().from(auditEvents).where(and(eq(auditEvents.action, "vault.confirm_origin"), eq(auditEvents.targetId, a.id)));
+    const [event] = await s.t.db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.action, "vault.confirm_origin"), eq(auditEvents.targetId, a.id)));
     expect(event).toMatchObject({ actorId: adminA.user.id, before: { boundOrigin: oldOrigin }, after: { boundOrigin: newOrigin } });
     await s.waitRevision(rev + 1);
 

@@ -25,7 +25,7 @@ const KEY_SHARED = `kshared-${uniq()}`;
 const KEY_B = `kb-${uniq()}`;
 let entryA: string;
 
-const text = (r: unknown) => ((r as { content: { text: string }[] }).content[0]!.text);
+const text = (r: unknown) => (r as { content: { text: string }[] }).content[0]!.text;
 
 /** The log length once the upstream saw no request for 300 ms (the agent's own catalogue check after a new bundle is done). */
 async function quiet(): Promise<number> {
@@ -63,10 +63,16 @@ describe("agent upstream credentials", () => {
   it("the upstream requires an API key: the agent injects the vault's key and never forwards the client token (POST, GET and DELETE)", async () => {
     await s.setApiKeys([KEY_A1]);
     const before = s.agent.sync.current!.content.manifest.revision;
-    const entry = await createEntry(s.owner.ctx, { serverId: s.serverId, tenantId: s.tenantA, name: "tickets key A", kind: "api_key", placement: { in: "header", name: "x-api-key" }, secret: KEY_A1 }, s.kek);
+    const entry = await createEntry(
+      s.owner.ctx,
+      { serverId: s.serverId, tenantId: s.tenantA, name: "tickets key A", kind: "api_key", placement: { in: "header", name: "x-api-key" }, secret: KEY_A1 },
+      s.kek,
+    );
     entryA = entry.id;
     await s.waitRevision(before + 1);
-    expect(s.agent.sync.current!.content.credentials).toEqual([{ entryId: entryA, serverId: s.serverId, tenantId: s.tenantA, kind: "api_key", placement: { in: "header", name: "x-api-key" }, version: 1, origin: new URL(s.sandbox.url).origin }]);
+    expect(s.agent.sync.current!.content.credentials).toEqual([
+      { entryId: entryA, serverId: s.serverId, tenantId: s.tenantA, kind: "api_key", placement: { in: "header", name: "x-api-key" }, version: 1, origin: new URL(s.sandbox.url).origin },
+    ]);
 
     const from = (await s.upstreamLog()).length;
     const bearer = await s.token("tickets:read");
@@ -91,7 +97,11 @@ describe("agent upstream credentials", () => {
   });
 
   it("without the key the upstream refuses: proves the check is real", async () => {
-    const res = await fetch(s.sandbox.url, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream" }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "ping" }) });
+    const res = await fetch(s.sandbox.url, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "ping" }),
+    });
     expect(res.status).toBe(401);
   });
 
@@ -160,7 +170,11 @@ describe("agent upstream credentials", () => {
     );
     const fleet = (await createFleet(s.owner.ctx, { name: uniq("Other fleet "), serverIds: [other!.id] }))!;
     const enrollment = await createEnrollmentToken(s.owner.ctx, fleet.id);
-    const enrolled = await fetch(`${s.cp.url}/api/v1/agent/enroll`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token: enrollment.token, name: "intruder", version: "0.1.0" }) });
+    const enrolled = await fetch(`${s.cp.url}/api/v1/agent/enroll`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token: enrollment.token, name: "intruder", version: "0.1.0" }),
+    });
     expect(enrolled.status).toBe(201);
     const { agentKey } = (await enrolled.json()) as { agentKey: string };
     const res = await broker(agentKey, { serverId: s.serverId, tenantId: s.tenantA });
@@ -173,12 +187,19 @@ describe("agent upstream credentials", () => {
     const bToken = await s.token("tickets:read", { tenant: s.tenantB, sub: "bob" });
     // No entry for B and none shared: forwarded without a credential, so this upstream refuses it.
     let from = await quiet();
-    const res = await s.rpc({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "b", version: "1" } } }, { authorization: `Bearer ${bToken}` });
+    const res = await s.rpc(
+      { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "b", version: "1" } } },
+      { authorization: `Bearer ${bToken}` },
+    );
     expect(res.status).toBe(401);
     expect((await since(from)).map((r) => r.apiKey)).toEqual([null]);
 
     const rev = s.agent.sync.current!.content.manifest.revision;
-    const shared = await createEntry(s.owner.ctx, { serverId: s.serverId, tenantId: null, name: "shared key", kind: "api_key", placement: { in: "header", name: "x-api-key" }, secret: KEY_SHARED }, s.kek);
+    const shared = await createEntry(
+      s.owner.ctx,
+      { serverId: s.serverId, tenantId: null, name: "shared key", kind: "api_key", placement: { in: "header", name: "x-api-key" }, secret: KEY_SHARED },
+      s.kek,
+    );
     await s.waitRevision(rev + 1);
     from = await quiet();
     const b1 = await s.connect(bToken);
@@ -255,7 +276,10 @@ describe("agent upstream credentials", () => {
     const from = (await s.upstreamLog()).length;
     const cToken = await s.token("tickets:read", { tenant: tenantC, sub: "carol" });
     const sent = Date.now();
-    const res = await s.rpc({ jsonrpc: "2.0", id: 7, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "c", version: "1" } } }, { authorization: `Bearer ${cToken}` });
+    const res = await s.rpc(
+      { jsonrpc: "2.0", id: 7, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "c", version: "1" } } },
+      { authorization: `Bearer ${cToken}` },
+    );
     expect(res.status).toBe(502);
     expect(await res.json()).toEqual({ jsonrpc: "2.0", id: 7, error: { code: -32603, message: "Upstream credential unavailable" } });
     expect((await since(from)).filter((r) => r.at >= sent)).toEqual([]);

@@ -70,7 +70,10 @@ describe("enrollment", () => {
     const err = await expectAppError(enrollAgent(t.db, { token: tok.token, name: "late", version: "1" }, expiry), "unauthenticated");
     expect(err.message).toMatch(/expired/);
     // Really expired in the database's own time too: move the expiry into the past.
-    await t.db.update(enrollmentTokens).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(enrollmentTokens.id, tok.id));
+    await t.db
+      .update(enrollmentTokens)
+      .set({ expiresAt: new Date(Date.now() - 1000) })
+      .where(eq(enrollmentTokens.id, tok.id));
     expect((await expectAppError(enrollAgent(t.db, { token: tok.token, name: "late", version: "1" }), "unauthenticated")).message).toMatch(/expired/);
     const [row] = await t.db.select().from(enrollmentTokens).where(eq(enrollmentTokens.id, tok.id));
     expect(row!.usedAt).toBeNull();
@@ -105,7 +108,15 @@ describe("agent keys", () => {
     const { agentId, agentKey } = await enrolled();
     expect((await authenticateAgent(t.db, agentKey))?.id).toBe(agentId);
     const [prefix, secret] = agentKey.split(".") as [string, string];
-    for (const bad of [`${prefix}.${secret.slice(0, -1)}${secret.endsWith("A") ? "B" : "A"}`, `mda_${"0".repeat(32)}.${secret}`, agentKey.replace("mda_", "mdt_"), agentKey.toUpperCase(), `${agentKey}x`, "", "mda_"]) {
+    for (const bad of [
+      `${prefix}.${secret.slice(0, -1)}${secret.endsWith("A") ? "B" : "A"}`,
+      `mda_${"0".repeat(32)}.${secret}`,
+      agentKey.replace("mda_", "mdt_"),
+      agentKey.toUpperCase(),
+      `${agentKey}x`,
+      "",
+      "mda_",
+    ]) {
       expect(await authenticateAgent(t.db, bad), bad).toBeNull();
     }
   });
@@ -143,7 +154,10 @@ describe("agent keys", () => {
       expect(dump).not.toContain(Buffer.from(s).toString("base64"));
     }
     // What is stored is the SHA-256 of the secret.
-    const [tokRow] = await t.db.select().from(enrollmentTokens).where(eq(enrollmentTokens.id, parseEnrollmentToken(unused.token)!.id));
+    const [tokRow] = await t.db
+      .select()
+      .from(enrollmentTokens)
+      .where(eq(enrollmentTokens.id, parseEnrollmentToken(unused.token)!.id));
     expect(tokRow!.secretHash).toBe(createHash("sha256").update(secrets[3]!).digest("hex"));
     const [agentRow] = await t.db.select().from(agents).where(eq(agents.id, out.agentId));
     expect(agentRow!.keyHash).toBe(createHash("sha256").update(secrets[2]!).digest("hex"));

@@ -17,7 +17,12 @@ const servers = [
     mapping: { bank: ["transfer", "balance"] },
   },
 ];
-const approvalForbid = policy("pol_big", "ten_a", "srv_bank", `@approval("finance-approvers")\nforbid (principal, action == Action::"call_tool", resource == Tool::"srv_bank/transfer") when { context.args has amount && context.args.amount > 1000 };`);
+const approvalForbid = policy(
+  "pol_big",
+  "ten_a",
+  "srv_bank",
+  `@approval("finance-approvers")\nforbid (principal, action == Action::"call_tool", resource == Tool::"srv_bank/transfer") when { context.args has amount && context.args.amount > 1000 };`,
+);
 const plainForbid = policy("pol_no_evil", "ten_a", "srv_bank", `forbid (principal, action, resource) when { context.args has to && context.args.to == "evil" };`);
 const base = contentOf(snapshotOf(servers, [approvalForbid, plainForbid]));
 const p = principal({ scopes: ["bank"], user: "https://as.example.com#alice" });
@@ -25,7 +30,17 @@ const subject = { tenantId: "ten_a", serverId: "srv_bank", tool: "transfer", use
 const withApprovals = (list: BundleApproval[]): BundleContent => ({ ...base, approvals: list });
 const call = (content: BundleContent, args: Record<string, unknown>, over: Partial<Parameters<typeof decide>[1]> = {}) =>
   decide(decisionView(content), { method: "tools/call", serverId: "srv_bank", tool: "transfer", principal: p, args, time, ...over });
-const approved = (hash: string, over: Partial<BundleApproval> = {}): BundleApproval => ({ id: "apr_01", tenantId: "ten_a", hash, scope: "call", status: "approved", decidedBy: "bob@example.com", reason: "", expiresAt: "2026-11-25T12:10:00Z", ...over });
+const approved = (hash: string, over: Partial<BundleApproval> = {}): BundleApproval => ({
+  id: "apr_01",
+  tenantId: "ten_a",
+  hash,
+  scope: "call",
+  status: "approved",
+  decidedBy: "bob@example.com",
+  reason: "",
+  expiresAt: "2026-11-25T12:10:00Z",
+  ...over,
+});
 
 describe("decide(): the approval stage", () => {
   it("compile carries @approval of a forbid into the policy metadata", () => {
@@ -62,7 +77,12 @@ describe("decide(): the approval stage", () => {
   it("expiry and rejection deny with the reason", () => {
     const args = { amount: 5000, to: "x" };
     const h = callHash(subject, args);
-    expect(call(withApprovals([approved(h, { expiresAt: "2026-11-25T11:59:59Z" })]), args)).toMatchObject({ decision: "deny", stage: "approval", approval: { status: "expired" }, reason: expect.stringMatching(/expired at 2026-11-25T11:59:59Z/) });
+    expect(call(withApprovals([approved(h, { expiresAt: "2026-11-25T11:59:59Z" })]), args)).toMatchObject({
+      decision: "deny",
+      stage: "approval",
+      approval: { status: "expired" },
+      reason: expect.stringMatching(/expired at 2026-11-25T11:59:59Z/),
+    });
     expect(call(withApprovals([approved(h, { expiresAt: "not a date" })]), args)).toMatchObject({ decision: "deny", approval: { status: "expired" } });
     const rej = withApprovals([approved(h, { status: "rejected", reason: "not this month" })]);
     expect(call(rej, args)).toMatchObject({ decision: "deny", stage: "approval", approval: { status: "rejected" }, reason: "rejected by bob@example.com (apr_01): not this month" });
@@ -108,7 +128,10 @@ describe("decide(): the approval stage", () => {
     expect(text).toMatch(/^@id\("big"\)\n@approval\("finance-approvers"\)\nforbid/);
     const content = contentOf(snapshotOf(servers, [{ ...policy("pol_rule", "ten_a", "srv_bank", text), kind: "rule" }]));
     expect(content.policies.pol_rule?.approval).toEqual({ approvers: ["finance-approvers"] });
-    expect(decide(decisionView(content), { method: "tools/call", serverId: "srv_bank", tool: "transfer", principal: p, args: { amount: 5000 }, time })).toMatchObject({ decision: "deny", stage: "approval" });
+    expect(decide(decisionView(content), { method: "tools/call", serverId: "srv_bank", tool: "transfer", principal: p, args: { amount: 5000 }, time })).toMatchObject({
+      decision: "deny",
+      stage: "approval",
+    });
     expect(policyRuleSchema.safeParse({ effect: "permit", tools: ["transfer"], approval: "x" }).success).toBe(false);
     expect(policyRuleSchema.safeParse({ effect: "forbid", tools: ["transfer"], approval: 'a"b' }).success).toBe(false);
   });

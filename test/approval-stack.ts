@@ -65,7 +65,10 @@ export async function startApprovalStack(): Promise<ApprovalStack> {
     const server = new McpServerV2({ name: "bank-v2", version: "1.0.0" }, { capabilities: { tools: {} } });
     server.registerTool(
       "transfer",
-      { description: "Move money", inputSchema: fromJsonSchema<{ amount: number; to: string }>({ type: "object", properties: { amount: { type: "integer" }, to: { type: "string", maxLength: 64 } }, required: ["amount", "to"] }) },
+      {
+        description: "Move money",
+        inputSchema: fromJsonSchema<{ amount: number; to: string }>({ type: "object", properties: { amount: { type: "integer" }, to: { type: "string", maxLength: 64 } }, required: ["amount", "to"] }),
+      },
       async ({ amount, to }) => {
         executed.push({ amount, to });
         return { content: [{ type: "text" as const, text: `sent ${amount} to ${to}` }] };
@@ -94,14 +97,24 @@ export async function startApprovalStack(): Promise<ApprovalStack> {
   const addBank = async (resourceUri: string, upstreamUrl: string) => {
     const server = await createServer(
       s.owner.ctx,
-      createServerInput.parse({ tenantId: s.tenantA, name: uniq("Bank "), resourceUri, upstreamUrl, scopes: ["bank"], issuers: [{ issuer: s.issuer.issuer, jwksUri: s.issuer.jwksUri, discovery: false, algorithms: ["ES256"] }] }),
+      createServerInput.parse({
+        tenantId: s.tenantA,
+        name: uniq("Bank "),
+        resourceUri,
+        upstreamUrl,
+        scopes: ["bank"],
+        issuers: [{ issuer: s.issuer.issuer, jwksUri: s.issuer.jwksUri, discovery: false, algorithms: ["ES256"] }],
+      }),
     );
     const id = server!.id;
     await importCatalog(s.owner.ctx, id);
     for (const tool of await s.t.db.select().from(tools).where(eq(tools.serverId, id))) await approveTool(s.owner.ctx, tool.id, { versionId: tool.latestVersionId });
     await putScopeMapping(s.owner.ctx, id, { baseVersion: 0, mapping: { bank: ["transfer"] } });
     const policy = (name: string, cedar: string) => createPolicy(s.owner.ctx, { tenantId: s.tenantA, serverId: id, name, description: "", kind: "cedar", enabled: true, cedar } as never);
-    await policy("Large transfers need finance", `@approval("finance-approvers")\nforbid (principal, action == Action::"call_tool", resource) when { context.args has amount && context.args.amount > 1000 };`);
+    await policy(
+      "Large transfers need finance",
+      `@approval("finance-approvers")\nforbid (principal, action == Action::"call_tool", resource) when { context.args has amount && context.args.amount > 1000 };`,
+    );
     await policy("No sanctioned payees", `forbid (principal, action, resource) when { context.args has to && context.args.to == "sanctioned" };`);
     return id;
   };

@@ -55,7 +55,11 @@ const hookBodies: unknown[] = [];
 
 const base = "http://localhost:3000";
 const req = (method: string, path: string, key: string, body?: unknown) =>
-  new NextRequest(`${base}${path}`, { method, headers: { authorization: `Bearer ${key}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
+  new NextRequest(`${base}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
 const noParams = { params: Promise.resolve({}) };
 const params = (p: Record<string, string>) => ({ params: Promise.resolve(p) });
 async function body<T = Record<string, unknown>>(res: Response, status: number): Promise<T> {
@@ -83,7 +87,15 @@ beforeAll(async () => {
   serverB = (await makeServer(owner.ctx, tenantB))!.id;
   const fleet = await createFleet(owner.ctx, { name: uniq("Edge "), serverIds: [serverA] });
   // The bundle the agent decides with: an @approval forbid on server A (the control plane reads the approvers from it).
-  policyId = (await createPolicy(owner.ctx, { tenantId: tenantA, serverId: serverA, name: "Ask finance", description: "", kind: "cedar", enabled: true, cedar: `@approval("finance-approvers")\nforbid (principal, action == Action::"call_tool", resource);` } as never))!.id;
+  policyId = (await createPolicy(owner.ctx, {
+    tenantId: tenantA,
+    serverId: serverA,
+    name: "Ask finance",
+    description: "",
+    kind: "cedar",
+    enabled: true,
+    cedar: `@approval("finance-approvers")\nforbid (principal, action == Action::"call_tool", resource);`,
+  } as never))!.id;
   const kek = { id: getEnv().kek.id, key: getEnv().kek.key };
   await activeSigningKey(t.db, kek);
   await publishBundle(owner.ctx, fleet!.id, { note: "first" }, kek);
@@ -95,7 +107,12 @@ beforeAll(async () => {
   await t.db.update(users).set({ oidcIssuer: ISS, oidcSubject: "carol" }).where(eq(users.id, requester.user.id));
   const outsiderAdmin = await makeUser(t.db, { memberships: [[tenantA, "admin"]] });
   const otherTenant = await makeUser(t.db, { memberships: [[tenantB, "admin"]] });
-  [approverTok, requesterTok, outsiderAdminTok, otherTenantTok] = await Promise.all([tokenOf(approver, tenantA), tokenOf(requester, tenantA), tokenOf(outsiderAdmin, tenantA), tokenOf(otherTenant, tenantB)]);
+  [approverTok, requesterTok, outsiderAdminTok, otherTenantTok] = await Promise.all([
+    tokenOf(approver, tenantA),
+    tokenOf(requester, tenantA),
+    tokenOf(outsiderAdmin, tenantA),
+    tokenOf(otherTenant, tenantB),
+  ]);
   adminTok = await tokenOf(approver, tenantA);
 
   // Groups through the API: finance-approvers in A (approver, requester); a same-named group in B.
@@ -127,7 +144,10 @@ afterAll(async () => {
 describe("the agent files a request", () => {
   it("files once per open call, tells the webhook, and refuses servers outside its fleet or tenants the server does not admit", async () => {
     const hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/services/T000/B000/secret`;
-    const saved = await body<{ webhook: string }>(await settingsRoute.PUT(req("PUT", `/api/v1/admin/tenants/${tenantA}/approval-settings`, adminTok, { webhookUrl: hookUrl, requestTtlMinutes: 15 }), params({ tenantId: tenantA })), 200);
+    const saved = await body<{ webhook: string }>(
+      await settingsRoute.PUT(req("PUT", `/api/v1/admin/tenants/${tenantA}/approval-settings`, adminTok, { webhookUrl: hookUrl, requestTtlMinutes: 15 }), params({ tenantId: tenantA })),
+      200,
+    );
     expect(saved.webhook).toBe(`http://127.0.0.1:${(hook.address() as AddressInfo).port}`);
     // An auditor cannot change the settings.
     const auditorTok = await tokenOf(await makeUser(t.db, { memberships: [[tenantA, "auditor"]] }), tenantA, "auditor");
@@ -161,7 +181,10 @@ describe("deciding", () => {
 
   it("four-eyes: the caller, by SSO identity, cannot approve their own call even in the group", async () => {
     const id = await open(5100);
-    const res = await body<{ error: { message: string } }>(await decideRoute.POST(req("POST", `/api/v1/admin/approvals/${id}/decide`, requesterTok, { decision: "approve" }), params({ approvalId: id })), 403);
+    const res = await body<{ error: { message: string } }>(
+      await decideRoute.POST(req("POST", `/api/v1/admin/approvals/${id}/decide`, requesterTok, { decision: "approve" }), params({ approvalId: id })),
+      403,
+    );
     expect(res.error.message).toMatch(/four-eyes/);
     const seen = await body<{ canDecide: boolean; ownRequest: boolean }>(await oneRoute.GET(req("GET", `/api/v1/admin/approvals/${id}`, requesterTok), params({ approvalId: id })), 200);
     expect(seen).toMatchObject({ canDecide: false, ownRequest: true });
@@ -197,8 +220,14 @@ describe("deciding", () => {
 
   it("an expired request cannot be decided; the next call files a new one", async () => {
     const id = await open(5400);
-    await t.db.update(approvalRequests).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(approvalRequests.id, id));
-    const res = await body<{ error: { message: string } }>(await decideRoute.POST(req("POST", `/api/v1/admin/approvals/${id}/decide`, approverTok, { decision: "approve" }), params({ approvalId: id })), 409);
+    await t.db
+      .update(approvalRequests)
+      .set({ expiresAt: new Date(Date.now() - 1000) })
+      .where(eq(approvalRequests.id, id));
+    const res = await body<{ error: { message: string } }>(
+      await decideRoute.POST(req("POST", `/api/v1/admin/approvals/${id}/decide`, approverTok, { decision: "approve" }), params({ approvalId: id })),
+      409,
+    );
     expect(res.error.message).toMatch(/expired/);
     const next = await open(5400);
     expect(next).not.toBe(id);

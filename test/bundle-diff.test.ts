@@ -61,7 +61,17 @@ describe("diffServer: order and hidden fields", () => {
   });
 
   it("shows a change of a trusted issuer's claim paths under trust", () => {
-    const t = (user: string) => [{ tenantId: "ten_1", issuer: "https://idp.example.com", discovery: true, algorithms: ["RS256"], claims: { user, client: "azp", scopes: "scope", groups: "groups" }, tenantMapping: { kind: "fixed" } }] as unknown as BundleServer["trust"];
+    const t = (user: string) =>
+      [
+        {
+          tenantId: "ten_1",
+          issuer: "https://idp.example.com",
+          discovery: true,
+          algorithms: ["RS256"],
+          claims: { user, client: "azp", scopes: "scope", groups: "groups" },
+          tenantMapping: { kind: "fixed" },
+        },
+      ] as unknown as BundleServer["trust"];
     const f = diffServer({ ...server, trust: t("sub") }, { ...server, trust: t("email") });
     expect(f.map((x) => x.field)).toEqual(["trust"]);
   });

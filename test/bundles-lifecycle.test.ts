@@ -47,7 +47,14 @@ describe("bundle lifecycle", () => {
   async function setup(shared: string[] = []) {
     const server = (await createServer(
       owner.ctx,
-      createServerInput.parse({ tenantId: tenantA, tenantIds: shared, name: uniq("srv "), resourceUri: `https://${uniq("mcp-")}.lifecycle.example/mcp`, upstreamUrl: "https://up.example/mcp", scopes: ["tickets:read"] }),
+      createServerInput.parse({
+        tenantId: tenantA,
+        tenantIds: shared,
+        name: uniq("srv "),
+        resourceUri: `https://${uniq("mcp-")}.lifecycle.example/mcp`,
+        upstreamUrl: "https://up.example/mcp",
+        scopes: ["tickets:read"],
+      }),
     ))!;
     await addTool(owner.ctx, server.id, { name: "get_ticket", description: "get", inputSchema: { type: "object", properties: { id: { type: "string" } } }, annotations: {}, risk: "low" });
     await putScopeMapping(owner.ctx, server.id, { baseVersion: 0, mapping: { "tickets:read": ["get_ticket"] } });
@@ -92,7 +99,15 @@ describe("bundle lifecycle", () => {
     const { serverId, fleetId } = await setup();
     const r1 = await publishBundle(owner.ctx, fleetId, { note: "first" }, kek);
     const b1 = await getBundle(owner.ctx, fleetId, r1.revision);
-    await createPolicy(owner.ctx, { tenantId: tenantA, serverId, name: "readers", description: "", kind: "cedar", cedar: `permit (principal in Group::"readers", action, resource == Tool::"${serverId}/get_ticket");`, enabled: true });
+    await createPolicy(owner.ctx, {
+      tenantId: tenantA,
+      serverId,
+      name: "readers",
+      description: "",
+      kind: "cedar",
+      cedar: `permit (principal in Group::"readers", action, resource == Tool::"${serverId}/get_ticket");`,
+      enabled: true,
+    });
     await publishBundle(owner.ctx, fleetId, { note: "second" }, kek);
     await revokeAll(owner.ctx, { tenantId: tenantA, userId: "mallory", reason: "left" }, kek);
     await createMaskingRule(owner.ctx, serverId, { tool: "get_ticket", paths: ["id"], mode: "hash" }, kek);
@@ -180,10 +195,30 @@ describe("bundle lifecycle", () => {
       rule: { effect: "forbid", actions: ["call_tool"], tools: ["get_ticket"], principals: { users: [], groups: [] }, clients: [], conditions: [] },
       enabled: true,
     });
-    await createTest(owner.ctx, { tenantId: tenantB, serverId, name: "B readers read", expected: "allow", request: { user: "bob", groups: [], client: "c", scopes: ["tickets:read"], tool: "get_ticket", action: "call_tool", args: {} } });
+    await createTest(owner.ctx, {
+      tenantId: tenantB,
+      serverId,
+      name: "B readers read",
+      expected: "allow",
+      request: { user: "bob", groups: [], client: "c", scopes: ["tickets:read"], tool: "get_ticket", action: "call_tool", args: {} },
+    });
     // A: an unrelated change with a passing test.
-    await createPolicy(owner.ctx, { tenantId: tenantA, serverId, name: "A readers", description: "", kind: "cedar", cedar: `permit (principal in Group::"readers", action, resource == Tool::"${serverId}/get_ticket");`, enabled: true });
-    await createTest(owner.ctx, { tenantId: tenantA, serverId, name: "A readers read", expected: "allow", request: { user: "al", groups: ["readers"], client: "c", scopes: [], tool: "get_ticket", action: "call_tool", args: {} } });
+    await createPolicy(owner.ctx, {
+      tenantId: tenantA,
+      serverId,
+      name: "A readers",
+      description: "",
+      kind: "cedar",
+      cedar: `permit (principal in Group::"readers", action, resource == Tool::"${serverId}/get_ticket");`,
+      enabled: true,
+    });
+    await createTest(owner.ctx, {
+      tenantId: tenantA,
+      serverId,
+      name: "A readers read",
+      expected: "allow",
+      request: { user: "al", groups: ["readers"], client: "c", scopes: [], tool: "get_ticket", action: "call_tool", args: {} },
+    });
 
     const draft = await draftBundle(owner.ctx, fleetId);
     expect(draft.blockers).toEqual([]);
@@ -217,9 +252,23 @@ describe("bundle lifecycle", () => {
     await addTool(owner.ctx, serverId, { name: "refund", description: "refund", inputSchema: { type: "object", properties: { amount: { type: "integer" } } }, annotations: {}, risk: "high" });
     await putScopeMapping(owner.ctx, serverId, { baseVersion: 1, mapping: { "tickets:read": ["get_ticket", "refund"] } });
     await updateServer(owner.ctx, serverId, updateServerInput.parse({ upstreamUrl: "https://elsewhere.example/mcp" }), kek);
-    await createTest(owner.ctx, { tenantId: tenantA, serverId, name: "readers cannot refund", expected: "deny", request: { user: "al", groups: [], client: "c", scopes: ["tickets:read"], tool: "refund", action: "call_tool", args: { amount: 5 } } });
+    await createTest(owner.ctx, {
+      tenantId: tenantA,
+      serverId,
+      name: "readers cannot refund",
+      expected: "deny",
+      request: { user: "al", groups: [], client: "c", scopes: ["tickets:read"], tool: "refund", action: "call_tool", args: { amount: 5 } },
+    });
     // B changes its own server meanwhile.
-    await createPolicy(owner.ctx, { tenantId: tenantB, serverId: serverB.id, name: "B readers", description: "", kind: "cedar", cedar: `permit (principal in Group::"readers", action, resource == Tool::"${serverB.id}/b_tool");`, enabled: true });
+    await createPolicy(owner.ctx, {
+      tenantId: tenantB,
+      serverId: serverB.id,
+      name: "B readers",
+      description: "",
+      kind: "cedar",
+      cedar: `permit (principal in Group::"readers", action, resource == Tool::"${serverB.id}/b_tool");`,
+      enabled: true,
+    });
 
     const pub = await publishBundle(owner.ctx, fleetId, { note: "" }, kek);
     expect(pub.heldBack.map((h) => h.tenantId)).toEqual([tenantA]);
@@ -234,7 +283,15 @@ describe("bundle lifecycle", () => {
 
   it("a held-back tenant whose published policy no longer fits the server is left unadmitted there; nobody else is blocked", async () => {
     const { serverId, fleetId } = await setup([tenantB]);
-    await createPolicy(owner.ctx, { tenantId: tenantB, serverId, name: "B no secret", description: "", kind: "cedar", cedar: `forbid (principal, action, resource) when { context.args has id && context.args.id == "secret" };`, enabled: true });
+    await createPolicy(owner.ctx, {
+      tenantId: tenantB,
+      serverId,
+      name: "B no secret",
+      description: "",
+      kind: "cedar",
+      cedar: `forbid (principal, action, resource) when { context.args has id && context.args.id == "secret" };`,
+      enabled: true,
+    });
     await publishBundle(owner.ctx, fleetId, { note: "" }, kek);
     expect(admitted(await live(fleetId), serverId)).toEqual([tenantA, tenantB]);
     // The owner adds a tool whose `id` is an integer: `id` is no longer usable in this server's policies.
@@ -254,7 +311,13 @@ describe("bundle lifecycle", () => {
     const { serverId, fleetId } = await setup();
     await publishBundle(owner.ctx, fleetId, { note: "" }, kek);
     await updateServer(owner.ctx, serverId, updateServerInput.parse({ tenantIds: [tenantB] }), kek);
-    await createTest(owner.ctx, { tenantId: tenantB, serverId, name: "B fails", expected: "allow", request: { user: "bob", groups: [], client: "c", scopes: [], tool: "get_ticket", action: "call_tool", args: {} } });
+    await createTest(owner.ctx, {
+      tenantId: tenantB,
+      serverId,
+      name: "B fails",
+      expected: "allow",
+      request: { user: "bob", groups: [], client: "c", scopes: [], tool: "get_ticket", action: "call_tool", args: {} },
+    });
     const pub = await publishBundle(owner.ctx, fleetId, { note: "" }, kek);
     expect(pub.heldBack.map((h) => h.tenantId)).toEqual([tenantB]);
     expect(admitted(await live(fleetId), serverId)).toEqual([tenantA]);
@@ -306,7 +369,10 @@ describe("bundle lifecycle", () => {
       mapping: {},
     });
     const manifest = { fleetId: "flt_x", revision: 1, parentRevision: null, createdAt: new Date().toISOString() };
-    const ok = compileBundle({ servers: [server("srv_1", "https://a.example/one"), server("srv_2", "https://a.example/two"), server("srv_3", "https://b.example/one")], policies: [], tests: [] }, manifest);
+    const ok = compileBundle(
+      { servers: [server("srv_1", "https://a.example/one"), server("srv_2", "https://a.example/two"), server("srv_3", "https://b.example/one")], policies: [], tests: [] },
+      manifest,
+    );
     expect(ok.issues).toEqual([]);
     const bad = compileBundle({ servers: [server("srv_1", "https://a.example/one"), server("srv_2", "http://a.example:8080/one")], policies: [], tests: [] }, manifest);
     expect(bad.issues).toHaveLength(1);

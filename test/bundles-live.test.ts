@@ -28,7 +28,10 @@ describe("live bundle sections", () => {
     owner = await makeUser(t.db, { role: "owner" });
     tenantId = (await makeTenant(t.db, owner.actor)).id;
     otherTenant = (await makeTenant(t.db, owner.actor)).id;
-    serverId = (await createServer(owner.ctx, createServerInput.parse({ tenantId, name: uniq("srv "), resourceUri: `https://mcp.live.example/${uniq()}`, upstreamUrl: "http://127.0.0.1:9/mcp", scopes: ["tickets:read"] })))!.id;
+    serverId = (await createServer(
+      owner.ctx,
+      createServerInput.parse({ tenantId, name: uniq("srv "), resourceUri: `https://mcp.live.example/${uniq()}`, upstreamUrl: "http://127.0.0.1:9/mcp", scopes: ["tickets:read"] }),
+    ))!.id;
     await addTool(owner.ctx, serverId, { name: "get_ticket", description: "get", inputSchema: { type: "object", properties: { id: { type: "string" } } }, annotations: {}, risk: "low" });
     await putScopeMapping(owner.ctx, serverId, { baseVersion: 0, mapping: { "tickets:read": ["get_ticket"] } });
     fleetId = newId("fleet");

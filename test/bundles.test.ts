@@ -57,7 +57,13 @@ describe("policies, tests and bundles on a real database", () => {
       createServerInput.parse({ tenantId, name: uniq("srv "), resourceUri: `https://mcp.test.example/${uniq()}`, upstreamUrl: "http://127.0.0.1:9/mcp", scopes: ["tickets:read", "tickets:write"] }),
     );
     serverId = server!.id;
-    await addTool(admin.ctx, serverId, { name: "list_tickets", description: "list", inputSchema: { type: "object", properties: { status: { type: "string" } } }, annotations: { readOnlyHint: true }, risk: "low" });
+    await addTool(admin.ctx, serverId, {
+      name: "list_tickets",
+      description: "list",
+      inputSchema: { type: "object", properties: { status: { type: "string" } } },
+      annotations: { readOnlyHint: true },
+      risk: "low",
+    });
     await addTool(admin.ctx, serverId, { name: "refund", description: "refund", inputSchema: { type: "object", properties: { amount: { type: "integer" } } }, annotations: {}, risk: "high" });
     await putScopeMapping(admin.ctx, serverId, { baseVersion: 0, mapping: { "tickets:read": ["list_tickets"], "tickets:write": ["refund"] } });
     fleetId = newId("fleet");
@@ -67,18 +73,43 @@ describe("policies, tests and bundles on a real database", () => {
   afterAll(() => t.close());
 
   it("refuses invalid Cedar with the line, unknown attributes, and unknown tools", async () => {
-    const bad = await expectAppError(createPolicy(admin.ctx, { tenantId, serverId, name: "broken", description: "", kind: "cedar", cedar: 'permit (principal, action, resource)\nwhen { context.args.amount > };', enabled: true }), "validation_failed");
+    const bad = await expectAppError(
+      createPolicy(admin.ctx, { tenantId, serverId, name: "broken", description: "", kind: "cedar", cedar: "permit (principal, action, resource)\nwhen { context.args.amount > };", enabled: true }),
+      "validation_failed",
+    );
     expect(bad.issues?.[0]?.message).toMatch(/^line 2, column \d+/);
-    const attr = await expectAppError(createPolicy(admin.ctx, { tenantId, serverId, name: "typo", description: "", kind: "cedar", cedar: 'permit (principal, action, resource) when { context.args has amont && context.args.amont > 1 };', enabled: true }), "validation_failed");
+    const attr = await expectAppError(
+      createPolicy(admin.ctx, {
+        tenantId,
+        serverId,
+        name: "typo",
+        description: "",
+        kind: "cedar",
+        cedar: "permit (principal, action, resource) when { context.args has amont && context.args.amont > 1 };",
+        enabled: true,
+      }),
+      "validation_failed",
+    );
     expect(attr.issues?.map((i) => i.message).join("\n")).toMatch(/amont/);
     const tool = await expectAppError(
-      createPolicy(admin.ctx, { tenantId, serverId, name: "ghost", description: "", kind: "rule", rule: { effect: "permit", actions: ["call_tool"], tools: ["no_such_tool"], principals: { users: [], groups: [] }, clients: [], conditions: [] }, enabled: true }),
+      createPolicy(admin.ctx, {
+        tenantId,
+        serverId,
+        name: "ghost",
+        description: "",
+        kind: "rule",
+        rule: { effect: "permit", actions: ["call_tool"], tools: ["no_such_tool"], principals: { users: [], groups: [] }, clients: [], conditions: [] },
+        enabled: true,
+      }),
       "validation_failed",
     );
     expect(tool.issues?.[0]?.message).toMatch(/no_such_tool.*not in the catalogue/);
     const live = await checkPolicy(admin.ctx, { tenantId, serverId, cedar: "permit (principal, action, resource) when { context.nope };" });
     expect(live.issues.length).toBeGreaterThan(0);
-    await expectAppError(createPolicy(auditor.ctx, { tenantId, serverId, name: "auditor", description: "", kind: "cedar", cedar: "permit (principal, action, resource);", enabled: true }), "forbidden");
+    await expectAppError(
+      createPolicy(auditor.ctx, { tenantId, serverId, name: "auditor", description: "", kind: "cedar", cedar: "permit (principal, action, resource);", enabled: true }),
+      "forbidden",
+    );
   });
 
   it("holds back a tenant whose test fails (its own server unserved before a first publish), publishes when fixed, diffs and rolls back", async () => {
@@ -92,7 +123,13 @@ describe("policies, tests and bundles on a real database", () => {
       enabled: true,
     });
     expect(limit!.cedar).toContain('context.args["amount"] > 1000');
-    await createTest(admin.ctx, { tenantId, serverId, name: "big refunds are denied", expected: "deny", request: { user: "alice", groups: [], client: "c", scopes: ["tickets:write"], tool: "refund", action: "call_tool", args: { amount: 500 } } });
+    await createTest(admin.ctx, {
+      tenantId,
+      serverId,
+      name: "big refunds are denied",
+      expected: "deny",
+      request: { user: "alice", groups: [], client: "c", scopes: ["tickets:write"], tool: "refund", action: "call_tool", args: { amount: 500 } },
+    });
     const run = await runServerTests(admin.ctx, serverId);
     expect(run.failed).toBe(1);
 
@@ -107,7 +144,9 @@ describe("policies, tests and bundles on a real database", () => {
     expect((await listBundles(owner.ctx, fleetId)).items).toHaveLength(0);
     await expectAppError(publishBundle(admin.ctx, fleetId, { note: "" }, kek), "forbidden");
 
-    await updatePolicy(admin.ctx, limit!.id, { rule: { effect: "forbid", actions: ["call_tool"], tools: ["refund"], principals: { users: [], groups: [] }, clients: [], conditions: [{ arg: "amount", op: "gt", value: 100 }] } });
+    await updatePolicy(admin.ctx, limit!.id, {
+      rule: { effect: "forbid", actions: ["call_tool"], tools: ["refund"], principals: { users: [], groups: [] }, clients: [], conditions: [{ arg: "amount", op: "gt", value: 100 }] },
+    });
     const draft = await draftBundle(owner.ctx, fleetId);
     expect(draft.blockers).toEqual([]);
     expect(draft.heldBack).toEqual([]);
@@ -123,9 +162,23 @@ describe("policies, tests and bundles on a real database", () => {
     expect(engine.decide({ action: "call_tool", serverId, tool: "refund", tenantId, user: "alice", client: "c", scopes: ["tickets:write"], args: { amount: 50 } }).decision).toBe("allow");
 
     await updatePolicy(admin.ctx, limit!.id, { enabled: false });
-    await createTest(admin.ctx, { tenantId, serverId, name: "small refunds pass", expected: "allow", request: { user: "alice", groups: [], client: "c", scopes: ["tickets:write"], tool: "refund", action: "call_tool", args: { amount: 5 } } });
+    await createTest(admin.ctx, {
+      tenantId,
+      serverId,
+      name: "small refunds pass",
+      expected: "allow",
+      request: { user: "alice", groups: [], client: "c", scopes: ["tickets:write"], tool: "refund", action: "call_tool", args: { amount: 5 } },
+    });
     await updatePolicy(admin.ctx, limit!.id, { enabled: true });
-    await createPolicy(admin.ctx, { tenantId, serverId, name: "readers", description: "", kind: "cedar", cedar: 'permit (principal in Group::"readers", action, resource == Tool::"' + serverId + '/list_tickets");', enabled: true });
+    await createPolicy(admin.ctx, {
+      tenantId,
+      serverId,
+      name: "readers",
+      description: "",
+      kind: "cedar",
+      cedar: 'permit (principal in Group::"readers", action, resource == Tool::"' + serverId + '/list_tickets");',
+      enabled: true,
+    });
     const r2 = await publishBundle(owner.ctx, fleetId, { note: "second" }, kek);
     expect(r2.revision).toBe(2);
     const d = await diffRevisions(owner.ctx, fleetId, 1, 2);

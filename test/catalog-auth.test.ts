@@ -52,10 +52,17 @@ async function log(): Promise<LogLine[]> {
 }
 async function newServer(upstreamUrl = sandbox.url, sharedWith: string[] = []) {
   const id = uniq();
-  return createServer(sharedWith.length ? owner.ctx : admin.ctx, createServerInput.parse({ tenantId: tenantA, tenantIds: sharedWith, name: `Auth import ${id}`, resourceUri: `https://auth-${id}.example.com/mcp`, upstreamUrl, scopes: ["tickets.read"] }));
+  return createServer(
+    sharedWith.length ? owner.ctx : admin.ctx,
+    createServerInput.parse({ tenantId: tenantA, tenantIds: sharedWith, name: `Auth import ${id}`, resourceUri: `https://auth-${id}.example.com/mcp`, upstreamUrl, scopes: ["tickets.read"] }),
+  );
 }
 const lastError = async (serverId: string) => (await getServer(admin.ctx, serverId)).lastImportError;
-const reads = async (entryId: string) => t.db.select().from(auditEvents).where(and(eq(auditEvents.action, "vault.read"), eq(auditEvents.targetId, entryId)));
+const reads = async (entryId: string) =>
+  t.db
+    .select()
+    .from(auditEvents)
+    .where(and(eq(auditEvents.action, "vault.read"), eq(auditEvents.targetId, entryId)));
 
 beforeAll(async () => {
   [t, sandbox] = await Promise.all([createTestDb(), startSandbox()]);
@@ -168,7 +175,14 @@ describe("authenticated catalogue import", () => {
     const server = await newServer();
     await createEntry(
       admin.ctx,
-      { serverId: server.id, tenantId: tenantA, name: "oauth", kind: "oauth_client_credentials", secret: { clientSecret: reg.client_secret! }, oauth: { tokenUrl: `${as.issuer}/token`, clientId: reg.client_id, scope: "tickets:read", audience: sandbox.url, authMethod: "client_secret_basic" } },
+      {
+        serverId: server.id,
+        tenantId: tenantA,
+        name: "oauth",
+        kind: "oauth_client_credentials",
+        secret: { clientSecret: reg.client_secret! },
+        oauth: { tokenUrl: `${as.issuer}/token`, clientId: reg.client_id, scope: "tickets:read", audience: sandbox.url, authMethod: "client_secret_basic" },
+      },
       kek,
     );
     const from = (await log()).length;
@@ -182,7 +196,14 @@ describe("authenticated catalogue import", () => {
     const bad = await newServer();
     await createEntry(
       admin.ctx,
-      { serverId: bad.id, tenantId: tenantA, name: "oauth wrong", kind: "oauth_client_credentials", secret: { clientSecret: "not-the-secret" }, oauth: { tokenUrl: `${as.issuer}/token`, clientId: reg.client_id, scope: "tickets:read", audience: sandbox.url, authMethod: "client_secret_basic" } },
+      {
+        serverId: bad.id,
+        tenantId: tenantA,
+        name: "oauth wrong",
+        kind: "oauth_client_credentials",
+        secret: { clientSecret: "not-the-secret" },
+        oauth: { tokenUrl: `${as.issuer}/token`, clientId: reg.client_id, scope: "tickets:read", audience: sandbox.url, authMethod: "client_secret_basic" },
+      },
       kek,
     );
     const before = (await log()).length;

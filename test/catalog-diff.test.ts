@@ -77,7 +77,19 @@ describe("the tool page with a hostile upstream definition", () => {
     toolId = added.id;
     // What an import of the changed upstream listing records: a new latest version, pending review.
     const versionId = newId("toolVersion");
-    await t.db.insert(toolVersions).values({ id: versionId, toolId, version: 2, title: null, description: "d", inputSchema: changed.inputSchema, outputSchema: null, annotations: {}, hash: toolHash(changed), source: "import", createdBy: "import" });
+    await t.db.insert(toolVersions).values({
+      id: versionId,
+      toolId,
+      version: 2,
+      title: null,
+      description: "d",
+      inputSchema: changed.inputSchema,
+      outputSchema: null,
+      annotations: {},
+      hash: toolHash(changed),
+      source: "import",
+      createdBy: "import",
+    });
     await t.db.update(tools).set({ latestVersionId: versionId }).where(eq(tools.id, toolId));
   });
   afterAll(() => t.close());

@@ -49,7 +49,10 @@ describe("tool version history", () => {
     outsider = await makeUser(t.db, { memberships: [[otherTenant, "admin"]] });
     const auditor = await makeUser(t.db, { memberships: [[tenantId, "auditor"]] });
     auditorToken = (await createApiToken(auditor.ctx, createTokenInput.parse({ name: uniq("r-"), role: "auditor", tenantId }))).token;
-    const server = (await createServer(admin.ctx, createServerInput.parse({ tenantId, name: uniq("History "), resourceUri: `https://${uniq("hist-")}.example.com/mcp`, upstreamUrl: "https://up.example/mcp", scopes: [] })))!;
+    const server = (await createServer(
+      admin.ctx,
+      createServerInput.parse({ tenantId, name: uniq("History "), resourceUri: `https://${uniq("hist-")}.example.com/mcp`, upstreamUrl: "https://up.example/mcp", scopes: [] }),
+    ))!;
     const tool = await addTool(admin.ctx, server.id, { name: "churn", description: "v1", inputSchema: { type: "object" }, annotations: {}, risk: "low" });
     toolId = tool.id;
     otherToolId = (await addTool(admin.ctx, server.id, { name: "other", description: "other", inputSchema: { type: "object" }, annotations: {}, risk: "low" })).id;
@@ -68,7 +71,10 @@ describe("tool version history", () => {
       createdBy: "import",
     }));
     for (let i = 0; i < rows.length; i += 100) await t.db.insert(toolVersions).values(rows.slice(i, i + 100));
-    await t.db.update(tools).set({ latestVersionId: rows.at(-1)!.id }).where(eq(tools.id, toolId));
+    await t.db
+      .update(tools)
+      .set({ latestVersionId: rows.at(-1)!.id })
+      .where(eq(tools.id, toolId));
     versionIds = [tool.history[0]!.id, ...rows.map((r) => r.id)];
   });
   afterAll(async () => {

@@ -78,8 +78,26 @@ describe("catalogue of resources, templates and prompts", () => {
     await blockTool(admin.ctx, binary.id, { reason: "binary content is not reviewed" });
     expect((await getTool(admin.ctx, binary.id)).status).toBe("blocked");
 
-    await createPolicy(admin.ctx, policyInput.parse({ tenantId, serverId: server.id, name: `readers ${id}`, kind: "cedar", cedar: `permit (principal, action in [Action::"get_prompt", Action::"list_prompts", Action::"read_resource", Action::"list_resources", Action::"list_resource_templates"], resource);` }));
-    await createPolicy(admin.ctx, policyInput.parse({ tenantId, serverId: server.id, name: `no secret ${id}`, kind: "cedar", cedar: `forbid (principal, action == Action::"read_resource", resource) when { context.args has id && context.args.id == "secret" };` }));
+    await createPolicy(
+      admin.ctx,
+      policyInput.parse({
+        tenantId,
+        serverId: server.id,
+        name: `readers ${id}`,
+        kind: "cedar",
+        cedar: `permit (principal, action in [Action::"get_prompt", Action::"list_prompts", Action::"read_resource", Action::"list_resources", Action::"list_resource_templates"], resource);`,
+      }),
+    );
+    await createPolicy(
+      admin.ctx,
+      policyInput.parse({
+        tenantId,
+        serverId: server.id,
+        name: `no secret ${id}`,
+        kind: "cedar",
+        cedar: `forbid (principal, action == Action::"read_resource", resource) when { context.args has id && context.args.id == "secret" };`,
+      }),
+    );
 
     const snap = await loadSnapshot(t.db, [server.id]);
     const compiled = compileBundle(snap, { fleetId: "flt_test", revision: 1, parentRevision: null, createdAt: new Date().toISOString() });
@@ -94,10 +112,14 @@ describe("catalogue of resources, templates and prompts", () => {
     expect(decide(view, { method: "resources/read", serverId: server.id, name: "test://template/42/data", principal: who, time })).toMatchObject({ decision: "allow" });
     expect(decide(view, { method: "resources/read", serverId: server.id, name: "test://template/secret/data", principal: who, time })).toMatchObject({ decision: "deny", stage: "policy" });
     // Another tenant never reads through this server.
-    expect(decide(view, { method: "prompts/get", serverId: server.id, name: "test_prompt_with_arguments", principal: principal({ tenantId: "ten_other" }), args: {}, time })).toMatchObject({ decision: "deny", stage: "server" });
+    expect(decide(view, { method: "prompts/get", serverId: server.id, name: "test_prompt_with_arguments", principal: principal({ tenantId: "ten_other" }), args: {}, time })).toMatchObject({
+      decision: "deny",
+      stage: "server",
+    });
 
     // The simulator decides the new actions with the same decide(), on the server's draft.
-    const sim = (action: string, tool: string, args: Record<string, unknown> = {}) => simulate(admin.ctx, simulateInput.parse({ tenantId, serverId: server.id, request: { user: "alice", action, tool, args } }));
+    const sim = (action: string, tool: string, args: Record<string, unknown> = {}) =>
+      simulate(admin.ctx, simulateInput.parse({ tenantId, serverId: server.id, request: { user: "alice", action, tool, args } }));
     expect(await sim("get_prompt", "test_prompt_with_arguments", { arg1: "a" })).toMatchObject({ decision: "allow", stage: "policy" });
     expect(await sim("read_resource", "test://static-text")).toMatchObject({ decision: "deny", stage: "catalogue" });
     expect(await sim("read_resource", "test://template/secret/data")).toMatchObject({ decision: "deny", stage: "policy" });
@@ -109,11 +131,17 @@ describe("catalogue of resources, templates and prompts", () => {
     expect(filterList(view, { serverId: server.id, principal: who, time }, "resourceTemplates", live.resourceTemplates).kept).toHaveLength(1);
 
     // Drift: the prompt's latest version differs from the approved one → denied as drifted.
-    const [row] = await t.db.select().from(tools).where(and(eq(tools.serverId, server.id), eq(tools.kind, "prompt"), eq(tools.name, "test_prompt_with_arguments")));
+    const [row] = await t.db
+      .select()
+      .from(tools)
+      .where(and(eq(tools.serverId, server.id), eq(tools.kind, "prompt"), eq(tools.name, "test_prompt_with_arguments")));
     await t.db.update(toolVersions).set({ hash: "sha256:changed" }).where(eq(toolVersions.id, row!.latestVersionId));
     const drifted = driftedAgainst(compiled.content, await latestToolHashes(t.db, [server.id]));
     expect([...drifted]).toEqual([`${server.id}/prompts:test_prompt_with_arguments`]);
-    expect(decide(view, { method: "prompts/get", serverId: server.id, name: "test_prompt_with_arguments", principal: who, args: {}, time }, { drifted })).toMatchObject({ decision: "deny", stage: "drift" });
+    expect(decide(view, { method: "prompts/get", serverId: server.id, name: "test_prompt_with_arguments", principal: who, args: {}, time }, { drifted })).toMatchObject({
+      decision: "deny",
+      stage: "drift",
+    });
     // Import sees the live definition unchanged against the (tampered) latest: a new version pending review.
     const again = await importCatalog(admin.ctx, server.id);
     expect(again.entries.prompt.changed).toEqual(["test_prompt_with_arguments"]);

@@ -3,19 +3,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { and, count, eq } from "drizzle-orm";
 import { auditEvents, tools, toolVersions } from "@/db/schema";
-import {
-  addTool,
-  addToolInput,
-  approveTool,
-  blockTool,
-  blockToolInput,
-  getTool,
-  importCatalog,
-  listTools,
-  toolListQuery,
-  unblockTool,
-  updateTool,
-} from "@/lib/catalog/service";
+import { addTool, addToolInput, approveTool, blockTool, blockToolInput, getTool, importCatalog, listTools, toolListQuery, unblockTool, updateTool } from "@/lib/catalog/service";
 import { fetchUpstreamTools } from "@/lib/enforcement/upstream-tools";
 import { createServer, getServer } from "@/lib/servers/service";
 import { createServerInput } from "@/lib/servers/schemas";
@@ -45,10 +33,7 @@ afterAll(async () => {
 
 async function newServer(upstreamUrl: string) {
   const id = uniq();
-  return createServer(
-    admin.ctx,
-    createServerInput.parse({ tenantId, name: `Catalog ${id}`, resourceUri: `https://catalog-${id}.example.com/mcp`, upstreamUrl, scopes: ["tickets.read"] }),
-  );
+  return createServer(admin.ctx, createServerInput.parse({ tenantId, name: `Catalog ${id}`, resourceUri: `https://catalog-${id}.example.com/mcp`, upstreamUrl, scopes: ["tickets.read"] }));
 }
 const q = (extra: Record<string, unknown> = {}) => toolListQuery.parse({ pageSize: 100, ...extra });
 const byName = async (serverId: string) => new Map((await listTools(admin.ctx, serverId, q())).items.map((x) => [x.name, x]));
@@ -257,7 +242,10 @@ describe("tools added by hand", () => {
 
     const err = await expectAppError(addTool(admin.ctx, server.id, { ...input, description: "another" }), "conflict");
     expect(err.issues?.[0]?.path).toBe("name");
-    const rows = await t.db.select().from(tools).where(and(eq(tools.serverId, server.id), eq(tools.name, "search_docs")));
+    const rows = await t.db
+      .select()
+      .from(tools)
+      .where(and(eq(tools.serverId, server.id), eq(tools.name, "search_docs")));
     expect(rows).toHaveLength(1);
     expect(await t.db.select({ n: count() }).from(toolVersions).where(eq(toolVersions.toolId, tool.id))).toEqual([{ n: 1 }]);
 

@@ -122,7 +122,14 @@ const expr: fc.Arbitrary<string> = fc.letrec<{ e: string }>((tie) => ({
   ),
 })).e;
 
-const principalScope = fc.constantFrom("principal", `principal == User::"iss#alice"`, `principal in Tenant::"t1"`, `principal in Group::"g2"`, "principal is User", `principal is User in Tenant::"t2"`);
+const principalScope = fc.constantFrom(
+  "principal",
+  `principal == User::"iss#alice"`,
+  `principal in Tenant::"t1"`,
+  `principal in Group::"g2"`,
+  "principal is User",
+  `principal is User in Tenant::"t2"`,
+);
 const actionScope = fc.constantFrom("action", `action == Action::"call_tool"`, `action in [Action::"call_tool", Action::"list_tools"]`, `action in Action::"list_tools"`);
 const resourceScope = fc.constantFrom("resource", `resource == Tool::"s/a"`, `resource in Server::"s"`, "resource is Tool", `resource is Tool in Server::"s"`, "resource is Server");
 const condition = fc.tuple(fc.constantFrom("when", "unless"), expr).map(([k, e]) => `${k} { ${e} }`);
@@ -133,7 +140,16 @@ const policySet = fc.array(policyText, { minLength: 1, maxLength: 4 }).map((text
 
 // Odd values (not safe integers, escapes, the implicit entity form, null, deep nesting) are rarer: the JS side
 // declines those requests (cedar-wasm decides), which must still be seen.
-const oddValue = fc.constantFrom<unknown>(Number.MAX_SAFE_INTEGER + 1, 2 ** 60, 1.5, { __entity: { type: "Tool", id: "s/a" } }, { __extn: { fn: "ip", arg: "10.0.0.1" } }, { type: "Tool", id: "s/a" }, null, [[[[["deep"]]]]]);
+const oddValue = fc.constantFrom<unknown>(
+  Number.MAX_SAFE_INTEGER + 1,
+  2 ** 60,
+  1.5,
+  { __entity: { type: "Tool", id: "s/a" } },
+  { __extn: { fn: "ip", arg: "10.0.0.1" } },
+  { type: "Tool", id: "s/a" },
+  null,
+  [[[[["deep"]]]]],
+);
 const argValue = fc.oneof(
   { arbitrary: fc.constantFrom("x", "xyz", "abc", "aXbYc", "", "*", "*x*", "héllo", "x\u0000y", "1"), weight: 4 },
   { arbitrary: fc.string({ maxLength: 6 }), weight: 2 },
@@ -145,7 +161,10 @@ const argValue = fc.oneof(
   { arbitrary: fc.constantFrom<unknown>({ k: "v" }, { k: "w", extra: 1 }, {}), weight: 1 },
   { arbitrary: oddValue, weight: 1 },
 );
-const groups: fc.Arbitrary<string[]> = fc.oneof({ arbitrary: fc.uniqueArray(fc.constantFrom("g1", "g2", "g3"), { maxLength: 3 }), weight: 9 }, { arbitrary: fc.array(fc.constantFrom("g1", "g2"), { maxLength: 3 }), weight: 1 });
+const groups: fc.Arbitrary<string[]> = fc.oneof(
+  { arbitrary: fc.uniqueArray(fc.constantFrom("g1", "g2", "g3"), { maxLength: 3 }), weight: 9 },
+  { arbitrary: fc.array(fc.constantFrom("g1", "g2"), { maxLength: 3 }), weight: 1 },
+);
 
 const request: fc.Arbitrary<Req> = fc.record({
   user: fc.constantFrom("iss#alice", "iss#bob", "https://idp#alice"),
@@ -215,27 +234,31 @@ describe("JS evaluator vs cedar-wasm", () => {
     let slicesInSubset = 0;
     let total = 0;
     fc.assert(
-      fc.property(policySet, fc.array(request, { minLength: 1, maxLength: 4 }).chain((rs) => fc.shuffledSubarray([...rs, ...rs], { minLength: rs.length })), (policies, requests) => {
-        // Every generated text parses (a generator bug would make the comparison vacuous).
-        expect(cedar.checkParsePolicySet({ staticPolicies: policies }).type).toBe("success");
-        const slice = compileSlice(policies);
-        if (slice) slicesInSubset++;
-        for (const r of requests) {
-          total++;
-          const call = callOf(r);
-          const want = cedar.isAuthorized({ ...call, policies: { staticPolicies: policies } } as never);
-          // Half the pairs through a kept conversion (as the engine does; requests repeat and differ at random).
-          const got = slice ? evaluateSlice(slice, call, total % 2 ? prepared : undefined) : null;
-          if (!got) continue;
-          decidedByJs++;
-          // Where cedar-wasm refuses the request outright, the JS evaluator must have declined it.
-          expect(want.type).toBe("success");
-          if (want.type !== "success") continue;
-          expect(got.response.decision).toBe(want.response.decision);
-          expect(got.response.diagnostics.reason).toEqual([...want.response.diagnostics.reason].sort());
-          expect(got.response.diagnostics.errors.map((e) => e.policyId)).toEqual(want.response.diagnostics.errors.map((e) => e.policyId).sort());
-        }
-      }),
+      fc.property(
+        policySet,
+        fc.array(request, { minLength: 1, maxLength: 4 }).chain((rs) => fc.shuffledSubarray([...rs, ...rs], { minLength: rs.length })),
+        (policies, requests) => {
+          // Every generated text parses (a generator bug would make the comparison vacuous).
+          expect(cedar.checkParsePolicySet({ staticPolicies: policies }).type).toBe("success");
+          const slice = compileSlice(policies);
+          if (slice) slicesInSubset++;
+          for (const r of requests) {
+            total++;
+            const call = callOf(r);
+            const want = cedar.isAuthorized({ ...call, policies: { staticPolicies: policies } } as never);
+            // Half the pairs through a kept conversion (as the engine does; requests repeat and differ at random).
+            const got = slice ? evaluateSlice(slice, call, total % 2 ? prepared : undefined) : null;
+            if (!got) continue;
+            decidedByJs++;
+            // Where cedar-wasm refuses the request outright, the JS evaluator must have declined it.
+            expect(want.type).toBe("success");
+            if (want.type !== "success") continue;
+            expect(got.response.decision).toBe(want.response.decision);
+            expect(got.response.diagnostics.reason).toEqual([...want.response.diagnostics.reason].sort());
+            expect(got.response.diagnostics.errors.map((e) => e.policyId)).toEqual(want.response.diagnostics.errors.map((e) => e.policyId).sort());
+          }
+        },
+      ),
       { seed: SEED, numRuns: RUNS },
     );
     // Most pairs must be decided by the JS side, or the comparison proves little.
@@ -247,7 +270,20 @@ describe("JS evaluator vs cedar-wasm", () => {
   it("a like pattern never backtracks exponentially (long input, many wildcards)", () => {
     const slice = compileSlice({ p: `permit (principal, action, resource) when { context.args.a like "*a*a*a*a*a*a*a*a*a*a*b" };` })!;
     expect(slice).not.toBeNull();
-    const call = callOf({ user: "iss#alice", tenant: "t1", groups: [], client: "c1", scopes: [], args: { a: "a".repeat(5000) }, tool: "s/a", action: "call_tool", hour: 1, actors: [], iat: 0, ip: undefined });
+    const call = callOf({
+      user: "iss#alice",
+      tenant: "t1",
+      groups: [],
+      client: "c1",
+      scopes: [],
+      args: { a: "a".repeat(5000) },
+      tool: "s/a",
+      action: "call_tool",
+      hour: 1,
+      actors: [],
+      iat: 0,
+      ip: undefined,
+    });
     const t0 = performance.now();
     expect(evaluateSlice(slice, call)!.response.decision).toBe("deny");
     expect(performance.now() - t0).toBeLessThan(500);
@@ -256,7 +292,15 @@ describe("JS evaluator vs cedar-wasm", () => {
 
 describe("engine with and without the JS evaluator", () => {
   const servers: ServerSpec[] = [
-    { id: "srv_a", tenantIds: ["ten_a", "ten_b"], tools: [{ name: "refund", properties: { amount: { type: "integer" }, note: { type: "string" } } }, { name: "read", properties: {} }], mapping: { "t:w": ["refund"], "t:r": ["read", "refund"] } },
+    {
+      id: "srv_a",
+      tenantIds: ["ten_a", "ten_b"],
+      tools: [
+        { name: "refund", properties: { amount: { type: "integer" }, note: { type: "string" } } },
+        { name: "read", properties: {} },
+      ],
+      mapping: { "t:w": ["refund"], "t:r": ["read", "refund"] },
+    },
   ];
   const content = contentOf(
     snapshotOf(servers, [
@@ -277,7 +321,19 @@ describe("engine with and without the JS evaluator", () => {
           for (const scopes of [[], ["t:w"], ["t:r", "t:w"]])
             for (const args of [{}, { amount: 5 }, { amount: 500 }, { amount: "5" }, { note: "my secret" }, { amount: 1.5 }])
               for (const ip of [undefined, "127.0.0.1"]) {
-                const req = { action, serverId: "srv_a", tool, tenantId, user: "iss#u", groups: ["g"], client: "c", scopes, args, time: new Date(Date.UTC(2026, 11, 6, 1, 0, n++)), ...(ip ? { ip } : {}) };
+                const req = {
+                  action,
+                  serverId: "srv_a",
+                  tool,
+                  tenantId,
+                  user: "iss#u",
+                  groups: ["g"],
+                  client: "c",
+                  scopes,
+                  args,
+                  time: new Date(Date.UTC(2026, 11, 6, 1, 0, n++)),
+                  ...(ip ? { ip } : {}),
+                };
                 expect(js.decide(req)).toEqual(wasm.decide(req));
               }
   });

@@ -73,7 +73,7 @@ describe("Cedar completion from the generated schema", () => {
 
 describe("diagnostics and hover", () => {
   it("places a validator issue at its line and column, over the word there", () => {
-    const doc = Text.of(["permit (", "  principal,", "  action == Action::\"call_tol\","]);
+    const doc = Text.of(["permit (", "  principal,", '  action == Action::"call_tol",']);
     const [d] = toDiagnostics(doc, [{ message: "unknown action", help: "did you mean call_tool?", line: 3, column: 13 }]);
     expect(doc.sliceString(d!.from, d!.to)).toBe("Action");
     expect(d!.message).toBe("unknown action (did you mean call_tool?)");

@@ -94,7 +94,11 @@ describe("the simulator and the agent agree", () => {
     const bearer = await s.token("tickets:read", { sub: "wes" });
     const user = await userOf(bearer);
     expect((await simulatorSays(bearer, "list_tickets", {}, user)).decision).toBe("allow");
-    const res = await fetch(`${s.sandbox.base}/_sandbox/tools/list_tickets`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ description: "Now also deletes tickets." }) });
+    const res = await fetch(`${s.sandbox.base}/_sandbox/tools/list_tickets`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ description: "Now also deletes tickets." }),
+    });
     expect(res.ok).toBe(true);
     try {
       // The agent finds the change in the upstream's list; the control plane when it imports the catalogue.
@@ -109,7 +113,11 @@ describe("the simulator and the agent agree", () => {
       await importCatalog(s.owner.ctx, s.serverId);
       expect(await agentSays(bearer, "list_tickets", {})).toBe("deny");
       expect(await simulatorSays(bearer, "list_tickets", {}, user)).toMatchObject({ decision: "deny", stage: "drift" });
-      const draft = await simulateDraft(s.owner.ctx, { tenantId: s.tenantA, serverId: s.serverId, request: { user, groups: [], client: "test-client", scopes: ["tickets:read"], tool: "list_tickets", action: "call_tool", args: {} } });
+      const draft = await simulateDraft(s.owner.ctx, {
+        tenantId: s.tenantA,
+        serverId: s.serverId,
+        request: { user, groups: [], client: "test-client", scopes: ["tickets:read"], tool: "list_tickets", action: "call_tool", args: {} },
+      });
       expect(draft).toMatchObject({ decision: "deny", stage: "drift" });
     } finally {
       await fetch(`${s.sandbox.base}/_sandbox/reset`, { method: "POST" });

@@ -60,4 +60,12 @@ export const principal = (over: Partial<DecidePrincipal> = {}): DecidePrincipal 
   ...over,
 });
 
-export const policy = (id: string, tenantId: string, serverId: string, cedar: string): RegistrySnapshot["policies"][number] => ({ id, tenantId, serverId, name: id, kind: "cedar", cedar, enabled: true });
+export const policy = (id: string, tenantId: string, serverId: string, cedar: string): RegistrySnapshot["policies"][number] => ({
+  id,
+  tenantId,
+  serverId,
+  name: id,
+  kind: "cedar",
+  cedar,
+  enabled: true,
+});

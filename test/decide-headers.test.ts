@@ -35,9 +35,32 @@ const views: DecisionView[] = SETS.map((set) => {
   return decisionView(c.content);
 });
 
-const METHODS = ["tools/call", "tools/list", "resources/read", "resources/subscribe", "resources/list", "resources/templates/list", "prompts/get", "prompts/list", "completion/complete", "subscriptions/listen", "server/discover", "ping", "initialize", "logging/setLevel", "tasks/get", "notifications/cancelled"];
+const METHODS = [
+  "tools/call",
+  "tools/list",
+  "resources/read",
+  "resources/subscribe",
+  "resources/list",
+  "resources/templates/list",
+  "prompts/get",
+  "prompts/list",
+  "completion/complete",
+  "subscriptions/listen",
+  "server/discover",
+  "ping",
+  "initialize",
+  "logging/setLevel",
+  "tasks/get",
+  "notifications/cancelled",
+];
 const NAMES = ["get_ticket", "summarize", "escalate", "file:///docs/handbook.md", "file:///secrets/payroll.csv", "tickets://{project}/{id}", "tickets://prod/1", "tickets://dev/1", "nope", ""];
-const argValue = fc.oneof(fc.constantFrom("prod", "dev", "angry", "calm", "T-1", "T-1", "T-1"), fc.integer({ min: -5, max: 500 }), fc.boolean(), fc.constant(null), fc.array(fc.string(), { maxLength: 2 }));
+const argValue = fc.oneof(
+  fc.constantFrom("prod", "dev", "angry", "calm", "T-1", "T-1", "T-1"),
+  fc.integer({ min: -5, max: 500 }),
+  fc.boolean(),
+  fc.constant(null),
+  fc.array(fc.string(), { maxLength: 2 }),
+);
 const args = fc.dictionary(fc.constantFrom("amount", "id", "id", "tone", "ticket", "ticket", "project", "other", "__proto__"), argValue, { maxKeys: 4 });
 
 // Names that fit the method most of the time (a random name would mostly stop at the catalogue).
@@ -75,7 +98,14 @@ describe("decideOnHeaders never disagrees with decide() on the body", () => {
       fc.property(request, (r) => {
         const view = views[r.view]!;
         const time = new Date(`2026-11-25T${String(r.hour).padStart(2, "0")}:00:00Z`);
-        const base: Omit<DecideRequest, "args"> = { method: r.mn.method, serverId: r.serverId, name: r.mn.name, completionRef: r.completionRef, principal: principal({ tenantId: r.tenantId, groups: r.groups, scopes: r.scopes, client: r.client }), time };
+        const base: Omit<DecideRequest, "args"> = {
+          method: r.mn.method,
+          serverId: r.serverId,
+          name: r.mn.name,
+          completionRef: r.completionRef,
+          principal: principal({ tenantId: r.tenantId, groups: r.groups, scopes: r.scopes, client: r.client }),
+          time,
+        };
         const h = decideOnHeaders(view, base);
         if (h.final === null) {
           nulls++;
@@ -100,12 +130,17 @@ describe("decideOnHeaders never disagrees with decide() on the body", () => {
     const noArgs = views[1]!; // readers permit + payroll forbid
     const p = principal({ groups: [] });
     expect(decideOnHeaders(noArgs, { method: "tools/call", serverId: "srv_a", name: "get_ticket", principal: p, time: new Date() }).final).toMatchObject({ decision: "deny", stage: "policy" });
-    expect(decideOnHeaders(noArgs, { method: "resources/read", serverId: "srv_a", name: "file:///secrets/payroll.csv", principal: principal({ groups: ["readers"] }), time: new Date() }).final).toMatchObject({ decision: "deny", determining: ["pol_2"] });
+    expect(
+      decideOnHeaders(noArgs, { method: "resources/read", serverId: "srv_a", name: "file:///secrets/payroll.csv", principal: principal({ groups: ["readers"] }), time: new Date() }).final,
+    ).toMatchObject({ decision: "deny", determining: ["pol_2"] });
     // Allowed, but srv_a's tools type arguments: a body of the wrong type would be denied, so the body decides.
     expect(decideOnHeaders(noArgs, { method: "tools/call", serverId: "srv_a", name: "get_ticket", principal: principal({ groups: ["readers"] }), time: new Date() }).final).toBeNull();
     const amounts = views[4]!;
     expect(decideOnHeaders(amounts, { method: "tools/call", serverId: "srv_a", name: "get_ticket", principal: principal({ groups: ["readers"] }), time: new Date() }).final).toBeNull();
     // A resource read carries no body arguments: final either way.
-    expect(decideOnHeaders(views[2]!, { method: "resources/read", serverId: "srv_a", name: "tickets://prod/1", principal: principal({ groups: ["readers"] }), time: new Date() }).final).toMatchObject({ decision: "deny", determining: ["pol_3"] });
+    expect(decideOnHeaders(views[2]!, { method: "resources/read", serverId: "srv_a", name: "tickets://prod/1", principal: principal({ groups: ["readers"] }), time: new Date() }).final).toMatchObject({
+      decision: "deny",
+      determining: ["pol_3"],
+    });
   });
 });

@@ -15,7 +15,14 @@ import { prompts, resources, snapshot, templates } from "./resource-fixtures";
  * values JSON cannot carry (NaN) it is the hash of what would be sent (`sent` below).
  */
 const sent = (kind: CatalogueKind, t: unknown) => entryHash(kind, JSON.parse(JSON.stringify(t)));
-function reference<T>(view: DecisionView, request: { serverId: string; principal: DecidePrincipal; time?: Date }, kind: ListKind, items: readonly T[], live: LiveState, hashOf: (kind: CatalogueKind, t: unknown) => string = entryHash) {
+function reference<T>(
+  view: DecisionView,
+  request: { serverId: string; principal: DecidePrincipal; time?: Date },
+  kind: ListKind,
+  items: readonly T[],
+  live: LiveState,
+  hashOf: (kind: CatalogueKind, t: unknown) => string = entryHash,
+) {
   const kept: T[] = [];
   const hidden: string[] = [];
   const changed: { serverId: string; kind: ListKind; name: string; tool: string; live: string; approved: string }[] = [];
@@ -59,10 +66,20 @@ const TOOLS = ["transfer", "balance", "export", "wipe", "search"];
 const toolSpecs = TOOLS.map((name, i) => ({ name, properties: i % 2 ? {} : { amount: { type: "integer" }, to: { type: "string" } } }));
 const POOL = [
   policy("pol_list_fin", "ten_a", "srv_a", `permit (principal in Group::"finance", action == Action::"list_tools", resource);`),
-  policy("pol_list_alice", "ten_a", "srv_a", `permit (principal == User::"https://as.example.com#alice", action in [Action::"list_tools", Action::"list_resources", Action::"list_resource_templates", Action::"list_prompts"], resource);`),
+  policy(
+    "pol_list_alice",
+    "ten_a",
+    "srv_a",
+    `permit (principal == User::"https://as.example.com#alice", action in [Action::"list_tools", Action::"list_resources", Action::"list_resource_templates", Action::"list_prompts"], resource);`,
+  ),
   policy("pol_no_wipe", "ten_a", "srv_a", `forbid (principal, action, resource == Tool::"srv_a/wipe");`),
   policy("pol_appr_list", "ten_a", "srv_a", `@approval("ops")\nforbid (principal, action == Action::"list_tools", resource == Tool::"srv_a/export");`),
-  policy("pol_appr_call", "ten_a", "srv_a", `@approval("finance-approvers")\nforbid (principal, action == Action::"call_tool", resource == Tool::"srv_a/transfer") when { context.args has amount && context.args.amount > 10 };`),
+  policy(
+    "pol_appr_call",
+    "ten_a",
+    "srv_a",
+    `@approval("finance-approvers")\nforbid (principal, action == Action::"call_tool", resource == Tool::"srv_a/transfer") when { context.args has amount && context.args.amount > 10 };`,
+  ),
   policy("pol_args", "ten_a", "srv_a", `forbid (principal, action, resource) when { context.args has amount && context.args.amount > 100 };`),
   policy("pol_scope", "ten_a", "srv_a", `permit (principal, action, resource) when { context.scopes.contains("all") };`),
   policy("pol_no_payroll", "ten_a", "srv_a", `forbid (principal, action, resource == Resource::"srv_a/file:///secrets/payroll.csv");`),
@@ -89,7 +106,17 @@ function bundles(): BundleContent[] {
 }
 
 const listed: Record<ListKind, unknown[]> = {
-  tools: [...toolSpecs.map((t) => toolDef(t.name, t.properties)), toolDef("unapproved", {}), { ...toolDef("balance", {}), description: "changed" }, { ...toolDef("search", {}), inputSchema: { type: "object", properties: { x: { type: "number", minimum: Number.NaN } } } }, { name: "" }, null, 7, "text", toolDef("get_ticket", { id: { type: "string" }, amount: { type: "integer" } })],
+  tools: [
+    ...toolSpecs.map((t) => toolDef(t.name, t.properties)),
+    toolDef("unapproved", {}),
+    { ...toolDef("balance", {}), description: "changed" },
+    { ...toolDef("search", {}), inputSchema: { type: "object", properties: { x: { type: "number", minimum: Number.NaN } } } },
+    { name: "" },
+    null,
+    7,
+    "text",
+    toolDef("get_ticket", { id: { type: "string" }, amount: { type: "integer" } }),
+  ],
   resources: [...resources, { ...resources[0]!, title: "Changed" }, { uri: "file:///etc/passwd", name: "passwd" }, { name: "no uri" }],
   resourceTemplates: [...templates, { uriTemplate: "other://{x}", name: "other" }],
   prompts: [...prompts, { ...prompts[1]!, description: "changed" }, { name: "unknown" }],
@@ -121,7 +148,14 @@ describe("filterList(): the list path keeps exactly what per-entry decide() keep
           const base = contents[r.bundle]!;
           const content: BundleContent = {
             ...base,
-            revocations: r.revoke === "none" ? [] : r.revoke === "user" ? [{ tenantId: "ten_a", user: "https://as.example.com#alice", before: "2026-11-25T00:00:00Z" }] : r.revoke === "tenant" ? [{ tenantId: "ten_a", before: "2026-11-25T00:00:00Z" }] : [{ tenantId: "ten_a", before: "2000-01-01T00:00:00Z" }],
+            revocations:
+              r.revoke === "none"
+                ? []
+                : r.revoke === "user"
+                  ? [{ tenantId: "ten_a", user: "https://as.example.com#alice", before: "2026-11-25T00:00:00Z" }]
+                  : r.revoke === "tenant"
+                    ? [{ tenantId: "ten_a", before: "2026-11-25T00:00:00Z" }]
+                    : [{ tenantId: "ten_a", before: "2000-01-01T00:00:00Z" }],
             clientApproval: r.clientApproval ? ["ten_a"] : [],
             approvedClients: [{ tenantId: "ten_a", clientId: "cli" }],
           };
@@ -138,14 +172,14 @@ describe("filterList(): the list path keeps exactly what per-entry decide() keep
             [items, reference(view, request, r.kind, items, live, sent)],
             [wire, reference(view, request, r.kind, wire, live)],
           ] as const)
-          for (let i = 0; i < 2; i++) {
-            const got = filterList(view, request, r.kind, list, live);
-            expect(got.kept.length).toBe(want.kept.length);
-            got.kept.forEach((t, j) => expect(t).toBe(want.kept[j]));
-            expect(got.hidden).toEqual(want.hidden);
-            expect(got.changed).toEqual(want.changed);
-            expect(got.record).toMatchObject(want.record);
-          }
+            for (let i = 0; i < 2; i++) {
+              const got = filterList(view, request, r.kind, list, live);
+              expect(got.kept.length).toBe(want.kept.length);
+              got.kept.forEach((t, j) => expect(t).toBe(want.kept[j]));
+              expect(got.hidden).toEqual(want.hidden);
+              expect(got.changed).toEqual(want.changed);
+              expect(got.record).toMatchObject(want.record);
+            }
         },
       ),
       { numRuns: 400 },

@@ -7,7 +7,11 @@ import { snapshot } from "./resource-fixtures";
 // Issue 11: logging/setLevel is the bundle's decision per server (BundleServer.upstreamLogging), default deny.
 const time = new Date("2026-11-25T12:00:00Z");
 const base = compileOf(snapshot([])).content;
-const withLogging = (c: BundleContent, over: Partial<BundleContent> = {}): BundleContent => ({ ...c, servers: c.servers.map((s) => (s.id === "srv_a" ? { ...s, upstreamLogging: true as const } : s)), ...over });
+const withLogging = (c: BundleContent, over: Partial<BundleContent> = {}): BundleContent => ({
+  ...c,
+  servers: c.servers.map((s) => (s.id === "srv_a" ? { ...s, upstreamLogging: true as const } : s)),
+  ...over,
+});
 const setLevel = (content: BundleContent, p = principal(), serverId = "srv_a") => decide(decisionView(content), { method: "logging/setLevel", serverId, principal: p, time });
 
 describe("logging/setLevel", () => {

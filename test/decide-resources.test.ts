@@ -7,10 +7,20 @@ import { prompts, resources, snapshot, templates } from "./resource-fixtures";
 
 const time = new Date("2026-11-25T12:00:00Z");
 
-const readers = policy("pol_readers", "ten_a", "srv_a", `permit (principal in Group::"readers", action in [Action::"read_resource", Action::"list_resources", Action::"list_resource_templates", Action::"get_prompt", Action::"list_prompts", Action::"complete"], resource);`);
+const readers = policy(
+  "pol_readers",
+  "ten_a",
+  "srv_a",
+  `permit (principal in Group::"readers", action in [Action::"read_resource", Action::"list_resources", Action::"list_resource_templates", Action::"get_prompt", Action::"list_prompts", Action::"complete"], resource);`,
+);
 const noPayroll = policy("pol_no_payroll", "ten_a", "srv_a", `forbid (principal, action, resource == Resource::"srv_a/file:///secrets/payroll.csv");`);
 const noProdTickets = policy("pol_no_prod", "ten_a", "srv_a", `forbid (principal, action == Action::"read_resource", resource) when { context.args has project && context.args.project == "prod" };`);
-const calmTone = policy("pol_tone", "ten_a", "srv_a", `forbid (principal, action == Action::"get_prompt", resource == Prompt::"srv_a/summarize") when { context.args has tone && context.args.tone == "angry" };`);
+const calmTone = policy(
+  "pol_tone",
+  "ten_a",
+  "srv_a",
+  `forbid (principal, action == Action::"get_prompt", resource == Prompt::"srv_a/summarize") when { context.args has tone && context.args.tone == "angry" };`,
+);
 // An existing tools policy written without an action: must still compile and keep its meaning.
 const bigAmount = policy("pol_big", "ten_a", "srv_a", `forbid (principal, action, resource) when { context.args has amount && context.args.amount > 100 };`);
 
@@ -32,14 +42,17 @@ describe("resources, templates and prompts under policy", () => {
     expect(kinds).toContain("resourceTemplate:tickets://{project}/{id}");
     expect(kinds).toContain("prompt:summarize");
     expect(view.content.catalogue.find((e) => e.name === "get_ticket")).not.toHaveProperty("kind");
-    expect(view.content.cedar.entities.map((e) => `${e.uid.type}::${e.uid.id}`)).toEqual(expect.arrayContaining(["Resource::srv_a/file:///docs/handbook.md", "ResourceTemplate::srv_a/tickets://{project}/{id}", "Prompt::srv_a/summarize", "Tool::srv_a/get_ticket"]));
+    expect(view.content.cedar.entities.map((e) => `${e.uid.type}::${e.uid.id}`)).toEqual(
+      expect.arrayContaining(["Resource::srv_a/file:///docs/handbook.md", "ResourceTemplate::srv_a/tickets://{project}/{id}", "Prompt::srv_a/summarize", "Tool::srv_a/get_ticket"]),
+    );
   });
 
   it("reads an approved resource when a permit allows; a forbid wins; default deny", () => {
     expect(ask(view, { name: "file:///docs/handbook.md" })).toMatchObject({ decision: "allow", stage: "policy", determining: ["pol_readers"] });
     expect(ask(view, { name: "file:///secrets/payroll.csv" })).toMatchObject({ decision: "deny", stage: "policy", determining: ["pol_no_payroll"] });
     expect(ask(view, { name: "file:///docs/handbook.md", principal: principal() })).toMatchObject({ decision: "deny", stage: "policy", determining: [], reason: "no policy allows this call" });
-    for (const m of ["resources/subscribe", "resources/unsubscribe"]) expect(ask(view, { method: m, name: "file:///secrets/payroll.csv" })).toMatchObject({ decision: "deny", determining: ["pol_no_payroll"] });
+    for (const m of ["resources/subscribe", "resources/unsubscribe"])
+      expect(ask(view, { method: m, name: "file:///secrets/payroll.csv" })).toMatchObject({ decision: "deny", determining: ["pol_no_payroll"] });
   });
 
   it("a URI that is not approved is denied at the catalogue; one matching an approved template is read through it with its variables", () => {
@@ -60,15 +73,21 @@ describe("resources, templates and prompts under policy", () => {
   });
 
   it("completion is decided on the prompt or template it completes; without a ref type, every entry of that name must allow", () => {
-    const complete = (name: string, completionRef?: "ref/prompt" | "ref/resource", args: Record<string, unknown> = {}) => decide(view, { method: "completion/complete", serverId: "srv_a", name, completionRef, principal: reader, args, time });
+    const complete = (name: string, completionRef?: "ref/prompt" | "ref/resource", args: Record<string, unknown> = {}) =>
+      decide(view, { method: "completion/complete", serverId: "srv_a", name, completionRef, principal: reader, args, time });
     expect(complete("summarize", "ref/prompt")).toMatchObject({ decision: "allow" });
     expect(complete("tickets://{project}/{id}", "ref/resource")).toMatchObject({ decision: "allow" });
     expect(complete("summarize", "ref/resource")).toMatchObject({ decision: "deny", stage: "catalogue" });
     expect(complete("summarize")).toMatchObject({ decision: "allow" });
     // Policies of other actions do not apply to completion; one on `complete` does, with the arguments.
     expect(complete("tickets://{project}/{id}", "ref/resource", { project: "prod" })).toMatchObject({ decision: "allow" });
-    const v = built([readers, policy("pol_no_prod_complete", "ten_a", "srv_a", `forbid (principal, action == Action::"complete", resource) when { context.args has project && context.args.project == "prod" };`)]);
-    expect(decide(v, { method: "completion/complete", serverId: "srv_a", name: "tickets://{project}/{id}", completionRef: "ref/resource", principal: reader, args: { project: "prod" }, time })).toMatchObject({ decision: "deny", determining: ["pol_no_prod_complete"] });
+    const v = built([
+      readers,
+      policy("pol_no_prod_complete", "ten_a", "srv_a", `forbid (principal, action == Action::"complete", resource) when { context.args has project && context.args.project == "prod" };`),
+    ]);
+    expect(
+      decide(v, { method: "completion/complete", serverId: "srv_a", name: "tickets://{project}/{id}", completionRef: "ref/resource", principal: reader, args: { project: "prod" }, time }),
+    ).toMatchObject({ decision: "deny", determining: ["pol_no_prod_complete"] });
   });
 
   it("lists pass to their filter; server/discover passes (filtered); logging/setLevel and unknown methods are denied", () => {
@@ -93,7 +112,7 @@ describe("resources, templates and prompts under policy", () => {
     expect(ask(v, { name: "file:///docs/handbook.md" })).toMatchObject({ decision: "deny", stage: "catalogue" });
     const drifted = new Set([driftKey("srv_a", "prompts", "escalate"), driftKey("srv_a", "resourceTemplates", "tickets://{project}/{id}")]);
     expect(decide(view, { method: "prompts/get", serverId: "srv_a", name: "escalate", principal: reader, args: {}, time }, { drifted })).toMatchObject({ decision: "deny", stage: "drift" });
-    expect(ask(view, { name: "tickets://dev/1" }, )).toMatchObject({ decision: "allow" });
+    expect(ask(view, { name: "tickets://dev/1" })).toMatchObject({ decision: "allow" });
     expect(decide(view, { method: "resources/read", serverId: "srv_a", name: "tickets://dev/1", principal: reader, time }, { drifted })).toMatchObject({ decision: "deny", stage: "drift" });
     // A tool named like a prompt is another entry: srv_b's tool "summarize" is not the prompt.
     expect(driftKey("srv_a", "tools", "summarize")).not.toBe(driftKey("srv_a", "prompts", "summarize"));
@@ -102,7 +121,10 @@ describe("resources, templates and prompts under policy", () => {
   it("tenants never cross: another tenant's policies do not apply, a tenant without the server is denied", () => {
     const other = principal({ tenantId: "ten_b", groups: ["readers"] });
     expect(ask(view, { name: "file:///docs/handbook.md", principal: other })).toMatchObject({ decision: "deny", stage: "policy", determining: [] });
-    expect(decide(view, { method: "resources/read", serverId: "srv_b", name: "file:///docs/handbook.md", principal: principal({ groups: ["readers"] }), time })).toMatchObject({ decision: "deny", stage: "server" });
+    expect(decide(view, { method: "resources/read", serverId: "srv_b", name: "file:///docs/handbook.md", principal: principal({ groups: ["readers"] }), time })).toMatchObject({
+      decision: "deny",
+      stage: "server",
+    });
     expect(decide(view, { method: "prompts/get", serverId: "srv_b", name: "summarize", principal: other, args: {}, time })).toMatchObject({ decision: "deny", stage: "catalogue" });
   });
 
@@ -123,7 +145,10 @@ describe("resources, templates and prompts under policy", () => {
     expect(r.changed).toEqual([expect.objectContaining({ kind: "resources", name: "file:///docs/handbook.md" })]);
     expect(filterList(view, req, "resourceTemplates", templates).kept).toHaveLength(1);
     expect(filterList(view, req, "prompts", prompts).kept.map((p) => p.name)).toEqual(["summarize", "escalate"]);
-    expect(filterList(view, { ...req, principal: principal() }, "prompts", prompts)).toMatchObject({ kept: [], record: { decision: "allow", reason: "listed 0 of 2 prompts; hidden: summarize (not allowed), escalate (not allowed)" } });
+    expect(filterList(view, { ...req, principal: principal() }, "prompts", prompts)).toMatchObject({
+      kept: [],
+      record: { decision: "allow", reason: "listed 0 of 2 prompts; hidden: summarize (not allowed), escalate (not allowed)" },
+    });
     // The tools list is unchanged: listFilter is filterList on tools.
     expect(listFilter(view, { ...req, principal: principal({ scopes: ["tickets:read"] }) }, [{ name: "summarize", inputSchema: { type: "object" } }]).hidden).toEqual(["summarize (not approved)"]);
   });
@@ -168,15 +193,30 @@ describe("liveDrift (the agent's drift check)", () => {
 describe("rule-editor rules on resources, templates and prompts", () => {
   it("compile to the target's entity type and actions, and decide like Cedar written by hand", async () => {
     const { compileRule, policyRuleSchema } = await import("@/lib/policy/rule");
-    const rule = policyRuleSchema.parse({ effect: "permit", target: "prompt", actions: ["get_prompt", "list_prompts"], tools: ["summarize"], principals: { groups: ["readers"] }, conditions: [{ arg: "tone", op: "neq", value: "angry" }] });
+    const rule = policyRuleSchema.parse({
+      effect: "permit",
+      target: "prompt",
+      actions: ["get_prompt", "list_prompts"],
+      tools: ["summarize"],
+      principals: { groups: ["readers"] },
+      conditions: [{ arg: "tone", op: "neq", value: "angry" }],
+    });
     const text = compileRule(rule, "srv_a", { name: "readers summarize" });
     expect(text).toContain(`resource in [Prompt::"srv_a/summarize"]`);
-    const forbidTemplate = policyRuleSchema.parse({ effect: "forbid", target: "resourceTemplate", actions: ["read_resource"], tools: ["tickets://{project}/{id}"], conditions: [{ arg: "project", op: "eq", value: "prod" }] });
-    const c = compileOf(snapshot([
-      { ...policy("pol_rule", "ten_a", "srv_a", text), kind: "rule" },
-      policy("pol_read", "ten_a", "srv_a", `permit (principal in Group::"readers", action == Action::"read_resource", resource);`),
-      { ...policy("pol_rule2", "ten_a", "srv_a", compileRule(forbidTemplate, "srv_a", { name: "no prod" })), kind: "rule" },
-    ]));
+    const forbidTemplate = policyRuleSchema.parse({
+      effect: "forbid",
+      target: "resourceTemplate",
+      actions: ["read_resource"],
+      tools: ["tickets://{project}/{id}"],
+      conditions: [{ arg: "project", op: "eq", value: "prod" }],
+    });
+    const c = compileOf(
+      snapshot([
+        { ...policy("pol_rule", "ten_a", "srv_a", text), kind: "rule" },
+        policy("pol_read", "ten_a", "srv_a", `permit (principal in Group::"readers", action == Action::"read_resource", resource);`),
+        { ...policy("pol_rule2", "ten_a", "srv_a", compileRule(forbidTemplate, "srv_a", { name: "no prod" })), kind: "rule" },
+      ]),
+    );
     expect(c.issues).toEqual([]);
     const view = decisionView(c.content);
     const get = (args: Record<string, unknown>) => decide(view, { method: "prompts/get", serverId: "srv_a", name: "summarize", principal: reader, args, time });
@@ -225,18 +265,25 @@ describe("properties over resources and prompts (fast-check, fixed seed)", () =>
 
   it("default deny, a forbid wins, and no tenant's policy decides another tenant's request", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: views.length - 1 }), fc.constantFrom(...METHODS_NAMES), fc.constantFrom("ten_a", "ten_b"), fc.subarray(["readers"]), (v, [method, name], tenantId, groups) => {
-        const { view, chosen } = views[v]!;
-        const d = decide(view, { method, serverId: "srv_a", name, principal: principal({ tenantId, groups }), args: { project: "prod", tone: "calm" }, time });
-        const mine = chosen.filter((p) => p.tenant === tenantId);
-        // Every policy that determined the answer is the request's own tenant's.
-        for (const id of d.determining) expect(mine.map((p) => p.id)).toContain(id);
-        // Default deny: no permit of this tenant, no allow.
-        if (!mine.some((p) => p.permit)) expect(d.decision).toBe("deny");
-        // A forbid wins: the payroll forbid denies every action on payroll for ten_a.
-        if (tenantId === "ten_a" && name === "file:///secrets/payroll.csv" && mine.some((p) => p.id === "pol_a_payroll")) expect(d).toMatchObject({ decision: "deny", determining: ["pol_a_payroll"] });
-        if (d.decision === "allow") expect(d.determining.length).toBeGreaterThan(0);
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: views.length - 1 }),
+        fc.constantFrom(...METHODS_NAMES),
+        fc.constantFrom("ten_a", "ten_b"),
+        fc.subarray(["readers"]),
+        (v, [method, name], tenantId, groups) => {
+          const { view, chosen } = views[v]!;
+          const d = decide(view, { method, serverId: "srv_a", name, principal: principal({ tenantId, groups }), args: { project: "prod", tone: "calm" }, time });
+          const mine = chosen.filter((p) => p.tenant === tenantId);
+          // Every policy that determined the answer is the request's own tenant's.
+          for (const id of d.determining) expect(mine.map((p) => p.id)).toContain(id);
+          // Default deny: no permit of this tenant, no allow.
+          if (!mine.some((p) => p.permit)) expect(d.decision).toBe("deny");
+          // A forbid wins: the payroll forbid denies every action on payroll for ten_a.
+          if (tenantId === "ten_a" && name === "file:///secrets/payroll.csv" && mine.some((p) => p.id === "pol_a_payroll"))
+            expect(d).toMatchObject({ decision: "deny", determining: ["pol_a_payroll"] });
+          if (d.decision === "allow") expect(d.determining.length).toBeGreaterThan(0);
+        },
+      ),
       { seed: 20261206, numRuns: 600 },
     );
   });
@@ -250,13 +297,26 @@ describe("a resource's policies hold whatever the URI's spelling", () => {
       policy("pol_no_payroll", "ten_a", "srv_a", `forbid (principal, action, resource == Resource::"srv_a/file:///secrets/payroll.csv");`),
     ]);
     const broad = { uriTemplate: "file:///{+path}", name: "any file" };
-    snap.servers[0]!.tools.push({ kind: "resourceTemplate", name: broad.uriTemplate, risk: "high", blocked: false, approved: { hash: hashOf("resourceTemplate", broad), title: null, description: "", annotations: {}, inputSchema: { type: "object" }, label: broad.name, mimeType: null } });
+    snap.servers[0]!.tools.push({
+      kind: "resourceTemplate",
+      name: broad.uriTemplate,
+      risk: "high",
+      blocked: false,
+      approved: { hash: hashOf("resourceTemplate", broad), title: null, description: "", annotations: {}, inputSchema: { type: "object" }, label: broad.name, mimeType: null },
+    });
     const c = compileOf(snap);
     expect(c.issues).toEqual([]);
     const view = decisionView(c.content);
     const read = (uri: string) => decide(view, { method: "resources/read", serverId: "srv_a", name: uri, principal: principal(), time });
     expect(read("file:///docs/anything.txt")).toMatchObject({ decision: "allow" });
-    for (const uri of ["file:///secrets/payroll.csv", "file:///secrets/%70ayroll.csv", "file:///secrets//payroll.csv", "file:///docs/../secrets/payroll.csv", "file:///secrets/./payroll.csv", "FILE:///secrets/payroll.csv"]) {
+    for (const uri of [
+      "file:///secrets/payroll.csv",
+      "file:///secrets/%70ayroll.csv",
+      "file:///secrets//payroll.csv",
+      "file:///docs/../secrets/payroll.csv",
+      "file:///secrets/./payroll.csv",
+      "FILE:///secrets/payroll.csv",
+    ]) {
       expect(read(uri), uri).toMatchObject({ decision: "deny", determining: ["pol_no_payroll"] });
     }
     expect(normalizeUri("HTTPS://Example.COM/a/./b/../c//d?x=%7e")).toBe("https://example.com/a/c/d?x=~");

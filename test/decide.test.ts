@@ -21,7 +21,8 @@ const servers = [
 describe("decide(): one decision with every check", () => {
   const content = contentOf(snapshotOf(servers, [policy("pol_forbid_big", "ten_a", "srv_a", `forbid (principal, action, resource) when { context.args has amount && context.args.amount > 100 };`)]));
   const view = decisionView(content);
-  const call = (over: Partial<Parameters<typeof decide>[1]> = {}) => decide(view, { method: "tools/call", serverId: "srv_a", tool: "get_ticket", principal: principal({ scopes: ["tickets:read"] }), args: {}, time, ...over });
+  const call = (over: Partial<Parameters<typeof decide>[1]> = {}) =>
+    decide(view, { method: "tools/call", serverId: "srv_a", tool: "get_ticket", principal: principal({ scopes: ["tickets:read"] }), args: {}, time, ...over });
 
   it("allows through a scope mapping, and denies by default with the granting scopes for step-up", () => {
     expect(call()).toMatchObject({ decision: "allow", stage: "policy", stepUpScopes: [] });
@@ -45,14 +46,29 @@ describe("decide(): one decision with every check", () => {
     const live = { ...content, revocations: [{ tenantId: "ten_a", user: "alice", before: "2026-11-25T11:30:00.000Z" }], clientApproval: ["ten_b"], approvedClients: [] };
     const v = decisionView(live);
     expect(decide(v, { method: "initialize", serverId: "srv_a", principal: principal() })).toMatchObject({ decision: "deny", stage: "revoked" });
-    expect(decide(v, { method: "tools/call", serverId: "srv_a", tool: "get_ticket", principal: principal({ scopes: ["tickets:read"], iat: Date.parse("2026-11-25T11:31:00Z") / 1000 }), time })).toMatchObject({ decision: "allow" });
-    expect(decide(v, { method: "tools/call", serverId: "srv_a", tool: "get_ticket", principal: principal({ tenantId: "ten_b", scopes: ["tickets:read"] }), time })).toMatchObject({ decision: "deny", stage: "client", stepUpScopes: [] });
-    expect(call({}, )).toMatchObject({ decision: "allow" });
-    expect(decide(view, { method: "tools/call", serverId: "srv_a", tool: "get_ticket", principal: principal({ scopes: [] }), time }, { drifted: new Set(["srv_a/get_ticket"]) })).toMatchObject({ decision: "deny", stage: "drift", stepUpScopes: [] });
+    expect(
+      decide(v, { method: "tools/call", serverId: "srv_a", tool: "get_ticket", principal: principal({ scopes: ["tickets:read"], iat: Date.parse("2026-11-25T11:31:00Z") / 1000 }), time }),
+    ).toMatchObject({ decision: "allow" });
+    expect(decide(v, { method: "tools/call", serverId: "srv_a", tool: "get_ticket", principal: principal({ tenantId: "ten_b", scopes: ["tickets:read"] }), time })).toMatchObject({
+      decision: "deny",
+      stage: "client",
+      stepUpScopes: [],
+    });
+    expect(call({})).toMatchObject({ decision: "allow" });
+    expect(decide(view, { method: "tools/call", serverId: "srv_a", tool: "get_ticket", principal: principal({ scopes: [] }), time }, { drifted: new Set(["srv_a/get_ticket"]) })).toMatchObject({
+      decision: "deny",
+      stage: "drift",
+      stepUpScopes: [],
+    });
   });
 
   it("filters tools/list with the same checks", () => {
-    const tools = [toolDef("get_ticket", { id: { type: "string" } }), toolDef("refund", { amount: { type: "integer" } }), toolDef("unknown", {}), { ...toolDef("refund", { amount: { type: "number" } }) }];
+    const tools = [
+      toolDef("get_ticket", { id: { type: "string" } }),
+      toolDef("refund", { amount: { type: "integer" } }),
+      toolDef("unknown", {}),
+      { ...toolDef("refund", { amount: { type: "number" } }) },
+    ];
     const r = listFilter(view, { serverId: "srv_a", principal: principal({ scopes: ["tickets:read"] }), time }, tools);
     expect(r.kept.map((t) => t.name)).toEqual(["get_ticket"]);
     expect(r.hidden).toEqual(["refund (not allowed)", "unknown (not approved)", "refund (changed upstream)"]);
@@ -66,7 +82,10 @@ describe("decide(): one decision with every check", () => {
     const engine = new PolicyEngine(content);
     const copy = { ...content };
     expect(decisionView(copy, { engine }).engine).toBe(engine);
-    const latest = new Map([["srv_a/get_ticket", "sha256:other"], ["srv_a/refund", content.catalogue.find((t) => t.name === "refund")!.hash]]);
+    const latest = new Map([
+      ["srv_a/get_ticket", "sha256:other"],
+      ["srv_a/refund", content.catalogue.find((t) => t.name === "refund")!.hash],
+    ]);
     expect([...driftedAgainst(content, latest)]).toEqual(["srv_a/get_ticket"]);
   });
 
@@ -106,7 +125,10 @@ describe("defect 11: fail-closed availability", () => {
     const c = compileOf(snapshotOf(servers, [policy("pol_forbid_big", "ten_a", "srv_a", `forbid (principal, action, resource) when { context.args has amount && context.args.amount > 100 };`)]));
     expect(c.issues).toEqual([]);
     const view = decisionView(c.content);
-    expect(decide(view, { method: "tools/call", serverId: "srv_a", tool: "refund", principal: principal({ scopes: ["tickets:write"] }), args: { amount: 500 }, time })).toMatchObject({ decision: "deny", determining: ["pol_forbid_big"] });
+    expect(decide(view, { method: "tools/call", serverId: "srv_a", tool: "refund", principal: principal({ scopes: ["tickets:write"] }), args: { amount: 500 }, time })).toMatchObject({
+      decision: "deny",
+      determining: ["pol_forbid_big"],
+    });
     expect(decide(view, { method: "tools/call", serverId: "srv_a", tool: "refund", principal: principal({ scopes: ["tickets:write"] }), args: { amount: 50 }, time }).decision).toBe("allow");
     // On srv_b, amount is a string: typed as such there.
     const b = decide(view, { method: "tools/call", serverId: "srv_b", tool: "transfer", principal: principal(), args: { amount: 5 }, time });

@@ -12,7 +12,16 @@ import { DECISION_LIMITS, decisionLine, decisionRecord, normalizeDecisionRecord,
 // Any JSON-like value, including strings with NUL and unpaired surrogates (fc.string draws from every UTF-16 unit).
 const hostileString = fc.oneof(fc.string({ unit: "binary", maxLength: 600 }), fc.string({ unit: "grapheme", maxLength: 300 }), fc.constant("\u0000"), fc.constant("\ud800x"));
 const hostile = fc.letrec((tie) => ({
-  value: fc.oneof({ depthSize: "small" }, hostileString, fc.double(), fc.integer(), fc.boolean(), fc.constant(null), fc.array(tie("value"), { maxLength: 5 }), fc.dictionary(hostileString, tie("value"), { maxKeys: 5 })),
+  value: fc.oneof(
+    { depthSize: "small" },
+    hostileString,
+    fc.double(),
+    fc.integer(),
+    fc.boolean(),
+    fc.constant(null),
+    fc.array(tie("value"), { maxLength: 5 }),
+    fc.dictionary(hostileString, tie("value"), { maxKeys: 5 }),
+  ),
 })).value;
 
 describe("decision record", () => {
@@ -36,7 +45,10 @@ describe("decision record", () => {
             reason: hostile,
             latencyUs: hostile,
             args: hostile,
-            context: fc.oneof(hostile, fc.record({ groups: hostile, actors: hostile, token: fc.oneof(hostile, fc.record({ iss: hostile, iat: hostile, exp: hostile })), ip: hostile, masked: hostile }, { requiredKeys: [] })),
+            context: fc.oneof(
+              hostile,
+              fc.record({ groups: hostile, actors: hostile, token: fc.oneof(hostile, fc.record({ iss: hostile, iat: hostile, exp: hostile })), ip: hostile, masked: hostile }, { requiredKeys: [] }),
+            ),
             extra: hostile,
           },
           { requiredKeys: [] },

@@ -19,7 +19,10 @@ export type RowSpec = Partial<Omit<NewDecision, "id" | "at">> & { atMs: number; 
 
 /** Inserts decisions (in chunks) and returns them as stored. */
 export async function insertDecisions(db: Db, specs: RowSpec[]): Promise<NewDecision[]> {
-  await ensurePartitions(db, specs.map((s) => s.atMs));
+  await ensurePartitions(
+    db,
+    specs.map((s) => s.atMs),
+  );
   const rows: NewDecision[] = specs.map(({ atMs, ...s }) => ({
     agentId: "agt_test",
     method: "tools/call",

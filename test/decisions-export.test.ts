@@ -93,7 +93,7 @@ describe("CSV cells", () => {
     expect(csvCell("plain")).toBe("plain");
     expect(csvCell('say "hi", now')).toBe('"say ""hi"", now"');
     expect(csvCell("two\nlines")).toBe('"two\nlines"');
-    expect(csvCell("=HYPERLINK(\"http://evil\")")).toBe("\"'=HYPERLINK(\"\"http://evil\"\")\"");
+    expect(csvCell('=HYPERLINK("http://evil")')).toBe('"\'=HYPERLINK(""http://evil"")"');
     expect(csvCell("+1")).toBe("'+1");
     expect(csvCell("-2+3")).toBe("'-2+3");
     expect(csvCell("@SUM(A1)")).toBe("'@SUM(A1)");
@@ -104,7 +104,9 @@ describe("CSV cells", () => {
 
   it("a decision's hostile values survive a CSV round trip as text", async () => {
     const tenantId = newId("tenant");
-    const [row] = await insertDecisions(t.db, [{ atMs: now - 1000, tenantId, serverId: serverA, fleetId, tool: "t", userId: "=cmd|' /C calc'!A0", reason: 'he said "no",\r\nthen left', args: { note: "@import" } }]);
+    const [row] = await insertDecisions(t.db, [
+      { atMs: now - 1000, tenantId, serverId: serverA, fleetId, tool: "t", userId: "=cmd|' /C calc'!A0", reason: 'he said "no",\r\nthen left', args: { note: "@import" } },
+    ]);
     const e = exportDecisions(owner.ctx, decisionExportQuery.parse({ tenantId, format: "csv" }));
     const rows = parseCsv((await chunks(e.stream)).join(""));
     expect(rows).toHaveLength(2);
@@ -122,7 +124,15 @@ describe("decision export", () => {
   beforeAll(async () => {
     await insertDecisions(
       t.db,
-      Array.from({ length: 5000 }, (_, i) => ({ atMs: now - 60_000 - i * 10, tenantId, serverId: serverA, fleetId, tool: `tool_${i % 7}`, outcome: i % 3 ? ("allow" as const) : ("deny" as const), args: { n: i } })),
+      Array.from({ length: 5000 }, (_, i) => ({
+        atMs: now - 60_000 - i * 10,
+        tenantId,
+        serverId: serverA,
+        fleetId,
+        tool: `tool_${i % 7}`,
+        outcome: i % 3 ? ("allow" as const) : ("deny" as const),
+        args: { n: i },
+      })),
     );
   });
 
@@ -132,7 +142,11 @@ describe("decision export", () => {
     // One chunk per 1,000 rows (the last empty page ends it).
     expect(parts.length).toBe(5);
     expect(parts.every((p) => p.split("\n").filter(Boolean).length === 1000)).toBe(true);
-    const lines = parts.join("").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { id: string; at: string; args: { n: number } });
+    const lines = parts
+      .join("")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { id: string; at: string; args: { n: number } });
     expect(lines).toHaveLength(5000);
     expect(new Set(lines.map((l) => l.id)).size).toBe(5000);
     // Newest first.
@@ -150,7 +164,11 @@ describe("decision export", () => {
 
   it("stops at the row cap with a trailing note", async () => {
     const e = exportDecisions(owner.ctx, decisionExportQuery.parse({ tenantId, format: "ndjson" }), { maxRows: 1500 });
-    const lines = (await chunks(e.stream)).join("").split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = (await chunks(e.stream))
+      .join("")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toHaveLength(1501);
     expect(lines[1500]).toMatchObject({ truncated: true });
   });
@@ -173,7 +191,12 @@ describe("tenant scoping of exports", () => {
       { atMs: now - 2000, tenantId: null, serverId: serverA, fleetId, tool },
     ]);
     const nd = (await chunks(exportDecisions(adminA.ctx, decisionExportQuery.parse({ tool, format: "ndjson" })).stream)).join("");
-    expect(nd.split("\n").filter(Boolean).map((l) => (JSON.parse(l) as { id: string }).id)).toEqual([rows[0]!.id]);
+    expect(
+      nd
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => (JSON.parse(l) as { id: string }).id),
+    ).toEqual([rows[0]!.id]);
     const csv = parseCsv((await chunks(exportDecisions(adminA.ctx, decisionExportQuery.parse({ tool, format: "csv" })).stream)).join(""));
     expect(csv.slice(1).map((r) => r[0])).toEqual([rows[0]!.id]);
     const ownerAll = (await chunks(exportDecisions(owner.ctx, decisionExportQuery.parse({ tool, format: "ndjson" })).stream)).join("");
@@ -185,12 +208,20 @@ describe("tenant scoping of exports", () => {
 describe("follow (SIEM forwarding)", () => {
   it("after the backlog, oldest first, writes new rows as they arrive and heartbeats when idle", async () => {
     const tenantId = newId("tenant");
-    const backlog = await insertDecisions(t.db, [3, 2, 1].map((k) => ({ atMs: Date.now() - k * 1000, tenantId, serverId: serverA, fleetId })));
+    const backlog = await insertDecisions(
+      t.db,
+      [3, 2, 1].map((k) => ({ atMs: Date.now() - k * 1000, tenantId, serverId: serverA, fleetId })),
+    );
     const e = exportDecisions(owner.ctx, decisionExportQuery.parse({ tenantId, format: "ndjson", follow: "1" }), { pollMs: 20, heartbeatMs: 300 });
     const reader = e.stream.getReader();
     const dec = new TextDecoder();
     const first = dec.decode((await reader.read()).value);
-    expect(first.split("\n").filter(Boolean).map((l) => (JSON.parse(l) as { id: string }).id)).toEqual(backlog.map((r) => r.id));
+    expect(
+      first
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => (JSON.parse(l) as { id: string }).id),
+    ).toEqual(backlog.map((r) => r.id));
     const late = await insertDecisions(t.db, [{ atMs: Date.now(), tenantId, serverId: serverA, fleetId }]);
     const next = dec.decode((await reader.read()).value);
     expect((JSON.parse(next.trim()) as { id: string }).id).toBe(late[0]!.id);
@@ -220,9 +251,11 @@ describe("admin trail filters and export", () => {
     const base = new Date("2026-11-20T10:00:00.123Z");
     const ids = Array.from({ length: 6 }, () => newId("event"));
     // Same millisecond, different microseconds: a millisecond cursor would skip some.
-    await t.db.insert(auditEvents).values(
-      ids.map((id, i) => ({ id, at: base, actorType: "system" as const, actorId: "sys", actorLabel: "system", action: "probe.run", targetType: "probe", targetId: `p${i}`, tenantId: tenantA })),
-    );
+    await t.db
+      .insert(auditEvents)
+      .values(
+        ids.map((id, i) => ({ id, at: base, actorType: "system" as const, actorId: "sys", actorLabel: "system", action: "probe.run", targetType: "probe", targetId: `p${i}`, tenantId: tenantA })),
+      );
     await t.db.execute(
       sql`update audit_events set at = at + r.n * interval '1 microsecond' from (select id as rid, row_number() over (order by id) as n from audit_events where target_type = 'probe') r where audit_events.id = r.rid`,
     );
@@ -247,7 +280,13 @@ describe("admin trail filters and export", () => {
     expect(csv[1]![csv[0]!.indexOf("target_id")]).toBe("a");
     expect(csv[1]![csv[0]!.indexOf("actor_label")]).toBe("'=danger");
     const nd = (await chunks(exportTrail(owner.ctx, trailExportQuery.parse({ action: "probe.export", format: "ndjson" })).stream)).join("");
-    expect(nd.split("\n").filter(Boolean).map((l) => (JSON.parse(l) as { targetId: string }).targetId).sort()).toEqual(["a", "b"]);
+    expect(
+      nd
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => (JSON.parse(l) as { targetId: string }).targetId)
+        .sort(),
+    ).toEqual(["a", "b"]);
   });
 
   it("refuses a forged trail cursor", async () => {
@@ -286,7 +325,12 @@ describe("routes (real handlers, API tokens)", () => {
     expect((await exportRoute.GET(get(`/api/v1/admin/decisions/export?format=csv&follow=1`, key), noParams)).status).toBe(422);
     const trail = await trailExportRoute.GET(get("/api/v1/admin/trail/export?format=ndjson", key), noParams);
     expect(trail.status).toBe(200);
-    expect((await trail.text()).split("\n").filter(Boolean).every((l) => (JSON.parse(l) as { tenantId: string }).tenantId === tenantA)).toBe(true);
+    expect(
+      (await trail.text())
+        .split("\n")
+        .filter(Boolean)
+        .every((l) => (JSON.parse(l) as { tenantId: string }).tenantId === tenantA),
+    ).toBe(true);
     expect((await exportRoute.GET(get("/api/v1/admin/decisions/export", "mdt_forged.secret"), noParams)).status).toBe(401);
   });
 });

@@ -68,7 +68,12 @@ describe("decision group-by", () => {
       expect(asMap(o.groups)).toEqual(expected(rows, key));
       expect(o.others).toBe(0);
       const a = await groupDecisions(adminA.ctx, decisionGroupQuery.parse({ ...window, by, limit: 50 }));
-      expect(asMap(a.groups)).toEqual(expected(rows.filter((r) => r.tenantId === tenantA), key));
+      expect(asMap(a.groups)).toEqual(
+        expected(
+          rows.filter((r) => r.tenantId === tenantA),
+          key,
+        ),
+      );
     });
   }
 

@@ -15,7 +15,7 @@ import { makeServer } from "./fleet-helpers";
 
 /** A UUIDv7 for a given instant (the agent makes them with the uuidv7 package). */
 const idAt = (ms: number) => {
-  const hex = ms.toString(16).padStart(12, "0") + "7" + randomBytes(2).toString("hex").slice(1) + ((8 + (randomBytes(1)[0]! % 4)).toString(16)) + randomBytes(8).toString("hex").slice(1);
+  const hex = ms.toString(16).padStart(12, "0") + "7" + randomBytes(2).toString("hex").slice(1) + (8 + (randomBytes(1)[0]! % 4)).toString(16) + randomBytes(8).toString("hex").slice(1);
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 };
 
@@ -30,9 +30,25 @@ describe("decision ingestion", () => {
   let sharedTenantId: string;
   let foreignTenantId: string;
   let sharedServerId: string;
-  const line = (over: Record<string, unknown> = {}) => JSON.stringify({ id: idAt(Date.now()), serverId, tenantId, method: "tools/call", tool: "list_tickets", user: "alice", client: "claude", scopes: ["tickets:read"], outcome: "allow", determining: ["scope:x"], latencyUs: 120, ...over });
+  const line = (over: Record<string, unknown> = {}) =>
+    JSON.stringify({
+      id: idAt(Date.now()),
+      serverId,
+      tenantId,
+      method: "tools/call",
+      tool: "list_tickets",
+      user: "alice",
+      client: "claude",
+      scopes: ["tickets:read"],
+      outcome: "allow",
+      determining: ["scope:x"],
+      latencyUs: 120,
+      ...over,
+    });
   const parts = async () => {
-    const r = (await t.db.execute(sql`select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid join pg_class p on p.oid = i.inhparent where p.relname = 'decisions'`)) as unknown as { rows?: { name: string }[] } | { name: string }[];
+    const r = (await t.db.execute(
+      sql`select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid join pg_class p on p.oid = i.inhparent where p.relname = 'decisions'`,
+    )) as unknown as { rows?: { name: string }[] } | { name: string }[];
     return (Array.isArray(r) ? r : (r.rows ?? [])).map((x) => x.name);
   };
   const dayName = (ms: number) => `decisions_${new Date(ms).toISOString().slice(0, 10).replaceAll("-", "")}`;
@@ -137,7 +153,14 @@ describe("decision ingestion", () => {
     // Nothing was learned into the foreign tenant: no grant, no client.
     expect((await t.db.select().from(grants).where(eq(grants.tenantId, foreignTenantId))).length).toBe(0);
     expect((await t.db.select().from(oauthClients).where(eq(oauthClients.tenantId, foreignTenantId))).length).toBe(0);
-    expect((await t.db.select().from(grants).where(and(eq(grants.tenantId, tenantId), eq(grants.userId, user)))).length).toBe(1);
+    expect(
+      (
+        await t.db
+          .select()
+          .from(grants)
+          .where(and(eq(grants.tenantId, tenantId), eq(grants.userId, user)))
+      ).length,
+    ).toBe(1);
   });
 
   it("shows quarantined lines to owners and global auditors only: counts per agent and the most recent with their problem", async () => {
@@ -158,7 +181,10 @@ describe("decision ingestion", () => {
   it("keeps quarantined lines as long as the decision retention, no longer", async () => {
     const stale = line({ outcome: "stale" });
     await ingestDecisions(t.db, agent, stale);
-    await t.db.update(decisionQuarantine).set({ receivedAt: new Date(Date.now() - 91 * 86_400_000) }).where(eq(decisionQuarantine.raw, stale));
+    await t.db
+      .update(decisionQuarantine)
+      .set({ receivedAt: new Date(Date.now() - 91 * 86_400_000) })
+      .where(eq(decisionQuarantine.raw, stale));
     const before = (await quarantined()).length;
     await runRetention(t.db);
     const after = await quarantined();
@@ -240,13 +266,26 @@ describe("decision ingestion", () => {
     const dup = mine();
     const batch = [dup, dup, mine(), mine({ outcome: "deny" })].join("\n");
     expect(await ingestDecisions(t.db, agent, batch)).toEqual({ accepted: 3, duplicates: 1, quarantined: 0 });
-    const grant = async () => (await t.db.select().from(grants).where(and(eq(grants.tenantId, tenantId), eq(grants.userId, user))))[0];
+    const grant = async () =>
+      (
+        await t.db
+          .select()
+          .from(grants)
+          .where(and(eq(grants.tenantId, tenantId), eq(grants.userId, user)))
+      )[0];
     expect((await grant())!.calls).toBe(2);
     expect(await ingestDecisions(t.db, agent, batch)).toEqual({ accepted: 0, duplicates: 4, quarantined: 0 });
     expect((await grant())!.calls).toBe(2);
     expect(await ingestDecisions(t.db, agent, [batch, mine()].join("\n"))).toEqual({ accepted: 1, duplicates: 4, quarantined: 0 });
     expect((await grant())!.calls).toBe(3);
-    expect((await t.db.select().from(oauthClients).where(and(eq(oauthClients.tenantId, tenantId), eq(oauthClients.clientId, "claude")))).length).toBe(1);
+    expect(
+      (
+        await t.db
+          .select()
+          .from(oauthClients)
+          .where(and(eq(oauthClients.tenantId, tenantId), eq(oauthClients.clientId, "claude")))
+      ).length,
+    ).toBe(1);
   });
 
   it("stores a big batch in two parts at once: a line repeated across the parts is stored and learned once", async () => {
@@ -256,7 +295,13 @@ describe("decision ingestion", () => {
     const before = await stored();
     expect(await ingestDecisions(t.db, agent, lines.join("\n"))).toEqual({ accepted: 2999, duplicates: 1, quarantined: 0 });
     expect(await stored()).toBe(before + 2999);
-    const grant = async () => (await t.db.select().from(grants).where(and(eq(grants.tenantId, tenantId), eq(grants.userId, user))))[0]!;
+    const grant = async () =>
+      (
+        await t.db
+          .select()
+          .from(grants)
+          .where(and(eq(grants.tenantId, tenantId), eq(grants.userId, user)))
+      )[0]!;
     expect((await grant()).calls).toBe(2999);
     // One transaction instead of two: the same answer for a resend.
     expect(await ingestDecisions(t.db, agent, lines.join("\n"), Date.now(), { parts: 1 })).toEqual({ accepted: 0, duplicates: 3000, quarantined: 0 });

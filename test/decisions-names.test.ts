@@ -25,7 +25,10 @@ const agentB = { id: `agt_${uniq("b")}`.replace(/\s/g, ""), name: "agent of B" }
 const now = Date.now();
 
 const policy = async (tenantId: string, serverId: string) =>
-  (await createPolicy(owner.ctx, { tenantId, serverId, name: uniq("policy "), description: "", kind: "cedar", enabled: true, cedar: "permit(principal, action, resource);" } as never)) as unknown as { id: string; name: string };
+  (await createPolicy(owner.ctx, { tenantId, serverId, name: uniq("policy "), description: "", kind: "cedar", enabled: true, cedar: "permit(principal, action, resource);" } as never)) as unknown as {
+    id: string;
+    name: string;
+  };
 
 beforeAll(async () => {
   t = await createTestDb();

@@ -70,7 +70,10 @@ describe("keyset pagination", () => {
       cursor = page.nextCursor ?? undefined;
       pages++;
       // Agents keep reporting: newer rows land while the reader pages back.
-      await insertDecisions(t.db, Array.from({ length: 5 }, (_, i) => ({ atMs: Date.now() - i, tenantId, serverId: serverA, fleetId, tool: "t" })));
+      await insertDecisions(
+        t.db,
+        Array.from({ length: 5 }, (_, i) => ({ atMs: Date.now() - i, tenantId, serverId: serverA, fleetId, tool: "t" })),
+      );
     } while (cursor);
     expect(pages).toBe(Math.ceil(300 / 37));
     expect(seen.length).toBe(300);
@@ -83,12 +86,18 @@ describe("keyset pagination", () => {
 
   it("live tail: `after` answers only rows newer than the newest shown", async () => {
     const tenantId = newId("tenant");
-    await insertDecisions(t.db, [0, 1, 2].map((i) => ({ atMs: now - 10 * MIN + i, tenantId, serverId: serverA, fleetId })));
+    await insertDecisions(
+      t.db,
+      [0, 1, 2].map((i) => ({ atMs: now - 10 * MIN + i, tenantId, serverId: serverA, fleetId })),
+    );
     const first = await search(owner.ctx, { tenantId });
     expect(first.items).toHaveLength(3);
     const newest = first.items[0]!;
     expect((await search(owner.ctx, { tenantId, after: encodeCursor(newest) })).items).toEqual([]);
-    const added = await insertDecisions(t.db, [1, 2].map((i) => ({ atMs: Date.now() + i, tenantId, serverId: serverA, fleetId })));
+    const added = await insertDecisions(
+      t.db,
+      [1, 2].map((i) => ({ atMs: Date.now() + i, tenantId, serverId: serverA, fleetId })),
+    );
     const tail = await search(owner.ctx, { tenantId, after: encodeCursor(newest) });
     expect(tail.items.map((i) => i.id)).toEqual([added[1]!.id, added[0]!.id]);
   });
@@ -104,13 +113,53 @@ describe("filters", () => {
   const tenantFilter = () => ({ tenantId: tenantA });
   beforeAll(async () => {
     const specs = [
-      { key: "base", atMs: now - 30 * MIN, tenantId: tenantA, serverId: serverA, fleetId, tool: "list_tickets", userId: "alice", clientId: "claude", outcome: "allow" as const, bundleRevision: 1, args: { q: "printer" } },
-      { key: "denied", atMs: now - 29 * MIN, tenantId: tenantA, serverId: serverA, fleetId, tool: "delete_ticket", userId: "bob", clientId: "claude", outcome: "deny" as const, bundleRevision: 2, reason: "forbidden by policy", args: { id: "T-1", note: "50%_off deal" } },
-      { key: "server2", atMs: now - 28 * MIN, tenantId: tenantA, serverId: serverA2, fleetId, tool: "list_tickets", userId: "alice", clientId: "cursor", outcome: "error" as const, bundleRevision: 2, args: { note: "50 percent off" } },
+      {
+        key: "base",
+        atMs: now - 30 * MIN,
+        tenantId: tenantA,
+        serverId: serverA,
+        fleetId,
+        tool: "list_tickets",
+        userId: "alice",
+        clientId: "claude",
+        outcome: "allow" as const,
+        bundleRevision: 1,
+        args: { q: "printer" },
+      },
+      {
+        key: "denied",
+        atMs: now - 29 * MIN,
+        tenantId: tenantA,
+        serverId: serverA,
+        fleetId,
+        tool: "delete_ticket",
+        userId: "bob",
+        clientId: "claude",
+        outcome: "deny" as const,
+        bundleRevision: 2,
+        reason: "forbidden by policy",
+        args: { id: "T-1", note: "50%_off deal" },
+      },
+      {
+        key: "server2",
+        atMs: now - 28 * MIN,
+        tenantId: tenantA,
+        serverId: serverA2,
+        fleetId,
+        tool: "list_tickets",
+        userId: "alice",
+        clientId: "cursor",
+        outcome: "error" as const,
+        bundleRevision: 2,
+        args: { note: "50 percent off" },
+      },
       { key: "list", atMs: now - 27 * MIN, tenantId: tenantA, serverId: serverA, fleetId, method: "tools/list", tool: null, userId: "carol", clientId: "claude", bundleRevision: 2, args: null },
       { key: "old", atMs: now - 26 * H, tenantId: tenantA, serverId: serverA, fleetId, tool: "list_tickets", userId: "alice", clientId: "claude", bundleRevision: 1, args: { q: "PRINTER jam" } },
     ];
-    const rows = await insertDecisions(t.db, specs.map(({ key: _key, ...s }) => s));
+    const rows = await insertDecisions(
+      t.db,
+      specs.map(({ key: _key, ...s }) => s),
+    );
     ids = Object.fromEntries(specs.map((s, i) => [s.key, rows[i]!.id]));
   });
   const expectIds = async (q: Record<string, unknown>, keys: string[]) => expect(new Set(await all(owner.ctx, { ...tenantFilter(), ...q }))).toEqual(new Set(keys.map((k) => ids[k])));
@@ -248,7 +297,16 @@ describe("decision detail", () => {
       { id: "pol_x.0", name: "No T-11", kind: "cedar", cedar: content(11).cedar.policies["pol_x.0"] },
       { id: "gone", name: null, kind: null, cedar: null },
     ]);
-    expect(d.claims).toMatchObject({ iss: "https://idp.example", iat: 1_800_000_000, exp: 1_800_003_600, user: "alice", client: "claude", scopes: ["tickets:write"], groups: ["support"], actors: ["agent-7"] });
+    expect(d.claims).toMatchObject({
+      iss: "https://idp.example",
+      iat: 1_800_000_000,
+      exp: 1_800_003_600,
+      user: "alice",
+      client: "claude",
+      scopes: ["tickets:write"],
+      groups: ["support"],
+      actors: ["agent-7"],
+    });
     expect(d.masked).toEqual(["ssn"]);
     expect(d.args).toEqual({ id: "T-11", ssn: "[masked]" });
     const url = new URL(d.simulatorUrl!, "http://x");

@@ -113,7 +113,20 @@ describe("decision ingestion across a PostgreSQL restart", () => {
     while (Date.now() - t0 < RUN_MS || ackedAfterRestart < 3 * BATCH) {
       const ids = Array.from({ length: BATCH }, () => idAt(Date.now()));
       const body = ids
-        .map((id, i) => JSON.stringify({ id, tenantId: "ten_r", serverId: "srv_r", method: "tools/call", tool: "list_tickets", user: `u${i % 7}`, client: "claude", scopes: ["tickets:read"], outcome: "allow", latencyUs: 100 }))
+        .map((id, i) =>
+          JSON.stringify({
+            id,
+            tenantId: "ten_r",
+            serverId: "srv_r",
+            method: "tools/call",
+            tool: "list_tickets",
+            user: `u${i % 7}`,
+            client: "claude",
+            scopes: ["tickets:read"],
+            outcome: "allow",
+            latencyUs: 100,
+          }),
+        )
         .join("\n");
       // As the agent: the same batch again until it is acknowledged (a 200), with a short backoff.
       for (let attempt = 0; ; attempt++) {

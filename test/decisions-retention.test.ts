@@ -36,7 +36,9 @@ describe("decision retention", () => {
   let serverId: string;
   const line = (id: string) => JSON.stringify({ id, serverId, method: "tools/call", tool: "list_tickets", outcome: "allow" });
   const parts = async () => {
-    const r = (await t.db.execute(sql`select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid join pg_class p on p.oid = i.inhparent where p.relname = 'decisions'`)) as unknown as { rows?: { name: string }[] } | { name: string }[];
+    const r = (await t.db.execute(
+      sql`select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid join pg_class p on p.oid = i.inhparent where p.relname = 'decisions'`,
+    )) as unknown as { rows?: { name: string }[] } | { name: string }[];
     return (Array.isArray(r) ? r : (r.rows ?? [])).map((x) => x.name).sort();
   };
   const trail = (action: string) => t.db.select().from(auditEvents).where(eq(auditEvents.action, action));
@@ -79,8 +81,7 @@ describe("decision retention", () => {
   });
 
   it("settings over HTTP: auditor token reads (200) but PATCH is 403; tenant-admin token 403; bad value 422", async () => {
-    const tok = async (m: MadeUser, role: "owner" | "admin" | "auditor", tenantId?: string) =>
-      (await createApiToken(m.ctx, createTokenInput.parse({ name: uniq("tok-"), role, tenantId }))).token;
+    const tok = async (m: MadeUser, role: "owner" | "admin" | "auditor", tenantId?: string) => (await createApiToken(m.ctx, createTokenInput.parse({ name: uniq("tok-"), role, tenantId }))).token;
     const call = (method: "GET" | "PATCH", key: string, body?: unknown) => {
       const req = new NextRequest("http://localhost:3000/api/v1/admin/settings", {
         method,
@@ -154,7 +155,11 @@ describe("decision retention", () => {
   it("the job runs on its timer", async () => {
     const when = Date.now() - 50 * DAY;
     await ensurePartitions(t.db, [when]);
-    await t.db.execute(sql.raw(`insert into decisions (id, at, agent_id, fleet_id, server_id, method, outcome) values ('${idAt(when)}', '${new Date(when).toISOString()}', 'agt_x', 'flt_x', 'srv_x', 'tools/call', 'deny')`));
+    await t.db.execute(
+      sql.raw(
+        `insert into decisions (id, at, agent_id, fleet_id, server_id, method, outcome) values ('${idAt(when)}', '${new Date(when).toISOString()}', 'agt_x', 'flt_x', 'srv_x', 'tools/call', 'deny')`,
+      ),
+    );
     await updateSettings(owner.ctx, { decisionRetentionDays: 45 });
     const stop = startRetentionJob(t.db, 50);
     try {
@@ -164,7 +169,14 @@ describe("decision retention", () => {
       stop();
     }
     expect(await parts()).not.toContain(dayName(when));
-    const n = Number((await t.db.select({ n: count() }).from(auditEvents).where(and(eq(auditEvents.action, "decisions.retention"), eq(auditEvents.actorType, "system"))))[0]!.n);
+    const n = Number(
+      (
+        await t.db
+          .select({ n: count() })
+          .from(auditEvents)
+          .where(and(eq(auditEvents.action, "decisions.retention"), eq(auditEvents.actorType, "system")))
+      )[0]!.n,
+    );
     expect(n).toBeGreaterThanOrEqual(2);
   });
 });

@@ -38,7 +38,7 @@ let agent: Pick<Agent, "id" | "fleetId">;
 /** Deterministic pseudo-random numbers (a test that fails can be rerun as it was). */
 function rng(seed: number) {
   let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
 }
 
 const rollupsVsRaw = async () => {
@@ -201,7 +201,17 @@ describe("rollups", () => {
     const since = new Date(now - 10 * DAY);
     const dayStart = Math.floor(since.getTime() / DAY) * DAY;
     const usage = await usageByTool(t.db, { tenantId: tenantA, since });
-    const raw = await execRows<{ server_id: string; tool: string | null; user_id: string | null; client_id: string | null; allow: string; deny: string; error: string; last_at: Date | string; last_allow_at: Date | string | null }>(
+    const raw = await execRows<{
+      server_id: string;
+      tool: string | null;
+      user_id: string | null;
+      client_id: string | null;
+      allow: string;
+      deny: string;
+      error: string;
+      last_at: Date | string;
+      last_allow_at: Date | string | null;
+    }>(
       t.db,
       sql`select server_id, tool, user_id, client_id, count(*) filter (where outcome = 'allow')::text as allow, count(*) filter (where outcome = 'deny')::text as deny,
                  count(*) filter (where outcome = 'error')::text as error, max(at) as last_at, max(at) filter (where outcome = 'allow') as last_allow_at
@@ -255,7 +265,10 @@ describe("rollups", () => {
 
   it("retention drops the rollups of the partitions it drops, and the rest still equal the raw counts", async () => {
     // Rows 100 days old (past the 90-day default retention).
-    await insertDecisions(t.db, Array.from({ length: 20 }, (_, i) => ({ atMs: now - 100 * DAY + i * 1000, tenantId: tenantA, serverId: servers[0]!, fleetId, tool: "ancient", userId: "old" })));
+    await insertDecisions(
+      t.db,
+      Array.from({ length: 20 }, (_, i) => ({ atMs: now - 100 * DAY + i * 1000, tenantId: tenantA, serverId: servers[0]!, fleetId, tool: "ancient", userId: "old" })),
+    );
     await expectRollupsExact();
     const before = await total();
     const dropped = await runRetention(t.db, now);

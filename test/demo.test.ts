@@ -64,7 +64,13 @@ describe("demo seed", () => {
     const view = decisionView(content);
     const now = Math.floor(Date.now() / 1000);
     const call = (tool: string, args: Record<string, unknown>, client = DEMO_CLIENT_ID, scopes = ["tickets:read", "tickets:write", "tickets:admin"]) =>
-      decide(view, { method: "tools/call", serverId: s.serverId, tool, principal: { issuer: ISSUER, tenantId: s.tenantId, user: client, client, scopes, groups: [], actors: [], iat: now - 60, exp: now + 3600 }, args });
+      decide(view, {
+        method: "tools/call",
+        serverId: s.serverId,
+        tool,
+        principal: { issuer: ISSUER, tenantId: s.tenantId, user: client, client, scopes, groups: [], actors: [], iat: now - 60, exp: now + 3600 },
+        args,
+      });
 
     expect(call("list_tickets", {}).decision).toBe("allow");
     expect(call("get_ticket", { id: "T-1" }).decision).toBe("allow");
@@ -93,10 +99,19 @@ describe("demo seed", () => {
     if (s.status !== "active") throw new Error("expected an active demo");
     // An admin of another tenant (and of the demo tenant itself) may not remove it.
     const other = await makeTenant(t.db, owner.actor);
-    const admin = await makeUser(t.db, { role: "member", memberships: [[s.tenantId, "admin"], [other!.id, "admin"]] });
+    const admin = await makeUser(t.db, {
+      role: "member",
+      memberships: [
+        [s.tenantId, "admin"],
+        [other!.id, "admin"],
+      ],
+    });
     await expectAppError(removeDemo(admin.ctx), "forbidden");
     // A decision of the demo tenant is demo data too; another tenant's is not touched.
-    await insertDecisions(t.db, [s.tenantId, other.id].map((tenantId) => ({ atMs: Date.now(), tenantId, serverId: s.serverId, fleetId: s.fleetId, outcome: "deny" as const })));
+    await insertDecisions(
+      t.db,
+      [s.tenantId, other.id].map((tenantId) => ({ atMs: Date.now(), tenantId, serverId: s.serverId, fleetId: s.fleetId, outcome: "deny" as const })),
+    );
 
     expect(await removeDemo(owner.ctx)).toEqual({ removed: true });
     expect(await t.db.select().from(tenants).where(eq(tenants.id, s.tenantId))).toHaveLength(0);

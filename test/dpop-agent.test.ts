@@ -119,7 +119,18 @@ beforeAll(async () => {
   as = await startAuthServer({ resources: { [uri("off")]: { scopes: SCOPES }, [uri("allowed")]: { scopes: SCOPES }, [uri("required")]: { scopes: SCOPES } }, clientTenant: tenantId });
   const ids: string[] = [];
   for (const mode of ["off", "allowed", "required"] as const) {
-    const s = await createServer(owner.ctx, createServerInput.parse({ tenantId, name: uniq(`DPoP ${mode} `), resourceUri: uri(mode), upstreamUrl: sandbox.url, scopes: SCOPES, issuers: [{ issuer: as.issuer }], dpop: mode === "off" ? undefined : mode }));
+    const s = await createServer(
+      owner.ctx,
+      createServerInput.parse({
+        tenantId,
+        name: uniq(`DPoP ${mode} `),
+        resourceUri: uri(mode),
+        upstreamUrl: sandbox.url,
+        scopes: SCOPES,
+        issuers: [{ issuer: as.issuer }],
+        dpop: mode === "off" ? undefined : mode,
+      }),
+    );
     expect(s!.dpop).toBe(mode);
     ids.push(s!.id);
   }
@@ -189,7 +200,10 @@ describe("DPoP at the agent, with tokens from the sandbox AS", () => {
     expect(two.status).toBe(401);
     expect(two.challenge).toMatch(proofError("exactly one DPoP header"));
     // RFC 9449 §7.2: a bound token sent as a bearer token, with or without a proof.
-    const asBearer = await expect401(await call(url, `Bearer ${token}`, await proof(key, "POST", url, token)), /Bearer resource_metadata="[^"]+", scope="tickets:read", error="invalid_token", error_description="the access token is DPoP-bound/);
+    const asBearer = await expect401(
+      await call(url, `Bearer ${token}`, await proof(key, "POST", url, token)),
+      /Bearer resource_metadata="[^"]+", scope="tickets:read", error="invalid_token", error_description="the access token is DPoP-bound/,
+    );
     expect(asBearer).toContain(`DPoP ${ALGS}`);
   });
 
@@ -203,7 +217,10 @@ describe("DPoP at the agent, with tokens from the sandbox AS", () => {
 
   it("required: a plain bearer token is refused with a DPoP challenge carrying resource_metadata; a bound token with its proof passes", async () => {
     const { token } = await clientCredentialsToken(as, uri("required"), SCOPES.join(" "), tenantId);
-    const h = await expect401(await call(uri("required"), `Bearer ${token}`), /^DPoP resource_metadata="http:\/\/127\.0\.0\.1:\d+\/\.well-known\/oauth-protected-resource\/required", scope="tickets:read", algs="[^"]+", error="invalid_token", error_description="this server accepts only DPoP-bound access tokens"$/);
+    const h = await expect401(
+      await call(uri("required"), `Bearer ${token}`),
+      /^DPoP resource_metadata="http:\/\/127\.0\.0\.1:\d+\/\.well-known\/oauth-protected-resource\/required", scope="tickets:read", algs="[^"]+", error="invalid_token", error_description="this server accepts only DPoP-bound access tokens"$/,
+    );
     expect(h).not.toMatch(/^Bearer/);
     const bound = await boundToken(uri("required"));
     await expectPass(await call(uri("required"), `DPoP ${bound}`, await proof(key, "POST", uri("required"), bound)));

@@ -125,9 +125,14 @@ describe("readCredentials and checkSender", () => {
     expect(challenges(s(), bearer)).toBe('Bearer resource_metadata="m"');
     expect(challenges(s("allowed"), bearer)).toEqual(['Bearer resource_metadata="m"', 'DPoP algs="ES256 ES384 EdDSA Ed25519 RS256 PS256"']);
     const proofErr = { code: "invalid_dpop_proof", description: "x" };
-    expect(challenges(s("allowed"), bearer, proofErr, true)).toEqual(['Bearer resource_metadata="m"', 'DPoP algs="ES256 ES384 EdDSA Ed25519 RS256 PS256", error="invalid_dpop_proof", error_description="x"']);
+    expect(challenges(s("allowed"), bearer, proofErr, true)).toEqual([
+      'Bearer resource_metadata="m"',
+      'DPoP algs="ES256 ES384 EdDSA Ed25519 RS256 PS256", error="invalid_dpop_proof", error_description="x"',
+    ]);
     expect(stepUpChallenge('Bearer error="insufficient_scope", scope="b"', true)).toBe('DPoP error="insufficient_scope", scope="b", algs="ES256 ES384 EdDSA Ed25519 RS256 PS256"');
     expect(stepUpChallenge('Bearer error="insufficient_scope", scope="b"', false)).toBe('Bearer error="insufficient_scope", scope="b"');
-    expect(challenges(s("required"), bearer)).toBe('DPoP resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/tickets", scope="a", algs="ES256 ES384 EdDSA Ed25519 RS256 PS256"');
+    expect(challenges(s("required"), bearer)).toBe(
+      'DPoP resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/tickets", scope="a", algs="ES256 ES384 EdDSA Ed25519 RS256 PS256"',
+    );
   });
 });

@@ -21,8 +21,24 @@ const SEED = 20261205;
 const TENANTS = ["ten_0", "ten_1", "ten_2"] as const;
 const SERVERS: (ServerSpec & { mapping: Record<string, string[]> })[] = [
   // `n` is a Long on srv_0 and a String on srv_1: argument types are per server.
-  { id: "srv_0", tenantIds: ["ten_0", "ten_1"], tools: [{ name: "t0", properties: { a: { type: "string" }, n: { type: "integer" } } }, { name: "t1", properties: { a: { type: "string" } } }], mapping: { s1: ["t0"], s2: ["t1"] } },
-  { id: "srv_1", tenantIds: ["ten_1", "ten_2"], tools: [{ name: "t0", properties: { a: { type: "string" }, n: { type: "string" } } }, { name: "t2", properties: {} }], mapping: { s1: ["t0"] } },
+  {
+    id: "srv_0",
+    tenantIds: ["ten_0", "ten_1"],
+    tools: [
+      { name: "t0", properties: { a: { type: "string" }, n: { type: "integer" } } },
+      { name: "t1", properties: { a: { type: "string" } } },
+    ],
+    mapping: { s1: ["t0"], s2: ["t1"] },
+  },
+  {
+    id: "srv_1",
+    tenantIds: ["ten_1", "ten_2"],
+    tools: [
+      { name: "t0", properties: { a: { type: "string" }, n: { type: "string" } } },
+      { name: "t2", properties: {} },
+    ],
+    mapping: { s1: ["t0"] },
+  },
 ];
 const toolsOf = (serverId: string) => SERVERS.find((s) => s.id === serverId)!.tools.map((t) => t.name);
 const admits = (serverId: string, tenantId: string) => SERVERS.find((s) => s.id === serverId)!.tenantIds.includes(tenantId);
@@ -152,7 +168,17 @@ const toDecide = (r: Req): DecideRequest => ({
   method: "tools/call",
   serverId: r.serverId,
   tool: r.tool,
-  principal: { issuer: "https://as", tenantId: r.tenantId, user: "u", client: r.client, scopes: r.scopes, groups: r.groups, actors: [], iat: time.getTime() / 1000 - 60, exp: time.getTime() / 1000 + 3600 },
+  principal: {
+    issuer: "https://as",
+    tenantId: r.tenantId,
+    user: "u",
+    client: r.client,
+    scopes: r.scopes,
+    groups: r.groups,
+    actors: [],
+    iat: time.getTime() / 1000 - 60,
+    exp: time.getTime() / 1000 + 3600,
+  },
   args: r.args,
   time,
 });
@@ -161,7 +187,14 @@ function viewOf(gen: GenPolicy[]): { view: DecisionView; policies: (GenPolicy & 
   const policies = gen.map((p, i) => ({ ...p, id: `pol_${String(i).padStart(2, "0")}` }));
   const snap: RegistrySnapshot = snapshotOf(
     SERVERS,
-    policies.map((p) => policy(p.id, p.tenantId, p.serverId, `${p.effect} (principal, action == Action::"call_tool", resource${p.tool ? ` == Tool::"${p.serverId}/${p.tool}"` : ""}) when { ${condText(p.cond, p.serverId)} };`)),
+    policies.map((p) =>
+      policy(
+        p.id,
+        p.tenantId,
+        p.serverId,
+        `${p.effect} (principal, action == Action::"call_tool", resource${p.tool ? ` == Tool::"${p.serverId}/${p.tool}"` : ""}) when { ${condText(p.cond, p.serverId)} };`,
+      ),
+    ),
   );
   const compiled = compileOf(snap);
   expect(compiled.issues).toEqual([]);
@@ -201,7 +234,13 @@ describe("decision properties", () => {
     ]);
     const oddName = fc.oneof(fc.constantFrom("__proto__", "constructor", "toString", "hasOwnProperty", "valueOf", "prototype", "", " ", "a.b", "\u0000"), fc.string({ maxLength: 20 }));
     const deep = fc.letrec((tie) => ({ node: fc.oneof({ depthSize: "small" }, fc.jsonValue(), fc.array(tie("node"), { maxLength: 3 }), fc.dictionary(oddName, tie("node"), { maxKeys: 3 })) })).node;
-    const hostile = fc.oneof(deep, fc.constant("x".repeat(200_000)), fc.constant(Number.NaN), fc.constant(Infinity), fc.bigInt().map((b) => b as unknown));
+    const hostile = fc.oneof(
+      deep,
+      fc.constant("x".repeat(200_000)),
+      fc.constant(Number.NaN),
+      fc.constant(Infinity),
+      fc.bigInt().map((b) => b as unknown),
+    );
     fc.assert(
       fc.property(reqArb, fc.dictionary(oddName, hostile, { maxKeys: 5 }), (r, extra) => {
         const declared = new Set(["a", "n"]);
@@ -217,8 +256,17 @@ describe("decision properties", () => {
     );
     // Shapes that are not requests at all: a deny, never an exception.
     const junk: unknown[] = [null, undefined, 5, "tools/call", [], { method: "tools/call" }, { method: "tools/call", serverId: "srv_0", principal: { tenantId: 1 } }];
-    const getter = { method: "tools/call", serverId: "srv_0", tool: "t0", principal: toDecide({ serverId: "srv_0", tenantId: "ten_0", tool: "t0", scopes: [], groups: [], client: "c1", args: {} }).principal };
-    Object.defineProperty(getter, "args", { get: () => { throw new Error("boom"); } });
+    const getter = {
+      method: "tools/call",
+      serverId: "srv_0",
+      tool: "t0",
+      principal: toDecide({ serverId: "srv_0", tenantId: "ten_0", tool: "t0", scopes: [], groups: [], client: "c1", args: {} }).principal,
+    };
+    Object.defineProperty(getter, "args", {
+      get: () => {
+        throw new Error("boom");
+      },
+    });
     junk.push(getter);
     for (const j of junk) expect(decide(view, j as DecideRequest)).toMatchObject({ decision: "deny" });
     fc.assert(

@@ -5,18 +5,7 @@ import { agents, auditEvents, bundles, enrollmentTokens, fleetServers, fleets } 
 import { authenticateAgent, enrollAgent } from "@/lib/agents/service";
 import { createApiToken, createTokenInput } from "@/lib/auth/tokens";
 import { actorForApiToken } from "@/lib/auth/actors";
-import {
-  createEnrollmentToken,
-  createFleet,
-  deleteFleet,
-  getFleet,
-  listEnrollmentTokens,
-  listFleets,
-  revokeAgent,
-  revokeEnrollmentToken,
-  rotateAgentKey,
-  updateFleet,
-} from "@/lib/fleets/service";
+import { createEnrollmentToken, createFleet, deleteFleet, getFleet, listEnrollmentTokens, listFleets, revokeAgent, revokeEnrollmentToken, rotateAgentKey, updateFleet } from "@/lib/fleets/service";
 import { createTestDb, makeTenant, makeUser, uniq, type MadeUser, type TestDb } from "./db";
 import { expectAppError } from "./expect";
 import { makeServer, publishBundle } from "./fleet-helpers";
@@ -102,7 +91,11 @@ describe("fleets", () => {
   it("tenant members read only fleets serving a server their tenant may use", async () => {
     const w = await world();
     const globalAuditor = await makeUser(t.db, { role: "auditor" });
-    const ids = (items: { id: string }[]) => items.map((f) => f.id).filter((id) => [w.f1.id, w.f2.id, w.f3.id].includes(id)).sort();
+    const ids = (items: { id: string }[]) =>
+      items
+        .map((f) => f.id)
+        .filter((id) => [w.f1.id, w.f2.id, w.f3.id].includes(id))
+        .sort();
 
     expect(ids((await listFleets(owner.ctx)).items)).toEqual([w.f1.id, w.f2.id, w.f3.id].sort());
     expect(ids((await listFleets(globalAuditor.ctx)).items)).toEqual([w.f1.id, w.f2.id, w.f3.id].sort());
@@ -293,6 +286,11 @@ describe("enrollment tokens and agent credentials (admin side)", () => {
     expect(events[1]).toMatchObject({ actorType: "user", actorId: owner.user.id });
     const secrets = [agentKey, rotated.agentKey].map((k) => k.split(".")[1]!);
     for (const secret of secrets) expect(JSON.stringify(events)).not.toContain(secret);
-    expect(await t.db.select().from(agents).where(and(eq(agents.id, agentId), eq(agents.fleetId, f.id)))).toHaveLength(1);
+    expect(
+      await t.db
+        .select()
+        .from(agents)
+        .where(and(eq(agents.id, agentId), eq(agents.fleetId, f.id))),
+    ).toHaveLength(1);
   });
 });

@@ -16,7 +16,12 @@ let s: AgentStack;
 
 /** The HTTP status of an initialize with this token (401 when the agent refuses it). */
 const probe = async (bearer: string) =>
-  (await s.rpc({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "probe", version: "1" } } }, { authorization: `Bearer ${bearer}` })).status;
+  (
+    await s.rpc(
+      { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "probe", version: "1" } } },
+      { authorization: `Bearer ${bearer}` },
+    )
+  ).status;
 
 beforeAll(async () => {
   s = await startAgentStack({
@@ -29,8 +34,13 @@ describe("revocation through the service, enforced by a real agent", () => {
   it("refuses the grant's old token within the republish, and accepts a token issued afterwards", async () => {
     const old = await s.token("tickets:read", { sub: "rita" });
     expect(await probe(old)).toBe(200);
-    await learnFromDecisions(s.t.db, [{ tenantId: s.tenantA, serverId: s.serverId, userId: qualifiedUser(s.issuer.issuer, "rita"), clientId: "test-client", scopes: ["tickets:read"], at: new Date(), outcome: "allow" }]);
-    const [grant] = await s.t.db.select().from(grants).where(and(eq(grants.tenantId, s.tenantA), eq(grants.userId, qualifiedUser(s.issuer.issuer, "rita"))));
+    await learnFromDecisions(s.t.db, [
+      { tenantId: s.tenantA, serverId: s.serverId, userId: qualifiedUser(s.issuer.issuer, "rita"), clientId: "test-client", scopes: ["tickets:read"], at: new Date(), outcome: "allow" },
+    ]);
+    const [grant] = await s.t.db
+      .select()
+      .from(grants)
+      .where(and(eq(grants.tenantId, s.tenantA), eq(grants.userId, qualifiedUser(s.issuer.issuer, "rita"))));
     const rev = s.agent.sync.current!.content.manifest.revision;
     const engine = s.agent.sync.current!.engine;
 
@@ -71,7 +81,9 @@ describe("revocation through the service, enforced by a real agent", () => {
 describe("client approval through the service", () => {
   it("denies an unapproved client once required, allows it once approved", async () => {
     const bearer = await s.token("tickets:read", { sub: "vic", client_id: "needs-ok" });
-    await learnFromDecisions(s.t.db, [{ tenantId: s.tenantA, serverId: s.serverId, userId: qualifiedUser(s.issuer.issuer, "vic"), clientId: "needs-ok", scopes: [], at: new Date(), outcome: "allow" }]);
+    await learnFromDecisions(s.t.db, [
+      { tenantId: s.tenantA, serverId: s.serverId, userId: qualifiedUser(s.issuer.issuer, "vic"), clientId: "needs-ok", scopes: [], at: new Date(), outcome: "allow" },
+    ]);
     const listed = await listClients(s.owner.ctx, s.tenantA);
     const client = listed.items.find((c) => c.clientId === "needs-ok")!;
 

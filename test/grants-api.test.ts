@@ -33,7 +33,11 @@ let otherTok: string;
 
 const base = "http://localhost:3000";
 const req = (method: string, path: string, key: string, body?: unknown) =>
-  new NextRequest(`${base}${path}`, { method, headers: { authorization: `Bearer ${key}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
+  new NextRequest(`${base}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
 const noParams = { params: Promise.resolve({}) };
 const params = (p: Record<string, string>) => ({ params: Promise.resolve(p) });
 async function body<T = Record<string, unknown>>(res: Response, status: number): Promise<T> {
@@ -68,17 +72,26 @@ describe("grants over HTTP", () => {
       422,
     );
     expect(bad.error.issues[0]!.path).toBe("grants.0.userId");
-    const imported = await body(await importRoute.POST(req("POST", "/api/v1/admin/grants/import", adminTok, { tenantId: tenantA, grants: [{ serverId: serverA, userId: "ann", clientId: "c1", scopes: ["s"] }] }), noParams), 200);
+    const imported = await body(
+      await importRoute.POST(req("POST", "/api/v1/admin/grants/import", adminTok, { tenantId: tenantA, grants: [{ serverId: serverA, userId: "ann", clientId: "c1", scopes: ["s"] }] }), noParams),
+      200,
+    );
     expect(imported).toEqual({ received: 1, created: 1, updated: 0 });
 
-    const list = await body<{ items: { id: string; userId: string; status: string }[] }>(await grantsRoute.GET(req("GET", `/api/v1/admin/grants?tenantId=${tenantA}&userId=ann`, auditorTok), noParams), 200);
+    const list = await body<{ items: { id: string; userId: string; status: string }[] }>(
+      await grantsRoute.GET(req("GET", `/api/v1/admin/grants?tenantId=${tenantA}&userId=ann`, auditorTok), noParams),
+      200,
+    );
     expect(list.items.map((i) => [i.userId, i.status])).toEqual([["ann", "active"]]);
     const id = list.items[0]!.id;
     expect((await grantRoute.GET(req("GET", `/api/v1/admin/grants/${id}`, otherTok), params({ grantId: id }))).status).toBe(404);
     expect((await revokeRoute.POST(req("POST", `/api/v1/admin/grants/${id}/revoke`, auditorTok, { reason: "x" }), params({ grantId: id }))).status).toBe(403);
     expect((await revokeRoute.POST(req("POST", `/api/v1/admin/grants/${id}/revoke`, otherTok, { reason: "x" }), params({ grantId: id }))).status).toBe(404);
 
-    const revoked = await body<{ grantsRevoked: number; revocation: { before: string } }>(await revokeRoute.POST(req("POST", `/api/v1/admin/grants/${id}/revoke`, adminTok, { reason: "left" }), params({ grantId: id })), 201);
+    const revoked = await body<{ grantsRevoked: number; revocation: { before: string } }>(
+      await revokeRoute.POST(req("POST", `/api/v1/admin/grants/${id}/revoke`, adminTok, { reason: "left" }), params({ grantId: id })),
+      201,
+    );
     expect(revoked.grantsRevoked).toBe(1);
     const again = await body<{ error: { code: string; message: string } }>(await revokeRoute.POST(req("POST", `/api/v1/admin/grants/${id}/revoke`, adminTok, {}), params({ grantId: id })), 409);
     expect(again.error.message).toMatch(/already revoked/);
@@ -93,12 +106,18 @@ describe("grants over HTTP", () => {
   });
 
   it("lists clients, toggles approval and decides a client; auditors cannot", async () => {
-    const clients = await body<{ requireClientApproval: boolean; items: { id: string; clientId: string; status: string }[] }>(await clientsRoute.GET(req("GET", `/api/v1/admin/clients?tenantId=${tenantA}`, auditorTok), noParams), 200);
+    const clients = await body<{ requireClientApproval: boolean; items: { id: string; clientId: string; status: string }[] }>(
+      await clientsRoute.GET(req("GET", `/api/v1/admin/clients?tenantId=${tenantA}`, auditorTok), noParams),
+      200,
+    );
     expect(clients.requireClientApproval).toBe(false);
     const c1 = clients.items.find((c) => c.clientId === "c1")!;
     expect(c1.status).toBe("pending");
     expect((await approvalRoute.PUT(req("PUT", "/api/v1/admin/clients/approval", auditorTok, { tenantId: tenantA, requireClientApproval: true }), noParams)).status).toBe(403);
-    expect(await body(await approvalRoute.PUT(req("PUT", "/api/v1/admin/clients/approval", adminTok, { tenantId: tenantA, requireClientApproval: true }), noParams), 200)).toEqual({ tenantId: tenantA, requireClientApproval: true });
+    expect(await body(await approvalRoute.PUT(req("PUT", "/api/v1/admin/clients/approval", adminTok, { tenantId: tenantA, requireClientApproval: true }), noParams), 200)).toEqual({
+      tenantId: tenantA,
+      requireClientApproval: true,
+    });
     expect((await approveRoute.POST(req("POST", `/api/v1/admin/clients/${c1.id}/approve`, otherTok), params({ clientId: c1.id }))).status).toBe(404);
     expect((await body<{ status: string }>(await approveRoute.POST(req("POST", `/api/v1/admin/clients/${c1.id}/approve`, adminTok), params({ clientId: c1.id })), 200)).status).toBe("approved");
     expect((await body<{ status: string }>(await blockRoute.POST(req("POST", `/api/v1/admin/clients/${c1.id}/block`, adminTok), params({ clientId: c1.id })), 200)).status).toBe("blocked");

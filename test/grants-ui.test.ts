@@ -85,10 +85,14 @@ describe("grants UI", () => {
   });
 
   it("shows an empty state that says where grants come from", () => {
-    const html = render(as("admin"), (qc) => {
-      qc.setQueryData(grantKeys.list({ tenantId }), page([]));
-      qc.setQueryData(keys.servers.list({ tenantId, page: 1, pageSize: 100 }), { items: [], total: 0, page: 1, pageSize: 100 });
-    }, createElement(GrantsTable, { tenantId, filter: noFilter, onFilter: () => {} }));
+    const html = render(
+      as("admin"),
+      (qc) => {
+        qc.setQueryData(grantKeys.list({ tenantId }), page([]));
+        qc.setQueryData(keys.servers.list({ tenantId, page: 1, pageSize: 100 }), { items: [], total: 0, page: 1, pageSize: 100 });
+      },
+      createElement(GrantsTable, { tenantId, filter: noFilter, onFilter: () => {} }),
+    );
     expect(html).toContain("No delegated grant yet");
   });
 

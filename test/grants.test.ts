@@ -98,10 +98,7 @@ describe("learning grants from decisions", () => {
       row({ at: at("2026-11-01T10:30:00.000Z"), tenantId: "ten_gone", userId: "ghost" }), // unknown tenant: skipped, batch not failed
       row({ at: at("2026-11-01T10:30:00.000Z"), serverId: "srv_gone", userId: "ghost" }), // unknown server: skipped
     ]);
-    await learnFromDecisions(t.db, [
-      row({ at: at("2026-11-02T08:00:00.000Z"), scopes: ["tickets:write"] }),
-      row({ at: at("2026-10-30T08:00:00.000Z"), scopes: ["tickets:read"] }),
-    ]);
+    await learnFromDecisions(t.db, [row({ at: at("2026-11-02T08:00:00.000Z"), scopes: ["tickets:write"] }), row({ at: at("2026-10-30T08:00:00.000Z"), scopes: ["tickets:read"] })]);
     const all = await t.db.select().from(grants).where(eq(grants.tenantId, tenantA));
     expect(all.map((g) => g.userId).sort()).toEqual(["alice", "bob"]);
     const alice = all.find((g) => g.userId === "alice")!;
@@ -261,7 +258,10 @@ describe("clients", () => {
       docs.set("/good.json", { status: 200, body: JSON.stringify({ client_id: good, client_name: "Good Client", redirect_uris: ["http://127.0.0.1:3000/callback"] }) });
       docs.set("/liar.json", { status: 200, body: JSON.stringify({ client_id: "https://evil.example/x", client_name: "Liar" }) });
       docs.set("/huge.json", { status: 200, body: JSON.stringify({ client_id: huge, client_name: "x".repeat(70 * 1024) }) });
-      await learnFromDecisions(t.db, [good, liar, huge].map((clientId) => row({ at: new Date(), clientId, userId: "meta" })));
+      await learnFromDecisions(
+        t.db,
+        [good, liar, huge].map((clientId) => row({ at: new Date(), clientId, userId: "meta" })),
+      );
       const byId = async (clientId: string) => (await t.db.select().from(oauthClients).where(eq(oauthClients.clientId, clientId)))[0]!;
 
       const stored = await refreshClientMetadata(admin.ctx, (await byId(good)).id);

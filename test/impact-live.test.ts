@@ -31,9 +31,18 @@ describe("impact replay with the live state", () => {
     t = await createTestDb();
     owner = await makeUser(t.db, { role: "owner" });
     const tenantId = (await makeTenant(t.db, owner.actor)).id;
-    const serverId = (await createServer(owner.ctx, createServerInput.parse({ tenantId, name: uniq("srv "), resourceUri: `https://mcp.impact.example/${uniq()}`, upstreamUrl: "http://127.0.0.1:9/mcp", scopes: [] })))!.id;
+    const serverId = (await createServer(
+      owner.ctx,
+      createServerInput.parse({ tenantId, name: uniq("srv "), resourceUri: `https://mcp.impact.example/${uniq()}`, upstreamUrl: "http://127.0.0.1:9/mcp", scopes: [] }),
+    ))!.id;
     await addTool(owner.ctx, serverId, { name: "refund", description: "refund", inputSchema: { type: "object", properties: { amount: { type: "integer" } } }, annotations: {}, risk: "high" });
-    const ticket = await addTool(owner.ctx, serverId, { name: "get_ticket", description: "get", inputSchema: { type: "object", properties: { id: { type: "string" } } }, annotations: {}, risk: "low" });
+    const ticket = await addTool(owner.ctx, serverId, {
+      name: "get_ticket",
+      description: "get",
+      inputSchema: { type: "object", properties: { id: { type: "string" } } },
+      annotations: {},
+      risk: "low",
+    });
     fleetId = newId("fleet");
     await t.db.insert(fleets).values({ id: fleetId, name: "impact live fleet" });
     await t.db.insert(fleetServers).values({ fleetId, serverId });
@@ -61,7 +70,12 @@ describe("impact replay with the live state", () => {
       args: tool === "refund" ? { amount: 5 } : { id: "T-1" },
       context: { groups: [], token: { iss: "https://as.example", iat, exp: iat + 7200 } },
     });
-    const rows = [row("d-ok", "refund", "ok-user", "claude"), row("d-revoked", "refund", "gone-user", "claude"), row("d-unapproved", "refund", "ok-user", "shady"), row("d-drift", "get_ticket", "ok-user", "claude")];
+    const rows = [
+      row("d-ok", "refund", "ok-user", "claude"),
+      row("d-revoked", "refund", "gone-user", "claude"),
+      row("d-unapproved", "refund", "ok-user", "shady"),
+      row("d-drift", "get_ticket", "ok-user", "claude"),
+    ];
     await ensurePartitions(t.db, [at.getTime()]);
     await t.db.insert(decisions).values(rows);
 
@@ -70,7 +84,16 @@ describe("impact replay with the live state", () => {
     await t.db.insert(oauthClients).values({ id: newId("client"), tenantId, clientId: "claude", status: "approved" });
     await setClientApproval(owner.ctx, tenantId, true, kek);
     const versionId = newId("toolVersion");
-    await t.db.insert(toolVersions).values({ id: versionId, toolId: ticket!.id, version: 2, description: "get, and now also delete", inputSchema: { type: "object", properties: { id: { type: "string" } } }, hash: "sha256:changed", source: "import", createdBy: "import" });
+    await t.db.insert(toolVersions).values({
+      id: versionId,
+      toolId: ticket!.id,
+      version: 2,
+      description: "get, and now also delete",
+      inputSchema: { type: "object", properties: { id: { type: "string" } } },
+      hash: "sha256:changed",
+      source: "import",
+      createdBy: "import",
+    });
     await t.db.update(tools).set({ latestVersionId: versionId }).where(eq(tools.id, ticket!.id));
   }, 60_000);
   afterAll(() => t?.close());

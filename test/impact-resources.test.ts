@@ -30,13 +30,26 @@ describe("impact replay of resources and prompts", () => {
     t = await createTestDb();
     owner = await makeUser(t.db, { role: "owner" });
     const tenantId = (await makeTenant(t.db, owner.actor)).id;
-    const serverId = (await createServer(owner.ctx, createServerInput.parse({ tenantId, name: uniq("srv "), resourceUri: `https://mcp.impact-res.example/${uniq()}`, upstreamUrl: "http://127.0.0.1:9/mcp", scopes: [] })))!.id;
+    const serverId = (await createServer(
+      owner.ctx,
+      createServerInput.parse({ tenantId, name: uniq("srv "), resourceUri: `https://mcp.impact-res.example/${uniq()}`, upstreamUrl: "http://127.0.0.1:9/mcp", scopes: [] }),
+    ))!.id;
     // Approved catalogue rows: a prompt with an argument, a resource; another resource pending review.
     const entry = async (kind: "prompt" | "resource", name: string, def: Record<string, unknown>, approved: boolean) => {
       const toolId = newId("tool");
       const versionId = newId("toolVersion");
       await t.db.insert(tools).values({ id: toolId, serverId, kind, name, latestVersionId: versionId, ...(approved ? { approvedVersionId: versionId } : {}) });
-      await t.db.insert(toolVersions).values({ id: versionId, toolId, version: 1, description: "", inputSchema: kind === "prompt" ? promptInputSchema(def as never) : { type: "object" }, definition: def, hash: entryHash(kind, def), source: "import", createdBy: "import" });
+      await t.db.insert(toolVersions).values({
+        id: versionId,
+        toolId,
+        version: 1,
+        description: "",
+        inputSchema: kind === "prompt" ? promptInputSchema(def as never) : { type: "object" },
+        definition: def,
+        hash: entryHash(kind, def),
+        source: "import",
+        createdBy: "import",
+      });
     };
     await entry("prompt", "summarize", { name: "summarize", arguments: [{ name: "tone" }] }, true);
     await entry("resource", "docs://handbook", { uri: "docs://handbook", name: "handbook" }, true);
@@ -45,14 +58,48 @@ describe("impact replay of resources and prompts", () => {
     await t.db.insert(fleets).values({ id: fleetId, name: "impact resources fleet" });
     await t.db.insert(fleetServers).values({ fleetId, serverId });
     await publishBundle(owner.ctx, fleetId, { note: "baseline: nothing allowed" }, kek);
-    await createPolicy(owner.ctx, { tenantId, serverId, name: "prompts and reads", description: "", kind: "cedar", cedar: `permit (principal, action in [Action::"get_prompt", Action::"read_resource"], resource);`, enabled: true });
-    await createPolicy(owner.ctx, { tenantId, serverId, name: "no angry summaries", description: "", kind: "cedar", cedar: `forbid (principal, action == Action::"get_prompt", resource) when { context.args has tone && context.args.tone == "angry" };`, enabled: true });
+    await createPolicy(owner.ctx, {
+      tenantId,
+      serverId,
+      name: "prompts and reads",
+      description: "",
+      kind: "cedar",
+      cedar: `permit (principal, action in [Action::"get_prompt", Action::"read_resource"], resource);`,
+      enabled: true,
+    });
+    await createPolicy(owner.ctx, {
+      tenantId,
+      serverId,
+      name: "no angry summaries",
+      description: "",
+      kind: "cedar",
+      cedar: `forbid (principal, action == Action::"get_prompt", resource) when { context.args has tone && context.args.tone == "angry" };`,
+      enabled: true,
+    });
 
     const at = new Date(Date.now() - 3600_000);
     const iat = Math.floor(at.getTime() / 1000);
-    const row = (id: string, method: string, tool: string): NewDecision => ({ id, at, agentId: "agt_test", fleetId, bundleRevision: 1, tenantId, serverId, method, tool, userId: "alice", clientId: "cli", scopes: [], outcome: "deny", determining: [], context: { groups: [], token: { iss: "https://as.example", iat, exp: iat + 7200 } } });
+    const row = (id: string, method: string, tool: string): NewDecision => ({
+      id,
+      at,
+      agentId: "agt_test",
+      fleetId,
+      bundleRevision: 1,
+      tenantId,
+      serverId,
+      method,
+      tool,
+      userId: "alice",
+      clientId: "cli",
+      scopes: [],
+      outcome: "deny",
+      determining: [],
+      context: { groups: [], token: { iss: "https://as.example", iat, exp: iat + 7200 } },
+    });
     await ensurePartitions(t.db, [at.getTime()]);
-    await t.db.insert(decisions).values([row("d-read", "resources/read", "docs://handbook"), row("d-draft", "resources/read", "docs://draft"), row("d-prompt", "prompts/get", "summarize"), row("d-list", "prompts/list", "")]);
+    await t.db
+      .insert(decisions)
+      .values([row("d-read", "resources/read", "docs://handbook"), row("d-draft", "resources/read", "docs://draft"), row("d-prompt", "prompts/get", "summarize"), row("d-list", "prompts/list", "")]);
   }, 60_000);
   afterAll(() => t?.close());
 

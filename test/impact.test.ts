@@ -68,11 +68,20 @@ describe("impact analysis", () => {
     tenantId = (await makeTenant(t.db, owner.actor)).id;
     tenantAdmin = await makeUser(t.db, { memberships: [[tenantId, "admin"]] });
     const mk = async () =>
-      (await createServer(owner.ctx, createServerInput.parse({ tenantId, name: uniq("srv "), resourceUri: `https://mcp.impact.example/${uniq()}`, upstreamUrl: "http://127.0.0.1:9/mcp", scopes: ["tickets:read"] })))!.id;
+      (await createServer(
+        owner.ctx,
+        createServerInput.parse({ tenantId, name: uniq("srv "), resourceUri: `https://mcp.impact.example/${uniq()}`, upstreamUrl: "http://127.0.0.1:9/mcp", scopes: ["tickets:read"] }),
+      ))!.id;
     serverId = await mk();
     otherServerId = await mk();
     await addTool(owner.ctx, serverId, { name: "get_ticket", description: "get", inputSchema: { type: "object", properties: { id: { type: "string" } } }, annotations: {}, risk: "low" });
-    await addTool(owner.ctx, serverId, { name: "refund", description: "refund", inputSchema: { type: "object", properties: { amount: { type: "integer" }, note: { type: "string" } } }, annotations: {}, risk: "high" });
+    await addTool(owner.ctx, serverId, {
+      name: "refund",
+      description: "refund",
+      inputSchema: { type: "object", properties: { amount: { type: "integer" }, note: { type: "string" } } },
+      annotations: {},
+      risk: "high",
+    });
     await addTool(owner.ctx, serverId, { name: "list_tickets", description: "list", inputSchema: { type: "object", properties: { id: { type: "string" } } }, annotations: {}, risk: "low" });
     await putScopeMapping(owner.ctx, serverId, { baseVersion: 0, mapping: { "tickets:read": ["get_ticket", "list_tickets"] } });
     const finance = await createPolicy(owner.ctx, {
@@ -140,13 +149,43 @@ describe("impact analysis", () => {
     }
     // Older calls of a tool no change touches: answered "unchanged" without asking Cedar.
     for (let i = 0; i < LIST; i++) {
-      rows.push({ id: `list-${i}`, at: new Date(t0 - (i + 1) * 1000), agentId: "agt_test", fleetId, tenantId, serverId, method: "tools/call", tool: "list_tickets", userId: "u", clientId: "c", scopes: ["tickets:read"], outcome: "allow", args: { id: "VIP-1" } });
+      rows.push({
+        id: `list-${i}`,
+        at: new Date(t0 - (i + 1) * 1000),
+        agentId: "agt_test",
+        fleetId,
+        tenantId,
+        serverId,
+        method: "tools/call",
+        tool: "list_tickets",
+        userId: "u",
+        clientId: "c",
+        scopes: ["tickets:read"],
+        outcome: "allow",
+        args: { id: "VIP-1" },
+      });
     }
     // Noise the analysis must not load: another server (not in the fleet) and tools/list calls.
     for (let i = 0; i < 20; i++) {
-      rows.push({ id: `noise-${i}`, at: new Date(t0 + (N + i) * 1000), agentId: "agt_test", fleetId, tenantId, serverId: i % 2 ? otherServerId : serverId, method: i % 2 ? "tools/call" : "tools/list", tool: i % 2 ? "refund" : null, userId: "u", clientId: "c", outcome: "allow", args: { amount: 600 } });
+      rows.push({
+        id: `noise-${i}`,
+        at: new Date(t0 + (N + i) * 1000),
+        agentId: "agt_test",
+        fleetId,
+        tenantId,
+        serverId: i % 2 ? otherServerId : serverId,
+        method: i % 2 ? "tools/call" : "tools/list",
+        tool: i % 2 ? "refund" : null,
+        userId: "u",
+        clientId: "c",
+        outcome: "allow",
+        args: { amount: 600 },
+      });
     }
-    await ensurePartitions(t.db, rows.map((r) => (r.at as Date).getTime()));
+    await ensurePartitions(
+      t.db,
+      rows.map((r) => (r.at as Date).getTime()),
+    );
     await t.db.insert(decisions).values(rows);
   });
   afterAll(() => t.close());

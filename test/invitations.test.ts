@@ -77,7 +77,10 @@ describe("a user who must change a one-time password can do nothing else", () =>
     expect(me.status).toBe(200);
     expect(((await me.json()) as { user: { mustChangePassword: boolean } }).user.mustChangePassword).toBe(true);
 
-    const changed = await passwordRoute.POST(await sessionRequest("POST", "/api/v1/admin/me/password", u.user, { currentPassword: "one-time-password-1", newPassword: "my-own-password-22" }), noParams);
+    const changed = await passwordRoute.POST(
+      await sessionRequest("POST", "/api/v1/admin/me/password", u.user, { currentPassword: "one-time-password-1", newPassword: "my-own-password-22" }),
+      noParams,
+    );
     expect(changed.status).toBe(204);
     const [after] = await t.db.select().from(users).where(eq(users.id, u.user.id));
     expect(after!.mustChangePassword).toBe(false);
@@ -96,7 +99,10 @@ describe("a user who must change a one-time password can do nothing else", () =>
     expect(await actorForApiToken(t.db, raw)).toBeNull();
     expect((await usersRoute.GET(bearer("GET", "/api/v1/admin/users", raw), noParams)).status).toBe(401);
 
-    const changed = await passwordRoute.POST(await sessionRequest("POST", "/api/v1/admin/me/password", u.user, { currentPassword: "one-time-password-1", newPassword: "my-own-password-22" }), noParams);
+    const changed = await passwordRoute.POST(
+      await sessionRequest("POST", "/api/v1/admin/me/password", u.user, { currentPassword: "one-time-password-1", newPassword: "my-own-password-22" }),
+      noParams,
+    );
     expect(changed.status).toBe(204);
     expect(await actorForApiToken(t.db, raw)).toBeNull();
     const [tok] = await t.db.select().from(apiTokens).where(eq(apiTokens.id, id));
@@ -125,9 +131,17 @@ describe("invitations instead of one-time passwords", () => {
     // The old request shape is refused rather than silently ignored.
     expect(createUserInput.safeParse({ email, password: "chosen-by-the-owner" }).success).toBe(false);
 
-    const bad = await acceptRoute.POST(new NextRequest(`${base}/api/auth/invitation`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token: `${token.slice(0, -2)}xx`, password: "invitee-password-1" }) }));
+    const bad = await acceptRoute.POST(
+      new NextRequest(`${base}/api/auth/invitation`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ token: `${token.slice(0, -2)}xx`, password: "invitee-password-1" }),
+      }),
+    );
     expect(bad.status).toBe(400);
-    const ok = await acceptRoute.POST(new NextRequest(`${base}/api/auth/invitation`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token, password: "invitee-password-1" }) }));
+    const ok = await acceptRoute.POST(
+      new NextRequest(`${base}/api/auth/invitation`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token, password: "invitee-password-1" }) }),
+    );
     expect(ok.status).toBe(200);
     expect(await ok.json()).toEqual({ email });
     expect(await verifyCredentials(t.db, email, "invitee-password-1")).not.toBeNull();
@@ -143,7 +157,11 @@ describe("invitations instead of one-time passwords", () => {
     const added = await addMember(admin.ctx, tenant.id, { email, role: "admin" });
     expect(added).not.toHaveProperty("oneTimePassword");
     expect(added.invitation?.url).toMatch(/\/invite#mdi_/);
-    const res = await resolveOidcUser(t.db, { issuer: "https://idp.example", subject: uniq("s-"), email, emailVerified: true }, { emailLinking: "passwordless", linkOwners: false, autoProvision: false });
+    const res = await resolveOidcUser(
+      t.db,
+      { issuer: "https://idp.example", subject: uniq("s-"), email, emailVerified: true },
+      { emailLinking: "passwordless", linkOwners: false, autoProvision: false },
+    );
     expect(res).toMatchObject({ ok: true, user: { id: added.userId } });
     // The link the admin still holds is dead.
     await expectAppError(acceptInvitation(t.db, { token: tokenOf(added.invitation!.url), password: "admin-chosen-pass-1" }), "bad_request");
@@ -155,7 +173,10 @@ describe("invitations instead of one-time passwords", () => {
     const made = await createUser(owner.ctx, createUserInput.parse({ email: `${uniq("r-")}@test.example` }));
     const second = await reissueInvitation(owner.ctx, made.user.id);
     await expectAppError(acceptInvitation(t.db, { token: tokenOf(made.invitation.url), password: "invitee-password-1" }), "bad_request");
-    await t.db.update(invitations).set({ expiresAt: new Date(Date.now() - 1000) }).where(and(eq(invitations.userId, made.user.id)));
+    await t.db
+      .update(invitations)
+      .set({ expiresAt: new Date(Date.now() - 1000) })
+      .where(and(eq(invitations.userId, made.user.id)));
     await expectAppError(acceptInvitation(t.db, { token: tokenOf(second.url), password: "invitee-password-1" }), "bad_request");
 
     const third = await reinviteRoute.POST(await sessionRequest("POST", `/api/v1/admin/users/${made.user.id}/invitation`, owner.user), { params: Promise.resolve({ userId: made.user.id }) });

@@ -37,7 +37,11 @@ import { insertDecisions, type RowSpec } from "./decision-rows";
 
 const DAY = 86_400_000;
 
-export const TICKET_SCOPES = { "tickets.read": ["list_tickets", "get_ticket", "export_all"], "tickets.write": ["create_ticket", "close_ticket", "delete_ticket"], admin: ["purge", "export_all", "delete_ticket", "list_tickets"] };
+export const TICKET_SCOPES = {
+  "tickets.read": ["list_tickets", "get_ticket", "export_all"],
+  "tickets.write": ["create_ticket", "close_ticket", "delete_ticket"],
+  admin: ["purge", "export_all", "delete_ticket", "list_tickets"],
+};
 const TICKET_TOOLS: [string, "low" | "medium" | "high" | "critical"][] = [
   ["list_tickets", "low"],
   ["get_ticket", "low"],
@@ -65,7 +69,13 @@ async function serverWith(ctx: Ctx, tenantId: string, name: string, scopes: Reco
   const id = randomBytes(4).toString("hex");
   const s = await createServer(
     ctx,
-    createServerInput.parse({ tenantId, name: `${name} ${id}`, resourceUri: `https://${name.toLowerCase()}-${id}.example.com/mcp`, upstreamUrl: "https://upstream.example/mcp", scopes: Object.keys(scopes) }),
+    createServerInput.parse({
+      tenantId,
+      name: `${name} ${id}`,
+      resourceUri: `https://${name.toLowerCase()}-${id}.example.com/mcp`,
+      upstreamUrl: "https://upstream.example/mcp",
+      scopes: Object.keys(scopes),
+    }),
   );
   for (const [n, risk] of toolList) await addTool(ctx, s.id, addToolInput.parse({ name: n, risk, inputSchema: { type: "object", properties: { id: { type: "string" } } } }));
   await putScopeMapping(ctx, s.id, { baseVersion: 0, mapping: scopes });
@@ -100,8 +110,28 @@ export async function seedMonth(owner: Ctx, tenantA: string, tenantB: string, ke
       call(t, { ...a, tool: "list_tickets", outcome: "allow", args: {} });
       call(t + 100, { ...a, tool: "get_ticket", outcome: "allow", args: { id: `T-${day}-${k}` } });
       if (day % 2 === 0) call(t + 200, { ...a, tool: "create_ticket", outcome: "allow", args: { id: `N-${day}` } });
-      call(t + 300, { tenantId: tenantA, serverId: ticketsServer, userId: "bob", clientId: "cli-2", scopes: ["tickets.read", "tickets.write", "admin"], tool: "list_tickets", outcome: "allow", args: {} });
-      if (day % 5 === 0) call(t + 400, { tenantId: tenantA, serverId: ticketsServer, userId: "carol", clientId: "cli-4", scopes: ["admin"], tool: "close_ticket", outcome: "deny", reason: "no policy permits", args: { id: `T-${day}` } });
+      call(t + 300, {
+        tenantId: tenantA,
+        serverId: ticketsServer,
+        userId: "bob",
+        clientId: "cli-2",
+        scopes: ["tickets.read", "tickets.write", "admin"],
+        tool: "list_tickets",
+        outcome: "allow",
+        args: {},
+      });
+      if (day % 5 === 0)
+        call(t + 400, {
+          tenantId: tenantA,
+          serverId: ticketsServer,
+          userId: "carol",
+          clientId: "cli-4",
+          scopes: ["admin"],
+          tool: "close_ticket",
+          outcome: "deny",
+          reason: "no policy permits",
+          args: { id: `T-${day}` },
+        });
       // Tenant B: its user reads and searches its wiki.
       const w = { tenantId: tenantB, serverId: wikiServer, userId: "wendy", clientId: "wcli", scopes: ["wiki.read", "wiki.write"] };
       call(t + 500, { ...w, tool: "read_page", outcome: "allow", args: {} });
@@ -111,11 +141,25 @@ export async function seedMonth(owner: Ctx, tenantA: string, tenantB: string, ke
 
   // ---- grants and clients, as learning leaves them.
   const ago = (d: number) => new Date(now.getTime() - d * DAY);
-  const grant = (o: Partial<typeof grants.$inferInsert> & { userId: string; clientId: string }) => ({ id: newId("grant"), tenantId: tenantA, serverId: ticketsServer, scopes: ["tickets.read"], source: "learned" as const, ...o });
+  const grant = (o: Partial<typeof grants.$inferInsert> & { userId: string; clientId: string }) => ({
+    id: newId("grant"),
+    tenantId: tenantA,
+    serverId: ticketsServer,
+    scopes: ["tickets.read"],
+    source: "learned" as const,
+    ...o,
+  });
   const used = grant({ userId: "alice", clientId: "cli-1", firstSeenAt: ago(30), lastSeenAt: ago(1), calls: 75 * scale });
   const unused = grant({ userId: "dave", clientId: "cli-3", firstSeenAt: ago(80), lastSeenAt: ago(45), calls: 12, createdAt: ago(80) });
   const neverSeen = grant({ userId: "erin", clientId: "cli-2", source: "imported", createdAt: ago(40) });
-  await db.insert(grants).values([used, unused, neverSeen, { id: newId("grant"), tenantId: tenantB, serverId: wikiServer, userId: "wendy", clientId: "wcli", scopes: ["wiki.read"], firstSeenAt: ago(30), lastSeenAt: ago(1), calls: 30 }]);
+  await db
+    .insert(grants)
+    .values([
+      used,
+      unused,
+      neverSeen,
+      { id: newId("grant"), tenantId: tenantB, serverId: wikiServer, userId: "wendy", clientId: "wcli", scopes: ["wiki.read"], firstSeenAt: ago(30), lastSeenAt: ago(1), calls: 30 },
+    ]);
   await db.insert(oauthClients).values([
     { id: newId("client"), tenantId: tenantA, clientId: "cli-1", name: "Desk app", status: "approved", firstSeenAt: ago(30), lastSeenAt: ago(1), createdAt: ago(30) },
     { id: newId("client"), tenantId: tenantA, clientId: "cli-2", name: "Bot", status: "approved", firstSeenAt: ago(30), lastSeenAt: ago(1), createdAt: ago(30) },
@@ -126,9 +170,26 @@ export async function seedMonth(owner: Ctx, tenantA: string, tenantB: string, ke
   // ---- vault: the tenant's own entry is due for rotation but fetched; the shared one is old, never rotated and unused.
   const own = await createEntry(owner, { serverId: ticketsServer, tenantId: tenantA, name: "Tickets API key (A)", kind: "bearer", secret: "sk-live-0123456789abcdef", rotationIntervalDays: 30 }, kek);
   const shared = await createEntry(owner, { serverId: ticketsServer, tenantId: null, name: "Tickets shared key", kind: "bearer", secret: "sk-shared-0123456789abcdef" }, kek);
-  await db.update(vaultEntries).set({ createdAt: ago(40), nextRotationAt: ago(10) }).where(eq(vaultEntries.id, own.id));
-  await db.update(vaultEntries).set({ createdAt: ago(60) }).where(eq(vaultEntries.id, shared.id));
-  await db.insert(auditEvents).values({ id: newId("event"), at: ago(2), actorType: "agent", actorId: "agt_seed", actorLabel: "seed agent", action: "vault.resolve", targetType: "vault_entry", targetId: own.id, tenantId: tenantA, after: { version: 1 } });
+  await db
+    .update(vaultEntries)
+    .set({ createdAt: ago(40), nextRotationAt: ago(10) })
+    .where(eq(vaultEntries.id, own.id));
+  await db
+    .update(vaultEntries)
+    .set({ createdAt: ago(60) })
+    .where(eq(vaultEntries.id, shared.id));
+  await db.insert(auditEvents).values({
+    id: newId("event"),
+    at: ago(2),
+    actorType: "agent",
+    actorId: "agt_seed",
+    actorLabel: "seed agent",
+    action: "vault.resolve",
+    targetType: "vault_entry",
+    targetId: own.id,
+    tenantId: tenantA,
+    after: { version: 1 },
+  });
 
   // ---- an agent not seen for 40 days and one seen today; an enrollment token never used.
   await db.insert(agents).values([
@@ -137,7 +198,17 @@ export async function seedMonth(owner: Ctx, tenantA: string, tenantB: string, ke
   ]);
   await db.insert(enrollmentTokens).values({ id: newId("enrollment"), fleetId: fleet.id, secretHash: randomBytes(32).toString("hex"), createdBy: "seed", createdAt: ago(2), expiresAt: ago(1) });
 
-  return { now, tenantA, tenantB, ticketsServer, wikiServer, fleetId: fleet.id, decisions: specs.length, ticketDecisions: specs.filter((x) => x.serverId === ticketsServer).length, grantIds: { used: used.id, unused: unused.id, neverSeen: neverSeen.id } };
+  return {
+    now,
+    tenantA,
+    tenantB,
+    ticketsServer,
+    wikiServer,
+    fleetId: fleet.id,
+    decisions: specs.length,
+    ticketDecisions: specs.filter((x) => x.serverId === ticketsServer).length,
+    grantIds: { used: used.id, unused: unused.id, neverSeen: neverSeen.id },
+  };
 }
 
 /** What the seeded month must produce for tenant A and the fleet-wide findings (see the header). */

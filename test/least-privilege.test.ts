@@ -48,7 +48,9 @@ describe("findings from a seeded month", () => {
     const r = await listFindings(owner.ctx, {});
     expect(count(r.items, seed.tenantA)).toEqual(EXPECTED_A);
     expect(count(r.items, null)).toEqual(EXPECTED_GLOBAL);
-    console.log(`[figures] seeded month: ${seed.decisions} decisions; findings for tenant A: ${JSON.stringify(count(r.items, seed.tenantA))}; fleet-wide: ${JSON.stringify(count(r.items, null))}; all tenants computed in ${r.tookMs} ms`);
+    console.log(
+      `[figures] seeded month: ${seed.decisions} decisions; findings for tenant A: ${JSON.stringify(count(r.items, seed.tenantA))}; fleet-wide: ${JSON.stringify(count(r.items, null))}; all tenants computed in ${r.tookMs} ms`,
+    );
 
     const write = r.items.find((f) => f.kind === "unused_scope_mapping" && f.subject.id === "tickets.write")!;
     expect(write.evidence.lists).toEqual({ unusedTools: ["close_ticket", "delete_ticket"], usedTools: ["create_ticket"] });
@@ -73,10 +75,32 @@ describe("findings from a seeded month", () => {
 describe("permissions", () => {
   it("evidence names another tenant's last use by date only, never by its decision id", async () => {
     const [b] = await insertDecisions(t.db, [
-      { atMs: Date.now() - 40 * DAY, tenantId: seed.tenantB, serverId: seed.ticketsServer, fleetId: seed.fleetId, userId: "mallory", clientId: "x", scopes: ["admin"], tool: "purge", outcome: "allow", args: {} },
+      {
+        atMs: Date.now() - 40 * DAY,
+        tenantId: seed.tenantB,
+        serverId: seed.ticketsServer,
+        fleetId: seed.fleetId,
+        userId: "mallory",
+        clientId: "x",
+        scopes: ["admin"],
+        tool: "purge",
+        outcome: "allow",
+        args: {},
+      },
     ]);
     const [a] = await insertDecisions(t.db, [
-      { atMs: Date.now() - 45 * DAY, tenantId: seed.tenantA, serverId: seed.ticketsServer, fleetId: seed.fleetId, userId: "alice", clientId: "cli-1", scopes: ["admin"], tool: "purge", outcome: "allow", args: {} },
+      {
+        atMs: Date.now() - 45 * DAY,
+        tenantId: seed.tenantA,
+        serverId: seed.ticketsServer,
+        fleetId: seed.fleetId,
+        userId: "alice",
+        clientId: "cli-1",
+        scopes: ["admin"],
+        tool: "purge",
+        outcome: "allow",
+        args: {},
+      },
     ]);
     const r = await listFindings(adminA.ctx, { tenantId: seed.tenantA });
     const purge = r.items.find((f) => f.kind === "uncalled_tool" && f.subject.label === "purge")!;
@@ -126,7 +150,10 @@ describe("export", () => {
     expect(lines.length).toBe(all.items.length + 1);
     expect(csv.contentType).toMatch(/text\/csv/);
     const nd = await exportFindings(adminA.ctx, { tenantId: seed.tenantA, format: "ndjson" });
-    const parsed = nd.body.trimEnd().split("\n").map((l) => JSON.parse(l) as { id: string; evidence: unknown });
+    const parsed = nd.body
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { id: string; evidence: unknown });
     expect(parsed.map((p) => p.id).sort()).toEqual(all.items.map((f) => f.id).sort());
     expect(parsed[0]!.evidence).toBeTruthy();
     // Another tenant's admin exports only its own.
@@ -163,7 +190,18 @@ describe("remedies", () => {
     // A call denied when it was made (under an older revision), which the draft as it stands would allow:
     // it does not count as use, and narrowing the mapping would keep denying it.
     const [row] = await insertDecisions(t.db, [
-      { atMs: Date.now() - 60_000, tenantId: seed.tenantA, serverId: seed.ticketsServer, fleetId: seed.fleetId, userId: "alice", clientId: "cli-1", scopes: ["tickets.read"], tool: "export_all", outcome: "deny", args: {} },
+      {
+        atMs: Date.now() - 60_000,
+        tenantId: seed.tenantA,
+        serverId: seed.ticketsServer,
+        fleetId: seed.fleetId,
+        userId: "alice",
+        clientId: "cli-1",
+        scopes: ["tickets.read"],
+        tool: "export_all",
+        outcome: "deny",
+        args: {},
+      },
     ]);
     const p = await previewRemedy(adminA.ctx, f.id, { action: "narrow_mapping", acknowledgeFlips: false });
     expect(p.impact.allowToDeny).toBe(1);
@@ -179,20 +217,40 @@ describe("remedies", () => {
     const at = Date.now() - 3 * DAY;
     await insertDecisions(
       t.db,
-      [0, 1, 2].map((i) => ({ atMs: at + i * 1000, tenantId: seed.tenantA, serverId: seed.ticketsServer, fleetId: seed.fleetId, userId: zed, clientId: "cli-1", scopes: ["tickets.read", "tickets.write", "admin"], tool: "list_tickets", outcome: "allow" as const, args: {} })),
+      [0, 1, 2].map((i) => ({
+        atMs: at + i * 1000,
+        tenantId: seed.tenantA,
+        serverId: seed.ticketsServer,
+        fleetId: seed.fleetId,
+        userId: zed,
+        clientId: "cli-1",
+        scopes: ["tickets.read", "tickets.write", "admin"],
+        tool: "list_tickets",
+        outcome: "allow" as const,
+        args: {},
+      })),
     );
     const r = await listFindings(adminA.ctx, { tenantId: seed.tenantA });
     const f = r.items.find((x) => x.kind === "over_broad_user" && x.subject.id === zed)!;
     const out = await applyRemedy(adminA.ctx, f.id, { action: "least_privilege_policy", acknowledgeFlips: false });
     expect(out.impact.allowToDeny).toBe(0);
     const ask = (tool: string) =>
-      simulateDraft(adminA.ctx, simulateInput.parse({ tenantId: seed.tenantA, serverId: seed.ticketsServer, request: { user: zed, client: "cli-1", scopes: ["tickets.read", "tickets.write", "admin"], tool, args: {} } }));
+      simulateDraft(
+        adminA.ctx,
+        simulateInput.parse({ tenantId: seed.tenantA, serverId: seed.ticketsServer, request: { user: zed, client: "cli-1", scopes: ["tickets.read", "tickets.write", "admin"], tool, args: {} } }),
+      );
     expect((await ask("list_tickets")).decision).toBe("allow");
     expect((await ask("purge")).decision).toBe("deny");
     // Another user with the same subject at another issuer is not this user.
-    const other = await simulateDraft(adminA.ctx, simulateInput.parse({ tenantId: seed.tenantA, serverId: seed.ticketsServer, request: { user: "https://other.example/#zed", scopes: ["admin"], tool: "purge", args: {} } }));
+    const other = await simulateDraft(
+      adminA.ctx,
+      simulateInput.parse({ tenantId: seed.tenantA, serverId: seed.ticketsServer, request: { user: "https://other.example/#zed", scopes: ["admin"], tool: "purge", args: {} } }),
+    );
     expect(other.decision).toBe("allow");
-    const [pol] = await t.db.select().from(policies).where(and(eq(policies.tenantId, seed.tenantA), eq(policies.name, `Least privilege user ${zed}`)));
+    const [pol] = await t.db
+      .select()
+      .from(policies)
+      .where(and(eq(policies.tenantId, seed.tenantA), eq(policies.name, `Least privilege user ${zed}`)));
     await deletePolicy(adminA.ctx, pol!.id);
   });
 
@@ -208,7 +266,14 @@ describe("remedies", () => {
     // First bob's policy: once the mappings are narrowed, bob no longer uses a small part of what his scopes allow.
     const bob = r.items.find((x) => x.kind === "over_broad_user" && x.subject.id === "bob")!;
     await applyRemedy(adminA.ctx, bob.id, { action: "least_privilege_policy", acknowledgeFlips: false });
-    expect((await t.db.select().from(policies).where(and(eq(policies.tenantId, seed.tenantA), eq(policies.name, "Least privilege user bob")))).length).toBe(1);
+    expect(
+      (
+        await t.db
+          .select()
+          .from(policies)
+          .where(and(eq(policies.tenantId, seed.tenantA), eq(policies.name, "Least privilege user bob")))
+      ).length,
+    ).toBe(1);
     for (const f of r.items.filter((x) => x.kind === "unused_scope_mapping")) {
       const out = await applyRemedy(adminA.ctx, f.id, { action: "narrow_mapping", acknowledgeFlips: true });
       applied.push(f.subject.id);
@@ -219,7 +284,9 @@ describe("remedies", () => {
 
     const job2 = await runFindingsJob(t.db, { keyring: [kek], egress: { loopback: true, cidrs: [] } });
     const after = job2!.scores.find((s) => s.tenantId === seed.tenantA)!;
-    console.log(`[figures] privilege score of tenant A: before ${before.score}% (${before.used}/${before.granted} used), after remedies ${after.score}% (${after.used}/${after.granted}); unused capability ${before.granted - before.used} → ${after.granted - after.used}`);
+    console.log(
+      `[figures] privilege score of tenant A: before ${before.score}% (${before.used}/${before.granted} used), after remedies ${after.score}% (${after.used}/${after.granted}); unused capability ${before.granted - before.used} → ${after.granted - after.used}`,
+    );
     expect(after.granted - after.used).toBeLessThan(before.granted - before.used);
     expect(after.score).toBeGreaterThan(before.score);
 
@@ -255,7 +322,16 @@ describe("weekly digest", () => {
       await putSettings(adminB.ctx, { tenantId: seed.tenantB }, { webhookUrl: `http://127.0.0.1:${port}/hook/secret-token` }, kek);
       // A finding that appears after the last digest (earlier runs may have digested the seeded ones).
       const longAgo = new Date(Date.now() - 100 * DAY);
-      await t.db.insert(oauthClients).values({ id: newId("client"), tenantId: seed.tenantB, clientId: "forgotten-cli", name: "Forgotten <https://evil.example|click>", status: "approved", firstSeenAt: longAgo, lastSeenAt: longAgo, createdAt: longAgo });
+      await t.db.insert(oauthClients).values({
+        id: newId("client"),
+        tenantId: seed.tenantB,
+        clientId: "forgotten-cli",
+        name: "Forgotten <https://evil.example|click>",
+        status: "approved",
+        firstSeenAt: longAgo,
+        lastSeenAt: longAgo,
+        createdAt: longAgo,
+      });
       const texts: { scope: string; text: string; fresh: number }[] = [];
       const now = new Date(Date.now() + 8 * DAY);
       const opts = { keyring: [kek], egress: { loopback: true, cidrs: [] }, now, onDigest: (d: { scope: string; text: string; fresh: number }) => void texts.push(d) };

@@ -78,7 +78,10 @@ describe("maskArgs", () => {
   });
 
   it("hide wins over hash on the same path, whatever the rule order", () => {
-    for (const rules of [[rule(["x"], "hash"), rule(["x"], "hide")], [rule(["x"], "hide"), rule(["x"], "hash")]]) {
+    for (const rules of [
+      [rule(["x"], "hash"), rule(["x"], "hide")],
+      [rule(["x"], "hide"), rule(["x"], "hash")],
+    ]) {
       expect(maskArgs({ x: "secret" }, rules, S, "pay").args).toEqual({ x: MASKED });
     }
   });

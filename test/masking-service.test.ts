@@ -34,8 +34,17 @@ describe("masking rules", () => {
     admin = await makeUser(t.db, { memberships: [[tenantId, "admin"]] });
     auditor = await makeUser(t.db, { memberships: [[tenantId, "auditor"]] });
     otherAdmin = await makeUser(t.db, { memberships: [[tenantB, "admin"]] });
-    serverId = (await createServer(owner.ctx, createServerInput.parse({ tenantId, name: uniq("srv "), resourceUri: `https://mcp.mask.example/${uniq()}`, upstreamUrl: "http://127.0.0.1:9/mcp", scopes: ["pay"] })))!.id;
-    await addTool(owner.ctx, serverId, { name: "pay", description: "pay", inputSchema: { type: "object", properties: { amount: { type: "integer" }, card: { type: "object" } } }, annotations: {}, risk: "high" });
+    serverId = (await createServer(
+      owner.ctx,
+      createServerInput.parse({ tenantId, name: uniq("srv "), resourceUri: `https://mcp.mask.example/${uniq()}`, upstreamUrl: "http://127.0.0.1:9/mcp", scopes: ["pay"] }),
+    ))!.id;
+    await addTool(owner.ctx, serverId, {
+      name: "pay",
+      description: "pay",
+      inputSchema: { type: "object", properties: { amount: { type: "integer" }, card: { type: "object" } } },
+      annotations: {},
+      risk: "high",
+    });
     await putScopeMapping(owner.ctx, serverId, { baseVersion: 0, mapping: { pay: ["pay"] } });
     fleetId = newId("fleet");
     await t.db.insert(fleets).values({ id: fleetId, name: "mask fleet" });
@@ -72,10 +81,16 @@ describe("masking rules", () => {
     expect((await listBundles(owner.ctx, fleetId)).activeRevision).toBe(rev0 + 3);
     expect(await t.db.select().from(maskingRules).where(eq(maskingRules.id, rule.id))).toHaveLength(0);
 
-    const trail = await t.db.select().from(auditEvents).where(and(eq(auditEvents.targetType, "masking_rule"), eq(auditEvents.targetId, rule.id)));
+    const trail = await t.db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.targetType, "masking_rule"), eq(auditEvents.targetId, rule.id)));
     expect(trail.map((e) => e.action).sort()).toEqual(["masking.create", "masking.delete", "masking.update"]);
     expect(trail.every((e) => e.tenantId === tenantId)).toBe(true);
-    const republished = await t.db.select().from(auditEvents).where(and(eq(auditEvents.action, "bundle.republish"), eq(auditEvents.targetId, fleetId)));
+    const republished = await t.db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.action, "bundle.republish"), eq(auditEvents.targetId, fleetId)));
     expect(republished.length).toBeGreaterThanOrEqual(3);
   });
 

@@ -49,7 +49,14 @@ async function ssoSignIn(sub: string) {
   const back = await followToRedirect(`${as.url}/auth?${q}`, redirectUri);
   const code = back.searchParams.get("code");
   expect(code, back.href).toBeTruthy();
-  const tok = await tokenRequest(as, { grant_type: "authorization_code", code: code!, redirect_uri: redirectUri, client_id: client.client_id, client_secret: client.client_secret!, code_verifier: verifier });
+  const tok = await tokenRequest(as, {
+    grant_type: "authorization_code",
+    code: code!,
+    redirect_uri: redirectUri,
+    client_id: client.client_id,
+    client_secret: client.client_secret!,
+    code_verifier: verifier,
+  });
   expect(tok.status).toBe(200);
   const idClaims = decodeJwt(String(tok.body.id_token));
   expect(idClaims.sub).toBe(sub);
@@ -145,7 +152,10 @@ describe("local credentials of a linked account (issue 17.7)", () => {
     expect(await verifyCredentials(t.db, u.user.email, "one-time-password-1")).toBeNull();
     expect(await actorForApiToken(t.db, token.token)).toBeNull();
     expect(await actorForSession(t.db, u.user.id, u.user.sessionVersion)).toBeNull();
-    const [ev] = await t.db.select().from(auditEvents).where(and(eq(auditEvents.action, "user.sso_link"), eq(auditEvents.targetId, u.user.id)));
+    const [ev] = await t.db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.action, "user.sso_link"), eq(auditEvents.targetId, u.user.id)));
     expect(ev).toMatchObject({ targetId: u.user.id, after: { passwordRemoved: true, tokensRevoked: 1 } });
     expect(tenantOwner.id).not.toBe(u.user.id);
   });

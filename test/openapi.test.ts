@@ -79,9 +79,15 @@ describe("OpenAPI document", () => {
       for (const [method, op] of Object.entries(methods as Record<string, { responses?: Record<string, unknown>; parameters?: { name: string; in: string }[] }>)) {
         n++;
         expect(Object.keys(op.responses ?? {}).length, `${method} ${p}`).toBeGreaterThan(1);
-        expect(Object.keys(op.responses!).some((c) => /^2\d\d$/.test(c)), `${method} ${p}`).toBe(true);
+        expect(
+          Object.keys(op.responses!).some((c) => /^2\d\d$/.test(c)),
+          `${method} ${p}`,
+        ).toBe(true);
         const inPath = [...p.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
-        expect(op.parameters!.filter((x) => x.in === "path").map((x) => x.name), `${method} ${p}`).toEqual(inPath);
+        expect(
+          op.parameters!.filter((x) => x.in === "path").map((x) => x.name),
+          `${method} ${p}`,
+        ).toEqual(inPath);
       }
     }
     expect(n).toBe(operations.length + agentOperations.length);
@@ -89,7 +95,12 @@ describe("OpenAPI document", () => {
 
   it("describes the server body with the same schema the route parses", () => {
     const doc = openApiDocument("http://x");
-    const post = (doc.paths["/api/v1/admin/servers"] as Record<string, { requestBody?: { content: Record<string, { schema: { properties?: Record<string, unknown>; required?: string[] } }> }; responses: Record<string, unknown> }>).post!;
+    const post = (
+      doc.paths["/api/v1/admin/servers"] as Record<
+        string,
+        { requestBody?: { content: Record<string, { schema: { properties?: Record<string, unknown>; required?: string[] } }> }; responses: Record<string, unknown> }
+      >
+    ).post!;
     const schema = post.requestBody!.content["application/json"]!.schema;
     expect(schema.properties).toHaveProperty("resourceUri");
     expect(schema.properties).toHaveProperty("issuers");
@@ -97,7 +108,9 @@ describe("OpenAPI document", () => {
     expect(post.responses).toHaveProperty("201");
     expect(post.responses).toHaveProperty("422");
     // The PATCH body has no required fields: it changes only what it names.
-    const patch = (doc.paths["/api/v1/admin/servers/{serverId}"] as Record<string, { requestBody?: { content: Record<string, { schema: { required?: string[]; properties?: Record<string, unknown> } }> } }>).patch!;
+    const patch = (
+      doc.paths["/api/v1/admin/servers/{serverId}"] as Record<string, { requestBody?: { content: Record<string, { schema: { required?: string[]; properties?: Record<string, unknown> } }> } }>
+    ).patch!;
     const patchSchema = patch.requestBody!.content["application/json"]!.schema;
     expect(patchSchema.required ?? []).toEqual([]);
     expect(patchSchema.properties).toHaveProperty("resourceUri");

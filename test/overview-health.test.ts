@@ -35,16 +35,34 @@ beforeAll(async () => {
   const sB = await makeServer(owner.ctx, tenantB);
 
   // Tools: one drifted in A (approved v1, latest v2); in-step, new and blocked ones that do not count; one drifted in B.
-  const tool = (serverId: string, approved: string | null, latest: string, blocked = false) => ({ id: newId("tool"), serverId, name: uniq("tool_"), approvedVersionId: approved, latestVersionId: latest, blocked });
+  const tool = (serverId: string, approved: string | null, latest: string, blocked = false) => ({
+    id: newId("tool"),
+    serverId,
+    name: uniq("tool_"),
+    approvedVersionId: approved,
+    latestVersionId: latest,
+    blocked,
+  });
   await t.db.insert(tools).values([tool(sA.id, "v1", "v2"), tool(sA.id, "v1", "v1"), tool(sA.id, null, "v1"), tool(sA.id, "v1", "v2", true), tool(sB.id, "v1", "v2")]);
 
   // Vault: one due in A, one not yet due in A, one retired past due in A, one due in B.
   const entry = (serverId: string, tenantId: string, next: Date | null, status: "active" | "retired" = "active") => ({
-    id: newId("vaultEntry"), serverId, tenantId, name: uniq("cred "), kind: "bearer" as const, placement: { in: "header" as const, name: "Authorization" }, createdBy: "test", status, nextRotationAt: next, rotationIntervalDays: 30,
+    id: newId("vaultEntry"),
+    serverId,
+    tenantId,
+    name: uniq("cred "),
+    kind: "bearer" as const,
+    placement: { in: "header" as const, name: "Authorization" },
+    createdBy: "test",
+    status,
+    nextRotationAt: next,
+    rotationIntervalDays: 30,
   });
   const extraA = await makeServer(owner.ctx, tenantA);
   const extraA2 = await makeServer(owner.ctx, tenantA);
-  await t.db.insert(vaultEntries).values([entry(sA.id, tenantA, ago(HOUR)), entry(extraA.id, tenantA, new Date(now + 24 * HOUR)), entry(extraA2.id, tenantA, ago(HOUR), "retired"), entry(sB.id, tenantB, ago(HOUR))]);
+  await t.db
+    .insert(vaultEntries)
+    .values([entry(sA.id, tenantA, ago(HOUR)), entry(extraA.id, tenantA, new Date(now + 24 * HOUR)), entry(extraA2.id, tenantA, ago(HOUR), "retired"), entry(sB.id, tenantB, ago(HOUR))]);
 
   // Clients: two pending in A, one approved in A, one pending in B.
   const client = (tenantId: string, status: "pending" | "approved") => ({ id: newId("client"), tenantId, clientId: uniq("https://client.example/"), status });
@@ -57,10 +75,20 @@ beforeAll(async () => {
   await t.db.insert(scopeMappings).values({ id: newId("scopeMapping"), serverId: sB.id, version: 1, mapping: {}, createdBy: "test", createdAt: ago(2 * HOUR) });
   for (const r of [1, 2, 3]) await publishBundle(t.db, fA.id, r);
   await publishBundle(t.db, fB.id, 1);
-  await t.db.insert(policies).values({ id: newId("policy"), tenantId: tenantA, serverId: sA.id, name: "late edit", kind: "cedar", cedar: "permit(principal, action, resource);", updatedAt: new Date(Date.now() + MIN) });
+  await t.db
+    .insert(policies)
+    .values({ id: newId("policy"), tenantId: tenantA, serverId: sA.id, name: "late edit", kind: "cedar", cedar: "permit(principal, action, resource);", updatedAt: new Date(Date.now() + MIN) });
 
   // Agents: one online two revisions behind, one offline up to date, one revoked (ignored), one in fB online and current.
-  const agent = (fleetId: string, rev: number | null, seen: Date | null, revoked = false) => ({ id: newId("agent"), fleetId, name: uniq("agent-"), keyHash: "x", bundleRevision: rev, lastSeenAt: seen, revokedAt: revoked ? ago(MIN) : null });
+  const agent = (fleetId: string, rev: number | null, seen: Date | null, revoked = false) => ({
+    id: newId("agent"),
+    fleetId,
+    name: uniq("agent-"),
+    keyHash: "x",
+    bundleRevision: rev,
+    lastSeenAt: seen,
+    revokedAt: revoked ? ago(MIN) : null,
+  });
   await t.db.insert(agents).values([agent(fA.id, 1, ago(10_000)), agent(fA.id, 3, ago(10 * MIN)), agent(fA.id, null, ago(1000), true), agent(fB.id, 1, ago(5000))]);
 
   // Decisions two hours ago (complete hour, answered by the rollups): A 2 denies + 1 allow, B 3 allows.

@@ -16,9 +16,7 @@ const allowed = (a: Actor, tenantId: string) => permissions.filter((p) => can(a,
 
 describe("role table", () => {
   it("has write permissions to check (guards the table itself)", () => {
-    expect(writePerms).toEqual(
-      expect.arrayContaining(["servers.write", "catalog.write", "catalog.approve", "scopes.write", "members.write", "tokens.manage", "tenants.create", "users.manage"]),
-    );
+    expect(writePerms).toEqual(expect.arrayContaining(["servers.write", "catalog.write", "catalog.approve", "scopes.write", "members.write", "tokens.manage", "tenants.create", "users.manage"]));
   });
 
   it("tenant auditor reads its tenant and writes nothing", () => {

@@ -29,9 +29,7 @@ describe("embedded PGlite smoke", () => {
     expect(h.driver).toBe("pglite");
     const tables = await h.db.execute<{ table_name: string }>(sql`select table_name from information_schema.tables where table_schema = 'public' order by table_name`);
     const names = (tables as unknown as { rows: { table_name: string }[] }).rows.map((r) => r.table_name);
-    expect(names).toEqual(
-      expect.arrayContaining(["api_tokens", "audit_events", "memberships", "scope_mappings", "server_tenants", "servers", "tenants", "tool_versions", "tools", "users"]),
-    );
+    expect(names).toEqual(expect.arrayContaining(["api_tokens", "audit_events", "memberships", "scope_mappings", "server_tenants", "servers", "tenants", "tool_versions", "tools", "users"]));
     const applied = await h.db.execute(sql`select count(*)::int as n from drizzle.__drizzle_migrations`);
     expect((applied as unknown as { rows: { n: number }[] }).rows[0]!.n).toBeGreaterThanOrEqual(1);
   });

@@ -79,10 +79,20 @@ describe("Cedar scanner soundness (seeded random shapes)", () => {
       cedar.policySetTextToParts(text);
       cedar.checkParsePolicySet({ staticPolicies: text });
       cedar.formatPolicies({ policyText: text });
-      cedar.isAuthorized({ principal: { type: "User", id: "u" }, action: { type: "Action", id: "call_tool" }, resource: { type: "Tool", id: "x" }, context: {}, policies: { staticPolicies: text }, entities: [] });
+      cedar.isAuthorized({
+        principal: { type: "User", id: "u" },
+        action: { type: "Action", id: "call_tool" },
+        resource: { type: "Tool", id: "x" },
+        context: {},
+        policies: { staticPolicies: text },
+        entities: [],
+      });
       const json = cedar.policyToJson(text);
       if (json.type === "success") {
-        const confined = { ...json.json, conditions: [...json.json.conditions, { kind: "when" as const, body: { "&&": { left: { "||": { left: { Value: true }, right: { Value: true } } }, right: { Value: true } } } as never }] };
+        const confined = {
+          ...json.json,
+          conditions: [...json.json.conditions, { kind: "when" as const, body: { "&&": { left: { "||": { left: { Value: true }, right: { Value: true } } }, right: { Value: true } } } as never }],
+        };
         const back = cedar.policyToText(confined);
         expect(back.type, text.slice(0, 200)).toBe("success");
         expect(cedar.checkParsePolicySet({ staticPolicies: { p: confined } }).type).toBe("success");

@@ -20,10 +20,19 @@ const wrap = (body: string) => `permit (principal, action, resource) when { ${bo
 /** Shapes Cedar recurses over, each `n` levels deep. */
 const shapes: Record<string, (n: number) => string> = {
   parens: (n) => `${"(".repeat(n)}true${")".repeat(n)}`,
-  and: (n) => Array(n + 1).fill("true").join(" && "),
-  or: (n) => Array(n + 1).fill("true").join(" || "),
+  and: (n) =>
+    Array(n + 1)
+      .fill("true")
+      .join(" && "),
+  or: (n) =>
+    Array(n + 1)
+      .fill("true")
+      .join(" || "),
   attributes: (n) => `context${".a".repeat(n)}`,
-  arithmetic: (n) => `${Array(n + 1).fill("1").join(" + ")} == 1`,
+  arithmetic: (n) =>
+    `${Array(n + 1)
+      .fill("1")
+      .join(" + ")} == 1`,
   ifs: (n) => `${"if true then true else ".repeat(n)}true`,
   sets: (n) => `${"[".repeat(n)}1${"]".repeat(n)} == 1`,
   records: (n) => `${"{a:".repeat(n)}1${"}".repeat(n)} == 1`,
@@ -34,7 +43,8 @@ const deepJson = (n: number): unknown => {
   for (let i = 0; i < n; i++) v = { "&&": { left: v, right: { Value: true } } };
   return v;
 };
-const request = (policies: unknown, context: unknown = {}) => ({ principal: { type: "User", id: "u" }, action: { type: "Action", id: "call_tool" }, resource: { type: "Tool", id: "t" }, context, policies, entities: [] }) as never;
+const request = (policies: unknown, context: unknown = {}) =>
+  ({ principal: { type: "User", id: "u" }, action: { type: "Action", id: "call_tool" }, resource: { type: "Tool", id: "t" }, context, policies, entities: [] }) as never;
 const SCHEMA = "entity User; entity Tool; action call_tool appliesTo { principal: User, resource: Tool, context: { a?: { a?: Long } } };";
 
 describe("Cedar input bounds (in-process engine)", () => {
@@ -93,7 +103,10 @@ describe("Cedar input bounds (in-process engine)", () => {
         expect(json.type, label).toBe("success");
         if (json.type !== "success") continue;
         // What the compiler does with it: confine (JSON → text) and check the JSON form.
-        const confined = { ...json.json, conditions: [...json.json.conditions, { kind: "when" as const, body: { "&&": { left: { "||": { left: { Value: true }, right: { Value: true } } }, right: { Value: true } } } as never }] };
+        const confined = {
+          ...json.json,
+          conditions: [...json.json.conditions, { kind: "when" as const, body: { "&&": { left: { "||": { left: { Value: true }, right: { Value: true } } }, right: { Value: true } } } as never }],
+        };
         expect(cedar.policyToText(confined).type, label).toBe("success");
         expect(cedar.checkParsePolicySet({ staticPolicies: { p: confined } }).type, label).toBe("success");
         expect(cedar.formatPolicies({ policyText: text }).type, label).toBe("success");
@@ -113,7 +126,14 @@ describe("Cedar input bounds (in-process engine)", () => {
         { uid: { type: "User", id: "u" }, attrs: {}, parents: [{ type: "Tenant", id: tenant }] },
         { uid: { type: "Tool", id: "t" }, attrs: {}, parents: [{ type: "Server", id: "srv_x" }] },
       ];
-      const a = cedar.isAuthorized({ principal: { type: "User", id: "u" }, action: { type: "Action", id: "call_tool" }, resource: { type: "Tool", id: "t" }, context: {}, policies: { staticPolicies: text }, entities });
+      const a = cedar.isAuthorized({
+        principal: { type: "User", id: "u" },
+        action: { type: "Action", id: "call_tool" },
+        resource: { type: "Tool", id: "t" },
+        context: {},
+        policies: { staticPolicies: text },
+        entities,
+      });
       return a.type === "success" ? a.response.decision : a.type;
     };
     expect(decide("ten_250")).toBe("allow");
@@ -153,7 +173,14 @@ describe("Cedar input bounds (in-process engine)", () => {
     expect(JSON.stringify(a)).toMatch(/was restarted/);
     expect(cedarReplacements()).toBe(before + 1);
     // The fresh instance never saw "bounds-survivor": the guard preparses it again on use.
-    const d = cedar.statefulIsAuthorized({ principal: { type: "User", id: "u" }, action: { type: "Action", id: "call_tool" }, resource: { type: "Tool", id: "t" }, context: {}, entities: [], preparsedPolicySetId: "bounds-survivor" });
+    const d = cedar.statefulIsAuthorized({
+      principal: { type: "User", id: "u" },
+      action: { type: "Action", id: "call_tool" },
+      resource: { type: "Tool", id: "t" },
+      context: {},
+      entities: [],
+      preparsedPolicySetId: "bounds-survivor",
+    });
     expect(d.type === "success" && d.response.decision).toBe("allow");
   });
 });
@@ -217,8 +244,17 @@ describe("Cedar checks through the policy service", () => {
     adminA = await makeUser(t.db, { memberships: [[tenantA, "admin"]] });
     adminB = await makeUser(t.db, { memberships: [[tenantB, "admin"]] });
     const make = async (admin: MadeUser, tenantId: string) => {
-      const server = await createServer(admin.ctx, createServerInput.parse({ tenantId, name: uniq("srv "), resourceUri: `https://mcp.bounds.example/${uniq()}`, upstreamUrl: "http://127.0.0.1:9/mcp", scopes: ["tickets:read"] }));
-      await addTool(admin.ctx, server!.id, { name: "list_tickets", description: "list", inputSchema: { type: "object", properties: { status: { type: "string" } } }, annotations: { readOnlyHint: true }, risk: "low" });
+      const server = await createServer(
+        admin.ctx,
+        createServerInput.parse({ tenantId, name: uniq("srv "), resourceUri: `https://mcp.bounds.example/${uniq()}`, upstreamUrl: "http://127.0.0.1:9/mcp", scopes: ["tickets:read"] }),
+      );
+      await addTool(admin.ctx, server!.id, {
+        name: "list_tickets",
+        description: "list",
+        inputSchema: { type: "object", properties: { status: { type: "string" } } },
+        annotations: { readOnlyHint: true },
+        risk: "low",
+      });
       await putScopeMapping(admin.ctx, server!.id, { baseVersion: 0, mapping: { "tickets:read": ["list_tickets"] } });
       return server!.id;
     };
@@ -234,18 +270,41 @@ describe("Cedar checks through the policy service", () => {
     expect(res.issues[0]!.message).toMatch(/nested more than 32 levels/);
     expect(res.issues[0]).toMatchObject({ line: 1, column: 44 + 32 });
     // Saving it is a 422 with the line and column.
-    const refused = await expectAppError(createPolicy(adminA.ctx, { tenantId: tenantA, serverId: serverA, name: "deep", description: "", kind: "cedar", cedar: hostile, enabled: true }), "validation_failed");
+    const refused = await expectAppError(
+      createPolicy(adminA.ctx, { tenantId: tenantA, serverId: serverA, name: "deep", description: "", kind: "cedar", cedar: hostile, enabled: true }),
+      "validation_failed",
+    );
     expect(refused.issues?.[0]?.message).toMatch(/^line 1, column 76: brackets are nested more than 32 levels deep/);
 
     // Another tenant, same process, right after: check, save, simulate.
-    const check = await checkPolicy(adminB.ctx, { tenantId: tenantB, serverId: serverB, cedar: 'permit (principal, action, resource) when { context.args has status && context.args.status == "open" };' });
+    const check = await checkPolicy(adminB.ctx, {
+      tenantId: tenantB,
+      serverId: serverB,
+      cedar: 'permit (principal, action, resource) when { context.args has status && context.args.status == "open" };',
+    });
     expect(check.issues).toEqual([]);
     expect(check.formatted).toContain("context.args.status");
-    const saved = await createPolicy(adminB.ctx, { tenantId: tenantB, serverId: serverB, name: "no closed", description: "", kind: "cedar", cedar: 'forbid (principal, action, resource) when { context.args has status && context.args.status == "closed" };', enabled: true });
+    const saved = await createPolicy(adminB.ctx, {
+      tenantId: tenantB,
+      serverId: serverB,
+      name: "no closed",
+      description: "",
+      kind: "cedar",
+      cedar: 'forbid (principal, action, resource) when { context.args has status && context.args.status == "closed" };',
+      enabled: true,
+    });
     expect(saved!.id).toMatch(/^pol_/);
-    const sim = await simulateDraft(adminB.ctx, { tenantId: tenantB, serverId: serverB, request: { user: "bob", groups: [], client: "c", scopes: ["tickets:read"], tool: "list_tickets", action: "call_tool", args: { status: "open" } } });
+    const sim = await simulateDraft(adminB.ctx, {
+      tenantId: tenantB,
+      serverId: serverB,
+      request: { user: "bob", groups: [], client: "c", scopes: ["tickets:read"], tool: "list_tickets", action: "call_tool", args: { status: "open" } },
+    });
     expect(sim.decision).toBe("allow");
-    const denied = await simulateDraft(adminB.ctx, { tenantId: tenantB, serverId: serverB, request: { user: "bob", groups: [], client: "c", scopes: ["tickets:read"], tool: "list_tickets", action: "call_tool", args: { status: "closed" } } });
+    const denied = await simulateDraft(adminB.ctx, {
+      tenantId: tenantB,
+      serverId: serverB,
+      request: { user: "bob", groups: [], client: "c", scopes: ["tickets:read"], tool: "list_tickets", action: "call_tool", args: { status: "closed" } },
+    });
     expect(denied.decision).toBe("deny");
     // And the auditor's own tenant still checks ordinary text.
     expect((await checkPolicy(auditorA.ctx, { tenantId: tenantA, serverId: serverA, cedar: ALLOW_ALL })).issues).toEqual([]);
@@ -264,12 +323,24 @@ describe("Cedar checks through the policy service", () => {
     const props = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`a${i}`, { type: "string" }]));
     await addTool(adminA.ctx, serverA, { name: "wide", description: "50 arguments", inputSchema: { type: "object", properties: props }, annotations: {}, risk: "low" });
     const conditions = Array.from({ length: 50 }, (_, i) => ({ arg: `a${i}`, op: "eq" as const, value: "x" }));
-    const rule = { effect: "forbid" as const, actions: ["call_tool" as const, "list_tools" as const], tools: ["wide"], principals: { users: ["bob"], groups: ["g"] }, clients: ["c"], conditions, time: { fromHour: 22, toHour: 6, days: [0, 6] } };
+    const rule = {
+      effect: "forbid" as const,
+      actions: ["call_tool" as const, "list_tools" as const],
+      tools: ["wide"],
+      principals: { users: ["bob"], groups: ["g"] },
+      clients: ["c"],
+      conditions,
+      time: { fromHour: 22, toHour: 6, days: [0, 6] },
+    };
     const saved = await createPolicy(adminA.ctx, { tenantId: tenantA, serverId: serverA, name: "widest rule", description: "", kind: "rule", rule, enabled: true }).catch((e: { issues?: unknown }) => {
       throw new Error(JSON.stringify(e.issues));
     });
     expect(saved!.cedar).toContain('context.args["a49"] == "x"');
-    const sim = await simulateDraft(adminA.ctx, { tenantId: tenantA, serverId: serverA, request: { user: "bob", groups: [], client: "c", scopes: ["tickets:read"], tool: "list_tickets", action: "call_tool", args: {} } });
+    const sim = await simulateDraft(adminA.ctx, {
+      tenantId: tenantA,
+      serverId: serverA,
+      request: { user: "bob", groups: [], client: "c", scopes: ["tickets:read"], tool: "list_tickets", action: "call_tool", args: {} },
+    });
     expect(sim.decision).toBe("allow");
   });
 

@@ -46,7 +46,14 @@ describe("policy literals", () => {
   async function setup() {
     const server = (await createServer(
       owner.ctx,
-      createServerInput.parse({ tenantId: tenantA, tenantIds: [tenantB], name: uniq("srv "), resourceUri: `https://${uniq("mcp-")}.literals.example/mcp`, upstreamUrl: "https://up.example/mcp", scopes: ["pay"] }),
+      createServerInput.parse({
+        tenantId: tenantA,
+        tenantIds: [tenantB],
+        name: uniq("srv "),
+        resourceUri: `https://${uniq("mcp-")}.literals.example/mcp`,
+        upstreamUrl: "https://up.example/mcp",
+        scopes: ["pay"],
+      }),
     ))!;
     await addTool(owner.ctx, server.id, { name: "refund", description: "refund", inputSchema: { type: "object", properties: { amount: { type: "integer" } } }, annotations: {}, risk: "high" });
     await putScopeMapping(owner.ctx, server.id, { baseVersion: 0, mapping: { pay: ["refund"] } });
@@ -58,7 +65,15 @@ describe("policy literals", () => {
 
   /** A policy of `tenantId` saved with `cedar` as it was before the check existed (written past the service). */
   async function savedBeforeTheCheck(tenantId: string, serverId: string, name: string, cedar: string) {
-    const p = await createPolicy(owner.ctx, { tenantId, serverId, name, description: "", kind: "cedar", cedar: `forbid (principal, action, resource) when { context.args has amount && context.args.amount > 1000 };`, enabled: true });
+    const p = await createPolicy(owner.ctx, {
+      tenantId,
+      serverId,
+      name,
+      description: "",
+      kind: "cedar",
+      cedar: `forbid (principal, action, resource) when { context.args has amount && context.args.amount > 1000 };`,
+      enabled: true,
+    });
     await t.db.update(policies).set({ cedar }).where(eq(policies.id, p!.id));
     return p!.id;
   }
@@ -70,7 +85,10 @@ describe("policy literals", () => {
     for (const n of [I64_MAX, PAST_2_53, `-${I64_MAX}`]) {
       const res = await checkPolicy(owner.ctx, { tenantId: tenantB, serverId, cedar: bigForbid(n) });
       expect(res.issues.map((i) => i.message).join("\n"), n).toMatch(/integer literal -?\d+ is out of range: integers in policies are limited to ±9007199254740991/);
-      const err = await expectAppError(createPolicy(owner.ctx, { tenantId: tenantB, serverId, name: uniq("big "), description: "", kind: "cedar", cedar: bigForbid(n), enabled: true }), "validation_failed");
+      const err = await expectAppError(
+        createPolicy(owner.ctx, { tenantId: tenantB, serverId, name: uniq("big "), description: "", kind: "cedar", cedar: bigForbid(n), enabled: true }),
+        "validation_failed",
+      );
       expect(err.issues!.map((i) => i.message).join("\n")).toMatch(/out of range/);
     }
     // The largest exact integer is fine.
@@ -82,7 +100,15 @@ describe("policy literals", () => {
     await publishBundle(owner.ctx, fleetId, { note: "" }, kek);
     await savedBeforeTheCheck(tenantB, serverId, "B huge", bigForbid(I64_MAX));
     await savedBeforeTheCheck(tenantB, serverId, "B rounded", bigForbid(PAST_2_53));
-    await createPolicy(owner.ctx, { tenantId: tenantA, serverId, name: "A payers", description: "", kind: "cedar", cedar: `permit (principal in Group::"payers", action, resource == Tool::"${serverId}/refund");`, enabled: true });
+    await createPolicy(owner.ctx, {
+      tenantId: tenantA,
+      serverId,
+      name: "A payers",
+      description: "",
+      kind: "cedar",
+      cedar: `permit (principal in Group::"payers", action, resource == Tool::"${serverId}/refund");`,
+      enabled: true,
+    });
 
     const draft = await draftBundle(owner.ctx, fleetId);
     expect(draft.blockers).toEqual([]);
@@ -113,7 +139,14 @@ describe("policy literals", () => {
           upstreamUrl: "https://up.example/mcp",
           scopes: [],
           prm: { scopesSupported: [] } as never,
-          tools: [{ name: "refund", risk: "high", blocked: false, approved: { hash: "h", title: null, description: "", annotations: {}, inputSchema: { type: "object", properties: { amount: { type: "integer" } } } } }],
+          tools: [
+            {
+              name: "refund",
+              risk: "high",
+              blocked: false,
+              approved: { hash: "h", title: null, description: "", annotations: {}, inputSchema: { type: "object", properties: { amount: { type: "integer" } } } },
+            },
+          ],
           mapping: {},
         } as never,
       ],
@@ -138,7 +171,10 @@ describe("policy literals", () => {
     ];
     for (const cedar of bare) {
       const res = await checkPolicy(owner.ctx, { tenantId: tenantB, serverId, cedar });
-      expect(res.issues.map((i) => i.message), cedar).toContain('User::"alice" matches no user: user ids are issuer-qualified: write User::"<issuer>#alice" or principal.sub == "alice"');
+      expect(
+        res.issues.map((i) => i.message),
+        cedar,
+      ).toContain('User::"alice" matches no user: user ids are issuer-qualified: write User::"<issuer>#alice" or principal.sub == "alice"');
       await expectAppError(createPolicy(owner.ctx, { tenantId: tenantB, serverId, name: uniq("bare "), description: "", kind: "cedar", cedar, enabled: true }), "validation_failed");
     }
     // A qualified id, `principal.sub`, and a string that merely looks like one are fine.

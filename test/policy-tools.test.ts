@@ -22,7 +22,13 @@ describe("toolsOf: which tools a policy can apply to (the engine's slicing must 
 describe("rule compilation", () => {
   const base = { effect: "forbid", actions: ["call_tool"], tools: ["refund"], principals: { users: [], groups: [] }, clients: [], conditions: [] };
   it("guards every argument test with has and quotes names", () => {
-    const rule = policyRuleSchema.parse({ ...base, conditions: [{ arg: "amount", op: "gt", value: 100 }, { arg: "project", op: "like", value: 'prod"*' }] });
+    const rule = policyRuleSchema.parse({
+      ...base,
+      conditions: [
+        { arg: "amount", op: "gt", value: 100 },
+        { arg: "project", op: "like", value: 'prod"*' },
+      ],
+    });
     const text = compileRule(rule, S, { name: "limit" });
     expect(text).toContain('(context.args has "amount" && context.args["amount"] > 100)');
     expect(text).toContain('context.args["project"] like "prod\\"*"');

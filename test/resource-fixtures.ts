@@ -15,9 +15,29 @@ export const prompts = [
 
 type Entry = RegistrySnapshot["servers"][number]["tools"][number];
 const approvedEntries = (opts: { unapproved?: string[]; blocked?: string[] } = {}): Entry[] => [
-  ...resources.map((r) => ({ kind: "resource" as const, name: r.uri, risk: "low" as const, blocked: opts.blocked?.includes(r.uri) ?? false, approved: opts.unapproved?.includes(r.uri) ? null : { hash: entryHash("resource", r), title: r.title ?? null, description: "", annotations: {}, inputSchema: { type: "object" }, label: r.name, mimeType: r.mimeType } })),
-  ...templates.map((t) => ({ kind: "resourceTemplate" as const, name: t.uriTemplate, risk: "medium" as const, blocked: false, approved: { hash: entryHash("resourceTemplate", t), title: null, description: t.description, annotations: {}, inputSchema: { type: "object" }, label: t.name, mimeType: null } })),
-  ...prompts.map((p) => ({ kind: "prompt" as const, name: p.name, risk: "low" as const, blocked: opts.blocked?.includes(p.name) ?? false, approved: opts.unapproved?.includes(p.name) ? null : { hash: entryHash("prompt", p), title: null, description: p.description ?? "", annotations: {}, inputSchema: promptInputSchema(p) } })),
+  ...resources.map((r) => ({
+    kind: "resource" as const,
+    name: r.uri,
+    risk: "low" as const,
+    blocked: opts.blocked?.includes(r.uri) ?? false,
+    approved: opts.unapproved?.includes(r.uri)
+      ? null
+      : { hash: entryHash("resource", r), title: r.title ?? null, description: "", annotations: {}, inputSchema: { type: "object" }, label: r.name, mimeType: r.mimeType },
+  })),
+  ...templates.map((t) => ({
+    kind: "resourceTemplate" as const,
+    name: t.uriTemplate,
+    risk: "medium" as const,
+    blocked: false,
+    approved: { hash: entryHash("resourceTemplate", t), title: null, description: t.description, annotations: {}, inputSchema: { type: "object" }, label: t.name, mimeType: null },
+  })),
+  ...prompts.map((p) => ({
+    kind: "prompt" as const,
+    name: p.name,
+    risk: "low" as const,
+    blocked: opts.blocked?.includes(p.name) ?? false,
+    approved: opts.unapproved?.includes(p.name) ? null : { hash: entryHash("prompt", p), title: null, description: p.description ?? "", annotations: {}, inputSchema: promptInputSchema(p) },
+  })),
 ];
 
 /** srv_a (tenants ten_a and ten_b) with a tool, resources, a template and prompts; srv_b (ten_b only). */
@@ -32,4 +52,3 @@ export function snapshot(policies: RegistrySnapshot["policies"], opts: { unappro
   snap.servers[0]!.tools.push(...approvedEntries(opts));
   return snap;
 }
-

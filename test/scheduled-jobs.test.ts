@@ -21,7 +21,8 @@ beforeAll(async () => {
 afterAll(() => t.close());
 
 const marks = async (job: string) => execRows<{ pid: number }>(t.db, sql`select pid from job_marks where job = ${job}`);
-const jobRow = async (job: string) => (await execRows<{ runs: string; last_error: string | null; last_holder: string | null }>(t.db, sql`select runs::text as runs, last_error, last_holder from scheduled_jobs where name = ${job}`))[0];
+const jobRow = async (job: string) =>
+  (await execRows<{ runs: string; last_error: string | null; last_holder: string | null }>(t.db, sql`select runs::text as runs, last_error, last_holder from scheduled_jobs where name = ${job}`))[0];
 
 describe("scheduled jobs (one process)", () => {
   it("runs when due, then not again within the interval, then again after it", async () => {

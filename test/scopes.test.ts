@@ -55,7 +55,10 @@ describe("scope mappings", () => {
     expect(saved).toEqual({ version: 1, mapping: { "tickets.read": ["list_tickets"] } });
     expect(await getScopeMapping(admin.ctx, s.id)).toMatchObject({ version: 1, mapping: { "tickets.read": ["list_tickets"] }, updatedBy: admin.actor.label });
 
-    const [ev] = await t.db.select().from(auditEvents).where(and(eq(auditEvents.action, "scopes.update"), eq(auditEvents.targetId, s.id)));
+    const [ev] = await t.db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.action, "scopes.update"), eq(auditEvents.targetId, s.id)));
     expect(ev).toMatchObject({ tenantId, before: {}, after: { "tickets.read": ["list_tickets"] } });
   });
 

@@ -141,7 +141,14 @@ describe("servers", () => {
     const orphans = await t.db
       .select({ n: count() })
       .from(serverTenants)
-      .where(notExists(t.db.select({ x: sql`1` }).from(servers).where(eq(servers.id, serverTenants.serverId))));
+      .where(
+        notExists(
+          t.db
+            .select({ x: sql`1` })
+            .from(servers)
+            .where(eq(servers.id, serverTenants.serverId)),
+        ),
+      );
     expect(orphans[0]!.n).toBe(0);
     expect(await t.db.select().from(servers).where(eq(servers.name, dup.name))).toEqual([]);
   });
@@ -201,7 +208,12 @@ describe("servers", () => {
     const b = await makeTenant(t.db, owner.actor);
     const c = await makeTenant(t.db, owner.actor);
     // Admin in B, auditor in C, nothing in A.
-    const adminB = await makeUser(t.db, { memberships: [[b.id, "admin"], [c.id, "auditor"]] });
+    const adminB = await makeUser(t.db, {
+      memberships: [
+        [b.id, "admin"],
+        [c.id, "auditor"],
+      ],
+    });
     const [servers0, access0] = [await serverCount(), await accessCount()];
 
     await expectAppError(createServer(adminB.ctx, input(b.id, { tenantIds: [c.id] })), "forbidden");
@@ -305,7 +317,10 @@ describe("servers", () => {
     expect(await t.db.select().from(servers).where(eq(servers.id, s.id))).toEqual([]);
     expect(await t.db.select().from(serverTenants).where(eq(serverTenants.serverId, s.id))).toEqual([]);
     await expectAppError(getServer(owner.ctx, s.id), "not_found");
-    const [ev] = await t.db.select().from(auditEvents).where(and(eq(auditEvents.action, "server.delete"), eq(auditEvents.targetId, s.id)));
+    const [ev] = await t.db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.action, "server.delete"), eq(auditEvents.targetId, s.id)));
     expect(ev?.before).toMatchObject({ id: s.id, resourceUri: s.resourceUri });
   });
 });

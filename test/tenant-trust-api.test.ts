@@ -29,7 +29,11 @@ afterAll(async () => {
 
 const base = "http://localhost:3000";
 const req = (method: string, path: string, key: string, body?: unknown) =>
-  new NextRequest(`${base}${path}`, { method, headers: { authorization: `Bearer ${key}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
+  new NextRequest(`${base}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
 const params = (p: Record<string, string>) => ({ params: Promise.resolve(p) });
 
 describe("tenant trusted issuers over HTTP", () => {
@@ -86,6 +90,10 @@ describe("tenant trusted issuers over HTTP", () => {
     expect(await put.json()).toMatchObject({ tenantMapping: { mode: "issuer" }, requireTyp: null });
     expect((await oneRoute.DELETE(req("DELETE", `${path}/${entry.id}`, ka), params({ tenantId: a, issuerId: entry.id }))).status).toBe(204);
     const trail = await t.db.select().from(auditEvents).where(eq(auditEvents.targetId, entry.id));
-    expect(trail.map((e) => [e.action, e.tenantId]).sort()).toEqual([["tenant.issuer.create", a], ["tenant.issuer.delete", a], ["tenant.issuer.update", a]]);
+    expect(trail.map((e) => [e.action, e.tenantId]).sort()).toEqual([
+      ["tenant.issuer.create", a],
+      ["tenant.issuer.delete", a],
+      ["tenant.issuer.update", a],
+    ]);
   });
 });

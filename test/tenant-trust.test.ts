@@ -79,7 +79,9 @@ describe("a shared server's owner cannot grant trust for another tenant", () => 
     expect(mine.tenantMapping).toEqual({ mode: "claim", claim: "tenant", values: [s.tenantB] });
     // The owner's admin cannot see or edit B's trust.
     await expect(listTenantIssuers(adminA.ctx, s.tenantB)).rejects.toMatchObject({ code: "not_found" });
-    await expect(createTenantIssuer(adminA.ctx, s.tenantB, tenantIssuerInput.parse({ issuer: evil.issuer, jwksUri: evil.jwksUri, discovery: false, tenantMapping: { mode: "issuer" } }))).rejects.toMatchObject({ code: "not_found" });
+    await expect(
+      createTenantIssuer(adminA.ctx, s.tenantB, tenantIssuerInput.parse({ issuer: evil.issuer, jwksUri: evil.jwksUri, discovery: false, tenantMapping: { mode: "issuer" } })),
+    ).rejects.toMatchObject({ code: "not_found" });
     await expect(deleteTenantIssuer(adminA.ctx, s.tenantB, mine.id, s.kek)).rejects.toMatchObject({ code: "not_found" });
     // An id of B's entry under A's tenant is not found either (the tenant comes from the loaded row).
     await expect(deleteTenantIssuer(adminA.ctx, s.tenantA, mine.id, s.kek)).rejects.toMatchObject({ code: "not_found" });
@@ -99,7 +101,11 @@ describe("a shared server's owner cannot grant trust for another tenant", () => 
     expect(res.status).toBe(401);
     await res.body?.cancel();
     // Trusting again (a widening) arrives with the next publish.
-    await createTenantIssuer(adminB.ctx, s.tenantB, tenantIssuerInput.parse({ issuer: s.issuer.issuer, jwksUri: s.issuer.jwksUri, discovery: false, algorithms: ["ES256"], tenantMapping: { mode: "claim", claim: "tenant", values: [s.tenantB] } }));
+    await createTenantIssuer(
+      adminB.ctx,
+      s.tenantB,
+      tenantIssuerInput.parse({ issuer: s.issuer.issuer, jwksUri: s.issuer.jwksUri, discovery: false, algorithms: ["ES256"], tenantMapping: { mode: "claim", claim: "tenant", values: [s.tenantB] } }),
+    );
     await publish("B trusts the test issuer again");
     const again = await s.rpc({ jsonrpc: "2.0", id: 7, method: "ping" }, { authorization: `Bearer ${b}` });
     expect(again.status).not.toBe(401);
@@ -112,7 +118,9 @@ describe("a shared server's owner cannot grant trust for another tenant", () => 
     const viaEvil = await evil.sign({ sub: "carol", tenant: s.tenantA, client_id: "test-client", scope: "tickets:read" }, s.resourceUri);
     const { revocations } = await import("@/db/schema");
     const { newId } = await import("@/lib/ids");
-    await s.t.db.insert(revocations).values({ id: newId("revocation"), tenantId: s.tenantA, userId: qualifiedUser(evil.issuer, "carol"), before: new Date(Date.now() + 2000), createdBy: s.owner.user.id });
+    await s.t.db
+      .insert(revocations)
+      .values({ id: newId("revocation"), tenantId: s.tenantA, userId: qualifiedUser(evil.issuer, "carol"), before: new Date(Date.now() + 2000), createdBy: s.owner.user.id });
     await publish("revoke carol of the owner's issuer");
     const r1 = await s.rpc({ jsonrpc: "2.0", id: 5, method: "ping" }, { authorization: `Bearer ${viaEvil}` });
     expect(r1.status).toBe(401);
@@ -128,12 +136,23 @@ describe("sharing and creating", () => {
     const c = (await makeTenant(s.t.db, s.owner.actor)).id;
     const srv = (await createServer(
       adminA.ctx,
-      createServerInput.parse({ tenantId: s.tenantA, name: uniq("Trust "), resourceUri: `https://mcp.trust.test/${uniq()}`, upstreamUrl: "http://127.0.0.1:9/mcp", issuers: [{ issuer: "https://idp-one.trust.test" }] }),
+      createServerInput.parse({
+        tenantId: s.tenantA,
+        name: uniq("Trust "),
+        resourceUri: `https://mcp.trust.test/${uniq()}`,
+        upstreamUrl: "http://127.0.0.1:9/mcp",
+        issuers: [{ issuer: "https://idp-one.trust.test" }],
+      }),
     ))!;
     const trustOf = async (tenantId: string) => (await s.t.db.select().from(tenantIssuers).where(eq(tenantIssuers.tenantId, tenantId))).map((r) => r.issuer);
     expect(await trustOf(s.tenantA)).toContain("https://idp-one.trust.test");
     // An admin of both tenants shares it with C: C is offered the server's issuers, mapped to C only.
-    const both = await makeUser(s.t.db, { memberships: [[s.tenantA, "admin"], [c, "admin"]] });
+    const both = await makeUser(s.t.db, {
+      memberships: [
+        [s.tenantA, "admin"],
+        [c, "admin"],
+      ],
+    });
     await updateServer(both.ctx, srv.id, updateServerInput.parse({ tenantIds: [c] }));
     const [row] = await s.t.db.select().from(tenantIssuers).where(eq(tenantIssuers.tenantId, c));
     expect(row).toMatchObject({ issuer: "https://idp-one.trust.test", tenantMapping: { mode: "claim", claim: "tenant", values: [c] } });

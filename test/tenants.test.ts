@@ -3,17 +3,7 @@ import { and, count, eq } from "drizzle-orm";
 import { auditEvents, memberships, tenants, users } from "@/db/schema";
 import { acceptInvitation } from "@/lib/auth/invitations";
 import { verifyCredentials } from "@/lib/auth/users";
-import {
-  addMember,
-  addMemberInput,
-  createTenant,
-  getTenant,
-  listMembers,
-  listTenants,
-  removeMember,
-  updateMember,
-  updateTenant,
-} from "@/lib/tenants/service";
+import { addMember, addMemberInput, createTenant, getTenant, listMembers, listTenants, removeMember, updateMember, updateTenant } from "@/lib/tenants/service";
 import { actorOf, createTestDb, makeTenant, makeUser, uniq, type MadeUser, type TestDb } from "./db";
 import { expectAppError } from "./expect";
 
@@ -162,7 +152,10 @@ describe("members", () => {
 
     const [user] = await t.db.select().from(users).where(eq(users.email, email.toLowerCase()));
     expect(user).toMatchObject({ id: added.userId, role: "member", mustChangePassword: false, name: "Newcomer", passwordHash: null });
-    const [m] = await t.db.select().from(memberships).where(and(eq(memberships.tenantId, a.id), eq(memberships.userId, added.userId)));
+    const [m] = await t.db
+      .select()
+      .from(memberships)
+      .where(and(eq(memberships.tenantId, a.id), eq(memberships.userId, added.userId)));
     expect(m?.role).toBe("auditor");
 
     // The invitee chooses the password, and the new actor sees exactly that tenant as auditor.
@@ -200,7 +193,11 @@ describe("members", () => {
     const usersBefore = await t.db.select({ n: count() }).from(users);
     const err = await expectAppError(addMember(owner.ctx, a.id, { email, role: "auditor" }), "conflict");
     expect(err.issues?.[0]?.path).toBe("email");
-    const rows = await t.db.select().from(memberships).innerJoin(users, eq(users.id, memberships.userId)).where(and(eq(memberships.tenantId, a.id), eq(users.email, email)));
+    const rows = await t.db
+      .select()
+      .from(memberships)
+      .innerJoin(users, eq(users.id, memberships.userId))
+      .where(and(eq(memberships.tenantId, a.id), eq(users.email, email)));
     expect(rows).toHaveLength(1);
     expect(rows[0]!.memberships.role).toBe("admin");
     expect(await t.db.select({ n: count() }).from(users)).toEqual(usersBefore);

@@ -1,12 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { layoutCedar, prettyJson, textDiff, type DiffRow } from "@/components/ui/text-diff-lines";
 
-const changedTokens = (rows: DiffRow[], kind: "add" | "del") =>
-  rows.flatMap((r) => (r.kind === kind ? r.parts.filter((p) => p.changed).map((p) => p.text) : []));
+const changedTokens = (rows: DiffRow[], kind: "add" | "del") => rows.flatMap((r) => (r.kind === kind ? r.parts.filter((p) => p.changed).map((p) => p.text) : []));
 
 describe("textDiff", () => {
   it("marks only the changed word inside a changed line", () => {
-    const rows = textDiff("a\nb\ncontext.tool == \"read\"\nd\n", "a\nb\ncontext.tool == \"write\"\nd\n");
+    const rows = textDiff('a\nb\ncontext.tool == "read"\nd\n', 'a\nb\ncontext.tool == "write"\nd\n');
     expect(rows.filter((r) => r.kind === "del")).toHaveLength(1);
     expect(rows.filter((r) => r.kind === "add")).toHaveLength(1);
     expect(changedTokens(rows, "del").join("")).toBe("read");

@@ -122,10 +122,26 @@ describe("authorization code + PKCE with a resource indicator", () => {
     const client = await publicClient();
     const { verifier, challenge } = pkcePair();
     const back = await followToRedirect(
-      authorizeUrl({ client_id: client.client_id, redirect_uri: REDIRECT, response_type: "code", scope: "tickets:read", code_challenge: challenge, code_challenge_method: "S256", resource: RESOURCE, login_hint: "bob" }),
+      authorizeUrl({
+        client_id: client.client_id,
+        redirect_uri: REDIRECT,
+        response_type: "code",
+        scope: "tickets:read",
+        code_challenge: challenge,
+        code_challenge_method: "S256",
+        resource: RESOURCE,
+        login_hint: "bob",
+      }),
       REDIRECT,
     );
-    const { body } = await tokenRequest(as, { grant_type: "authorization_code", code: back.searchParams.get("code")!, redirect_uri: REDIRECT, client_id: client.client_id, code_verifier: verifier, resource: RESOURCE });
+    const { body } = await tokenRequest(as, {
+      grant_type: "authorization_code",
+      code: back.searchParams.get("code")!,
+      redirect_uri: REDIRECT,
+      client_id: client.client_id,
+      code_verifier: verifier,
+      resource: RESOURCE,
+    });
     const r = await new TokenValidator().validate(body.access_token as string, bundleServer([issuerConfig(as)]));
     expect(r.ok && r.principal).toMatchObject({ user: `${as.issuer}#bob`, tenantId: "ten_other", groups: [], scopes: ["tickets:read"] });
   });
@@ -144,7 +160,14 @@ describe("authorization code + PKCE with a resource indicator", () => {
       authorizeUrl({ client_id: client.client_id, redirect_uri: REDIRECT, response_type: "code", scope: "tickets:read", code_challenge: challenge, code_challenge_method: "S256", resource: RESOURCE }),
       REDIRECT,
     );
-    const { status, body } = await tokenRequest(as, { grant_type: "authorization_code", code: back.searchParams.get("code")!, redirect_uri: REDIRECT, client_id: client.client_id, code_verifier: pkcePair().verifier, resource: RESOURCE });
+    const { status, body } = await tokenRequest(as, {
+      grant_type: "authorization_code",
+      code: back.searchParams.get("code")!,
+      redirect_uri: REDIRECT,
+      client_id: client.client_id,
+      code_verifier: pkcePair().verifier,
+      resource: RESOURCE,
+    });
     expect(status).toBe(400);
     expect(body.error).toBe("invalid_grant");
   });
@@ -153,7 +176,15 @@ describe("authorization code + PKCE with a resource indicator", () => {
     const client = await publicClient();
     const { challenge } = pkcePair();
     const back = await followToRedirect(
-      authorizeUrl({ client_id: client.client_id, redirect_uri: REDIRECT, response_type: "code", scope: "tickets:read", code_challenge: challenge, code_challenge_method: "S256", resource: "https://evil.example/mcp" }),
+      authorizeUrl({
+        client_id: client.client_id,
+        redirect_uri: REDIRECT,
+        response_type: "code",
+        scope: "tickets:read",
+        code_challenge: challenge,
+        code_challenge_method: "S256",
+        resource: "https://evil.example/mcp",
+      }),
       REDIRECT,
     );
     expect(back.searchParams.get("error")).toBe("invalid_target");
@@ -165,7 +196,13 @@ describe("authorization code + PKCE with a resource indicator", () => {
     expect(ok.status).toBe(200);
     const r = await new TokenValidator().validate(ok.body.access_token as string, bundleServer([issuerConfig(as)], OTHER_RESOURCE));
     expect(r.ok && r.principal).toMatchObject({ tenantId: "ten_demo", client: client.client_id, scopes: ["other:read"] });
-    const bad = await tokenRequest(as, { grant_type: "client_credentials", client_id: client.client_id, client_secret: client.client_secret!, resource: "https://evil.example/mcp", scope: "other:read" });
+    const bad = await tokenRequest(as, {
+      grant_type: "client_credentials",
+      client_id: client.client_id,
+      client_secret: client.client_secret!,
+      resource: "https://evil.example/mcp",
+      scope: "other:read",
+    });
     expect(bad.status).toBe(400);
     expect(bad.body.error).toBe("invalid_target");
   });

@@ -69,7 +69,15 @@ describe("accepted", () => {
     const r = await v.validate(token, server());
     expect(r.ok, JSON.stringify(r)).toBe(true);
     if (!r.ok) return;
-    expect(r.principal).toMatchObject({ user: `${as1.issuer}#alice`, subject: "alice", tenantId: "ten_demo", client: "cli_1", scopes: ["tickets:read", "tickets:write"], groups: ["eng", "ops"], actors: ["agent-b", "agent-a"] });
+    expect(r.principal).toMatchObject({
+      user: `${as1.issuer}#alice`,
+      subject: "alice",
+      tenantId: "ten_demo",
+      client: "cli_1",
+      scopes: ["tickets:read", "tickets:write"],
+      groups: ["eng", "ops"],
+      actors: ["agent-b", "agent-a"],
+    });
   });
 
   it("accepts an aud array that contains the resource, and a configured jwksUri without discovery", async () => {
@@ -169,11 +177,7 @@ describe("rejected with invalid_token", () => {
     const fresh = new TokenValidator({ fetch });
     const pem = createPublicKey({ key: as1.publicJwk as never, format: "jwk" }).export({ type: "spki", format: "pem" });
     for (const secret of [Buffer.from(pem), Buffer.from(JSON.stringify(as1.publicJwk))]) {
-      const token = await new SignJWT({ ...aliceClaims(), iss: as1.issuer })
-        .setProtectedHeader({ alg: "HS256", kid: as1.publicJwk.kid })
-        .setIssuedAt()
-        .setExpirationTime("5m")
-        .sign(secret);
+      const token = await new SignJWT({ ...aliceClaims(), iss: as1.issuer }).setProtectedHeader({ alg: "HS256", kid: as1.publicJwk.kid }).setIssuedAt().setExpirationTime("5m").sign(secret);
       expectRejected(await fresh.validate(token, server()), token, /algorithm/);
     }
     expect(calls).toEqual([]);
@@ -194,11 +198,7 @@ describe("rejected with invalid_token", () => {
 
   it("a foreign key reusing the AS's kid fails the signature", async () => {
     const { privateKey } = await generateKeyPair("RS256");
-    const token = await new SignJWT({ ...aliceClaims(), iss: as1.issuer })
-      .setProtectedHeader({ alg: "RS256", kid: as1.publicJwk.kid })
-      .setIssuedAt()
-      .setExpirationTime("5m")
-      .sign(privateKey);
+    const token = await new SignJWT({ ...aliceClaims(), iss: as1.issuer }).setProtectedHeader({ alg: "RS256", kid: as1.publicJwk.kid }).setIssuedAt().setExpirationTime("5m").sign(privateKey);
     expectRejected(await v.validate(token, server()), token, /signature/);
   });
 
@@ -229,8 +229,7 @@ describe("unknown kid and the JWKS refresh budget", () => {
     expect(jwksFetches()).toBe(1);
 
     const rogue = await generateKeyPair("RS256");
-    const rogueToken = (kid: string) =>
-      new SignJWT({ ...aliceClaims(), iss: as1.issuer }).setProtectedHeader({ alg: "RS256", kid }).setIssuedAt().setExpirationTime("10m").sign(rogue.privateKey);
+    const rogueToken = (kid: string) => new SignJWT({ ...aliceClaims(), iss: as1.issuer }).setProtectedHeader({ alg: "RS256", kid }).setIssuedAt().setExpirationTime("10m").sign(rogue.privateKey);
 
     // Right after a fetch: the unknown kid does not trigger one.
     const t0 = await rogueToken("rogue-0");
@@ -268,7 +267,11 @@ describe("unknown kid and the JWKS refresh budget", () => {
     const rogue = await generateKeyPair("ES256");
     const tokens = await Promise.all(
       [1, 2, 3, 4, 5].map((i) =>
-        new SignJWT({ ...aliceClaims(), iss: as1.issuer }).setProtectedHeader({ alg: "ES256", kid: `r${i}` }).setIssuedAt().setExpirationTime("10m").sign(rogue.privateKey),
+        new SignJWT({ ...aliceClaims(), iss: as1.issuer })
+          .setProtectedHeader({ alg: "ES256", kid: `r${i}` })
+          .setIssuedAt()
+          .setExpirationTime("10m")
+          .sign(rogue.privateKey),
       ),
     );
     const results = await Promise.all(tokens.map((t) => v.validate(t, server())));
@@ -409,7 +412,10 @@ describe("trust is granted by a tenant (issue 10 defect 1, issue 13 part 1)", ()
 
   it("maps a tenant by a nested claim path with array values, and by issuer; groups from a nested path", async () => {
     const v = new TokenValidator();
-    const nested = entry(as1, A, { tenantMapping: { mode: "claim", claim: "realm_access.roles", values: ["acme-admins"] }, claims: { user: "sub", client: "azp", scopes: "scope", groups: "realm_access.roles" } });
+    const nested = entry(as1, A, {
+      tenantMapping: { mode: "claim", claim: "realm_access.roles", values: ["acme-admins"] },
+      claims: { user: "sub", client: "azp", scopes: "scope", groups: "realm_access.roles" },
+    });
     const srv = shared([nested, entry(as2, B, { tenantMapping: { mode: "issuer" } })]);
     const t1 = await as1.mintToken(claims({ realm_access: { roles: ["viewer", "acme-admins"] }, azp: "cli_9" }));
     const r1 = await v.validate(t1, srv);

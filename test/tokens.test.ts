@@ -65,7 +65,10 @@ describe("API tokens", () => {
 
     // The token works through the services, and stays inside its tenant.
     const ctx = { db: t.db, actor: actor! };
-    const s = await createServer(ctx, createServerInput.parse({ tenantId: tenant.id, name: uniq("Tok "), resourceUri: `https://${uniq("tok-")}.example.com/mcp`, upstreamUrl: "https://up.example/mcp" }));
+    const s = await createServer(
+      ctx,
+      createServerInput.parse({ tenantId: tenant.id, name: uniq("Tok "), resourceUri: `https://${uniq("tok-")}.example.com/mcp`, upstreamUrl: "https://up.example/mcp" }),
+    );
     expect((await getServer(ctx, s.id)).id).toBe(s.id);
     await expectAppError(
       createServer(ctx, createServerInput.parse({ tenantId: other.id, name: uniq("Tok "), resourceUri: `https://${uniq("tok-")}.example.com/mcp`, upstreamUrl: "https://up.example/mcp" })),

@@ -29,10 +29,7 @@ beforeAll(async () => {
     [tenantA, owner],
   ] as const) {
     const id = uniq();
-    const s = await createServer(
-      who.ctx,
-      createServerInput.parse({ tenantId, name: `Trail ${id}`, resourceUri: `https://trail-${id}.example.com/mcp`, upstreamUrl: "https://up.example/mcp" }),
-    );
+    const s = await createServer(who.ctx, createServerInput.parse({ tenantId, name: `Trail ${id}`, resourceUri: `https://trail-${id}.example.com/mcp`, upstreamUrl: "https://up.example/mcp" }));
     await updateServer(who.ctx, s.id, { description: "changed" });
     await addTool(who.ctx, s.id, addToolInput.parse({ name: "a_tool", inputSchema: { type: "object" } }));
   }
@@ -91,7 +88,12 @@ describe("admin trail", () => {
     await t.db.insert(auditEvents).values(same);
     const { ids } = await allPages(owner.ctx, { action: "test.tie" }, 2);
     expect(ids).toEqual(same.map((e) => e.id).reverse());
-    await t.db.delete(auditEvents).where(inArray(auditEvents.id, same.map((e) => e.id)));
+    await t.db.delete(auditEvents).where(
+      inArray(
+        auditEvents.id,
+        same.map((e) => e.id),
+      ),
+    );
   });
 
   it("a tenant admin sees only its tenant's events", async () => {

@@ -17,7 +17,12 @@ afterAll(async () => {
 });
 
 const activeOwners = async () =>
-  (await t.db.select({ n: count() }).from(users).where(sql`${users.role} = 'owner' and not ${users.disabled}`))[0]!.n;
+  (
+    await t.db
+      .select({ n: count() })
+      .from(users)
+      .where(sql`${users.role} = 'owner' and not ${users.disabled}`)
+  )[0]!.n;
 
 describe("bootstrapOwner", () => {
   // Runs first in this file: the database is still empty.
@@ -121,7 +126,10 @@ describe("passwords and sign-in", () => {
     expect(await verifyCredentials(t.db, u.user.email, pw)).toBeNull();
     const signedIn = await verifyCredentials(t.db, u.user.email, "new-password-0002");
     expect(signedIn).toMatchObject({ id: u.user.id, mustChangePassword: false });
-    const [ev] = await t.db.select().from(auditEvents).where(and(eq(auditEvents.action, "user.password_change"), eq(auditEvents.targetId, u.user.id)));
+    const [ev] = await t.db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.action, "user.password_change"), eq(auditEvents.targetId, u.user.id)));
     expect(JSON.stringify(ev)).not.toContain("new-password-0002");
   });
 
@@ -203,11 +211,13 @@ describe("user management", () => {
         await db2.db.delete(users);
         const o1 = await makeUser(db2.db, { role: "owner" });
         const o2 = await makeUser(db2.db, { role: "owner" });
-        const results = await Promise.allSettled([
-          updateUser(o1.ctx, o2.user.id, { role: "member" }),
-          updateUser(o2.ctx, o1.user.id, { disabled: true }),
-        ]);
-        const owners = (await db2.db.select({ n: count() }).from(users).where(sql`${users.role} = 'owner' and not ${users.disabled}`))[0]!.n;
+        const results = await Promise.allSettled([updateUser(o1.ctx, o2.user.id, { role: "member" }), updateUser(o2.ctx, o1.user.id, { disabled: true })]);
+        const owners = (
+          await db2.db
+            .select({ n: count() })
+            .from(users)
+            .where(sql`${users.role} = 'owner' and not ${users.disabled}`)
+        )[0]!.n;
         expect(owners, `round ${round}`).toBe(1);
         expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
         const rejected = results.find((r): r is PromiseRejectedResult => r.status === "rejected")!;

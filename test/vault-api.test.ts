@@ -41,7 +41,11 @@ afterAll(async () => {
 
 const base = "http://localhost:3000";
 const req = (method: string, path: string, key: string | null, body?: unknown) =>
-  new NextRequest(`${base}${path}`, { method, headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body !== undefined ? { "content-type": "application/json" } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
+  new NextRequest(`${base}${path}`, {
+    method,
+    headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
 const noParams = { params: Promise.resolve({}) };
 const params = (p: Record<string, string>) => ({ params: Promise.resolve(p) });
 
@@ -64,14 +68,20 @@ describe("vault over HTTP", () => {
     const bTok = (await createApiToken(adminB.ctx, createTokenInput.parse({ name: uniq("bt-"), role: "admin", tenantId: tenantB }))).token;
 
     // Create: 201, metadata only.
-    const created = await vaultRoute.POST(req("POST", "/api/v1/admin/vault", ownerTok, { serverId, tenantId: tenantA, name: "key", kind: "api_key", placement: { in: "header", name: "x-api-key" }, secret: SECRET }), noParams);
+    const created = await vaultRoute.POST(
+      req("POST", "/api/v1/admin/vault", ownerTok, { serverId, tenantId: tenantA, name: "key", kind: "api_key", placement: { in: "header", name: "x-api-key" }, secret: SECRET }),
+      noParams,
+    );
     const createdText = await created.text();
     expect(created.status, createdText).toBe(201);
     expect(createdText).not.toContain(SECRET);
     const entryId = (JSON.parse(createdText) as { id: string }).id;
 
     // Bad input: 422 naming the field, without the value.
-    const bad = await vaultRoute.POST(req("POST", "/api/v1/admin/vault", ownerTok, { serverId, tenantId: tenantB, name: "x", kind: "basic", placement: { in: "query", name: "k" }, secret: { username: "u", password: SECRET } }), noParams);
+    const bad = await vaultRoute.POST(
+      req("POST", "/api/v1/admin/vault", ownerTok, { serverId, tenantId: tenantB, name: "x", kind: "basic", placement: { in: "query", name: "k" }, secret: { username: "u", password: SECRET } }),
+      noParams,
+    );
     expect(bad.status).toBe(422);
     const badBody = await bad.text();
     expect(badBody).toContain("placement.in");
@@ -104,7 +114,10 @@ describe("vault over HTTP", () => {
     expect(rotated.status, rotatedText).toBe(200);
     expect(rotatedText).not.toContain(SECRET2);
     expect((await (await credentialsRoute.POST(req("POST", "/api/v1/agent/credentials", agentKey, { serverId, tenantId: tenantA }))).json()) as object).toMatchObject({ version: 2, secret: SECRET2 });
-    expect((await (await credentialsRoute.POST(req("POST", "/api/v1/agent/credentials", agentKey, { serverId, tenantId: tenantA, version: 1 }))).json()) as object).toMatchObject({ version: 1, secret: SECRET });
+    expect((await (await credentialsRoute.POST(req("POST", "/api/v1/agent/credentials", agentKey, { serverId, tenantId: tenantA, version: 1 }))).json()) as object).toMatchObject({
+      version: 1,
+      secret: SECRET,
+    });
 
     // Rewrap: owners only; nothing to do with one KEK.
     expect((await rewrapRoute.POST(req("POST", "/api/v1/admin/vault/rewrap", bTok), noParams)).status).toBe(403);

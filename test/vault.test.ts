@@ -84,7 +84,11 @@ describe("upstream credential vault", () => {
   afterAll(() => t.close());
 
   it("creates entries write-only: answers, lists and the bundle show a fingerprint at most", async () => {
-    const a = await createEntry(adminA.ctx, { serverId, tenantId: tenantA, name: "Tickets API key (A)", kind: "api_key", placement: { in: "header", name: "x-api-key" }, secret: SECRET_A1, owner: "ops@a", rotationIntervalDays: 30 }, kek);
+    const a = await createEntry(
+      adminA.ctx,
+      { serverId, tenantId: tenantA, name: "Tickets API key (A)", kind: "api_key", placement: { in: "header", name: "x-api-key" }, secret: SECRET_A1, owner: "ops@a", rotationIntervalDays: 30 },
+      kek,
+    );
     entryA = a.id;
     expect(a).toMatchObject({ currentVersion: 1, status: "active", kind: "api_key", rotationDue: false, lastChars: SECRET_A1.slice(-4) });
     expect(a.fingerprint).toMatch(/^[0-9a-f]{12}$/);
@@ -93,7 +97,18 @@ describe("upstream credential vault", () => {
     sharedEntry = shared.id;
     const basic = await createEntry(owner.ctx, { serverId: emptyServerId, tenantId: tenantA, name: "Basic", kind: "basic", secret: { username: "svc", password: BASIC_PASSWORD } }, kek);
     expect(basic.placement).toEqual({ in: "header", name: "authorization" });
-    const oauth = await createEntry(owner.ctx, { serverId: otherServerId, tenantId: tenantC, name: "OAuth", kind: "oauth_client_credentials", oauth: { tokenUrl: "https://as.example/token", clientId: "cid", authMethod: "client_secret_post" }, secret: { clientSecret: OAUTH_SECRET } }, kek);
+    const oauth = await createEntry(
+      owner.ctx,
+      {
+        serverId: otherServerId,
+        tenantId: tenantC,
+        name: "OAuth",
+        kind: "oauth_client_credentials",
+        oauth: { tokenUrl: "https://as.example/token", clientId: "cid", authMethod: "client_secret_post" },
+        secret: { clientSecret: OAUTH_SECRET },
+      },
+      kek,
+    );
     expect(oauth.oauth).toMatchObject({ clientId: "cid" });
 
     const listed = await listEntries(adminA.ctx, {});
@@ -216,7 +231,10 @@ describe("upstream credential vault", () => {
     const err = await expectAppError(resolveCredential(t.db, agentF, { serverId, tenantId: tenantA, version: 1 }, ring, after), "not_found");
     expect(err.message).toMatch(/retired/);
     expect(await vaultMaintenance(t.db, kek, after)).toEqual({ activated: 0, retired: 1 });
-    const [v1] = await t.db.select().from(vaultVersions).where(and(eq(vaultVersions.entryId, entryA), eq(vaultVersions.version, 1)));
+    const [v1] = await t.db
+      .select()
+      .from(vaultVersions)
+      .where(and(eq(vaultVersions.entryId, entryA), eq(vaultVersions.version, 1)));
     expect(v1).toMatchObject({ status: "retired", retiredAt: graceUntil });
     await expectAppError(resolveCredential(t.db, agentF, { serverId, tenantId: tenantA, version: 1 }, ring), "not_found");
 
@@ -264,7 +282,10 @@ describe("upstream credential vault", () => {
     expect(e).toMatchObject({ name: "Renamed", rotationIntervalDays: 1, notes: "rotate monthly" });
     // The current version became current at (scheduled) activation, an hour from now: due a day after that.
     expect(new Date(e.nextRotationAt!).getTime()).toBeGreaterThan(Date.now() + 86_400_000);
-    await t.db.update(vaultEntries).set({ nextRotationAt: new Date(Date.now() - 1000) }).where(eq(vaultEntries.id, entryA));
+    await t.db
+      .update(vaultEntries)
+      .set({ nextRotationAt: new Date(Date.now() - 1000) })
+      .where(eq(vaultEntries.id, entryA));
     expect((await getEntry(adminA.ctx, entryA)).rotationDue).toBe(true);
   });
 
@@ -285,7 +306,9 @@ describe("upstream credential vault", () => {
   it("stores no secret anywhere: a dump of every table contains none of them", async () => {
     // postgres.js answers an array of rows, PGlite { rows }.
     const rowsOf = <T>(r: unknown): T[] => (Array.isArray(r) ? r : (r as { rows: T[] }).rows);
-    const tables = rowsOf<{ schemaname: string; tablename: string }>(await t.db.execute(sql`select schemaname, tablename from pg_catalog.pg_tables where schemaname not in ('pg_catalog', 'information_schema')`));
+    const tables = rowsOf<{ schemaname: string; tablename: string }>(
+      await t.db.execute(sql`select schemaname, tablename from pg_catalog.pg_tables where schemaname not in ('pg_catalog', 'information_schema')`),
+    );
     expect(tables.map((r) => r.tablename)).toEqual(expect.arrayContaining(["vault_versions", "vault_entries", "audit_events", "bundles"]));
     let dump = "";
     for (const { schemaname, tablename } of tables) {

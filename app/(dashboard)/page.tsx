@@ -54,7 +54,14 @@ export default function OverviewPage() {
             </ul>
           )}
         </Card>
-        <Card title="Recent admin changes" actions={<Link href="/trail" className="text-sm text-indigo-700 hover:underline">All changes</Link>}>
+        <Card
+          title="Recent admin changes"
+          actions={
+            <Link href="/trail" className="text-sm text-indigo-700 hover:underline">
+              All changes
+            </Link>
+          }
+        >
           <TrailTable tenantId={tenantId} limit={8} compact />
         </Card>
       </div>

@@ -11,7 +11,11 @@ const onHashChange = (cb: () => void) => {
 
 export function InviteForm({ oidcName }: { oidcName: string | null }) {
   // null while rendering on the server (there is no fragment there).
-  const token = useSyncExternalStore(onHashChange, () => decodeURIComponent(window.location.hash.slice(1)), () => null);
+  const token = useSyncExternalStore(
+    onHashChange,
+    () => decodeURIComponent(window.location.hash.slice(1)),
+    () => null,
+  );
   const [error, setError] = useState<string | undefined>();
   const [done, setDone] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);

@@ -102,7 +102,16 @@ export function ApprovalDetail({ a, compact }: { a: ApprovalRow; compact?: boole
           <div className="flex flex-wrap items-center gap-2">
             <input id={`similar-${a.id}`} type="checkbox" checked={similar} onChange={(e) => setSimilar(e.target.checked)} className="h-4 w-4" />
             <label htmlFor={`similar-${a.id}`}>Approve similar calls (this tool, caller and client, any arguments) for</label>
-            <input aria-label="Minutes" type="number" min={1} max={1440} value={minutes} disabled={!similar} onChange={(e) => setMinutes(Number(e.target.value))} className="w-20 rounded border border-slate-300 px-2 py-1" />
+            <input
+              aria-label="Minutes"
+              type="number"
+              min={1}
+              max={1440}
+              value={minutes}
+              disabled={!similar}
+              onChange={(e) => setMinutes(Number(e.target.value))}
+              className="w-20 rounded border border-slate-300 px-2 py-1"
+            />
             <span>minutes</span>
           </div>
           <ErrorBanner error={decide.error} />

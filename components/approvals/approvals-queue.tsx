@@ -30,7 +30,8 @@ export function ApprovalsQueue({ tenantId }: { tenantId: string | null }) {
       <ErrorBanner error={q.error} />
       {q.data && q.data.items.length === 0 ? (
         <EmptyState title={view === "mine" ? "Nothing waits for your approval" : "No approval requests"}>
-          A policy forbid annotated <code>@approval(&quot;group&quot;)</code> holds matching calls for a person. They appear here for the members of that group; the caller&apos;s client shows them a link to the request.
+          A policy forbid annotated <code>@approval(&quot;group&quot;)</code> holds matching calls for a person. They appear here for the members of that group; the caller&apos;s client shows them a
+          link to the request.
         </EmptyState>
       ) : null}
       <ul className="space-y-4">

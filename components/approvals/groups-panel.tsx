@@ -98,7 +98,13 @@ function SettingsForm({ tenantId, canWrite }: { tenantId: string; canWrite: bool
       {canWrite ? (
         <>
           <TextField label="Minutes a request waits" type="number" min={1} max={1440} value={ttl} onChange={(e) => setTtl(e.target.value)} placeholder={String(q.data.requestTtlMinutes)} />
-          <TextField label="Slack-compatible webhook URL (write-only)" type="url" value={hook} onChange={(e) => setHook(e.target.value)} hint="Told of each new request. Stored sealed like a vault secret; only its host is shown." />
+          <TextField
+            label="Slack-compatible webhook URL (write-only)"
+            type="url"
+            value={hook}
+            onChange={(e) => setHook(e.target.value)}
+            hint="Told of each new request. Stored sealed like a vault secret; only its host is shown."
+          />
           <ErrorBanner error={save.error} />
           <Button type="submit" variant="secondary" busy={save.isPending}>
             Save settings

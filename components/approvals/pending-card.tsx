@@ -10,7 +10,19 @@ export function PendingApprovalsCard({ tenantId }: { tenantId: string | null }) 
   const items = q.data?.items ?? [];
   if (!q.data || items.length === 0) return null;
   return (
-    <Card title={<span data-testid="pending-approvals">Calls waiting for your approval <Badge color="amber">{items.length}</Badge></span>} actions={<Link href="/approvals" className="text-sm text-indigo-700 hover:underline">Approval queue</Link>} className="mb-6">
+    <Card
+      title={
+        <span data-testid="pending-approvals">
+          Calls waiting for your approval <Badge color="amber">{items.length}</Badge>
+        </span>
+      }
+      actions={
+        <Link href="/approvals" className="text-sm text-indigo-700 hover:underline">
+          Approval queue
+        </Link>
+      }
+      className="mb-6"
+    >
       <ul className="divide-y divide-slate-100 text-sm">
         {items.slice(0, 5).map((a) => (
           <li key={a.id} className="flex items-center justify-between py-2">

@@ -39,13 +39,20 @@ export function useDecideApproval() {
   const qc = useQueryClient();
   return useMutation({
     mutationFn: (v: { id: string; decision: "approve" | "reject"; reason: string; similarMinutes?: number }) =>
-      apiFetch<{ approval: ApprovalRow }>(`/approvals/${encodeURIComponent(v.id)}/decide`, { method: "POST", body: { decision: v.decision, reason: v.reason, ...(v.similarMinutes ? { similarMinutes: v.similarMinutes } : {}) } }),
+      apiFetch<{ approval: ApprovalRow }>(`/approvals/${encodeURIComponent(v.id)}/decide`, {
+        method: "POST",
+        body: { decision: v.decision, reason: v.reason, ...(v.similarMinutes ? { similarMinutes: v.similarMinutes } : {}) },
+      }),
     onSuccess: () => qc.invalidateQueries({ queryKey: approvalKeys.all }),
   });
 }
 
 export function useGroups(tenantId: string | null) {
-  return useQuery({ queryKey: approvalKeys.groups(tenantId ?? ""), queryFn: () => apiFetch<ApproverGroupRow[]>(`/approver-groups${qs({ tenantId: tenantId ?? undefined })}`), enabled: Boolean(tenantId) });
+  return useQuery({
+    queryKey: approvalKeys.groups(tenantId ?? ""),
+    queryFn: () => apiFetch<ApproverGroupRow[]>(`/approver-groups${qs({ tenantId: tenantId ?? undefined })}`),
+    enabled: Boolean(tenantId),
+  });
 }
 
 export function useGroupMutations(tenantId: string) {
@@ -55,7 +62,10 @@ export function useGroupMutations(tenantId: string) {
     create: useMutation({ mutationFn: (name: string) => apiFetch(`/approver-groups`, { method: "POST", body: { tenantId, name } }), onSuccess: done }),
     remove: useMutation({ mutationFn: (groupId: string) => apiFetch(`/approver-groups/${groupId}`, { method: "DELETE" }), onSuccess: done }),
     addMember: useMutation({ mutationFn: (v: { groupId: string; email: string }) => apiFetch(`/approver-groups/${v.groupId}/members`, { method: "POST", body: { email: v.email } }), onSuccess: done }),
-    removeMember: useMutation({ mutationFn: (v: { groupId: string; userId: string }) => apiFetch(`/approver-groups/${v.groupId}/members/${encodeURIComponent(v.userId)}`, { method: "DELETE" }), onSuccess: done }),
+    removeMember: useMutation({
+      mutationFn: (v: { groupId: string; userId: string }) => apiFetch(`/approver-groups/${v.groupId}/members/${encodeURIComponent(v.userId)}`, { method: "DELETE" }),
+      onSuccess: done,
+    }),
   };
 }
 

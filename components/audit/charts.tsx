@@ -138,10 +138,23 @@ export function AuditCharts({ filter, serverNames, onFilter }: { filter: AuditFi
           <TopList
             title="Top denied tools"
             empty="Nothing denied."
-            rows={c.topDeniedTools.map((r) => ({ key: `${r.serverId}/${r.tool}`, label: `${serverNames.get(r.serverId) ?? r.serverId} / ${r.tool}`, count: r.count, onClick: () => onFilter({ server: r.serverId, tool: r.tool, outcome: "deny" }) }))}
+            rows={c.topDeniedTools.map((r) => ({
+              key: `${r.serverId}/${r.tool}`,
+              label: `${serverNames.get(r.serverId) ?? r.serverId} / ${r.tool}`,
+              count: r.count,
+              onClick: () => onFilter({ server: r.serverId, tool: r.tool, outcome: "deny" }),
+            }))}
           />
-          <TopList title="Top users" empty="No user." rows={c.topUsers.map((r) => ({ key: r.user, label: r.user, count: r.count, sub: r.denied ? `(${r.denied} denied)` : undefined, onClick: () => onFilter({ user: r.user }) }))} />
-          <TopList title="Top clients" empty="No client." rows={c.topClients.map((r) => ({ key: r.client, label: r.client, count: r.count, sub: r.denied ? `(${r.denied} denied)` : undefined, onClick: () => onFilter({ client: r.client }) }))} />
+          <TopList
+            title="Top users"
+            empty="No user."
+            rows={c.topUsers.map((r) => ({ key: r.user, label: r.user, count: r.count, sub: r.denied ? `(${r.denied} denied)` : undefined, onClick: () => onFilter({ user: r.user }) }))}
+          />
+          <TopList
+            title="Top clients"
+            empty="No client."
+            rows={c.topClients.map((r) => ({ key: r.client, label: r.client, count: r.count, sub: r.denied ? `(${r.denied} denied)` : undefined, onClick: () => onFilter({ client: r.client }) }))}
+          />
         </div>
       )}
     </Card>

@@ -96,7 +96,16 @@ function Row({ k, children }: { k: string; children: ReactNode }) {
   );
 }
 
-const list = (xs: string[]) => (xs.length ? xs.map((x) => <code key={x} className="mr-1 rounded bg-slate-100 px-1 text-xs">{x}</code>) : <span className="text-slate-400">none</span>);
+const list = (xs: string[]) =>
+  xs.length ? (
+    xs.map((x) => (
+      <code key={x} className="mr-1 rounded bg-slate-100 px-1 text-xs">
+        {x}
+      </code>
+    ))
+  ) : (
+    <span className="text-slate-400">none</span>
+  );
 
 /** One decision: what was asked, the outcome and why, the policies at that revision, the token's claims. */
 export function DecisionDetailView({ decisionId }: { decisionId: string }) {
@@ -133,12 +142,18 @@ export function DecisionDetailView({ decisionId }: { decisionId: string }) {
       <div className="grid gap-4 lg:grid-cols-2">
         <Card title="Request">
           <dl>
-            <Row k="Decision id"><code className="text-xs">{d.id}</code></Row>
+            <Row k="Decision id">
+              <code className="text-xs">{d.id}</code>
+            </Row>
             <Row k="Tenant">{d.tenantId ? <NameLink kind="tenant" id={d.tenantId} names={d.names} /> : <span className="text-slate-400">none (not resolved)</span>}</Row>
-            <Row k="Server"><NameLink kind="server" id={d.serverId} names={d.names} /></Row>
+            <Row k="Server">
+              <NameLink kind="server" id={d.serverId} names={d.names} />
+            </Row>
             <Row k="Method">{d.method}</Row>
             <Row k="Tool">{d.tool ? <code className="text-xs">{d.tool}</code> : "—"}</Row>
-            <Row k="Reason"><span data-testid="decision-reason">{d.reason || "—"}</span></Row>
+            <Row k="Reason">
+              <span data-testid="decision-reason">{d.reason || "—"}</span>
+            </Row>
             <Row k="Bundle">
               <NameLink kind="fleet" id={d.fleetId} names={d.names} /> revision {d.bundleRevision ?? "—"}
             </Row>
@@ -156,7 +171,9 @@ export function DecisionDetailView({ decisionId }: { decisionId: string }) {
                 {d.latencyMs === null || d.latencyMs === undefined ? "—" : `${d.latencyMs.toLocaleString(undefined, { minimumFractionDigits: 1, maximumFractionDigits: 1 })} ms`}
               </span>
             </Row>
-            <Row k="Received"><Time iso={d.receivedAt} /></Row>
+            <Row k="Received">
+              <Time iso={d.receivedAt} />
+            </Row>
           </dl>
         </Card>
         <Card title="Token claims that mattered">
@@ -176,7 +193,13 @@ export function DecisionDetailView({ decisionId }: { decisionId: string }) {
       <Card title="Arguments (as masked by the agent)" className="mt-4">
         {d.masked.length ? (
           <p className="mb-2 text-xs text-amber-800">
-            Masked before leaving the agent: {d.masked.map((m) => <code key={m} className="mr-1">{m}</code>)}. The control plane never saw these values.
+            Masked before leaving the agent:{" "}
+            {d.masked.map((m) => (
+              <code key={m} className="mr-1">
+                {m}
+              </code>
+            ))}
+            . The control plane never saw these values.
           </p>
         ) : null}
         {d.args === null ? (
@@ -206,7 +229,11 @@ export function DecisionDetailView({ decisionId }: { decisionId: string }) {
                   {p.kind ? <Badge>{p.kind}</Badge> : null}
                   <code className="text-xs text-slate-500">{p.id}</code>
                 </div>
-                {p.cedar ? <CedarCode text={p.cedar} label={`Cedar of ${p.name ?? p.id} at revision ${d.bundleRevision}`} className="max-h-80" /> : <p className="text-xs text-slate-500">No Cedar text in that revision (a built-in rule).</p>}
+                {p.cedar ? (
+                  <CedarCode text={p.cedar} label={`Cedar of ${p.name ?? p.id} at revision ${d.bundleRevision}`} className="max-h-80" />
+                ) : (
+                  <p className="text-xs text-slate-500">No Cedar text in that revision (a built-in rule).</p>
+                )}
               </li>
             ))}
           </ul>

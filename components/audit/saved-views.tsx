@@ -62,7 +62,14 @@ export function SavedViews({ filter }: { filter: AuditFilter }) {
           if (n) save.mutate(n);
         }}
       >
-        <input value={name} onChange={(e) => setName(e.target.value)} maxLength={MAX_NAME} placeholder="Name this view" aria-label="Name of the view to save" className="w-40 rounded-md border border-slate-300 px-2 py-1 text-sm" />
+        <input
+          value={name}
+          onChange={(e) => setName(e.target.value)}
+          maxLength={MAX_NAME}
+          placeholder="Name this view"
+          aria-label="Name of the view to save"
+          className="w-40 rounded-md border border-slate-300 px-2 py-1 text-sm"
+        />
         <Button type="submit" variant="secondary" disabled={!name.trim()} busy={save.isPending}>
           Save view
         </Button>

@@ -83,7 +83,8 @@ export function ConnectClient() {
                 title="Remove the demo?"
                 body={
                   <p>
-                    This deletes the tenant <strong>{demo.data.tenantName}</strong> with its server, catalogue, policies, fleet, agent, grants, clients and decisions, and stops the demo client. It is recorded in the admin trail and the demo is not seeded again on the next start.
+                    This deletes the tenant <strong>{demo.data.tenantName}</strong> with its server, catalogue, policies, fleet, agent, grants, clients and decisions, and stops the demo client. It is
+                    recorded in the admin trail and the demo is not seeded again on the next start.
                   </p>
                 }
                 confirmLabel="Remove the demo"
@@ -97,7 +98,9 @@ export function ConnectClient() {
         >
           <div className="space-y-2 text-sm text-slate-700">
             <p>
-              <code>npm start</code> runs a sample ticket desk behind a local agent, the sandbox authorization server, and a client that calls it every few seconds: most calls are allowed, a payroll ticket and a project deletion are denied by the demo policies, and one client the tenant never approved is refused. Watch them in the Overview, the decision log, Grants &amp; clients and Fleets.
+              <code>npm start</code> runs a sample ticket desk behind a local agent, the sandbox authorization server, and a client that calls it every few seconds: most calls are allowed, a payroll
+              ticket and a project deletion are denied by the demo policies, and one client the tenant never approved is refused. Watch them in the Overview, the decision log, Grants &amp; clients and
+              Fleets.
             </p>
             <p>
               Protected MCP URL: <code data-testid="demo-url">{demo.data.resourceUri}</code>
@@ -106,13 +109,22 @@ export function ConnectClient() {
         </Card>
       ) : demo.data ? (
         <Card title="No demo running">
-          <p className="text-sm text-slate-700">{demo.data.removed ? "The demo was removed." : "The demo is off (MANDATE_DEMO=0) or not set up."} Use the resource URI of one of your servers (Servers → a server → its resource URI), where its agent listens.</p>
+          <p className="text-sm text-slate-700">
+            {demo.data.removed ? "The demo was removed." : "The demo is off (MANDATE_DEMO=0) or not set up."} Use the resource URI of one of your servers (Servers → a server → its resource URI), where
+            its agent listens.
+          </p>
         </Card>
       ) : null}
 
       <Card title="Configurations" className="mt-6">
         <div className="space-y-4">
-          <TextField label="Protected MCP URL" placeholder={demoUrl ?? "https://mcp.example.com/mcp"} value={custom} onChange={(e) => setCustom(e.target.value)} hint="Leave empty to use the demo's URL." />
+          <TextField
+            label="Protected MCP URL"
+            placeholder={demoUrl ?? "https://mcp.example.com/mcp"}
+            value={custom}
+            onChange={(e) => setCustom(e.target.value)}
+            hint="Leave empty to use the demo's URL."
+          />
           <CopyBlock title="MCP Inspector" value={c.inspector} testId="config-inspector" />
           <CopyBlock title="Claude Code" value={c.claudeCode} testId="config-claude-code" />
           <CopyBlock title="Claude Desktop (claude_desktop_config.json, through mcp-remote)" value={c.claudeDesktop} testId="config-claude-desktop" />
@@ -123,19 +135,24 @@ export function ConnectClient() {
       <Card title="What the client goes through" className="mt-6">
         <ol className="list-decimal space-y-2 pl-5 text-sm text-slate-700">
           <li>
-            <strong>401.</strong> The first request has no token: the agent answers <code>401</code> with <code>WWW-Authenticate: Bearer resource_metadata=&quot;…/.well-known/oauth-protected-resource/mcp&quot;</code> and the scopes the server supports.
+            <strong>401.</strong> The first request has no token: the agent answers <code>401</code> with{" "}
+            <code>WWW-Authenticate: Bearer resource_metadata=&quot;…/.well-known/oauth-protected-resource/mcp&quot;</code> and the scopes the server supports.
           </li>
           <li>
-            <strong>Discovery.</strong> The client reads the protected resource metadata (RFC 9728): the resource URI and its authorization server, then that server&apos;s metadata (RFC 8414). It registers itself if it has no client id (dynamic registration, or a client ID metadata document).
+            <strong>Discovery.</strong> The client reads the protected resource metadata (RFC 9728): the resource URI and its authorization server, then that server&apos;s metadata (RFC 8414). It
+            registers itself if it has no client id (dynamic registration, or a client ID metadata document).
           </li>
           <li>
-            <strong>Sign-in and consent.</strong> The browser opens the authorization server; the user signs in and consents to the scopes, for this resource only (RFC 8707). The sandbox server of the demo signs in a test account and consents at once.
+            <strong>Sign-in and consent.</strong> The browser opens the authorization server; the user signs in and consents to the scopes, for this resource only (RFC 8707). The sandbox server of the
+            demo signs in a test account and consents at once.
           </li>
           <li>
-            <strong>Token.</strong> The client exchanges the code (PKCE) for an access token whose audience is the protected MCP URL and retries. The agent checks the issuer the tenant trusts, the audience, expiry and scopes.
+            <strong>Token.</strong> The client exchanges the code (PKCE) for an access token whose audience is the protected MCP URL and retries. The agent checks the issuer the tenant trusts, the
+            audience, expiry and scopes.
           </li>
           <li>
-            <strong>Decisions.</strong> Every call is decided against the published bundle. In the demo tenant client approval is on: a new client is refused until an admin approves it under Grants &amp; clients, where it shows as awaiting approval.
+            <strong>Decisions.</strong> Every call is decided against the published bundle. In the demo tenant client approval is on: a new client is refused until an admin approves it under Grants
+            &amp; clients, where it shows as awaiting approval.
           </li>
         </ol>
       </Card>

@@ -106,7 +106,8 @@ export function FindingCard({ f }: { f: Finding }) {
                 body={
                   r.action === "revoke_grant" ? (
                     <>
-                      Every agent will refuse, within about a second, the tokens of <strong>{f.subject.label}</strong> on {f.subject.serverName ?? "this server"} issued before now. New tokens issued later still work.
+                      Every agent will refuse, within about a second, the tokens of <strong>{f.subject.label}</strong> on {f.subject.serverName ?? "this server"} issued before now. New tokens issued
+                      later still work.
                     </>
                   ) : (
                     <>
@@ -140,7 +141,11 @@ export function FindingCard({ f }: { f: Finding }) {
             />
           );
         })}
-        {!canWrite ? <Button variant="ghost" disabled title="Your role can read findings but not remedy them">Read only</Button> : null}
+        {!canWrite ? (
+          <Button variant="ghost" disabled title="Your role can read findings but not remedy them">
+            Read only
+          </Button>
+        ) : null}
       </div>
     </li>
   );

@@ -50,7 +50,11 @@ export function FindingsList({ tenantId }: { tenantId: string | null }) {
             .filter((k) => counts[k])
             .map((k) => (
               <li key={k}>
-                <button type="button" onClick={() => setKind(k)} className="rounded-full bg-slate-100 px-2 py-1 text-slate-700 ring-1 ring-slate-200 hover:bg-slate-200 focus-visible:outline-2 focus-visible:outline-indigo-600">
+                <button
+                  type="button"
+                  onClick={() => setKind(k)}
+                  className="rounded-full bg-slate-100 px-2 py-1 text-slate-700 ring-1 ring-slate-200 hover:bg-slate-200 focus-visible:outline-2 focus-visible:outline-indigo-600"
+                >
                   {kindLabels[k]}: <strong>{counts[k]}</strong>
                 </button>
               </li>
@@ -63,12 +67,14 @@ export function FindingsList({ tenantId }: { tenantId: string | null }) {
         <p className="text-sm text-slate-500">Computing findings from the decision log…</p>
       ) : q.data && q.data.items.length === 0 ? (
         <EmptyState title={kind ? "No finding of this kind" : "No finding"}>
-          Findings compare what scopes, grants, credentials and agents allow with what the decision log shows was used. None stands out {kind ? "for this kind " : ""}right now; as traffic arrives, come back or wait for the weekly digest.
+          Findings compare what scopes, grants, credentials and agents allow with what the decision log shows was used. None stands out {kind ? "for this kind " : ""}right now; as traffic arrives,
+          come back or wait for the weekly digest.
         </EmptyState>
       ) : q.data ? (
         <>
           <p className="text-xs text-slate-500">
-            {q.data.items.length} finding{q.data.items.length === 1 ? "" : "s"}, computed in {q.data.tookMs} ms{q.data.truncated ? " (the window had more usage groups than are read at once; some may be missing)" : ""}.
+            {q.data.items.length} finding{q.data.items.length === 1 ? "" : "s"}, computed in {q.data.tookMs} ms
+            {q.data.truncated ? " (the window had more usage groups than are read at once; some may be missing)" : ""}.
           </p>
           <ul className="space-y-3">
             {q.data.items.map((f) => (

@@ -57,7 +57,10 @@ export function useFindingWrite<V, R>(call: (v: V) => Promise<R>) {
 export const previewRemedy = (v: { finding: Finding; action: PolicyRemedy }) =>
   apiFetch<RemedyPreview>(`/findings/${encodeURIComponent(v.finding.id)}/preview`, { method: "POST", body: { action: v.action, tenantId: v.finding.tenantId ?? undefined } });
 export const applyRemedy = (v: { finding: Finding; action: PolicyRemedy; acknowledgeFlips: boolean }) =>
-  apiFetch<RemedyApplied>(`/findings/${encodeURIComponent(v.finding.id)}/remedy`, { method: "POST", body: { action: v.action, tenantId: v.finding.tenantId ?? undefined, acknowledgeFlips: v.acknowledgeFlips } });
+  apiFetch<RemedyApplied>(`/findings/${encodeURIComponent(v.finding.id)}/remedy`, {
+    method: "POST",
+    body: { action: v.action, tenantId: v.finding.tenantId ?? undefined, acknowledgeFlips: v.acknowledgeFlips },
+  });
 /** A direct remedy through its existing admin API (revoke, retire); the path comes from the finding. */
 export const directRemedy = (v: { method: "POST" | "DELETE"; path: string; body?: Record<string, unknown> }) =>
   apiFetch<unknown>(v.path.replace(/^\/api\/v1\/admin/, ""), { method: v.method, body: v.body });

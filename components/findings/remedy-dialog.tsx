@@ -62,7 +62,8 @@ export function RemedyButton({ finding, action, label, disabled }: { finding: Fi
               ) : (
                 <div className={flips ? "rounded-md bg-amber-50 p-3 text-amber-900" : "rounded-md bg-emerald-50 p-3 text-emerald-900"} data-testid="remedy-impact">
                   <p className="font-medium">
-                    {flips ? `Would stop ${flips} call${flips > 1 ? "s" : ""}` : "0 allow → deny flips"} on {imp.replayed.toLocaleString()} decision{imp.replayed === 1 ? "" : "s"} since {new Date(imp.since).toLocaleDateString()}
+                    {flips ? `Would stop ${flips} call${flips > 1 ? "s" : ""}` : "0 allow → deny flips"} on {imp.replayed.toLocaleString()} decision{imp.replayed === 1 ? "" : "s"} since{" "}
+                    {new Date(imp.since).toLocaleDateString()}
                   </p>
                   <p className="text-xs">
                     {imp.unchanged.toLocaleString()} unchanged, {imp.denyToAllow} deny → allow{imp.uncertain ? `, ${imp.uncertain} uncertain (masked arguments)` : ""}

@@ -14,8 +14,8 @@ export function ScoreCard({ tenantId }: { tenantId: string }) {
       {cur ? (
         <div className="space-y-3 text-sm" data-testid="privilege-score">
           <p>
-            <span className="text-3xl font-semibold text-slate-900">{cur.score}%</span> of granted capability used in the window:{" "}
-            <strong>{cur.used}</strong> of <strong>{cur.granted}</strong> ({cur.pairs.used}/{cur.pairs.granted} scope × tool pairs, {cur.grants.used}/{cur.grants.granted} grants).{" "}
+            <span className="text-3xl font-semibold text-slate-900">{cur.score}%</span> of granted capability used in the window: <strong>{cur.used}</strong> of <strong>{cur.granted}</strong> (
+            {cur.pairs.used}/{cur.pairs.granted} scope × tool pairs, {cur.grants.used}/{cur.grants.granted} grants).{" "}
             <span className="text-slate-600">{cur.granted - cur.used} unused: remedies below bring this down.</span>
           </p>
           {hist.length ? (

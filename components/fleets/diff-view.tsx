@@ -47,7 +47,12 @@ const sections: [keyof BundleDiff, string][] = [
 /** What a revision changes: each section lists added, removed and changed items with a line diff of their Cedar (changed tokens highlighted); servers field by field (where calls, tokens and secrets go). */
 export function DiffView({ diff }: { diff: BundleDiff }) {
   const total = sections.reduce((n, [k]) => n + diff[k].added.length + diff[k].removed.length + diff[k].changed.length, 0);
-  if (total === 0) return <p className="text-sm text-slate-600" data-testid="diff-empty">No change.</p>;
+  if (total === 0)
+    return (
+      <p className="text-sm text-slate-600" data-testid="diff-empty">
+        No change.
+      </p>
+    );
   return (
     <div className="space-y-4" data-testid="bundle-diff">
       {sections.map(([k, title]) => {

@@ -30,8 +30,8 @@ export function ImpactPanel({ fleetId }: { fleetId: string }) {
         Impact on recent traffic
       </h3>
       <p className="mt-1 text-sm text-slate-600">
-        Replays the most recent tool calls of this fleet against the live bundle and the draft, and shows which answers would change. Each decision is compared with
-        the live bundle&apos;s replay, not with its stored outcome (it may have been decided under an older revision).
+        Replays the most recent tool calls of this fleet against the live bundle and the draft, and shows which answers would change. Each decision is compared with the live bundle&apos;s replay, not
+        with its stored outcome (it may have been decided under an older revision).
       </p>
       <form
         className="mt-3 flex flex-wrap items-end gap-2"
@@ -77,7 +77,8 @@ function ImpactReport({ r }: { r: ImpactResult }) {
         <Stat label="Skipped" value={fmt(t.skipped)} />
       </dl>
       <p className="text-xs text-slate-500">
-        {fmt(t.loaded)} decisions loaded{r.oldest ? (
+        {fmt(t.loaded)} decisions loaded
+        {r.oldest ? (
           <>
             {" "}
             from <Time iso={r.oldest} /> to <Time iso={r.newest} />

@@ -39,8 +39,8 @@ export function ClientsTable({ tenantId }: { tenantId: string }) {
           <span>
             <span className="font-medium text-slate-900">Require client approval</span>
             <span className="block text-slate-600">
-              When on, agents deny every call from a client an admin has not approved, with the reason &ldquo;client not approved&rdquo;. Clients still appear here the first time they
-              call, so you can approve them. The change reaches every agent within about a second.
+              When on, agents deny every call from a client an admin has not approved, with the reason &ldquo;client not approved&rdquo;. Clients still appear here the first time they call, so you can
+              approve them. The change reaches every agent within about a second.
             </span>
           </span>
         </label>

@@ -85,7 +85,11 @@ export function GrantsTable({ tenantId, filter, onFilter, lockUser }: { tenantId
             <RevokeButton
               label={`Revoke all of user ${userId}`}
               title={`Revoke every grant of ${userId}`}
-              body={<>Every agent will refuse tokens of user <strong>{userId}</strong>, for any client and server of {tenantName(tenantId)}, issued before now. New tokens issued later still work.</>}
+              body={
+                <>
+                  Every agent will refuse tokens of user <strong>{userId}</strong>, for any client and server of {tenantName(tenantId)}, issued before now. New tokens issued later still work.
+                </>
+              }
               disabled={!canWrite(tenantId)}
               disabledReason={READ_ONLY}
               onRevoke={(reason) => revokeMany.mutateAsync({ tenantId, userId, reason })}
@@ -96,7 +100,11 @@ export function GrantsTable({ tenantId, filter, onFilter, lockUser }: { tenantId
             <RevokeButton
               label={`Revoke all of client ${clientId}`}
               title={`Revoke every grant to ${clientId}`}
-              body={<>Every agent will refuse tokens issued to client <strong>{clientId}</strong>, for any user and server of {tenantName(tenantId)}, issued before now.</>}
+              body={
+                <>
+                  Every agent will refuse tokens issued to client <strong>{clientId}</strong>, for any user and server of {tenantName(tenantId)}, issued before now.
+                </>
+              }
               disabled={!canWrite(tenantId)}
               disabledReason={READ_ONLY}
               onRevoke={(reason) => revokeMany.mutateAsync({ tenantId, clientId, reason })}
@@ -106,7 +114,11 @@ export function GrantsTable({ tenantId, filter, onFilter, lockUser }: { tenantId
         </div>
       ) : userId && !lockUser && !tenantId ? (
         <p className="text-xs text-slate-500">
-          To revoke everything of this user, open <Link className="text-indigo-700 hover:underline" href={userGrantsHref(userId)}>their page</Link> (one button per tenant).
+          To revoke everything of this user, open{" "}
+          <Link className="text-indigo-700 hover:underline" href={userGrantsHref(userId)}>
+            their page
+          </Link>{" "}
+          (one button per tenant).
         </p>
       ) : clientId && !tenantId ? (
         <p className="text-xs text-slate-500">Choose a tenant (top of the navigation) to revoke every grant to a client.</p>
@@ -299,7 +311,8 @@ function GrantLine({
             title="Revoke this grant"
             body={
               <>
-                Every agent will refuse the tokens of user <strong>{g.userId}</strong> for client <strong>{g.clientName || g.clientId}</strong> on <strong>{g.serverName ?? g.serverId}</strong> issued before now, within about a second. The user must authorize the client again.
+                Every agent will refuse the tokens of user <strong>{g.userId}</strong> for client <strong>{g.clientName || g.clientId}</strong> on <strong>{g.serverName ?? g.serverId}</strong> issued
+                before now, within about a second. The user must authorize the client again.
               </>
             }
             disabled={!canWrite}

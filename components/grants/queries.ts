@@ -63,9 +63,7 @@ export function useGrantsWrite<V, R>(call: (v: V) => Promise<R>) {
 
 export const revokeGrant = (v: { grantId: string; reason: string }) =>
   apiFetch<{ grantsRevoked: number }>(`/grants/${encodeURIComponent(v.grantId)}/revoke`, { method: "POST", body: { reason: v.reason } });
-export const revokeAll = (v: { tenantId: string; userId?: string; clientId?: string; reason: string }) =>
-  apiFetch<{ grantsRevoked: number }>(`/revocations`, { method: "POST", body: v });
-export const decideClient = (v: { id: string; action: "approve" | "block" | "reset" }) =>
-  apiFetch<ClientRow>(`/clients/${encodeURIComponent(v.id)}/${v.action}`, { method: "POST" });
+export const revokeAll = (v: { tenantId: string; userId?: string; clientId?: string; reason: string }) => apiFetch<{ grantsRevoked: number }>(`/revocations`, { method: "POST", body: v });
+export const decideClient = (v: { id: string; action: "approve" | "block" | "reset" }) => apiFetch<ClientRow>(`/clients/${encodeURIComponent(v.id)}/${v.action}`, { method: "POST" });
 export const refreshMetadata = (v: { id: string }) => apiFetch<ClientRow>(`/clients/${encodeURIComponent(v.id)}/metadata`, { method: "POST" });
 export const setApproval = (v: { tenantId: string; requireClientApproval: boolean }) => apiFetch(`/clients/approval`, { method: "PUT", body: v });

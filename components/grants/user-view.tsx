@@ -28,7 +28,14 @@ export function UserGrants({ userId, filter, onFilter }: { userId: string; filte
         title={<span className="break-all">User {sub}</span>}
         description={
           <>
-            Everything this user delegated to OAuth clients{iss ? <> (issuer <code className="break-all text-xs">{iss}</code>)</> : null}, in every tenant you can read.{" "}
+            Everything this user delegated to OAuth clients
+            {iss ? (
+              <>
+                {" "}
+                (issuer <code className="break-all text-xs">{iss}</code>)
+              </>
+            ) : null}
+            , in every tenant you can read.{" "}
             <Link href={`/audit?user=${encodeURIComponent(userId)}`} className="text-indigo-700 hover:underline">
               Their decisions
             </Link>
@@ -57,7 +64,11 @@ export function UserGrants({ userId, filter, onFilter }: { userId: string; filte
                 key={t}
                 label={tenants.length > 1 ? `Revoke all in ${tenantName(t)}` : "Revoke all of this user"}
                 title={`Revoke every grant of ${sub} in ${tenantName(t)}`}
-                body={<>Every agent will refuse tokens of user <strong>{userId}</strong>, for any client and server of {tenantName(t)}, issued before now. New tokens issued later still work.</>}
+                body={
+                  <>
+                    Every agent will refuse tokens of user <strong>{userId}</strong>, for any client and server of {tenantName(t)}, issued before now. New tokens issued later still work.
+                  </>
+                }
                 disabled={!canWrite(t) || !active.some((g) => g.tenantId === t)}
                 disabledReason={canWrite(t) ? "Nothing active to revoke" : "Your role in this tenant can read grants but not revoke them"}
                 onRevoke={(reason) => revokeMany.mutateAsync({ tenantId: t, userId, reason })}

@@ -7,7 +7,13 @@ import { apiFetch, qs } from "@/lib/client/api";
 
 /** GET /api/v1/admin/overview (lib/overview/health.ts). */
 interface Health {
-  decisions: { bucket: "minute" | "hour" | "day"; from: string; to: string; series: { t: string; allow: number; deny: number; error: number }[]; totals: { allow: number; deny: number; error: number } };
+  decisions: {
+    bucket: "minute" | "hour" | "day";
+    from: string;
+    to: string;
+    series: { t: string; allow: number; deny: number; error: number }[];
+    totals: { allow: number; deny: number; error: number };
+  };
   agents: { total: number; online: number; behind: number; maxBehind: number; lastHeartbeatAt: string | null } | null;
   unpublishedFleets: number | null;
   toolsDrifted: number;
@@ -24,11 +30,7 @@ const ago = (iso: string | null) => {
 /** A count that links to the page where it is fixed; amber when something needs attention. */
 function HealthTile({ label, value, detail, href, warn, testId }: { label: string; value: number | string; detail: string; href: string; warn: boolean; testId: string }) {
   return (
-    <Link
-      href={href}
-      data-testid={testId}
-      className={`block rounded-lg bg-white p-4 shadow-sm ring-1 hover:ring-indigo-300 ${warn ? "ring-amber-300" : "ring-slate-200"}`}
-    >
+    <Link href={href} data-testid={testId} className={`block rounded-lg bg-white p-4 shadow-sm ring-1 hover:ring-indigo-300 ${warn ? "ring-amber-300" : "ring-slate-200"}`}>
       <div className="text-xs font-medium uppercase tracking-wide text-slate-500">{label}</div>
       <div className={`mt-1 text-2xl font-semibold ${warn ? "text-amber-700" : "text-slate-900"}`}>{value}</div>
       <div className="mt-1 text-xs text-slate-600">{detail}</div>
@@ -47,7 +49,12 @@ function DecisionBars({ d }: { d: Health["decisions"] }) {
   const unit = d.bucket === "day" ? 86_400_000 : d.bucket === "hour" ? 3_600_000 : 60_000;
   const bw = Math.max(2, W / n - 2);
   return (
-    <svg viewBox={`0 0 ${W} ${H}`} className="h-20 w-full" role="img" aria-label={`Decisions per ${d.bucket}, last 24 hours: ${d.totals.allow} allowed, ${d.totals.deny} denied, ${d.totals.error} errors`}>
+    <svg
+      viewBox={`0 0 ${W} ${H}`}
+      className="h-20 w-full"
+      role="img"
+      aria-label={`Decisions per ${d.bucket}, last 24 hours: ${d.totals.allow} allowed, ${d.totals.deny} denied, ${d.totals.error} errors`}
+    >
       {d.series.map((p) => {
         const i = Math.min(n - 1, Math.max(0, Math.floor((new Date(p.t).getTime() - start) / unit)));
         const x = (i * W) / n;
@@ -113,11 +120,25 @@ export function HealthTiles({ tenantId }: { tenantId: string | null }) {
           />
         ) : null}
         {h?.unpublishedFleets !== null ? (
-          <HealthTile testId="tile-unpublished" label="Unpublished changes" value={v(h?.unpublishedFleets ?? undefined)} detail="Fleets whose policies or scope mappings changed since their last bundle" href="/fleets" warn={!!h?.unpublishedFleets} />
+          <HealthTile
+            testId="tile-unpublished"
+            label="Unpublished changes"
+            value={v(h?.unpublishedFleets ?? undefined)}
+            detail="Fleets whose policies or scope mappings changed since their last bundle"
+            href="/fleets"
+            warn={!!h?.unpublishedFleets}
+          />
         ) : null}
         <HealthTile testId="tile-drifted" label="Tools drifted" value={v(h?.toolsDrifted)} detail="Latest version differs from the approved one: review it" href="/servers" warn={!!h?.toolsDrifted} />
         <HealthTile testId="tile-vault" label="Credentials due" value={v(h?.vaultDue)} detail="Vault entries past their rotation date" href="/vault" warn={!!h?.vaultDue} />
-        <HealthTile testId="tile-clients" label="Clients awaiting approval" value={v(h?.clientsPending)} detail="OAuth clients pending an admin's decision" href="/grants?tab=clients" warn={!!h?.clientsPending} />
+        <HealthTile
+          testId="tile-clients"
+          label="Clients awaiting approval"
+          value={v(h?.clientsPending)}
+          detail="OAuth clients pending an admin's decision"
+          href="/grants?tab=clients"
+          warn={!!h?.clientsPending}
+        />
       </div>
     </section>
   );

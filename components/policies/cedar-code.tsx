@@ -46,13 +46,15 @@ export function highlightLine(line: string): ReactNode[] {
               : number
                 ? "number"
                 : null;
-    out.push(kind ? (
-      <span key={m.index} className={cls[kind]}>
-        {text}
-      </span>
-    ) : (
-      text
-    ));
+    out.push(
+      kind ? (
+        <span key={m.index} className={cls[kind]}>
+          {text}
+        </span>
+      ) : (
+        text
+      ),
+    );
     last = m.index + text.length;
   }
   if (last < line.length) out.push(line.slice(last));

@@ -145,7 +145,9 @@ export default function CedarEditor({ id, value, onChange, issues, readOnly, des
     const v = view.current;
     if (!v) return;
     vocab.current = schema ? vocabulary(schema, serverId) : null;
-    v.dispatch({ effects: comp.completion.reconfigure(vocab.current ? autocompletion({ override: [cedarCompletions(vocab.current)], activateOnTyping: true, icons: false }) : autocompletion({ override: [] })) });
+    v.dispatch({
+      effects: comp.completion.reconfigure(vocab.current ? autocompletion({ override: [cedarCompletions(vocab.current)], activateOnTyping: true, icons: false }) : autocompletion({ override: [] })),
+    });
   }, [schema, serverId, comp]);
 
   useEffect(() => {
@@ -193,7 +195,10 @@ export default function CedarEditor({ id, value, onChange, issues, readOnly, des
   return (
     <div
       ref={host}
-      className={cx("cedar-cm overflow-hidden rounded-md ring-1 ring-inset focus-within:ring-2 focus-within:ring-indigo-600 [&_.cm-editor]:h-full", (issues?.length ?? 0) > 0 ? "ring-rose-400" : "ring-slate-300")}
+      className={cx(
+        "cedar-cm overflow-hidden rounded-md ring-1 ring-inset focus-within:ring-2 focus-within:ring-indigo-600 [&_.cm-editor]:h-full",
+        (issues?.length ?? 0) > 0 ? "ring-rose-400" : "ring-slate-300",
+      )}
       style={{ height }}
     />
   );

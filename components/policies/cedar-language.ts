@@ -114,7 +114,12 @@ const argLabel = (t: string | undefined) => (t === "SetString" ? "Set<String>" :
 
 /** The tools a policy names (Tool::"<server>/<name>"), so context.args offers only their arguments. */
 export function namedTools(text: string, v: CedarVocabulary): CedarVocabulary["tools"] {
-  const names = new Set([...text.matchAll(/Tool::"([^"\n]*)"/g)].map((m) => m[1]!).filter((n) => n.startsWith(`${v.serverId}/`)).map((n) => n.slice(v.serverId.length + 1)));
+  const names = new Set(
+    [...text.matchAll(/Tool::"([^"\n]*)"/g)]
+      .map((m) => m[1]!)
+      .filter((n) => n.startsWith(`${v.serverId}/`))
+      .map((n) => n.slice(v.serverId.length + 1)),
+  );
   return v.tools.filter((t) => names.has(t.name));
 }
 
@@ -125,14 +130,22 @@ export function argumentsFor(text: string, v: CedarVocabulary): { name: string; 
   const by = new Map<string, string[]>();
   for (const t of pool) for (const a of t.args) by.set(a, [...(by.get(a) ?? []), t.name]);
   // Arguments with conflicting types are left out of the schema (argTypes), so Cedar could not test them.
-  return [...by.entries()].filter(([a]) => a in v.argTypes).sort(([a], [b]) => a.localeCompare(b)).map(([name, tools]) => ({ name, type: argLabel(v.argTypes[name]), tools }));
+  return [...by.entries()]
+    .filter(([a]) => a in v.argTypes)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, tools]) => ({ name, type: argLabel(v.argTypes[name]), tools }));
 }
 
 /** Attributes reachable by a dotted path from a root variable (context.time → hour, weekday, epoch). */
 function attributesAt(path: string[], text: string, v: CedarVocabulary): Completion[] {
   const [root, ...rest] = path;
   if (root === "context" && rest.length === 1 && rest[0] === "args") {
-    return argumentsFor(text, v).map((a) => ({ label: a.name, type: "property", detail: a.type, info: `Argument of ${a.tools.join(", ")}. Optional: guard the read with \`context.args has ${a.name} &&\`.` }));
+    return argumentsFor(text, v).map((a) => ({
+      label: a.name,
+      type: "property",
+      detail: a.type,
+      info: `Argument of ${a.tools.join(", ")}. Optional: guard the read with \`context.args has ${a.name} &&\`.`,
+    }));
   }
   let attrs: Record<string, SchemaType> | undefined =
     root === "context" ? v.context : root === "principal" ? v.entityAttrs.User : root === "resource" ? { ...v.entityAttrs.Tool, ...resourceAttrs(v) } : undefined;
@@ -167,7 +180,18 @@ export function cedarCompletions(v: CedarVocabulary) {
       const from = cx.pos - id[2]!.length;
       const close = line.text.slice(cx.pos - line.from).startsWith('"') ? "" : '"';
       if (id[1] === "Action") return { from, options: v.actions.map((a) => ({ label: a, apply: a + close, type: "enum", detail: "action" })), validFor: /^[\w]*$/ };
-      if (id[1] === "Tool") return { from, options: v.tools.map((t) => ({ label: `${v.serverId}/${t.name}`, displayLabel: t.name, apply: `${v.serverId}/${t.name}${close}`, type: "class", detail: t.args.length ? `args: ${t.args.join(", ")}` : "no arguments" })), validFor: /^[^"]*$/ };
+      if (id[1] === "Tool")
+        return {
+          from,
+          options: v.tools.map((t) => ({
+            label: `${v.serverId}/${t.name}`,
+            displayLabel: t.name,
+            apply: `${v.serverId}/${t.name}${close}`,
+            type: "class",
+            detail: t.args.length ? `args: ${t.args.join(", ")}` : "no arguments",
+          })),
+          validFor: /^[^"]*$/,
+        };
       return null;
     }
     // In any other string, nothing to offer.
@@ -208,11 +232,11 @@ const KEYWORD_HELP: Record<string, string> = {
   unless: "unless { condition } — the policy applies only if the condition is false.",
   has: "e has attr — true when the record or entity has that (optional) attribute. Test it before reading an optional argument.",
   like: 'String pattern match; * matches any sequence: context.client like "claude*".',
-  in: "Membership: principal in Group::\"admins\", resource in Server::\"…\", or a value in a set [a, b].",
+  in: 'Membership: principal in Group::"admins", resource in Server::"…", or a value in a set [a, b].',
   is: "Type test: resource is Tool.",
   context: "The request's context: args (the tool's arguments), scopes, client, tenant, time, delegation, network, token.",
-  principal: "The calling user: User::\"<issuer>#<subject>\", with sub and iss.",
-  resource: "What is acted on: Tool::\"<server>/<tool>\" (or a resource, template or prompt).",
+  principal: 'The calling user: User::"<issuer>#<subject>", with sub and iss.',
+  resource: 'What is acted on: Tool::"<server>/<tool>" (or a resource, template or prompt).',
   action: 'The MCP operation: Action::"call_tool", "list_tools", "read_resource"…',
 };
 

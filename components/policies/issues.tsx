@@ -73,7 +73,8 @@ export function usePolicyCheck(tenantId: string, serverId: string, input: { ceda
         const result = await apiFetch<CheckResult>("/policies/check", { method: "POST", body });
         return { result, issues: result.issues.map((i) => ({ message: i.message, help: i.help, line: i.line, column: i.column })) };
       } catch (e) {
-        if (e instanceof ApiError && e.status === 422 && e.issues.length) return { result: null, issues: e.issues.map((i) => ({ message: i.message, field: fieldLabel(i.path) || undefined, path: i.path })) };
+        if (e instanceof ApiError && e.status === 422 && e.issues.length)
+          return { result: null, issues: e.issues.map((i) => ({ message: i.message, field: fieldLabel(i.path) || undefined, path: i.path })) };
         throw e;
       }
     },
@@ -86,19 +87,7 @@ export function usePolicyCheck(tenantId: string, serverId: string, input: { ceda
 }
 
 /** The issues list (`policy-issues`), or a short status when there is none. */
-export function IssuesList({
-  issues,
-  pending,
-  okText,
-  onJump,
-  id,
-}: {
-  issues: ShownIssue[];
-  pending?: boolean;
-  okText: string;
-  onJump?: (line: number, column: number) => void;
-  id?: string;
-}) {
+export function IssuesList({ issues, pending, okText, onJump, id }: { issues: ShownIssue[]; pending?: boolean; okText: string; onJump?: (line: number, column: number) => void; id?: string }) {
   return (
     <div id={id} aria-live="polite" className="space-y-1">
       {issues.length ? (
@@ -121,9 +110,7 @@ export function IssuesList({
                       {`line ${i.line}, column ${i.column ?? 1}`}
                     </button>
                   ) : (
-                    <span className="mr-2 font-mono text-xs font-semibold text-rose-700">
-                      {`line ${i.line}, column ${i.column ?? 1}`}
-                    </span>
+                    <span className="mr-2 font-mono text-xs font-semibold text-rose-700">{`line ${i.line}, column ${i.column ?? 1}`}</span>
                   )
                 ) : null}
                 {i.policy ? <span className="mr-1 font-medium">Policy “{i.policy}”:</span> : null}

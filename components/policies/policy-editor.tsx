@@ -217,8 +217,8 @@ export function PolicyEditor({ tenantId, serverId, kind, policy, justCreated }: 
                   title={`Delete policy “${policy.name}”?`}
                   body={
                     <>
-                      The policy is removed from the draft of <strong>{serverName}</strong> for <strong>{tenantName}</strong>. Published bundles keep enforcing it until the next publish. This
-                      cannot be undone.
+                      The policy is removed from the draft of <strong>{serverName}</strong> for <strong>{tenantName}</strong>. Published bundles keep enforcing it until the next publish. This cannot
+                      be undone.
                     </>
                   }
                   confirmLabel="Delete policy"
@@ -271,8 +271,22 @@ export function PolicyEditor({ tenantId, serverId, kind, policy, justCreated }: 
         <fieldset disabled={!canWrite} className="grid grid-cols-1 gap-4 lg:grid-cols-2">
           <legend className="sr-only">Details</legend>
           <div className="space-y-3">
-            <TextField label="Name" required value={form.name} maxLength={80} onChange={(e) => set("name", e.target.value)} error={err("name")} hint="Unique for this tenant and server; shown in decisions and the audit log." />
-            <Checkbox label="Enabled" hint="A disabled policy stays saved but is left out of drafts, tests and published bundles." checked={form.enabled} onChange={(v) => set("enabled", v)} disabled={!canWrite} />
+            <TextField
+              label="Name"
+              required
+              value={form.name}
+              maxLength={80}
+              onChange={(e) => set("name", e.target.value)}
+              error={err("name")}
+              hint="Unique for this tenant and server; shown in decisions and the audit log."
+            />
+            <Checkbox
+              label="Enabled"
+              hint="A disabled policy stays saved but is left out of drafts, tests and published bundles."
+              checked={form.enabled}
+              onChange={(v) => set("enabled", v)}
+              disabled={!canWrite}
+            />
           </div>
           <TextArea label="Description" rows={3} value={form.description} maxLength={2000} onChange={(e) => set("description", e.target.value)} error={err("description")} />
         </fieldset>
@@ -291,7 +305,9 @@ export function PolicyEditor({ tenantId, serverId, kind, policy, justCreated }: 
                 {preview !== null ? (
                   <CedarCode text={preview} issues={check.data?.result?.issues} testId="cedar-preview" label="Compiled Cedar" className="max-h-[32rem]" />
                 ) : check.data ? (
-                  <p className="rounded-md bg-slate-50 px-3 py-6 text-center text-sm text-slate-600 ring-1 ring-slate-200">The rule is not complete yet: fix the problems below to see the Cedar it compiles to.</p>
+                  <p className="rounded-md bg-slate-50 px-3 py-6 text-center text-sm text-slate-600 ring-1 ring-slate-200">
+                    The rule is not complete yet: fix the problems below to see the Cedar it compiles to.
+                  </p>
                 ) : check.error ? null : (
                   <p className="text-sm text-slate-500">Compiling…</p>
                 )}
@@ -315,7 +331,12 @@ export function PolicyEditor({ tenantId, serverId, kind, policy, justCreated }: 
             title={<span id={`${editorId}-label`}>Cedar</span>}
             actions={
               canWrite ? (
-                <Button variant="secondary" disabled={!formatted || formatted === form.cedar} title={formatted ? "Apply Cedar’s standard formatting (Shift+Alt+F in the editor)" : "Formatting needs valid Cedar"} onClick={() => formatted && set("cedar", formatted)}>
+                <Button
+                  variant="secondary"
+                  disabled={!formatted || formatted === form.cedar}
+                  title={formatted ? "Apply Cedar’s standard formatting (Shift+Alt+F in the editor)" : "Formatting needs valid Cedar"}
+                  onClick={() => formatted && set("cedar", formatted)}
+                >
                   Format
                 </Button>
               ) : null

@@ -34,7 +34,10 @@ export function PublishNext({ serverId, canPublish }: { serverId: string; canPub
     <ul className="mt-1 flex flex-wrap gap-2 text-sm" data-testid="publish-next">
       {serving.map((f) => (
         <li key={f.id}>
-          <Link href={`/fleets/${encodeURIComponent(f.id)}#publish`} className="inline-flex items-center rounded-md bg-indigo-600 px-2.5 py-1 font-medium text-white hover:bg-indigo-500 focus-visible:outline focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-indigo-600">
+          <Link
+            href={`/fleets/${encodeURIComponent(f.id)}#publish`}
+            className="inline-flex items-center rounded-md bg-indigo-600 px-2.5 py-1 font-medium text-white hover:bg-indigo-500 focus-visible:outline focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-indigo-600"
+          >
             {canPublish ? "Review and publish" : "Review the draft"}: {f.name}
           </Link>
         </li>

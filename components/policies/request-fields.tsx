@@ -122,9 +122,26 @@ export function RequestFields({
   return (
     <div className="space-y-3">
       <div className="grid grid-cols-1 gap-3 sm:grid-cols-2">
-        <TextField label="User" required value={value.user} onChange={(e) => set("user", e.target.value)} error={errors.user} placeholder="alice@example.com" hint="The token subject (sub)." maxLength={200} />
+        <TextField
+          label="User"
+          required
+          value={value.user}
+          onChange={(e) => set("user", e.target.value)}
+          error={errors.user}
+          placeholder="alice@example.com"
+          hint="The token subject (sub)."
+          maxLength={200}
+        />
         <TextField label="Groups (comma-separated)" value={value.groups} onChange={(e) => set("groups", e.target.value)} error={errors.groups} placeholder="support, oncall" />
-        <TextField label="Client" value={value.client} onChange={(e) => set("client", e.target.value)} error={errors.client} placeholder="claude-desktop" hint="The OAuth client id; empty for none." maxLength={200} />
+        <TextField
+          label="Client"
+          value={value.client}
+          onChange={(e) => set("client", e.target.value)}
+          error={errors.client}
+          placeholder="claude-desktop"
+          hint="The OAuth client id; empty for none."
+          maxLength={200}
+        />
         <SelectField label="Action" value={value.action} onChange={(e) => set("action", e.target.value as RequestDraft["action"])}>
           <option value="call_tool">Call tool (call_tool)</option>
           <option value="list_tools">List tools (list_tools)</option>
@@ -167,7 +184,14 @@ export function RequestFields({
           {value.tool && !tools.some((t) => t.name === value.tool) ? <option value={value.tool}>{value.tool} (not in the catalogue)</option> : null}
         </SelectField>
       ) : (
-        <TextField label="Tool" required value={value.tool} onChange={(e) => set("tool", e.target.value)} error={errors.tool} hint={schema ? "The server has no tool in its catalogue yet." : "Loading the catalogue…"} />
+        <TextField
+          label="Tool"
+          required
+          value={value.tool}
+          onChange={(e) => set("tool", e.target.value)}
+          error={errors.tool}
+          hint={schema ? "The server has no tool in its catalogue yet." : "Loading the catalogue…"}
+        />
       )}
 
       <TextArea
@@ -178,7 +202,11 @@ export function RequestFields({
         onChange={(e) => set("args", e.target.value)}
         error={errors.args}
         placeholder='{"project": "ops"}'
-        hint={argNames.length ? `Arguments policies can test: ${argNames.map(([n, t]) => `${n} (${t === "SetString" ? "list of strings" : t === "Long" ? "number" : t === "Bool" ? "true/false" : "string"})`).join(", ")}` : "The approved tools declare no argument policies can test."}
+        hint={
+          argNames.length
+            ? `Arguments policies can test: ${argNames.map(([n, t]) => `${n} (${t === "SetString" ? "list of strings" : t === "Long" ? "number" : t === "Bool" ? "true/false" : "string"})`).join(", ")}`
+            : "The approved tools declare no argument policies can test."
+        }
       />
 
       <div>

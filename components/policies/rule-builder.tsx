@@ -11,10 +11,44 @@ type Target = "tool" | "resource" | "resourceTemplate" | "prompt";
 
 /** What a rule can be about, the actions that apply to each, and the words for them. */
 const TARGETS: { value: Target; label: string; plural: string; actions: { action: Action; label: string }[] }[] = [
-  { value: "tool", label: "Tools", plural: "tools", actions: [{ action: "call_tool", label: "Call tool" }, { action: "list_tools", label: "List tools" }] },
-  { value: "resource", label: "Resources", plural: "resources", actions: [{ action: "read_resource", label: "Read (and subscribe)" }, { action: "list_resources", label: "List resources" }] },
-  { value: "resourceTemplate", label: "Resource templates", plural: "resource templates", actions: [{ action: "read_resource", label: "Read URIs through it" }, { action: "list_resource_templates", label: "List templates" }, { action: "complete", label: "Complete arguments" }] },
-  { value: "prompt", label: "Prompts", plural: "prompts", actions: [{ action: "get_prompt", label: "Get prompt" }, { action: "list_prompts", label: "List prompts" }, { action: "complete", label: "Complete arguments" }] },
+  {
+    value: "tool",
+    label: "Tools",
+    plural: "tools",
+    actions: [
+      { action: "call_tool", label: "Call tool" },
+      { action: "list_tools", label: "List tools" },
+    ],
+  },
+  {
+    value: "resource",
+    label: "Resources",
+    plural: "resources",
+    actions: [
+      { action: "read_resource", label: "Read (and subscribe)" },
+      { action: "list_resources", label: "List resources" },
+    ],
+  },
+  {
+    value: "resourceTemplate",
+    label: "Resource templates",
+    plural: "resource templates",
+    actions: [
+      { action: "read_resource", label: "Read URIs through it" },
+      { action: "list_resource_templates", label: "List templates" },
+      { action: "complete", label: "Complete arguments" },
+    ],
+  },
+  {
+    value: "prompt",
+    label: "Prompts",
+    plural: "prompts",
+    actions: [
+      { action: "get_prompt", label: "Get prompt" },
+      { action: "list_prompts", label: "List prompts" },
+      { action: "complete", label: "Complete arguments" },
+    ],
+  },
 ];
 const targetOf = (t: Target) => TARGETS.find((x) => x.value === t)!;
 
@@ -78,7 +112,24 @@ export const splitList = (s: string) =>
     .filter(Boolean);
 
 export function emptyRuleDraft(): RuleDraft {
-  return { effect: "permit", target: "tool", actions: ["call_tool"], tools: [], risk: [], readOnly: "", destructive: "", users: "", groups: "", clients: "", conditions: [], timeOn: false, fromHour: 9, toHour: 17, days: [1, 2, 3, 4, 5], approval: "" };
+  return {
+    effect: "permit",
+    target: "tool",
+    actions: ["call_tool"],
+    tools: [],
+    risk: [],
+    readOnly: "",
+    destructive: "",
+    users: "",
+    groups: "",
+    clients: "",
+    conditions: [],
+    timeOn: false,
+    fromHour: 9,
+    toHour: 17,
+    days: [1, 2, 3, 4, 5],
+    approval: "",
+  };
 }
 
 export function draftFromRule(r: PolicyRule): RuleDraft {
@@ -141,7 +192,8 @@ export function ruleFromDraft(d: RuleDraft, args: Record<string, ArgType>): Poli
   };
 }
 
-const smallControl = "block w-full rounded-md border-0 px-2 py-1.5 text-sm text-slate-900 ring-1 ring-inset focus:ring-2 focus:ring-inset focus:ring-indigo-600 disabled:bg-slate-50 disabled:text-slate-500";
+const smallControl =
+  "block w-full rounded-md border-0 px-2 py-1.5 text-sm text-slate-900 ring-1 ring-inset focus:ring-2 focus:ring-inset focus:ring-indigo-600 disabled:bg-slate-50 disabled:text-slate-500";
 
 function Section({ legend, hint, error, children }: { legend: string; hint?: ReactNode; error?: string; children: ReactNode }) {
   const id = useId();
@@ -176,7 +228,11 @@ function ToolPicker({ selected, tools, onChange }: { selected: string[]; tools: 
   };
   const toggle = (n: string, on: boolean) => onChange(on ? [...selected, n] : selected.filter((x) => x !== n));
   if (!usable.length && !stale.length) {
-    return <p className="rounded-md bg-amber-50 px-3 py-2 text-sm text-amber-900 ring-1 ring-inset ring-amber-200">This server has no approved tool yet. Approve tools on the server’s Tools tab, or match tools by the filter below.</p>;
+    return (
+      <p className="rounded-md bg-amber-50 px-3 py-2 text-sm text-amber-900 ring-1 ring-inset ring-amber-200">
+        This server has no approved tool yet. Approve tools on the server’s Tools tab, or match tools by the filter below.
+      </p>
+    );
   }
   return (
     <div className="space-y-2">
@@ -333,7 +389,12 @@ function argumentsFor(target: Target, schema: CedarSchemaInfo | undefined): Reco
   const out: Record<string, ArgType> = {};
   for (const t of schema.tools) {
     if ((t.kind ?? "tool") !== target || !t.approved || t.blocked) continue;
-    const names = target === "prompt" ? (t.arguments ?? []) : target === "resourceTemplate" ? [...t.name.matchAll(/\{[+#./;?&]?([^}]+)\}/g)].flatMap((m) => m[1]!.split(",").map((v) => v.replace(/(\*|:\d+)$/, ""))) : [];
+    const names =
+      target === "prompt"
+        ? (t.arguments ?? [])
+        : target === "resourceTemplate"
+          ? [...t.name.matchAll(/\{[+#./;?&]?([^}]+)\}/g)].flatMap((m) => m[1]!.split(",").map((v) => v.replace(/(\*|:\d+)$/, "")))
+          : [];
     for (const n of names) if (/^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/.test(n)) out[n] = "String";
   }
   return out;
@@ -393,12 +454,20 @@ export function RuleBuilder({
 
       {/* Approval (issue 16): a forbid may hold matching calls for a person instead of denying them. */}
       {draft.effect === "forbid" && draft.target === "tool" ? (
-        <Section legend="Require approval (optional)" hint="Instead of denying, hold matching calls until a member of this approver group approves them (Approvals page). Another forbid still denies." error={err("rule.approval")}>
+        <Section
+          legend="Require approval (optional)"
+          hint="Instead of denying, hold matching calls until a member of this approver group approves them (Approvals page). Another forbid still denies."
+          error={err("rule.approval")}
+        >
           <TextField label="Approver group" value={draft.approval} maxLength={100} placeholder="finance-approvers" onChange={(e) => set("approval", e.target.value)} />
         </Section>
       ) : null}
 
-      <Section legend="Applies to" hint="Resources are named by URI, templates by URI template; a URI that is no approved resource is read through the approved templates it matches." error={err("rule.target")}>
+      <Section
+        legend="Applies to"
+        hint="Resources are named by URI, templates by URI template; a URI that is no approved resource is read through the approved templates it matches."
+        error={err("rule.target")}
+      >
         <select
           aria-label="Applies to"
           value={draft.target}
@@ -420,13 +489,26 @@ export function RuleBuilder({
       <Section legend="Actions" error={err("rule.actions")}>
         <div className="flex flex-wrap gap-x-6 gap-y-1">
           {targetOf(draft.target).actions.map(({ action, label }) => (
-            <Checkbox key={action} label={`${label} (${action})`} checked={draft.actions.includes(action)} onChange={(v) => set("actions", v ? [...draft.actions, action] : draft.actions.filter((a) => a !== action))} />
+            <Checkbox
+              key={action}
+              label={`${label} (${action})`}
+              checked={draft.actions.includes(action)}
+              onChange={(v) => set("actions", v ? [...draft.actions, action] : draft.actions.filter((a) => a !== action))}
+            />
           ))}
         </div>
       </Section>
 
-      <Section legend={targetOf(draft.target).label} hint={`Pick ${targetOf(draft.target).plural} by name, or leave none selected and match them by the filter below (or both: each must then match both).`} error={err("rule.tools")}>
-        {schema ? <ToolPicker selected={draft.tools} tools={schema.tools.filter((t) => (t.kind ?? "tool") === draft.target)} onChange={(t) => set("tools", t)} /> : <p className="text-sm text-slate-500">Loading the server’s catalogue…</p>}
+      <Section
+        legend={targetOf(draft.target).label}
+        hint={`Pick ${targetOf(draft.target).plural} by name, or leave none selected and match them by the filter below (or both: each must then match both).`}
+        error={err("rule.tools")}
+      >
+        {schema ? (
+          <ToolPicker selected={draft.tools} tools={schema.tools.filter((t) => (t.kind ?? "tool") === draft.target)} onChange={(t) => set("tools", t)} />
+        ) : (
+          <p className="text-sm text-slate-500">Loading the server’s catalogue…</p>
+        )}
       </Section>
 
       <Section legend="Tool filter (optional)" hint="Risk is set by your reviewers; read-only and destructive are hints the server declares about its own tools." error={err("rule.toolFilter")}>
@@ -455,7 +537,14 @@ export function RuleBuilder({
           <TextField label="Users (comma-separated)" value={draft.users} onChange={(e) => set("users", e.target.value)} placeholder="alice, bob@example.com" error={err("rule.principals.users")} />
           <TextField label="Groups (comma-separated)" value={draft.groups} onChange={(e) => set("groups", e.target.value)} placeholder="support, oncall" error={err("rule.principals.groups")} />
         </div>
-        <TextField label="Clients (comma-separated)" value={draft.clients} onChange={(e) => set("clients", e.target.value)} placeholder="claude-desktop, ci-agent" hint="OAuth client ids; leave empty for any client." error={err("rule.clients")} />
+        <TextField
+          label="Clients (comma-separated)"
+          value={draft.clients}
+          onChange={(e) => set("clients", e.target.value)}
+          placeholder="claude-desktop, ci-agent"
+          hint="OAuth client ids; leave empty for any client."
+          error={err("rule.clients")}
+        />
       </Section>
 
       <Section
@@ -477,13 +566,25 @@ export function RuleBuilder({
                 n={i + 1}
                 args={args}
                 error={err(`rule.conditions.${i}`)}
-                onChange={(next) => set("conditions", draft.conditions.map((x) => (x.key === c.key ? next : x)))}
-                onRemove={() => set("conditions", draft.conditions.filter((x) => x.key !== c.key))}
+                onChange={(next) =>
+                  set(
+                    "conditions",
+                    draft.conditions.map((x) => (x.key === c.key ? next : x)),
+                  )
+                }
+                onRemove={() =>
+                  set(
+                    "conditions",
+                    draft.conditions.filter((x) => x.key !== c.key),
+                  )
+                }
               />
             ))}
           </ol>
         ) : (
-          <p className="text-sm text-slate-500">{Object.keys(args).length ? "No condition: the rule applies whatever the arguments." : "The approved tools declare no argument a condition could test."}</p>
+          <p className="text-sm text-slate-500">
+            {Object.keys(args).length ? "No condition: the rule applies whatever the arguments." : "The approved tools declare no argument a condition could test."}
+          </p>
         )}
         <Button
           variant="secondary"
@@ -491,7 +592,10 @@ export function RuleBuilder({
           onClick={() => {
             const first = Object.keys(args).sort()[0] ?? "";
             const t = args[first];
-            set("conditions", [...draft.conditions, { key: Math.max(0, ...draft.conditions.map((c) => c.key)) + 1, arg: first, op: t === "SetString" ? "present" : "eq", value: t === "Bool" ? "true" : "" }]);
+            set("conditions", [
+              ...draft.conditions,
+              { key: Math.max(0, ...draft.conditions.map((c) => c.key)) + 1, arg: first, op: t === "SetString" ? "present" : "eq", value: t === "Bool" ? "true" : "" },
+            ]);
           }}
         >
           Add condition

@@ -27,7 +27,11 @@ const STAGE_LABELS: Record<string, string> = {
 
 /** The request in the address (?user&groups&client&scopes&tool&action&args&time), as a form. */
 function draftFromUrl(params: URLSearchParams): RequestDraft {
-  const list = (k: string) => (params.get(k) ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  const list = (k: string) =>
+    (params.get(k) ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
   const action = params.get("action");
   const base = draftFromRequest({
     user: params.get("user") ?? "",

@@ -56,7 +56,16 @@ function TestForm({
 
   return (
     <form noValidate onSubmit={submit} className="space-y-4">
-      <TextField label="Test name" required autoFocus value={name} maxLength={80} onChange={(e) => setName(e.target.value)} error={fieldError(save.error, "name")} placeholder="support may read tickets" />
+      <TextField
+        label="Test name"
+        required
+        autoFocus
+        value={name}
+        maxLength={80}
+        onChange={(e) => setName(e.target.value)}
+        error={fieldError(save.error, "name")}
+        placeholder="support may read tickets"
+      />
       <RequestFields value={request} onChange={(d) => setRequest(d)} schema={schema} serverScopes={serverScopes} errors={errors} />
       <fieldset>
         <legend className="text-sm font-medium text-slate-700">Expected decision</legend>

@@ -140,9 +140,7 @@ export function TestsSection({
             </span>
             {ran.stale ? <span className="text-xs text-amber-700">Tests changed since: run again for current results.</span> : null}
           </p>
-          {ran.result.issues.length ? (
-            <CompileIssuesAlert title="The current policies of this server do not compile, so no test ran:" issues={ran.result.issues} />
-          ) : null}
+          {ran.result.issues.length ? <CompileIssuesAlert title="The current policies of this server do not compile, so no test ran:" issues={ran.result.issues} /> : null}
           {ran.result.warnings.length ? (
             <ul className="list-inside list-disc text-xs text-amber-800">
               {ran.result.warnings.map((w, n) => (
@@ -159,8 +157,8 @@ export function TestsSection({
         </p>
       ) : items.length === 0 && tests.data ? (
         <EmptyState title="No test yet" action={addButton}>
-          A test is a request — who calls which tool with which arguments — and the decision it must get, such as “a support agent may read tickets” or “nobody may delete a project”. Add
-          tests for what must never change; they guard every publish.
+          A test is a request — who calls which tool with which arguments — and the decision it must get, such as “a support agent may read tickets” or “nobody may delete a project”. Add tests for
+          what must never change; they guard every publish.
         </EmptyState>
       ) : items.length ? (
         <Table head={["Name", "Request", "Expected", "Result", ""]}>

@@ -17,9 +17,9 @@ const SCHEMA_TEMPLATE = `{
 
 /** Parses the input schema text; returns the object or a readable error. */
 export function parseInputSchema(text: string): { ok: true; value: Record<string, unknown> } | { ok: false; error: string } {
-  if (!text.trim()) return { ok: false, error: "Enter a JSON Schema, at least {\"type\": \"object\"}" };
+  if (!text.trim()) return { ok: false, error: 'Enter a JSON Schema, at least {"type": "object"}' };
   const parsed = parseJsonObject(text, "Enter a JSON Schema object.");
-  if (parsed.ok && parsed.value.type !== "object") return { ok: false, error: "MCP tools take an object: the schema needs \"type\": \"object\"" };
+  if (parsed.ok && parsed.value.type !== "object") return { ok: false, error: 'MCP tools take an object: the schema needs "type": "object"' };
   return parsed;
 }
 
@@ -99,13 +99,7 @@ function AddToolForm({ serverId, onClose }: { serverId: string; onClose: () => v
       <fieldset className="space-y-1.5">
         <legend className="text-sm font-medium text-slate-700">Annotations</legend>
         <Checkbox label="Read-only (readOnlyHint)" hint="The tool does not change its environment" checked={readOnly} onChange={setReadOnly} />
-        <Checkbox
-          label="Destructive (destructiveHint)"
-          hint="The tool may delete or overwrite data"
-          checked={!readOnly && destructive}
-          disabled={readOnly}
-          onChange={setDestructive}
-        />
+        <Checkbox label="Destructive (destructiveHint)" hint="The tool may delete or overwrite data" checked={!readOnly && destructive} disabled={readOnly} onChange={setDestructive} />
       </fieldset>
       <SelectField label="Risk" value={risk} onChange={(e) => setRisk(e.target.value as Risk)} error={fe("risk")}>
         {riskLevels.map((r) => (

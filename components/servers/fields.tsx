@@ -5,19 +5,7 @@ import { ApiError } from "@/lib/client/api";
 import { ErrorBanner } from "@/components/ui";
 
 /** A checkbox with its label to the right (and an optional description). */
-export function Checkbox({
-  label,
-  checked,
-  onChange,
-  disabled,
-  hint,
-}: {
-  label: ReactNode;
-  checked: boolean;
-  onChange: (v: boolean) => void;
-  disabled?: boolean;
-  hint?: string;
-}) {
+export function Checkbox({ label, checked, onChange, disabled, hint }: { label: ReactNode; checked: boolean; onChange: (v: boolean) => void; disabled?: boolean; hint?: string }) {
   const id = useId();
   return (
     <div className="flex items-start gap-2">
@@ -50,8 +38,7 @@ export function Checkbox({
  */
 export function FormError({ error, handled }: { error: unknown; handled: string[] }) {
   if (!error) return null;
-  const orphans =
-    error instanceof ApiError ? error.issues.filter((i) => !handled.some((p) => i.path === p || i.path.startsWith(`${p}.`))) : [];
+  const orphans = error instanceof ApiError ? error.issues.filter((i) => !handled.some((p) => i.path === p || i.path.startsWith(`${p}.`))) : [];
   return (
     <div className="space-y-1">
       <ErrorBanner error={error} />

@@ -57,9 +57,7 @@ export function ImportResult({ result, error, onDismiss }: { result: ImportSumma
     <section aria-label="Import result" role="status" className="rounded-lg bg-white px-4 py-3 text-sm shadow-sm ring-1 ring-slate-200">
       <div className="flex items-start justify-between gap-4">
         <div className="space-y-1.5">
-          <p className="font-semibold text-slate-900">
-            Import finished{pending ? `: ${pending} tool${pending === 1 ? "" : "s"} to review` : ": nothing to review"}
-          </p>
+          <p className="font-semibold text-slate-900">Import finished{pending ? `: ${pending} tool${pending === 1 ? "" : "s"} to review` : ": nothing to review"}</p>
           <dl className="space-y-1">
             {rows.map((r) => (
               <div key={r.label} className="flex flex-wrap items-baseline gap-x-2">
@@ -113,7 +111,11 @@ function OtherKinds({ entries }: { entries: ImportSummary["entries"] | undefined
       {kinds.map(({ label, s }) => (
         <li key={label}>
           <span className="font-medium">{label}:</span> {s.added.length} added, {s.changed.length} changed, {s.unchanged.length} unchanged, {s.removed.length} removed upstream
-          {s.skipped.length ? <span className="text-rose-700">, {s.skipped.length} skipped ({s.skipped.map((x) => `${x.name}: ${x.reason}`).join("; ")})</span> : null}
+          {s.skipped.length ? (
+            <span className="text-rose-700">
+              , {s.skipped.length} skipped ({s.skipped.map((x) => `${x.name}: ${x.reason}`).join("; ")})
+            </span>
+          ) : null}
           {s.added.length + s.changed.length ? <span className="text-xs text-slate-500"> (pending review)</span> : null}
         </li>
       ))}

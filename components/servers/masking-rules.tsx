@@ -36,12 +36,12 @@ export function MaskingRules({ serverId, canWrite }: { serverId: string; canWrit
     <div className="space-y-6">
       <div className="rounded-md bg-indigo-50 p-3 text-sm text-indigo-900 ring-1 ring-inset ring-indigo-200">
         <p>
-          Masking rules travel in the signed bundle. Agents apply them <strong>before</strong> a decision leaves them, so the control plane never receives a masked
-          value in clear: the audit log stores <code>[masked]</code> (hide) or a keyed <code>sha256:…</code> prefix (hash). Changes reach agents within milliseconds.
+          Masking rules travel in the signed bundle. Agents apply them <strong>before</strong> a decision leaves them, so the control plane never receives a masked value in clear: the audit log stores{" "}
+          <code>[masked]</code> (hide) or a keyed <code>sha256:…</code> prefix (hash). Changes reach agents within milliseconds.
         </p>
         <p className="mt-1 text-indigo-800">
-          Hashing lets you spot equal values across calls, but short or guessable values (PINs, amounts, yes/no) can be recovered by trying candidates: hide those.
-          Policies still see the real values; impact analysis skips decisions whose masked arguments a changed policy reads.
+          Hashing lets you spot equal values across calls, but short or guessable values (PINs, amounts, yes/no) can be recovered by trying candidates: hide those. Policies still see the real values;
+          impact analysis skips decisions whose masked arguments a changed policy reads.
         </p>
       </div>
       <Card title="Masking rules">
@@ -146,7 +146,12 @@ function AddRule({ serverId, tools, onAdded }: { serverId: string; tools: string
           hint='Dot-separated keys; "*" matches every key or array item; "*" alone masks every argument. Up to 50 paths of 200 characters.'
           error={pathsError || undefined}
         />
-        <SelectField label="Mode" value={mode} onChange={(e) => setMode(e.target.value as "hide" | "hash")} hint={mode === "hide" ? 'Stored as "[masked]"' : "Stored as sha256:… (guessable if low-entropy)"}>
+        <SelectField
+          label="Mode"
+          value={mode}
+          onChange={(e) => setMode(e.target.value as "hide" | "hash")}
+          hint={mode === "hide" ? 'Stored as "[masked]"' : "Stored as sha256:… (guessable if low-entropy)"}
+        >
           <option value="hide">Hide</option>
           <option value="hash">Hash</option>
         </SelectField>

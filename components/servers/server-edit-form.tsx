@@ -118,13 +118,7 @@ export function ServerEditForm({ server, onDone }: { server: PublicServer; onDon
           hint="Streamable HTTP endpoint of the real MCP server; used for imports and by agents."
         />
         <div>
-          <TextField
-            label="Supported scopes"
-            value={scopes}
-            onChange={(e) => setScopes(e.target.value)}
-            error={fe("scopes")}
-            hint="Separate with spaces or commas, e.g. files:read files:write"
-          />
+          <TextField label="Supported scopes" value={scopes} onChange={(e) => setScopes(e.target.value)} error={fe("scopes")} hint="Separate with spaces or commas, e.g. files:read files:write" />
           {removedScopes.length ? (
             <p className="mt-1 text-xs text-amber-700" role="status">
               Removing {removedScopes.join(", ")}: grants to {removedScopes.length === 1 ? "this scope" : "these scopes"} in the scope mapping will stop applying.
@@ -161,8 +155,8 @@ export function ServerEditForm({ server, onDone }: { server: PublicServer; onDon
       <fieldset className="space-y-3">
         <legend className="text-sm font-semibold text-slate-900">Authorization servers</legend>
         <p className="text-xs text-slate-500">
-          Advertised to clients in this server&apos;s authorization_servers (RFC 9728). An issuer added here is also trusted by the owning tenant, with these settings, if it does not trust it yet. It is never
-          trusted for another tenant: each tenant that uses this server decides on its own tenant page which issuers may act for it.
+          Advertised to clients in this server&apos;s authorization_servers (RFC 9728). An issuer added here is also trusted by the owning tenant, with these settings, if it does not trust it yet. It
+          is never trusted for another tenant: each tenant that uses this server decides on its own tenant page which issuers may act for it.
         </p>
         {issuers.length === 0 ? (
           <p className="rounded-md border border-dashed border-slate-300 px-3 py-3 text-sm text-slate-600">
@@ -185,7 +179,14 @@ export function ServerEditForm({ server, onDone }: { server: PublicServer; onDon
               </Button>
             </div>
             <div className="grid gap-3 md:grid-cols-2">
-              <TextField label="Issuer URL (iss)" required value={r.issuer} onChange={(e) => patchIssuer(r.key, { issuer: e.target.value })} error={fe(`issuers.${i}.issuer`)} placeholder="https://login.example.com" />
+              <TextField
+                label="Issuer URL (iss)"
+                required
+                value={r.issuer}
+                onChange={(e) => patchIssuer(r.key, { issuer: e.target.value })}
+                error={fe(`issuers.${i}.issuer`)}
+                placeholder="https://login.example.com"
+              />
               <TextField
                 label="JWKS URI"
                 value={r.jwksUri}
@@ -195,12 +196,7 @@ export function ServerEditForm({ server, onDone }: { server: PublicServer; onDon
                 placeholder="https://login.example.com/.well-known/jwks.json"
               />
             </div>
-            <Checkbox
-              label="Use discovery"
-              hint="Find the JWKS through the issuer's OpenID / OAuth metadata"
-              checked={r.discovery}
-              onChange={(v) => patchIssuer(r.key, { discovery: v })}
-            />
+            <Checkbox label="Use discovery" hint="Find the JWKS through the issuer's OpenID / OAuth metadata" checked={r.discovery} onChange={(v) => patchIssuer(r.key, { discovery: v })} />
             <fieldset>
               <legend className="text-sm font-medium text-slate-700">Signature algorithms</legend>
               <div className="mt-1 flex flex-wrap gap-x-4 gap-y-1">

@@ -14,7 +14,9 @@ export type DiffTruncation = NonNullable<ToolDetail["diffTruncated"]>;
 /** Saves one version's full definition as a JSON file (the diff and the views below are cut for size). */
 export function downloadVersion(toolName: string, v: ToolVersion) {
   const { id, version, title, description, inputSchema, outputSchema, annotations, definition, hash } = v;
-  const blob = new Blob([jsonText({ id, version, name: toolName, title, description, inputSchema, outputSchema, annotations, ...(definition ? { definition } : {}), hash }, Infinity)], { type: "application/json" });
+  const blob = new Blob([jsonText({ id, version, name: toolName, title, description, inputSchema, outputSchema, annotations, ...(definition ? { definition } : {}), hash }, Infinity)], {
+    type: "application/json",
+  });
   const url = URL.createObjectURL(blob);
   const a = document.createElement("a");
   a.href = url;
@@ -61,17 +63,7 @@ export function DiffView({ lines, truncated, toolName, versions }: { lines: Diff
       <div data-testid="diff" role="region" aria-label="Changes between the approved and the latest version" className="overflow-x-auto rounded-md ring-1 ring-slate-200">
         <div className="min-w-max font-mono text-xs leading-5 whitespace-pre">
           {lines.map((l, i) => (
-            <div
-              key={i}
-              data-op={l.op}
-              className={
-                l.op === "add"
-                  ? "bg-emerald-50 text-emerald-900"
-                  : l.op === "del"
-                    ? "bg-rose-50 text-rose-900"
-                    : "text-slate-500"
-              }
-            >
+            <div key={i} data-op={l.op} className={l.op === "add" ? "bg-emerald-50 text-emerald-900" : l.op === "del" ? "bg-rose-50 text-rose-900" : "text-slate-500"}>
               <span aria-hidden className="inline-block w-6 select-none text-center">
                 {l.op === "add" ? "+" : l.op === "del" ? "-" : " "}
               </span>

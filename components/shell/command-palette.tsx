@@ -45,7 +45,12 @@ export function CommandPalette({ open, onClose, pages }: { open: boolean; onClos
 
   const serverParams = { q: term || undefined, pageSize: 8 };
   const servers = useQuery({ queryKey: keys.servers.list(serverParams), queryFn: () => apiFetch<Page<PublicServer>>(`/servers${qs(serverParams)}`), enabled: open && term.length > 0 });
-  const policies = useQuery({ queryKey: keys.policies.list({ palette: true }), queryFn: () => apiFetch<{ items: { id: string; name: string; serverId: string; tenantId: string }[] }>("/policies"), enabled: open, staleTime: 30_000 });
+  const policies = useQuery({
+    queryKey: keys.policies.list({ palette: true }),
+    queryFn: () => apiFetch<{ items: { id: string; name: string; serverId: string; tenantId: string }[] }>("/policies"),
+    enabled: open,
+    staleTime: 30_000,
+  });
   const fleets = useQuery({ queryKey: ["fleets", "palette"], queryFn: () => apiFetch<{ items: { id: string; name: string }[] }>("/fleets"), enabled: open, staleTime: 30_000 });
 
   const items = useMemo(() => {
@@ -53,12 +58,32 @@ export function CommandPalette({ open, onClose, pages }: { open: boolean; onClos
     const hit = (...s: string[]) => !t || s.some((x) => norm(x).includes(t));
     const tenantName = (id: string) => me.tenants.find((x) => x.id === id)?.name ?? id;
     const out: Item[] = [];
-    out.push(...pages.filter((p) => hit(p.label)).slice(0, t ? 5 : 20).map((p) => ({ group: "Pages" as const, label: p.label, href: p.href })));
+    out.push(
+      ...pages
+        .filter((p) => hit(p.label))
+        .slice(0, t ? 5 : 20)
+        .map((p) => ({ group: "Pages" as const, label: p.label, href: p.href })),
+    );
     if (t) {
       out.push(...(servers.data?.items ?? []).map((s) => ({ group: "Servers" as const, label: s.name, hint: s.resourceUri, href: `/servers/${s.id}` })));
-      out.push(...(policies.data?.items ?? []).filter((p) => hit(p.name, p.id)).slice(0, 8).map((p) => ({ group: "Policies" as const, label: p.name, hint: tenantName(p.tenantId), href: `/policies/${p.id}` })));
-      out.push(...(fleets.data?.items ?? []).filter((f) => hit(f.name, f.id)).slice(0, 5).map((f) => ({ group: "Fleets" as const, label: f.name, href: `/fleets/${f.id}` })));
-      out.push(...me.tenants.filter((x) => hit(x.name, x.id)).slice(0, 5).map((x) => ({ group: "Tenants" as const, label: x.name, href: `/tenants/${x.id}` })));
+      out.push(
+        ...(policies.data?.items ?? [])
+          .filter((p) => hit(p.name, p.id))
+          .slice(0, 8)
+          .map((p) => ({ group: "Policies" as const, label: p.name, hint: tenantName(p.tenantId), href: `/policies/${p.id}` })),
+      );
+      out.push(
+        ...(fleets.data?.items ?? [])
+          .filter((f) => hit(f.name, f.id))
+          .slice(0, 5)
+          .map((f) => ({ group: "Fleets" as const, label: f.name, href: `/fleets/${f.id}` })),
+      );
+      out.push(
+        ...me.tenants
+          .filter((x) => hit(x.name, x.id))
+          .slice(0, 5)
+          .map((x) => ({ group: "Tenants" as const, label: x.name, href: `/tenants/${x.id}` })),
+      );
       if (term.length >= 2 && !/\s/.test(term)) {
         out.push({ group: "Users", label: `Everything user “${term}” delegated`, hint: "grants", href: `/grants/user?id=${encodeURIComponent(term)}` });
         out.push({ group: "Users", label: `Decisions of user “${term}”`, hint: "decision log", href: `/audit?user=${encodeURIComponent(term)}&range=30d` });
@@ -78,7 +103,13 @@ export function CommandPalette({ open, onClose, pages }: { open: boolean; onClos
   const loading = term && (servers.isFetching || policies.isPending);
 
   return (
-    <dialog ref={dialog} onClose={onClose} aria-label="Go to" className="mx-auto mt-[12vh] w-[calc(100%-1.5rem)] max-w-xl rounded-lg p-0 shadow-2xl backdrop:bg-slate-900/40" data-testid="command-palette">
+    <dialog
+      ref={dialog}
+      onClose={onClose}
+      aria-label="Go to"
+      className="mx-auto mt-[12vh] w-[calc(100%-1.5rem)] max-w-xl rounded-lg p-0 shadow-2xl backdrop:bg-slate-900/40"
+      data-testid="command-palette"
+    >
       <div className="border-b border-slate-200 p-2">
         <input
           ref={input}

@@ -89,10 +89,13 @@ export function Shell({ me, children }: { me: ShellMe; children: ReactNode }) {
               </svg>
             </button>
             <div className="flex h-7 w-7 items-center justify-center rounded-md bg-indigo-600 text-sm font-bold text-white">M</div>
-            <span className="min-w-0 flex-1 truncate text-sm font-semibold text-slate-900">
-              {me.tenants.find((t) => t.id === selection.tenantId)?.name ?? "All tenants"}
-            </span>
-            <button type="button" onClick={() => setPalette(true)} aria-label="Go to…" className="inline-flex h-9 w-9 items-center justify-center rounded-md text-slate-700 ring-1 ring-inset ring-slate-300 hover:bg-slate-100">
+            <span className="min-w-0 flex-1 truncate text-sm font-semibold text-slate-900">{me.tenants.find((t) => t.id === selection.tenantId)?.name ?? "All tenants"}</span>
+            <button
+              type="button"
+              onClick={() => setPalette(true)}
+              aria-label="Go to…"
+              className="inline-flex h-9 w-9 items-center justify-center rounded-md text-slate-700 ring-1 ring-inset ring-slate-300 hover:bg-slate-100"
+            >
               <svg viewBox="0 0 20 20" className="h-4 w-4" fill="none" stroke="currentColor" strokeWidth="1.8" aria-hidden>
                 <circle cx="8.5" cy="8.5" r="5.5" />
                 <path d="M13 13l4 4" />
@@ -168,7 +171,11 @@ export function Shell({ me, children }: { me: ShellMe; children: ReactNode }) {
           <main className="min-w-0 flex-1 px-3 py-4 sm:px-6 lg:px-8 lg:py-6">
             {me.mustChangePassword && pathname !== "/account" ? (
               <div role="alert" className="mb-4 rounded-md bg-amber-50 px-3 py-2 text-sm text-amber-900 ring-1 ring-amber-200">
-                You signed in with a one-time password. <Link href="/account" className="font-medium underline">Choose your own password</Link> before you continue.
+                You signed in with a one-time password.{" "}
+                <Link href="/account" className="font-medium underline">
+                  Choose your own password
+                </Link>{" "}
+                before you continue.
               </div>
             ) : null}
             {children}

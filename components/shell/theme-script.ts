@@ -8,4 +8,3 @@ export const THEME_KEY = "mandate.theme";
  * free of interpolation: it is inline script text.
  */
 export const THEME_SCRIPT = `(function(){try{var c=localStorage.getItem("${THEME_KEY}");var d=c==="dark"||(c!=="light"&&matchMedia("(prefers-color-scheme: dark)").matches);document.documentElement.classList.toggle("dark",d)}catch(e){}})()`;
-

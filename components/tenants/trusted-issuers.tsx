@@ -6,7 +6,11 @@ import { ApiError, apiFetch } from "@/lib/client/api";
 import { claimAt, mapsToTenant, stringClaim, type TenantMappingRule } from "@/lib/enforcement/claims";
 import { useTenantIssuers, useTrustWrite, type TenantIssuer } from "./queries";
 
-const split = (v: string) => v.split(/[\s,]+/).map((x) => x.trim()).filter(Boolean);
+const split = (v: string) =>
+  v
+    .split(/[\s,]+/)
+    .map((x) => x.trim())
+    .filter(Boolean);
 
 /** "Trusted issuers" of a tenant: trust is granted here, by the tenant's own admins, never by a server's owner. */
 export function TrustedIssuers({ tenantId, tenantName, canWrite }: { tenantId: string; tenantName: string; canWrite: boolean }) {
@@ -19,7 +23,8 @@ export function TrustedIssuers({ tenantId, tenantName, canWrite }: { tenantId: s
       <ErrorBanner error={list.error ?? remove.error} />
       {list.data && items.length === 0 ? (
         <p className="text-sm text-slate-600">
-          {tenantName} trusts no issuer: agents refuse every token for this tenant. A token acts for {tenantName} only through an issuer listed here, verified with the keys set here, and mapped by the rule set here.
+          {tenantName} trusts no issuer: agents refuse every token for this tenant. A token acts for {tenantName} only through an issuer listed here, verified with the keys set here, and mapped by the
+          rule set here.
         </p>
       ) : (
         <Table head={["Issuer", "Keys", "Maps to this tenant when", "Options", ""]}>
@@ -101,7 +106,13 @@ function IssuerForm({ tenantId, entry, onClose }: { tenantId: string; entry: Ten
         }}
       >
         <TextField label="Issuer (iss)" name="issuer" required defaultValue={entry?.issuer ?? ""} placeholder="https://login.example.com/tenant" error={err?.field("issuer")} />
-        <TextField label="JWKS URI" name="jwksUri" defaultValue={entry?.jwksUri ?? ""} hint="Keys that verify this tenant's tokens (https, or http on loopback). Empty: discovery." error={err?.field("jwksUri")} />
+        <TextField
+          label="JWKS URI"
+          name="jwksUri"
+          defaultValue={entry?.jwksUri ?? ""}
+          hint="Keys that verify this tenant's tokens (https, or http on loopback). Empty: discovery."
+          error={err?.field("jwksUri")}
+        />
         <label className="flex items-center gap-2 text-sm text-slate-700">
           <input type="checkbox" name="discovery" defaultChecked={entry?.discovery ?? true} /> Discover the JWKS from the issuer&apos;s metadata
         </label>
@@ -140,7 +151,12 @@ function TokenCheck({ rule, claims }: { rule: TenantMappingRule; claims: Record<
   if (token.trim()) {
     try {
       const part = token.trim().split(".")[1] ?? "";
-      const json = atob(part.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(part.length / 4) * 4, "="));
+      const json = atob(
+        part
+          .replace(/-/g, "+")
+          .replace(/_/g, "/")
+          .padEnd(Math.ceil(part.length / 4) * 4, "="),
+      );
       const payload = JSON.parse(new TextDecoder().decode(Uint8Array.from(json, (c) => c.charCodeAt(0)))) as Record<string, unknown>;
       const show = (path: string) => JSON.stringify(claimAt(payload, path) ?? null).slice(0, 120);
       out = [

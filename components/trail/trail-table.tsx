@@ -57,7 +57,9 @@ export function TrailTable({
   if (rows.length === 0)
     return (
       <p className="text-sm text-slate-600">
-        {params.action || params.actor || params.targetType || params.targetId || from || to ? "No admin change matches this filter." : "No admin change recorded yet. Every create, update, approval and revocation will be listed here."}
+        {params.action || params.actor || params.targetType || params.targetId || from || to
+          ? "No admin change matches this filter."
+          : "No admin change recorded yet. Every create, update, approval and revocation will be listed here."}
       </p>
     );
   return (
@@ -106,9 +108,7 @@ function FragmentRow({ e, compact, open, toggle }: { e: TrailEvent; compact?: bo
         <tr>
           <td colSpan={5} className="bg-slate-50 px-3 py-2">
             <div className="text-xs">
-              <div className="mb-1 font-semibold text-slate-600">
-                {e.before == null ? "Created with" : e.after == null ? "Removed; it was" : "Changes (before → after)"}
-              </div>
+              <div className="mb-1 font-semibold text-slate-600">{e.before == null ? "Created with" : e.after == null ? "Removed; it was" : "Changes (before → after)"}</div>
               <div className="rounded bg-white py-1 ring-1 ring-slate-200">
                 {e.before == null && e.after == null ? <p className="px-2 text-slate-500">No value recorded.</p> : null}
                 <TextDiff before={prettyJson(e.before ?? undefined)} after={prettyJson(e.after ?? undefined)} label={`Before and after of ${e.action}`} testId="trail-diff" />

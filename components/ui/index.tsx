@@ -1,7 +1,18 @@
 "use client";
 
 import clsx from "clsx";
-import { useEffect, useId, useLayoutEffect, useRef, useState, type ButtonHTMLAttributes, type InputHTMLAttributes, type ReactNode, type SelectHTMLAttributes, type TextareaHTMLAttributes } from "react";
+import {
+  useEffect,
+  useId,
+  useLayoutEffect,
+  useRef,
+  useState,
+  type ButtonHTMLAttributes,
+  type InputHTMLAttributes,
+  type ReactNode,
+  type SelectHTMLAttributes,
+  type TextareaHTMLAttributes,
+} from "react";
 
 export { clsx as cx };
 
@@ -34,7 +45,17 @@ export function Button({ variant = "primary", className, busy, children, ...rest
 const control = "block w-full rounded-md border-0 px-2.5 py-1.5 text-sm text-slate-900 ring-1 ring-inset placeholder:text-slate-400 focus:ring-2 focus:ring-inset focus:ring-indigo-600";
 
 /** A labelled form field with its inline error; the control gets aria-invalid and a description. */
-export function Field({ label, error, hint, children }: { label: string; error?: string; hint?: string; children: (props: { id: string; "aria-invalid": boolean; "aria-describedby"?: string; className: string }) => ReactNode }) {
+export function Field({
+  label,
+  error,
+  hint,
+  children,
+}: {
+  label: string;
+  error?: string;
+  hint?: string;
+  children: (props: { id: string; "aria-invalid": boolean; "aria-describedby"?: string; className: string }) => ReactNode;
+}) {
   const id = useId();
   const describedBy = error ? `${id}-err` : hint ? `${id}-hint` : undefined;
   return (
@@ -57,11 +78,19 @@ export function Field({ label, error, hint, children }: { label: string; error?:
 }
 
 export function TextField({ label, error, hint, ...rest }: InputHTMLAttributes<HTMLInputElement> & { label: string; error?: string; hint?: string }) {
-  return <Field label={label} error={error} hint={hint}>{(p) => <input {...p} {...rest} />}</Field>;
+  return (
+    <Field label={label} error={error} hint={hint}>
+      {(p) => <input {...p} {...rest} />}
+    </Field>
+  );
 }
 
 export function TextArea({ label, error, hint, ...rest }: TextareaHTMLAttributes<HTMLTextAreaElement> & { label: string; error?: string; hint?: string }) {
-  return <Field label={label} error={error} hint={hint}>{(p) => <textarea {...p} {...rest} className={clsx(p.className, "font-mono")} />}</Field>;
+  return (
+    <Field label={label} error={error} hint={hint}>
+      {(p) => <textarea {...p} {...rest} className={clsx(p.className, "font-mono")} />}
+    </Field>
+  );
 }
 
 export function SelectField({ label, error, hint, children, ...rest }: SelectHTMLAttributes<HTMLSelectElement> & { label: string; error?: string; hint?: string }) {
@@ -193,9 +222,7 @@ export function Pager({ page, pageSize, total, onPage }: { page: number; pageSiz
   const pages = Math.max(1, Math.ceil(total / pageSize));
   return (
     <nav className="mt-3 flex items-center justify-between text-sm text-slate-600" aria-label="Pagination">
-      <span>
-        {total === 0 ? "No results" : `${(page - 1) * pageSize + 1}–${Math.min(total, page * pageSize)} of ${total}`}
-      </span>
+      <span>{total === 0 ? "No results" : `${(page - 1) * pageSize + 1}–${Math.min(total, page * pageSize)} of ${total}`}</span>
       <span className="flex gap-2">
         <Button variant="secondary" disabled={page <= 1} onClick={() => onPage(page - 1)}>
           Previous
@@ -290,7 +317,23 @@ export function useUnsavedGuard(dirty: boolean, message = LEAVE) {
 }
 
 /** Asks once before a destructive action and says what it will do. */
-export function ConfirmButton({ label, title, body, confirmLabel, onConfirm, variant = "danger", disabled }: { label: string; title: string; body: ReactNode; confirmLabel: string; onConfirm: () => Promise<unknown>; variant?: Variant; disabled?: boolean }) {
+export function ConfirmButton({
+  label,
+  title,
+  body,
+  confirmLabel,
+  onConfirm,
+  variant = "danger",
+  disabled,
+}: {
+  label: string;
+  title: string;
+  body: ReactNode;
+  confirmLabel: string;
+  onConfirm: () => Promise<unknown>;
+  variant?: Variant;
+  disabled?: boolean;
+}) {
   const [open, setOpen] = useState(false);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);

@@ -14,7 +14,7 @@ type Kind = VaultEntry["kind"];
 /** Builds the secret the API expects for the kind from the form's fields. */
 function secretOf(kind: Kind, d: FormData) {
   if (kind === "basic") return { username: String(d.get("username") ?? ""), password: String(d.get("password") ?? "") };
-  if ((kind === "oauth_client_credentials" || kind === "oauth_token_exchange")) return { clientSecret: String(d.get("secret") ?? "") };
+  if (kind === "oauth_client_credentials" || kind === "oauth_token_exchange") return { clientSecret: String(d.get("secret") ?? "") };
   return String(d.get("secret") ?? "");
 }
 
@@ -31,7 +31,7 @@ export function SecretFields({ kind, error }: { kind: Kind; error?: ApiError | n
   }
   return (
     <TextField
-      label={(kind === "oauth_client_credentials" || kind === "oauth_token_exchange") ? "Client secret" : kind === "bearer" ? "Token" : "API key"}
+      label={kind === "oauth_client_credentials" || kind === "oauth_token_exchange" ? "Client secret" : kind === "bearer" ? "Token" : "API key"}
       name="secret"
       type="password"
       autoComplete="new-password"
@@ -69,7 +69,7 @@ export function CreateEntry({ open, onClose, serverId }: { open: boolean; onClos
             name: d.get("name"),
             kind,
             ...(kind === "api_key" || d.get("placementName") ? { placement: { in: kind === "api_key" ? placementIn : "header", name: String(d.get("placementName") ?? "") } } : {}),
-            ...((kind === "oauth_client_credentials" || kind === "oauth_token_exchange")
+            ...(kind === "oauth_client_credentials" || kind === "oauth_token_exchange"
               ? {
                   oauth: {
                     tokenUrl: d.get("tokenUrl"),
@@ -136,7 +136,7 @@ export function CreateEntry({ open, onClose, serverId }: { open: boolean; onClos
           placeholder={kind === "api_key" ? (placementIn === "query" ? "api_key" : "x-api-key") : "authorization"}
           error={err?.field("placement.name") ?? err?.field("placement")}
         />
-        {(kind === "oauth_client_credentials" || kind === "oauth_token_exchange") ? (
+        {kind === "oauth_client_credentials" || kind === "oauth_token_exchange" ? (
           <fieldset className="space-y-3 rounded-md border border-slate-200 p-3">
             <legend className="px-1 text-sm font-medium text-slate-700">OAuth client credentials (the agent exchanges them for an access token)</legend>
             <TextField label="Token endpoint" name="tokenUrl" placeholder="https://auth.example.com/oauth/token" error={err?.field("oauth.tokenUrl") ?? err?.field("oauth")} />

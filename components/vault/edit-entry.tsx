@@ -32,7 +32,15 @@ export function EditEntry({ entry, open, onClose }: { entry: VaultEntry; open: b
         <TextField label="Name" name="name" defaultValue={entry.name} error={err?.field("name")} />
         <TextField label={entry.placement.in === "query" ? "Query parameter" : "Header"} name="placementName" defaultValue={entry.placement.name} error={err?.field("placement.name")} />
         <TextField label="Owner" name="owner" defaultValue={entry.owner} error={err?.field("owner")} />
-        <TextField label="Rotate every (days)" name="rotationIntervalDays" type="number" min={1} max={3650} defaultValue={entry.rotationIntervalDays ?? ""} error={err?.field("rotationIntervalDays")} />
+        <TextField
+          label="Rotate every (days)"
+          name="rotationIntervalDays"
+          type="number"
+          min={1}
+          max={3650}
+          defaultValue={entry.rotationIntervalDays ?? ""}
+          error={err?.field("rotationIntervalDays")}
+        />
         <TextArea label="Notes" name="notes" rows={3} defaultValue={entry.notes} error={err?.field("notes")} />
         <ErrorBanner error={update.error} />
         <FormActions onCancel={onClose} busy={update.isPending} submitLabel="Save" />

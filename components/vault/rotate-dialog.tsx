@@ -31,7 +31,12 @@ export function RotateDialog({ entry, open, onClose }: { entry: VaultEntry; open
           const form = e.currentTarget;
           const d = new FormData(form);
           const kind = entry.kind;
-          const secret = kind === "basic" ? { username: d.get("username"), password: d.get("password") } : kind === "oauth_client_credentials" || kind === "oauth_token_exchange" ? { clientSecret: d.get("secret") } : d.get("secret");
+          const secret =
+            kind === "basic"
+              ? { username: d.get("username"), password: d.get("password") }
+              : kind === "oauth_client_credentials" || kind === "oauth_token_exchange"
+                ? { clientSecret: d.get("secret") }
+                : d.get("secret");
           const local = String(d.get("activateAt") ?? "");
           const body = { secret, graceSeconds: Number(d.get("graceSeconds")), ...(when === "later" && local ? { activateAt: new Date(local).toISOString() } : {}) };
           rotate.mutate(body, {
@@ -44,10 +49,17 @@ export function RotateDialog({ entry, open, onClose }: { entry: VaultEntry; open
         }}
       >
         <p className="text-sm text-slate-600">
-          The new secret becomes version {entry.versions.reduce((m, v) => Math.max(m, v.version), 0) + 1}. Agents pick up a new current version within seconds (the fleet&apos;s live bundle is republished).
+          The new secret becomes version {entry.versions.reduce((m, v) => Math.max(m, v.version), 0) + 1}. Agents pick up a new current version within seconds (the fleet&apos;s live bundle is
+          republished).
         </p>
         <SecretFields kind={entry.kind} error={err} />
-        <SelectField label="Keep the current version valid for" name="graceSeconds" defaultValue="3600" error={err?.field("graceSeconds")} hint="During the grace period agents may still use the old version (the upstream's own overlap).">
+        <SelectField
+          label="Keep the current version valid for"
+          name="graceSeconds"
+          defaultValue="3600"
+          error={err?.field("graceSeconds")}
+          hint="During the grace period agents may still use the old version (the upstream's own overlap)."
+        >
           {graceChoices.map(([s, label]) => (
             <option key={s} value={s}>
               {label}

@@ -11,7 +11,9 @@ export function VersionsTimeline({ versions }: { versions: VaultVersionRow[] }) 
     <ol className="relative space-y-4 border-l border-slate-200 pl-5">
       {versions.map((v) => (
         <li key={v.version} className="relative" data-testid={`version-${v.version}`}>
-          <span className={`absolute -left-[26px] top-1 h-3 w-3 rounded-full ring-2 ring-white ${v.status === "current" ? "bg-emerald-500" : v.status === "grace" ? "bg-amber-400" : v.status === "scheduled" ? "bg-indigo-400" : "bg-slate-300"}`} />
+          <span
+            className={`absolute -left-[26px] top-1 h-3 w-3 rounded-full ring-2 ring-white ${v.status === "current" ? "bg-emerald-500" : v.status === "grace" ? "bg-amber-400" : v.status === "scheduled" ? "bg-indigo-400" : "bg-slate-300"}`}
+          />
           <div className="flex flex-wrap items-center gap-2 text-sm">
             <span className="font-medium text-slate-900">Version {v.version}</span>
             <Badge color={statusColor[v.status]}>{v.status}</Badge>

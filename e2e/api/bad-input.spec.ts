@@ -62,14 +62,22 @@ test.describe("bad input gets a clear 4xx and writes nothing", () => {
 
   test("oversized, malformed and mistyped bodies", async () => {
     const before = await countServers();
-    const big = await api.post("/api/v1/admin/servers", { data: { tenantId: tenant.id, name: "big", description: "x".repeat(300 * 1024), resourceUri: "https://mcp.e2e.test/big", upstreamUrl: "http://127.0.0.1:9/mcp" } });
+    const big = await api.post("/api/v1/admin/servers", {
+      data: { tenantId: tenant.id, name: "big", description: "x".repeat(300 * 1024), resourceUri: "https://mcp.e2e.test/big", upstreamUrl: "http://127.0.0.1:9/mcp" },
+    });
     expect(big.status()).toBe(413);
     const notJson = await api.post("/api/v1/admin/tenants", { headers: { "content-type": "application/json" }, data: Buffer.from("{not json") });
     expect((await json<{ error: { code: string } }>(notJson, 400)).error.code).toBe("invalid_json");
     const wrongType = await api.post("/api/v1/admin/tenants", { data: { name: 42 } });
     expect(wrongType.status()).toBe(422);
     const badIssuer = await api.post("/api/v1/admin/servers", {
-      data: { tenantId: tenant.id, name: uniq("alg"), resourceUri: `https://mcp.e2e.test/${uniq("alg")}`, upstreamUrl: "http://127.0.0.1:9/mcp", issuers: [{ issuer: "https://as.e2e.test", algorithms: ["none"] }] },
+      data: {
+        tenantId: tenant.id,
+        name: uniq("alg"),
+        resourceUri: `https://mcp.e2e.test/${uniq("alg")}`,
+        upstreamUrl: "http://127.0.0.1:9/mcp",
+        issuers: [{ issuer: "https://as.e2e.test", algorithms: ["none"] }],
+      },
     });
     expect(badIssuer.status()).toBe(422);
     expect(await countServers()).toBe(before);

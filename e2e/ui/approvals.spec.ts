@@ -68,7 +68,14 @@ test("an approver approves in the browser and the retried call succeeds", async 
   try {
     const server = await json<{ id: string }>(
       await api.post("/api/v1/admin/servers", {
-        data: { tenantId: tenant.id, name: uniq("Bank"), resourceUri, upstreamUrl: bankUrl, scopes: ["bank"], issuers: [{ issuer, jwksUri: `${issuerBase}/jwks`, discovery: false, algorithms: ["ES256"] }] },
+        data: {
+          tenantId: tenant.id,
+          name: uniq("Bank"),
+          resourceUri,
+          upstreamUrl: bankUrl,
+          scopes: ["bank"],
+          issuers: [{ issuer, jwksUri: `${issuerBase}/jwks`, discovery: false, algorithms: ["ES256"] }],
+        },
       }),
       201,
     );
@@ -98,14 +105,48 @@ test("an approver approves in the browser and the retried call succeeds", async 
 
     agent = spawn(
       process.execPath,
-      ["--import", "tsx", "agent/main.ts", "--control-plane", baseURL, "--enrollment-token", enrollment.token, "--port", String(agentPort), "--data-dir", dataDir, "--wait", "30", "--name", "e2e-approval"],
+      [
+        "--import",
+        "tsx",
+        "agent/main.ts",
+        "--control-plane",
+        baseURL,
+        "--enrollment-token",
+        enrollment.token,
+        "--port",
+        String(agentPort),
+        "--data-dir",
+        dataDir,
+        "--wait",
+        "30",
+        "--name",
+        "e2e-approval",
+      ],
       { env: { ...process.env, MANDATE_BUNDLE_KEYS: keys }, stdio: ["ignore", "ignore", "inherit"] },
     );
-    await expect.poll(() => fetch(`http://127.0.0.1:${agentPort}/readyz`).then((r) => r.status, () => 0), { timeout: 60_000 }).toBe(200);
+    await expect
+      .poll(
+        () =>
+          fetch(`http://127.0.0.1:${agentPort}/readyz`).then(
+            (r) => r.status,
+            () => 0,
+          ),
+        { timeout: 60_000 },
+      )
+      .toBe(200);
 
     // An MCP session (handshake era) through the agent.
     const headers = { authorization: `Bearer ${await sign()}`, "content-type": "application/json", accept: "application/json, text/event-stream" };
-    const init = await fetch(resourceUri, { method: "POST", headers, body: JSON.stringify({ jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: { elicitation: { url: {} } }, clientInfo: { name: "e2e", version: "1" } } }) });
+    const init = await fetch(resourceUri, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 0,
+        method: "initialize",
+        params: { protocolVersion: "2025-11-25", capabilities: { elicitation: { url: {} } }, clientInfo: { name: "e2e", version: "1" } },
+      }),
+    });
     await init.text();
     expect(init.status).toBe(200);
     const session = init.headers.get("mcp-session-id");
@@ -113,7 +154,11 @@ test("an approver approves in the browser and the retried call succeeds", async 
     await fetch(resourceUri, { method: "POST", headers: sessionHeaders, body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }) }).then((r) => r.text());
     let id = 1;
     const transfer = async (amount: number) => {
-      const res = await fetch(resourceUri, { method: "POST", headers: sessionHeaders, body: JSON.stringify({ jsonrpc: "2.0", id: id++, method: "tools/call", params: { name: "transfer", arguments: { amount, to: "dave" } } }) });
+      const res = await fetch(resourceUri, {
+        method: "POST",
+        headers: sessionHeaders,
+        body: JSON.stringify({ jsonrpc: "2.0", id: id++, method: "tools/call", params: { name: "transfer", arguments: { amount, to: "dave" } } }),
+      });
       const text = await res.text();
       const line = text.startsWith("{") ? text : (text.split("\n").find((l) => l.startsWith("data: ")) ?? "data: {}").slice(6);
       return JSON.parse(line) as { result?: unknown; error?: { code: number; data?: { elicitations?: { url: string; message: string }[] } } };

@@ -26,7 +26,13 @@ test("filter the decision log, open a decision, replay it in the simulator, expo
 
   // An agent of the fleet (enrolled with a one-time token) reports decisions.
   const enrollment = await json<{ token: string }>(await api.post(`/api/v1/admin/fleets/${fleet.id}/enrollment-tokens`), 201);
-  const enrolled = await (await fetch(`${baseURL}/api/v1/agent/enroll`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token: enrollment.token, name: uniq("audit-agent"), version: "e2e" }) })).json() as { agentKey: string };
+  const enrolled = (await (
+    await fetch(`${baseURL}/api/v1/agent/enroll`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token: enrollment.token, name: uniq("audit-agent"), version: "e2e" }),
+    })
+  ).json()) as { agentKey: string };
   const alice = uniq("alice");
   const bob = uniq("bob");
   const line = (over: Record<string, unknown>) => ({
@@ -50,7 +56,11 @@ test("filter the decision log, open a decision, replay it in the simulator, expo
     ...Array.from({ length: 5 }, (_, i) => line({ args: { id: `T-${i}` } })),
     ...Array.from({ length: 3 }, () => line({ user: bob, tool: "close_ticket", outcome: "deny", reason: "no scope grants close_ticket", determining: [], args: { id: "T-9", comment: "=2+2" } })),
   ];
-  const shipped = await fetch(`${baseURL}/api/v1/agent/decisions`, { method: "POST", headers: { authorization: `Bearer ${enrolled.agentKey}`, "content-type": "application/x-ndjson" }, body: lines.map((l) => JSON.stringify(l)).join("\n") });
+  const shipped = await fetch(`${baseURL}/api/v1/agent/decisions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${enrolled.agentKey}`, "content-type": "application/x-ndjson" },
+    body: lines.map((l) => JSON.stringify(l)).join("\n"),
+  });
   expect(shipped.status, await shipped.clone().text()).toBeLessThan(300);
 
   // Filter: this tenant, then bob's denials.
@@ -87,7 +97,11 @@ test("filter the decision log, open a decision, replay it in the simulator, expo
   await expect(page.getByTestId("decision-row")).toHaveCount(1);
 
   // Open it: reason, claims, the policy's Cedar text at that revision.
-  await page.getByTestId("decision-row").first().getByRole("link", { name: /^Open decision/ }).click();
+  await page
+    .getByTestId("decision-row")
+    .first()
+    .getByRole("link", { name: /^Open decision/ })
+    .click();
   await expect(page.getByTestId("decision-latency")).toHaveText("0.1 ms");
   await expect(page.getByTestId("decision-reason")).toHaveText("allowed by scope tickets:read");
   await expect(page.getByTestId("decision-claims")).toContainText(alice);
@@ -99,7 +113,11 @@ test("filter the decision log, open a decision, replay it in the simulator, expo
   await page.getByRole("link", { name: "Back to the log" }).click();
   await expect(page).toHaveURL(/q=T-3/);
   await expect(page.getByTestId("decision-row")).toHaveCount(1);
-  await page.getByTestId("decision-row").first().getByRole("link", { name: /^Open decision/ }).click();
+  await page
+    .getByTestId("decision-row")
+    .first()
+    .getByRole("link", { name: /^Open decision/ })
+    .click();
 
   // Follow it to the simulator: the request is filled in.
   await page.getByRole("link", { name: "Open in simulator" }).click();
@@ -120,7 +138,10 @@ test("filter the decision log, open a decision, replay it in the simulator, expo
   expect(csv).not.toContain(alice);
   expect(csv).toContain(`"{""id"":""T-9"",""comment"":""=2+2""}"`);
   const [nd] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export NDJSON" }).click()]);
-  const rows = readFileSync((await nd.path())!, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { user: string; outcome: string });
+  const rows = readFileSync((await nd.path())!, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { user: string; outcome: string });
   expect(rows).toHaveLength(3);
   expect(rows.every((r) => r.user === bob && r.outcome === "deny")).toBe(true);
 });

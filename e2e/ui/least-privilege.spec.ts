@@ -16,7 +16,12 @@ test("see a least-privilege finding with its evidence and create its remedy draf
   await json(await api.post(`/api/v1/admin/servers/${server.id}/import`), 200);
   const tools = await json<{ items: { id: string; name: string; latestVersion: { id: string } }[] }>(await api.get(`/api/v1/admin/servers/${server.id}/tools`), 200);
   for (const t of tools.items) await json(await api.post(`/api/v1/admin/tools/${t.id}/approve`, { data: { versionId: t.latestVersion.id } }), 200);
-  await json(await api.put(`/api/v1/admin/servers/${server.id}/scopes`, { data: { baseVersion: 0, mapping: { "tickets:read": ["list_tickets", "get_ticket"], "tickets:write": ["create_ticket", "close_ticket"] } } }), 200);
+  await json(
+    await api.put(`/api/v1/admin/servers/${server.id}/scopes`, {
+      data: { baseVersion: 0, mapping: { "tickets:read": ["list_tickets", "get_ticket"], "tickets:write": ["create_ticket", "close_ticket"] } },
+    }),
+    200,
+  );
   const fleetName = uniq("LP fleet");
   const fleet = await json<{ id: string }>(await api.post("/api/v1/admin/fleets", { data: { name: fleetName, serverIds: [server.id] } }), 201);
   const published = await json<{ revision: number }>(await api.post(`/api/v1/admin/fleets/${fleet.id}/bundles`, { data: { note: "least privilege e2e" } }), 201);
@@ -24,7 +29,11 @@ test("see a least-privilege finding with its evidence and create its remedy draf
   // An agent of the fleet reports twelve get_ticket calls of alice with tickets:read and tickets:write.
   const enrollment = await json<{ token: string }>(await api.post(`/api/v1/admin/fleets/${fleet.id}/enrollment-tokens`), 201);
   const enrolled = (await (
-    await fetch(`${baseURL}/api/v1/agent/enroll`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token: enrollment.token, name: uniq("lp-agent"), version: "e2e" }) })
+    await fetch(`${baseURL}/api/v1/agent/enroll`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token: enrollment.token, name: uniq("lp-agent"), version: "e2e" }),
+    })
   ).json()) as { agentKey: string };
   const lines = Array.from({ length: 12 }, (_, i) => ({
     id: uuidv7(),
@@ -42,7 +51,11 @@ test("see a least-privilege finding with its evidence and create its remedy draf
     args: { id: `T-${i}` },
     latencyUs: 100,
   }));
-  const shipped = await fetch(`${baseURL}/api/v1/agent/decisions`, { method: "POST", headers: { authorization: `Bearer ${enrolled.agentKey}`, "content-type": "application/x-ndjson" }, body: lines.map((l) => JSON.stringify(l)).join("\n") });
+  const shipped = await fetch(`${baseURL}/api/v1/agent/decisions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${enrolled.agentKey}`, "content-type": "application/x-ndjson" },
+    body: lines.map((l) => JSON.stringify(l)).join("\n"),
+  });
   expect(shipped.status, await shipped.clone().text()).toBeLessThan(300);
 
   await page.goto("/least-privilege");

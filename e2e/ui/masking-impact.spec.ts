@@ -19,10 +19,34 @@ test("impact of a draft on recent traffic, and a masking rule published to the f
 
   // An enrolled agent reports 4 allowed get_ticket calls and 2 list_tickets calls.
   const enrollment = await json<{ token: string }>(await api.post(`/api/v1/admin/fleets/${fleet.id}/enrollment-tokens`), 201);
-  const enrolled = (await (await fetch(`${baseURL}/api/v1/agent/enroll`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token: enrollment.token, name: uniq("impact-agent"), version: "e2e" }) })).json()) as { agentKey: string };
-  const line = (tool: string, args: Record<string, unknown>) => ({ id: uuidv7(), bundleRevision: published.revision, tenantId: tenant.id, serverId: server.id, method: "tools/call", tool, user: "alice", client: "claude", scopes: ["tickets:read"], outcome: "allow", reason: "allowed by policy", determining: [], args });
+  const enrolled = (await (
+    await fetch(`${baseURL}/api/v1/agent/enroll`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token: enrollment.token, name: uniq("impact-agent"), version: "e2e" }),
+    })
+  ).json()) as { agentKey: string };
+  const line = (tool: string, args: Record<string, unknown>) => ({
+    id: uuidv7(),
+    bundleRevision: published.revision,
+    tenantId: tenant.id,
+    serverId: server.id,
+    method: "tools/call",
+    tool,
+    user: "alice",
+    client: "claude",
+    scopes: ["tickets:read"],
+    outcome: "allow",
+    reason: "allowed by policy",
+    determining: [],
+    args,
+  });
   const lines = [...[1, 2, 3, 4].map((i) => line("get_ticket", { id: `T-${i}` })), line("list_tickets", {}), line("list_tickets", { status: "open" })];
-  const shipped = await fetch(`${baseURL}/api/v1/agent/decisions`, { method: "POST", headers: { authorization: `Bearer ${enrolled.agentKey}`, "content-type": "application/x-ndjson" }, body: lines.map((l) => JSON.stringify(l)).join("\n") });
+  const shipped = await fetch(`${baseURL}/api/v1/agent/decisions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${enrolled.agentKey}`, "content-type": "application/x-ndjson" },
+    body: lines.map((l) => JSON.stringify(l)).join("\n"),
+  });
   expect(shipped.status, await shipped.clone().text()).toBeLessThan(300);
 
   // The draft stops granting get_ticket: exactly those 4 calls would flip allow → deny.
@@ -43,6 +67,9 @@ test("impact of a draft on recent traffic, and a masking rule published to the f
   await expect(page.getByRole("status")).toContainText("republished");
   const list = await json<{ activeRevision: number }>(await api.get(`/api/v1/admin/fleets/${fleet.id}/bundles`), 200);
   expect(list.activeRevision).toBeGreaterThan(published.revision);
-  const live = await json<{ content: { masking: { serverId: string; tool: string; paths: string[]; mode: string }[] } }>(await api.get(`/api/v1/admin/fleets/${fleet.id}/bundles/${list.activeRevision}`), 200);
+  const live = await json<{ content: { masking: { serverId: string; tool: string; paths: string[]; mode: string }[] } }>(
+    await api.get(`/api/v1/admin/fleets/${fleet.id}/bundles/${list.activeRevision}`),
+    200,
+  );
   expect(live.content.masking).toEqual([{ serverId: server.id, tool: "get_ticket", paths: ["id"], mode: "hash" }]);
 });

@@ -12,7 +12,9 @@ test("Ctrl-K jumps to a server, a policy and a decision; / focuses search", asyn
   const server = await createServer(api, tenant.id);
   const policyName = uniq("palette policy");
   const policy = await json<{ id: string }>(
-    await api.post("/api/v1/admin/policies", { data: { tenantId: tenant.id, serverId: server.id, name: policyName, kind: "cedar", cedar: `forbid (principal, action == Action::"call_tool", resource);` } }),
+    await api.post("/api/v1/admin/policies", {
+      data: { tenantId: tenant.id, serverId: server.id, name: policyName, kind: "cedar", cedar: `forbid (principal, action == Action::"call_tool", resource);` },
+    }),
     201,
   );
   await api.dispose();
@@ -23,7 +25,12 @@ test("Ctrl-K jumps to a server, a policy and a decision; / focuses search", asyn
   await expect(palette).toBeVisible();
   await page.keyboard.type(server.name);
   // The server itself, not the "user named like this" suggestions that come with any typed word.
-  await expect(palette.getByRole("option").filter({ hasText: /^Servers/ }).filter({ hasText: server.name })).toBeVisible();
+  await expect(
+    palette
+      .getByRole("option")
+      .filter({ hasText: /^Servers/ })
+      .filter({ hasText: server.name }),
+  ).toBeVisible();
   await expect(palette.getByRole("option").first()).toContainText(server.name);
   await page.keyboard.press("Enter");
   await expect(page).toHaveURL(new RegExp(`/servers/${server.id}`));
@@ -31,7 +38,11 @@ test("Ctrl-K jumps to a server, a policy and a decision; / focuses search", asyn
 
   await page.keyboard.press("Control+k");
   await page.keyboard.type(policyName);
-  await palette.getByRole("option").filter({ hasText: /^Policies/ }).filter({ hasText: policyName }).click();
+  await palette
+    .getByRole("option")
+    .filter({ hasText: /^Policies/ })
+    .filter({ hasText: policyName })
+    .click();
   await expect(page).toHaveURL(new RegExp(`/policies/${policy.id}`));
 
   await page.keyboard.press("Control+k");

@@ -13,7 +13,10 @@ async function seedGrants() {
   const server = await createServer(api, tenant.id);
   const userId = `https://idp.e2e.test/#${uniq("dana")}`;
   const clients = [uniq("phone-app"), uniq("laptop-app")];
-  await json(await api.post("/api/v1/admin/grants/import", { data: { tenantId: tenant.id, grants: clients.map((clientId) => ({ serverId: server.id, userId, clientId, scopes: ["tickets:read"] })) } }), 200);
+  await json(
+    await api.post("/api/v1/admin/grants/import", { data: { tenantId: tenant.id, grants: clients.map((clientId) => ({ serverId: server.id, userId, clientId, scopes: ["tickets:read"] })) } }),
+    200,
+  );
   await api.dispose();
   return { tenant, server, userId, clients };
 }

@@ -63,7 +63,12 @@ test("a rule, its tests and a fleet's signed revisions", async ({ page }) => {
   await expect(page.getByTestId("revision-1")).toContainText("live");
 
   // A second revision, and its diff against the first.
-  await json(await api.post("/api/v1/admin/policies", { data: { tenantId: tenant.id, serverId: server.id, name: "readers", kind: "cedar", cedar: `permit (principal in Group::"readers", action, resource == Tool::"${server.id}/list_tickets");` } }), 201);
+  await json(
+    await api.post("/api/v1/admin/policies", {
+      data: { tenantId: tenant.id, serverId: server.id, name: "readers", kind: "cedar", cedar: `permit (principal in Group::"readers", action, resource == Tool::"${server.id}/list_tickets");` },
+    }),
+    201,
+  );
   await page.getByRole("button", { name: "Recompile" }).click();
   await page.getByRole("button", { name: "Publish revision 2" }).click();
   await page.getByRole("dialog").getByRole("button", { name: "Publish", exact: true }).click();

@@ -12,7 +12,10 @@ test("edit a policy, review its diff and publish it", async ({ page }) => {
   const fleetName = uniq("fleet");
   const fleet = await json<{ id: string }>(await api.post("/api/v1/admin/fleets", { data: { name: fleetName, serverIds: [server.id] } }), 201);
   const cedar = (status: string) => `permit (principal, action == Action::"call_tool", resource == Tool::"${server.id}/list_tickets")\nwhen { context.client == "${status}" };`;
-  const policy = await json<{ id: string }>(await api.post("/api/v1/admin/policies", { data: { tenantId: tenant.id, serverId: server.id, name: "open tickets", kind: "cedar", cedar: cedar("open") } }), 201);
+  const policy = await json<{ id: string }>(
+    await api.post("/api/v1/admin/policies", { data: { tenantId: tenant.id, serverId: server.id, name: "open tickets", kind: "cedar", cedar: cedar("open") } }),
+    201,
+  );
   await json(await api.post(`/api/v1/admin/fleets/${fleet.id}/bundles`, { data: { note: "first" } }), 201);
 
   // Edit: one word of the condition.
@@ -25,7 +28,10 @@ test("edit a policy, review its diff and publish it", async ({ page }) => {
   await page.getByRole("button", { name: "Save changes" }).click();
 
   // Saving offers the fleet that serves this server.
-  await page.getByTestId("publish-next").getByRole("link", { name: `Review and publish: ${fleetName}` }).click();
+  await page
+    .getByTestId("publish-next")
+    .getByRole("link", { name: `Review and publish: ${fleetName}` })
+    .click();
   await expect(page).toHaveURL(new RegExp(`/fleets/${fleet.id}#publish$`));
 
   // The draft diff: one changed policy, the changed token marked, no phantom server change.

@@ -69,7 +69,12 @@ test("a grant revoked in the browser is refused by the agent under load", async 
     await json(await api.post(`/api/v1/admin/servers/${server.id}/import`), 200);
     const tools = await json<{ items: { id: string; latestVersion: { id: string } }[] }>(await api.get(`/api/v1/admin/servers/${server.id}/tools`), 200);
     for (const t of tools.items) await json(await api.post(`/api/v1/admin/tools/${t.id}/approve`, { data: { versionId: t.latestVersion.id } }), 200);
-    await json(await api.put(`/api/v1/admin/servers/${server.id}/scopes`, { data: { baseVersion: 0, mapping: { "tickets:read": ["list_tickets", "get_ticket"], "tickets:write": ["create_ticket", "close_ticket"] } } }), 200);
+    await json(
+      await api.put(`/api/v1/admin/servers/${server.id}/scopes`, {
+        data: { baseVersion: 0, mapping: { "tickets:read": ["list_tickets", "get_ticket"], "tickets:write": ["create_ticket", "close_ticket"] } },
+      }),
+      200,
+    );
     const fleet = await json<{ id: string }>(await api.post("/api/v1/admin/fleets", { data: { name: uniq("Edge"), serverIds: [server.id] } }), 201);
     const enrollment = await json<{ token: string }>(await api.post(`/api/v1/admin/fleets/${fleet.id}/enrollment-tokens`), 201);
     await json(await api.post(`/api/v1/admin/fleets/${fleet.id}/bundles`, { data: { note: "revoke e2e" } }), 201);
@@ -78,10 +83,35 @@ test("a grant revoked in the browser is refused by the agent under load", async 
     // A real agent process, enrolled in the fleet, long-polling the control plane.
     agent = spawn(
       process.execPath,
-      ["--import", "tsx", "agent/main.ts", "--control-plane", baseURL, "--enrollment-token", enrollment.token, "--port", String(agentPort), "--data-dir", dataDir, "--wait", "30", "--name", "e2e-revoke"],
+      [
+        "--import",
+        "tsx",
+        "agent/main.ts",
+        "--control-plane",
+        baseURL,
+        "--enrollment-token",
+        enrollment.token,
+        "--port",
+        String(agentPort),
+        "--data-dir",
+        dataDir,
+        "--wait",
+        "30",
+        "--name",
+        "e2e-revoke",
+      ],
       { env: { ...process.env, MANDATE_BUNDLE_KEYS: keys }, stdio: ["ignore", "ignore", "inherit"] },
     );
-    await expect.poll(() => fetch(`http://127.0.0.1:${agentPort}/readyz`).then((r) => r.status, () => 0), { timeout: 60_000 }).toBe(200);
+    await expect
+      .poll(
+        () =>
+          fetch(`http://127.0.0.1:${agentPort}/readyz`).then(
+            (r) => r.status,
+            () => 0,
+          ),
+        { timeout: 60_000 },
+      )
+      .toBe(200);
 
     // An MCP session through the agent with the (user, client) token.
     const token = await sign();
@@ -103,7 +133,11 @@ test("a grant revoked in the browser is refused by the agent under load", async 
     const load = (async () => {
       let id = 1;
       while (loadRunning) {
-        const res = await fetch(resourceUri, { method: "POST", headers: sessionHeaders, body: JSON.stringify({ jsonrpc: "2.0", id: id++, method: "tools/call", params: { name: "get_ticket", arguments: { id: "T-100" } } }) });
+        const res = await fetch(resourceUri, {
+          method: "POST",
+          headers: sessionHeaders,
+          body: JSON.stringify({ jsonrpc: "2.0", id: id++, method: "tools/call", params: { name: "get_ticket", arguments: { id: "T-100" } } }),
+        });
         const body = await res.text();
         calls.push({ at: Date.now(), status: res.status, error: res.status === 401 ? (JSON.parse(body) as { error: string }).error : "" });
         await new Promise((r) => setTimeout(r, 20));
@@ -115,7 +149,10 @@ test("a grant revoked in the browser is refused by the agent under load", async 
     const learned = await expect
       .poll(async () => (await json<{ items: unknown[] }>(await api.get(`/api/v1/admin/grants?tenantId=${tenant.id}&userId=${encodeURIComponent(userId)}`), 200)).items.length, { timeout: 20_000 })
       .toBe(1)
-      .then(() => true, () => false);
+      .then(
+        () => true,
+        () => false,
+      );
     if (!learned) {
       await json(await api.post("/api/v1/admin/grants/import", { data: { tenantId: tenant.id, grants: [{ serverId: server.id, userId, clientId, scopes: ["tickets:read"] }] } }), 200);
     }

@@ -9,7 +9,9 @@ test("leaving an edited policy and pressing Escape in a filled modal both ask fi
   const tenant = await createTenant(api, uniq("Unsaved"));
   const server = await createServer(api, tenant.id);
   const policy = await json<{ id: string }>(
-    await api.post("/api/v1/admin/policies", { data: { tenantId: tenant.id, serverId: server.id, name: uniq("draft"), kind: "cedar", cedar: `forbid (principal, action == Action::"call_tool", resource);` } }),
+    await api.post("/api/v1/admin/policies", {
+      data: { tenantId: tenant.id, serverId: server.id, name: uniq("draft"), kind: "cedar", cedar: `forbid (principal, action == Action::"call_tool", resource);` },
+    }),
     201,
   );
   const userId = `https://idp.e2e.test/#${uniq("erin")}`;

@@ -92,13 +92,7 @@ const newer = (revision: number | null | undefined, after: number | null) => rev
  * that commits between the caller's own read and the subscription sends its
  * notification before anyone listens; the read after subscribing sees it.
  */
-export async function waitForRevision(
-  handle: DbHandle,
-  fleetId: string,
-  afterRevision: number | null,
-  timeoutMs: number,
-  signal?: AbortSignal,
-): Promise<boolean> {
+export async function waitForRevision(handle: DbHandle, fleetId: string, afterRevision: number | null, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
   if (signal?.aborted || timeoutMs <= 0) return false;
   const hub = await listening(handle);
   if (signal?.aborted) return false;

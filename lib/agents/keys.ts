@@ -29,4 +29,3 @@ export function parseAgentKey(raw: string): { id: string; secret: string } | nul
   const m = /^mda_([0-9a-f]{32})\.([A-Za-z0-9_-]{32,64})$/.exec(raw);
   return m ? { id: `agt_${m[1]}`, secret: m[2]! } : null;
 }
-

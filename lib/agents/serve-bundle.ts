@@ -8,13 +8,7 @@ import { waitForRevision } from "./bundle-waiter";
 export const MAX_WAIT_SECONDS = 60;
 
 export const bundleQuery = z.object({
-  wait: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .max(MAX_WAIT_SECONDS)
-    .default(0)
-    .describe(`Long poll: hold the request up to this many seconds (0–${MAX_WAIT_SECONDS}) until a newer revision is published`),
+  wait: z.coerce.number().int().min(0).max(MAX_WAIT_SECONDS).default(0).describe(`Long poll: hold the request up to this many seconds (0–${MAX_WAIT_SECONDS}) until a newer revision is published`),
   after: z.coerce.number().int().min(0).optional().describe("The revision the agent holds (instead of If-None-Match); any other active revision is answered at once"),
 });
 export type BundleQuery = z.infer<typeof bundleQuery>;

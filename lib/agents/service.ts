@@ -34,7 +34,11 @@ export const heartbeatInput = z.object({
   bundleRevision: z.number().int().min(0).nullable().default(null).describe("Revision the agent enforces now; null before the first bundle"),
   counters: z
     .record(
-      z.string().min(1).max(64).regex(/^[A-Za-z0-9_.:-]+$/, "letters, digits and _ . : - only"),
+      z
+        .string()
+        .min(1)
+        .max(64)
+        .regex(/^[A-Za-z0-9_.:-]+$/, "letters, digits and _ . : - only"),
       z.number().int("must be an integer").min(0).max(Number.MAX_SAFE_INTEGER),
     )
     .refine((c) => Object.keys(c).length <= MAX_COUNTERS, `at most ${MAX_COUNTERS} counters`)
@@ -65,7 +69,10 @@ export async function enrollAgent(db: Db, input: z.input<typeof enrollInput>, no
     if (tok.usedAt) throw new AppError("unauthenticated", "Enrollment token already used");
     if (tok.expiresAt <= now) throw new AppError("unauthenticated", "Enrollment token expired");
     await tx.insert(agents).values({ id: agentId, fleetId: tok.fleetId, name: v.name, version: v.version, keyHash: hashSecret(secret), lastSeenAt: now });
-    await tx.update(enrollmentTokens).set({ usedAt: now, usedByAgentId: agentId }).where(and(eq(enrollmentTokens.id, tok.id), isNull(enrollmentTokens.usedAt)));
+    await tx
+      .update(enrollmentTokens)
+      .set({ usedAt: now, usedByAgentId: agentId })
+      .where(and(eq(enrollmentTokens.id, tok.id), isNull(enrollmentTokens.usedAt)));
     await recordEvent(tx, "system", {
       action: "agent.enroll",
       targetType: "agent",

@@ -27,7 +27,13 @@ export function requestMessage(r: Pick<ApprovalRequest, "id" | "tool" | "userId"
   return {
     text,
     blocks: [
-      { type: "section", text: { type: "mrkdwn", text: `*Approval needed*: \`${r.tool}\` on ${serverName}\nCaller: ${r.userId} (client ${r.clientId})\nApprovers: ${r.approvers.join(", ")}\nExpires: ${r.expiresAt.toISOString()}` } },
+      {
+        type: "section",
+        text: {
+          type: "mrkdwn",
+          text: `*Approval needed*: \`${r.tool}\` on ${serverName}\nCaller: ${r.userId} (client ${r.clientId})\nApprovers: ${r.approvers.join(", ")}\nExpires: ${r.expiresAt.toISOString()}`,
+        },
+      },
       { type: "actions", elements: [{ type: "button", text: { type: "plain_text", text: "Review" }, url }] },
     ],
   };
@@ -47,7 +53,11 @@ export async function notifyRequested(db: Db, kek: Kek, r: ApprovalRequest, url:
     const [srv] = await db.select({ name: servers.name }).from(servers).where(eq(servers.id, r.serverId));
     let outcome = "sent";
     try {
-      const res = await egressFetch(opened, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(requestMessage(r, srv?.name ?? r.serverId, url)) }, { policy: egressPolicy(), timeoutMs: 5000, maxBytes: 64 * 1024 });
+      const res = await egressFetch(
+        opened,
+        { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(requestMessage(r, srv?.name ?? r.serverId, url)) },
+        { policy: egressPolicy(), timeoutMs: 5000, maxBytes: 64 * 1024 },
+      );
       await res.body?.cancel().catch(() => undefined);
       if (!res.ok) outcome = `HTTP ${res.status}`;
     } catch (err) {
@@ -91,7 +101,13 @@ export async function saveApprovalSettings(ctx: Ctx, tenantId: string, input: z.
       .insert(approvalSettings)
       .values({ tenantId: t.id, ...patch })
       .onConflictDoUpdate({ target: approvalSettings.tenantId, set: { ...patch, updatedAt: new Date() } });
-    await recordEvent(tx, ctx.actor, { action: "approval.settings", targetType: "tenant", targetId: t.id, tenantId: t.id, after: { requestTtlMinutes: input.requestTtlMinutes, webhook: input.webhookUrl === undefined ? undefined : (patch.webhookHint ?? null) } });
+    await recordEvent(tx, ctx.actor, {
+      action: "approval.settings",
+      targetType: "tenant",
+      targetId: t.id,
+      tenantId: t.id,
+      after: { requestTtlMinutes: input.requestTtlMinutes, webhook: input.webhookUrl === undefined ? undefined : (patch.webhookHint ?? null) },
+    });
   });
   return getApprovalSettings(ctx, t.id);
 }

@@ -2,7 +2,20 @@ import "server-only";
 import { and, desc, eq, gt, inArray, lt, lte, or, sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { Db } from "@/db/client";
-import { approvalRequests, approvalSettings, approverGroupMembers, approverGroups, bundles, fleetServers, memberships, serverTenants, servers, users, type Agent, type ApprovalRequest } from "@/db/schema";
+import {
+  approvalRequests,
+  approvalSettings,
+  approverGroupMembers,
+  approverGroups,
+  bundles,
+  fleetServers,
+  memberships,
+  serverTenants,
+  servers,
+  users,
+  type Agent,
+  type ApprovalRequest,
+} from "@/db/schema";
 import { can, roleIn, type Actor } from "@/lib/auth/permissions";
 import type { Kek } from "@/lib/bundles/signing";
 import { republishLiveBundles } from "@/lib/bundles/service";
@@ -25,7 +38,7 @@ const groupName = z
   .trim()
   .min(1, "must not be empty")
   .max(APPROVAL_LIMITS.group, `must be at most ${APPROVAL_LIMITS.group} characters`)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/, "letters, digits, and _ . : - (the name policies use in @approval(\"…\"))");
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/, 'letters, digits, and _ . : - (the name policies use in @approval("…"))');
 
 export const approvalListQuery = z.object({
   tenantId: z.string().max(100).optional().describe("Only this tenant's requests"),
@@ -49,11 +62,20 @@ export const decideApprovalInput = z.object({
 });
 
 export const groupListQuery = z.object({ tenantId: z.string().max(100).describe("The tenant whose groups to list") });
-export const createGroupInput = z.object({ tenantId: z.string().max(100), name: groupName.describe("The name policies use: @approval(\"<name>\")") });
+export const createGroupInput = z.object({ tenantId: z.string().max(100), name: groupName.describe('The name policies use: @approval("<name>")') });
 export const groupMemberInput = z.object({ email: z.string().trim().toLowerCase().max(320).describe("E-mail of a user who holds a role in the group's tenant") });
 export const approvalSettingsInput = z.object({
-  requestTtlMinutes: z.coerce.number().int().min(1).max(24 * 60).optional().describe("How long a request waits for a decision, and how long an approval of one call holds"),
-  webhookUrl: z.union([z.literal(""), z.url().max(2048)]).optional().describe("Slack-compatible incoming webhook told of each new request (empty: none). Write-only."),
+  requestTtlMinutes: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 60)
+    .optional()
+    .describe("How long a request waits for a decision, and how long an approval of one call holds"),
+  webhookUrl: z
+    .union([z.literal(""), z.url().max(2048)])
+    .optional()
+    .describe("Slack-compatible incoming webhook told of each new request (empty: none). Write-only."),
 });
 
 // ---------------------------------------------------------------- shapes
@@ -130,7 +152,13 @@ export async function reportFromAgent(db: Db, agent: Pick<Agent, "id" | "name" |
       if (r.status !== "approved" && r.status !== "executed") throw conflict(`This request is ${r.status}`);
       if (r.status === "approved") {
         const [done] = await tx.update(approvalRequests).set({ status: "executed", executedAt: new Date() }).where(eq(approvalRequests.id, r.id)).returning();
-        await recordEvent(tx, who, { action: "approval.executed", targetType: "approval", targetId: r.id, tenantId: r.tenantId, after: { serverId: r.serverId, tool: r.tool, userId: r.userId, clientId: r.clientId, decisionId: report.decisionId ?? null } });
+        await recordEvent(tx, who, {
+          action: "approval.executed",
+          targetType: "approval",
+          targetId: r.id,
+          tenantId: r.tenantId,
+          after: { serverId: r.serverId, tool: r.tool, userId: r.userId, clientId: r.clientId, decisionId: report.decisionId ?? null },
+        });
         // An approval of one call is used up: republished without it, so other agents stop honouring it.
         if (r.scope === "call" && kek) await republishLiveBundles(tx, "system", kek, [r.serverId], `approval ${r.id} executed`);
         return answer(done!, origin);
@@ -139,7 +167,10 @@ export async function reportFromAgent(db: Db, agent: Pick<Agent, "id" | "name" |
     });
   }
   const [served] = await db
-    .select({ owner: servers.tenantId, shared: sql<boolean>`exists (select 1 from ${serverTenants} where ${serverTenants.serverId} = ${servers.id} and ${serverTenants.tenantId} = ${report.tenantId})` })
+    .select({
+      owner: servers.tenantId,
+      shared: sql<boolean>`exists (select 1 from ${serverTenants} where ${serverTenants.serverId} = ${servers.id} and ${serverTenants.tenantId} = ${report.tenantId})`,
+    })
     .from(fleetServers)
     .innerJoin(servers, eq(servers.id, fleetServers.serverId))
     .where(and(eq(fleetServers.fleetId, agent.fleetId), eq(fleetServers.serverId, report.serverId)));
@@ -156,7 +187,10 @@ export async function reportFromAgent(db: Db, agent: Pick<Agent, "id" | "name" |
       .update(approvalRequests)
       .set({ status: "expired" })
       .where(and(eq(approvalRequests.tenantId, report.tenantId), eq(approvalRequests.callHash, report.callHash), eq(approvalRequests.status, "requested"), lte(approvalRequests.expiresAt, now)));
-    const [open] = await tx.select().from(approvalRequests).where(and(eq(approvalRequests.tenantId, report.tenantId), eq(approvalRequests.callHash, report.callHash), eq(approvalRequests.status, "requested")));
+    const [open] = await tx
+      .select()
+      .from(approvalRequests)
+      .where(and(eq(approvalRequests.tenantId, report.tenantId), eq(approvalRequests.callHash, report.callHash), eq(approvalRequests.status, "requested")));
     if (open) return { row: open, created: false };
     const [row] = await tx
       .insert(approvalRequests)
@@ -180,7 +214,10 @@ export async function reportFromAgent(db: Db, agent: Pick<Agent, "id" | "name" |
       .returning();
     if (!row) {
       // Another agent filed the same call a moment ago.
-      const [again] = await tx.select().from(approvalRequests).where(and(eq(approvalRequests.tenantId, report.tenantId), eq(approvalRequests.callHash, report.callHash), eq(approvalRequests.status, "requested")));
+      const [again] = await tx
+        .select()
+        .from(approvalRequests)
+        .where(and(eq(approvalRequests.tenantId, report.tenantId), eq(approvalRequests.callHash, report.callHash), eq(approvalRequests.status, "requested")));
       if (!again) throw conflict("The request could not be filed; try again");
       return { row: again, created: false };
     }
@@ -219,7 +256,10 @@ async function approversInBundle(db: Db, fleetId: string, revision: number, serv
 }
 
 async function fleetServes(db: Db, fleetId: string, serverId: string): Promise<boolean> {
-  const [row] = await db.select({ s: fleetServers.serverId }).from(fleetServers).where(and(eq(fleetServers.fleetId, fleetId), eq(fleetServers.serverId, serverId)));
+  const [row] = await db
+    .select({ s: fleetServers.serverId })
+    .from(fleetServers)
+    .where(and(eq(fleetServers.fleetId, fleetId), eq(fleetServers.serverId, serverId)));
   return !!row;
 }
 
@@ -278,7 +318,11 @@ export async function listApprovals(ctx: Ctx, q: ApprovalListQuery) {
 
 /** One request, by id, for anyone who reads its tenant (404 otherwise). */
 export async function getApproval(ctx: Ctx, id: string): Promise<PublicApproval> {
-  const [row] = await ctx.db.select({ r: approvalRequests, serverName: servers.name }).from(approvalRequests).innerJoin(servers, eq(servers.id, approvalRequests.serverId)).where(eq(approvalRequests.id, id));
+  const [row] = await ctx.db
+    .select({ r: approvalRequests, serverName: servers.name })
+    .from(approvalRequests)
+    .innerJoin(servers, eq(servers.id, approvalRequests.serverId))
+    .where(eq(approvalRequests.id, id));
   if (!row || !can(ctx.actor, "tenants.read", row.r.tenantId)) throw notFound("Approval request");
   const r = row.r;
   const [groups, identity] = await Promise.all([groupsOf(ctx.db, ctx.actor, r.tenantId), identityOf(ctx.db, ctx.actor)]);
@@ -331,7 +375,16 @@ export async function decideApproval(ctx: Ctx, id: string, input: z.infer<typeof
       targetId: r.id,
       tenantId: r.tenantId,
       before: { status: r.status },
-      after: { status: done!.status, scope: done!.scope, reason: input.reason, approvalExpiresAt: done!.approvalExpiresAt?.toISOString() ?? null, serverId: r.serverId, tool: r.tool, userId: r.userId, clientId: r.clientId },
+      after: {
+        status: done!.status,
+        scope: done!.scope,
+        reason: input.reason,
+        approvalExpiresAt: done!.approvalExpiresAt?.toISOString() ?? null,
+        serverId: r.serverId,
+        tool: r.tool,
+        userId: r.userId,
+        clientId: r.clientId,
+      },
     });
     const republished = await republishLiveBundles(tx, ctx.actor, kek, [r.serverId], `approval ${r.id} ${approve ? "approved" : "rejected"}`);
     return { approval: publicApproval(done!, { canDecide: false, own: false }), republished };
@@ -355,13 +408,23 @@ export async function listGroups(ctx: Ctx, tenantId: string) {
           ),
         )
     : [];
-  return groups.map((g) => ({ id: g.id, tenantId: g.tenantId, name: g.name, createdAt: g.createdAt.toISOString(), members: members.filter((m) => m.groupId === g.id).map(({ groupId: _g, ...m }) => m) }));
+  return groups.map((g) => ({
+    id: g.id,
+    tenantId: g.tenantId,
+    name: g.name,
+    createdAt: g.createdAt.toISOString(),
+    members: members.filter((m) => m.groupId === g.id).map(({ groupId: _g, ...m }) => m),
+  }));
 }
 
 export async function createGroup(ctx: Ctx, input: z.infer<typeof createGroupInput>) {
   const t = await loadTenant(ctx, input.tenantId, "members.write");
   return ctx.db.transaction(async (tx) => {
-    const [row] = await tx.insert(approverGroups).values({ id: newId("approverGroup"), tenantId: t.id, name: input.name, createdBy: ctx.actor.label }).onConflictDoNothing().returning();
+    const [row] = await tx
+      .insert(approverGroups)
+      .values({ id: newId("approverGroup"), tenantId: t.id, name: input.name, createdBy: ctx.actor.label })
+      .onConflictDoNothing()
+      .returning();
     if (!row) throw conflict(`A group named ${input.name} already exists in this tenant`, "name");
     await recordEvent(tx, ctx.actor, { action: "approver_group.create", targetType: "approver_group", targetId: row.id, tenantId: t.id, after: { name: row.name } });
     return { id: row.id, tenantId: row.tenantId, name: row.name, createdAt: row.createdAt.toISOString(), members: [] };
@@ -388,11 +451,20 @@ export async function addGroupMember(ctx: Ctx, groupId: string, input: z.infer<t
   const g = await loadGroup(ctx, groupId);
   const [u] = await ctx.db.select().from(users).where(eq(users.email, input.email));
   if (!u) throw new AppError("validation_failed", "No such user", [{ path: "email", message: "no user has this e-mail" }]);
-  const [m] = await ctx.db.select().from(memberships).where(and(eq(memberships.tenantId, g.tenantId), eq(memberships.userId, u.id)));
+  const [m] = await ctx.db
+    .select()
+    .from(memberships)
+    .where(and(eq(memberships.tenantId, g.tenantId), eq(memberships.userId, u.id)));
   if (!m && u.role !== "owner") throw new AppError("validation_failed", "This user holds no role in the group's tenant", [{ path: "email", message: "invite the user to the tenant first" }]);
   await ctx.db.transaction(async (tx) => {
     await tx.insert(approverGroupMembers).values({ groupId: g.id, userId: u.id }).onConflictDoNothing();
-    await recordEvent(tx, ctx.actor, { action: "approver_group.add_member", targetType: "approver_group", targetId: g.id, tenantId: g.tenantId, after: { name: g.name, userId: u.id, email: u.email } });
+    await recordEvent(tx, ctx.actor, {
+      action: "approver_group.add_member",
+      targetType: "approver_group",
+      targetId: g.id,
+      tenantId: g.tenantId,
+      after: { name: g.name, userId: u.id, email: u.email },
+    });
   });
   return { groupId: g.id, userId: u.id, email: u.email };
 }
@@ -400,7 +472,10 @@ export async function addGroupMember(ctx: Ctx, groupId: string, input: z.infer<t
 export async function removeGroupMember(ctx: Ctx, groupId: string, userId: string) {
   const g = await loadGroup(ctx, groupId);
   await ctx.db.transaction(async (tx) => {
-    const gone = await tx.delete(approverGroupMembers).where(and(eq(approverGroupMembers.groupId, g.id), eq(approverGroupMembers.userId, userId))).returning();
+    const gone = await tx
+      .delete(approverGroupMembers)
+      .where(and(eq(approverGroupMembers.groupId, g.id), eq(approverGroupMembers.userId, userId)))
+      .returning();
     if (!gone.length) throw notFound("Group member");
     await recordEvent(tx, ctx.actor, { action: "approver_group.remove_member", targetType: "approver_group", targetId: g.id, tenantId: g.tenantId, before: { name: g.name, userId } });
   });

@@ -66,7 +66,10 @@ export async function actorForApiToken(db: Db, raw: string, now = new Date()): P
   const held = tok.tenantId ? roleIn(creatorActor, tok.tenantId) : creatorActor.globalRole === "owner" ? "owner" : creatorActor.globalRole === "auditor" ? "auditor" : undefined;
   if (!held || rank[held] < rank[tok.role]) return null;
 
-  await db.update(apiTokens).set({ lastUsedAt: now }).where(and(eq(apiTokens.id, tok.id)));
+  await db
+    .update(apiTokens)
+    .set({ lastUsedAt: now })
+    .where(and(eq(apiTokens.id, tok.id)));
   return {
     type: "token",
     id: tok.id,

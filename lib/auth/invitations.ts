@@ -93,7 +93,10 @@ export async function acceptInvitation(db: Db, input: z.infer<typeof acceptInvit
     if (!used) throw invalid();
     const [u] = await tx.select().from(users).where(eq(users.id, used.userId)).for("update");
     if (!u || u.disabled || u.passwordHash || u.oidcSubject) throw invalid();
-    await tx.update(users).set({ passwordHash, mustChangePassword: false, sessionVersion: u.sessionVersion + 1 }).where(eq(users.id, u.id));
+    await tx
+      .update(users)
+      .set({ passwordHash, mustChangePassword: false, sessionVersion: u.sessionVersion + 1 })
+      .where(eq(users.id, u.id));
     await recordEvent(tx, "system", { action: "user.invitation_accept", targetType: "user", targetId: u.id, tenantId: null, after: { invitation: inv.id } });
     return { email: u.email };
   });

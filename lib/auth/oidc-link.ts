@@ -146,11 +146,7 @@ async function provision(db: Db, identity: OidcIdentity, email: string, policy: 
   if (!policy.autoProvision) return deny("no such user");
   const id = newId("user");
   const name = typeof identity.name === "string" ? identity.name.slice(0, 120) : "";
-  const [row] = await db
-    .insert(users)
-    .values({ id, email, name, role: "member", oidcIssuer: identity.issuer, oidcSubject: identity.subject })
-    .onConflictDoNothing()
-    .returning();
+  const [row] = await db.insert(users).values({ id, email, name, role: "member", oidcIssuer: identity.issuer, oidcSubject: identity.subject }).onConflictDoNothing().returning();
   if (!row) return deny("the user was created concurrently");
   await recordEvent(db, "system", { action: "user.provision", targetType: "user", targetId: id, tenantId: null, after: { email, issuer: identity.issuer } });
   return { ok: true, user: row, linked: true };
@@ -158,5 +154,8 @@ async function provision(db: Db, identity: OidcIdentity, email: string, policy: 
 
 /** Records a successful SSO sign-in. */
 export async function touchSsoLogin(db: Db, userId: string): Promise<void> {
-  await db.update(users).set({ lastLoginAt: sql`now()` }).where(eq(users.id, userId));
+  await db
+    .update(users)
+    .set({ lastLoginAt: sql`now()` })
+    .where(eq(users.id, userId));
 }

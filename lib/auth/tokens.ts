@@ -78,18 +78,25 @@ export async function listApiTokens(ctx: Ctx) {
     const admin = [...ctx.actor.tenantRoles].filter(([t]) => can(ctx.actor, "tokens.manage", t)).map(([t]) => t);
     filters.push(admin.length ? or(eq(apiTokens.createdBy, ctx.actor.userId), inArray(apiTokens.tenantId, admin))! : eq(apiTokens.createdBy, ctx.actor.userId));
   }
-  const rows = await ctx.db.select().from(apiTokens).where(filters.length ? and(...filters) : undefined).orderBy(desc(apiTokens.createdAt)).limit(500);
+  const rows = await ctx.db
+    .select()
+    .from(apiTokens)
+    .where(filters.length ? and(...filters) : undefined)
+    .orderBy(desc(apiTokens.createdAt))
+    .limit(500);
   return rows.map(publicToken);
 }
 
 export async function revokeApiToken(ctx: Ctx, tokenId: string) {
   const [t] = await ctx.db.select().from(apiTokens).where(eq(apiTokens.id, tokenId));
-  const mayManage = (tok: ApiToken) =>
-    tok.createdBy === ctx.actor.userId || ctx.actor.globalRole === "owner" || (tok.tenantId !== null && can(ctx.actor, "tokens.manage", tok.tenantId));
+  const mayManage = (tok: ApiToken) => tok.createdBy === ctx.actor.userId || ctx.actor.globalRole === "owner" || (tok.tenantId !== null && can(ctx.actor, "tokens.manage", tok.tenantId));
   if (!t || !mayManage(t)) throw notFound("Token");
   if (t.revokedAt) throw new AppError("conflict", "The token is already revoked");
   await ctx.db.transaction(async (tx) => {
-    await tx.update(apiTokens).set({ revokedAt: new Date() }).where(and(eq(apiTokens.id, t.id), isNull(apiTokens.revokedAt)));
+    await tx
+      .update(apiTokens)
+      .set({ revokedAt: new Date() })
+      .where(and(eq(apiTokens.id, t.id), isNull(apiTokens.revokedAt)));
     await recordEvent(tx, ctx.actor, { action: "token.revoke", targetType: "token", targetId: t.id, tenantId: t.tenantId, before: { name: t.name, role: t.role } });
   });
 }

@@ -14,7 +14,10 @@ import { canGlobally } from "./permissions";
 
 export { newPasswordSchema };
 
-export const emailSchema = z.email("must be an e-mail address").max(254).transform((e) => e.trim().toLowerCase());
+export const emailSchema = z
+  .email("must be an e-mail address")
+  .max(254)
+  .transform((e) => e.trim().toLowerCase());
 
 /** The public view of a user: never the password hash. */
 export function publicUser(u: User) {
@@ -38,10 +41,7 @@ export type PublicUser = ReturnType<typeof publicUser>;
  * Creates the first owner when the database has no user. Its password comes
  * from the environment, or is generated and handed to `announce` once.
  */
-export async function bootstrapOwner(
-  db: Db,
-  opts: { email?: string; password?: string; announce: (email: string, password: string) => void },
-): Promise<void> {
+export async function bootstrapOwner(db: Db, opts: { email?: string; password?: string; announce: (email: string, password: string) => void }): Promise<void> {
   const [{ n }] = (await db.select({ n: count() }).from(users)) as [{ n: number }];
   if (n > 0) return;
   const email = emailSchema.parse(opts.email ?? "owner@mandate.local");
@@ -133,7 +133,12 @@ export async function updateUser(ctx: Ctx, userId: string, input: z.infer<typeof
     // Lock every active owner, in one order, before counting them: otherwise two owners
     // demoting each other at once each still see the other and both succeed, leaving none.
     if (mayRemoveOwner) {
-      await tx.select({ id: users.id }).from(users).where(sql`${users.role} = 'owner' and not ${users.disabled}`).orderBy(asc(users.id)).for("update");
+      await tx
+        .select({ id: users.id })
+        .from(users)
+        .where(sql`${users.role} = 'owner' and not ${users.disabled}`)
+        .orderBy(asc(users.id))
+        .for("update");
     }
     const [before] = await tx.select().from(users).where(eq(users.id, userId)).for("update");
     if (!before) throw notFound("User");
@@ -141,7 +146,10 @@ export async function updateUser(ctx: Ctx, userId: string, input: z.infer<typeof
       throw new AppError("bad_request", "You cannot disable or demote yourself");
     }
     if (before.role === "owner" && (input.disabled || (input.role && input.role !== "owner"))) {
-      const [{ n }] = (await tx.select({ n: count() }).from(users).where(sql`${users.role} = 'owner' and not ${users.disabled}`)) as [{ n: number }];
+      const [{ n }] = (await tx
+        .select({ n: count() })
+        .from(users)
+        .where(sql`${users.role} = 'owner' and not ${users.disabled}`)) as [{ n: number }];
       if (n <= 1) throw new AppError("conflict", "The last active owner cannot be disabled or demoted");
     }
     const revokeSessions = input.disabled === true || (input.role !== undefined && input.role !== before.role);

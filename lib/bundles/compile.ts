@@ -67,7 +67,15 @@ export interface RegistrySnapshot {
       name: string;
       risk: RiskLevel;
       blocked: boolean;
-      approved: { hash: string; title: string | null; description: string; annotations: Record<string, unknown>; inputSchema: Record<string, unknown>; label?: string; mimeType?: string | null } | null;
+      approved: {
+        hash: string;
+        title: string | null;
+        description: string;
+        annotations: Record<string, unknown>;
+        inputSchema: Record<string, unknown>;
+        label?: string;
+        mimeType?: string | null;
+      } | null;
     }[];
     mapping: Record<string, string[]>;
   })[];
@@ -132,7 +140,17 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
       const kind = t.kind ?? "tool";
       if (kind === "tool") approved.add(t.name);
       // A tool entry stays exactly as before (no kind field): bundles of tool-only servers are unchanged.
-      const entry: BundleTool = { ...(kind === "tool" ? {} : { kind, label: t.approved.label ?? "", mimeType: t.approved.mimeType ?? null }), serverId: s.id, name: t.name, hash: t.approved.hash, title: t.approved.title, description: t.approved.description, risk: t.risk, annotations: t.approved.annotations, inputSchema: t.approved.inputSchema };
+      const entry: BundleTool = {
+        ...(kind === "tool" ? {} : { kind, label: t.approved.label ?? "", mimeType: t.approved.mimeType ?? null }),
+        serverId: s.id,
+        name: t.name,
+        hash: t.approved.hash,
+        title: t.approved.title,
+        description: t.approved.description,
+        risk: t.risk,
+        annotations: t.approved.annotations,
+        inputSchema: t.approved.inputSchema,
+      };
       catalogue.push(entry);
       entities.push({ uid: entryUid(kind, s.id, t.name), attrs: entityAttrs(entry), parents: [{ type: "Server", id: s.id }] });
     }
@@ -158,7 +176,10 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
   for (const s of [...snap.servers].sort((a, b) => a.id.localeCompare(b.id))) {
     const key = servedAddress(s.resourceUri);
     const first = byAddress.get(key);
-    if (first) issues.push({ message: `Servers ${first.name} (${first.id}, ${first.resourceUri}) and ${s.name} (${s.id}, ${s.resourceUri}) would be served by one agent at the same address ${key}; give one of them another host or path, or put them in different fleets` });
+    if (first)
+      issues.push({
+        message: `Servers ${first.name} (${first.id}, ${first.resourceUri}) and ${s.name} (${s.id}, ${s.resourceUri}) would be served by one agent at the same address ${key}; give one of them another host or path, or put them in different fleets`,
+      });
     else byAddress.set(key, s);
   }
 
@@ -225,7 +246,14 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
       // `@approval("<group>")` on a forbid: the call waits for a person instead of being denied (lib/enforcement/approval.ts).
       const approvers = json.annotations && "approval" in json.annotations ? approverGroups(json.annotations.approval) : null;
       if (approvers && (json.effect !== "forbid" || !approvers.length)) warnings.push(`policy "${p.name}": @approval applies to a forbid naming an approver group; ignored`);
-      meta[id] = { name: p.name, kind: p.kind, tenantId: p.tenantId, serverId: s.id, tools: toolsOf(json, s.id), ...(approvers?.length && json.effect === "forbid" ? { approval: { approvers } } : {}) };
+      meta[id] = {
+        name: p.name,
+        kind: p.kind,
+        tenantId: p.tenantId,
+        serverId: s.id,
+        tools: toolsOf(json, s.id),
+        ...(approvers?.length && json.effect === "forbid" ? { approval: { approvers } } : {}),
+      };
     });
   }
 
@@ -258,7 +286,14 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
   const schema = cedarSchema(argumentTypes(catalogue).types);
 
   const content: BundleContent = {
-    manifest: { format: BUNDLE_FORMAT, fleetId: manifest.fleetId, revision: manifest.revision, parentRevision: manifest.parentRevision, createdAt: manifest.createdAt, compilerVersion: COMPILER_VERSION },
+    manifest: {
+      format: BUNDLE_FORMAT,
+      fleetId: manifest.fleetId,
+      revision: manifest.revision,
+      parentRevision: manifest.parentRevision,
+      createdAt: manifest.createdAt,
+      compilerVersion: COMPILER_VERSION,
+    },
     // Each server carries only the trust of the tenants it admits (trust is granted by a tenant, never by the server).
     servers: snap.servers.map(({ tools: _t, mapping: _m, ...s }) => ({ ...s, trust: (s.trust ?? []).filter((t) => s.tenantIds.includes(t.tenantId)) })).sort((a, b) => a.id.localeCompare(b.id)),
     catalogue,

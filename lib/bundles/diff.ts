@@ -24,7 +24,19 @@ export interface ServerFieldChange {
   after?: string;
 }
 
-type AnyServer = BundleServer & { trust?: { tenantId: string; issuer: string; jwksUri?: string; discovery: boolean; algorithms: string[]; claims?: unknown; tenantMapping?: unknown; requireTyp?: string; revocationEndpoint?: string }[] };
+type AnyServer = BundleServer & {
+  trust?: {
+    tenantId: string;
+    issuer: string;
+    jwksUri?: string;
+    discovery: boolean;
+    algorithms: string[];
+    claims?: unknown;
+    tenantMapping?: unknown;
+    requireTyp?: string;
+    revocationEndpoint?: string;
+  }[];
+};
 
 /**
  * JSON with object keys sorted (RFC 8785). A published bundle is read back
@@ -35,7 +47,8 @@ const canon = (v: unknown) => canonicalize(v) ?? "";
 
 /** Each field's display text: lists are one line per entry, sorted, so a reviewer reads what changed. */
 function serverFields(s: AnyServer): Record<Exclude<ServerFieldChange["field"], "other">, string> {
-  const issuer = (i: AnyServer["issuers"][number]) => `${i.issuer} keys=${i.jwksUri ?? (i.discovery ? "discovery" : "none")} algs=${i.algorithms.join("/")} claims=${canon(i.claims)}${i.revocationEndpoint ? ` revocation=${i.revocationEndpoint}` : ""}`;
+  const issuer = (i: AnyServer["issuers"][number]) =>
+    `${i.issuer} keys=${i.jwksUri ?? (i.discovery ? "discovery" : "none")} algs=${i.algorithms.join("/")} claims=${canon(i.claims)}${i.revocationEndpoint ? ` revocation=${i.revocationEndpoint}` : ""}`;
   const trust = (t: NonNullable<AnyServer["trust"]>[number]) =>
     `${t.tenantId}: ${t.issuer} keys=${t.jwksUri ?? (t.discovery ? "discovery" : "none")} algs=${t.algorithms.join("/")}${t.claims ? ` claims=${canon(t.claims)}` : ""}${t.tenantMapping ? ` mapping=${canon(t.tenantMapping)}` : ""}${t.requireTyp ? ` typ=${t.requireTyp}` : ""}${t.revocationEndpoint ? ` revocation=${t.revocationEndpoint}` : ""}`;
   return {
@@ -87,8 +100,17 @@ function diffMaps<V, T>(a: Map<string, V>, b: Map<string, V>, same: (x: V, y: V)
 /** What changes from `a` to `b`: policies (admin-written), scope mappings, approved tools and servers. */
 export function diffBundles(a: BundleContent | null, b: BundleContent): BundleDiff {
   const pol = (c: BundleContent | null, scope: boolean) =>
-    new Map(Object.entries(c?.cedar.policies ?? {}).filter(([id]) => (c!.policies[id]?.kind === "scope") === scope).map(([id, text]) => [id, { text, name: c!.policies[id]?.name ?? id }]));
-  const policyView = (id: string, x?: { text: string; name: string }, y?: { text: string; name: string }) => ({ id, name: (y ?? x)!.name, ...(x ? { before: x.text } : {}), ...(y ? { after: y.text } : {}) });
+    new Map(
+      Object.entries(c?.cedar.policies ?? {})
+        .filter(([id]) => (c!.policies[id]?.kind === "scope") === scope)
+        .map(([id, text]) => [id, { text, name: c!.policies[id]?.name ?? id }]),
+    );
+  const policyView = (id: string, x?: { text: string; name: string }, y?: { text: string; name: string }) => ({
+    id,
+    name: (y ?? x)!.name,
+    ...(x ? { before: x.text } : {}),
+    ...(y ? { after: y.text } : {}),
+  });
   const sameText = (x: { text: string }, y: { text: string }) => x.text === y.text;
   // Keyed like drift (tools `srv/name`, others `srv/<kind>:<key>`): a prompt and a tool of one name are two entries.
   const tools = (c: BundleContent | null) => new Map((c?.catalogue ?? []).map((t) => [driftKey(t.serverId, LIST_FIELD[t.kind ?? "tool"], t.name), t.hash]));
@@ -96,7 +118,17 @@ export function diffBundles(a: BundleContent | null, b: BundleContent): BundleDi
   return {
     policies: diffMaps(pol(a, false), pol(b, false), sameText, policyView),
     mappings: diffMaps(pol(a, true), pol(b, true), sameText, policyView),
-    tools: diffMaps(tools(a), tools(b), (x, y) => x === y, (id, x, y) => ({ id, ...(x ? { before: x } : {}), ...(y ? { after: y } : {}) })),
-    servers: diffMaps(servers(a), servers(b), (x, y) => diffServer(x, y).length === 0, (id, x, y) => ({ id, name: (y ?? x)!.name, fields: diffServer(x, y) })),
+    tools: diffMaps(
+      tools(a),
+      tools(b),
+      (x, y) => x === y,
+      (id, x, y) => ({ id, ...(x ? { before: x } : {}), ...(y ? { after: y } : {}) }),
+    ),
+    servers: diffMaps(
+      servers(a),
+      servers(b),
+      (x, y) => diffServer(x, y).length === 0,
+      (id, x, y) => ({ id, name: (y ?? x)!.name, fields: diffServer(x, y) }),
+    ),
   };
 }

@@ -19,7 +19,13 @@ export const IMPACT_MAX = 100_000;
 const CHUNK = 5_000;
 
 export const impactInput = z.object({
-  limit: z.number().int().min(1).max(IMPACT_MAX, `at most ${IMPACT_MAX.toLocaleString("en")} decisions`).default(10_000).describe("How many of the most recent decisions to replay (tools/call, resources/read and subscribe, prompts/get, completion/complete)"),
+  limit: z
+    .number()
+    .int()
+    .min(1)
+    .max(IMPACT_MAX, `at most ${IMPACT_MAX.toLocaleString("en")} decisions`)
+    .default(10_000)
+    .describe("How many of the most recent decisions to replay (tools/call, resources/read and subscribe, prompts/get, completion/complete)"),
   since: z.iso.datetime({ offset: true }).optional().describe("Only decisions at or after this time"),
   examples: z.number().int().min(1).max(100).default(5).describe("Example decisions kept per group"),
 });
@@ -269,7 +275,11 @@ export async function analyzeImpact(ctx: Ctx, fleetId: string, rawInput: ImpactI
     return s;
   };
   /** The memo key: every part of the request the slice's policies (or the engine's own checks) can see. */
-  const memoKey = (s: Slice, d: { tenantId: string | null; userId: string | null; clientId: string | null; scopes: string[] | null; args: Record<string, unknown> | null; at: Date }, c: NonNullable<(typeof decisions.$inferSelect)["context"]>) => {
+  const memoKey = (
+    s: Slice,
+    d: { tenantId: string | null; userId: string | null; clientId: string | null; scopes: string[] | null; args: Record<string, unknown> | null; at: Date },
+    c: NonNullable<(typeof decisions.$inferSelect)["context"]>,
+  ) => {
     const all = s.contextReads.has("*");
     const reads = (f: string) => all || s.contextReads.has(f);
     const args: unknown[] = [];
@@ -295,7 +305,18 @@ export async function analyzeImpact(ctx: Ctx, fleetId: string, rawInput: ImpactI
     return false;
   };
 
-  const totals: ImpactResult["totals"] = { loaded: 0, replayed: 0, unchanged: 0, allowToDeny: 0, denyToAllow: 0, skipped: 0, skippedReasons: {}, baselineDiffersFromStored: 0, identicalSlices: 0, memoHits: 0 };
+  const totals: ImpactResult["totals"] = {
+    loaded: 0,
+    replayed: 0,
+    unchanged: 0,
+    allowToDeny: 0,
+    denyToAllow: 0,
+    skipped: 0,
+    skippedReasons: {},
+    baselineDiffersFromStored: 0,
+    identicalSlices: 0,
+    memoHits: 0,
+  };
   const skip = (why: string) => {
     totals.skipped++;
     totals.skippedReasons[why] = (totals.skippedReasons[why] ?? 0) + 1;
@@ -388,15 +409,32 @@ export async function analyzeImpact(ctx: Ctx, fleetId: string, rawInput: ImpactI
         method: d.method,
         serverId: d.serverId,
         name: d.tool,
-        principal: { issuer: tok.iss, tenantId: d.tenantId, user: d.userId, client: d.clientId ?? "", scopes: d.scopes ?? [], groups: ctxOther.groups ?? [], actors: ctxOther.actors ?? [], iat: tok.iat, exp: tok.exp },
+        principal: {
+          issuer: tok.iss,
+          tenantId: d.tenantId,
+          user: d.userId,
+          client: d.clientId ?? "",
+          scopes: d.scopes ?? [],
+          groups: ctxOther.groups ?? [],
+          actors: ctxOther.actors ?? [],
+          iat: tok.iat,
+          exp: tok.exp,
+        },
         args: d.args ?? {},
         time: d.at,
         ...(ctxOther.ip ? { ip: ctxOther.ip } : {}),
       };
       before = baseView ? decide(baseView, other, baseLive) : noBaseline;
       after = decide(draftView, other, draftLive);
-      const argsMatter = (v: DecisionView | null) => !!v && (["prompt", "resourceTemplate"] as const).some((k) => v.engine.entry(d.serverId, k, d.tool!) && v.engine.mayReadArgs(d.serverId, d.tenantId!, d.tool!, k));
-      if (before.decision !== after.decision && d.method !== "resources/read" && d.method !== "resources/subscribe" && (!d.args || masked.length > 0) && (argsMatter(baseView) || argsMatter(draftView))) {
+      const argsMatter = (v: DecisionView | null) =>
+        !!v && (["prompt", "resourceTemplate"] as const).some((k) => v.engine.entry(d.serverId, k, d.tool!) && v.engine.mayReadArgs(d.serverId, d.tenantId!, d.tool!, k));
+      if (
+        before.decision !== after.decision &&
+        d.method !== "resources/read" &&
+        d.method !== "resources/subscribe" &&
+        (!d.args || masked.length > 0) &&
+        (argsMatter(baseView) || argsMatter(draftView))
+      ) {
         skip(d.args ? "masked arguments" : "arguments not recorded");
         continue;
       }
@@ -419,7 +457,17 @@ export async function analyzeImpact(ctx: Ctx, fleetId: string, rawInput: ImpactI
         method: "tools/call",
         serverId: d.serverId,
         tool: d.tool,
-        principal: { issuer: token.iss, tenantId: d.tenantId, user: d.userId, client: d.clientId ?? "", scopes: d.scopes ?? [], groups: ctxRec.groups ?? [], actors: ctxRec.actors ?? [], iat: token.iat, exp: token.exp },
+        principal: {
+          issuer: token.iss,
+          tenantId: d.tenantId,
+          user: d.userId,
+          client: d.clientId ?? "",
+          scopes: d.scopes ?? [],
+          groups: ctxRec.groups ?? [],
+          actors: ctxRec.actors ?? [],
+          iat: token.iat,
+          exp: token.exp,
+        },
         args: d.args ?? {},
         time: d.at,
         ...(ctxRec.ip ? { ip: ctxRec.ip } : {}),

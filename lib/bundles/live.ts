@@ -57,8 +57,14 @@ export async function loadLiveSections(db: Db, serverIds: string[], admitted?: s
       .select()
       .from(revocations)
       .where(and(inArray(revocations.tenantId, tenantIds), or(isNull(revocations.serverId), inArray(revocations.serverId, serverIds)))),
-    db.select().from(oauthClients).where(and(inArray(oauthClients.tenantId, tenantIds), eq(oauthClients.status, "approved"))),
-    db.select({ id: tenants.id }).from(tenants).where(and(inArray(tenants.id, tenantIds), eq(tenants.requireClientApproval, true))),
+    db
+      .select()
+      .from(oauthClients)
+      .where(and(inArray(oauthClients.tenantId, tenantIds), eq(oauthClients.status, "approved"))),
+    db
+      .select({ id: tenants.id })
+      .from(tenants)
+      .where(and(inArray(tenants.id, tenantIds), eq(tenants.requireClientApproval, true))),
     db
       .select({ entry: vaultEntries, upstreamUrl: servers.upstreamUrl })
       .from(vaultEntries)
@@ -70,7 +76,13 @@ export async function loadLiveSections(db: Db, serverIds: string[], admitted?: s
   // Only the latest cut-off per (tenant, user, client, server) matters: a later one rejects everything an earlier one did.
   const latest = new Map<string, BundleRevocation>();
   for (const r of revRows) {
-    const rev: BundleRevocation = { tenantId: r.tenantId, ...(r.userId ? { user: r.userId } : {}), ...(r.clientId ? { client: r.clientId } : {}), ...(r.serverId ? { serverId: r.serverId } : {}), before: r.before.toISOString() };
+    const rev: BundleRevocation = {
+      tenantId: r.tenantId,
+      ...(r.userId ? { user: r.userId } : {}),
+      ...(r.clientId ? { client: r.clientId } : {}),
+      ...(r.serverId ? { serverId: r.serverId } : {}),
+      before: r.before.toISOString(),
+    };
     const key = `${r.tenantId}\u0000${r.userId ?? ""}\u0000${r.clientId ?? ""}\u0000${r.serverId ?? ""}`;
     const prev = latest.get(key);
     if (!prev || prev.before < rev.before) latest.set(key, rev);
@@ -138,7 +150,18 @@ export async function refreshLive(db: Db, content: BundleContent, fleetServerIds
       const allowed = now.get(s.id)!;
       const tenantIds = s.tenantIds.filter((t) => allowed.has(t));
       // Trust is carried only for the tenants admitted, and only as each still configures it (removed or changed entries leave at once).
-      return { ...s, tenantIds, ...(s.trust ? { trust: await stillTrusted(db, s.trust.filter((x) => tenantIds.includes(x.tenantId))) } : {}) };
+      return {
+        ...s,
+        tenantIds,
+        ...(s.trust
+          ? {
+              trust: await stillTrusted(
+                db,
+                s.trust.filter((x) => tenantIds.includes(x.tenantId)),
+              ),
+            }
+          : {}),
+      };
     }),
   );
   const live = await loadLiveSections(
@@ -159,13 +182,7 @@ export type InsertRevision = (db: Db, fleet: typeof fleets.$inferSelect, content
  * commit. Fleets with nothing published are left alone (they have nothing to
  * enforce yet; the first publish includes the live sections).
  */
-export async function republishLive(
-  db: Db,
-  actor: Actor | "system",
-  serverIds: string[] | null,
-  why: string,
-  insert: InsertRevision,
-): Promise<{ fleetId: string; revision: number }[]> {
+export async function republishLive(db: Db, actor: Actor | "system", serverIds: string[] | null, why: string, insert: InsertRevision): Promise<{ fleetId: string; revision: number }[]> {
   const fleetIds = serverIds
     ? [...new Set((await (serverIds.length ? db.select({ f: fleetServers.fleetId }).from(fleetServers).where(inArray(fleetServers.serverId, serverIds)) : Promise.resolve([]))).map((r) => r.f))]
     : (await db.select({ id: fleets.id }).from(fleets)).map((r) => r.id);
@@ -173,14 +190,20 @@ export async function republishLive(
   for (const fleetId of fleetIds.sort()) {
     const [fleet] = await db.select().from(fleets).where(eq(fleets.id, fleetId)).for("update");
     if (!fleet || fleet.activeRevision === null) continue;
-    const [active] = await db.select().from(bundles).where(and(eq(bundles.fleetId, fleet.id), eq(bundles.revision, fleet.activeRevision)));
+    const [active] = await db
+      .select()
+      .from(bundles)
+      .where(and(eq(bundles.fleetId, fleet.id), eq(bundles.revision, fleet.activeRevision)));
     if (!active) continue;
     const prev = active.content as unknown as BundleContent;
     const ids = (await db.select({ id: fleetServers.serverId }).from(fleetServers).where(eq(fleetServers.fleetId, fleet.id))).map((r) => r.id);
     // Servers, admitted tenants and live sections are refreshed together, from one tenant set.
     const fresh = await refreshLive(db, prev, ids);
     if (canonicalize({ ...fresh, manifest: null }) === canonicalize({ ...prev, manifest: null })) continue;
-    const [{ max }] = (await db.select({ max: sql<number | null>`max(${bundles.revision})` }).from(bundles).where(eq(bundles.fleetId, fleet.id))) as [{ max: number | null }];
+    const [{ max }] = (await db
+      .select({ max: sql<number | null>`max(${bundles.revision})` })
+      .from(bundles)
+      .where(eq(bundles.fleetId, fleet.id))) as [{ max: number | null }];
     const revision = Number(max ?? 0) + 1;
     const content: BundleContent = { ...fresh, manifest: { ...prev.manifest, revision, parentRevision: fleet.activeRevision, createdAt: new Date().toISOString() } };
     await insert(db, fleet, content, { note: why, createdBy: actor === "system" ? "system" : actor.label });

@@ -95,10 +95,12 @@ function validateByServer(content: BundleContent) {
     if (!mine) groups.set(sid, (mine = {}));
     mine[id] = text;
   }
-  return [...groups].sort((x, y) => x[0].localeCompare(y[0])).flatMap(([sid, mine]) => {
-    const types = byServer.get(sid)?.types;
-    return validatePolicies(cedarSchema(types ? Object.fromEntries(types) : {}, stringArgs.get(sid) ?? []), mine);
-  });
+  return [...groups]
+    .sort((x, y) => x[0].localeCompare(y[0]))
+    .flatMap(([sid, mine]) => {
+      const types = byServer.get(sid)?.types;
+      return validatePolicies(cedarSchema(types ? Object.fromEntries(types) : {}, stringArgs.get(sid) ?? []), mine);
+    });
 }
 
 /**
@@ -126,7 +128,8 @@ export function holdBack(draft: BundleContent, live: BundleContent | null, held:
   });
   const kept = new Set(servers.map((s) => s.id));
   const admitted = new Map(servers.map((s) => [s.id, new Set(s.tenantIds)]));
-  const fromLive = (m: BundleContent["policies"][string] | undefined) => !!m && kept.has(m.serverId) && (m.tenantId ? held.has(m.tenantId) && admitted.get(m.serverId)!.has(m.tenantId) : ownerHeld.has(m.serverId) && m.kind === "scope");
+  const fromLive = (m: BundleContent["policies"][string] | undefined) =>
+    !!m && kept.has(m.serverId) && (m.tenantId ? held.has(m.tenantId) && admitted.get(m.serverId)!.has(m.tenantId) : ownerHeld.has(m.serverId) && m.kind === "scope");
   const fromDraft = (m: BundleContent["policies"][string] | undefined) => !m || (kept.has(m.serverId) && (m.tenantId ? !held.has(m.tenantId) : !(ownerHeld.has(m.serverId) && m.kind === "scope")));
   const policies: BundleContent["cedar"]["policies"] = {};
   const meta: BundleContent["policies"] = {};
@@ -144,9 +147,10 @@ export function holdBack(draft: BundleContent, live: BundleContent | null, held:
   }
   if (!ownerHeld.size) return { ...draft, servers, cedar: { ...draft.cedar, policies }, policies: meta };
   const toolServer = (id: string) => id.slice(0, id.indexOf("/"));
-  const catalogue = [...draft.catalogue.filter((t) => kept.has(t.serverId) && !ownerHeld.has(t.serverId)), ...(live?.catalogue ?? []).filter((t) => kept.has(t.serverId) && ownerHeld.has(t.serverId))].sort(
-    (a, b) => a.serverId.localeCompare(b.serverId) || a.name.localeCompare(b.name),
-  );
+  const catalogue = [
+    ...draft.catalogue.filter((t) => kept.has(t.serverId) && !ownerHeld.has(t.serverId)),
+    ...(live?.catalogue ?? []).filter((t) => kept.has(t.serverId) && ownerHeld.has(t.serverId)),
+  ].sort((a, b) => a.serverId.localeCompare(b.serverId) || a.name.localeCompare(b.name));
   const entityHeld = (e: { uid: { type: string; id: string } }) => (e.uid.type === "Server" ? ownerHeld.has(e.uid.id) : e.uid.type === "Tool" ? ownerHeld.has(toolServer(e.uid.id)) : false);
   const entityKept = (e: { uid: { type: string; id: string } }) => (e.uid.type === "Server" ? kept.has(e.uid.id) : e.uid.type === "Tool" ? kept.has(toolServer(e.uid.id)) : true);
   const entities = [...draft.cedar.entities.filter((e) => entityKept(e) && !entityHeld(e)), ...(live?.cedar.entities ?? []).filter((e) => entityKept(e) && entityHeld(e))];

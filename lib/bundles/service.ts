@@ -36,7 +36,10 @@ async function fleetServerIds(db: Db, fleetId: string) {
 
 async function bundleAt(db: Db, fleetId: string, revision: number | null): Promise<Bundle | undefined> {
   if (revision === null) return undefined;
-  const [b] = await db.select().from(bundles).where(and(eq(bundles.fleetId, fleetId), eq(bundles.revision, revision)));
+  const [b] = await db
+    .select()
+    .from(bundles)
+    .where(and(eq(bundles.fleetId, fleetId), eq(bundles.revision, revision)));
   return b;
 }
 
@@ -54,15 +57,23 @@ async function compileDraft(db: Db, fleet: Fleet): Promise<ScopedResult & { revi
 }
 
 async function latestRevision(db: Db, fleetId: string): Promise<number> {
-  const [r] = await db.select({ max: sql<number | null>`max(${bundles.revision})` }).from(bundles).where(eq(bundles.fleetId, fleetId));
+  const [r] = await db
+    .select({ max: sql<number | null>`max(${bundles.revision})` })
+    .from(bundles)
+    .where(eq(bundles.fleetId, fleetId));
   return Number(r?.max ?? 0);
 }
 
 /** Every reason a draft cannot be published, as field issues the API returns together. */
 function blockers(r: ScopedResult): FieldIssue[] {
   return [
-    ...r.issues.map((i) => ({ path: i.policy ? `policies.${i.policy.id}` : "bundle", message: `${i.policy ? `${i.policy.name}: ` : ""}${i.message}${i.line ? ` (line ${i.line}, column ${i.column})` : ""}` })),
-    ...r.tests.filter((t) => !t.passed).map((t) => ({ path: `tests.${t.id}`, message: `test "${t.name}" expected ${t.expected}, got ${t.actual === "not_run" ? "no result (fix the errors above)" : t.actual}` })),
+    ...r.issues.map((i) => ({
+      path: i.policy ? `policies.${i.policy.id}` : "bundle",
+      message: `${i.policy ? `${i.policy.name}: ` : ""}${i.message}${i.line ? ` (line ${i.line}, column ${i.column})` : ""}`,
+    })),
+    ...r.tests
+      .filter((t) => !t.passed)
+      .map((t) => ({ path: `tests.${t.id}`, message: `test "${t.name}" expected ${t.expected}, got ${t.actual === "not_run" ? "no result (fix the errors above)" : t.actual}` })),
   ];
 }
 
@@ -122,7 +133,14 @@ export async function publishBundle(ctx: Ctx, fleetId: string, input: z.infer<ty
     if (problems.length) throw new AppError("validation_failed", `Publishing is blocked by ${problems.length} problem${problems.length > 1 ? "s" : ""}`, problems);
     const row = await insertRevision(tx, ctx.actor.label, kek, fleet, draft.content, { note: input.note });
     const heldBack = draft.heldBack.map((h) => ({ tenantId: h.tenantId, problems: h.problems }));
-    await recordEvent(tx, ctx.actor, { action: "bundle.publish", targetType: "fleet", targetId: fleet.id, tenantId: null, before: { revision: fleet.activeRevision }, after: { revision: row.revision, sha256: row.sha256, note: input.note, ...(heldBack.length ? { heldBack } : {}) } });
+    await recordEvent(tx, ctx.actor, {
+      action: "bundle.publish",
+      targetType: "fleet",
+      targetId: fleet.id,
+      tenantId: null,
+      before: { revision: fleet.activeRevision },
+      after: { revision: row.revision, sha256: row.sha256, note: input.note, ...(heldBack.length ? { heldBack } : {}) },
+    });
     return { ...summary(row), heldBack };
   });
 }
@@ -150,13 +168,31 @@ export async function rollbackBundle(ctx: Ctx, fleetId: string, toRevision: numb
     const fresh = await refreshLive(tx, rules, await fleetServerIds(tx, fleet.id));
     const content: BundleContent = { ...fresh, manifest: { ...current.manifest, revision, parentRevision: fleet.activeRevision, createdAt: new Date().toISOString() } };
     const row = await insertRevision(tx, ctx.actor.label, kek, fleet, content, { note: `rollback to revision ${toRevision}`, rolledBackFrom: toRevision });
-    await recordEvent(tx, ctx.actor, { action: "bundle.rollback", targetType: "fleet", targetId: fleet.id, tenantId: null, before: { revision: fleet.activeRevision }, after: { revision, from: toRevision } });
+    await recordEvent(tx, ctx.actor, {
+      action: "bundle.rollback",
+      targetType: "fleet",
+      targetId: fleet.id,
+      tenantId: null,
+      before: { revision: fleet.activeRevision },
+      after: { revision, from: toRevision },
+    });
     return summary(row);
   });
 }
 
 function summary(b: Bundle) {
-  return { id: b.id, fleetId: b.fleetId, revision: b.revision, parentRevision: b.parentRevision, sha256: b.sha256, keyId: b.keyId, note: b.note, rolledBackFrom: b.rolledBackFrom, createdBy: b.createdBy, createdAt: b.createdAt.toISOString() };
+  return {
+    id: b.id,
+    fleetId: b.fleetId,
+    revision: b.revision,
+    parentRevision: b.parentRevision,
+    sha256: b.sha256,
+    keyId: b.keyId,
+    note: b.note,
+    rolledBackFrom: b.rolledBackFrom,
+    createdBy: b.createdBy,
+    createdAt: b.createdAt.toISOString(),
+  };
 }
 
 export async function listBundles(ctx: Ctx, fleetId: string) {
@@ -193,4 +229,3 @@ export async function activeBundle(db: Db, fleetId: string): Promise<Bundle | un
   const [fleet] = await db.select().from(fleets).where(eq(fleets.id, fleetId));
   return fleet ? bundleAt(db, fleet.id, fleet.activeRevision) : undefined;
 }
-

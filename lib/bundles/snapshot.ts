@@ -31,7 +31,13 @@ export async function loadSnapshot(db: Db, serverIds: string[]): Promise<Registr
   return {
     servers: serverRows.map((s) => {
       const mapping = mappingRows.find((m) => m.serverId === s.id)?.mapping ?? {};
-      const tenantIds = [s.tenantId, ...access.filter((a) => a.serverId === s.id && a.tenantId !== s.tenantId).map((a) => a.tenantId).sort()];
+      const tenantIds = [
+        s.tenantId,
+        ...access
+          .filter((a) => a.serverId === s.id && a.tenantId !== s.tenantId)
+          .map((a) => a.tenantId)
+          .sort(),
+      ];
       return {
         id: s.id,
         name: s.name,
@@ -54,7 +60,8 @@ export async function loadSnapshot(db: Db, serverIds: string[]): Promise<Registr
             const v = t.approvedVersionId ? versionById.get(t.approvedVersionId) : undefined;
             // Resources and templates carry their listed display name and MIME type (lib/enforcement/catalogue-entry.ts).
             const d = v?.definition ?? {};
-            const extra = t.kind === "resource" || t.kind === "resourceTemplate" ? { label: typeof d.name === "string" ? d.name : "", mimeType: typeof d.mimeType === "string" ? d.mimeType : null } : {};
+            const extra =
+              t.kind === "resource" || t.kind === "resourceTemplate" ? { label: typeof d.name === "string" ? d.name : "", mimeType: typeof d.mimeType === "string" ? d.mimeType : null } : {};
             return {
               ...(t.kind === "tool" ? {} : { kind: t.kind }),
               name: t.name,
@@ -70,4 +77,3 @@ export async function loadSnapshot(db: Db, serverIds: string[]): Promise<Registr
     live,
   };
 }
-

@@ -129,11 +129,29 @@ export function renderToolVersion(v: { title: string | null; description: string
     "description:",
     ...v.description.split("\n").map((l) => `  ${l}`),
     "annotations:",
-    ...pretty(v.annotations ?? {}).split("\n").map((l) => `  ${l}`),
+    ...pretty(v.annotations ?? {})
+      .split("\n")
+      .map((l) => `  ${l}`),
     "inputSchema:",
-    ...pretty(v.inputSchema).split("\n").map((l) => `  ${l}`),
-    ...(v.outputSchema ? ["outputSchema:", ...pretty(v.outputSchema).split("\n").map((l) => `  ${l}`)] : []),
+    ...pretty(v.inputSchema)
+      .split("\n")
+      .map((l) => `  ${l}`),
+    ...(v.outputSchema
+      ? [
+          "outputSchema:",
+          ...pretty(v.outputSchema)
+            .split("\n")
+            .map((l) => `  ${l}`),
+        ]
+      : []),
     // Resources, templates and prompts: the definition as listed (URI, name, MIME type, arguments), which their hash covers.
-    ...(v.definition ? ["definition:", ...pretty(v.definition).split("\n").map((l) => `  ${l}`)] : []),
+    ...(v.definition
+      ? [
+          "definition:",
+          ...pretty(v.definition)
+            .split("\n")
+            .map((l) => `  ${l}`),
+        ]
+      : []),
   ].join("\n");
 }

@@ -25,22 +25,19 @@ const IMPORT_MAX_BYTES = 8 * 1024 * 1024;
 
 export const toolNameSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, "must be 1–128 letters, digits, '_', '-' or '.'");
 const jsonObject = z.record(z.string(), z.unknown());
-const boundedJson = (max: number) =>
-  jsonObject.refine((v) => JSON.stringify(v).length <= max, `must be at most ${max / 1024} KiB of JSON`);
+const boundedJson = (max: number) => jsonObject.refine((v) => JSON.stringify(v).length <= max, `must be at most ${max / 1024} KiB of JSON`);
 
 export const toolDefinitionSchema = z.object({
   name: toolNameSchema,
   title: z.string().max(200).nullish(),
   description: z.string().max(10_000).default(""),
-  inputSchema: boundedJson(64 * 1024).refine((s) => s.type === "object", "must be a JSON Schema with type \"object\""),
+  inputSchema: boundedJson(64 * 1024).refine((s) => s.type === "object", 'must be a JSON Schema with type "object"'),
   outputSchema: boundedJson(64 * 1024).nullish(),
   annotations: boundedJson(8 * 1024).default({}),
 });
 
 export const addToolInput = toolDefinitionSchema.extend({ risk: z.enum(riskLevels).default("unrated") });
-export const updateToolInput = z
-  .object({ risk: z.enum(riskLevels).optional() })
-  .refine((v) => Object.keys(v).length > 0, "nothing to change");
+export const updateToolInput = z.object({ risk: z.enum(riskLevels).optional() }).refine((v) => Object.keys(v).length > 0, "nothing to change");
 export const approveToolInput = z.object({ versionId: z.string().describe("The version reviewed; must still be the latest") });
 export const blockToolInput = z.object({ reason: z.string().trim().min(3, "say why (at least 3 characters)").max(500) });
 
@@ -73,7 +70,17 @@ export const promptDefinitionSchema = z.object({
   name: oneLine(200),
   title: z.string().max(200).nullish(),
   description: z.string().max(10_000).nullish(),
-  arguments: z.array(z.object({ name: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, "must be 1–128 letters, digits, '_', '-' or '.'"), title: z.string().max(200).nullish(), description: z.string().max(2_000).nullish(), required: z.boolean().nullish() })).max(50).nullish(),
+  arguments: z
+    .array(
+      z.object({
+        name: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, "must be 1–128 letters, digits, '_', '-' or '.'"),
+        title: z.string().max(200).nullish(),
+        description: z.string().max(2_000).nullish(),
+        required: z.boolean().nullish(),
+      }),
+    )
+    .max(50)
+    .nullish(),
 });
 
 export const toolStatuses = ["approved", "new", "changed", "blocked"] as const;
@@ -159,7 +166,10 @@ export async function listTools(ctx: Ctx, serverId: string, q: z.infer<typeof to
     ctx.db.select().from(tools).where(where).orderBy(asc(tools.name)).limit(q.pageSize).offset(offsetOf(q)),
     ctx.db.select({ n: count() }).from(tools).where(where),
   ]);
-  const versions = await versionsById(ctx.db, rows.flatMap((t) => [t.latestVersionId, ...(t.approvedVersionId ? [t.approvedVersionId] : [])]));
+  const versions = await versionsById(
+    ctx.db,
+    rows.flatMap((t) => [t.latestVersionId, ...(t.approvedVersionId ? [t.approvedVersionId] : [])]),
+  );
   return {
     items: rows.map((t) => publicTool(t, versions.get(t.latestVersionId)!, t.approvedVersionId ? versions.get(t.approvedVersionId) : undefined)),
     total: total?.n ?? 0,
@@ -184,7 +194,9 @@ const versionSummaryColumns = {
   createdAt: toolVersions.createdAt,
   approvedAt: toolVersions.approvedAt,
   approvedBy: toolVersions.approvedBy,
-  size: sql<number>`octet_length(jsonb_build_object('title', ${toolVersions.title}, 'description', ${toolVersions.description}, 'inputSchema', ${toolVersions.inputSchema}, 'outputSchema', ${toolVersions.outputSchema}, 'annotations', ${toolVersions.annotations})::text)`.mapWith(Number),
+  size: sql<number>`octet_length(jsonb_build_object('title', ${toolVersions.title}, 'description', ${toolVersions.description}, 'inputSchema', ${toolVersions.inputSchema}, 'outputSchema', ${toolVersions.outputSchema}, 'annotations', ${toolVersions.annotations})::text)`.mapWith(
+    Number,
+  ),
 };
 type VersionSummaryRow = { id: string; version: number; hash: string; source: "import" | "manual"; createdAt: Date; approvedAt: Date | null; approvedBy: string | null; size: number };
 const publicSummary = (v: VersionSummaryRow) => ({ ...v, createdAt: v.createdAt.toISOString(), approvedAt: v.approvedAt?.toISOString() ?? null });
@@ -192,7 +204,13 @@ export type ToolVersionSummary = ReturnType<typeof publicSummary>;
 
 async function versionPage(db: Db, toolId: string, q: z.infer<typeof toolVersionListQuery>): Promise<Page<ToolVersionSummary>> {
   const [rows, [total]] = await Promise.all([
-    db.select(versionSummaryColumns).from(toolVersions).where(eq(toolVersions.toolId, toolId)).orderBy(desc(toolVersions.version)).limit(q.pageSize).offset((q.page - 1) * q.pageSize),
+    db
+      .select(versionSummaryColumns)
+      .from(toolVersions)
+      .where(eq(toolVersions.toolId, toolId))
+      .orderBy(desc(toolVersions.version))
+      .limit(q.pageSize)
+      .offset((q.page - 1) * q.pageSize),
     db.select({ n: count() }).from(toolVersions).where(eq(toolVersions.toolId, toolId)),
   ]);
   return { items: rows.map(publicSummary), total: total?.n ?? 0, page: q.page, pageSize: q.pageSize };
@@ -226,28 +244,22 @@ export async function listToolVersions(ctx: Ctx, toolId: string, q: z.infer<type
 /** One version of a tool with its full definition (a version of another tool is not found). */
 export async function getToolVersion(ctx: Ctx, toolId: string, versionId: string) {
   const { tool } = await loadTool(ctx, toolId, "servers.read");
-  const [v] = await ctx.db.select().from(toolVersions).where(and(eq(toolVersions.id, versionId), eq(toolVersions.toolId, tool.id)));
+  const [v] = await ctx.db
+    .select()
+    .from(toolVersions)
+    .where(and(eq(toolVersions.id, versionId), eq(toolVersions.toolId, tool.id)));
   if (!v) throw notFound("Tool version");
   return publicVersion(v);
 }
 
-async function insertVersion(
-  db: Db,
-  toolId: string,
-  version: number,
-  def: ToolDefinition | ListedEntry,
-  source: "import" | "manual",
-  by: string,
-  approve: boolean,
-  id: string = newId("toolVersion"),
-) {
+async function insertVersion(db: Db, toolId: string, version: number, def: ToolDefinition | ListedEntry, source: "import" | "manual", by: string, approve: boolean, id: string = newId("toolVersion")) {
   const now = new Date();
   const entry = "kind" in def ? def : null;
   await db.insert(toolVersions).values({
     id,
     toolId,
     version,
-    title: entry ? entry.title : (def as ToolDefinition).title ?? null,
+    title: entry ? entry.title : ((def as ToolDefinition).title ?? null),
     description: entry ? entry.description : ((def as ToolDefinition).description ?? ""),
     inputSchema: entry ? entry.inputSchema : (def as ToolDefinition).inputSchema,
     outputSchema: entry ? null : ((def as ToolDefinition).outputSchema ?? null),
@@ -313,7 +325,8 @@ function listedEntries(kind: Exclude<CatalogueKind, "tool">, items: unknown[], s
   for (const item of items) {
     const o = (item ?? {}) as Record<string, unknown>;
     const raw = kind === "resource" ? o.uri : kind === "resourceTemplate" ? o.uriTemplate : o.name;
-    const parsed = kind === "resource" ? resourceDefinitionSchema.safeParse(item) : kind === "resourceTemplate" ? resourceTemplateDefinitionSchema.safeParse(item) : promptDefinitionSchema.safeParse(item);
+    const parsed =
+      kind === "resource" ? resourceDefinitionSchema.safeParse(item) : kind === "resourceTemplate" ? resourceTemplateDefinitionSchema.safeParse(item) : promptDefinitionSchema.safeParse(item);
     if (!parsed.success) {
       summary.skipped.push({ name: String(raw).slice(0, 200), reason: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") });
       continue;
@@ -366,7 +379,10 @@ async function listWithVaultCredential(ctx: Ctx, server: { id: string; tenantId:
     if (refused === undefined) throw err;
     const shown = redactUrl(server.upstreamUrl);
     if (auth) throw new AppError("upstream_error", `The upstream refused the credential of the vault entry "${auth.entryName}" (HTTP ${refused} from ${shown}): check or rotate that vault entry`);
-    throw new AppError("upstream_error", `The upstream requires a credential (HTTP ${refused} from ${shown}): store the upstream credential in the vault for this server (the owning tenant's entry or a shared one), then import again`);
+    throw new AppError(
+      "upstream_error",
+      `The upstream requires a credential (HTTP ${refused} from ${shown}): store the upstream credential in the vault for this server (the owning tenant's entry or a shared one), then import again`,
+    );
   }
 }
 
@@ -411,7 +427,10 @@ export async function importCatalog(ctx: Ctx, serverId: string, keyring: () => r
     const all = await tx.select().from(tools).where(eq(tools.serverId, server.id)).for("update");
     const existing = all.filter((t) => t.kind === "tool");
     const byName = new Map(existing.map((t) => [t.name, t]));
-    const latest = await versionsById(tx, existing.map((t) => t.latestVersionId));
+    const latest = await versionsById(
+      tx,
+      existing.map((t) => t.latestVersionId),
+    );
     const now = new Date();
     for (const def of valid) {
       const cur = byName.get(def.name);
@@ -442,7 +461,10 @@ export async function importCatalog(ctx: Ctx, serverId: string, keyring: () => r
     // Resources, templates and prompts: the same steps, per kind (a tool and a prompt may share a name).
     const rows = all.filter((t) => t.kind !== "tool");
     const rowOf = new Map(rows.map((t) => [`${t.kind}\u0000${t.name}`, t]));
-    const latestOther = await versionsById(tx, rows.map((t) => t.latestVersionId));
+    const latestOther = await versionsById(
+      tx,
+      rows.map((t) => t.latestVersionId),
+    );
     const listed = new Set<string>();
     for (const e of others) {
       const part = summary.entries[e.kind];
@@ -495,7 +517,14 @@ export async function approveTool(ctx: Ctx, toolId: string, input: z.infer<typeo
       .where(and(eq(tools.id, tool.id), eq(tools.latestVersionId, input.versionId)))
       .returning({ id: tools.id });
     if (n.length !== 1) throw new AppError("conflict", "The tool changed while approving; review it again");
-    await recordEvent(tx, ctx.actor, { action: "tool.approve", targetType: "tool", targetId: tool.id, tenantId: loaded.server.tenantId, before: { approvedVersionId: tool.approvedVersionId }, after: { approvedVersionId: tool.latestVersionId } });
+    await recordEvent(tx, ctx.actor, {
+      action: "tool.approve",
+      targetType: "tool",
+      targetId: tool.id,
+      tenantId: loaded.server.tenantId,
+      before: { approvedVersionId: tool.approvedVersionId },
+      after: { approvedVersionId: tool.latestVersionId },
+    });
   });
   return getTool(ctx, tool.id);
 }
@@ -503,7 +532,10 @@ export async function approveTool(ctx: Ctx, toolId: string, input: z.infer<typeo
 async function setToolFields(ctx: Ctx, toolId: string, action: string, patch: Partial<Pick<Tool, "risk" | "blocked" | "blockedReason">>) {
   const { tool, loaded } = await loadTool(ctx, toolId, "catalog.write");
   await ctx.db.transaction(async (tx) => {
-    await tx.update(tools).set({ ...patch, updatedAt: new Date() }).where(eq(tools.id, tool.id));
+    await tx
+      .update(tools)
+      .set({ ...patch, updatedAt: new Date() })
+      .where(eq(tools.id, tool.id));
     const before = Object.fromEntries(Object.keys(patch).map((k) => [k, tool[k as keyof typeof patch]]));
     await recordEvent(tx, ctx.actor, { action, targetType: "tool", targetId: tool.id, tenantId: loaded.server.tenantId, before, after: patch });
   });

@@ -43,8 +43,18 @@ export const qs = (params: Record<string, string | number | undefined | null>) =
 /** React Query keys, one factory per domain, so invalidation stays consistent. */
 export const keys = {
   me: ["me"] as const,
-  tenants: { all: ["tenants"] as const, list: (p: object) => ["tenants", "list", p] as const, byId: (id: string) => ["tenants", id] as const, members: (id: string) => ["tenants", id, "members"] as const },
-  servers: { all: ["servers"] as const, list: (p: object) => ["servers", "list", p] as const, byId: (id: string) => ["servers", id] as const, scopes: (id: string) => ["servers", id, "scopes"] as const },
+  tenants: {
+    all: ["tenants"] as const,
+    list: (p: object) => ["tenants", "list", p] as const,
+    byId: (id: string) => ["tenants", id] as const,
+    members: (id: string) => ["tenants", id, "members"] as const,
+  },
+  servers: {
+    all: ["servers"] as const,
+    list: (p: object) => ["servers", "list", p] as const,
+    byId: (id: string) => ["servers", id] as const,
+    scopes: (id: string) => ["servers", id, "scopes"] as const,
+  },
   tools: { all: ["tools"] as const, list: (serverId: string, p: object) => ["tools", serverId, p] as const, byId: (id: string) => ["tools", "one", id] as const },
   trail: { list: (p: object) => ["trail", p] as const },
   tokens: { all: ["tokens"] as const },

@@ -14,7 +14,10 @@ export function parseJsonObject(text: string, what: string): { ok: true; value: 
       const before = text.slice(0, Number(pos[1]));
       where = ` at line ${before.split("\n").length}, column ${before.length - before.lastIndexOf("\n")}`;
     }
-    const reason = msg.replace(/ in JSON at position \d+.*$/s, "").replace(/ \(line \d+ column \d+\)$/, "").replace(/, ".*" is not valid JSON$/s, "");
+    const reason = msg
+      .replace(/ in JSON at position \d+.*$/s, "")
+      .replace(/ \(line \d+ column \d+\)$/, "")
+      .replace(/, ".*" is not valid JSON$/s, "");
     return { ok: false, error: `Not valid JSON${where}: ${reason}. ${what}` };
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) return { ok: false, error: `Must be a JSON object, not a list or a single value. ${what}` };

@@ -44,8 +44,7 @@ export interface Charts {
  * filters on what they do not keep (free text, method, determining policy, bundle revision, user,
  * client) read the raw rows.
  */
-export const chartsFromRollups = (f: DecisionFilter, bucket: Bucket) =>
-  bucket !== "minute" && !f.q && !f.method && !f.policyId && f.bundleRevision === undefined && !f.user && !f.client;
+export const chartsFromRollups = (f: DecisionFilter, bucket: Bucket) => bucket !== "minute" && !f.q && !f.method && !f.policyId && f.bundleRevision === undefined && !f.user && !f.client;
 
 /**
  * Decisions over time by outcome, top denied tools, top users and top
@@ -89,7 +88,18 @@ export async function decisionCharts(ctx: Ctx, f0: DecisionFilter, now = Date.no
       where k = 's' or (k = 't' and tool is not null and denied > 0) or (k = 'u' and user_id is not null) or (k = 'c' and client_id is not null)
     ) x
     where k = 's' or rn <= ${TOP}`);
-  type Row = { k: "s" | "t" | "u" | "c"; b: string | number | null; outcome: "allow" | "deny" | "error" | null; server_id: string | null; tool: string | null; user_id: string | null; client_id: string | null; n: number; denied: number; rn: number | string };
+  type Row = {
+    k: "s" | "t" | "u" | "c";
+    b: string | number | null;
+    outcome: "allow" | "deny" | "error" | null;
+    server_id: string | null;
+    tool: string | null;
+    user_id: string | null;
+    client_id: string | null;
+    n: number;
+    denied: number;
+    rn: number | string;
+  };
   const rows = (Array.isArray(result) ? result : ((result as { rows?: Row[] }).rows ?? [])) as Row[];
   const byRank = (a: Row, z: Row) => Number(a.rn) - Number(z.rn);
   const series = rows.filter((r) => r.k === "s").sort((a, z) => Number(a.b) - Number(z.b));

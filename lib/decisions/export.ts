@@ -143,8 +143,7 @@ export function keysetStream<T>(src: StreamSource<T>, format: ExportFormat, opts
 }
 
 /** `decisions-20261127-1405.csv` */
-export const exportFilename = (what: string, format: ExportFormat, now = new Date()) =>
-  `${what}-${now.toISOString().slice(0, 16).replace(/[-:]/g, "").replace("T", "-")}.${format}`;
+export const exportFilename = (what: string, format: ExportFormat, now = new Date()) => `${what}-${now.toISOString().slice(0, 16).replace(/[-:]/g, "").replace("T", "-")}.${format}`;
 
 /** The HTTP answer for an export stream: an attachment, never cached. */
 export function exportResponse(stream: ReadableStream<Uint8Array>, format: ExportFormat, filename: string): Response {
@@ -169,7 +168,36 @@ export const decisionExportQuery = decisionFilter.extend({
 });
 export type DecisionExportQuery = z.infer<typeof decisionExportQuery>;
 
-const CSV_HEADER = ["id", "at", "outcome", "tenant_id", "server_id", "tool", "method", "user", "client", "scopes", "reason", "determining", "bundle_revision", "fleet_id", "agent_id", "latency_us", "args", "groups", "actors", "token_iss", "ip", "masked", "tenant_name", "server_name", "fleet_name", "agent_name", "policy_names", "latency_ms"];
+const CSV_HEADER = [
+  "id",
+  "at",
+  "outcome",
+  "tenant_id",
+  "server_id",
+  "tool",
+  "method",
+  "user",
+  "client",
+  "scopes",
+  "reason",
+  "determining",
+  "bundle_revision",
+  "fleet_id",
+  "agent_id",
+  "latency_us",
+  "args",
+  "groups",
+  "actors",
+  "token_iss",
+  "ip",
+  "masked",
+  "tenant_name",
+  "server_name",
+  "fleet_name",
+  "agent_name",
+  "policy_names",
+  "latency_ms",
+];
 
 /** One decision as exported (NDJSON): every stored field, arguments as the agent masked them. */
 export function exportRecord(d: Decision) {

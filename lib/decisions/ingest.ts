@@ -92,7 +92,11 @@ async function insertChunk(db: Db, agent: Pick<Agent, "id" | "fleetId">, rows: R
 async function servedPairs(db: Db, fleetId: string): Promise<Map<string, Set<string>>> {
   const [owned, shared] = await Promise.all([
     db.select({ serverId: servers.id, tenantId: servers.tenantId }).from(fleetServers).innerJoin(servers, eq(servers.id, fleetServers.serverId)).where(eq(fleetServers.fleetId, fleetId)),
-    db.select({ serverId: serverTenants.serverId, tenantId: serverTenants.tenantId }).from(fleetServers).innerJoin(serverTenants, eq(serverTenants.serverId, fleetServers.serverId)).where(eq(fleetServers.fleetId, fleetId)),
+    db
+      .select({ serverId: serverTenants.serverId, tenantId: serverTenants.tenantId })
+      .from(fleetServers)
+      .innerJoin(serverTenants, eq(serverTenants.serverId, fleetServers.serverId))
+      .where(eq(fleetServers.fleetId, fleetId)),
   ]);
   const out = new Map<string, Set<string>>();
   for (const r of [...owned, ...shared]) {
@@ -239,7 +243,10 @@ export async function ingestDecisions(db: Db, agent: Pick<Agent, "id" | "fleetId
   let inserted = 0;
   let refused = 0;
   if (rows.length) {
-    await ensurePartitions(db, rows.map((r) => r.at));
+    await ensurePartitions(
+      db,
+      rows.map((r) => r.at),
+    );
     const parts = Math.max(1, Math.min(opts.parts ?? PARTS, Math.floor(rows.length / MIN_PART_ROWS)));
     const size = Math.ceil(rows.length / parts);
     const stored = await Promise.all(Array.from({ length: parts }, (_, p) => storeOrIsolate(db, agent, rows.slice(p * size, (p + 1) * size))));

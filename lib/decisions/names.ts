@@ -28,7 +28,11 @@ function bounded(xs: Iterable<string | null | undefined> | undefined): string[] 
   return [...out];
 }
 
-const inList = (col: SQL, ids: string[]) => sql`${col} in (${sql.join(ids.map((i) => sql`${i}`), sql`, `)})`;
+const inList = (col: SQL, ids: string[]) =>
+  sql`${col} in (${sql.join(
+    ids.map((i) => sql`${i}`),
+    sql`, `,
+  )})`;
 
 /**
  * The names of the objects a page of decisions refers to, in one query
@@ -45,9 +49,7 @@ export async function resolveNames(ctx: Ctx, refs: NameRefs): Promise<Names> {
   if (tenants && tenants.length === 0) return names;
   const ids = Object.fromEntries(NAME_KINDS.map((k) => [k, bounded(refs[k])])) as Record<NameKind, string[]>;
   const fleetOk = (fleetCol: SQL) =>
-    tenants === null
-      ? sql`true`
-      : sql`exists (select 1 from fleet_servers fs join servers s on s.id = fs.server_id where fs.fleet_id = ${fleetCol} and ${tenantCond(sql`s.tenant_id`, tenants)})`;
+    tenants === null ? sql`true` : sql`exists (select 1 from fleet_servers fs join servers s on s.id = fs.server_id where fs.fleet_id = ${fleetCol} and ${tenantCond(sql`s.tenant_id`, tenants)})`;
   const parts: SQL[] = [];
   if (ids.tenant.length) parts.push(sql`select 'tenant' as kind, t.id, t.name from tenants t where ${inList(sql`t.id`, ids.tenant)} and ${tenantCond(sql`t.id`, tenants)}`);
   if (ids.server.length) parts.push(sql`select 'server' as kind, s.id, s.name from servers s where ${inList(sql`s.id`, ids.server)} and ${tenantCond(sql`s.tenant_id`, tenants)}`);

@@ -29,7 +29,10 @@ export async function ensurePartitions(db: Db, instants: number[]): Promise<void
 
 /** Creates partitions from today to `daysAhead` days ahead (run at start and daily). */
 export const createPartitionsAhead = (db: Db, daysAhead = 7, now = Date.now()) =>
-  ensurePartitions(db, Array.from({ length: daysAhead + 1 }, (_, i) => now + i * DAY));
+  ensurePartitions(
+    db,
+    Array.from({ length: daysAhead + 1 }, (_, i) => now + i * DAY),
+  );
 
 /** The first instant retention keeps: the start of the oldest day whose partition survives. */
 export const retentionCutoff = (retentionDays: number, now = Date.now()) => dayStart(now - retentionDays * DAY);

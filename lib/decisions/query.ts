@@ -49,8 +49,7 @@ export interface Keyset {
 }
 
 /** base64url("<ISO at>|<id>"): opaque to clients, exact to the millisecond the column stores. */
-export const encodeCursor = (k: { at: Date | string; id: string }) =>
-  Buffer.from(`${typeof k.at === "string" ? k.at : k.at.toISOString()}|${k.id}`).toString("base64url");
+export const encodeCursor = (k: { at: Date | string; id: string }) => Buffer.from(`${typeof k.at === "string" ? k.at : k.at.toISOString()}|${k.id}`).toString("base64url");
 
 export function decodeCursor(c: string): Keyset {
   const [at, rowId, extra] = Buffer.from(c, "base64url").toString("utf8").split("|");

@@ -63,7 +63,14 @@ export function spansOf(from: number, to: number, days: boolean): Span[] {
 
 /** Tenant scoping of a rollup read: null = every tenant (and the rows without one, stored as ''). */
 export const tenantCond = (col: SQL, tenants: string[] | null): SQL =>
-  tenants === null ? sql`true` : tenants.length === 1 ? sql`${col} = ${tenants[0]!}` : sql`${col} in (${sql.join(tenants.map((t) => sql`${t}`), sql`, `)})`;
+  tenants === null
+    ? sql`true`
+    : tenants.length === 1
+      ? sql`${col} = ${tenants[0]!}`
+      : sql`${col} in (${sql.join(
+          tenants.map((t) => sql`${t}`),
+          sql`, `,
+        )})`;
 
 const iso = (ms: number) => new Date(ms).toISOString();
 

@@ -36,7 +36,11 @@ export async function listViews(ctx: Ctx) {
 export async function saveView(ctx: Ctx, input: z.infer<typeof savedViewInput>) {
   const mine = and(eq(savedViews.userId, ctx.actor.userId), eq(savedViews.page, "audit"));
   const [{ n } = { n: 0 }] = await ctx.db.select({ n: count() }).from(savedViews).where(mine);
-  const [existing] = await ctx.db.select({ id: savedViews.id }).from(savedViews).where(and(mine, eq(savedViews.name, input.name))).limit(1);
+  const [existing] = await ctx.db
+    .select({ id: savedViews.id })
+    .from(savedViews)
+    .where(and(mine, eq(savedViews.name, input.name)))
+    .limit(1);
   if (!existing && Number(n) >= VIEWS_MAX) throw new AppError("validation_failed", `At most ${VIEWS_MAX} saved views: delete one first`, [{ path: "name", message: "too many saved views" }]);
   const [row] = await ctx.db
     .insert(savedViews)

@@ -61,9 +61,7 @@ export interface DemoOptions {
   resourceUri: string;
 }
 
-export type DemoState =
-  | { status: "removed" }
-  | { status: "active"; created: boolean; tenantId: string; serverId: string; fleetId: string; resourceUri: string };
+export type DemoState = { status: "removed" } | { status: "active"; created: boolean; tenantId: string; serverId: string; fleetId: string; resourceUri: string };
 
 /** The demo tenant row, if there is one. */
 export async function findDemoTenant(db: Db) {
@@ -78,7 +76,10 @@ export async function demoRemoved(db: Db): Promise<boolean> {
 }
 
 async function demoParts(db: Db, tenantId: string) {
-  const [server] = await db.select().from(servers).where(and(eq(servers.tenantId, tenantId), eq(servers.name, DEMO_SERVER_NAME)));
+  const [server] = await db
+    .select()
+    .from(servers)
+    .where(and(eq(servers.tenantId, tenantId), eq(servers.name, DEMO_SERVER_NAME)));
   const [fleet] = await db.select().from(fleets).where(eq(fleets.name, DEMO_FLEET_NAME));
   return { server, fleet };
 }
@@ -115,10 +116,24 @@ export async function seedDemo(db: Db, kek: Kek, opts: DemoOptions): Promise<Dem
   ))!;
   // The sandbox AS's own accounts carry tenant "ten_demo" (and so do its clients with no tenant of their
   // own, e.g. MCP Inspector registering dynamically): the demo tenant takes those tokens too.
-  const [trust] = await db.select().from(tenantIssuers).where(and(eq(tenantIssuers.tenantId, tenant.id), eq(tenantIssuers.issuer, opts.issuer)));
+  const [trust] = await db
+    .select()
+    .from(tenantIssuers)
+    .where(and(eq(tenantIssuers.tenantId, tenant.id), eq(tenantIssuers.issuer, opts.issuer)));
   if (trust) {
     const { id: _id, tenantId: _t, createdAt: _c, updatedAt: _u, ...entry } = publicTenantIssuer(trust);
-    await updateTenantIssuer(ctx, tenant.id, trust.id, tenantIssuerInput.parse({ ...entry, jwksUri: entry.jwksUri ?? undefined, revocationEndpoint: entry.revocationEndpoint ?? undefined, tenantMapping: { mode: "claim", claim: "tenant", values: [tenant.id, SANDBOX_TENANT_CLAIM] } }), kek);
+    await updateTenantIssuer(
+      ctx,
+      tenant.id,
+      trust.id,
+      tenantIssuerInput.parse({
+        ...entry,
+        jwksUri: entry.jwksUri ?? undefined,
+        revocationEndpoint: entry.revocationEndpoint ?? undefined,
+        tenantMapping: { mode: "claim", claim: "tenant", values: [tenant.id, SANDBOX_TENANT_CLAIM] },
+      }),
+      kek,
+    );
   }
   await importCatalog(ctx, server.id);
   for (const tool of await db.select().from(tools).where(eq(tools.serverId, server.id))) {

@@ -145,11 +145,7 @@ function indexOf(content: BundleContent): ApprovalIndex {
 }
 
 /** What the bundle's live section says of one call at one time. */
-export type ApprovalLookup =
-  | { state: "approved"; approval: BundleApproval }
-  | { state: "rejected"; approval: BundleApproval }
-  | { state: "expired"; approval: BundleApproval }
-  | { state: "none" };
+export type ApprovalLookup = { state: "approved"; approval: BundleApproval } | { state: "rejected"; approval: BundleApproval } | { state: "expired"; approval: BundleApproval } | { state: "none" };
 
 /**
  * The approval that covers this call now, if any: an unexpired approval of
@@ -235,12 +231,7 @@ const oneLine = (v: string, max = 200) => {
  * groups and the call hash; a listing (list_tools) is allowed, since the tool
  * can be called once approved. Pure; reads `time` only.
  */
-export function approvalStage(
-  view: { readonly content: BundleContent; readonly engine: PolicyEngine },
-  q: DecisionRequest,
-  r: DecisionResult,
-  time: Date,
-): StageDecision | null {
+export function approvalStage(view: { readonly content: BundleContent; readonly engine: PolicyEngine }, q: DecisionRequest, r: DecisionResult, time: Date): StageDecision | null {
   if (r.decision !== "deny" || r.argument || r.errors.length || !r.determining.length) return null;
   const approvers: string[] = [];
   for (const id of r.determining) {
@@ -252,7 +243,8 @@ export function approvalStage(
   const without = view.engine.decide(q, policies);
   if (without.decision !== "allow") return null;
   const base = { errors: [] as string[], stepUpScopes: [] as string[] };
-  if (q.action !== "call_tool") return { ...base, decision: "allow", reason: `allowed by policy; calls need approval from ${approvers.join(" or ")}`, determining: without.determining, stage: "policy" };
+  if (q.action !== "call_tool")
+    return { ...base, decision: "allow", reason: `allowed by policy; calls need approval from ${approvers.join(" or ")}`, determining: without.determining, stage: "policy" };
   const subject: ApprovalSubject = { tenantId: q.tenantId, serverId: q.serverId, tool: q.tool, user: q.user, client: q.client };
   const hash = callHash(subject, q.args);
   const found = lookupApproval(view.content, q.tenantId, hash, similarHash(subject), time);

@@ -170,7 +170,9 @@ export interface SignedBundle {
 
 /** SHA-256 (hex) of the RFC 8785 canonical JSON of the content: the bundle's address. */
 export function contentHash(content: unknown): string {
-  return createHash("sha256").update(canonicalize(content) ?? "").digest("hex");
+  return createHash("sha256")
+    .update(canonicalize(content) ?? "")
+    .digest("hex");
 }
 
 export interface SignaturePayload {
@@ -194,10 +196,7 @@ export class BundleRejected extends Error {
  * key, its payload names this content's SHA-256, fleet and revision, and the
  * revision is not older than the one held. Throws BundleRejected otherwise.
  */
-export async function verifyBundle(
-  bundle: SignedBundle,
-  opts: { keys: Record<string, JWK>; fleetId?: string; minRevision?: number },
-): Promise<BundleContent> {
+export async function verifyBundle(bundle: SignedBundle, opts: { keys: Record<string, JWK>; fleetId?: string; minRevision?: number }): Promise<BundleContent> {
   if (!bundle || typeof bundle !== "object" || !bundle.content || typeof bundle.content !== "object") throw new BundleRejected("malformed", "not a bundle");
   if (!bundle.signature) throw new BundleRejected("missing_signature", "the bundle is not signed");
   const hash = contentHash(bundle.content);

@@ -12,7 +12,12 @@ export const catalogueKinds = ["tool", "resource", "resourceTemplate", "prompt"]
 export type CatalogueKind = (typeof catalogueKinds)[number];
 
 /** The field of a list answer that lists each kind, and back. */
-export const LIST_FIELD: Record<CatalogueKind, "tools" | "resources" | "resourceTemplates" | "prompts"> = { tool: "tools", resource: "resources", resourceTemplate: "resourceTemplates", prompt: "prompts" };
+export const LIST_FIELD: Record<CatalogueKind, "tools" | "resources" | "resourceTemplates" | "prompts"> = {
+  tool: "tools",
+  resource: "resources",
+  resourceTemplate: "resourceTemplates",
+  prompt: "prompts",
+};
 export const KIND_OF_FIELD = { tools: "tool", resources: "resource", resourceTemplates: "resourceTemplate", prompts: "prompt" } as const satisfies Record<string, CatalogueKind>;
 
 /** The Cedar entity type of each kind; the entity id is `<server id>/<key>`. */
@@ -50,10 +55,7 @@ export interface PromptDefinition {
 }
 
 export type EntryDefinition =
-  | { kind: "tool"; def: ToolDefinition }
-  | { kind: "resource"; def: ResourceDefinition }
-  | { kind: "resourceTemplate"; def: ResourceTemplateDefinition }
-  | { kind: "prompt"; def: PromptDefinition };
+  { kind: "tool"; def: ToolDefinition } | { kind: "resource"; def: ResourceDefinition } | { kind: "resourceTemplate"; def: ResourceTemplateDefinition } | { kind: "prompt"; def: PromptDefinition };
 
 const s = (v: unknown): string | null => (typeof v === "string" ? v : null);
 const obj = (v: unknown): Record<string, unknown> => (v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
@@ -89,7 +91,15 @@ export function entryHash(kind: CatalogueKind, item: unknown): string {
       }),
     };
   } else {
-    body = { kind, [kind === "resource" ? "uri" : "uriTemplate"]: kind === "resource" ? o.uri : o.uriTemplate, name: o.name, title: s(o.title), description: s(o.description) ?? "", mimeType: s(o.mimeType), annotations: o.annotations && typeof o.annotations === "object" ? o.annotations : {} };
+    body = {
+      kind,
+      [kind === "resource" ? "uri" : "uriTemplate"]: kind === "resource" ? o.uri : o.uriTemplate,
+      name: o.name,
+      title: s(o.title),
+      description: s(o.description) ?? "",
+      mimeType: s(o.mimeType),
+      annotations: o.annotations && typeof o.annotations === "object" ? o.annotations : {},
+    };
   }
   const canonical = canonicalize(body);
   if (canonical === undefined) throw new Error("not canonicalizable");

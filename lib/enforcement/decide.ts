@@ -274,7 +274,8 @@ function decideUnsafe(view: DecisionView, request: DecideRequest, live: LiveStat
   if (!nameGiven) return deny("catalogue", `${method} without ${rule.kinds[0] === "resource" ? "a resource URI" : "a name"}`);
   if (named.length > MAX_ENTRY_KEY) return deny("catalogue", "the name is too long");
   let kinds = rule.kinds;
-  if (method === "completion/complete" && (request.completionRef === "ref/prompt" || request.completionRef === "ref/resource")) kinds = [request.completionRef === "ref/prompt" ? "prompt" : "resourceTemplate"];
+  if (method === "completion/complete" && (request.completionRef === "ref/prompt" || request.completionRef === "ref/resource"))
+    kinds = [request.completionRef === "ref/prompt" ? "prompt" : "resourceTemplate"];
   const rawArgs = request.args;
   const args = rawArgs && typeof rawArgs === "object" && !Array.isArray(rawArgs) ? rawArgs : {};
   const targets: { kind: CatalogueKind; key: string; args: Record<string, unknown> }[] = [];
@@ -282,7 +283,8 @@ function decideUnsafe(view: DecisionView, request: DecideRequest, live: LiveStat
     if (rule.action === "read_resource") {
       // Every approved resource this URI is a spelling of (itself included): its policies apply whatever the spelling.
       for (const key of equivalentResources(view.content, serverId, named)) if (view.engine.entry(serverId, "resource", key)) targets.push({ kind: "resource", key, args: {} });
-    } else if (view.engine.entry(serverId, kind, named)) targets.push({ kind, key: named, args: rule.action === "call_tool" || rule.action === "get_prompt" || rule.action === "complete" ? args : {} });
+    } else if (view.engine.entry(serverId, kind, named))
+      targets.push({ kind, key: named, args: rule.action === "call_tool" || rule.action === "get_prompt" || rule.action === "complete" ? args : {} });
   }
   // A URI that is no approved resource is read through every approved template it matches (each must allow).
   if (rule.action === "read_resource" && targets.length === 0) {
@@ -294,7 +296,9 @@ function decideUnsafe(view: DecisionView, request: DecideRequest, live: LiveStat
   if (targets.length === 0) return deny("catalogue", rule.action === "call_tool" ? "the tool is not in the approved catalogue" : `${rule.what} is not in the approved catalogue`);
 
   // 6. Drift.
-  for (const t of targets) if (live.drifted?.has(driftKey(serverId, LIST_FIELD[t.kind], t.key))) return deny("drift", t.kind === "tool" ? "the tool changed upstream since it was approved" : `${KIND_WORDS[t.kind]} changed upstream since it was approved`);
+  for (const t of targets)
+    if (live.drifted?.has(driftKey(serverId, LIST_FIELD[t.kind], t.key)))
+      return deny("drift", t.kind === "tool" ? "the tool changed upstream since it was approved" : `${KIND_WORDS[t.kind]} changed upstream since it was approved`);
 
   // 7, 8, 9. Argument types, Cedar, approval: every target must allow (the first denial answers).
   let last: Decision | null = null;
@@ -326,7 +330,8 @@ function equivalentResources(content: BundleContent, serverId: string, uri: stri
   return ix.get(`${serverId}\u0000${normalizeUri(uri)}`) ?? [];
 }
 
-const LOGGING_REFUSED = "method logging/setLevel is not allowed through this agent: the server's upstreamLogging setting is off (an upstream's log messages can carry its own credentials and other callers' data)";
+const LOGGING_REFUSED =
+  "method logging/setLevel is not allowed through this agent: the server's upstreamLogging setting is off (an upstream's log messages can carry its own credentials and other callers' data)";
 
 /** The kind words in reasons. */
 const KIND_WORDS: Record<CatalogueKind, string> = { tool: "the tool", resource: "the resource", resourceTemplate: "the resource template", prompt: "the prompt" };
@@ -596,7 +601,12 @@ function cachedEntryHash(cache: { map: Map<string, string>; chars: number }, kin
 }
 
 /** The tools/list answer filter: `filterList(view, request, "tools", tools, live)`. */
-export function listFilter<T extends Partial<ToolDefinition>>(view: DecisionView, request: Omit<DecideRequest, "method" | "tool" | "name" | "args">, tools: readonly T[], live: LiveState = {}): ListFiltered<T> {
+export function listFilter<T extends Partial<ToolDefinition>>(
+  view: DecisionView,
+  request: Omit<DecideRequest, "method" | "tool" | "name" | "args">,
+  tools: readonly T[],
+  live: LiveState = {},
+): ListFiltered<T> {
   return filterList(view, request, "tools", tools, live);
 }
 
@@ -633,7 +643,8 @@ export function decideOnHeaders(view: DecisionView, request: Omit<DecideRequest,
     if (rule.action === "call_tool" || rule.action === "get_prompt" || rule.action === "complete") {
       // The entries the body's arguments reach: those of this name (completion: whichever kind the body names).
       let kinds = rule.kinds;
-      if (method === "completion/complete" && (request.completionRef === "ref/prompt" || request.completionRef === "ref/resource")) kinds = [request.completionRef === "ref/prompt" ? "prompt" : "resourceTemplate"];
+      if (method === "completion/complete" && (request.completionRef === "ref/prompt" || request.completionRef === "ref/resource"))
+        kinds = [request.completionRef === "ref/prompt" ? "prompt" : "resourceTemplate"];
       for (const k of kinds) if (engine.entry(serverId, k, name) && engine.mayReadArgs(serverId, tenantId, name, k)) return { final: null };
       if (d.decision === "allow" && engine.typesArguments(serverId, rule.action)) return { final: null };
     }
@@ -666,7 +677,11 @@ export function driftedAgainst(content: BundleContent, latest: ReadonlyMap<strin
  * Returns the `driftKey()`s to add to `LiveState.drifted`, with both hashes
  * for the log. Kinds the listing lacks (undefined) are not checked.
  */
-export function liveDrift(view: DecisionView, serverId: string, listing: Partial<Record<ListKind, readonly unknown[]>>): { key: string; kind: ListKind; name: string; live: string; approved: string }[] {
+export function liveDrift(
+  view: DecisionView,
+  serverId: string,
+  listing: Partial<Record<ListKind, readonly unknown[]>>,
+): { key: string; kind: ListKind; name: string; live: string; approved: string }[] {
   const out: { key: string; kind: ListKind; name: string; live: string; approved: string }[] = [];
   for (const kind of LIST_KINDS) {
     const items = listing[kind];

@@ -75,7 +75,10 @@ export const decisionContext = z
   .object({
     groups: z.array(text(DECISION_LIMITS.group)).max(DECISION_LIMITS.groups).optional(),
     actors: z.array(text(DECISION_LIMITS.actor)).max(DECISION_LIMITS.actors).optional(),
-    token: z.object({ iss: text(DECISION_LIMITS.issuer), iat: z.number().int().min(0), exp: z.number().int().min(0) }).strict().optional(),
+    token: z
+      .object({ iss: text(DECISION_LIMITS.issuer), iat: z.number().int().min(0), exp: z.number().int().min(0) })
+      .strict()
+      .optional(),
     ip: text(DECISION_LIMITS.ip).optional(),
     masked: z.array(text(DECISION_LIMITS.maskedPath)).max(DECISION_LIMITS.masked).optional(),
   })
@@ -85,12 +88,15 @@ const args = z
   .record(z.string(), z.unknown())
   .nullable()
   .default(null)
-  .refine((a) => {
-    if (a === null) return true;
-    const json = JSON.stringify(a);
-    argsJsonText.set(a, json);
-    return utf8Bytes(json) <= DECISION_LIMITS.argsBytes;
-  }, `args must be at most ${DECISION_LIMITS.argsBytes / 1024} KiB as JSON (mask or trim large arguments in the agent)`)
+  .refine(
+    (a) => {
+      if (a === null) return true;
+      const json = JSON.stringify(a);
+      argsJsonText.set(a, json);
+      return utf8Bytes(json) <= DECISION_LIMITS.argsBytes;
+    },
+    `args must be at most ${DECISION_LIMITS.argsBytes / 1024} KiB as JSON (mask or trim large arguments in the agent)`,
+  )
   .refine((a) => a === null || jsonStorable(a, DECISION_LIMITS.argsDepth), `args must nest at most ${DECISION_LIMITS.argsDepth} levels and hold no NUL or unpaired surrogate`);
 
 /** The fields the agent sends for one decision (the wire line); agent and fleet come from its key, the time from the id. */

@@ -53,7 +53,8 @@ export function readCredentials(authorization: string, rawHeaders: string[]): { 
   for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === "dpop") proofs.push(rawHeaders[i + 1] ?? "");
   if (proofs.length > 1) return { ok: false, error: { code: "invalid_dpop_proof", description: "exactly one DPoP header is accepted" } };
   const proof = proofs[0] ?? null;
-  if (proof !== null && Buffer.byteLength(proof) > MAX_DPOP_PROOF_BYTES) return { ok: false, error: { code: "invalid_dpop_proof", description: `the DPoP proof is longer than ${MAX_DPOP_PROOF_BYTES} bytes` } };
+  if (proof !== null && Buffer.byteLength(proof) > MAX_DPOP_PROOF_BYTES)
+    return { ok: false, error: { code: "invalid_dpop_proof", description: `the DPoP proof is longer than ${MAX_DPOP_PROOF_BYTES} bytes` } };
   return { ok: true, credentials: { scheme: m[1]!.toLowerCase() === "dpop" ? "DPoP" : "Bearer", token: m[2]!, proof } };
 }
 
@@ -214,13 +215,7 @@ export function boundJkt(claims: Record<string, unknown>): string | undefined {
  * The sender check after the token verified (run on every request, cached
  * token or not): the scheme the server's mode accepts, the binding, the proof.
  */
-export async function checkSender(
-  verifier: DpopVerifier,
-  server: Pick<BundleServer, "dpop" | "resourceUri">,
-  credentials: Credentials,
-  jkt: string | undefined,
-  method: string,
-): Promise<ProofResult> {
+export async function checkSender(verifier: DpopVerifier, server: Pick<BundleServer, "dpop" | "resourceUri">, credentials: Credentials, jkt: string | undefined, method: string): Promise<ProofResult> {
   const mode = dpopMode(server);
   if (credentials.scheme === "Bearer") {
     // RFC 9449 §7.2: a bound token presented as a bearer token is refused, whatever the mode.
@@ -242,7 +237,12 @@ const q = (v: string) => `"${v.replace(/[\r\n]+/g, " ").replace(/[\\"]/g, (c) =>
  * the scheme the client used. "required": one DPoP challenge carrying
  * resource_metadata and scope as the Bearer one would.
  */
-export function challenges(server: Pick<BundleServer, "dpop" | "resourceUri" | "scopes">, bearer: (error?: { code: string; description: string }) => string, error?: { code: string; description: string }, usedDpop = false): string | string[] {
+export function challenges(
+  server: Pick<BundleServer, "dpop" | "resourceUri" | "scopes">,
+  bearer: (error?: { code: string; description: string }) => string,
+  error?: { code: string; description: string },
+  usedDpop = false,
+): string | string[] {
   const mode = dpopMode(server);
   if (mode === "off") return bearer(error);
   const dpop = (err?: { code: string; description: string }, discovery = false) => {

@@ -171,7 +171,9 @@ export class PolicyEngine {
     let id = this.slices.get(key);
     if (id) return id;
     const policies = this.policiesFor(serverId, tenantId, tool, kind, without);
-    id = `ps-${createHash("sha256").update(JSON.stringify(Object.entries(policies))).digest("hex")}`;
+    id = `ps-${createHash("sha256")
+      .update(JSON.stringify(Object.entries(policies)))
+      .digest("hex")}`;
     const js = this.jsEvaluator ? (this.jsSlices.has(id) ? this.jsSlices.get(id)! : jsSliceOf(policies)) : null;
     if (this.jsEvaluator) this.jsSlices.set(id, js);
     // A slice the JS evaluator takes is parsed by cedar-wasm only when a request goes there (authorize).
@@ -243,7 +245,25 @@ export class PolicyEngine {
     const now = req.time ?? new Date();
     const epoch = Math.floor(now.getTime() / 1000);
     // Everything below is a function of these inputs alone (Cedar is deterministic, the bundle fixed).
-    const memoKey = remember ? JSON.stringify([req.action, kind, req.serverId, req.tool, req.tenantId, req.user, req.groups ?? [], req.client, req.scopes, args, req.delegation?.actors ?? [], epoch, req.ip ?? "", req.token ?? null, without ?? []]) : "";
+    const memoKey = remember
+      ? JSON.stringify([
+          req.action,
+          kind,
+          req.serverId,
+          req.tool,
+          req.tenantId,
+          req.user,
+          req.groups ?? [],
+          req.client,
+          req.scopes,
+          args,
+          req.delegation?.actors ?? [],
+          epoch,
+          req.ip ?? "",
+          req.token ?? null,
+          without ?? [],
+        ])
+      : "";
     const cacheable = remember && memoKey.length <= MAX_MEMO_KEY_CHARS;
     if (cacheable) {
       const hit = this.memo.get(memoKey);

@@ -93,12 +93,7 @@ export function rulesFor(rules: BundleMaskingRule[] | null | undefined, serverId
  * paths below it are moot (the value is gone). Arguments that are not an
  * object (invalid for MCP) are dropped entirely when any rule applies.
  */
-export function maskArgs(
-  args: Record<string, unknown> | null | undefined,
-  rules: BundleMaskingRule[],
-  serverId: string,
-  tool: string,
-): { args: Record<string, unknown> | null; masked: string[] } {
+export function maskArgs(args: Record<string, unknown> | null | undefined, rules: BundleMaskingRule[], serverId: string, tool: string): { args: Record<string, unknown> | null; masked: string[] } {
   if (args === null || args === undefined) return { args: null, masked: [] };
   const applicable = rulesFor(rules, serverId, tool);
   if (!isRecord(args)) {

@@ -61,7 +61,8 @@ export interface EntryForModel {
 export function entityAttrs(e: EntryForModel): Record<string, unknown> {
   const kind = e.kind ?? "tool";
   const a = e.annotations ?? {};
-  if (kind === "tool") return { name: e.name, risk: e.risk, readOnly: a.readOnlyHint === true, destructive: a.destructiveHint === true, idempotent: a.idempotentHint === true, openWorld: a.openWorldHint === true };
+  if (kind === "tool")
+    return { name: e.name, risk: e.risk, readOnly: a.readOnlyHint === true, destructive: a.destructiveHint === true, idempotent: a.idempotentHint === true, openWorld: a.openWorldHint === true };
   const base = { name: e.name, risk: e.risk, readOnly: true, destructive: false, idempotent: true, openWorld: false };
   if (kind === "prompt") {
     const props = e.inputSchema?.properties;
@@ -170,7 +171,15 @@ export function stringArgumentsByServer(catalogue: (EntryForModel & { serverId: 
   const out = new Map<string, string[]>();
   for (const [serverId, set] of found) {
     const typed = toolTypes.get(serverId)?.types;
-    out.set(serverId, [...set].filter((n) => { const t = typed?.get(n); return t === undefined || t === "String"; }).sort());
+    out.set(
+      serverId,
+      [...set]
+        .filter((n) => {
+          const t = typed?.get(n);
+          return t === undefined || t === "String";
+        })
+        .sort(),
+    );
   }
   return out;
 }
@@ -201,7 +210,13 @@ export function cedarSchema(argTypes: Record<string, ArgType>, stringArgs: reado
     },
   });
   // Object.fromEntries defines own properties, so "__proto__" is an attribute like any other.
-  const toolContext = contextWith(Object.fromEntries(Object.keys(argTypes).sort().map((k) => [k, { ...cedarType(argTypes[k]!), required: false }])));
+  const toolContext = contextWith(
+    Object.fromEntries(
+      Object.keys(argTypes)
+        .sort()
+        .map((k) => [k, { ...cedarType(argTypes[k]!), required: false }]),
+    ),
+  );
   const stringContext = contextWith(Object.fromEntries([...stringArgs].sort().map((k) => [k, { ...str, required: false }])));
   const noArgs = contextWith({});
   const hints = { name: str, risk: str, readOnly: { type: "Boolean" }, destructive: { type: "Boolean" }, idempotent: { type: "Boolean" }, openWorld: { type: "Boolean" } };
@@ -231,7 +246,12 @@ export function cedarSchema(argTypes: Record<string, ArgType>, stringArgs: reado
  * schema endpoint use): the tools' argument types, the string arguments of
  * its prompts and templates, and the schema built from both.
  */
-export function serverSchemaOf(approved: (Pick<EntryForModel, "kind" | "name" | "inputSchema"> & { risk?: string; annotations?: Record<string, unknown> })[]): { schema: SchemaJson<string>; types: Record<string, ArgType>; conflicts: string[]; stringArgs: string[] } {
+export function serverSchemaOf(approved: (Pick<EntryForModel, "kind" | "name" | "inputSchema"> & { risk?: string; annotations?: Record<string, unknown> })[]): {
+  schema: SchemaJson<string>;
+  types: Record<string, ArgType>;
+  conflicts: string[];
+  stringArgs: string[];
+} {
   const { types, conflicts } = argumentTypes(approved);
   const entries = approved.map((e) => ({ ...e, serverId: "", risk: e.risk ?? "", annotations: e.annotations ?? {} }));
   const stringArgs = stringArgumentsByServer(entries, new Map([["", { types: new Map(Object.entries(types)) }]])).get("") ?? [];

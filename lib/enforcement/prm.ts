@@ -12,13 +12,7 @@ export interface ProtectedResourceMetadata {
   dpop_bound_access_tokens_required?: boolean;
 }
 
-export function protectedResourceMetadata(server: {
-  resourceUri: string;
-  name: string;
-  scopes: string[];
-  issuers: { issuer: string }[];
-  dpop?: string;
-}): ProtectedResourceMetadata {
+export function protectedResourceMetadata(server: { resourceUri: string; name: string; scopes: string[]; issuers: { issuer: string }[]; dpop?: string }): ProtectedResourceMetadata {
   return {
     resource: server.resourceUri,
     authorization_servers: [...new Set(server.issuers.map((i) => i.issuer))],

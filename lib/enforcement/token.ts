@@ -36,9 +36,7 @@ export interface Principal {
   jkt?: string;
 }
 
-export type TokenResult =
-  | { ok: true; claims: Record<string, unknown>; principal: Principal }
-  | { ok: false; error: "invalid_token"; description: string };
+export type TokenResult = { ok: true; claims: Record<string, unknown>; principal: Principal } | { ok: false; error: "invalid_token"; description: string };
 
 export interface TokenValidatorOptions {
   fetch?: typeof fetch;

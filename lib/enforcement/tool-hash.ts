@@ -26,5 +26,7 @@ export function toolHash(t: ToolDefinition): string {
     outputSchema: t.outputSchema ?? null,
     annotations: t.annotations ?? {},
   });
-  return `sha256:${createHash("sha256").update(canonical ?? "").digest("hex")}`;
+  return `sha256:${createHash("sha256")
+    .update(canonical ?? "")
+    .digest("hex")}`;
 }

@@ -24,7 +24,11 @@ export interface ClientCredentialsConfig {
 }
 
 /** The header or parameter value of a static credential (not OAuth), or the problem with the stored secret. */
-export function staticCredentialValue(kind: Exclude<UpstreamCredentialKind, "oauth_client_credentials" | "oauth_token_exchange">, placement: CredentialPlacement, secret: UpstreamSecret): { value: string } | { problem: string } {
+export function staticCredentialValue(
+  kind: Exclude<UpstreamCredentialKind, "oauth_client_credentials" | "oauth_token_exchange">,
+  placement: CredentialPlacement,
+  secret: UpstreamSecret,
+): { value: string } | { problem: string } {
   if (kind === "basic") {
     if (typeof secret !== "object" || !("username" in secret)) return { problem: "a basic credential without username and password" };
     return { value: `Basic ${Buffer.from(`${secret.username}:${secret.password}`).toString("base64")}` };
@@ -59,7 +63,10 @@ export function clientSecretOf(secret: UpstreamSecret): string | null {
  * authenticated by `client_secret_basic` (both parts form-urlencoded, §2.3.1)
  * or `client_secret_post`. Redirects are never followed.
  */
-export function clientCredentialsRequest(oauth: ClientCredentialsConfig, clientSecret: string): { url: string; init: { method: "POST"; headers: Record<string, string>; body: string; redirect: "manual" } } {
+export function clientCredentialsRequest(
+  oauth: ClientCredentialsConfig,
+  clientSecret: string,
+): { url: string; init: { method: "POST"; headers: Record<string, string>; body: string; redirect: "manual" } } {
   return tokenRequest(oauth, clientSecret, new URLSearchParams({ grant_type: "client_credentials" }));
 }
 
@@ -73,12 +80,20 @@ export const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
  * authenticated client, so the issued token's `act` names it (§4.1). Same
  * client authentication as client credentials. Redirects are never followed.
  */
-export function tokenExchangeRequest(oauth: ClientCredentialsConfig, clientSecret: string, subjectToken: string): { url: string; init: { method: "POST"; headers: Record<string, string>; body: string; redirect: "manual" } } {
+export function tokenExchangeRequest(
+  oauth: ClientCredentialsConfig,
+  clientSecret: string,
+  subjectToken: string,
+): { url: string; init: { method: "POST"; headers: Record<string, string>; body: string; redirect: "manual" } } {
   const form = new URLSearchParams({ grant_type: TOKEN_EXCHANGE_GRANT, subject_token: subjectToken, subject_token_type: ACCESS_TOKEN_TYPE, requested_token_type: ACCESS_TOKEN_TYPE });
   return tokenRequest(oauth, clientSecret, form);
 }
 
-function tokenRequest(oauth: ClientCredentialsConfig, clientSecret: string, form: URLSearchParams): { url: string; init: { method: "POST"; headers: Record<string, string>; body: string; redirect: "manual" } } {
+function tokenRequest(
+  oauth: ClientCredentialsConfig,
+  clientSecret: string,
+  form: URLSearchParams,
+): { url: string; init: { method: "POST"; headers: Record<string, string>; body: string; redirect: "manual" } } {
   if (oauth.scope) form.set("scope", oauth.scope);
   if (oauth.audience) form.set(URL.canParse(oauth.audience) ? "resource" : "audience", oauth.audience);
   const headers: Record<string, string> = { "content-type": "application/x-www-form-urlencoded", accept: "application/json" };
@@ -96,7 +111,10 @@ function tokenRequest(oauth: ClientCredentialsConfig, clientSecret: string, form
  * or what went wrong (the HTTP status and the registered OAuth error code
  * only, never the body).
  */
-export function readTokenAnswer(status: number, body: unknown): { accessToken: string; expiresIn: number | null } | { problem: "refused" | "failed" | "token_type"; status: number; code: string | null } {
+export function readTokenAnswer(
+  status: number,
+  body: unknown,
+): { accessToken: string; expiresIn: number | null } | { problem: "refused" | "failed" | "token_type"; status: number; code: string | null } {
   const b = (body && typeof body === "object" ? body : null) as { access_token?: unknown; expires_in?: unknown; token_type?: unknown; error?: unknown } | null;
   if (status !== 200 || !b || typeof b.access_token !== "string" || !b.access_token) {
     const code = typeof b?.error === "string" && /^[\x20-\x7e]{1,64}$/.test(b.error) ? b.error : null;

@@ -44,11 +44,45 @@ export async function fetchUpstreamCatalogue(url: string, opts: { timeoutMs?: nu
     const out: UpstreamCatalogue = { tools: [], resources: [], resourceTemplates: [], prompts: [] };
     if (caps.tools) out.tools = await listToolsOf(client, timeout);
     if (caps.resources) {
-      out.resources = await paged("resources", (cursor) => client.listResources(cursor ? { cursor } : {}, { timeout }), (r) => r.resources, (x) => ({ uri: x.uri, name: x.name, title: x.title ?? null, description: x.description ?? "", mimeType: x.mimeType ?? null, annotations: (x.annotations as Record<string, unknown> | undefined) ?? {} }));
-      out.resourceTemplates = await paged("resource templates", (cursor) => client.listResourceTemplates(cursor ? { cursor } : {}, { timeout }), (r) => r.resourceTemplates, (x) => ({ uriTemplate: x.uriTemplate, name: x.name, title: x.title ?? null, description: x.description ?? "", mimeType: x.mimeType ?? null, annotations: (x.annotations as Record<string, unknown> | undefined) ?? {} }));
+      out.resources = await paged(
+        "resources",
+        (cursor) => client.listResources(cursor ? { cursor } : {}, { timeout }),
+        (r) => r.resources,
+        (x) => ({
+          uri: x.uri,
+          name: x.name,
+          title: x.title ?? null,
+          description: x.description ?? "",
+          mimeType: x.mimeType ?? null,
+          annotations: (x.annotations as Record<string, unknown> | undefined) ?? {},
+        }),
+      );
+      out.resourceTemplates = await paged(
+        "resource templates",
+        (cursor) => client.listResourceTemplates(cursor ? { cursor } : {}, { timeout }),
+        (r) => r.resourceTemplates,
+        (x) => ({
+          uriTemplate: x.uriTemplate,
+          name: x.name,
+          title: x.title ?? null,
+          description: x.description ?? "",
+          mimeType: x.mimeType ?? null,
+          annotations: (x.annotations as Record<string, unknown> | undefined) ?? {},
+        }),
+      );
     }
     if (caps.prompts) {
-      out.prompts = await paged("prompts", (cursor) => client.listPrompts(cursor ? { cursor } : {}, { timeout }), (r) => r.prompts, (x) => ({ name: x.name, title: x.title ?? null, description: x.description ?? "", arguments: (x.arguments ?? []).map((a) => ({ name: a.name, title: (a as { title?: string }).title ?? null, description: a.description ?? "", required: a.required === true })) }));
+      out.prompts = await paged(
+        "prompts",
+        (cursor) => client.listPrompts(cursor ? { cursor } : {}, { timeout }),
+        (r) => r.prompts,
+        (x) => ({
+          name: x.name,
+          title: x.title ?? null,
+          description: x.description ?? "",
+          arguments: (x.arguments ?? []).map((a) => ({ name: a.name, title: (a as { title?: string }).title ?? null, description: a.description ?? "", required: a.required === true })),
+        }),
+      );
     }
     return out;
   });
@@ -94,7 +128,12 @@ async function listToolsOf(client: Client, timeout: number): Promise<ToolDefinit
 }
 
 /** Connects with the official SDK client, runs `work`, and reports failures without the peer's words. */
-async function withUpstream<T>(url: string, opts: { timeoutMs?: number; headers?: Record<string, string>; fetch?: FetchLike }, doing: string, work: (client: Client, timeout: number) => Promise<T>): Promise<T> {
+async function withUpstream<T>(
+  url: string,
+  opts: { timeoutMs?: number; headers?: Record<string, string>; fetch?: FetchLike },
+  doing: string,
+  work: (client: Client, timeout: number) => Promise<T>,
+): Promise<T> {
   const timeout = opts.timeoutMs ?? 15_000;
   const base: FetchLike = opts.fetch ?? ((u, init) => fetch(u, init));
   // What the peer answered, kept apart from the SDK's messages (which quote response bodies).

@@ -130,7 +130,10 @@ async function loadServers(db: Db, tenantIds: string[]): Promise<Map<string, Ser
   const ids = rows.map((r) => r.id);
   const [access, toolRows, maps] = await Promise.all([
     db.select().from(serverTenants).where(inArray(serverTenants.serverId, ids)),
-    db.select({ id: tools.id, serverId: tools.serverId, name: tools.name, risk: tools.risk, blocked: tools.blocked, approved: tools.approvedVersionId }).from(tools).where(inArray(tools.serverId, ids)),
+    db
+      .select({ id: tools.id, serverId: tools.serverId, name: tools.name, risk: tools.risk, blocked: tools.blocked, approved: tools.approvedVersionId })
+      .from(tools)
+      .where(inArray(tools.serverId, ids)),
     db.select().from(scopeMappings).where(inArray(scopeMappings.serverId, ids)).orderBy(desc(scopeMappings.version)),
   ]);
   const out = new Map<string, ServerInfo>();
@@ -222,7 +225,14 @@ export async function computeFindings(db: Db, opts: { tenantIds: string[]; globa
     const grantsUsed = grantRows.filter((r) => r.g.lastSeenAt && r.g.lastSeenAt >= since).length;
     const granted = pairsGranted + grantRows.length;
     const used = pairsUsed + grantsUsed;
-    scores.push({ tenantId, granted, used, score: granted ? Math.round((1000 * used) / granted) / 10 : 100, pairs: { granted: pairsGranted, used: pairsUsed }, grants: { granted: grantRows.length, used: grantsUsed } });
+    scores.push({
+      tenantId,
+      granted,
+      used,
+      score: granted ? Math.round((1000 * used) / granted) / 10 : 100,
+      pairs: { granted: pairsGranted, used: pairsUsed },
+      grants: { granted: grantRows.length, used: grantsUsed },
+    });
 
     // ---- scope mappings of the servers this tenant owns: usage by every tenant of the server counts.
     for (const s of usable.filter((x) => x.owner === tenantId)) {
@@ -329,7 +339,14 @@ export async function computeFindings(db: Db, opts: { tenantIds: string[]; globa
               severity: share <= 10 ? "high" : "medium",
               title: `${label} used ${usedAllowed} of ${allowed.size} tools its scopes allow on ${s.name} (${share}%)`,
               detail: `In ${days} days ${label.toLowerCase()} made ${calls} allowed call${calls === 1 ? "" : "s"} to ${usedTools.join(", ")}; its scopes (${[...e.scopes].sort().join(", ") || "none"}) allow ${allowed.size} tools. A policy can permit only what it used.`,
-              subject: { type: who, id: k, label: k, serverId: s.id, serverName: s.name, href: who === "user" ? `/grants?userId=${encodeURIComponent(k)}` : `/grants?clientId=${encodeURIComponent(k)}` },
+              subject: {
+                type: who,
+                id: k,
+                label: k,
+                serverId: s.id,
+                serverName: s.name,
+                href: who === "user" ? `/grants?userId=${encodeURIComponent(k)}` : `/grants?clientId=${encodeURIComponent(k)}`,
+              },
               evidence: {
                 ...base(tenantId, days),
                 calls,
@@ -338,7 +355,9 @@ export async function computeFindings(db: Db, opts: { tenantIds: string[]; globa
                 lists: { usedTools, unusedTools: [...allowed].filter((n) => !e.used.has(n)).sort(), scopes: [...e.scopes].sort() },
                 counts: { allowedTools: allowed.size, usedTools: usedAllowed, sharePercent: share },
               },
-              remedies: [{ action: "least_privilege_policy", label: `Draft a policy that permits ${label.toLowerCase()} only ${usedTools.length} tool${usedTools.length > 1 ? "s" : ""}`, changesPolicy: true }],
+              remedies: [
+                { action: "least_privilege_policy", label: `Draft a policy that permits ${label.toLowerCase()} only ${usedTools.length} tool${usedTools.length > 1 ? "s" : ""}`, changesPolicy: true },
+              ],
             }),
           );
         }
@@ -376,8 +395,22 @@ export async function computeFindings(db: Db, opts: { tenantIds: string[]; globa
           title: `Client ${c.name || c.clientId} not seen for ${days}+ days`,
           detail: `${c.name || c.clientId} (${c.status}) was last seen ${ago(c.lastSeenAt, now)}${activeGrantClients.has(c.clientId) ? " and still holds active grants" : ""}. Revoking refuses every token of this client issued before now.`,
           subject: { type: "client", id: c.clientId, label: c.name || c.clientId, href: `/grants?clientId=${encodeURIComponent(c.clientId)}` },
-          evidence: { ...base(tenantId, days), calls: 0, lastUsedAt: iso(c.lastSeenAt), exampleDecisionIds: [], lists: {}, counts: { activeGrants: grantRows.filter((r) => r.g.clientId === c.clientId).length } },
-          remedies: [{ action: "revoke_client", label: "Revoke every grant of this client", changesPolicy: false, api: { method: "POST", path: "/api/v1/admin/revocations", body: { tenantId, clientId: c.clientId, reason: "" } } }],
+          evidence: {
+            ...base(tenantId, days),
+            calls: 0,
+            lastUsedAt: iso(c.lastSeenAt),
+            exampleDecisionIds: [],
+            lists: {},
+            counts: { activeGrants: grantRows.filter((r) => r.g.clientId === c.clientId).length },
+          },
+          remedies: [
+            {
+              action: "revoke_client",
+              label: "Revoke every grant of this client",
+              changesPolicy: false,
+              api: { method: "POST", path: "/api/v1/admin/revocations", body: { tenantId, clientId: c.clientId, reason: "" } },
+            },
+          ],
         }),
       );
     }
@@ -398,7 +431,14 @@ export async function computeFindings(db: Db, opts: { tenantIds: string[]; globa
       const rotate: Remedy = { action: "rotate_vault", label: "Rotate (enter the new secret on the vault page)", changesPolicy: false, href: `/vault?entry=${e.id}` };
       const retire: Remedy = { action: "retire_vault", label: "Retire this entry", changesPolicy: false, api: { method: "POST", path: `/api/v1/admin/vault/${e.id}/retire` } };
       const lastResolve = resolved.get(e.id) ?? null;
-      const ev = (counts: Record<string, number>) => ({ ...base(tenantId, days), calls: 0, lastUsedAt: iso(lastResolve), exampleDecisionIds: [], lists: {}, counts: { version: e.currentVersion, ...counts } });
+      const ev = (counts: Record<string, number>) => ({
+        ...base(tenantId, days),
+        calls: 0,
+        lastUsedAt: iso(lastResolve),
+        exampleDecisionIds: [],
+        lists: {},
+        counts: { version: e.currentVersion, ...counts },
+      });
       const due = e.nextRotationAt !== null && e.nextRotationAt <= now;
       if (due) {
         findings.push(
@@ -465,7 +505,11 @@ export async function computeFindings(db: Db, opts: { tenantIds: string[]; globa
         }),
       );
     }
-    const tokenRows = await db.select({ t: enrollmentTokens, fleetName: fleets.name }).from(enrollmentTokens).innerJoin(fleets, eq(fleets.id, enrollmentTokens.fleetId)).where(isNull(enrollmentTokens.usedAt));
+    const tokenRows = await db
+      .select({ t: enrollmentTokens, fleetName: fleets.name })
+      .from(enrollmentTokens)
+      .innerJoin(fleets, eq(fleets.id, enrollmentTokens.fleetId))
+      .where(isNull(enrollmentTokens.usedAt));
     for (const { t, fleetName } of tokenRows) {
       if (now.getTime() - t.createdAt.getTime() < TOKEN_STALE_MS) continue;
       const expired = t.expiresAt <= now;
@@ -478,7 +522,9 @@ export async function computeFindings(db: Db, opts: { tenantIds: string[]; globa
           detail: `Created ${ago(t.createdAt, now)} by ${t.createdBy}, ${expired ? "expired" : `valid until ${t.expiresAt.toISOString()}`}, never used to enroll an agent.`,
           subject: { type: "enrollment_token", id: t.id, label: `${fleetName} token`, href: `/fleets/${t.fleetId}` },
           evidence: { windowDays: days, since: since.toISOString(), calls: 0, lastUsedAt: null, exampleDecisionIds: [], lists: {}, counts: { expired: expired ? 1 : 0 } },
-          remedies: [{ action: "revoke_enrollment_token", label: "Revoke this token", changesPolicy: false, api: { method: "DELETE", path: `/api/v1/admin/fleets/${t.fleetId}/enrollment-tokens/${t.id}` } }],
+          remedies: [
+            { action: "revoke_enrollment_token", label: "Revoke this token", changesPolicy: false, api: { method: "DELETE", path: `/api/v1/admin/fleets/${t.fleetId}/enrollment-tokens/${t.id}` } },
+          ],
         }),
       );
     }

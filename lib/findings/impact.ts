@@ -63,7 +63,20 @@ export async function remedyImpact(
   const manifest = { fleetId: "remedy", revision: 0, parentRevision: null, createdAt: new Date().toISOString() };
   const before = compileBundle(snap, manifest);
   const after = compileBundle(opts.change(structuredClone(snap)), manifest);
-  const result: RemedyImpact = { serverId: opts.serverId, since: opts.since.toISOString(), replayed: 0, unchanged: 0, allowToDeny: 0, denyToAllow: 0, uncertain: 0, limited: false, stoppedByTool: [], examples: [], issues: [], tookMs: 0 };
+  const result: RemedyImpact = {
+    serverId: opts.serverId,
+    since: opts.since.toISOString(),
+    replayed: 0,
+    unchanged: 0,
+    allowToDeny: 0,
+    denyToAllow: 0,
+    uncertain: 0,
+    limited: false,
+    stoppedByTool: [],
+    examples: [],
+    issues: [],
+    tookMs: 0,
+  };
   // Problems the draft already had are not the remedy's; new ones are.
   const known = new Set(before.issues.map((i) => i.message));
   const fresh = after.issues.filter((i) => !known.has(i.message));
@@ -95,7 +108,17 @@ export async function remedyImpact(
       break;
     }
     const rows = await db
-      .select({ id: decisions.id, at: decisions.at, tenantId: decisions.tenantId, tool: decisions.tool, userId: decisions.userId, clientId: decisions.clientId, scopes: decisions.scopes, args: decisions.args, context: decisions.context })
+      .select({
+        id: decisions.id,
+        at: decisions.at,
+        tenantId: decisions.tenantId,
+        tool: decisions.tool,
+        userId: decisions.userId,
+        clientId: decisions.clientId,
+        scopes: decisions.scopes,
+        args: decisions.args,
+        context: decisions.context,
+      })
       .from(decisions)
       .where(and(...conds))
       .orderBy(desc(decisions.at), desc(decisions.id))
@@ -112,7 +135,17 @@ export async function remedyImpact(
         method: "tools/call",
         serverId: opts.serverId,
         tool: d.tool,
-        principal: { issuer: token.iss, tenantId: d.tenantId, user: d.userId, client: d.clientId ?? "", scopes: d.scopes ?? [], groups: c.groups ?? [], actors: c.actors ?? [], iat: token.iat, exp: token.exp },
+        principal: {
+          issuer: token.iss,
+          tenantId: d.tenantId,
+          user: d.userId,
+          client: d.clientId ?? "",
+          scopes: d.scopes ?? [],
+          groups: c.groups ?? [],
+          actors: c.actors ?? [],
+          iat: token.iat,
+          exp: token.exp,
+        },
         args: d.args ?? {},
         time: d.at,
         ...(c.ip ? { ip: c.ip } : {}),
@@ -135,7 +168,16 @@ export async function remedyImpact(
         stopped.set(d.tool, (stopped.get(d.tool) ?? 0) + 1);
       } else result.denyToAllow++;
       if (result.examples.length < MAX_EXAMPLES && opts.visible(d.tenantId)) {
-        result.examples.push({ id: d.id, at: d.at.toISOString(), tenantId: d.tenantId, tool: d.tool, user: d.userId, client: d.clientId, before: { decision: x.decision, reason: x.reason }, after: { decision: y.decision, reason: y.reason } });
+        result.examples.push({
+          id: d.id,
+          at: d.at.toISOString(),
+          tenantId: d.tenantId,
+          tool: d.tool,
+          user: d.userId,
+          client: d.clientId,
+          before: { decision: x.decision, reason: x.reason },
+          after: { decision: y.decision, reason: y.reason },
+        });
       }
     }
     if (rows.length < n) break;

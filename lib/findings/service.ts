@@ -99,7 +99,24 @@ export async function getFinding(ctx: Ctx, findingId: string, tenantId?: string)
 
 // ---------------------------------------------------------------- export
 
-const CSV_COLUMNS = ["id", "kind", "severity", "tenantId", "tenantName", "subjectType", "subjectId", "subjectLabel", "serverId", "serverName", "title", "calls", "lastUsedAt", "windowDays", "exampleDecisionIds", "remedies"] as const;
+const CSV_COLUMNS = [
+  "id",
+  "kind",
+  "severity",
+  "tenantId",
+  "tenantName",
+  "subjectType",
+  "subjectId",
+  "subjectLabel",
+  "serverId",
+  "serverName",
+  "title",
+  "calls",
+  "lastUsedAt",
+  "windowDays",
+  "exampleDecisionIds",
+  "remedies",
+] as const;
 
 /** A CSV cell: quoted when needed, and a leading = + - @ made inert (spreadsheet formula injection). */
 function csvCell(v: unknown): string {
@@ -133,7 +150,8 @@ export function findingRecord(f: Finding) {
 export async function exportFindings(ctx: Ctx, q: z.infer<typeof findingExportQuery>): Promise<{ body: string; contentType: string; filename: string }> {
   const r = await visibleFindings(ctx, q);
   const stamp = new Date().toISOString().slice(0, 10);
-  if (q.format === "ndjson") return { body: r.findings.map((f) => JSON.stringify(f)).join("\n") + (r.findings.length ? "\n" : ""), contentType: "application/x-ndjson", filename: `findings-${stamp}.ndjson` };
+  if (q.format === "ndjson")
+    return { body: r.findings.map((f) => JSON.stringify(f)).join("\n") + (r.findings.length ? "\n" : ""), contentType: "application/x-ndjson", filename: `findings-${stamp}.ndjson` };
   const lines = [CSV_COLUMNS.join(",")];
   for (const f of r.findings) {
     const rec = findingRecord(f);
@@ -237,7 +255,13 @@ async function planFor(ctx: Ctx, f: Finding, action: PolicyRemedy): Promise<Plan
 async function planAndImpact(ctx: Ctx, findingId: string, input: z.infer<typeof remedyInput>) {
   const f = await getFinding(ctx, findingId, input.tenantId);
   const plan = await planFor(ctx, f, input.action);
-  const impact = await remedyImpact(ctx.db, { serverId: plan.serverId, since: new Date(f.evidence.since), change: plan.change, tenantId: plan.tenantId, visible: (t) => t !== null && can(ctx.actor, "decisions.read", t) });
+  const impact = await remedyImpact(ctx.db, {
+    serverId: plan.serverId,
+    since: new Date(f.evidence.since),
+    change: plan.change,
+    tenantId: plan.tenantId,
+    visible: (t) => t !== null && can(ctx.actor, "decisions.read", t),
+  });
   return { finding: f, plan, impact };
 }
 
@@ -257,9 +281,17 @@ export async function previewRemedy(ctx: Ctx, findingId: string, input: z.infer<
  */
 export async function applyRemedy(ctx: Ctx, findingId: string, input: z.infer<typeof remedyInput>) {
   const { finding, plan, impact } = await planAndImpact(ctx, findingId, input);
-  if (impact.issues.length) throw new AppError("validation_failed", "The draft with this remedy does not compile", impact.issues.map((m) => ({ path: "draft", message: m })));
+  if (impact.issues.length)
+    throw new AppError(
+      "validation_failed",
+      "The draft with this remedy does not compile",
+      impact.issues.map((m) => ({ path: "draft", message: m })),
+    );
   if (impact.allowToDeny > 0 && !input.acknowledgeFlips) {
-    throw new AppError("conflict", `This remedy would stop ${impact.allowToDeny} call${impact.allowToDeny > 1 ? "s" : ""} of the last ${finding.evidence.windowDays} days; confirm with acknowledgeFlips to draft it anyway`);
+    throw new AppError(
+      "conflict",
+      `This remedy would stop ${impact.allowToDeny} call${impact.allowToDeny > 1 ? "s" : ""} of the last ${finding.evidence.windowDays} days; confirm with acknowledgeFlips to draft it anyway`,
+    );
   }
   const draft = await plan.apply(ctx);
   await recordEvent(ctx.db, ctx.actor, {
@@ -331,7 +363,13 @@ export async function authorizeSettings(ctx: Ctx, tenantId: string | undefined, 
 export async function getSettings(ctx: Ctx, q: z.infer<typeof settingsQuery>) {
   const { id, tenantId } = await authorizeSettings(ctx, q.tenantId, false);
   const [r] = await ctx.db.select().from(findingSettings).where(eq(findingSettings.id, id));
-  return { tenantId, unusedDays: r?.unusedDays ?? DEFAULT_SETTINGS.unusedDays, smallSharePercent: r?.smallSharePercent ?? DEFAULT_SETTINGS.smallSharePercent, webhook: r?.webhookHint ?? null, lastDigestAt: r?.lastDigestAt?.toISOString() ?? null };
+  return {
+    tenantId,
+    unusedDays: r?.unusedDays ?? DEFAULT_SETTINGS.unusedDays,
+    smallSharePercent: r?.smallSharePercent ?? DEFAULT_SETTINGS.smallSharePercent,
+    webhook: r?.webhookHint ?? null,
+    lastDigestAt: r?.lastDigestAt?.toISOString() ?? null,
+  };
 }
 
 /** Saves settings. A webhook URL is sealed with the key-encryption key and never returned or logged. */

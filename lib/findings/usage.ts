@@ -29,10 +29,11 @@ export const MAX_USAGE_GROUPS = 200_000;
 const asDate = (v: unknown) => (v instanceof Date ? v : new Date(String(v)));
 const rows = <T>(r: unknown): T[] => (Array.isArray(r) ? (r as T[]) : ((r as { rows?: T[] }).rows ?? []));
 /** `(v1, v2, …)` with each value bound as a parameter. */
-const inList = (values: string[]) => sql`(${sql.join(
-  values.map((v) => sql`${v}`),
-  sql`, `,
-)})`;
+const inList = (values: string[]) =>
+  sql`(${sql.join(
+    values.map((v) => sql`${v}`),
+    sql`, `,
+  )})`;
 
 /** tools/call usage of these servers since `since`, grouped as in UsageRow. */
 export async function usageSince(db: Db, serverIds: string[], since: Date): Promise<{ rows: UsageRow[]; truncated: boolean }> {

@@ -38,13 +38,7 @@ export const updateFleetInput = z
   })
   .refine((v) => v.name !== undefined || v.description !== undefined || v.serverIds !== undefined, "nothing to change");
 export const createEnrollmentTokenInput = z.object({
-  ttlMinutes: z
-    .number()
-    .int()
-    .min(1)
-    .max(MAX_ENROLLMENT_TTL_MINUTES, "must be at most 7 days")
-    .default(60)
-    .describe("Minutes until the token expires (default 60, at most 7 days)"),
+  ttlMinutes: z.number().int().min(1).max(MAX_ENROLLMENT_TTL_MINUTES, "must be at most 7 days").default(60).describe("Minutes until the token expires (default 60, at most 7 days)"),
 });
 
 export type CreateFleetInput = z.input<typeof createFleetInput>;
@@ -56,7 +50,12 @@ const isOwner = (actor: Actor) => canGlobally(actor, "tenants.create");
 function servesTenants(db: Db, tenantIds: string[]): SQL {
   const usable = or(
     inArray(servers.tenantId, tenantIds),
-    exists(db.select({ x: sql`1` }).from(serverTenants).where(and(eq(serverTenants.serverId, servers.id), inArray(serverTenants.tenantId, tenantIds)))),
+    exists(
+      db
+        .select({ x: sql`1` })
+        .from(serverTenants)
+        .where(and(eq(serverTenants.serverId, servers.id), inArray(serverTenants.tenantId, tenantIds))),
+    ),
   );
   return exists(
     db
@@ -101,7 +100,12 @@ async function fleetServerIds(ctx: Ctx, fleetIds: string[]): Promise<Map<string,
     filters.push(
       or(
         inArray(servers.tenantId, mine),
-        exists(ctx.db.select({ x: sql`1` }).from(serverTenants).where(and(eq(serverTenants.serverId, servers.id), inArray(serverTenants.tenantId, mine)))),
+        exists(
+          ctx.db
+            .select({ x: sql`1` })
+            .from(serverTenants)
+            .where(and(eq(serverTenants.serverId, servers.id), inArray(serverTenants.tenantId, mine))),
+        ),
       )!,
     );
   }
@@ -153,7 +157,10 @@ function duplicateName(err: unknown): never {
 /** Every server id must exist (owners see every server); duplicates collapse. */
 async function checkServerIds(db: Db, serverIds: string[]): Promise<string[]> {
   if (serverIds.length === 0) return [];
-  const found = await db.select({ id: servers.id }).from(servers).where(inArray(servers.id, [...new Set(serverIds)]));
+  const found = await db
+    .select({ id: servers.id })
+    .from(servers)
+    .where(inArray(servers.id, [...new Set(serverIds)]));
   const known = new Set(found.map((r) => r.id));
   const issues = serverIds.flatMap((id, i) => (known.has(id) ? [] : [{ path: `serverIds.${i}`, message: "unknown server" }]));
   if (issues.length) throw new AppError("validation_failed", "Unknown server", issues);

@@ -110,9 +110,7 @@ export async function learnFromDecisions(db: Db, rows: LearnRow[]): Promise<void
 
   if (clients.size) {
     const payload = JSON.stringify(
-      [...clients.entries()]
-        .sort((a, b) => (a[0] < b[0] ? -1 : 1))
-        .map(([, c]) => ({ ...c, first: new Date(c.first).toISOString(), last: new Date(c.last).toISOString() })),
+      [...clients.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([, c]) => ({ ...c, first: new Date(c.first).toISOString(), last: new Date(c.last).toISOString() })),
     );
     await db.execute(sql`
       insert into oauth_clients (id, tenant_id, client_id, registration, first_seen_at, last_seen_at)

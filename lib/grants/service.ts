@@ -257,9 +257,7 @@ export async function importGrants(ctx: Ctx, input: ImportGrantsInput) {
     } else merged.set(k, { id: newId("grant"), server_id: g.serverId, user_id: g.userId, client_id: g.clientId, scopes: new Set(g.scopes), granted: at });
   }
   const payload = JSON.stringify([...merged.values()].map((m) => ({ ...m, scopes: [...m.scopes].sort() })));
-  const clientPayload = JSON.stringify(
-    [...new Set(input.grants.map((g) => g.clientId))].sort().map((c) => ({ id: newId("client"), client_id: c, registration: guessRegistration(c) })),
-  );
+  const clientPayload = JSON.stringify([...new Set(input.grants.map((g) => g.clientId))].sort().map((c) => ({ id: newId("client"), client_id: c, registration: guessRegistration(c) })));
   return ctx.db.transaction(async (tx) => {
     const res = (await tx.execute(sql`
       insert into grants (id, tenant_id, server_id, user_id, client_id, scopes, source, first_seen_at)
@@ -315,7 +313,11 @@ async function insertRevocation(
   if (r.serverId) matches.push(eq(grants.serverId, r.serverId));
   if (r.userId) matches.push(eq(grants.userId, r.userId));
   if (r.clientId) matches.push(eq(grants.clientId, r.clientId));
-  const revoked = await tx.update(grants).set({ revokedAt: before, revokedBy: ctx.actor.label }).where(and(...matches)).returning({ id: grants.id });
+  const revoked = await tx
+    .update(grants)
+    .set({ revokedAt: before, revokedBy: ctx.actor.label })
+    .where(and(...matches))
+    .returning({ id: grants.id });
   const what = r.grantId ? `grant ${r.grantId}` : r.userId ? `user ${r.userId}` : `client ${r.clientId}`;
   await recordEvent(tx, ctx.actor, {
     action: r.grantId ? "grant.revoke" : r.userId ? "grants.revoke_user" : "grants.revoke_client",
@@ -351,12 +353,15 @@ export async function revokeAll(ctx: Ctx, input: RevokeInput, kek: Kek) {
     if (!scope.length) throw new AppError("validation_failed", "Unknown server", [{ path: "serverId", message: "not a server this tenant uses" }]);
   }
   return ctx.db.transaction((tx) =>
-    insertRevocation(
-      tx,
-      { db: tx, actor: ctx.actor },
-      kek,
-      { tenantId: tenant.id, serverIds: scope.map((s) => s.id), serverId: input.serverId ?? null, userId: input.userId ?? null, clientId: input.clientId ?? null, grantId: null, reason: input.reason },
-    ),
+    insertRevocation(tx, { db: tx, actor: ctx.actor }, kek, {
+      tenantId: tenant.id,
+      serverIds: scope.map((s) => s.id),
+      serverId: input.serverId ?? null,
+      userId: input.userId ?? null,
+      clientId: input.clientId ?? null,
+      grantId: null,
+      reason: input.reason,
+    }),
   );
 }
 

@@ -21,12 +21,7 @@ const pathSchema = z
   });
 
 export const maskingRuleInput = z.object({
-  tool: z
-    .string()
-    .trim()
-    .min(1)
-    .max(128)
-    .describe('A tool name from the server\'s catalogue, or "*" for every tool'),
+  tool: z.string().trim().min(1).max(128).describe('A tool name from the server\'s catalogue, or "*" for every tool'),
   paths: z
     .array(pathSchema)
     .min(1, "give at least one path")
@@ -45,8 +40,14 @@ const trailView = (r: Pick<MaskingRule, "tool" | "paths" | "mode">) => ({ tool: 
 
 async function checkTool(ctx: Ctx, serverId: string, tool: string) {
   if (tool === "*") return;
-  const [row] = await ctx.db.select({ id: tools.id }).from(tools).where(and(eq(tools.serverId, serverId), eq(tools.kind, "tool"), eq(tools.name, tool)));
-  if (!row) throw new AppError("validation_failed", `Tool "${tool}" is not in this server's catalogue`, [{ path: "tool", message: `tool "${tool}" is not in the catalogue; pick one of its tools or "*" for all` }]);
+  const [row] = await ctx.db
+    .select({ id: tools.id })
+    .from(tools)
+    .where(and(eq(tools.serverId, serverId), eq(tools.kind, "tool"), eq(tools.name, tool)));
+  if (!row)
+    throw new AppError("validation_failed", `Tool "${tool}" is not in this server's catalogue`, [
+      { path: "tool", message: `tool "${tool}" is not in the catalogue; pick one of its tools or "*" for all` },
+    ]);
 }
 
 /** The server's masking rules, with the tool names a rule may name. */
@@ -54,7 +55,11 @@ export async function listMaskingRules(ctx: Ctx, serverId: string) {
   const { server } = await loadServer(ctx, serverId, "servers.read");
   const [rows, toolRows] = await Promise.all([
     ctx.db.select().from(maskingRules).where(eq(maskingRules.serverId, server.id)).orderBy(asc(maskingRules.createdAt), asc(maskingRules.id)),
-    ctx.db.select({ name: tools.name }).from(tools).where(and(eq(tools.serverId, server.id), eq(tools.kind, "tool"))).orderBy(asc(tools.name)),
+    ctx.db
+      .select({ name: tools.name })
+      .from(tools)
+      .where(and(eq(tools.serverId, server.id), eq(tools.kind, "tool")))
+      .orderBy(asc(tools.name)),
   ]);
   return { serverId: server.id, items: rows.map(view), tools: toolRows.map((t) => t.name) };
 }
@@ -65,7 +70,10 @@ export async function createMaskingRule(ctx: Ctx, serverId: string, input: Maski
   await checkTool(ctx, server.id, input.tool);
   const paths = [...new Set(input.paths)];
   return ctx.db.transaction(async (tx) => {
-    const [row] = await tx.insert(maskingRules).values({ id: newId("mask"), serverId: server.id, tool: input.tool, paths, mode: input.mode, createdBy: ctx.actor.label }).returning();
+    const [row] = await tx
+      .insert(maskingRules)
+      .values({ id: newId("mask"), serverId: server.id, tool: input.tool, paths, mode: input.mode, createdBy: ctx.actor.label })
+      .returning();
     await recordEvent(tx, ctx.actor, { action: "masking.create", targetType: "masking_rule", targetId: row!.id, tenantId: server.tenantId, after: { serverId: server.id, ...trailView(row!) } });
     await republishLiveBundles(tx, ctx.actor, kek, [server.id], `masking rule added on ${server.name}`);
     return view(row!);
@@ -74,7 +82,10 @@ export async function createMaskingRule(ctx: Ctx, serverId: string, input: Maski
 
 async function loadRule(ctx: Ctx, serverId: string, ruleId: string) {
   const { server } = await loadServer(ctx, serverId, "masking.write");
-  const [rule] = await ctx.db.select().from(maskingRules).where(and(eq(maskingRules.id, ruleId), eq(maskingRules.serverId, server.id)));
+  const [rule] = await ctx.db
+    .select()
+    .from(maskingRules)
+    .where(and(eq(maskingRules.id, ruleId), eq(maskingRules.serverId, server.id)));
   if (!rule) throw notFound("Masking rule");
   return { server, rule };
 }

@@ -155,7 +155,10 @@ export function parseEgressAllow(raw: string | undefined): { policy: EgressPolic
   const cidrs: string[] = [];
   const problems: string[] = [];
   let loopback = false;
-  for (const item of (raw ?? "").split(",").map((s) => s.trim()).filter(Boolean)) {
+  for (const item of (raw ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     if (item === "loopback") loopback = true;
     else if (item === "private") cidrs.push("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7");
     else if (parseCidr(item)) cidrs.push(item);

@@ -30,7 +30,14 @@ export interface OverviewHealth {
 }
 
 const tenantCond = (col: SQL, tenants: string[] | null): SQL =>
-  tenants === null ? sql`true` : tenants.length === 0 ? sql`false` : sql`${col} in (${sql.join(tenants.map((t) => sql`${t}`), sql`, `)})`;
+  tenants === null
+    ? sql`true`
+    : tenants.length === 0
+      ? sql`false`
+      : sql`${col} in (${sql.join(
+          tenants.map((t) => sql`${t}`),
+          sql`, `,
+        )})`;
 
 /**
  * Everything the Overview shows about operational health, scoped to what the

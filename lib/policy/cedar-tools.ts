@@ -81,7 +81,11 @@ export function policyJsonProblems(policy: PolicyJson): CedarIssue[] {
   };
   const walk = (v: unknown) => {
     if (typeof v === "number") {
-      if (!Number.isSafeInteger(v)) add(`integer literal ${Number.isFinite(v) ? BigInt(Math.trunc(v)) : v} is out of range: integers in policies are limited to ±${MAX_POLICY_INTEGER} (2^53 − 1)`, "use a smaller bound; a larger one cannot be compiled exactly");
+      if (!Number.isSafeInteger(v))
+        add(
+          `integer literal ${Number.isFinite(v) ? BigInt(Math.trunc(v)) : v} is out of range: integers in policies are limited to ±${MAX_POLICY_INTEGER} (2^53 − 1)`,
+          "use a smaller bound; a larger one cannot be compiled exactly",
+        );
       return;
     }
     if (!v || typeof v !== "object") return;
@@ -90,7 +94,8 @@ export function policyJsonProblems(policy: PolicyJson): CedarIssue[] {
   };
   walk(policy);
   for (const e of entityRefs(policy)) {
-    if (e.type === "User" && !e.id.includes("#")) add(`User::${JSON.stringify(e.id)} matches no user: user ids are issuer-qualified: write User::${JSON.stringify(`<issuer>#${e.id}`)} or principal.sub == ${JSON.stringify(e.id)}`);
+    if (e.type === "User" && !e.id.includes("#"))
+      add(`User::${JSON.stringify(e.id)} matches no user: user ids are issuer-qualified: write User::${JSON.stringify(`<issuer>#${e.id}`)} or principal.sub == ${JSON.stringify(e.id)}`);
   }
   return out;
 }
@@ -180,7 +185,11 @@ export function confine(policy: PolicyJson, tenantIds: string[], serverId: strin
 }
 
 /** The strict validation call of a policy set against a schema. */
-export const validationCall = (schema: SchemaJson<string>, policies: Record<string, string> | string): ValidationCall => ({ schema, policies: { staticPolicies: policies }, validationSettings: { mode: "strict" } });
+export const validationCall = (schema: SchemaJson<string>, policies: Record<string, string> | string): ValidationCall => ({
+  schema,
+  policies: { staticPolicies: policies },
+  validationSettings: { mode: "strict" },
+});
 
 /** Strict validation of a policy set against a schema; every problem at once. */
 export function validatePolicies(schema: SchemaJson<string>, policies: Record<string, string> | string): CedarIssue[] {

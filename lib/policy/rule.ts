@@ -5,8 +5,11 @@ import { ENTITY_TYPE, MAX_ENTRY_KEY } from "@/lib/enforcement/catalogue-entry";
 import { ACTION_TARGETS, actions as cedarActions } from "@/lib/enforcement/model";
 
 // Values are embedded in Cedar string literals: no control characters.
-// eslint-disable-next-line no-control-regex -- the point is to match control characters
-const safeString = z.string().max(500).regex(/^[^\x00-\x1f\x7f]*$/, "must not contain control characters");
+const safeString = z
+  .string()
+  .max(500)
+  // eslint-disable-next-line no-control-regex -- the point is to match control characters
+  .regex(/^[^\x00-\x1f\x7f]*$/, "must not contain control characters");
 const argName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/, "must be an argument name");
 const scalar = z.union([safeString, z.number().int().safe(), z.boolean()]);
 
@@ -14,11 +17,12 @@ export const policyRuleSchema = z
   .object({
     effect: z.enum(["permit", "forbid"]),
     actions: z.array(z.enum(cedarActions)).min(1, "choose at least one action").default(["call_tool"]),
-    target: z.enum(["resource", "resourceTemplate", "prompt"]).optional().describe("What the rule is about: tools when absent, else resources (by URI), resource templates (by URI template) or prompts"),
+    target: z
+      .enum(["resource", "resourceTemplate", "prompt"])
+      .optional()
+      .describe("What the rule is about: tools when absent, else resources (by URI), resource templates (by URI template) or prompts"),
     tools: z.array(safeString.min(1).max(MAX_ENTRY_KEY)).max(500).default([]),
-    toolFilter: z
-      .object({ risk: z.array(z.enum(riskLevels)).optional(), readOnly: z.boolean().optional(), destructive: z.boolean().optional() })
-      .optional(),
+    toolFilter: z.object({ risk: z.array(z.enum(riskLevels)).optional(), readOnly: z.boolean().optional(), destructive: z.boolean().optional() }).optional(),
     principals: z.object({ users: z.array(safeString.min(1)).max(200).default([]), groups: z.array(safeString.min(1)).max(200).default([]) }).prefault({}),
     clients: z.array(safeString.min(1)).max(200).default([]),
     conditions: z
@@ -38,9 +42,7 @@ export const policyRuleSchema = z
       .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/, "must be an approver group name (letters, digits, _ . : -)")
       .optional()
       .describe("For a forbid: ask a member of this approver group instead of denying (@approval)"),
-    time: z
-      .object({ fromHour: z.number().int().min(0).max(23), toHour: z.number().int().min(1).max(24), days: z.array(z.number().int().min(0).max(6)).max(7).optional() })
-      .optional(),
+    time: z.object({ fromHour: z.number().int().min(0).max(23), toHour: z.number().int().min(1).max(24), days: z.array(z.number().int().min(0).max(6)).max(7).optional() }).optional(),
   })
   .superRefine((r, ctx) => {
     r.conditions.forEach((c, i) => {
@@ -51,15 +53,22 @@ export const policyRuleSchema = z
       if (c.op === "like" && typeof c.value !== "string") ctx.addIssue({ code: "custom", path: ["conditions", i, "value"], message: "must be a pattern such as prefix*" });
     });
     if (r.approval && r.effect !== "forbid") ctx.addIssue({ code: "custom", path: ["approval"], message: "only a forbid can ask for approval" });
-    if (r.tools.length === 0 && !r.toolFilter) ctx.addIssue({ code: "custom", path: ["tools"], message: r.target ? "name at least one, or a risk filter" : "name tools or a tool filter (risk or annotation)" });
+    if (r.tools.length === 0 && !r.toolFilter)
+      ctx.addIssue({ code: "custom", path: ["tools"], message: r.target ? "name at least one, or a risk filter" : "name tools or a tool filter (risk or annotation)" });
     const kind = r.target ?? "tool";
     r.actions.forEach((a, i) => {
-      if (!ACTION_TARGETS[a].includes(kind)) ctx.addIssue({ code: "custom", path: ["actions", i], message: `${a} does not apply to ${kind === "tool" ? "tools" : kind === "resource" ? "resources" : kind === "resourceTemplate" ? "resource templates" : "prompts"}` });
+      if (!ACTION_TARGETS[a].includes(kind))
+        ctx.addIssue({
+          code: "custom",
+          path: ["actions", i],
+          message: `${a} does not apply to ${kind === "tool" ? "tools" : kind === "resource" ? "resources" : kind === "resourceTemplate" ? "resource templates" : "prompts"}`,
+        });
     });
-    if (kind === "tool") r.tools.forEach((t, i) => {
-      const ok = toolNameSchema.safeParse(t);
-      if (!ok.success) ctx.addIssue({ code: "custom", path: ["tools", i], message: ok.error.issues[0]?.message ?? "is not a tool name" });
-    });
+    if (kind === "tool")
+      r.tools.forEach((t, i) => {
+        const ok = toolNameSchema.safeParse(t);
+        if (!ok.success) ctx.addIssue({ code: "custom", path: ["tools", i], message: ok.error.issues[0]?.message ?? "is not a tool name" });
+      });
     if (r.approval && kind !== "tool") ctx.addIssue({ code: "custom", path: ["approval"], message: "approval applies to tool calls only" });
   });
 

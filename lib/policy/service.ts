@@ -31,7 +31,11 @@ export const policyInput = z
     description: z.string().trim().max(2000).default(""),
     kind: z.enum(["rule", "cedar"]),
     rule: policyRuleSchema.optional().describe("For kind rule: the rule-editor form"),
-    cedar: z.string().max(64 * 1024).optional().describe("For kind cedar: the policy text"),
+    cedar: z
+      .string()
+      .max(64 * 1024)
+      .optional()
+      .describe("For kind cedar: the policy text"),
     enabled: z.boolean().default(true),
   })
   .superRefine((v, ctx) => {
@@ -42,14 +46,22 @@ export const policyUpdateInput = z.object({
   name: name.optional(),
   description: z.string().trim().max(2000).optional(),
   rule: policyRuleSchema.optional(),
-  cedar: z.string().max(64 * 1024).optional(),
+  cedar: z
+    .string()
+    .max(64 * 1024)
+    .optional(),
   enabled: z.boolean().optional(),
-  baseUpdatedAt: z.iso
-    .datetime({ offset: true })
-    .optional()
-    .describe("The policy's updatedAt as the editor loaded it: the save is refused (409) if it changed since (optimistic concurrency)"),
+  baseUpdatedAt: z.iso.datetime({ offset: true }).optional().describe("The policy's updatedAt as the editor loaded it: the save is refused (409) if it changed since (optimistic concurrency)"),
 });
-export const cedarCheckInput = z.object({ tenantId: z.string(), serverId: z.string(), cedar: z.string().max(64 * 1024).optional(), rule: policyRuleSchema.optional() });
+export const cedarCheckInput = z.object({
+  tenantId: z.string(),
+  serverId: z.string(),
+  cedar: z
+    .string()
+    .max(64 * 1024)
+    .optional(),
+  rule: policyRuleSchema.optional(),
+});
 
 /** Nesting allowed in a test's or a simulation's arguments (the decision reads top-level values only). */
 const MAX_ARGS_DEPTH = 16;
@@ -119,7 +131,13 @@ export async function checkCedar(ctx: Ctx, tenantId: string, serverId: string, t
 }
 
 /** checkCedar, and the formatted text when there is no issue. Admin text is parsed in the isolated Cedar worker, bounded first. */
-async function checkCedarText(ctx: Ctx, tenantId: string, serverId: string, text: string, opts: { snap?: RegistrySnapshot; format?: boolean } = {}): Promise<{ issues: CedarIssue[]; formatted: string | null }> {
+async function checkCedarText(
+  ctx: Ctx,
+  tenantId: string,
+  serverId: string,
+  text: string,
+  opts: { snap?: RegistrySnapshot; format?: boolean } = {},
+): Promise<{ issues: CedarIssue[]; formatted: string | null }> {
   const s = (opts.snap ?? (await loadSnapshot(ctx.db, [serverId]))).servers.find((x) => x.id === serverId)!;
   const approved = s.tools.filter((t) => t.approved && !t.blocked).map((t) => ({ kind: t.kind, name: t.name, inputSchema: t.approved!.inputSchema }));
   const { schema, types, stringArgs } = serverSchemaOf(approved);
@@ -131,7 +149,8 @@ async function checkCedarText(ctx: Ctx, tenantId: string, serverId: string, text
   const entityTypes = new Set(Object.values(ENTITY_TYPE) as string[]);
   for (const json of analysis.policies) {
     issues.push(...policyJsonProblems(json));
-    for (const a of argRefs(json)) if (!(a in types) && !stringArgs.includes(a)) issues.push({ message: `argument "${a}" is not an argument of any approved tool, prompt or resource template of ${s.name}` });
+    for (const a of argRefs(json))
+      if (!(a in types) && !stringArgs.includes(a)) issues.push({ message: `argument "${a}" is not an argument of any approved tool, prompt or resource template of ${s.name}` });
     for (const e of entityRefs(json)) {
       if (entityTypes.has(e.type) && (!e.id.startsWith(`${serverId}/`) || !known.has(`${e.type}::${e.id}`))) issues.push({ message: `${e.type}::"${e.id}" is not in the catalogue of ${s.name}` });
       if (e.type === "Server" && e.id !== serverId) issues.push({ message: `Server::"${e.id}" is not this policy's server` });
@@ -172,7 +191,13 @@ export async function serverSchema(ctx: Ctx, serverId: string) {
   const { schema, types, conflicts } = serverSchemaOf(approved);
   // Each tool's own argument names, so the editor completes context.args.* for the tools a policy names.
   const toolArgs = (t: (typeof snap.servers)[number]["tools"][number]) => (t.approved ? Object.keys(argumentTypes([{ inputSchema: t.approved.inputSchema }]).types).sort() : []);
-  return { schema, text: schemaText(schema), arguments: types, conflicts, tools: snap.servers[0]!.tools.map((t) => ({ kind: t.kind ?? "tool", name: t.name, approved: Boolean(t.approved), blocked: t.blocked, arguments: toolArgs(t) })) };
+  return {
+    schema,
+    text: schemaText(schema),
+    arguments: types,
+    conflicts,
+    tools: snap.servers[0]!.tools.map((t) => ({ kind: t.kind ?? "tool", name: t.name, approved: Boolean(t.approved), blocked: t.blocked, arguments: toolArgs(t) })),
+  };
 }
 
 export async function listPolicies(ctx: Ctx, q: { tenantId?: string; serverId?: string }) {
@@ -184,7 +209,12 @@ export async function listPolicies(ctx: Ctx, q: { tenantId?: string; serverId?: 
   }
   if (q.tenantId) filters.push(eq(policies.tenantId, q.tenantId));
   if (q.serverId) filters.push(eq(policies.serverId, q.serverId));
-  const rows = await ctx.db.select().from(policies).where(filters.length ? and(...filters) : undefined).orderBy(asc(policies.name)).limit(500);
+  const rows = await ctx.db
+    .select()
+    .from(policies)
+    .where(filters.length ? and(...filters) : undefined)
+    .orderBy(asc(policies.name))
+    .limit(500);
   return { items: rows.map(publicPolicy) };
 }
 
@@ -213,7 +243,17 @@ export async function createPolicy(ctx: Ctx, input: z.infer<typeof policyInput>)
     return await ctx.db.transaction(async (tx) => {
       const [row] = await tx
         .insert(policies)
-        .values({ id, tenantId: input.tenantId, serverId: input.serverId, name: input.name, description: input.description, kind: input.kind, rule: (input.rule as PolicyRule | undefined) ?? null, cedar, enabled: input.enabled })
+        .values({
+          id,
+          tenantId: input.tenantId,
+          serverId: input.serverId,
+          name: input.name,
+          description: input.description,
+          kind: input.kind,
+          rule: (input.rule as PolicyRule | undefined) ?? null,
+          cedar,
+          enabled: input.enabled,
+        })
         .returning();
       await recordEvent(tx, ctx.actor, { action: "policy.create", targetType: "policy", targetId: id, tenantId: input.tenantId, after: { name: input.name, cedar } });
       return publicPolicy(row!);
@@ -241,7 +281,14 @@ export async function updatePolicy(ctx: Ctx, id: string, { baseUpdatedAt, ...inp
         .where(and(eq(policies.id, before.id), unchanged))
         .returning();
       if (!row) throw stale();
-      await recordEvent(tx, ctx.actor, { action: "policy.update", targetType: "policy", targetId: id, tenantId: before.tenantId, before: { name: before.name, enabled: before.enabled, cedar: before.cedar }, after: { name: row!.name, enabled: row!.enabled, cedar } });
+      await recordEvent(tx, ctx.actor, {
+        action: "policy.update",
+        targetType: "policy",
+        targetId: id,
+        tenantId: before.tenantId,
+        before: { name: before.name, enabled: before.enabled, cedar: before.cedar },
+        after: { name: row!.name, enabled: row!.enabled, cedar },
+      });
       return publicPolicy(row!);
     });
   } catch (err) {
@@ -279,7 +326,12 @@ export async function listTests(ctx: Ctx, q: { tenantId?: string; serverId?: str
   }
   if (q.tenantId) filters.push(eq(policyTests.tenantId, q.tenantId));
   if (q.serverId) filters.push(eq(policyTests.serverId, q.serverId));
-  const rows = await ctx.db.select().from(policyTests).where(filters.length ? and(...filters) : undefined).orderBy(asc(policyTests.name)).limit(1000);
+  const rows = await ctx.db
+    .select()
+    .from(policyTests)
+    .where(filters.length ? and(...filters) : undefined)
+    .orderBy(asc(policyTests.name))
+    .limit(1000);
   return { items: rows.map(publicTest) };
 }
 
@@ -288,7 +340,10 @@ export async function createTest(ctx: Ctx, input: z.infer<typeof policyTestInput
   const id = newId("policyTest");
   try {
     return await ctx.db.transaction(async (tx) => {
-      const [row] = await tx.insert(policyTests).values({ id, ...input }).returning();
+      const [row] = await tx
+        .insert(policyTests)
+        .values({ id, ...input })
+        .returning();
       await recordEvent(tx, ctx.actor, { action: "policy_test.create", targetType: "policy_test", targetId: id, tenantId: input.tenantId, after: input });
       return publicTest(row!);
     });
@@ -302,7 +357,11 @@ export async function updateTest(ctx: Ctx, id: string, input: z.infer<typeof pol
   const before = await loadTest(ctx, id, true);
   try {
     return await ctx.db.transaction(async (tx) => {
-      const [row] = await tx.update(policyTests).set({ ...input, updatedAt: new Date() }).where(eq(policyTests.id, before.id)).returning();
+      const [row] = await tx
+        .update(policyTests)
+        .set({ ...input, updatedAt: new Date() })
+        .where(eq(policyTests.id, before.id))
+        .returning();
       await recordEvent(tx, ctx.actor, { action: "policy_test.update", targetType: "policy_test", targetId: id, tenantId: before.tenantId, before: publicTest(before), after: input });
       return publicTest(row!);
     });

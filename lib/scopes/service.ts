@@ -19,7 +19,11 @@ export const putScopeMappingInput = z.object({
 export async function getScopeMapping(ctx: Ctx, serverId: string) {
   const { server } = await loadServer(ctx, serverId, "servers.read");
   const [current] = await ctx.db.select().from(scopeMappings).where(eq(scopeMappings.serverId, server.id)).orderBy(desc(scopeMappings.version)).limit(1);
-  const toolRows = await ctx.db.select().from(tools).where(and(eq(tools.serverId, server.id), eq(tools.kind, "tool"))).orderBy(asc(tools.name));
+  const toolRows = await ctx.db
+    .select()
+    .from(tools)
+    .where(and(eq(tools.serverId, server.id), eq(tools.kind, "tool")))
+    .orderBy(asc(tools.name));
   return {
     serverId: server.id,
     version: current?.version ?? 0,
@@ -40,7 +44,14 @@ export async function listScopeMappingVersions(ctx: Ctx, serverId: string) {
 /** Saves a new version of the matrix. Every scope must be supported and every tool known. */
 export async function putScopeMapping(ctx: Ctx, serverId: string, input: z.infer<typeof putScopeMappingInput>) {
   const { server } = await loadServer(ctx, serverId, "scopes.write");
-  const known = new Set((await ctx.db.select({ name: tools.name }).from(tools).where(and(eq(tools.serverId, server.id), eq(tools.kind, "tool")))).map((t) => t.name));
+  const known = new Set(
+    (
+      await ctx.db
+        .select({ name: tools.name })
+        .from(tools)
+        .where(and(eq(tools.serverId, server.id), eq(tools.kind, "tool")))
+    ).map((t) => t.name),
+  );
   const issues: { path: string; message: string }[] = [];
   const mapping: Record<string, string[]> = {};
   for (const [scope, names] of Object.entries(input.mapping)) {
@@ -58,7 +69,10 @@ export async function putScopeMapping(ctx: Ctx, serverId: string, input: z.infer
       const [current] = await tx.select().from(scopeMappings).where(eq(scopeMappings.serverId, server.id)).orderBy(desc(scopeMappings.version)).limit(1);
       const version = current?.version ?? 0;
       if (version !== input.baseVersion) throw new AppError("conflict", `Someone saved version ${version} meanwhile; reload and apply your change again`);
-      const [row] = await tx.insert(scopeMappings).values({ id: newId("scopeMapping"), serverId: server.id, version: version + 1, mapping, createdBy: ctx.actor.label }).returning();
+      const [row] = await tx
+        .insert(scopeMappings)
+        .values({ id: newId("scopeMapping"), serverId: server.id, version: version + 1, mapping, createdBy: ctx.actor.label })
+        .returning();
       await recordEvent(tx, ctx.actor, { action: "scopes.update", targetType: "server", targetId: server.id, tenantId: server.tenantId, before: current?.mapping ?? {}, after: mapping });
       return { version: row!.version, mapping: row!.mapping };
     });

@@ -5,18 +5,19 @@ import { canonicalResourceUri, checkHttpUrl } from "@/lib/enforcement/resource-u
 export const allowedAlgorithms = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"] as const;
 
 const refineUri = (check: typeof canonicalResourceUri) =>
-  z.string().max(2048).transform((v, ctx) => {
-    const r = check(v);
-    if (!r.ok) {
-      ctx.addIssue({ code: "custom", message: r.error });
-      return z.NEVER;
-    }
-    return r.uri;
-  });
+  z
+    .string()
+    .max(2048)
+    .transform((v, ctx) => {
+      const r = check(v);
+      if (!r.ok) {
+        ctx.addIssue({ code: "custom", message: r.error });
+        return z.NEVER;
+      }
+      return r.uri;
+    });
 
-export const resourceUriSchema = refineUri(canonicalResourceUri).describe(
-  "Canonical resource URI (RFC 8707): absolute https URI without fragment or query; normalized",
-);
+export const resourceUriSchema = refineUri(canonicalResourceUri).describe("Canonical resource URI (RFC 8707): absolute https URI without fragment or query; normalized");
 export const upstreamUrlSchema = refineUri((v) => checkHttpUrl(v)).describe("Streamable HTTP endpoint of the upstream MCP server");
 // An issuer identifier is compared with the token's `iss` as an exact string
 // (RFC 8414 §2, RFC 9068): validated, but kept exactly as the admin wrote it,
@@ -35,9 +36,7 @@ export const trustedIssuerSchema = z
   .object({
     issuer: issuerUrlSchema.describe("Issuer identifier (iss)"),
     jwksUri: issuerUrlSchema.optional().describe("JWKS URI; omit to use discovery"),
-    revocationEndpoint: issuerUrlSchema
-      .optional()
-      .describe("RFC 7009 revocation endpoint (https, or http on loopback): agents report tokens they refuse as revoked"),
+    revocationEndpoint: issuerUrlSchema.optional().describe("RFC 7009 revocation endpoint (https, or http on loopback): agents report tokens they refuse as revoked"),
     discovery: z.boolean().default(true).describe("Find the JWKS through the issuer's metadata"),
     algorithms: z.array(z.enum(allowedAlgorithms)).min(1, "choose at least one algorithm").default(["RS256", "ES256"]),
     claims: z
@@ -70,7 +69,9 @@ const serverFields = {
   tenantIds: uniqueList(z.string(), 500, "tenants").describe("Other tenants allowed to use this server"),
   dpop: z
     .enum(["off", "allowed", "required"])
-    .describe('Sender-constrained tokens (DPoP, RFC 9449) at the agent: "off", "allowed" (DPoP-bound tokens must come with a valid proof, bearer tokens still pass) or "required" (only DPoP-bound tokens)'),
+    .describe(
+      'Sender-constrained tokens (DPoP, RFC 9449) at the agent: "off", "allowed" (DPoP-bound tokens must come with a valid proof, bearer tokens still pass) or "required" (only DPoP-bound tokens)',
+    ),
   upstreamLogging: z
     .boolean()
     .describe("Whether logging/setLevel and the upstream's notifications/message pass the agent. Off by default: an upstream's log can carry the credential the agent injects and other callers' data"),

@@ -90,7 +90,15 @@ export interface ServerListQuery extends PageQuery {
 export async function listServers(ctx: Ctx, q: ServerListQuery): Promise<Page<PublicServer & { toolCount: number; pendingCount: number }>> {
   const filters: SQL[] = [];
   const usableBy = (ids: string[]) =>
-    or(inArray(servers.tenantId, ids), exists(ctx.db.select({ x: sql`1` }).from(serverTenants).where(and(eq(serverTenants.serverId, servers.id), inArray(serverTenants.tenantId, ids)))))!;
+    or(
+      inArray(servers.tenantId, ids),
+      exists(
+        ctx.db
+          .select({ x: sql`1` })
+          .from(serverTenants)
+          .where(and(eq(serverTenants.serverId, servers.id), inArray(serverTenants.tenantId, ids))),
+      ),
+    )!;
   if (!seesAllTenants(ctx.actor)) {
     const mine = [...ctx.actor.tenantRoles.keys()];
     if (mine.length === 0) return { items: [], total: 0, page: q.page, pageSize: q.pageSize };
@@ -145,7 +153,10 @@ export async function createServer(ctx: Ctx, input: CreateServerInput) {
   try {
     return await ctx.db.transaction(async (tx) => {
       const { tenantIds: _ignored, ...fields } = input;
-      const [row] = await tx.insert(servers).values({ id, ...fields }).returning();
+      const [row] = await tx
+        .insert(servers)
+        .values({ id, ...fields })
+        .returning();
       await tx.insert(serverTenants).values([owner.id, ...shared].map((tenantId) => ({ serverId: id, tenantId })));
       // Trust is granted by each tenant: the owner trusts the issuers it gives, and each tenant the
       // server is shared with (the actor administers it, checkSharing) is offered them too.
@@ -173,7 +184,11 @@ export async function updateServer(ctx: Ctx, serverId: string, input: UpdateServ
   try {
     return await ctx.db.transaction(async (tx) => {
       const { tenantIds: _ignored, ...fields } = input;
-      const [row] = await tx.update(servers).set({ ...fields, updatedAt: new Date() }).where(eq(servers.id, server.id)).returning();
+      const [row] = await tx
+        .update(servers)
+        .set({ ...fields, updatedAt: new Date() })
+        .where(eq(servers.id, server.id))
+        .returning();
       if (row!.upstreamUrl !== server.upstreamUrl) await suspendForOriginChange(tx, ctx.actor, server, row!.upstreamUrl, kek);
       if (input.tenantIds) {
         await tx.delete(serverTenants).where(eq(serverTenants.serverId, server.id));

@@ -19,12 +19,14 @@ export const updateTenantInput = z
   .refine((v) => v.name !== undefined || v.status !== undefined, "nothing to change");
 
 export function slugify(name: string): string {
-  return name
-    .normalize("NFKD")
-    .toLowerCase()
-    .replace(/[^a-z0-9]+/g, "-")
-    .replace(/^-+|-+$/g, "")
-    .slice(0, 60) || "tenant";
+  return (
+    name
+      .normalize("NFKD")
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, "-")
+      .replace(/^-+|-+$/g, "")
+      .slice(0, 60) || "tenant"
+  );
 }
 
 export function publicTenant(t: Tenant) {
@@ -78,7 +80,10 @@ export async function createTenant(ctx: Ctx, input: z.infer<typeof createTenantI
   const id = newId("tenant");
   try {
     return await ctx.db.transaction(async (tx) => {
-      const [row] = await tx.insert(tenants).values({ id, name: input.name, slug: slugify(input.name) }).returning();
+      const [row] = await tx
+        .insert(tenants)
+        .values({ id, name: input.name, slug: slugify(input.name) })
+        .returning();
       const out = publicTenant(row!);
       await recordEvent(tx, ctx.actor, { action: "tenant.create", targetType: "tenant", targetId: id, tenantId: id, after: out });
       return out;
@@ -160,7 +165,10 @@ export async function addMember(ctx: Ctx, tenantId: string, input: z.infer<typeo
 
 async function loadMembership(ctx: Ctx, tenantId: string, userId: string) {
   const t = await loadTenant(ctx, tenantId, "members.write");
-  const [m] = await ctx.db.select().from(memberships).where(and(eq(memberships.tenantId, t.id), eq(memberships.userId, userId)));
+  const [m] = await ctx.db
+    .select()
+    .from(memberships)
+    .where(and(eq(memberships.tenantId, t.id), eq(memberships.userId, userId)));
   if (!m) throw notFound("Member");
   return { t, m };
 }
@@ -169,7 +177,10 @@ export async function updateMember(ctx: Ctx, tenantId: string, userId: string, i
   const { t, m } = await loadMembership(ctx, tenantId, userId);
   if (userId === ctx.actor.userId && ctx.actor.globalRole !== "owner") throw new AppError("bad_request", "You cannot change your own role");
   await ctx.db.transaction(async (tx) => {
-    await tx.update(memberships).set({ role: input.role }).where(and(eq(memberships.tenantId, t.id), eq(memberships.userId, m.userId)));
+    await tx
+      .update(memberships)
+      .set({ role: input.role })
+      .where(and(eq(memberships.tenantId, t.id), eq(memberships.userId, m.userId)));
     await recordEvent(tx, ctx.actor, { action: "member.update", targetType: "user", targetId: m.userId, tenantId: t.id, before: { role: m.role }, after: { role: input.role } });
   });
   return { userId: m.userId, role: input.role };

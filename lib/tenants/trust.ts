@@ -23,7 +23,12 @@ import { loadTenant } from "./service";
 export const MAX_TENANT_ISSUERS = 20;
 
 // A literal claim name (Auth0 style `https://example.com/tenant`) or a dot-separated path (`realm_access.roles`).
-const claimPath = z.string().trim().min(1).max(256).regex(/^[^\s]+$/, "must be a claim name or a dot-separated path without spaces");
+const claimPath = z
+  .string()
+  .trim()
+  .min(1)
+  .max(256)
+  .regex(/^[^\s]+$/, "must be a claim name or a dot-separated path without spaces");
 
 export const tenantMappingSchema = z
   .discriminatedUnion("mode", [
@@ -112,7 +117,10 @@ export async function createTenantIssuer(ctx: Ctx, tenantId: string, input: Tena
     return await ctx.db.transaction(async (tx) => {
       const existing = await tx.select({ id: tenantIssuers.id }).from(tenantIssuers).where(eq(tenantIssuers.tenantId, t.id));
       if (existing.length >= MAX_TENANT_ISSUERS) throw new AppError("conflict", `A tenant trusts at most ${MAX_TENANT_ISSUERS} issuers`);
-      const [r] = await tx.insert(tenantIssuers).values({ id: newId("tenantIssuer"), tenantId: t.id, ...row(input) }).returning();
+      const [r] = await tx
+        .insert(tenantIssuers)
+        .values({ id: newId("tenantIssuer"), tenantId: t.id, ...row(input) })
+        .returning();
       const out = publicTenantIssuer(r!);
       await recordEvent(tx, ctx.actor, { action: "tenant.issuer.create", targetType: "tenant_issuer", targetId: r!.id, tenantId: t.id, after: out });
       return out;
@@ -125,7 +133,10 @@ export async function createTenantIssuer(ctx: Ctx, tenantId: string, input: Tena
 async function loadEntry(ctx: Ctx, tenantId: string, issuerId: string, perm: "tenants.read" | "tenants.write"): Promise<TenantIssuer> {
   const t = await loadTenant(ctx, tenantId, perm);
   // The tenant comes from the loaded row: an entry of another tenant is not found.
-  const [r] = await ctx.db.select().from(tenantIssuers).where(and(eq(tenantIssuers.id, issuerId), eq(tenantIssuers.tenantId, t.id)));
+  const [r] = await ctx.db
+    .select()
+    .from(tenantIssuers)
+    .where(and(eq(tenantIssuers.id, issuerId), eq(tenantIssuers.tenantId, t.id)));
   if (!r) throw notFound("Trusted issuer");
   return r;
 }

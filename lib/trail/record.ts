@@ -24,10 +24,7 @@ export interface AgentActor {
  * change, so the trail and the data can never disagree.
  */
 export async function recordEvent(db: Db, actor: Actor | AgentActor | "system", entry: TrailEntry): Promise<void> {
-  const who =
-    actor === "system"
-      ? { actorType: "system" as const, actorId: "system", actorLabel: "system" }
-      : { actorType: actor.type, actorId: actor.id, actorLabel: actor.label };
+  const who = actor === "system" ? { actorType: "system" as const, actorId: "system", actorLabel: "system" } : { actorType: actor.type, actorId: actor.id, actorLabel: actor.label };
   await db.insert(auditEvents).values({
     id: newId("event"),
     // Millisecond precision, so the (at, id) keyset cursor round-trips exactly through JS dates.

@@ -90,7 +90,11 @@ export async function listTrail(ctx: Ctx, q: z.infer<typeof trailQuery>) {
 }
 
 /** The filtered trail as a streamed CSV or NDJSON export (same scoping as the list). */
-export function exportTrail(ctx: Ctx, q: z.infer<typeof trailExportQuery>, opts: { maxRows?: number; chunk?: number } = {}): { stream: ReadableStream<Uint8Array>; filename: string; format: ExportFormat } {
+export function exportTrail(
+  ctx: Ctx,
+  q: z.infer<typeof trailExportQuery>,
+  opts: { maxRows?: number; chunk?: number } = {},
+): { stream: ReadableStream<Uint8Array>; filename: string; format: ExportFormat } {
   const conds = trailConditions(ctx, q);
   const format = q.format ?? "csv";
   type Row = Awaited<ReturnType<typeof trailPage>>[number];
@@ -98,7 +102,19 @@ export function exportTrail(ctx: Ctx, q: z.infer<typeof trailExportQuery>, opts:
     {
       page: (after, limit) => (conds ? trailPage(ctx, conds, after && { at: after.atKey, id: after.id }, limit) : Promise.resolve([])),
       csvHeader: ["id", "at", "actor_type", "actor_id", "actor_label", "action", "target_type", "target_id", "tenant_id", "before", "after"],
-      csvRow: (e) => [e.id, e.at, e.actorType, e.actorId, e.actorLabel, e.action, e.targetType, e.targetId, e.tenantId, e.before === null ? "" : JSON.stringify(e.before), e.after === null ? "" : JSON.stringify(e.after)],
+      csvRow: (e) => [
+        e.id,
+        e.at,
+        e.actorType,
+        e.actorId,
+        e.actorLabel,
+        e.action,
+        e.targetType,
+        e.targetId,
+        e.tenantId,
+        e.before === null ? "" : JSON.stringify(e.before),
+        e.after === null ? "" : JSON.stringify(e.after),
+      ],
       json: ({ atKey: _k, ...e }) => e,
     },
     format,

@@ -25,4 +25,3 @@ export function bundleCredential(e: VaultEntry, upstreamUrl: string): BundleCred
   const line: BundleCredential = { entryId: e.id, serverId: e.serverId, tenantId: e.tenantId, kind: e.kind, placement: e.placement, version: e.currentVersion, origin: e.boundOrigin };
   return isSuspended(e, upstreamUrl) ? { ...line, suspended: { from: e.boundOrigin, to: upstreamOrigin(upstreamUrl) } } : line;
 }
-

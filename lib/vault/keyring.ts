@@ -98,7 +98,10 @@ export async function rewrapAll(db: Db, keyring: readonly Kek[], batchSize = 200
       if (!old) throw new Error(`signing key ${kid} is sealed with key-encryption key "${row.kekId}", which is not configured`);
       const der = unseal(old, row.sealedPrivateKey, signingKeyAad(kid));
       try {
-        await tx.update(signingKeys).set({ sealedPrivateKey: seal(active, der, signingKeyAad(kid)), kekId: active.id }).where(eq(signingKeys.kid, kid));
+        await tx
+          .update(signingKeys)
+          .set({ sealedPrivateKey: seal(active, der, signingKeyAad(kid)), kekId: active.id })
+          .where(eq(signingKeys.kid, kid));
       } finally {
         der.fill(0);
       }

@@ -52,6 +52,12 @@ export async function suspendForOriginChange(
       after: { boundOrigin: e.boundOrigin, upstreamOrigin: to, suspended: true, reason: "the server's upstream origin changed" },
     });
   }
-  await republishLiveBundles(tx, actor, kek, [server.id], `server ${server.name}: upstream origin changed from ${from} to ${to}; ${entries.length} vault entr${entries.length === 1 ? "y" : "ies"} suspended`);
+  await republishLiveBundles(
+    tx,
+    actor,
+    kek,
+    [server.id],
+    `server ${server.name}: upstream origin changed from ${from} to ${to}; ${entries.length} vault entr${entries.length === 1 ? "y" : "ies"} suspended`,
+  );
   return entries.length;
 }

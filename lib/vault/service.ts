@@ -115,7 +115,12 @@ export const resolveCredentialInput = z.object({
 });
 
 export const confirmOriginInput = z.object({
-  origin: z.string().max(300).describe("The server's current upstream origin (scheme://host[:port]) as shown on the entry: the secret is confirmed for exactly this origin, so a confirmation never applies to an upstream changed since it was read"),
+  origin: z
+    .string()
+    .max(300)
+    .describe(
+      "The server's current upstream origin (scheme://host[:port]) as shown on the entry: the secret is confirmed for exactly this origin, so a confirmation never applies to an upstream changed since it was read",
+    ),
 });
 export type ConfirmOriginInput = z.input<typeof confirmOriginInput>;
 export type CreateEntryInput = z.input<typeof createEntryInput>;
@@ -125,7 +130,12 @@ export type UpdateEntryInput = z.input<typeof updateEntryInput>;
 /** Parses with zod, turning problems into one AppError with every field issue (never echoing a value). */
 function parse<S extends z.ZodType>(schema: S, raw: unknown): z.infer<S> {
   const r = schema.safeParse(raw);
-  if (!r.success) throw new AppError("validation_failed", "The request is not valid", r.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })));
+  if (!r.success)
+    throw new AppError(
+      "validation_failed",
+      "The request is not valid",
+      r.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
+    );
   return r.data;
 }
 
@@ -326,7 +336,19 @@ export async function listEntries(ctx: Ctx, q: { serverId?: string; tenantId?: s
 
 const addDays = (d: Date, days: number | null | undefined) => (days ? new Date(d.getTime() + days * 86_400_000) : null);
 const trailVersion = (v: { version: number; fingerprint: string; lastChars: string }) => ({ version: v.version, fingerprint: v.fingerprint, lastChars: v.lastChars });
-const trailEntry = (e: VaultEntry) => ({ name: e.name, kind: e.kind, serverId: e.serverId, tenantId: e.tenantId, placement: e.placement, oauth: e.oauth, notes: e.notes, owner: e.owner, rotationIntervalDays: e.rotationIntervalDays, status: e.status, currentVersion: e.currentVersion });
+const trailEntry = (e: VaultEntry) => ({
+  name: e.name,
+  kind: e.kind,
+  serverId: e.serverId,
+  tenantId: e.tenantId,
+  placement: e.placement,
+  oauth: e.oauth,
+  notes: e.notes,
+  owner: e.owner,
+  rotationIntervalDays: e.rotationIntervalDays,
+  status: e.status,
+  currentVersion: e.currentVersion,
+});
 
 /** Creates an entry with version 1 current. Needs vault.write in the entry's tenant (shared entries: the server's owning tenant). */
 export async function createEntry(ctx: Ctx, raw: CreateEntryInput, kek: Kek): Promise<PublicEntry> {
@@ -343,8 +365,10 @@ export async function createEntry(ctx: Ctx, raw: CreateEntryInput, kek: Kek): Pr
   issues.push(...placementIssues(input.kind, placement));
   const isOAuth = input.kind === "oauth_client_credentials" || input.kind === "oauth_token_exchange";
   if (isOAuth && !input.oauth) issues.push({ path: "oauth", message: `is required for ${input.kind} (tokenUrl, clientId)` });
-  if (input.kind === "oauth_token_exchange" && input.oauth && !input.oauth.audience) issues.push({ path: "oauth.audience", message: "is required for token exchange: the upstream resource the exchanged token is for" });
-  if (input.kind === "oauth_token_exchange" && placement && (placement.in !== "header" || placement.name.toLowerCase() !== "authorization")) issues.push({ path: "placement", message: "an exchanged token goes into the Authorization header" });
+  if (input.kind === "oauth_token_exchange" && input.oauth && !input.oauth.audience)
+    issues.push({ path: "oauth.audience", message: "is required for token exchange: the upstream resource the exchanged token is for" });
+  if (input.kind === "oauth_token_exchange" && placement && (placement.in !== "header" || placement.name.toLowerCase() !== "authorization"))
+    issues.push({ path: "placement", message: "an exchanged token goes into the Authorization header" });
   if (!isOAuth && input.oauth) issues.push({ path: "oauth", message: `only an OAuth entry has OAuth settings, not a ${input.kind}` });
   issues.push(...checkSecret(input.kind, input.secret).issues);
   if (issues.length) throw invalid(issues);
@@ -384,8 +408,17 @@ export async function createEntry(ctx: Ctx, raw: CreateEntryInput, kek: Kek): Pr
         })
         .returning();
       const sealed = sealSecret(kek, id, 1, payload);
-      const [v] = await tx.insert(vaultVersions).values({ id: newId("vaultVersion"), entryId: id, version: 1, status: "current", ...sealed, activatesAt: now, createdBy: ctx.actor.label }).returning();
-      await recordEvent(tx, ctx.actor, { action: "vault.create", targetType: "vault_entry", targetId: id, tenantId: adminTenant, after: { ...trailEntry(entry!), ...trailVersion(v!), replacedRetired: existing?.id ?? null } });
+      const [v] = await tx
+        .insert(vaultVersions)
+        .values({ id: newId("vaultVersion"), entryId: id, version: 1, status: "current", ...sealed, activatesAt: now, createdBy: ctx.actor.label })
+        .returning();
+      await recordEvent(tx, ctx.actor, {
+        action: "vault.create",
+        targetType: "vault_entry",
+        targetId: id,
+        tenantId: adminTenant,
+        after: { ...trailEntry(entry!), ...trailVersion(v!), replacedRetired: existing?.id ?? null },
+      });
       await republishLiveBundles(tx, ctx.actor, kek, [server.id], `vault entry ${id} created`);
       return publicEntry(entry!, [v!], await namesOf(tx, entry!, server), now);
     });
@@ -440,14 +473,22 @@ export async function rotateEntry(ctx: Ctx, entryId: string, raw: RotateEntryInp
       await tx.insert(vaultVersions).values({ ...common, status: "current", activatesAt: now });
       // Re-entering the secret binds it to the upstream it is entered for (and so lifts a suspension).
       const boundOrigin = upstreamOrigin(server.upstreamUrl);
-      await tx.update(vaultEntries).set({ currentVersion: version, nextRotationAt: addDays(now, entry.rotationIntervalDays), boundOrigin, updatedAt: now }).where(eq(vaultEntries.id, entry.id));
+      await tx
+        .update(vaultEntries)
+        .set({ currentVersion: version, nextRotationAt: addDays(now, entry.rotationIntervalDays), boundOrigin, updatedAt: now })
+        .where(eq(vaultEntries.id, entry.id));
       await recordEvent(tx, ctx.actor, {
         action: "vault.rotate",
         targetType: "vault_entry",
         targetId: entry.id,
         tenantId: adminTenant,
         before: prev ? { version: prev.version, fingerprint: prev.fingerprint, boundOrigin: entry.boundOrigin } : { boundOrigin: entry.boundOrigin },
-        after: { ...trailVersion({ version, ...sealed }), boundOrigin, previousGraceUntil: prev && input.graceSeconds > 0 ? graceUntil.toISOString() : null, cancelledScheduled: scheduled?.version ?? null },
+        after: {
+          ...trailVersion({ version, ...sealed }),
+          boundOrigin,
+          previousGraceUntil: prev && input.graceSeconds > 0 ? graceUntil.toISOString() : null,
+          cancelledScheduled: scheduled?.version ?? null,
+        },
       });
       await republishLiveBundles(tx, ctx.actor, kek, [server.id], `vault entry ${entry.id} rotated to version ${version}`);
     }
@@ -467,7 +508,14 @@ export async function retireEntry(ctx: Ctx, entryId: string, kek: Kek): Promise<
       .update(vaultVersions)
       .set({ status: "retired", retiredAt: now })
       .where(and(eq(vaultVersions.entryId, entry.id), inArray(vaultVersions.status, ["scheduled", "current", "grace"])));
-    await recordEvent(tx, ctx.actor, { action: "vault.retire", targetType: "vault_entry", targetId: entry.id, tenantId: adminTenant, before: { status: "active", currentVersion: entry.currentVersion }, after: { status: "retired" } });
+    await recordEvent(tx, ctx.actor, {
+      action: "vault.retire",
+      targetType: "vault_entry",
+      targetId: entry.id,
+      tenantId: adminTenant,
+      before: { status: "active", currentVersion: entry.currentVersion },
+      after: { status: "retired" },
+    });
     await republishLiveBundles(tx, ctx.actor, kek, [server.id], `vault entry ${entry.id} retired`);
     const [fresh] = await tx.select().from(vaultEntries).where(eq(vaultEntries.id, entry.id));
     return publicEntry(fresh!, await versionsOf(tx, entry.id), await namesOf(tx, fresh!, server), now);
@@ -546,7 +594,11 @@ export async function updateEntry(ctx: Ctx, entryId: string, raw: UpdateEntryInp
 export async function vaultMaintenance(db: Db, kek: Kek, now = new Date()): Promise<{ activated: number; retired: number }> {
   let activated = 0;
   let retired = 0;
-  const due = await db.select().from(vaultVersions).where(and(eq(vaultVersions.status, "scheduled"), lte(vaultVersions.activatesAt, now))).orderBy(asc(vaultVersions.activatesAt));
+  const due = await db
+    .select()
+    .from(vaultVersions)
+    .where(and(eq(vaultVersions.status, "scheduled"), lte(vaultVersions.activatesAt, now)))
+    .orderBy(asc(vaultVersions.activatesAt));
   for (const s of due) {
     const done = await db.transaction(async (tx) => {
       const [entry] = await tx.select().from(vaultEntries).where(eq(vaultEntries.id, s.entryId)).for("update");
@@ -557,7 +609,12 @@ export async function vaultMaintenance(db: Db, kek: Kek, now = new Date()): Prom
         return false;
       }
       const graceUntil = v.graceUntil && v.graceUntil > now ? v.graceUntil : null;
-      const prev = (await tx.select().from(vaultVersions).where(and(eq(vaultVersions.entryId, entry.id), eq(vaultVersions.status, "current"))))[0];
+      const prev = (
+        await tx
+          .select()
+          .from(vaultVersions)
+          .where(and(eq(vaultVersions.entryId, entry.id), eq(vaultVersions.status, "current")))
+      )[0];
       if (prev) {
         await tx
           .update(vaultVersions)
@@ -565,7 +622,10 @@ export async function vaultMaintenance(db: Db, kek: Kek, now = new Date()): Prom
           .where(eq(vaultVersions.id, prev.id));
       }
       await tx.update(vaultVersions).set({ status: "current", graceUntil: null }).where(eq(vaultVersions.id, v.id));
-      await tx.update(vaultEntries).set({ currentVersion: v.version, nextRotationAt: addDays(now, entry.rotationIntervalDays), updatedAt: now }).where(eq(vaultEntries.id, entry.id));
+      await tx
+        .update(vaultEntries)
+        .set({ currentVersion: v.version, nextRotationAt: addDays(now, entry.rotationIntervalDays), updatedAt: now })
+        .where(eq(vaultEntries.id, entry.id));
       await recordEvent(tx, "system", {
         action: "vault.activate",
         targetType: "vault_entry",
@@ -593,7 +653,13 @@ export async function vaultMaintenance(db: Db, kek: Kek, now = new Date()): Prom
         .where(and(eq(vaultVersions.id, r.v.id), eq(vaultVersions.status, "grace")))
         .returning({ id: vaultVersions.id });
       if (!changed) return false;
-      await recordEvent(tx, "system", { action: "vault.version_retire", targetType: "vault_entry", targetId: r.v.entryId, tenantId: r.tenantId ?? r.serverTenant, after: { version: r.v.version, graceUntil: r.v.graceUntil?.toISOString() ?? null } });
+      await recordEvent(tx, "system", {
+        action: "vault.version_retire",
+        targetType: "vault_entry",
+        targetId: r.v.entryId,
+        tenantId: r.tenantId ?? r.serverTenant,
+        after: { version: r.v.version, graceUntil: r.v.graceUntil?.toISOString() ?? null },
+      });
       await republishLiveBundles(tx, "system", kek, [r.serverId], `vault entry ${r.v.entryId}: version ${r.v.version} grace ended`);
       return true;
     });
@@ -640,12 +706,22 @@ export interface ResolvedCredential {
  * server and a tenant allowed on it (403 otherwise, unknown servers included,
  * so other fleets learn nothing). Recorded in the trail without the value.
  */
-export async function resolveCredential(db: Db, agent: Pick<Agent, "id" | "name" | "fleetId">, raw: z.input<typeof resolveCredentialInput>, keyring: readonly Kek[], now = new Date()): Promise<ResolvedCredential> {
+export async function resolveCredential(
+  db: Db,
+  agent: Pick<Agent, "id" | "name" | "fleetId">,
+  raw: z.input<typeof resolveCredentialInput>,
+  keyring: readonly Kek[],
+  now = new Date(),
+): Promise<ResolvedCredential> {
   const q = parse(resolveCredentialInput, raw);
   // Two independent reads in parallel (the authorization and the candidate entries with their version); the answer is decided only after both.
   const [[served], candidates] = await Promise.all([
     db
-      .select({ owner: servers.tenantId, upstreamUrl: servers.upstreamUrl, allowed: sql<boolean>`exists (select 1 from ${serverTenants} where ${serverTenants.serverId} = ${servers.id} and ${serverTenants.tenantId} = ${q.tenantId})` })
+      .select({
+        owner: servers.tenantId,
+        upstreamUrl: servers.upstreamUrl,
+        allowed: sql<boolean>`exists (select 1 from ${serverTenants} where ${serverTenants.serverId} = ${servers.id} and ${serverTenants.tenantId} = ${q.tenantId})`,
+      })
       .from(fleetServers)
       .innerJoin(servers, eq(servers.id, fleetServers.serverId))
       .where(and(eq(fleetServers.fleetId, agent.fleetId), eq(fleetServers.serverId, q.serverId))),
@@ -662,15 +738,28 @@ export async function resolveCredential(db: Db, agent: Pick<Agent, "id" | "name"
   const { entry, v } = picked;
   // Never the tenant's own entry's fallback (shared or none): a suspended entry fails closed.
   if (isSuspended(entry, served.upstreamUrl)) {
-    throw conflict(`This credential is suspended: it was stored for ${entry.boundOrigin || "another upstream"}, and the server's upstream is now ${upstreamOrigin(served.upstreamUrl)}. A vault writer must re-enter or confirm it.`);
+    throw conflict(
+      `This credential is suspended: it was stored for ${entry.boundOrigin || "another upstream"}, and the server's upstream is now ${upstreamOrigin(served.upstreamUrl)}. A vault writer must re-enter or confirm it.`,
+    );
   }
   const version = q.version ?? entry.currentVersion;
   const usable = v && (v.status === "current" || (v.status === "grace" && v.graceUntil !== null && v.graceUntil > now));
   if (!v || !usable) {
-    throw new AppError("not_found", !v ? `Version ${version} of this credential does not exist` : v.status === "scheduled" ? `Version ${version} of this credential is not active yet` : `Version ${version} of this credential is retired`);
+    throw new AppError(
+      "not_found",
+      !v
+        ? `Version ${version} of this credential does not exist`
+        : v.status === "scheduled"
+          ? `Version ${version} of this credential is not active yet`
+          : `Version ${version} of this credential is retired`,
+    );
   }
   const secret = openSecret(keyring, entry.id, v.version, v);
-  await recordEvent(db, { type: "agent", id: agent.id, label: agent.name }, { action: "vault.resolve", targetType: "vault_entry", targetId: entry.id, tenantId: q.tenantId, after: { version: v.version, serverId: q.serverId, fleetId: agent.fleetId } });
+  await recordEvent(
+    db,
+    { type: "agent", id: agent.id, label: agent.name },
+    { action: "vault.resolve", targetType: "vault_entry", targetId: entry.id, tenantId: q.tenantId, after: { version: v.version, serverId: q.serverId, fleetId: agent.fleetId } },
+  );
   return {
     entryId: entry.id,
     kind: entry.kind,

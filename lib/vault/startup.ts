@@ -9,7 +9,12 @@ import { startVaultMaintenance } from "./service";
  * (fails the start, naming the key id); then anything sealed with a previous
  * KEK is rewrapped into the active one; then the rotation job starts.
  */
-export async function vaultStartup(db: Db, kek: Kek, keyring: readonly Kek[], opts: { maintenance?: boolean } = {}): Promise<{ rewrapped: { vaultVersions: number; signingKeys: number }; stop: () => void }> {
+export async function vaultStartup(
+  db: Db,
+  kek: Kek,
+  keyring: readonly Kek[],
+  opts: { maintenance?: boolean } = {},
+): Promise<{ rewrapped: { vaultVersions: number; signingKeys: number }; stop: () => void }> {
   const { kekIds } = await checkKeyring(db, keyring);
   const rewrapped = kekIds.some((id) => id !== kek.id) ? await rewrapAll(db, keyring) : { vaultVersions: 0, signingKeys: 0 };
   if (rewrapped.vaultVersions || rewrapped.signingKeys) {

@@ -131,7 +131,12 @@ async function exchange(cred: UpstreamCredential, fetch: FetchLike): Promise<str
     // The OAuth error code only (a registered token, RFC 6749 §5.2), never the body.
     const code = answer.code ? ` (${answer.code})` : "";
     if (answer.problem === "token_type") throw new AppError("upstream_error", `The token endpoint of the vault entry "${cred.entryName}" issued an unsupported token type`);
-    throw new AppError("upstream_error", answer.problem === "refused" ? `The token endpoint refused the client credentials of the vault entry "${cred.entryName}": HTTP ${answer.status}${code}` : `The token endpoint of the vault entry "${cred.entryName}" answered HTTP ${answer.status}${code}`);
+    throw new AppError(
+      "upstream_error",
+      answer.problem === "refused"
+        ? `The token endpoint refused the client credentials of the vault entry "${cred.entryName}": HTTP ${answer.status}${code}`
+        : `The token endpoint of the vault entry "${cred.entryName}" answered HTTP ${answer.status}${code}`,
+    );
   }
   return answer.accessToken;
 }

@@ -28,7 +28,16 @@ export default function AccountPage() {
           }}
         >
           <TextField label="Current password" name="currentPassword" type="password" autoComplete="current-password" required error={err?.field("currentPassword")} />
-          <TextField label="New password" name="newPassword" type="password" autoComplete="new-password" required minLength={12} error={err?.field("newPassword")} hint="At least 12 characters. You will sign in again with it." />
+          <TextField
+            label="New password"
+            name="newPassword"
+            type="password"
+            autoComplete="new-password"
+            required
+            minLength={12}
+            error={err?.field("newPassword")}
+            hint="At least 12 characters. You will sign in again with it."
+          />
           <ErrorBanner error={err} />
           <Button type="submit" busy={change.isPending}>
             Change password

@@ -27,7 +27,11 @@ export default function FleetsPage() {
   const create = isOwner ? <Button onClick={() => setOpen(true)}>New fleet</Button> : null;
   return (
     <>
-      <PageHeader title="Fleets & bundles" description="A fleet is a group of data-plane agents serving a set of MCP servers. Each publish compiles the fleet's servers, policies and tests into one signed bundle that its agents pull and enforce." actions={create} />
+      <PageHeader
+        title="Fleets & bundles"
+        description="A fleet is a group of data-plane agents serving a set of MCP servers. Each publish compiles the fleet's servers, policies and tests into one signed bundle that its agents pull and enforce."
+        actions={create}
+      />
       <ErrorBanner error={list.error} />
       {list.data?.items.length === 0 ? (
         <EmptyState title="No fleet yet" action={create}>

@@ -79,8 +79,8 @@ function PoliciesView() {
               </p>
             ) : items.length === 0 ? (
               <EmptyState title={`No policy for ${tenantName} on ${server?.name ?? "this server"}`} action={actions ? <div className="flex justify-center gap-2">{actions}</div> : undefined}>
-                Without a policy, only the server’s scope mapping grants tools. Add a rule (for example “the support group may call read-only tools during office hours”) or write Cedar
-                for anything the builder cannot express.
+                Without a policy, only the server’s scope mapping grants tools. Add a rule (for example “the support group may call read-only tools during office hours”) or write Cedar for anything
+                the builder cannot express.
                 {schema.data && !schema.data.tools.some((t) => t.approved && !t.blocked) ? " Note: this server has no approved tool yet, so a policy cannot name any." : ""}
               </EmptyState>
             ) : (

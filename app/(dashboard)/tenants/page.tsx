@@ -20,7 +20,11 @@ export default function TenantsPage() {
   const createButton = isOwner ? <Button onClick={() => setOpen(true)}>New tenant</Button> : null;
   return (
     <>
-      <PageHeader title="Tenants" description="A tenant is an organisation or business unit: its admins govern its MCP servers, and its users' calls are decided under its policies." actions={createButton} />
+      <PageHeader
+        title="Tenants"
+        description="A tenant is an organisation or business unit: its admins govern its MCP servers, and its users' calls are decided under its policies."
+        actions={createButton}
+      />
       <div className="mb-3">
         <SearchBox value={q} onChange={(v) => (setQ(v), setPage(1))} placeholder="Search tenants" />
       </div>

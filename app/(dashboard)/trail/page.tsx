@@ -15,7 +15,28 @@ const RANGES: Record<string, { label: string; ms: number | null }> = {
   "90d": { label: "Last 90 days", ms: 90 * 86_400_000 },
 };
 // Suggestions only: the field takes any exact target type.
-const TARGET_TYPES = ["tenant", "user", "token", "server", "tool", "scope_mapping", "policy", "policy_test", "fleet", "enrollment_token", "agent", "bundle", "keyring", "vault_entry", "grant", "oauth_client", "revocation", "masking_rule", "settings", "decisions"];
+const TARGET_TYPES = [
+  "tenant",
+  "user",
+  "token",
+  "server",
+  "tool",
+  "scope_mapping",
+  "policy",
+  "policy_test",
+  "fleet",
+  "enrollment_token",
+  "agent",
+  "bundle",
+  "keyring",
+  "vault_entry",
+  "grant",
+  "oauth_client",
+  "revocation",
+  "masking_rule",
+  "settings",
+  "decisions",
+];
 const select = "block rounded-md border-0 px-2.5 py-1.5 text-sm text-slate-900 ring-1 ring-inset ring-slate-300 focus:ring-2 focus:ring-inset focus:ring-indigo-600";
 
 function TrailView() {
@@ -47,12 +68,17 @@ function TrailView() {
         actions={<ExportButtons path="/trail/export" params={() => filter} />}
       />
       <div className="mb-3 flex flex-wrap items-center gap-2">
-        <select aria-label="Time range" className={select} value={range} onChange={(e) => {
-          const s = new URLSearchParams(params.toString());
-          s.set("range", e.target.value);
-          s.set("since", String(Date.now()));
-          router.replace(`${pathname}?${s}`, { scroll: false });
-        }}>
+        <select
+          aria-label="Time range"
+          className={select}
+          value={range}
+          onChange={(e) => {
+            const s = new URLSearchParams(params.toString());
+            s.set("range", e.target.value);
+            s.set("since", String(Date.now()));
+            router.replace(`${pathname}?${s}`, { scroll: false });
+          }}
+        >
           {Object.entries(RANGES).map(([k, r]) => (
             <option key={k} value={k}>
               {r.label}

@@ -12,7 +12,14 @@ export default function ApprovalPage({ params }: { params: Promise<{ approvalId:
   const q = useApproval(approvalId);
   return (
     <>
-      <PageHeader title="Approval request" description={<Link href="/approvals" className="text-indigo-700 hover:underline">All approval requests</Link>} />
+      <PageHeader
+        title="Approval request"
+        description={
+          <Link href="/approvals" className="text-indigo-700 hover:underline">
+            All approval requests
+          </Link>
+        }
+      />
       <ErrorBanner error={q.error} />
       {q.data ? (
         <div className="max-w-3xl rounded-lg border border-slate-200 bg-white p-4">

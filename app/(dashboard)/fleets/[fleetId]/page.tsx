@@ -56,7 +56,10 @@ export default function FleetPage() {
   const fleet = useQuery({ queryKey: keys.fleets.byId(fleetId), queryFn: () => apiFetch<Fleet>(`/fleets/${fleetId}`) });
   const servers = useQuery({ queryKey: keys.servers.list({ pageSize: 100 }), queryFn: () => apiFetch<Page<PublicServer>>("/servers?pageSize=100") });
 
-  if (fleet.error) return <EmptyState title="Fleet not found">{fleet.error instanceof ApiError && fleet.error.status === 404 ? "It does not exist, or serves no server you can see." : fleet.error.message}</EmptyState>;
+  if (fleet.error)
+    return (
+      <EmptyState title="Fleet not found">{fleet.error instanceof ApiError && fleet.error.status === 404 ? "It does not exist, or serves no server you can see." : fleet.error.message}</EmptyState>
+    );
   if (!fleet.data) return <p className="text-sm text-slate-500">Loading…</p>;
   const f = fleet.data;
   const serverName = (id: string) => servers.data?.items.find((s) => s.id === id)?.name ?? id;
@@ -72,9 +75,11 @@ export default function FleetPage() {
         description={f.description || `Serves ${f.serverIds.map(serverName).join(", ") || "no server yet"}.`}
       />
       <div className="space-y-6">
-        {me.globalRole !== "member" ? <div id="publish" className="scroll-mt-4">
+        {me.globalRole !== "member" ? (
+          <div id="publish" className="scroll-mt-4">
             <PublishPanel fleetId={fleetId} canPublish={isOwner} agentCount={f.agents.filter((a) => !a.revokedAt).length} />
-          </div> : null}
+          </div>
+        ) : null}
         {me.globalRole !== "member" ? <History fleetId={fleetId} canRollback={isOwner} /> : null}
         <Agents fleet={f} canManage={isOwner} />
       </div>
@@ -154,7 +159,9 @@ function PublishPanel({ fleetId, canPublish, agentCount }: { fleetId: string; ca
           ) : null}
           {d.heldBack.length ? (
             <div role="status" className="rounded-md bg-amber-50 p-3 ring-1 ring-amber-200" data-testid="publish-held-back">
-              <p className="text-sm font-semibold text-amber-900">Held at the live revision (these tenants&apos; policies are not published until their problems are fixed; other tenants are not blocked):</p>
+              <p className="text-sm font-semibold text-amber-900">
+                Held at the live revision (these tenants&apos; policies are not published until their problems are fixed; other tenants are not blocked):
+              </p>
               <ul className="mt-1 space-y-1 text-sm text-amber-900">
                 {d.heldBack.map((h) => (
                   <li key={h.tenantId}>
@@ -195,7 +202,8 @@ function PublishPanel({ fleetId, canPublish, agentCount }: { fleetId: string; ca
                 body={
                   <div className="space-y-2" data-testid="publish-confirm">
                     <p>
-                      Signs the draft as revision {d.revision}; {agentCount === 1 ? "the fleet's agent enforces" : `the fleet's ${agentCount} agents enforce`} it as soon as they fetch it (within seconds).
+                      Signs the draft as revision {d.revision}; {agentCount === 1 ? "the fleet's agent enforces" : `the fleet's ${agentCount} agents enforce`} it as soon as they fetch it (within
+                      seconds).
                     </p>
                     <p>{changeSummary(d.diff)}</p>
                     <p>Revision {d.activeRevision ?? "—"} stays in the history: you can roll back to it.</p>
@@ -267,7 +275,9 @@ function History({ fleetId, canRollback }: { fleetId: string; canRollback: boole
                             <strong>Restores</strong> revision {r.revision}&apos;s policies, scope mappings and approved tool catalogue, as a new revision signed now.
                           </p>
                           <p>
-                            <strong>Keeps as they are now</strong>: the servers (upstream URL, resource URI, trusted issuers; a tenant unshared since stays out) and the live state read fresh now: token revocations, client approvals, upstream credential versions, masking rules and decided call approvals (an approval already used stays used). A rollback never brings a revoked token back.
+                            <strong>Keeps as they are now</strong>: the servers (upstream URL, resource URI, trusted issuers; a tenant unshared since stays out) and the live state read fresh now:
+                            token revocations, client approvals, upstream credential versions, masking rules and decided call approvals (an approval already used stays used). A rollback never brings a
+                            revoked token back.
                           </p>
                           <p>Agents pick it up at once. Nothing is deleted: you can roll forward the same way.</p>
                         </div>
@@ -339,7 +349,16 @@ function Agents({ fleet, canManage }: { fleet: Fleet; canManage: boolean }) {
   });
   const refresh = () => qc.invalidateQueries({ queryKey: keys.fleets.byId(fleet.id) });
   return (
-    <Card title="Agents" actions={canManage ? <Button onClick={() => mint.mutate()} busy={mint.isPending}>Enrollment token</Button> : null}>
+    <Card
+      title="Agents"
+      actions={
+        canManage ? (
+          <Button onClick={() => mint.mutate()} busy={mint.isPending}>
+            Enrollment token
+          </Button>
+        ) : null
+      }
+    >
       <ErrorBanner error={mint.error} />
       {fleet.agents.length === 0 ? (
         <p className="text-sm text-slate-600">No agent has enrolled. Create a one-time enrollment token and start an agent with it; it exchanges the token for its own key.</p>
@@ -352,7 +371,15 @@ function Agents({ fleet, canManage }: { fleet: Fleet; canManage: boolean }) {
                 <code className="text-xs text-slate-500">{a.id}</code>
               </Td>
               <Td>{a.version ?? "—"}</Td>
-              <Td>{a.bundleRevision === null ? "—" : a.bundleRevision === fleet.activeRevision ? <Badge color="green">{a.bundleRevision}</Badge> : <Badge color="amber">{a.bundleRevision} (behind)</Badge>}</Td>
+              <Td>
+                {a.bundleRevision === null ? (
+                  "—"
+                ) : a.bundleRevision === fleet.activeRevision ? (
+                  <Badge color="green">{a.bundleRevision}</Badge>
+                ) : (
+                  <Badge color="amber">{a.bundleRevision} (behind)</Badge>
+                )}
+              </Td>
               <Td>
                 <Time iso={a.lastSeenAt} />
               </Td>
@@ -370,7 +397,13 @@ function Agents({ fleet, canManage }: { fleet: Fleet; canManage: boolean }) {
                       confirmLabel="Rotate key"
                       onConfirm={() => apiFetch<{ agentKey: string }>(`/agents/${a.id}/rotate-key`, { method: "POST" }).then((r) => setKey(r.agentKey))}
                     />
-                    <ConfirmButton label="Revoke" title={`Revoke ${a.name}?`} body="Its key stops working at once; it can no longer fetch bundles." confirmLabel="Revoke agent" onConfirm={() => apiFetch(`/agents/${a.id}`, { method: "DELETE" }).then(refresh)} />
+                    <ConfirmButton
+                      label="Revoke"
+                      title={`Revoke ${a.name}?`}
+                      body="Its key stops working at once; it can no longer fetch bundles."
+                      confirmLabel="Revoke agent"
+                      onConfirm={() => apiFetch(`/agents/${a.id}`, { method: "DELETE" }).then(refresh)}
+                    />
                   </>
                 ) : null}
               </Td>

@@ -74,9 +74,7 @@ export default function ServerOverviewPage() {
         >
           <dl className="divide-y divide-slate-100">
             {server.description ? <DetailRow label="Description">{server.description}</DetailRow> : null}
-            <DetailRow label="Owning tenant">
-              {tenantRef(server.tenantId)}
-            </DetailRow>
+            <DetailRow label="Owning tenant">{tenantRef(server.tenantId)}</DetailRow>
             <DetailRow label="Resource URI">
               <code className="font-mono text-xs">{server.resourceUri}</code>
             </DetailRow>
@@ -97,10 +95,16 @@ export default function ServerOverviewPage() {
               )}
             </DetailRow>
             <DetailRow label="Sender-constrained tokens (DPoP)">
-              {server.dpop === "required" ? "Required: only DPoP-bound tokens with a valid proof" : server.dpop === "allowed" ? "Allowed: DPoP-bound tokens need a valid proof; bearer tokens pass" : "Off: bearer tokens only"}
+              {server.dpop === "required"
+                ? "Required: only DPoP-bound tokens with a valid proof"
+                : server.dpop === "allowed"
+                  ? "Allowed: DPoP-bound tokens need a valid proof; bearer tokens pass"
+                  : "Off: bearer tokens only"}
             </DetailRow>
             <DetailRow label="Upstream logging">
-              {server.upstreamLogging ? "On: callers may set the log level and receive this server's log messages (they can carry the injected credential and other callers' data)" : "Off: logging/setLevel denied, log messages dropped"}
+              {server.upstreamLogging
+                ? "On: callers may set the log level and receive this server's log messages (they can carry the injected credential and other callers' data)"
+                : "Off: logging/setLevel denied, log messages dropped"}
             </DetailRow>
             <DetailRow label="Tenants allowed">
               <ul className="space-y-0.5">
@@ -119,11 +123,7 @@ export default function ServerOverviewPage() {
                     Go to tools
                   </Link>
                 </span>
-                {server.lastImportError ? (
-                  <span className="rounded-md bg-rose-50 px-2 py-1 text-rose-800 ring-1 ring-inset ring-rose-200">
-                    Last import failed: {server.lastImportError}
-                  </span>
-                ) : null}
+                {server.lastImportError ? <span className="rounded-md bg-rose-50 px-2 py-1 text-rose-800 ring-1 ring-inset ring-rose-200">Last import failed: {server.lastImportError}</span> : null}
               </span>
             </DetailRow>
             <DetailRow label="Created / updated">
@@ -139,9 +139,7 @@ export default function ServerOverviewPage() {
             Advertised in this server&apos;s metadata. Whether a token acts for a tenant is decided by that tenant&apos;s own trusted issuers (its tenant page), never by this list.
           </p>
           {server.issuers.length === 0 ? (
-            <p className="text-sm text-slate-600">
-              No authorization server advertised. {canWrite ? "Add one with Edit server." : ""}
-            </p>
+            <p className="text-sm text-slate-600">No authorization server advertised. {canWrite ? "Add one with Edit server." : ""}</p>
           ) : (
             <div className="overflow-x-auto">
               <table className="min-w-full divide-y divide-slate-200 text-sm">
@@ -214,8 +212,8 @@ export default function ServerOverviewPage() {
         <Card title="Danger zone" className="ring-rose-200">
           <div className="flex flex-wrap items-center justify-between gap-4">
             <p className="max-w-2xl text-sm text-slate-600">
-              Deleting the server removes its tool catalogue, every tool version and its scope mappings. Agents stop accepting calls for{" "}
-              <code className="font-mono text-xs">{server.resourceUri}</code>.
+              Deleting the server removes its tool catalogue, every tool version and its scope mappings. Agents stop accepting calls for <code className="font-mono text-xs">{server.resourceUri}</code>
+              .
             </p>
             <ConfirmButton
               label="Delete server"

@@ -8,7 +8,11 @@ import { Button, Card, ErrorBanner, PageHeader, SelectField, TextArea, TextField
 import { ApiError, apiFetch, keys } from "@/lib/client/api";
 import type { PublicServer } from "@/lib/client/types";
 
-const splitList = (s: string) => s.split(/[\s,]+/).map((x) => x.trim()).filter(Boolean);
+const splitList = (s: string) =>
+  s
+    .split(/[\s,]+/)
+    .map((x) => x.trim())
+    .filter(Boolean);
 
 export default function NewServerPage() {
   const me = useMe();
@@ -28,7 +32,10 @@ export default function NewServerPage() {
   const f = (p: string) => err?.field(p);
   return (
     <>
-      <PageHeader title="Register an MCP server" description="The resource URI is the server's canonical identifier: tokens must carry it as their audience (RFC 8707), and agents serve its Protected Resource Metadata (RFC 9728)." />
+      <PageHeader
+        title="Register an MCP server"
+        description="The resource URI is the server's canonical identifier: tokens must carry it as their audience (RFC 8707), and agents serve its Protected Resource Metadata (RFC 9728)."
+      />
       <Card>
         <form
           noValidate
@@ -58,10 +65,30 @@ export default function NewServerPage() {
           </SelectField>
           <TextField label="Name" name="name" required error={f("name")} placeholder="Ticket desk" />
           <TextArea label="Description" name="description" rows={2} error={f("description")} />
-          <TextField label="Resource URI" name="resourceUri" required error={f("resourceUri")} placeholder="https://mcp.example.com/tickets" hint="Absolute https URI, no fragment or query. It is normalized (lowercase host, no trailing slash)." />
-          <TextField label="Upstream URL" name="upstreamUrl" required error={f("upstreamUrl")} placeholder="http://tickets.internal:3100/mcp" hint="The Streamable HTTP endpoint the agent forwards to." />
+          <TextField
+            label="Resource URI"
+            name="resourceUri"
+            required
+            error={f("resourceUri")}
+            placeholder="https://mcp.example.com/tickets"
+            hint="Absolute https URI, no fragment or query. It is normalized (lowercase host, no trailing slash)."
+          />
+          <TextField
+            label="Upstream URL"
+            name="upstreamUrl"
+            required
+            error={f("upstreamUrl")}
+            placeholder="http://tickets.internal:3100/mcp"
+            hint="The Streamable HTTP endpoint the agent forwards to."
+          />
           <TextField label="Supported scopes" name="scopes" error={f("scopes")} placeholder="tickets:read tickets:write" hint="Separated by spaces or commas." />
-          <TextField label="Authorization server (optional)" name="issuer" error={f("issuers")} placeholder="https://auth.example.com" hint="Advertised in the server's metadata and trusted by the owning tenant (its tenant page sets how tokens map to it)." />
+          <TextField
+            label="Authorization server (optional)"
+            name="issuer"
+            error={f("issuers")}
+            placeholder="https://auth.example.com"
+            hint="Advertised in the server's metadata and trusted by the owning tenant (its tenant page sets how tokens map to it)."
+          />
           <TextField label="Accepted algorithms" name="algorithms" defaultValue="RS256 ES256" error={f("issuers.0.algorithms")} />
           <ErrorBanner error={err} />
           <div>

@@ -27,7 +27,11 @@ export default function TokensPage() {
   const newButton = <Button onClick={() => setOpen(true)}>New API token</Button>;
   return (
     <>
-      <PageHeader title="API tokens" description="Automation drives Mandate through the admin API with these tokens. A token holds one role in one tenant (or all tenants for owners) and never more than its creator holds." actions={newButton} />
+      <PageHeader
+        title="API tokens"
+        description="Automation drives Mandate through the admin API with these tokens. A token holds one role in one tenant (or all tenants for owners) and never more than its creator holds."
+        actions={newButton}
+      />
       <ErrorBanner error={list.error} />
       {list.data?.items.length === 0 ? (
         <EmptyState title="No API token yet" action={newButton}>

@@ -17,10 +17,18 @@ export default function UsersPage() {
   const params = { q, page, pageSize: 25 };
   const list = useQuery({ queryKey: keys.users.list(params), queryFn: () => apiFetch<Page<PublicUser>>(`/users${qs(params)}`) });
   const isOwner = me.globalRole === "owner";
-  const patch = (id: string, body: object) => apiFetch(`/users/${id}`, { method: "PATCH", body }).then(() => qc.invalidateQueries({ queryKey: ["users"] }), (e: Error) => alert(e.message));
+  const patch = (id: string, body: object) =>
+    apiFetch(`/users/${id}`, { method: "PATCH", body }).then(
+      () => qc.invalidateQueries({ queryKey: ["users"] }),
+      (e: Error) => alert(e.message),
+    );
   return (
     <>
-      <PageHeader title="Users" description="Everyone who can sign in. Owners manage every tenant; global auditors read every tenant; members reach only the tenants they belong to." actions={isOwner ? <Button onClick={() => setOpen(true)}>New user</Button> : null} />
+      <PageHeader
+        title="Users"
+        description="Everyone who can sign in. Owners manage every tenant; global auditors read every tenant; members reach only the tenants they belong to."
+        actions={isOwner ? <Button onClick={() => setOpen(true)}>New user</Button> : null}
+      />
       <div className="mb-3">
         <SearchBox value={q} onChange={(v) => (setQ(v), setPage(1))} placeholder="Search by e-mail or name" />
       </div>
@@ -34,7 +42,12 @@ export default function UsersPage() {
             </Td>
             <Td>
               {isOwner ? (
-                <select aria-label={`Global role of ${u.email}`} value={u.role} onChange={(e) => patch(u.id, { role: e.target.value })} className="rounded-md border-0 py-1 text-sm ring-1 ring-slate-300">
+                <select
+                  aria-label={`Global role of ${u.email}`}
+                  value={u.role}
+                  onChange={(e) => patch(u.id, { role: e.target.value })}
+                  className="rounded-md border-0 py-1 text-sm ring-1 ring-slate-300"
+                >
                   <option value="owner">owner</option>
                   <option value="auditor">auditor</option>
                   <option value="member">member</option>

@@ -36,7 +36,9 @@ export default function TenantPage() {
   const [adding, setAdding] = useState(false);
 
   if (tenant.error) {
-    return <EmptyState title="Tenant not found">{tenant.error instanceof ApiError && tenant.error.status === 404 ? "It does not exist, or you are not a member of it." : tenant.error.message}</EmptyState>;
+    return (
+      <EmptyState title="Tenant not found">{tenant.error instanceof ApiError && tenant.error.status === 404 ? "It does not exist, or you are not a member of it." : tenant.error.message}</EmptyState>
+    );
   }
   if (!tenant.data) return <p className="text-sm text-slate-500">Loading…</p>;
   const t = tenant.data;
@@ -109,7 +111,9 @@ export default function TenantPage() {
                       <select
                         aria-label={`Role of ${m.email}`}
                         value={m.role}
-                        onChange={(e) => apiFetch(`/tenants/${tenantId}/members/${m.userId}`, { method: "PATCH", body: { role: e.target.value } }).then(invalidateMembers, (x: Error) => alert(x.message))}
+                        onChange={(e) =>
+                          apiFetch(`/tenants/${tenantId}/members/${m.userId}`, { method: "PATCH", body: { role: e.target.value } }).then(invalidateMembers, (x: Error) => alert(x.message))
+                        }
                         className="rounded-md border-0 py-1 text-sm ring-1 ring-slate-300"
                       >
                         <option value="admin">admin</option>
@@ -165,7 +169,10 @@ function AddMember({ tenantId, open, onClose, onAdded }: { tenantId: string; ope
     <Modal open={open} onClose={close} title="Add member">
       {link ? (
         <div className="space-y-4">
-          <CopyOnce label="The user did not exist, so it was created with this invitation link. Pass it on; they choose their own password with it (or sign in with SSO). It works once and expires." value={link} />
+          <CopyOnce
+            label="The user did not exist, so it was created with this invitation link. Pass it on; they choose their own password with it (or sign in with SSO). It works once and expires."
+            value={link}
+          />
           <div className="flex justify-end">
             <Button onClick={close}>Done</Button>
           </div>

@@ -110,7 +110,9 @@ function EntryView({ e }: { e: VaultEntry }) {
               <Time iso={e.createdAt} /> by {e.createdBy}
             </dd>
           </dl>
-          <p className="mt-4 text-xs text-slate-500">The secret itself is never shown: only a keyed fingerprint (HMAC under a key derived from the KEK, so a guess cannot be tested offline) and, for long secrets, the last 4 characters.</p>
+          <p className="mt-4 text-xs text-slate-500">
+            The secret itself is never shown: only a keyed fingerprint (HMAC under a key derived from the KEK, so a guess cannot be tested offline) and, for long secrets, the last 4 characters.
+          </p>
         </Card>
         <Card title="Versions" className="lg:col-span-2">
           <VersionsTimeline versions={e.versions} />

@@ -99,9 +99,7 @@ export default function ScopesPage() {
     <div className="space-y-6">
       <div className="flex flex-wrap items-start justify-between gap-4">
         <div className="max-w-3xl text-sm text-slate-600">
-          <p>
-            A token may call a tool only if one of its scopes grants it here, the tool is approved and not blocked. Every save is a new version.
-          </p>
+          <p>A token may call a tool only if one of its scopes grants it here, the tool is approved and not blocked. Every save is a new version.</p>
           <p className="mt-1 text-xs text-slate-500">
             {data.version === 0 ? (
               "Nothing saved yet."
@@ -130,11 +128,7 @@ export default function ScopesPage() {
             >
               Discard
             </Button>
-            <Button
-              busy={save.isPending}
-              disabled={!dirty || conflict}
-              onClick={() => edit && save.mutate({ baseVersion: edit.base, mapping: clean(edit.mapping, scopes, toolNames) })}
-            >
+            <Button busy={save.isPending} disabled={!dirty || conflict} onClick={() => edit && save.mutate({ baseVersion: edit.base, mapping: clean(edit.mapping, scopes, toolNames) })}>
               Save mapping
             </Button>
           </div>
@@ -172,8 +166,8 @@ export default function ScopesPage() {
       ) : null}
       {staleScopes.length ? (
         <p role="note" className="rounded-md bg-slate-100 px-3 py-2 text-sm text-slate-700">
-          The saved mapping still grants tools to {staleScopes.length === 1 ? "scope" : "scopes"} <span className="font-mono">{staleScopes.join(", ")}</span>, which
-          the server no longer supports. Those grants no longer apply{canWrite ? " and are dropped on the next save" : ""}.
+          The saved mapping still grants tools to {staleScopes.length === 1 ? "scope" : "scopes"} <span className="font-mono">{staleScopes.join(", ")}</span>, which the server no longer supports.
+          Those grants no longer apply{canWrite ? " and are dropped on the next save" : ""}.
         </p>
       ) : null}
 

@@ -46,7 +46,10 @@ function ToolsView() {
   const setFilters = useCallback(
     (next: { q?: string; status?: string; page?: number; kind?: Kind }) => {
       const merged = { q, status, page, kind, ...next };
-      router.replace(`${pathname}${qs({ kind: merged.kind === "tool" ? undefined : merged.kind, q: merged.q, status: merged.status, page: merged.page && merged.page > 1 ? merged.page : undefined })}`, { scroll: false });
+      router.replace(
+        `${pathname}${qs({ kind: merged.kind === "tool" ? undefined : merged.kind, q: merged.q, status: merged.status, page: merged.page && merged.page > 1 ? merged.page : undefined })}`,
+        { scroll: false },
+      );
     },
     [router, pathname, q, status, page, kind],
   );
@@ -113,11 +116,7 @@ function ToolsView() {
       ) : (
         <ImportResult result={importer.data} error={importer.error} onDismiss={() => importer.reset()} />
       )}
-      {!importer.error && server.lastImportError ? (
-        <p className="text-sm text-rose-700">
-          The last import failed: {server.lastImportError}
-        </p>
-      ) : null}
+      {!importer.error && server.lastImportError ? <p className="text-sm text-rose-700">The last import failed: {server.lastImportError}</p> : null}
 
       <ErrorBanner error={tools.error} />
 

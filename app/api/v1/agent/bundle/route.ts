@@ -5,6 +5,4 @@ import { agentApi } from "@/lib/http/agent-api";
 export const dynamic = "force-dynamic";
 
 // GET /api/v1/agent/bundle - the fleet's active signed bundle (ETag, If-None-Match, ?wait= long poll)
-export const GET = agentApi({ query: bundleQuery }, ({ handle, agent, query, req }) =>
-  serveBundle({ handle, agent, query, ifNoneMatch: req.headers.get("if-none-match"), signal: req.signal }),
-);
+export const GET = agentApi({ query: bundleQuery }, ({ handle, agent, query, req }) => serveBundle({ handle, agent, query, ifNoneMatch: req.headers.get("if-none-match"), signal: req.signal }));

@@ -144,8 +144,8 @@ export default function ToolDetailPage() {
                   body={
                     <div className="space-y-2">
                       <p>
-                        Version {latest.version} becomes the catalogue definition of <span className="font-mono">{t.name}</span>: agents will list exactly this title,
-                        description, input schema and annotations, and allow calls wherever a scope grants the tool.
+                        Version {latest.version} becomes the catalogue definition of <span className="font-mono">{t.name}</span>: agents will list exactly this title, description, input schema and
+                        annotations, and allow calls wherever a scope grants the tool.
                       </p>
                       {approved ? (
                         <p>The currently approved version {approved.version} is superseded and no longer served.</p>
