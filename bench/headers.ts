@@ -2,7 +2,8 @@
  * Header-first authorization (MCP 2026-07-28): the time the agent takes to answer a denied `tools/call`
  *
  *   headers  a stateless request (MCP-Protocol-Version 2026-07-28, Mcp-Method, Mcp-Name): denied on
- *            its headers by decideOnHeaders(), the body is never parsed (nor scanned);
+ *            its headers by decideOnHeaders(); before the denial is answered the body is still
+ *            scanned and parsed once, to answer HeaderMismatch first if it disagrees (spec order);
  *   body     the same call in the handshake era (MCP-Protocol-Version 2025-11-25, no Mcp-Method
  *            or Mcp-Name: the agent never decides on those headers there): the body is scanned,
  *            parsed and the message checked before decide() denies it (the upstream serves that
