@@ -2,7 +2,7 @@ import "server-only";
 import { and, desc, eq, gte, inArray, lt, or, type SQL } from "drizzle-orm";
 import canonicalize from "canonicalize";
 import { z } from "zod";
-import { decisions, fleetServers } from "@/db/schema";
+import { decisions, fleetServers, type DecisionContextRecord } from "@/db/schema";
 import type { Ctx } from "@/lib/context";
 import type { BundleContent } from "@/lib/enforcement/bundle";
 import { decide, decisionView, type Decision, type DecideRequest, type DecisionView, type LiveState } from "@/lib/enforcement/decide";
@@ -13,6 +13,44 @@ import { AppError } from "@/lib/errors";
 import { decisionInputs } from "./decision-live";
 import { activeBundle, draftBundle } from "./service";
 import { DECISION_LIMITS } from "@/lib/enforcement/decision-record";
+
+/** A logged tools/call decision, as far as replaying it reads. */
+export interface LoggedCall {
+  serverId: string;
+  tool: string | null;
+  tenantId: string;
+  userId: string;
+  clientId: string | null;
+  scopes: string[] | null;
+  args: Record<string, unknown> | null;
+  at: Date;
+  context: DecisionContextRecord | null;
+}
+
+/** The `decide()` request a logged tools/call decision stands for: impact replay and the least-privilege remedies replay the log with it. */
+export function replayRequest(d: LoggedCall): DecideRequest {
+  const c = d.context ?? {};
+  const token = c.token ?? { iss: "", iat: 0, exp: 0 };
+  return {
+    method: "tools/call",
+    serverId: d.serverId,
+    tool: d.tool,
+    principal: {
+      issuer: token.iss,
+      tenantId: d.tenantId,
+      user: d.userId,
+      client: d.clientId ?? "",
+      scopes: d.scopes ?? [],
+      groups: c.groups ?? [],
+      actors: c.actors ?? [],
+      iat: token.iat,
+      exp: token.exp,
+    },
+    args: d.args ?? {},
+    time: d.at,
+    ...(c.ip ? { ip: c.ip } : {}),
+  };
+}
 
 export const IMPACT_MAX = 100_000;
 /** Rows per keyset page: large enough to amortize round trips, small enough to keep memory flat. */
@@ -452,26 +490,7 @@ export async function analyzeImpact(ctx: Ctx, fleetId: string, rawInput: ImpactI
         totals.identicalSlices++;
         continue;
       }
-      const token = ctxRec.token ?? { iss: "", iat: 0, exp: 0 };
-      const req: DecideRequest = {
-        method: "tools/call",
-        serverId: d.serverId,
-        tool: d.tool,
-        principal: {
-          issuer: token.iss,
-          tenantId: d.tenantId,
-          user: d.userId,
-          client: d.clientId ?? "",
-          scopes: d.scopes ?? [],
-          groups: ctxRec.groups ?? [],
-          actors: ctxRec.actors ?? [],
-          iat: token.iat,
-          exp: token.exp,
-        },
-        args: d.args ?? {},
-        time: d.at,
-        ...(ctxRec.ip ? { ip: ctxRec.ip } : {}),
-      };
+      const req = replayRequest({ ...d, tenantId: d.tenantId, userId: d.userId });
       // The live checks read the user, client and token's iat, which the memo key may leave out: their outcome is part of the key.
       const p = req.principal;
       const gate = (c: BundleContent | null) => (c ? `${isRevoked(c, p, d.serverId) ? 1 : 0}${unapprovedClient(c, p) ? 1 : 0}` : "--");

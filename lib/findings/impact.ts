@@ -4,9 +4,9 @@ import type { Db } from "@/db/client";
 import { decisions } from "@/db/schema";
 import { compileBundle, type RegistrySnapshot } from "@/lib/bundles/compile";
 import { decisionInputs } from "@/lib/bundles/decision-live";
-import { contextRead, maskedArgNames } from "@/lib/bundles/impact";
+import { contextRead, maskedArgNames, replayRequest } from "@/lib/bundles/impact";
 import { loadSnapshot } from "@/lib/bundles/snapshot";
-import { decide, decisionView, type Decision, type DecideRequest } from "@/lib/enforcement/decide";
+import { decide, decisionView, type Decision } from "@/lib/enforcement/decide";
 
 /** Decisions a remedy's impact replays at most (the newest of its window). */
 export const REMEDY_IMPACT_MAX = 50_000;
@@ -130,26 +130,7 @@ export async function remedyImpact(
     for (const d of rows) {
       if (!d.tenantId || !d.userId || !d.tool) continue;
       const c = d.context ?? {};
-      const token = c.token ?? { iss: "", iat: 0, exp: 0 };
-      const req: DecideRequest = {
-        method: "tools/call",
-        serverId: opts.serverId,
-        tool: d.tool,
-        principal: {
-          issuer: token.iss,
-          tenantId: d.tenantId,
-          user: d.userId,
-          client: d.clientId ?? "",
-          scopes: d.scopes ?? [],
-          groups: c.groups ?? [],
-          actors: c.actors ?? [],
-          iat: token.iat,
-          exp: token.exp,
-        },
-        args: d.args ?? {},
-        time: d.at,
-        ...(c.ip ? { ip: c.ip } : {}),
-      };
+      const req = replayRequest({ ...d, serverId: opts.serverId, tenantId: d.tenantId, userId: d.userId });
       const key = JSON.stringify([req.principal, req.tool, req.args, c.ip ?? null, readsTime ? d.at.getTime() : 0]);
       let pair = memo.get(key);
       if (!pair) memo.set(key, (pair = [decide(bv, req, b.live), decide(av, req, a.live)]));
