@@ -692,6 +692,8 @@ export interface DecisionContextRecord {
   ip?: string;
   /** Argument paths the agent masked (hidden or hashed) before sending. */
   masked?: string[];
+  /** Identical refusals this record stands for (the agent gate counts repeats per window; absent: one). */
+  repeated?: number;
 }
 
 /**
