@@ -441,6 +441,8 @@ export const agents = pgTable(
     bundleRevision: integer("bundle_revision"),
     lastError: text("last_error"),
     counters: jsonb("counters").$type<Record<string, number>>(),
+    // Vault entry id -> the credential version the agent last reported holding (heartbeat); null: the agent does not report it (older agents).
+    credentialVersions: jsonb("credential_versions").$type<Record<string, number>>(),
     revokedAt: timestamp("revoked_at", { withTimezone: true }),
   },
   (t) => [index("agents_fleet_idx").on(t.fleetId)],
@@ -557,6 +559,8 @@ export const vaultVersions = pgTable(
     // A keyed hash prefix and the last characters: enough to recognise a secret, never to recover it.
     fingerprint: text("fingerprint").notNull(),
     lastChars: text("last_chars").notNull(),
+    // The upstream origin this version was stored or confirmed for: making an older version current again is refused when it differs from the upstream's origin (null: stored before versions recorded it).
+    boundOrigin: text("bound_origin"),
     activatesAt: timestamp("activates_at", { withTimezone: true }),
     graceUntil: timestamp("grace_until", { withTimezone: true }),
     retiredAt: timestamp("retired_at", { withTimezone: true }),
