@@ -486,7 +486,7 @@ export const signingKeys = pgTable("signing_keys", {
 
 // ---------------------------------------------------------------- upstream credential vault
 
-export const credentialKinds = ["api_key", "bearer", "basic", "oauth_client_credentials", "oauth_token_exchange"] as const;
+export const credentialKinds = ["api_key", "bearer", "basic", "oauth_client_credentials", "oauth_token_exchange", "oauth_user_brokered"] as const;
 export type CredentialKind = (typeof credentialKinds)[number];
 
 /** Where the agent puts the credential on the upstream request. */
@@ -503,6 +503,10 @@ export interface OAuthClientConfig {
   scope?: string;
   audience?: string;
   authMethod: "client_secret_basic" | "client_secret_post";
+  /** oauth_user_brokered: the upstream AS authorization endpoint (the control plane runs the code flow with PKCE). */
+  authorizationUrl?: string;
+  /** oauth_user_brokered: the upstream AS issuer, checked against the RFC 9207  of the authorization response. */
+  issuer?: string;
 }
 
 /**
@@ -1090,3 +1094,85 @@ export const savedViews = pgTable(
   (t) => [uniqueIndex("saved_views_user_page_name_key").on(t.userId, t.page, t.name)],
 );
 export type SavedView = typeof savedViews.$inferSelect;
+
+// ---------------------------------------------------------------- brokered per-user upstream OAuth (issue 13)
+
+export const connectionStatuses = ["active", "broken", "disconnected", "revoked"] as const;
+export type ConnectionStatus = (typeof connectionStatuses)[number];
+
+/**
+ * One user's connection to an upstream (kind oauth_user_brokered): the
+ * upstream AS's refresh and access token for (tenant, server, user), sealed
+ * with envelope encryption (lib/vault/crypto.ts, AAD bound to the connection
+ * and its generation). The tokens never leave the control plane except the
+ * access token to an agent of a fleet serving the server. Ended connections
+ * keep their row (tokens removed) until the user connects again.
+ */
+export const upstreamConnections = pgTable(
+  "upstream_connections",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
+    serverId: text("server_id")
+      .notNull()
+      .references(() => servers.id, { onDelete: "cascade" }),
+    // The user as the agent's principal names it: `<issuer>#<subject>` (qualifiedUser).
+    userKey: text("user_key").notNull(),
+    // The dashboard user who completed the connect flow (signed in with that SSO identity).
+    userId: text("user_id").references(() => users.id, { onDelete: "set null" }),
+    entryId: text("entry_id")
+      .notNull()
+      .references(() => vaultEntries.id, { onDelete: "cascade" }),
+    status: text("status", { enum: connectionStatuses }).notNull(),
+    scope: text("scope").notNull().default(""),
+    // Bumped on every token write: the sealed tokens' AAD names it, so an older ciphertext copied back fails to open.
+    generation: integer("generation").notNull().default(0),
+    ciphertext: text("ciphertext"),
+    wrappedKey: text("wrapped_key"),
+    kekId: text("kek_id"),
+    accessExpiresAt: timestamp("access_expires_at", { withTimezone: true }),
+    connectedAt: timestamp("connected_at", { withTimezone: true }),
+    refreshedAt: timestamp("refreshed_at", { withTimezone: true }),
+    // When it stopped (disconnect, revoke, failed refresh): agents drop access tokens they fetched before it (live section `connectionCuts`).
+    endedAt: timestamp("ended_at", { withTimezone: true }),
+    endedBy: text("ended_by"),
+    endReason: text("end_reason"),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex("upstream_connections_key").on(t.tenantId, t.serverId, t.userKey), index("upstream_connections_server_idx").on(t.serverId, t.endedAt), index("upstream_connections_user_idx").on(t.userId)],
+);
+export type UpstreamConnection = typeof upstreamConnections.$inferSelect;
+
+export const connectRequestStatuses = ["open", "started", "completed", "expired"] as const;
+
+/**
+ * A request to connect (tenant, server, user), filed by an agent when a call
+ * needs the user's upstream token and none is usable; its page is
+ * /connect/<id>. Starting the flow records a fresh nonce (hashed) and who
+ * started it; the signed `state` names both and is good once.
+ */
+export const connectRequests = pgTable(
+  "connect_requests",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
+    serverId: text("server_id")
+      .notNull()
+      .references(() => servers.id, { onDelete: "cascade" }),
+    userKey: text("user_key").notNull(),
+    status: text("status", { enum: connectRequestStatuses }).notNull().default("open"),
+    nonceHash: text("nonce_hash"),
+    startedBy: text("started_by").references(() => users.id, { onDelete: "set null" }),
+    flowExpiresAt: timestamp("flow_expires_at", { withTimezone: true }),
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+    completedAt: timestamp("completed_at", { withTimezone: true }),
+    createdAt: createdAt(),
+  },
+  (t) => [index("connect_requests_key_idx").on(t.tenantId, t.serverId, t.userKey, t.status)],
+);
+export type ConnectRequest = typeof connectRequests.$inferSelect;
