@@ -505,7 +505,7 @@ export interface OAuthClientConfig {
   authMethod: "client_secret_basic" | "client_secret_post";
   /** oauth_user_brokered: the upstream AS authorization endpoint (the control plane runs the code flow with PKCE). */
   authorizationUrl?: string;
-  /** oauth_user_brokered: the upstream AS issuer, checked against the RFC 9207  of the authorization response. */
+  /** oauth_user_brokered: the upstream AS issuer, checked against the RFC 9207 iss parameter of the authorization response. */
   issuer?: string;
 }
 
