@@ -26,6 +26,8 @@ export const idPrefixes = {
   quarantine: "dqr",
   approval: "apr",
   approverGroup: "apg",
+  connection: "con",
+  connectRequest: "cnr",
 } as const;
 
 /** A prefixed, time-ordered id such as `srv_0190f0c4…`: readable in logs and sortable. */
