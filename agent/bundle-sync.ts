@@ -4,6 +4,7 @@ import path from "node:path";
 import type { JWK } from "jose";
 import { BundleRejected, verifyBundle, type BundleContent, type SignedBundle } from "@/lib/enforcement/bundle";
 import { PolicyEngine } from "@/lib/enforcement/engine";
+import { MAX_REPORTED_CREDENTIALS, type CredentialInUse, type HeartbeatInput } from "@/lib/enforcement/heartbeat";
 import { AGENT_VERSION, KEY_FILE } from "./config";
 import type { Metrics } from "./metrics";
 
@@ -28,6 +29,8 @@ export interface SyncOptions {
   metrics: Metrics;
   heartbeatMs?: number;
   log?: (msg: string) => void;
+  /** The vault entries whose secret the agent holds and their versions, reported in each heartbeat (the vault page shows them). Must not throw. */
+  credentialsInUse?: () => CredentialInUse[];
   /** Called after each swap (from disk or the control plane), e.g. to prefetch credentials. Must not throw. */
   onInstall?: (installed: Installed) => void;
   /**
@@ -379,7 +382,13 @@ export class BundleSync {
       const res = await fetch(`${this.o.controlPlaneUrl}/api/v1/agent/heartbeat`, {
         method: "POST",
         headers: { authorization: `Bearer ${this.key}`, "content-type": "application/json" },
-        body: JSON.stringify({ version: AGENT_VERSION, bundleRevision: this.current?.content.manifest.revision ?? null, counters, errors: this.errors.slice(-MAX_ERRORS) }),
+        body: JSON.stringify({
+          version: AGENT_VERSION,
+          bundleRevision: this.current?.content.manifest.revision ?? null,
+          counters,
+          errors: this.errors.slice(-MAX_ERRORS),
+          ...(this.o.credentialsInUse ? { credentials: this.o.credentialsInUse().slice(0, MAX_REPORTED_CREDENTIALS) } : {}),
+        } satisfies HeartbeatInput),
         signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(10_000)]),
       });
       await res.body?.cancel();

@@ -173,6 +173,18 @@ export class CredentialBroker {
     for (const [id, cfg] of this.exchangeConfigs) if (current.get(id)?.version !== cfg.got.version) this.exchangeConfigs.delete(id);
   }
 
+  /**
+   * The vault entries whose secret this agent holds now and the version of each (what it injects), for the
+   * heartbeat: brokered values (including expired ones not yet refetched: the last version used) and
+   * token-exchange client configurations. Versions only, never a value.
+   */
+  inUse(): { entryId: string; version: number }[] {
+    const out = new Map<string, number>();
+    for (const [id, c] of this.cache) out.set(id, c.injection.version);
+    for (const [id, cfg] of this.exchangeConfigs) out.set(id, cfg.got.version);
+    return [...out].map(([entryId, version]) => ({ entryId, version }));
+  }
+
   /** Exchanged tokens held now (tests, metrics). */
   get userTokenCount(): number {
     return this.userTokens.size;

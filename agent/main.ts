@@ -22,6 +22,7 @@ import { DecisionWal } from "./wal";
 import { CredentialBroker } from "./credentials";
 import { UpstreamRevoker } from "./upstream-revocation";
 import { loadSessionKey } from "./session";
+import type { GateLogOptions } from "./gate-log";
 
 export interface RunningAgent {
   url: string;
@@ -42,7 +43,7 @@ const DRAIN_MS = 10_000;
 
 export async function startAgent(
   config: AgentConfig,
-  opts: { validator?: TokenValidatorLike; log?: (m: string) => void; heartbeatMs?: number; ship?: ShipOptions; drainMs?: number; driftCheckMs?: number } = {},
+  opts: { validator?: TokenValidatorLike; log?: (m: string) => void; heartbeatMs?: number; ship?: ShipOptions; drainMs?: number; driftCheckMs?: number; gate?: GateLogOptions } = {},
 ): Promise<RunningAgent> {
   const log = opts.log ?? ((m: string) => console.log(`[agent] ${m}`));
   const metrics = new Metrics();
@@ -52,7 +53,7 @@ export async function startAgent(
   const credentials = new CredentialBroker({ controlPlaneUrl: config.controlPlaneUrl, agentKey: () => sync?.agentKey ?? null, metrics, log });
   const revoker = new UpstreamRevoker({ metrics, log });
   // A new bundle with another credential version is fetched before the next call needs it.
-  sync = new BundleSync({ ...config, metrics, log, heartbeatMs: opts.heartbeatMs, onInstall: (i) => credentials.prefetch(i.content) });
+  sync = new BundleSync({ ...config, metrics, log, heartbeatMs: opts.heartbeatMs, onInstall: (i) => credentials.prefetch(i.content), credentialsInUse: () => credentials.inUse() });
   await sync.start();
   // Calls held for a person's approval are filed with the control plane by this agent (agent/approval.ts).
   const unregisterApprovals = registerApprovalReporter({
@@ -86,6 +87,7 @@ export async function startAgent(
     publicOrigins: config.publicOrigins,
     freshUntil: () => sync.freshUntilMs,
     dpop: new DpopVerifier({ iatWindowSeconds: config.dpopIatWindowSeconds }),
+    gate: opts.gate,
   });
   try {
     await new Promise<void>((resolve, reject) => {

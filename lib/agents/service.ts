@@ -5,6 +5,7 @@ import { agents, enrollmentTokens, type Agent, type Bundle } from "@/db/schema";
 import { hashSecret } from "@/lib/auth/actors";
 import { AppError } from "@/lib/errors";
 import { newId } from "@/lib/ids";
+import { heartbeatInput, type HeartbeatInput } from "@/lib/enforcement/heartbeat";
 import { recordEvent } from "@/lib/trail/record";
 import { formatAgentKey, newSecret, parseAgentKey, parseEnrollmentToken, secretMatches } from "./keys";
 
@@ -23,34 +24,11 @@ export const enrollInput = z.object({
   version: agentVersion.describe("The agent's software version"),
 });
 
-export const MAX_COUNTERS = 100;
-export const MAX_ERRORS = 20;
-export const MAX_ERROR_LENGTH = 1000;
 /** lastError keeps at most this many characters of the reported errors. */
 export const MAX_LAST_ERROR_LENGTH = 4000;
 
-export const heartbeatInput = z.object({
-  version: agentVersion,
-  bundleRevision: z.number().int().min(0).nullable().default(null).describe("Revision the agent enforces now; null before the first bundle"),
-  counters: z
-    .record(
-      z
-        .string()
-        .min(1)
-        .max(64)
-        .regex(/^[A-Za-z0-9_.:-]+$/, "letters, digits and _ . : - only"),
-      z.number().int("must be an integer").min(0).max(Number.MAX_SAFE_INTEGER),
-    )
-    .refine((c) => Object.keys(c).length <= MAX_COUNTERS, `at most ${MAX_COUNTERS} counters`)
-    .default({})
-    .describe("Cumulative counters since the agent started, e.g. { allowed: 12, denied: 3 }"),
-  errors: z
-    .array(z.string().max(MAX_ERROR_LENGTH, `each at most ${MAX_ERROR_LENGTH} characters`))
-    .max(MAX_ERRORS, `at most ${MAX_ERRORS} errors`)
-    .optional()
-    .describe("Current errors, newest last; [] clears the last error, omitted leaves it"),
-});
-export type HeartbeatInput = z.input<typeof heartbeatInput>;
+// The heartbeat's wire schema is shared with the agent (lib/enforcement/heartbeat.ts).
+export { heartbeatInput, MAX_COUNTERS, MAX_ERROR_LENGTH, MAX_ERRORS, type HeartbeatInput } from "@/lib/enforcement/heartbeat";
 
 /**
  * Exchanges a one-time enrollment token for an agent of its fleet. The token
@@ -100,7 +78,7 @@ export async function touchAgent(db: Db, agentId: string, now = new Date()): Pro
   await db.update(agents).set({ lastSeenAt: now }).where(eq(agents.id, agentId));
 }
 
-/** Stores what the agent reports: version, enforced revision, counters and errors. */
+/** Stores what the agent reports: version, enforced revision, counters, errors and the credential versions it holds. */
 export async function recordHeartbeat(db: Db, agent: Pick<Agent, "id">, input: HeartbeatInput, now = new Date()): Promise<void> {
   const v = heartbeatInput.parse(input);
   const lastError = v.errors === undefined ? undefined : v.errors.length ? v.errors.join("\n").slice(-MAX_LAST_ERROR_LENGTH) : null;
@@ -111,6 +89,8 @@ export async function recordHeartbeat(db: Db, agent: Pick<Agent, "id">, input: H
       version: v.version,
       bundleRevision: v.bundleRevision,
       counters: v.counters,
+      // Replaced on every heartbeat: an agent that stops reporting (an older version) shows as unknown again.
+      credentialVersions: v.credentials ? Object.fromEntries(v.credentials.map((c) => [c.entryId, c.version])) : null,
       ...(lastError !== undefined ? { lastError } : {}),
     })
     .where(and(eq(agents.id, agent.id), isNull(agents.revokedAt)));
