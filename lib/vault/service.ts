@@ -410,7 +410,7 @@ export async function createEntry(ctx: Ctx, raw: CreateEntryInput, kek: Kek): Pr
       const sealed = sealSecret(kek, id, 1, payload);
       const [v] = await tx
         .insert(vaultVersions)
-        .values({ id: newId("vaultVersion"), entryId: id, version: 1, status: "current", ...sealed, activatesAt: now, createdBy: ctx.actor.label })
+        .values({ id: newId("vaultVersion"), entryId: id, version: 1, status: "current", ...sealed, boundOrigin: upstreamOrigin(server.upstreamUrl), activatesAt: now, createdBy: ctx.actor.label })
         .returning();
       await recordEvent(tx, ctx.actor, {
         action: "vault.create",
@@ -445,7 +445,8 @@ export async function rotateEntry(ctx: Ctx, entryId: string, raw: RotateEntryInp
     const version = (versions[0]?.version ?? 0) + 1;
     const scheduled = versions.find((v) => v.status === "scheduled");
     const sealed = sealSecret(kek, entry.id, version, payload);
-    const common = { id: newId("vaultVersion"), entryId: entry.id, version, ...sealed, createdBy: ctx.actor.label };
+    // Each version records the origin it was entered for (making it current again later is refused for another origin).
+    const common = { id: newId("vaultVersion"), entryId: entry.id, version, ...sealed, boundOrigin: upstreamOrigin(server.upstreamUrl), createdBy: ctx.actor.label };
 
     if (input.activateAt && input.activateAt > now) {
       if (scheduled) throw conflict(`Version ${scheduled.version} is already scheduled for ${scheduled.activatesAt?.toISOString()}: rotate now, or wait for it`, "activateAt");
@@ -540,6 +541,11 @@ export async function confirmOrigin(ctx: Ctx, entryId: string, raw: ConfirmOrigi
     if (!isSuspended(entry, current!.upstreamUrl)) throw conflict(`This entry is not suspended: it is bound to ${entry.boundOrigin}, the server's upstream origin`);
     if (input.origin !== origin) throw conflict(`The server's upstream origin is now ${origin}, not ${input.origin.slice(0, 300)}: review it and confirm again`, "origin");
     await tx.update(vaultEntries).set({ boundOrigin: origin, updatedAt: now }).where(eq(vaultEntries.id, entry.id));
+    // The confirmation is for the current secret: only that version is bound to the new origin.
+    await tx
+      .update(vaultVersions)
+      .set({ boundOrigin: origin })
+      .where(and(eq(vaultVersions.entryId, entry.id), eq(vaultVersions.version, entry.currentVersion)));
     await recordEvent(tx, ctx.actor, {
       action: "vault.confirm_origin",
       targetType: "vault_entry",
