@@ -891,7 +891,11 @@ export const decisionActorRollups = pgTable(
   ],
 );
 
-/** Decisions per day × tenant × server × tool × user × client, by outcome, with the last (allowed) use: least-privilege findings. */
+/**
+ * Decisions per day × tenant × server × tool × user × client × method × scope set, by outcome, with the
+ * last (allowed) use and the newest (allowed) decision id: least-privilege findings read it instead of the
+ * raw log (lib/findings/usage.ts). `scopes` is the decision's scope set as stored (jsonb array).
+ */
 export const decisionUsage = pgTable(
   "decision_usage",
   {
@@ -901,10 +905,20 @@ export const decisionUsage = pgTable(
     tool: text("tool").notNull(),
     userId: text("user_id").notNull(),
     clientId: text("client_id").notNull(),
+    method: text("method").notNull(),
+    scopes: jsonb("scopes").$type<string[]>().notNull(),
     ...rollupCounts(),
     lastAllowAt: timestamp("last_allow_at", { withTimezone: true, precision: 3 }),
+    /** The greatest (newest: UUIDv7) decision id of the key that day, and of its allowed decisions. */
+    lastId: text("last_id").notNull(),
+    lastAllowId: text("last_allow_id"),
   },
-  (t) => [primaryKey({ columns: [t.day, t.tenantId, t.serverId, t.tool, t.userId, t.clientId] }), index("decision_usage_tenant_day_idx").on(t.tenantId, t.day)],
+  (t) => [
+    primaryKey({ columns: [t.day, t.tenantId, t.serverId, t.tool, t.userId, t.clientId, t.method, t.scopes] }),
+    index("decision_usage_tenant_day_idx").on(t.tenantId, t.day),
+    // Findings read by server: the window's days, and the days before it for "last used".
+    index("decision_usage_server_day_idx").on(t.serverId, t.day),
+  ],
 );
 
 /** Scheduled jobs shared by every control-plane replica: one run per interval across replicas (advisory lock + last start). */
