@@ -1,11 +1,11 @@
 -- The new key columns (method, scope set) have no value for the rows counted before: emptied here, recounted at the end.
 DELETE FROM "decision_usage";--> statement-breakpoint
 ALTER TABLE "decision_usage" DROP CONSTRAINT "decision_usage_day_tenant_id_server_id_tool_user_id_client_id_pk";--> statement-breakpoint
-ALTER TABLE "decision_usage" ADD CONSTRAINT "decision_usage_day_tenant_id_server_id_tool_user_id_client_id_method_scopes_pk" PRIMARY KEY("day","tenant_id","server_id","tool","user_id","client_id","method","scopes");--> statement-breakpoint
 ALTER TABLE "decision_usage" ADD COLUMN "method" text NOT NULL;--> statement-breakpoint
 ALTER TABLE "decision_usage" ADD COLUMN "scopes" jsonb NOT NULL;--> statement-breakpoint
 ALTER TABLE "decision_usage" ADD COLUMN "last_id" text NOT NULL;--> statement-breakpoint
 ALTER TABLE "decision_usage" ADD COLUMN "last_allow_id" text;--> statement-breakpoint
+ALTER TABLE "decision_usage" ADD CONSTRAINT "decision_usage_day_tenant_id_server_id_tool_user_id_client_id_method_scopes_pk" PRIMARY KEY("day","tenant_id","server_id","tool","user_id","client_id","method","scopes");--> statement-breakpoint
 CREATE INDEX "decision_usage_server_day_idx" ON "decision_usage" USING btree ("server_id","day");--> statement-breakpoint
 -- Hand-written below (drizzle cannot express these).
 -- The rollup trigger, one statement instead of three: the transition table (the rows the INSERT stored; a
