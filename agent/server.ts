@@ -14,6 +14,7 @@ import type { DecisionWal } from "./wal";
 import { RequestTracker, SessionBinder } from "./session";
 import { isModernVersion, readMcpHeaders } from "./protocol";
 import { challenges, checkSender, DpopVerifier, readCredentials, stepUpChallenge } from "@/lib/enforcement/dpop";
+import { GateLog, type GateCode, type GateLogOptions } from "./gate-log";
 
 export interface AgentServerDeps {
   /** The bundle in force, or null. Read once per request. */
@@ -39,6 +40,8 @@ export interface AgentServerDeps {
   freshUntil?: () => number;
   /** DPoP proof checks and their jti replay cache (lib/enforcement/dpop.ts; default: one of its own). */
   dpop?: DpopVerifier;
+  /** Window and key bound of the gate's refusal records (agent/gate-log.ts; defaults GATE_WINDOW_MS, GATE_MAX_KEYS). */
+  gate?: GateLogOptions;
 }
 
 const WELL_KNOWN = "/.well-known/oauth-protected-resource";
@@ -146,6 +149,8 @@ export function createAgentServer(deps: AgentServerDeps): Server {
   // Verified tokens, dropped with every bundle change; revocation and policy are still decided on every request below.
   const tokens = new VerifiedTokens(deps.validator);
   const dpop = deps.dpop ?? new DpopVerifier();
+  // Every refusal at the gate has its decision record (repeats counted per window: agent/gate-log.ts).
+  const gateLog = new GateLog({ wal: deps.wal, metrics: deps.metrics, agentId: deps.agentId, log }, deps.gate);
   const publicOrigins = (deps.publicOrigins ?? []).map((o) => new URL(o));
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -187,12 +192,25 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     // MCP transports (2025-11-25): validate Origin against DNS rebinding; present and invalid → 403.
     // The MCP endpoint sends no CORS headers, so no cross-origin browser client can use it anyway.
     const origin = req.headers.origin;
+    /** The refusal's decision record, durable (or counted) before the answer; false (503 sent) when the log cannot take it. */
+    const recorded = async (code: GateCode, description: string, principal?: Principal, determining?: string[]): Promise<boolean> => {
+      try {
+        await gateLog.refuse({ serverId: server.id, bundleRevision: installed.content.manifest.revision, code, description, remoteAddress: req.socket.remoteAddress, principal, determining });
+        return true;
+      } catch (err) {
+        log(`decision log write failed; refusal answered 503: ${err instanceof Error ? err.message : String(err)}`);
+        sendJson(res, 503, { jsonrpc: "2.0", id: null, error: { code: -32000, message: "Decision log unavailable" } }, { "retry-after": "1" });
+        return false;
+      }
+    };
     if (origin !== undefined && !sameOrigin(origin, server.resourceUri)) {
+      if (!(await recorded("invalid_origin", "the Origin header is not the server's origin"))) return;
       return sendJson(res, 403, { jsonrpc: "2.0", id: null, error: { code: -32000, message: "Forbidden: invalid Origin" } });
     }
 
     let usedDpop = false;
-    const unauthorized = (error?: { code: string; description: string }) => {
+    const unauthorized = async (code: GateCode, error?: { code: string; description: string }, principal?: Principal, determining?: string[]) => {
+      if (!(await recorded(code, error?.description ?? "no access token was sent", principal, determining))) return;
       res.setHeader(
         "www-authenticate",
         challenges(server, (e) => challenge401(server, e), error, usedDpop),
@@ -201,26 +219,28 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     };
     const badRequest = (message: string) => sendJson(res, 400, { jsonrpc: "2.0", id: null, error: { code: -32600, message: `Invalid Request: ${message}` } });
     // Tokens in the query string are never accepted (MCP authorization: header only).
-    if (url.searchParams.has("access_token")) return unauthorized({ code: "invalid_request", description: "tokens in the query string are not accepted; send Authorization: Bearer" });
+    if (url.searchParams.has("access_token"))
+      return unauthorized("invalid_request", { code: "invalid_request", description: "tokens in the query string are not accepted; send Authorization: Bearer" });
     // Two Authorization headers: Node would silently keep the first; which one a proxy in front saw is unknown.
-    if (repeated(req, "authorization")) return unauthorized({ code: "invalid_request", description: "exactly one Authorization header is accepted" });
+    if (repeated(req, "authorization")) return unauthorized("invalid_request", { code: "invalid_request", description: "exactly one Authorization header is accepted" });
     const header = req.headers.authorization;
-    if (!header) return unauthorized();
+    if (!header) return unauthorized("missing_token");
     // Bearer or DPoP (RFC 9449): the sender check runs on every request, after the (possibly cached) token check.
     const cred = readCredentials(header, req.rawHeaders);
-    if (!cred.ok) return unauthorized(cred.error);
+    if (!cred.ok) return unauthorized(cred.error.code === "invalid_dpop_proof" ? "invalid_dpop_proof" : "invalid_token", cred.error);
     usedDpop = cred.credentials.scheme === "DPoP";
     const token = cred.credentials.token;
     const check = await tokens.validate(token, server, installed);
-    if (!check.ok) return unauthorized({ code: "invalid_token", description: check.description });
+    if (!check.ok) return unauthorized("invalid_token", { code: "invalid_token", description: check.description });
     const sender = await checkSender(dpop, server, cred.credentials, check.principal.jkt, req.method ?? "");
-    if (!sender.ok) return unauthorized(sender.error);
+    // The token verified: the refusal is its caller's (a stolen token used without its key shows under the user).
+    if (!sender.ok) return unauthorized(sender.error.code === "invalid_dpop_proof" ? "invalid_dpop_proof" : "invalid_token", sender.error, check.principal);
     const principal: Principal = check.principal;
     // The checks every request passes whatever it asks (revocation, the tenant's use of the server): decide() as for a ping.
     const gate = decide(viewOf(installed), { method: "ping", serverId: server.id, principal }, { drifted: driftOf(installed) });
     if (gate.decision === "deny") {
       if (gate.stage === "revoked") void revoker.revoke(token, principal, server);
-      return unauthorized({ code: "invalid_token", description: gate.reason });
+      return unauthorized(gate.stage === "revoked" ? "revoked" : "invalid_token", { code: "invalid_token", description: gate.reason }, principal, gate.determining);
     }
 
     // Transport headers the agent forwards: well-formed and bounded, or the request goes no further.
@@ -294,7 +314,11 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     });
   });
   // A client has this long to send its headers, and its whole request (a 4 MiB body at ~150 KB/s); answers (SSE streams) are not limited.
-  server.on("close", () => void proxy.close());
+  server.on("close", () => {
+    void proxy.close();
+    // The counts of the current window go to the WAL before shutdown flushes it.
+    void gateLog.close();
+  });
   server.headersTimeout = HEADERS_TIMEOUT_MS;
   server.requestTimeout = REQUEST_TIMEOUT_MS;
   return server;

@@ -34,6 +34,8 @@ export const DECISION_LIMITS = {
   ip: 64,
   maskedPath: 512,
   masked: 100,
+  /** Identical refusals one record stands for (the agent's gate aggregates repeats per window). */
+  repeated: 1_000_000_000,
   latencyUs: 3_600_000_000,
 } as const;
 
@@ -41,6 +43,8 @@ export const DECISION_LIMITS = {
 export const TRUNCATION_MARK = "…";
 /** The string form of a method or tool that was not a string and has no useful text form. */
 export const INVALID_VALUE = "(invalid)";
+/** The method of a request refused at the agent's gate (no token, a bad token or proof, a revoked grant): no MCP message was read. */
+export const GATE_METHOD = "(gate)";
 /** Added to `context.masked` when `args` was dropped for its size or depth. */
 export const ARGS_TRUNCATED = "args-truncated";
 
@@ -81,6 +85,7 @@ export const decisionContext = z
       .optional(),
     ip: text(DECISION_LIMITS.ip).optional(),
     masked: z.array(text(DECISION_LIMITS.maskedPath)).max(DECISION_LIMITS.masked).optional(),
+    repeated: z.number().int().min(1).max(DECISION_LIMITS.repeated).optional(),
   })
   .strict();
 
@@ -231,6 +236,7 @@ function normalizeContext(v: unknown, argsTruncated: boolean): DecisionContext |
   const t = c?.token && typeof c.token === "object" && !Array.isArray(c.token) ? (c.token as Record<string, unknown>) : null;
   if (t) out.token = { iss: textOf(t.iss, DECISION_LIMITS.issuer), iat: whole(t.iat, Number.MAX_SAFE_INTEGER) ?? 0, exp: whole(t.exp, Number.MAX_SAFE_INTEGER) ?? 0 };
   if (c?.ip !== undefined && c.ip !== null) out.ip = textOf(c.ip, DECISION_LIMITS.ip);
+  if (c?.repeated !== undefined && c.repeated !== null) out.repeated = Math.max(1, whole(c.repeated, DECISION_LIMITS.repeated) ?? 1);
   if (c?.masked !== undefined || argsTruncated) {
     // One place is kept for the "args-truncated" mark.
     const masked = textList(c?.masked, DECISION_LIMITS.maskedPath, DECISION_LIMITS.masked - 1);
