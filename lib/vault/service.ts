@@ -29,6 +29,7 @@ import { loadServer } from "@/lib/servers/service";
 import { recordEvent } from "@/lib/trail/record";
 import { openSecret, sealSecret, type SecretPayload } from "./crypto";
 import { isSuspended, upstreamOrigin } from "./binding";
+import { rollbackProblem } from "./eligibility";
 import { rewrapAll } from "./keyring";
 
 /*
@@ -128,7 +129,7 @@ export type RotateEntryInput = z.input<typeof rotateEntryInput>;
 export type UpdateEntryInput = z.input<typeof updateEntryInput>;
 
 /** Parses with zod, turning problems into one AppError with every field issue (never echoing a value). */
-function parse<S extends z.ZodType>(schema: S, raw: unknown): z.infer<S> {
+export function parse<S extends z.ZodType>(schema: S, raw: unknown): z.infer<S> {
   const r = schema.safeParse(raw);
   if (!r.success)
     throw new AppError(
@@ -244,6 +245,15 @@ export function publicEntry(e: VaultEntry, versions: VaultVersion[], extra: { se
         activatesAt: v.activatesAt?.toISOString() ?? null,
         graceUntil: v.graceUntil?.toISOString() ?? null,
         retiredAt: (v.retiredAt ?? (v.status === "grace" && v.graceUntil && v.graceUntil <= now ? v.graceUntil : null))?.toISOString() ?? null,
+        /** The upstream origin this version was stored or confirmed for (null: stored before versions recorded it). */
+        boundOrigin: v.boundOrigin,
+        /** Why this version cannot be made current again (lib/vault/eligibility.ts), or null when it can. */
+        cannotRestore:
+          e.status !== "active"
+            ? "The entry is retired"
+            : extra.upstreamUrl !== undefined
+              ? rollbackProblem(v, e.currentVersion, upstreamOrigin(extra.upstreamUrl), now)
+              : "The server's upstream is unknown",
         createdBy: v.createdBy,
         createdAt: v.createdAt.toISOString(),
       })),
@@ -251,7 +261,7 @@ export function publicEntry(e: VaultEntry, versions: VaultVersion[], extra: { se
 }
 export type PublicEntry = ReturnType<typeof publicEntry>;
 
-interface LoadedEntry {
+export interface LoadedEntry {
   entry: VaultEntry;
   server: typeof servers.$inferSelect;
   serverTenantIds: string[];
@@ -269,7 +279,7 @@ function readable(actor: Actor, entry: Pick<VaultEntry, "tenantId">, tenantIds: 
 }
 
 /** Loads an entry and authorizes against its own tenant: 404 if unreadable, 403 without vault.write for writes. */
-async function loadEntry(ctx: Ctx, entryId: string, write: boolean, lock = false): Promise<LoadedEntry> {
+export async function loadEntry(ctx: Ctx, entryId: string, write: boolean, lock = false): Promise<LoadedEntry> {
   const q = ctx.db.select().from(vaultEntries).where(eq(vaultEntries.id, entryId));
   const [entry] = lock ? await q.for("update") : await q;
   if (!entry) throw notFound("Vault entry");
@@ -282,11 +292,11 @@ async function loadEntry(ctx: Ctx, entryId: string, write: boolean, lock = false
   return { entry, server, serverTenantIds: tenantIds, adminTenant };
 }
 
-async function versionsOf(db: Db, entryId: string) {
+export async function versionsOf(db: Db, entryId: string) {
   return db.select().from(vaultVersions).where(eq(vaultVersions.entryId, entryId)).orderBy(desc(vaultVersions.version));
 }
 
-async function namesOf(db: Db, e: VaultEntry, server: { name: string; tenantId: string; upstreamUrl: string }) {
+export async function namesOf(db: Db, e: VaultEntry, server: { name: string; tenantId: string; upstreamUrl: string }) {
   const [t] = e.tenantId ? await db.select({ name: tenants.name }).from(tenants).where(eq(tenants.id, e.tenantId)) : [];
   return { serverName: server.name, serverTenantId: server.tenantId, tenantName: t?.name ?? null, upstreamUrl: server.upstreamUrl };
 }
@@ -334,8 +344,8 @@ export async function listEntries(ctx: Ctx, q: { serverId?: string; tenantId?: s
 
 // ---------------------------------------------------------------- writing
 
-const addDays = (d: Date, days: number | null | undefined) => (days ? new Date(d.getTime() + days * 86_400_000) : null);
-const trailVersion = (v: { version: number; fingerprint: string; lastChars: string }) => ({ version: v.version, fingerprint: v.fingerprint, lastChars: v.lastChars });
+export const addDays = (d: Date, days: number | null | undefined) => (days ? new Date(d.getTime() + days * 86_400_000) : null);
+export const trailVersion = (v: { version: number; fingerprint: string; lastChars: string }) => ({ version: v.version, fingerprint: v.fingerprint, lastChars: v.lastChars });
 const trailEntry = (e: VaultEntry) => ({
   name: e.name,
   kind: e.kind,
