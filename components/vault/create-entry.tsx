@@ -4,10 +4,11 @@ import { useQuery } from "@tanstack/react-query";
 import { useRouter } from "next/navigation";
 import { useState } from "react";
 import { useMe } from "@/components/shell/context";
-import { ErrorBanner, FormActions, Modal, SelectField, TextArea, TextField } from "@/components/ui";
+import { FormActions, Modal, SelectField, TextArea, TextField } from "@/components/ui";
 import { ApiError, apiFetch, keys } from "@/lib/client/api";
 import type { Page, PublicServer } from "@/lib/client/types";
-import { kindLabels, useVaultWrite, type VaultEntry } from "./queries";
+import { baseLabels, fieldError, FormError, localIssue, type FieldLabels } from "./errors";
+import { kindLabels, secretLabel, useVaultWrite, type VaultEntry } from "./queries";
 
 type Kind = VaultEntry["kind"];
 
@@ -18,20 +19,51 @@ function secretOf(kind: Kind, d: FormData) {
   return String(d.get("secret") ?? "");
 }
 
+/** The labels of a kind's form fields, for sentences that name them ("API key must not be empty."). */
+export function labelsFor(kind: Kind): FieldLabels {
+  return {
+    ...baseLabels,
+    secret: kind === "basic" ? "Username and password" : secretLabel(kind),
+    "secret.username": "Username",
+    "secret.password": "Password",
+    "secret.clientSecret": "Client secret",
+  };
+}
+
+/**
+ * What is missing from the secret fields before anything is sent (a blank secret is never a valid one),
+ * as an error shaped like the API's; null when they are filled in.
+ */
+export function blankSecret(kind: Kind, d: FormData): ApiError | null {
+  const blank = (name: string) => String(d.get(name) ?? "").trim() === "";
+  if (kind === "basic") {
+    if (blank("username")) return localIssue("secret.username", `must not be empty: enter the user name the upstream expects`);
+    if (blank("password")) return localIssue("secret.password", "must not be empty: enter the password");
+    return null;
+  }
+  return blank("secret") ? localIssue("secret", `must not be empty: paste the ${secretLabel(kind)} the upstream issued`) : null;
+}
+
 /** The secret fields of a kind: password inputs, never pre-filled, never echoed back. */
-export function SecretFields({ kind, error }: { kind: Kind; error?: ApiError | null }) {
-  const err = (p: string) => error?.field(p);
+export function SecretFields({ kind, error }: { kind: Kind; error?: unknown }) {
+  const labels = labelsFor(kind);
+  const err = (p: string) => fieldError(error, p, labels);
   if (kind === "basic") {
     return (
       <div className="grid grid-cols-2 gap-3">
-        <TextField label="Username" name="username" autoComplete="off" error={err("secret.username") ?? err("secret")} />
+        <TextField
+          label="Username"
+          name="username"
+          autoComplete="off"
+          error={err("secret.username") ?? (error instanceof ApiError && error.issues.some((i) => i.path === "secret") ? err("secret") : undefined)}
+        />
         <TextField label="Password" name="password" type="password" autoComplete="new-password" error={err("secret.password")} />
       </div>
     );
   }
   return (
     <TextField
-      label={kind === "oauth_client_credentials" || kind === "oauth_token_exchange" ? "Client secret" : kind === "bearer" ? "Token" : "API key"}
+      label={secretLabel(kind)}
       name="secret"
       type="password"
       autoComplete="new-password"
@@ -49,7 +81,11 @@ export function CreateEntry({ open, onClose, serverId }: { open: boolean; onClos
   const [server, setServer] = useState(serverId ?? "");
   const servers = useQuery({ queryKey: keys.servers.list({ pageSize: 100 }), queryFn: () => apiFetch<Page<PublicServer>>("/servers?pageSize=100"), enabled: open });
   const create = useVaultWrite((body: object) => apiFetch<VaultEntry>("/vault", { method: "POST", body }));
-  const err = create.error instanceof ApiError ? create.error : null;
+  // A problem found before sending (blank secret, no server) or the API's answer: shown the same way.
+  const [local, setLocal] = useState<ApiError | null>(null);
+  const error = local ?? create.error;
+  const labels = labelsFor(kind);
+  const err = (p: string) => fieldError(error, p, labels);
   const selected = servers.data?.items.find((s) => s.id === server);
   const tenantName = (id: string) => me.tenants.find((t) => t.id === id)?.name ?? id;
   return (
@@ -85,6 +121,12 @@ export function CreateEntry({ open, onClose, serverId }: { open: boolean; onClos
             ...(interval ? { rotationIntervalDays: Number(interval) } : {}),
             secret: secretOf(kind, d),
           };
+          const problem = !server ? localIssue("serverId", "must be chosen: pick the server this credential is for") : blankSecret(kind, d);
+          setLocal(problem);
+          if (problem) {
+            create.reset();
+            return;
+          }
           create.mutate(body, {
             onSuccess: (entry) => {
               form.reset();
@@ -97,7 +139,7 @@ export function CreateEntry({ open, onClose, serverId }: { open: boolean; onClos
         }}
       >
         <div className="grid grid-cols-2 gap-3">
-          <SelectField label="Server" value={server} onChange={(e) => setServer(e.target.value)} error={err?.field("serverId")}>
+          <SelectField label="Server" value={server} onChange={(e) => setServer(e.target.value)} error={err("serverId")}>
             <option value="">Choose a server…</option>
             {(servers.data?.items ?? []).map((s) => (
               <option key={s.id} value={s.id}>
@@ -105,7 +147,7 @@ export function CreateEntry({ open, onClose, serverId }: { open: boolean; onClos
               </option>
             ))}
           </SelectField>
-          <SelectField label="For tenant" name="tenantId" error={err?.field("tenantId")} hint="Shared: used by every tenant of the server that has no entry of its own.">
+          <SelectField label="For tenant" name="tenantId" error={err("tenantId")} hint="Shared: used by every tenant of the server that has no entry of its own.">
             <option value="">Shared (all tenants)</option>
             {(selected?.tenantIds ?? []).map((t) => (
               <option key={t} value={t}>
@@ -114,9 +156,9 @@ export function CreateEntry({ open, onClose, serverId }: { open: boolean; onClos
             ))}
           </SelectField>
         </div>
-        <TextField label="Name" name="name" required error={err?.field("name")} placeholder="Ticketing API key" />
+        <TextField label="Name" name="name" required error={err("name")} placeholder="Ticketing API key" />
         <div className="grid grid-cols-2 gap-3">
-          <SelectField label="Kind" value={kind} onChange={(e) => setKind(e.target.value as Kind)} error={err?.field("kind")}>
+          <SelectField label="Kind" value={kind} onChange={(e) => setKind(e.target.value as Kind)} error={err("kind")}>
             {Object.entries(kindLabels).map(([k, label]) => (
               <option key={k} value={k}>
                 {label}
@@ -124,7 +166,7 @@ export function CreateEntry({ open, onClose, serverId }: { open: boolean; onClos
             ))}
           </SelectField>
           {kind === "api_key" ? (
-            <SelectField label="Goes into" value={placementIn} onChange={(e) => setPlacementIn(e.target.value as "header" | "query")} error={err?.field("placement.in")}>
+            <SelectField label="Goes into" value={placementIn} onChange={(e) => setPlacementIn(e.target.value as "header" | "query")} error={err("placement.in")}>
               <option value="header">a header</option>
               <option value="query">a query parameter</option>
             </SelectField>
@@ -134,14 +176,14 @@ export function CreateEntry({ open, onClose, serverId }: { open: boolean; onClos
           label={kind === "api_key" ? (placementIn === "query" ? "Query parameter" : "Header") : "Header (default: Authorization)"}
           name="placementName"
           placeholder={kind === "api_key" ? (placementIn === "query" ? "api_key" : "x-api-key") : "authorization"}
-          error={err?.field("placement.name") ?? err?.field("placement")}
+          error={err("placement.name") ?? err("placement")}
         />
         {kind === "oauth_client_credentials" || kind === "oauth_token_exchange" ? (
           <fieldset className="space-y-3 rounded-md border border-slate-200 p-3">
             <legend className="px-1 text-sm font-medium text-slate-700">OAuth client credentials (the agent exchanges them for an access token)</legend>
-            <TextField label="Token endpoint" name="tokenUrl" placeholder="https://auth.example.com/oauth/token" error={err?.field("oauth.tokenUrl") ?? err?.field("oauth")} />
+            <TextField label="Token endpoint" name="tokenUrl" placeholder="https://auth.example.com/oauth/token" error={err("oauth.tokenUrl") ?? err("oauth")} />
             <div className="grid grid-cols-2 gap-3">
-              <TextField label="Client id" name="clientId" error={err?.field("oauth.clientId")} />
+              <TextField label="Client id" name="clientId" error={err("oauth.clientId")} />
               <SelectField label="Client authentication" name="authMethod" defaultValue="client_secret_basic">
                 <option value="client_secret_basic">client_secret_basic</option>
                 <option value="client_secret_post">client_secret_post</option>
@@ -151,13 +193,13 @@ export function CreateEntry({ open, onClose, serverId }: { open: boolean; onClos
             </div>
           </fieldset>
         ) : null}
-        <SecretFields kind={kind} error={err} />
+        <SecretFields kind={kind} error={error} />
         <div className="grid grid-cols-2 gap-3">
-          <TextField label="Owner" name="owner" placeholder="platform-team@example.com" error={err?.field("owner")} />
-          <TextField label="Rotate every (days)" name="rotationIntervalDays" type="number" min={1} max={3650} error={err?.field("rotationIntervalDays")} />
+          <TextField label="Owner" name="owner" placeholder="platform-team@example.com" error={err("owner")} />
+          <TextField label="Rotate every (days)" name="rotationIntervalDays" type="number" min={1} max={3650} error={err("rotationIntervalDays")} />
         </div>
-        <TextArea label="Notes" name="notes" rows={2} error={err?.field("notes")} />
-        <ErrorBanner error={create.error} />
+        <TextArea label="Notes" name="notes" rows={2} error={err("notes")} />
+        <FormError error={error} labels={labels} />
         <FormActions onCancel={onClose} busy={create.isPending} submitLabel="Store credential" />
       </form>
     </Modal>

@@ -1,13 +1,15 @@
 "use client";
 
-import { ErrorBanner, FormActions, Modal, TextArea, TextField } from "@/components/ui";
-import { ApiError, apiFetch } from "@/lib/client/api";
+import { FormActions, Modal, TextArea, TextField } from "@/components/ui";
+import { apiFetch } from "@/lib/client/api";
+import { baseLabels, fieldError, FormError } from "./errors";
 import { useVaultWrite, type VaultEntry } from "./queries";
 
 /** Metadata only: the secret changes by rotation. */
 export function EditEntry({ entry, open, onClose }: { entry: VaultEntry; open: boolean; onClose: () => void }) {
   const update = useVaultWrite((body: object) => apiFetch<VaultEntry>(`/vault/${entry.id}`, { method: "PATCH", body }));
-  const err = update.error instanceof ApiError ? update.error : null;
+  const labels = { ...baseLabels, "placement.name": entry.placement.in === "query" ? "Query parameter" : "Header" };
+  const err = (p: string) => fieldError(update.error, p, labels);
   return (
     <Modal open={open} onClose={onClose} title={`Edit ${entry.name}`}>
       <form
@@ -29,20 +31,12 @@ export function EditEntry({ entry, open, onClose }: { entry: VaultEntry; open: b
           );
         }}
       >
-        <TextField label="Name" name="name" defaultValue={entry.name} error={err?.field("name")} />
-        <TextField label={entry.placement.in === "query" ? "Query parameter" : "Header"} name="placementName" defaultValue={entry.placement.name} error={err?.field("placement.name")} />
-        <TextField label="Owner" name="owner" defaultValue={entry.owner} error={err?.field("owner")} />
-        <TextField
-          label="Rotate every (days)"
-          name="rotationIntervalDays"
-          type="number"
-          min={1}
-          max={3650}
-          defaultValue={entry.rotationIntervalDays ?? ""}
-          error={err?.field("rotationIntervalDays")}
-        />
-        <TextArea label="Notes" name="notes" rows={3} defaultValue={entry.notes} error={err?.field("notes")} />
-        <ErrorBanner error={update.error} />
+        <TextField label="Name" name="name" defaultValue={entry.name} error={err("name")} />
+        <TextField label={entry.placement.in === "query" ? "Query parameter" : "Header"} name="placementName" defaultValue={entry.placement.name} error={err("placement.name")} />
+        <TextField label="Owner" name="owner" defaultValue={entry.owner} error={err("owner")} />
+        <TextField label="Rotate every (days)" name="rotationIntervalDays" type="number" min={1} max={3650} defaultValue={entry.rotationIntervalDays ?? ""} error={err("rotationIntervalDays")} />
+        <TextArea label="Notes" name="notes" rows={3} defaultValue={entry.notes} error={err("notes")} />
+        <FormError error={update.error} labels={labels} />
         <FormActions onCancel={onClose} busy={update.isPending} submitLabel="Save" />
       </form>
     </Modal>

@@ -18,7 +18,7 @@ export function EntryTable({ items }: { items: VaultEntry[] }) {
           </Td>
           <Td>{e.serverName}</Td>
           <Td>{e.tenantId ? (e.tenantName ?? e.tenantId) : <Badge>shared</Badge>}</Td>
-          <Td>{kindLabels[e.kind]}</Td>
+          <Td>{kindLabels[e.kind] ?? e.kind}</Td>
           <Td>
             <code className="text-xs">{placementLabel(e.placement)}</code>
           </Td>

@@ -1,12 +1,13 @@
 "use client";
 
 import { useState } from "react";
-import { ErrorBanner, FormActions, Modal, SelectField, TextField } from "@/components/ui";
+import { FormActions, Modal, SelectField, TextField } from "@/components/ui";
 import { ApiError, apiFetch } from "@/lib/client/api";
-import { SecretFields } from "./create-entry";
+import { blankSecret, labelsFor, SecretFields } from "./create-entry";
+import { fieldError, FormError, localIssue } from "./errors";
 import { useVaultWrite, type VaultEntry } from "./queries";
 
-const graceChoices: [number, string][] = [
+export const graceChoices: [number, string][] = [
   [0, "none: retire the old version at once"],
   [300, "5 minutes"],
   [3600, "1 hour"],
@@ -19,9 +20,17 @@ const graceChoices: [number, string][] = [
 export function RotateDialog({ entry, open, onClose }: { entry: VaultEntry; open: boolean; onClose: () => void }) {
   const [when, setWhen] = useState<"now" | "later">("now");
   const rotate = useVaultWrite((body: object) => apiFetch<VaultEntry>(`/vault/${entry.id}/rotate`, { method: "POST", body }));
-  const err = rotate.error instanceof ApiError ? rotate.error : null;
+  // A problem found before sending (blank secret, no time) or the API's answer: shown the same way, as sentences.
+  const [local, setLocal] = useState<ApiError | null>(null);
+  const error = local ?? rotate.error;
+  const labels = labelsFor(entry.kind);
+  const close = () => {
+    setLocal(null);
+    rotate.reset();
+    onClose();
+  };
   return (
-    <Modal open={open} onClose={onClose} title={`Rotate ${entry.name}`}>
+    <Modal open={open} onClose={close} title={`Rotate ${entry.name}`}>
       <form
         noValidate
         autoComplete="off"
@@ -38,11 +47,17 @@ export function RotateDialog({ entry, open, onClose }: { entry: VaultEntry; open
                 ? { clientSecret: d.get("secret") }
                 : d.get("secret");
           const local = String(d.get("activateAt") ?? "");
+          const problem = blankSecret(kind, d) ?? (when === "later" && !local ? localIssue("activateAt", "must be set: choose when the new version becomes current, or pick Now") : null);
+          setLocal(problem);
+          if (problem) {
+            rotate.reset();
+            return;
+          }
           const body = { secret, graceSeconds: Number(d.get("graceSeconds")), ...(when === "later" && local ? { activateAt: new Date(local).toISOString() } : {}) };
           rotate.mutate(body, {
             onSuccess: () => {
               form.reset();
-              onClose();
+              close();
             },
             onError: () => form.querySelectorAll<HTMLInputElement>("input[type=password]").forEach((i) => (i.value = "")),
           });
@@ -52,12 +67,12 @@ export function RotateDialog({ entry, open, onClose }: { entry: VaultEntry; open
           The new secret becomes version {entry.versions.reduce((m, v) => Math.max(m, v.version), 0) + 1}. Agents pick up a new current version within seconds (the fleet&apos;s live bundle is
           republished).
         </p>
-        <SecretFields kind={entry.kind} error={err} />
+        <SecretFields kind={entry.kind} error={error} />
         <SelectField
           label="Keep the current version valid for"
           name="graceSeconds"
           defaultValue="3600"
-          error={err?.field("graceSeconds")}
+          error={fieldError(error, "graceSeconds", labels)}
           hint="During the grace period agents may still use the old version (the upstream's own overlap)."
         >
           {graceChoices.map(([s, label]) => (
@@ -74,10 +89,10 @@ export function RotateDialog({ entry, open, onClose }: { entry: VaultEntry; open
           <label className="flex items-center gap-2 text-sm">
             <input type="radio" name="when" checked={when === "later"} onChange={() => setWhen("later")} /> At a scheduled time
           </label>
-          {when === "later" ? <TextField label="Activate at (your local time)" name="activateAt" type="datetime-local" error={err?.field("activateAt")} /> : null}
+          {when === "later" ? <TextField label="Activate at (your local time)" name="activateAt" type="datetime-local" error={fieldError(error, "activateAt", labels)} /> : null}
         </fieldset>
-        <ErrorBanner error={rotate.error} />
-        <FormActions onCancel={onClose} busy={rotate.isPending} submitLabel={when === "now" ? "Rotate now" : "Schedule rotation"} />
+        <FormError error={error} labels={labels} />
+        <FormActions onCancel={close} busy={rotate.isPending} submitLabel={when === "now" ? "Rotate now" : "Schedule rotation"} />
       </form>
     </Modal>
   );

@@ -5,9 +5,13 @@ import { useParams } from "next/navigation";
 import { useState } from "react";
 import { useCanWrite } from "@/components/shell/context";
 import { Badge, Button, Card, ConfirmButton, ErrorBanner, PageHeader, Time } from "@/components/ui";
-import { kindLabels, placementLabel, secretHint, useVaultEntry, useVaultWrite, type VaultEntry } from "@/components/vault/queries";
+import { kindLabels, placementLabel, secretHint, useEntryAgents, useVaultEntry, useVaultWrite, type VaultEntry, type VaultVersionRow } from "@/components/vault/queries";
+import { AgentsCard } from "@/components/vault/agents-card";
 import { EditEntry } from "@/components/vault/edit-entry";
+import { FormError } from "@/components/vault/errors";
+import { MakeCurrentDialog } from "@/components/vault/make-current-dialog";
 import { RotateDialog } from "@/components/vault/rotate-dialog";
+import { TestConnection } from "@/components/vault/test-connection";
 import { VersionsTimeline } from "@/components/vault/versions-timeline";
 import { apiFetch } from "@/lib/client/api";
 
@@ -32,6 +36,8 @@ function EntryView({ e }: { e: VaultEntry }) {
   const canWrite = useCanWrite(e.adminTenantId) && e.status === "active";
   const [rotating, setRotating] = useState(false);
   const [editing, setEditing] = useState(false);
+  const [restoring, setRestoring] = useState<VaultVersionRow | null>(null);
+  const agents = useEntryAgents(e.id);
   const retire = useVaultWrite(() => apiFetch<VaultEntry>(`/vault/${e.id}/retire`, { method: "POST", body: {} }));
   const confirm = useVaultWrite(() => apiFetch<VaultEntry>(`/vault/${e.id}/confirm-origin`, { method: "POST", body: { origin: e.upstreamOrigin } }));
   const actions = canWrite ? (
@@ -63,7 +69,12 @@ function EntryView({ e }: { e: VaultEntry }) {
         actions={actions}
       />
       {e.suspended ? <SuspendedNotice e={e} canWrite={canWrite} onConfirm={() => confirm.mutateAsync(undefined)} /> : null}
-      <ErrorBanner error={confirm.error} />
+      <FormError error={confirm.error} />
+      {canWrite && !e.suspended && e.kind !== "oauth_token_exchange" ? (
+        <div className="mb-4">
+          <TestConnection entryId={e.id} />
+        </div>
+      ) : null}
       <div className="grid gap-4 lg:grid-cols-3">
         <Card title="Credential" className="lg:col-span-1">
           <dl className="grid grid-cols-[auto_1fr] gap-x-4 gap-y-2 text-sm">
@@ -76,7 +87,7 @@ function EntryView({ e }: { e: VaultEntry }) {
             <dt className="text-slate-500">Tenant</dt>
             <dd>{e.tenantId ? (e.tenantName ?? e.tenantId) : "shared by every tenant of the server"}</dd>
             <dt className="text-slate-500">Kind</dt>
-            <dd>{kindLabels[e.kind]}</dd>
+            <dd>{kindLabels[e.kind] ?? e.kind}</dd>
             <dt className="text-slate-500">Goes into</dt>
             <dd>
               <code className="text-xs">{placementLabel(e.placement)}</code>
@@ -115,10 +126,12 @@ function EntryView({ e }: { e: VaultEntry }) {
           </p>
         </Card>
         <Card title="Versions" className="lg:col-span-2">
-          <VersionsTimeline versions={e.versions} />
+          <VersionsTimeline versions={e.versions} entry={e} canWrite={canWrite} agents={agents.data} onMakeCurrent={setRestoring} />
         </Card>
       </div>
-      <ErrorBanner error={retire.error} />
+      <AgentsCard entry={e} />
+      <FormError error={retire.error} />
+      <MakeCurrentDialog entry={e} version={restoring} onClose={() => setRestoring(null)} />
       <RotateDialog entry={e} open={rotating} onClose={() => setRotating(false)} />
       <EditEntry entry={e} open={editing} onClose={() => setEditing(false)} />
     </>
