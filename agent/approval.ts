@@ -243,6 +243,30 @@ export function approvalAnswer(call: ApprovalCall, m: Message, d: Decision, deci
   return answer;
 }
 
+/** Prefix of the agent's `requestState` when a call waits for the user to connect an upstream (brokered per-user OAuth, agent/connections.ts). */
+export const CONNECT_STATE_PREFIX = "mandate-connect:";
+
+/**
+ * The answer to a call whose user must first connect the upstream (brokered
+ * per-user OAuth): the same URL-mode elicitation as an approval, pointing at
+ * the control plane's connect page (`/connect/<cnr_…>`), as -32042 in the
+ * handshake era or an input-required result in 2026-07-28. The client
+ * retries the same call once the user has connected.
+ */
+export function connectAnswer(id: Id | null, request: { requestId: string; url: string; expiresAt: string; reason: string }, stateless: boolean): Message {
+  const again = request.reason === "none" ? "" : ` (your earlier connection is ${request.reason})`;
+  const message = `This server acts upstream with your own account${again}. Open the link, sign in and allow access, then call again (link valid until ${request.expiresAt}).`;
+  const elicitation = { mode: "url", elicitationId: request.requestId, url: request.url, message };
+  if (stateless) {
+    return {
+      jsonrpc: "2.0",
+      id: id as Id,
+      result: { resultType: "input_required", inputRequests: { connect: { method: "elicitation/create", params: elicitation } }, requestState: `${CONNECT_STATE_PREFIX}${request.requestId}` },
+    };
+  }
+  return { jsonrpc: "2.0", id: id as Id, error: { code: URL_ELICITATION_REQUIRED, message: "Connect your upstream account first", data: { elicitations: [elicitation], connect: { id: request.requestId, reason: request.reason, expiresAt: request.expiresAt } } } };
+}
+
 /**
  * A tools/call `decide()` allowed: the agent's own retry fields are taken out
  * of the request before it goes upstream, and an approved call's execution is
@@ -250,7 +274,7 @@ export function approvalAnswer(call: ApprovalCall, m: Message, d: Decision, deci
  */
 export function approvalAllowed(call: ApprovalCall, m: Message, d: Decision, decisionId: string): void {
   const params = m.params;
-  if (params && typeof params.requestState === "string" && params.requestState.startsWith(REQUEST_STATE_PREFIX)) {
+  if (params && typeof params.requestState === "string" && (params.requestState.startsWith(REQUEST_STATE_PREFIX) || params.requestState.startsWith(CONNECT_STATE_PREFIX))) {
     delete params.requestState;
     delete params.inputResponses;
   }

@@ -4,6 +4,7 @@ import { clientCredentialsRequest, clientSecretOf, placeCredential, readTokenAns
 import type { Principal } from "@/lib/enforcement/token";
 import { isRevoked } from "@/lib/enforcement/live-index";
 import type { Metrics } from "./metrics";
+import { BrokeredTokens } from "./connections";
 
 /** What the broker (`POST /api/v1/agent/credentials`) answers. */
 export interface BrokeredCredential {
@@ -115,7 +116,11 @@ export class CredentialBroker {
     this.log = o.log ?? ((m) => console.log(`[agent] ${m}`));
     this.fetch = o.fetch ?? fetch;
     this.now = o.now ?? Date.now;
+    this.brokered = new BrokeredTokens({ ...o, fetch: this.fetch, now: this.now, timeoutMs: o.timeoutMs ?? 10_000, unavailable: (id, reason) => new CredentialUnavailable(id, reason) });
   }
+
+  /** oauth_user_brokered: users' access tokens from the control plane (agent/connections.ts). */
+  readonly brokered: BrokeredTokens;
 
   /**
    * The injection for a call of `tenantId` to `serverId` under this bundle:
@@ -129,6 +134,7 @@ export class CredentialBroker {
     const refused = originProblem(content, entry);
     if (refused) throw new CredentialUnavailable(entry.entryId, refused);
     if (entry.kind === "oauth_token_exchange") return this.resolveExchanged(entry, tenantId, subject);
+    if (entry.kind === "oauth_user_brokered") return this.brokered.resolve(entry, tenantId, subject?.principal);
     const hit = this.cache.get(entry.entryId);
     if (hit && hit.injection.version === entry.version && hit.expiresAt > this.now()) {
       this.stats.hits++;
@@ -171,6 +177,7 @@ export class CredentialBroker {
       if (!c || c.version !== t.injection.version || c.kind !== "oauth_token_exchange" || revoked(t.principal, c.serverId)) this.userTokens.delete(key);
     }
     for (const [id, cfg] of this.exchangeConfigs) if (current.get(id)?.version !== cfg.got.version) this.exchangeConfigs.delete(id);
+    this.brokered.drop(content, revoked);
   }
 
   /**
@@ -197,7 +204,7 @@ export class CredentialBroker {
     const names = new Set((content.credentials ?? []).map((c) => c.entryId));
     for (const id of [...this.cache.keys()]) if (!names.has(id)) this.cache.delete(id);
     for (const c of content.credentials ?? []) {
-      if (c.kind === "oauth_token_exchange") continue; // exchanged per user at call time
+      if (c.kind === "oauth_token_exchange" || c.kind === "oauth_user_brokered") continue; // per user at call time
       if (originProblem(content, c)) {
         this.cache.delete(c.entryId);
         continue;
@@ -220,6 +227,7 @@ export class CredentialBroker {
     this.failed.clear();
     this.userTokens.clear();
     this.exchangeConfigs.clear();
+    this.brokered.clear();
   }
 
   /**
@@ -425,7 +433,7 @@ async function readJsonCapped(res: Response, max: number): Promise<unknown> {
 
 /** The value that goes into the header or parameter. */
 function render(got: BrokeredCredential): string {
-  if (got.kind === "oauth_client_credentials" || got.kind === "oauth_token_exchange") throw new CredentialUnavailable(got.entryId, "OAuth credentials are exchanged, not sent");
+  if (got.kind === "oauth_client_credentials" || got.kind === "oauth_token_exchange" || got.kind === "oauth_user_brokered") throw new CredentialUnavailable(got.entryId, "OAuth credentials are exchanged, not sent");
   const v = staticCredentialValue(got.kind, got.placement, got.secret);
   if ("problem" in v) throw new CredentialUnavailable(got.entryId, v.problem);
   return v.value;

@@ -9,7 +9,8 @@ import { decide, decideOnHeaders, decisionView, DECIDED_METHODS, filterList, typ
 import type { BundleTool } from "@/lib/enforcement/bundle";
 import { INVALID_VALUE } from "@/lib/enforcement/decision-record";
 import { maskArgs } from "@/lib/enforcement/masking";
-import { approvalAllowed, approvalAnswer, consumeApproval } from "./approval";
+import { approvalAllowed, approvalAnswer, connectAnswer, consumeApproval } from "./approval";
+import { ConnectionRequired } from "./connections";
 import type { Installed } from "./bundle-sync";
 import { CredentialUnavailable, inject, type CredentialBroker, type Injection } from "./credentials";
 import type { Metrics } from "./metrics";
@@ -590,7 +591,7 @@ export class McpProxy {
     }
     if (!(await this.durable(res, pending))) return;
     if (answer) return sendJson(res, answer.error && (answer.error as { code: number }).code === -32600 ? 400 : 200, answer);
-    const cred = await this.credential(res, c, m.id ?? null);
+    const cred = await this.credential(res, c, m.id ?? null, true);
     if (cred === false) return;
     // The upstream must speak this revision: a stateless request is never sent to a handshake-era upstream.
     const claimed = (m.params!._meta as Record<string, unknown>)[META_PROTOCOL_VERSION] as string;
@@ -676,11 +677,16 @@ export class McpProxy {
    * Fails closed: when the bundle names a credential that cannot be resolved,
    * answers 502 itself and returns false (nothing is forwarded).
    */
-  private async credential(res: ServerResponse, c: Call, id: Id | null): Promise<Injection | null | false> {
+  private async credential(res: ServerResponse, c: Call, id: Id | null, stateless = false): Promise<Injection | null | false> {
     if (!this.d.credentials) return null;
     try {
       return await this.d.credentials.resolve(c.installed.content, c.server.id, c.principal.tenantId, c.subjectToken !== undefined ? { token: c.subjectToken, principal: c.principal } : undefined);
     } catch (err) {
+      // Brokered per-user OAuth: the user has no usable connection yet; a URL elicitation to the connect page (agent/connections.ts).
+      if (err instanceof ConnectionRequired) {
+        sendJson(res, 200, connectAnswer(id, err.answer, stateless));
+        return false;
+      }
       if (!(err instanceof CredentialUnavailable)) throw err;
       this.d.metrics.credentialFailures++;
       sendJson(res, 502, { jsonrpc: "2.0", id, error: { code: -32603, message: "Upstream credential unavailable" } });

@@ -5,7 +5,8 @@ import { bundles, fleetServers, fleets, maskingRules, oauthClients, revocations,
 import type { Actor } from "@/lib/auth/permissions";
 import { liveApprovals } from "./approvals-live";
 import type { BundleApproval } from "@/lib/enforcement/approval";
-import type { BundleContent, BundleCredential, BundleMaskingRule, BundleRevocation } from "@/lib/enforcement/bundle";
+import type { BundleConnectionCut, BundleContent, BundleCredential, BundleMaskingRule, BundleRevocation } from "@/lib/enforcement/bundle";
+import { liveConnectionCuts } from "@/lib/connections/live";
 import { recordEvent } from "@/lib/trail/record";
 import { bundleCredential } from "@/lib/vault/binding";
 import { stillTrusted } from "./trust";
@@ -23,6 +24,8 @@ export interface LiveSections {
   masking: BundleMaskingRule[];
   /** Decided approval requests (lib/bundles/approvals-live.ts); optional for callers that build sections by hand. */
   approvals?: BundleApproval[];
+  /** Ended brokered per-user OAuth connections (lib/connections/live.ts); optional like approvals. */
+  connectionCuts?: BundleConnectionCut[];
 }
 
 export const emptyLive = (): LiveSections => ({ revocations: [], approvedClients: [], clientApproval: [], credentials: [], masking: [], approvals: [] });
@@ -73,6 +76,7 @@ export async function loadLiveSections(db: Db, serverIds: string[], admitted?: s
     db.select().from(maskingRules).where(inArray(maskingRules.serverId, serverIds)),
     liveApprovals(db, serverIds, tenantIds),
   ]);
+  const connectionCuts = await liveConnectionCuts(db, serverIds, tenantIds);
   // Only the latest cut-off per (tenant, user, client, server) matters: a later one rejects everything an earlier one did.
   const latest = new Map<string, BundleRevocation>();
   for (const r of revRows) {
@@ -99,6 +103,7 @@ export async function loadLiveSections(db: Db, serverIds: string[], admitted?: s
       .sort(byJson),
     masking: maskRows.map((m) => ({ serverId: m.serverId, tool: m.tool, paths: [...m.paths], mode: m.mode })).sort(byJson),
     approvals: approvalLines,
+    connectionCuts,
   };
 }
 

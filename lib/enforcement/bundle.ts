@@ -123,6 +123,17 @@ export interface BundleContent {
   masking: BundleMaskingRule[];
   /** Decided approval requests (approved or rejected), until a while after they expire (lib/enforcement/approval.ts). */
   approvals?: BundleApproval[];
+  /** Ended brokered per-user OAuth connections (lib/connections): agents drop the user's access token fetched before the cut. Absent when none. */
+  connectionCuts?: BundleConnectionCut[];
+}
+
+/** A live-section line: access tokens of (tenant, server, user) an agent fetched before `before` are dropped (disconnect, revocation, failed refresh of a brokered connection). */
+export interface BundleConnectionCut {
+  tenantId: string;
+  serverId: string;
+  user: string;
+  /** ISO time the connection ended. */
+  before: string;
 }
 
 export interface BundleRevocation {
@@ -139,8 +150,8 @@ export interface BundleCredential {
   serverId: string;
   /** null: the entry every tenant of the server uses unless it has its own. */
   tenantId: string | null;
-  /** oauth_token_exchange: per-user RFC 8693 exchange of the caller's token at the agent (docs/upstreams.md). */
-  kind: "api_key" | "bearer" | "basic" | "oauth_client_credentials" | "oauth_token_exchange";
+  /** oauth_token_exchange: per-user RFC 8693 exchange of the caller's token at the agent; oauth_user_brokered: each user's token from the control plane (docs/upstreams.md). */
+  kind: "api_key" | "bearer" | "basic" | "oauth_client_credentials" | "oauth_token_exchange" | "oauth_user_brokered";
   placement: { in: "header" | "query"; name: string };
   /** The current version: an agent holding another refetches before the next call. */
   version: number;

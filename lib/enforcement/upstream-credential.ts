@@ -9,7 +9,7 @@
  * never log them.
  */
 
-export type UpstreamCredentialKind = "api_key" | "bearer" | "basic" | "oauth_client_credentials" | "oauth_token_exchange";
+export type UpstreamCredentialKind = "api_key" | "bearer" | "basic" | "oauth_client_credentials" | "oauth_token_exchange" | "oauth_user_brokered";
 export type UpstreamSecret = string | { username: string; password: string } | { clientSecret: string };
 export interface CredentialPlacement {
   in: "header" | "query";
@@ -25,7 +25,7 @@ export interface ClientCredentialsConfig {
 
 /** The header or parameter value of a static credential (not OAuth), or the problem with the stored secret. */
 export function staticCredentialValue(
-  kind: Exclude<UpstreamCredentialKind, "oauth_client_credentials" | "oauth_token_exchange">,
+  kind: Exclude<UpstreamCredentialKind, "oauth_client_credentials" | "oauth_token_exchange" | "oauth_user_brokered">,
   placement: CredentialPlacement,
   secret: UpstreamSecret,
 ): { value: string } | { problem: string } {

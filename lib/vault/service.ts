@@ -31,6 +31,7 @@ import { openSecret, sealSecret, type SecretPayload } from "./crypto";
 import { isSuspended, upstreamOrigin } from "./binding";
 import { rollbackProblem } from "./eligibility";
 import { rewrapAll } from "./keyring";
+import { brokeredEntryIssues } from "./brokered";
 
 /*
  * The upstream credential vault. Secrets are write-only: they go in through
@@ -76,6 +77,8 @@ const oauthSchema = z.object({
   scope: z.string().trim().max(1000).optional(),
   audience: z.string().trim().max(1000).optional(),
   authMethod: z.enum(["client_secret_basic", "client_secret_post"]).default("client_secret_basic"),
+  authorizationUrl: z.url("must be a URL").max(2000).optional().describe("oauth_user_brokered: the upstream AS authorization endpoint"),
+  issuer: z.url("must be a URL").max(2000).optional().describe("oauth_user_brokered: the upstream AS issuer, compared with the RFC 9207 iss of the authorization response"),
 });
 const secretValue = z
   .union([z.string(), z.object({ username: z.string(), password: z.string() }).strict(), z.object({ clientSecret: z.string() }).strict()])
@@ -373,7 +376,8 @@ export async function createEntry(ctx: Ctx, raw: CreateEntryInput, kek: Kek): Pr
   if (!issues.length && !can(ctx.actor, "vault.write", adminTenant)) throw forbidden("You need the vault.write permission in this tenant");
   const placement = defaultPlacement(input.kind, input.placement);
   issues.push(...placementIssues(input.kind, placement));
-  const isOAuth = input.kind === "oauth_client_credentials" || input.kind === "oauth_token_exchange";
+  const isOAuth = input.kind === "oauth_client_credentials" || input.kind === "oauth_token_exchange" || input.kind === "oauth_user_brokered";
+  issues.push(...brokeredEntryIssues(input.kind, input.oauth, placement));
   if (isOAuth && !input.oauth) issues.push({ path: "oauth", message: `is required for ${input.kind} (tokenUrl, clientId)` });
   if (input.kind === "oauth_token_exchange" && input.oauth && !input.oauth.audience)
     issues.push({ path: "oauth.audience", message: "is required for token exchange: the upstream resource the exchanged token is for" });
@@ -752,6 +756,8 @@ export async function resolveCredential(
   const picked = candidates.find((c) => c.entry.tenantId === q.tenantId) ?? candidates.find((c) => c.entry.tenantId === null);
   if (!picked) throw notFound("Credential for this server and tenant");
   const { entry, v } = picked;
+  // Brokered per-user OAuth: the client secret stays with the control plane (agents get users' access tokens, lib/connections).
+  if (entry.kind === "oauth_user_brokered") throw forbidden("This credential is brokered per user: ask POST /api/v1/agent/connections/token");
   // Never the tenant's own entry's fallback (shared or none): a suspended entry fails closed.
   if (isSuspended(entry, served.upstreamUrl)) {
     throw conflict(
