@@ -22,6 +22,7 @@ import { DecisionWal } from "./wal";
 import { CredentialBroker } from "./credentials";
 import { UpstreamRevoker } from "./upstream-revocation";
 import { loadSessionKey } from "./session";
+import { startTracing, tracingConfig, type AgentTracing, type TracingConfig } from "./tracing";
 import type { GateLogOptions } from "./gate-log";
 
 export interface RunningAgent {
@@ -32,6 +33,8 @@ export interface RunningAgent {
   shipper: DecisionShipper;
   credentials: CredentialBroker;
   revoker: UpstreamRevoker;
+  /** Present when an OTLP endpoint was configured. */
+  tracing?: AgentTracing;
   stop(): Promise<void>;
 }
 
@@ -43,7 +46,16 @@ const DRAIN_MS = 10_000;
 
 export async function startAgent(
   config: AgentConfig,
-  opts: { validator?: TokenValidatorLike; log?: (m: string) => void; heartbeatMs?: number; ship?: ShipOptions; drainMs?: number; driftCheckMs?: number; gate?: GateLogOptions } = {},
+  opts: {
+    validator?: TokenValidatorLike;
+    log?: (m: string) => void;
+    heartbeatMs?: number;
+    ship?: ShipOptions;
+    drainMs?: number;
+    driftCheckMs?: number;
+    tracing?: TracingConfig | null;
+    gate?: GateLogOptions;
+  } = {},
 ): Promise<RunningAgent> {
   const log = opts.log ?? ((m: string) => console.log(`[agent] ${m}`));
   const metrics = new Metrics();
@@ -74,6 +86,9 @@ export async function startAgent(
   const validator = opts.validator ?? new TokenValidator();
   // Sessions stay bound to their callers across restarts (and replicas sharing the key).
   const sessionKey = await loadSessionKey(config.dataDir, config.sessionKey);
+  // OpenTelemetry is loaded only when an OTLP endpoint is configured (agent/tracing.ts).
+  const exported = (ok: boolean, n: number) => void (ok ? (metrics.tracesExported += n) : (metrics.tracesLost += n));
+  const tracing = opts.tracing ? await startTracing(opts.tracing, { log, exported }) : undefined;
   const server = createAgentServer({
     current: () => sync.current,
     validator,
@@ -87,6 +102,7 @@ export async function startAgent(
     publicOrigins: config.publicOrigins,
     freshUntil: () => sync.freshUntilMs,
     dpop: new DpopVerifier({ iatWindowSeconds: config.dpopIatWindowSeconds }),
+    tracing,
     gate: opts.gate,
   });
   try {
@@ -114,6 +130,7 @@ export async function startAgent(
     shipper,
     credentials,
     revoker,
+    tracing,
     stop: () =>
       (stopping ??= (async () => {
         const drainMs = opts.drainMs ?? DRAIN_MS;
@@ -133,6 +150,7 @@ export async function startAgent(
         if (left) log(`decision log: ${left} decision(s) not yet shipped stay in ${config.dataDir}`);
         await wal.close();
         credentials.clear();
+        await tracing?.shutdown().catch(() => {});
       })()),
   };
 }
@@ -144,7 +162,12 @@ export async function main(): Promise<void> {
     console.error(`mandate-agent: invalid configuration\n${r.errors.map((e) => `  - ${e}`).join("\n")}\n\n${USAGE}`);
     process.exit(2);
   }
-  const agent = await startAgent(r.config);
+  const t = tracingConfig(process.env);
+  if (!t.ok) {
+    console.error(`mandate-agent: invalid OpenTelemetry configuration\n${t.errors.map((e) => `  - ${e}`).join("\n")}`);
+    process.exit(2);
+  }
+  const agent = await startAgent(r.config, { tracing: t.config });
   const shutdown = (signal: string) => {
     console.log(`[agent] ${signal}: shutting down`);
     agent.stop().then(

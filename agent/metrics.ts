@@ -9,6 +9,11 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 
 /** Decision time: most decisions take 0.1–1 ms (Cedar on a preparsed slice), a cold one tens of ms. */
 export const DECISION_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+/** Upstream time to the answer's headers: a loopback MCP server answers in 0.5–2 ms, a remote one in tens to hundreds of ms, a slow tool in seconds. */
+export const UPSTREAM_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+/** The outcome label of an upstream request: its status class, or "unreachable" (no answer: refused, reset, timed out, aborted). */
+export type UpstreamOutcome = "2xx" | "3xx" | "4xx" | "5xx" | "unreachable";
+export const upstreamOutcome = (status: number | null): UpstreamOutcome => (status === null ? "unreachable" : status >= 500 ? "5xx" : status >= 400 ? "4xx" : status >= 300 ? "3xx" : "2xx");
 
 export class Metrics {
   readonly decisions = new Map<string, number>();
@@ -33,14 +38,27 @@ export class Metrics {
   /** Lines and bytes of the decision log not yet acknowledged by the control plane (set by the agent to read its WAL). */
   logBacklog: () => { lines: number; bytes: number } = () => ({ lines: 0, bytes: 0 });
 
+  /** Spans sent to the OTLP collector, and spans lost (export failed), when tracing is on. */
+  tracesExported = 0;
+  tracesLost = 0;
+
   readonly registry = new Registry();
   private readonly decisionSeconds: Histogram;
+  private readonly upstreamSeconds: Histogram<"server_id" | "outcome">;
   private bundle: { revision: number; installedAt: number } | null = null;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     const r = [this.registry];
     this.decisionSeconds = new Histogram({ name: "mandate_decision_seconds", help: "Time to decide one request.", buckets: DECISION_BUCKETS, registers: r });
+    // Labelled by server id (bounded by the bundle's servers) and outcome (5 values); never by tool name.
+    this.upstreamSeconds = new Histogram({
+      name: "mandate_upstream_request_seconds",
+      help: "Upstream MCP requests forwarded by the agent: time from sending to the answer's headers, by server id and outcome (status class or unreachable).",
+      labelNames: ["server_id", "outcome"] as const,
+      buckets: UPSTREAM_BUCKETS,
+      registers: r,
+    });
     /** A counter whose value lives in a field or map of this object, read at scrape time. */
     const counter = (name: string, help: string, read: () => number | [string, string[], (v: string) => number]) =>
       new Counter({
@@ -85,6 +103,16 @@ export class Metrics {
       ["ok", "unsupported", "error"],
       (k) => this.upstreamRevocations.get(k) ?? 0,
     ]);
+    counter("mandate_trace_spans_total", "Spans the OTLP exporter sent (exported) or lost (export failed); 0 when tracing is off.", () => [
+      "result",
+      ["exported", "lost"],
+      (k) => (k === "exported" ? this.tracesExported : this.tracesLost),
+    ]);
+  }
+
+  /** One upstream request: seconds from sending it to its answer's headers, and its status (null: no answer). */
+  upstream(serverId: string, status: number | null, seconds: number): void {
+    this.upstreamSeconds.observe({ server_id: serverId, outcome: upstreamOutcome(status) }, seconds);
   }
 
   decision(outcome: "allow" | "deny", seconds: number): void {

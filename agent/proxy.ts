@@ -43,6 +43,7 @@ import {
   type ProtocolRefusal,
 } from "./protocol";
 import { ERA_PROBE_TIMEOUT_MS, UpstreamEras, type ProbeAnswer } from "./upstream-era";
+import type { CallTrace } from "./tracing";
 
 export { MAX_BODY_BYTES } from "./bounds";
 
@@ -104,6 +105,8 @@ export interface Call {
   current: () => Installed | null;
   /** Until when (ms) the bundle in force may be enforced: cache lifetimes (`ttlMs`) never reach past it. */
   freshUntil: () => number;
+  /** This request's trace when tracing is on (agent/tracing.ts); undefined costs nothing. */
+  trace?: CallTrace;
 }
 
 /** The list methods, the kind `filterList()` takes and the result key that holds the items (the same word). */
@@ -231,6 +234,7 @@ export class McpProxy {
     r: DecisionResult,
     started: number,
     details: Pick<DecisionRecord, "args" | "context"> = {},
+    trace?: CallTrace,
   ): Recorded {
     const id = uuidv7();
     const seconds = (performance.now() - started) / 1000;
@@ -253,6 +257,8 @@ export class McpProxy {
       reason: r.reason,
       latencyUs: Math.round(seconds * 1e6),
       ...details,
+      // A sampled call's trace id links the decision to its trace (context.traceId).
+      ...(trace?.traceId ? { context: { ...details.context, traceId: trace.traceId } } : {}),
     });
     return { id, durable };
   }
@@ -273,7 +279,7 @@ export class McpProxy {
     extra: { tool?: string | null; data?: unknown } = {},
   ): Promise<void> {
     const r: DecisionResult = { decision: "deny", reason: `refused before any decision: ${message}`, determining: [], errors: [] };
-    const rec = this.record(c.installed, c.server, c.principal, method, extra.tool ?? null, r, performance.now(), { context: principalContext(c.principal) });
+    const rec = this.record(c.installed, c.server, c.principal, method, extra.tool ?? null, r, performance.now(), { context: principalContext(c.principal) }, c.trace);
     if (!(await this.durable(res, [rec.durable]))) return;
     const data = isRecord(extra.data) ? { ...extra.data, decisionId: rec.id } : { decisionId: rec.id };
     sendJson(res, status, { jsonrpc: "2.0", id, error: { code, message, data } });
@@ -303,7 +309,7 @@ export class McpProxy {
     if (m.method === undefined || m.id === undefined) return null;
     const started = performance.now();
     const note = (tool: string | null, r: DecisionResult, details?: Pick<DecisionRecord, "args" | "context">) => {
-      const rec = this.record(installed, server, p, m.method!, tool, r, started, details);
+      const rec = this.record(installed, server, p, m.method!, tool, r, started, details, c.trace);
       pending.push(rec.durable);
       return rec.id;
     };
@@ -322,10 +328,12 @@ export class McpProxy {
     // A malformed resourceSubscriptions (not an array of strings) is decided as one no URI can satisfy.
     const resourceSubscriptions = subs === undefined ? null : Array.isArray(subs) && subs.every((u) => typeof u === "string") ? (subs as string[]) : [""];
     // An approval of one call is used up here, before the decision is recorded or the call forwarded (agent/approval.ts).
+    const step = c.trace?.step("mandate.decide");
     const d = consumeApproval(
       decide(viewOf(installed), { method: m.method, serverId: server.id, name, completionRef, resourceSubscriptions, principal: p, args, time: new Date() }, { drifted: driftOf(installed) }),
       installed.content.manifest.fleetId,
     );
+    if (step) c.trace!.decided(step, { method: m.method, name, decision: d.decision, stage: d.stage, determining: d.determining });
     if (d.stage === "passthrough" || d.stage === "list") return null;
     // Decided first; only then are the arguments masked, for the log line (tools/call and prompts/get).
     const details = withArgs ? callDetails(installed, server.id, name ?? "", p, args) : undefined;
@@ -347,9 +355,11 @@ export class McpProxy {
     const items = r[kind];
     if (!Array.isArray(items)) return r;
     const started = performance.now();
+    const step = c.trace?.step("mandate.list_filter");
     const f = filterList(viewOf(installed), { serverId: server.id, principal: p, time: new Date() }, kind, items, { drifted: driftOf(installed) });
     for (const ch of f.changed) markDrift(installed, ch.serverId, ch.name, this.d, ch.live, ch.approved, ch.kind);
-    await this.record(installed, server, p, KIND_METHOD[kind], null, f.record, started).durable;
+    if (step) c.trace!.decided(step, { method: KIND_METHOD[kind], name: null, decision: f.record.decision, determining: f.record.determining });
+    await this.record(installed, server, p, KIND_METHOD[kind], null, f.record, started, {}, c.trace).durable;
     return { ...r, [kind]: f.kept };
   }
 
@@ -374,7 +384,7 @@ export class McpProxy {
       out.capabilities = caps;
     }
     const d: DecisionResult = { decision: "allow", reason: `server/discover answered${dropped.length ? `; capabilities removed: ${dropped.join(", ")}` : ""}`, determining: [], errors: [] };
-    await this.record(c.installed, c.server, c.principal, "server/discover", null, d, started).durable;
+    await this.record(c.installed, c.server, c.principal, "server/discover", null, d, started, {}, c.trace).durable;
     return out;
   }
 
@@ -497,7 +507,7 @@ export class McpProxy {
       }
       if (hf.final && hf.final.decision === "deny") {
         const r = { ...hf.final, reason: `${hf.final.reason} (decided on the Mcp-Method and Mcp-Name headers)` };
-        const rec = this.record(c.installed, c.server, c.principal, h.method, h.name, r, started, { context: principalContext(c.principal) });
+        const rec = this.record(c.installed, c.server, c.principal, h.method, h.name, r, started, { context: principalContext(c.principal) }, c.trace);
         if (!(await this.durable(res, [rec.durable]))) return;
         if (r.stepUpScopes.length) throw new InsufficientScope(r.stepUpScopes);
         return sendJson(res, 200, denial(peekId(body!) as Id, rec.id, r.reason));
@@ -535,7 +545,7 @@ export class McpProxy {
         const problem = isRecord(raw) ? messageProblem(raw) : "a message must be an object";
         if (problem) {
           const r: DecisionResult = { decision: "deny", reason: `invalid message: ${problem}`, determining: [], errors: [] };
-          const rec = this.record(c.installed, c.server, c.principal, methodLabel(raw), null, r, performance.now(), { context: principalContext(c.principal) });
+          const rec = this.record(c.installed, c.server, c.principal, methodLabel(raw), null, r, performance.now(), { context: principalContext(c.principal) }, c.trace);
           pending.push(rec.durable);
           answers.push(invalid(idOf(raw), `Invalid Request: ${problem}`, rec.id));
           continue;
@@ -679,9 +689,18 @@ export class McpProxy {
    */
   private async credential(res: ServerResponse, c: Call, id: Id | null, stateless = false): Promise<Injection | null | false> {
     if (!this.d.credentials) return null;
+    const step = c.trace?.step("mandate.credential");
     try {
-      return await this.d.credentials.resolve(c.installed.content, c.server.id, c.principal.tenantId, c.subjectToken !== undefined ? { token: c.subjectToken, principal: c.principal } : undefined);
+      const cred = await this.d.credentials.resolve(
+        c.installed.content,
+        c.server.id,
+        c.principal.tenantId,
+        c.subjectToken !== undefined ? { token: c.subjectToken, principal: c.principal } : undefined,
+      );
+      step?.end();
+      return cred;
     } catch (err) {
+      step?.end("credential_unavailable");
       // Brokered per-user OAuth: the user has no usable connection yet; a URL elicitation to the connect page (agent/connections.ts).
       if (err instanceof ConnectionRequired) {
         sendJson(res, 200, connectAnswer(id, err.answer, stateless));
@@ -731,9 +750,16 @@ export class McpProxy {
       if (!res.writableFinished) abort.abort();
     });
     let up: Awaited<ReturnType<UpstreamPools["request"]>>;
+    // The upstream call's client span (its traceparent goes into the headers) and its time to the answer's headers.
+    const span = c.trace?.upstream(req.method ?? "GET", c.server.upstreamUrl, headers);
+    const sent = performance.now();
     try {
       up = await this.upstreams.request(target, { method: req.method ?? "GET", headers, body, signal: abort.signal });
+      this.d.metrics.upstream(c.server.id, up.statusCode, (performance.now() - sent) / 1000);
+      span?.end(up.statusCode);
     } catch (err) {
+      this.d.metrics.upstream(c.server.id, null, (performance.now() - sent) / 1000);
+      span?.end(err instanceof Error ? err : new Error(String(err)));
       this.d.metrics.upstreamErrors++;
       this.d.log(`upstream ${c.server.id} unreachable: ${redactUrlsIn(err instanceof Error ? err.message : String(err))}`);
       return sendJson(res, 502, { jsonrpc: "2.0", id: null, error: { code: -32603, message: "Upstream unavailable" } });

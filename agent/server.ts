@@ -14,6 +14,7 @@ import type { DecisionWal } from "./wal";
 import { RequestTracker, SessionBinder } from "./session";
 import { isModernVersion, readMcpHeaders } from "./protocol";
 import { challenges, checkSender, DpopVerifier, readCredentials, stepUpChallenge } from "@/lib/enforcement/dpop";
+import type { AgentTracing } from "./tracing";
 import { GateLog, type GateCode, type GateLogOptions } from "./gate-log";
 
 export interface AgentServerDeps {
@@ -40,6 +41,8 @@ export interface AgentServerDeps {
   freshUntil?: () => number;
   /** DPoP proof checks and their jti replay cache (lib/enforcement/dpop.ts; default: one of its own). */
   dpop?: DpopVerifier;
+  /** OpenTelemetry traces of MCP requests (agent/tracing.ts), when an OTLP endpoint is configured. */
+  tracing?: AgentTracing;
   /** Window and key bound of the gate's refusal records (agent/gate-log.ts; defaults GATE_WINDOW_MS, GATE_MAX_KEYS). */
   gate?: GateLogOptions;
 }
@@ -188,6 +191,7 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     // Routed by the full resource URI: two servers at the same path on two hosts never meet.
     const server = installed.content.servers.find((s) => resourcePath(s.resourceUri) === p && servedAt(s.resourceUri, at));
     if (!server) return sendJson(res, 404, { error: "not found" });
+    const trace = deps.tracing?.begin(req, res, server.id);
     if (!["POST", "GET", "DELETE"].includes(req.method ?? "")) return sendJson(res, 405, { error: "method not allowed" }, { allow: "POST, GET, DELETE" });
     // MCP transports (2025-11-25): validate Origin against DNS rebinding; present and invalid → 403.
     // The MCP endpoint sends no CORS headers, so no cross-origin browser client can use it anyway.
@@ -230,6 +234,7 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     if (!cred.ok) return unauthorized(cred.error.code === "invalid_dpop_proof" ? "invalid_dpop_proof" : "invalid_token", cred.error);
     usedDpop = cred.credentials.scheme === "DPoP";
     const token = cred.credentials.token;
+    const tokenStep = trace?.step("mandate.token");
     const check = await tokens.validate(token, server, installed);
     if (!check.ok) return unauthorized("invalid_token", { code: "invalid_token", description: check.description });
     const sender = await checkSender(dpop, server, cred.credentials, check.principal.jkt, req.method ?? "");
@@ -242,6 +247,9 @@ export function createAgentServer(deps: AgentServerDeps): Server {
       if (gate.stage === "revoked") void revoker.revoke(token, principal, server);
       return unauthorized(gate.stage === "revoked" ? "revoked" : "invalid_token", { code: "invalid_token", description: gate.reason }, principal, gate.determining);
     }
+
+    tokenStep?.end();
+    trace?.tenant(principal.tenantId);
 
     // Transport headers the agent forwards: well-formed and bounded, or the request goes no further.
     for (const h of ["mcp-session-id", "mcp-protocol-version", "last-event-id", "content-type", "accept"]) if (repeated(req, h)) return badRequest(`repeated ${h} header`);
@@ -284,6 +292,7 @@ export function createAgentServer(deps: AgentServerDeps): Server {
       mcp,
       current: deps.current,
       freshUntil: deps.freshUntil ?? (() => Number.POSITIVE_INFINITY),
+      trace,
     };
 
     let body: Buffer | null = null;

@@ -18,6 +18,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { loadConfig, type AgentConfig } from "@/agent/config";
 import { startAgent, type RunningAgent } from "@/agent/main";
+import type { TracingConfig } from "@/agent/tracing";
 import type { DecisionRecord } from "@/agent/wal";
 import { tools } from "@/db/schema";
 import { stopBundleListener } from "@/lib/agents/bundle-waiter";
@@ -176,7 +177,7 @@ export async function until(cond: () => boolean | Promise<boolean>, ms = 15_000)
  * server owned by tenant A and shared with tenant B (plus `extraTenants`),
  * a fleet with its first bundle published, and a real agent enforcing it.
  */
-export async function startAgentStack(opts: { extraIssuers?: Record<string, unknown>[]; extraTenants?: number } = {}): Promise<AgentStack & { extraTenantIds: string[] }> {
+export async function startAgentStack(opts: { extraIssuers?: Record<string, unknown>[]; extraTenants?: number; tracing?: TracingConfig } = {}): Promise<AgentStack & { extraTenantIds: string[] }> {
   // The routes read the key-encryption key from the environment: the same one the services get here.
   process.env.MANDATE_KEK ??= randomBytes(32).toString("base64");
   process.env.MANDATE_KEK_ID ??= "kek-test";
@@ -219,7 +220,7 @@ export async function startAgentStack(opts: { extraIssuers?: Record<string, unkn
   });
   if (!loaded.ok) throw new Error(loaded.errors.join("; "));
   const config = loaded.config;
-  const agent = await startAgent(config, { log: process.env.AGENT_TEST_LOG ? (m) => console.log(`[agent] ${m}`) : () => {}, driftCheckMs: 3_600_000 });
+  const agent = await startAgent(config, { log: process.env.AGENT_TEST_LOG ? (m) => console.log(`[agent] ${m}`) : () => {}, driftCheckMs: 3_600_000, tracing: opts.tracing });
   await until(() => agent.sync.current !== null);
   const base = `http://127.0.0.1:${port}`;
   return {

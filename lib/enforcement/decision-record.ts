@@ -49,6 +49,8 @@ export const GATE_METHOD = "(gate)";
 export const ARGS_TRUNCATED = "args-truncated";
 
 const UUIDV7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+/** A W3C trace id: 32 lowercase hex digits, not all zero. */
+const TRACE_ID = /^(?!0{32})[0-9a-f]{32}$/;
 
 // PostgreSQL refuses NUL in text and lone surrogates in jsonb: a string holding one would fail the
 // whole insert, so the schema refuses it (ingest quarantines the line) and normalize replaces it.
@@ -78,6 +80,8 @@ function jsonStorable(v: unknown, depth: number): boolean {
 export const decisionContext = z
   .object({
     groups: z.array(text(DECISION_LIMITS.group)).max(DECISION_LIMITS.groups).optional(),
+    /** The OpenTelemetry trace of the call, when the agent traced it (agent/tracing.ts). */
+    traceId: z.string().regex(TRACE_ID, "must be a W3C trace id (32 lowercase hex digits)").optional(),
     actors: z.array(text(DECISION_LIMITS.actor)).max(DECISION_LIMITS.actors).optional(),
     token: z
       .object({ iss: text(DECISION_LIMITS.issuer), iat: z.number().int().min(0), exp: z.number().int().min(0) })
@@ -232,6 +236,7 @@ function normalizeContext(v: unknown, argsTruncated: boolean): DecisionContext |
   if (!c && !argsTruncated) return null;
   const out: DecisionContext = {};
   if (c?.groups !== undefined) out.groups = textList(c.groups, DECISION_LIMITS.group, DECISION_LIMITS.groups);
+  if (typeof c?.traceId === "string" && TRACE_ID.test(c.traceId)) out.traceId = c.traceId;
   if (c?.actors !== undefined) out.actors = textList(c.actors, DECISION_LIMITS.actor, DECISION_LIMITS.actors);
   const t = c?.token && typeof c.token === "object" && !Array.isArray(c.token) ? (c.token as Record<string, unknown>) : null;
   if (t) out.token = { iss: textOf(t.iss, DECISION_LIMITS.issuer), iat: whole(t.iat, Number.MAX_SAFE_INTEGER) ?? 0, exp: whole(t.exp, Number.MAX_SAFE_INTEGER) ?? 0 };
