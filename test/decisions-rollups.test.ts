@@ -64,12 +64,13 @@ const rollupsVsRaw = async () => {
   const usageDiff = await diff(sql`
     with raw as (
       select date_trunc('day', at, 'UTC') as day, coalesce(tenant_id, '') as tenant_id, server_id, coalesce(tool, '') as tool, coalesce(user_id, '') as user_id, coalesce(client_id, '') as client_id,
+             method, scopes,
              count(*) filter (where outcome = 'allow') as allow, count(*) filter (where outcome = 'deny') as deny, count(*) filter (where outcome = 'error') as error,
-             max(at) as last_at, max(at) filter (where outcome = 'allow') as last_allow_at
-      from decisions group by 1, 2, 3, 4, 5, 6)
-    (select 'raw' as side, * from raw except select 'raw', day, tenant_id, server_id, tool, user_id, client_id, allow, deny, error, last_at, last_allow_at from decision_usage)
+             max(at) as last_at, max(at) filter (where outcome = 'allow') as last_allow_at, max(id) as last_id, max(id) filter (where outcome = 'allow') as last_allow_id
+      from decisions group by 1, 2, 3, 4, 5, 6, 7, 8)
+    (select 'raw' as side, * from raw except select 'raw', day, tenant_id, server_id, tool, user_id, client_id, method, scopes, allow, deny, error, last_at, last_allow_at, last_id, last_allow_id from decision_usage)
     union all
-    (select 'rollup', day, tenant_id, server_id, tool, user_id, client_id, allow, deny, error, last_at, last_allow_at from decision_usage except select 'rollup', * from raw)`);
+    (select 'rollup', day, tenant_id, server_id, tool, user_id, client_id, method, scopes, allow, deny, error, last_at, last_allow_at, last_id, last_allow_id from decision_usage except select 'rollup', * from raw)`);
   return { rollupDiff, actorDiff, usageDiff };
 };
 const expectRollupsExact = async () => expect(await rollupsVsRaw()).toEqual({ rollupDiff: [], actorDiff: [], usageDiff: [] });
@@ -101,6 +102,7 @@ beforeAll(async () => {
       tool: i % 53 === 0 ? null : `tool_${Math.floor(r() * 6)}`,
       userId: i % 41 === 0 ? null : `user${Math.floor(r() * 12)}`,
       clientId: i % 43 === 0 ? null : ["claude", "cursor", "zed"][Math.floor(r() * 3)]!,
+      scopes: [["tickets:read"], ["tickets:read", "tickets:write"], []][i % 3]!,
       outcome: (["allow", "allow", "allow", "deny", "error"] as const)[Math.floor(r() * 5)]!,
       args: { q: `ticket ${i}` },
     };

@@ -1,12 +1,12 @@
 import "server-only";
-import { and, sql } from "drizzle-orm";
+import { and, sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import { decisions } from "@/db/schema";
 import type { Ctx } from "@/lib/context";
 import { chartsFromRollups, decisionCharts } from "./charts";
 import { resolveNames, type Names } from "./names";
-import { decisionFilter, filterConditions } from "./query";
-import { execRows } from "./rollups";
+import { decisionFilter, filterConditions, readableTenants, windowOf } from "./query";
+import { execRows, spansOf, tenantCond } from "./rollups";
 
 export const GROUP_BY = ["tool", "user", "client", "policy", "outcome"] as const;
 export type GroupBy = (typeof GROUP_BY)[number];
@@ -38,22 +38,88 @@ export interface Groups {
 }
 
 const COL = {
-  tool: sql`${decisions.tool}`,
+  // A tools/call without a tool name ('' or null) is one group, null, on both paths (the rollups keep both as '').
+  tool: sql`nullif(${decisions.tool}, '')`,
   user: sql`${decisions.userId}`,
   client: sql`${decisions.clientId}`,
   outcome: sql`${decisions.outcome}`,
 } as const;
 
 /**
+ * Whether the rollups answer a group-by exactly: by tool, decision_rollups
+ * (tenant × server × tool) with filters on tenant, server, tool and outcome;
+ * by user or client, decision_actor_rollups (tenant × actor) with filters on
+ * tenant, outcome and that same actor. Free text, method, policy, bundle
+ * revision and any other filter read the raw rows.
+ */
+export function groupFromRollups(q: DecisionGroupQuery): boolean {
+  if (q.q || q.method || q.policyId || q.bundleRevision !== undefined) return false;
+  if (q.by === "tool") return !q.user && !q.client;
+  if (q.by === "user") return !q.serverId && !q.tool && !q.client;
+  if (q.by === "client") return !q.serverId && !q.tool && !q.user;
+  return false;
+}
+
+type GroupRow = { key: string | null; n: string | number; denied: string | number; rn: string | number; total: string | number };
+
+/** The top `limit` groups of a per-key source (key, n, denied), largest first, with the total over every group. */
+const topGroups = (source: SQL, limit: number) => sql`
+  select * from (
+    select g.*, row_number() over (order by n desc, key nulls last) as rn, sum(n) over () as total
+    from (select key, sum(n) as n, sum(denied) as denied from (${source}) u group by key having sum(n) > 0) g
+  ) x where rn <= ${limit} order by rn`;
+
+/**
+ * Per-key counts from the rollups over the window's whole hours and days,
+ * plus the raw rows of the partial hours at both ends (spansOf): the answer a
+ * scan of the raw rows gives. By user or client, the decisions without one
+ * (null) are the window's total minus the actor rows (the actor rollups keep
+ * no row for a missing actor).
+ */
+function rollupSource(ctx: Ctx, q: DecisionGroupQuery, by: "tool" | "user" | "client", now: number): SQL {
+  const tenants = readableTenants(ctx, q.tenantId);
+  const w = windowOf(q, false, now);
+  const spans = spansOf(w.from.getTime(), w.to!.getTime(), true);
+  const iso = (ms: number) => new Date(ms).toISOString();
+  // Under an outcome filter only that outcome counts, and denials only when it is deny (as in the raw rows).
+  const n = q.outcome ? sql.raw(q.outcome === "error" ? `"error"` : q.outcome) : sql`allow + deny + "error"`;
+  const denied = !q.outcome || q.outcome === "deny" ? sql`deny` : sql`0`;
+  const parts: SQL[] = [];
+  for (const s of spans) {
+    if (s.source === "raw") {
+      const conds = filterConditions(ctx, { ...q, from: iso(s.from), to: iso(s.to) }, { now })!;
+      parts.push(sql`select ${COL[by]} as key, count(*) as n, count(*) filter (where ${decisions.outcome} = 'deny') as denied from ${decisions} where ${and(...conds)} group by 1`);
+      continue;
+    }
+    const range = sql`grain = ${s.source} and bucket >= ${iso(s.from)}::timestamptz and bucket < ${iso(s.to)}::timestamptz and ${tenantCond(sql`tenant_id`, tenants)}`;
+    if (by === "tool") {
+      parts.push(sql`select nullif(tool, '') as key, sum(${n}) as n, sum(${denied}) as denied from decision_rollups
+                     where ${range} ${q.serverId ? sql`and server_id = ${q.serverId}` : sql``} ${q.tool ? sql`and tool = ${q.tool}` : sql``} group by 1`);
+      continue;
+    }
+    const actor = by === "user" ? q.user : q.client;
+    parts.push(sql`select actor as key, sum(${n}) as n, sum(${denied}) as denied from decision_actor_rollups
+                   where ${range} and kind = ${by} ${actor ? sql`and actor = ${actor}` : sql``} group by 1`);
+    if (!actor)
+      parts.push(
+        sql`select null::text as key, sum(${n}) as n, sum(${denied}) as denied from decision_rollups where ${range}`,
+        sql`select null::text as key, -sum(${n}) as n, -sum(${denied}) as denied from decision_actor_rollups where ${range} and kind = ${by}`,
+      );
+  }
+  return sql.join(parts, sql` union all `);
+}
+
+/**
  * Counts of the filter's decisions per group, largest first, under the same
  * tenant scoping as the search. By outcome, the counts are the charts'
  * totals (read from the rollups when they answer the filter exactly, see
- * chartsFromRollups); the other groupings scan the filtered rows once
- * (GROUP BY in SQL, at most `limit` groups back). By policy, a decision
- * counts once for each determining policy, and once under null when none
- * determined it.
+ * chartsFromRollups). By tool, user or client, from the rollups when they
+ * answer the filter (groupFromRollups), else one scan of the filtered rows
+ * (GROUP BY in SQL, at most `limit` groups back); `raw: true` forces the scan
+ * (tests). By policy, a decision counts once for each determining policy, and
+ * once under null when none determined it.
  */
-export async function groupDecisions(ctx: Ctx, q: DecisionGroupQuery, now = Date.now()): Promise<Groups> {
+export async function groupDecisions(ctx: Ctx, q: DecisionGroupQuery, now = Date.now(), opts: { raw?: boolean } = {}): Promise<Groups> {
   const limit = Math.min(q.limit ?? 20, GROUPS_MAX);
   if (q.by === "outcome") {
     const c = await decisionCharts(ctx, q, now);
@@ -66,16 +132,15 @@ export async function groupDecisions(ctx: Ctx, q: DecisionGroupQuery, now = Date
   }
   const conds = filterConditions(ctx, q, { now });
   if (!conds) return { by: q.by, groups: [], others: 0, total: 0, source: "raw" };
-  const key = q.by === "policy" ? sql`k.key` : COL[q.by];
-  const from = q.by === "policy" ? sql`${decisions} left join lateral jsonb_array_elements_text(coalesce(${decisions.determining}, '[]'::jsonb)) as k(key) on true` : sql`${decisions}`;
-  const rows = await execRows<{ key: string | null; n: string | number; denied: string | number; rn: string | number; total: string | number }>(
-    ctx.db,
-    sql`select * from (
-          select g.*, row_number() over (order by n desc, key nulls last) as rn, sum(n) over () as total
-          from (select ${key} as key, count(*) as n, count(*) filter (where ${decisions.outcome} = 'deny') as denied
-                from ${from} where ${and(...conds)} group by 1) g
-        ) x where rn <= ${limit} order by rn`,
-  );
+  const fromRollups = !opts.raw && q.by !== "policy" && groupFromRollups(q);
+  let source: SQL;
+  if (fromRollups) source = rollupSource(ctx, q, q.by as "tool" | "user" | "client", now);
+  else {
+    const key = q.by === "policy" ? sql`k.key` : COL[q.by];
+    const from = q.by === "policy" ? sql`${decisions} left join lateral jsonb_array_elements_text(coalesce(${decisions.determining}, '[]'::jsonb)) as k(key) on true` : sql`${decisions}`;
+    source = sql`select ${key} as key, count(*) as n, count(*) filter (where ${decisions.outcome} = 'deny') as denied from ${from} where ${and(...conds)} group by 1`;
+  }
+  const rows = await execRows<GroupRow>(ctx.db, topGroups(source, limit));
   const total = rows.length ? Number(rows[0]!.total) : 0;
   let names: Names | null = null;
   if (q.by === "policy") names = await resolveNames(ctx, { policy: rows.map((r) => r.key) });
@@ -85,5 +150,5 @@ export async function groupDecisions(ctx: Ctx, q: DecisionGroupQuery, now = Date
     if (name) g.name = name;
     return g;
   });
-  return { by: q.by, groups, others: total - groups.reduce((n, g) => n + g.count, 0), total, source: "raw" };
+  return { by: q.by, groups, others: total - groups.reduce((n, g) => n + g.count, 0), total, source: fromRollups ? "rollups" : "raw" };
 }

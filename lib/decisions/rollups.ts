@@ -4,17 +4,21 @@ import type { Db } from "@/db/client";
 
 /**
  * Reads of the decision rollups (issue 15). The three tables are written by
- * the AFTER INSERT statement trigger on `decisions` (migration 0009) from the
- * rows an INSERT actually stored, in the same transaction: a duplicate skipped
- * by ON CONFLICT DO NOTHING is never counted, and every insert path (ingest,
- * tests, bulk loads) keeps them exact. Retention deletes rollup buckets older
- * than the oldest kept partition in the transaction that drops it.
+ * the AFTER INSERT statement trigger on `decisions` (migrations 0009, 0019)
+ * from the rows an INSERT actually stored, in the same transaction: a
+ * duplicate skipped by ON CONFLICT DO NOTHING is never counted, and every
+ * insert path (ingest, tests, bulk loads) keeps them exact. Retention deletes
+ * rollup buckets older than the oldest kept partition in the transaction that
+ * drops it.
  *
  * - decision_rollups: grain 'hour' | 'day' × tenant × server × tool, counts per outcome, last_at
  * - decision_actor_rollups: grain × tenant × kind ('user' | 'client') × actor, counts, last_at
- * - decision_usage: day × tenant × server × tool × user × client, counts, last_at, last_allow_at
+ * - decision_usage: day × tenant × server × tool × user × client × method × scope set, counts,
+ *   last_at, last_allow_at, last_id, last_allow_id (least-privilege findings, lib/findings/usage.ts)
  *
- * A missing tenant, tool, user or client is stored as '' (keys are NOT NULL).
+ * A missing tenant, server, tool, user or client is stored as '' (keys are NOT
+ * NULL): a decision without a tenant (a gate refusal before one was known) is
+ * counted under ''. The actor rollups keep no row for a missing user or client.
  */
 
 export const HOUR_MS = 3_600_000;
@@ -177,33 +181,44 @@ export async function deleteRollupsBefore(db: Db, cutoff: number): Promise<void>
 
 // ---------------------------------------------------------------- rebuild (bulk loads, repair)
 
-/** The trigger's three statements (migration 0009) over the given source of decision rows. */
-const rollupStatements = (source: string) => [
-  `INSERT INTO decision_rollups AS r (grain, bucket, tenant_id, server_id, tool, allow, deny, error, last_at)
-   SELECT g.grain, date_trunc(g.grain, n.at, 'UTC'), coalesce(n.tenant_id, ''), n.server_id, coalesce(n.tool, ''),
-          count(*) FILTER (WHERE n.outcome = 'allow'), count(*) FILTER (WHERE n.outcome = 'deny'), count(*) FILTER (WHERE n.outcome = 'error'), max(n.at)
-   FROM ${source} n CROSS JOIN (VALUES ('hour'), ('day')) g(grain)
-   GROUP BY 1, 2, 3, 4, 5
-   ON CONFLICT (grain, bucket, tenant_id, server_id, tool) DO UPDATE
-     SET allow = r.allow + excluded.allow, deny = r.deny + excluded.deny, error = r.error + excluded.error, last_at = greatest(r.last_at, excluded.last_at)`,
-  `INSERT INTO decision_actor_rollups AS r (grain, bucket, tenant_id, kind, actor, allow, deny, error, last_at)
-   SELECT g.grain, date_trunc(g.grain, n.at, 'UTC'), coalesce(n.tenant_id, ''), k.kind, k.actor,
-          count(*) FILTER (WHERE n.outcome = 'allow'), count(*) FILTER (WHERE n.outcome = 'deny'), count(*) FILTER (WHERE n.outcome = 'error'), max(n.at)
-   FROM ${source} n CROSS JOIN (VALUES ('hour'), ('day')) g(grain) CROSS JOIN LATERAL (VALUES ('user', n.user_id), ('client', n.client_id)) k(kind, actor)
-   WHERE k.actor IS NOT NULL
-   GROUP BY 1, 2, 3, 4, 5
-   ON CONFLICT (grain, bucket, tenant_id, kind, actor) DO UPDATE
-     SET allow = r.allow + excluded.allow, deny = r.deny + excluded.deny, error = r.error + excluded.error, last_at = greatest(r.last_at, excluded.last_at)`,
-  `INSERT INTO decision_usage AS r (day, tenant_id, server_id, tool, user_id, client_id, allow, deny, error, last_at, last_allow_at)
-   SELECT date_trunc('day', n.at, 'UTC'), coalesce(n.tenant_id, ''), n.server_id, coalesce(n.tool, ''), coalesce(n.user_id, ''), coalesce(n.client_id, ''),
-          count(*) FILTER (WHERE n.outcome = 'allow'), count(*) FILTER (WHERE n.outcome = 'deny'), count(*) FILTER (WHERE n.outcome = 'error'), max(n.at),
-          max(n.at) FILTER (WHERE n.outcome = 'allow')
-   FROM ${source} n
-   GROUP BY 1, 2, 3, 4, 5, 6
-   ON CONFLICT (day, tenant_id, server_id, tool, user_id, client_id) DO UPDATE
-     SET allow = r.allow + excluded.allow, deny = r.deny + excluded.deny, error = r.error + excluded.error, last_at = greatest(r.last_at, excluded.last_at),
-         last_allow_at = greatest(r.last_allow_at, excluded.last_allow_at)`,
-];
+/**
+ * The trigger's statement (migration 0019) over the given source of decision rows: the rows are aggregated
+ * once per hour at the finest key, and the three tables are written from that aggregate.
+ */
+export const rollupStatement = (source: string) => `
+  WITH f AS MATERIALIZED (
+    SELECT date_trunc('hour', n.at, 'UTC') AS hour, coalesce(n.tenant_id, '') AS tenant_id, coalesce(n.server_id, '') AS server_id, coalesce(n.tool, '') AS tool,
+           n.user_id, n.client_id, n.method, n.scopes,
+           count(*) FILTER (WHERE n.outcome = 'allow') AS allow, count(*) FILTER (WHERE n.outcome = 'deny') AS deny, count(*) FILTER (WHERE n.outcome = 'error') AS error,
+           max(n.at) AS last_at, max(n.at) FILTER (WHERE n.outcome = 'allow') AS last_allow_at, max(n.id) AS last_id, max(n.id) FILTER (WHERE n.outcome = 'allow') AS last_allow_id
+    FROM ${source} n
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+  ), u AS (
+    INSERT INTO decision_usage AS r (day, tenant_id, server_id, tool, user_id, client_id, method, scopes, allow, deny, error, last_at, last_allow_at, last_id, last_allow_id)
+    SELECT date_trunc('day', f.hour, 'UTC'), f.tenant_id, f.server_id, f.tool, coalesce(f.user_id, ''), coalesce(f.client_id, ''), f.method, f.scopes,
+           sum(f.allow), sum(f.deny), sum(f.error), max(f.last_at), max(f.last_allow_at), max(f.last_id), max(f.last_allow_id)
+    FROM f
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
+    ON CONFLICT (day, tenant_id, server_id, tool, user_id, client_id, method, scopes) DO UPDATE
+      SET allow = r.allow + excluded.allow, deny = r.deny + excluded.deny, error = r.error + excluded.error, last_at = greatest(r.last_at, excluded.last_at),
+          last_allow_at = greatest(r.last_allow_at, excluded.last_allow_at), last_id = greatest(r.last_id, excluded.last_id), last_allow_id = greatest(r.last_allow_id, excluded.last_allow_id)
+  ), t AS (
+    INSERT INTO decision_rollups AS r (grain, bucket, tenant_id, server_id, tool, allow, deny, error, last_at)
+    SELECT g.grain, CASE WHEN g.grain = 'hour' THEN f.hour ELSE date_trunc('day', f.hour, 'UTC') END, f.tenant_id, f.server_id, f.tool,
+           sum(f.allow), sum(f.deny), sum(f.error), max(f.last_at)
+    FROM f CROSS JOIN (VALUES ('hour'), ('day')) g(grain)
+    GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+    ON CONFLICT (grain, bucket, tenant_id, server_id, tool) DO UPDATE
+      SET allow = r.allow + excluded.allow, deny = r.deny + excluded.deny, error = r.error + excluded.error, last_at = greatest(r.last_at, excluded.last_at)
+  )
+  INSERT INTO decision_actor_rollups AS r (grain, bucket, tenant_id, kind, actor, allow, deny, error, last_at)
+  SELECT g.grain, CASE WHEN g.grain = 'hour' THEN f.hour ELSE date_trunc('day', f.hour, 'UTC') END, f.tenant_id, k.kind, k.actor,
+         sum(f.allow), sum(f.deny), sum(f.error), max(f.last_at)
+  FROM f CROSS JOIN (VALUES ('hour'), ('day')) g(grain) CROSS JOIN LATERAL (VALUES ('user', f.user_id), ('client', f.client_id)) k(kind, actor)
+  WHERE k.actor IS NOT NULL
+  GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+  ON CONFLICT (grain, bucket, tenant_id, kind, actor) DO UPDATE
+    SET allow = r.allow + excluded.allow, deny = r.deny + excluded.deny, error = r.error + excluded.error, last_at = greatest(r.last_at, excluded.last_at)`;
 
 /**
  * Recomputes the three rollup tables from the decision rows, in one
@@ -219,6 +234,6 @@ export async function rebuildRollups(db: Db, opts: { workMem?: string } = {}): P
     await tx.execute(sql`delete from decision_rollups`);
     await tx.execute(sql`delete from decision_actor_rollups`);
     await tx.execute(sql`delete from decision_usage`);
-    for (const s of rollupStatements("decisions")) await tx.execute(sql.raw(s));
+    await tx.execute(sql.raw(rollupStatement("decisions")));
   });
 }

@@ -169,9 +169,12 @@ const pairKey = (serverId: string, scope: string, tool: string) => `${serverId}\
 /**
  * Computes the least-privilege findings and privilege scores of these tenants
  * (and, with `global`, the owners' fleet-wide findings) from the decision log
- * and the registry as they stand at `now`. Read-only.
+ * and the registry as they stand at `now`. Read-only. The decision log is
+ * read through its usage rollup (lib/findings/usage.ts); `raw: true` reads the
+ * raw rows instead (the same answer: tests and bench/findings.ts compare).
  */
-export async function computeFindings(db: Db, opts: { tenantIds: string[]; global: boolean; settings: Map<string, TenantSettings>; now?: Date }): Promise<ComputeResult> {
+export async function computeFindings(db: Db, opts: { tenantIds: string[]; global: boolean; settings: Map<string, TenantSettings>; now?: Date; raw?: boolean }): Promise<ComputeResult> {
+  const read = { raw: opts.raw };
   const t0 = performance.now();
   const now = opts.now ?? new Date();
   const settingsOf = (id: string | null) => opts.settings.get(id ?? "global") ?? DEFAULT_SETTINGS;
@@ -192,7 +195,7 @@ export async function computeFindings(db: Db, opts: { tenantIds: string[]; globa
   let truncated = false;
   for (const days of windows.keys()) {
     const since = new Date(now.getTime() - days * DAY);
-    const u = await usageSince(db, [...serverMap.keys()], since);
+    const u = await usageSince(db, [...serverMap.keys()], since, read);
     usageByWindow.set(days, u.rows);
     truncated ||= u.truncated;
   }
@@ -252,7 +255,7 @@ export async function computeFindings(db: Db, opts: { tenantIds: string[]; globa
       }
       const unusedTools = new Set<string>();
       for (const [, names] of pairs) for (const n of names) unusedTools.add(n);
-      const lastUse = await lastScopeUseBefore(db, s.id, [...unusedTools], since, tenantId);
+      const lastUse = await lastScopeUseBefore(db, s.id, [...unusedTools], since, tenantId, read);
       for (const [scope, names] of pairs) {
         const unused = names.filter((n) => !used.has(`${scope}\u0000${n}`));
         if (!unused.length) continue;
@@ -284,7 +287,7 @@ export async function computeFindings(db: Db, opts: { tenantIds: string[]; globa
       const mapped = new Map<string, string[]>();
       for (const [scope, names] of pairs) for (const n of names) mapped.set(n, [...(mapped.get(n) ?? []), scope]);
       const never = [...mapped.keys()].filter((n) => !called.has(n)).sort();
-      const lastCall = await lastToolCallBefore(db, s.id, never, since, tenantId);
+      const lastCall = await lastToolCallBefore(db, s.id, never, since, tenantId, read);
       for (const name of never) {
         const tool = s.callable.get(name)!;
         const last = lastCall.get(name);
