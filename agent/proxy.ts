@@ -5,7 +5,8 @@ import { performance } from "node:perf_hooks";
 import { uuidv7 } from "uuidv7";
 import type { BundleServer } from "@/lib/enforcement/bundle";
 import type { DecisionResult } from "@/lib/enforcement/engine";
-import { decide, decideOnHeaders, decisionView, DECIDED_METHODS, filterList, type DecisionView, type ListKind } from "@/lib/enforcement/decide";
+import { decide, decideOnHeaders, decisionView, DECIDED_METHODS, type DecisionView, type ListKind } from "@/lib/enforcement/decide";
+import { filterListRemembered, noteUpstreamText } from "./list-memo";
 import type { BundleTool } from "@/lib/enforcement/bundle";
 import { INVALID_VALUE } from "@/lib/enforcement/decision-record";
 import { maskArgs } from "@/lib/enforcement/masking";
@@ -349,14 +350,14 @@ export class McpProxy {
     return denial(m.id, id, d.reason);
   }
 
-  /** Filters the `kind` items of a list result with `filterList()`; the decision is durable before it returns. */
+  /** Filters the `kind` items of a list result with `filterList()` (whole lists remembered: agent/list-memo.ts); the decision is durable before it returns. */
   private async filterKind(c: Call, kind: ListKind, r: Record<string, unknown>): Promise<Record<string, unknown>> {
     const { installed, server, principal: p } = c;
     const items = r[kind];
     if (!Array.isArray(items)) return r;
     const started = performance.now();
     const step = c.trace?.step("mandate.list_filter");
-    const f = filterList(viewOf(installed), { serverId: server.id, principal: p, time: new Date() }, kind, items, { drifted: driftOf(installed) });
+    const f = filterListRemembered(viewOf(installed), { serverId: server.id, principal: p, time: new Date() }, kind, items, { drifted: driftOf(installed) }, r);
     for (const ch of f.changed) markDrift(installed, ch.serverId, ch.name, this.d, ch.live, ch.approved, ch.kind);
     if (step) c.trace!.decided(step, { method: KIND_METHOD[kind], name: null, decision: f.record.decision, determining: f.record.determining });
     await this.record(installed, server, p, KIND_METHOD[kind], null, f.record, started, {}, c.trace).durable;
@@ -805,6 +806,7 @@ export class McpProxy {
     if (type.includes("application/json") && text) {
       try {
         json = JSON.parse(text);
+        noteUpstreamText(json, text);
       } catch {
         json = undefined;
       }
@@ -864,7 +866,9 @@ async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerResponse, scr
     if (data.length) {
       let m: unknown;
       try {
-        m = JSON.parse(data.join("\n"));
+        const text = data.join("\n");
+        m = JSON.parse(text);
+        noteUpstreamText(m, text);
       } catch {
         return;
       }

@@ -15,6 +15,8 @@
  *   N=4000 ROUNDS=2 PUBLISHES=20 RSS_CALLS=100000 AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" …
  *   BEFORE=0 leaves out the "before" path: a second agent run as before issue 12's second round
  *   (MANDATE_WAL_SYNC=fsync: write then fsync; MANDATE_CEDAR_JS=0: cedar-wasm only), same bundle, same disk.
+ *   BEFORE_ENV='{"MANDATE_X":"0"}' gives the "before" agent that environment instead (an env switch that keeps an old path);
+ *   AGENT_ENV='{…}' adds to the "agent" agent's environment.
  *   (N: calls per row, in ROUNDS×2 alternating slices split across the clients; the WAL lives in
  *   the data dir under BENCH_DATA_DIR, default the OS temp dir: point it at tmpfs or disk to see what fsync costs)
  */
@@ -191,7 +193,8 @@ try {
   const enrollment = await createEnrollmentToken(owner.ctx, fleet.id);
   await publishBundle(owner.ctx, fleet.id, { note: "bench" }, kek);
 
-  agentProc = await startBenchAgent({ root, controlPlaneUrl: cp.url, enrollmentToken: enrollment.token, keys, port: agentPort, dataDir, name: "bench-agent" });
+  const envOf = (v: string | undefined): Record<string, string> => (v ? (JSON.parse(v) as Record<string, string>) : {});
+  agentProc = await startBenchAgent({ root, controlPlaneUrl: cp.url, enrollmentToken: enrollment.token, keys, port: agentPort, dataDir, name: "bench-agent", env: envOf(process.env.AGENT_ENV) });
   if (BEFORE) {
     const second = await createEnrollmentToken(owner.ctx, fleet.id);
     beforeProc = await startBenchAgent({
@@ -202,7 +205,7 @@ try {
       port: beforePort,
       dataDir: beforeDir,
       name: "bench-agent-before",
-      env: { MANDATE_WAL_SYNC: "fsync", MANDATE_CEDAR_JS: "0", MANDATE_PUBLIC_ORIGIN: new URL(resourceUri).origin },
+      env: { ...(process.env.BEFORE_ENV ? envOf(process.env.BEFORE_ENV) : { MANDATE_WAL_SYNC: "fsync", MANDATE_CEDAR_JS: "0" }), MANDATE_PUBLIC_ORIGIN: new URL(resourceUri).origin },
     });
   }
   const bearer = await issuer.sign({ sub: "alice", tenant: tenantId, client_id: "bench", scope: "tickets:read tickets:write" }, resourceUri, "2h");
@@ -238,17 +241,22 @@ try {
     }
   }
   if (process.env.RSS_CALLS) {
-    // Agent RSS must not grow with calls: sample it every RSS_CALLS/5 calls at c=32, over the same 32 sessions
-    // (each session's forwarded-request ids are kept up to a bound: new sessions fill that bound, not the calls).
+    // Agent RSS must not grow with calls: sampled at start and after every tenth of RSS_CALLS (10,000, 20,000 … 100,000
+    // for RSS_CALLS=100000), at c=32 over the
+    // same 32 sessions (each session's forwarded-request ids are kept up to a bound: new sessions fill that bound, not the calls).
     const total = Number(process.env.RSS_CALLS);
+    const marks = Array.from({ length: 10 }, (_, i) => Math.round(((i + 1) * total) / 10));
     const sessions = await Promise.all(Array.from({ length: 32 }, () => connect(resourceUri, bearer)));
-    const samples: string[] = [`${(await agentRss(agentProc.pid!)).toFixed(1)} MiB at start`];
-    for (let i = 0; i < 5; i++) {
-      await slice(resourceUri, bearer, 32, total / 5, sessions);
-      samples.push(`${(await agentRss(agentProc.pid!)).toFixed(1)} MiB`);
+    const samples: string[] = [`start ${(await agentRss(agentProc.pid!)).toFixed(1)} MiB`];
+    let done = 0;
+    for (const mark of marks) {
+      const s = await slice(resourceUri, bearer, 32, mark - done, sessions);
+      done += s.lat.length + sessions.length * 20; // each slice's warm-up calls count too
+      samples.push(`after ${done} calls ${(await agentRss(agentProc.pid!)).toFixed(1)} MiB`);
     }
     await Promise.all(sessions.map((c) => c.close()));
-    console.log(`\nagent RSS, then after each ${total / 5} calls (c=32, 32 sessions): ${samples.join(", ")}`);
+    const os = await import("node:os");
+    console.log(`\nagent RSS (c=32, 32 sessions, load average ${os.loadavg()[0]!.toFixed(2)}): ${samples.join("; ")}`);
   }
 
   // Publish → first call decided with the new revision (agent long-polling with wait=30).

@@ -9,8 +9,9 @@
  * (bench/many-tools-upstream.mjs) as child processes, ES256 tokens checked by the real TokenValidator.
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/mandate_test node --import ./bench/no-server-only.mjs --import tsx bench/list.ts
- *   BEFORE=0 leaves out the "before" path: a second agent deciding with cedar-wasm only (MANDATE_CEDAR_JS=0)
- *   and writing its log with write + fsync (MANDATE_WAL_SYNC=fsync), as before issue 12's second round.
+ *   BEFORE=0 leaves out the "before" path: a second agent without the whole-list memo (MANDATE_LIST_MEMO=0:
+ *   every entry decided on every list, as before issue 12's fourth round); BEFORE_ENV='{"MANDATE_CEDAR_JS":"0"}'
+ *   sets the before agent's environment instead (e.g. cedar-wasm only, as before the second round).
  *   N=400 ROUNDS=2 TOOLS=1000 AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" …
  */
 import type { ChildProcess } from "node:child_process";
@@ -97,7 +98,7 @@ try {
       port: beforePort,
       dataDir: beforeDir,
       name: "bench-list-agent-before",
-      env: { MANDATE_WAL_SYNC: "fsync", MANDATE_CEDAR_JS: "0", MANDATE_PUBLIC_ORIGIN: new URL(resourceUri).origin },
+      env: { ...(process.env.BEFORE_ENV ? (JSON.parse(process.env.BEFORE_ENV) as Record<string, string>) : { MANDATE_LIST_MEMO: "0" }), MANDATE_PUBLIC_ORIGIN: new URL(resourceUri).origin },
     });
   }
   const bearer = await issuer.sign({ sub: "alice", tenant: tenantId, client_id: "bench", scope: "records:read" }, resourceUri, "2h");
@@ -145,7 +146,7 @@ try {
   console.log(`\nagent added: p50 +${(a.p50 - d.p50).toFixed(2)} ms, p99 +${(a.p99 - d.p99).toFixed(2)} ms (target ≤ 5 ms at p50)`);
   if (b)
     console.log(
-      `before (cedar-wasm only, write + fsync) added: p50 +${(b.p50 - d.p50).toFixed(2)} ms, p99 +${(b.p99 - d.p99).toFixed(2)} ms; added p50 before / after ×${((b.p50 - d.p50) / (a.p50 - d.p50)).toFixed(1)}`,
+      `before (${process.env.BEFORE_ENV ?? "MANDATE_LIST_MEMO=0"}) added: p50 +${(b.p50 - d.p50).toFixed(2)} ms, p99 +${(b.p99 - d.p99).toFixed(2)} ms; added p50 before / after ×${((b.p50 - d.p50) / (a.p50 - d.p50)).toFixed(1)}`,
     );
 } finally {
   await Promise.all([stop(agentProc), stop(upstreamProc), stop(beforeProc)]);

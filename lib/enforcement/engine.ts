@@ -165,6 +165,30 @@ export class PolicyEngine {
     return reads;
   }
 
+  /**
+   * Whether any policy of this (server, tenant), whatever entry it names, may read the clock or the
+   * caller's address (`context.time`, `context.network`): conservatively, any policy whose text
+   * names `time`, `network` or `ip` anywhere, or reads `context` other than through one of its
+   * other attributes. False means every decision for this server and tenant is the same at any
+   * instant and from any address (agent/list-memo.ts remembers whole lists only then).
+   */
+  readsClockOrAddress(serverId: string, tenantId: string): boolean {
+    const key = `\u0001${serverId}\u0000${tenantId}`;
+    const known = this.argReaders.get(key);
+    if (known !== undefined) return known;
+    let reads = false;
+    for (const [pid, text] of Object.entries(this.bundle.cedar.policies)) {
+      const m = this.bundle.policies[pid];
+      if (m && (m.serverId !== serverId || (m.tenantId !== null && m.tenantId !== tenantId))) continue;
+      if (/time|network|\bip\b/.test(text) || /\bcontext\b/.test(text.replace(/\bcontext\s*\.\s*(args|scopes|client|tenant|delegation|token)\b/g, ""))) {
+        reads = true;
+        break;
+      }
+    }
+    this.argReaders.set(key, reads);
+    return reads;
+  }
+
   /** The preparsed policy set for one (server, tenant, entry), built on first use. */
   private slice(serverId: string, tenantId: string, tool: string, without?: readonly string[], kind: CatalogueKind = "tool"): string {
     const key = `${kind === "tool" ? "" : `${kind}\u0000`}${serverId}\u0000${tenantId}\u0000${tool}${without?.length ? `\u0000${without.join("\u0000")}` : ""}`;

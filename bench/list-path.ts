@@ -1,0 +1,122 @@
+/**
+ * The agent's own work for one tools/list answer of TOOLS (default 1,000) approved tools, in process:
+ * the upstream's SSE event parsed (JSON.parse), its tools filtered for one caller, the filtered answer
+ * serialized again (as agent/proxy.ts pipeSse does), each list in a new second. Alternating, in one
+ * process: "memo" = filterListRemembered (agent/list-memo.ts: the whole-list memo, the path the agent
+ * takes), "no memo" = filterList() alone (MANDATE_LIST_MEMO=0), and the parse + serialize alone
+ * ("floor": what any screening proxy pays). bench/list.ts measures the same through real processes.
+ *
+ *   node --import ./bench/no-server-only.mjs --import tsx bench/list-path.ts   (TOOLS=1000 POLICIES=200 LISTS=40)
+ */
+import { loadavg } from "node:os";
+import { performance } from "node:perf_hooks";
+import type { PolicyRule } from "@/db/schema";
+import { filterListRemembered, noteUpstreamText } from "@/agent/list-memo";
+import { compileBundle, type RegistrySnapshot } from "@/lib/bundles/compile";
+import { decisionView, filterList } from "@/lib/enforcement/decide";
+import { toolHash } from "@/lib/enforcement/tool-hash";
+import { compileRule } from "@/lib/policy/rule";
+
+const TOOLS = Number(process.env.TOOLS ?? 1000);
+const POLICIES = Number(process.env.POLICIES ?? 200);
+const LISTS = Number(process.env.LISTS ?? 40);
+
+const defs = Array.from({ length: TOOLS }, (_, i) => ({
+  name: `tool_${String(i).padStart(4, "0")}`,
+  description: `Bench tool ${i}: reads one record by id.`,
+  inputSchema: { type: "object", properties: { id: { type: "string" }, limit: { type: "integer" } }, required: ["id"] },
+  annotations: { readOnlyHint: i % 2 === 0 },
+}));
+const snap: RegistrySnapshot = {
+  servers: [
+    {
+      id: "srv_l",
+      name: "list server",
+      tenantId: "ten_a",
+      tenantIds: ["ten_a"],
+      resourceUri: "https://mcp.bench.example/l",
+      upstreamUrl: "http://127.0.0.1:9/mcp",
+      scopes: ["read"],
+      issuers: [],
+      prm: { resource: "https://mcp.bench.example/l", authorization_servers: [], scopes_supported: ["read"], bearer_methods_supported: ["header"] },
+      tools: defs.map(
+        (d) =>
+          ({
+            name: d.name,
+            risk: "low",
+            blocked: false,
+            approved: { hash: toolHash(d as never), title: null, description: d.description, annotations: d.annotations, inputSchema: d.inputSchema },
+          }) as RegistrySnapshot["servers"][number]["tools"][number],
+      ),
+      mapping: { read: defs.map((d) => d.name) },
+    },
+  ],
+  policies: Array.from({ length: POLICIES }, (_, p) => {
+    const rule: PolicyRule = {
+      effect: p % 2 ? "forbid" : "permit",
+      actions: p % 3 ? ["call_tool"] : ["call_tool", "list_tools"],
+      tools: [`tool_${String((p * 7) % TOOLS).padStart(4, "0")}`],
+      principals: { users: p % 5 === 0 ? [`user_${p % 50}`] : [], groups: p % 7 === 0 ? ["finance"] : [] },
+      clients: [],
+      conditions: [{ arg: "id", op: "eq", value: `r-${p}` }],
+    };
+    return {
+      id: `pol_${String(p).padStart(5, "0")}`,
+      tenantId: "ten_a",
+      serverId: "srv_l",
+      name: `policy ${p}`,
+      kind: "rule" as const,
+      cedar: compileRule(rule, "srv_l", { name: `policy ${p}` }),
+      enabled: true,
+    };
+  }),
+  tests: [],
+};
+const compiled = compileBundle(snap, { fleetId: "flt_bench", revision: 1, parentRevision: null, createdAt: new Date().toISOString() });
+if (compiled.issues.length) throw new Error(`bench bundle has issues: ${compiled.issues[0]!.message}`);
+const view = decisionView(compiled.content);
+const principal = {
+  issuer: "https://idp.example",
+  tenantId: "ten_a",
+  user: "https://idp.example#alice",
+  client: "bench",
+  scopes: ["read"],
+  groups: ["finance"],
+  actors: [],
+  iat: 1_790_000_000,
+  exp: 1_790_003_600,
+};
+const drifted = new Set<string>();
+let id = 0;
+// What the upstream sends on the POST's SSE stream: one event carrying the answer.
+const event = () => `event: message\ndata: ${JSON.stringify({ result: { tools: defs }, jsonrpc: "2.0", id: ++id })}`;
+let second = Date.UTC(2026, 11, 6, 2, 0, 0);
+type Path = "memo" | "no memo" | "floor";
+function once(path: Path): number {
+  const text = event();
+  const t0 = performance.now();
+  const data = text.slice(text.indexOf("data: ") + 6);
+  const m = JSON.parse(data) as { id: number; result: { tools: unknown[] } };
+  if (path === "memo") noteUpstreamText(m, data);
+  const request = { serverId: "srv_l", principal, time: new Date((second += 1000)) };
+  const kept =
+    path === "floor"
+      ? m.result.tools
+      : path === "memo"
+        ? filterListRemembered(view, request, "tools", m.result.tools, { drifted }, m.result).kept
+        : filterList(view, request, "tools", m.result.tools, { drifted }).kept;
+  const out = `event: message\ndata: ${JSON.stringify({ ...m, result: { ...m.result, tools: kept } })}\n\n`;
+  if (out.length < 10) throw new Error("empty");
+  return performance.now() - t0;
+}
+const times: Record<Path, number[]> = { memo: [], "no memo": [], floor: [] };
+for (let i = 0; i < 3; i++) for (const p of ["memo", "no memo", "floor"] as Path[]) once(p);
+for (let i = 0; i < LISTS; i++) for (const p of (i % 2 ? ["memo", "no memo", "floor"] : ["floor", "no memo", "memo"]) as Path[]) times[p].push(once(p));
+const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
+const kept = filterList(view, { serverId: "srv_l", principal, time: new Date() }, "tools", JSON.parse(JSON.stringify(defs)) as unknown[], { drifted }).kept.length;
+console.log(
+  `tools/list of ${TOOLS} tools (${kept} kept), ${POLICIES} policies, one caller, a new second each list, answer ${(event().length / 1024).toFixed(0)} KiB (load average ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ")})`,
+);
+for (const p of ["floor", "memo", "no memo"] as Path[]) console.log(`  ${p.padEnd(8)} parse + filter + serialize: p50 ${pct(times[p], 0.5).toFixed(2)} ms, p99 ${pct(times[p], 0.99).toFixed(2)} ms`);
