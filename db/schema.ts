@@ -700,6 +700,8 @@ export interface DecisionContextRecord {
   ip?: string;
   /** Argument paths the agent masked (hidden or hashed) before sending. */
   masked?: string[];
+  /** The OpenTelemetry trace id of the call, when the agent traced it (agent/tracing.ts). */
+  traceId?: string;
   /** Identical refusals this record stands for (the agent gate counts repeats per window; absent: one). */
   repeated?: number;
 }

@@ -16,6 +16,8 @@ import { tenantIssuerInput } from "@/lib/tenants/trust";
 import { trailExportQuery, trailQuery } from "@/lib/trail/service";
 import { approvalListQuery, approvalSettingsInput, createGroupInput, decideApprovalInput, groupListQuery, groupMemberInput } from "@/lib/approvals/service";
 import { approvalReport } from "@/lib/enforcement/approval";
+import { connectionTokenInput } from "@/lib/connections/contract";
+import { callbackQuery, connectionListQuery } from "@/lib/connections/service";
 import { clientApprovalInput, clientListQuery, grantListQuery, importGrantsInput, revocationListQuery, revokeGrantInput, revokeInput } from "@/lib/grants/service";
 import { publishInput } from "@/lib/bundles/service";
 import { decisionLine } from "@/lib/decisions/ingest";
@@ -503,6 +505,12 @@ export const operations: Operation[] = [
     tag: "bundles",
     body: impactInput,
   },
+  // -- brokered per-user upstream OAuth (issue 13, docs/upstreams.md)
+  { method: "get", path: "/api/v1/admin/connections", summary: "Upstream connections (brokered per-user OAuth): view=mine (default) the caller's own, view=all those of tenants where it holds vault.write; never a token", tag: "connections", query: connectionListQuery },
+  { method: "delete", path: "/api/v1/admin/connections/{connectionId}", summary: "End a connection: its user disconnects it, or an admin with vault.write in its tenant revokes it; tokens erased, agents drop the user's cached token through the live section at once", tag: "connections" },
+  { method: "get", path: "/api/v1/admin/connections/requests/{requestId}", summary: "A connect request an agent filed for the signed-in user (404 unless the user's SSO identity is the request's user)", tag: "connections" },
+  { method: "post", path: "/api/v1/admin/connections/requests/{requestId}/start", summary: "Start the authorization code flow at the upstream's AS (PKCE S256, state signed for the signed-in user, single use, 10 minutes); answers { authorizationUrl } to open", tag: "connections" },
+  { method: "get", path: "/api/v1/admin/connections/callback", summary: "Redirect target of the upstream's AS: checks the state for the signed-in user, exchanges the code, stores the tokens sealed; 303 to /connections (?connected= or ?error=)", tag: "connections", query: callbackQuery },
 ];
 
 /** The agent API: what data-plane agents call, with an agent key (or, to enroll, an enrollment token). */
@@ -535,6 +543,15 @@ export const agentOperations: Operation[] = [
       "A batch of up to 10,000 decisions as application/x-ndjson (Content-Encoding: gzip allowed), one line per decision with a UUIDv7 id (its time is the decision's). Each line is the decision record of lib/enforcement/decision-record.ts (strict: unknown fields are refused; strings bounded and free of NUL and unpaired surrogates; args at most 16 KiB as JSON and 32 levels deep; context is { groups ≤ 100, actors ≤ 20, token { iss, iat, exp }, ip, masked ≤ 100 } or null). Line by line: good lines are stored; a line that does not parse, breaks a bound, has an id more than 5 min in the future or older than the retention, or names a (server, tenant) pair the agent's fleet does not serve (its servers, each with its owning tenant and the tenants it is shared with) is quarantined with its problem, never failing the batch. Only the transport is refused (bad gzip 400, too large 413, wrong type 415). Idempotent by id (and a resent bad line is quarantined once). Answers { accepted, duplicates, quarantined } once committed.",
     tag: "agent",
     body: decisionLine,
+  },
+  {
+    method: "post",
+    path: "/api/v1/agent/connections/token",
+    summary:
+      'SECRET IN THE ANSWER (status "ok"): the calling user\'s upstream access token for a server whose vault entry is oauth_user_brokered, refreshed by the control plane when due (the refresh token never leaves it), with useUntil (at most 10 minutes). status "connect": no usable connection (none, disconnected, revoked, broken); { requestId, url (the control plane\'s /connect/<id> page), expiresAt, reason } for a URL elicitation. Only for a server the agent\'s fleet serves and a tenant it admits. One schema shared with the agent: lib/connections/contract.ts.',
+    tag: "agent",
+    body: connectionTokenInput,
+    extraResponses: { "403": "The agent's fleet does not serve this server, or the tenant may not use it", "404": "The server has no brokered OAuth entry for this tenant", "502": "The upstream's token endpoint failed (not invalid_grant)" },
   },
   // -- approvals (issue 16)
   {
