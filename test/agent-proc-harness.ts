@@ -36,6 +36,7 @@ import type { RequestLogLine } from "@/sandbox/upstream";
 import * as approvalsRoute from "@/app/api/v1/agent/approvals/route";
 import * as bundleRoute from "@/app/api/v1/agent/bundle/route";
 import * as credentialsRoute from "@/app/api/v1/agent/credentials/route";
+import * as connectionTokenRoute from "@/app/api/v1/agent/connections/token/route";
 import * as enrollRoute from "@/app/api/v1/agent/enroll/route";
 import * as heartbeatRoute from "@/app/api/v1/agent/heartbeat/route";
 
@@ -46,6 +47,7 @@ const routes: Record<string, Handler> = {
   "POST /api/v1/agent/heartbeat": heartbeatRoute.POST,
   "POST /api/v1/agent/credentials": credentialsRoute.POST,
   "POST /api/v1/agent/approvals": approvalsRoute.POST,
+  "POST /api/v1/agent/connections/token": connectionTokenRoute.POST,
 };
 
 async function readAll(req: IncomingMessage): Promise<Buffer> {
