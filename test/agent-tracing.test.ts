@@ -16,6 +16,9 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { tracingConfig } from "@/agent/tracing";
+import { toLine } from "@/lib/enforcement/decision-record";
+import { ingestDecisions } from "@/lib/decisions/ingest";
+import { getDecision } from "@/lib/decisions/query";
 import { tools } from "@/db/schema";
 import { publishBundle } from "@/lib/bundles/service";
 import { approveTool, importCatalog } from "@/lib/catalog/service";
@@ -107,6 +110,19 @@ async function addUpstream(s: AgentStack) {
   await publishBundle(s.owner.ctx, s.fleetId, { note: "accounts" }, s.kek);
   await s.waitRevision(rev + 1);
   return { uri, serverId, traceparents, close: () => new Promise((r) => upstream.close(r)) };
+}
+
+/** The tools/call decision line of a tool in the agent's WAL (read again if the shipper was sealing a segment meanwhile). */
+async function walLine(s: AgentStack, tool: string) {
+  let line: Awaited<ReturnType<AgentStack["walLines"]>>[number] | undefined;
+  await until(async () => !!(line = (await s.walLines()).find((l) => l.tool === tool && l.method === "tools/call")));
+  return line!;
+}
+
+/** Ships one WAL line through the control plane's ingest (the one decision schema) and reads its detail as the dashboard does. */
+async function detailOf(s: AgentStack, line: Awaited<ReturnType<AgentStack["walLines"]>>[number]) {
+  await ingestDecisions(s.t.db, { id: s.agent.sync.agentId!, fleetId: s.fleetId }, JSON.stringify(toLine(line)));
+  return getDecision(s.owner.ctx, line.id);
 }
 
 /** Calls tools through the agent with an SDK client; `traceparent` is sent on every request when given. */
@@ -205,9 +221,9 @@ describe("agent traces over OTLP (issue 14)", () => {
     expect(rx.spans.filter((x) => x.parentSpanId === denied.spanId).map((x) => x.name)).not.toContain("POST");
 
     // The decision records link to the trace.
-    const lines = await s.walLines();
-    const line = lines.find((l) => l.tool === "lookup" && l.method === "tools/call")!;
+    const line = await walLine(s, "lookup");
     expect(line.context?.traceId).toBe(CLIENT_TRACE);
+    expect((await detailOf(s, line)).traceId).toBe(CLIENT_TRACE);
 
     // No token, no argument value, no user id in any exported byte; OTLP/HTTP JSON.
     const all = Buffer.concat(rx.bodies).toString("utf8");
@@ -249,8 +265,9 @@ describe("tracing off (issue 14)", () => {
       expect(await callThrough(up.uri, bearer, [{ name: "lookup", arguments: { account: "x" } }], `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01`)).toEqual(["ok"]);
       expect(up.traceparents.length).toBeGreaterThan(0);
       expect(up.traceparents.every((t) => t === undefined)).toBe(true);
-      const line = (await s.walLines()).find((l) => l.tool === "lookup")!;
+      const line = await walLine(s, "lookup");
       expect(line.context?.traceId).toBeUndefined();
+      expect((await detailOf(s, line)).traceId).toBeNull();
       // The histogram works without tracing.
       expect(await (await fetch(`http://127.0.0.1:${new URL(s.resourceUri).port}/metrics`)).text()).toMatch(/mandate_upstream_request_seconds_count\{server_id="[^"]+",outcome="2xx"\} [1-9]/);
     } finally {

@@ -24,6 +24,7 @@ interface DecisionDetail extends DecisionRow {
   policies: { id: string; name: string | null; kind: string | null; cedar: string | null }[];
   claims: { iss: string | null; iat: number | null; exp: number | null; user: string | null; client: string | null; scopes: string[]; groups: string[]; actors: string[]; ip: string | null };
   simulatorUrl: string | null;
+  traceId: string | null;
 }
 
 const MASKED = "[masked]";
@@ -174,6 +175,13 @@ export function DecisionDetailView({ decisionId }: { decisionId: string }) {
             <Row k="Received">
               <Time iso={d.receivedAt} />
             </Row>
+            {d.traceId ? (
+              <Row k="Trace id">
+                <code className="text-xs" data-testid="decision-trace-id" title="OpenTelemetry trace of this call: search it in your tracing backend">
+                  {d.traceId}
+                </code>
+              </Row>
+            ) : null}
           </dl>
         </Card>
         <Card title="Token claims that mattered">

@@ -304,5 +304,7 @@ export async function getDecision(ctx: Ctx, decisionId: string) {
       ip: ctxRec.ip ?? null,
     },
     simulatorUrl: simulatorUrl(row),
+    /** The OpenTelemetry trace of the call when the agent traced it (look it up in your tracing backend), else null. */
+    traceId: ctxRec.traceId ?? null,
   };
 }

@@ -417,7 +417,7 @@ export const operations: Operation[] = [
     method: "get",
     path: "/api/v1/admin/decisions/{decisionId}",
     summary:
-      "One decision: masked arguments, determining policies with their Cedar text at that revision, token claims, simulator link, latency in ms, names of its tenant, server, fleet, agent and policies",
+      "One decision: masked arguments, determining policies with their Cedar text at that revision, token claims, simulator link, latency in ms, names of its tenant, server, fleet, agent and policies, and traceId (the OpenTelemetry trace id when the agent traced the call, else null)",
     tag: "decisions",
   },
   { method: "get", path: "/api/v1/admin/trail/export", summary: "Stream the filtered admin trail as a CSV or NDJSON attachment", tag: "trail", query: trailExportQuery },
