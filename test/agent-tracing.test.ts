@@ -5,6 +5,7 @@
  * control plane, signed bundles, an SDK v1 upstream that records the
  * traceparent it receives, and an SDK v1 client sending its own traceparent.
  */
+import { spawnSync } from "node:child_process";
 import { createServer as createHttpServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { gunzipSync } from "node:zlib";
@@ -275,6 +276,28 @@ describe("tracing off (issue 14)", () => {
       await s.stop();
     }
   }, 180_000);
+});
+
+describe("the SDK is loaded only when tracing is on", () => {
+  it("an agent process that imported main.ts and the tracing module holds no OpenTelemetry SDK or exporter module until startTracing()", () => {
+    // A fresh Node process (tsx), as the agent runs: CommonJS modules it loaded are in require.cache.
+    const script = `
+      import { createRequire } from "node:module";
+      const require = createRequire(process.cwd() + "/");
+      const loaded = () => Object.keys(require.cache).filter((k) => /@opentelemetry[\\\\/](sdk-trace|exporter-trace-otlp-http|otlp-exporter-base)/.test(k)).length;
+      await import("./agent/main.ts");
+      const t = await import("./agent/tracing.ts");
+      const before = loaded();
+      const tracing = await t.startTracing({ url: "http://127.0.0.1:9/v1/traces", ratio: 1, parentBased: true, propagate: true, serviceName: "x" }, { log: () => {} });
+      const after = loaded();
+      await tracing.shutdown();
+      console.log(JSON.stringify({ before, after }));`;
+    const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { cwd: process.cwd(), encoding: "utf8", timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const { before, after } = JSON.parse(r.stdout.trim().split("\n").pop()!) as { before: number; after: number };
+    expect(before).toBe(0);
+    expect(after).toBeGreaterThan(0);
+  }, 90_000);
 });
 
 describe("tracing configuration from the standard OTEL_* variables", () => {
