@@ -19,6 +19,7 @@ const nav = [
   { href: "/vault", label: "Credential vault" },
   { href: "/grants", label: "Grants & clients" },
   { href: "/approvals", label: "Approvals" },
+  { href: "/connections", label: "Connections" },
   { href: "/least-privilege", label: "Least privilege" },
   { href: "/tenants", label: "Tenants" },
   { href: "/trail", label: "Admin trail" },
