@@ -498,6 +498,7 @@ export class McpProxy {
     // A method whose object is named in the body only (no Mcp-Name rule: completion/complete's ref) is not decided here either.
     if (modernHeader && h.method !== null && !(nameHeaderSource(h.method) !== null && h.name === null) && !BODY_NAMED.has(h.method)) {
       const started = performance.now();
+      const step = c.trace?.step("mandate.decide");
       const hf = decideOnHeaders(viewOf(c.installed), { method: h.method, serverId: c.server.id, name: h.name, principal: c.principal, time: new Date() }, { drifted: driftOf(c.installed) });
       const missing = !statelessMethodExists(h.method);
       if (missing || (hf.final && hf.final.decision === "deny")) {
@@ -506,6 +507,9 @@ export class McpProxy {
         if (clash) return this.refuseProtocol(res, c, clash.refusal, h.method, clash.id, h.name);
         if (missing) return this.refuseProtocol(res, c, methodNotFound(h.method), h.method, peekId(body!), h.name);
       }
+      // Traced as a decision only when final here (a denial); otherwise the body's decision is the call's.
+      if (step && hf.final?.decision === "deny") c.trace!.decided(step, { method: h.method, name: h.name, decision: "deny", stage: hf.final.stage, determining: hf.final.determining });
+      else step?.end();
       if (hf.final && hf.final.decision === "deny") {
         const r = { ...hf.final, reason: `${hf.final.reason} (decided on the Mcp-Method and Mcp-Name headers)` };
         const rec = this.record(c.installed, c.server, c.principal, h.method, h.name, r, started, { context: principalContext(c.principal) }, c.trace);
