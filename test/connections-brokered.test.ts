@@ -223,6 +223,36 @@ describe("brokered per-user OAuth", () => {
     expect((await elicitation(await mcpToken("alice"))).requestId).toBe(e.requestId);
   });
 
+  it("in the stateless era (2026-07-28) the same elicitation comes as an input_required result; nothing reaches the upstream", async () => {
+    const meta = { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}, "io.modelcontextprotocol/clientInfo": { name: "raw", version: "1" } };
+    const from = gh.log().length;
+    const res = await fetch(ghResource, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${await mcpToken("dave")}`,
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        "mcp-protocol-version": "2026-07-28",
+        "mcp-method": "tools/call",
+        "mcp-name": "list_repos",
+      },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "list_repos", arguments: {}, _meta: meta } }),
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as {
+      id: number;
+      result: { resultType: string; inputRequests: { connect: { method: string; params: { mode: string; url: string; elicitationId: string } } }; requestState: string };
+    };
+    expect(body.id).toBe(7);
+    expect(body.result.resultType).toBe("input_required");
+    const el = body.result.inputRequests.connect;
+    expect(el.method).toBe("elicitation/create");
+    expect(el.params.mode).toBe("url");
+    expect(el.params.url).toBe(`${deps.origin}/connect/${el.params.elicitationId}`);
+    expect(body.result.requestState).toBe(`mandate-connect:${el.params.elicitationId}`);
+    expect(gh.log().slice(from)).toEqual([]);
+  });
+
   it("after the connect flow two users' calls reach the upstream with their own tokens, never a client token; one token fetch per user", async () => {
     const a = await connect(alice, "alice");
     const b = await connect(bob, "bob");
