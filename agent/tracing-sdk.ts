@@ -106,7 +106,10 @@ function counted(inner: SpanExporter, hooks: TracingHooks): SpanExporter {
 
 class Step implements StepSpan {
   ended = false;
-  constructor(readonly span: Span) {}
+  constructor(
+    readonly span: Span,
+    readonly name: string,
+  ) {}
   end(error?: string): void {
     if (this.ended) return;
     this.ended = true;
@@ -141,7 +144,7 @@ class Call implements CallTrace {
   }
 
   step(name: string): StepSpan {
-    const s = new Step(this.t.tracer.startSpan(name, { kind: SpanKind.INTERNAL }, this.ctx));
+    const s = new Step(this.t.tracer.startSpan(name, { kind: SpanKind.INTERNAL }, this.ctx), name);
     this.steps.push(s);
     return s;
   }
@@ -159,6 +162,8 @@ class Call implements CallTrace {
     const s = step as Step;
     s.span.setAttributes(a);
     s.end();
+    // A list answer's filter is not a message of the request: the server span keeps the request's own decision.
+    if (s.name === "mandate.list_filter") return;
     // The server span: the request's method and object (the first message of a batch), denied if any message was.
     this.denied ||= d.decision === "deny";
     if (this.decisions++ === 0) {

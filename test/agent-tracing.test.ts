@@ -135,7 +135,7 @@ async function callThrough(uri: string, bearer: string, calls: { name: string; a
     const out: string[] = [];
     for (const c of calls)
       out.push(
-        await client.callTool(c).then(
+        await (c.name === LIST ? client.listTools() : client.callTool(c)).then(
           () => "ok",
           (e: Error) => e.message,
         ),
@@ -146,6 +146,8 @@ async function callThrough(uri: string, bearer: string, calls: { name: string; a
   }
 }
 
+/** In a list of calls: tools/list instead of a tools/call. */
+const LIST = "(tools/list)";
 const CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_SPAN = "00f067aa0ba902b7";
 
@@ -236,12 +238,23 @@ describe("agent traces over OTLP (issue 14)", () => {
   it("starts a new trace (sampled) when the client sends no traceparent", async () => {
     const before = rx.spans.length;
     const bearer = await s.issuer.sign({ sub: "alice", tenant: s.tenantA, client_id: "test-client", scope: "accounts:read" }, up.uri);
-    expect(await callThrough(up.uri, bearer, [{ name: "lookup", arguments: { account: "x" } }])).toEqual(["ok"]);
+    expect(
+      await callThrough(up.uri, bearer, [
+        { name: "lookup", arguments: { account: "x" } },
+        { name: LIST, arguments: {} },
+      ]),
+    ).toEqual(["ok", "ok"]);
     await s.agent.tracing!.flush();
-    await until(() => rx.spans.slice(before).some((x) => x.name === "tools/call"));
+    await until(() => rx.spans.slice(before).some((x) => x.name === "tools/call") && rx.spans.slice(before).some((x) => x.name === "mandate.list_filter"));
     const span = rx.spans.slice(before).find((x) => x.name === "tools/call")!;
     expect(span.traceId).not.toBe(CLIENT_TRACE);
     expect(span.parentSpanId ?? "").toBe("");
+    // tools/list: the answer's filter is a child span; the request stays one message (no batch size) with its own decision.
+    const list = rx.spans.slice(before).find((x) => x.name === "tools/list" && x.kind === SERVER)!;
+    expect(attrs(list)).toMatchObject({ "mcp.method.name": "tools/list", "mandate.decision": "allow", "mandate.decision.stage": "list" });
+    expect(attrs(list)["mandate.batch.size"]).toBeUndefined();
+    const filter = rx.spans.find((x) => x.parentSpanId === list.spanId && x.name === "mandate.list_filter")!;
+    expect(attrs(filter)).toMatchObject({ "mcp.method.name": "tools/list", "mandate.decision": "allow" });
   });
 
   it("observes upstream latency per server id and outcome on /metrics, in buckets from 0.5 ms", async () => {
