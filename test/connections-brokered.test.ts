@@ -28,6 +28,11 @@ import { registerClient } from "./auth-server-helpers";
 import { startAgentStack, until, type AgentStack } from "./agent-proc-harness";
 import { makeUser, uniq, type MadeUser } from "./db";
 import { freePort } from "./sandbox";
+import { encode } from "next-auth/jwt";
+import { NextRequest } from "next/server";
+import * as callbackRoute from "@/app/api/v1/admin/connections/callback/route";
+import * as startRoute from "@/app/api/v1/admin/connections/requests/[requestId]/start/route";
+import * as connectionsRoute from "@/app/api/v1/admin/connections/route";
 
 let s: AgentStack;
 let as: AuthServer;
@@ -116,6 +121,12 @@ async function ssoUser(sub: string, role: "owner" | "member" = "member"): Promis
   return u;
 }
 
+/** A request with the dashboard's session cookie for this user, as next-auth sets it (same-origin for writes). */
+async function asUser(u: MadeUser, method: string, url: string): Promise<NextRequest> {
+  const jwt = await encode({ token: { sub: u.user.id, sv: u.user.sessionVersion }, secret: process.env.NEXTAUTH_SECRET! });
+  return new NextRequest(url, { method, headers: { cookie: `next-auth.session-token=${jwt}`, origin: new URL(deps.origin).origin } });
+}
+
 const revision = () => s.agent.sync.current!.content.manifest.revision;
 
 beforeAll(async () => {
@@ -126,7 +137,7 @@ beforeAll(async () => {
   // The GitHub-like upstream needs the AS's keys, the AS needs the upstream as a resource: a port first.
   const ghPort = await freePort();
   const resource = `http://127.0.0.1:${ghPort}/mcp`;
-  as = await startAuthServer({ resources: { [resource]: { scopes: ["repo:read"] } }, users: { alice: { tenant: "gh" }, bob: { tenant: "gh" }, carol: { tenant: "gh" } } });
+  as = await startAuthServer({ resources: { [resource]: { scopes: ["repo:read"] } }, users: { alice: { tenant: "gh" }, bob: { tenant: "gh" }, carol: { tenant: "gh" }, erin: { tenant: "gh" } } });
   gh = await startGithubLike({ issuer: as.issuer, jwksUri: as.jwksUri, port: ghPort });
   const reg = await registerClient(as, {
     grant_types: ["authorization_code", "refresh_token"],
@@ -296,6 +307,37 @@ describe("brokered per-user OAuth", () => {
     // Replay of the same redirect: the request is consumed.
     await expect(completeConnect(carol.ctx, params, deps)).rejects.toThrow(/already used/);
     expect(await listRepos(await mcpToken("carol"))).toMatchObject({ login: "carol", repos: [] });
+  });
+
+  it("through the routes with a session cookie: start answers the AS's URL, the callback stores the connection and redirects to /connections; another user's session gets the error", async () => {
+    const erin = await ssoUser("erin");
+    const e = await elicitation(await mcpToken("erin"));
+    const params = { params: Promise.resolve({ requestId: e.requestId }) };
+    const started = await startRoute.POST(await asUser(erin, "POST", `${deps.origin}/api/v1/admin/connections/requests/${e.requestId}/start`), params);
+    expect(started.status).toBe(200);
+    const { authorizationUrl } = (await started.json()) as { authorizationUrl: string };
+    const u = new URL(authorizationUrl);
+    expect(u.origin + u.pathname).toBe(`${as.url}/auth`);
+    expect(u.searchParams.get("code_challenge_method")).toBe("S256");
+    expect(u.searchParams.get("resource")).toBe(gh.url);
+    const back = await authorizeAtAs(authorizationUrl, "erin");
+    const callbackUrl = `${redirectUri(deps.origin)}?${back}`;
+    const noRoute = { params: Promise.resolve({}) };
+    // Not signed in: nothing happens.
+    expect((await callbackRoute.GET(new NextRequest(callbackUrl), noRoute)).status).toBe(401);
+    // Signed in as someone else: refused, erin's flow intact.
+    const wrong = await callbackRoute.GET(await asUser(bob, "GET", callbackUrl), noRoute);
+    expect(wrong.status).toBe(303);
+    expect(new URL(wrong.headers.get("location")!).searchParams.get("error")).toMatch(/not issued to you/);
+    const ok = await callbackRoute.GET(await asUser(erin, "GET", callbackUrl), noRoute);
+    expect(ok.status).toBe(303);
+    const to = new URL(ok.headers.get("location")!);
+    expect(to.pathname).toBe("/connections");
+    expect(to.searchParams.get("connected")).toBe(ghServerId);
+    const list = (await (await connectionsRoute.GET(await asUser(erin, "GET", `${deps.origin}/api/v1/admin/connections`), noRoute)).json()) as { items: { status: string; serverId: string }[] };
+    expect(list.items).toMatchObject([{ status: "active", serverId: ghServerId }]);
+    expect(JSON.stringify(list)).not.toMatch(/eyJ/);
+    expect(await listRepos(await mcpToken("erin"))).toMatchObject({ login: "erin" });
   });
 
   it("a disconnected user's cached token is dropped through the live section and the user is asked to connect again", async () => {
