@@ -50,6 +50,8 @@ export interface BrokeredTokensOptions {
   controlPlaneUrl: string;
   agentKey: () => string | null;
   fetch: (url: string, init: RequestInit) => Promise<Response>;
+  /** The agent's control-plane fetch when it has one (egress guard for the control plane); else `fetch`. */
+  controlPlaneFetch?: (url: string, init: RequestInit) => Promise<Response>;
   timeoutMs: number;
   now: () => number;
   /** The broker's own error (CredentialUnavailable), so the proxy fails closed the same way. */
@@ -137,7 +139,7 @@ export class BrokeredTokens {
     const cutAtFetch = this.cuts.get(cutKey(tenantId, entry.serverId, principal.user));
     let res: Response;
     try {
-      res = await this.o.fetch(`${this.o.controlPlaneUrl}/api/v1/agent/connections/token`, {
+      res = await (this.o.controlPlaneFetch ?? this.o.fetch)(`${this.o.controlPlaneUrl}/api/v1/agent/connections/token`, {
         method: "POST",
         headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
         body: JSON.stringify({ serverId: entry.serverId, tenantId, user: principal.user }),

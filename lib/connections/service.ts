@@ -278,8 +278,9 @@ async function requestForActor(db: Db, actor: Actor, id: string) {
     .innerJoin(servers, eq(servers.id, connectRequests.serverId))
     .innerJoin(tenants, eq(tenants.id, connectRequests.tenantId))
     .where(eq(connectRequests.id, id));
-  const identity = await identityOf(db, actor.userId);
-  if (!r || actor.type !== "user" || identity === null || identity !== r.request.userKey) throw notFound("Connect request");
+  const identity = actor.type === "user" ? await identityOf(db, actor.userId) : null;
+  if (r && identity === null) throw forbidden("Sign in with single sign-on as the user who called the tool: a connection belongs to that identity");
+  if (!r || identity !== r.request.userKey) throw notFound("Connect request");
   return r;
 }
 
