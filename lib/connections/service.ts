@@ -1,5 +1,5 @@
 import "server-only";
-import { and, desc, eq, gt, inArray, isNull, or, sql } from "drizzle-orm";
+import { and, desc, eq, gt, inArray, isNull, lt, or, sql } from "drizzle-orm";
 import * as oauth from "oauth4webapi";
 import { z } from "zod";
 import type { Db } from "@/db/client";
@@ -252,6 +252,17 @@ async function fileConnectRequest(
     .limit(1);
   let row = open;
   if (!row) {
+    // Older requests of the same (tenant, server, user) that expired a day ago go: the table stays small.
+    await db
+      .delete(connectRequests)
+      .where(
+        and(
+          eq(connectRequests.tenantId, tenantId),
+          eq(connectRequests.serverId, serverId),
+          eq(connectRequests.userKey, userKey),
+          lt(connectRequests.expiresAt, new Date(now.getTime() - 24 * 60 * 60_000)),
+        ),
+      );
     [row] = await db
       .insert(connectRequests)
       .values({ id: newId("connectRequest"), tenantId, serverId, userKey, status: "open", expiresAt: new Date(now.getTime() + REQUEST_TTL_MS) })
