@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { confirmOriginInput, createEntryInput, listEntriesQuery, resolveCredentialInput, rotateEntryInput, updateEntryInput } from "@/lib/vault/service";
+import { endGraceInput, makeCurrentInput } from "@/lib/vault/rollback";
 import { bundleQuery } from "@/lib/agents/serve-bundle";
 import { enrollInput, heartbeatInput } from "@/lib/agents/service";
 import { changePasswordInput, createUserInput, updateUserInput } from "@/lib/auth/users";
@@ -284,6 +285,36 @@ export const operations: Operation[] = [
     summary: "Confirm a suspended secret (the server's upstream moved to another origin) for the new origin, without re-entering it; needs vault.write in the entry's tenant; recorded in the trail",
     tag: "vault",
     body: confirmOriginInput,
+  },
+  {
+    method: "post",
+    path: "/api/v1/admin/vault/{entryId}/make-current",
+    summary:
+      "Make an earlier version current again (a rollback): in its grace or retired less than 30 days ago, current once, stored for the server's current upstream origin (each version's cannotRestore says why not). The replaced version goes to grace for graceSeconds (0: retired), a pending scheduled version is cancelled; 409 when `replacing` is no longer the current version. Needs vault.write in the entry's tenant; recorded as vault.make_current; the live bundles are republished so agents switch as after a rotation",
+    tag: "vault",
+    body: makeCurrentInput,
+  },
+  {
+    method: "post",
+    path: "/api/v1/admin/vault/{entryId}/end-grace",
+    summary:
+      "End a version's grace period now: it is retired at once and the broker refuses it from the commit on; 409 for a version not in its grace. Needs vault.write in the entry's tenant; recorded as vault.end_grace; the live bundles are republished",
+    tag: "vault",
+    body: endGraceInput,
+  },
+  {
+    method: "get",
+    path: "/api/v1/admin/vault/{entryId}/agents",
+    summary:
+      "Which agents use which version: every agent (not revoked) of the fleets serving the entry's server, with its fleet, last heartbeat and the version it reported holding in its heartbeat (use.state holds, not_held, or unknown for agents that do not report it); byVersion counts them",
+    tag: "vault",
+  },
+  {
+    method: "post",
+    path: "/api/v1/admin/vault/{entryId}/test-connection",
+    summary:
+      "Try the upstream with the entry's current secret (MCP initialize + tools/list through the egress guard, placed as the agent places it). Answers { ok: true, version, toolCount, latencyMs } or { ok: false, failure: unauthorized | http_status | tls | timeout | dns | connect | refused_address | redirect | credential | protocol, status, message }, never a body or the secret. Needs vault.write in the entry's tenant (it opens the secret); recorded as vault.test_connection; 429 after 5 tests a minute per user; 409 for a retired, suspended or token-exchange entry",
+    tag: "vault",
   },
   // -- least privilege (issue 15)
   {
