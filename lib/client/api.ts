@@ -16,6 +16,30 @@ export class ApiError extends Error {
   }
 }
 
+interface ErrorBody {
+  error?: { code: string; message: string; issues?: { path: string; message: string }[] };
+}
+/** RFC 9457 problem details (application/problem+json), with field errors as `errors: [{ pointer | path, detail | message }]`. */
+interface ProblemBody {
+  type?: string;
+  title?: string;
+  detail?: string;
+  errors?: { pointer?: string; path?: string; detail?: string; message?: string }[];
+}
+
+/** The error of an answer: Mandate's `{ error }` shape, or RFC 9457 problem details (e.g. from a proxy in front of it). */
+export function errorOf(status: number, data: (ErrorBody & ProblemBody) | null): ApiError {
+  if (data?.error) return new ApiError(status, data.error.code ?? "error", data.error.message ?? `Request failed (${status})`, data.error.issues);
+  if (data && (typeof data.detail === "string" || typeof data.title === "string")) {
+    const issues = Array.isArray(data.errors)
+      ? data.errors.map((e) => ({ path: e.path ?? (e.pointer ?? "").replace(/^#?\//, "").replaceAll("/", "."), message: String(e.detail ?? e.message ?? "") }))
+      : [];
+    const code = typeof data.type === "string" && data.type !== "about:blank" ? (data.type.split("/").pop() ?? "error") : "error";
+    return new ApiError(status, code, String(data.detail ?? data.title), issues);
+  }
+  return new ApiError(status, "error", `Request failed (${status})`);
+}
+
 /** Calls the admin API with the session cookie; JSON in, JSON out, errors as ApiError. */
 export async function apiFetch<T>(path: string, init: { method?: string; body?: unknown } = {}): Promise<T> {
   const res = await fetch(`/api/v1/admin${path}`, {
@@ -25,10 +49,10 @@ export async function apiFetch<T>(path: string, init: { method?: string; body?: 
     credentials: "same-origin",
   });
   if (res.status === 204) return undefined as T;
-  const data = (await res.json().catch(() => null)) as { error?: { code: string; message: string; issues?: { path: string; message: string }[] } } | null;
+  const data = (await res.json().catch(() => null)) as (ErrorBody & ProblemBody) | null;
   if (!res.ok) {
     if (res.status === 401 && typeof window !== "undefined") window.location.href = `/login?callbackUrl=${encodeURIComponent(window.location.pathname)}`;
-    throw new ApiError(res.status, data?.error?.code ?? "error", data?.error?.message ?? `Request failed (${res.status})`, data?.error?.issues);
+    throw errorOf(res.status, data);
   }
   return data as T;
 }
