@@ -1,4 +1,5 @@
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { DEFAULT_AGENT_EGRESS, type FetchLike } from "@/lib/net/agent";
 import path from "node:path";
 import { approvalReport, approvalReportAnswer, URL_ELICITATION_REQUIRED, type ApprovalReport, type ApprovalReportAnswer } from "@/lib/enforcement/approval";
 import type { BundleContent } from "@/lib/enforcement/bundle";
@@ -40,7 +41,8 @@ export interface Reporter {
   agentKey: () => string | null;
   /** The fleet of the bundle this agent enforces: a call is filed by the agent whose bundle decided it (several agents may share a process in tests). */
   fleetId: () => string | null;
-  fetch?: typeof fetch;
+  /** Through the egress guard (lib/net/agent.ts; main passes the agent's own). */
+  fetch?: FetchLike;
   log?: (m: string) => void;
   /** The agent's data directory: the approvals of one call it used are kept there (USED_FILE) across restarts. */
   dataDir?: string;
@@ -143,7 +145,7 @@ export async function fileReport(fleetId: string, report: ApprovalReport): Promi
   if (!r || !key) return null;
   try {
     const body = approvalReport.parse(report);
-    const res = await (r.fetch ?? fetch)(`${r.controlPlaneUrl}/api/v1/agent/approvals`, {
+    const res = await (r.fetch ?? DEFAULT_AGENT_EGRESS.controlPlane)(`${r.controlPlaneUrl}/api/v1/agent/approvals`, {
       method: "POST",
       headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
       body: JSON.stringify(body),
@@ -264,7 +266,15 @@ export function connectAnswer(id: Id | null, request: { requestId: string; url: 
       result: { resultType: "input_required", inputRequests: { connect: { method: "elicitation/create", params: elicitation } }, requestState: `${CONNECT_STATE_PREFIX}${request.requestId}` },
     };
   }
-  return { jsonrpc: "2.0", id: id as Id, error: { code: URL_ELICITATION_REQUIRED, message: "Connect your upstream account first", data: { elicitations: [elicitation], connect: { id: request.requestId, reason: request.reason, expiresAt: request.expiresAt } } } };
+  return {
+    jsonrpc: "2.0",
+    id: id as Id,
+    error: {
+      code: URL_ELICITATION_REQUIRED,
+      message: "Connect your upstream account first",
+      data: { elicitations: [elicitation], connect: { id: request.requestId, reason: request.reason, expiresAt: request.expiresAt } },
+    },
+  };
 }
 
 /**

@@ -1,5 +1,6 @@
 import { chmod, mkdir, open, readFile, rename, writeFile } from "node:fs/promises";
 import { backoff, sleep } from "./timing";
+import { DEFAULT_AGENT_EGRESS, type FetchLike } from "@/lib/net/agent";
 import path from "node:path";
 import type { JWK } from "jose";
 import { BundleRejected, verifyBundle, type BundleContent, type SignedBundle } from "@/lib/enforcement/bundle";
@@ -40,6 +41,8 @@ export interface SyncOptions {
   maxBundleAgeSeconds?: number;
   /** The clock (ms since the epoch). */
   now?: () => number;
+  /** Requests to the control plane, through the egress guard (lib/net/agent.ts; main passes the agent's own). */
+  fetch?: FetchLike;
 }
 
 export const BUNDLE_FILE = "bundle.json";
@@ -178,7 +181,7 @@ export class BundleSync {
 
   private async enroll(): Promise<void> {
     if (!this.o.enrollmentToken) throw new Error("no agent key and no enrollment token");
-    const res = await fetch(`${this.o.controlPlaneUrl}/api/v1/agent/enroll`, {
+    const res = await (this.o.fetch ?? DEFAULT_AGENT_EGRESS.controlPlane)(`${this.o.controlPlaneUrl}/api/v1/agent/enroll`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ token: this.o.enrollmentToken, name: this.o.name, version: AGENT_VERSION }),
@@ -336,7 +339,7 @@ export class BundleSync {
     if (cur) headers["if-none-match"] = `"${cur.signed.sha256}"`;
     // A long poll that outlives its wait by far is a dead connection: give up on it and retry.
     const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout((this.o.waitSeconds + 30) * 1000)]);
-    const res = await fetch(`${this.o.controlPlaneUrl}/api/v1/agent/bundle?wait=${this.o.waitSeconds}`, { headers, signal });
+    const res = await (this.o.fetch ?? DEFAULT_AGENT_EGRESS.controlPlane)(`${this.o.controlPlaneUrl}/api/v1/agent/bundle?wait=${this.o.waitSeconds}`, { headers, signal });
     if (res.status === 304) {
       await this.confirmed();
       return;
@@ -379,7 +382,7 @@ export class BundleSync {
   async heartbeat(counters: Record<string, number> = this.o.metrics.counters()): Promise<boolean> {
     if (!this.key) return false;
     try {
-      const res = await fetch(`${this.o.controlPlaneUrl}/api/v1/agent/heartbeat`, {
+      const res = await (this.o.fetch ?? DEFAULT_AGENT_EGRESS.controlPlane)(`${this.o.controlPlaneUrl}/api/v1/agent/heartbeat`, {
         method: "POST",
         headers: { authorization: `Bearer ${this.key}`, "content-type": "application/json" },
         body: JSON.stringify({

@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import path from "node:path";
 import type { JWK } from "jose";
 import { z } from "zod";
+import { parseEgressAllow } from "@/lib/net/egress";
 
 export const AGENT_VERSION = "0.1.0";
 /** Where an enrolled agent keeps its key (mode 0600). */
@@ -29,6 +30,10 @@ export interface AgentConfig {
   sessionKey: Buffer | null;
   /** Largest |now − iat| of a DPoP proof, in seconds (default 60; lib/enforcement/dpop.ts). */
   dpopIatWindowSeconds?: number;
+  /** What egress may reach beyond public addresses: `loopback`, `private`, CIDRs (lib/net/agent.ts; unset: loopback only when the control plane is on loopback). */
+  egressAllow?: string;
+  /** The DPoP nonce key shared by replicas behind one address (else one kept in the data dir; lib/enforcement/dpop.ts). */
+  dpopNonceKey?: Buffer | null;
 }
 
 export type ConfigResult = { ok: true; config: AgentConfig } | { ok: false; errors: string[] };
@@ -48,6 +53,8 @@ const FLAGS: Record<string, string> = {
   "--public-origin": "MANDATE_PUBLIC_ORIGIN",
   "--session-key": "MANDATE_SESSION_KEY",
   "--dpop-iat-window": "MANDATE_DPOP_IAT_WINDOW",
+  "--egress-allow": "MANDATE_AGENT_EGRESS_ALLOW",
+  "--dpop-nonce-key": "MANDATE_DPOP_NONCE_KEY",
 };
 
 export const USAGE = `Usage: mandate-agent [flags]   (each flag also reads from its environment variable)
@@ -61,7 +68,11 @@ ${Object.entries(FLAGS)
     through a proxy; without it the Host header names the origin.
   --session-key: base64 of at least 32 random bytes, the same on every replica behind one address
     (default: one generated into the data dir).
-  --dpop-iat-window (seconds, 5 to 300, default 60): how far a DPoP proof's iat may be from the agent's clock.`;
+  --dpop-iat-window (seconds, 5 to 300, default 60): how far a DPoP proof's iat may be from the agent's clock.
+  --egress-allow: what the agent's outbound requests (issuers, token endpoints, upstreams) may reach beyond public
+    addresses, comma separated: loopback, private (RFC 1918, CGNAT, unique-local) and CIDRs; cloud metadata only by
+    its own /32. Unset: loopback when the control plane is on loopback, else public addresses only.
+  --dpop-nonce-key: base64 of at least 32 random bytes, the same on every replica behind one address (DPoP nonces).`;
 
 const jwkSchema = z.looseObject({ kty: z.literal("OKP"), crv: z.literal("Ed25519"), x: z.string().min(1), kid: z.string().min(1) });
 const jwksSchema = z.object({ keys: z.array(jwkSchema).min(1, "must hold at least one key") });
@@ -113,6 +124,21 @@ const schema = z
         return [...new Set(out)];
       }),
     MANDATE_DPOP_IAT_WINDOW: z.coerce.number().int().min(5).max(300).default(60),
+    MANDATE_AGENT_EGRESS_ALLOW: z
+      .string()
+      .optional()
+      .superRefine((v, ctx) => {
+        for (const problem of parseEgressAllow(v).problems) ctx.addIssue({ code: "custom", message: problem });
+      }),
+    MANDATE_DPOP_NONCE_KEY: z
+      .string()
+      .optional()
+      .transform((v, ctx) => {
+        if (v === undefined) return null;
+        const key = Buffer.from(v, "base64");
+        if (key.length < 32 || !/^[A-Za-z0-9+/_-]+=*$/.test(v)) ctx.addIssue({ code: "custom", message: "must be base64 of at least 32 bytes" });
+        return key;
+      }),
     MANDATE_SESSION_KEY: z
       .string()
       .optional()
@@ -186,6 +212,8 @@ export function loadConfig(argv: string[], env: Record<string, string | undefine
           publicOrigins: v.MANDATE_PUBLIC_ORIGIN,
           sessionKey: v.MANDATE_SESSION_KEY,
           dpopIatWindowSeconds: v.MANDATE_DPOP_IAT_WINDOW,
+          egressAllow: v.MANDATE_AGENT_EGRESS_ALLOW,
+          dpopNonceKey: v.MANDATE_DPOP_NONCE_KEY,
         },
       };
     }

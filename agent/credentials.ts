@@ -1,4 +1,5 @@
 import { redactUrlsIn } from "@/lib/enforcement/redact";
+import { DEFAULT_AGENT_EGRESS, type FetchLike } from "@/lib/net/agent";
 import type { BundleContent, BundleCredential } from "@/lib/enforcement/bundle";
 import { clientCredentialsRequest, clientSecretOf, placeCredential, readTokenAnswer, staticCredentialValue, tokenExchangeRequest } from "@/lib/enforcement/upstream-credential";
 import type { Principal } from "@/lib/enforcement/token";
@@ -43,7 +44,10 @@ export interface CredentialBrokerOptions {
   agentKey: () => string | null;
   metrics: Metrics;
   log?: (msg: string) => void;
-  fetch?: typeof fetch;
+  /** Token endpoints (the upstream's AS), through the egress guard (lib/net/agent.ts; main passes the agent's own). */
+  fetch?: FetchLike;
+  /** The broker (the control plane), through the egress guard. */
+  controlPlaneFetch?: FetchLike;
   /** Per-request timeout (broker and token endpoint). Default 10 s. */
   timeoutMs?: number;
   now?: () => number;
@@ -107,14 +111,14 @@ export class CredentialBroker {
   /** Entry and version → until when a failed resolution is not retried (spares the broker while it is down). */
   private readonly failed = new Map<string, { until: number; error: CredentialUnavailable }>();
   private readonly log: (msg: string) => void;
-  private readonly fetch: typeof fetch;
+  private readonly fetch: FetchLike;
   private readonly now: () => number;
   /** Broker requests and token exchanges made (for tests and benches). */
   readonly stats = { brokerFetches: 0, tokenExchanges: 0, hits: 0 };
 
   constructor(private readonly o: CredentialBrokerOptions) {
     this.log = o.log ?? ((m) => console.log(`[agent] ${m}`));
-    this.fetch = o.fetch ?? fetch;
+    this.fetch = o.fetch ?? DEFAULT_AGENT_EGRESS.fetch;
     this.now = o.now ?? Date.now;
     this.brokered = new BrokeredTokens({ ...o, fetch: this.fetch, now: this.now, timeoutMs: o.timeoutMs ?? 10_000, unavailable: (id, reason) => new CredentialUnavailable(id, reason) });
   }
@@ -345,7 +349,7 @@ export class CredentialBroker {
     const key = this.o.agentKey();
     if (!key) throw new CredentialUnavailable(entry.entryId, "the agent is not enrolled");
     this.stats.brokerFetches++;
-    const res = await this.fetch(`${this.o.controlPlaneUrl}/api/v1/agent/credentials`, {
+    const res = await (this.o.controlPlaneFetch ?? DEFAULT_AGENT_EGRESS.controlPlane)(`${this.o.controlPlaneUrl}/api/v1/agent/credentials`, {
       method: "POST",
       headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
       body: JSON.stringify({ serverId: entry.serverId, tenantId }),
@@ -433,7 +437,8 @@ async function readJsonCapped(res: Response, max: number): Promise<unknown> {
 
 /** The value that goes into the header or parameter. */
 function render(got: BrokeredCredential): string {
-  if (got.kind === "oauth_client_credentials" || got.kind === "oauth_token_exchange" || got.kind === "oauth_user_brokered") throw new CredentialUnavailable(got.entryId, "OAuth credentials are exchanged, not sent");
+  if (got.kind === "oauth_client_credentials" || got.kind === "oauth_token_exchange" || got.kind === "oauth_user_brokered")
+    throw new CredentialUnavailable(got.entryId, "OAuth credentials are exchanged, not sent");
   const v = staticCredentialValue(got.kind, got.placement, got.secret);
   if ("problem" in v) throw new CredentialUnavailable(got.entryId, v.problem);
   return v.value;

@@ -1,4 +1,5 @@
 import { fetchUpstreamCatalogue } from "@/lib/enforcement/upstream-tools";
+import { DEFAULT_AGENT_EGRESS, type FetchLike } from "@/lib/net/agent";
 import { redactUrlsIn } from "@/lib/enforcement/redact";
 import { decisionView, driftKey as catalogueDriftKey, liveDrift, type ListKind } from "@/lib/enforcement/decide";
 import type { Installed } from "./bundle-sync";
@@ -42,7 +43,7 @@ export class DriftWatcher {
 
   constructor(
     private readonly current: () => Installed | null,
-    private readonly deps: { metrics: Metrics; log: (m: string) => void; everyMs?: number; pollMs?: number; credentials?: CredentialBroker },
+    private readonly deps: { metrics: Metrics; log: (m: string) => void; everyMs?: number; pollMs?: number; credentials?: CredentialBroker; fetch?: FetchLike },
   ) {}
 
   start(): void {
@@ -79,7 +80,7 @@ export class DriftWatcher {
         const headers: Record<string, string> = {};
         const cred = this.deps.credentials ? await this.deps.credentials.resolve(installed.content, server.id, server.tenantId) : null;
         const url = inject(server.upstreamUrl, headers, cred);
-        live = await fetchUpstreamCatalogue(url, { timeoutMs: 10_000, headers });
+        live = await fetchUpstreamCatalogue(url, { timeoutMs: 10_000, headers, fetch: this.deps.fetch ?? DEFAULT_AGENT_EGRESS.fetch });
       } catch (err) {
         this.deps.metrics.upstreamErrors++;
         // The URL may carry a vault secret in its query (api_key placement "query"): every URL in the message is redacted.

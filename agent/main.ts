@@ -22,6 +22,8 @@ import { DecisionWal } from "./wal";
 import { CredentialBroker } from "./credentials";
 import { UpstreamRevoker } from "./upstream-revocation";
 import { loadSessionKey } from "./session";
+import { UpstreamPools } from "./upstream";
+import { agentEgress, agentEgressPolicy } from "@/lib/net/agent";
 import { startTracing, tracingConfig, type AgentTracing, type TracingConfig } from "./tracing";
 import type { GateLogOptions } from "./gate-log";
 
@@ -62,10 +64,36 @@ export async function startAgent(
   const wal = new DecisionWal(config.dataDir, { onError: (e) => log(`decision WAL write failed: ${e instanceof Error ? e.message : String(e)}`) });
   // The broker needs the agent key, which the sync holds once enrolled: `sync` is assigned before any call.
   let sync: BundleSync | null = null;
-  const credentials = new CredentialBroker({ controlPlaneUrl: config.controlPlaneUrl, agentKey: () => sync?.agentKey ?? null, metrics, log });
-  const revoker = new UpstreamRevoker({ metrics, log });
+  // Every outbound request through the one egress guard, under the operator's policy (lib/net/agent.ts).
+  const egress = agentEgress(agentEgressPolicy(config.egressAllow, config.controlPlaneUrl).policy);
+  const upstreams = new UpstreamPools({ policy: egress.policy });
+  const credentials = new CredentialBroker({
+    controlPlaneUrl: config.controlPlaneUrl,
+    agentKey: () => sync?.agentKey ?? null,
+    metrics,
+    log,
+    fetch: egress.fetch,
+    controlPlaneFetch: egress.controlPlane,
+  });
+  const revoker = new UpstreamRevoker({ metrics, log, fetch: egress.fetch });
+  // Each bundle's upstreams are checked against the policy when it is installed, not per request (agent/upstream.ts).
+  const admitUpstreams = (content: { servers: Array<{ id: string; upstreamUrl: string }> }) =>
+    void upstreams.admit(content.servers.map((s) => s.upstreamUrl)).then((refused) => {
+      for (const r of refused) log(`egress refuses upstream ${r.origin}: ${r.why} (calls to it answer 502; see --egress-allow)`);
+    });
   // A new bundle with another credential version is fetched before the next call needs it.
-  sync = new BundleSync({ ...config, metrics, log, heartbeatMs: opts.heartbeatMs, onInstall: (i) => credentials.prefetch(i.content), credentialsInUse: () => credentials.inUse() });
+  sync = new BundleSync({
+    ...config,
+    metrics,
+    log,
+    heartbeatMs: opts.heartbeatMs,
+    onInstall: (i) => {
+      admitUpstreams(i.content);
+      credentials.prefetch(i.content);
+    },
+    fetch: egress.controlPlane,
+    credentialsInUse: () => credentials.inUse(),
+  });
   await sync.start();
   // Calls held for a person's approval are filed with the control plane by this agent (agent/approval.ts).
   const unregisterApprovals = registerApprovalReporter({
@@ -74,16 +102,17 @@ export async function startAgent(
     fleetId: () => sync.current?.content.manifest.fleetId ?? null,
     log,
     dataDir: config.dataDir,
+    fetch: egress.controlPlane,
   });
   await wal.open();
   metrics.logBacklog = () => wal.backlog();
   // Starts at once: segments left from before are shipped as soon as the agent key is known (stored, or after enrollment).
-  const shipper = new DecisionShipper({ ...opts.ship, wal, controlPlaneUrl: config.controlPlaneUrl, agentKey: () => sync.agentKey, metrics, log });
+  const shipper = new DecisionShipper({ ...opts.ship, wal, controlPlaneUrl: config.controlPlaneUrl, agentKey: () => sync.agentKey, metrics, log, fetch: egress.controlPlane });
   shipper.start();
   // Checks the upstreams' live catalogues itself, so a changed tool is denied even before any client lists it.
-  const drift = new DriftWatcher(() => sync.current, { metrics, log, everyMs: opts.driftCheckMs, credentials });
+  const drift = new DriftWatcher(() => sync.current, { metrics, log, everyMs: opts.driftCheckMs, credentials, fetch: egress.fetch });
   drift.start();
-  const validator = opts.validator ?? new TokenValidator();
+  const validator = opts.validator ?? new TokenValidator({ fetch: egress.fetch as typeof fetch });
   // Sessions stay bound to their callers across restarts (and replicas sharing the key).
   const sessionKey = await loadSessionKey(config.dataDir, config.sessionKey);
   // OpenTelemetry is loaded only when an OTLP endpoint is configured (agent/tracing.ts).
@@ -101,6 +130,7 @@ export async function startAgent(
     sessionKey,
     publicOrigins: config.publicOrigins,
     freshUntil: () => sync.freshUntilMs,
+    upstreams,
     dpop: new DpopVerifier({ iatWindowSeconds: config.dpopIatWindowSeconds }),
     tracing,
     gate: opts.gate,

@@ -16,6 +16,7 @@ import { isModernVersion, readMcpHeaders } from "./protocol";
 import { challenges, checkSender, DpopVerifier, readCredentials, stepUpChallenge } from "@/lib/enforcement/dpop";
 import type { AgentTracing } from "./tracing";
 import { GateLog, type GateCode, type GateLogOptions } from "./gate-log";
+import type { UpstreamPools } from "./upstream";
 
 export interface AgentServerDeps {
   /** The bundle in force, or null. Read once per request. */
@@ -45,6 +46,8 @@ export interface AgentServerDeps {
   tracing?: AgentTracing;
   /** Window and key bound of the gate's refusal records (agent/gate-log.ts; defaults GATE_WINDOW_MS, GATE_MAX_KEYS). */
   gate?: GateLogOptions;
+  /** Upstream connection pools under the agent's egress policy (agent/upstream.ts; default: loopback and public addresses). */
+  upstreams?: UpstreamPools;
 }
 
 const WELL_KNOWN = "/.well-known/oauth-protected-resource";
@@ -146,7 +149,7 @@ async function readBody(req: IncomingMessage): Promise<Buffer | "too_large"> {
 export function createAgentServer(deps: AgentServerDeps): Server {
   const log = deps.log ?? ((m: string) => console.log(`[agent] ${m}`));
   const tracker = new RequestTracker();
-  const proxy = new McpProxy({ metrics: deps.metrics, wal: deps.wal, agentId: deps.agentId, log, credentials: deps.credentials, tracker });
+  const proxy = new McpProxy({ metrics: deps.metrics, wal: deps.wal, agentId: deps.agentId, log, credentials: deps.credentials, tracker, upstreams: deps.upstreams });
   const revoker = deps.revoker ?? new UpstreamRevoker({ metrics: deps.metrics, log });
   const binder = new SessionBinder(deps.sessionKey);
   // Verified tokens, dropped with every bundle change; revocation and policy are still decided on every request below.

@@ -1,4 +1,5 @@
 import { createReadStream } from "node:fs";
+import { DEFAULT_AGENT_EGRESS, type FetchLike } from "@/lib/net/agent";
 import { backoff, sleep } from "./timing";
 import path from "node:path";
 import { createInterface } from "node:readline";
@@ -43,6 +44,8 @@ export interface ShipperOptions {
   hooks?: ShipperHooks;
   /** A batch the control plane refuses as a whole (400, 413, 415, 422: malformed transport) is retried this many times, then its segment is set aside. Default 5. */
   maxRefusals?: number;
+  /** Requests to the control plane, through the egress guard (lib/net/agent.ts; main passes the agent's own). */
+  fetch?: FetchLike;
 }
 
 type Sent = { kind: "ok" } | { kind: "rejected"; status: number; issue: string } | { kind: "unauthorized" } | { kind: "failed"; why: string } | { kind: "stopped" } | { kind: "crashed" };
@@ -211,7 +214,7 @@ export class DecisionShipper {
       this.o.hooks?.beforeSend?.({ segment, batch: batchNo, lines: lines.length, bytes: body.length });
       let res: Response;
       try {
-        res = await fetch(this.url, {
+        res = await (this.o.fetch ?? DEFAULT_AGENT_EGRESS.controlPlane)(this.url, {
           method: "POST",
           headers: { authorization: `Bearer ${key}`, "content-type": "application/x-ndjson", "content-encoding": "gzip" },
           body,

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { DEFAULT_AGENT_EGRESS, type FetchLike } from "@/lib/net/agent";
 import type { BundleServer } from "@/lib/enforcement/bundle";
 import { redactUrl } from "@/lib/enforcement/redact";
 import type { Metrics } from "./metrics";
@@ -24,12 +25,13 @@ export function revocationEndpointOf(server: BundleServer, issuer: string, tenan
  */
 export class UpstreamRevoker {
   private readonly sent = new Map<string, true>();
-  private readonly fetch: typeof fetch;
+  private readonly fetch: FetchLike;
   /** Requests still running (tests await them). */
   readonly pending = new Set<Promise<void>>();
 
-  constructor(private readonly o: { metrics: Metrics; log: (msg: string) => void; fetch?: typeof fetch; timeoutMs?: number }) {
-    this.fetch = o.fetch ?? fetch;
+  /** `fetch`: through the egress guard (lib/net/agent.ts; main passes the agent's own). */
+  constructor(private readonly o: { metrics: Metrics; log: (msg: string) => void; fetch?: FetchLike; timeoutMs?: number }) {
+    this.fetch = o.fetch ?? DEFAULT_AGENT_EGRESS.fetch;
   }
 
   /** Fire and forget; returns the request's promise (never rejects), or null when nothing is sent. */

@@ -6,6 +6,7 @@
  * unknown key at most once per `minRefreshIntervalMs`. Pure: jose + fetch.
  */
 import { createLocalJWKSet, errors as joseErrors, type JSONWebKeySet, type JWK, type JWSHeaderParameters, type FlattenedJWSInput } from "jose";
+import { DEFAULT_AGENT_EGRESS } from "@/lib/net/agent";
 
 export interface IssuerKeysConfig {
   issuer: string;
@@ -66,7 +67,8 @@ export class JwksCache {
   private readonly entries = new Map<string, Entry>();
 
   constructor(opts: JwksCacheOptions = {}) {
-    this.fetchImpl = opts.fetch ?? ((...args) => fetch(...args));
+    // Through the egress guard: the agent passes its own (lib/net/agent.ts); the default allows public addresses and loopback.
+    this.fetchImpl = opts.fetch ?? (DEFAULT_AGENT_EGRESS.fetch as typeof fetch);
     this.minRefreshIntervalMs = opts.minRefreshIntervalMs ?? 30_000;
     this.maxAgeMs = opts.maxAgeMs ?? 600_000;
     this.timeoutMs = opts.timeoutMs ?? 5_000;

@@ -1,4 +1,5 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { DEFAULT_AGENT_EGRESS } from "@/lib/net/agent";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
 import { AppError } from "@/lib/errors";
@@ -135,7 +136,8 @@ async function withUpstream<T>(
   work: (client: Client, timeout: number) => Promise<T>,
 ): Promise<T> {
   const timeout = opts.timeoutMs ?? 15_000;
-  const base: FetchLike = opts.fetch ?? ((u, init) => fetch(u, init));
+  // Through the egress guard: callers pass theirs (the control plane's policy, the agent's); the default allows public addresses and loopback.
+  const base: FetchLike = opts.fetch ?? DEFAULT_AGENT_EGRESS.fetch;
   // What the peer answered, kept apart from the SDK's messages (which quote response bodies).
   let badStatus: number | undefined;
   let transportError: unknown;

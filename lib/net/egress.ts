@@ -22,6 +22,14 @@ export interface EgressPolicy {
   loopback: boolean;
   /** Extra ranges allowed (`10.0.0.0/8`, `fd12::/16`); a metadata address needs its own /32 or /128. */
   cidrs: readonly string[];
+  /**
+   * Origins as `host:port` (lowercase, IPv6 without brackets, the port always
+   * written) the operator named itself (the agent's control plane): any
+   * address they resolve to is allowed, except a cloud metadata address.
+   * Another port of the same host is not exempt. Never an origin taken from
+   * a bundle or a request.
+   */
+  hosts?: readonly string[];
 }
 
 export const DENY_ALL_PRIVATE: EgressPolicy = Object.freeze({ loopback: false, cidrs: [] });
@@ -169,16 +177,34 @@ export function parseEgressAllow(raw: string | undefined): { policy: EgressPolic
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
 
+const bareHost = (hostname: string) => hostname.toLowerCase().replace(/^\[|\]$/g, "");
+/** `host:port` of an origin, as `EgressPolicy.hosts` lists them. */
+export function hostPort(hostname: string, port: string | number | undefined, protocol: string): string {
+  return `${bareHost(hostname)}:${port ? Number(port) : protocol === "https:" ? 443 : 80}`;
+}
+/** The policy that applies to one origin: an operator-named one may reach any address but a metadata one. */
+function policyForOrigin(origin: string, policy: EgressPolicy): EgressPolicy {
+  return policy.hosts?.includes(origin) ? OPERATOR_HOST : policy;
+}
+/** At lookup time the port is unknown: a host with an operator-named origin is resolved unchecked, and its connection checked (with its port) once made. */
+function policyForLookup(hostname: string, policy: EgressPolicy): EgressPolicy {
+  const h = bareHost(hostname);
+  return policy.hosts?.some((o) => o.slice(0, o.lastIndexOf(":")) === h) ? OPERATOR_HOST : policy;
+}
+/** Every address except cloud metadata ones (which need their own /32 or /128). */
+const OPERATOR_HOST: EgressPolicy = Object.freeze({ loopback: true, cidrs: Object.freeze(["0.0.0.0/0", "::/0"]) });
+
 /** A `dns.lookup` replacement for sockets: resolves, and fails when any address of the host is refused. */
 export function guardedLookup(policy: EgressPolicy) {
   return (hostname: string, options: LookupOptions, callback: LookupCallback): void => {
+    const effective = policyForLookup(hostname, policy);
     dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
       if (err) return callback(err, "", 0);
       const list = addresses as LookupAddress[];
       if (list.length === 0) return callback(Object.assign(new Error("no address"), { code: "ENOTFOUND" }), "", 0);
       // Any refused answer refuses the host: a name that mixes public and internal addresses is not trusted.
       for (const a of list) {
-        const reason = refusedReason(a.address, policy);
+        const reason = refusedReason(a.address, effective);
         if (reason) return callback(new EgressError("refused_address", `${hostname} resolves to a ${reason} address, which egress does not allow`) as NodeJS.ErrnoException, "", 0);
       }
       const first = list[0]!;
@@ -188,27 +214,34 @@ export function guardedLookup(policy: EgressPolicy) {
   };
 }
 
+/**
+ * An undici `connect` function under the policy: the lookup checks every
+ * address of the host, and the connected peer is checked again (DNS
+ * rebinding between the two). For any undici dispatcher (`Agent`, `Pool`):
+ * it runs once per new connection, never per request on a kept-alive one.
+ */
+export function guardedConnect(policy: EgressPolicy, timeoutMs = 10_000): buildConnector.connector {
+  const base = buildConnector({ lookup: guardedLookup(policy), timeout: timeoutMs } as buildConnector.BuildOptions);
+  return (opts, cb) =>
+    base(opts, (err, socket) => {
+      if (err || !socket) return cb(err ?? new Error("connect failed"), null);
+      const reason = refusedReason(socket.remoteAddress ?? "", policyForOrigin(hostPort(opts.hostname, opts.port, opts.protocol), policy));
+      if (reason) {
+        socket.destroy();
+        return cb(new EgressError("refused_address", `${opts.hostname} is a ${reason} address, which egress does not allow`), null);
+      }
+      cb(null, socket);
+    });
+}
+
 const agents = new Map<string, Agent>();
 
 /** One connection pool per policy: its lookup checks each address, and each connected peer is checked again. */
 function agentFor(policy: EgressPolicy): Agent {
-  const key = JSON.stringify([policy.loopback, policy.cidrs]);
+  const key = JSON.stringify([policy.loopback, policy.cidrs, policy.hosts ?? []]);
   let agent = agents.get(key);
   if (!agent) {
-    const lookup = guardedLookup(policy);
-    const base = buildConnector({ lookup, timeout: 10_000 } as buildConnector.BuildOptions);
-    agent = new Agent({
-      connect: (opts, cb) =>
-        base(opts, (err, socket) => {
-          if (err || !socket) return cb(err ?? new Error("connect failed"), null);
-          const reason = refusedReason(socket.remoteAddress ?? "", policy);
-          if (reason) {
-            socket.destroy();
-            return cb(new EgressError("refused_address", `${opts.hostname} is a ${reason} address, which egress does not allow`), null);
-          }
-          cb(null, socket);
-        }),
-    });
+    agent = new Agent({ connect: guardedConnect(policy) });
     agents.set(key, agent);
   }
   return agent;
@@ -242,7 +275,7 @@ export function checkUrl(raw: string | URL, policy: EgressPolicy, requireHttps =
   const loopbackHost = u.hostname === "localhost" || (literal !== null && refusedReason(literal.ip, DENY_ALL_PRIVATE) === "loopback");
   if (requireHttps && u.protocol === "http:" && !loopbackHost) throw new EgressError("bad_url", `${shown(u)} is plain http; only https (or http to a loopback host) is fetched`);
   if (literal) {
-    const reason = refusedReason(literal.ip, policy);
+    const reason = refusedReason(literal.ip, policyForOrigin(hostPort(u.hostname, u.port, u.protocol), policy));
     if (reason) throw new EgressError("refused_address", `${u.host} is a ${reason} address, which egress does not allow`);
   }
   return u;
@@ -291,11 +324,15 @@ export async function egressFetch(url: string | URL, init: RequestInit, opts: Eg
   } catch (err) {
     throw classify(err, u, timeout.aborted);
   }
-  if (res.status >= 300 && res.status < 400) {
+  // 304 Not Modified is an answer (a conditional request's), not a redirect.
+  if (res.status >= 300 && res.status < 400 && res.status !== 304) {
     await res.body?.cancel().catch(() => undefined);
     throw new EgressError("redirect", `${shown(u)} answered a redirect (HTTP ${res.status}), which is not followed`, res.status);
   }
-  const body = res.body ? capped(res.body as ReadableStream<Uint8Array>, opts.maxBytes ?? 1024 * 1024, u) : null;
+  // 204, 205 and 304 carry no body (a Response with one would throw).
+  const bodyless = res.status === 204 || res.status === 205 || res.status === 304;
+  if (bodyless) await res.body?.cancel().catch(() => undefined);
+  const body = res.body && !bodyless ? capped(res.body as ReadableStream<Uint8Array>, opts.maxBytes ?? 1024 * 1024, u) : null;
   // A global Response, so callers (and the MCP SDK) see the platform type; reading past the deadline aborts too.
   return new Response(body, { status: res.status, statusText: res.statusText, headers: new Headers([...res.headers]) });
 }
