@@ -165,6 +165,8 @@ export const servers = pgTable(
     // Upstream logging through the agent (logging/setLevel and notifications/message): off by default,
     // since an upstream's log can carry the credential the agent injects and other callers' data.
     upstreamLogging: boolean("upstream_logging").notNull().default(false),
+    // RFC 9449 section 9: the agent answers use_dpop_nonce with a DPoP-Nonce it signed (stateless, per time window); only with dpop allowed or required.
+    dpopNonce: boolean("dpop_nonce").notNull().default(false),
     lastImportAt: timestamp("last_import_at", { withTimezone: true }),
     lastImportError: text("last_import_error"),
     createdAt: createdAt(),
@@ -1158,7 +1160,11 @@ export const upstreamConnections = pgTable(
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [uniqueIndex("upstream_connections_key").on(t.tenantId, t.serverId, t.userKey), index("upstream_connections_server_idx").on(t.serverId, t.endedAt), index("upstream_connections_user_idx").on(t.userId)],
+  (t) => [
+    uniqueIndex("upstream_connections_key").on(t.tenantId, t.serverId, t.userKey),
+    index("upstream_connections_server_idx").on(t.serverId, t.endedAt),
+    index("upstream_connections_user_idx").on(t.userId),
+  ],
 );
 export type UpstreamConnection = typeof upstreamConnections.$inferSelect;
 

@@ -1,0 +1,1 @@
+ALTER TABLE "servers" ADD COLUMN "dpop_nonce" boolean DEFAULT false NOT NULL;
