@@ -17,9 +17,9 @@ export type Names = Record<NameKind, Record<string, string>>;
 
 export const emptyNames = (): Names => ({ tenant: {}, server: {}, fleet: {}, agent: {}, policy: {} });
 
-const ID_RE = /^[\w.:-]{1,100}$/;
+export const ID_RE = /^[\w.:-]{1,100}$/;
 
-function bounded(xs: Iterable<string | null | undefined> | undefined): string[] {
+export function bounded(xs: Iterable<string | null | undefined> | undefined): string[] {
   const out = new Set<string>();
   for (const x of xs ?? []) {
     if (typeof x === "string" && ID_RE.test(x)) out.add(x);
@@ -28,25 +28,23 @@ function bounded(xs: Iterable<string | null | undefined> | undefined): string[] 
   return [...out];
 }
 
-const inList = (col: SQL, ids: string[]) =>
+export const inList = (col: SQL, ids: string[]) =>
   sql`${col} in (${sql.join(
     ids.map((i) => sql`${i}`),
     sql`, `,
   )})`;
 
+/** A row of a names query: one object's name, by kind. */
+export type NameRow = { kind: string; id: string; name: string };
+
 /**
- * The names of the objects a page of decisions refers to, in one query
- * (UNION ALL of one indexed lookup per kind, each bounded by
- * NAMES_MAX_PER_KIND ids). The ids are only looked up: the viewer's tenants
- * decide what comes back. Tenants, servers and policies must belong to a
- * tenant the viewer may read decisions of; fleets and agents must serve a
- * server of such a tenant (fleets have no tenant). Owners and global
- * auditors see every name.
+ * The parts (one indexed lookup per kind, each bounded by NAMES_MAX_PER_KIND
+ * ids) of the names query for `tenants` (null = every tenant), and how to
+ * read its rows back. Pages that name more kinds (the admin trail,
+ * lib/trail/names.ts) add their own parts to the same one UNION ALL query;
+ * their rows carry kinds of their own, which `collect` ignores.
  */
-export async function resolveNames(ctx: Ctx, refs: NameRefs): Promise<Names> {
-  const names = emptyNames();
-  const tenants = readableTenants(ctx, undefined);
-  if (tenants && tenants.length === 0) return names;
+export function namesQuery(tenants: string[] | null, refs: NameRefs): { parts: SQL[]; collect: (rows: NameRow[]) => Names } {
   const ids = Object.fromEntries(NAME_KINDS.map((k) => [k, bounded(refs[k])])) as Record<NameKind, string[]>;
   const fleetOk = (fleetCol: SQL) =>
     tenants === null ? sql`true` : sql`exists (select 1 from fleet_servers fs join servers s on s.id = fs.server_id where fs.fleet_id = ${fleetCol} and ${tenantCond(sql`s.tenant_id`, tenants)})`;
@@ -61,15 +59,33 @@ export async function resolveNames(ctx: Ctx, refs: NameRefs): Promise<Names> {
   if (scopeServers.length) parts.push(sql`select 'scope-server' as kind, s.id, s.name from servers s where ${inList(sql`s.id`, scopeServers)} and ${tenantCond(sql`s.tenant_id`, tenants)}`);
   if (ids.fleet.length) parts.push(sql`select 'fleet' as kind, f.id, f.name from fleets f where ${inList(sql`f.id`, ids.fleet)} and ${fleetOk(sql`f.id`)}`);
   if (ids.agent.length) parts.push(sql`select 'agent' as kind, a.id, a.name from agents a where ${inList(sql`a.id`, ids.agent)} and ${fleetOk(sql`a.fleet_id`)}`);
-  if (parts.length === 0) return names;
-  const rows = await execRows<{ kind: NameKind | "scope-server"; id: string; name: string }>(ctx.db, sql.join(parts, sql` union all `));
-  const readableScopeServers = new Set<string>();
-  for (const r of rows) {
-    if (r.kind === "scope-server") readableScopeServers.add(r.id);
-    else if (r.name) names[r.kind][r.id] = r.name;
-  }
-  for (const m of scopeRules) if (readableScopeServers.has(m[1]!)) names.policy[m[0]] = `scope ${m[2]}`;
-  return names;
+  const collect = (rows: NameRow[]) => {
+    const names = emptyNames();
+    const readableScopeServers = new Set<string>();
+    for (const r of rows) {
+      if (r.kind === "scope-server") readableScopeServers.add(r.id);
+      else if (r.name && (NAME_KINDS as readonly string[]).includes(r.kind)) names[r.kind as NameKind][r.id] = r.name;
+    }
+    for (const m of scopeRules) if (readableScopeServers.has(m[1]!)) names.policy[m[0]] = `scope ${m[2]}`;
+    return names;
+  };
+  return { parts, collect };
+}
+
+/**
+ * The names of the objects a page of decisions refers to, in one query
+ * (namesQuery). The ids are only looked up: the viewer's tenants decide what
+ * comes back. Tenants, servers and policies must belong to a tenant the
+ * viewer may read decisions of; fleets and agents must serve a server of
+ * such a tenant (fleets have no tenant). Owners and global auditors see
+ * every name.
+ */
+export async function resolveNames(ctx: Ctx, refs: NameRefs): Promise<Names> {
+  const tenants = readableTenants(ctx, undefined);
+  if (tenants && tenants.length === 0) return emptyNames();
+  const { parts, collect } = namesQuery(tenants, refs);
+  if (parts.length === 0) return emptyNames();
+  return collect(await execRows<NameRow>(ctx.db, sql.join(parts, sql` union all `)));
 }
 
 /** Dashboard addresses of the objects (the UI and the CSV export link with them). */

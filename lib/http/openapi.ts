@@ -1,3 +1,4 @@
+import { policyRestoreInput } from "@/lib/policy/restore";
 import { z } from "zod";
 import { confirmOriginInput, createEntryInput, listEntriesQuery, resolveCredentialInput, rotateEntryInput, updateEntryInput } from "@/lib/vault/service";
 import { endGraceInput, makeCurrentInput } from "@/lib/vault/rollback";
@@ -168,7 +169,13 @@ export const operations: Operation[] = [
   { method: "post", path: "/api/v1/admin/tools/{toolId}/approve", summary: "Approve the reviewed latest version", tag: "catalogue", body: approveToolInput },
   { method: "post", path: "/api/v1/admin/tools/{toolId}/block", summary: "Block a tool", tag: "catalogue", body: blockToolInput },
   { method: "delete", path: "/api/v1/admin/tools/{toolId}/block", summary: "Unblock a tool", tag: "catalogue" },
-  { method: "get", path: "/api/v1/admin/trail", summary: "The admin trail, newest first, keyset-paged", tag: "trail", query: trailQuery },
+  {
+    method: "get",
+    path: "/api/v1/admin/trail",
+    summary: "The admin trail, newest first, keyset-paged; names: each target's name and dashboard link by target type and id (only objects of the caller's tenants are named)",
+    tag: "trail",
+    query: trailQuery,
+  },
   { method: "get", path: "/api/v1/admin/tokens", summary: "API tokens the caller manages", tag: "tokens" },
   { method: "post", path: "/api/v1/admin/tokens", summary: "Create an API token; the secret is in this answer only", tag: "tokens", body: createTokenInput, created: true },
   { method: "delete", path: "/api/v1/admin/tokens/{tokenId}", summary: "Revoke an API token", tag: "tokens", noContent: true },
@@ -195,6 +202,13 @@ export const operations: Operation[] = [
   { method: "get", path: "/api/v1/admin/policies/{policyId}", summary: "One policy with its Cedar", tag: "policies" },
   { method: "patch", path: "/api/v1/admin/policies/{policyId}", summary: "Change a policy (revalidated)", tag: "policies", body: policyUpdateInput },
   { method: "delete", path: "/api/v1/admin/policies/{policyId}", summary: "Delete a policy", tag: "policies", noContent: true },
+  {
+    method: "post",
+    path: "/api/v1/admin/policies/{policyId}/restore",
+    summary: "Restore a version from the policy's history (a policy.create, policy.update or policy.restore event): a new draft through the same checks as an edit, recorded as policy.restore",
+    tag: "policies",
+    body: policyRestoreInput,
+  },
   {
     method: "post",
     path: "/api/v1/admin/policies/check",

@@ -255,7 +255,7 @@ export async function createPolicy(ctx: Ctx, input: z.infer<typeof policyInput>)
           enabled: input.enabled,
         })
         .returning();
-      await recordEvent(tx, ctx.actor, { action: "policy.create", targetType: "policy", targetId: id, tenantId: input.tenantId, after: { name: input.name, cedar } });
+      await recordEvent(tx, ctx.actor, { action: "policy.create", targetType: "policy", targetId: id, tenantId: input.tenantId, after: trailState(row!) });
       return publicPolicy(row!);
     });
   } catch (err) {
@@ -263,7 +263,16 @@ export async function createPolicy(ctx: Ctx, input: z.infer<typeof policyInput>)
   }
 }
 
-export async function updatePolicy(ctx: Ctx, id: string, { baseUpdatedAt, ...input }: z.infer<typeof policyUpdateInput>) {
+/** A policy's state as the admin trail keeps it: what "Restore this version" brings back (lib/policy/restore.ts). */
+export function trailState(p: Policy) {
+  return { name: p.name, enabled: p.enabled, cedar: p.cedar, ...(p.kind === "rule" && p.rule ? { rule: p.rule } : {}) };
+}
+
+/**
+ * Changes a policy (revalidated against the server's schema). `opts.restoredFrom`
+ * marks a restore of an earlier version (recorded as policy.restore).
+ */
+export async function updatePolicy(ctx: Ctx, id: string, { baseUpdatedAt, ...input }: z.infer<typeof policyUpdateInput>, opts: { restoredFrom?: { eventId: string; at: string } } = {}) {
   const before = await loadPolicy(ctx, id, true);
   const stale = () => conflict(`This policy was changed by someone else at ${before.updatedAt.toISOString()}; reload it and apply your edit again`, "baseUpdatedAt");
   if (before.kind === "rule" && input.cedar !== undefined) throw new AppError("bad_request", "A rule policy is edited through its rule");
@@ -282,12 +291,12 @@ export async function updatePolicy(ctx: Ctx, id: string, { baseUpdatedAt, ...inp
         .returning();
       if (!row) throw stale();
       await recordEvent(tx, ctx.actor, {
-        action: "policy.update",
+        action: opts.restoredFrom ? "policy.restore" : "policy.update",
         targetType: "policy",
         targetId: id,
         tenantId: before.tenantId,
-        before: { name: before.name, enabled: before.enabled, cedar: before.cedar },
-        after: { name: row!.name, enabled: row!.enabled, cedar },
+        before: trailState(before),
+        after: { ...trailState(row!), ...(opts.restoredFrom ? { restoredFrom: opts.restoredFrom } : {}) },
       });
       return publicPolicy(row!);
     });

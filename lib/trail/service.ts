@@ -6,6 +6,7 @@ import type { Ctx } from "@/lib/context";
 import { exportFilename, exportFormat, keysetStream, type ExportFormat } from "@/lib/decisions/export";
 import { AppError } from "@/lib/errors";
 import { likePattern } from "@/lib/pagination";
+import { resolveTargetNames } from "./names";
 
 /** The trail filter shared by the list and the export. */
 export const trailFilter = z.object({
@@ -75,10 +76,11 @@ async function trailPage(ctx: Ctx, conds: SQL[], after: { at: string; id: string
 /**
  * The admin trail, newest first, with keyset pagination on (at, id). Tenant
  * admins see only events of their tenants; owners and auditors see all.
+ * `names` gives each target's name and link (lib/trail/names.ts).
  */
 export async function listTrail(ctx: Ctx, q: z.infer<typeof trailQuery>) {
   const conds = trailConditions(ctx, q);
-  if (!conds) return { items: [], nextCursor: null };
+  if (!conds) return { items: [], nextCursor: null, names: {} };
   const rows = await trailPage(ctx, conds, q.cursor ? decodeCursor(q.cursor) : null, q.limit + 1);
   const more = rows.length > q.limit;
   const page = rows.slice(0, q.limit);
@@ -86,6 +88,8 @@ export async function listTrail(ctx: Ctx, q: z.infer<typeof trailQuery>) {
   return {
     items: page.map(({ atKey: _k, ...e }) => e),
     nextCursor: more && last ? Buffer.from(`${last.atKey}|${last.id}`).toString("base64url") : null,
+    // The targets' names and links, for this page only, scoped to the viewer's tenants.
+    names: await resolveTargetNames(ctx, page),
   };
 }
 
