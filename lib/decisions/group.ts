@@ -84,29 +84,34 @@ function rollupSource(ctx: Ctx, q: DecisionGroupQuery, by: "tool" | "user" | "cl
   // Under an outcome filter only that outcome counts, and denials only when it is deny (as in the raw rows).
   const n = q.outcome ? sql.raw(q.outcome === "error" ? `"error"` : q.outcome) : sql`allow + deny + "error"`;
   const denied = !q.outcome || q.outcome === "deny" ? sql`deny` : sql`0`;
-  const parts: SQL[] = [];
+  const raw: SQL[] = [];
+  const rolled: SQL[] = [];
+  const totals: SQL[] = [];
+  const actor = by === "user" ? q.user : by === "client" ? q.client : undefined;
   for (const s of spans) {
     if (s.source === "raw") {
       const conds = filterConditions(ctx, { ...q, from: iso(s.from), to: iso(s.to) }, { now })!;
-      parts.push(sql`select ${COL[by]} as key, count(*) as n, count(*) filter (where ${decisions.outcome} = 'deny') as denied from ${decisions} where ${and(...conds)} group by 1`);
+      raw.push(sql`select ${COL[by]} as key, count(*) as n, count(*) filter (where ${decisions.outcome} = 'deny') as denied from ${decisions} where ${and(...conds)} group by 1`);
       continue;
     }
     const range = sql`grain = ${s.source} and bucket >= ${iso(s.from)}::timestamptz and bucket < ${iso(s.to)}::timestamptz and ${tenantCond(sql`tenant_id`, tenants)}`;
     if (by === "tool") {
-      parts.push(sql`select nullif(tool, '') as key, sum(${n}) as n, sum(${denied}) as denied from decision_rollups
-                     where ${range} ${q.serverId ? sql`and server_id = ${q.serverId}` : sql``} ${q.tool ? sql`and tool = ${q.tool}` : sql``} group by 1`);
+      rolled.push(sql`select nullif(tool, '') as key, sum(${n}) as n, sum(${denied}) as denied from decision_rollups
+                      where ${range} ${q.serverId ? sql`and server_id = ${q.serverId}` : sql``} ${q.tool ? sql`and tool = ${q.tool}` : sql``} group by 1`);
       continue;
     }
-    const actor = by === "user" ? q.user : q.client;
-    parts.push(sql`select actor as key, sum(${n}) as n, sum(${denied}) as denied from decision_actor_rollups
-                   where ${range} and kind = ${by} ${actor ? sql`and actor = ${actor}` : sql``} group by 1`);
-    if (!actor)
-      parts.push(
-        sql`select null::text as key, sum(${n}) as n, sum(${denied}) as denied from decision_rollups where ${range}`,
-        sql`select null::text as key, -sum(${n}) as n, -sum(${denied}) as denied from decision_actor_rollups where ${range} and kind = ${by}`,
-      );
+    rolled.push(sql`select actor as key, sum(${n}) as n, sum(${denied}) as denied from decision_actor_rollups
+                    where ${range} and kind = ${by} ${actor ? sql`and actor = ${actor}` : sql``} group by 1`);
+    if (!actor) totals.push(sql`select sum(${n}) as n, sum(${denied}) as denied from decision_rollups where ${range}`);
   }
-  return sql.join(parts, sql` union all `);
+  const union = (parts: SQL[]) => sql.join(parts, sql` union all `);
+  if (!rolled.length) return union(raw);
+  // The actor rows are read once; the null group is the rollups' total minus them.
+  const nulls = totals.length
+    ? sql`union all select null::text as key, (select coalesce(sum(n), 0) from t) - (select coalesce(sum(n), 0) from r), (select coalesce(sum(denied), 0) from t) - (select coalesce(sum(denied), 0) from r)`
+    : sql``;
+  return sql`with r as (${union(rolled)})${totals.length ? sql`, t as (${union(totals)})` : sql``}
+             select key, n, denied from r ${nulls} ${raw.length ? sql`union all ${union(raw)}` : sql``}`;
 }
 
 /**

