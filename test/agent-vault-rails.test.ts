@@ -52,8 +52,11 @@ describe("make current again and end grace, enforced by a real agent", () => {
 
     // Roll back to v1: the live bundle names v1 and the agent refetches it before the next call.
     r = rev();
+    const t0 = performance.now();
     await makeVersionCurrent(s.owner.ctx, e.id, { version: 1, replacing: 2, graceSeconds: 3600 }, s.kek);
+    const committed = performance.now();
     await s.waitRevision(r + 1);
+    console.log(`[rails] make-current: committed in ${Math.round(committed - t0)} ms, agent on the new revision ${Math.round(performance.now() - committed)} ms after the commit`);
     expect(s.agent.sync.current!.content.credentials?.find((c) => c.entryId === e.id)?.version).toBe(1);
     expect(await call()).toBe(200);
     expect(await lastKey()).toBe(K1);
