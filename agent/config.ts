@@ -32,7 +32,7 @@ export interface AgentConfig {
   dpopIatWindowSeconds?: number;
   /** What egress may reach beyond public addresses: `loopback`, `private`, CIDRs (lib/net/agent.ts; unset: loopback only when the control plane is on loopback). */
   egressAllow?: string;
-  /** The DPoP nonce key shared by replicas behind one address (else one kept in the data dir; lib/enforcement/dpop.ts). */
+  /** The DPoP nonce key shared by replicas behind one address (else a random one per process: each replica accepts only its own nonces; lib/enforcement/dpop.ts). */
   dpopNonceKey?: Buffer | null;
 }
 

@@ -13,7 +13,7 @@ import { registerApprovalReporter } from "./approval";
 import { loadConfig, USAGE, type AgentConfig } from "./config";
 import { Metrics } from "./metrics";
 import { createAgentServer } from "./server";
-import { DpopVerifier } from "@/lib/enforcement/dpop";
+import { DpopNonces, DpopVerifier } from "@/lib/enforcement/dpop";
 import { DriftWatcher } from "./drift";
 import { DecisionShipper, type ShipperOptions } from "./shipper";
 import { TokenValidator } from "@/lib/enforcement/token";
@@ -132,6 +132,8 @@ export async function startAgent(
     freshUntil: () => sync.freshUntilMs,
     upstreams,
     dpop: new DpopVerifier({ iatWindowSeconds: config.dpopIatWindowSeconds }),
+    // Shared by replicas only when --dpop-nonce-key is given (else each replica accepts only its own nonces).
+    dpopNonces: new DpopNonces({ key: config.dpopNonceKey }),
     tracing,
     gate: opts.gate,
   });

@@ -13,7 +13,7 @@ import type { CredentialBroker } from "./credentials";
 import type { DecisionWal } from "./wal";
 import { RequestTracker, SessionBinder } from "./session";
 import { isModernVersion, readMcpHeaders } from "./protocol";
-import { challenges, checkSender, DpopVerifier, readCredentials, stepUpChallenge } from "@/lib/enforcement/dpop";
+import { challenges, checkSender, DpopNonces, DpopVerifier, readCredentials, stepUpChallenge } from "@/lib/enforcement/dpop";
 import type { AgentTracing } from "./tracing";
 import { GateLog, type GateCode, type GateLogOptions } from "./gate-log";
 import type { UpstreamPools } from "./upstream";
@@ -42,6 +42,8 @@ export interface AgentServerDeps {
   freshUntil?: () => number;
   /** DPoP proof checks and their jti replay cache (lib/enforcement/dpop.ts; default: one of its own). */
   dpop?: DpopVerifier;
+  /** The DPoP nonces of servers with `dpopNonce` (lib/enforcement/dpop.ts; default: a key of its own, random per process). */
+  dpopNonces?: DpopNonces;
   /** OpenTelemetry traces of MCP requests (agent/tracing.ts), when an OTLP endpoint is configured. */
   tracing?: AgentTracing;
   /** Window and key bound of the gate's refusal records (agent/gate-log.ts; defaults GATE_WINDOW_MS, GATE_MAX_KEYS). */
@@ -155,6 +157,7 @@ export function createAgentServer(deps: AgentServerDeps): Server {
   // Verified tokens, dropped with every bundle change; revocation and policy are still decided on every request below.
   const tokens = new VerifiedTokens(deps.validator);
   const dpop = deps.dpop ?? new DpopVerifier();
+  const nonces = deps.dpopNonces ?? new DpopNonces();
   // Every refusal at the gate has its decision record (repeats counted per window: agent/gate-log.ts).
   const gateLog = new GateLog({ wal: deps.wal, metrics: deps.metrics, agentId: deps.agentId, log }, deps.gate);
   const publicOrigins = (deps.publicOrigins ?? []).map((o) => new URL(o));
@@ -218,6 +221,8 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     let usedDpop = false;
     const unauthorized = async (code: GateCode, error?: { code: string; description: string }, principal?: Principal, determining?: string[]) => {
       if (!(await recorded(code, error?.description ?? "no access token was sent", principal, determining))) return;
+      // RFC 9449 §9: the nonce to retry with.
+      if (code === "use_dpop_nonce") res.setHeader("dpop-nonce", nonces.issue(server.resourceUri));
       res.setHeader(
         "www-authenticate",
         challenges(server, (e) => challenge401(server, e), error, usedDpop),
@@ -240,9 +245,11 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     const tokenStep = trace?.step("mandate.token");
     const check = await tokens.validate(token, server, installed);
     if (!check.ok) return unauthorized("invalid_token", { code: "invalid_token", description: check.description });
-    const sender = await checkSender(dpop, server, cred.credentials, check.principal.jkt, req.method ?? "");
+    const sender = await checkSender(dpop, server, cred.credentials, check.principal.jkt, req.method ?? "", nonces);
     // The token verified: the refusal is its caller's (a stolen token used without its key shows under the user).
-    if (!sender.ok) return unauthorized(sender.error.code === "invalid_dpop_proof" ? "invalid_dpop_proof" : "invalid_token", sender.error, check.principal);
+    if (!sender.ok) return unauthorized(sender.error.code === "invalid_token" || sender.error.code === "invalid_request" ? "invalid_token" : sender.error.code, sender.error, check.principal);
+    // A nonce of the previous window passed: the answer carries the current one (RFC 9449 §9, rotation).
+    if (sender.staleNonce) res.setHeader("dpop-nonce", nonces.issue(server.resourceUri));
     const principal: Principal = check.principal;
     // The checks every request passes whatever it asks (revocation, the tenant's use of the server): decide() as for a ping.
     const gate = decide(viewOf(installed), { method: "ping", serverId: server.id, principal }, { drifted: driftOf(installed) });

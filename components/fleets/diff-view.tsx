@@ -21,6 +21,7 @@ const fieldLabels: Record<string, string> = {
   issuers: "Advertised issuers",
   trust: "Trusted issuers (per tenant)",
   dpop: "Sender-constrained tokens (DPoP)",
+  dpopNonce: "DPoP nonces required",
   upstreamLogging: "Upstream logging passes the agent",
   prm: "Protected resource metadata",
   other: "Other settings (JSON)",

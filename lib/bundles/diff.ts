@@ -19,7 +19,7 @@ export interface BundleDiff {
 
 /** One field of a server that differs between two bundles, as display text. */
 export interface ServerFieldChange {
-  field: "name" | "resourceUri" | "upstreamUrl" | "tenantIds" | "scopes" | "issuers" | "trust" | "dpop" | "upstreamLogging" | "prm" | "other";
+  field: "name" | "resourceUri" | "upstreamUrl" | "tenantIds" | "scopes" | "issuers" | "trust" | "dpop" | "dpopNonce" | "upstreamLogging" | "prm" | "other";
   before?: string;
   after?: string;
 }
@@ -60,12 +60,13 @@ function serverFields(s: AnyServer): Record<Exclude<ServerFieldChange["field"], 
     issuers: (s.issuers ?? []).map(issuer).sort().join("\n"),
     trust: (s.trust ?? []).map(trust).sort().join("\n"),
     dpop: s.dpop ?? "off",
+    dpopNonce: s.dpopNonce === true ? "on" : "off",
     upstreamLogging: s.upstreamLogging === true ? "on" : "off",
     prm: canon(s.prm),
   };
 }
 
-const SHOWN = ["name", "resourceUri", "upstreamUrl", "tenantIds", "scopes", "issuers", "trust", "dpop", "upstreamLogging", "prm"] as const;
+const SHOWN = ["name", "resourceUri", "upstreamUrl", "tenantIds", "scopes", "issuers", "trust", "dpop", "dpopNonce", "upstreamLogging", "prm"] as const;
 
 /** The fields that differ between two versions of a server (every field of an added or removed one). */
 export function diffServer(a: AnyServer | undefined, b: AnyServer | undefined): ServerFieldChange[] {

@@ -51,6 +51,8 @@ export async function loadSnapshot(db: Db, serverIds: string[]): Promise<Registr
         prm: protectedResourceMetadata(s),
         // Absent when "off": bundles of servers without DPoP hash exactly as before.
         ...(s.dpop === "allowed" || s.dpop === "required" ? { dpop: s.dpop } : {}),
+        // Only when on and DPoP is: bundles without it hash as before.
+        ...((s.dpop === "allowed" || s.dpop === "required") && s.dpopNonce === true ? { dpopNonce: true as const } : {}),
         // Absent when off, for the same reason (issue 11).
         ...(s.upstreamLogging === true ? { upstreamLogging: true as const } : {}),
         mapping,

@@ -29,6 +29,11 @@ export interface BundleServer {
   /** Sender-constrained tokens (RFC 9449, lib/enforcement/dpop.ts); absent means "off" (bundles from before DPoP hash as before). */
   dpop?: "allowed" | "required";
   /**
+   * RFC 9449 section 9: DPoP proofs must carry a nonce the agent issued (answered 401 use_dpop_nonce with a
+   * DPoP-Nonce header otherwise). Present only with `dpop`; absent means off (bundles hash as before).
+   */
+  dpopNonce?: true;
+  /**
    * logging/setLevel and the upstream's notifications/message pass the agent (lib/enforcement/decide.ts,
    * agent/proxy.ts). Absent means off: an upstream's log can carry the credential the agent injects.
    */

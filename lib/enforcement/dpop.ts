@@ -7,7 +7,7 @@
  * "allowed" (bound tokens need their proof, plain bearer tokens still pass),
  * "required" (only bound tokens with a valid proof). Pure: jose + node:crypto.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { calculateJwkThumbprint, decodeProtectedHeader, errors as joseErrors, importJWK, jwtVerify, type JWK } from "jose";
 import type { BundleServer } from "./bundle";
 import { protectedResourceMetadataUrl } from "./resource-uri";
@@ -31,7 +31,7 @@ const KTY_OF: Record<string, string> = { ES256: "EC", ES384: "EC", EdDSA: "OKP",
 const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/;
 const COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
-export type AuthError = { code: "invalid_request" | "invalid_token" | "invalid_dpop_proof"; description: string };
+export type AuthError = { code: "invalid_request" | "invalid_token" | "invalid_dpop_proof" | "use_dpop_nonce"; description: string };
 
 /** What the Authorization and DPoP headers carry. */
 export type Credentials = { scheme: "Bearer" | "DPoP"; token: string; proof: string | null };
@@ -82,6 +82,55 @@ function htuOf(u: string): string | null {
   }
 }
 
+/** Length of one nonce window (default): a nonce is accepted in its window and the next, so for 60 to 120 s. */
+export const DPOP_NONCE_WINDOW_SECONDS = 60;
+const MAX_NONCE_CHARS = 64;
+const NONCE = /^([0-9a-z]{1,12})\.([A-Za-z0-9_-]{22})$/;
+
+/**
+ * Resource-server-provided DPoP nonces (RFC 9449 §9), stateless: a nonce is
+ * `<window>.<HMAC-SHA-256(key, resource URI, window)>` (128 bits, base64url),
+ * where the window is the current time divided by the window length. Nothing
+ * is stored; a nonce rotates every window and is accepted during its window
+ * and the next. Replicas that share the key (`--dpop-nonce-key`) accept each
+ * other's nonces; with a key of its own (the default: random per process) a
+ * replica accepts only its own, so a proof captured at one replica cannot be
+ * replayed at another, whose own jti cache would not know it.
+ */
+export class DpopNonces {
+  readonly windowMs: number;
+  private readonly key: Buffer;
+  private readonly now: () => number;
+
+  constructor(opts: { key?: Buffer | null; windowSeconds?: number; now?: () => number } = {}) {
+    this.key = opts.key ?? randomBytes(32);
+    this.windowMs = (opts.windowSeconds ?? DPOP_NONCE_WINDOW_SECONDS) * 1000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  private mac(resourceUri: string, window: number): string {
+    return createHmac("sha256", this.key).update(`dpop-nonce\u0000${resourceUri}\u0000${window}`).digest("base64url").slice(0, 22);
+  }
+
+  /** The nonce of the current window for this resource. */
+  issue(resourceUri: string): string {
+    const w = Math.floor(this.now() / this.windowMs);
+    return `${w.toString(36)}.${this.mac(resourceUri, w)}`;
+  }
+
+  /** "fresh" (this window), "stale" (the previous one: accepted, a new nonce is sent along) or "bad". */
+  check(nonce: unknown, resourceUri: string): "fresh" | "stale" | "bad" {
+    if (typeof nonce !== "string" || nonce.length > MAX_NONCE_CHARS) return "bad";
+    const m = NONCE.exec(nonce);
+    if (!m) return "bad";
+    const w = parseInt(m[1]!, 36);
+    const current = Math.floor(this.now() / this.windowMs);
+    if (w !== current && w !== current - 1) return "bad";
+    if (!sameString(m[2]!, this.mac(resourceUri, w))) return "bad";
+    return w === current ? "fresh" : "stale";
+  }
+}
+
 export interface DpopVerifierOptions {
   /** Largest |now − iat| accepted, in seconds (default DPOP_IAT_WINDOW_SECONDS). */
   iatWindowSeconds?: number;
@@ -98,9 +147,12 @@ export interface ProofInput {
   accessToken: string;
   /** The token's `cnf.jkt`. */
   jkt: string;
+  /** When set, the proof must carry a nonce these issued for `url` (RFC 9449 §9). */
+  nonces?: DpopNonces;
 }
 
-export type ProofResult = { ok: true } | { ok: false; error: AuthError };
+/** `staleNonce`: the proof's nonce is from the previous window; the answer carries a fresh one. */
+export type ProofResult = { ok: true; staleNonce?: boolean } | { ok: false; error: AuthError };
 
 const bad = (description: string): ProofResult => ({ ok: false, error: { code: "invalid_dpop_proof", description } });
 
@@ -170,6 +222,21 @@ export class DpopVerifier {
       return bad("the DPoP proof's jwk is malformed");
     }
     if (!sameString(thumbprint, input.jkt)) return bad("the DPoP proof is signed by another key than the access token is bound to (cnf.jkt)");
+    // A nonce is asked for only of an otherwise valid proof; its jti is not remembered (the retry is a new proof).
+    let staleNonce = false;
+    if (input.nonces) {
+      const n = input.nonces.check(payload.nonce, input.url);
+      if (n === "bad")
+        return {
+          ok: false,
+          error: {
+            code: "use_dpop_nonce",
+            description:
+              payload.nonce === undefined ? "a DPoP nonce is required: retry with the DPoP-Nonce of this answer" : "the DPoP nonce is invalid or expired: retry with the DPoP-Nonce of this answer",
+          },
+        };
+      staleNonce = n === "stale";
+    }
 
     // Replay: last, so only a fully valid proof takes a place in the cache.
     const key = createHash("sha256").update(`${input.jkt}\u0000${jti}`).digest("base64url");
@@ -182,7 +249,7 @@ export class DpopVerifier {
     }
     this.seen.delete(key);
     this.seen.set(key, (iat + this.windowSeconds) * 1000);
-    return { ok: true };
+    return staleNonce ? { ok: true, staleNonce } : { ok: true };
   }
 
   /** Drops expired entries from the oldest end (insertion order is nearly expiry order). */
@@ -215,7 +282,14 @@ export function boundJkt(claims: Record<string, unknown>): string | undefined {
  * The sender check after the token verified (run on every request, cached
  * token or not): the scheme the server's mode accepts, the binding, the proof.
  */
-export async function checkSender(verifier: DpopVerifier, server: Pick<BundleServer, "dpop" | "resourceUri">, credentials: Credentials, jkt: string | undefined, method: string): Promise<ProofResult> {
+export async function checkSender(
+  verifier: DpopVerifier,
+  server: Pick<BundleServer, "dpop" | "dpopNonce" | "resourceUri">,
+  credentials: Credentials,
+  jkt: string | undefined,
+  method: string,
+  nonces?: DpopNonces,
+): Promise<ProofResult> {
   const mode = dpopMode(server);
   if (credentials.scheme === "Bearer") {
     // RFC 9449 §7.2: a bound token presented as a bearer token is refused, whatever the mode.
@@ -226,7 +300,8 @@ export async function checkSender(verifier: DpopVerifier, server: Pick<BundleSer
   if (mode === "off") return { ok: false, error: { code: "invalid_token", description: "this server does not accept DPoP tokens" } };
   if (jkt === undefined) return { ok: false, error: { code: "invalid_token", description: "the access token is not DPoP-bound (no cnf.jkt)" } };
   if (credentials.proof === null) return bad("a DPoP proof (DPoP header) is required");
-  return verifier.verify({ proof: credentials.proof, method, url: server.resourceUri, accessToken: credentials.token, jkt });
+  // The server's dpopNonce setting (RFC 9449 §9): the proof must carry a nonce the agent issued.
+  return verifier.verify({ proof: credentials.proof, method, url: server.resourceUri, accessToken: credentials.token, jkt, nonces: server.dpopNonce === true ? nonces : undefined });
 }
 
 const q = (v: string) => `"${v.replace(/[\r\n]+/g, " ").replace(/[\\"]/g, (c) => `\\${c}`)}"`;

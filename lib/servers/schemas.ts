@@ -72,6 +72,11 @@ const serverFields = {
     .describe(
       'Sender-constrained tokens (DPoP, RFC 9449) at the agent: "off", "allowed" (DPoP-bound tokens must come with a valid proof, bearer tokens still pass) or "required" (only DPoP-bound tokens)',
     ),
+  dpopNonce: z
+    .boolean()
+    .describe(
+      "With dpop allowed or required: DPoP proofs must carry a nonce the agent issued (RFC 9449 section 9; the agent answers 401 use_dpop_nonce with a DPoP-Nonce header), which bounds how long a proof can be used",
+    ),
   upstreamLogging: z
     .boolean()
     .describe("Whether logging/setLevel and the upstream's notifications/message pass the agent. Off by default: an upstream's log can carry the credential the agent injects and other callers' data"),
@@ -85,6 +90,7 @@ export const createServerInput = z.object({
   issuers: serverFields.issuers.default([]),
   tenantIds: serverFields.tenantIds.default([]).describe("Other tenants allowed to use this server"),
   dpop: serverFields.dpop.default("off"),
+  dpopNonce: serverFields.dpopNonce.default(false),
   upstreamLogging: serverFields.upstreamLogging.default(false),
 });
 

@@ -52,6 +52,7 @@ export function publicServer({ server: s, tenantIds }: LoadedServer) {
     scopes: s.scopes,
     issuers: s.issuers,
     dpop: s.dpop,
+    dpopNonce: s.dpopNonce,
     upstreamLogging: s.upstreamLogging,
     tenantIds,
     lastImportAt: s.lastImportAt?.toISOString() ?? null,
