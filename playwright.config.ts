@@ -24,5 +24,7 @@ export default defineConfig({
     { name: "setup", testMatch: /global\.setup\.ts/ },
     { name: "api", testMatch: /api\/.*\.spec\.ts/, dependencies: ["setup"] },
     { name: "ui", testMatch: /ui\/.*\.spec\.ts/, dependencies: ["setup"], use: { storageState: "e2e/.auth/owner.json" } },
+    // The first-start demo walk starts its own `npm start` (scripts/start.mjs) on free ports with a fresh data dir.
+    { name: "demo", testMatch: /demo\/.*\.spec\.ts/ },
   ],
 });

@@ -1,77 +1,30 @@
 "use client";
 
 import { useQuery } from "@tanstack/react-query";
-import { Card, ErrorBanner } from "@/components/ui";
+import { Button, Card, ErrorBanner } from "@/components/ui";
 import { apiFetch, qs } from "@/lib/client/api";
-import { apiParams, auditKeys, isoToLocal, type AuditFilter } from "./filters";
-
-/** A bar's width: clicking it narrows the log to that bucket. */
-const BUCKET_MS = { minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const;
+import { apiParams, auditKeys, isoToLocal, RANGES, type AuditFilter, type RangeKey } from "./filters";
+import { BUCKET_MS, OUTCOME_COLORS, OutcomeChart, type Bucket, type SeriesPoint } from "./outcome-chart";
 
 interface Charts {
-  bucket: "minute" | "hour" | "day";
+  bucket: Bucket;
   from: string;
   to: string;
-  series: { t: string; allow: number; deny: number; error: number }[];
+  series: SeriesPoint[];
   totals: { allow: number; deny: number; error: number };
   topDeniedTools: { serverId: string; tool: string; count: number }[];
   topUsers: { user: string; count: number; denied: number }[];
   topClients: { client: string; count: number; denied: number }[];
 }
 
-const COLORS = { allow: "#10b981", deny: "#f43f5e", error: "#f59e0b" } as const;
+const COLORS = OUTCOME_COLORS;
 const OUTCOMES = ["allow", "deny", "error"] as const;
 
-function label(t: string, bucket: Charts["bucket"]) {
-  const d = new Date(t);
-  return bucket === "day" ? d.toLocaleDateString() : d.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
-}
-
-/** Stacked bars of decisions per bucket (plain SVG: no chart library). */
-function OutcomeBars({ c, onBucket }: { c: Charts; onBucket?: (t: string) => void }) {
-  const W = 720;
-  const H = 140;
-  const max = Math.max(1, ...c.series.map((p) => p.allow + p.deny + p.error));
-  const n = Math.max(c.series.length, 1);
-  const bw = Math.max(2, Math.min(24, W / n - 2));
-  if (c.series.length === 0) return <p className="text-sm text-slate-500">No decisions in this range.</p>;
-  return (
-    <svg viewBox={`0 0 ${W} ${H + 18}`} className="h-40 w-full" role="img" aria-label={`Decisions per ${c.bucket} by outcome`}>
-      {c.series.map((p, i) => {
-        const x = (i * W) / n;
-        let y = H;
-        return (
-          <g
-            key={p.t}
-            data-testid="chart-bar"
-            role={onBucket ? "button" : undefined}
-            tabIndex={onBucket ? 0 : undefined}
-            aria-label={onBucket ? `Show the decisions of ${label(p.t, c.bucket)}` : undefined}
-            className={onBucket ? "cursor-pointer outline-none hover:opacity-80 focus-visible:opacity-70" : undefined}
-            onClick={onBucket ? () => onBucket(p.t) : undefined}
-            onKeyDown={onBucket ? (e) => (e.key === "Enter" || e.key === " ") && onBucket(p.t) : undefined}
-          >
-            <title>{`${label(p.t, c.bucket)}: ${p.allow} allowed, ${p.deny} denied, ${p.error} errors${onBucket ? " (click to show them)" : ""}`}</title>
-            <rect x={x} y={0} width={bw} height={H} fill="transparent" />
-            {OUTCOMES.map((o) => {
-              const h = (p[o] / max) * H;
-              y -= h;
-              return h > 0 ? <rect key={o} x={x} y={y} width={bw} height={h} fill={COLORS[o]} /> : null;
-            })}
-          </g>
-        );
-      })}
-      <text x={0} y={H + 14} fontSize={10} fill="#64748b">
-        {label(c.series[0]!.t, c.bucket)}
-      </text>
-      <text x={W} y={H + 14} fontSize={10} fill="#64748b" textAnchor="end">
-        {label(c.series[c.series.length - 1]!.t, c.bucket)}
-      </text>
-      <text x={W} y={10} fontSize={10} fill="#64748b" textAnchor="end">
-        max {max.toLocaleString()} per {c.bucket}
-      </text>
-    </svg>
-  );
+/** The smallest preset that holds a custom window ending before now: where "Reset zoom" goes back to. */
+export function presetAround(fromMs: number, now = Date.now()): Exclude<RangeKey, "custom"> {
+  const back = now - fromMs;
+  for (const k of ["1h", "24h", "7d", "30d"] as const) if (back <= RANGES[k]) return k;
+  return "30d";
 }
 
 function TopList({ title, rows, empty }: { title: string; rows: { key: string; label: string; count: number; sub?: string; onClick?: () => void }[]; empty: string }) {
@@ -111,6 +64,16 @@ export function AuditCharts({ filter, serverNames, onFilter }: { filter: AuditFi
     queryKey: auditKeys.charts(filter),
     queryFn: () => apiFetch<Charts>(`/decisions/charts${qs(apiParams(filter))}`),
   });
+  // A custom window (a zoom, or a bar followed): zoom out to three times its width (never past now), or reset to the preset holding it.
+  const zoomFrom = filter.range === "custom" && filter.from ? Date.parse(filter.from) : null;
+  const zoomOut = () => {
+    if (zoomFrom === null || Number.isNaN(zoomFrom)) return;
+    const zoomTo = filter.to ? Date.parse(filter.to) : Date.now();
+    const w = Math.max(60_000, zoomTo - zoomFrom);
+    const to = Math.min(Date.now(), zoomTo + w);
+    const from = Math.max(Date.now() - RANGES["30d"], to - 3 * w);
+    onFilter({ range: "custom", from: isoToLocal(from), to: isoToLocal(to) });
+  };
   if (q.error) return <ErrorBanner error={q.error} />;
   const c = q.data;
   return (
@@ -134,7 +97,29 @@ export function AuditCharts({ filter, serverNames, onFilter }: { filter: AuditFi
         <p className="text-sm text-slate-500">Loading charts…</p>
       ) : (
         <div className="grid gap-4 lg:grid-cols-[2fr_1fr_1fr_1fr]">
-          <OutcomeBars c={c} onBucket={(t) => onFilter({ range: "custom", from: isoToLocal(Date.parse(t)), to: isoToLocal(Date.parse(t) + BUCKET_MS[c.bucket]) })} />
+          <div className="min-w-0">
+            <OutcomeChart
+              bucket={c.bucket}
+              from={Date.parse(c.from)}
+              to={Date.parse(c.to)}
+              series={c.series}
+              onBucket={(t) => onFilter({ range: "custom", from: isoToLocal(Date.parse(t)), to: isoToLocal(Date.parse(t) + BUCKET_MS[c.bucket]) })}
+              onZoom={(from, to) => onFilter({ range: "custom", from: isoToLocal(Math.floor(from / 60_000) * 60_000), to: isoToLocal(Math.ceil(to / 60_000) * 60_000) })}
+            />
+            <div className="mt-1 flex flex-wrap items-center gap-2 text-xs text-slate-500">
+              <span>Drag across the chart to zoom into a time range; click a bar for its decisions.</span>
+              {filter.range === "custom" && zoomFrom !== null ? (
+                <>
+                  <Button variant="secondary" onClick={() => zoomOut()}>
+                    Zoom out
+                  </Button>
+                  <Button variant="secondary" onClick={() => onFilter({ range: presetAround(zoomFrom), from: "", to: "" })}>
+                    Reset zoom
+                  </Button>
+                </>
+              ) : null}
+            </div>
+          </div>
           <TopList
             title="Top denied tools"
             empty="Nothing denied."

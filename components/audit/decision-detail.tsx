@@ -118,6 +118,10 @@ export function DecisionDetailView({ decisionId }: { decisionId: string }) {
   if (!q.data) return <p className="text-sm text-slate-500">Loading the decision…</p>;
   const d = q.data;
   const masked = new Set(d.masked);
+  // Ids in the determining policies' Cedar get their names as tooltips.
+  const cedarNames: Record<string, string> = {};
+  for (const [id, name] of Object.entries(d.names?.server ?? {})) cedarNames[id] = `server ${name}`;
+  for (const [id, name] of Object.entries(d.names?.tenant ?? {})) cedarNames[id] = `tenant ${name}`;
   return (
     <>
       <PageHeader
@@ -238,7 +242,7 @@ export function DecisionDetailView({ decisionId }: { decisionId: string }) {
                   <code className="text-xs text-slate-500">{p.id}</code>
                 </div>
                 {p.cedar ? (
-                  <CedarCode text={p.cedar} label={`Cedar of ${p.name ?? p.id} at revision ${d.bundleRevision}`} className="max-h-80" />
+                  <CedarCode text={p.cedar} label={`Cedar of ${p.name ?? p.id} at revision ${d.bundleRevision}`} className="max-h-80" names={cedarNames} />
                 ) : (
                   <p className="text-xs text-slate-500">No Cedar text in that revision (a built-in rule).</p>
                 )}

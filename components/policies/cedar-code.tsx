@@ -20,8 +20,20 @@ const cls = {
   number: "text-sky-700",
 } as const;
 
-/** Highlights one line of Cedar as spans (no HTML strings: the text is never interpreted). */
-export function highlightLine(line: string): ReactNode[] {
+/**
+ * What a string literal names, from `names` (id → "server Ticket desk", …):
+ * `"srv_…/list_tickets"` (a tool of a server) or a bare id.
+ */
+export function nameOfLiteral(literal: string, names: Record<string, string> | undefined): string | undefined {
+  if (!names || literal.length < 3) return undefined;
+  const inner = literal.slice(1, -1);
+  const slash = inner.indexOf("/");
+  if (slash > 0 && names[inner.slice(0, slash)]) return `${names[inner.slice(0, slash)]} / ${inner.slice(slash + 1)}`;
+  return names[inner];
+}
+
+/** Highlights one line of Cedar as spans (no HTML strings: the text is never interpreted). `names` adds tooltips to ids in strings. */
+export function highlightLine(line: string, names?: Record<string, string>): ReactNode[] {
   const out: ReactNode[] = [];
   let last = 0;
   let m: RegExpExecArray | null;
@@ -46,8 +58,13 @@ export function highlightLine(line: string): ReactNode[] {
               : number
                 ? "number"
                 : null;
+    const named = kind === "string" ? nameOfLiteral(text, names) : undefined;
     out.push(
-      kind ? (
+      named ? (
+        <span key={m.index} className={cx(cls.string, "cursor-help underline decoration-dotted decoration-slate-400 underline-offset-2")} title={named} data-testid="cedar-name">
+          {text}
+        </span>
+      ) : kind ? (
         <span key={m.index} className={cls[kind]}>
           {text}
         </span>
@@ -74,13 +91,13 @@ export function issuesByLine(issues: CedarIssue[] | undefined): Map<number, Ceda
 const LINE = "text-[13px] leading-5 font-mono";
 
 /** The highlighted lines of a text; a trailing empty line keeps its height. */
-function Lines({ text, marks }: { text: string; marks: Map<number, CedarIssue[]> }) {
+function Lines({ text, marks, names }: { text: string; marks: Map<number, CedarIssue[]>; names?: Record<string, string> }) {
   const lines = text.split("\n");
   return (
     <>
       {lines.map((l, i) => (
         <span key={i} className={cx(marks.has(i + 1) && "underline decoration-rose-500 decoration-wavy decoration-1 underline-offset-4")}>
-          {l ? highlightLine(l) : i === lines.length - 1 ? " " : ""}
+          {l ? highlightLine(l, names) : i === lines.length - 1 ? " " : ""}
           {i < lines.length - 1 ? "\n" : ""}
         </span>
       ))}
@@ -110,8 +127,26 @@ function Gutter({ count, marks, innerRef }: { count: number; marks: Map<number, 
   );
 }
 
-/** Read-only Cedar with highlighting and line numbers; the <pre> carries `testId`. */
-export function CedarCode({ text, issues, testId, className, label }: { text: string; issues?: CedarIssue[]; testId?: string; className?: string; label?: string }) {
+/**
+ * Read-only Cedar with highlighting and line numbers; the <pre> carries `testId`.
+ * `names` (id → what it is, e.g. "server Ticket desk") shows the name of an id
+ * in a string literal as its tooltip.
+ */
+export function CedarCode({
+  text,
+  issues,
+  testId,
+  className,
+  label,
+  names,
+}: {
+  text: string;
+  issues?: CedarIssue[];
+  testId?: string;
+  className?: string;
+  label?: string;
+  names?: Record<string, string>;
+}) {
   const marks = issuesByLine(issues);
   const count = text.split("\n").length;
   return (
@@ -120,7 +155,7 @@ export function CedarCode({ text, issues, testId, className, label }: { text: st
         <Gutter count={count} marks={marks} />
       </div>
       <pre data-testid={testId} aria-label={label} className={cx(LINE, "m-0 flex-1 whitespace-pre p-3 text-slate-800")}>
-        <Lines text={text} marks={marks} />
+        <Lines text={text} marks={marks} names={names} />
       </pre>
     </div>
   );

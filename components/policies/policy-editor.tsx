@@ -12,7 +12,7 @@ import { Badge, Button, Card, ConfirmButton, ErrorBanner, PageHeader, TextArea, 
 import { ApiError, apiFetch, keys, qs } from "@/lib/client/api";
 import { CedarCode } from "./cedar-code";
 import { IssuesList, parseSaveIssue, usePolicyCheck, type ShownIssue } from "./issues";
-import { TrailTable } from "@/components/trail/trail-table";
+import { PolicyHistory } from "./history";
 import { PublishNext } from "./publish-next";
 import { policiesHref, useCedarSchema } from "./queries";
 import { RuleBuilder, draftFromRule, emptyRuleDraft, ruleFromDraft, type RuleDraft } from "./rule-builder";
@@ -176,6 +176,8 @@ export function PolicyEditor({ tenantId, serverId, kind, policy, justCreated }: 
   const tenantName = me.tenants.find((t) => t.id === tenantId)?.name ?? tenantId;
   const serverName = server.data?.name ?? serverId;
   const back = policiesHref(tenantId, serverId);
+  // Ids in the Cedar previews get their names as tooltips.
+  const idNames = { [serverId]: `server ${serverName}`, [tenantId]: `tenant ${tenantName}` };
   const title = policy ? policy.name : kind === "rule" ? "New rule" : "New Cedar policy";
   const formatted = kind === "cedar" && !check.pending ? check.data?.result?.formatted : null;
   const preview = check.data?.result ? withName(check.data.result.cedar, form.name) : null;
@@ -303,7 +305,7 @@ export function PolicyEditor({ tenantId, serverId, kind, policy, justCreated }: 
             <Card title="Cedar preview" actions={check.pending ? <span className="text-xs text-slate-500">updating…</span> : null}>
               <div className="space-y-3">
                 {preview !== null ? (
-                  <CedarCode text={preview} issues={check.data?.result?.issues} testId="cedar-preview" label="Compiled Cedar" className="max-h-[32rem]" />
+                  <CedarCode text={preview} issues={check.data?.result?.issues} testId="cedar-preview" label="Compiled Cedar" className="max-h-[32rem]" names={idNames} />
                 ) : check.data ? (
                   <p className="rounded-md bg-slate-50 px-3 py-6 text-center text-sm text-slate-600 ring-1 ring-slate-200">
                     The rule is not complete yet: fix the problems below to see the Cedar it compiles to.
@@ -320,7 +322,7 @@ export function PolicyEditor({ tenantId, serverId, kind, policy, justCreated }: 
                 <p className="mb-2 text-xs text-slate-500">
                   The Cedar stored for this rule, as of <Time iso={policy.updatedAt} />.
                 </p>
-                <CedarCode text={policy.cedar} testId="cedar-saved" label="Saved Cedar" className="max-h-96" />
+                <CedarCode text={policy.cedar} testId="cedar-saved" label="Saved Cedar" className="max-h-96" names={idNames} />
               </Card>
             ) : null}
           </div>
@@ -364,10 +366,19 @@ export function PolicyEditor({ tenantId, serverId, kind, policy, justCreated }: 
       )}
 
       {policy ? (
-        <Card title="History">
-          <p className="mb-2 text-xs text-slate-500">Every change of this policy, newest first; Details shows what changed.</p>
-          <TrailTable tenantId={tenantId} targetType="policy" targetId={policy.id} limit={10} />
-        </Card>
+        <PolicyHistory
+          policy={policy}
+          canWrite={canWrite}
+          dirty={dirty}
+          onRestored={(saved) => {
+            const f = initialForm(saved);
+            setForm(f);
+            setBaseline(comparable(f, kind));
+            save.reset();
+            setSavedNote("Version restored as the draft. Publish a bundle to enforce it.");
+            window.scrollTo({ top: 0, behavior: "smooth" });
+          }}
+        />
       ) : null}
 
       {policy ? (

@@ -1,12 +1,13 @@
 "use client";
 
 import { useInfiniteQuery } from "@tanstack/react-query";
-import { useState } from "react";
+import Link from "next/link";
+import { useState, type ReactNode } from "react";
 import { Button, ErrorBanner, Table, Td, Time } from "@/components/ui";
 import { prettyJson, TextDiff } from "@/components/ui/text-diff";
 import { apiFetch, keys, qs } from "@/lib/client/api";
 
-interface TrailEvent {
+export interface TrailEvent {
   id: string;
   at: string;
   actorType: string;
@@ -19,6 +20,9 @@ interface TrailEvent {
   after: unknown;
 }
 
+/** targetType → targetId → name and link (GET /trail `names`; only objects of the viewer's tenants). */
+type TargetNames = Record<string, Record<string, { name: string; href: string | null }>>;
+
 /** The admin trail with keyset paging ("Load more"); each row expands to its before/after. */
 export function TrailTable({
   tenantId,
@@ -30,6 +34,7 @@ export function TrailTable({
   to,
   limit = 50,
   compact,
+  rowAction,
 }: {
   tenantId?: string | null;
   action?: string;
@@ -42,16 +47,21 @@ export function TrailTable({
   to?: string;
   limit?: number;
   compact?: boolean;
+  /** Something to do with one event (e.g. "Restore this version" on a policy's History), beside Details. */
+  rowAction?: (e: TrailEvent) => ReactNode;
 }) {
   const params = { tenantId: tenantId ?? undefined, action: action || undefined, actor: actor || undefined, targetType: targetType || undefined, targetId: targetId || undefined, from, to, limit };
   const q = useInfiniteQuery({
     queryKey: keys.trail.list(params),
-    queryFn: ({ pageParam }) => apiFetch<{ items: TrailEvent[]; nextCursor: string | null }>(`/trail${qs({ ...params, cursor: pageParam })}`),
+    queryFn: ({ pageParam }) => apiFetch<{ items: TrailEvent[]; nextCursor: string | null; names?: TargetNames }>(`/trail${qs({ ...params, cursor: pageParam })}`),
     initialPageParam: undefined as string | undefined,
     getNextPageParam: (last) => last.nextCursor ?? undefined,
   });
   const [open, setOpen] = useState<string | null>(null);
   const rows = q.data?.pages.flatMap((p) => p.items) ?? [];
+  // Each page names its own targets.
+  const names: TargetNames = {};
+  for (const p of q.data?.pages ?? []) for (const [type, byId] of Object.entries(p.names ?? {})) Object.assign((names[type] ??= {}), byId);
   if (q.error) return <ErrorBanner error={q.error} />;
   if (q.isPending) return <p className="text-sm text-slate-500">Loading…</p>;
   if (rows.length === 0)
@@ -66,7 +76,7 @@ export function TrailTable({
     <>
       <Table head={compact ? ["When", "Who", "What"] : ["When", "Who", "What", "Target", ""]}>
         {rows.map((e) => (
-          <FragmentRow key={e.id} e={e} compact={compact} open={open === e.id} toggle={() => setOpen(open === e.id ? null : e.id)} />
+          <FragmentRow key={e.id} e={e} target={names[e.targetType]?.[e.targetId]} compact={compact} open={open === e.id} toggle={() => setOpen(open === e.id ? null : e.id)} action={rowAction?.(e)} />
         ))}
       </Table>
       {!compact && q.hasNextPage ? (
@@ -80,7 +90,45 @@ export function TrailTable({
   );
 }
 
-function FragmentRow({ e, compact, open, toggle }: { e: TrailEvent; compact?: boolean; open: boolean; toggle: () => void }) {
+/** The target: its name linking to it when the viewer may read it, else its type and id. */
+function Target({ e, target }: { e: TrailEvent; target?: { name: string; href: string | null } }) {
+  const type = <span className="text-xs text-slate-500">{e.targetType.replace(/_/g, " ")}</span>;
+  if (!target) {
+    return (
+      <>
+        {type} <code className="text-xs">{e.targetId}</code>
+      </>
+    );
+  }
+  return (
+    <span data-testid="trail-target" title={`${e.targetType} ${e.targetId}`}>
+      {type}{" "}
+      {target.href ? (
+        <Link href={target.href} className="font-medium text-indigo-700 hover:underline">
+          {target.name}
+        </Link>
+      ) : (
+        <span className="font-medium text-slate-800">{target.name}</span>
+      )}
+    </span>
+  );
+}
+
+function FragmentRow({
+  e,
+  target,
+  compact,
+  open,
+  toggle,
+  action,
+}: {
+  e: TrailEvent;
+  target?: { name: string; href: string | null };
+  compact?: boolean;
+  open: boolean;
+  toggle: () => void;
+  action?: ReactNode;
+}) {
   return (
     <>
       <tr data-testid="trail-row">
@@ -94,12 +142,15 @@ function FragmentRow({ e, compact, open, toggle }: { e: TrailEvent; compact?: bo
         {compact ? null : (
           <>
             <Td>
-              <span className="text-xs text-slate-500">{e.targetType}</span> <code className="text-xs">{e.targetId}</code>
+              <Target e={e} target={target} />
             </Td>
             <Td>
-              <Button variant="ghost" onClick={toggle} aria-expanded={open}>
-                {open ? "Hide" : "Details"}
-              </Button>
+              <div className="flex flex-wrap items-center justify-end gap-1">
+                <Button variant="ghost" onClick={toggle} aria-expanded={open}>
+                  {open ? "Hide" : "Details"}
+                </Button>
+                {action}
+              </div>
             </Td>
           </>
         )}
