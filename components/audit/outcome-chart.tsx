@@ -109,7 +109,7 @@ export function OutcomeChart({
   const max = niceCeil(Math.max(1, ...series.map((p) => p.allow + p.deny + p.error)));
   const yOf = (n: number) => M.top + PLOT_H - (n / max) * PLOT_H;
   const bw = Math.max(2, (BUCKET_MS[bucket] / span) * plotW - 1);
-  const ticks = timeTicks(from, to, Math.max(2, Math.floor(plotW / 90)));
+  const ticks = timeTicks(from, to, Math.max(2, Math.floor(plotW / 60)));
   const yTicks = [0, max / 2, max].filter((v, i, a) => Number.isInteger(v) && a.indexOf(v) === i);
 
   const localX = (e: ReactPointerEvent) => e.clientX - (e.currentTarget as SVGElement).getBoundingClientRect().left;
