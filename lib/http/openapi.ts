@@ -551,11 +551,38 @@ export const operations: Operation[] = [
     body: impactInput,
   },
   // -- brokered per-user upstream OAuth (issue 13, docs/upstreams.md)
-  { method: "get", path: "/api/v1/admin/connections", summary: "Upstream connections (brokered per-user OAuth): view=mine (default) the caller's own, view=all those of tenants where it holds vault.write; never a token", tag: "connections", query: connectionListQuery },
-  { method: "delete", path: "/api/v1/admin/connections/{connectionId}", summary: "End a connection: its user disconnects it, or an admin with vault.write in its tenant revokes it; tokens erased, agents drop the user's cached token through the live section at once", tag: "connections" },
-  { method: "get", path: "/api/v1/admin/connections/requests/{requestId}", summary: "A connect request an agent filed for the signed-in user (404 unless the user's SSO identity is the request's user)", tag: "connections" },
-  { method: "post", path: "/api/v1/admin/connections/requests/{requestId}/start", summary: "Start the authorization code flow at the upstream's AS (PKCE S256, state signed for the signed-in user, single use, 10 minutes); answers { authorizationUrl } to open", tag: "connections" },
-  { method: "get", path: "/api/v1/admin/connections/callback", summary: "Redirect target of the upstream's AS: checks the state for the signed-in user, exchanges the code, stores the tokens sealed; 303 to /connections (?connected= or ?error=)", tag: "connections", query: callbackQuery },
+  {
+    method: "get",
+    path: "/api/v1/admin/connections",
+    summary: "Upstream connections (brokered per-user OAuth): view=mine (default) the caller's own, view=all those of tenants where it holds vault.write; never a token",
+    tag: "connections",
+    query: connectionListQuery,
+  },
+  {
+    method: "delete",
+    path: "/api/v1/admin/connections/{connectionId}",
+    summary: "End a connection: its user disconnects it, or an admin with vault.write in its tenant revokes it; tokens erased, agents drop the user's cached token through the live section at once",
+    tag: "connections",
+  },
+  {
+    method: "get",
+    path: "/api/v1/admin/connections/requests/{requestId}",
+    summary: "A connect request an agent filed for the signed-in user (404 unless the user's SSO identity is the request's user)",
+    tag: "connections",
+  },
+  {
+    method: "post",
+    path: "/api/v1/admin/connections/requests/{requestId}/start",
+    summary: "Start the authorization code flow at the upstream's AS (PKCE S256, state signed for the signed-in user, single use, 10 minutes); answers { authorizationUrl } to open",
+    tag: "connections",
+  },
+  {
+    method: "get",
+    path: "/api/v1/admin/connections/callback",
+    summary: "Redirect target of the upstream's AS: checks the state for the signed-in user, exchanges the code, stores the tokens sealed; 303 to /connections (?connected= or ?error=)",
+    tag: "connections",
+    query: callbackQuery,
+  },
 ];
 
 /** The agent API: what data-plane agents call, with an agent key (or, to enroll, an enrollment token). */
@@ -596,7 +623,11 @@ export const agentOperations: Operation[] = [
       'SECRET IN THE ANSWER (status "ok"): the calling user\'s upstream access token for a server whose vault entry is oauth_user_brokered, refreshed by the control plane when due (the refresh token never leaves it), with useUntil (at most 10 minutes). status "connect": no usable connection (none, disconnected, revoked, broken); { requestId, url (the control plane\'s /connect/<id> page), expiresAt, reason } for a URL elicitation. Only for a server the agent\'s fleet serves and a tenant it admits. One schema shared with the agent: lib/connections/contract.ts.',
     tag: "agent",
     body: connectionTokenInput,
-    extraResponses: { "403": "The agent's fleet does not serve this server, or the tenant may not use it", "404": "The server has no brokered OAuth entry for this tenant", "502": "The upstream's token endpoint failed (not invalid_grant)" },
+    extraResponses: {
+      "403": "The agent's fleet does not serve this server, or the tenant may not use it",
+      "404": "The server has no brokered OAuth entry for this tenant",
+      "502": "The upstream's token endpoint failed (not invalid_grant)",
+    },
   },
   // -- approvals (issue 16)
   {

@@ -101,7 +101,10 @@ export async function placeUpstreamCredential(cred: UpstreamCredential, url: str
     throw new AppError("upstream_error", `The vault entry "${cred.entryName}" is a per-user token exchange; the control plane has no user token to exchange for this upstream`);
   } else if (cred.kind === "oauth_user_brokered") {
     // Each user's own token: catalogue import has no user (lib/connections).
-    throw new AppError("upstream_error", `The vault entry "${cred.entryName}" is brokered per user (each user's own upstream token); import has no user token for this upstream: add the tools by hand or import before storing the entry`);
+    throw new AppError(
+      "upstream_error",
+      `The vault entry "${cred.entryName}" is brokered per user (each user's own upstream token); import has no user token for this upstream: add the tools by hand or import before storing the entry`,
+    );
   } else {
     const v = staticCredentialValue(cred.kind, cred.placement, cred.secret);
     if ("problem" in v) throw broken(cred, v.problem);
