@@ -11,7 +11,7 @@ import { eq } from "drizzle-orm";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { McpError } from "@modelcontextprotocol/sdk/types.js";
-import { auditEvents, tools, upstreamConnections, users } from "@/db/schema";
+import { auditEvents, tools, upstreamConnections, users, vaultEntries } from "@/db/schema";
 import { publishBundle } from "@/lib/bundles/service";
 import { approveTool, importCatalog } from "@/lib/catalog/service";
 import { completeConnect, endConnectionAs, getConnectRequest, listConnections, redirectUri, startConnect, type ConnectDeps } from "@/lib/connections/service";
@@ -137,7 +137,10 @@ beforeAll(async () => {
   // The GitHub-like upstream needs the AS's keys, the AS needs the upstream as a resource: a port first.
   const ghPort = await freePort();
   const resource = `http://127.0.0.1:${ghPort}/mcp`;
-  as = await startAuthServer({ resources: { [resource]: { scopes: ["repo:read"] } }, users: { alice: { tenant: "gh" }, bob: { tenant: "gh" }, carol: { tenant: "gh" }, erin: { tenant: "gh" } } });
+  as = await startAuthServer({
+    resources: { [resource]: { scopes: ["repo:read"] } },
+    users: { alice: { tenant: "gh" }, bob: { tenant: "gh" }, carol: { tenant: "gh" }, erin: { tenant: "gh" }, frank: { tenant: "gh" } },
+  });
   gh = await startGithubLike({ issuer: as.issuer, jwksUri: as.jwksUri, port: ghPort });
   const reg = await registerClient(as, {
     grant_types: ["authorization_code", "refresh_token"],
@@ -338,6 +341,22 @@ describe("brokered per-user OAuth", () => {
     expect(list.items).toMatchObject([{ status: "active", serverId: ghServerId }]);
     expect(JSON.stringify(list)).not.toMatch(/eyJ/);
     expect(await listRepos(await mcpToken("erin"))).toMatchObject({ login: "erin" });
+  });
+
+  it("an entry that names only the AS's issuer has its authorization endpoint discovered (through the egress guard) and connects the same way", async () => {
+    const [entry] = await s.t.db.select().from(vaultEntries).where(eq(vaultEntries.serverId, ghServerId));
+    const { authorizationUrl: _dropped, ...issuerOnly } = entry!.oauth!;
+    await s.t.db.update(vaultEntries).set({ oauth: issuerOnly }).where(eq(vaultEntries.id, entry!.id));
+    try {
+      const frank = await ssoUser("frank");
+      const e = await elicitation(await mcpToken("frank"));
+      const { authorizationUrl } = await startConnect(frank.ctx, e.requestId, deps);
+      expect(authorizationUrl.startsWith(`${as.url}/auth?`)).toBe(true);
+      await completeConnect(frank.ctx, await authorizeAtAs(authorizationUrl, "frank"), deps);
+      expect(await listRepos(await mcpToken("frank"))).toMatchObject({ login: "frank" });
+    } finally {
+      await s.t.db.update(vaultEntries).set({ oauth: entry!.oauth }).where(eq(vaultEntries.id, entry!.id));
+    }
   });
 
   it("a disconnected user's cached token is dropped through the live section and the user is asked to connect again", async () => {

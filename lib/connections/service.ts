@@ -82,9 +82,41 @@ async function identityOf(db: Db, userId: string): Promise<string | null> {
   return u?.iss && u.sub ? `${u.iss}#${u.sub}` : null;
 }
 
-function asOf(entry: VaultEntry): oauth.AuthorizationServer {
+/** Discovered AS metadata by issuer, for DISCOVERY_TTL_MS. */
+const discovered = new Map<string, { as: oauth.AuthorizationServer; until: number }>();
+const DISCOVERY_TTL_MS = 5 * 60_000;
+
+/**
+ * The upstream AS of an entry: its endpoints as configured; an entry that
+ * names only an `issuer` (no authorizationUrl) has its authorization endpoint
+ * discovered (OpenID Connect discovery, else RFC 8414) through the egress
+ * guard, the issuer in the metadata checked; the entry's tokenUrl stays the
+ * token endpoint.
+ */
+async function asOf(entry: VaultEntry): Promise<oauth.AuthorizationServer> {
   const o = entry.oauth!;
-  return { issuer: o.issuer ?? new URL(o.authorizationUrl ?? o.tokenUrl).origin, authorization_endpoint: o.authorizationUrl, token_endpoint: o.tokenUrl };
+  if (o.authorizationUrl || !o.issuer) return { issuer: o.issuer ?? new URL(o.authorizationUrl ?? o.tokenUrl).origin, authorization_endpoint: o.authorizationUrl, token_endpoint: o.tokenUrl };
+  const hit = discovered.get(o.issuer);
+  if (hit && hit.until > Date.now()) return { ...hit.as, token_endpoint: o.tokenUrl };
+  const issuer = new URL(o.issuer);
+  let as: oauth.AuthorizationServer | undefined;
+  let last: unknown;
+  for (const algorithm of ["oidc", "oauth2"] as const) {
+    try {
+      as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { ...httpOptions(), algorithm }));
+      break;
+    } catch (err) {
+      last = err;
+    }
+  }
+  if (!as?.authorization_endpoint)
+    throw new AppError(
+      "upstream_error",
+      `The upstream's authorization server metadata could not be discovered at ${issuer.origin}: ${last ? describeFailure(last).text : "no authorization_endpoint"}`,
+    );
+  discovered.set(o.issuer, { as, until: Date.now() + DISCOVERY_TTL_MS });
+  if (discovered.size > 1000) discovered.delete(discovered.keys().next().value!);
+  return { ...as, token_endpoint: o.tokenUrl };
 }
 
 function clientAuth(entry: VaultEntry, secret: string): oauth.ClientAuth {
@@ -184,7 +216,7 @@ async function refresh(db: Db, who: AgentActor, connectionId: string, picked: No
     if (!tokens.refreshToken) return { broken: "the access token expired and the upstream gave no refresh token" };
     const secret = clientSecretOf(openSecret(deps.keyring, picked.entry.id, picked.v.version, picked.v));
     if (!secret) throw new AppError("upstream_error", "The brokered OAuth entry has no client secret");
-    const as = asOf(picked.entry);
+    const as = await asOf(picked.entry);
     const client: oauth.Client = { client_id: picked.entry.oauth!.clientId };
     let got: oauth.TokenEndpointResponse;
     try {
@@ -322,14 +354,16 @@ export async function startConnect(ctx: Ctx, id: string, deps: ConnectDeps, now 
   if (r.request.status === "completed") throw conflict("This connection request is already completed");
   if (r.request.expiresAt <= now) throw conflict("This connection request expired; call the tool again for a new link");
   const picked = await brokeredEntry(ctx.db, r.request.serverId, r.request.tenantId);
-  if (!picked?.entry.oauth?.authorizationUrl) throw conflict("This server has no brokered OAuth credential any more");
+  if (!picked?.entry.oauth) throw conflict("This server has no brokered OAuth credential any more");
+  const authorizationEndpoint = (await asOf(picked.entry)).authorization_endpoint;
+  if (!authorizationEndpoint) throw conflict("The brokered OAuth credential names no authorization endpoint");
   const issued = issueState(deps.kek, r.request.id, ctx.actor.userId, now.getTime());
   await ctx.db
     .update(connectRequests)
     .set({ status: "started", nonceHash: nonceHash(issued.nonce), startedBy: ctx.actor.userId, flowExpiresAt: issued.expiresAt })
     .where(eq(connectRequests.id, r.request.id));
   const o = picked.entry.oauth;
-  const url = new URL(o.authorizationUrl!);
+  const url = new URL(authorizationEndpoint);
   url.searchParams.set("response_type", "code");
   url.searchParams.set("client_id", o.clientId);
   url.searchParams.set("redirect_uri", redirectUri(deps.origin));
@@ -390,7 +424,7 @@ export async function completeConnect(ctx: Ctx, params: URLSearchParams, deps: C
     await reopen();
     throw conflict("This server has no brokered OAuth credential any more");
   }
-  const as = asOf(picked.entry);
+  const as = await asOf(picked.entry);
   const client: oauth.Client = { client_id: picked.entry.oauth!.clientId };
   const callbackParams = new URLSearchParams(params);
   // Without a configured issuer there is no expected `iss` to compare (RFC 9207); with one, a mismatch fails.

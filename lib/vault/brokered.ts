@@ -15,7 +15,8 @@ export function brokeredEntryIssues(kind: CredentialKind, oauth: Partial<OAuthCl
     if (oauth?.issuer) issues.push({ path: "oauth.issuer", message: "only a brokered per-user OAuth entry names an issuer" });
     return issues;
   }
-  if (oauth && !oauth.authorizationUrl) issues.push({ path: "oauth.authorizationUrl", message: "is required for brokered per-user OAuth: the upstream AS authorization endpoint" });
+  if (oauth && !oauth.authorizationUrl && !oauth.issuer)
+    issues.push({ path: "oauth.authorizationUrl", message: "is required for brokered per-user OAuth: the upstream AS authorization endpoint (or its issuer, to discover it)" });
   if (placement && (placement.in !== "header" || placement.name.toLowerCase() !== "authorization"))
     issues.push({ path: "placement", message: "a user's access token goes into the Authorization header" });
   return issues;
