@@ -96,7 +96,7 @@ export function AuditCharts({ filter, serverNames, onFilter }: { filter: AuditFi
       {!c ? (
         <p className="text-sm text-slate-500">Loading charts…</p>
       ) : (
-        <div className="grid gap-4 lg:grid-cols-[2fr_1fr_1fr_1fr]">
+        <div className="space-y-4">
           <div className="min-w-0">
             <OutcomeChart
               bucket={c.bucket}
@@ -120,26 +120,28 @@ export function AuditCharts({ filter, serverNames, onFilter }: { filter: AuditFi
               ) : null}
             </div>
           </div>
-          <TopList
-            title="Top denied tools"
-            empty="Nothing denied."
-            rows={c.topDeniedTools.map((r) => ({
-              key: `${r.serverId}/${r.tool}`,
-              label: `${serverNames.get(r.serverId) ?? r.serverId} / ${r.tool}`,
-              count: r.count,
-              onClick: () => onFilter({ server: r.serverId, tool: r.tool, outcome: "deny" }),
-            }))}
-          />
-          <TopList
-            title="Top users"
-            empty="No user."
-            rows={c.topUsers.map((r) => ({ key: r.user, label: r.user, count: r.count, sub: r.denied ? `(${r.denied} denied)` : undefined, onClick: () => onFilter({ user: r.user }) }))}
-          />
-          <TopList
-            title="Top clients"
-            empty="No client."
-            rows={c.topClients.map((r) => ({ key: r.client, label: r.client, count: r.count, sub: r.denied ? `(${r.denied} denied)` : undefined, onClick: () => onFilter({ client: r.client }) }))}
-          />
+          <div className="grid gap-4 md:grid-cols-3">
+            <TopList
+              title="Top denied tools"
+              empty="Nothing denied."
+              rows={c.topDeniedTools.map((r) => ({
+                key: `${r.serverId}/${r.tool}`,
+                label: `${serverNames.get(r.serverId) ?? r.serverId} / ${r.tool}`,
+                count: r.count,
+                onClick: () => onFilter({ server: r.serverId, tool: r.tool, outcome: "deny" }),
+              }))}
+            />
+            <TopList
+              title="Top users"
+              empty="No user."
+              rows={c.topUsers.map((r) => ({ key: r.user, label: r.user, count: r.count, sub: r.denied ? `(${r.denied} denied)` : undefined, onClick: () => onFilter({ user: r.user }) }))}
+            />
+            <TopList
+              title="Top clients"
+              empty="No client."
+              rows={c.topClients.map((r) => ({ key: r.client, label: r.client, count: r.count, sub: r.denied ? `(${r.denied} denied)` : undefined, onClick: () => onFilter({ client: r.client }) }))}
+            />
+          </div>
         </div>
       )}
     </Card>

@@ -129,6 +129,8 @@ export function PolicyEditor({ tenantId, serverId, kind, policy, justCreated }: 
   const [baseline, setBaseline] = useState(() => comparable(initialForm(policy), kind));
   const [savedNote, setSavedNote] = useState<string | null>(null);
   const set = <K extends keyof Form>(k: K, v: Form[K]) => {
+    // The editor echoes a text set from outside (a restore): not an edit, the note stays.
+    if (form[k] === v) return;
     setSavedNote(null);
     setForm((f) => ({ ...f, [k]: v }));
   };
