@@ -19,6 +19,8 @@ import type { Actor } from "@/lib/auth/permissions";
 import { decisionCharts } from "@/lib/decisions/charts";
 import { rebuildRollups, usageByServerTool, usageByTool } from "@/lib/decisions/rollups";
 import { decisionExportQuery, exportDecisions } from "@/lib/decisions/export";
+import { decisionGroupQuery, groupDecisions } from "@/lib/decisions/group";
+import { lastScopeUseBefore, lastToolCallBefore, usageSince } from "@/lib/findings/usage";
 import { createPartitionsAhead, ensurePartitions } from "@/lib/decisions/partitions";
 import { decisionSearchQuery, searchDecisions } from "@/lib/decisions/query";
 
@@ -183,6 +185,35 @@ for (const [label, actor, q] of chartCases) await time(label, () => charts(actor
 const since = new Date(start);
 await time("usageByTool, tenant ten_3, 30 days", () => usageByTool(db, { tenantId: "ten_3", since }));
 await time("usageByServerTool, all tenants, 30 days", () => usageByServerTool(db, { tenantIds: null, since }));
+// Least-privilege findings: every read of the decision log computeFindings makes (lib/findings/usage.ts), for one
+// tenant's servers (ten_3: srv_3, srv_23, srv_43) and for every server (the owner's view), a window of 30 days
+// that starts mid-day (as `now - 30 days` does), from the rollups and (RAW≠0) from the raw rows as before.
+const lpSince = new Date(end - 29 * 86_400_000 - 7 * 3_600_000 - 123_456);
+const t3 = ["srv_3", "srv_23", "srv_43"];
+const allServers = Array.from({ length: 50 }, (_, i) => `srv_${i}`);
+const toolsOf = (s: string) => Array.from({ length: 4 }, (_, k) => `tool_${Number(s.slice(4)) * 4 + k}`);
+const findingsReads = (servers: string[], raw: boolean) => async () => {
+  await usageSince(db, servers, lpSince, { raw });
+  // computeFindings reads "last used before the window" per server the tenant owns.
+  for (const s of servers) {
+    await lastScopeUseBefore(db, s, toolsOf(s), lpSince, "ten_3", { raw });
+    await lastToolCallBefore(db, s, toolsOf(s), lpSince, "ten_3", { raw });
+  }
+};
+await time("findings reads, tenant ten_3 (3 servers), 30 days", findingsReads(t3, false));
+await time("findings reads, every server (owner view), 30 days", findingsReads(allServers, false));
+const group = (by: string, q: Record<string, unknown> = {}, raw = false) => groupDecisions(ctxOf(owner), decisionGroupQuery.parse({ by, ...q }), Date.now(), { raw });
+await time("group by tool, all tenants, 30 days", () => group("tool", { from: month }));
+await time("group by user, all tenants, 30 days", () => group("user", { from: month }));
+await time("group by client, tenant ten_3, 30 days", () => group("client", { from: month, tenantId: "ten_3" }));
+await time("group by user, last 24 h", () => group("user"));
+if (process.env.RAW !== "0") {
+  console.log(`\nthe same from the raw rows (the code before; RAW=0 skips):`);
+  await time("findings reads, tenant ten_3 (3 servers), 30 days [raw]", findingsReads(t3, true));
+  await time("findings reads, every server (owner view), 30 days [raw]", findingsReads(allServers, true));
+  await time("group by tool, all tenants, 30 days [raw]", () => group("tool", { from: month }, true));
+  await time("group by user, last 24 h [raw]", () => group("user", {}, true));
+}
 if (process.env.RAW !== "0") {
   console.log(`\nthe same charts from the raw rows (the code before the rollups; RAW=0 skips):`);
   // The all-tenant month scan takes tens of seconds per run on this machine: the first three cases only.
