@@ -50,6 +50,8 @@ export interface AuthServerOptions {
   clients?: ClientMetadata[];
   /** Token exchange: other issuers (issuer → JWKS URI) whose access tokens are accepted as `subject_token`, besides this AS's own. */
   trustedSubjectIssuers?: Record<string, string>;
+  /** Rotate refresh tokens on every use (a used one is then invalid, and its reuse revokes the grant); default oidc-provider's policy. */
+  rotateRefreshToken?: boolean;
 }
 
 export interface MintOptions {
@@ -176,6 +178,7 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
     },
     pkce: { required: () => true },
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed("refresh_token"),
+    ...(opts.rotateRefreshToken !== undefined ? { rotateRefreshToken: opts.rotateRefreshToken } : {}),
     ttl: {
       AccessToken: opts.accessTokenTtl ?? 3600,
       ClientCredentials: opts.accessTokenTtl ?? 3600,

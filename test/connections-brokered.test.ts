@@ -140,6 +140,7 @@ beforeAll(async () => {
   as = await startAuthServer({
     resources: { [resource]: { scopes: ["repo:read"] } },
     users: { alice: { tenant: "gh" }, bob: { tenant: "gh" }, carol: { tenant: "gh" }, erin: { tenant: "gh" }, frank: { tenant: "gh" } },
+    rotateRefreshToken: true,
   });
   gh = await startGithubLike({ issuer: as.issuer, jwksUri: as.jwksUri, port: ghPort });
   const reg = await registerClient(as, {
@@ -413,11 +414,20 @@ describe("brokered per-user OAuth", () => {
     expect(row1!.generation).toBe(row0!.generation + 1);
     expect(row1!.refreshedAt).not.toBeNull();
     const refreshedToken = gh.log().slice(from)[0]!.token;
-    const old = JSON.parse(String(openSecret(deps.keyring, row0!.id, row0!.generation, row0 as { ciphertext: string; wrappedKey: string; kekId: string }))) as { a: string; r: string };
+    const sealed = (r: typeof row0) => JSON.parse(String(openSecret(deps.keyring, r!.id, r!.generation, r as { ciphertext: string; wrappedKey: string; kekId: string }))) as { a: string; r: string };
+    const old = sealed(row0);
     expect(refreshedToken).not.toBe(old.a);
+    // The AS rotates refresh tokens: the new one is stored (the used one is dead at the AS), so a second refresh works too.
+    expect(sealed(row1).r).not.toBe(old.r);
+    await expire();
+    s.agent.credentials.brokered.clear();
+    expect(await listRepos(token)).toMatchObject({ login: "carol" });
+    const [row1b] = await s.t.db.select().from(upstreamConnections).where(eq(upstreamConnections.id, c!.id));
+    expect(row1b!.generation).toBe(row1!.generation + 1);
+    expect(row1b!.status).toBe("active");
 
     // The user revokes the grant at the upstream's AS (RFC 7009 on the refresh token): the next refresh gets invalid_grant.
-    const cur = JSON.parse(String(openSecret(deps.keyring, row1!.id, row1!.generation, row1 as { ciphertext: string; wrappedKey: string; kekId: string }))) as { a: string; r: string };
+    const cur = sealed(row1b);
     const rv = await fetch(`${as.url}/token/revocation`, {
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString("base64")}` },
