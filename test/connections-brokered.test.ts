@@ -327,8 +327,12 @@ describe("brokered per-user OAuth", () => {
     const back = await authorizeAtAs(authorizationUrl, "erin");
     const callbackUrl = `${redirectUri(deps.origin)}?${back}`;
     const noRoute = { params: Promise.resolve({}) };
-    // Not signed in: nothing happens.
-    expect((await callbackRoute.GET(new NextRequest(callbackUrl), noRoute)).status).toBe(401);
+    // Not signed in: sent to sign in, then back to this same callback; nothing stored meanwhile.
+    const anon = await callbackRoute.GET(new NextRequest(callbackUrl), noRoute);
+    expect(anon.status).toBe(303);
+    const login = new URL(anon.headers.get("location")!);
+    expect(login.pathname).toBe("/login");
+    expect(login.searchParams.get("callbackUrl")).toBe(`/api/v1/admin/connections/callback?${back}`);
     // Signed in as someone else: refused, erin's flow intact.
     const wrong = await callbackRoute.GET(await asUser(bob, "GET", callbackUrl), noRoute);
     expect(wrong.status).toBe(303);
