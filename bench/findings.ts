@@ -12,6 +12,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { loadavg } from "node:os";
+import { computeFindings } from "@/lib/findings/compute";
 import { applyRemedy, listFindings, previewRemedy } from "@/lib/findings/service";
 import { revokeGrant } from "@/lib/grants/service";
 import { createTestDb, makeTenant, makeUser } from "../test/db";
@@ -52,6 +53,26 @@ try {
       .join(", ")}`,
   );
   console.log(`compute tenant A: median ${times[2]} ms (min ${times[0]}, max ${times[4]}); owner view of every tenant: ${all.tookMs} ms`);
+  // The same computation from the raw log (the code before the usage rollup) and from the rollups, on the same data, same run.
+  // One instant for every computation, so their windows (and `evidence.since`) are the same.
+  const at = new Date();
+  for (const raw of [true, false]) {
+    const one: number[] = [];
+    const every: number[] = [];
+    let same = true;
+    const ref = await computeFindings(t.db, { tenantIds: [a.id], global: false, settings: new Map(), now: at, raw: !raw });
+    for (let i = 0; i < 5; i++) {
+      const x = await computeFindings(t.db, { tenantIds: [a.id], global: false, settings: new Map(), now: at, raw });
+      one.push(x.tookMs);
+      same &&= JSON.stringify(x.findings) === JSON.stringify(ref.findings) && JSON.stringify(x.scores) === JSON.stringify(ref.scores);
+      every.push((await computeFindings(t.db, { tenantIds: [a.id, b.id], global: true, settings: new Map(), now: at, raw })).tookMs);
+    }
+    one.sort((x, y) => x - y);
+    every.sort((x, y) => x - y);
+    console.log(
+      `computeFindings from ${raw ? "the raw log" : "the rollups "}: tenant A median ${one[2]} ms (min ${one[0]}, max ${one[4]}); both tenants + fleet-wide median ${every[2]} ms; same findings as the ${raw ? "rollups" : "raw log"}: ${same}; load ${loadavg()[0]!.toFixed(1)}`,
+    );
+  }
   const before = r.scores[0]!;
 
   const unused = r.items.filter((f) => f.kind === "unused_scope_mapping");
