@@ -892,6 +892,11 @@ export const decisionActorRollups = pgTable(
     index("decision_actor_rollups_day_idx")
       .on(t.bucket, t.tenantId, t.kind, t.actor, t.allow, t.deny, t.error)
       .where(sql`grain = 'day'`),
+    // The hour rows likewise: the partial days at a window's ends (up to 23 + 23 hours × every actor) are an
+    // index-only scan reached by bucket, not a walk of the primary key with a heap fetch per row.
+    index("decision_actor_rollups_hour_idx")
+      .on(t.bucket, t.tenantId, t.kind, t.actor, t.allow, t.deny, t.error)
+      .where(sql`grain = 'hour'`),
   ],
 );
 

@@ -1,0 +1,1 @@
+CREATE INDEX "decision_actor_rollups_hour_idx" ON "decision_actor_rollups" USING btree ("bucket","tenant_id","kind","actor","allow","deny","error") WHERE grain = 'hour';
