@@ -1203,3 +1203,22 @@ export const connectRequests = pgTable(
   (t) => [index("connect_requests_key_idx").on(t.tenantId, t.serverId, t.userKey, t.status)],
 );
 export type ConnectRequest = typeof connectRequests.$inferSelect;
+
+/**
+ * Cedar conversions of a fleet's policies as its last compile made them (lib/bundles/conversions.ts):
+ * the first compile of a process reads them instead of converting every policy again. `key` is a
+ * SHA-256 of exactly the value's inputs (kind, converter version, policy text, tenants, server,
+ * schema; lib/bundles/compile.ts `conversionKey`), so a changed policy never meets a stale value.
+ * Derived data beside the policies it comes from; replaced after each compile by the keys it used.
+ */
+export const compileConversions = pgTable(
+  "compile_conversions",
+  {
+    fleetId: text("fleet_id")
+      .notNull()
+      .references(() => fleets.id, { onDelete: "cascade" }),
+    key: text("key").notNull(),
+    value: text("value").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.fleetId, t.key] })],
+);
