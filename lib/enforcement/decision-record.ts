@@ -131,6 +131,126 @@ export const decisionLineShape = {
 export const decisionLine = z.object(decisionLineShape).strict();
 export type DecisionLine = z.infer<typeof decisionLine>;
 
+// ---------------------------------------------------------------- fast path for the common line
+
+// Any NUL or surrogate (paired or not) sends the line to zod, which decides exactly.
+// eslint-disable-next-line no-control-regex -- NUL is what it looks for
+const MAYBE_UNSTORABLE = /[\u0000\uD800-\uDFFF]/;
+const isText = (v: unknown, max: number): v is string => typeof v === "string" && v.length <= max && !MAYBE_UNSTORABLE.test(v);
+const isTextList = (v: unknown, max: number, maxItems: number): v is string[] => {
+  if (!Array.isArray(v) || v.length > maxItems) return false;
+  for (const x of v) if (!isText(x, max)) return false;
+  return true;
+};
+const isWhole = (v: unknown, min: number, max: number): v is number => Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max;
+const isPlainObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype;
+const LINE_KEYS = new Set(Object.keys(decisionLineShape));
+const CONTEXT_KEYS = new Set(["groups", "traceId", "actors", "token", "ip", "masked", "repeated"]);
+
+/** Whether a context (not null) surely passes `decisionContext`; false means "ask zod". */
+function fastContext(c: unknown): boolean {
+  if (!isPlainObject(c)) return false;
+  for (const k in c) if (!CONTEXT_KEYS.has(k) || c[k] === undefined) return false;
+  if ("groups" in c && !isTextList(c.groups, DECISION_LIMITS.group, DECISION_LIMITS.groups)) return false;
+  if ("traceId" in c && !(typeof c.traceId === "string" && TRACE_ID.test(c.traceId))) return false;
+  if ("actors" in c && !isTextList(c.actors, DECISION_LIMITS.actor, DECISION_LIMITS.actors)) return false;
+  if ("token" in c) {
+    const t = c.token;
+    if (!isPlainObject(t)) return false;
+    for (const k in t) if (k !== "iss" && k !== "iat" && k !== "exp") return false;
+    if (!isText(t.iss, DECISION_LIMITS.issuer) || !isWhole(t.iat, 0, Number.MAX_SAFE_INTEGER) || !isWhole(t.exp, 0, Number.MAX_SAFE_INTEGER)) return false;
+  }
+  if ("ip" in c && !isText(c.ip, DECISION_LIMITS.ip)) return false;
+  if ("masked" in c && !isTextList(c.masked, DECISION_LIMITS.maskedPath, DECISION_LIMITS.masked)) return false;
+  if ("repeated" in c && !isWhole(c.repeated, 1, DECISION_LIMITS.repeated)) return false;
+  return true;
+}
+
+/** Whether args (not null) surely pass the args check; records its JSON text for the insert as the zod path does. */
+function fastArgs(a: unknown): boolean {
+  if (!isPlainObject(a)) return false;
+  let json: string;
+  try {
+    json = JSON.stringify(a);
+  } catch {
+    return false;
+  }
+  // An escape (\u…) may stand for a NUL or a lone surrogate; a raw surrogate may be unpaired: zod decides.
+  // A "__proto__" key: zod's copy of the record and the object as parsed could differ; zod decides.
+  if (json.includes("\\u") || json.includes('"__proto__"') || MAYBE_UNSTORABLE.test(json)) return false;
+  if (utf8Bytes(json) > DECISION_LIMITS.argsBytes) return false;
+  // Nesting is at most the number of "{" and "[" in the text (those inside strings only raise the count).
+  let open = 0;
+  for (let i = 0; i < json.length; i++) {
+    const ch = json.charCodeAt(i);
+    if ((ch === 123 || ch === 91) && ++open > DECISION_LIMITS.argsDepth) return false;
+  }
+  argsJsonText.set(a, json);
+  return true;
+}
+
+/**
+ * The common line checked without zod: returns the same value `decisionLine`
+ * parses it to (defaults filled in) when the line surely passes, or null when
+ * it is not sure (then zod decides, and words the problem). It only ever
+ * accepts a subset of what the schema accepts: every bound is the schema's
+ * own, and anything unusual (a NUL or any surrogate, an unknown key, a
+ * non-plain object) is left to zod. Exact agreement is tested against zod in
+ * test/decision-record-fast.test.ts.
+ */
+export function fastDecisionLine(v: unknown): DecisionLine | null {
+  if (!isPlainObject(v)) return null;
+  for (const k in v) if (!LINE_KEYS.has(k) || v[k] === undefined) return null;
+  const {
+    id,
+    bundleRevision = null,
+    tenantId = null,
+    serverId,
+    method,
+    tool = null,
+    user = null,
+    client = null,
+    scopes = [],
+    outcome,
+    reason = "",
+    determining = [],
+    args = null,
+    context = null,
+    latencyUs = null,
+  } = v;
+  if (typeof id !== "string" || !UUIDV7.test(id)) return null;
+  if (bundleRevision !== null && !isWhole(bundleRevision, 0, Number.MAX_SAFE_INTEGER)) return null;
+  if (tenantId !== null && !isText(tenantId, DECISION_LIMITS.tenantId)) return null;
+  if (!isText(serverId, DECISION_LIMITS.serverId) || !isText(method, DECISION_LIMITS.method)) return null;
+  if (tool !== null && !isText(tool, DECISION_LIMITS.tool)) return null;
+  if (user !== null && !isText(user, DECISION_LIMITS.user)) return null;
+  if (client !== null && !isText(client, DECISION_LIMITS.client)) return null;
+  if (!isTextList(scopes, DECISION_LIMITS.scope, DECISION_LIMITS.scopes)) return null;
+  if (outcome !== "allow" && outcome !== "deny" && outcome !== "error") return null;
+  if (!isText(reason, DECISION_LIMITS.reason)) return null;
+  if (!isTextList(determining, DECISION_LIMITS.determiningItem, DECISION_LIMITS.determining)) return null;
+  if (args !== null && !fastArgs(args)) return null;
+  if (context !== null && !fastContext(context)) return null;
+  if (latencyUs !== null && !isWhole(latencyUs, 0, DECISION_LIMITS.latencyUs)) return null;
+  return {
+    id,
+    bundleRevision: bundleRevision as number | null,
+    tenantId: tenantId as string | null,
+    serverId,
+    method,
+    tool: tool as string | null,
+    user: user as string | null,
+    client: client as string | null,
+    scopes,
+    outcome,
+    reason,
+    determining,
+    args: args as Record<string, unknown> | null,
+    context: context as DecisionContext | null,
+    latencyUs: latencyUs as number | null,
+  };
+}
+
 /** One decision as the agent writes it to its write-ahead log: the line plus its time and the agent's id (the shipper drops both). */
 export const decisionRecord = z
   .object({
