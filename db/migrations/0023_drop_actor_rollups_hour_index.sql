@@ -1,0 +1,1 @@
+DROP INDEX "decision_actor_rollups_hour_idx";
