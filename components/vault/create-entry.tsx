@@ -12,11 +12,39 @@ import { kindLabels, secretLabel, useVaultWrite, type VaultEntry } from "./queri
 
 type Kind = VaultEntry["kind"];
 
+const isOAuthKind = (kind: Kind) => kind === "oauth_client_credentials" || kind === "oauth_token_exchange" || kind === "oauth_user_brokered";
+
 /** Builds the secret the API expects for the kind from the form's fields. */
-function secretOf(kind: Kind, d: FormData) {
+export function secretOf(kind: Kind, d: FormData) {
   if (kind === "basic") return { username: String(d.get("username") ?? ""), password: String(d.get("password") ?? "") };
-  if (kind === "oauth_client_credentials" || kind === "oauth_token_exchange") return { clientSecret: String(d.get("secret") ?? "") };
+  if (isOAuthKind(kind)) return { clientSecret: String(d.get("secret") ?? "") };
   return String(d.get("secret") ?? "");
+}
+
+/** The OAuth settings the API expects for an OAuth kind; blank optional fields are left out (the API reads an empty URL as an invalid one). */
+function oauthOf(kind: Kind, d: FormData) {
+  const text = (name: string) => String(d.get(name) ?? "").trim();
+  const optional = (key: string, name: string) => (text(name) ? { [key]: text(name) } : {});
+  return {
+    tokenUrl: text("tokenUrl"),
+    clientId: text("clientId"),
+    ...optional("scope", "scope"),
+    ...optional("audience", "audience"),
+    authMethod: text("authMethod") || "client_secret_basic",
+    ...(kind === "oauth_user_brokered" ? { ...optional("authorizationUrl", "authorizationUrl"), ...optional("issuer", "issuer") } : {}),
+  };
+}
+
+/**
+ * What a brokered entry lacks before anything is sent: the upstream AS's
+ * authorization endpoint or its issuer (to discover it), and the token
+ * endpoint; null when both are there. The API says the same (docs/upstreams.md).
+ */
+function missingBrokered(d: FormData): ApiError | null {
+  const blank = (name: string) => String(d.get(name) ?? "").trim() === "";
+  if (blank("authorizationUrl") && blank("issuer")) return localIssue("oauth.authorizationUrl", "or the issuer is required: the upstream's authorization endpoint, or its issuer to discover it");
+  if (blank("tokenUrl")) return localIssue("oauth.tokenUrl", "is required: the upstream's token endpoint, where Mandate exchanges the code and refreshes tokens");
+  return null;
 }
 
 /** The labels of a kind's form fields, for sentences that name them ("API key must not be empty."). */
@@ -105,23 +133,15 @@ export function CreateEntry({ open, onClose, serverId }: { open: boolean; onClos
             name: d.get("name"),
             kind,
             ...(kind === "api_key" || d.get("placementName") ? { placement: { in: kind === "api_key" ? placementIn : "header", name: String(d.get("placementName") ?? "") } } : {}),
-            ...(kind === "oauth_client_credentials" || kind === "oauth_token_exchange"
-              ? {
-                  oauth: {
-                    tokenUrl: d.get("tokenUrl"),
-                    clientId: d.get("clientId"),
-                    ...(d.get("scope") ? { scope: d.get("scope") } : {}),
-                    ...(d.get("audience") ? { audience: d.get("audience") } : {}),
-                    authMethod: d.get("authMethod"),
-                  },
-                }
-              : {}),
+            ...(isOAuthKind(kind) ? { oauth: oauthOf(kind, d) } : {}),
             notes: d.get("notes"),
             owner: d.get("owner"),
             ...(interval ? { rotationIntervalDays: Number(interval) } : {}),
             secret: secretOf(kind, d),
           };
-          const problem = !server ? localIssue("serverId", "must be chosen: pick the server this credential is for") : blankSecret(kind, d);
+          const problem = !server
+            ? localIssue("serverId", "must be chosen: pick the server this credential is for")
+            : ((kind === "oauth_user_brokered" ? missingBrokered(d) : null) ?? blankSecret(kind, d));
           setLocal(problem);
           if (problem) {
             create.reset();
@@ -172,12 +192,22 @@ export function CreateEntry({ open, onClose, serverId }: { open: boolean; onClos
             </SelectField>
           ) : null}
         </div>
-        <TextField
-          label={kind === "api_key" ? (placementIn === "query" ? "Query parameter" : "Header") : "Header (default: Authorization)"}
-          name="placementName"
-          placeholder={kind === "api_key" ? (placementIn === "query" ? "api_key" : "x-api-key") : "authorization"}
-          error={err("placement.name") ?? err("placement")}
-        />
+        {kind === "oauth_user_brokered" ? (
+          // A user's access token always goes into the Authorization header: nothing to choose.
+          err("placement") ? (
+            <p role="alert" className="text-sm text-rose-700">
+              {err("placement")}
+            </p>
+          ) : null
+        ) : (
+          <TextField
+            label={kind === "api_key" ? (placementIn === "query" ? "Query parameter" : "Header") : "Header (default: Authorization)"}
+            name="placementName"
+            placeholder={kind === "api_key" ? (placementIn === "query" ? "api_key" : "x-api-key") : "authorization"}
+            error={err("placement.name") ?? err("placement")}
+          />
+        )}
+        {kind === "oauth_user_brokered" ? <BrokeredFields err={err} /> : null}
         {kind === "oauth_client_credentials" || kind === "oauth_token_exchange" ? (
           <fieldset className="space-y-3 rounded-md border border-slate-200 p-3">
             <legend className="px-1 text-sm font-medium text-slate-700">OAuth client credentials (the agent exchanges them for an access token)</legend>
@@ -203,5 +233,47 @@ export function CreateEntry({ open, onClose, serverId }: { open: boolean; onClos
         <FormActions onCancel={onClose} busy={create.isPending} submitLabel="Store credential" />
       </form>
     </Modal>
+  );
+}
+
+/**
+ * The OAuth settings of a brokered per-user entry: Mandate is the OAuth client
+ * at the upstream's authorization server (docs/upstreams.md). The client
+ * secret is the entry's write-only secret (SecretFields).
+ */
+function BrokeredFields({ err }: { err: (path: string) => string | undefined }) {
+  const callback = typeof window === "undefined" ? "/api/v1/admin/connections/callback" : `${window.location.origin}/api/v1/admin/connections/callback`;
+  return (
+    <fieldset className="space-y-3 rounded-md border border-slate-200 p-3">
+      <legend className="px-1 text-sm font-medium text-slate-700">Upstream authorization server (each user connects their own account once)</legend>
+      <p className="text-xs text-slate-600">
+        Register Mandate there as a confidential client (authorization code with PKCE, refresh tokens) with the redirect URI <code className="break-all">{callback}</code>. A user&apos;s access token
+        goes into the Authorization header.
+      </p>
+      <TextField
+        label="Authorization endpoint"
+        name="authorizationUrl"
+        placeholder="https://auth.example.com/oauth/authorize"
+        hint="Or leave it blank and give the issuer: the endpoint is then discovered from its metadata."
+        error={err("oauth.authorizationUrl") ?? err("oauth")}
+      />
+      <TextField
+        label="Issuer (optional)"
+        name="issuer"
+        placeholder="https://auth.example.com"
+        hint="When given, the authorization response's iss must equal it (RFC 9207, mix-up defence)."
+        error={err("oauth.issuer")}
+      />
+      <TextField label="Token endpoint" name="tokenUrl" placeholder="https://auth.example.com/oauth/token" error={err("oauth.tokenUrl")} />
+      <div className="grid grid-cols-2 gap-3">
+        <TextField label="Client id" name="clientId" error={err("oauth.clientId")} />
+        <SelectField label="Client authentication" name="authMethod" defaultValue="client_secret_basic" error={err("oauth.authMethod")}>
+          <option value="client_secret_basic">client_secret_basic</option>
+          <option value="client_secret_post">client_secret_post</option>
+        </SelectField>
+        <TextField label="Scope (optional)" name="scope" placeholder="repo:read" error={err("oauth.scope")} />
+        <TextField label="Resource or audience (optional)" name="audience" placeholder="https://api.example.com/mcp" hint="A URI is sent as the RFC 8707 resource." error={err("oauth.audience")} />
+      </div>
+    </fieldset>
   );
 }

@@ -50,6 +50,7 @@ export const kindLabels: Record<string, string> = {
   basic: "Basic auth",
   oauth_client_credentials: "OAuth client credentials",
   oauth_token_exchange: "Token exchange (RFC 8693, per user)",
+  oauth_user_brokered: "Brokered per-user OAuth (each user connects)",
 };
 
 /** "header x-api-key" / "query api_key". */

@@ -3,7 +3,7 @@
 import { useState } from "react";
 import { FormActions, Modal, SelectField, TextField } from "@/components/ui";
 import { ApiError, apiFetch } from "@/lib/client/api";
-import { blankSecret, labelsFor, SecretFields } from "./create-entry";
+import { blankSecret, labelsFor, SecretFields, secretOf } from "./create-entry";
 import { fieldError, FormError, localIssue } from "./errors";
 import { useVaultWrite, type VaultEntry } from "./queries";
 
@@ -40,12 +40,7 @@ export function RotateDialog({ entry, open, onClose }: { entry: VaultEntry; open
           const form = e.currentTarget;
           const d = new FormData(form);
           const kind = entry.kind;
-          const secret =
-            kind === "basic"
-              ? { username: d.get("username"), password: d.get("password") }
-              : kind === "oauth_client_credentials" || kind === "oauth_token_exchange"
-                ? { clientSecret: d.get("secret") }
-                : d.get("secret");
+          const secret = secretOf(kind, d);
           const local = String(d.get("activateAt") ?? "");
           const problem = blankSecret(kind, d) ?? (when === "later" && !local ? localIssue("activateAt", "must be set: choose when the new version becomes current, or pick Now") : null);
           setLocal(problem);
