@@ -1,4 +1,3 @@
-import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decisionGroupQuery, groupDecisions } from "@/lib/decisions/group";
 import { spansOf } from "@/lib/decisions/rollups";
@@ -9,8 +8,7 @@ import { makeServer } from "./fleet-helpers";
 
 /**
  * Group-by from the rollups over a window whose ends fall mid-day and mid-hour: the answer reads raw rows
- * (partial hours), hour rows (the partial days, through decision_actor_rollups_hour_idx, migration 0021)
- * and day rows, and must equal the scan of the raw rows for every key.
+ * (partial hours), hour rows (the partial days) and day rows, and must equal the scan of the raw rows for every key.
  */
 const H = 3_600_000;
 const D = 86_400_000;
@@ -77,19 +75,4 @@ describe("group-by from the rollups, window ends mid-day and mid-hour", () => {
       });
     }
   }
-
-  it("the hour rows of a partial day can be read through decision_actor_rollups_hour_idx (index-only)", async () => {
-    // On a table this small the planner prefers a sequential scan; with scans other than by index ruled out it
-    // must find the partial index (a plan through the primary key would name it instead).
-    const plan = await t.db.transaction(async (tx) => {
-      await tx.execute(sql`set local enable_seqscan = off`);
-      await tx.execute(sql`set local enable_bitmapscan = off`);
-      const r = await tx.execute(sql`explain select actor, sum(allow + deny + "error") from decision_actor_rollups
-        where grain = 'hour' and bucket >= ${new Date(from).toISOString()}::timestamptz and bucket < ${new Date(from + 7 * H).toISOString()}::timestamptz
-          and kind = 'user' group by 1`);
-      const rows = Array.isArray(r) ? r : (r as { rows: unknown[] }).rows;
-      return rows.map((x) => Object.values(x as Record<string, string>)[0]).join("\n");
-    });
-    expect(plan).toContain("decision_actor_rollups_hour_idx");
-  });
 });
