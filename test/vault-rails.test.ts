@@ -305,6 +305,20 @@ describe("test connection", () => {
     }
   });
 
+  it("says plainly that a per-user entry (brokered or token exchange) cannot be tested without a user, sending nothing upstream and counting no attempt", async () => {
+    const sid = await newServer(sandbox.url);
+    const oauth = { authorizationUrl: "https://as.example.com/auth", tokenUrl: "https://as.example.com/token", clientId: "mandate", authMethod: "client_secret_basic" as const };
+    const brokered = await createEntry(owner.ctx, { serverId: sid, tenantId: tenantA, name: uniq("brokered "), kind: "oauth_user_brokered", oauth, secret: { clientSecret: K3 } }, kek);
+    const tester = await makeUser(t.db, { memberships: [[tenantA, "admin"]] });
+    const err = await expectAppError(
+      testConnection(tester.ctx, brokered.id, () => ring),
+      "conflict",
+    );
+    expect(err.message).toContain("each user's own upstream token");
+    expect(err.message).not.toContain(K3);
+    expect(await trail("vault.test_connection", brokered.id)).toHaveLength(0);
+  });
+
   it(`is limited to ${TEST_CONNECTION_LIMIT} a minute per user, across entries; another user is not affected`, async () => {
     const e = await apiKey(await newServer(sandbox.url), K1);
     const busy = await makeUser(t.db, { memberships: [[tenantA, "admin"]] });

@@ -69,6 +69,11 @@ export async function testConnection(ctx: Ctx, entryId: string, keyring: () => r
   if (entry.kind === "oauth_token_exchange") {
     throw conflict("A token-exchange entry is exchanged per user at the agent: the control plane has no user token to test it with");
   }
+  if (entry.kind === "oauth_user_brokered") {
+    throw conflict(
+      "A brokered per-user entry is sent with each user's own upstream token: the control plane has no user token to test it with. Connect as a user (Connections) and call a tool through the agent instead",
+    );
+  }
   const [v] = await ctx.db
     .select()
     .from(vaultVersions)
