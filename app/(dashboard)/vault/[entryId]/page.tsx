@@ -70,7 +70,7 @@ function EntryView({ e }: { e: VaultEntry }) {
       />
       {e.suspended ? <SuspendedNotice e={e} canWrite={canWrite} onConfirm={() => confirm.mutateAsync(undefined)} /> : null}
       <FormError error={confirm.error} />
-      {canWrite && !e.suspended && e.kind !== "oauth_token_exchange" ? (
+      {canWrite && !e.suspended && e.kind !== "oauth_token_exchange" && e.kind !== "oauth_user_brokered" ? (
         <div className="mb-4">
           <TestConnection entryId={e.id} />
         </div>
@@ -92,6 +92,22 @@ function EntryView({ e }: { e: VaultEntry }) {
             <dd>
               <code className="text-xs">{placementLabel(e.placement)}</code>
             </dd>
+            {e.oauth?.issuer ? (
+              <>
+                <dt className="text-slate-500">Issuer</dt>
+                <dd className="break-all">
+                  <code className="text-xs">{e.oauth.issuer}</code>
+                </dd>
+              </>
+            ) : null}
+            {e.oauth?.authorizationUrl ? (
+              <>
+                <dt className="text-slate-500">Authorization endpoint</dt>
+                <dd className="break-all">
+                  <code className="text-xs">{e.oauth.authorizationUrl}</code>
+                </dd>
+              </>
+            ) : null}
             {e.oauth ? (
               <>
                 <dt className="text-slate-500">Token endpoint</dt>
