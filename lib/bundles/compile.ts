@@ -1,6 +1,9 @@
+import { createHash } from "node:crypto";
+import { isDeepStrictEqual } from "node:util";
 import type { PolicyTestRequest, RiskLevel } from "@/db/schema";
 import { approverGroups } from "@/lib/enforcement/approval";
 import { BUNDLE_FORMAT, type BundleContent, type BundlePolicyMeta, type BundleServer, type BundleTool } from "@/lib/enforcement/bundle";
+import { cedar } from "@/lib/enforcement/cedar";
 import { PolicyEngine, type DecisionResult } from "@/lib/enforcement/engine";
 import { ENTITY_TYPE, type CatalogueKind } from "@/lib/enforcement/catalogue-entry";
 import { argumentTypes, argumentTypesByServer, cedarSchema, entityAttrs, entryUid, stringArgumentsByServer } from "@/lib/enforcement/model";
@@ -29,10 +32,60 @@ function deepFreeze<T>(v: T): T {
   return v;
 }
 
-function toJsonOnce(text: string): ReturnType<typeof toJson> {
+/**
+ * A store of conversions kept across processes (lib/bundles/conversions.ts keeps it in the database
+ * beside the policies it is derived from): the first compile of a process reads them instead of
+ * converting every policy again. Every key is a SHA-256 of exactly the inputs of its value: the kind
+ * of conversion, the converter (cedar-wasm's version and this module's confinement code), the
+ * policy text, and for a confined text its tenants and server, for a validation the schema. A changed
+ * input is another key: a stored value is never used for another policy, tenant, server, schema or
+ * converter. A value that does not read back as what it was is a miss (converted afresh).
+ */
+export interface ConversionStore {
+  get(key: string): string | undefined;
+  set(key: string, value: string): void;
+}
+
+/** What the stored conversions are a function of besides their own inputs: the converter itself. */
+const CONVERTER = createHash("sha256")
+  .update(JSON.stringify(["mandate-conversions/1", cedar.getCedarVersion(), confine.toString()]))
+  .digest("hex");
+
+export const conversionKey = (kind: "json" | "confined" | "valid", ...inputs: unknown[]): string =>
+  `${kind}:${createHash("sha256")
+    .update(JSON.stringify([CONVERTER, kind, ...inputs]))
+    .digest("base64url")}`;
+
+/** Keeps the JSON of a policy in the store, when its JSON text reads back as the very same value (no undefined, Map or non-finite number in it). */
+function storeJson(store: ConversionStore, key: string, json: ReturnType<typeof toJson>) {
+  const out = JSON.stringify(json);
+  if (isDeepStrictEqual(JSON.parse(out), json)) store.set(key, out);
+}
+
+function readJson(stored: string | undefined): ReturnType<typeof toJson> | undefined {
+  if (stored === undefined) return undefined;
+  try {
+    const v = JSON.parse(stored) as unknown;
+    return v && typeof v === "object" && !Array.isArray(v) ? deepFreeze(v as ReturnType<typeof toJson>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// With a store, a conversion found in this process's memo is still looked up (and added when
+// missing): the store learns exactly the set a compile uses (lib/bundles/conversions.ts keeps that set).
+function toJsonOnce(text: string, store?: ConversionStore): ReturnType<typeof toJson> {
+  const key = store ? conversionKey("json", text) : "";
   const hit = jsonMemo.get(text);
-  if (hit) return hit;
-  const json = deepFreeze(toJson(text));
+  if (hit) {
+    if (store && store.get(key) === undefined) storeJson(store, key, hit);
+    return hit;
+  }
+  let json = readJson(store?.get(key));
+  if (!json) {
+    json = deepFreeze(toJson(text));
+    if (store) storeJson(store, key, json);
+  }
   if (text.length <= MAX_MEMO_TEXT) {
     if (jsonMemo.size >= MAX_MEMO) jsonMemo.clear();
     jsonMemo.set(text, json);
@@ -41,16 +94,29 @@ function toJsonOnce(text: string): ReturnType<typeof toJson> {
 }
 
 /** confine() of the JSON of `text` (json must be toJsonOnce(text)). */
-function confineOnce(text: string, json: ReturnType<typeof toJson>, tenantIds: string[], serverId: string): string {
+function confineOnce(text: string, json: ReturnType<typeof toJson>, tenantIds: string[], serverId: string, store?: ConversionStore): string {
+  const storeKey = store ? conversionKey("confined", tenantIds, serverId, text) : "";
   const key = JSON.stringify([tenantIds, serverId, text]);
   const hit = confinedMemo.get(key);
-  if (hit !== undefined) return hit;
-  const out = confine(json, tenantIds, serverId);
-  if (text.length <= MAX_MEMO_TEXT) {
+  const stored = store?.get(storeKey);
+  const out = hit ?? stored ?? confine(json, tenantIds, serverId);
+  if (store && stored === undefined) store.set(storeKey, out);
+  if (hit === undefined && text.length <= MAX_MEMO_TEXT) {
     if (confinedMemo.size >= MAX_MEMO) confinedMemo.clear();
     confinedMemo.set(key, out);
   }
   return out;
+}
+
+/**
+ * Confined texts that passed strict validation without an error or warning, by schema and text. Cedar
+ * validates each policy on its own against the schema (no check spans two policies), so a text that
+ * passed under a schema passes again under the same schema; failures are never remembered.
+ */
+const validMemo = new Set<string>();
+function rememberValid(key: string) {
+  if (validMemo.size >= MAX_MEMO) validMemo.clear();
+  validMemo.add(key);
 }
 
 export const COMPILER_VERSION = "mandate-compiler/1";
@@ -122,7 +188,12 @@ const CATALOGUE_TYPES: ReadonlyMap<string, string> = new Map([
  * policy naming an unknown tool, server or another tenant, and failing tests.
  * Pure: no database, no clock except `createdAt` passed in.
  */
-export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: string; revision: number; parentRevision: number | null; createdAt: string }): CompileResult {
+export function compileBundle(
+  snap: RegistrySnapshot,
+  manifest: { fleetId: string; revision: number; parentRevision: number | null; createdAt: string },
+  opts: { store?: ConversionStore } = {},
+): CompileResult {
+  const store = opts.store;
   const issues: CompileIssue[] = [];
   const warnings: string[] = [];
   const catalogue: BundleTool[] = [];
@@ -160,7 +231,7 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
       const id = `scope:${s.id}:${scope}`;
       const text = `permit (principal, action in [Action::"call_tool", Action::"list_tools"], resource) when { resource in [${granted.map((n) => `Tool::${JSON.stringify(`${s.id}/${n}`)}`).join(", ")}] && context.scopes.contains(${JSON.stringify(scope)}) };`;
       try {
-        policies[id] = confineOnce(text, toJsonOnce(text), s.tenantIds, s.id);
+        policies[id] = confineOnce(text, toJsonOnce(text, store), s.tenantIds, s.id, store);
       } catch (err) {
         // Not a tenant's policy: blocks the draft (fail closed), as an issue, never an exception.
         issues.push({ message: `Scope mapping ${scope} of server ${s.name} cannot be compiled: ${(err as Error).message}` });
@@ -197,7 +268,7 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
     // goes through the split below, which names the problem (or yields the parts).
     let single: ReturnType<typeof toJson> | null = null;
     try {
-      single = toJsonOnce(p.cedar);
+      single = toJsonOnce(p.cedar, store);
     } catch {
       single = null;
     }
@@ -213,7 +284,7 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
       // (its tenant is held back, lib/bundles/scoped.ts), like a failing test.
       let json: ReturnType<typeof toJson>;
       try {
-        json = single ?? toJsonOnce(text);
+        json = single ?? toJsonOnce(text, store);
       } catch (err) {
         issues.push({ message: `Policy cannot be compiled: ${(err as Error).message}`, policy: ref });
         return;
@@ -238,7 +309,7 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
       if (bad) return;
       const id = split.policies.length === 1 ? p.id : `${p.id}.${i + 1}`;
       try {
-        policies[id] = confineOnce(text, json, [p.tenantId], s.id);
+        policies[id] = confineOnce(text, json, [p.tenantId], s.id, store);
       } catch (err) {
         issues.push({ message: `Policy cannot be confined to its tenant and server: ${(err as Error).message}`, policy: ref });
         return;
@@ -275,7 +346,36 @@ export function compileBundle(snap: RegistrySnapshot, manifest: { fleetId: strin
   const stringArgs = stringArgumentsByServer(catalogue, byServer);
   for (const [sid, mine] of [...policiesByServer].sort((x, y) => x[0].localeCompare(y[0]))) {
     const types = byServer.get(sid)?.types;
-    for (const i of validatePolicies(cedarSchema(types ? Object.fromEntries(types) : {}, stringArgs.get(sid) ?? []), mine)) {
+    const serverSchema = cedarSchema(types ? Object.fromEntries(types) : {}, stringArgs.get(sid) ?? []);
+    const schemaKey = createHash("sha256").update(JSON.stringify(serverSchema)).digest("base64url");
+    // Only texts not yet known valid under this very schema are validated (in one call per server).
+    const keyOf = (text: string) => JSON.stringify([schemaKey, text]);
+    const toValidate: Record<string, string> = {};
+    for (const [pid, text] of Object.entries(mine)) {
+      const k = keyOf(text);
+      const storeKey = store ? conversionKey("valid", schemaKey, text) : "";
+      const stored = store?.get(storeKey) === "ok";
+      if (validMemo.has(k)) {
+        if (store && !stored) store.set(storeKey, "ok");
+        continue;
+      }
+      if (stored) {
+        if (text.length <= MAX_MEMO_TEXT) rememberValid(k);
+        continue;
+      }
+      toValidate[pid] = text;
+    }
+    const found = Object.keys(toValidate).length ? validatePolicies(serverSchema, toValidate) : [];
+    // A problem not tied to one policy (the call itself failed): nothing of this call is remembered.
+    if (found.every((i) => i.policyId && i.policyId in toValidate)) {
+      const failed = new Set(found.map((i) => i.policyId));
+      for (const [pid, text] of Object.entries(toValidate)) {
+        if (failed.has(pid)) continue;
+        if (text.length <= MAX_MEMO_TEXT) rememberValid(keyOf(text));
+        store?.set(conversionKey("valid", schemaKey, text), "ok");
+      }
+    }
+    for (const i of found) {
       const m = i.policyId ? meta[i.policyId] : undefined;
       const pid = i.policyId?.replace(/\.\d+$/, "");
       // Locations point into the confined text; the admin's own text is validated on save.

@@ -9,6 +9,7 @@ import { AppError, forbidden, notFound, type FieldIssue } from "@/lib/errors";
 import { newId } from "@/lib/ids";
 import { recordEvent } from "@/lib/trail/record";
 import { compileBundle } from "./compile";
+import { conversionStoreEnabled, loadConversions, saveConversions } from "./conversions";
 import { diffBundles } from "./diff";
 import { activeSigningKey, signPayload, type Kek } from "./signing";
 import { loadSnapshot } from "./snapshot";
@@ -52,7 +53,10 @@ async function compileDraft(db: Db, fleet: Fleet): Promise<ScopedResult & { revi
   const revision = (await latestRevision(db, fleet.id)) + 1;
   const snap = await loadSnapshot(db, await fleetServerIds(db, fleet.id));
   const live = await bundleAt(db, fleet.id, fleet.activeRevision);
-  const draft = compileBundle(snap, { fleetId: fleet.id, revision, parentRevision: fleet.activeRevision, createdAt: new Date().toISOString() });
+  // The fleet's stored Cedar conversions: the first compile of a process reads them instead of converting every policy again.
+  const store = conversionStoreEnabled() ? await loadConversions(db, fleet.id) : undefined;
+  const draft = compileBundle(snap, { fleetId: fleet.id, revision, parentRevision: fleet.activeRevision, createdAt: new Date().toISOString() }, { store });
+  if (store) await saveConversions(db, fleet.id, store);
   return { revision, ...scopeByTenant(draft, snap, (live?.content as unknown as BundleContent) ?? null) };
 }
 
