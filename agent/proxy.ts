@@ -350,8 +350,12 @@ export class McpProxy {
     return denial(m.id, id, d.reason);
   }
 
-  /** Filters the `kind` items of a list result with `filterList()` (whole lists remembered: agent/list-memo.ts); the decision is durable before it returns. */
-  private async filterKind(c: Call, kind: ListKind, r: Record<string, unknown>): Promise<Record<string, unknown>> {
+  /**
+   * Filters the `kind` items of a list result with `filterList()` (whole lists remembered: agent/list-memo.ts).
+   * The decision line's durable write goes into `pending` (the caller waits for it before the answer is
+   * written, serializing the answer meanwhile), or, without `pending`, is waited for before it returns.
+   */
+  private async filterKind(c: Call, kind: ListKind, r: Record<string, unknown>, pending?: Promise<void>[]): Promise<Record<string, unknown>> {
     const { installed, server, principal: p } = c;
     const items = r[kind];
     if (!Array.isArray(items)) return r;
@@ -360,7 +364,7 @@ export class McpProxy {
     const f = filterListRemembered(viewOf(installed), { serverId: server.id, principal: p, time: new Date() }, kind, items, { drifted: driftOf(installed) }, r);
     for (const ch of f.changed) markDrift(installed, ch.serverId, ch.name, this.d, ch.live, ch.approved, ch.kind);
     if (step) c.trace!.decided(step, { method: KIND_METHOD[kind], name: null, decision: f.record.decision, determining: f.record.determining });
-    await this.record(installed, server, p, KIND_METHOD[kind], null, f.record, started, {}, c.trace).durable;
+    await later(this.record(installed, server, p, KIND_METHOD[kind], null, f.record, started, {}, c.trace).durable, pending);
     return { ...r, [kind]: f.kept };
   }
 
@@ -371,7 +375,7 @@ export class McpProxy {
    * logging; `extensions` and `experimental` are dropped, their methods are
    * denied here). Logged as a list decision.
    */
-  private async filterDiscover(c: Call, r: Record<string, unknown>): Promise<Record<string, unknown>> {
+  private async filterDiscover(c: Call, r: Record<string, unknown>, pending?: Promise<void>[]): Promise<Record<string, unknown>> {
     const started = performance.now();
     const out: Record<string, unknown> = { ...r };
     const dropped: string[] = [];
@@ -385,7 +389,7 @@ export class McpProxy {
       out.capabilities = caps;
     }
     const d: DecisionResult = { decision: "allow", reason: `server/discover answered${dropped.length ? `; capabilities removed: ${dropped.join(", ")}` : ""}`, determining: [], errors: [] };
-    await this.record(c.installed, c.server, c.principal, "server/discover", null, d, started, {}, c.trace).durable;
+    await later(this.record(c.installed, c.server, c.principal, "server/discover", null, d, started, {}, c.trace).durable, pending);
     return out;
   }
 
@@ -396,19 +400,20 @@ export class McpProxy {
    * server/discover filtered; cacheable results marked private, their
    * `ttlMs` clamped (MAX_CACHE_TTL_MS, and never past the bundle's
    * freshness). `stateless`: add the hints when the upstream left them out.
+   * Decision lines' durable writes go into `pending` (see filterKind).
    */
-  private async screenResult(c: Call, method: string | undefined, result: unknown, stateless: boolean): Promise<unknown> {
+  private async screenResult(c: Call, method: string | undefined, result: unknown, stateless: boolean, pending?: Promise<void>[]): Promise<unknown> {
     if (!isRecord(result)) return result;
     let r = result;
     let filtered = false;
     for (const kind of Object.keys(KIND_METHOD) as ListKind[]) {
       if (LIST_METHODS[method ?? ""] === kind || Array.isArray(r[kind])) {
-        r = await this.filterKind(c, kind, r);
+        r = await this.filterKind(c, kind, r, pending);
         filtered = true;
       }
     }
     if (method === "server/discover") {
-      r = await this.filterDiscover(c, r);
+      r = await this.filterDiscover(c, r, pending);
       filtered = true;
     }
     if (filtered || CACHEABLE.has(method ?? "")) r = privateCacheHints(r, Math.min(MAX_CACHE_TTL_MS, c.freshUntil() - Date.now()), stateless && (filtered || CACHEABLE.has(method ?? "")));
@@ -449,7 +454,7 @@ export class McpProxy {
    * screened by the method they answer (`screenResult`). Returns null to
    * drop the message.
    */
-  private async screen(c: Call, session: string, m: unknown): Promise<unknown> {
+  private async screen(c: Call, session: string, m: unknown, pending?: Promise<void>[]): Promise<unknown> {
     if (!isRecord(m)) return null;
     if (typeof m.method === "string") return m.id !== undefined ? m : this.screenNotification(c, m);
     if (m.id === null && m.error !== undefined && m.result === undefined) return m;
@@ -457,7 +462,7 @@ export class McpProxy {
     const method = this.d.tracker.methodOf(session, m.id);
     if (method === undefined) return null;
     if (m.result === undefined) return m;
-    return { ...m, result: await this.screenResult(c, method, m.result, false) };
+    return { ...m, result: await this.screenResult(c, method, m.result, false, pending) };
   }
 
   /**
@@ -467,18 +472,18 @@ export class McpProxy {
    * requests (2026-07-28 has none on any stream: input requests travel
    * inside results, MRTR).
    */
-  private async screenStateless(c: Call, request: ValidMessage, m: unknown): Promise<unknown> {
+  private async screenStateless(c: Call, request: ValidMessage, m: unknown, pending?: Promise<void>[]): Promise<unknown> {
     if (!isRecord(m)) return null;
     if (typeof m.method === "string") return m.id !== undefined ? null : this.screenNotification(c, m);
     if (m.id === null && m.error !== undefined && m.result === undefined) return m;
     if (m.id !== request.id) return null;
     if (m.result === undefined) return m;
-    return { ...m, result: await this.screenResult(c, request.method, m.result, true) };
+    return { ...m, result: await this.screenResult(c, request.method, m.result, true, pending) };
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, c: Call, body: Buffer | null): Promise<void> {
     const session = c.trackKey(c.upstreamSession);
-    const screen = (m: unknown) => this.screen(c, session, m);
+    const screen: Screen = (m, pending) => this.screen(c, session, m, pending);
     if (req.method !== "POST") {
       const cred = await this.credential(res, c, null);
       if (cred === false) return;
@@ -632,7 +637,7 @@ export class McpProxy {
     if (c.mcp.rawName !== null) headers["mcp-name"] = c.mcp.rawName;
     // Mcp-Param-* headers are forwarded (checked against the body above when the approved tool declares them).
     for (const [k, v] of c.mcp.params) headers[`mcp-param-${k}`] = v;
-    await this.forward(req, res, c, cred, JSON.stringify(m), (x) => this.screenStateless(c, m, x), [], false, headers);
+    await this.forward(req, res, c, cred, JSON.stringify(m), (x, pending) => this.screenStateless(c, m, x, pending), [], false, headers);
   }
 
   /**
@@ -721,7 +726,8 @@ export class McpProxy {
   /**
    * Sends the request upstream and streams the answer back. Every JSON
    * answer and SSE event passes through `screen`; `extra` (answers decided
-   * here) are merged into the answer.
+   * here) are merged into the answer. The decision lines screening wrote
+   * are durable before the answer (or the event) they screened is written.
    */
   private async forward(
     req: IncomingMessage,
@@ -729,7 +735,7 @@ export class McpProxy {
     c: Call,
     credential: Injection | null,
     body: string | null,
-    screen: (m: unknown) => Promise<unknown>,
+    screen: Screen,
     extra: ValidMessage[] = [],
     batch = false,
     stateless: Record<string, string> | null = null,
@@ -819,10 +825,13 @@ export class McpProxy {
       // Answers on a POST answer the requests of that POST, tracked under the session the request named (none for initialize).
       const list = Array.isArray(json) ? json : [json];
       const kept: unknown[] = [];
+      const pending: Promise<void>[] = [];
       for (const m of list) {
-        const s = await screen(m);
+        const s = await screen(m, pending);
         if (s !== null) kept.push(s);
       }
+      // No decision record, no answer (a log failure answers 503).
+      if (!(await this.durable(res, pending))) return;
       const merged = [...kept, ...extra];
       if (!merged.length) {
         this.d.metrics.upstreamErrors++;
@@ -859,12 +868,13 @@ async function readCapped(body: AsyncIterable<Uint8Array>, max: number): Promise
  * is not JSON is dropped too (it cannot be screened), and one larger than
  * MAX_UPSTREAM_MESSAGE_BYTES ends the stream.
  */
-async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerResponse, screen: (m: unknown) => Promise<unknown>): Promise<void> {
+async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerResponse, screen: Screen): Promise<void> {
   const decoder = new TextDecoder();
   let buf = "";
   // Where to look for the next event boundary: never rescan what was already searched.
   let from = 0;
   const emit = async (event: string) => {
+    const pending: Promise<void>[] = [];
     const lines = event.split(/\r?\n/);
     const data = lines.filter((l) => l.startsWith("data:")).map((l) => l.slice(l.startsWith("data: ") ? 6 : 5));
     if (data.length) {
@@ -876,27 +886,83 @@ async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerResponse, scr
       } catch {
         return;
       }
-      const r = await screen(m);
-      if (r === null) return;
+      const r = await screen(m, pending);
+      if (r === null) return void (await Promise.all(pending));
       if (r !== m) event = [...lines.filter((l) => !l.startsWith("data:")), `data: ${JSON.stringify(r)}`].join("\n");
     }
+    // The decision lines of this message are on disk before it is written (a log failure ends the stream): their
+    // write overlapped the serialization above.
+    await Promise.all(pending);
     if (!res.destroyed) res.write(event + "\n\n");
   };
   const boundary = /\r?\n\r?\n/g;
-  for await (const chunk of body) {
-    buf += decoder.decode(chunk, { stream: true });
-    for (;;) {
-      boundary.lastIndex = Math.max(0, from - 3);
-      const hit = boundary.exec(buf);
-      if (!hit) break;
-      await emit(buf.slice(0, hit.index));
-      buf = buf.slice(hit.index + hit[0].length);
-      from = 0;
+  if (process.env.MANDATE_LIST_FAST === "0") {
+    for await (const chunk of body) {
+      buf += decoder.decode(chunk, { stream: true });
+      for (;;) {
+        boundary.lastIndex = Math.max(0, from - 3);
+        const hit = boundary.exec(buf);
+        if (!hit) break;
+        await emit(buf.slice(0, hit.index));
+        buf = buf.slice(hit.index + hit[0].length);
+        from = 0;
+      }
+      from = buf.length;
+      if (buf.length > MAX_UPSTREAM_MESSAGE_BYTES) return;
     }
-    from = buf.length;
-    if (buf.length > MAX_UPSTREAM_MESSAGE_BYTES) return;
+    if (buf.trim()) await emit(buf);
+    return;
   }
-  if (buf.trim()) await emit(buf);
+  // The decoded text not yet cut into events, in pieces: a boundary is looked for in each new piece (with
+  // the three characters before it) only, and the pieces are joined once when an event is complete.
+  // Appending each chunk to one string and searching that flattened the growing string at every chunk
+  // (~3 ms for one 223 KiB event, on the path of every large list).
+  let parts: string[] = [];
+  let size = 0;
+  let tail = "";
+  for await (const chunk of body) {
+    const s = decoder.decode(chunk, { stream: true });
+    if (!s) continue;
+    parts.push(s);
+    size += s.length;
+    const probe = tail + s;
+    tail = probe.slice(-3);
+    boundary.lastIndex = 0;
+    if (boundary.test(probe)) {
+      let rest = parts.join("");
+      for (;;) {
+        boundary.lastIndex = 0;
+        const hit = boundary.exec(rest);
+        if (!hit) break;
+        await emit(rest.slice(0, hit.index));
+        rest = rest.slice(hit.index + hit[0].length);
+      }
+      parts = rest ? [rest] : [];
+      size = rest.length;
+      tail = rest.slice(-3);
+    }
+    if (size > MAX_UPSTREAM_MESSAGE_BYTES) return;
+  }
+  const rest = parts.join("");
+  if (rest.trim()) await emit(rest);
+}
+
+/**
+ * Screens one upstream message (null: drop it). The durable writes of the decision lines it wrote go into
+ * `pending`: the caller writes nothing of the message before they settle.
+ */
+type Screen = (m: unknown, pending: Promise<void>[]) => Promise<unknown>;
+
+/**
+ * A decision line's durable write: into `pending` when the caller waits for it before answering (its
+ * rejection is handled there; never unhandled meanwhile), else waited for now. `MANDATE_LIST_FAST=0`
+ * always waits here, and pipeSse cuts events as before (the path before issue 12's fifth round, for a
+ * same-run bench).
+ */
+async function later(durable: Promise<void>, pending: Promise<void>[] | undefined): Promise<void> {
+  if (!pending || process.env.MANDATE_LIST_FAST === "0") return durable;
+  durable.catch(() => {});
+  pending.push(durable);
 }
 
 function denial(id: Id, decisionId: string, reason: string): ValidMessage {

@@ -288,6 +288,23 @@ describe("agent request surface", () => {
     expect(toolNames(messages(ok).find((m) => m.id === 7))).toEqual(["get_ticket", "list_tickets"]);
   });
 
+  it("writes no tools/list answer whose list decision line did not reach the disk (the write overlaps the serialization, never the answer)", async () => {
+    const bearer = await s.token("tickets:read");
+    const sid = await openSession(bearer);
+    const wal = s.agent.wal;
+    const append = wal.append.bind(wal);
+    wal.append = (rec) => ((rec as { method?: unknown }).method === "tools/list" ? Promise.reject(new Error("disk full (test)")) : append(rec));
+    try {
+      const r = await raw("POST", "/mcp", { headers: mcpHeaders(bearer, { "mcp-session-id": sid }), body: JSON.stringify({ jsonrpc: "2.0", id: 9, method: "tools/list" }) });
+      expect(messages(r).find((m) => m.id === 9)).toBeUndefined();
+      expect(r.text).not.toContain("get_ticket");
+    } finally {
+      wal.append = append;
+    }
+    const ok = await raw("POST", "/mcp", { headers: mcpHeaders(bearer, { "mcp-session-id": sid }), body: JSON.stringify({ jsonrpc: "2.0", id: 10, method: "tools/list" }) });
+    expect(toolNames(messages(ok).find((m) => m.id === 10))).toEqual(["get_ticket", "list_tickets"]);
+  });
+
   it("filters a tools/list answer replayed on a GET stream (Last-Event-ID or standalone), drops answers to ids never sent, passes server requests", async () => {
     const bearer = await s.issuer.sign({ sub: "alice", tenant: s.tenantA, client_id: "test-client", scope: "tickets:read" }, `http://127.0.0.1:${port}/replay`);
     const sid = await openSession(bearer, "/replay");
