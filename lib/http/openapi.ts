@@ -579,7 +579,8 @@ export const operations: Operation[] = [
   {
     method: "get",
     path: "/api/v1/admin/connections/callback",
-    summary: "Redirect target of the upstream's AS: checks the state for the signed-in user, exchanges the code, stores the tokens sealed; 303 to /connections (?connected= or ?error=), or to /login and back here when signed out",
+    summary:
+      "Redirect target of the upstream's AS: checks the state for the signed-in user, exchanges the code, stores the tokens sealed; 303 to /connections (?connected= or ?error=), or to /login and back here when signed out",
     tag: "connections",
     query: callbackQuery,
   },
