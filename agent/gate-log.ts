@@ -105,19 +105,33 @@ export class GateLog {
     let source = sourceOf(r.remoteAddress);
     let key = `${r.serverId}\u0000${r.code}\u0000${source}\u0000${caller}`;
     let e = this.entries.get(key);
+    let counted = false;
     if (!e && this.keyed >= this.maxKeys) {
       // Past the bound: every further source of this (server, code) shares one count, unattributed.
       source = "(many sources)";
       key = `${r.serverId}\u0000${r.code}\u0000${source}`;
       e = this.entries.get(key);
       r = { ...r, principal: null, determining: [] };
-    } else if (!e) this.keyed++;
+    } else if (!e) {
+      this.keyed++;
+      counted = true;
+    }
     if (e) {
       e.more++;
       return Promise.resolve();
     }
-    this.entries.set(key, { first: r, source, more: 0 });
-    return this.write(r, source);
+    const entry: Entry = { first: r, source, more: 0 };
+    this.entries.set(key, entry);
+    return this.write(r, source).catch((err: unknown) => {
+      // The first record of this key is not durable: forget the key, so the
+      // next refusal of it tries to write again (and is refused with 503 while
+      // the log stays closed) instead of being answered as a counted repeat.
+      if (this.entries.get(key) === entry) {
+        this.entries.delete(key);
+        if (counted) this.keyed--;
+      }
+      throw err;
+    });
   }
 
   /** Writes one record per key whose repeats were counted, and starts a new window. */

@@ -285,6 +285,8 @@ describe("GateLog bounds (a real WAL)", () => {
     const gate = new GateLog({ wal, metrics: new Metrics(), agentId: () => null, log: () => {} }, { windowMs: 3_600_000 });
     await wal.close();
     await expect(gate.refuse({ serverId: "srv_x", bundleRevision: 1, code: "missing_token", description: "no access token was sent", remoteAddress: "192.0.2.1" })).rejects.toThrow(/closed/);
+    // The same refusal again: its first record never became durable, so it is not a counted repeat answered at once.
+    await expect(gate.refuse({ serverId: "srv_x", bundleRevision: 1, code: "missing_token", description: "no access token was sent", remoteAddress: "192.0.2.1" })).rejects.toThrow(/closed/);
     await gate.close();
     await rm(dir, { recursive: true, force: true });
   });
