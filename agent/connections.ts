@@ -72,6 +72,8 @@ export class BrokeredTokens {
   private readonly inflight = new Map<string, Promise<UserInjection>>();
   /** (tenant, server, user) → the `before` of its cut in the bundle last installed. */
   private cuts = new Map<string, string>();
+  /** Bumped by every drop(): a token whose fetch spanned a new bundle is used for its call but not kept (the bundle may cut or revoke it). */
+  private generation = 0;
   readonly stats = { fetches: 0, hits: 0 };
 
   constructor(private readonly o: BrokeredTokensOptions) {}
@@ -92,8 +94,10 @@ export class BrokeredTokens {
     if (hit) this.held.delete(key);
     let p = this.inflight.get(key);
     if (!p) {
+      const generation = this.generation;
       p = this.fetchToken(entry, tenantId, principal)
         .then((h) => {
+          if (generation !== this.generation) return this.injection(h);
           this.held.set(key, h);
           if (this.held.size > MAX_TOKENS) this.held.delete(this.held.keys().next().value!);
           return this.injection(h);
@@ -117,6 +121,7 @@ export class BrokeredTokens {
       if (c.before > (cuts.get(k) ?? "")) cuts.set(k, c.before);
     }
     this.cuts = cuts;
+    this.generation++;
     for (const [key, h] of this.held) {
       const c = current.get(h.entryId);
       const cut = cuts.get(cutKey(h.tenantId, h.serverId, h.principal.user));

@@ -110,6 +110,18 @@ describe("brokered per-user tokens at the agent", () => {
     expect(b.brokered.count).toBe(0);
   });
 
+  it("a token whose fetch spans a new bundle (which may cut the connection) serves its call but is not kept", async () => {
+    asked = [];
+    answer = () => ok("up-slow");
+    const b = newBroker();
+    // The fetch is on the wire when a bundle cutting alice's connection is installed.
+    const pending = b.resolve(bundle(), "srv_1", "ten_a", subject("alice"));
+    b.prefetch(bundle({ cuts: [{ tenantId: "ten_a", serverId: "srv_1", user: `${ISS}#alice`, before: new Date().toISOString() }] }));
+    expect((await pending)!.value).toBe("Bearer up-slow");
+    expect(asked).toHaveLength(1);
+    expect(b.brokered.count).toBe(0);
+  });
+
   it("a failing or malformed control plane answer fails closed, with no token in the error or log", async () => {
     const logs: string[] = [];
     const b = newBroker(logs);
