@@ -8,13 +8,12 @@
  */
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import type { JWK } from "jose";
-import type { PolicyRule } from "@/db/schema";
-import { compileBundle, type RegistrySnapshot } from "@/lib/bundles/compile";
+import { compileBundle } from "@/lib/bundles/compile";
 import { signPayload } from "@/lib/bundles/signing";
 import { contentHash } from "@/lib/enforcement/bundle";
 import { cedar } from "@/lib/enforcement/cedar";
 import { PolicyEngine, type DecisionRequest } from "@/lib/enforcement/engine";
-import { compileRule } from "@/lib/policy/rule";
+import { POLICIES, SERVERS, snapshot, TOOLS_PER_SERVER } from "./snapshot";
 
 const N = Number(process.env.N ?? 5000);
 console.log(
@@ -23,58 +22,6 @@ console.log(
     .map((l) => l.toFixed(2))
     .join(" ")}`,
 );
-const SERVERS = 10;
-const TOOLS_PER_SERVER = 100;
-const POLICIES = 2000;
-
-function snapshot(): RegistrySnapshot {
-  const servers: RegistrySnapshot["servers"] = [];
-  const policies: RegistrySnapshot["policies"] = [];
-  for (let s = 0; s < SERVERS; s++) {
-    const id = `srv_${s}`;
-    const tools = Array.from({ length: TOOLS_PER_SERVER }, (_, i) => ({
-      name: `tool_${i}`,
-      risk: (["low", "medium", "high", "critical"] as const)[i % 4]!,
-      blocked: false,
-      approved: {
-        hash: `sha256:${s}-${i}`,
-        title: null,
-        description: "",
-        annotations: { readOnlyHint: i % 3 === 0, destructiveHint: i % 10 === 0 },
-        inputSchema: { type: "object", properties: { amount: { type: "integer" }, project: { type: "string" }, tags: { type: "array", items: { type: "string" } } } },
-      },
-    }));
-    servers.push({
-      id,
-      name: `server ${s}`,
-      tenantId: "ten_a",
-      tenantIds: ["ten_a", "ten_b"],
-      resourceUri: `https://mcp.bench.example/${s}`,
-      upstreamUrl: "http://127.0.0.1:9/mcp",
-      scopes: ["read", "write"],
-      issuers: [],
-      prm: { resource: `https://mcp.bench.example/${s}`, authorization_servers: [], scopes_supported: ["read", "write"], bearer_methods_supported: ["header"] },
-      tools,
-      mapping: { read: tools.filter((_, i) => i % 3 === 0).map((t) => t.name), write: tools.map((t) => t.name) },
-    });
-  }
-  for (let p = 0; p < POLICIES; p++) {
-    const serverId = `srv_${p % SERVERS}`;
-    const tool = `tool_${p % TOOLS_PER_SERVER}`;
-    const rule: PolicyRule = {
-      effect: p % 2 ? "forbid" : "permit",
-      actions: ["call_tool"],
-      tools: [tool],
-      principals: { users: p % 5 === 0 ? [`user_${p % 50}`] : [], groups: p % 7 === 0 ? ["finance"] : [] },
-      clients: p % 11 === 0 ? ["claude-desktop"] : [],
-      conditions: [{ arg: "amount", op: p % 2 ? "gt" : "lte", value: 100 + (p % 900) }, ...(p % 4 === 0 ? [{ arg: "project" as const, op: "like" as const, value: "prod*" }] : [])],
-    };
-    const name = `policy ${p}`;
-    policies.push({ id: `pol_${String(p).padStart(5, "0")}`, tenantId: p % 3 ? "ten_a" : "ten_b", serverId, name, kind: "rule", cedar: compileRule(rule, serverId, { name }), enabled: true });
-  }
-  return { servers, policies, tests: [] };
-}
-
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 
 const snap = snapshot();
