@@ -9,7 +9,7 @@ import { AppError, conflict } from "@/lib/errors";
 import { recordEvent } from "@/lib/trail/record";
 import { upstreamOrigin } from "./binding";
 import { ROLLBACK_WINDOW_DAYS, rollbackProblem } from "./eligibility";
-import { addDays, DEFAULT_GRACE_SECONDS, loadEntry, MAX_GRACE_SECONDS, namesOf, parse, publicEntry, trailVersion, versionsOf, type PublicEntry } from "./service";
+import { addDays, DEFAULT_GRACE_SECONDS, loadEntry, MAX_GRACE_SECONDS, namesOf, parse, publicEntry, supersedeCurrent, trailVersion, versionsOf, type PublicEntry } from "./service";
 
 /*
  * Rotation's safety rails (issue 14): make an earlier version current again
@@ -68,16 +68,7 @@ export async function makeVersionCurrent(ctx: Ctx, entryId: string, raw: MakeCur
     const problem = rollbackProblem(target, entry.currentVersion, origin, now);
     if (problem) throw conflict(problem, "version");
 
-    const prev = versions.find((v) => v.status === "current");
-    const scheduled = versions.find((v) => v.status === "scheduled");
-    if (scheduled) await tx.update(vaultVersions).set({ status: "retired", retiredAt: now }).where(eq(vaultVersions.id, scheduled.id));
-    const graceUntil = new Date(now.getTime() + input.graceSeconds * 1000);
-    if (prev) {
-      await tx
-        .update(vaultVersions)
-        .set(input.graceSeconds > 0 ? { status: "grace", graceUntil } : { status: "retired", graceUntil: now, retiredAt: now })
-        .where(eq(vaultVersions.id, prev.id));
-    }
+    const { prev, scheduled, graceUntil } = await supersedeCurrent(tx, versions, input.graceSeconds, now);
     await tx.update(vaultVersions).set({ status: "current", graceUntil: null, retiredAt: null }).where(eq(vaultVersions.id, target.id));
     const since = target.activatesAt ?? target.createdAt;
     await tx

@@ -295,6 +295,26 @@ export async function loadEntry(ctx: Ctx, entryId: string, write: boolean, lock 
   return { entry, server, serverTenantIds: tenantIds, adminTenant };
 }
 
+/**
+ * What a version becoming current now leaves behind (rotate now, make an
+ * earlier version current again): a pending scheduled version is cancelled,
+ * and the current one enters its grace period (`graceSeconds`; 0: retired at
+ * once). Returns both, and when the grace ends, for the trail.
+ */
+export async function supersedeCurrent(db: Db, versions: readonly VaultVersion[], graceSeconds: number, now: Date) {
+  const scheduled = versions.find((v) => v.status === "scheduled");
+  if (scheduled) await db.update(vaultVersions).set({ status: "retired", retiredAt: now }).where(eq(vaultVersions.id, scheduled.id));
+  const prev = versions.find((v) => v.status === "current");
+  const graceUntil = new Date(now.getTime() + graceSeconds * 1000);
+  if (prev) {
+    await db
+      .update(vaultVersions)
+      .set(graceSeconds > 0 ? { status: "grace", graceUntil } : { status: "retired", graceUntil: now, retiredAt: now })
+      .where(eq(vaultVersions.id, prev.id));
+  }
+  return { prev, scheduled, graceUntil };
+}
+
 export async function versionsOf(db: Db, entryId: string) {
   return db.select().from(vaultVersions).where(eq(vaultVersions.entryId, entryId)).orderBy(desc(vaultVersions.version));
 }
@@ -476,15 +496,7 @@ export async function rotateEntry(ctx: Ctx, entryId: string, raw: RotateEntryInp
       });
     } else {
       // Rotating now supersedes a pending scheduled version.
-      if (scheduled) await tx.update(vaultVersions).set({ status: "retired", retiredAt: now }).where(eq(vaultVersions.id, scheduled.id));
-      const prev = versions.find((v) => v.status === "current");
-      const graceUntil = new Date(now.getTime() + input.graceSeconds * 1000);
-      if (prev) {
-        await tx
-          .update(vaultVersions)
-          .set(input.graceSeconds > 0 ? { status: "grace", graceUntil } : { status: "retired", graceUntil: now, retiredAt: now })
-          .where(eq(vaultVersions.id, prev.id));
-      }
+      const { prev, graceUntil } = await supersedeCurrent(tx, versions, input.graceSeconds, now);
       await tx.insert(vaultVersions).values({ ...common, status: "current", activatesAt: now });
       // Re-entering the secret binds it to the upstream it is entered for (and so lifts a suspension).
       const boundOrigin = upstreamOrigin(server.upstreamUrl);
