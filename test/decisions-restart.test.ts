@@ -131,7 +131,12 @@ describe("decision ingestion across a PostgreSQL restart", () => {
       // As the agent: the same batch again until it is acknowledged (a 200), with a short backoff.
       for (let attempt = 0; ; attempt++) {
         try {
-          const res = await ingestDecisions(db, agent, body);
+          // The agent's request timeout: postgres.js 3.4.9 can lose a write on a socket the restart closed and leave the
+          // query pending forever (porsager/postgres#1208); the agent gives up on such a request and sends the batch again.
+          const res = await Promise.race([
+            ingestDecisions(db, agent, body),
+            new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no answer in 10 s (the agent's timeout)")), 10_000).unref()),
+          ]);
           expect(res.accepted + res.duplicates).toBe(BATCH);
           if (attempt > 0) retriedBatches++;
           for (const id of ids) acknowledged.add(id);
