@@ -132,7 +132,7 @@ describe("decision ingestion across a PostgreSQL restart", () => {
       for (let attempt = 0; ; attempt++) {
         try {
           // The agent's request timeout: postgres.js 3.4.9 can lose a write on a socket the restart closed and leave the
-          // query pending forever (porsager/postgres#1208); the agent gives up on such a request and sends the batch again.
+          // query pending forever (porsager/postgres#1208, patched in patches/); the agent gives up on such a request and sends the batch again.
           const res = await Promise.race([
             ingestDecisions(db, agent, body),
             new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no answer in 10 s (the agent's timeout)")), 10_000).unref()),
