@@ -847,6 +847,27 @@ export const privilegeScores = pgTable(
   (t) => [primaryKey({ columns: [t.tenantId, t.day] })],
 );
 
+/**
+ * The findings job's stored result, one row per scope (id = tenant id, or "global" for the owners'
+ * fleet-wide findings): the findings and score computed at `computedAt` with the window settings used.
+ * Read instead of a live computation while fresh and computed with the current settings (lib/findings/store.ts).
+ * `findings` is null when the result was larger than the store keeps: readers then compute live.
+ */
+export const findingResults = pgTable("finding_results", {
+  scope: text("scope").primaryKey(),
+  tenantId: text("tenant_id").references(() => tenants.id, { onDelete: "cascade" }),
+  computedAt: timestamp("computed_at", { withTimezone: true }).notNull(),
+  unusedDays: integer("unused_days").notNull(),
+  smallSharePercent: integer("small_share_percent").notNull(),
+  findings: jsonb("findings").$type<unknown[]>(),
+  score: jsonb("score").$type<Record<string, unknown>>(),
+  findingCount: integer("finding_count").notNull(),
+  truncated: boolean("truncated").notNull().default(false),
+  tookMs: integer("took_ms").notNull().default(0),
+  // "job", or the user id whose Recompute stored it.
+  computedBy: text("computed_by").notNull(),
+});
+
 // ---------------------------------------------------------------- decision rollups (issue 15)
 // Maintained by the AFTER INSERT statement trigger on `decisions` (migration 0008) from the rows an INSERT
 // actually stored: a duplicate (ON CONFLICT DO NOTHING) is not in the trigger's transition table, so it is
@@ -1095,6 +1116,7 @@ export type DecisionQuarantine = typeof decisionQuarantine.$inferSelect;
 export type FindingSettings = typeof findingSettings.$inferSelect;
 export type FindingMark = typeof findingMarks.$inferSelect;
 export type PrivilegeScore = typeof privilegeScores.$inferSelect;
+export type FindingResult = typeof findingResults.$inferSelect;
 export type ApprovalRequest = typeof approvalRequests.$inferSelect;
 export type ApproverGroup = typeof approverGroups.$inferSelect;
 
