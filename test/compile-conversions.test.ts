@@ -1,9 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { compileConversions, fleets } from "@/db/schema";
+import { compileConversions, fleetServers, fleets } from "@/db/schema";
 import type { ConversionStore, RegistrySnapshot } from "@/lib/bundles/compile";
 import { loadConversions, saveConversions } from "@/lib/bundles/conversions";
+import { loadSnapshot } from "@/lib/bundles/snapshot";
+import { addTool } from "@/lib/catalog/service";
+import { newId } from "@/lib/ids";
+import { createPolicy, updatePolicy } from "@/lib/policy/service";
+import { putScopeMapping } from "@/lib/scopes/service";
+import { createServerInput } from "@/lib/servers/schemas";
+import { createServer } from "@/lib/servers/service";
 import { policy, snapshotOf, type ServerSpec } from "./decide-fixtures";
-import { createTestDb, uniq, type TestDb } from "./db";
+import { createTestDb, makeTenant, makeUser, uniq, type MadeUser, type TestDb } from "./db";
 import { eq } from "drizzle-orm";
 
 /**
@@ -157,5 +164,156 @@ describe("stored conversions in the database", () => {
     const left = await t.db.select().from(compileConversions).where(eq(compileConversions.fleetId, fleetId));
     expect(new Set(left.map((r) => r.key))).toEqual(s3.used);
     expect(left.length).toBeLessThan(rows.length);
+  });
+});
+
+describe("conversions stored when a policy is saved (lib/policy/service.ts)", () => {
+  let t: TestDb;
+  let owner: MadeUser;
+  let tenantA: string;
+  let tenantB: string;
+  let fleetId: string;
+  let srv1: string;
+  let srv2: string;
+  let outside: string;
+
+  const rows = async (fleet = fleetId) => t.db.select().from(compileConversions).where(eq(compileConversions.fleetId, fleet));
+  const fleetSnapshot = () => loadSnapshot(t.db, [srv1, srv2]);
+
+  beforeAll(async () => {
+    t = await createTestDb();
+    owner = await makeUser(t.db, { role: "owner" });
+    tenantA = (await makeTenant(t.db, owner.actor)).id;
+    tenantB = (await makeTenant(t.db, owner.actor)).id;
+    const server = async (props: Record<string, unknown>) => {
+      const s = await createServer(
+        owner.ctx,
+        createServerInput.parse({
+          tenantId: tenantA,
+          tenantIds: [tenantB],
+          name: uniq("srv "),
+          resourceUri: `https://mcp.test.example/${uniq()}`,
+          upstreamUrl: "http://127.0.0.1:9/mcp",
+          scopes: ["bank"],
+        }),
+      );
+      await addTool(owner.ctx, s!.id, { name: "transfer", description: "", inputSchema: { type: "object", properties: props }, annotations: {}, risk: "high" });
+      await putScopeMapping(owner.ctx, s!.id, { baseVersion: 0, mapping: { bank: ["transfer"] } });
+      return s!.id;
+    };
+    srv1 = await server({ amount: { type: "integer" }, note: { type: "string" } });
+    srv2 = await server({ amount: { type: "integer" } });
+    outside = await server({ amount: { type: "integer" } });
+    fleetId = newId("fleet");
+    await t.db.insert(fleets).values({ id: fleetId, name: uniq("fleet ") });
+    await t.db.insert(fleetServers).values([
+      { fleetId, serverId: srv1 },
+      { fleetId, serverId: srv2 },
+    ]);
+  });
+  afterAll(() => t.close());
+
+  const save = (tenantId: string, serverId: string, cedar: string, enabled = true) =>
+    createPolicy(owner.ctx, { tenantId, serverId, name: uniq("policy "), description: "", kind: "cedar", cedar, enabled });
+
+  it("the first compile of the fleet finds every conversion stored by the saves, and its bundle is the same byte for byte", async () => {
+    const p1 = await save(tenantA, srv1, forbid);
+    await save(tenantB, srv1, permit.replace("srv_a", srv1));
+    await save(tenantA, srv2, `${forbid}\n${permit.replace("srv_a", srv2)}`);
+    // A rule policy (its Cedar compiled from the rule), a disabled one, an edit, and a policy on a server of no fleet.
+    await createPolicy(owner.ctx, {
+      tenantId: tenantB,
+      serverId: srv2,
+      name: uniq("rule "),
+      description: "",
+      kind: "rule",
+      rule: { effect: "forbid", actions: ["call_tool"], tools: ["transfer"], principals: { users: [], groups: ["finance"] }, clients: [], conditions: [{ arg: "amount", op: "gt", value: 500 }] },
+      enabled: true,
+    });
+    await save(tenantB, srv2, forbid.replace("> 10", "> 99"), false);
+    await updatePolicy(owner.ctx, p1.id, { cedar: forbid.replace("> 10", "> 15") });
+    await save(tenantA, outside, forbid);
+    expect((await rows()).length).toBeGreaterThan(0);
+    // Keys of the disabled policy's text are not stored: it is not compiled.
+    const snap = await fleetSnapshot();
+    expect(snap.policies.length).toBe(5);
+    const without = await freshCompile(snap);
+    expect(without.issues).toEqual([]);
+    expect(without.content.cedar.policies[p1.id]).toContain("> 15");
+    const store = await loadConversions(t.db, fleetId);
+    const got = await freshCompile(snap, store);
+    expect(JSON.stringify(got)).toBe(JSON.stringify(without));
+    // Nothing converted afresh: every json, confined text and validation the compile needed was stored.
+    expect([...store.added.keys()]).toEqual([]);
+    // The first version of the edited policy is held but not used: the compile's save drops it.
+    expect(store.unused().length).toBeGreaterThan(0);
+    await saveConversions(t.db, fleetId, store);
+    expect(new Set((await rows()).map((r) => r.key))).toEqual(store.used);
+  });
+
+  it("a stored row edited in the database is never used for another tenant, server, text or schema", async () => {
+    await save(tenantA, srv1, forbid.replace("> 10", "> 42"));
+    const snap = await fleetSnapshot();
+    const mine = snap.policies.find((p) => p.cedar.includes("> 42"))!;
+    const stored = new MapStore();
+    for (const r of await rows()) stored.map.set(r.key, r.value);
+    // The fleet's rows replaced by wrong values of their kinds (as an edit in the database would).
+    const poison = async (kinds: ("json" | "confined" | "valid")[]) => {
+      await t.db.delete(compileConversions).where(eq(compileConversions.fleetId, fleetId));
+      await t.db.insert(compileConversions).values([...poisoned(stored, kinds).map].map(([key, value]) => ({ fleetId, key, value })));
+    };
+    const check = async (s: RegistrySnapshot) => {
+      const expected = await freshCompile(s);
+      const got = await freshCompile(s, await loadConversions(t.db, fleetId));
+      expect(JSON.stringify(got)).toBe(JSON.stringify(expected));
+      return got;
+    };
+    const only = (p: RegistrySnapshot["policies"][number], servers = snap.servers) => ({ ...snap, servers: servers.map((x) => ({ ...x, mapping: {} })), policies: [p] });
+    try {
+      // The same text for the other tenant, and on the other server (its JSON is the same input; its confined text and validation are not).
+      await poison(["confined", "valid"]);
+      expect((await check(only({ ...mine, tenantId: tenantB }))).content.cedar.policies[mine.id]).toContain(`Tenant::"${tenantB}"`);
+      expect((await check(only({ ...mine, serverId: srv2 }))).content.cedar.policies[mine.id]).toContain(`Server::"${srv2}"`);
+      // The same policy under another schema: amount a string on srv1, so the stored "valid" of this text must not pass it.
+      const retyped = snap.servers.map((x) =>
+        x.id === srv1 ? { ...x, tools: x.tools.map((tool) => ({ ...tool, approved: { ...tool.approved!, inputSchema: { type: "object", properties: { amount: { type: "string" } } } } })) } : x,
+      );
+      await poison(["valid"]);
+      expect((await check(only(mine, retyped))).issues.length).toBeGreaterThan(0);
+      // An edited text: nothing stored for the old one is used.
+      await poison(["json", "confined", "valid"]);
+      expect((await check(only({ ...mine, cedar: mine.cedar.replace("> 42", "> 43") }))).content.cedar.policies[mine.id]).toContain("> 43");
+    } finally {
+      await t.db.delete(compileConversions).where(eq(compileConversions.fleetId, fleetId));
+    }
+  });
+
+  it("a compile's save keeps rows a policy saved after the compile read the set", async () => {
+    const snap = await fleetSnapshot();
+    const store = await loadConversions(t.db, fleetId);
+    await freshCompile(snap, store);
+    const before = new Set((await rows()).map((r) => r.key));
+    const p = await save(tenantB, srv1, forbid.replace("> 10", "> 77"));
+    const mineOnly = (await rows()).map((r) => r.key).filter((k) => !before.has(k));
+    expect(mineOnly.length).toBeGreaterThan(0);
+    await saveConversions(t.db, fleetId, store);
+    const left = new Set((await rows()).map((r) => r.key));
+    for (const k of mineOnly) expect(left.has(k)).toBe(true);
+    // And the next compile finds them.
+    const next = await loadConversions(t.db, fleetId);
+    await freshCompile(await fleetSnapshot(), next);
+    expect([...next.added.keys()]).toEqual([]);
+    expect(p.id).toMatch(/^pol_/);
+  });
+
+  it("stores nothing with MANDATE_COMPILE_STORE=0", async () => {
+    await t.db.delete(compileConversions).where(eq(compileConversions.fleetId, fleetId));
+    vi.stubEnv("MANDATE_COMPILE_STORE", "0");
+    try {
+      await save(tenantA, srv2, forbid.replace("> 10", "> 5"));
+    } finally {
+      vi.unstubAllEnvs();
+    }
+    expect(await rows()).toEqual([]);
   });
 });

@@ -404,6 +404,22 @@ export function compileBundle(
   return { content, issues, warnings, tests: runTests(content, snap.tests, issues.length === 0) };
 }
 
+/**
+ * The stored conversions a compile of the fleet will look up for one saved policy (and for its server's scope
+ * mappings), computed when the policy is saved (lib/bundles/conversions.ts `storePolicyConversions`). They come from
+ * compileBundle itself, run on the policy's server and that policy alone: every key and value is the one the
+ * fleet's compile computes, because each is a function of its own inputs only (the policy text, its tenant and
+ * server, the server's schema, which is derived from that server's catalogue alone). Nothing is read from a store
+ * here; a disabled policy, or one whose tenant may not use the server, yields only the scope mappings' entries.
+ */
+export function conversionsOf(server: RegistrySnapshot["servers"][number], policy: RegistrySnapshot["policies"][number]): Map<string, string> {
+  const out = new Map<string, string>();
+  // Never answers: every conversion the compile uses is offered to set().
+  const collect: ConversionStore = { get: () => undefined, set: (k, v) => void out.set(k, v) };
+  compileBundle({ servers: [server], policies: [policy], tests: [] }, { fleetId: "conversions", revision: 0, parentRevision: null, createdAt: "" }, { store: collect });
+  return out;
+}
+
 /** Where an agent serves a resource URI: its host (without port) and path; an unparsable URI is its own address. */
 export function servedAddress(resourceUri: string): string {
   try {

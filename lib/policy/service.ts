@@ -3,6 +3,7 @@ import { z } from "zod";
 import { policies, policyTests, type Policy, type PolicyRule, type PolicyTest } from "@/db/schema";
 import { can, seesAllTenants } from "@/lib/auth/permissions";
 import { compileBundle, runTests, type RegistrySnapshot } from "@/lib/bundles/compile";
+import { storePolicyConversions } from "@/lib/bundles/conversions";
 import { decisionInputs } from "@/lib/bundles/decision-live";
 import { getBundle } from "@/lib/bundles/service";
 import { loadSnapshot } from "@/lib/bundles/snapshot";
@@ -237,10 +238,12 @@ const duplicate = (err: unknown): never => {
 export async function createPolicy(ctx: Ctx, input: z.infer<typeof policyInput>) {
   await authorize(ctx, input.tenantId, input.serverId, true);
   const cedar = textOf(input.kind, input.serverId, input.name, input.rule as PolicyRule | undefined, input.cedar);
-  rejectIssues(await checkCedar(ctx, input.tenantId, input.serverId, cedar));
+  // One read of the server for the check and for the conversions stored after the save.
+  const snap = await loadSnapshot(ctx.db, [input.serverId]);
+  rejectIssues(await checkCedar(ctx, input.tenantId, input.serverId, cedar, snap));
   const id = newId("policy");
-  try {
-    return await ctx.db.transaction(async (tx) => {
+  const row = await ctx.db
+    .transaction(async (tx) => {
       const [row] = await tx
         .insert(policies)
         .values({
@@ -256,11 +259,20 @@ export async function createPolicy(ctx: Ctx, input: z.infer<typeof policyInput>)
         })
         .returning();
       await recordEvent(tx, ctx.actor, { action: "policy.create", targetType: "policy", targetId: id, tenantId: input.tenantId, after: trailState(row!) });
-      return publicPolicy(row!);
-    });
-  } catch (err) {
-    duplicate(err);
-  }
+      return row!;
+    })
+    .catch(duplicate);
+  await storeConversions(ctx, snap, row);
+  return publicPolicy(row);
+}
+
+/**
+ * After a save: the Cedar conversions the fleets serving the policy's server will look up for it
+ * (lib/bundles/conversions.ts), so the first compile of a fleet finds them. Best effort, after the commit.
+ */
+async function storeConversions(ctx: Ctx, snap: RegistrySnapshot, p: Policy) {
+  const server = snap.servers.find((s) => s.id === p.serverId);
+  if (server) await storePolicyConversions(ctx.db, server, { id: p.id, tenantId: p.tenantId, serverId: p.serverId, name: p.name, kind: p.kind, cedar: p.cedar, enabled: p.enabled });
 }
 
 /** A policy's state as the admin trail keeps it: what "Restore this version" brings back (lib/policy/restore.ts). */
@@ -279,9 +291,10 @@ export async function updatePolicy(ctx: Ctx, id: string, { baseUpdatedAt, ...inp
   if (before.kind === "cedar" && input.rule !== undefined) throw new AppError("bad_request", "A Cedar policy is edited as Cedar");
   const nextName = input.name ?? before.name;
   const cedar = before.kind === "rule" ? compileRule((input.rule as PolicyRule | undefined) ?? before.rule!, before.serverId, { name: nextName }) : (input.cedar ?? before.cedar);
-  rejectIssues(await checkCedar(ctx, before.tenantId, before.serverId, cedar));
-  try {
-    return await ctx.db.transaction(async (tx) => {
+  const snap = await loadSnapshot(ctx.db, [before.serverId]);
+  rejectIssues(await checkCedar(ctx, before.tenantId, before.serverId, cedar, snap));
+  const row = await ctx.db
+    .transaction(async (tx) => {
       // Compared at millisecond precision, as the API shows it; checked in the UPDATE itself so two saves cannot both pass.
       const unchanged = baseUpdatedAt ? sql`date_trunc('milliseconds', ${policies.updatedAt}) = ${new Date(baseUpdatedAt).toISOString()}::timestamptz` : undefined;
       const [row] = await tx
@@ -298,11 +311,11 @@ export async function updatePolicy(ctx: Ctx, id: string, { baseUpdatedAt, ...inp
         before: trailState(before),
         after: { ...trailState(row!), ...(opts.restoredFrom ? { restoredFrom: opts.restoredFrom } : {}) },
       });
-      return publicPolicy(row!);
-    });
-  } catch (err) {
-    duplicate(err);
-  }
+      return row!;
+    })
+    .catch(duplicate);
+  await storeConversions(ctx, snap, row);
+  return publicPolicy(row);
 }
 
 export async function deletePolicy(ctx: Ctx, id: string) {
