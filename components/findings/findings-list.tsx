@@ -4,9 +4,9 @@ import { useState } from "react";
 import { ExportButtons } from "@/components/audit/export-buttons";
 import { RevokeButton } from "@/components/grants/revoke-dialog";
 import { useMe } from "@/components/shell/context";
-import { EmptyState, ErrorBanner, SelectField } from "@/components/ui";
+import { Button, EmptyState, ErrorBanner, SelectField, Time } from "@/components/ui";
 import { FindingCard } from "./finding-card";
-import { directRemedy, useFindingWrite, useFindings, type Finding, type FindingKind } from "./queries";
+import { directRemedy, recomputeFindings, useFindingWrite, useFindings, type Finding, type FindingKind, type FindingList } from "./queries";
 
 const kindLabels: Record<FindingKind, string> = {
   unused_scope_mapping: "Unused scope mappings",
@@ -28,6 +28,7 @@ export function FindingsList({ tenantId }: { tenantId: string | null }) {
   const q = useFindings({ tenantId: tenantId ?? undefined, kind: kind || undefined });
   const all = useFindings({ tenantId: tenantId ?? undefined });
   const counts = all.data?.counts;
+  const recompute = useFindingWrite(recomputeFindings);
   return (
     <div className="space-y-4">
       <div className="flex flex-wrap items-end gap-2">
@@ -43,7 +44,11 @@ export function FindingsList({ tenantId }: { tenantId: string | null }) {
           </SelectField>
         </div>
         <ExportButtons path="/findings/export" params={() => ({ tenantId, kind: kind || undefined })} />
+        <Button variant="secondary" busy={recompute.isPending} onClick={() => recompute.mutate({ tenantId: tenantId ?? undefined })} data-testid="findings-recompute">
+          Recompute
+        </Button>
       </div>
+      <ErrorBanner error={recompute.error} />
       {counts ? (
         <ul className="flex flex-wrap gap-2 text-xs" aria-label="Findings per kind">
           {(Object.keys(kindLabels) as FindingKind[])
@@ -73,7 +78,11 @@ export function FindingsList({ tenantId }: { tenantId: string | null }) {
       ) : q.data ? (
         <>
           <p className="text-xs text-slate-500">
-            {q.data.items.length} finding{q.data.items.length === 1 ? "" : "s"}, computed in {q.data.tookMs} ms
+            {q.data.items.length} finding{q.data.items.length === 1 ? "" : "s"},{" "}
+            <span data-testid="findings-computed-at">
+              computed at <Time iso={q.data.computedAt} />
+            </span>{" "}
+            ({sourceText(q.data)}; answered in {q.data.tookMs} ms)
             {q.data.truncated ? " (the window had more usage groups than are read at once; some may be missing)" : ""}.
           </p>
           <ul className="space-y-3">
@@ -85,6 +94,14 @@ export function FindingsList({ tenantId }: { tenantId: string | null }) {
       ) : null}
     </div>
   );
+}
+
+/** Where the list came from: the hourly job's stored result, a computation now, or both (per tenant). */
+function sourceText(l: FindingList): string {
+  if (l.source === "stored") return "stored by the hourly findings job or a Recompute";
+  if (l.source === "live") return "computed now";
+  const n = l.scopes.filter((s) => s.source === "live").length;
+  return `stored, ${n} of ${l.scopes.length} part${l.scopes.length === 1 ? "" : "s"} computed now`;
 }
 
 /** "Revoke all": every unused grant shown that the viewer may revoke, one revocation each, through the existing grant revoke API. */

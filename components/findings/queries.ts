@@ -13,7 +13,10 @@ export interface FindingList {
   scores: Score[];
   truncated: boolean;
   tookMs: number;
+  /** The oldest computation the list is made of (the hourly job's stored result, or now). */
   computedAt: string;
+  source: "stored" | "live" | "mixed";
+  scopes: { tenantId: string | null; source: "stored" | "live"; computedAt: string }[];
 }
 export interface ScoreHistory {
   tenantId: string;
@@ -64,3 +67,5 @@ export const applyRemedy = (v: { finding: Finding; action: PolicyRemedy; acknowl
 /** A direct remedy through its existing admin API (revoke, retire); the path comes from the finding. */
 export const directRemedy = (v: { method: "POST" | "DELETE"; path: string; body?: Record<string, unknown> }) =>
   apiFetch<unknown>(v.path.replace(/^\/api\/v1\/admin/, ""), { method: v.method, body: v.body });
+/** Recomputes now (and stores) the findings the viewer reads: one tenant, or every tenant it reads. Limited per user. */
+export const recomputeFindings = (v: { tenantId?: string }) => apiFetch<FindingList>("/findings/recompute", { method: "POST", body: { tenantId: v.tenantId } });

@@ -11,13 +11,14 @@ import type { Ctx } from "@/lib/context";
 import { forbidden } from "@/lib/errors";
 import type { z } from "zod";
 import { authorizeSettings, loadSettings, openWebhook, recordScores, type settingsQuery } from "./service";
+import { FINDINGS_JOB_EVERY_MS, storeResults } from "./store";
 
 const DAY = 86_400_000;
 export const DIGEST_EVERY_MS = 7 * DAY;
 /** Findings listed by name in one digest; the rest are counted. */
 const DIGEST_LIST_MAX = 50;
 const JOB_NAME = "findings";
-const JOB_EVERY_MS = 3600_000;
+const JOB_EVERY_MS = FINDINGS_JOB_EVERY_MS;
 
 /** Slack's three control characters in message text (`<…|…>` links, mentions): https://api.slack.com/reference/surfaces/formatting#escaping */
 export const slackEscape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
@@ -61,16 +62,24 @@ type Work = Awaited<ReturnType<typeof collectFindings>>;
 
 /**
  * The findings job's work, inside the scheduler's transaction: computes
- * every active tenant's findings (and the fleet-wide ones), records when
- * each was first seen and today's privilege scores, and claims each scope
- * whose last digest is a week old (a conditional update, so no two runs
- * claim the same digest). Sending happens after the commit (sendDigests).
+ * every tenant's findings (and the fleet-wide ones) and stores them, one row
+ * per scope, for the page and the API to read while fresh (store.ts); for
+ * the active tenants, records when each finding was first seen and today's
+ * privilege scores, and claims each scope whose last digest is a week old (a
+ * conditional update, so no two runs claim the same digest). Sending
+ * happens after the commit (sendDigests).
  */
 export async function collectFindings(tx: Db, opts: JobOptions) {
   const now = opts.now ?? new Date();
-  const tenantRows = await tx.select({ id: tenants.id, name: tenants.name }).from(tenants).where(eq(tenants.status, "active"));
-  const settings = await loadSettings(tx, [...tenantRows.map((t) => t.id), "global"]);
-  const r = await computeFindings(tx, { tenantIds: tenantRows.map((t) => t.id), global: true, settings, now });
+  const allRows = await tx.select({ id: tenants.id, name: tenants.name, status: tenants.status }).from(tenants);
+  const tenantRows = allRows.filter((t) => t.status === "active");
+  const active = new Set(tenantRows.map((t) => t.id));
+  const settings = await loadSettings(tx, [...allRows.map((t) => t.id), "global"]);
+  // Every tenant, as the list shows every tenant an owner reads; marks, scores and digests stay the active tenants'.
+  const all = await computeFindings(tx, { tenantIds: allRows.map((t) => t.id), global: true, settings, now });
+  const stored = await storeResults(tx, all, { tenantIds: allRows.map((t) => t.id), global: true }, settings, now, "job");
+  if (stored.oversized.length) console.error(`[findings] not stored (over the size bound; read live): ${stored.oversized.join(", ")}`);
+  const r = { ...all, findings: all.findings.filter((f) => f.tenantId === null || active.has(f.tenantId)), scores: all.scores.filter((s) => active.has(s.tenantId)) };
   for (const f of r.findings) {
     await tx
       .insert(findingMarks)

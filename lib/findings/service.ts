@@ -1,8 +1,8 @@
 import "server-only";
-import { and, asc, desc, eq, gte, inArray } from "drizzle-orm";
+import { and, asc, count, desc, eq, gt, gte, inArray, sql } from "drizzle-orm";
 import { z } from "zod";
 import type { Db } from "@/db/client";
-import { findingSettings, fleetServers, fleets, privilegeScores, scopeMappings, tenants } from "@/db/schema";
+import { auditEvents, findingSettings, fleetServers, fleets, privilegeScores, scopeMappings, tenants } from "@/db/schema";
 import { can, seesAllTenants } from "@/lib/auth/permissions";
 import type { Kek } from "@/lib/bundles/signing";
 import type { RegistrySnapshot } from "@/lib/bundles/compile";
@@ -17,6 +17,7 @@ import { recordEvent } from "@/lib/trail/record";
 import { openSecret, sealSecret } from "@/lib/vault/crypto";
 import { computeFindings, DEFAULT_SETTINGS, findingKinds, policyRemedies, type ComputeResult, type Finding, type PolicyRemedy, type TenantSettings } from "./compute";
 import { remedyImpact, type RemedyImpact } from "./impact";
+import { GLOBAL_SCOPE, readFresh, storeResults, type StoredScope } from "./store";
 
 const DAY = 86_400_000;
 const tenantIdParam = z.string().max(100);
@@ -68,13 +69,73 @@ export async function loadSettings(db: Db, ids: string[]): Promise<Map<string, T
   return out;
 }
 
-/** Computes the findings the caller may see. */
-async function visibleFindings(ctx: Ctx, q: { tenantId?: string; kind?: string }): Promise<ComputeResult> {
-  const ids = readableTenants(ctx, await allTenantIds(ctx.db), q.tenantId);
+/** Where each scope of an answer came from: the store (with its computed-at time) or a live computation now. */
+export interface ScopeSource {
+  tenantId: string | null;
+  source: "stored" | "live";
+  computedAt: string;
+}
+
+export interface VisibleFindings extends ComputeResult {
+  /** The oldest computation the answer is made of. */
+  computedAt: string;
+  /** "stored" when every scope came from the store, "live" when none did, else "mixed". */
+  source: "stored" | "live" | "mixed";
+  scopes: ScopeSource[];
+}
+
+const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+const rank = { high: 0, medium: 1, low: 2 };
+
+/**
+ * The findings the caller may see: each scope (tenant the caller reads, and
+ * the fleet-wide findings for owners and global auditors) from the store
+ * when its stored result is fresh (lib/findings/store.ts), the others
+ * computed live together. Merged in computeFindings' own order (tenants by
+ * id, then fleet-wide, sorted by severity, kind and title), so the list is
+ * the one a live computation of every scope gives.
+ */
+async function visibleFindings(ctx: Ctx, q: { tenantId?: string; kind?: string }, opts: { live?: boolean } = {}): Promise<VisibleFindings> {
+  const t0 = performance.now();
+  const ids = readableTenants(ctx, await allTenantIds(ctx.db), q.tenantId).sort(byId);
   const global = !q.tenantId && seesAllTenants(ctx.actor);
   const settings = await loadSettings(ctx.db, [...ids, "global"]);
-  const r = await computeFindings(ctx.db, { tenantIds: ids, global, settings });
-  return q.kind ? { ...r, findings: r.findings.filter((f) => f.kind === q.kind) } : r;
+  const now = new Date();
+  const stored = opts.live ? new Map<string, StoredScope>() : await readFresh(ctx.db, global ? [...ids, GLOBAL_SCOPE] : ids, settings, now);
+  const missing = ids.filter((t) => !stored.has(t));
+  const needGlobal = global && !stored.has(GLOBAL_SCOPE);
+  const live = missing.length || needGlobal ? await computeFindings(ctx.db, { tenantIds: missing, global: needGlobal, settings, now }) : null;
+  const findings: Finding[] = [];
+  const scores: ComputeResult["scores"] = [];
+  const scopes: ScopeSource[] = [];
+  let truncated = live?.truncated ?? false;
+  const part = (scope: string, tenantId: string | null) => {
+    const s = stored.get(scope);
+    if (s) {
+      findings.push(...s.findings);
+      if (s.score) scores.push(s.score);
+      truncated ||= s.truncated;
+      scopes.push({ tenantId, source: "stored", computedAt: s.computedAt.toISOString() });
+    } else if (live) {
+      findings.push(...live.findings.filter((f) => f.tenantId === tenantId));
+      scores.push(...live.scores.filter((x) => x.tenantId === tenantId));
+      scopes.push({ tenantId, source: "live", computedAt: now.toISOString() });
+    }
+  };
+  for (const t of ids) part(t, t);
+  if (global) part(GLOBAL_SCOPE, null);
+  findings.sort((a, b) => rank[a.severity] - rank[b.severity] || a.kind.localeCompare(b.kind) || a.title.localeCompare(b.title));
+  const times = scopes.map((x) => x.computedAt).sort();
+  const nStored = scopes.filter((x) => x.source === "stored").length;
+  return {
+    findings: q.kind ? findings.filter((f) => f.kind === q.kind) : findings,
+    scores,
+    truncated,
+    tookMs: Math.round((performance.now() - t0) * 10) / 10,
+    computedAt: times[0] ?? now.toISOString(),
+    source: nStored === 0 ? "live" : nStored === scopes.length ? "stored" : "mixed",
+    scopes,
+  };
 }
 
 function countsByKind(findings: Finding[]) {
@@ -83,18 +144,95 @@ function countsByKind(findings: Finding[]) {
   return out;
 }
 
-/** Findings, with counts per kind, the current privilege scores and how long the computation took. */
-export async function listFindings(ctx: Ctx, q: FindingListQuery) {
-  const r = await visibleFindings(ctx, q);
-  return { items: r.findings, counts: countsByKind(r.findings), scores: r.scores, truncated: r.truncated, tookMs: r.tookMs, computedAt: new Date().toISOString() };
+function listAnswer(r: VisibleFindings) {
+  return { items: r.findings, counts: countsByKind(r.findings), scores: r.scores, truncated: r.truncated, tookMs: r.tookMs, computedAt: r.computedAt, source: r.source, scopes: r.scopes };
 }
 
-/** One finding, found by its id among those the caller may see (another tenant's: 404). */
+/** Findings, with counts per kind, the current privilege scores, when they were computed and how long the answer took. */
+export async function listFindings(ctx: Ctx, q: FindingListQuery) {
+  return listAnswer(await visibleFindings(ctx, q));
+}
+
+/** One finding, found by its id among those the caller may see (another tenant's: 404); it may come from the store. */
 export async function getFinding(ctx: Ctx, findingId: string, tenantId?: string): Promise<Finding> {
   const r = await visibleFindings(ctx, { tenantId });
   const f = r.findings.find((x) => x.id === findingId);
   if (!f) throw notFound("Finding (it may have been remedied)");
   return f;
+}
+
+/**
+ * The finding as a computation made now finds it, for a remedy: found first
+ * among those the caller may see (from the store or live; another tenant's:
+ * 404), then computed again, live, for its own scope (its tenant from the
+ * finding, or the fleet-wide findings). A finding the fresh computation no
+ * longer has is refused with 409: a remedy never acts on a stale finding.
+ * The remedy is planned from the fresh finding (its current evidence).
+ */
+export async function freshFinding(ctx: Ctx, findingId: string, tenantId?: string): Promise<Finding> {
+  const seen = await getFinding(ctx, findingId, tenantId);
+  const scope = seen.tenantId ?? "global";
+  const settings = await loadSettings(ctx.db, [scope]);
+  const r = await computeFindings(ctx.db, { tenantIds: seen.tenantId ? [seen.tenantId] : [], global: seen.tenantId === null, settings });
+  const f = r.findings.find((x) => x.id === findingId && x.tenantId === seen.tenantId);
+  if (!f) {
+    throw new AppError(
+      "conflict",
+      "This finding no longer holds: computed again now, it is not found (it may have been remedied, or the traffic or registry changed since it was computed). Reload the findings or Recompute",
+    );
+  }
+  return f;
+}
+
+// ---------------------------------------------------------------- recompute
+
+export const RECOMPUTE_LIMIT = 3;
+export const RECOMPUTE_WINDOW_SECONDS = 300;
+export const recomputeInput = z.object({
+  tenantId: tenantIdParam.optional().describe("One tenant; without it, every tenant the caller reads (and, for owners and global auditors, the fleet-wide findings)"),
+});
+
+/**
+ * Recomputes now, live, the findings of the scopes the caller may see (as
+ * the list would show them) and stores them, replacing the job's result.
+ * Limited per user across replicas (RECOMPUTE_LIMIT in RECOMPUTE_WINDOW_SECONDS,
+ * counted from the trail under a per-user advisory lock) and recorded in the
+ * admin trail as findings.recompute. Answers the list, computed now.
+ */
+export async function recomputeFindings(ctx: Ctx, input: z.infer<typeof recomputeInput>) {
+  const ids = readableTenants(ctx, await allTenantIds(ctx.db), input.tenantId).sort(byId);
+  const global = !input.tenantId && seesAllTenants(ctx.actor);
+  if (!ids.length && !global) throw notFound("Tenant");
+  const now = new Date();
+  await ctx.db.transaction(async (tx) => {
+    // One user's concurrent requests queue here, so the count cannot be raced past the limit.
+    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`findings.recompute:${ctx.actor.userId}`}))`);
+    const [row] = await tx
+      .select({ n: count() })
+      .from(auditEvents)
+      .where(
+        and(eq(auditEvents.action, "findings.recompute"), gt(auditEvents.at, new Date(now.getTime() - RECOMPUTE_WINDOW_SECONDS * 1000)), sql`${auditEvents.after}->>'userId' = ${ctx.actor.userId}`),
+      );
+    if ((row?.n ?? 0) >= RECOMPUTE_LIMIT) {
+      throw new AppError("rate_limited", `You can recompute findings ${RECOMPUTE_LIMIT} times in ${RECOMPUTE_WINDOW_SECONDS / 60} minutes: wait, then try again`);
+    }
+    await recordEvent(tx, ctx.actor, {
+      action: "findings.recompute",
+      targetType: ids.length === 1 && !global ? "tenant" : "findings",
+      targetId: ids.length === 1 && !global ? ids[0]! : "all",
+      tenantId: ids.length === 1 && !global ? ids[0]! : null,
+      after: { userId: ctx.actor.userId, tenants: ids.length, global },
+    });
+  });
+  const settings = await loadSettings(ctx.db, [...ids, "global"]);
+  const r = await computeFindings(ctx.db, { tenantIds: ids, global, settings, now });
+  const stored = await storeResults(ctx.db, r, { tenantIds: ids, global }, settings, now, ctx.actor.userId);
+  const scopes: ScopeSource[] = [...ids.map((t) => ({ tenantId: t as string | null })), ...(global ? [{ tenantId: null }] : [])].map((s) => ({
+    ...s,
+    source: "live" as const,
+    computedAt: now.toISOString(),
+  }));
+  return { ...listAnswer({ ...r, computedAt: now.toISOString(), source: "live", scopes }), recomputed: stored.stored, notStored: stored.oversized.length };
 }
 
 // ---------------------------------------------------------------- export
@@ -253,7 +391,7 @@ async function planFor(ctx: Ctx, f: Finding, action: PolicyRemedy): Promise<Plan
 }
 
 async function planAndImpact(ctx: Ctx, findingId: string, input: z.infer<typeof remedyInput>) {
-  const f = await getFinding(ctx, findingId, input.tenantId);
+  const f = await freshFinding(ctx, findingId, input.tenantId);
   const plan = await planFor(ctx, f, input.action);
   const impact = await remedyImpact(ctx.db, {
     serverId: plan.serverId,

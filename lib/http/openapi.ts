@@ -31,7 +31,7 @@ import { decisionGroupQuery } from "@/lib/decisions/group";
 import { savedViewInput } from "@/lib/decisions/views";
 import { decisionSearchQuery } from "@/lib/decisions/query";
 import { quarantineQuery } from "@/lib/decisions/quarantine";
-import { findingExportQuery, findingListQuery, remedyInput, scoreQuery, settingsInput as findingSettingsInput, settingsQuery as findingSettingsQuery } from "@/lib/findings/service";
+import { findingExportQuery, findingListQuery, recomputeInput, remedyInput, scoreQuery, settingsInput as findingSettingsInput, settingsQuery as findingSettingsQuery } from "@/lib/findings/service";
 import { cedarCheckInput, policyInput, policyTestInput, policyTestUpdateInput, policyUpdateInput, simulateInput } from "@/lib/policy/service";
 
 const policyListQuery = z.object({ tenantId: z.string().optional(), serverId: z.string().optional() });
@@ -335,7 +335,7 @@ export const operations: Operation[] = [
     method: "get",
     path: "/api/v1/admin/findings",
     summary:
-      "Least-privilege findings computed from the decision log and the registry (tenant admins and auditors: their tenants; owners and global auditors also the fleet-wide ones), each with evidence (counts, last use, example decision ids) and remedies; counts per kind, privilege scores and computation time",
+      "Least-privilege findings computed from the decision log and the registry (tenant admins and auditors: their tenants; owners and global auditors also the fleet-wide ones), each with evidence (counts, last use, example decision ids) and remedies; counts per kind, privilege scores and computation time. Each scope (tenant, fleet-wide) is read from the hourly findings job's stored result while it is fresh (computed less than 75 minutes ago with the current settings, and no admin change of that tenant since), else computed live; computedAt (the oldest part), source (stored | live | mixed) and scopes[] say which",
     tag: "findings",
     query: findingListQuery,
   },
@@ -369,12 +369,20 @@ export const operations: Operation[] = [
     tag: "findings",
     query: findingSettingsQuery,
   },
-  { method: "get", path: "/api/v1/admin/findings/{findingId}", summary: "One finding (404 when it is another tenant's or was remedied)", tag: "findings" },
+  {
+    method: "post",
+    path: "/api/v1/admin/findings/recompute",
+    summary:
+      "Recompute now, live, the findings of the scopes the caller reads (one tenant with tenantId; without it every tenant it reads and, for owners and global auditors, the fleet-wide findings) and store them in place of the job's result; answers the list as GET does, computed now. Recorded as findings.recompute; 429 after 3 recomputes in 5 minutes per user",
+    tag: "findings",
+    body: recomputeInput,
+  },
+  { method: "get", path: "/api/v1/admin/findings/{findingId}", summary: "One finding (404 when it is another tenant's or was remedied); may come from the stored result", tag: "findings" },
   {
     method: "post",
     path: "/api/v1/admin/findings/{findingId}/preview",
     summary:
-      "What a policy-changing remedy (narrow_mapping, remove_from_mapping, block_tool, least_privilege_policy) would change, and its impact on the finding's window: every tools/call decision of the server replayed with decide() against the draft as it is and with the remedy; writes nothing",
+      "What a policy-changing remedy (narrow_mapping, remove_from_mapping, block_tool, least_privilege_policy) would change, and its impact on the finding's window: every tools/call decision of the server replayed with decide() against the draft as it is and with the remedy; writes nothing. The finding is computed again live first: 409 when it no longer holds",
     tag: "findings",
     body: remedyInput,
   },
@@ -382,7 +390,7 @@ export const operations: Operation[] = [
     method: "post",
     path: "/api/v1/admin/findings/{findingId}/remedy",
     summary:
-      "Create the remedy's draft through the scope-mapping, catalogue or policy service after computing its impact; 409 when it would stop calls unless acknowledgeFlips. Publish it from the fleet page (tests, impact analysis, publish)",
+      "Create the remedy's draft through the scope-mapping, catalogue or policy service after computing its impact; the finding is computed again live first, and a finding that no longer holds (listed from the store, gone now) is refused with 409 (as for preview); 409 also when it would stop calls unless acknowledgeFlips. Publish it from the fleet page (tests, impact analysis, publish)",
     tag: "findings",
     body: remedyInput,
     created: true,
