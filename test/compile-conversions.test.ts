@@ -125,6 +125,21 @@ describe("compile: stored conversions", () => {
     expect(got.issues.map((i) => i.message)).toEqual(expected.issues.map((i) => i.message));
   });
 
+  it("a policy's strict validation does not depend on the other policies of its set (a stored pass is keyed by schema and its own confined text)", async () => {
+    const set = [
+      ...policies,
+      policy("pol_5", "ten_a", "srv_a", `forbid (principal, action, resource) when { context.args.nope > 1 };`),
+      policy("pol_6", "ten_b", "srv_a", `forbid (principal, action, resource) when { context.args has note && context.args.note > 1 };`),
+      policy("pol_7", "ten_a", "srv_b", `permit (principal, action, resource) when { context.args has note };`),
+    ];
+    const together = await freshCompile(snapshotOf(servers, set));
+    const alone = [];
+    for (const p of set) alone.push(...(await freshCompile(snapshotOf(servers, [p]))).issues);
+    const key = (i: { message: string; policy?: { id: string } }) => `${i.policy?.id}|${i.message}`;
+    expect(together.issues.length).toBeGreaterThanOrEqual(3);
+    expect(together.issues.map(key).sort()).toEqual(alone.map(key).sort());
+  });
+
   it("a policy that fails validation is not remembered as valid", async () => {
     const store = new MapStore();
     const snap = snapshotOf(servers, [policy("pol_1", "ten_a", "srv_a", `forbid (principal, action, resource) when { context.args.nope > 1 };`)]);
