@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { filterList, type DecidePrincipal, type DecisionView, type ListFiltered, type ListKind } from "@/lib/enforcement/decide";
 
 /** Most lists remembered per (bundle view, drift set); the oldest is forgotten first. */
@@ -7,12 +8,36 @@ export const MAX_LIST_MEMO_CHARS = 16_000_000;
 /** … and of one list: a longer one is filtered afresh each time. */
 export const MAX_LIST_MEMO_TEXT = 4_000_000;
 
+/** Most serialized answers remembered per list (one per method, era and cache hint). */
+export const MAX_ANSWERS_PER_LIST = 4;
+
 interface Remembered {
   /** Indexes of the kept items, in order. */
   kept: number[];
   hidden: string[];
   changed: ListFiltered<unknown>["changed"];
   record: ListFiltered<unknown>["record"];
+  /** Keyed by the upstream message's text (not its items): its answers, serialized around the id (`rememberedAnswer`). */
+  message: boolean;
+  answers: Answer[];
+}
+
+/**
+ * What a screened list message's answer depends on besides its text without the id and the memo's
+ * key: the method its id was forwarded as, the era (stateless answers get cache hints added) and the
+ * cache hints the answer got (`ttlMs` is clamped to the bundle's freshness, so it may change with time:
+ * `hints` is what the agent/proxy.ts computed, compared by the caller on each reuse).
+ */
+export interface AnswerKey {
+  method: string;
+  stateless: boolean;
+  hints: { has: boolean; upstream: number | null; out: number | undefined };
+}
+
+/** A serialized answer: `before` + the JSON text of the id + `after`. */
+interface Answer extends AnswerKey {
+  before: string;
+  after: string;
 }
 
 interface Memo {
@@ -88,7 +113,7 @@ export function filterListRemembered<T>(
     }
     if (typeof text !== "string" || text.length > MAX_LIST_MEMO_TEXT) return filterList(view, request, kind, items, live);
   }
-  const who = JSON.stringify([raw !== undefined ? "message" : "items", kind, request.serverId, p.issuer, p.tenantId, p.user, p.client, p.scopes, p.groups, p.actors, p.iat, p.exp, drifted.size]);
+  const who = whoOf(raw !== undefined, kind, request, drifted);
   let byDrift = memos.get(view);
   if (!byDrift) memos.set(view, (byDrift = new WeakMap()));
   let memo = byDrift.get(drifted);
@@ -97,7 +122,9 @@ export function filterListRemembered<T>(
   if (hit) {
     const kept: T[] = [];
     for (const i of hit.kept) kept.push(items[i]!);
-    return { kept, hidden: [...hit.hidden], changed: hit.changed.map((c) => ({ ...c })), record: copyRecord(hit.record) };
+    const out = { kept, hidden: [...hit.hidden], changed: hit.changed.map((c) => ({ ...c })), record: copyRecord(hit.record) };
+    entries.set(out, hit);
+    return out;
   }
   const f = filterList(view, request, kind, items, live);
   // The kept items are a subsequence of the list (the same objects, in order): remembered by index.
@@ -117,10 +144,127 @@ export function filterListRemembered<T>(
   }
   let inner = memo.map.get(who);
   if (!inner) memo.map.set(who, (inner = new Map()));
-  inner.set(text, { kept, hidden: [...f.hidden], changed: f.changed.map((c) => ({ ...c })), record: copyRecord(f.record) });
+  const entry: Remembered = { kept, hidden: [...f.hidden], changed: f.changed.map((c) => ({ ...c })), record: copyRecord(f.record), message: raw !== undefined, answers: [] };
+  inner.set(text, entry);
   memo.order.push([who, text]);
   memo.chars += text.length;
+  entries.set(f, entry);
   return f;
+}
+
+/** The memo's key of a caller's list (besides the bundle view, the drift set and the text). */
+const whoOf = (message: boolean, kind: ListKind, request: { serverId: string; principal: DecidePrincipal }, drifted: ReadonlySet<string>): string => {
+  const p = request.principal;
+  return JSON.stringify([message ? "message" : "items", kind, request.serverId, p.issuer, p.tenantId, p.user, p.client, p.scopes, p.groups, p.actors, p.iat, p.exp, drifted.size]);
+};
+
+/** An entry of the whole-list memo (opaque outside this module). */
+export type ListMemoEntry = object;
+/** The entry a `filterListRemembered()` answer came from or was stored in. */
+const entries = new WeakMap<object, Remembered>();
+
+/** The memo entry behind this answer of `filterListRemembered()`, when it was keyed by the upstream message's text. */
+export function messageEntryOf(f: ListFiltered<unknown>): ListMemoEntry | undefined {
+  const e = entries.get(f);
+  return e?.message ? e : undefined;
+}
+
+/** Messages about to be serialized whose text is to be remembered as an answer of a memo entry (`serializeAnswer`). */
+const toRemember = new WeakMap<object, { entry: Remembered; key: AnswerKey }>();
+
+/**
+ * Marks a screened message (`{ ...upstream message, result: screened result }`) as the answer to the
+ * list of this memo entry (its result's one list filtered with the entry; nothing else of the message
+ * screened). `serializeAnswer` then remembers its text around the id.
+ */
+export function noteListAnswer(message: object, entry: ListMemoEntry, key: AnswerKey): void {
+  toRemember.set(message, { entry: entry as Remembered, key });
+}
+
+/** Counters of this process: lists answered from a remembered serialized answer (`rememberedAnswer`). */
+export const listMemoStats = { answersReused: 0 };
+
+/** A fresh random id stands in for the real one while an answer is serialized: its JSON text is found once. */
+const STAND_IN = `mandate-id-${randomBytes(16).toString("hex")}`;
+
+/**
+ * The JSON text of a screened upstream message (what `JSON.stringify` gives). A message marked with
+ * `noteListAnswer` is serialized with a stand-in id instead, its text cut around the id's value and
+ * remembered in the memo entry; the answer is the two parts around `JSON.stringify(id)` (JSON.stringify
+ * of an object writes each member's value where its key is, independently of the other values).
+ */
+export function serializeAnswer(message: unknown): string {
+  const note = typeof message === "object" && message !== null ? toRemember.get(message) : undefined;
+  if (!note || process.env.MANDATE_LIST_BYTES === "0") return JSON.stringify(message);
+  toRemember.delete(message as object);
+  const m = message as { id: string | number };
+  const text = JSON.stringify({ ...m, id: STAND_IN });
+  const mark = `"id":${JSON.stringify(STAND_IN)}`;
+  const at = text.indexOf(mark);
+  if (at < 0 || text.indexOf(mark, at + 1) >= 0) return JSON.stringify(message);
+  const before = text.slice(0, at + 5);
+  const after = text.slice(at + mark.length);
+  const { entry, key } = note;
+  const answers = entry.answers.filter((a) => !sameKey(a, key));
+  answers.push({ ...key, before, after });
+  entry.answers = answers.slice(-MAX_ANSWERS_PER_LIST);
+  return before + JSON.stringify(m.id) + after;
+}
+
+const sameKey = (a: AnswerKey, b: AnswerKey): boolean =>
+  a.method === b.method && a.stateless === b.stateless && a.hints.has === b.hints.has && a.hints.upstream === b.hints.upstream && a.hints.out === b.hints.out;
+
+/**
+ * An upstream message's text cut before its trailing `"id":<id>}` member, when it ends so and the
+ * member is the top-level object's own: the text before it ends with the `,` after another member
+ * (a quote preceded by a `,` opens a string, here the key "id", never an escaped quote inside
+ * one). `id` is the value's JSON text parsed alone (a string or number; anything else gives null).
+ */
+export function splitIdTail(text: string): { prefix: string; id: string | number } | null {
+  const end = text.trimEnd();
+  if (!end.endsWith("}")) return null;
+  const at = end.lastIndexOf('"id":');
+  if (at < 1 || end.charCodeAt(at - 1) !== 44 /* , */ || end.length - at > 4096) return null;
+  let id: unknown;
+  try {
+    id = JSON.parse(end.slice(at + 5, -1));
+  } catch {
+    return null;
+  }
+  if (typeof id !== "string" && typeof id !== "number") return null;
+  return { prefix: end.slice(0, at), id };
+}
+
+/**
+ * The answer to a list message given as its text without the trailing id (`splitIdTail`), when the
+ * whole-list memo holds that exact text for this caller, kind, bundle view and drift set (the key
+ * `filterListRemembered()` uses; the text compared in full) and an answer to it was serialized for
+ * this method and era with the same cache hints (`sameHints`): the same message screened in full
+ * would filter to the same kept items and be serialized to the same text but for the id's value.
+ * Gives the answer's text with `id` in it, and the list's decision record and changed entries (as a
+ * memo hit of `filterListRemembered()` gives them). Null: screen the message in full.
+ * `MANDATE_LIST_BYTES=0` turns it off.
+ */
+export function rememberedAnswer(
+  view: DecisionView,
+  request: { serverId: string; principal: DecidePrincipal },
+  kind: ListKind,
+  tail: { prefix: string; id: string | number },
+  live: { drifted?: ReadonlySet<string> },
+  method: string,
+  stateless: boolean,
+  sameHints: (hints: AnswerKey["hints"]) => boolean,
+): { json: string; record: ListFiltered<unknown>["record"]; changed: ListFiltered<unknown>["changed"] } | null {
+  if (process.env.MANDATE_LIST_BYTES === "0" || process.env.MANDATE_LIST_MEMO === "0") return null;
+  if (view.engine.readsClockOrAddress(request.serverId, request.principal.tenantId)) return null;
+  const drifted = live.drifted ?? NO_DRIFT;
+  const memo = memos.get(view)?.get(drifted);
+  const entry = memo?.map.get(whoOf(true, kind, request, drifted))?.get(tail.prefix);
+  if (!entry?.message) return null;
+  const answer = entry.answers.find((a) => a.method === method && a.stateless === stateless && sameHints(a.hints));
+  if (!answer) return null;
+  listMemoStats.answersReused++;
+  return { json: answer.before + JSON.stringify(tail.id) + answer.after, record: copyRecord(entry.record), changed: entry.changed.map((c) => ({ ...c })) };
 }
 
 const copyRecord = (r: ListFiltered<unknown>["record"]): ListFiltered<unknown>["record"] => ({ ...r, determining: [...r.determining], errors: [...r.errors], stepUpScopes: [...r.stepUpScopes] });

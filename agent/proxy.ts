@@ -6,7 +6,7 @@ import { uuidv7 } from "uuidv7";
 import type { BundleServer } from "@/lib/enforcement/bundle";
 import type { DecisionResult } from "@/lib/enforcement/engine";
 import { decide, decideOnHeaders, decisionView, DECIDED_METHODS, type DecisionView, type ListKind } from "@/lib/enforcement/decide";
-import { filterListRemembered, noteUpstreamText } from "./list-memo";
+import { filterListRemembered, messageEntryOf, noteListAnswer, noteUpstreamText, rememberedAnswer, serializeAnswer, splitIdTail, type AnswerKey, type ListMemoEntry } from "./list-memo";
 import type { BundleTool } from "@/lib/enforcement/bundle";
 import { INVALID_VALUE } from "@/lib/enforcement/decision-record";
 import { maskArgs } from "@/lib/enforcement/masking";
@@ -355,17 +355,48 @@ export class McpProxy {
    * The decision line's durable write goes into `pending` (the caller waits for it before the answer is
    * written, serializing the answer meanwhile), or, without `pending`, is waited for before it returns.
    */
-  private async filterKind(c: Call, kind: ListKind, r: Record<string, unknown>, pending?: Promise<void>[]): Promise<Record<string, unknown>> {
+  private async filterKind(c: Call, kind: ListKind, r: Record<string, unknown>, pending?: Promise<void>[]): Promise<{ r: Record<string, unknown>; entry?: ListMemoEntry | null }> {
     const { installed, server, principal: p } = c;
     const items = r[kind];
-    if (!Array.isArray(items)) return r;
+    if (!Array.isArray(items)) return { r };
     const started = performance.now();
     const step = c.trace?.step("mandate.list_filter");
     const f = filterListRemembered(viewOf(installed), { serverId: server.id, principal: p, time: new Date() }, kind, items, { drifted: driftOf(installed) }, r);
     for (const ch of f.changed) markDrift(installed, ch.serverId, ch.name, this.d, ch.live, ch.approved, ch.kind);
     if (step) c.trace!.decided(step, { method: KIND_METHOD[kind], name: null, decision: f.record.decision, determining: f.record.determining });
     await later(this.record(installed, server, p, KIND_METHOD[kind], null, f.record, started, {}, c.trace).durable, pending);
-    return { ...r, [kind]: f.kept };
+    return { r: { ...r, [kind]: f.kept }, entry: messageEntryOf(f) ?? null };
+  }
+
+  /**
+   * The screened answer to an upstream list message, from its text alone (before any parse), when the
+   * whole-list memo remembers it (agent/list-memo.ts `rememberedAnswer`): its id is one this caller's
+   * request was forwarded with as a list method (`methodOf`), the text without the id is one this
+   * caller's list was filtered from under this bundle view and drift set, compared in full, and an
+   * answer to it was serialized with the same cache hints. Its decision line is written (into
+   * `pending`, waited for before the answer is written) and drift marked as `filterKind` does. Null:
+   * screen the message in full. `MANDATE_LIST_BYTES=0` turns it off.
+   */
+  private screenText(c: Call, text: string, methodOf: (id: Id) => string | undefined, stateless: boolean, pending: Promise<void>[]): string | null {
+    if (process.env.MANDATE_LIST_BYTES === "0") return null;
+    const tail = splitIdTail(text);
+    if (!tail || !isId(tail.id)) return null;
+    const method = methodOf(tail.id);
+    const kind = method === undefined ? undefined : LIST_METHODS[method];
+    if (method === undefined || kind === undefined) return null;
+    const { installed, server, principal: p } = c;
+    const started = performance.now();
+    const maxMs = Math.min(MAX_CACHE_TTL_MS, c.freshUntil() - Date.now());
+    const sameHints = (h: AnswerKey["hints"]) => privateCacheHints(h.has ? { ttlMs: h.upstream } : {}, maxMs, stateless).ttlMs === h.out;
+    const hit = rememberedAnswer(viewOf(installed), { serverId: server.id, principal: p }, kind, tail, { drifted: driftOf(installed) }, method, stateless, sameHints);
+    if (!hit) return null;
+    const step = c.trace?.step("mandate.list_filter");
+    for (const ch of hit.changed) markDrift(installed, ch.serverId, ch.name, this.d, ch.live, ch.approved, ch.kind);
+    if (step) c.trace!.decided(step, { method: KIND_METHOD[kind], name: null, decision: hit.record.decision, determining: hit.record.determining });
+    const durable = this.record(installed, server, p, KIND_METHOD[kind], null, hit.record, started, {}, c.trace).durable;
+    durable.catch(() => {});
+    pending.push(durable);
+    return hit.json;
   }
 
   /**
@@ -406,17 +437,33 @@ export class McpProxy {
     if (!isRecord(result)) return result;
     let r = result;
     let filtered = false;
+    // The memo entry of the one list filtered (null: a list not remembered by its message's text), and how many were.
+    let entry: ListMemoEntry | null = null;
+    let lists = 0;
     for (const kind of Object.keys(KIND_METHOD) as ListKind[]) {
       if (LIST_METHODS[method ?? ""] === kind || Array.isArray(r[kind])) {
-        r = await this.filterKind(c, kind, r, pending);
+        const k = await this.filterKind(c, kind, r, pending);
+        r = k.r;
+        if (k.entry !== undefined) {
+          entry = k.entry;
+          lists++;
+        }
         filtered = true;
       }
     }
     if (method === "server/discover") {
       r = await this.filterDiscover(c, r, pending);
       filtered = true;
+      lists = 2;
     }
+    const unhinted = r;
     if (filtered || CACHEABLE.has(method ?? "")) r = privateCacheHints(r, Math.min(MAX_CACHE_TTL_MS, c.freshUntil() - Date.now()), stateless && (filtered || CACHEABLE.has(method ?? "")));
+    // One list, nothing else screened: its answer can be remembered serialized (screenText), with the cache hints it got.
+    if (lists === 1 && entry && method !== undefined) {
+      const has = Object.hasOwn(unhinted, "ttlMs") || Object.hasOwn(unhinted, "cacheScope");
+      const hints = { has, upstream: typeof unhinted.ttlMs === "number" ? unhinted.ttlMs : null, out: r === unhinted ? undefined : (r.ttlMs as number) };
+      listAnswers.set(r, { entry, key: { method, stateless, hints } });
+    }
     return r;
   }
 
@@ -462,7 +509,7 @@ export class McpProxy {
     const method = this.d.tracker.methodOf(session, m.id);
     if (method === undefined) return null;
     if (m.result === undefined) return m;
-    return { ...m, result: await this.screenResult(c, method, m.result, false, pending) };
+    return noted({ ...m, result: await this.screenResult(c, method, m.result, false, pending) });
   }
 
   /**
@@ -478,12 +525,14 @@ export class McpProxy {
     if (m.id === null && m.error !== undefined && m.result === undefined) return m;
     if (m.id !== request.id) return null;
     if (m.result === undefined) return m;
-    return { ...m, result: await this.screenResult(c, request.method, m.result, true, pending) };
+    return noted({ ...m, result: await this.screenResult(c, request.method, m.result, true, pending) });
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, c: Call, body: Buffer | null): Promise<void> {
     const session = c.trackKey(c.upstreamSession);
-    const screen: Screen = (m, pending) => this.screen(c, session, m, pending);
+    const screen: Screen = Object.assign((m: unknown, pending: Promise<void>[]) => this.screen(c, session, m, pending), {
+      text: (text: string, pending: Promise<void>[]) => this.screenText(c, text, (id) => this.d.tracker.methodOf(session, id), false, pending),
+    });
     if (req.method !== "POST") {
       const cred = await this.credential(res, c, null);
       if (cred === false) return;
@@ -637,7 +686,10 @@ export class McpProxy {
     if (c.mcp.rawName !== null) headers["mcp-name"] = c.mcp.rawName;
     // Mcp-Param-* headers are forwarded (checked against the body above when the approved tool declares them).
     for (const [k, v] of c.mcp.params) headers[`mcp-param-${k}`] = v;
-    await this.forward(req, res, c, cred, JSON.stringify(m), (x, pending) => this.screenStateless(c, m, x, pending), [], false, headers);
+    const screen: Screen = Object.assign((x: unknown, pending: Promise<void>[]) => this.screenStateless(c, m, x, pending), {
+      text: (text: string, pending: Promise<void>[]) => this.screenText(c, text, (id) => (id === m.id ? m.method : undefined), true, pending),
+    });
+    await this.forward(req, res, c, cred, JSON.stringify(m), screen, [], false, headers);
   }
 
   /**
@@ -812,6 +864,15 @@ export class McpProxy {
       this.d.metrics.upstreamErrors++;
       return sendJson(res, 502, { jsonrpc: "2.0", id: null, error: { code: -32603, message: "Upstream answer too large" } });
     }
+    if (type.includes("application/json") && text && !batch && !extra.length && screen.text) {
+      // A list answer the memo remembers: answered from its text (screenText), its decision line durable first.
+      const pending: Promise<void>[] = [];
+      const answer = screen.text(text, pending);
+      if (answer !== null) {
+        if (!(await this.durable(res, pending))) return;
+        return sendJsonText(res, status, answer, out);
+      }
+    }
     let json: unknown;
     if (type.includes("application/json") && text) {
       try {
@@ -837,7 +898,7 @@ export class McpProxy {
         this.d.metrics.upstreamErrors++;
         return sendJson(res, 502, { jsonrpc: "2.0", id: null, error: { code: -32603, message: "Upstream answered a request it was not sent" } });
       }
-      return sendJson(res, status, batch || Array.isArray(json) ? merged : merged.length === 1 ? merged[0] : merged, out);
+      return sendJsonText(res, status, serializeAnswer(batch || Array.isArray(json) ? merged : merged.length === 1 ? merged[0] : merged), out);
     }
     if (extra.length && (status === 202 || !text)) return sendJson(res, 200, batch ? extra : extra[0], out);
     if (status < 300 && text) {
@@ -878,17 +939,22 @@ async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerResponse, scr
     const lines = event.split(/\r?\n/);
     const data = lines.filter((l) => l.startsWith("data:")).map((l) => l.slice(l.startsWith("data: ") ? 6 : 5));
     if (data.length) {
-      let m: unknown;
-      try {
-        const text = data.join("\n");
-        m = JSON.parse(text);
-        noteUpstreamText(m, text);
-      } catch {
-        return;
+      const text = data.join("\n");
+      // A list answer the memo remembers is answered from its text, without parsing it (screenText).
+      const answer = screen.text ? screen.text(text, pending) : null;
+      if (answer !== null) event = [...lines.filter((l) => !l.startsWith("data:")), `data: ${answer}`].join("\n");
+      else {
+        let m: unknown;
+        try {
+          m = JSON.parse(text);
+          noteUpstreamText(m, text);
+        } catch {
+          return;
+        }
+        const r = await screen(m, pending);
+        if (r === null) return void (await Promise.all(pending));
+        if (r !== m) event = [...lines.filter((l) => !l.startsWith("data:")), `data: ${serializeAnswer(r)}`].join("\n");
       }
-      const r = await screen(m, pending);
-      if (r === null) return void (await Promise.all(pending));
-      if (r !== m) event = [...lines.filter((l) => !l.startsWith("data:")), `data: ${JSON.stringify(r)}`].join("\n");
     }
     // The decision lines of this message are on disk before it is written (a log failure ends the stream): their
     // write overlapped the serialization above.
@@ -949,9 +1015,20 @@ async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerResponse, scr
 
 /**
  * Screens one upstream message (null: drop it). The durable writes of the decision lines it wrote go into
- * `pending`: the caller writes nothing of the message before they settle.
+ * `pending`: the caller writes nothing of the message before they settle. `text`, when given, first tries
+ * a message's JSON text unparsed (McpProxy.screenText): its screened JSON text, or null to parse and screen it.
  */
-type Screen = (m: unknown, pending: Promise<void>[]) => Promise<unknown>;
+type Screen = ((m: unknown, pending: Promise<void>[]) => Promise<unknown>) & { text?: (text: string, pending: Promise<void>[]) => string | null };
+
+/** Screened list results whose message's answer can be remembered serialized: the memo entry and the answer's key. */
+const listAnswers = new WeakMap<object, { entry: ListMemoEntry; key: AnswerKey }>();
+
+/** Marks a screened message whose result is in `listAnswers` for `serializeAnswer` (agent/list-memo.ts). */
+function noted(m: Record<string, unknown>): Record<string, unknown> {
+  const a = isRecord(m.result) ? listAnswers.get(m.result) : undefined;
+  if (a) noteListAnswer(m, a.entry, a.key);
+  return m;
+}
 
 /**
  * A decision line's durable write: into `pending` when the caller waits for it before answering (its
@@ -974,7 +1051,11 @@ function invalid(id: Id | null, message: string, decisionId: string): ValidMessa
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
+  sendJsonText(res, status, JSON.stringify(body), headers);
+}
+
+/** Answers with a JSON text serialized already. */
+function sendJsonText(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
   setHeaders(res, { ...headers, "content-type": "application/json", "content-length": String(Buffer.byteLength(text)) });
   res.writeHead(status).end(text);
 }

@@ -1,0 +1,306 @@
+/**
+ * Remembered serialized list answers (agent/list-memo.ts `rememberedAnswer`, agent/proxy.ts
+ * `screenText`, issue 12): a real agent in front of an upstream whose tools/list text the test
+ * writes byte for byte. What the agent sends for a remembered list is compared with what the full
+ * path (parse, filter, serialize; `MANDATE_LIST_MEMO=0`) sends for the same upstream text and id,
+ * byte for byte, over random lists, message layouts and ids of every JSON-RPC shape; a one-byte change
+ * of the upstream text is never answered from memory; a bundle change and a revocation between two
+ * lists of one official MCP SDK client are honoured.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import fc from "fast-check";
+import { eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { revocations, servers, tenants } from "@/db/schema";
+import { publishBundle, republishLiveBundles } from "@/lib/bundles/service";
+import { newId } from "@/lib/ids";
+import { qualifiedUser } from "@/lib/enforcement/token";
+import { listMemoStats } from "@/agent/list-memo";
+import { startAgentStack, type AgentStack } from "./agent-proc-harness";
+
+let s: AgentStack;
+let up: Server;
+/** The approved tool definitions, as the sandbox lists them (raw JSON). */
+let defs: Record<string, unknown>[];
+/** What the test upstream answers a tools/list with: its message text for a given id text, SSE or JSON. */
+const upstream = { message: (idJson: string) => `{"result":{"tools":[]},"jsonrpc":"2.0","id":${idJson}}`, sse: true, eventLines: [] as string[] };
+
+/** One POST to an MCP endpoint; the answer's message from a JSON body or the last SSE event. */
+async function rpc(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; text: string }> {
+  const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers }, body: JSON.stringify(body) });
+  return { status: res.status, headers: res.headers, text: await res.text() };
+}
+const messageOf = (text: string): Record<string, unknown> => {
+  const data = text
+    .split("\n")
+    .filter((l) => l.startsWith("data:"))
+    .map((l) => l.slice(5).trim());
+  return JSON.parse(data.length ? data[data.length - 1]! : text) as Record<string, unknown>;
+};
+
+/** A session through the agent for this bearer: the client's session id. */
+async function session(bearer: string): Promise<string> {
+  const auth = { authorization: `Bearer ${bearer}` };
+  const init = await rpc(
+    `${s.resourceUri}`,
+    { jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "bytes", version: "1" } } },
+    auth,
+  );
+  expect(init.status).toBe(200);
+  const sid = init.headers.get("mcp-session-id")!;
+  expect(sid).toBeTruthy();
+  expect((await rpc(s.resourceUri, { jsonrpc: "2.0", method: "notifications/initialized" }, { ...auth, "mcp-session-id": sid })).status).toBe(202);
+  return sid;
+}
+
+/** A tools/list through the agent: the HTTP answer's content type and body text, exactly as sent. */
+async function list(bearer: string, sid: string, id: string | number, env: "bytes" | "full"): Promise<string> {
+  const before = { memo: process.env.MANDATE_LIST_MEMO, bytes: process.env.MANDATE_LIST_BYTES };
+  if (env === "full") process.env.MANDATE_LIST_MEMO = "0";
+  else delete process.env.MANDATE_LIST_MEMO;
+  try {
+    const r = await rpc(s.resourceUri, { jsonrpc: "2.0", id, method: "tools/list" }, { authorization: `Bearer ${bearer}`, "mcp-session-id": sid });
+    return `${r.status} ${r.headers.get("content-type")} ${r.headers.get("content-length")}\n${r.text}`;
+  } finally {
+    if (before.memo === undefined) delete process.env.MANDATE_LIST_MEMO;
+    else process.env.MANDATE_LIST_MEMO = before.memo;
+  }
+}
+
+beforeAll(async () => {
+  s = await startAgentStack();
+  // The sandbox's own definitions (the approved ones), read raw.
+  const init = await rpc(s.sandbox.url, { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } });
+  const sid = init.headers.get("mcp-session-id");
+  const h: Record<string, string> = sid ? { "mcp-session-id": sid } : {};
+  await rpc(s.sandbox.url, { jsonrpc: "2.0", method: "notifications/initialized" }, h);
+  defs = (messageOf((await rpc(s.sandbox.url, { jsonrpc: "2.0", id: 2, method: "tools/list" }, h)).text).result as { tools: Record<string, unknown>[] }).tools;
+  expect(defs.length).toBeGreaterThanOrEqual(4);
+
+  // The test's upstream: initialize, notifications, and tools/list answered with upstream.message, its id as the request's JSON text.
+  up = createServer((req, res) => {
+    let raw = "";
+    req.on("data", (c: Buffer) => (raw += c.toString("utf8")));
+    req.on("end", () => {
+      if (req.method !== "POST") return void res.writeHead(405).end();
+      const m = JSON.parse(raw) as { id?: unknown; method: string; params?: { protocolVersion?: string } };
+      if (m.method === "server/discover")
+        return void res
+          .writeHead(200, { "content-type": "application/json" })
+          .end(JSON.stringify({ result: { supportedVersions: ["2026-07-28"], capabilities: { tools: {} }, serverInfo: { name: "bytes-upstream", version: "1" } }, jsonrpc: "2.0", id: m.id }));
+      if (m.method === "initialize")
+        return void res
+          .writeHead(200, { "content-type": "application/json", "mcp-session-id": "up-session" })
+          .end(JSON.stringify({ result: { protocolVersion: m.params?.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: "bytes-upstream", version: "1" } }, jsonrpc: "2.0", id: m.id }));
+      if (m.id === undefined) return void res.writeHead(202).end();
+      const text = upstream.message(JSON.stringify(m.id));
+      if (!upstream.sse) return void res.writeHead(200, { "content-type": "application/json" }).end(text);
+      // A text over several lines is sent as several data lines (the client joins them with newlines).
+      res.writeHead(200, { "content-type": "text/event-stream" }).end([...upstream.eventLines, ...text.split("\n").map((l) => `data: ${l}`)].join("\n") + "\n\n");
+    });
+  });
+  await new Promise<void>((r) => up.listen(0, "127.0.0.1", () => r()));
+  const rev = s.agent.sync.current!.content.manifest.revision;
+  await s.t.db
+    .update(servers)
+    .set({ upstreamUrl: `http://127.0.0.1:${(up.address() as AddressInfo).port}/mcp` })
+    .where(eq(servers.id, s.serverId));
+  await publishBundle(s.owner.ctx, s.fleetId, { note: "bytes upstream" }, s.kek);
+  await s.waitRevision(rev + 1);
+}, 120_000);
+
+afterAll(async () => {
+  await s?.stop();
+  await new Promise<void>((r) => (up ? up.close(() => r()) : r()));
+});
+
+/** Ids of every JSON-RPC shape: integers, fractions, exponents, strings with quotes, escapes and unicode. */
+const ids = fc.oneof(
+  fc.integer(),
+  fc.integer({ min: -1e9, max: 1e9 }).map((n) => n / 8),
+  fc.constantFrom(0, -1, 1e21, 1.5e-7, Number.MAX_SAFE_INTEGER, 2 ** 53 + 2),
+  fc.string({ maxLength: 40 }),
+  fc.string({ unit: "grapheme", maxLength: 20 }),
+  fc.string({ unit: fc.constantFrom('"', "\\", "/", "\n", "\u2028", "\u0000", "é", "😀", "\ud800", "}", ",", '"id":', "a"), maxLength: 12 }),
+);
+
+describe("tools/list answered from a remembered serialized answer", () => {
+  it("sends the bytes the full path sends, for random lists, layouts and ids (SSE and JSON answers)", async () => {
+    const bearer = await s.token("tickets:read");
+    const sid = await session(bearer);
+    const reusedAtStart = listMemoStats.answersReused;
+    let expectedReuses = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          picks: fc.array(fc.nat(defs.length + 1), { maxLength: 8 }),
+          sse: fc.boolean(),
+          eventId: fc.boolean(),
+          indent: fc.constantFrom(0, 1),
+          extraResult: fc.constantFrom({}, { nextCursor: "c1" }, { ttlMs: 60_000 }, { ttlMs: 5, cacheScope: "public" }),
+          // Where the id is: last (as the SDK writes it; answered from memory), last after an earlier "id" member
+          // (JSON.parse keeps the last), first, or first (always the first request's) with a last member whose key
+          // ends in `"id` (`a\"id`, the request's id): the text does not end with the id member, never answered from memory.
+          layout: fc.constantFrom("last", "last", "earlier id", "first", "escaped key"),
+          ids: fc.array(ids, { minLength: 3, maxLength: 3 }),
+          nonce: fc.nat(),
+        }),
+        async (k) => {
+          // The listed tools: approved ones, an unknown one, and (picked defs.length) none: only unique names,
+          // so no drift is marked and every list of this case is remembered.
+          const seen = new Set<number>();
+          const tools = k.picks.filter((i) => i < defs.length && !seen.has(i) && seen.add(i)).map((i) => defs[i]!);
+          if (k.picks.includes(defs.length + 1)) tools.push({ name: `unknown_${k.nonce}`, inputSchema: { type: "object" } });
+          const result = JSON.stringify({ tools, ...k.extraResult, _meta: { n: k.nonce } }, null, k.indent || undefined);
+          upstream.sse = k.sse;
+          upstream.eventLines = k.eventId ? ["event: message", `id: ev-${k.nonce}`] : ["event: message"];
+          upstream.message = (idJson) =>
+            k.layout === "last"
+              ? `{"result":${result},"jsonrpc":"2.0","id":${idJson}}`
+              : k.layout === "earlier id"
+                ? `{"id":"x","result":${result},"jsonrpc":"2.0","id":${idJson}}`
+                : k.layout === "first"
+                  ? `{"jsonrpc":"2.0","id":${idJson},"result":${result}}`
+                  : `{"jsonrpc":"2.0","id":${JSON.stringify(k.ids[0])},"result":${result},"a\\"id":${idJson}}`;
+          const remembered = k.layout === "last" || k.layout === "earlier id";
+          // The first list of this text is filtered in full and its answer remembered; the next ones are answered from memory.
+          const first = await list(bearer, sid, k.ids[0]!, "bytes");
+          expect(first).toBe(await list(bearer, sid, k.ids[0]!, "full"));
+          // The approved tools the token's scope maps to, in the upstream's order; nothing else.
+          const kept = (messageOf(first.slice(first.indexOf("\n") + 1)).result as { tools: { name: string }[] }).tools.map((t) => t.name);
+          expect(kept).toEqual(tools.map((t) => t.name as string).filter((n) => n === "list_tickets" || n === "get_ticket"));
+          for (const id of k.ids.slice(1)) {
+            const reused = listMemoStats.answersReused;
+            const got = await list(bearer, sid, id, "bytes");
+            expect(listMemoStats.answersReused).toBe(reused + (remembered ? 1 : 0));
+            if (remembered) expectedReuses++;
+            expect(got).toBe(await list(bearer, sid, id, "full"));
+            expect(messageOf(got.slice(got.indexOf("\n") + 1)).id).toEqual(k.layout === "escaped key" ? k.ids[0] : id);
+          }
+        },
+      ),
+      { numRuns: 40 },
+    );
+    expect(listMemoStats.answersReused - reusedAtStart).toBe(expectedReuses);
+  }, 120_000);
+
+  it("honours a bundle change and a revocation between two lists of one SDK client", async () => {
+    upstream.sse = true;
+    upstream.eventLines = ["event: message"];
+    upstream.message = (idJson) => `{"result":${JSON.stringify({ tools: defs })},"jsonrpc":"2.0","id":${idJson}}`;
+    const bearer = await s.token("tickets:read");
+    const client = await s.connect(bearer);
+    const live = async (change: (tx: typeof s.t.db) => Promise<unknown>, why: string) => {
+      const rev = s.agent.sync.current!.content.manifest.revision;
+      await s.t.db.transaction(async (tx) => {
+        await change(tx);
+        await republishLiveBundles(tx, s.owner.actor, s.kek, [s.serverId], why);
+      });
+      await s.waitRevision(rev + 1);
+    };
+    try {
+      const names = async () => (await client.listTools()).tools.map((t) => t.name).sort();
+      expect(await names()).toEqual(["get_ticket", "list_tickets"]);
+      const reused = listMemoStats.answersReused;
+      expect(await names()).toEqual(["get_ticket", "list_tickets"]);
+      expect(listMemoStats.answersReused).toBe(reused + 1);
+
+      // A new bundle: the tenant now requires approved clients; the same list lists nothing.
+      await live((tx) => tx.update(tenants).set({ requireClientApproval: true }).where(eq(tenants.id, s.tenantA)), "tenant requires client approval");
+      expect(await names()).toEqual([]);
+      expect(await names()).toEqual([]);
+      await live((tx) => tx.update(tenants).set({ requireClientApproval: false }).where(eq(tenants.id, s.tenantA)), "approval off");
+      expect(await names()).toEqual(["get_ticket", "list_tickets"]);
+      expect(await names()).toEqual(["get_ticket", "list_tickets"]);
+
+      // A revocation of this user: the next list of the same client is refused, nothing listed.
+      const atRevocation = listMemoStats.answersReused;
+      await live(
+        (tx) =>
+          tx.insert(revocations).values({
+            id: newId("revocation"),
+            tenantId: s.tenantA,
+            userId: qualifiedUser(s.issuer.issuer, "alice"),
+            before: new Date(Date.now() + 2000),
+            createdBy: s.owner.user.id,
+          }),
+        "revoke alice",
+      );
+      await expect(client.listTools()).rejects.toThrow();
+      expect(listMemoStats.answersReused).toBe(atRevocation);
+    } finally {
+      await client.close().catch(() => {});
+    }
+  }, 60_000);
+
+  it("stateless era (2026-07-28): the same bytes as the full path, its cache hints included", async () => {
+    // Another user than the one revoked above.
+    const bearer = await s.token("tickets:read", { sub: "carol" });
+    const meta = { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} };
+    const stateless = async (id: string | number, env: "bytes" | "full") => {
+      if (env === "full") process.env.MANDATE_LIST_MEMO = "0";
+      try {
+        const r = await rpc(
+          s.resourceUri,
+          { jsonrpc: "2.0", id, method: "tools/list", params: { _meta: meta } },
+          { authorization: `Bearer ${bearer}`, "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/list" },
+        );
+        return `${r.status} ${r.headers.get("content-type")} ${r.headers.get("content-length")}\n${r.text}`;
+      } finally {
+        delete process.env.MANDATE_LIST_MEMO;
+      }
+    };
+    for (const [sse, extra] of [
+      [true, {}],
+      [false, { ttlMs: 5, cacheScope: "public" }],
+      [true, { ttlMs: 1000 }],
+    ] as const) {
+      upstream.sse = sse;
+      upstream.eventLines = ["event: message"];
+      const result = JSON.stringify({ tools: defs, ...extra });
+      upstream.message = (idJson) => `{"result":${result},"jsonrpc":"2.0","id":${idJson}}`;
+      const first = await stateless("s-1", "bytes");
+      expect(first).toBe(await stateless("s-1", "full"));
+      const answer = messageOf(first.slice(first.indexOf("\n") + 1)).result as { tools: { name: string }[]; ttlMs: number; cacheScope: string };
+      expect(answer.tools.map((t) => t.name).sort()).toEqual(["get_ticket", "list_tickets"]);
+      expect(answer.cacheScope).toBe("private");
+      for (const id of ['s"2\u2028', 3, -4.5]) {
+        const reused = listMemoStats.answersReused;
+        const got = await stateless(id, "bytes");
+        expect(listMemoStats.answersReused).toBe(reused + 1);
+        expect(got).toBe(await stateless(id, "full"));
+      }
+    }
+  }, 60_000);
+
+  it("never answers a text changed by one byte from memory", async () => {
+    // Another user than the one revoked above.
+    const bearer = await s.token("tickets:read", { sub: "bob" });
+    const sid = await session(bearer);
+    upstream.sse = true;
+    upstream.eventLines = ["event: message"];
+    const base = `{"result":${JSON.stringify({ tools: defs, _meta: { n: "one-byte" } })},"jsonrpc":"2.0","id":`;
+    upstream.message = (idJson) => `${base}${idJson}}`;
+    await list(bearer, sid, 1, "bytes");
+    const reused = listMemoStats.answersReused;
+    await list(bearer, sid, 2, "bytes");
+    expect(listMemoStats.answersReused).toBe(reused + 1);
+    await fc.assert(
+      fc.asyncProperty(fc.nat(base.length - 1), fc.integer({ min: 32, max: 126 }), fc.integer({ min: 1000, max: 1e6 }), async (at, code, id) => {
+        fc.pre(base.charCodeAt(at) !== code);
+        const changed = base.slice(0, at) + String.fromCharCode(code) + base.slice(at + 1);
+        upstream.message = (idJson) => `${changed}${idJson}}`;
+        const before = listMemoStats.answersReused;
+        const got = await list(bearer, sid, id, "bytes");
+        expect(listMemoStats.answersReused).toBe(before);
+        expect(got).toBe(await list(bearer, sid, id, "full"));
+      }),
+      { numRuns: 40 },
+    );
+    // The unchanged text again: a changed definition seen above marked its tool drifted (the drift set
+    // grew), so what was remembered before is not used; the answer is still the full path's.
+    upstream.message = (idJson) => `${base}${idJson}}`;
+    expect(await list(bearer, sid, 3, "bytes")).toBe(await list(bearer, sid, 3, "full"));
+  }, 120_000);
+});
