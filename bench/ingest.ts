@@ -8,7 +8,10 @@
  * fresh database and drops it.
  *
  *   DATABASE_URL=postgres://root@127.0.0.1:5432/postgres npx tsx --conditions=react-server bench/ingest.ts
- *   ROWS=60000 …   (rows per scenario)
+ *   ROWS=120000 …   (rows per scenario; the default)
+ *   BEFORE=1 …      (the default: 2 shippers at batch 10,000 through the route with the ingest path before the
+ *                    column insert (bench/ingest-before.ts) and the current one, alternately, PAIRS=2 pairs;
+ *                    BEFORE=0 skips them; ONLY=compare runs only them)
  *
  * (--conditions=react-server: the route imports "server-only", as in Next.js.)
  */
@@ -30,7 +33,10 @@ import { rollupStatement } from "@/lib/decisions/rollups";
 
 const url = process.env.DATABASE_URL;
 if (!url) throw new Error("set DATABASE_URL to a local PostgreSQL server");
-const ROWS = Number(process.env.ROWS ?? 60_000);
+const ROWS = Number(process.env.ROWS ?? 120_000);
+const BEFORE = process.env.BEFORE !== "0";
+const PAIRS = Number(process.env.PAIRS ?? 2);
+const ONLY_COMPARE = process.env.ONLY === "compare";
 const name = `mandate_bench_ingest_${randomBytes(4).toString("hex")}`;
 const admin = postgres(url, { max: 1, onnotice: () => {} });
 await admin.unsafe(`create database ${name}`);
@@ -39,6 +45,8 @@ u.pathname = `/${name}`;
 const h = await openDatabase({ url: u.toString() });
 (globalThis as unknown as { __mandateDb?: Promise<unknown> }).__mandateDb = Promise.resolve(h);
 const { POST } = await import("@/app/api/v1/agent/decisions/route");
+const { POST: POST_BEFORE } = await import("./ingest-before");
+type Handler = typeof POST;
 
 const users = Array.from({ length: 200 }, (_, i) => `user${i}@example.com`);
 const clients = ["claude", "cursor", "https://app.example.com/oauth/client.json", "vscode", "zed"];
@@ -70,8 +78,8 @@ async function makeAgent(id: string): Promise<string> {
   await h.db.insert(agents).values({ id, fleetId: "flt_b", name: id, keyHash: hashSecret(secret) });
   return formatAgentKey(id, secret);
 }
-async function post(key: string, gz: Buffer) {
-  const res = await POST(
+async function post(key: string, gz: Buffer, handler: Handler = POST) {
+  const res = await handler(
     new NextRequest("http://127.0.0.1/api/v1/agent/decisions", {
       method: "POST",
       headers: { authorization: `Bearer ${key}`, "content-type": "application/x-ndjson", "content-encoding": "gzip" },
@@ -97,8 +105,9 @@ async function backendCpu(): Promise<number> {
 }
 
 /** `shippers` agents, each sending its batches one after the other (as agent/shipper.ts does). */
-async function run(label: string, size: number, shippers: number, learn = true) {
-  const keys = await Promise.all(Array.from({ length: shippers }, () => makeAgent(`agt_${randomBytes(16).toString("hex")}`)));
+async function run(label: string, size: number, shippers: number, learn = true, handler: Handler = POST) {
+  const agentIds = Array.from({ length: shippers }, () => `agt_${randomBytes(16).toString("hex")}`);
+  const keys = await Promise.all(agentIds.map(makeAgent));
   const per = Math.max(2, Math.round(ROWS / size / shippers));
   const bodies = keys.map(() => Array.from({ length: per }, () => body(size, learn)));
   const pg0 = await backendCpu();
@@ -106,7 +115,7 @@ async function run(label: string, size: number, shippers: number, learn = true) 
   const t0 = performance.now();
   await Promise.all(
     keys.map(async (k, s) => {
-      for (const b of bodies[s]!) await post(k, b);
+      for (const b of bodies[s]!) await post(k, b, handler);
     }),
   );
   const secs = (performance.now() - t0) / 1000;
@@ -114,9 +123,13 @@ async function run(label: string, size: number, shippers: number, learn = true) 
   const pg = (await backendCpu()) - pg0;
   const n = per * size * shippers;
   const us = (x: number) => ((x / n) * 1e6).toFixed(1);
+  const [{ stored }] = (await h.db.execute(sql`select count(*)::int as stored from decisions where agent_id = any(${sql.param(agentIds)}::text[])`)) as unknown as [{ stored: number }];
   console.log(
-    `${label.padEnd(44)} ${String(Math.round(n / secs)).padStart(6)} decisions/s  (${n} rows in ${secs.toFixed(2)} s; CPU per decision: node ${us((cpu.user + cpu.system) / 1e6)} µs, PostgreSQL ${us(pg)} µs; load ${loadavg()[0]!.toFixed(1)})`,
+    `${label.padEnd(52)} ${String(Math.round(n / secs)).padStart(6)} decisions/s  (${n} rows in ${secs.toFixed(2)} s, ${n - stored} lost; CPU per decision: node ${us((cpu.user + cpu.system) / 1e6)} µs, PostgreSQL ${us(pg)} µs; load ${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(" ")})`,
   );
+  return { rate: n / secs, node: (cpu.user + cpu.system) / n, pg: (pg / n) * 1e6 };
 }
 
 try {
@@ -140,21 +153,45 @@ try {
   const per = (t: number) => ((t / sample.length) * 1000).toFixed(1);
   console.log(`node side per line: JSON.parse ${per(tParse)} µs, zod ${per(tZod)} µs, fast path ${per(tFast)} µs`);
 
+  console.log(
+    `ROWS=${ROWS} per scenario; load average at start ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(" ")}`,
+  );
   await run("warm-up (discarded)", 5000, 1);
-  for (const size of [1000, 5000, 10_000]) await run(`1 shipper, batch ${size}`, size, 1);
-  await run("2 concurrent shippers, batch 5000", 5000, 2);
-  await run("2 concurrent shippers, batch 10000", 10_000, 2);
-  await run("1 shipper, batch 5000, no grant learning", 5000, 1, false);
+  if (BEFORE) {
+    // Before (an object per row, 16 quoted text[] parameters) and after (columns, JSON arrays), alternately: B A A B …
+    const sums = { before: [] as { rate: number; node: number; pg: number }[], after: [] as { rate: number; node: number; pg: number }[] };
+    for (let i = 0; i < PAIRS; i++) {
+      for (const which of i % 2 === 0 ? (["before", "after"] as const) : (["after", "before"] as const)) {
+        sums[which].push(await run(`2 shippers, batch 10000, route, ${which}`, 10_000, 2, true, which === "before" ? POST_BEFORE : POST));
+      }
+    }
+    const mean = (xs: { rate: number; node: number; pg: number }[], k: "rate" | "node" | "pg") => xs.reduce((a, x) => a + x[k], 0) / xs.length;
+    const b = sums.before;
+    const a = sums.after;
+    console.log(
+      `means of ${PAIRS}: before ${Math.round(mean(b, "rate"))}/s (node ${mean(b, "node").toFixed(1)} µs, PostgreSQL ${mean(b, "pg").toFixed(1)} µs); after ${Math.round(mean(a, "rate"))}/s (node ${mean(a, "node").toFixed(1)} µs, PostgreSQL ${mean(a, "pg").toFixed(1)} µs); after/before ${(mean(a, "rate") / mean(b, "rate")).toFixed(2)}×`,
+    );
+  }
+  if (!ONLY_COMPARE) {
+    for (const size of [1000, 5000, 10_000]) await run(`1 shipper, batch ${size}`, size, 1);
+    await run("2 concurrent shippers, batch 5000", 5000, 2);
+    await run("2 concurrent shippers, batch 10000", 10_000, 2);
+    await run("1 shipper, batch 5000, no grant learning", 5000, 1, false);
+  }
 
   // The service alone (no HTTP, no gzip), batch 10,000: one transaction vs. two parts at once (the default).
   // …and, interleaved, the line check through zod only (as before the fast path) vs. the fast path (the default).
-  for (const [parts, zodOnly] of [
-    [1, false],
-    [2, true],
-    [2, false],
-    [2, true],
-    [2, false],
-  ] as const) {
+  for (const [parts, zodOnly] of ONLY_COMPARE
+    ? []
+    : ([
+        [1, false],
+        [2, true],
+        [2, false],
+        [2, true],
+        [2, false],
+      ] as const)) {
     const bodies = Array.from({ length: Math.max(2, Math.round(ROWS / 10_000)) }, () => Array.from({ length: 10_000 }, () => line(true)).join("\n"));
     const agent = { id: `agt_${randomBytes(16).toString("hex")}`, fleetId: "flt_b" };
     await makeAgent(agent.id);
@@ -210,7 +247,7 @@ END $fn$`;
     ["without the rollup trigger", ["alter table decisions disable trigger decisions_rollup"], ["alter table decisions enable trigger decisions_rollup"]],
     ["without the trigram index", ["drop index if exists decisions_args_trgm_idx"], ["create index if not exists decisions_args_trgm_idx on decisions using gin ((args::text) gin_trgm_ops)"]],
   ];
-  if (process.env.VARIANTS !== "0") {
+  if (process.env.VARIANTS !== "0" && !ONLY_COMPARE) {
     for (const [label, off, on] of variants) {
       for (const q of off) await h.db.execute(sql.raw(q));
       const bodies = Array.from({ length: Math.max(2, Math.round(ROWS / 10_000)) }, () => Array.from({ length: 10_000 }, () => line(true)).join("\n"));
@@ -232,7 +269,11 @@ END $fn$`;
   }
   const [{ n }] = (await h.db.execute(sql`select count(*)::int as n from decisions`)) as unknown as [{ n: number }];
   const [{ g }] = (await h.db.execute(sql`select count(*)::int as g from grants`)) as unknown as [{ g: number }];
-  console.log(`rows stored: ${n}; grants learned: ${g}`);
+  console.log(
+    `rows stored: ${n}; grants learned: ${g}; load average at end ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(" ")}`,
+  );
 } finally {
   await h.close();
   await admin.unsafe(`drop database ${name} with (force)`);

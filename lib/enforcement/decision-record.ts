@@ -166,27 +166,26 @@ function fastContext(c: unknown): boolean {
   return true;
 }
 
-/** Whether args (not null) surely pass the args check; records its JSON text for the insert as the zod path does. */
-function fastArgs(a: unknown): boolean {
-  if (!isPlainObject(a)) return false;
+/** The JSON text of args (not null) when they surely pass the args check, else null ("ask zod"). */
+function fastArgs(a: unknown): string | null {
+  if (!isPlainObject(a)) return null;
   let json: string;
   try {
     json = JSON.stringify(a);
   } catch {
-    return false;
+    return null;
   }
   // An escape (\u…) may stand for a NUL or a lone surrogate; a raw surrogate may be unpaired: zod decides.
   // A "__proto__" key: zod's copy of the record and the object as parsed could differ; zod decides.
-  if (json.includes("\\u") || json.includes('"__proto__"') || MAYBE_UNSTORABLE.test(json)) return false;
-  if (utf8Bytes(json) > DECISION_LIMITS.argsBytes) return false;
+  if (json.includes("\\u") || json.includes('"__proto__"') || MAYBE_UNSTORABLE.test(json)) return null;
+  if (utf8Bytes(json) > DECISION_LIMITS.argsBytes) return null;
   // Nesting is at most the number of "{" and "[" in the text (those inside strings only raise the count).
   let open = 0;
   for (let i = 0; i < json.length; i++) {
     const ch = json.charCodeAt(i);
-    if ((ch === 123 || ch === 91) && ++open > DECISION_LIMITS.argsDepth) return false;
+    if ((ch === 123 || ch === 91) && ++open > DECISION_LIMITS.argsDepth) return null;
   }
-  argsJsonText.set(a, json);
-  return true;
+  return json;
 }
 
 /**
@@ -196,9 +195,10 @@ function fastArgs(a: unknown): boolean {
  * accepts a subset of what the schema accepts: every bound is the schema's
  * own, and anything unusual (a NUL or any surrogate, an unknown key, a
  * non-plain object) is left to zod. Exact agreement is tested against zod in
- * test/decision-record-fast.test.ts.
+ * test/decision-record-fast.test.ts. The args' JSON text it made goes to
+ * `out.argsJson` when given (ingest's insert sends it as is), else to `argsJsonText`.
  */
-export function fastDecisionLine(v: unknown): DecisionLine | null {
+export function fastDecisionLine(v: unknown, out?: { argsJson: string | null }): DecisionLine | null {
   if (!isPlainObject(v)) return null;
   for (const k in v) if (!LINE_KEYS.has(k) || v[k] === undefined) return null;
   const {
@@ -229,9 +229,12 @@ export function fastDecisionLine(v: unknown): DecisionLine | null {
   if (outcome !== "allow" && outcome !== "deny" && outcome !== "error") return null;
   if (!isText(reason, DECISION_LIMITS.reason)) return null;
   if (!isTextList(determining, DECISION_LIMITS.determiningItem, DECISION_LIMITS.determining)) return null;
-  if (args !== null && !fastArgs(args)) return null;
+  const argsJson = args === null ? null : fastArgs(args);
+  if (args !== null && argsJson === null) return null;
   if (context !== null && !fastContext(context)) return null;
   if (latencyUs !== null && !isWhole(latencyUs, 0, DECISION_LIMITS.latencyUs)) return null;
+  if (out) out.argsJson = argsJson;
+  else if (argsJson !== null) argsJsonText.set(args as object, argsJson);
   return {
     id,
     bundleRevision: bundleRevision as number | null,

@@ -10,7 +10,8 @@ export interface LearnRow {
   userId: string | null;
   clientId: string | null;
   scopes: string[];
-  at: Date;
+  /** A Date, or milliseconds since the epoch. */
+  at: Date | number;
   outcome: string;
 }
 
@@ -53,7 +54,7 @@ export async function learnFromDecisions(db: Db, rows: LearnRow[]): Promise<void
   const clients = new Map<string, ClientAgg>();
   for (const r of rows) {
     if (!r.tenantId || !r.userId || !r.clientId) continue;
-    const t = r.at.getTime();
+    const t = typeof r.at === "number" ? r.at : r.at.getTime();
     if (!Number.isFinite(t)) continue;
     const ck = `${r.tenantId}\u0000${r.clientId}`;
     const c = clients.get(ck);
