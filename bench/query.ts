@@ -13,6 +13,7 @@
  *   DATABASE_URL=postgres://root@127.0.0.1:5432/postgres npx tsx --conditions=react-server bench/query.ts
  *   ROWS=10000000 RUNS=20 …
  */
+import os from "node:os";
 import postgres from "postgres";
 import { openDatabase } from "@/db/client";
 import type { Actor } from "@/lib/auth/permissions";
@@ -156,7 +157,12 @@ for (let i = 0; i < 50; i++) deep = (await search(owner, { cursor: deep })).next
 let deepMonth: string | undefined;
 for (let i = 0; i < 50; i++) deepMonth = (await search(owner, { from: month, tenantId: "ten_3", limit: 200, cursor: deepMonth })).nextCursor ?? undefined;
 
-console.log(`\nqueries (page size 50 unless said; ${RUNS} runs each, after one warm-up):`);
+const loadavg = () =>
+  os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(", ");
+console.log(`\nqueries (page size 50 unless said; ${RUNS} runs each, after one warm-up), ${new Date().toISOString()}, load average ${loadavg()}:`);
 await time("first page, last 24 h (owner)", () => search(owner, {}));
 await time("page 51 by keyset cursor, last 24 h", () => search(owner, { cursor: deep }));
 await time("tenant ten_3, 30 days, row 10,000 by cursor (limit 200)", () => search(owner, { from: month, tenantId: "ten_3", limit: 200, cursor: deepMonth }));
@@ -202,17 +208,48 @@ const findingsReads = (servers: string[], raw: boolean) => async () => {
 };
 await time("findings reads, tenant ten_3 (3 servers), 30 days", findingsReads(t3, false));
 await time("findings reads, every server (owner view), 30 days", findingsReads(allServers, false));
-const group = (by: string, q: Record<string, unknown> = {}, raw = false) => groupDecisions(ctxOf(owner), decisionGroupQuery.parse({ by, ...q }), Date.now(), { raw });
-await time("group by tool, all tenants, 30 days", () => group("tool", { from: month }));
-await time("group by user, all tenants, 30 days", () => group("user", { from: month }));
-await time("group by client, tenant ten_3, 30 days", () => group("client", { from: month, tenantId: "ten_3" }));
-await time("group by user, last 24 h", () => group("user"));
+// Group-by: every kind the rollups or the charts answer, over every tenant and one, for 24 h, 7 days and 30 days,
+// ending at the newest row (`end`); the window is widened to whole UTC buckets (hours for 24 h, days beyond 3 days).
+const groupAs = (actor: Actor, by: string, q: Record<string, unknown> = {}, opts: { raw?: boolean; exactWindow?: boolean } = {}) =>
+  groupDecisions(ctxOf(actor), decisionGroupQuery.parse({ by, ...q }), end, opts);
+const group = (by: string, q: Record<string, unknown> = {}, raw = false) => groupAs(owner, by, q, { raw });
+const spans: [string, number][] = [
+  ["24 h", 86_400_000],
+  ["7 days", 7 * 86_400_000],
+  ["30 days", end - start],
+];
+console.log(`load average before the group-by rows: ${loadavg()}`);
+for (const by of ["tool", "user", "client", "outcome"])
+  for (const [scope, tenant] of [
+    ["all tenants", {}],
+    ["tenant ten_3", { tenantId: "ten_3" }],
+  ] as const)
+    for (const [span, ms] of spans) await time(`group by ${by}, ${scope}, ${span}`, () => group(by, { from: new Date(end - ms).toISOString(), ...tenant }));
+await time("group by user, tenant admin (ten_7), 30 days", () => groupAs(tenantAdmin, "user", { from: month }));
+await time("group by client, tenant admin (ten_7), 30 days", () => groupAs(tenantAdmin, "client", { from: month }));
+await time("group by policy, tenant ten_3, 24 h (raw rows)", () => group("policy", { from: new Date(end - 86_400_000).toISOString(), tenantId: "ten_3" }));
+if (process.env.EXACT !== "0") {
+  // The code before whole-bucket windows, same run: the filter's window as given (hour rows for the partial
+  // days, raw rows for the partial hours at both ends). EXACT=0 skips.
+  console.log(`\ngroup-by over the exact window (the code before whole buckets; EXACT=0 skips):`);
+  const exact = (by: string, q: Record<string, unknown>) => groupAs(owner, by, q, { exactWindow: true });
+  for (const [by, scope, tenant, span, ms] of [
+    ["user", "all tenants", {}, "30 days", end - start],
+    ["user", "all tenants", {}, "7 days", 7 * 86_400_000],
+    ["user", "all tenants", {}, "24 h", 86_400_000],
+    ["client", "tenant ten_3", { tenantId: "ten_3" }, "30 days", end - start],
+    ["tool", "all tenants", {}, "30 days", end - start],
+  ] as const)
+    await time(`group by ${by}, ${scope}, ${span} [exact window]`, () => exact(by, { from: new Date(end - ms).toISOString(), ...tenant }));
+}
+console.log(`load average after the group-by rows: ${loadavg()}`);
 if (process.env.RAW !== "0") {
   console.log(`\nthe same from the raw rows (the code before; RAW=0 skips):`);
   await time("findings reads, tenant ten_3 (3 servers), 30 days [raw]", findingsReads(t3, true));
   await time("findings reads, every server (owner view), 30 days [raw]", findingsReads(allServers, true));
   await time("group by tool, all tenants, 30 days [raw]", () => group("tool", { from: month }, true));
-  await time("group by user, last 24 h [raw]", () => group("user", {}, true));
+  await time("group by user, all tenants, 24 h [raw]", () => group("user", { from: new Date(end - 86_400_000).toISOString() }, true));
+  await time("group by policy, all tenants, 30 days [raw]", () => group("policy", { from: month }));
 }
 if (process.env.RAW !== "0") {
   console.log(`\nthe same charts from the raw rows (the code before the rollups; RAW=0 skips):`);
@@ -241,4 +278,4 @@ await raw.end();
 await h.close();
 if (!process.env.KEEP) await admin.unsafe(`drop database if exists ${name} with (force)`);
 await admin.end();
-console.log(`\ntotal ${((performance.now() - t0) / 1000).toFixed(0)} s; database ${process.env.KEEP ? "kept (KEEP=1)" : "dropped"}`);
+console.log(`\ntotal ${((performance.now() - t0) / 1000).toFixed(0)} s (ended ${new Date().toISOString()}, load average ${loadavg()}); database ${process.env.KEEP ? "kept (KEEP=1)" : "dropped"}`);

@@ -191,7 +191,9 @@ describe("group-by from the rollups", () => {
     expect({ ...fast, source: "raw" }).toEqual(await groupDecisions(owner.ctx, q, now.getTime(), { raw: true }));
     const all = await groupDecisions(owner.ctx, { ...q, limit: 50 }, now.getTime());
     expect(all.groups.some((g) => g.key === null)).toBe(true);
-    const n = (await execRows<{ n: string }>(t.db, sql`select count(*)::text as n from ${decisions} where at >= ${new Date(now.getTime() - 40 * DAY).toISOString()}::timestamptz`))[0]!.n;
+    // The window counted is the filter's widened to whole UTC days (40 days: day rows only).
+    expect([fast.from, fast.to]).toEqual([new Date(Math.floor((now.getTime() - 40 * DAY) / DAY) * DAY), new Date(Math.ceil(now.getTime() / DAY) * DAY)].map((d) => d.toISOString()));
+    const n = (await execRows<{ n: string }>(t.db, sql`select count(*)::text as n from ${decisions} where at >= ${fast.from}::timestamptz and at < ${fast.to}::timestamptz`))[0]!.n;
     expect(fast.total).toBe(Number(n));
   });
 

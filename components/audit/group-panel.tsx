@@ -15,6 +15,23 @@ interface Groups {
   others: number;
   total: number;
   source: "rollups" | "raw";
+  /** The window counted: the filter's, widened to whole UTC minutes, hours or days (as the charts). */
+  from: string;
+  to: string;
+  bucket: "minute" | "hour" | "day";
+}
+
+const UNIT = { minute: "minutes", hour: "hours", day: "days" } as const;
+/** "2026-12-06 00:00" (UTC). */
+const utc = (iso: string) => new Date(iso).toISOString().slice(0, 16).replace("T", " ");
+
+/** The exact window the counts cover, in UTC: the filter's widened to whole buckets (GET /decisions/groups answers it). */
+function GroupWindow({ g }: { g: Groups }) {
+  return (
+    <span className="block" data-testid="group-window">
+      Counted over <time dateTime={g.from}>{utc(g.from)}</time> – <time dateTime={g.to}>{utc(g.to)}</time> UTC: the filter&apos;s window widened to whole UTC {UNIT[g.bucket]}, as in the charts.
+    </span>
+  );
 }
 
 const NONE: Record<By, string> = { tool: "(no tool: tools/list)", user: "(no user)", client: "(no client)", policy: "(no policy: default deny or built-in)", outcome: "" };
@@ -60,7 +77,10 @@ export function GroupPanel({ filter, onFilter }: { filter: AuditFilter; onFilter
       ) : !q.data ? (
         <p className="text-sm text-slate-500">Counting…</p>
       ) : q.data.groups.length === 0 ? (
-        <p className="text-sm text-slate-500">No decision matches this filter.</p>
+        <p className="text-sm text-slate-500">
+          No decision matches this filter.
+          <GroupWindow g={q.data} />
+        </p>
       ) : (
         <table className="w-full text-sm" data-testid="group-table">
           <thead>
@@ -96,6 +116,7 @@ export function GroupPanel({ filter, onFilter }: { filter: AuditFilter; onFilter
               <td className="pt-2" colSpan={4}>
                 {q.data.total.toLocaleString()} decisions{by === "policy" ? " counted once per determining policy" : ""}
                 {q.data.others ? `; ${q.data.others.toLocaleString()} in smaller groups not shown` : ""}.
+                <GroupWindow g={q.data} />
               </td>
             </tr>
           </tfoot>

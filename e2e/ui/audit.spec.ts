@@ -87,6 +87,8 @@ test("filter the decision log, open a decision, replay it in the simulator, expo
   await page.getByLabel("Group decisions by").selectOption("user");
   await expect(page.getByTestId("group-row")).toHaveCount(1);
   await expect(page.getByTestId("group-row")).toContainText(alice);
+  // The exact window counted: the last 24 h widened to whole UTC hours, in UTC.
+  await expect(page.getByTestId("group-window")).toContainText(/Counted over \d{4}-\d\d-\d\d \d\d:00 – \d{4}-\d\d-\d\d \d\d:00 UTC: the filter's window widened to whole UTC hours/);
 
   // Save this view; it comes back after clearing the filter.
   await page.getByLabel("Name of the view to save").fill("alice T-3");

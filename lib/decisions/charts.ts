@@ -18,6 +18,20 @@ export function bucketFor(from: Date, to: Date): Bucket {
   return "day";
 }
 
+/**
+ * The filter's window widened to whole UTC buckets of the size bucketFor picks (minute up to 2 h,
+ * hour up to 3 days, else day): the start rounded down, the end up. Charts and group-by read this
+ * window (and answer it as from/to), so a month is whole days of day rollups, with no hour or raw edges.
+ */
+export function wholeBuckets<F extends DecisionFilter>(f0: F, now: number): { f: F; bucket: Bucket; from: Date; to: Date } {
+  const w0 = windowOf(f0, false, now);
+  const bucket = bucketFor(w0.from, w0.to!);
+  const unitMs = bucket === "minute" ? 60_000 : bucket === "hour" ? 3_600_000 : 86_400_000;
+  const from = new Date(Math.floor(w0.from.getTime() / unitMs) * unitMs);
+  const to = new Date(Math.ceil(w0.to!.getTime() / unitMs) * unitMs);
+  return { f: { ...f0, from: from.toISOString(), to: to.toISOString() }, bucket, from, to };
+}
+
 const TOP = 10;
 
 type Outcome = "allow" | "deny" | "error";
@@ -56,12 +70,9 @@ export const chartsFromRollups = (f: DecisionFilter, bucket: Bucket) => bucket !
  * give. `raw: true` forces the raw scan (tests, bench).
  */
 export async function decisionCharts(ctx: Ctx, f0: DecisionFilter, now = Date.now(), opts: { raw?: boolean } = {}): Promise<Charts> {
-  const w0 = windowOf(f0, false, now);
-  const bucket = bucketFor(w0.from, w0.to!);
   // Whole buckets: the window is widened to the bucket boundaries (UTC), so the first and last bars
   // are complete, and the rollups answer a window without raw or hourly edges.
-  const unitMs = bucket === "minute" ? 60_000 : bucket === "hour" ? 3_600_000 : 86_400_000;
-  const f = { ...f0, from: new Date(Math.floor(w0.from.getTime() / unitMs) * unitMs).toISOString(), to: new Date(Math.ceil(w0.to!.getTime() / unitMs) * unitMs).toISOString() };
+  const { f, bucket } = wholeBuckets(f0, now);
   const w = windowOf(f, false, now);
   const conds = filterConditions(ctx, f, { now });
   const empty: Charts = { bucket, from: w.from.toISOString(), to: w.to!.toISOString(), series: [], topDeniedTools: [], topUsers: [], topClients: [], totals: { allow: 0, deny: 0, error: 0 } };

@@ -3,7 +3,7 @@ import { and, sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import { decisions } from "@/db/schema";
 import type { Ctx } from "@/lib/context";
-import { chartsFromRollups, decisionCharts } from "./charts";
+import { chartsFromRollups, decisionCharts, wholeBuckets, type Bucket } from "./charts";
 import { resolveNames, type Names } from "./names";
 import { decisionFilter, filterConditions, readableTenants, windowOf } from "./query";
 import { execRows, spansOf, tenantCond } from "./rollups";
@@ -35,6 +35,13 @@ export interface Groups {
   others: number;
   total: number;
   source: "rollups" | "raw";
+  /**
+   * The window the counts cover, [from, to) in ISO 8601 (UTC): the filter's window widened to whole
+   * UTC buckets (`bucket`: minute up to 2 h, hour up to 3 days, else day), the charts' window.
+   */
+  from: string;
+  to: string;
+  bucket: Bucket;
 }
 
 const COL = {
@@ -74,7 +81,10 @@ const topGroups = (source: SQL, limit: number) => sql`
  * plus the raw rows of the partial hours at both ends (spansOf): the answer a
  * scan of the raw rows gives. By user or client, the decisions without one
  * (null) are the window's total minus the actor rows (the actor rollups keep
- * no row for a missing actor).
+ * no row for a missing actor). The window groupDecisions passes is widened to
+ * whole buckets: beyond 3 days it is whole days (day rows only), up to 3 days
+ * whole hours (hour rows, and day rows for the whole days inside); only a
+ * window up to 2 h (whole minutes) has partial hours, read from the raw rows.
  */
 function rollupSource(ctx: Ctx, q: DecisionGroupQuery, by: "tool" | "user" | "client", now: number): SQL {
   const tenants = readableTenants(ctx, q.tenantId);
@@ -116,7 +126,11 @@ function rollupSource(ctx: Ctx, q: DecisionGroupQuery, by: "tool" | "user" | "cl
 
 /**
  * Counts of the filter's decisions per group, largest first, under the same
- * tenant scoping as the search. By outcome, the counts are the charts'
+ * tenant scoping as the search, over the filter's window widened to whole
+ * UTC buckets as the charts widen theirs (wholeBuckets; the answer's from, to
+ * and bucket say which): a window longer than 3 days is whole days, which the
+ * day rollups answer alone (no hour rows for partial days, no raw rows for
+ * partial hours). By outcome, the counts are the charts'
  * totals (read from the rollups when they answer the filter exactly, see
  * chartsFromRollups). By tool, user or client, from the rollups when they
  * answer the filter (groupFromRollups), else one scan of the filtered rows
@@ -124,26 +138,32 @@ function rollupSource(ctx: Ctx, q: DecisionGroupQuery, by: "tool" | "user" | "cl
  * (tests). By policy, a decision counts once for each determining policy, and
  * once under null when none determined it.
  */
-export async function groupDecisions(ctx: Ctx, q: DecisionGroupQuery, now = Date.now(), opts: { raw?: boolean } = {}): Promise<Groups> {
-  const limit = Math.min(q.limit ?? 20, GROUPS_MAX);
+export async function groupDecisions(ctx: Ctx, q0: DecisionGroupQuery, now = Date.now(), opts: { raw?: boolean; exactWindow?: boolean } = {}): Promise<Groups> {
+  const limit = Math.min(q0.limit ?? 20, GROUPS_MAX);
+  const wide = wholeBuckets(q0, now);
+  // exactWindow (bench/query.ts only): the filter's window as given, hour rows and raw rows at its edges (the code before).
+  const exact = opts.exactWindow && q0.by !== "outcome" ? windowOf(q0, false, now) : null;
+  const q = exact ? { ...q0, from: exact.from.toISOString(), to: exact.to!.toISOString() } : wide.f;
+  const window = { from: q.from!, to: q.to!, bucket: wide.bucket };
   if (q.by === "outcome") {
-    const c = await decisionCharts(ctx, q, now);
+    // The charts widen the filter's window the same way (wholeBuckets): their totals cover `window`.
+    const c = await decisionCharts(ctx, q0, now, { raw: opts.raw });
     const groups = (["allow", "deny", "error"] as const)
       .map((o) => ({ key: o, count: c.totals[o], denied: o === "deny" ? c.totals.deny : 0 }))
       .filter((g) => g.count > 0)
       .sort((a, z) => z.count - a.count);
     const total = groups.reduce((n, g) => n + g.count, 0);
-    return { by: q.by, groups, others: 0, total, source: chartsFromRollups(q, c.bucket) ? "rollups" : "raw" };
+    return { by: q.by, groups, others: 0, total, source: !opts.raw && chartsFromRollups(q, c.bucket) ? "rollups" : "raw", ...window };
   }
   const conds = filterConditions(ctx, q, { now });
-  if (!conds) return { by: q.by, groups: [], others: 0, total: 0, source: "raw" };
+  if (!conds) return { by: q.by, groups: [], others: 0, total: 0, source: "raw", ...window };
   const fromRollups = !opts.raw && q.by !== "policy" && groupFromRollups(q);
   let source: SQL;
   if (fromRollups) source = rollupSource(ctx, q, q.by as "tool" | "user" | "client", now);
   else {
     const key = q.by === "policy" ? sql`k.key` : COL[q.by];
-    const from = q.by === "policy" ? sql`${decisions} left join lateral jsonb_array_elements_text(coalesce(${decisions.determining}, '[]'::jsonb)) as k(key) on true` : sql`${decisions}`;
-    source = sql`select ${key} as key, count(*) as n, count(*) filter (where ${decisions.outcome} = 'deny') as denied from ${from} where ${and(...conds)} group by 1`;
+    const rowsOf = q.by === "policy" ? sql`${decisions} left join lateral jsonb_array_elements_text(coalesce(${decisions.determining}, '[]'::jsonb)) as k(key) on true` : sql`${decisions}`;
+    source = sql`select ${key} as key, count(*) as n, count(*) filter (where ${decisions.outcome} = 'deny') as denied from ${rowsOf} where ${and(...conds)} group by 1`;
   }
   const rows = await execRows<GroupRow>(ctx.db, topGroups(source, limit));
   const total = rows.length ? Number(rows[0]!.total) : 0;
@@ -155,5 +175,5 @@ export async function groupDecisions(ctx: Ctx, q: DecisionGroupQuery, now = Date
     if (name) g.name = name;
     return g;
   });
-  return { by: q.by, groups, others: total - groups.reduce((n, g) => n + g.count, 0), total, source: fromRollups ? "rollups" : "raw" };
+  return { by: q.by, groups, others: total - groups.reduce((n, g) => n + g.count, 0), total, source: fromRollups ? "rollups" : "raw", ...window };
 }

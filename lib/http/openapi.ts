@@ -438,7 +438,7 @@ export const operations: Operation[] = [
     method: "get",
     path: "/api/v1/admin/decisions/groups",
     summary:
-      "Counts of the filter's decisions per tool, user, client, determining policy or outcome (largest first, at most 50 groups, `others` for the rest; by outcome from the rollups when they answer the filter)",
+      "Counts of the filter's decisions per tool, user, client, determining policy or outcome (largest first, at most 50 groups, `others` for the rest; by outcome from the rollups when they answer the filter), over the filter's window widened to whole UTC buckets as the charts widen theirs (minutes up to 2 h, hours up to 3 days, else days): the answer's `from`, `to` (ISO, end exclusive) and `bucket` name the window counted",
     tag: "decisions",
     query: decisionGroupQuery,
   },
