@@ -20,6 +20,8 @@ interface Remembered {
   /** Keyed by the upstream message's text (not its items): its answers, serialized around the id (`rememberedAnswer`). */
   message: boolean;
   answers: Answer[];
+  /** The memo it is in (its bytes count against the memo's bound). */
+  memo: Memo;
 }
 
 /**
@@ -34,17 +36,30 @@ export interface AnswerKey {
   hints: { has: boolean; upstream: number | null; out: number | undefined };
 }
 
-/** A serialized answer: `before` + the JSON text of the id + `after`. */
+/** A serialized answer: `before` + the JSON text of the id + `after`, UTF-8 encoded once (written as they are). */
 interface Answer extends AnswerKey {
-  before: string;
-  after: string;
+  before: Buffer;
+  after: Buffer;
 }
+
+/** An answer's JSON text in three parts, written one after the other: no copy of the remembered bytes. */
+export interface AnswerParts {
+  before: Buffer;
+  id: string;
+  after: Buffer;
+}
+
+/** The JSON text of an answer in parts. */
+export const partsText = (a: AnswerParts): string => a.before.toString("utf8") + a.id + a.after.toString("utf8");
+/** Its length in bytes. */
+export const partsBytes = (a: AnswerParts): number => a.before.length + Buffer.byteLength(a.id) + a.after.length;
 
 interface Memo {
   /** Caller key → exact text of what was filtered → the answer (two levels: the long text is never copied into a key). */
   map: Map<string, Map<string, Remembered>>;
   /** Insertion order of (caller key, text), for the bounds. */
   order: [string, string][];
+  /** Characters of the remembered texts plus bytes of their serialized answers. */
   chars: number;
 }
 
@@ -138,13 +153,14 @@ export function filterListRemembered<T>(
   while (memo.order.length && (memo.order.length >= MAX_LIST_MEMO_ENTRIES || memo.chars + text.length > MAX_LIST_MEMO_CHARS)) {
     const [oldWho, oldText] = memo.order.shift()!;
     const inner = memo.map.get(oldWho);
+    const old = inner?.get(oldText);
     inner?.delete(oldText);
     if (inner && !inner.size) memo.map.delete(oldWho);
-    memo.chars -= oldText.length;
+    memo.chars -= oldText.length + (old ? answersBytes(old.answers) : 0);
   }
   let inner = memo.map.get(who);
   if (!inner) memo.map.set(who, (inner = new Map()));
-  const entry: Remembered = { kept, hidden: [...f.hidden], changed: f.changed.map((c) => ({ ...c })), record: copyRecord(f.record), message: raw !== undefined, answers: [] };
+  const entry: Remembered = { kept, hidden: [...f.hidden], changed: f.changed.map((c) => ({ ...c })), record: copyRecord(f.record), message: raw !== undefined, answers: [], memo };
   inner.set(text, entry);
   memo.order.push([who, text]);
   memo.chars += text.length;
@@ -193,7 +209,7 @@ const STAND_IN = `mandate-id-${randomBytes(16).toString("hex")}`;
  * remembered in the memo entry; the answer is the two parts around `JSON.stringify(id)` (JSON.stringify
  * of an object writes each member's value where its key is, independently of the other values).
  */
-export function serializeAnswer(message: unknown): string {
+export function serializeAnswer(message: unknown): string | AnswerParts {
   const note = typeof message === "object" && message !== null ? toRemember.get(message) : undefined;
   if (!note || process.env.MANDATE_LIST_BYTES === "0") return JSON.stringify(message);
   toRemember.delete(message as object);
@@ -202,14 +218,22 @@ export function serializeAnswer(message: unknown): string {
   const mark = `"id":${JSON.stringify(STAND_IN)}`;
   const at = text.indexOf(mark);
   if (at < 0 || text.indexOf(mark, at + 1) >= 0) return JSON.stringify(message);
-  const before = text.slice(0, at + 5);
-  const after = text.slice(at + mark.length);
   const { entry, key } = note;
-  const answers = entry.answers.filter((a) => !sameKey(a, key));
-  answers.push({ ...key, before, after });
-  entry.answers = answers.slice(-MAX_ANSWERS_PER_LIST);
-  return before + JSON.stringify(m.id) + after;
+  const answer: Answer = { ...key, before: Buffer.from(text.slice(0, at + 5)), after: Buffer.from(text.slice(at + mark.length)) };
+  const parts = { before: answer.before, id: JSON.stringify(m.id), after: answer.after };
+  // Kept within the memo's bound (texts and answers together); an answer that does not fit is not remembered.
+  const memo = entry.memo;
+  const kept = entry.answers.filter((a) => !sameKey(a, key));
+  kept.push(answer);
+  const answers = kept.slice(-MAX_ANSWERS_PER_LIST);
+  const delta = answersBytes(answers) - answersBytes(entry.answers);
+  if (memo.chars + delta > MAX_LIST_MEMO_CHARS) return parts;
+  entry.answers = answers;
+  memo.chars += delta;
+  return parts;
 }
+
+const answersBytes = (answers: readonly Answer[]): number => answers.reduce((n, a) => n + a.before.length + a.after.length, 0);
 
 const sameKey = (a: AnswerKey, b: AnswerKey): boolean =>
   a.method === b.method && a.stateless === b.stateless && a.hints.has === b.hints.has && a.hints.upstream === b.hints.upstream && a.hints.out === b.hints.out;
@@ -254,7 +278,7 @@ export function rememberedAnswer(
   method: string,
   stateless: boolean,
   sameHints: (hints: AnswerKey["hints"]) => boolean,
-): { json: string; record: ListFiltered<unknown>["record"]; changed: ListFiltered<unknown>["changed"] } | null {
+): { answer: AnswerParts; record: ListFiltered<unknown>["record"]; changed: ListFiltered<unknown>["changed"] } | null {
   if (process.env.MANDATE_LIST_BYTES === "0" || process.env.MANDATE_LIST_MEMO === "0") return null;
   if (view.engine.readsClockOrAddress(request.serverId, request.principal.tenantId)) return null;
   const drifted = live.drifted ?? NO_DRIFT;
@@ -264,7 +288,7 @@ export function rememberedAnswer(
   const answer = entry.answers.find((a) => a.method === method && a.stateless === stateless && sameHints(a.hints));
   if (!answer) return null;
   listMemoStats.answersReused++;
-  return { json: answer.before + JSON.stringify(tail.id) + answer.after, record: copyRecord(entry.record), changed: entry.changed.map((c) => ({ ...c })) };
+  return { answer: { before: answer.before, id: JSON.stringify(tail.id), after: answer.after }, record: copyRecord(entry.record), changed: entry.changed.map((c) => ({ ...c })) };
 }
 
 const copyRecord = (r: ListFiltered<unknown>["record"]): ListFiltered<unknown>["record"] => ({ ...r, determining: [...r.determining], errors: [...r.errors], stepUpScopes: [...r.stepUpScopes] });

@@ -6,7 +6,19 @@ import { uuidv7 } from "uuidv7";
 import type { BundleServer } from "@/lib/enforcement/bundle";
 import type { DecisionResult } from "@/lib/enforcement/engine";
 import { decide, decideOnHeaders, decisionView, DECIDED_METHODS, type DecisionView, type ListKind } from "@/lib/enforcement/decide";
-import { filterListRemembered, messageEntryOf, noteListAnswer, noteUpstreamText, rememberedAnswer, serializeAnswer, splitIdTail, type AnswerKey, type ListMemoEntry } from "./list-memo";
+import {
+  filterListRemembered,
+  messageEntryOf,
+  noteListAnswer,
+  noteUpstreamText,
+  partsBytes,
+  rememberedAnswer,
+  serializeAnswer,
+  splitIdTail,
+  type AnswerKey,
+  type AnswerParts,
+  type ListMemoEntry,
+} from "./list-memo";
 import type { BundleTool } from "@/lib/enforcement/bundle";
 import { INVALID_VALUE } from "@/lib/enforcement/decision-record";
 import { maskArgs } from "@/lib/enforcement/masking";
@@ -377,7 +389,7 @@ export class McpProxy {
    * `pending`, waited for before the answer is written) and drift marked as `filterKind` does. Null:
    * screen the message in full. `MANDATE_LIST_BYTES=0` turns it off.
    */
-  private screenText(c: Call, text: string, methodOf: (id: Id) => string | undefined, stateless: boolean, pending: Promise<void>[]): string | null {
+  private screenText(c: Call, text: string, methodOf: (id: Id) => string | undefined, stateless: boolean, pending: Promise<void>[]): AnswerParts | null {
     if (process.env.MANDATE_LIST_BYTES === "0") return null;
     const tail = splitIdTail(text);
     if (!tail || !isId(tail.id)) return null;
@@ -396,7 +408,7 @@ export class McpProxy {
     const durable = this.record(installed, server, p, KIND_METHOD[kind], null, hit.record, started, {}, c.trace).durable;
     durable.catch(() => {});
     pending.push(durable);
-    return hit.json;
+    return hit.answer;
   }
 
   /**
@@ -938,11 +950,14 @@ async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerResponse, scr
     const pending: Promise<void>[] = [];
     const lines = event.split(/\r?\n/);
     const data = lines.filter((l) => l.startsWith("data:")).map((l) => l.slice(l.startsWith("data: ") ? 6 : 5));
+    // What to write of this event: its text, or, for a screened message, the event's other lines and the message's JSON text.
+    let out: { head: string; json: string | AnswerParts } | null = null;
     if (data.length) {
       const text = data.join("\n");
+      const head = [...lines.filter((l) => !l.startsWith("data:")), "data: "].join("\n");
       // A list answer the memo remembers is answered from its text, without parsing it (screenText).
       const answer = screen.text ? screen.text(text, pending) : null;
-      if (answer !== null) event = [...lines.filter((l) => !l.startsWith("data:")), `data: ${answer}`].join("\n");
+      if (answer !== null) out = { head, json: answer };
       else {
         let m: unknown;
         try {
@@ -953,13 +968,22 @@ async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerResponse, scr
         }
         const r = await screen(m, pending);
         if (r === null) return void (await Promise.all(pending));
-        if (r !== m) event = [...lines.filter((l) => !l.startsWith("data:")), `data: ${serializeAnswer(r)}`].join("\n");
+        if (r !== m) out = { head, json: serializeAnswer(r) };
       }
     }
     // The decision lines of this message are on disk before it is written (a log failure ends the stream): their
     // write overlapped the serialization above.
     await Promise.all(pending);
-    if (!res.destroyed) res.write(event + "\n\n");
+    if (res.destroyed) return;
+    if (!out) return void res.write(event + "\n\n");
+    // MANDATE_LIST_BYTES=0: one event string, as before (a same-run bench compares both).
+    if (typeof out.json === "string" && process.env.MANDATE_LIST_BYTES === "0") return void res.write(out.head + out.json + "\n\n");
+    // Written in pieces (one corked write to the socket): the long JSON text is never copied into one event string.
+    res.cork();
+    res.write(out.head);
+    writeJson(res, out.json);
+    res.write("\n\n");
+    res.uncork();
   };
   const boundary = /\r?\n\r?\n/g;
   if (process.env.MANDATE_LIST_FAST === "0") {
@@ -1018,10 +1042,18 @@ async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerResponse, scr
  * `pending`: the caller writes nothing of the message before they settle. `text`, when given, first tries
  * a message's JSON text unparsed (McpProxy.screenText): its screened JSON text, or null to parse and screen it.
  */
-type Screen = ((m: unknown, pending: Promise<void>[]) => Promise<unknown>) & { text?: (text: string, pending: Promise<void>[]) => string | null };
+type Screen = ((m: unknown, pending: Promise<void>[]) => Promise<unknown>) & { text?: (text: string, pending: Promise<void>[]) => AnswerParts | null };
 
 /** Screened list results whose message's answer can be remembered serialized: the memo entry and the answer's key. */
 const listAnswers = new WeakMap<object, { entry: ListMemoEntry; key: AnswerKey }>();
+
+/** Writes a JSON text, or its parts one after the other (the remembered bytes as they are). */
+function writeJson(res: ServerResponse, json: string | AnswerParts): void {
+  if (typeof json === "string") return void res.write(json);
+  res.write(json.before);
+  res.write(json.id);
+  res.write(json.after);
+}
 
 /** Marks a screened message whose result is in `listAnswers` for `serializeAnswer` (agent/list-memo.ts). */
 function noted(m: Record<string, unknown>): Record<string, unknown> {
@@ -1055,7 +1087,15 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 }
 
 /** Answers with a JSON text serialized already. */
-function sendJsonText(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
+function sendJsonText(res: ServerResponse, status: number, text: string | AnswerParts, headers: Record<string, string> = {}): void {
+  if (typeof text !== "string") {
+    setHeaders(res, { ...headers, "content-type": "application/json", "content-length": String(partsBytes(text)) });
+    res.writeHead(status);
+    res.cork();
+    writeJson(res, text);
+    res.uncork();
+    return void res.end();
+  }
   setHeaders(res, { ...headers, "content-type": "application/json", "content-length": String(Buffer.byteLength(text)) });
   res.writeHead(status).end(text);
 }

@@ -1,9 +1,10 @@
 /**
  * The agent's own work for one tools/list answer of TOOLS (default 1,000) approved tools, in process:
  * the upstream's SSE event parsed (JSON.parse), its tools filtered for one caller, the filtered answer
- * serialized again (as agent/proxy.ts pipeSse does), each list in a new second. Alternating, in one
- * process: "memo" = filterListRemembered (agent/list-memo.ts: the whole-list memo, the path the agent
- * takes), "no memo" = filterList() alone (MANDATE_LIST_MEMO=0), and the parse + serialize alone
+ * serialized again and encoded (UTF-8, as the socket write does; agent/proxy.ts pipeSse), each list in a new second. Alternating, in one
+ * process: "bytes" = a remembered serialized answer with the id spliced in, from the text alone (agent/proxy.ts
+ * screenText, the path the agent takes; MANDATE_LIST_BYTES=0 skips it), "memo" = parse + filterListRemembered
+ * (agent/list-memo.ts: the whole-list memo) + serialize, "no memo" = filterList() alone (MANDATE_LIST_MEMO=0), and the parse + serialize alone
  * ("floor": what any screening proxy pays). bench/list.ts measures the same through real processes.
  *
  *   node --import ./bench/no-server-only.mjs --import tsx bench/list-path.ts   (TOOLS=1000 POLICIES=200 LISTS=40)
@@ -11,7 +12,7 @@
 import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import type { PolicyRule } from "@/db/schema";
-import { filterListRemembered, noteUpstreamText } from "@/agent/list-memo";
+import { filterListRemembered, messageEntryOf, noteListAnswer, noteUpstreamText, rememberedAnswer, serializeAnswer, splitIdTail, type AnswerParts } from "@/agent/list-memo";
 import { compileBundle, type RegistrySnapshot } from "@/lib/bundles/compile";
 import { decisionView, filterList } from "@/lib/enforcement/decide";
 import { toolHash } from "@/lib/enforcement/tool-hash";
@@ -91,11 +92,32 @@ let id = 0;
 // What the upstream sends on the POST's SSE stream: one event carrying the answer.
 const event = () => `event: message\ndata: ${JSON.stringify({ result: { tools: defs }, jsonrpc: "2.0", id: ++id })}`;
 let second = Date.UTC(2026, 11, 6, 2, 0, 0);
-type Path = "memo" | "no memo" | "floor";
+type Path = "bytes" | "memo" | "no memo" | "floor";
+const hints = { has: false, upstream: null, out: undefined };
 function once(path: Path): number {
   const text = event();
   const t0 = performance.now();
   const data = text.slice(text.indexOf("data: ") + 6);
+  if (path === "bytes") {
+    // agent/proxy.ts screenText: the remembered answer, from the text alone; else the full path, remembering its answer.
+    const tail = splitIdTail(data);
+    const hit = tail && rememberedAnswer(view, { serverId: "srv_l", principal }, "tools", tail, { drifted }, "tools/list", false, () => true);
+    // What is handed to the socket: the event's head, the remembered bytes and the id (no copy of the answer).
+    const wire = (j: string | AnswerParts) =>
+      typeof j === "string" ? [Buffer.from(`event: message\ndata: ${j}\n\n`)] : [Buffer.from("event: message\ndata: "), j.before, Buffer.from(j.id), j.after, Buffer.from("\n\n")];
+    if (hit) {
+      if (wire(hit.answer).length < 2) throw new Error("empty");
+      return performance.now() - t0;
+    }
+    const m = JSON.parse(data) as { id: number; result: { tools: unknown[] } };
+    noteUpstreamText(m, data);
+    const f = filterListRemembered(view, { serverId: "srv_l", principal, time: new Date((second += 1000)) }, "tools", m.result.tools, { drifted }, m.result);
+    const msg = { ...m, result: { ...m.result, tools: f.kept } };
+    const entry = messageEntryOf(f);
+    if (entry) noteListAnswer(msg, entry, { method: "tools/list", stateless: false, hints });
+    if (!wire(serializeAnswer(msg)).length) throw new Error("empty");
+    return performance.now() - t0;
+  }
   const m = JSON.parse(data) as { id: number; result: { tools: unknown[] } };
   if (path === "memo") noteUpstreamText(m, data);
   const request = { serverId: "srv_l", principal, time: new Date((second += 1000)) };
@@ -105,13 +127,14 @@ function once(path: Path): number {
       : path === "memo"
         ? filterListRemembered(view, request, "tools", m.result.tools, { drifted }, m.result).kept
         : filterList(view, request, "tools", m.result.tools, { drifted }).kept;
-  const out = `event: message\ndata: ${JSON.stringify({ ...m, result: { ...m.result, tools: kept } })}\n\n`;
+  // Encoded as the socket write does.
+  const out = Buffer.from(`event: message\ndata: ${JSON.stringify({ ...m, result: { ...m.result, tools: kept } })}\n\n`);
   if (out.length < 10) throw new Error("empty");
   return performance.now() - t0;
 }
-const times: Record<Path, number[]> = { memo: [], "no memo": [], floor: [] };
-for (let i = 0; i < 3; i++) for (const p of ["memo", "no memo", "floor"] as Path[]) once(p);
-for (let i = 0; i < LISTS; i++) for (const p of (i % 2 ? ["memo", "no memo", "floor"] : ["floor", "no memo", "memo"]) as Path[]) times[p].push(once(p));
+const times: Record<Path, number[]> = { bytes: [], memo: [], "no memo": [], floor: [] };
+for (let i = 0; i < 3; i++) for (const p of ["bytes", "memo", "no memo", "floor"] as Path[]) once(p);
+for (let i = 0; i < LISTS; i++) for (const p of (i % 2 ? ["bytes", "memo", "no memo", "floor"] : ["floor", "no memo", "memo", "bytes"]) as Path[]) times[p].push(once(p));
 const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
 const kept = filterList(view, { serverId: "srv_l", principal, time: new Date() }, "tools", JSON.parse(JSON.stringify(defs)) as unknown[], { drifted }).kept.length;
 console.log(
@@ -119,4 +142,5 @@ console.log(
     .map((l) => l.toFixed(2))
     .join(" ")})`,
 );
-for (const p of ["floor", "memo", "no memo"] as Path[]) console.log(`  ${p.padEnd(8)} parse + filter + serialize: p50 ${pct(times[p], 0.5).toFixed(2)} ms, p99 ${pct(times[p], 0.99).toFixed(2)} ms`);
+for (const p of ["floor", "bytes", "memo", "no memo"] as Path[])
+  console.log(`  ${p.padEnd(8)} parse + filter + serialize: p50 ${pct(times[p], 0.5).toFixed(2)} ms, p99 ${pct(times[p], 0.99).toFixed(2)} ms`);
