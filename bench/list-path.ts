@@ -90,7 +90,8 @@ const principal = {
 const drifted = new Set<string>();
 let id = 0;
 // What the upstream sends on the POST's SSE stream: one event carrying the answer.
-const event = () => `event: message\ndata: ${JSON.stringify({ result: { tools: defs }, jsonrpc: "2.0", id: ++id })}`;
+// One flat string, as the agent's event text is (its decoded pieces joined).
+const event = () => ["event: message\ndata: ", JSON.stringify({ result: { tools: defs }, jsonrpc: "2.0", id: ++id })].join("");
 let second = Date.UTC(2026, 11, 6, 2, 0, 0);
 type Path = "bytes" | "memo" | "no memo" | "floor";
 const hints = { has: false, upstream: null, out: undefined };

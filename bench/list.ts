@@ -12,6 +12,7 @@
  *   BEFORE=0 leaves out the "before" path: a second agent without the whole-list memo (MANDATE_LIST_MEMO=0:
  *   every entry decided on every list, as before issue 12's fourth round); BEFORE_ENV='{"MANDATE_CEDAR_JS":"0"}'
  *   sets the before agent's environment instead (e.g. cedar-wasm only, as before the second round).
+ *   BARE=0 leaves out the floor (a bare reverse proxy that streams the answer through: no auth, no decision, no screening).
  *   N=400 ROUNDS=2 TOOLS=1000 AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" …
  */
 import type { ChildProcess } from "node:child_process";
@@ -54,12 +55,16 @@ let agentProc: ChildProcess | null = null;
 let beforeProc: ChildProcess | null = null;
 const BEFORE = process.env.BEFORE !== "0";
 let upstreamProc: ChildProcess | null = null;
+let bareProc: ChildProcess | null = null;
+/** BARE=0 leaves out the floor: a bare reverse proxy (bench/bare-proxy.mjs, no auth, no decision, streams the answer through). */
+const BARE = process.env.BARE !== "0";
 const dataDir = await mkdtemp(path.join(process.env.BENCH_DATA_DIR ?? tmpdir(), "mandate-bench-list-"));
 const beforeDir = await mkdtemp(path.join(process.env.BENCH_DATA_DIR ?? tmpdir(), "mandate-bench-list-before-"));
-const [cp, issuer, agentPort, upstreamPort, beforePort] = await Promise.all([startShipControlPlane(), startIssuer(), freePort(), freePort(), freePort()]);
+const [cp, issuer, agentPort, upstreamPort, beforePort, barePort] = await Promise.all([startShipControlPlane(), startIssuer(), freePort(), freePort(), freePort(), freePort()]);
 try {
   upstreamProc = await spawnReady(root, ["bench/many-tools-upstream.mjs", String(upstreamPort), String(TOOLS)], "the upstream");
   const upstreamUrl = `http://127.0.0.1:${upstreamPort}/mcp`;
+  if (BARE) bareProc = await spawnReady(root, ["bench/bare-proxy.mjs", String(barePort), upstreamUrl], "the bare proxy");
   const owner = await makeUser(t.db, { role: "owner" });
   const tenantId = (await makeTenant(t.db, owner.actor)).id;
   const resourceUri = `http://127.0.0.1:${agentPort}/mcp`;
@@ -105,6 +110,7 @@ try {
 
   const paths = [
     { target: "direct", client: await connect(upstreamUrl, null) },
+    ...(BARE ? [{ target: "bare", client: await connect(`http://127.0.0.1:${barePort}/mcp`, null) }] : []),
     { target: "agent", client: await connect(resourceUri, bearer) },
     ...(BEFORE ? [{ target: "before", client: await connect(`http://127.0.0.1:${beforePort}/mcp`, bearer) }] : []),
   ];
@@ -134,6 +140,7 @@ try {
   const d = stat("direct");
   const a = stat("agent");
   const b = BEFORE ? stat("before") : null;
+  const f = BARE ? stat("bare") : null;
   console.log(
     `\ntools/list of ${TOOLS} approved tools, one caller (c=1), ${ROUNDS * 2} alternating slices per path (node ${process.version}, ${os.cpus().length} cores, load average ${os
       .loadavg()
@@ -141,15 +148,16 @@ try {
       .join(" ")})\n`,
   );
   console.log("target    lists   p50 ms   p99 ms");
-  for (const [name, s] of [["direct", d], ["agent", a], ...(b ? [["before", b] as const] : [])] as const)
+  for (const [name, s] of [["direct", d], ...(f ? [["bare", f] as const] : []), ["agent", a], ...(b ? [["before", b] as const] : [])] as const)
     console.log(`${name.padEnd(8)} ${String(s.n).padStart(6)} ${s.p50.toFixed(2).padStart(8)} ${s.p99.toFixed(2).padStart(8)}`);
-  console.log(`\nagent added: p50 +${(a.p50 - d.p50).toFixed(2)} ms, p99 +${(a.p99 - d.p99).toFixed(2)} ms (target ≤ 5 ms at p50)`);
+  if (f) console.log(`\nbare proxy added (streams through, no screening): p50 +${(f.p50 - d.p50).toFixed(2)} ms, p99 +${(f.p99 - d.p99).toFixed(2)} ms`);
+  console.log(`${f ? "" : "\n"}agent added: p50 +${(a.p50 - d.p50).toFixed(2)} ms, p99 +${(a.p99 - d.p99).toFixed(2)} ms (target ≤ 5 ms at p50)`);
   if (b)
     console.log(
       `before (${process.env.BEFORE_ENV ?? "MANDATE_LIST_MEMO=0"}) added: p50 +${(b.p50 - d.p50).toFixed(2)} ms, p99 +${(b.p99 - d.p99).toFixed(2)} ms; added p50 before / after ×${((b.p50 - d.p50) / (a.p50 - d.p50)).toFixed(1)}`,
     );
 } finally {
-  await Promise.all([stop(agentProc), stop(upstreamProc), stop(beforeProc)]);
+  await Promise.all([stop(agentProc), stop(upstreamProc), stop(beforeProc), stop(bareProc)]);
   await Promise.all([cp.close(), issuer.close()]);
   delete g.__mandateDb;
   await stopBundleListener(t.handle);
