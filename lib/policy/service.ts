@@ -1,6 +1,7 @@
 import { and, asc, eq, inArray, sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import { policies, policyTests, type Policy, type PolicyRule, type PolicyTest } from "@/db/schema";
+import type { Db } from "@/db/client";
 import { can, seesAllTenants } from "@/lib/auth/permissions";
 import { compileBundle, runTests, type RegistrySnapshot } from "@/lib/bundles/compile";
 import { storePolicyConversions } from "@/lib/bundles/conversions";
@@ -259,20 +260,21 @@ export async function createPolicy(ctx: Ctx, input: z.infer<typeof policyInput>)
         })
         .returning();
       await recordEvent(tx, ctx.actor, { action: "policy.create", targetType: "policy", targetId: id, tenantId: input.tenantId, after: trailState(row!) });
+      await storeConversions(tx, snap, row!);
       return row!;
     })
     .catch(duplicate);
-  await storeConversions(ctx, snap, row);
   return publicPolicy(row);
 }
 
 /**
- * After a save: the Cedar conversions the fleets serving the policy's server will look up for it
- * (lib/bundles/conversions.ts), so the first compile of a fleet finds them. Best effort, after the commit.
+ * In the save's transaction (a savepoint: a failure never fails the save): the Cedar conversions the
+ * fleets serving the policy's server will look up for it (lib/bundles/conversions.ts), so the first
+ * compile of a fleet finds them. One commit for both: no second wait for a durable write.
  */
-async function storeConversions(ctx: Ctx, snap: RegistrySnapshot, p: Policy) {
+async function storeConversions(tx: Db, snap: RegistrySnapshot, p: Policy) {
   const server = snap.servers.find((s) => s.id === p.serverId);
-  if (server) await storePolicyConversions(ctx.db, server, { id: p.id, tenantId: p.tenantId, serverId: p.serverId, name: p.name, kind: p.kind, cedar: p.cedar, enabled: p.enabled });
+  if (server) await storePolicyConversions(tx, server, { id: p.id, tenantId: p.tenantId, serverId: p.serverId, name: p.name, kind: p.kind, cedar: p.cedar, enabled: p.enabled });
 }
 
 /** A policy's state as the admin trail keeps it: what "Restore this version" brings back (lib/policy/restore.ts). */
@@ -311,10 +313,10 @@ export async function updatePolicy(ctx: Ctx, id: string, { baseUpdatedAt, ...inp
         before: trailState(before),
         after: { ...trailState(row!), ...(opts.restoredFrom ? { restoredFrom: opts.restoredFrom } : {}) },
       });
+      await storeConversions(tx, snap, row!);
       return row!;
     })
     .catch(duplicate);
-  await storeConversions(ctx, snap, row);
   return publicPolicy(row);
 }
 
