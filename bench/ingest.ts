@@ -11,7 +11,8 @@
  *   ROWS=120000 …   (rows per scenario; the default)
  *   BEFORE=1 …      (the default: 2 shippers at batch 10,000 through the route with the ingest path before the
  *                    column insert (bench/ingest-before.ts) and the current one, alternately, PAIRS=2 pairs;
- *                    BEFORE=0 skips them; ONLY=compare runs only them)
+ *                    BEFORE=0 skips them)
+ *   ONLY=compare,parts,routes,service,variants   (only these sections; default: all but parts)
  *
  * (--conditions=react-server: the route imports "server-only", as in Next.js.)
  */
@@ -36,7 +37,8 @@ if (!url) throw new Error("set DATABASE_URL to a local PostgreSQL server");
 const ROWS = Number(process.env.ROWS ?? 120_000);
 const BEFORE = process.env.BEFORE !== "0";
 const PAIRS = Number(process.env.PAIRS ?? 2);
-const ONLY_COMPARE = process.env.ONLY === "compare";
+const ONLY = process.env.ONLY?.split(",") ?? ["compare", "routes", "service", "variants"];
+const want = (section: string) => ONLY.includes(section);
 const name = `mandate_bench_ingest_${randomBytes(4).toString("hex")}`;
 const admin = postgres(url, { max: 1, onnotice: () => {} });
 await admin.unsafe(`create database ${name}`);
@@ -159,7 +161,7 @@ try {
       .join(" ")}`,
   );
   await run("warm-up (discarded)", 5000, 1);
-  if (BEFORE) {
+  if (BEFORE && want("compare")) {
     // Before (an object per row, 16 quoted text[] parameters) and after (columns, JSON arrays), alternately: B A A B …
     const sums = { before: [] as { rate: number; node: number; pg: number }[], after: [] as { rate: number; node: number; pg: number }[] };
     for (let i = 0; i < PAIRS; i++) {
@@ -174,7 +176,30 @@ try {
       `means of ${PAIRS}: before ${Math.round(mean(b, "rate"))}/s (node ${mean(b, "node").toFixed(1)} µs, PostgreSQL ${mean(b, "pg").toFixed(1)} µs); after ${Math.round(mean(a, "rate"))}/s (node ${mean(a, "node").toFixed(1)} µs, PostgreSQL ${mean(a, "pg").toFixed(1)} µs); after/before ${(mean(a, "rate") / mean(b, "rate")).toFixed(2)}×`,
     );
   }
-  if (!ONLY_COMPARE) {
+  if (want("parts")) {
+    // Two shippers through the service, each batch in one transaction or in two at once (PARTS).
+    for (const parts of [2, 1, 1, 2]) {
+      const agentsOf = Array.from({ length: 2 }, () => ({ id: `agt_${randomBytes(16).toString("hex")}`, fleetId: "flt_b" }));
+      for (const a of agentsOf) await makeAgent(a.id);
+      const bodies = agentsOf.map(() => Array.from({ length: Math.max(2, Math.round(ROWS / 20_000)) }, () => Array.from({ length: 10_000 }, () => line(true)).join("\n")));
+      const pg0 = await backendCpu();
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      await Promise.all(
+        agentsOf.map(async (a, i) => {
+          for (const b of bodies[i]!) await ingestDecisions(h.db, a, b, Date.now(), { parts });
+        }),
+      );
+      const secs = (performance.now() - t0) / 1000;
+      const cpu = process.cpuUsage(cpu0);
+      const pg = (await backendCpu()) - pg0;
+      const n = bodies.length * bodies[0]!.length * 10_000;
+      console.log(
+        `${`service, 2 shippers, batch 10000, ${parts} part(s)`.padEnd(52)} ${String(Math.round(n / secs)).padStart(6)} decisions/s  (CPU per decision: node ${(((cpu.user + cpu.system) / 1e6 / n) * 1e6).toFixed(1)} µs, PostgreSQL ${((pg / n) * 1e6).toFixed(1)} µs; load ${loadavg()[0]!.toFixed(1)})`,
+      );
+    }
+  }
+  if (want("routes")) {
     for (const size of [1000, 5000, 10_000]) await run(`1 shipper, batch ${size}`, size, 1);
     await run("2 concurrent shippers, batch 5000", 5000, 2);
     await run("2 concurrent shippers, batch 10000", 10_000, 2);
@@ -183,7 +208,7 @@ try {
 
   // The service alone (no HTTP, no gzip), batch 10,000: one transaction vs. two parts at once (the default).
   // …and, interleaved, the line check through zod only (as before the fast path) vs. the fast path (the default).
-  for (const [parts, zodOnly] of ONLY_COMPARE
+  for (const [parts, zodOnly] of !want("service")
     ? []
     : ([
         [1, false],
@@ -246,8 +271,16 @@ END $fn$`;
     ["as shipped (again, after the 0009 shape)", [], []],
     ["without the rollup trigger", ["alter table decisions disable trigger decisions_rollup"], ["alter table decisions enable trigger decisions_rollup"]],
     ["without the trigram index", ["drop index if exists decisions_args_trgm_idx"], ["create index if not exists decisions_args_trgm_idx on decisions using gin ((args::text) gin_trgm_ops)"]],
+    // B-tree indexes (the largest share of PostgreSQL's insert time in a profile): what one costs.
+    ["without the (at, id) index", ["drop index if exists decisions_at_id_idx"], ["create index if not exists decisions_at_id_idx on decisions (at desc nulls last, id desc nulls last)"]],
+    ["without the (tool, at) index", ["drop index if exists decisions_tool_at_idx"], ["create index if not exists decisions_tool_at_idx on decisions (tool, at desc nulls last)"]],
+    [
+      "without the (fleet, revision, at) index",
+      ["drop index if exists decisions_fleet_revision_at_idx"],
+      ["create index if not exists decisions_fleet_revision_at_idx on decisions (fleet_id, bundle_revision, at desc nulls last)"],
+    ],
   ];
-  if (process.env.VARIANTS !== "0" && !ONLY_COMPARE) {
+  if (process.env.VARIANTS !== "0" && want("variants")) {
     for (const [label, off, on] of variants) {
       for (const q of off) await h.db.execute(sql.raw(q));
       const bodies = Array.from({ length: Math.max(2, Math.round(ROWS / 10_000)) }, () => Array.from({ length: 10_000 }, () => line(true)).join("\n"));

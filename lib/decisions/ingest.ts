@@ -29,7 +29,7 @@ const PARTS = 2;
 const MIN_PART_ROWS = 1_000;
 
 /** The instant inside a UUIDv7 (its first 48 bits, milliseconds since the epoch). */
-export const uuidv7Time = (id: string) => parseInt(id.replace(/-/g, "").slice(0, 12), 16);
+export const uuidv7Time = (id: string) => parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
 
 /** Decodes the body: NDJSON, optionally gzip (Content-Encoding: gzip), capped before and after inflating. */
 export function decodeBatch(raw: Buffer, contentEncoding: string | null): string {
@@ -208,15 +208,15 @@ function validate(lines: string[], served: Map<string, Set<string>>, now: number
       argsJson = d.args === null ? null : (argsJsonText.get(d.args) ?? JSON.stringify(d.args));
     }
     const at = uuidv7Time(d.id);
-    const decisionId = d.id;
-    const quarantine = (problem: string) => bad.push({ text, problem, decisionId });
-    if (at > now + MAX_FUTURE_MS) quarantine("id: the id's time is in the future");
+    let problem: string | null = null;
+    if (at > now + MAX_FUTURE_MS) problem = "id: the id's time is in the future";
     // Its day's partition is (or will be) dropped by retention: storing it would recreate it.
-    else if (at < oldest) quarantine(`id: the decision is older than the ${retentionDays}-day retention; it cannot be stored`);
-    else if (!served.has(d.serverId)) quarantine("serverId: this agent's fleet does not serve that server");
+    else if (at < oldest) problem = `id: the decision is older than the ${retentionDays}-day retention; it cannot be stored`;
+    else if (!served.has(d.serverId)) problem = "serverId: this agent's fleet does not serve that server";
     // A decision without a tenant (denied before one was known) writes into no tenant.
-    else if (d.tenantId !== null && !served.get(d.serverId)!.has(d.tenantId)) quarantine("tenantId: that server does not serve this tenant for this agent's fleet");
-    else cols.push(i, at, d, argsJson);
+    else if (d.tenantId !== null && !served.get(d.serverId)!.has(d.tenantId)) problem = "tenantId: that server does not serve this tenant for this agent's fleet";
+    if (problem === null) cols.push(i, at, d, argsJson);
+    else bad.push({ text, problem, decisionId: d.id });
   }
   return { cols, bad };
 }
