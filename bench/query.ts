@@ -208,6 +208,70 @@ const findingsReads = (servers: string[], raw: boolean) => async () => {
 };
 await time("findings reads, tenant ten_3 (3 servers), 30 days", findingsReads(t3, false));
 await time("findings reads, every server (owner view), 30 days", findingsReads(allServers, false));
+// Least-privilege findings as the API answers them (listFindings): the owner's view of every tenant computed live
+// (the code before) and read from the findings job's stored result (finding_results, migration 0024), same run.
+// The database holds decisions but no registry: one matching the traffic (20 tenants; the 50 servers with their 4
+// called tools and 2 never called, mapped by tickets:read and tickets:write) is inserted in a transaction that is
+// rolled back at the end, so the filled database is left as it was.
+{
+  const { listFindings, loadSettings } = await import("@/lib/findings/service");
+  const { collectFindings } = await import("@/lib/findings/digest");
+  const { computeFindings } = await import("@/lib/findings/compute");
+  const { sql } = await import("drizzle-orm");
+  const { isDeepStrictEqual } = await import("node:util");
+  const { loadavg } = await import("node:os");
+  const load = () =>
+    loadavg()
+      .map((x) => x.toFixed(2))
+      .join(", ");
+  class Rollback extends Error {}
+  console.log(`\nleast-privilege findings through listFindings (registry inserted in a rolled-back transaction), load average ${load()}:`);
+  await db
+    .transaction(async (tx) => {
+      await tx.execute(sql`insert into tenants (id, name, slug) select 'ten_' || i, 'Bench tenant ' || i, 'bench-' || i from generate_series(0, 19) i`);
+      await tx.execute(sql`insert into servers (id, tenant_id, name, resource_uri, upstream_url, scopes)
+        select 'srv_' || s, 'ten_' || (s % 20), 'Bench server ' || s, 'https://srv-' || s || '.bench.example/mcp', 'https://upstream.example/mcp', '["tickets:read","tickets:write"]'::jsonb
+        from generate_series(0, 49) s`);
+      await tx.execute(sql`insert into tools (id, server_id, name, risk, approved_version_id, latest_version_id)
+        select 'tool_bench_' || s || '_' || k, 'srv_' || s, case when k < 4 then 'tool_' || (s * 4 + k) when k = 4 then 'tool_' || s || '_export' else 'tool_' || s || '_purge' end, 'medium', 'tv_bench', 'tv_bench'
+        from generate_series(0, 49) s, generate_series(0, 5) k`);
+      await tx.execute(sql`insert into scope_mappings (id, server_id, version, mapping, created_by)
+        select 'map_bench_' || s, 'srv_' || s, 1,
+               jsonb_build_object('tickets:read', jsonb_build_array('tool_' || (s * 4), 'tool_' || (s * 4 + 1), 'tool_' || (s * 4 + 2), 'tool_' || (s * 4 + 3), 'tool_' || s || '_export'),
+                                  'tickets:write', jsonb_build_array('tool_' || s || '_export', 'tool_' || s || '_purge')), 'bench'
+        from generate_series(0, 49) s`);
+      await tx.execute(sql`delete from finding_results`);
+      const ownerCtx = { db: tx, actor: owner };
+      const adminCtx = { db: tx, actor: tenantAdmin };
+      let live = await listFindings(ownerCtx, {});
+      console.log(`owner's view: ${live.items.length} findings of ${live.scopes.length} scopes, source ${live.source}; by kind ${JSON.stringify(live.counts)}`);
+      await time("owner findings all tenants, live (before)", async () => (live = await listFindings(ownerCtx, {})));
+      await time("tenant admin findings (ten_7), live (before)", () => listFindings(adminCtx, {}));
+      const jobNow = new Date();
+      const j0 = performance.now();
+      await collectFindings(tx, { keyring: [], egress: { loopback: false, cidrs: [] }, now: jobNow });
+      const jobMs = performance.now() - j0;
+      const rows = (await tx.execute(sql`select count(*)::int as n, sum(finding_count)::int as f, pg_size_pretty(sum(pg_column_size(findings))) as size from finding_results`)) as unknown as {
+        n: number;
+        f: number;
+        size: string;
+      }[];
+      console.log(`findings job (compute every tenant + store): ${jobMs.toFixed(0)} ms; stored ${rows[0]!.n} scopes, ${rows[0]!.f} findings, ${rows[0]!.size} of jsonb`);
+      let stored = await listFindings(ownerCtx, {});
+      await time("owner findings all tenants, stored (after)", async () => (stored = await listFindings(ownerCtx, {})));
+      await time("tenant admin findings (ten_7), stored (after)", () => listFindings(adminCtx, {}));
+      const ids = Array.from({ length: 20 }, (_, i) => `ten_${i}`).sort();
+      const same = await computeFindings(tx, { tenantIds: ids, global: true, settings: await loadSettings(tx, [...ids, "global"]), now: jobNow });
+      console.log(`load average after: ${load()}`);
+      console.log(
+        `stored answer: source ${stored.source}, computed at ${stored.computedAt}; equals a live computation at the job's instant (deep equal; jsonb reorders keys): ${isDeepStrictEqual(stored.items, JSON.parse(JSON.stringify(same.findings))) && isDeepStrictEqual(stored.scores, JSON.parse(JSON.stringify(same.scores)))}`,
+      );
+      throw new Rollback();
+    })
+    .catch((e: unknown) => {
+      if (!(e instanceof Rollback)) throw e;
+    });
+}
 // Group-by: every kind the rollups or the charts answer, over every tenant and one, for 24 h, 7 days and 30 days,
 // ending at the newest row (`end`); the window is widened to whole UTC buckets (hours for 24 h, days beyond 3 days).
 const groupAs = (actor: Actor, by: string, q: Record<string, unknown> = {}, opts: { raw?: boolean; exactWindow?: boolean } = {}) =>
