@@ -9,6 +9,10 @@
  * would for a bulk load), then ANALYZE (and VACUUM of the rollup tables). Then times typical searches, charts
  * (from the rollups, and the raw scan they replace) and the least-privilege
  * usage reads through the code the API runs: p50/p95 over RUNS runs each.
+ * Group-by: tool, user, client and outcome over every tenant and one, 24 h,
+ * 7 days and 30 days ending at the newest row (the window widened to whole
+ * UTC buckets, as the API answers), and EXACT≠0 the exact window (the code
+ * before whole buckets) side by side. Load averages are printed with them.
  *
  *   DATABASE_URL=postgres://root@127.0.0.1:5432/postgres npx tsx --conditions=react-server bench/query.ts
  *   ROWS=10000000 RUNS=20 …
