@@ -151,7 +151,8 @@ describe("stored findings", () => {
     const saved = (await rowOf(seed.tenantB))!;
     await t.db
       .update(findingResults)
-      .set({ findings: [...aItems, ...(saved.findings as Finding[])] })
+      // A new computed-at: this process keeps parsed rows per computation, and this must be read from the row.
+      .set({ findings: [...aItems, ...(saved.findings as Finding[])], computedAt: new Date() })
       .where(eq(findingResults.scope, seed.tenantB));
     const tampered = await list(adminBTok);
     expect(tampered.source).toBe("stored");
@@ -161,7 +162,7 @@ describe("stored findings", () => {
     const wrongTenant = await list(adminBTok);
     expect(wrongTenant.source).toBe("live");
     expect(wrongTenant.items.every((f) => f.tenantId === seed.tenantB)).toBe(true);
-    await t.db.update(findingResults).set({ tenantId: saved.tenantId, findings: saved.findings }).where(eq(findingResults.scope, seed.tenantB));
+    await t.db.update(findingResults).set({ tenantId: saved.tenantId, findings: saved.findings, computedAt: saved.computedAt }).where(eq(findingResults.scope, seed.tenantB));
     expect((await list(adminBTok)).source).toBe("stored");
   });
 

@@ -124,6 +124,38 @@ export async function storeResults(
 }
 
 /**
+ * Parsed stored findings kept in this process, per scope, keyed by the row's
+ * computation (computed-at, by whom, how many): a row is only ever replaced
+ * by a newer computation, so a key seen again is the same content, and the
+ * megabytes of JSON of a large fleet are transferred and parsed once per
+ * computation, not on every read. Bounded in findings; the oldest entry
+ * goes first. The tenant filter is applied on every read, cached or not.
+ */
+const CACHE_MAX_FINDINGS = 100_000;
+type Cache = Map<string, { key: string; findings: Finding[] }>;
+// Per database handle (a process may open more than one), on globalThis so a dev-mode module reload keeps it.
+const g = globalThis as unknown as { __mandateFindingsCache?: WeakMap<Db, Cache> };
+const caches = (g.__mandateFindingsCache ??= new WeakMap());
+const cacheOf = (db: Db): Cache => {
+  let c = caches.get(db);
+  if (!c) caches.set(db, (c = new Map()));
+  return c;
+};
+const cacheKey = (r: { computedAt: Date; computedBy: string; findingCount: number; tenantId: string | null }) => `${r.computedAt.getTime()}|${r.computedBy}|${r.findingCount}|${r.tenantId}`;
+function remember(cache: Cache, scope: string, key: string, findings: Finding[]) {
+  cache.delete(scope);
+  if (findings.length > CACHE_MAX_FINDINGS) return;
+  cache.set(scope, { key, findings });
+  let total = 0;
+  for (const v of cache.values()) total += v.findings.length;
+  for (const [k, v] of cache) {
+    if (total <= CACHE_MAX_FINDINGS) break;
+    cache.delete(k);
+    total -= v.findings.length;
+  }
+}
+
+/**
  * The stored results of these scopes (tenant ids, and "global") that are
  * fresh (see the module comment). A scope missing from the answer is to be
  * computed live. The tenant of a row is the row's own: a row whose tenant is
@@ -134,7 +166,18 @@ export async function readFresh(db: Db, scopes: string[], settings: Map<string, 
   if (!scopes.length) return out;
   const oldest = new Date(now.getTime() - STORE_MAX_AGE_MS);
   const rows = await db
-    .select()
+    .select({
+      scope: findingResults.scope,
+      tenantId: findingResults.tenantId,
+      computedAt: findingResults.computedAt,
+      computedBy: findingResults.computedBy,
+      findingCount: findingResults.findingCount,
+      unusedDays: findingResults.unusedDays,
+      smallSharePercent: findingResults.smallSharePercent,
+      score: findingResults.score,
+      truncated: findingResults.truncated,
+      tookMs: findingResults.tookMs,
+    })
     .from(findingResults)
     .where(and(inArray(findingResults.scope, scopes), gt(findingResults.computedAt, oldest), isNotNull(findingResults.findings)));
   const usable = rows.filter((r) => {
@@ -151,15 +194,49 @@ export async function readFresh(db: Db, scopes: string[], settings: Map<string, 
     .where(and(gt(auditEvents.at, since), notInArray(auditEvents.action, STALE_IGNORED_ACTIONS), ...STALE_IGNORED_PREFIXES.map((p) => notLike(auditEvents.action, `${p}%`))))
     .groupBy(auditEvents.tenantId);
   const lastChange = new Map(changed.map((c) => [c.tenantId, new Date(c.last)]));
-  for (const r of usable) {
+  const fresh = usable.filter((r) => {
+    const last = lastChange.get(r.scope === GLOBAL_SCOPE ? null : r.scope);
+    return !(last && last >= r.computedAt);
+  });
+  // The findings themselves: from this process's cache when it holds this very computation, else read once.
+  const cache = cacheOf(db);
+  const found = new Map<string, Finding[]>();
+  const toRead: string[] = [];
+  for (const r of fresh) {
+    const c = cache.get(r.scope);
+    if (c && c.key === cacheKey(r)) found.set(r.scope, c.findings);
+    else toRead.push(r.scope);
+  }
+  if (toRead.length) {
+    const bodies = await db
+      .select({
+        scope: findingResults.scope,
+        tenantId: findingResults.tenantId,
+        computedAt: findingResults.computedAt,
+        computedBy: findingResults.computedBy,
+        findingCount: findingResults.findingCount,
+        findings: findingResults.findings,
+      })
+      .from(findingResults)
+      .where(and(inArray(findingResults.scope, toRead), isNotNull(findingResults.findings)));
+    for (const b of bodies) {
+      const meta = fresh.find((r) => r.scope === b.scope)!;
+      // Replaced since the first read: not the computation judged fresh above; that scope is computed live.
+      if (cacheKey(b) !== cacheKey(meta)) continue;
+      const findings = b.findings as Finding[];
+      remember(cache, b.scope, cacheKey(b), findings);
+      found.set(b.scope, findings);
+    }
+  }
+  for (const r of fresh) {
+    const findings = found.get(r.scope);
+    if (!findings) continue;
     const owner = r.scope === GLOBAL_SCOPE ? null : r.scope;
-    const last = lastChange.get(owner);
-    if (last && last >= r.computedAt) continue;
     out.set(r.scope, {
       scope: r.scope,
       tenantId: owner,
       computedAt: r.computedAt,
-      findings: (r.findings as Finding[]).filter((f) => f.tenantId === owner),
+      findings: findings.filter((f) => f.tenantId === owner),
       score: (r.score as unknown as Score | null) ?? null,
       truncated: r.truncated,
       tookMs: r.tookMs,
