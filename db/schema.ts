@@ -1,5 +1,5 @@
 import { relations, sql } from "drizzle-orm";
-import { bigint, boolean, date, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
+import { bigint, boolean, date, index, integer, jsonb, pgTable, primaryKey, text, timestamp, unique, uniqueIndex } from "drizzle-orm/pg-core";
 
 const createdAt = () => timestamp("created_at", { withTimezone: true }).notNull().defaultNow();
 const updatedAt = () => timestamp("updated_at", { withTimezone: true }).notNull().defaultNow();
@@ -916,6 +916,26 @@ export const decisionActorRollups = pgTable(
     // No such index on the hour rows: tried in 0021 (317 MB at 10 M decisions) and dropped in 0023: the
     // group-by and chart reads of the partial days measured the same with and without it (docs/audit.md).
   ],
+);
+
+/**
+ * Decisions per hour and per day × tenant × server × determining policy, by outcome: the log's group by
+ * policy. A decision counts once per distinct policy id in `determining`, and once under a null policy_id
+ * when it has none (the raw group-by's null group); unique with NULLS NOT DISTINCT so that null is one key.
+ */
+export const decisionPolicyRollups = pgTable(
+  "decision_policy_rollups",
+  {
+    grain: text("grain", { enum: ["hour", "day"] }).notNull(),
+    bucket: timestamp("bucket", { withTimezone: true }).notNull(),
+    tenantId: text("tenant_id").notNull(),
+    serverId: text("server_id").notNull(),
+    policyId: text("policy_id"),
+    allow: bigint("allow", { mode: "number" }).notNull().default(0),
+    deny: bigint("deny", { mode: "number" }).notNull().default(0),
+    error: bigint("error", { mode: "number" }).notNull().default(0),
+  },
+  (t) => [unique("decision_policy_rollups_key").on(t.grain, t.bucket, t.tenantId, t.serverId, t.policyId).nullsNotDistinct()],
 );
 
 /**

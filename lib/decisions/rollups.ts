@@ -3,8 +3,8 @@ import { sql, type SQL } from "drizzle-orm";
 import type { Db } from "@/db/client";
 
 /**
- * Reads of the decision rollups (issue 15). The three tables are written by
- * the AFTER INSERT statement trigger on `decisions` (migrations 0009, 0019)
+ * Reads of the decision rollups (issue 15). The four tables are written by
+ * the AFTER INSERT statement trigger on `decisions` (migrations 0009, 0019, 0025)
  * from the rows an INSERT actually stored, in the same transaction: a
  * duplicate skipped by ON CONFLICT DO NOTHING is never counted, and every
  * insert path (ingest, tests, bulk loads) keeps them exact. Retention deletes
@@ -15,6 +15,8 @@ import type { Db } from "@/db/client";
  * - decision_actor_rollups: grain × tenant × kind ('user' | 'client') × actor, counts, last_at
  * - decision_usage: day × tenant × server × tool × user × client × method × scope set, counts,
  *   last_at, last_allow_at, last_id, last_allow_id (least-privilege findings, lib/findings/usage.ts)
+ * - decision_policy_rollups: grain × tenant × server × determining policy id, counts (group by policy): a
+ *   decision counts once per distinct policy id in `determining`, and under a null policy_id when it has none
  *
  * A missing tenant, server, tool, user or client is stored as '' (keys are NOT
  * NULL): a decision without a tenant (a gate refusal before one was known) is
@@ -177,22 +179,34 @@ export async function deleteRollupsBefore(db: Db, cutoff: number): Promise<void>
   await db.execute(sql`delete from decision_rollups where bucket < ${c}::timestamptz`);
   await db.execute(sql`delete from decision_actor_rollups where bucket < ${c}::timestamptz`);
   await db.execute(sql`delete from decision_usage where day < ${c}::timestamptz`);
+  await db.execute(sql`delete from decision_policy_rollups where bucket < ${c}::timestamptz`);
 }
 
 // ---------------------------------------------------------------- rebuild (bulk loads, repair)
 
 /**
- * The trigger's statement (migration 0019) over the given source of decision rows: the rows are aggregated
- * once per hour at the finest key, and the three tables are written from that aggregate.
+ * The trigger's statement (migration 0025; 0019 without the policy rollups) over the given source of
+ * decision rows: the rows are aggregated once per hour at the finest key (the determining policy set
+ * included), and the four tables are written from that aggregate.
  */
 export const rollupStatement = (source: string) => `
   WITH f AS MATERIALIZED (
     SELECT date_trunc('hour', n.at, 'UTC') AS hour, coalesce(n.tenant_id, '') AS tenant_id, coalesce(n.server_id, '') AS server_id, coalesce(n.tool, '') AS tool,
-           n.user_id, n.client_id, n.method, n.scopes,
+           n.user_id, n.client_id, n.method, n.scopes, n.determining,
            count(*) FILTER (WHERE n.outcome = 'allow') AS allow, count(*) FILTER (WHERE n.outcome = 'deny') AS deny, count(*) FILTER (WHERE n.outcome = 'error') AS error,
            max(n.at) AS last_at, max(n.at) FILTER (WHERE n.outcome = 'allow') AS last_allow_at, max(n.id) AS last_id, max(n.id) FILTER (WHERE n.outcome = 'allow') AS last_allow_id
     FROM ${source} n
-    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+  ), p AS (
+    INSERT INTO decision_policy_rollups AS r (grain, bucket, tenant_id, server_id, policy_id, allow, deny, error)
+    SELECT g.grain, CASE WHEN g.grain = 'hour' THEN f.hour ELSE date_trunc('day', f.hour, 'UTC') END, f.tenant_id, f.server_id, k.policy_id,
+           sum(f.allow), sum(f.deny), sum(f.error)
+    FROM f CROSS JOIN (VALUES ('hour'), ('day')) g(grain)
+      CROSS JOIN LATERAL (SELECT DISTINCT e FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(f.determining) = 'array' THEN f.determining ELSE '[]' END) e
+                          UNION ALL SELECT NULL WHERE jsonb_typeof(f.determining) <> 'array' OR f.determining = '[]') k(policy_id)
+    GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+    ON CONFLICT (grain, bucket, tenant_id, server_id, policy_id) DO UPDATE
+      SET allow = r.allow + excluded.allow, deny = r.deny + excluded.deny, error = r.error + excluded.error
   ), u AS (
     INSERT INTO decision_usage AS r (day, tenant_id, server_id, tool, user_id, client_id, method, scopes, allow, deny, error, last_at, last_allow_at, last_id, last_allow_id)
     SELECT date_trunc('day', f.hour, 'UTC'), f.tenant_id, f.server_id, f.tool, coalesce(f.user_id, ''), coalesce(f.client_id, ''), f.method, f.scopes,
@@ -221,7 +235,7 @@ export const rollupStatement = (source: string) => `
     SET allow = r.allow + excluded.allow, deny = r.deny + excluded.deny, error = r.error + excluded.error, last_at = greatest(r.last_at, excluded.last_at)`;
 
 /**
- * Recomputes the three rollup tables from the decision rows, in one
+ * Recomputes the four rollup tables from the decision rows, in one
  * transaction that locks `decisions` against inserts meanwhile (SHARE mode),
  * so no row is missed or counted twice. For a bulk load done with the
  * trigger disabled (`alter table decisions disable trigger decisions_rollup`,
@@ -234,6 +248,7 @@ export async function rebuildRollups(db: Db, opts: { workMem?: string } = {}): P
     await tx.execute(sql`delete from decision_rollups`);
     await tx.execute(sql`delete from decision_actor_rollups`);
     await tx.execute(sql`delete from decision_usage`);
+    await tx.execute(sql`delete from decision_policy_rollups`);
     await tx.execute(sql.raw(rollupStatement("decisions")));
   });
 }
