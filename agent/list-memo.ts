@@ -3,7 +3,7 @@ import { filterList, type DecidePrincipal, type DecisionView, type ListFiltered,
 
 /** Most lists remembered per (bundle view, drift set); the oldest is forgotten first. */
 export const MAX_LIST_MEMO_ENTRIES = 64;
-/** Most characters of remembered list text per (bundle view, drift set) … */
+/** Most characters of remembered list text, plus bytes of remembered answers, per (bundle view, drift set) … */
 export const MAX_LIST_MEMO_CHARS = 16_000_000;
 /** … and of one list: a longer one is filtered afresh each time. */
 export const MAX_LIST_MEMO_TEXT = 4_000_000;
@@ -206,8 +206,9 @@ const STAND_IN = `mandate-id-${randomBytes(16).toString("hex")}`;
 /**
  * The JSON text of a screened upstream message (what `JSON.stringify` gives). A message marked with
  * `noteListAnswer` is serialized with a stand-in id instead, its text cut around the id's value and
- * remembered in the memo entry; the answer is the two parts around `JSON.stringify(id)` (JSON.stringify
- * of an object writes each member's value where its key is, independently of the other values).
+ * remembered in the memo entry (UTF-8 encoded); the answer is then given as its parts, the two around
+ * `JSON.stringify(id)` (JSON.stringify of an object writes each member's value where its key is,
+ * independently of the other values).
  */
 export function serializeAnswer(message: unknown): string | AnswerParts {
   const note = typeof message === "object" && message !== null ? toRemember.get(message) : undefined;
@@ -265,7 +266,7 @@ export function splitIdTail(text: string): { prefix: string; id: string | number
  * `filterListRemembered()` uses; the text compared in full) and an answer to it was serialized for
  * this method and era with the same cache hints (`sameHints`): the same message screened in full
  * would filter to the same kept items and be serialized to the same text but for the id's value.
- * Gives the answer's text with `id` in it, and the list's decision record and changed entries (as a
+ * Gives the answer's parts with `id` in it, and the list's decision record and changed entries (as a
  * memo hit of `filterListRemembered()` gives them). Null: screen the message in full.
  * `MANDATE_LIST_BYTES=0` turns it off.
  */
