@@ -31,7 +31,7 @@ export interface Group {
 export interface Groups {
   by: GroupBy;
   groups: Group[];
-  /** Decisions in groups beyond `limit`. For by=policy a decision counts once per determining policy. */
+  /** Decisions in groups beyond `limit`. For by=policy a decision counts once per distinct determining policy. */
   others: number;
   total: number;
   source: "rollups" | "raw";
@@ -56,18 +56,33 @@ const COL = {
  * Whether the rollups answer a group-by exactly: by tool, decision_rollups
  * (tenant × server × tool) with filters on tenant, server, tool and outcome;
  * by user or client, decision_actor_rollups (tenant × actor) with filters on
- * tenant, outcome and that same actor. Free text, method, policy, bundle
- * revision and any other filter read the raw rows.
+ * tenant, outcome and that same actor; by policy, decision_policy_rollups
+ * (tenant × server × determining policy) with filters on tenant, server and
+ * outcome. Free text, method, a policy filter, bundle revision and any other
+ * filter read the raw rows.
  */
 export function groupFromRollups(q: DecisionGroupQuery): boolean {
   if (q.q || q.method || q.policyId || q.bundleRevision !== undefined) return false;
   if (q.by === "tool") return !q.user && !q.client;
+  if (q.by === "policy") return !q.tool && !q.user && !q.client;
   if (q.by === "user") return !q.serverId && !q.tool && !q.client;
   if (q.by === "client") return !q.serverId && !q.tool && !q.user;
   return false;
 }
 
 type GroupRow = { key: string | null; n: string | number; denied: string | number; rn: string | number; total: string | number };
+
+/**
+ * Per-key counts of the raw rows matching `conds`. By policy, a decision counts once per distinct policy id in
+ * `determining` and once under null when it has none (as decision_policy_rollups counts it).
+ */
+function rawGroups(by: Exclude<GroupBy, "outcome">, conds: SQL[]): SQL {
+  const counts = sql`count(*) as n, count(*) filter (where ${decisions.outcome} = 'deny') as denied`;
+  if (by !== "policy") return sql`select ${COL[by]} as key, ${counts} from ${decisions} where ${and(...conds)} group by 1`;
+  return sql`select k.key, ${counts} from ${decisions}
+             left join lateral (select distinct e from jsonb_array_elements_text(coalesce(${decisions.determining}, '[]'::jsonb)) e) as k(key) on true
+             where ${and(...conds)} group by 1`;
+}
 
 /** The top `limit` groups of a per-key source (key, n, denied), largest first, with the total over every group. */
 const topGroups = (source: SQL, limit: number) => sql`
@@ -86,7 +101,7 @@ const topGroups = (source: SQL, limit: number) => sql`
  * whole hours (hour rows, and day rows for the whole days inside); only a
  * window up to 2 h (whole minutes) has partial hours, read from the raw rows.
  */
-function rollupSource(ctx: Ctx, q: DecisionGroupQuery, by: "tool" | "user" | "client", now: number): SQL {
+function rollupSource(ctx: Ctx, q: DecisionGroupQuery, by: "tool" | "user" | "client" | "policy", now: number): SQL {
   const tenants = readableTenants(ctx, q.tenantId);
   const w = windowOf(q, false, now);
   const spans = spansOf(w.from.getTime(), w.to!.getTime(), true);
@@ -101,13 +116,18 @@ function rollupSource(ctx: Ctx, q: DecisionGroupQuery, by: "tool" | "user" | "cl
   for (const s of spans) {
     if (s.source === "raw") {
       const conds = filterConditions(ctx, { ...q, from: iso(s.from), to: iso(s.to) }, { now })!;
-      raw.push(sql`select ${COL[by]} as key, count(*) as n, count(*) filter (where ${decisions.outcome} = 'deny') as denied from ${decisions} where ${and(...conds)} group by 1`);
+      raw.push(rawGroups(by, conds));
       continue;
     }
     const range = sql`grain = ${s.source} and bucket >= ${iso(s.from)}::timestamptz and bucket < ${iso(s.to)}::timestamptz and ${tenantCond(sql`tenant_id`, tenants)}`;
     if (by === "tool") {
       rolled.push(sql`select nullif(tool, '') as key, sum(${n}) as n, sum(${denied}) as denied from decision_rollups
                       where ${range} ${q.serverId ? sql`and server_id = ${q.serverId}` : sql``} ${q.tool ? sql`and tool = ${q.tool}` : sql``} group by 1`);
+      continue;
+    }
+    if (by === "policy") {
+      rolled.push(sql`select policy_id as key, sum(${n}) as n, sum(${denied}) as denied from decision_policy_rollups
+                      where ${range} ${q.serverId ? sql`and server_id = ${q.serverId}` : sql``} group by 1`);
       continue;
     }
     rolled.push(sql`select actor as key, sum(${n}) as n, sum(${denied}) as denied from decision_actor_rollups
@@ -132,11 +152,11 @@ function rollupSource(ctx: Ctx, q: DecisionGroupQuery, by: "tool" | "user" | "cl
  * day rollups answer alone (no hour rows for partial days, no raw rows for
  * partial hours). By outcome, the counts are the charts'
  * totals (read from the rollups when they answer the filter exactly, see
- * chartsFromRollups). By tool, user or client, from the rollups when they
- * answer the filter (groupFromRollups), else one scan of the filtered rows
- * (GROUP BY in SQL, at most `limit` groups back); `raw: true` forces the scan
- * (tests). By policy, a decision counts once for each determining policy, and
- * once under null when none determined it.
+ * chartsFromRollups). By tool, user, client or policy, from the rollups when
+ * they answer the filter (groupFromRollups), else one scan of the filtered
+ * rows (GROUP BY in SQL, at most `limit` groups back); `raw: true` forces the
+ * scan (tests). By policy, a decision counts once for each distinct
+ * determining policy, and once under null when none determined it.
  */
 export async function groupDecisions(ctx: Ctx, q0: DecisionGroupQuery, now = Date.now(), opts: { raw?: boolean; exactWindow?: boolean } = {}): Promise<Groups> {
   const limit = Math.min(q0.limit ?? 20, GROUPS_MAX);
@@ -157,14 +177,8 @@ export async function groupDecisions(ctx: Ctx, q0: DecisionGroupQuery, now = Dat
   }
   const conds = filterConditions(ctx, q, { now });
   if (!conds) return { by: q.by, groups: [], others: 0, total: 0, source: "raw", ...window };
-  const fromRollups = !opts.raw && q.by !== "policy" && groupFromRollups(q);
-  let source: SQL;
-  if (fromRollups) source = rollupSource(ctx, q, q.by as "tool" | "user" | "client", now);
-  else {
-    const key = q.by === "policy" ? sql`k.key` : COL[q.by];
-    const rowsOf = q.by === "policy" ? sql`${decisions} left join lateral jsonb_array_elements_text(coalesce(${decisions.determining}, '[]'::jsonb)) as k(key) on true` : sql`${decisions}`;
-    source = sql`select ${key} as key, count(*) as n, count(*) filter (where ${decisions.outcome} = 'deny') as denied from ${rowsOf} where ${and(...conds)} group by 1`;
-  }
+  const fromRollups = !opts.raw && groupFromRollups(q);
+  const source = fromRollups ? rollupSource(ctx, q, q.by, now) : rawGroups(q.by, conds);
   const rows = await execRows<GroupRow>(ctx.db, topGroups(source, limit));
   const total = rows.length ? Number(rows[0]!.total) : 0;
   let names: Names | null = null;
