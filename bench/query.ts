@@ -13,6 +13,10 @@
  * 7 days and 30 days ending at the newest row (the window widened to whole
  * UTC buckets, as the API answers), and EXACT≠0 the exact window (the code
  * before whole buckets) side by side. Load averages are printed with them.
+ * Group by policy: from decision_policy_rollups and from the raw rows (the code
+ * before 0025) side by side, 24 h and 30 days, every tenant, one tenant and a
+ * tenant admin, with whether the answers are equal (POLICY=0 skips; ONLY=policy
+ * stops after them, with REUSE=1 KEEP=1 on the filled database).
  *
  *   DATABASE_URL=postgres://root@127.0.0.1:5432/postgres npx tsx --conditions=react-server bench/query.ts
  *   ROWS=10000000 RUNS=20 …
@@ -128,7 +132,7 @@ if (REUSE) {
   console.log(`size with indexes: ${size}`);
   const rollups = await raw<{ t: string; n: string; size: string }[]>`
     select t, (xpath('/row/n/text()', query_to_xml('select count(*) as n from ' || t, false, true, '')))[1]::text as n, pg_size_pretty(pg_total_relation_size(t::regclass)) as size
-    from unnest(array['decision_rollups', 'decision_actor_rollups', 'decision_usage']) t`;
+    from unnest(array['decision_rollups', 'decision_actor_rollups', 'decision_usage', 'decision_policy_rollups']) t`;
   console.log(`rollups: ${rollups.map((r) => `${r.t} ${Number(r.n).toLocaleString("en")} rows (${r.size})`).join(", ")}`);
 }
 
@@ -166,6 +170,37 @@ const loadavg = () =>
     .loadavg()
     .map((x) => x.toFixed(2))
     .join(", ");
+// Group by policy (issue 15): from decision_policy_rollups (migration 0025; after) and the raw scan it
+// replaces (before), side by side in this run, for 24 h and 30 days over every tenant, one tenant and a
+// tenant admin, with whether the two answers are the same. The raw month over every tenant is slow: RUNS
+// capped by time() (5 runs past 2 s). POLICY=0 skips; ONLY=policy stops after these rows.
+if (process.env.POLICY !== "0") {
+  const policyGroup = (actor: Actor, q: Record<string, unknown>, raw: boolean) => groupDecisions(ctxOf(actor), decisionGroupQuery.parse({ by: "policy", limit: 50, ...q }), end, { raw });
+  console.log(`\ngroup by policy, rollups (after) vs raw rows (before), ${new Date().toISOString()}, load average ${loadavg()}:`);
+  for (const [scope, actor, tenant] of [
+    ["all tenants", owner, {}],
+    ["tenant ten_3", owner, { tenantId: "ten_3" }],
+    ["tenant admin (ten_7)", tenantAdmin, {}],
+  ] as const)
+    for (const [span, from] of [
+      ["24 h", new Date(end - 86_400_000).toISOString()],
+      ["30 days", month],
+    ] as const) {
+      const q = { from, ...tenant };
+      const [a, b] = [await policyGroup(actor, q, false), await policyGroup(actor, q, true)];
+      const same = JSON.stringify([a.groups, a.others, a.total, a.from, a.to]) === JSON.stringify([b.groups, b.others, b.total, b.from, b.to]);
+      console.log(`group by policy, ${scope}, ${span}: ${a.total.toLocaleString("en")} counted, ${a.groups.length} groups, source ${a.source}; same answer as the raw rows: ${same ? "yes" : "NO"}`);
+      await time(`group by policy, ${scope}, ${span} (rollups)`, () => policyGroup(actor, q, false));
+      await time(`group by policy, ${scope}, ${span} [raw]`, () => policyGroup(actor, q, true));
+    }
+  console.log(`load average after the policy rows: ${loadavg()}`);
+  if (process.env.ONLY === "policy") {
+    await h.close();
+    await raw.end();
+    await admin.end();
+    process.exit(0);
+  }
+}
 console.log(`\nqueries (page size 50 unless said; ${RUNS} runs each, after one warm-up), ${new Date().toISOString()}, load average ${loadavg()}:`);
 await time("first page, last 24 h (owner)", () => search(owner, {}));
 await time("page 51 by keyset cursor, last 24 h", () => search(owner, { cursor: deep }));
@@ -264,6 +299,9 @@ await time("findings reads, every server (owner view), 30 days", findingsReads(a
       let stored = await listFindings(ownerCtx, {});
       await time("owner findings all tenants, stored (after)", async () => (stored = await listFindings(ownerCtx, {})));
       await time("tenant admin findings (ten_7), stored (after)", () => listFindings(adminCtx, {}));
+      // The parsed rows are kept per database handle and computation (lib/findings/store.ts): a savepoint is another
+      // handle, so this is the first read of the stored rows in a process (after each job run, on each replica).
+      await time("owner findings all tenants, stored, first read", () => tx.transaction((sp) => listFindings({ db: sp, actor: owner }, {})));
       const ids = Array.from({ length: 20 }, (_, i) => `ten_${i}`).sort();
       const same = await computeFindings(tx, { tenantIds: ids, global: true, settings: await loadSettings(tx, [...ids, "global"]), now: jobNow });
       console.log(`load average after: ${load()}`);
@@ -295,7 +333,7 @@ for (const by of ["tool", "user", "client", "outcome"])
     for (const [span, ms] of spans) await time(`group by ${by}, ${scope}, ${span}`, () => group(by, { from: new Date(end - ms).toISOString(), ...tenant }));
 await time("group by user, tenant admin (ten_7), 30 days", () => groupAs(tenantAdmin, "user", { from: month }));
 await time("group by client, tenant admin (ten_7), 30 days", () => groupAs(tenantAdmin, "client", { from: month }));
-await time("group by policy, tenant ten_3, 24 h (raw rows)", () => group("policy", { from: new Date(end - 86_400_000).toISOString(), tenantId: "ten_3" }));
+await time("group by policy, tenant ten_3, 24 h", () => group("policy", { from: new Date(end - 86_400_000).toISOString(), tenantId: "ten_3" }));
 if (process.env.EXACT !== "0") {
   // The code before whole-bucket windows, same run: the filter's window as given (hour rows for the partial
   // days, raw rows for the partial hours at both ends). EXACT=0 skips.
@@ -317,7 +355,7 @@ if (process.env.RAW !== "0") {
   await time("findings reads, every server (owner view), 30 days [raw]", findingsReads(allServers, true));
   await time("group by tool, all tenants, 30 days [raw]", () => group("tool", { from: month }, true));
   await time("group by user, all tenants, 24 h [raw]", () => group("user", { from: new Date(end - 86_400_000).toISOString() }, true));
-  await time("group by policy, all tenants, 30 days [raw]", () => group("policy", { from: month }));
+  await time("group by policy, all tenants, 30 days [raw]", () => group("policy", { from: month }, true));
 }
 if (process.env.RAW !== "0") {
   console.log(`\nthe same charts from the raw rows (the code before the rollups; RAW=0 skips):`);

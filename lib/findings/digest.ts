@@ -11,7 +11,7 @@ import type { Ctx } from "@/lib/context";
 import { forbidden } from "@/lib/errors";
 import type { z } from "zod";
 import { authorizeSettings, loadSettings, openWebhook, recordScores, type settingsQuery } from "./service";
-import { FINDINGS_JOB_EVERY_MS, storeResults } from "./store";
+import { FINDINGS_JOB_EVERY_MS, GLOBAL_SCOPE, readFresh, storeResults } from "./store";
 
 const DAY = 86_400_000;
 export const DIGEST_EVERY_MS = 7 * DAY;
@@ -153,11 +153,18 @@ export async function runFindingsJob(db: Db, opts: JobOptions) {
   return { findings: r.result.findings.length, scores: r.result.scores, digests, tookMs: r.result.tookMs };
 }
 
+/** Reads (and parses) the stored results once in this process after a run, so the first view after it does not pay for it. */
+export async function warmStore(db: Db) {
+  const scopes = [...(await db.select({ id: tenants.id }).from(tenants)).map((t) => t.id), GLOBAL_SCOPE];
+  await readFresh(db, scopes, await loadSettings(db, scopes));
+}
+
 /** Starts the hourly findings job in this process (one run per interval across replicas); stop with the returned function. */
 export function startFindingsJob(db: Db, opts: Omit<JobOptions, "now">, everyMs = JOB_EVERY_MS): () => void {
   return startJob(db, findingsJob(opts, everyMs), (r) => {
     if (r.status !== "ran") return;
     sendDigests(db, r.result, opts).catch((err) => console.error(`[findings] digest failed: ${err instanceof Error ? err.message.split("\n", 1)[0] : "error"}`));
+    warmStore(db).catch((err) => console.error(`[findings] reading the stored results failed: ${err instanceof Error ? err.message.split("\n", 1)[0] : "error"}`));
   });
 }
 

@@ -227,6 +227,8 @@ export async function recomputeFindings(ctx: Ctx, input: z.infer<typeof recomput
   const settings = await loadSettings(ctx.db, [...ids, "global"]);
   const r = await computeFindings(ctx.db, { tenantIds: ids, global, settings, now });
   const stored = await storeResults(ctx.db, r, { tenantIds: ids, global }, settings, now, ctx.actor.userId);
+  // Parsed once here, so the list that follows reads this process's copy.
+  await readFresh(ctx.db, global ? [...ids, GLOBAL_SCOPE] : ids, settings);
   const scopes: ScopeSource[] = [...ids.map((t) => ({ tenantId: t as string | null })), ...(global ? [{ tenantId: null }] : [])].map((s) => ({
     ...s,
     source: "live" as const,
