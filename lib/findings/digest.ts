@@ -159,13 +159,29 @@ export async function warmStore(db: Db) {
   await readFresh(db, scopes, await loadSettings(db, scopes));
 }
 
-/** Starts the hourly findings job in this process (one run per interval across replicas); stop with the returned function. */
-export function startFindingsJob(db: Db, opts: Omit<JobOptions, "now">, everyMs = JOB_EVERY_MS): () => void {
-  return startJob(db, findingsJob(opts, everyMs), (r) => {
-    if (r.status !== "ran") return;
-    sendDigests(db, r.result, opts).catch((err) => console.error(`[findings] digest failed: ${err instanceof Error ? err.message.split("\n", 1)[0] : "error"}`));
-    warmStore(db).catch((err) => console.error(`[findings] reading the stored results failed: ${err instanceof Error ? err.message.split("\n", 1)[0] : "error"}`));
-  });
+/** How often each control-plane process checks whether the hourly job is due (across replicas it runs once an hour). */
+export const FINDINGS_TICK_MS = 5 * 60_000;
+
+/**
+ * Starts the hourly findings job in this process (one run per interval across replicas); stop with the returned
+ * function. Each process checks every `FINDINGS_TICK_MS` (and a few seconds after it starts): the replica that finds
+ * the job due runs it; every other replica reads the stored results it wrote into its own parsed copy (`warmStore`),
+ * so no replica's first view after a run pays for reading and parsing megabytes of findings, and a freshly started
+ * process does not wait an hour for the first stored result.
+ */
+export function startFindingsJob(db: Db, opts: Omit<JobOptions, "now">, everyMs = JOB_EVERY_MS, tickMs = Math.min(FINDINGS_TICK_MS, everyMs)): () => void {
+  const warm = () => warmStore(db).catch((err) => console.error(`[findings] reading the stored results failed: ${err instanceof Error ? err.message.split("\n", 1)[0] : "error"}`));
+  return startJob(
+    db,
+    findingsJob(opts, everyMs),
+    (r) => {
+      if (r.status === "failed") return;
+      if (r.status === "ran") sendDigests(db, r.result, opts).catch((err) => console.error(`[findings] digest failed: ${err instanceof Error ? err.message.split("\n", 1)[0] : "error"}`));
+      void warm();
+    },
+    tickMs,
+    { firstTickMs: Math.min(10_000, tickMs) },
+  );
 }
 
 /** The digest a scope would get now (findings first seen since its last digest), without sending it. */

@@ -155,6 +155,9 @@ function remember(cache: Cache, scope: string, key: string, findings: Finding[])
   }
 }
 
+/** The scopes whose stored findings this process holds parsed for this database handle (tests, diagnostics). */
+export const heldScopes = (db: Db): string[] => [...cacheOf(db).keys()].sort();
+
 /**
  * The stored results of these scopes (tenant ids, and "global") that are
  * fresh (see the module comment). A scope missing from the answer is to be

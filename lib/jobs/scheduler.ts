@@ -66,14 +66,14 @@ const g = globalThis as unknown as { __mandateJobs?: WeakMap<Db, Set<string>> };
  * never overlaps the previous one in this process; across replicas runIfDue
  * decides. `onResult` logs what a run did. Returns the stop function.
  */
-export function startJob<T>(db: Db, job: Job<T>, onResult?: (r: JobOutcome<T>) => void, tickMs = job.everyMs): () => void {
+export function startJob<T>(db: Db, job: Job<T>, onResult?: (r: JobOutcome<T>) => void, tickMs = job.everyMs, opts: { firstTickMs?: number } = {}): () => void {
   const jobs = (g.__mandateJobs ??= new WeakMap());
   const names = jobs.get(db) ?? new Set<string>();
   jobs.set(db, names);
   if (names.has(job.name)) return () => {};
   names.add(job.name);
   let running = false;
-  const timer = setInterval(() => {
+  const tick = () => {
     if (running) return;
     running = true;
     runIfDue(db, job)
@@ -85,10 +85,15 @@ export function startJob<T>(db: Db, job: Job<T>, onResult?: (r: JobOutcome<T>) =
         (err: unknown) => console.error(`[mandate] job ${job.name} could not run: ${firstLine(err)}`),
       )
       .finally(() => (running = false));
-  }, tickMs);
+  };
+  const timer = setInterval(tick, tickMs);
   timer.unref();
+  // An optional early first tick (a job that is due runs soon after a start, not one interval later).
+  const first = opts.firstTickMs !== undefined ? setTimeout(tick, opts.firstTickMs) : undefined;
+  first?.unref();
   return () => {
     clearInterval(timer);
+    if (first) clearTimeout(first);
     names.delete(job.name);
   };
 }
