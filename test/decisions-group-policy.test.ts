@@ -103,8 +103,8 @@ const windows = [
 
 describe("group by policy from decision_policy_rollups", () => {
   it("the resent batches stored each decision once", async () => {
-    const [{ n }] = await execRows<{ n: string }>(t.db, sql`select count(*)::text as n from decisions`);
-    expect(Number(n)).toBe(stored.length);
+    const [row] = await execRows<{ n: string }>(t.db, sql`select count(*)::text as n from decisions`);
+    expect(Number(row!.n)).toBe(stored.length);
   });
 
   for (const w of windows) {
