@@ -1,54 +1,24 @@
 /**
  * The ingest path as it was before the column insert (lib/decisions/ingest.ts at d67ef4c: an object per
- * row, 16 quoted text[] parameters, row-by-row isolation), kept for bench/ingest.ts to run side by side
+ * row, 16 quoted text[] parameters, row-by-row isolation; what did not change is imported), kept for bench/ingest.ts to run side by side
  * with the current one (BEFORE=1). Not used by the control plane. `POST` is the route handler of
  * app/api/v1/agent/decisions with this path inside (same wrapper, decoding and answer).
  */
-import { createHash } from "node:crypto";
-import { gunzipSync } from "node:zlib";
-import { eq, sql } from "drizzle-orm";
+import { sql } from "drizzle-orm";
 import type { Db } from "@/db/client";
-import { decisionQuarantine, fleetServers, serverTenants, servers, type Agent } from "@/db/schema";
+import type { Agent } from "@/db/schema";
 import { pgErrorCode } from "@/lib/db-errors";
-import { argsJsonText, clampText, DECISION_LIMITS, decisionLine, fastDecisionLine, type DecisionLine } from "@/lib/enforcement/decision-record";
+import { CHUNK_ROWS, decodeBatch, idOf, isContentError, MAX_BATCH_BYTES, MAX_BATCH_ROWS, MAX_FUTURE_MS, MIN_PART_ROWS, PARTS, quarantine, servedPairs, type Bad } from "@/lib/decisions/ingest";
+import { argsJsonText, decisionLine, fastDecisionLine, type DecisionLine } from "@/lib/enforcement/decision-record";
 import { AppError } from "@/lib/errors";
 import { learnFromDecisions } from "@/lib/grants/learn";
-import { newId } from "@/lib/ids";
 import { ensurePartitions, retentionCutoff } from "@/lib/decisions/partitions";
 import { getRetentionDays } from "@/lib/decisions/retention";
 import { agentApi } from "@/lib/http/agent-api";
 import { readRawBody } from "@/lib/http/body";
 
-const MAX_BATCH_ROWS = 10_000;
-const MAX_BATCH_BYTES = 32 * 1024 * 1024;
-/** A quarantined line keeps at most this much of its text (UTF-16 units), and its problem this much. */
-const MAX_QUARANTINE_RAW = 4096;
-const MAX_PROBLEM = 1000;
-const MAX_FUTURE_MS = 5 * 60_000;
-// Rows per INSERT statement: one round trip each.
-const CHUNK_ROWS = 5_000;
-// A batch of 2,000 rows or more is stored as two transactions on two connections at once: one
-// PostgreSQL backend is the bottleneck of a lone shipper (index maintenance), and this host has 2 cores.
-const PARTS = 2;
-const MIN_PART_ROWS = 1_000;
-
 /** The instant inside a UUIDv7 (its first 48 bits, milliseconds since the epoch). */
 const uuidv7Time = (id: string) => parseInt(id.replace(/-/g, "").slice(0, 12), 16);
-
-/** Decodes the body: NDJSON, optionally gzip (Content-Encoding: gzip), capped before and after inflating. */
-function decodeBatch(raw: Buffer, contentEncoding: string | null): string {
-  let buf = raw;
-  if (contentEncoding === "gzip") {
-    try {
-      buf = gunzipSync(raw, { maxOutputLength: MAX_BATCH_BYTES });
-    } catch {
-      throw new AppError("bad_request", `The gzip body is corrupt or inflates past ${MAX_BATCH_BYTES / 1024 / 1024} MiB`);
-    }
-  } else if (contentEncoding && contentEncoding !== "identity") {
-    throw new AppError("unsupported_media_type", "Content-Encoding must be gzip or identity");
-  }
-  return buf.toString("utf8");
-}
 
 /** A validated decision, ready to store. */
 interface Row {
@@ -57,13 +27,6 @@ interface Row {
   line: DecisionLine;
   /** The line as sent, for the quarantine if the database refuses it. */
   text: string;
-}
-
-/** A line that cannot be stored, and why. */
-interface Bad {
-  text: string;
-  problem: string;
-  decisionId: string | null;
 }
 
 const jsonOrNull = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v));
@@ -91,30 +54,6 @@ async function insertChunk(db: Db, agent: Pick<Agent, "id" | "fleetId">, rows: R
     returning id`)) as unknown as { rows?: { id: string }[] } | { id: string }[];
   return (Array.isArray(result) ? result : (result.rows ?? [])).map((r) => r.id);
 }
-
-/** The (server, tenant) pairs a fleet serves: its servers, each with its owning tenant and the tenants it is shared with. */
-async function servedPairs(db: Db, fleetId: string): Promise<Map<string, Set<string>>> {
-  const [owned, shared] = await Promise.all([
-    db.select({ serverId: servers.id, tenantId: servers.tenantId }).from(fleetServers).innerJoin(servers, eq(servers.id, fleetServers.serverId)).where(eq(fleetServers.fleetId, fleetId)),
-    db
-      .select({ serverId: serverTenants.serverId, tenantId: serverTenants.tenantId })
-      .from(fleetServers)
-      .innerJoin(serverTenants, eq(serverTenants.serverId, fleetServers.serverId))
-      .where(eq(fleetServers.fleetId, fleetId)),
-  ]);
-  const out = new Map<string, Set<string>>();
-  for (const r of [...owned, ...shared]) {
-    const set = out.get(r.serverId) ?? new Set<string>();
-    set.add(r.tenantId);
-    out.set(r.serverId, set);
-  }
-  return out;
-}
-
-const idOf = (json: unknown) => {
-  const id = json && typeof json === "object" && !Array.isArray(json) ? (json as { id?: unknown }).id : undefined;
-  return typeof id === "string" ? id.slice(0, DECISION_LIMITS.id) : null;
-};
 
 /**
  * Sorts every line of a batch into rows to store and lines to quarantine,
@@ -183,8 +122,6 @@ async function storePart(db: Db, agent: Pick<Agent, "id" | "fleetId">, rows: Row
 }
 
 // Data exceptions (22xxx) and program limits (54xxx): what a row's content can make PostgreSQL refuse.
-const isContentError = (err: unknown) => /^(22|54)/.test(pgErrorCode(err) ?? "");
-
 /**
  * Stores a part; if PostgreSQL refuses its content (a case the schema did not
  * foresee), stores it again row by row and quarantines the rows it refuses,
@@ -207,27 +144,6 @@ async function storeOrIsolate(db: Db, agent: Pick<Agent, "id" | "fleetId">, rows
     }
   }
   return { inserted, refused };
-}
-
-/** Sets bad lines aside; a line already quarantined for this agent (a resent batch) is kept once. */
-async function quarantine(db: Db, agent: Pick<Agent, "id" | "fleetId">, bad: Bad[]): Promise<void> {
-  for (let i = 0; i < bad.length; i += 1000) {
-    await db
-      .insert(decisionQuarantine)
-      .values(
-        bad.slice(i, i + 1000).map((b) => ({
-          id: newId("quarantine"),
-          agentId: agent.id,
-          fleetId: agent.fleetId,
-          decisionId: b.decisionId === null ? null : clampText(b.decisionId, DECISION_LIMITS.id),
-          problem: clampText(b.problem, MAX_PROBLEM),
-          raw: clampText(b.text, MAX_QUARANTINE_RAW),
-          rawBytes: Buffer.byteLength(b.text),
-          rawSha256: createHash("sha256").update(b.text).digest("hex"),
-        })),
-      )
-      .onConflictDoNothing();
-  }
 }
 
 /**

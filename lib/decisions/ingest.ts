@@ -20,13 +20,13 @@ export const MAX_BATCH_BYTES = 32 * 1024 * 1024;
 /** A quarantined line keeps at most this much of its text (UTF-16 units), and its problem this much. */
 export const MAX_QUARANTINE_RAW = 4096;
 const MAX_PROBLEM = 1000;
-const MAX_FUTURE_MS = 5 * 60_000;
+export const MAX_FUTURE_MS = 5 * 60_000;
 // Rows per INSERT statement: one round trip each.
-const CHUNK_ROWS = 5_000;
+export const CHUNK_ROWS = 5_000;
 // A batch of 2,000 rows or more is stored as two transactions on two connections at once: one
 // PostgreSQL backend is the bottleneck of a lone shipper (index maintenance), and this host has 2 cores.
-const PARTS = 2;
-const MIN_PART_ROWS = 1_000;
+export const PARTS = 2;
+export const MIN_PART_ROWS = 1_000;
 
 /** The instant inside a UUIDv7 (its first 48 bits, milliseconds since the epoch). */
 export const uuidv7Time = (id: string) => parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
@@ -104,7 +104,7 @@ interface Span {
 }
 
 /** A line that cannot be stored, and why. */
-interface Bad {
+export interface Bad {
   text: string;
   problem: string;
   decisionId: string | null;
@@ -147,7 +147,7 @@ async function insertSpan(db: Db, agent: Pick<Agent, "id" | "fleetId">, { cols, 
 }
 
 /** The (server, tenant) pairs a fleet serves: its servers, each with its owning tenant and the tenants it is shared with. */
-async function servedPairs(db: Db, fleetId: string): Promise<Map<string, Set<string>>> {
+export async function servedPairs(db: Db, fleetId: string): Promise<Map<string, Set<string>>> {
   const [owned, shared] = await Promise.all([
     db.select({ serverId: servers.id, tenantId: servers.tenantId }).from(fleetServers).innerJoin(servers, eq(servers.id, fleetServers.serverId)).where(eq(fleetServers.fleetId, fleetId)),
     db
@@ -165,7 +165,8 @@ async function servedPairs(db: Db, fleetId: string): Promise<Map<string, Set<str
   return out;
 }
 
-const idOf = (json: unknown) => {
+/** The decision id of a line's JSON, for its quarantine row (null when it has none). */
+export const idOf = (json: unknown) => {
   const id = json && typeof json === "object" && !Array.isArray(json) ? (json as { id?: unknown }).id : undefined;
   return typeof id === "string" ? id.slice(0, DECISION_LIMITS.id) : null;
 };
@@ -244,7 +245,7 @@ async function storePart(db: Db, agent: Pick<Agent, "id" | "fleetId">, { cols, f
 }
 
 // Data exceptions (22xxx) and program limits (54xxx): what a row's content can make PostgreSQL refuse.
-const isContentError = (err: unknown) => /^(22|54)/.test(pgErrorCode(err) ?? "");
+export const isContentError = (err: unknown) => /^(22|54)/.test(pgErrorCode(err) ?? "");
 
 /**
  * Stores a span; if PostgreSQL refuses its content (a case the schema did not
@@ -268,7 +269,7 @@ async function storeOrIsolate(db: Db, agent: Pick<Agent, "id" | "fleetId">, span
 }
 
 /** Sets bad lines aside; a line already quarantined for this agent (a resent batch) is kept once. */
-async function quarantine(db: Db, agent: Pick<Agent, "id" | "fleetId">, bad: Bad[]): Promise<void> {
+export async function quarantine(db: Db, agent: Pick<Agent, "id" | "fleetId">, bad: Bad[]): Promise<void> {
   for (let i = 0; i < bad.length; i += 1000) {
     await db
       .insert(decisionQuarantine)
