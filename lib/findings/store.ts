@@ -141,6 +141,14 @@ const cacheOf = (db: Db): Cache => {
   if (!c) caches.set(db, (c = new Map()));
   return c;
 };
+/** The columns that name a stored computation (what `cacheKey` is made of), read with its metadata and with its body. */
+const computation = {
+  scope: findingResults.scope,
+  tenantId: findingResults.tenantId,
+  computedAt: findingResults.computedAt,
+  computedBy: findingResults.computedBy,
+  findingCount: findingResults.findingCount,
+};
 const cacheKey = (r: { computedAt: Date; computedBy: string; findingCount: number; tenantId: string | null }) => `${r.computedAt.getTime()}|${r.computedBy}|${r.findingCount}|${r.tenantId}`;
 function remember(cache: Cache, scope: string, key: string, findings: Finding[]) {
   cache.delete(scope);
@@ -170,11 +178,7 @@ export async function readFresh(db: Db, scopes: string[], settings: Map<string, 
   const oldest = new Date(now.getTime() - STORE_MAX_AGE_MS);
   const rows = await db
     .select({
-      scope: findingResults.scope,
-      tenantId: findingResults.tenantId,
-      computedAt: findingResults.computedAt,
-      computedBy: findingResults.computedBy,
-      findingCount: findingResults.findingCount,
+      ...computation,
       unusedDays: findingResults.unusedDays,
       smallSharePercent: findingResults.smallSharePercent,
       score: findingResults.score,
@@ -212,14 +216,7 @@ export async function readFresh(db: Db, scopes: string[], settings: Map<string, 
   }
   if (toRead.length) {
     const bodies = await db
-      .select({
-        scope: findingResults.scope,
-        tenantId: findingResults.tenantId,
-        computedAt: findingResults.computedAt,
-        computedBy: findingResults.computedBy,
-        findingCount: findingResults.findingCount,
-        findings: findingResults.findings,
-      })
+      .select({ ...computation, findings: findingResults.findings })
       .from(findingResults)
       .where(and(inArray(findingResults.scope, toRead), isNotNull(findingResults.findings)));
     for (const b of bodies) {
