@@ -9,6 +9,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { uuidv7 } from "uuidv7";
 import { argsJsonText, DECISION_LIMITS, decisionLine, fastDecisionLine, normalizeDecisionRecord, toLine } from "@/lib/enforcement/decision-record";
+import { hostileJson } from "./hostile-json";
 
 const common = () => ({
   id: uuidv7(),
@@ -42,18 +43,7 @@ function agrees(line: unknown) {
 }
 
 const hostileString = fc.oneof(fc.string({ unit: "binary", maxLength: 300 }), fc.string({ maxLength: 20 }), fc.constant("\u0000"), fc.constant("\ud800x"), fc.constant("\udc00"), fc.constant("😀"));
-const hostile = fc.letrec((tie) => ({
-  value: fc.oneof(
-    { depthSize: "small" },
-    hostileString,
-    fc.double(),
-    fc.integer(),
-    fc.boolean(),
-    fc.constant(null),
-    fc.array(tie("value"), { maxLength: 4 }),
-    fc.dictionary(hostileString, tie("value"), { maxKeys: 4 }),
-  ),
-})).value;
+const hostile = hostileJson(hostileString, 4);
 const keys = Object.keys(common()) as (keyof ReturnType<typeof common>)[];
 
 describe("fast decision line", () => {

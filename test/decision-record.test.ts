@@ -8,21 +8,11 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { uuidv7 } from "uuidv7";
 import { DECISION_LIMITS, decisionLine, decisionRecord, normalizeDecisionRecord, toLine } from "@/lib/enforcement/decision-record";
+import { hostileJson } from "./hostile-json";
 
 // Any JSON-like value, including strings with NUL and unpaired surrogates (fc.string draws from every UTF-16 unit).
 const hostileString = fc.oneof(fc.string({ unit: "binary", maxLength: 600 }), fc.string({ unit: "grapheme", maxLength: 300 }), fc.constant("\u0000"), fc.constant("\ud800x"));
-const hostile = fc.letrec((tie) => ({
-  value: fc.oneof(
-    { depthSize: "small" },
-    hostileString,
-    fc.double(),
-    fc.integer(),
-    fc.boolean(),
-    fc.constant(null),
-    fc.array(tie("value"), { maxLength: 5 }),
-    fc.dictionary(hostileString, tie("value"), { maxKeys: 5 }),
-  ),
-})).value;
+const hostile = hostileJson(hostileString, 5);
 
 describe("decision record", () => {
   it("every normalized record passes the record schema, and its wire line the ingest schema", () => {
