@@ -131,10 +131,20 @@ async function openStream(
 
 /**
  * What reached the upstream since `from`, but the agent's own catalogue check (agent/drift.ts: a
- * handshake-era initialize and lists, on every new bundle, concurrent with the tests).
+ * handshake-era initialize, lists, the SDK client's GET stream and its closing DELETE, on every new
+ * bundle, concurrent with the tests). The check sends no `Mcp-Method` header; everything the agent
+ * forwards to this stateless upstream carries one.
  */
 const upstreamSince = (from: number) =>
-  up.log.slice(from).filter((l) => !(l.header === null && (l.method === "initialize" || l.method === "notifications/initialized" || String(l.method).endsWith("/list"))));
+  up.log
+    .slice(from)
+    .filter(
+      (l) =>
+        !(
+          l.header === null &&
+          (l.method === "initialize" || l.method === "notifications/initialized" || String(l.method).endsWith("/list") || (l.method === null && (l.http === "GET" || l.http === "DELETE")))
+        ),
+    );
 
 async function decisionLine(id: unknown) {
   return (await s.walLines()).find((l) => l.id === id);
