@@ -77,6 +77,22 @@ async function agentRss(pid: number): Promise<number> {
 
 const ms = (v: number) => v.toFixed(2).padStart(8);
 
+/**
+ * CPU seconds (user + system, every thread: the libuv pool's log writes too) a process has used so far, from
+ * /proc/<pid>/stat (clock ticks of 10 ms: slices of seconds make that small). NaN where there is no /proc.
+ */
+async function procCpuSeconds(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return NaN;
+  try {
+    const stat = await (await import("node:fs/promises")).readFile(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name (which may hold spaces, in parentheses): utime and stime are the 12th and 13th.
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
 interface Row {
   target: string;
   clients: number;
@@ -86,16 +102,20 @@ interface Row {
   rps: number;
   /** The load generator's own CPU (user + system) per wall second, over this path's slices. */
   genCpu: number;
+  /** CPU milliseconds per call of the path's proxy process (bare proxy or agent; NaN for direct). */
+  proxyCpuMs: number;
 }
 
 interface Slice {
   lat: number[];
   seconds: number;
   cpuSeconds: number;
+  /** CPU seconds of the proxy process (`pid`) over the measured calls. */
+  proxyCpuSeconds: number;
 }
 
 /** One slice: `total` calls split across `clients` sessions (closed loop), after a short warm-up. */
-async function slice(url: string, bearer: string | null, clients: number, total: number, reuse?: Client[]): Promise<Slice> {
+async function slice(url: string, bearer: string | null, clients: number, total: number, reuse?: Client[], pid?: number): Promise<Slice> {
   const sessions = reuse ?? (await Promise.all(Array.from({ length: clients }, () => connect(url, bearer))));
   const per = Math.max(1, Math.floor(total / clients));
   // Warm-up: JIT, keep-alive sockets, JWKS cache.
@@ -105,6 +125,7 @@ async function slice(url: string, bearer: string | null, clients: number, total:
     }),
   );
   const lat: number[] = [];
+  const proxy0 = await procCpuSeconds(pid);
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(
@@ -119,8 +140,9 @@ async function slice(url: string, bearer: string | null, clients: number, total:
   );
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
+  const proxyCpuSeconds = (await procCpuSeconds(pid)) - proxy0;
   if (!reuse) await Promise.all(sessions.map((c) => c.close()));
-  return { lat, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
+  return { lat, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, proxyCpuSeconds };
 }
 
 /**
@@ -128,22 +150,32 @@ async function slice(url: string, bearer: string | null, clients: number, total:
  * by default) so drift of a shared machine cancels; each path's row pools
  * its slices.
  */
-async function alternate(paths: { target: string; url: string; bearer: string | null }[], clients: number, total: number): Promise<Row[]> {
-  const acc = new Map(paths.map((p) => [p.target, { lat: [] as number[], seconds: 0, cpuSeconds: 0 }]));
+async function alternate(paths: { target: string; url: string; bearer: string | null; pid?: number }[], clients: number, total: number): Promise<Row[]> {
+  const acc = new Map(paths.map((p) => [p.target, { lat: [] as number[], seconds: 0, cpuSeconds: 0, proxyCpuSeconds: 0 }]));
   const order = [...paths, ...[...paths].reverse()];
   const per = Math.max(clients, Math.floor(total / (ROUNDS * 2)));
   for (let r = 0; r < ROUNDS; r++)
     for (const p of order) {
-      const s = await slice(p.url, p.bearer, clients, per);
+      const s = await slice(p.url, p.bearer, clients, per, undefined, p.pid);
       const a = acc.get(p.target)!;
       a.lat.push(...s.lat);
       a.seconds += s.seconds;
       a.cpuSeconds += s.cpuSeconds;
+      a.proxyCpuSeconds += s.proxyCpuSeconds;
     }
   return paths.map((p) => {
     const a = acc.get(p.target)!;
     a.lat.sort((x, y) => x - y);
-    return { target: p.target, clients, calls: a.lat.length, p50: quantile(a.lat, 0.5), p99: quantile(a.lat, 0.99), rps: a.lat.length / a.seconds, genCpu: a.cpuSeconds / a.seconds };
+    return {
+      target: p.target,
+      clients,
+      calls: a.lat.length,
+      p50: quantile(a.lat, 0.5),
+      p99: quantile(a.lat, 0.99),
+      rps: a.lat.length / a.seconds,
+      genCpu: a.cpuSeconds / a.seconds,
+      proxyCpuMs: (a.proxyCpuSeconds * 1000) / a.lat.length,
+    };
   });
 }
 
@@ -214,9 +246,9 @@ try {
   bareProc = await spawnReady(root, ["bench/bare-proxy.mjs", String(barePort), sandbox.url], "the bare proxy");
   const paths = [
     { target: "direct", url: sandbox.url, bearer: null },
-    { target: "bare", url: `http://127.0.0.1:${barePort}/mcp`, bearer: bearer },
-    { target: "agent", url: resourceUri, bearer },
-    ...(BEFORE ? [{ target: "before", url: `http://127.0.0.1:${beforePort}/mcp`, bearer }] : []),
+    { target: "bare", url: `http://127.0.0.1:${barePort}/mcp`, bearer: bearer, pid: bareProc.pid },
+    { target: "agent", url: resourceUri, bearer, pid: agentProc.pid },
+    ...(BEFORE ? [{ target: "before", url: `http://127.0.0.1:${beforePort}/mcp`, bearer, pid: beforeProc!.pid }] : []),
   ];
   const rows: Row[] = [];
   for (const c of CONCURRENCY) rows.push(...(await alternate(paths, c, N)));
@@ -227,10 +259,10 @@ try {
       .map((l) => l.toFixed(2))
       .join(" ")}; sandbox, bare proxy and agent are child processes)\n`,
   );
-  console.log("target   clients   calls   p50 ms   p99 ms      calls/s   load-gen CPU");
+  console.log("target   clients   calls   p50 ms   p99 ms      calls/s   load-gen CPU   proxy CPU ms/call");
   for (const r of rows)
     console.log(
-      `${r.target.padEnd(8)} ${String(r.clients).padStart(7)} ${String(r.calls).padStart(7)} ${ms(r.p50)} ${ms(r.p99)} ${r.rps.toFixed(0).padStart(12)} ${(r.genCpu * 100).toFixed(0).padStart(10)} %`,
+      `${r.target.padEnd(8)} ${String(r.clients).padStart(7)} ${String(r.calls).padStart(7)} ${ms(r.p50)} ${ms(r.p99)} ${r.rps.toFixed(0).padStart(12)} ${(r.genCpu * 100).toFixed(0).padStart(10)} %   ${Number.isNaN(r.proxyCpuMs) ? "               -" : r.proxyCpuMs.toFixed(3).padStart(16)}`,
     );
   console.log("\noverhead vs direct (added p50 / p99, throughput ratio)");
   for (const c of CONCURRENCY) {
