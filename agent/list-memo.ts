@@ -22,6 +22,14 @@ interface Remembered {
   answers: Answer[];
   /** The memo it is in (its bytes count against the memo's bound). */
   memo: Memo;
+  /** The text it is keyed by (the map's own key string, not a copy). */
+  text: string;
+  /**
+   * That text UTF-8 encoded, set when its first answer is remembered (`serializeAnswer`), for comparing
+   * an upstream event's undecoded bytes with it (`rememberedTexts`); null when the text has a line break
+   * (it could not be one SSE data line) or does not decode back to itself.
+   */
+  bytes?: Buffer | null;
 }
 
 /**
@@ -59,8 +67,10 @@ interface Memo {
   map: Map<string, Map<string, Remembered>>;
   /** Insertion order of (caller key, text), for the bounds. */
   order: [string, string][];
-  /** Characters of the remembered texts plus bytes of their serialized answers. */
+  /** Characters of the remembered texts plus bytes of their serialized answers and encoded texts. */
   chars: number;
+  /** Whether a text was ever encoded here (`rememberedTexts` has nothing to look up before). */
+  encoded: boolean;
 }
 
 /** Per decision view (one bundle content and engine), per drift set (one installed bundle): remembered lists. */
@@ -132,7 +142,7 @@ export function filterListRemembered<T>(
   let byDrift = memos.get(view);
   if (!byDrift) memos.set(view, (byDrift = new WeakMap()));
   let memo = byDrift.get(drifted);
-  if (!memo) byDrift.set(drifted, (memo = { map: new Map(), order: [], chars: 0 }));
+  if (!memo) byDrift.set(drifted, (memo = { map: new Map(), order: [], chars: 0, encoded: false }));
   const hit = memo.map.get(who)?.get(text);
   if (hit) {
     const kept: T[] = [];
@@ -156,11 +166,11 @@ export function filterListRemembered<T>(
     const old = inner?.get(oldText);
     inner?.delete(oldText);
     if (inner && !inner.size) memo.map.delete(oldWho);
-    memo.chars -= oldText.length + (old ? answersBytes(old.answers) : 0);
+    memo.chars -= oldText.length + (old ? answersBytes(old.answers) + (old.bytes?.length ?? 0) : 0);
   }
   let inner = memo.map.get(who);
   if (!inner) memo.map.set(who, (inner = new Map()));
-  const entry: Remembered = { kept, hidden: [...f.hidden], changed: f.changed.map((c) => ({ ...c })), record: copyRecord(f.record), message: raw !== undefined, answers: [], memo };
+  const entry: Remembered = { kept, hidden: [...f.hidden], changed: f.changed.map((c) => ({ ...c })), record: copyRecord(f.record), message: raw !== undefined, answers: [], memo, text };
   inner.set(text, entry);
   memo.order.push([who, text]);
   memo.chars += text.length;
@@ -169,9 +179,12 @@ export function filterListRemembered<T>(
 }
 
 /** The memo's key of a caller's list (besides the bundle view, the drift set and the text). */
-const whoOf = (message: boolean, kind: ListKind, request: { serverId: string; principal: DecidePrincipal }, drifted: ReadonlySet<string>): string => {
+const whoOf = (message: boolean, kind: ListKind, request: { serverId: string; principal: DecidePrincipal }, drifted: ReadonlySet<string>): string =>
+  `${message ? "message" : "items"} ${kind} ${callerOf(request, drifted)}`;
+/** The part of that key all kinds share (`rememberedTexts` looks up the four kinds with one serialization). */
+const callerOf = (request: { serverId: string; principal: DecidePrincipal }, drifted: ReadonlySet<string>): string => {
   const p = request.principal;
-  return JSON.stringify([message ? "message" : "items", kind, request.serverId, p.issuer, p.tenantId, p.user, p.client, p.scopes, p.groups, p.actors, p.iat, p.exp, drifted.size]);
+  return JSON.stringify([request.serverId, p.issuer, p.tenantId, p.user, p.client, p.scopes, p.groups, p.actors, p.iat, p.exp, drifted.size]);
 };
 
 /** An entry of the whole-list memo (opaque outside this module). */
@@ -197,8 +210,11 @@ export function noteListAnswer(message: object, entry: ListMemoEntry, key: Answe
   toRemember.set(message, { entry: entry as Remembered, key });
 }
 
-/** Counters of this process: lists answered from a remembered serialized answer (`rememberedAnswer`). */
-export const listMemoStats = { answersReused: 0 };
+/**
+ * Counters of this process: lists answered from a remembered serialized answer (`rememberedAnswer`), and
+ * of those, SSE events found by comparing their undecoded bytes (agent/proxy.ts pipeSse).
+ */
+export const listMemoStats = { answersReused: 0, eventsMatched: 0 };
 
 /** A fresh random id stands in for the real one while an answer is serialized: its JSON text is found once. */
 const STAND_IN = `mandate-id-${randomBytes(16).toString("hex")}`;
@@ -227,11 +243,55 @@ export function serializeAnswer(message: unknown): string | AnswerParts {
   const kept = entry.answers.filter((a) => !sameKey(a, key));
   kept.push(answer);
   const answers = kept.slice(-MAX_ANSWERS_PER_LIST);
-  const delta = answersBytes(answers) - answersBytes(entry.answers);
+  // The text's bytes, once, when its first answer is remembered (what `rememberedTexts` compares upstream bytes with).
+  const bytes = entry.bytes === undefined ? encodedText(entry.text) : undefined;
+  const delta = answersBytes(answers) - answersBytes(entry.answers) + (bytes?.length ?? 0);
   if (memo.chars + delta > MAX_LIST_MEMO_CHARS) return parts;
   entry.answers = answers;
+  if (bytes !== undefined) entry.bytes = bytes;
+  if (bytes) memo.encoded = true;
   memo.chars += delta;
   return parts;
+}
+
+/**
+ * A remembered text's UTF-8 bytes, when they stand for it exactly: they decode back to the same text
+ * (no lone surrogate) and it holds no line break (one SSE data line). Otherwise null: only the decoded
+ * text is compared.
+ */
+function encodedText(text: string): Buffer | null {
+  if (text.includes("\n") || text.includes("\r")) return null;
+  const bytes = Buffer.from(text, "utf8");
+  return bytes.toString("utf8") === text ? bytes : null;
+}
+
+/** An upstream list text the whole-list memo holds for a caller, with its UTF-8 bytes. */
+export interface RememberedText {
+  text: string;
+  bytes: Buffer;
+}
+
+const LIST_KINDS: readonly ListKind[] = ["tools", "resources", "resourceTemplates", "prompts"];
+
+/**
+ * The upstream message texts (without their trailing id) the whole-list memo holds for this caller,
+ * any list kind, under this bundle view and drift set, that have a remembered answer and bytes
+ * (`encodedText`): what agent/proxy.ts pipeSse compares an SSE event's undecoded bytes with. A match
+ * only names the text: the answer still comes from `rememberedAnswer` with that text and the id's
+ * method, which checks everything again. `MANDATE_LIST_BYTES=0` or `MANDATE_LIST_MEMO=0`: none.
+ */
+export function rememberedTexts(view: DecisionView, request: { serverId: string; principal: DecidePrincipal }, live: { drifted?: ReadonlySet<string> }): RememberedText[] {
+  if (process.env.MANDATE_LIST_BYTES === "0" || process.env.MANDATE_LIST_MEMO === "0") return [];
+  const drifted = live.drifted ?? NO_DRIFT;
+  const memo = memos.get(view)?.get(drifted);
+  if (!memo?.encoded) return [];
+  const out: RememberedText[] = [];
+  const caller = callerOf(request, drifted);
+  for (const kind of LIST_KINDS) {
+    const inner = memo.map.get(`message ${kind} ${caller}`);
+    if (inner) for (const e of inner.values()) if (e.message && e.bytes && e.answers.length) out.push({ text: e.text, bytes: e.bytes });
+  }
+  return out;
 }
 
 const answersBytes = (answers: readonly Answer[]): number => answers.reduce((n, a) => n + a.before.length + a.after.length, 0);

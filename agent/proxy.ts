@@ -8,16 +8,19 @@ import type { DecisionResult } from "@/lib/enforcement/engine";
 import { decide, decideOnHeaders, decisionView, DECIDED_METHODS, type DecisionView, type ListKind } from "@/lib/enforcement/decide";
 import {
   filterListRemembered,
+  listMemoStats,
   messageEntryOf,
   noteListAnswer,
   noteUpstreamText,
   partsBytes,
   rememberedAnswer,
+  rememberedTexts,
   serializeAnswer,
   splitIdTail,
   type AnswerKey,
   type AnswerParts,
   type ListMemoEntry,
+  type RememberedText,
 } from "./list-memo";
 import type { BundleTool } from "@/lib/enforcement/bundle";
 import { INVALID_VALUE } from "@/lib/enforcement/decision-record";
@@ -392,7 +395,12 @@ export class McpProxy {
   private screenText(c: Call, text: string, methodOf: (id: Id) => string | undefined, stateless: boolean, pending: Promise<void>[]): AnswerParts | null {
     if (process.env.MANDATE_LIST_BYTES === "0") return null;
     const tail = splitIdTail(text);
-    if (!tail || !isId(tail.id)) return null;
+    return tail ? this.screenTail(c, tail, methodOf, stateless, pending) : null;
+  }
+
+  /** `screenText` of a text already cut before its trailing id (`splitIdTail`, or pipeSse's byte comparison). */
+  private screenTail(c: Call, tail: { prefix: string; id: string | number }, methodOf: (id: Id) => string | undefined, stateless: boolean, pending: Promise<void>[]): AnswerParts | null {
+    if (process.env.MANDATE_LIST_BYTES === "0" || !isId(tail.id)) return null;
     const method = methodOf(tail.id);
     const kind = method === undefined ? undefined : LIST_METHODS[method];
     if (method === undefined || kind === undefined) return null;
@@ -542,8 +550,11 @@ export class McpProxy {
 
   async handle(req: IncomingMessage, res: ServerResponse, c: Call, body: Buffer | null): Promise<void> {
     const session = c.trackKey(c.upstreamSession);
+    const methodOf = (id: Id) => this.d.tracker.methodOf(session, id);
     const screen: Screen = Object.assign((m: unknown, pending: Promise<void>[]) => this.screen(c, session, m, pending), {
-      text: (text: string, pending: Promise<void>[]) => this.screenText(c, text, (id) => this.d.tracker.methodOf(session, id), false, pending),
+      text: (text: string, pending: Promise<void>[]) => this.screenText(c, text, methodOf, false, pending),
+      remembered: () => rememberedTexts(viewOf(c.installed), { serverId: c.server.id, principal: c.principal }, { drifted: driftOf(c.installed) }),
+      tail: (tail: IdTail, pending: Promise<void>[]) => this.screenTail(c, tail, methodOf, false, pending),
     });
     if (req.method !== "POST") {
       const cred = await this.credential(res, c, null);
@@ -698,8 +709,11 @@ export class McpProxy {
     if (c.mcp.rawName !== null) headers["mcp-name"] = c.mcp.rawName;
     // Mcp-Param-* headers are forwarded (checked against the body above when the approved tool declares them).
     for (const [k, v] of c.mcp.params) headers[`mcp-param-${k}`] = v;
+    const methodOf = (id: Id) => (id === m.id ? m.method : undefined);
     const screen: Screen = Object.assign((x: unknown, pending: Promise<void>[]) => this.screenStateless(c, m, x, pending), {
-      text: (text: string, pending: Promise<void>[]) => this.screenText(c, text, (id) => (id === m.id ? m.method : undefined), true, pending),
+      text: (text: string, pending: Promise<void>[]) => this.screenText(c, text, methodOf, true, pending),
+      remembered: () => rememberedTexts(viewOf(c.installed), { serverId: c.server.id, principal: c.principal }, { drifted: driftOf(c.installed) }),
+      tail: (tail: IdTail, pending: Promise<void>[]) => this.screenTail(c, tail, methodOf, true, pending),
     });
     await this.forward(req, res, c, cred, JSON.stringify(m), screen, [], false, headers);
   }
@@ -941,7 +955,7 @@ async function readCapped(body: AsyncIterable<Uint8Array>, max: number): Promise
  * is not JSON is dropped too (it cannot be screened), and one larger than
  * MAX_UPSTREAM_MESSAGE_BYTES ends the stream.
  */
-async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerResponse, screen: Screen): Promise<void> {
+export async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerResponse, screen: Screen): Promise<void> {
   const decoder = new TextDecoder();
   let buf = "";
   // Where to look for the next event boundary: never rescan what was already searched.
@@ -976,14 +990,7 @@ async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerResponse, scr
     await Promise.all(pending);
     if (res.destroyed) return;
     if (!out) return void res.write(event + "\n\n");
-    // MANDATE_LIST_BYTES=0: one event string, as before (a same-run bench compares both).
-    if (typeof out.json === "string" && process.env.MANDATE_LIST_BYTES === "0") return void res.write(out.head + out.json + "\n\n");
-    // Written in pieces (one corked write to the socket): the long JSON text is never copied into one event string.
-    res.cork();
-    res.write(out.head);
-    writeJson(res, out.json);
-    res.write("\n\n");
-    res.uncork();
+    writeEvent(res, out.head, out.json);
   };
   const boundary = /\r?\n\r?\n/g;
   if (process.env.MANDATE_LIST_FAST === "0") {
@@ -1003,10 +1010,74 @@ async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerResponse, scr
     if (buf.trim()) await emit(buf);
     return;
   }
-  // The decoded text not yet cut into events, in pieces: a boundary is looked for in each new piece (with
-  // the three characters before it) only, and the pieces are joined once when an event is complete.
-  // Appending each chunk to one string and searching that flattened the growing string at every chunk
-  // (~3 ms for one 223 KiB event, on the path of every large list).
+  if (process.env.MANDATE_LIST_RAW === "0") return cutDecoded(body, emit);
+  // The bytes not yet cut into events, in pieces as they came (never copied into one buffer): an event is
+  // cut where /\r?\n\r?\n/ matches in the bytes (CR and LF are never part of a multi-byte UTF-8 character, so
+  // the cuts are those of the decoded text), then compared undecoded with the texts the list memo holds for
+  // this caller (`rememberedEvent`); any other event is decoded (as one stream of the same bytes would be)
+  // and screened by `emit`.
+  const emitBytes = async (event: Buffer[], length: number) => {
+    const pending: Promise<void>[] = [];
+    const hit = rememberedEvent(event, length, screen, pending);
+    if (!hit) return emit(decodePieces(event));
+    await Promise.all(pending);
+    if (res.destroyed) return;
+    writeEvent(res, hit.head, hit.answer);
+  };
+  let pieces: Buffer[] = [];
+  let size = 0;
+  // Line feeds before this offset were looked at already.
+  let searched = 0;
+  // The stream's first bytes while they may still be a byte order mark, which is dropped (as TextDecoder does).
+  let start: Buffer | null = EMPTY;
+  for await (const chunk of body) {
+    let b = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    if (start) {
+      if (start.length) b = Buffer.concat([start, b]);
+      if (b.length < 3 && BOM.subarray(0, b.length).equals(b)) {
+        start = b;
+        continue;
+      }
+      start = null;
+      if (b.subarray(0, 3).equals(BOM)) b = b.subarray(3);
+    }
+    if (!b.length) continue;
+    pieces.push(b);
+    size += b.length;
+    for (;;) {
+      const cut = findBoundary(pieces, size, searched);
+      if (!cut.at) {
+        searched = cut.searched;
+        break;
+      }
+      const [from, to] = cut.at;
+      const event = slicePieces(pieces, 0, from);
+      pieces = slicePieces(pieces, to, size);
+      size -= to;
+      searched = 0;
+      await emitBytes(event, from);
+    }
+    if (size > MAX_UPSTREAM_MESSAGE_BYTES) return;
+  }
+  if (start?.length) pieces = [start];
+  const rest = decodePieces(pieces);
+  if (rest.trim()) await emit(rest);
+}
+
+const EMPTY = Buffer.alloc(0);
+const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+/** Most bytes of an SSE event's lines before its data line, and of a message's text after a remembered text (the id's tail). */
+const MAX_EVENT_HEAD = 8192;
+const MAX_ID_TAIL = 8192;
+
+/**
+ * The sixth round's event cutting (`MANDATE_LIST_RAW=0`, kept for a same-run bench): the stream decoded
+ * as it comes, a boundary looked for in each new piece (with the three characters before it) only, the
+ * pieces joined once when an event is complete.
+ */
+async function cutDecoded(body: AsyncIterable<Uint8Array>, emit: (event: string) => Promise<void>): Promise<void> {
+  const decoder = new TextDecoder();
+  const boundary = /\r?\n\r?\n/g;
   let parts: string[] = [];
   let size = 0;
   let tail = "";
@@ -1033,8 +1104,126 @@ async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerResponse, scr
     }
     if (size > MAX_UPSTREAM_MESSAGE_BYTES) return;
   }
+  // An incomplete character at the very end is decoded (U+FFFD), as the byte path decodes it.
+  parts.push(decoder.decode());
   const rest = parts.join("");
   if (rest.trim()) await emit(rest);
+}
+
+/** The byte at offset `at` of pieces holding `size` bytes (-1 past the end). */
+function byteAt(pieces: readonly Buffer[], at: number): number {
+  for (const p of pieces) {
+    if (at < p.length) return p[at]!;
+    at -= p.length;
+  }
+  return -1;
+}
+
+/**
+ * The first match of /\r?\n\r?\n/ in the bytes of `pieces` (`size` in all) whose line feed is at or after
+ * `from`, as [start, end); else how far the search got (a line feed too near the end to tell is looked
+ * at again when more bytes come). Only line feeds are looked for (indexOf); their neighbours are read one by one.
+ */
+function findBoundary(pieces: readonly Buffer[], size: number, from: number): { at?: [number, number]; searched: number } {
+  let base = 0;
+  for (const p of pieces) {
+    let i = from > base ? p.indexOf(0x0a, from - base) : p.indexOf(0x0a);
+    for (; i >= 0; i = p.indexOf(0x0a, i + 1)) {
+      const lf = base + i;
+      const next = byteAt(pieces, lf + 1);
+      let end = -1;
+      if (next === 0x0a) end = lf + 2;
+      else if (next === 0x0d) {
+        if (lf + 2 >= size) return { searched: lf };
+        if (byteAt(pieces, lf + 2) === 0x0a) end = lf + 3;
+      } else if (next === -1) return { searched: lf };
+      if (end >= 0) return { at: [lf > 0 && byteAt(pieces, lf - 1) === 0x0d ? lf - 1 : lf, end], searched: lf };
+    }
+    base += p.length;
+  }
+  return { searched: size };
+}
+
+/** The bytes [from, to) of pieces, as views of them (nothing copied). */
+function slicePieces(pieces: readonly Buffer[], from: number, to: number): Buffer[] {
+  const out: Buffer[] = [];
+  let base = 0;
+  for (const p of pieces) {
+    const end = base + p.length;
+    if (end > from && base < to) out.push(p.subarray(Math.max(0, from - base), Math.min(p.length, to - base)));
+    base = end;
+    if (base >= to) break;
+  }
+  return out;
+}
+
+/** Pieces decoded as UTF-8, one stream (a byte order mark kept: the stream's own was dropped already). */
+function decodePieces(pieces: readonly Buffer[]): string {
+  const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+  if (pieces.length === 1) return decoder.decode(pieces[0]);
+  const parts = pieces.map((p) => decoder.decode(p, { stream: true }));
+  parts.push(decoder.decode());
+  return parts.join("");
+}
+
+/** Whether the bytes of `pieces` from offset `at` start with `want` (compared where they are). */
+function equalAt(pieces: readonly Buffer[], at: number, want: Buffer): boolean {
+  let base = 0;
+  let done = 0;
+  for (const p of pieces) {
+    const end = base + p.length;
+    if (end > at + done) {
+      const from = at + done - base;
+      const n = Math.min(p.length - from, want.length - done);
+      if (p.compare(want, done, done + n, from, from + n) !== 0) return false;
+      done += n;
+      if (done === want.length) return true;
+    }
+    base = end;
+  }
+  return done === want.length;
+}
+
+/**
+ * A list answer the memo remembers, found from an SSE event's undecoded bytes: the event is lines that
+ * are not data lines, then one data line (`data:` or `data: `) whose bytes are those of a text the memo
+ * holds for this caller (`Screen.remembered`, compared in full where the bytes are), followed by at
+ * most MAX_ID_TAIL bytes of valid UTF-8 without a line break that end it with its trailing id
+ * (`splitIdTail` of the text's last characters and that tail cuts exactly at the text's end). That is
+ * exactly the event whose decoded data `Screen.text` would cut to that text and id (decoding is
+ * self-synchronizing: the remembered bytes are whole characters, and decode back to the text), and
+ * `Screen.tail` then checks the id's method and every key of the memo as `Screen.text` does. Gives the
+ * event's head (its other lines, then `data: `) and the answer; null: decode and screen the event.
+ */
+function rememberedEvent(event: readonly Buffer[], length: number, screen: Screen, pending: Promise<void>[]): { head: string; answer: AnswerParts } | null {
+  if (!screen.remembered || !screen.tail || !event.length) return null;
+  const first = event[0]!.length >= Math.min(length, MAX_EVENT_HEAD) ? event[0]! : Buffer.concat(event as Buffer[], Math.min(length, MAX_EVENT_HEAD));
+  // The first data line: it starts the event or follows a line feed.
+  let line = 0;
+  while (first.length - line < 6 || first.toString("latin1", line, line + 5) !== "data:") {
+    const lf = first.indexOf(0x0a, line);
+    if (lf < 0) return null;
+    line = lf + 1;
+  }
+  const at = line + (first[line + 5] === 0x20 ? 6 : 5);
+  const texts = screen.remembered();
+  for (const t of texts) {
+    const end = at + t.bytes.length;
+    if (end >= length || length - end > MAX_ID_TAIL || !equalAt(event as Buffer[], at, t.bytes)) continue;
+    const tailBytes = Buffer.concat(slicePieces(event, end, length));
+    const tailText = tailBytes.toString("utf8");
+    if (/[\r\n]/.test(tailText) || Buffer.byteLength(tailText) !== tailBytes.length || !Buffer.from(tailText).equals(tailBytes)) return null;
+    const last = t.text.slice(-5);
+    const split = splitIdTail(last + tailText);
+    if (!split || split.prefix !== last) continue;
+    const answer = screen.tail({ prefix: t.text, id: split.id }, pending);
+    if (!answer) return null;
+    listMemoStats.eventsMatched++;
+    const lines = decodePieces([first.subarray(0, line)]).split(/\r?\n/);
+    lines.pop();
+    return { head: [...lines, "data: "].join("\n"), answer };
+  }
+  return null;
 }
 
 /**
@@ -1042,7 +1231,16 @@ async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerResponse, scr
  * `pending`: the caller writes nothing of the message before they settle. `text`, when given, first tries
  * a message's JSON text unparsed (McpProxy.screenText): its screened JSON text, or null to parse and screen it.
  */
-type Screen = ((m: unknown, pending: Promise<void>[]) => Promise<unknown>) & { text?: (text: string, pending: Promise<void>[]) => AnswerParts | null };
+export type Screen = ((m: unknown, pending: Promise<void>[]) => Promise<unknown>) & {
+  text?: (text: string, pending: Promise<void>[]) => AnswerParts | null;
+  /** The upstream texts the list memo holds for this caller (agent/list-memo.ts `rememberedTexts`), to compare undecoded bytes with. */
+  remembered?: () => readonly RememberedText[];
+  /** `text` of a message already cut before its trailing id. */
+  tail?: (tail: IdTail, pending: Promise<void>[]) => AnswerParts | null;
+};
+
+/** A message's text cut before its trailing `"id":<id>}` member, and the id (agent/list-memo.ts `splitIdTail`). */
+type IdTail = { prefix: string; id: string | number };
 
 /** Screened list results whose message's answer can be remembered serialized: the memo entry and the answer's key. */
 const listAnswers = new WeakMap<object, { entry: ListMemoEntry; key: AnswerKey }>();
@@ -1053,6 +1251,20 @@ function writeJson(res: ServerResponse, json: string | AnswerParts): void {
   res.write(json.before);
   res.write(json.id);
   res.write(json.after);
+}
+
+/**
+ * Writes a screened SSE event: its head, the JSON text (or its parts: the remembered bytes as they are)
+ * and the blank line, in one corked write (the long JSON text is never copied into one event string).
+ * `MANDATE_LIST_BYTES=0`: one event string, as before (a same-run bench compares both).
+ */
+function writeEvent(res: ServerResponse, head: string, json: string | AnswerParts): void {
+  if (typeof json === "string" && process.env.MANDATE_LIST_BYTES === "0") return void res.write(head + json + "\n\n");
+  res.cork();
+  res.write(head);
+  writeJson(res, json);
+  res.write("\n\n");
+  res.uncork();
 }
 
 /** Marks a screened message whose result is in `listAnswers` for `serializeAnswer` (agent/list-memo.ts). */

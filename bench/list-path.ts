@@ -12,7 +12,20 @@
 import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import type { PolicyRule } from "@/db/schema";
-import { filterListRemembered, messageEntryOf, noteListAnswer, noteUpstreamText, rememberedAnswer, serializeAnswer, splitIdTail, type AnswerParts } from "@/agent/list-memo";
+import type { ServerResponse } from "node:http";
+import {
+  filterListRemembered,
+  listMemoStats,
+  messageEntryOf,
+  noteListAnswer,
+  noteUpstreamText,
+  rememberedAnswer,
+  rememberedTexts,
+  serializeAnswer,
+  splitIdTail,
+  type AnswerParts,
+} from "@/agent/list-memo";
+import { pipeSse, type Screen } from "@/agent/proxy";
 import { compileBundle, type RegistrySnapshot } from "@/lib/bundles/compile";
 import { decisionView, filterList } from "@/lib/enforcement/decide";
 import { toolHash } from "@/lib/enforcement/tool-hash";
@@ -93,7 +106,53 @@ let id = 0;
 // One flat string, as the agent's event text is (its decoded pieces joined).
 const event = () => ["event: message\ndata: ", JSON.stringify({ result: { tools: defs }, jsonrpc: "2.0", id: ++id })].join("");
 let second = Date.UTC(2026, 11, 6, 2, 0, 0);
-type Path = "bytes" | "memo" | "no memo" | "floor";
+type Path = "sse raw" | "sse text" | "bytes" | "memo" | "no memo" | "floor";
+const PATHS: Path[] = ["sse raw", "sse text", "bytes", "memo", "no memo", "floor"];
+// agent/proxy.ts pipeSse on the event as the upstream's socket gives it (64 KiB chunks), with the screen the agent
+// builds from the list memo: "sse raw" compares the undecoded bytes with the remembered text (the agent's path),
+// "sse text" decodes and joins the chunks and cuts the text first (MANDATE_LIST_RAW=0, the sixth round's path).
+// Both write to a response that only counts what it is given (the socket's own copy is not in this figure).
+const request = { serverId: "srv_l", principal };
+const fromMemory = (tail: { prefix: string; id: string | number }) => rememberedAnswer(view, request, "tools", tail, { drifted }, "tools/list", false, () => true)?.answer ?? null;
+const sseScreen: Screen = Object.assign(
+  async () => {
+    throw new Error("bench/list-path: the remembered list was not found");
+  },
+  {
+    text: (text: string) => {
+      const tail = splitIdTail(text);
+      return tail && fromMemory(tail);
+    },
+    remembered: () => rememberedTexts(view, request, { drifted }),
+    tail: fromMemory,
+  },
+);
+let written = 0;
+const res = {
+  destroyed: false,
+  cork() {},
+  uncork() {},
+  write: (b: string | Buffer) => void (written += b.length),
+} as unknown as ServerResponse;
+async function sse(path: "sse raw" | "sse text"): Promise<number> {
+  const bytes = Buffer.from(event() + "\n\n");
+  const chunks: Buffer[] = [];
+  for (let at = 0; at < bytes.length; at += 65_536) chunks.push(bytes.subarray(at, at + 65_536));
+  const t0 = performance.now();
+  if (path === "sse text") process.env.MANDATE_LIST_RAW = "0";
+  try {
+    await pipeSse(
+      (async function* () {
+        yield* chunks;
+      })(),
+      res,
+      sseScreen,
+    );
+  } finally {
+    delete process.env.MANDATE_LIST_RAW;
+  }
+  return performance.now() - t0;
+}
 const hints = { has: false, upstream: null, out: undefined };
 function once(path: Path): number {
   const text = event();
@@ -133,9 +192,13 @@ function once(path: Path): number {
   if (out.length < 10) throw new Error("empty");
   return performance.now() - t0;
 }
-const times: Record<Path, number[]> = { bytes: [], memo: [], "no memo": [], floor: [] };
-for (let i = 0; i < 3; i++) for (const p of ["bytes", "memo", "no memo", "floor"] as Path[]) once(p);
-for (let i = 0; i < LISTS; i++) for (const p of (i % 2 ? ["bytes", "memo", "no memo", "floor"] : ["floor", "no memo", "memo", "bytes"]) as Path[]) times[p].push(once(p));
+const times: Record<Path, number[]> = { "sse raw": [], "sse text": [], bytes: [], memo: [], "no memo": [], floor: [] };
+const run = (p: Path) => (p === "sse raw" || p === "sse text" ? sse(p) : once(p));
+// The first "bytes" list fills the memo (and remembers its answer) the sse paths answer from.
+for (let i = 0; i < 3; i++) for (const p of ["bytes", ...PATHS] as Path[]) await run(p);
+const matched = listMemoStats.eventsMatched;
+for (let i = 0; i < LISTS; i++) for (const p of i % 2 ? PATHS : [...PATHS].reverse()) times[p].push(await run(p));
+if (listMemoStats.eventsMatched - matched !== LISTS) throw new Error(`sse raw: ${listMemoStats.eventsMatched - matched} of ${LISTS} events matched by their bytes`);
 const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
 const kept = filterList(view, { serverId: "srv_l", principal, time: new Date() }, "tools", JSON.parse(JSON.stringify(defs)) as unknown[], { drifted }).kept.length;
 console.log(
@@ -143,5 +206,5 @@ console.log(
     .map((l) => l.toFixed(2))
     .join(" ")})`,
 );
-for (const p of ["floor", "bytes", "memo", "no memo"] as Path[])
+for (const p of ["floor", "sse raw", "sse text", "bytes", "memo", "no memo"] as Path[])
   console.log(`  ${p.padEnd(8)} parse + filter + serialize: p50 ${pct(times[p], 0.5).toFixed(2)} ms, p99 ${pct(times[p], 0.99).toFixed(2)} ms`);

@@ -7,7 +7,7 @@
  * of the upstream text is never answered from memory; a bundle change and a revocation between two
  * lists of one official MCP SDK client are honoured.
  */
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import fc from "fast-check";
 import { eq } from "drizzle-orm";
@@ -16,7 +16,8 @@ import { revocations, servers, tenants } from "@/db/schema";
 import { publishBundle, republishLiveBundles } from "@/lib/bundles/service";
 import { newId } from "@/lib/ids";
 import { qualifiedUser } from "@/lib/enforcement/token";
-import { listMemoStats } from "@/agent/list-memo";
+import { listMemoStats, splitIdTail } from "@/agent/list-memo";
+import { pipeSse, type Screen } from "@/agent/proxy";
 import { startAgentStack, type AgentStack } from "./agent-proc-harness";
 
 let s: AgentStack;
@@ -172,8 +173,11 @@ describe("tools/list answered from a remembered serialized answer", () => {
           expect(kept).toEqual(tools.map((t) => t.name as string).filter((n) => n === "list_tickets" || n === "get_ticket"));
           for (const id of k.ids.slice(1)) {
             const reused = listMemoStats.answersReused;
+            const matched = listMemoStats.eventsMatched;
             const got = await list(bearer, sid, id, "bytes");
             expect(listMemoStats.answersReused).toBe(reused + (remembered ? 1 : 0));
+            // On an SSE stream, a one-line text is found from the event's undecoded bytes (agent/proxy.ts pipeSse).
+            expect(listMemoStats.eventsMatched).toBe(matched + (remembered && k.sse && !k.indent ? 1 : 0));
             if (remembered) expectedReuses++;
             expect(got).toBe(await list(bearer, sid, id, "full"));
             expect(messageOf(got.slice(got.indexOf("\n") + 1)).id).toEqual(k.layout === "escaped key" ? k.ids[0] : id);
@@ -303,4 +307,158 @@ describe("tools/list answered from a remembered serialized answer", () => {
     upstream.message = (idJson) => `${base}${idJson}}`;
     expect(await list(bearer, sid, 3, "bytes")).toBe(await list(bearer, sid, 3, "full"));
   }, 120_000);
+});
+
+/**
+ * agent/proxy.ts pipeSse on given chunks, without sockets: what it writes with the undecoded-bytes
+ * comparison (the agent's path) and with the decoded text cut and screened as before
+ * (`MANDATE_LIST_RAW=0`), for one remembered text. The fake screen answers a message's text from memory
+ * exactly when its text, cut before the trailing id (`splitIdTail`), is the remembered one, as the list
+ * memo does; any other message is "screened in full" (wrapped). So the two paths must write the same
+ * bytes, and the byte comparison may answer only what the decoded text would.
+ */
+describe("pipeSse: remembered lists found from undecoded bytes", () => {
+  // Multi-byte characters of every length (é 2, € 3, 😀 4 bytes), escapes, and the `"id":` text inside a string.
+  const remembered = `{"result":{"tools":[{"name":"é€😀","description":"a \\"id\\": b, \\\\ \u2028 ü"},{"name":"t2","x":"\\"id\\":"}]},"jsonrpc":"2.0",`;
+  const answerOf = (id: string) => ({ before: Buffer.from("ANSWER("), id, after: Buffer.from(")€") });
+  function fakeScreen(durable: () => Promise<void> = () => Promise.resolve(), texts = [remembered]) {
+    const hits: string[] = [];
+    const fromMemory = (prefix: string, id: string | number, pending: Promise<void>[]) => {
+      if (!texts.includes(prefix)) return null;
+      hits.push(JSON.stringify(id));
+      pending.push(durable());
+      return answerOf(JSON.stringify(id));
+    };
+    return {
+      hits,
+      screen: Object.assign(async (m: unknown) => ({ screenedInFull: m }), {
+        text: (text: string, pending: Promise<void>[]) => {
+          const t = splitIdTail(text);
+          return t ? fromMemory(t.prefix, t.id, pending) : null;
+        },
+        remembered: () => texts.map((text) => ({ text, bytes: Buffer.from(text) })),
+        tail: (t: { prefix: string; id: string | number }, pending: Promise<void>[]) => fromMemory(t.prefix, t.id, pending),
+      }) as Screen,
+    };
+  }
+  /** What pipeSse writes for these chunks: the bytes, the ids answered from memory, the events matched by bytes. */
+  async function run(chunks: Buffer[], raw: boolean, durable?: () => Promise<void>) {
+    const out: Buffer[] = [];
+    const res = { destroyed: false, cork() {}, uncork() {}, write: (b: string | Buffer) => void out.push(Buffer.from(b)) } as unknown as ServerResponse;
+    const { hits, screen } = fakeScreen(durable);
+    const matched = listMemoStats.eventsMatched;
+    const before = process.env.MANDATE_LIST_RAW;
+    if (!raw) process.env.MANDATE_LIST_RAW = "0";
+    try {
+      await pipeSse(
+        (async function* () {
+          for (const c of chunks) yield c;
+        })(),
+        res,
+        screen,
+      );
+    } finally {
+      if (before === undefined) delete process.env.MANDATE_LIST_RAW;
+      else process.env.MANDATE_LIST_RAW = before;
+    }
+    return { bytes: Buffer.concat(out).toString("latin1"), hits, matched: listMemoStats.eventsMatched - matched };
+  }
+  const cutAt = (b: Buffer, at: number[]) => [0, ...at, b.length].slice(1).map((end, i, ends) => b.subarray(i ? ends[i - 1] : 0, end));
+  const listEvent = (id: string, head = "event: message\n", data = "data: ") => `${head}${data}${remembered}"id":${id}}`;
+
+  it("answers the remembered list, byte for byte as the decoded path, with the event cut at every byte", async () => {
+    // A byte order mark first (dropped, as the decoder drops it), a comment event, two list events (LF and CRLF, `data:` with and without a space), a notification.
+    const stream = Buffer.from(
+      "\ufeff" +
+        `: comment\n\n${listEvent('"a\\u00e9😀"')}\n\n${listEvent("7", "event: message\r\nid: ev-1\r\n", "data:")}\r\n\r\nevent: message\ndata: {"jsonrpc":"2.0","method":"notifications/x"}\n\n`,
+    );
+    const whole = await run([stream], false);
+    expect(whole.hits).toEqual(['"aé😀"', "7"]);
+    for (let at = 1; at < stream.length; at++) {
+      const got = await run(cutAt(stream, [at]), true);
+      expect(got.bytes).toBe(whole.bytes);
+      expect(got.hits).toEqual(whole.hits);
+      // Both list events found from their bytes (not by decoding them).
+      expect(got.matched).toBe(2);
+    }
+  });
+
+  it("matches the decoded path on random chunkings, layouts and one-byte changes", async () => {
+    const bytesOfRemembered = Buffer.from(remembered);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          head: fc.constantFrom("", "event: message\n", "event: message\nid: 3\n", "event: message\r\n", ": c\n"),
+          data: fc.constantFrom("data: ", "data:", "data:  "),
+          id: fc.oneof(
+            fc.integer().map(String),
+            fc.string({ maxLength: 6 }).map((s) => JSON.stringify(s)),
+            fc.constantFrom('"\\ud800"', "1e3", '"x"  ', "1 ", '"\u2028"', "5\n", "5\r\n", '"a"\r', "5\r", '1,"id":2', '"a","b":1'),
+          ),
+          end: fc.constantFrom("\n\n", "\r\n\r\n", "\n\r\n", "\r\n\n", "\r\r\n\n"),
+          // A one-byte change: where (in the whole event) and to what; or none.
+          change: fc.option(fc.record({ at: fc.nat(), to: fc.integer({ min: 0, max: 255 }) })),
+          after: fc.constantFrom("", "data: x\n\n", 'event: message\ndata: {"jsonrpc":"2.0","id":1,"result":{}}\n\n', "data: \n"),
+          cuts: fc.array(fc.nat(), { maxLength: 5 }),
+        }),
+        async (k) => {
+          const event = Buffer.from(listEvent(k.id, k.head, k.data) + k.end + k.after);
+          if (k.change) event[k.change.at % event.length] = k.change.to;
+          const chunks = cutAt(
+            event,
+            [...new Set(k.cuts.map((c) => c % event.length))].filter((c) => c > 0).sort((a, b) => a - b),
+          );
+          const decoded = await run([event], false);
+          const got = await run(chunks, true);
+          expect(got.bytes).toBe(decoded.bytes);
+          expect(got.hits).toEqual(decoded.hits);
+          // A change inside the remembered text's bytes is never answered from its bytes.
+          const head = Buffer.byteLength(k.head + k.data);
+          if (
+            k.change &&
+            k.change.at % event.length >= head &&
+            k.change.at % event.length < head + bytesOfRemembered.length &&
+            event.compare(bytesOfRemembered, 0, bytesOfRemembered.length, head, head + bytesOfRemembered.length) !== 0
+          )
+            expect(got.matched).toBe(0);
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  it("never matches a one-byte change at any position of the remembered bytes, cut at that position", async () => {
+    const clean = Buffer.from(listEvent("5") + "\n\n");
+    const head = Buffer.byteLength("event: message\ndata: ");
+    for (let at = head; at < head + Buffer.byteLength(remembered); at++) {
+      const event = Buffer.from(clean);
+      event[at] = event[at]! ^ 0x01;
+      for (const cuts of [[at], [at + 1], [at - 1, at + 1]]) {
+        const got = await run(cutAt(event, cuts), true);
+        expect(got.matched).toBe(0);
+        expect(got.bytes).toBe((await run([event], false)).bytes);
+      }
+    }
+  });
+
+  it("writes nothing of a remembered answer before its decision line is durable", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const out: Buffer[] = [];
+    const res = { destroyed: false, cork() {}, uncork() {}, write: (b: string | Buffer) => void out.push(Buffer.from(b)) } as unknown as ServerResponse;
+    const { screen, hits } = fakeScreen(() => gate);
+    const done = pipeSse(
+      (async function* () {
+        yield Buffer.from(listEvent("9") + "\n\n");
+      })(),
+      res,
+      screen,
+    );
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(hits).toEqual(["9"]);
+    expect(out.length).toBe(0);
+    release();
+    await done;
+    expect(Buffer.concat(out).toString()).toBe(`event: message\ndata: ANSWER(9)€\n\n`);
+  });
 });
