@@ -78,16 +78,21 @@ async function agentRss(pid: number): Promise<number> {
 const ms = (v: number) => v.toFixed(2).padStart(8);
 
 /**
- * CPU seconds (user + system, every thread: the libuv pool's log writes too) a process has used so far, from
- * /proc/<pid>/stat (clock ticks of 10 ms: slices of seconds make that small). NaN where there is no /proc.
+ * CPU seconds a process has run so far, every thread (the libuv pool's log writes too): the sum of its threads'
+ * /proc/<pid>/task/<tid>/schedstat run times (nanoseconds, exact; utime + stime are sampled per 10 ms tick and
+ * misattribute short, frequent runs). A thread that ended meanwhile drops out, so it is read before and after a
+ * slice of a long-lived process only. NaN where there is no /proc.
  */
 async function procCpuSeconds(pid: number | undefined): Promise<number> {
   if (pid === undefined) return NaN;
+  const { readdir, readFile } = await import("node:fs/promises");
   try {
-    const stat = await (await import("node:fs/promises")).readFile(`/proc/${pid}/stat`, "utf8");
-    // Fields after the command name (which may hold spaces, in parentheses): utime and stime are the 12th and 13th.
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) / 100;
+    let ns = 0;
+    for (const tid of await readdir(`/proc/${pid}/task`)) {
+      const text = await readFile(`/proc/${pid}/task/${tid}/schedstat`, "utf8").catch(() => "0");
+      ns += Number(text.split(" ")[0]);
+    }
+    return ns / 1e9;
   } catch {
     return NaN;
   }
