@@ -17,7 +17,7 @@ import { publishBundle, republishLiveBundles } from "@/lib/bundles/service";
 import { newId } from "@/lib/ids";
 import { qualifiedUser } from "@/lib/enforcement/token";
 import { listMemoStats, splitIdTail } from "@/agent/list-memo";
-import { pipeSse, type Screen } from "@/agent/proxy";
+import { MAX_UPSTREAM_MESSAGE_BYTES, pipeSse, type Screen } from "@/agent/proxy";
 import { startAgentStack, type AgentStack } from "./agent-proc-harness";
 
 let s: AgentStack;
@@ -439,6 +439,16 @@ describe("pipeSse: remembered lists found from undecoded bytes", () => {
         expect(got.bytes).toBe((await run([event], false)).bytes);
       }
     }
+  });
+
+  it("ends the stream at an event over MAX_UPSTREAM_MESSAGE_BYTES bytes, counted in bytes", async () => {
+    // 3-byte characters: fewer UTF-16 units than bytes, so only a byte count ends this stream (else the
+    // long event would end, be dropped as not JSON, and the next list be answered).
+    const mib = Buffer.from("€".repeat(Math.ceil(MAX_UPSTREAM_MESSAGE_BYTES / 3 / 16)));
+    const chunks = [Buffer.from(listEvent("1") + "\n\n"), Buffer.from("data: "), ...Array.from({ length: 17 }, () => mib), Buffer.from("\n\n" + listEvent("2") + "\n\n")];
+    const got = await run(chunks, true);
+    expect(got.hits).toEqual(["1"]);
+    expect(got.bytes).toBe(`event: message\ndata: ANSWER(1)${Buffer.from("€").toString("latin1")}\n\n`);
   });
 
   it("writes nothing of a remembered answer before its decision line is durable", async () => {
