@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from "node:crypto";
 import { chmod, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { MAX_SESSION_ID_CHARS } from "./bounds";
@@ -33,23 +33,52 @@ export async function loadSessionKey(dataDir: string, configured: Buffer | null)
 
 const VISIBLE_ASCII = /^[\x21-\x7e]+$/;
 
+/** Most session MACs a binder remembers (ids it wrapped or verified); past it the oldest is forgotten. */
+export const MAX_REMEMBERED_MACS = 10_000;
+/** `MANDATE_CPU_FAST=0`: every wrap and unwrap computes its HMAC (the way before issue 12's eighth round; for bench/gateway.ts). */
+const CPU_FAST = process.env.MANDATE_CPU_FAST !== "0";
+
 /**
  * Binds an upstream's Mcp-Session-Id to the caller that opened it, with no
  * state: the client gets `<upstream id>.<HMAC-SHA256(key, server, caller,
  * upstream id)>` (base64url) and every later request must present it back
  * with the same caller. Survives restarts and works across replicas that
  * share the key; any other id is "not found" (MCP transports: 404).
+ *
+ * The MACs of ids this binder itself wrapped, or verified (the presented MAC
+ * matched one it computed), are remembered, bounded by
+ * MAX_REMEMBERED_MACS: a session's later requests skip the HMAC. The memo
+ * holds the function's own output for (server, caller, upstream id) under a
+ * key that never changes, so it never needs dropping (bundle changes and
+ * revocations are decided before the id is looked at); an id never verified
+ * is not remembered, so a caller sending made-up ids cannot fill it. The
+ * presented MAC is still compared with timingSafeEqual, hit or miss.
  */
 export class SessionBinder {
-  constructor(private readonly key: Buffer) {}
+  private readonly key: KeyObject;
+  private readonly macs = new Map<string, string>();
 
-  private mac(serverId: string, who: string, upstreamId: string): string {
-    return createHmac("sha256", this.key).update(`${serverId}\u0000${who}\u0000${upstreamId}`).digest("base64url");
+  constructor(key: Buffer) {
+    this.key = createSecretKey(key);
+  }
+
+  /** The MAC of `${serverId}\0${who}\0${upstreamId}` (also the memo's key: the memo is exactly this function's). */
+  private mac(input: string): string {
+    return createHmac("sha256", this.key).update(input).digest("base64url");
+  }
+
+  private remember(k: string, mac: string): void {
+    if (this.macs.size >= MAX_REMEMBERED_MACS) this.macs.delete(this.macs.keys().next().value!);
+    this.macs.set(k, mac);
   }
 
   /** The id the client sees for an upstream session id. */
   wrap(serverId: string, who: string, upstreamId: string): string {
-    return `${upstreamId}.${this.mac(serverId, who, upstreamId)}`;
+    const k = `${serverId}\u0000${who}\u0000${upstreamId}`;
+    if (!CPU_FAST) return `${upstreamId}.${this.mac(k)}`;
+    let mac = this.macs.get(k);
+    if (mac === undefined) this.remember(k, (mac = this.mac(k)));
+    return `${upstreamId}.${mac}`;
   }
 
   /** The upstream id behind a client's session id, or null when it is not one this caller was given for this server. */
@@ -58,9 +87,19 @@ export class SessionBinder {
     const dot = clientId.lastIndexOf(".");
     if (dot <= 0) return null;
     const upstreamId = clientId.slice(0, dot);
+    const k = `${serverId}\u0000${who}\u0000${upstreamId}`;
+    const known = CPU_FAST ? this.macs.get(k) : undefined;
+    const expectedMac = known ?? this.mac(k);
     const given = Buffer.from(clientId.slice(dot + 1));
-    const expected = Buffer.from(this.mac(serverId, who, upstreamId));
-    return given.length === expected.length && timingSafeEqual(given, expected) ? upstreamId : null;
+    const expected = Buffer.from(expectedMac);
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
+    if (CPU_FAST && known === undefined) this.remember(k, expectedMac);
+    return upstreamId;
+  }
+
+  /** How many MACs are remembered (for tests). */
+  get remembered(): number {
+    return this.macs.size;
   }
 }
 
