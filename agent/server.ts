@@ -130,7 +130,28 @@ function repeated(req: IncomingMessage, name: string): boolean {
   return false;
 }
 
-async function readBody(req: IncomingMessage): Promise<Buffer | "too_large"> {
+/** `MANDATE_CPU_FAST=0`: the request path as before issue 12's eighth round (URL parsed per request, body read by async iteration; for bench/gateway.ts). */
+const CPU_FAST = process.env.MANDATE_CPU_FAST !== "0";
+
+/** The headers the gate requires at most once (see `repeated`). */
+const SINGLE_HEADERS = new Set(["host", "authorization", "mcp-session-id", "mcp-protocol-version", "last-event-id", "content-type", "accept"]);
+const NONE: ReadonlySet<string> = new Set();
+
+/** Which of SINGLE_HEADERS appear more than once in the raw request: one pass instead of one per header. */
+export function repeatedSingles(req: Pick<IncomingMessage, "rawHeaders">): ReadonlySet<string> {
+  let seen: Set<string> | null = null;
+  let twice: Set<string> | null = null;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i]!.toLowerCase();
+    if (!SINGLE_HEADERS.has(name)) continue;
+    seen ??= new Set();
+    if (seen.has(name)) (twice ??= new Set()).add(name);
+    else seen.add(name);
+  }
+  return twice ?? NONE;
+}
+
+async function readBodyIterating(req: IncomingMessage): Promise<Buffer | "too_large"> {
   const declared = Number(req.headers["content-length"]);
   if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) return "too_large";
   const chunks: Buffer[] = [];
@@ -141,6 +162,98 @@ async function readBody(req: IncomingMessage): Promise<Buffer | "too_large"> {
     chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * The request body, at most MAX_BODY_BYTES ("too_large" past it, as soon as
+ * it is known), read with 'data'/'end' listeners: no async iterator (its
+ * promise and stream machinery per chunk) on every call. An error or an
+ * abort of the request rejects, as the iterator did.
+ */
+export function readBody(req: IncomingMessage): Promise<Buffer | "too_large"> {
+  if (!CPU_FAST) return readBodyIterating(req);
+  const declared = Number(req.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) return Promise.resolve("too_large");
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = () => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+      req.off("close", onClose);
+    };
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY_BYTES) {
+        done();
+        // Nothing more is read: the caller answers 413 with Connection: close.
+        req.pause();
+        resolve("too_large");
+        return;
+      }
+      chunks.push(c);
+    };
+    const onEnd = () => {
+      done();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    };
+    const onError = (err: Error) => {
+      done();
+      reject(err);
+    };
+    // Closed before its end (the client went away): what the iterator reported as a premature close.
+    const onClose = () => {
+      done();
+      reject(Object.assign(new Error("Premature close"), { code: "ERR_STREAM_PREMATURE_CLOSE" }));
+    };
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onError);
+    req.on("close", onClose);
+  });
+}
+
+/** Most request targets whose parse is remembered (a client's calls repeat one path); past it the memo starts over. */
+const MAX_REMEMBERED_TARGETS = 256;
+const targets = new Map<string, { pathname: string; accessToken: boolean }>();
+
+/** The path of a request target and whether its query names access_token: WHATWG URL parsing, remembered per exact target string (a pure function of it). */
+export function requestTarget(raw: string): { pathname: string; accessToken: boolean } {
+  let t = CPU_FAST ? targets.get(raw) : undefined;
+  if (t) return t;
+  const url = new URL(raw, "http://agent");
+  t = { pathname: url.pathname, accessToken: url.searchParams.has("access_token") };
+  if (CPU_FAST && raw.length <= 2048) {
+    if (targets.size >= MAX_REMEMBERED_TARGETS) targets.clear();
+    targets.set(raw, t);
+  }
+  return t;
+}
+
+/** Where a served resource URI lives, parsed once per server object (a bundle's servers are immutable; a new bundle, new objects). */
+interface Route {
+  uri: string;
+  path: string;
+  origin: string;
+  hosts: string[];
+}
+const routes = new WeakMap<BundleServer, Route>();
+function routeOf(s: BundleServer): Route {
+  let r = CPU_FAST ? routes.get(s) : undefined;
+  if (r && r.uri === s.resourceUri) return r;
+  const u = new URL(s.resourceUri);
+  r = { uri: s.resourceUri, path: resourcePath(s.resourceUri), origin: u.origin, hosts: hostForms(u) };
+  if (CPU_FAST) routes.set(s, r);
+  return r;
+}
+
+/** Whether a bundle server's resource URI is served at the address a request arrived at (the same answer as servedAt). */
+function serverAt(s: BundleServer, at: Arrival): boolean {
+  if (!CPU_FAST) return servedAt(s.resourceUri, at);
+  if (!at) return false;
+  const r = routeOf(s);
+  return "origin" in at ? r.origin === at.origin : r.hosts.includes(at.host);
 }
 
 /**
@@ -163,7 +276,7 @@ export function createAgentServer(deps: AgentServerDeps): Server {
   const publicOrigins = (deps.publicOrigins ?? []).map((o) => new URL(o));
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://agent");
+    const url = requestTarget(req.url ?? "/");
     const p = url.pathname;
     const installed = deps.current();
     if (p === "/healthz") return sendJson(res, 200, { status: "ok" });
@@ -173,13 +286,15 @@ export function createAgentServer(deps: AgentServerDeps): Server {
       res.writeHead(200, { "content-type": deps.metrics.contentType }).end(text);
       return;
     }
+    const twice = CPU_FAST ? repeatedSingles(req) : null;
+    const isRepeated = (name: string) => (twice ? twice.has(name) : repeated(req, name));
     // One Host: Node keeps the first of several, a proxy in front may have routed by another.
-    if (repeated(req, "host")) return sendJson(res, 400, { error: "exactly one Host header is accepted" });
+    if (isRepeated("host")) return sendJson(res, 400, { error: "exactly one Host header is accepted" });
     const at = arrival(req, publicOrigins);
     if (p === WELL_KNOWN || p.startsWith(`${WELL_KNOWN}/`)) {
       if (req.method !== "GET" && req.method !== "HEAD") return sendJson(res, 405, { error: "method not allowed" }, { allow: "GET" });
       if (!installed) return sendJson(res, 503, { error: "no verified bundle" }, { "retry-after": "5" });
-      const here = installed.content.servers.filter((s) => servedAt(s.resourceUri, at));
+      const here = installed.content.servers.filter((s) => serverAt(s, at));
       // The root well-known URL: the only server at this address, or the one at path "/".
       const server =
         p === WELL_KNOWN
@@ -195,7 +310,7 @@ export function createAgentServer(deps: AgentServerDeps): Server {
       return sendJson(res, 503, { jsonrpc: "2.0", id: null, error: { code: -32000, message: "Service unavailable: no verified policy bundle" } }, { "retry-after": "5" });
     }
     // Routed by the full resource URI: two servers at the same path on two hosts never meet.
-    const server = installed.content.servers.find((s) => resourcePath(s.resourceUri) === p && servedAt(s.resourceUri, at));
+    const server = installed.content.servers.find((s) => routeOf(s).path === p && serverAt(s, at));
     if (!server) return sendJson(res, 404, { error: "not found" });
     const trace = deps.tracing?.begin(req, res, server.id);
     if (!["POST", "GET", "DELETE"].includes(req.method ?? "")) return sendJson(res, 405, { error: "method not allowed" }, { allow: "POST, GET, DELETE" });
@@ -231,10 +346,9 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     };
     const badRequest = (message: string) => sendJson(res, 400, { jsonrpc: "2.0", id: null, error: { code: -32600, message: `Invalid Request: ${message}` } });
     // Tokens in the query string are never accepted (MCP authorization: header only).
-    if (url.searchParams.has("access_token"))
-      return unauthorized("invalid_request", { code: "invalid_request", description: "tokens in the query string are not accepted; send Authorization: Bearer" });
+    if (url.accessToken) return unauthorized("invalid_request", { code: "invalid_request", description: "tokens in the query string are not accepted; send Authorization: Bearer" });
     // Two Authorization headers: Node would silently keep the first; which one a proxy in front saw is unknown.
-    if (repeated(req, "authorization")) return unauthorized("invalid_request", { code: "invalid_request", description: "exactly one Authorization header is accepted" });
+    if (isRepeated("authorization")) return unauthorized("invalid_request", { code: "invalid_request", description: "exactly one Authorization header is accepted" });
     const header = req.headers.authorization;
     if (!header) return unauthorized("missing_token");
     // Bearer or DPoP (RFC 9449): the sender check runs on every request, after the (possibly cached) token check.
@@ -262,7 +376,7 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     trace?.tenant(principal.tenantId);
 
     // Transport headers the agent forwards: well-formed and bounded, or the request goes no further.
-    for (const h of ["mcp-session-id", "mcp-protocol-version", "last-event-id", "content-type", "accept"]) if (repeated(req, h)) return badRequest(`repeated ${h} header`);
+    for (const h of ["mcp-session-id", "mcp-protocol-version", "last-event-id", "content-type", "accept"]) if (isRepeated(h)) return badRequest(`repeated ${h} header`);
     const version = req.headers["mcp-protocol-version"];
     // A POST naming a revision that is not a date (but is a short visible token) gets the spec's UnsupportedProtocolVersionError
     // from the proxy, with its id and the versions served; anything else malformed is a bad request.
