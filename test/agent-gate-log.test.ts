@@ -28,7 +28,7 @@ import { loadConfig } from "@/agent/config";
 import { startAgent, type RunningAgent } from "@/agent/main";
 import { GateLog, sourceOf } from "@/agent/gate-log";
 import { Metrics } from "@/agent/metrics";
-import { dataOf, DecisionWal } from "@/agent/wal";
+import { DecisionWal } from "@/agent/wal";
 import { startAuthServer, type AuthServer } from "@/sandbox/auth-server";
 import type { Ctx } from "@/lib/context";
 import { createTestDb, makeTenant, makeUser, uniq, type MadeUser, type TestDb } from "./db";
@@ -244,7 +244,7 @@ describe("refusals at the gate of a real agent", () => {
 
 describe("GateLog bounds (a real WAL)", () => {
   async function linesOf(dir: string) {
-    const text = await readFile(path.join(dir, "decisions.wal"), "utf8").then(dataOf, () => "");
+    const text = await readFile(path.join(dir, "decisions.wal"), "utf8").catch(() => "");
     return text
       .split("\n")
       .filter(Boolean)

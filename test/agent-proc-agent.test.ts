@@ -27,7 +27,7 @@ import { createServerInput } from "@/lib/servers/schemas";
 import { createServer } from "@/lib/servers/service";
 import { loadConfig, type AgentConfig } from "@/agent/config";
 import { startAgent, type RunningAgent } from "@/agent/main";
-import { dataOf, type DecisionRecord } from "@/agent/wal";
+import type { DecisionRecord } from "@/agent/wal";
 import { createTestDb, makeTenant, makeUser, uniq, type MadeUser, type TestDb } from "./db";
 import { freePort, startSandbox, type Sandbox } from "./sandbox";
 import { startControlPlane, startIssuer, type Issuer, type Listening } from "./agent-proc-harness";
@@ -78,7 +78,7 @@ const rpc = (body: unknown, headers: Record<string, string> = {}) =>
 /** Every decision still in the data dir: sealed segments (the shipper seals the active one) and the active one. */
 async function walLines(dir = dataDir): Promise<DecisionRecord[]> {
   const files = (await readdir(dir)).filter((f) => /^decisions-\d+\.sealed$/.test(f)).sort();
-  const text = (await Promise.all([...files, "decisions.wal"].map((f) => readFile(path.join(dir, f), "utf8").then(dataOf, () => "")))).join("");
+  const text = (await Promise.all([...files, "decisions.wal"].map((f) => readFile(path.join(dir, f), "utf8").catch(() => "")))).join("");
   return text
     .split("\n")
     .filter(Boolean)

@@ -19,7 +19,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { loadConfig, type AgentConfig } from "@/agent/config";
 import { startAgent, type RunningAgent } from "@/agent/main";
 import type { TracingConfig } from "@/agent/tracing";
-import { dataOf, type DecisionRecord } from "@/agent/wal";
+import type { DecisionRecord } from "@/agent/wal";
 import { tools } from "@/db/schema";
 import { stopBundleListener } from "@/lib/agents/bundle-waiter";
 import { publishBundle } from "@/lib/bundles/service";
@@ -258,8 +258,7 @@ export async function startAgentStack(opts: { extraIssuers?: Record<string, unkn
     },
     async walLines() {
       const files = (await readdir(dataDir)).filter((f) => /^decisions-\d+\.sealed$/.test(f)).sort();
-      // The active file's zeros (a pre-zeroed segment) are not lines: each file's data ends at its first NUL.
-      const text = (await Promise.all([...files, "decisions.wal"].map((f) => readFile(path.join(dataDir, f), "utf8").then(dataOf, () => "")))).join("");
+      const text = (await Promise.all([...files, "decisions.wal"].map((f) => readFile(path.join(dataDir, f), "utf8").catch(() => "")))).join("");
       return text
         .split("\n")
         .filter(Boolean)

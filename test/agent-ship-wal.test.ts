@@ -9,7 +9,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { uuidv7 } from "uuidv7";
 import { toDecisionLine } from "@/agent/shipper";
-import { dataOf, DecisionWal, type DecisionRecord } from "@/agent/wal";
+import { DecisionWal, type DecisionRecord } from "@/agent/wal";
 import { decisionLine } from "@/lib/decisions/ingest";
 import { decisionRecord } from "@/lib/enforcement/decision-record";
 
@@ -45,7 +45,7 @@ const rec = (over: Partial<DecisionRecord> = {}): DecisionRecord => ({
 /** Every id in the data dir's segments and active file, in order. */
 async function idsOnDisk(dir: string): Promise<string[]> {
   const names = (await readdir(dir)).filter((f) => /^decisions-\d+\.sealed$/.test(f)).sort();
-  const text = (await Promise.all([...names, "decisions.wal"].map((f) => readFile(path.join(dir, f), "utf8").then(dataOf, () => "")))).join("");
+  const text = (await Promise.all([...names, "decisions.wal"].map((f) => readFile(path.join(dir, f), "utf8").catch(() => "")))).join("");
   return text
     .split("\n")
     .filter(Boolean)
@@ -110,9 +110,7 @@ describe("segmented decision WAL", () => {
     await wal.open();
     const next = rec();
     await wal.append(next);
-    const lines = dataOf(await readFile(path.join(dir, "decisions.wal"), "utf8"))
-      .split("\n")
-      .filter(Boolean);
+    const lines = (await readFile(path.join(dir, "decisions.wal"), "utf8")).split("\n").filter(Boolean);
     expect(lines).toHaveLength(3);
     expect((JSON.parse(lines[2]!) as DecisionRecord).id).toBe(next.id);
     expect(wal.backlog().lines).toBe(3);
@@ -160,8 +158,7 @@ describe("segmented decision WAL", () => {
       }
       expect(flags).not.toBeNull();
       expect(flags! & constants.O_DSYNC).toBe(constants.O_DSYNC);
-      // Appended to by default; pre-zeroed (MANDATE_WAL_PREZERO=1) it is written in place.
-      expect(flags! & constants.O_APPEND).toBe(wal.prezero ? 0 : constants.O_APPEND);
+      expect(flags! & constants.O_APPEND).toBe(constants.O_APPEND);
     }
     const fh = await open(path.join(dir, "probe"), "w");
     const proto = Object.getPrototypeOf(fh) as Record<"sync" | "datasync" | "write", (...a: unknown[]) => Promise<unknown>>;
