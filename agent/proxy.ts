@@ -950,10 +950,19 @@ async function readCapped(body: AsyncIterable<Uint8Array>, max: number): Promise
 }
 
 /**
+ * A carriage return not followed by a line feed. SSE ends a line at CR, LF or CRLF; the agent cuts
+ * lines at LF and CRLF only, so an event holding a lone CR would be read as other lines by the client
+ * than by the agent: a message hidden after it in a comment or a passed-on field would reach the client
+ * unscreened (test/agent-sse-differential.test.ts). Such an event is dropped whole.
+ */
+const LONE_CR = /\r(?!\n)/;
+
+/**
  * Screens each SSE event's data (one JSON-RPC message) and passes the rest
  * of the event through; a dropped message drops its event. An event that
- * is not JSON is dropped too (it cannot be screened), and one larger than
- * MAX_UPSTREAM_MESSAGE_BYTES ends the stream.
+ * is not JSON is dropped too (it cannot be screened), so is one holding a
+ * lone CR (LONE_CR), and one larger than MAX_UPSTREAM_MESSAGE_BYTES ends
+ * the stream.
  */
 export async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerResponse, screen: Screen): Promise<void> {
   const decoder = new TextDecoder();
@@ -961,6 +970,7 @@ export async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerRespon
   // Where to look for the next event boundary: never rescan what was already searched.
   let from = 0;
   const emit = async (event: string) => {
+    if (LONE_CR.test(event)) return;
     const pending: Promise<void>[] = [];
     const lines = event.split(/\r?\n/);
     const data = lines.filter((l) => l.startsWith("data:")).map((l) => l.slice(l.startsWith("data: ") ? 6 : 5));
@@ -1205,6 +1215,8 @@ function rememberedEvent(event: readonly Buffer[], length: number, screen: Scree
     if (lf < 0) return null;
     line = lf + 1;
   }
+  // A lone CR in the lines before the data line: decoded and dropped (LONE_CR), never passed on from here.
+  for (let cr = first.indexOf(0x0d); cr >= 0 && cr < line; cr = first.indexOf(0x0d, cr + 1)) if (first[cr + 1] !== 0x0a) return null;
   const at = line + (first[line + 5] === 0x20 ? 6 : 5);
   const texts = screen.remembered();
   for (const t of texts) {
