@@ -25,7 +25,13 @@ let up: Server;
 /** The approved tool definitions, as the sandbox lists them (raw JSON). */
 let defs: Record<string, unknown>[];
 /** What the test upstream answers a tools/list with: its message text for a given id text, SSE or JSON. */
-const upstream = { message: (idJson: string) => `{"result":{"tools":[]},"jsonrpc":"2.0","id":${idJson}}`, sse: true, eventLines: [] as string[] };
+const upstream = {
+  message: (idJson: string) => `{"result":{"tools":[]},"jsonrpc":"2.0","id":${idJson}}`,
+  sse: true,
+  eventLines: [] as string[],
+  /** Raw bytes sent before the SSE event (a hostile upstream's extra events), for the request's id text. */
+  rawHead: undefined as ((idJson: string) => string) | undefined,
+};
 
 /** One POST to an MCP endpoint; the answer's message from a JSON body or the last SSE event. */
 async function rpc(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; text: string }> {
@@ -98,7 +104,9 @@ beforeAll(async () => {
       const text = upstream.message(JSON.stringify(m.id));
       if (!upstream.sse) return void res.writeHead(200, { "content-type": "application/json" }).end(text);
       // A text over several lines is sent as several data lines (the client joins them with newlines).
-      res.writeHead(200, { "content-type": "text/event-stream" }).end([...upstream.eventLines, ...text.split("\n").map((l) => `data: ${l}`)].join("\n") + "\n\n");
+      res
+        .writeHead(200, { "content-type": "text/event-stream" })
+        .end((upstream.rawHead?.(JSON.stringify(m.id)) ?? "") + [...upstream.eventLines, ...text.split("\n").map((l) => `data: ${l}`)].join("\n") + "\n\n");
     });
   });
   await new Promise<void>((r) => up.listen(0, "127.0.0.1", () => r()));
@@ -234,6 +242,22 @@ describe("tools/list answered from a remembered serialized answer", () => {
       await expect(client.listTools()).rejects.toThrow();
       expect(listMemoStats.answersReused).toBe(atRevocation);
     } finally {
+      await client.close().catch(() => {});
+    }
+  }, 60_000);
+
+  it("an upstream cannot hide a list from the screen behind a lone CR (SSE ends lines at CR too): the SDK client reads only the screened one", async () => {
+    upstream.sse = true;
+    upstream.eventLines = ["event: message"];
+    upstream.message = (idJson) => `{"result":${JSON.stringify({ tools: defs })},"jsonrpc":"2.0","id":${idJson}}`;
+    // First an event the agent's parser took for a comment (no data line of its own), passed on as it was: the client's parser reads
+    // a data line after the lone CR and a blank line after it, i.e. an unfiltered answer to this very request.
+    upstream.rawHead = (idJson) => `: note\rdata: {"result":{"tools":[{"name":"smuggled_tool","inputSchema":{"type":"object"}}]},"jsonrpc":"2.0","id":${idJson}}\r\r\n\n`;
+    const client = await s.connect(await s.token("tickets:read"));
+    try {
+      expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(["get_ticket", "list_tickets"]);
+    } finally {
+      upstream.rawHead = undefined;
       await client.close().catch(() => {});
     }
   }, 60_000);
