@@ -17,7 +17,8 @@ export interface V2Upstream {
   url: string;
   handler: McpHttpHandler;
   /** What reached it: HTTP method, the Mcp-Method header, the body's method and params.name / params.uri. */
-  log: { http: string; header: string | null; method: string | null; name: string | null }[];
+  /** Every request it received; `probe`: the agent's own server/discover probe (its JSON-RPC id is "mandate-discover"). */
+  log: { http: string; header: string | null; method: string | null; name: string | null; probe: boolean }[];
   stop(): Promise<void>;
 }
 
@@ -63,7 +64,7 @@ export async function startV2Upstream(opts: { legacy?: "stateless" | "reject" } 
       const chunks: Buffer[] = [];
       for await (const c of req) chunks.push(c as Buffer);
       const body = Buffer.concat(chunks);
-      type Seen = { method?: unknown; params?: { name?: unknown; uri?: unknown } } | null;
+      type Seen = { id?: unknown; method?: unknown; params?: { name?: unknown; uri?: unknown } } | null;
       const parse = (): Seen => {
         try {
           return body.length ? (JSON.parse(body.toString("utf8")) as Seen) : null;
@@ -79,6 +80,7 @@ export async function startV2Upstream(opts: { legacy?: "stateless" | "reject" } 
         header: typeof header === "string" ? header : null,
         method: typeof parsed?.method === "string" ? parsed.method : null,
         name: typeof nameOrUri === "string" ? nameOrUri : null,
+        probe: parsed?.method === "server/discover" && parsed.id === "mandate-discover",
       });
       const headers = new Headers();
       for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers.set(k, v);

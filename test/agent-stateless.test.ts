@@ -130,21 +130,13 @@ async function openStream(
 }
 
 /**
- * What reached the upstream since `from`, but the agent's own catalogue check (agent/drift.ts: a
- * handshake-era initialize, lists, the SDK client's GET stream and its closing DELETE, on every new
- * bundle, concurrent with the tests). The check sends no `Mcp-Method` header; everything the agent
- * forwards to this stateless upstream carries one.
+ * What the agent forwarded to the upstream for callers since `from`: the stateless path sends every
+ * request with its `Mcp-Method` header. Left out: the agent's own catalogue check (agent/drift.ts, on
+ * every new bundle, concurrent with the tests: a handshake-era client, no `Mcp-Method` header: its
+ * initialize, lists, GET stream and DELETE) and its `server/discover` probe of the upstream's revisions
+ * (once per bundle, at the first forwarded request).
  */
-const upstreamSince = (from: number) =>
-  up.log
-    .slice(from)
-    .filter(
-      (l) =>
-        !(
-          l.header === null &&
-          (l.method === "initialize" || l.method === "notifications/initialized" || String(l.method).endsWith("/list") || (l.method === null && (l.http === "GET" || l.http === "DELETE")))
-        ),
-    );
+const upstreamSince = (from: number) => up.log.slice(from).filter((l) => l.header !== null && !l.probe);
 
 async function decisionLine(id: unknown) {
   return (await s.walLines()).find((l) => l.id === id);
