@@ -992,7 +992,9 @@ export async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerRespon
         }
         const r = await screen(m, pending);
         if (r === null) return void (await Promise.all(pending));
-        if (r !== m) out = { head, json: serializeAnswer(r) };
+        // Written as the agent read it, even unchanged: the upstream's text could hold a key twice, which JSON.parse
+        // reads with its last value and a client's parser may read with its first (a value the screen never saw).
+        out = { head, json: serializeAnswer(r) };
       }
     }
     // The decision lines of this message are on disk before it is written (a log failure ends the stream): their

@@ -253,7 +253,8 @@ describe("tools/list answered from a remembered serialized answer", () => {
     // First an event the agent's parser took for a comment (no data line of its own), passed on as it was: the client's parser reads
     // a data line after the lone CR and a blank line after it, i.e. an unfiltered answer to this very request.
     upstream.rawHead = (idJson) => `: note\rdata: {"result":{"tools":[{"name":"smuggled_tool","inputSchema":{"type":"object"}}]},"jsonrpc":"2.0","id":${idJson}}\r\r\n\n`;
-    const client = await s.connect(await s.token("tickets:read"));
+    // Another user than the one a test above revokes.
+    const client = await s.connect(await s.token("tickets:read", { sub: "carol" }));
     try {
       expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(["get_ticket", "list_tickets"]);
     } finally {

@@ -95,6 +95,35 @@ describe("pipeSse and a spec SSE parser read the same events (no message reaches
     }
   });
 
+  it("a message the screen passes unchanged is written as the agent read it: a key the upstream sent twice reaches the client once, with the value screened", async () => {
+    const dup = '{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"secret://payroll"},"params":{"uri":"docs://readme"}}';
+    for (const raw of [true, false]) {
+      const out: Buffer[] = [];
+      const res = { destroyed: false, cork() {}, uncork() {}, write: (b: string | Buffer) => void out.push(Buffer.from(b)) } as unknown as ServerResponse;
+      const seen: unknown[] = [];
+      // The screen lets the message through as it is (a notification about a resource the caller may read).
+      const identity = Object.assign(async (m: unknown) => (seen.push(m), m), {}) as Screen;
+      const before = process.env.MANDATE_LIST_RAW;
+      if (!raw) process.env.MANDATE_LIST_RAW = "0";
+      try {
+        await pipeSse(
+          (async function* () {
+            yield Buffer.from(`event: message\ndata: ${dup}\n\n`);
+          })(),
+          res,
+          identity,
+        );
+      } finally {
+        if (before === undefined) delete process.env.MANDATE_LIST_RAW;
+        else process.env.MANDATE_LIST_RAW = before;
+      }
+      expect(seen).toEqual([{ jsonrpc: "2.0", method: "notifications/resources/updated", params: { uri: "docs://readme" } }]);
+      const written = Buffer.concat(out).toString("utf8");
+      expect(written).not.toContain("secret://payroll");
+      expect(written).toBe(`event: message\ndata: ${JSON.stringify(seen[0])}\n\n`);
+    }
+  });
+
   it("random streams of hostile lines: nothing the client reads is unscreened", async () => {
     const line = fc.oneof(fc.constantFrom(`data: ${SMUGGLED}`, `data:${LEGIT}`, "event: message", "id: 7", ": comment", "retry: 10", "data", "", "x: y"), fc.string({ maxLength: 8 }));
     const end = fc.constantFrom("\n", "\r\n", "\r");
