@@ -862,8 +862,10 @@ export class McpProxy {
       const v = up.headers[h];
       return typeof v === "string" ? v : Array.isArray(v) ? v.join(", ") : null;
     };
-    const out: Record<string, string> = {};
-    for (const h of ["content-type", "mcp-protocol-version", "cache-control"]) {
+    // The answer is this caller's (screened and filtered for them): never stored by a cache between the agent and
+    // its clients, whatever the upstream says (its `public` or `s-maxage` would let a shared cache serve it to another).
+    const out: Record<string, string> = { "cache-control": "no-store" };
+    for (const h of ["content-type", "mcp-protocol-version"]) {
       const v = header(h);
       if (v) out[h] = v;
     }

@@ -31,6 +31,8 @@ const upstream = {
   eventLines: [] as string[],
   /** Raw bytes sent before the SSE event (a hostile upstream's extra events), for the request's id text. */
   rawHead: undefined as ((idJson: string) => string) | undefined,
+  /** Extra headers of its tools/list answers. */
+  headers: {} as Record<string, string>,
 };
 
 /** One POST to an MCP endpoint; the answer's message from a JSON body or the last SSE event. */
@@ -102,10 +104,10 @@ beforeAll(async () => {
           .end(JSON.stringify({ result: { protocolVersion: m.params?.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: "bytes-upstream", version: "1" } }, jsonrpc: "2.0", id: m.id }));
       if (m.id === undefined) return void res.writeHead(202).end();
       const text = upstream.message(JSON.stringify(m.id));
-      if (!upstream.sse) return void res.writeHead(200, { "content-type": "application/json" }).end(text);
+      if (!upstream.sse) return void res.writeHead(200, { "content-type": "application/json", ...upstream.headers }).end(text);
       // A text over several lines is sent as several data lines (the client joins them with newlines).
       res
-        .writeHead(200, { "content-type": "text/event-stream" })
+        .writeHead(200, { "content-type": "text/event-stream", ...upstream.headers })
         .end((upstream.rawHead?.(JSON.stringify(m.id)) ?? "") + [...upstream.eventLines, ...text.split("\n").map((l) => `data: ${l}`)].join("\n") + "\n\n");
     });
   });
@@ -262,6 +264,24 @@ describe("tools/list answered from a remembered serialized answer", () => {
       await client.close().catch(() => {});
     }
   }, 60_000);
+
+  it("an upstream's Cache-Control never reaches the client: every answer is this caller's, no-store (a shared cache could serve a public one to another caller)", async () => {
+    upstream.message = (idJson) => `{"result":${JSON.stringify({ tools: defs })},"jsonrpc":"2.0","id":${idJson}}`;
+    upstream.headers = { "cache-control": "public, max-age=3600, s-maxage=3600" };
+    const bearer = await s.token("tickets:read", { sub: "dave" });
+    const sid = await session(bearer);
+    try {
+      for (const sse of [true, false]) {
+        upstream.sse = sse;
+        const r = await rpc(s.resourceUri, { jsonrpc: "2.0", id: 41, method: "tools/list" }, { authorization: `Bearer ${bearer}`, "mcp-session-id": sid });
+        expect(r.status).toBe(200);
+        expect(r.headers.get("cache-control"), `sse ${sse}`).toBe("no-store");
+      }
+    } finally {
+      upstream.headers = {};
+      upstream.sse = true;
+    }
+  });
 
   it("stateless era (2026-07-28): the same bytes as the full path, its cache hints included", async () => {
     // Another user than the one revoked above.
