@@ -231,7 +231,18 @@ try {
   await publishBundle(owner.ctx, fleet.id, { note: "bench" }, kek);
 
   const envOf = (v: string | undefined): Record<string, string> => (v ? (JSON.parse(v) as Record<string, string>) : {});
-  agentProc = await startBenchAgent({ root, controlPlaneUrl: cp.url, enrollmentToken: enrollment.token, keys, port: agentPort, dataDir, name: "bench-agent", env: envOf(process.env.AGENT_ENV) });
+  agentProc = await startBenchAgent({
+    root,
+    controlPlaneUrl: cp.url,
+    enrollmentToken: enrollment.token,
+    keys,
+    port: agentPort,
+    dataDir,
+    name: "bench-agent",
+    // The same routing as the "before" agent (which needs the public origin: it listens on another port than the resource
+    // URI's); without it the two agents took different paths through the request's Host check, a slot bias.
+    env: { MANDATE_PUBLIC_ORIGIN: new URL(resourceUri).origin, ...envOf(process.env.AGENT_ENV) },
+  });
   if (BEFORE) {
     const second = await createEnrollmentToken(owner.ctx, fleet.id);
     beforeProc = await startBenchAgent({
