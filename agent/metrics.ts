@@ -15,114 +15,6 @@ export const UPSTREAM_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05
 export type UpstreamOutcome = "2xx" | "3xx" | "4xx" | "5xx" | "unreachable";
 export const upstreamOutcome = (status: number | null): UpstreamOutcome => (status === null ? "unreachable" : status >= 500 ? "5xx" : status >= 400 ? "4xx" : status >= 300 ? "3xx" : "2xx");
 
-/** `MANDATE_CPU_FAST=0`: the two histograms are prom-client's own (observed through its label hashing), as before issue 12's eighth round (for bench/gateway.ts). */
-const CPU_FAST = process.env.MANDATE_CPU_FAST !== "0";
-
-/** One value of a metric as prom-client's registry reads it. */
-interface PromValue {
-  labels: Record<string, string | number>;
-  sharedLabels?: Record<string, string>;
-  value: number;
-  metricName: string;
-  exemplar?: null;
-}
-interface PromMetric {
-  name: string;
-  help: string;
-  type: "histogram";
-  values: PromValue[];
-  aggregator: "sum";
-}
-
-/** One labelled series of a CountingHistogram: per-bucket (not cumulative) counts, sum and count. */
-interface Series {
-  labels: Record<string, string>;
-  counts: Float64Array;
-  sum: number;
-  count: number;
-}
-
-/**
- * A Prometheus histogram observed on the hot path with no label hashing and
- * no validation per call: a series is found once by its label values (or
- * bound once, `series()`), an observation adds to one bucket's count, and the
- * cumulative buckets are built only at scrape time. Registered in a
- * prom-client Registry as a metric whose `get()`/`getForPromString()` give
- * the same values prom-client's Histogram gives for the same observations,
- * so the registry renders the same text (test/agent-cpu-metrics.test.ts
- * compares them). A non-finite value is not counted (prom-client throws).
- */
-export class CountingHistogram<L extends string = never> {
-  readonly type = "histogram";
-  readonly aggregator = "sum";
-  private readonly bySeries = new Map<string, Series>();
-
-  constructor(
-    readonly name: string,
-    readonly help: string,
-    private readonly upperBounds: readonly number[],
-    private readonly labelNames: readonly L[],
-    registry: Registry,
-  ) {
-    registry.registerMetric(this as unknown as Histogram);
-  }
-
-  /** The series of these label values (in `labelNames` order), made on first use. */
-  series(...values: string[]): Series {
-    const key = values.length === 1 ? values[0]! : values.join("\u0000");
-    let s = this.bySeries.get(key);
-    if (!s) {
-      const labels: Record<string, string> = {};
-      this.labelNames.forEach((n, i) => (labels[n] = values[i]!));
-      s = { labels, counts: new Float64Array(this.upperBounds.length), sum: 0, count: 0 };
-      this.bySeries.set(key, s);
-    }
-    return s;
-  }
-
-  /** Adds one observation to a series. */
-  observe(s: Series, value: number): void {
-    if (!Number.isFinite(value)) return;
-    const b = this.upperBounds;
-    for (let i = 0; i < b.length; i++) {
-      if (value <= b[i]!) {
-        s.counts[i]!++;
-        break;
-      }
-    }
-    s.sum += value;
-    s.count += 1;
-  }
-
-  /** What prom-client's Histogram.getForPromString() gives: per series its cumulative buckets, +Inf, sum and count. */
-  async getForPromString(): Promise<PromMetric> {
-    const values: PromValue[] = [];
-    const bucket = `${this.name}_bucket`;
-    for (const s of this.bySeries.values()) {
-      let acc = 0;
-      this.upperBounds.forEach((le, i) => {
-        acc += s.counts[i]!;
-        values.push({ labels: { le }, sharedLabels: s.labels, value: acc, metricName: bucket, exemplar: null });
-      });
-      values.push({ labels: { le: "+Inf" }, sharedLabels: s.labels, value: s.count, metricName: bucket, exemplar: null });
-      values.push({ labels: {}, sharedLabels: s.labels, value: s.sum, metricName: `${this.name}_sum`, exemplar: undefined });
-      values.push({ labels: {}, sharedLabels: s.labels, value: s.count, metricName: `${this.name}_count`, exemplar: undefined });
-    }
-    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
-  }
-
-  /** What prom-client's Histogram.get() gives: the same values with the series' labels merged into each value's. */
-  async get(): Promise<PromMetric> {
-    const data = await this.getForPromString();
-    data.values = data.values.map(({ sharedLabels, labels, ...rest }) => ({ ...rest, labels: { ...labels, ...sharedLabels } }));
-    return data;
-  }
-
-  reset(): void {
-    this.bySeries.clear();
-  }
-}
-
 export class Metrics {
   readonly decisions = new Map<string, number>();
   upstreamErrors = 0;
@@ -151,28 +43,22 @@ export class Metrics {
   tracesLost = 0;
 
   readonly registry = new Registry();
-  private readonly decisionSeconds: Histogram | null = null;
-  private readonly upstreamSeconds: Histogram<"server_id" | "outcome"> | null = null;
-  private readonly decisionHist: CountingHistogram | null = null;
-  private readonly upstreamHist: CountingHistogram<"server_id" | "outcome"> | null = null;
-  /** The decision histogram's one series, bound once. */
-  private readonly decisionSeries: Series | null = null;
+  private readonly decisionSeconds: Histogram;
+  private readonly upstreamSeconds: Histogram<"server_id" | "outcome">;
   private bundle: { revision: number; installedAt: number } | null = null;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     const r = [this.registry];
-    const decisionHelp = "Time to decide one request.";
+    this.decisionSeconds = new Histogram({ name: "mandate_decision_seconds", help: "Time to decide one request.", buckets: DECISION_BUCKETS, registers: r });
     // Labelled by server id (bounded by the bundle's servers) and outcome (5 values); never by tool name.
-    const upstreamHelp = "Upstream MCP requests forwarded by the agent: time from sending to the answer's headers, by server id and outcome (status class or unreachable).";
-    if (CPU_FAST) {
-      this.decisionHist = new CountingHistogram("mandate_decision_seconds", decisionHelp, DECISION_BUCKETS, [], this.registry);
-      this.decisionSeries = this.decisionHist.series();
-      this.upstreamHist = new CountingHistogram("mandate_upstream_request_seconds", upstreamHelp, UPSTREAM_BUCKETS, ["server_id", "outcome"] as const, this.registry);
-    } else {
-      this.decisionSeconds = new Histogram({ name: "mandate_decision_seconds", help: decisionHelp, buckets: DECISION_BUCKETS, registers: r });
-      this.upstreamSeconds = new Histogram({ name: "mandate_upstream_request_seconds", help: upstreamHelp, labelNames: ["server_id", "outcome"] as const, buckets: UPSTREAM_BUCKETS, registers: r });
-    }
+    this.upstreamSeconds = new Histogram({
+      name: "mandate_upstream_request_seconds",
+      help: "Upstream MCP requests forwarded by the agent: time from sending to the answer's headers, by server id and outcome (status class or unreachable).",
+      labelNames: ["server_id", "outcome"] as const,
+      buckets: UPSTREAM_BUCKETS,
+      registers: r,
+    });
     /** A counter whose value lives in a field or map of this object, read at scrape time. */
     const counter = (name: string, help: string, read: () => number | [string, string[], (v: string) => number]) =>
       new Counter({
@@ -226,14 +112,12 @@ export class Metrics {
 
   /** One upstream request: seconds from sending it to its answer's headers, and its status (null: no answer). */
   upstream(serverId: string, status: number | null, seconds: number): void {
-    if (this.upstreamHist) this.upstreamHist.observe(this.upstreamHist.series(serverId, upstreamOutcome(status)), seconds);
-    else this.upstreamSeconds!.observe({ server_id: serverId, outcome: upstreamOutcome(status) }, seconds);
+    this.upstreamSeconds.observe({ server_id: serverId, outcome: upstreamOutcome(status) }, seconds);
   }
 
   decision(outcome: "allow" | "deny", seconds: number): void {
     this.decisions.set(outcome, (this.decisions.get(outcome) ?? 0) + 1);
-    if (this.decisionHist) this.decisionHist.observe(this.decisionSeries!, seconds);
-    else this.decisionSeconds!.observe(seconds);
+    this.decisionSeconds.observe(seconds);
   }
 
   credential(result: "hit" | "fetched" | "error"): void {
