@@ -967,10 +967,6 @@ const LONE_CR = /\r(?!\n)/;
  * the stream.
  */
 export async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerResponse, screen: Screen): Promise<void> {
-  const decoder = new TextDecoder();
-  let buf = "";
-  // Where to look for the next event boundary: never rescan what was already searched.
-  let from = 0;
   const emit = async (event: string) => {
     if (LONE_CR.test(event)) return;
     const pending: Promise<void>[] = [];
@@ -1006,24 +1002,6 @@ export async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerRespon
     if (!out) return void res.write(event + "\n\n");
     writeEvent(res, out.head, out.json);
   };
-  const boundary = /\r?\n\r?\n/g;
-  if (process.env.MANDATE_LIST_FAST === "0") {
-    for await (const chunk of body) {
-      buf += decoder.decode(chunk, { stream: true });
-      for (;;) {
-        boundary.lastIndex = Math.max(0, from - 3);
-        const hit = boundary.exec(buf);
-        if (!hit) break;
-        await emit(buf.slice(0, hit.index));
-        buf = buf.slice(hit.index + hit[0].length);
-        from = 0;
-      }
-      from = buf.length;
-      if (buf.length > MAX_UPSTREAM_MESSAGE_BYTES) return;
-    }
-    if (buf.trim()) await emit(buf);
-    return;
-  }
   if (process.env.MANDATE_LIST_RAW === "0") return cutDecoded(body, emit);
   // The bytes not yet cut into events, in pieces as they came (never copied into one buffer): an event is
   // cut where /\r?\n\r?\n/ matches in the bytes (CR and LF are never part of a multi-byte UTF-8 character, so
@@ -1292,12 +1270,10 @@ function noted(m: Record<string, unknown>): Record<string, unknown> {
 
 /**
  * A decision line's durable write: into `pending` when the caller waits for it before answering (its
- * rejection is handled there; never unhandled meanwhile), else waited for now. `MANDATE_LIST_FAST=0`
- * always waits here, and pipeSse cuts events as before (the path before issue 12's fifth round, for a
- * same-run bench).
+ * rejection is handled there; never unhandled meanwhile), else waited for now.
  */
 async function later(durable: Promise<void>, pending: Promise<void>[] | undefined): Promise<void> {
-  if (!pending || process.env.MANDATE_LIST_FAST === "0") return durable;
+  if (!pending) return durable;
   durable.catch(() => {});
   pending.push(durable);
 }
