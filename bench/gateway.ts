@@ -151,16 +151,19 @@ async function slice(url: string, bearer: string | null, clients: number, total:
 }
 
 /**
- * Every path at one concurrency, in alternating slices (A B C C B A, twice
- * by default) so drift of a shared machine cancels; each path's row pools
- * its slices.
+ * Every path at one concurrency, in alternating slices (A B C D D C B A, then
+ * A B D C C D B A, by default) so drift of a shared machine cancels; each
+ * path's row pools its slices.
  */
 async function alternate(paths: { target: string; url: string; bearer: string | null; pid?: number }[], clients: number, total: number): Promise<Row[]> {
   const acc = new Map(paths.map((p) => [p.target, { lat: [] as number[], seconds: 0, cpuSeconds: 0, proxyCpuSeconds: 0 }]));
-  const order = [...paths, ...[...paths].reverse()];
+  // The last two paths (the agent and the "before" agent) trade places every other round: in A B C D D C B A, D
+  // always follows C's slot, whose decisions its shipper is still sending (CPU of this process and PostgreSQL), and C
+  // never follows D's; A/A runs read ~10% apart at c=32 from that alone. Swapped, each sees the other's wake equally.
+  const swapped = paths.length >= 4 ? [...paths.slice(0, -2), paths.at(-1)!, paths.at(-2)!] : paths;
   const per = Math.max(clients, Math.floor(total / (ROUNDS * 2)));
   for (let r = 0; r < ROUNDS; r++)
-    for (const p of order) {
+    for (const p of ((base) => [...base, ...[...base].reverse()])(r % 2 ? swapped : paths)) {
       const s = await slice(p.url, p.bearer, clients, per, undefined, p.pid);
       const a = acc.get(p.target)!;
       a.lat.push(...s.lat);
