@@ -15,7 +15,7 @@ import { chartsFromRollups, decisionCharts, decisionChartsQuery, bucketFor } fro
 import { ingestDecisions } from "@/lib/decisions/ingest";
 import { runRetention } from "@/lib/decisions/retention";
 import { decisionSearchQuery, searchDecisions } from "@/lib/decisions/query";
-import { execRows, rebuildRollups, spansOf, usageByServerTool, usageByTool } from "@/lib/decisions/rollups";
+import { execRows, rebuildRollups, rollupStatement, spansOf, usageByServerTool, usageByTool } from "@/lib/decisions/rollups";
 import { createEnrollmentToken, createFleet } from "@/lib/fleets/service";
 import { createTestDb, makeTenant, makeUser, uniq, type MadeUser, type TestDb } from "./db";
 import { idAt, insertDecisions, type RowSpec } from "./decision-rows";
@@ -256,6 +256,14 @@ describe("rollups", () => {
     );
     expect(raw.length).toBeGreaterThan(50);
     expect(ids).toEqual(raw.map((r) => r.id));
+  });
+
+  it("the insert trigger (written out in migration 0025) runs the statement rebuildRollups runs, over the inserted rows", async () => {
+    // Two copies of one statement (a migration is frozen SQL): this keeps them one. An edit of rollupStatement needs a
+    // migration that replaces the trigger's function, or this fails.
+    const [fn] = await execRows<{ src: string }>(t.db, sql`select prosrc as src from pg_proc where proname = 'decisions_rollup'`);
+    const squash = (text: string) => text.replace(/\s+/g, " ").trim();
+    expect(squash(fn!.src)).toContain(squash(rollupStatement("new_rows")));
   });
 
   it("rebuildRollups recomputes the same tables from the raw rows", async () => {
