@@ -652,7 +652,7 @@ export class McpProxy {
     const out = JSON.stringify(batch ? forward : forward[0]);
     const cred = await this.credential(res, c, batch ? null : (forward[0]!.id ?? null));
     if (cred === false) return;
-    await this.forward(req, res, c, cred, out, screen, answers, batch);
+    await this.forward(req, res, c, cred, out, screen, answers, batch, null, batch ? null : (forward[0]!.id ?? null));
   }
 
   /**
@@ -715,7 +715,7 @@ export class McpProxy {
       remembered: () => rememberedTexts(viewOf(c.installed), { serverId: c.server.id, principal: c.principal }, { drifted: driftOf(c.installed) }),
       tail: (tail: IdTail, pending: Promise<void>[]) => this.screenTail(c, tail, methodOf, true, pending),
     });
-    await this.forward(req, res, c, cred, JSON.stringify(m), screen, [], false, headers);
+    await this.forward(req, res, c, cred, JSON.stringify(m), screen, [], false, headers, m.id ?? null);
   }
 
   /**
@@ -817,6 +817,8 @@ export class McpProxy {
     extra: ValidMessage[] = [],
     batch = false,
     stateless: Record<string, string> | null = null,
+    /** The id of the one request `body` holds (null: a batch, a notification, no body). */
+    single: Id | null = null,
   ): Promise<void> {
     const headers: Record<string, string> = {};
     // Only what the transport needs: never Authorization (no token pass-through), never cookies.
@@ -873,13 +875,15 @@ export class McpProxy {
     if (upstreamSession && !stateless) out["mcp-session-id"] = c.wrapSession(upstreamSession);
     const type = (header("content-type") ?? "").toLowerCase();
     if (type.includes("text/event-stream")) {
-      setHeaders(res, { ...out, "x-accel-buffering": "no" });
-      res.writeHead(status);
-      res.flushHeaders();
-      for (const m of extra) res.write(`event: message\ndata: ${JSON.stringify(m)}\n\n`);
-      await pipeSse(upBody, res, screen).catch(() => {});
+      // One request forwarded alone, from a client that takes JSON: its answer may go out as one JSON body (SseAnswer).
+      const sink = new SseAnswer(res, status, out, extra, single !== null && !batch && !extra.length && acceptsJson(req.headers.accept) ? single : null, () => {
+        // Answered whole: what the upstream still sends is read and dropped for at most SSE_DRAIN_MS, then the connection goes.
+        const t = setTimeout(() => upBody.destroy(), SSE_DRAIN_MS);
+        upBody.once("close", () => clearTimeout(t));
+      });
+      await pipeSse(upBody, sink, screen).catch(() => {});
       upBody.destroy();
-      res.end();
+      sink.end();
       return;
     }
     const text = await readCapped(upBody, MAX_UPSTREAM_MESSAGE_BYTES).catch(() => undefined);
@@ -966,14 +970,15 @@ const LONE_CR = /\r(?!\n)/;
  * lone CR (LONE_CR), and one larger than MAX_UPSTREAM_MESSAGE_BYTES ends
  * the stream.
  */
-export async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerResponse, screen: Screen): Promise<void> {
+export async function pipeSse(body: AsyncIterable<Uint8Array>, to: ServerResponse | SseAnswer, screen: Screen): Promise<void> {
+  const res: SseSink = to instanceof SseAnswer ? to : startedSink(to);
   const emit = async (event: string) => {
     if (LONE_CR.test(event)) return;
     const pending: Promise<void>[] = [];
     const lines = event.split(/\r?\n/);
     const data = lines.filter((l) => l.startsWith("data:")).map((l) => l.slice(l.startsWith("data: ") ? 6 : 5));
     // What to write of this event: its text, or, for a screened message, the event's other lines and the message's JSON text.
-    let out: { head: string; json: string | AnswerParts } | null = null;
+    let out: { head: string; json: string | AnswerParts; message?: unknown } | null = null;
     if (data.length) {
       const text = data.join("\n");
       const head = [...lines.filter((l) => !l.startsWith("data:")), "data: "].join("\n");
@@ -992,17 +997,17 @@ export async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerRespon
         if (r === null) return void (await Promise.all(pending));
         // Written as the agent read it, even unchanged: the upstream's text could hold a key twice, which JSON.parse
         // reads with its last value and a client's parser may read with its first (a value the screen never saw).
-        out = { head, json: serializeAnswer(r) };
+        out = { head, json: serializeAnswer(r), message: r };
       }
     }
     // The decision lines of this message are on disk before it is written (a log failure ends the stream): their
     // write overlapped the serialization above.
     await Promise.all(pending);
     if (res.destroyed) return;
-    if (!out) return void res.write(event + "\n\n");
-    writeEvent(res, out.head, out.json);
+    if (!out) return void res.raw(event + "\n\n");
+    res.event(out.head, out.json, out.message);
   };
-  if (process.env.MANDATE_LIST_RAW === "0") return cutDecoded(body, emit);
+  if (process.env.MANDATE_LIST_RAW === "0") return cutDecoded(body, emit, () => res.done);
   // The bytes not yet cut into events, in pieces as they came (never copied into one buffer): an event is
   // cut where /\r?\n\r?\n/ matches in the bytes (CR and LF are never part of a multi-byte UTF-8 character, so
   // the cuts are those of the decoded text), then compared undecoded with the texts the list memo holds for
@@ -1014,7 +1019,7 @@ export async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerRespon
     if (!hit) return emit(decodePieces(event));
     await Promise.all(pending);
     if (res.destroyed) return;
-    writeEvent(res, hit.head, hit.answer);
+    res.event(hit.head, hit.answer);
   };
   let pieces: Buffer[] = [];
   let size = 0;
@@ -1022,7 +1027,14 @@ export async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerRespon
   let searched = 0;
   // The stream's first bytes while they may still be a byte order mark, which is dropped (as TextDecoder does).
   let start: Buffer | null = EMPTY;
+  // Bytes after an answer that went out whole (SseAnswer sent it as JSON): read to the stream's end and dropped,
+  // so the upstream connection is kept (leaving the loop early would destroy it); past the bound, it is dropped.
+  let after = 0;
   for await (const chunk of body) {
+    if (res.done) {
+      if ((after += chunk.byteLength) > MAX_UPSTREAM_MESSAGE_BYTES) return;
+      continue;
+    }
     let b = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     if (start) {
       if (start.length) b = Buffer.concat([start, b]);
@@ -1048,9 +1060,11 @@ export async function pipeSse(body: AsyncIterable<Uint8Array>, res: ServerRespon
       size -= to;
       searched = 0;
       await emitBytes(event, from);
+      if (res.done) break;
     }
     if (size > MAX_UPSTREAM_MESSAGE_BYTES) return;
   }
+  if (res.done) return;
   if (start?.length) pieces = [start];
   const rest = decodePieces(pieces);
   if (rest.trim()) await emit(rest);
@@ -1067,13 +1081,18 @@ const MAX_ID_TAIL = 8192;
  * as it comes, a boundary looked for in each new piece (with the three characters before it) only, the
  * pieces joined once when an event is complete.
  */
-async function cutDecoded(body: AsyncIterable<Uint8Array>, emit: (event: string) => Promise<void>): Promise<void> {
+async function cutDecoded(body: AsyncIterable<Uint8Array>, emit: (event: string) => Promise<void>, done: () => boolean): Promise<void> {
   const decoder = new TextDecoder();
   const boundary = /\r?\n\r?\n/g;
   let parts: string[] = [];
   let size = 0;
   let tail = "";
+  let after = 0;
   for await (const chunk of body) {
+    if (done()) {
+      if ((after += chunk.byteLength) > MAX_UPSTREAM_MESSAGE_BYTES) return;
+      continue;
+    }
     const s = decoder.decode(chunk, { stream: true });
     if (!s) continue;
     parts.push(s);
@@ -1089,6 +1108,7 @@ async function cutDecoded(body: AsyncIterable<Uint8Array>, emit: (event: string)
         if (!hit) break;
         await emit(rest.slice(0, hit.index));
         rest = rest.slice(hit.index + hit[0].length);
+        if (done()) break;
       }
       parts = rest ? [rest] : [];
       size = rest.length;
@@ -1096,6 +1116,7 @@ async function cutDecoded(body: AsyncIterable<Uint8Array>, emit: (event: string)
     }
     if (size > MAX_UPSTREAM_MESSAGE_BYTES) return;
   }
+  if (done()) return;
   // An incomplete character at the very end is decoded (U+FFFD), as the byte path decodes it.
   parts.push(decoder.decode());
   const rest = parts.join("");
@@ -1259,6 +1280,138 @@ function writeEvent(res: ServerResponse, head: string, json: string | AnswerPart
   writeJson(res, json);
   res.write("\n\n");
   res.uncork();
+}
+
+/** Where pipeSse writes an SSE answer's events. */
+interface SseSink {
+  readonly destroyed: boolean;
+  /** The whole answer went out (as JSON): nothing more is read from the upstream. */
+  readonly done: boolean;
+  /** An event passed on as the upstream wrote it (no data: nothing to screen), with its blank line. */
+  raw(text: string): void;
+  /** A screened event: its head (other lines, then `data: `) and its JSON text; `message`, the message it holds when parsed. */
+  event(head: string, json: string | AnswerParts, message?: unknown): void;
+}
+
+/** A response whose SSE headers were written already: every event is written as it comes. */
+function startedSink(res: ServerResponse): SseSink {
+  return {
+    get destroyed() {
+      return res.destroyed;
+    },
+    done: false,
+    raw: (text) => void res.write(text),
+    event: (head, json) => writeEvent(res, head, json),
+  };
+}
+
+/**
+ * How long an SSE answer held back for a JSON answer (SseAnswer) waits for its first event before its
+ * SSE headers go out: a long call's client sees its answer start (a client or proxy between may time
+ * out waiting for headers), and nothing is held past it.
+ */
+export const SSE_HOLD_MS = 50;
+
+/** How long an upstream may go on sending after its answer went out whole (SseAnswer) before its connection is dropped. */
+export const SSE_DRAIN_MS = 5_000;
+
+/** The head of an event that holds one message and nothing else (no id, no retry, no comment). */
+const PLAIN_HEADS = new Set(["data: ", "event: message\ndata: "]);
+
+/**
+ * An upstream's SSE answer to a POST, written to the client. When the POST held one request and the
+ * client takes JSON (`single`: that request's id), the headers wait for the first event (at most
+ * SSE_HOLD_MS): if it is that request's response and nothing else (a plain `message` event), it is
+ * sent as one JSON body with a length, in one write, and the stream ends there (a server closes a POST's
+ * stream after its response); the MCP transport lets a server answer a POST either way and a client
+ * must read both. Anything else first (a notification, a request to the client, an event with an id
+ * to resume from, or no event in time) starts the SSE answer as the upstream gave it, events written
+ * as they come. `MANDATE_SSE_JSON=0`: always SSE, headers at once (the path before, for benches).
+ */
+export class SseAnswer implements SseSink {
+  private started = false;
+  done = false;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly single: Id | null;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly status: number,
+    private readonly headers: Record<string, string>,
+    private readonly first: readonly ValidMessage[],
+    single: Id | null,
+    private readonly onDone?: () => void,
+  ) {
+    this.single = process.env.MANDATE_SSE_JSON === "0" ? null : single;
+    if (this.single === null) this.start(true);
+    else this.timer = setTimeout(() => this.start(true), SSE_HOLD_MS);
+  }
+
+  get destroyed(): boolean {
+    return this.res.destroyed;
+  }
+
+  /** Writes the SSE headers (flushed at once when nothing follows them now) and the agent's own answers first. */
+  private start(flush: boolean): void {
+    if (this.started) return;
+    this.started = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.res.destroyed) return;
+    setHeaders(this.res, { ...this.headers, "x-accel-buffering": "no" });
+    this.res.writeHead(this.status);
+    if (flush) this.res.flushHeaders();
+    for (const m of this.first) this.res.write(`event: message\ndata: ${JSON.stringify(m)}\n\n`);
+  }
+
+  raw(text: string): void {
+    this.start(false);
+    this.res.write(text);
+  }
+
+  event(head: string, json: string | AnswerParts, message?: unknown): void {
+    // The response: a parsed message (result or error, this id), or a remembered list answer (always a result) for this id.
+    const response = this.single !== null && (message !== undefined ? isResponseTo(message, this.single) : typeof json !== "string" && json.id === JSON.stringify(this.single));
+    if (!this.started && response && PLAIN_HEADS.has(head)) {
+      this.started = true;
+      this.done = true;
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      this.onDone?.();
+      const { "content-type": _sse, ...rest } = this.headers;
+      return sendJsonText(this.res, this.status, json, rest);
+    }
+    this.start(false);
+    writeEvent(this.res, head, json);
+  }
+
+  /** The upstream's stream ended (or failed): ends the answer (its headers first when no event came). */
+  end(): void {
+    if (this.done) return;
+    this.start(false);
+    this.res.end();
+  }
+}
+
+/** A JSON-RPC response (result or error) to the request with this id. */
+function isResponseTo(m: unknown, id: Id): boolean {
+  return isRecord(m) && m.id === id && ("result" in m || "error" in m) && !("method" in m);
+}
+
+/**
+ * Whether an Accept header takes `application/json` (itself, `application/*` or `*\/*`, not at q=0).
+ * No header: false (the SSE answer as the upstream gave it).
+ */
+export function acceptsJson(accept: string | undefined): boolean {
+  if (!accept || accept.length > 1024) return false;
+  for (const range of accept.split(",")) {
+    const [type, ...params] = range.split(";");
+    const t = type!.trim().toLowerCase();
+    if (t !== "application/json" && t !== "application/*" && t !== "*/*") continue;
+    if (params.some((p) => /^\s*q\s*=\s*0(\.0{0,3})?\s*$/i.test(p))) continue;
+    return true;
+  }
+  return false;
 }
 
 /** Marks a screened message whose result is in `listAnswers` for `serializeAnswer` (agent/list-memo.ts). */

@@ -1,0 +1,279 @@
+/**
+ * An upstream's SSE answer to a single request, sent to the client as one JSON body (agent/proxy.ts
+ * `SseAnswer`, issue 12): a real agent in front of an upstream whose SSE answers the test writes byte
+ * for byte. The JSON body is the screened message; anything the client must see as a stream (a
+ * notification or a request before the response, an event with an id, a client that takes only SSE, a
+ * batch, an answer slower than SSE_HOLD_MS) stays SSE; the upstream connection is kept after a JSON
+ * answer; the official SDK clients (v1 and v2) read both forms.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Socket } from "node:net";
+import { eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Client as V2Client, StreamableHTTPClientTransport as V2Transport } from "@modelcontextprotocol/client";
+import { servers } from "@/db/schema";
+import { publishBundle } from "@/lib/bundles/service";
+import { SSE_HOLD_MS, acceptsJson } from "@/agent/proxy";
+import { startAgentStack, type AgentStack } from "./agent-proc-harness";
+
+let s: AgentStack;
+let up: Server;
+/** The approved tool definitions, as the sandbox lists them. */
+let defs: Record<string, unknown>[] = [];
+/** The upstream's sockets: one per connection the agent opened. */
+const sockets = new Set<Socket>();
+/** The upstream socket of the last answer that held its stream open. */
+let held: Socket | null = null;
+/** How the test upstream answers a tools/call: the SSE body for the request's id (JSON text), written in these pieces with these pauses. */
+const upstream = {
+  events: (id: string) => [`event: message\ndata: {"result":{"content":[{"type":"text","text":"answer"}]},"jsonrpc":"2.0","id":${id}}\n\n`],
+  /** Milliseconds before each piece. */
+  pauses: [] as number[],
+  /** Keep the stream open after the last piece for this long. */
+  holdOpen: 0,
+};
+
+async function answerCall(res: ServerResponse, id: string): Promise<void> {
+  // Headers at once, as the SDK servers send them for an SSE answer.
+  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" }).flushHeaders();
+  const pieces = upstream.events(id);
+  for (let i = 0; i < pieces.length; i++) {
+    const pause = upstream.pauses[i] ?? 0;
+    if (pause) await new Promise((r) => setTimeout(r, pause));
+    res.write(pieces[i]);
+  }
+  if (upstream.holdOpen) {
+    held = res.socket;
+    // Still sending after the response (a comment), then ending a little later.
+    await new Promise((r) => setTimeout(r, upstream.holdOpen));
+    res.write(": still here\n\n");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  res.end();
+}
+
+function handleUpstream(req: IncomingMessage, res: ServerResponse): void {
+  let raw = "";
+  req.on("data", (c: Buffer) => (raw += c.toString("utf8")));
+  req.on("end", () => {
+    if (req.method !== "POST") return void res.writeHead(405).end();
+    const m = JSON.parse(raw) as { id?: unknown; method: string; params?: { protocolVersion?: string } } | unknown[];
+    if (Array.isArray(m)) {
+      // A batch: one SSE event per request.
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      for (const x of m as { id: unknown }[]) res.write(`event: message\ndata: ${JSON.stringify({ result: { content: [] }, jsonrpc: "2.0", id: x.id })}\n\n`);
+      return void res.end();
+    }
+    if (m.method === "server/discover")
+      return void res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify({ result: { supportedVersions: ["2025-06-18"], capabilities: { tools: {} }, serverInfo: { name: "sse-upstream", version: "1" } }, jsonrpc: "2.0", id: m.id }));
+    if (m.method === "initialize")
+      return void res
+        .writeHead(200, { "content-type": "application/json", "mcp-session-id": "up-session" })
+        .end(JSON.stringify({ result: { protocolVersion: m.params?.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: "sse-upstream", version: "1" } }, jsonrpc: "2.0", id: m.id }));
+    if (m.id === undefined) return void res.writeHead(202).end();
+    // The sandbox's own definitions (the approved ones): the agent's catalogue check finds no drift.
+    if (m.method === "tools/list") return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ result: { tools: defs }, jsonrpc: "2.0", id: m.id }));
+    void answerCall(res, JSON.stringify(m.id));
+  });
+}
+
+/** One POST to the agent: status, content type and length, and the body as sent. */
+async function post(body: unknown, headers: Record<string, string>): Promise<{ status: number; type: string | null; length: string | null; text: string }> {
+  const res = await fetch(s.resourceUri, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers }, body: JSON.stringify(body) });
+  return { status: res.status, type: res.headers.get("content-type"), length: res.headers.get("content-length"), text: await res.text() };
+}
+
+/** A session through the agent: the headers of its further requests. */
+async function session(): Promise<Record<string, string>> {
+  const auth = { authorization: `Bearer ${await s.token("tickets:read")}` };
+  const init = await fetch(s.resourceUri, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...auth },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "sse-json", version: "1" } } }),
+  });
+  expect(init.status).toBe(200);
+  const h = { ...auth, "mcp-session-id": init.headers.get("mcp-session-id")!, "mcp-protocol-version": "2025-06-18" };
+  expect((await post({ jsonrpc: "2.0", method: "notifications/initialized" }, h)).status).toBe(202);
+  return h;
+}
+
+const call = (id: unknown) => ({ jsonrpc: "2.0", id, method: "tools/call", params: { name: "get_ticket", arguments: { id: "T-100" } } });
+const defaults = { ...upstream };
+
+/** One POST to a server, its answer's message (JSON body or the last SSE event). */
+async function message(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ headers: Headers; m: Record<string, unknown> }> {
+  const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers }, body: JSON.stringify(body) });
+  const text = await res.text();
+  const data = text.split("\n").filter((l) => l.startsWith("data:"));
+  return { headers: res.headers, m: JSON.parse(data.length ? data.at(-1)!.slice(5) : text) as Record<string, unknown> };
+}
+
+beforeAll(async () => {
+  s = await startAgentStack();
+  const init = await message(s.sandbox.url, { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } });
+  const sid = init.headers.get("mcp-session-id");
+  const h: Record<string, string> = sid ? { "mcp-session-id": sid } : {};
+  await message(s.sandbox.url, { jsonrpc: "2.0", method: "notifications/initialized" }, h).catch(() => {});
+  defs = ((await message(s.sandbox.url, { jsonrpc: "2.0", id: 2, method: "tools/list" }, h)).m.result as { tools: Record<string, unknown>[] }).tools;
+  expect(defs.length).toBeGreaterThanOrEqual(4);
+  up = createServer(handleUpstream);
+  up.on("connection", (sock: Socket) => {
+    sockets.add(sock);
+    sock.on("close", () => sockets.delete(sock));
+  });
+  await new Promise<void>((r) => up.listen(0, "127.0.0.1", () => r()));
+  const rev = s.agent.sync.current!.content.manifest.revision;
+  await s.t.db
+    .update(servers)
+    .set({ upstreamUrl: `http://127.0.0.1:${(up.address() as AddressInfo).port}/mcp` })
+    .where(eq(servers.id, s.serverId));
+  await publishBundle(s.owner.ctx, s.fleetId, { note: "sse upstream" }, s.kek);
+  await s.waitRevision(rev + 1);
+}, 120_000);
+
+afterAll(async () => {
+  await s?.stop();
+  await new Promise<void>((r) => (up ? up.close(() => r()) : r()));
+});
+
+function reset(): void {
+  Object.assign(upstream, defaults, { pauses: [], holdOpen: 0 });
+}
+
+describe("an upstream's SSE answer to one request", () => {
+  it("goes to a client that takes JSON as one JSON body with its length: the screened message, for ids of every kind", async () => {
+    reset();
+    const h = await session();
+    for (const id of [1, 0, -7, 2.5, "a", 'q"uo\\te', "é😀"]) {
+      const r = await post(call(id), h);
+      expect(r.status).toBe(200);
+      expect(r.type).toBe("application/json");
+      expect(Number(r.length)).toBe(Buffer.byteLength(r.text));
+      expect(JSON.parse(r.text)).toEqual({ result: { content: [{ type: "text", text: "answer" }] }, jsonrpc: "2.0", id });
+    }
+  });
+
+  it("stays SSE for a client that takes only SSE, for a batch, and with MANDATE_SSE_JSON=0", async () => {
+    reset();
+    const h = await session();
+    const only = await post(call(1), { ...h, accept: "text/event-stream, application/json;q=0" });
+    expect(only.type).toBe("text/event-stream");
+    expect(only.text).toContain('"id":1');
+    const batch = await post([call(2), call(3)], h);
+    expect(batch.type).toBe("text/event-stream");
+    expect(batch.text.match(/^data: /gm)).toHaveLength(2);
+    process.env.MANDATE_SSE_JSON = "0";
+    try {
+      expect((await post(call(4), h)).type).toBe("text/event-stream");
+    } finally {
+      delete process.env.MANDATE_SSE_JSON;
+    }
+  });
+
+  it("stays SSE when something comes before the response (a notification), and every event is passed on", async () => {
+    reset();
+    upstream.events = (id) => [
+      `event: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}\n\n`,
+      `event: message\ndata: {"result":{"content":[]},"jsonrpc":"2.0","id":${id}}\n\n`,
+    ];
+    const r = await post(call(9), await session());
+    expect(r.type).toBe("text/event-stream");
+    expect(r.text).toContain("notifications/progress");
+    expect(r.text).toContain('"id":9');
+  });
+
+  it("stays SSE for an event with an id (a client may resume from it) or another field", async () => {
+    reset();
+    const h = await session();
+    upstream.events = (id) => [`id: ev-1\nevent: message\ndata: {"result":{"content":[]},"jsonrpc":"2.0","id":${id}}\n\n`];
+    const withId = await post(call(5), h);
+    expect(withId.type).toBe("text/event-stream");
+    expect(withId.text).toContain("id: ev-1");
+    upstream.events = (id) => [`event: other\ndata: {"result":{"content":[]},"jsonrpc":"2.0","id":${id}}\n\n`];
+    expect((await post(call(6), h)).type).toBe("text/event-stream");
+  });
+
+  it("stays SSE when the response names another id (never sent as this request's answer)", async () => {
+    reset();
+    upstream.events = () => [`event: message\ndata: {"result":{"content":[]},"jsonrpc":"2.0","id":"not-yours"}\n\n`];
+    const r = await post(call(7), await session());
+    expect(r.type).not.toBe("application/json");
+  });
+
+  it(`sends the SSE headers when the first event is slower than ${SSE_HOLD_MS} ms, and the events as they come`, async () => {
+    reset();
+    const h = await session();
+    upstream.pauses = [SSE_HOLD_MS * 6];
+    const t0 = Date.now();
+    const res = await fetch(s.resourceUri, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...h }, body: JSON.stringify(call(8)) });
+    const headersAfter = Date.now() - t0;
+    expect(res.headers.get("content-type")).toBe("text/event-stream");
+    const text = await res.text();
+    const bodyAfter = Date.now() - t0;
+    expect(headersAfter).toBeLessThan(SSE_HOLD_MS * 5);
+    expect(bodyAfter).toBeGreaterThanOrEqual(SSE_HOLD_MS * 6 - 5);
+    expect(text).toContain('"id":8');
+  });
+
+  it("answers at once while the upstream holds its stream open after the response, and keeps its connection for the next calls", async () => {
+    reset();
+    const h = await session();
+    upstream.holdOpen = 300;
+    const t0 = Date.now();
+    const r = await post(call(11), h);
+    expect(r.type).toBe("application/json");
+    expect(Date.now() - t0).toBeLessThan(250);
+    // The rest of the stream is read to its end, not cut off: the connection stays open (kept alive in the pool)
+    // and serves a later call.
+    await new Promise((res) => setTimeout(res, 500));
+    expect(held).not.toBeNull();
+    expect(sockets.has(held!)).toBe(true);
+    expect(held!.destroyed).toBe(false);
+    reset();
+    const served = new Set<Socket>();
+    const track = (req: IncomingMessage) => served.add(req.socket);
+    up.on("request", track);
+    try {
+      for (let i = 0; i < 4; i++) await Promise.all(Array.from({ length: 16 }, (_, j) => post(call(100 + i * 16 + j), h)));
+    } finally {
+      up.off("request", track);
+    }
+    expect(served.has(held!)).toBe(true);
+  });
+
+  it("the official SDK clients (v1 and v2) call a tool through it", async () => {
+    reset();
+    const bearer = await s.token("tickets:read");
+    const v1 = await s.connect(bearer);
+    try {
+      expect(await v1.callTool({ name: "get_ticket", arguments: { id: "T-100" } })).toMatchObject({ content: [{ type: "text", text: "answer" }] });
+    } finally {
+      await v1.close();
+    }
+    const v2 = new V2Client({ name: "sse-json-v2", version: "1" });
+    await v2.connect(new V2Transport(new URL(s.resourceUri), { requestInit: { headers: { authorization: `Bearer ${bearer}` } } }));
+    try {
+      expect(await v2.callTool({ name: "get_ticket", arguments: { id: "T-100" } })).toMatchObject({ content: [{ type: "text", text: "answer" }] });
+    } finally {
+      await v2.close();
+    }
+  });
+});
+
+describe("acceptsJson", () => {
+  it("reads media ranges and q=0", () => {
+    expect(acceptsJson("application/json, text/event-stream")).toBe(true);
+    expect(acceptsJson("text/event-stream, APPLICATION/JSON; charset=utf-8")).toBe(true);
+    expect(acceptsJson("*/*")).toBe(true);
+    expect(acceptsJson("application/*;q=0.5")).toBe(true);
+    expect(acceptsJson("text/event-stream")).toBe(false);
+    expect(acceptsJson("application/json;q=0, text/event-stream")).toBe(false);
+    expect(acceptsJson("application/json; q=0.000")).toBe(false);
+    expect(acceptsJson("application/jsonx")).toBe(false);
+    expect(acceptsJson(undefined)).toBe(false);
+    expect(acceptsJson("application/json," + " ".repeat(2000))).toBe(false);
+  });
+});
