@@ -439,12 +439,21 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     }
   }
 
+  // POSTs being handled (their answers included): a decision line of the only one is written on the event loop (DecisionWal.solo).
+  let posts = 0;
+  deps.wal.solo = () => posts === 1;
   const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      log(`request failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-      if (!res.headersSent) sendJson(res, 500, { jsonrpc: "2.0", id: null, error: { code: -32603, message: "Internal error" } });
-      else res.end();
-    });
+    const post = req.method === "POST";
+    if (post) posts++;
+    handle(req, res)
+      .catch((err: unknown) => {
+        log(`request failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+        if (!res.headersSent) sendJson(res, 500, { jsonrpc: "2.0", id: null, error: { code: -32603, message: "Internal error" } });
+        else res.end();
+      })
+      .finally(() => {
+        if (post) posts--;
+      });
   });
   // A client has this long to send its headers, and its whole request (a 4 MiB body at ~150 KB/s); answers (SSE streams) are not limited.
   server.on("close", () => {

@@ -1,6 +1,7 @@
-import { constants, createReadStream } from "node:fs";
+import { constants, createReadStream, writeSync } from "node:fs";
 import { appendFile, mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import path from "node:path";
+import { performance } from "node:perf_hooks";
 
 import { normalizeDecisionRecord, type DecisionRecord } from "@/lib/enforcement/decision-record";
 
@@ -23,6 +24,13 @@ const RETRY_MS = 1000;
  */
 const DSYNC: number = constants.O_DSYNC ?? 0;
 const ACTIVE_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_APPEND | DSYNC;
+/**
+ * A lone call's durable write (DecisionWal.solo) that took longer than this turns lone writes off for
+ * SOLO_OFF_MS: while the device is slow, every write goes through the thread pool and the event loop is
+ * never held by one.
+ */
+export const SOLO_MAX_MS = 2;
+export const SOLO_OFF_MS = 10_000;
 const segmentName = (seq: number, kind: "sealed" | "rejected") => `decisions-${String(seq).padStart(12, "0")}.${kind}`;
 
 /** A sealed segment: closed, renamed, never written again; deleted once the control plane acknowledged all of it. */
@@ -92,6 +100,19 @@ export class DecisionWal {
   private writing: Promise<void> = Promise.resolve();
   private closed = false;
   private scanned = false;
+  /** Seals queued in the write chain and not yet done (the active file may be closed meanwhile). */
+  private sealing = 0;
+  /** Lone writes are off until then (a durable write took over SOLO_MAX_MS). */
+  private soloOffUntil = 0;
+  /**
+   * Whether the record being appended belongs to the only request in flight (set by the agent's server).
+   * Then, when nothing is queued, written or sealed, the line is written by one blocking O_DSYNC
+   * write(2) on the event loop, and append() resolves at once: the call goes on in the same turn, without
+   * the thread pool's two wake-ups (~0.1 ms at c=1 on this machine's disk; docs/operations.md). Nothing
+   * else waits meanwhile, and the write is as durable as a group write. A failed one fails its caller
+   * and is retried like a failed group write. `MANDATE_WAL_SOLO=0`: never (benches compare).
+   */
+  solo: (() => boolean) | null = null;
   /** How records are made durable (WalOptions.sync; MANDATE_WAL_SYNC=fsync for the way before, as benches compare). */
   private readonly sync: "dsync" | "fsync";
 
@@ -152,12 +173,73 @@ export class DecisionWal {
     if (this.closed) return Promise.reject(new Error("decision WAL: closed"));
     if (this.queue.length >= MAX_QUEUED_LINES) return Promise.reject(new Error(`decision WAL: ${MAX_QUEUED_LINES} decisions already wait for the disk`));
     const line = JSON.stringify(normalizeDecisionRecord(rec)) + "\n";
+    if (this.canWriteAlone()) return this.writeAlone(line);
     return new Promise<void>((resolve, reject) => {
       const bytes = Buffer.byteLength(line);
       this.queue.push({ line, bytes, done: resolve, fail: reject });
       this.queuedBytes += bytes;
       this.kick();
     });
+  }
+
+  private canWriteAlone(): boolean {
+    return (
+      this.fh !== null &&
+      !this.inFlight &&
+      this.sealing === 0 &&
+      !this.retryTimer &&
+      !this.queue.length &&
+      this.sync === "dsync" &&
+      DSYNC !== 0 &&
+      this.solo !== null &&
+      process.env.MANDATE_WAL_SOLO !== "0" &&
+      performance.now() >= this.soloOffUntil &&
+      this.solo()
+    );
+  }
+
+  /** One line written by a blocking O_DSYNC write(2) on the event loop (see `solo`). */
+  private writeAlone(line: string): Promise<void> {
+    const buf = Buffer.from(line, "utf8");
+    const started = performance.now();
+    try {
+      for (let off = 0; off < buf.length;) {
+        const n = writeSync(this.fh!.fd, buf, off, buf.length - off);
+        if (n <= 0) throw new Error("decision WAL: the write made no progress");
+        off += n;
+      }
+    } catch (err) {
+      // As a failed group write: the caller is told (it must not answer), the line is retried on a reopened file.
+      this.soloOffUntil = performance.now() + SOLO_OFF_MS;
+      this.queuedBytes += buf.length;
+      const failed = new Promise<void>((_resolve, reject) => {
+        this.inFlight = true;
+        const run = this.writing.then(() => this.failed([{ line, bytes: buf.length, done: noop, fail: reject }], err));
+        this.writing = run.then(() => {
+          this.inFlight = false;
+          this.kick();
+        });
+      });
+      return failed;
+    }
+    this.slow(started);
+    this.activeLines++;
+    this.activeBytes += buf.length;
+    if (this.activeLines >= (this.opts.maxSegmentLines ?? 5000) || this.activeBytes >= (this.opts.maxSegmentBytes ?? 4 * 1024 * 1024)) {
+      this.inFlight = true;
+      const run = this.writing.then(() => this.sealNow().catch((e: unknown) => this.opts.onError?.(e)));
+      this.writing = run.then(() => {
+        this.inFlight = false;
+        this.kick();
+      });
+    }
+    return Promise.resolve();
+  }
+
+  /** A durable write that took over SOLO_MAX_MS turns lone writes off for a while. */
+  private slow(started: number): void {
+    const now = performance.now();
+    if (now - started > SOLO_MAX_MS) this.soloOffUntil = now + SOLO_OFF_MS;
   }
 
   /** Starts the next group write unless one is running (then it starts when that one ends). */
@@ -178,22 +260,11 @@ export class DecisionWal {
       if (!this.fh) await this.open();
       let text = "";
       for (const p of group) text += p.line;
+      const started = performance.now();
       await writeDurably(this.fh!, Buffer.from(text, "utf8"), this.sync);
+      this.slow(started);
     } catch (err) {
-      this.opts.onError?.(err);
-      // The waiting callers learn it now (they must not answer); the lines stay queued and are retried on a
-      // reopened file, whose torn last line openActive() terminates (a partial append may have landed: the ids make a repeat harmless).
-      for (const p of group) p.fail(err);
-      await this.fh?.close().catch(() => {});
-      this.fh = null;
-      this.queue = [...group.map((p) => ({ ...p, done: noop, fail: noop })), ...this.queue];
-      if (!this.closed) {
-        this.retryTimer = setTimeout(() => {
-          this.retryTimer = null;
-          this.kick();
-        }, RETRY_MS);
-      }
-      return;
+      return this.failed(group, err);
     }
     this.queuedBytes -= bytes;
     this.activeLines += group.length;
@@ -201,6 +272,23 @@ export class DecisionWal {
     for (const p of group) p.done();
     if (this.activeLines >= (this.opts.maxSegmentLines ?? 5000) || this.activeBytes >= (this.opts.maxSegmentBytes ?? 4 * 1024 * 1024)) {
       await this.sealNow().catch((err: unknown) => this.opts.onError?.(err));
+    }
+  }
+
+  /** A group whose write failed. */
+  private async failed(group: Pending[], err: unknown): Promise<void> {
+    this.opts.onError?.(err);
+    // The waiting callers learn it now (they must not answer); the lines stay queued and are retried on a
+    // reopened file, whose torn last line openActive() terminates (a partial append may have landed: the ids make a repeat harmless).
+    for (const p of group) p.fail(err);
+    await this.fh?.close().catch(() => {});
+    this.fh = null;
+    this.queue = [...group.map((p) => ({ ...p, done: noop, fail: noop })), ...this.queue];
+    if (!this.closed) {
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        this.kick();
+      }, RETRY_MS);
     }
   }
 
@@ -226,7 +314,8 @@ export class DecisionWal {
   seal(): Promise<Segment | null> {
     return this.flush().then(() => {
       // In the write chain: no group write runs while the file is closed and renamed.
-      const sealed = this.writing.then(() => this.sealNow());
+      this.sealing++;
+      const sealed = this.writing.then(() => this.sealNow()).finally(() => this.sealing--);
       this.writing = sealed.then(noop, noop);
       return sealed;
     });

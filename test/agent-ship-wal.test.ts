@@ -2,8 +2,8 @@
  * The segmented decision WAL on a real file system: sealing under concurrent
  * appends, rotation, leftovers and torn lines after a crash, backlog counts.
  */
-import { constants } from "node:fs";
-import { mkdtemp, open, readdir, readFile, readlink, realpath, rm, writeFile } from "node:fs/promises";
+import { constants, readFileSync } from "node:fs";
+import { type FileHandle, mkdtemp, open, readdir, readFile, readlink, realpath, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -73,6 +73,86 @@ describe("segmented decision WAL", () => {
     expect(segs.length).toBeGreaterThan(1);
     expect(segs.map((s) => s.seq)).toEqual([...segs.map((s) => s.seq)].sort((a, b) => a - b));
     expect(wal.backlog().lines).toBe(3000);
+    await wal.close();
+  });
+
+  it("lone writes (the only request in flight) mixed with group writes and seals: every line in exactly one file, in order", async () => {
+    const dir = await fresh();
+    const wal = new DecisionWal(dir, { maxSegmentLines: 500 });
+    await wal.open();
+    let alone = true;
+    wal.solo = () => alone;
+    const ids: string[] = [];
+    const pending: Promise<unknown>[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const r = rec();
+      ids.push(r.id);
+      // Alone for a while, then a burst with others in flight, and seals on the way.
+      alone = i % 300 < 150;
+      pending.push(wal.append(r));
+      if (i % 250 === 0) pending.push(wal.seal());
+      if (i % 7 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(pending);
+    await wal.flush();
+    expect(await idsOnDisk(dir)).toEqual(ids);
+    expect(wal.backlog().lines).toBe(3000);
+    expect(wal.segments().length).toBeGreaterThan(4);
+    await wal.close();
+  });
+
+  it("a lone write is on disk when append() returns; with others in flight it waits for a group write", async () => {
+    const dir = await fresh();
+    const wal = new DecisionWal(dir);
+    await wal.open();
+    const active = path.join(dir, "decisions.wal");
+    let alone = true;
+    wal.solo = () => alone;
+    const a = rec();
+    const done = wal.append(a);
+    // Nothing awaited yet: the line was written (O_DSYNC) before append() returned.
+    expect(readFileSync(active, "utf8")).toContain(a.id);
+    await done;
+    alone = false;
+    const b = rec();
+    const later = wal.append(b);
+    expect(readFileSync(active, "utf8")).not.toContain(b.id);
+    await later;
+    expect(readFileSync(active, "utf8")).toContain(b.id);
+    // MANDATE_WAL_SOLO=0 turns lone writes off.
+    alone = true;
+    process.env.MANDATE_WAL_SOLO = "0";
+    try {
+      const c = rec();
+      const p = wal.append(c);
+      expect(readFileSync(active, "utf8")).not.toContain(c.id);
+      await p;
+    } finally {
+      delete process.env.MANDATE_WAL_SOLO;
+    }
+    await wal.close();
+  });
+
+  it("a lone write that fails fails its caller (no answer), and its line is written again on a reopened file", async () => {
+    const dir = await fresh();
+    const errors: unknown[] = [];
+    const wal = new DecisionWal(dir, { onError: (e) => errors.push(e) });
+    await wal.open();
+    wal.solo = () => true;
+    // The active segment's handle swapped for one on /dev/full: every write(2) fails with ENOSPC, as on a full disk.
+    const internals = wal as unknown as { fh: FileHandle };
+    await internals.fh.close();
+    internals.fh = await open("/dev/full", constants.O_WRONLY);
+    const r = rec();
+    await expect(wal.append(r)).rejects.toThrow(/ENOSPC/);
+    expect(errors.length).toBe(1);
+    // Meanwhile another decision waits for the retry (never answered before it is durable).
+    const next = rec();
+    const waiting = wal.append(next);
+    await waiting;
+    // Retried after the pause on a reopened active file: both lines, in order, each once.
+    expect(await idsOnDisk(dir)).toEqual([r.id, next.id]);
+    expect(wal.backlog().lines).toBe(2);
     await wal.close();
   });
 
