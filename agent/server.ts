@@ -443,17 +443,17 @@ export function createAgentServer(deps: AgentServerDeps): Server {
   let posts = 0;
   deps.wal.solo = () => posts === 1;
   const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => {
-    const post = req.method === "POST";
-    if (post) posts++;
-    handle(req, res)
-      .catch((err: unknown) => {
-        log(`request failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-        if (!res.headersSent) sendJson(res, 500, { jsonrpc: "2.0", id: null, error: { code: -32603, message: "Internal error" } });
-        else res.end();
-      })
-      .finally(() => {
-        if (post) posts--;
-      });
+    if (req.method === "POST") {
+      posts++;
+      // Until its answer is complete (or the connection is gone), not until the handler returns: an answer sent whole may
+      // still be reading the rest of the upstream's stream.
+      res.once("close", () => posts--);
+    }
+    handle(req, res).catch((err: unknown) => {
+      log(`request failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      if (!res.headersSent) sendJson(res, 500, { jsonrpc: "2.0", id: null, error: { code: -32603, message: "Internal error" } });
+      else res.end();
+    });
   });
   // A client has this long to send its headers, and its whole request (a 4 MiB body at ~150 KB/s); answers (SSE streams) are not limited.
   server.on("close", () => {

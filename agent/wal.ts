@@ -25,11 +25,13 @@ const RETRY_MS = 1000;
 const DSYNC: number = constants.O_DSYNC ?? 0;
 const ACTIVE_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_APPEND | DSYNC;
 /**
- * A lone call's durable write (DecisionWal.solo) that took longer than this turns lone writes off for
- * SOLO_OFF_MS: while the device is slow, every write goes through the thread pool and the event loop is
- * never held by one.
+ * A durable write that took longer than this (a device far slower than its usual 0.1–1 ms, or stalled)
+ * turns lone writes (DecisionWal.solo) off for SOLO_OFF_MS: while the device is that slow, every write
+ * goes through the thread pool, so the event loop is held by at most one such write in that time. (2 ms
+ * was tried first: the occasional slow write when PostgreSQL shares the disk kept lone writes off most
+ * of the time.)
  */
-export const SOLO_MAX_MS = 2;
+export const SOLO_MAX_MS = 20;
 export const SOLO_OFF_MS = 10_000;
 const segmentName = (seq: number, kind: "sealed" | "rejected") => `decisions-${String(seq).padStart(12, "0")}.${kind}`;
 
