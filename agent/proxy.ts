@@ -551,7 +551,8 @@ export class McpProxy {
   async handle(req: IncomingMessage, res: ServerResponse, c: Call, body: Buffer | null): Promise<void> {
     const session = c.trackKey(c.upstreamSession);
     const methodOf = (id: Id) => this.d.tracker.methodOf(session, id);
-    const screen: Screen = Object.assign((m: unknown, pending: Promise<void>[]) => this.screen(c, session, m, pending), {
+    const full = (m: unknown, pending: Promise<void>[]) => this.screen(c, session, m, pending);
+    const screen: Screen = Object.assign((m: unknown, pending: Promise<void>[]) => full(m, pending), {
       text: (text: string, pending: Promise<void>[]) => this.screenText(c, text, methodOf, false, pending),
       remembered: () => rememberedTexts(viewOf(c.installed), { serverId: c.server.id, principal: c.principal }, { drifted: driftOf(c.installed) }),
       tail: (tail: IdTail, pending: Promise<void>[]) => this.screenTail(c, tail, methodOf, false, pending),
@@ -652,7 +653,10 @@ export class McpProxy {
     const out = JSON.stringify(batch ? forward : forward[0]);
     const cred = await this.credential(res, c, batch ? null : (forward[0]!.id ?? null));
     if (cred === false) return;
-    await this.forward(req, res, c, cred, out, screen, answers, batch, null, batch ? null : (forward[0]!.id ?? null));
+    // A POST's stream answers that POST's requests: with no list among them, the list memo's shortcuts
+    // (text compared, never parsed) have nothing to find there, and every message takes the full screen.
+    const lists = forward.some((m) => m.method !== undefined && LIST_METHODS[m.method] !== undefined);
+    await this.forward(req, res, c, cred, out, lists ? screen : (full as Screen), answers, batch, null, batch ? null : (forward[0]!.id ?? null));
   }
 
   /**
@@ -710,11 +714,16 @@ export class McpProxy {
     // Mcp-Param-* headers are forwarded (checked against the body above when the approved tool declares them).
     for (const [k, v] of c.mcp.params) headers[`mcp-param-${k}`] = v;
     const methodOf = (id: Id) => (id === m.id ? m.method : undefined);
-    const screen: Screen = Object.assign((x: unknown, pending: Promise<void>[]) => this.screenStateless(c, m, x, pending), {
-      text: (text: string, pending: Promise<void>[]) => this.screenText(c, text, methodOf, true, pending),
-      remembered: () => rememberedTexts(viewOf(c.installed), { serverId: c.server.id, principal: c.principal }, { drifted: driftOf(c.installed) }),
-      tail: (tail: IdTail, pending: Promise<void>[]) => this.screenTail(c, tail, methodOf, true, pending),
-    });
+    const full = (x: unknown, pending: Promise<void>[]) => this.screenStateless(c, m, x, pending);
+    // Only a list's answer can be found by the list memo's shortcuts (screenText): anything else takes the full screen.
+    const screen: Screen =
+      LIST_METHODS[m.method] === undefined
+        ? full
+        : Object.assign((x: unknown, pending: Promise<void>[]) => full(x, pending), {
+            text: (text: string, pending: Promise<void>[]) => this.screenText(c, text, methodOf, true, pending),
+            remembered: () => rememberedTexts(viewOf(c.installed), { serverId: c.server.id, principal: c.principal }, { drifted: driftOf(c.installed) }),
+            tail: (tail: IdTail, pending: Promise<void>[]) => this.screenTail(c, tail, methodOf, true, pending),
+          });
     await this.forward(req, res, c, cred, JSON.stringify(m), screen, [], false, headers, m.id ?? null);
   }
 
