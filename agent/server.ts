@@ -166,14 +166,21 @@ async function readBodyIterating(req: IncomingMessage): Promise<Buffer | "too_la
 
 /**
  * The request body, at most MAX_BODY_BYTES ("too_large" past it, as soon as
- * it is known), read with 'data'/'end' listeners: no async iterator (its
- * promise and stream machinery per chunk) on every call. An error or an
- * abort of the request rejects, as the iterator did.
+ * it is known): one `read()` when the parser has the whole message already,
+ * else 'data'/'end' listeners: no async iterator (its promise and stream
+ * machinery per chunk) on every call. An error or an abort of the request
+ * rejects, as the iterator did.
  */
 export function readBody(req: IncomingMessage): Promise<Buffer | "too_large"> {
   if (!CPU_FAST) return readBodyIterating(req);
   const declared = Number(req.headers["content-length"]);
   if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) return Promise.resolve("too_large");
+  // Parsed whole already (the usual case: the body came with its headers): taken with one read, no listeners.
+  if (req.complete && !req.readableEnded && !req.readableFlowing) {
+    if (req.readableLength > MAX_BODY_BYTES) return Promise.resolve("too_large");
+    const b = req.read() as Buffer | null;
+    return Promise.resolve(b ?? Buffer.alloc(0));
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

@@ -78,6 +78,34 @@ describe("readBody (listeners)", () => {
     expect(((await results[2]!) as Buffer).length).toBe(0);
   });
 
+  it("a body parsed whole before it is read (it came with its headers) is taken with one read: the same bytes", async () => {
+    const results: Promise<Buffer | "too_large" | Error>[] = [];
+    const complete: boolean[] = [];
+    server = createServer((req, res) => {
+      // Read a little later, as the agent does after its token check: by then the parser has the whole message.
+      setImmediate(() => {
+        complete.push(req.complete);
+        const p = readBody(req).catch((e: unknown) => e as Error);
+        results.push(p);
+        void p.then((r) => res.writeHead(200).end(r instanceof Buffer ? String(r.length) : String(r)));
+      });
+    });
+    await new Promise<void>((r) => server!.listen(0, "127.0.0.1", r));
+    const port = (server!.address() as AddressInfo).port;
+    const bytes = Buffer.from(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "x", arguments: { s: "é😀".repeat(500) } } }));
+    const one = await send(port, [Buffer.concat([Buffer.from(`POST /mcp HTTP/1.1\r\nhost: x\r\ncontent-length: ${bytes.length}\r\nconnection: close\r\n\r\n`), bytes])]);
+    expect(one).toMatch(/^HTTP\/1\.1 200/);
+    expect((await results[0]!) as Buffer).toEqual(bytes);
+    const chunked = await send(port, [
+      `POST /mcp HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n${(10).toString(16)}\r\n${bytes.subarray(0, 10).toString("latin1")}\r\n0\r\n\r\n`,
+    ]);
+    expect(chunked).toMatch(/^HTTP\/1\.1 200/);
+    expect(((await results[1]!) as Buffer).toString("latin1")).toBe(bytes.subarray(0, 10).toString("latin1"));
+    await send(port, ["POST /mcp HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"]);
+    expect(((await results[2]!) as Buffer).length).toBe(0);
+    expect(complete).toEqual([true, true, true]);
+  });
+
   it("answers too_large past MAX_BODY_BYTES: declared (nothing read, the 413 reaches the client) or streamed (stops reading)", async () => {
     const { port, results } = await reader();
     const declared = await send(port, [`POST /mcp HTTP/1.1\r\nhost: x\r\ncontent-length: ${MAX_BODY_BYTES + 1}\r\n\r\n`, "{}"]);
