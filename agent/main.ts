@@ -106,6 +106,7 @@ export async function startAgent(
   });
   await wal.open();
   metrics.logBacklog = () => wal.backlog();
+  metrics.logWrites = () => wal.writes;
   // Starts at once: segments left from before are shipped as soon as the agent key is known (stored, or after enrollment).
   const shipper = new DecisionShipper({ ...opts.ship, wal, controlPlaneUrl: config.controlPlaneUrl, agentKey: () => sync.agentKey, metrics, log, fetch: egress.controlPlane });
   shipper.start();

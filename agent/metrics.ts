@@ -37,6 +37,8 @@ export class Metrics {
   credentialFailures = 0;
   /** Lines and bytes of the decision log not yet acknowledged by the control plane (set by the agent to read its WAL). */
   logBacklog: () => { lines: number; bytes: number } = () => ({ lines: 0, bytes: 0 });
+  /** The decision log's durable writes by mode (DecisionWal.writes). */
+  logWrites: () => { lone: number; group: number } = () => ({ lone: 0, group: 0 });
 
   /** Spans sent to the OTLP collector, and spans lost (export failed), when tracing is on. */
   tracesExported = 0;
@@ -91,6 +93,11 @@ export class Metrics {
     counter("mandate_bundle_rejections_total", "Bundles refused by verification.", () => this.bundleRejections);
     gauge("mandate_log_backlog", "Decisions written ahead but not yet acknowledged by the control plane.", () => this.logBacklog().lines);
     gauge("mandate_log_backlog_bytes", "Bytes of the decision log not yet acknowledged by the control plane.", () => this.logBacklog().bytes);
+    counter("mandate_log_writes_total", "Durable writes of the decision log: lone (the only call in flight, on the event loop) or group (through the thread pool).", () => [
+      "mode",
+      ["lone", "group"],
+      (m) => this.logWrites()[m as "lone" | "group"],
+    ]);
     counter("mandate_decisions_shipped_total", "Decisions the control plane stored.", () => this.decisionsShipped);
     counter("mandate_decisions_duplicates_total", "Decisions resent that the control plane already held.", () => this.decisionsDuplicates);
     counter("mandate_decisions_rejected_total", "Decision-log lines set aside (decisions-<seq>.rejected) because the control plane refused them or they did not parse.", () => this.decisionsRejected);

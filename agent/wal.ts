@@ -115,6 +115,8 @@ export class DecisionWal {
    * and is retried like a failed group write. `MANDATE_WAL_SOLO=0`: never (benches compare).
    */
   solo: (() => boolean) | null = null;
+  /** Durable writes so far: lone (one line on the event loop) and group (through the thread pool). */
+  readonly writes = { lone: 0, group: 0 };
   /** How records are made durable (WalOptions.sync; MANDATE_WAL_SYNC=fsync for the way before, as benches compare). */
   private readonly sync: "dsync" | "fsync";
 
@@ -225,6 +227,7 @@ export class DecisionWal {
       return failed;
     }
     this.slow(started);
+    this.writes.lone++;
     this.activeLines++;
     this.activeBytes += buf.length;
     if (this.activeLines >= (this.opts.maxSegmentLines ?? 5000) || this.activeBytes >= (this.opts.maxSegmentBytes ?? 4 * 1024 * 1024)) {
@@ -265,6 +268,7 @@ export class DecisionWal {
       const started = performance.now();
       await writeDurably(this.fh!, Buffer.from(text, "utf8"), this.sync);
       this.slow(started);
+      this.writes.group++;
     } catch (err) {
       return this.failed(group, err);
     }

@@ -343,7 +343,7 @@ try {
   const metrics = await (await fetch(`http://127.0.0.1:${agentPort}/metrics`)).text();
   const metric = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(metrics)?.[1] ?? NaN);
   console.log(
-    `\nagent's own decision time (mandate_decision_seconds): mean ${((metric("mandate_decision_seconds_sum") / metric("mandate_decision_seconds_count")) * 1000).toFixed(3)} ms over ${metric("mandate_decision_seconds_count")} decisions; decisions shipped to the control plane: ${metric("mandate_decisions_shipped_total")}`,
+    `\nagent's own decision time (mandate_decision_seconds): mean ${((metric("mandate_decision_seconds_sum") / metric("mandate_decision_seconds_count")) * 1000).toFixed(3)} ms over ${metric("mandate_decision_seconds_count")} decisions; decisions shipped to the control plane: ${metric("mandate_decisions_shipped_total")}; decision log writes: ${metric('mandate_log_writes_total{mode="lone"}')} lone, ${metric('mandate_log_writes_total{mode="group"}')} group`,
   );
   sincePublished.sort((a, b) => a - b);
   sinceCommitted.sort((a, b) => a - b);

@@ -15,6 +15,7 @@ describe("agent metrics", () => {
     m.credential("hit");
     m.upstreamRevocation("ok");
     m.logBacklog = () => ({ lines: 7, bytes: 900 });
+    m.logWrites = () => ({ lone: 5, group: 3 });
     const text = await m.render({ revision: 4, installedAt: Date.now() - 2000 });
     expect(text).toContain('mandate_decisions_total{outcome="allow"} 1\n');
     expect(text).toContain('mandate_decisions_total{outcome="deny"} 1\n');
@@ -32,6 +33,8 @@ describe("agent metrics", () => {
     expect(text).toMatch(/^mandate_bundle_age_seconds (1\.9|2(\.\d+)?)/m);
     expect(text).toContain("mandate_log_backlog 7\n");
     expect(text).toContain("mandate_log_backlog_bytes 900\n");
+    expect(text).toContain('mandate_log_writes_total{mode="lone"} 5\n');
+    expect(text).toContain('mandate_log_writes_total{mode="group"} 3\n');
     for (const name of ["process_cpu_user_seconds_total", "process_resident_memory_bytes", "nodejs_eventloop_lag_seconds", "nodejs_heap_size_used_bytes"]) expect(text).toContain(`# TYPE ${name}`);
     expect(m.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
     // A second scrape reports the same counters, not doubled.

@@ -113,12 +113,14 @@ describe("segmented decision WAL", () => {
     // Nothing awaited yet: the line was written (O_DSYNC) before append() returned.
     expect(readFileSync(active, "utf8")).toContain(a.id);
     await done;
+    expect(wal.writes).toEqual({ lone: 1, group: 0 });
     alone = false;
     const b = rec();
     const later = wal.append(b);
     expect(readFileSync(active, "utf8")).not.toContain(b.id);
     await later;
     expect(readFileSync(active, "utf8")).toContain(b.id);
+    expect(wal.writes).toEqual({ lone: 1, group: 1 });
     // MANDATE_WAL_SOLO=0 turns lone writes off.
     alone = true;
     process.env.MANDATE_WAL_SOLO = "0";
