@@ -12,8 +12,8 @@ import type { AddressInfo } from "node:net";
 import fc from "fast-check";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { revocations, servers, tenants } from "@/db/schema";
-import { publishBundle, republishLiveBundles } from "@/lib/bundles/service";
+import { revocations, tenants } from "@/db/schema";
+import { republishLiveBundles } from "@/lib/bundles/service";
 import { newId } from "@/lib/ids";
 import { qualifiedUser } from "@/lib/enforcement/token";
 import { listMemoStats, splitIdTail } from "@/agent/list-memo";
@@ -80,11 +80,7 @@ async function list(bearer: string, sid: string, id: string | number, env: "byte
 beforeAll(async () => {
   s = await startAgentStack();
   // The sandbox's own definitions (the approved ones), read raw.
-  const init = await rpc(s.sandbox.url, { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } });
-  const sid = init.headers.get("mcp-session-id");
-  const h: Record<string, string> = sid ? { "mcp-session-id": sid } : {};
-  await rpc(s.sandbox.url, { jsonrpc: "2.0", method: "notifications/initialized" }, h);
-  defs = (messageOf((await rpc(s.sandbox.url, { jsonrpc: "2.0", id: 2, method: "tools/list" }, h)).text).result as { tools: Record<string, unknown>[] }).tools;
+  defs = await s.sandboxTools();
   expect(defs.length).toBeGreaterThanOrEqual(4);
 
   // The test's upstream: initialize, notifications, and tools/list answered with upstream.message, its id as the request's JSON text.
@@ -112,13 +108,7 @@ beforeAll(async () => {
     });
   });
   await new Promise<void>((r) => up.listen(0, "127.0.0.1", () => r()));
-  const rev = s.agent.sync.current!.content.manifest.revision;
-  await s.t.db
-    .update(servers)
-    .set({ upstreamUrl: `http://127.0.0.1:${(up.address() as AddressInfo).port}/mcp` })
-    .where(eq(servers.id, s.serverId));
-  await publishBundle(s.owner.ctx, s.fleetId, { note: "bytes upstream" }, s.kek);
-  await s.waitRevision(rev + 1);
+  await s.useUpstream(`http://127.0.0.1:${(up.address() as AddressInfo).port}/mcp`, "bytes upstream");
 }, 120_000);
 
 afterAll(async () => {

@@ -20,7 +20,7 @@ import { loadConfig, type AgentConfig } from "@/agent/config";
 import { startAgent, type RunningAgent } from "@/agent/main";
 import type { TracingConfig } from "@/agent/tracing";
 import type { DecisionRecord } from "@/agent/wal";
-import { tools } from "@/db/schema";
+import { servers, tools } from "@/db/schema";
 import { stopBundleListener } from "@/lib/agents/bundle-waiter";
 import { publishBundle } from "@/lib/bundles/service";
 import { activeSigningKey, publicKeys, type Kek } from "@/lib/bundles/signing";
@@ -162,6 +162,10 @@ export interface AgentStack {
   walLines(): Promise<DecisionRecord[]>;
   /** Waits until the agent enforces a bundle revision at least `revision`. */
   waitRevision(revision: number): Promise<void>;
+  /** Points the server at this upstream URL, publishes, and waits until the agent enforces that bundle. */
+  useUpstream(url: string, note: string): Promise<void>;
+  /** The sandbox's tool definitions (the approved ones), as its tools/list answer holds them. */
+  sandboxTools(): Promise<Record<string, unknown>[]>;
   stop(): Promise<void>;
 }
 
@@ -265,6 +269,29 @@ export async function startAgentStack(opts: { extraIssuers?: Record<string, unkn
         .map((l) => JSON.parse(l) as DecisionRecord);
     },
     waitRevision: (revision) => until(() => (agent.sync.current?.content.manifest.revision ?? 0) >= revision),
+    async useUpstream(url, note) {
+      const rev = agent.sync.current!.content.manifest.revision;
+      await t.db.update(servers).set({ upstreamUrl: url }).where(eq(servers.id, serverId));
+      await publishBundle(owner.ctx, fleetId, { note }, kek);
+      await until(() => (agent.sync.current?.content.manifest.revision ?? 0) >= rev + 1);
+    },
+    async sandboxTools() {
+      const post = async (body: unknown, headers: Record<string, string> = {}) => {
+        const res = await fetch(sandbox.url, {
+          method: "POST",
+          headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
+          body: JSON.stringify(body),
+        });
+        const text = await res.text();
+        const data = text.split("\n").filter((l) => l.startsWith("data:"));
+        return { res, m: (text ? JSON.parse(data.length ? data.at(-1)!.slice(5) : text) : null) as Record<string, unknown> | null };
+      };
+      const init = await post({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } });
+      const sid = init.res.headers.get("mcp-session-id");
+      const h: Record<string, string> = sid ? { "mcp-session-id": sid } : {};
+      await post({ jsonrpc: "2.0", method: "notifications/initialized" }, h);
+      return ((await post({ jsonrpc: "2.0", id: 2, method: "tools/list" }, h)).m!.result as { tools: Record<string, unknown>[] }).tools;
+    },
     async stop() {
       await agent.stop();
       await Promise.all([sandbox.stop(), cp.close(), issuer.close()]);

@@ -9,11 +9,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Socket } from "node:net";
-import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Client as V2Client, StreamableHTTPClientTransport as V2Transport } from "@modelcontextprotocol/client";
-import { servers } from "@/db/schema";
-import { publishBundle } from "@/lib/bundles/service";
 import { SSE_HOLD_MS, acceptsJson } from "@/agent/proxy";
 import { startAgentStack, type AgentStack } from "./agent-proc-harness";
 
@@ -103,21 +100,9 @@ async function session(): Promise<Record<string, string>> {
 const call = (id: unknown) => ({ jsonrpc: "2.0", id, method: "tools/call", params: { name: "get_ticket", arguments: { id: "T-100" } } });
 const defaults = { ...upstream };
 
-/** One POST to a server, its answer's message (JSON body or the last SSE event). */
-async function message(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ headers: Headers; m: Record<string, unknown> }> {
-  const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers }, body: JSON.stringify(body) });
-  const text = await res.text();
-  const data = text.split("\n").filter((l) => l.startsWith("data:"));
-  return { headers: res.headers, m: JSON.parse(data.length ? data.at(-1)!.slice(5) : text) as Record<string, unknown> };
-}
-
 beforeAll(async () => {
   s = await startAgentStack();
-  const init = await message(s.sandbox.url, { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } });
-  const sid = init.headers.get("mcp-session-id");
-  const h: Record<string, string> = sid ? { "mcp-session-id": sid } : {};
-  await message(s.sandbox.url, { jsonrpc: "2.0", method: "notifications/initialized" }, h).catch(() => {});
-  defs = ((await message(s.sandbox.url, { jsonrpc: "2.0", id: 2, method: "tools/list" }, h)).m.result as { tools: Record<string, unknown>[] }).tools;
+  defs = await s.sandboxTools();
   expect(defs.length).toBeGreaterThanOrEqual(4);
   up = createServer(handleUpstream);
   up.on("connection", (sock: Socket) => {
@@ -125,13 +110,7 @@ beforeAll(async () => {
     sock.on("close", () => sockets.delete(sock));
   });
   await new Promise<void>((r) => up.listen(0, "127.0.0.1", () => r()));
-  const rev = s.agent.sync.current!.content.manifest.revision;
-  await s.t.db
-    .update(servers)
-    .set({ upstreamUrl: `http://127.0.0.1:${(up.address() as AddressInfo).port}/mcp` })
-    .where(eq(servers.id, s.serverId));
-  await publishBundle(s.owner.ctx, s.fleetId, { note: "sse upstream" }, s.kek);
-  await s.waitRevision(rev + 1);
+  await s.useUpstream(`http://127.0.0.1:${(up.address() as AddressInfo).port}/mcp`, "sse upstream");
 }, 120_000);
 
 afterAll(async () => {
