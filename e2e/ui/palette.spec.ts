@@ -21,8 +21,11 @@ test("Ctrl-K jumps to a server, a policy and a decision; / focuses search", asyn
 
   await page.goto("/");
   const palette = page.getByTestId("command-palette");
-  await page.keyboard.press("Control+k");
-  await expect(palette).toBeVisible();
+  // As for "/" below: the shell's key listener exists once it has hydrated.
+  await expect(async () => {
+    await page.keyboard.press("Control+k");
+    await expect(palette).toBeVisible({ timeout: 1_000 });
+  }).toPass({ timeout: 15_000 });
   await page.keyboard.type(server.name);
   // The server itself, not the "user named like this" suggestions that come with any typed word.
   await expect(
