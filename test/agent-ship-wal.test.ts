@@ -89,7 +89,10 @@ describe("segmented decision WAL", () => {
       ids.push(r.id);
       // Alone for a while, then a burst with others in flight, and seals on the way.
       alone = i % 300 < 150;
+      // Now and then nothing is queued or being written: the next lone append is written on the event loop.
+      if (i % 50 === 0) await wal.flush();
       pending.push(wal.append(r));
+      // A seal right after a lone write, while lone appends keep coming (they must wait for it).
       if (i % 250 === 0) pending.push(wal.seal());
       if (i % 7 === 0) await new Promise((r) => setImmediate(r));
     }
@@ -97,7 +100,9 @@ describe("segmented decision WAL", () => {
     await wal.flush();
     expect(await idsOnDisk(dir)).toEqual(ids);
     expect(wal.backlog().lines).toBe(3000);
-    expect(wal.segments().length).toBeGreaterThan(4);
+    expect(wal.writes.lone).toBeGreaterThan(0);
+    expect(wal.writes.group).toBeGreaterThan(0);
+    expect(wal.segments().length).toBeGreaterThan(1);
     await wal.close();
   });
 
