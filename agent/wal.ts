@@ -216,28 +216,13 @@ export class DecisionWal {
       // As a failed group write: the caller is told (it must not answer), the line is retried on a reopened file.
       this.soloOffUntil = performance.now() + SOLO_OFF_MS;
       this.queuedBytes += buf.length;
-      const failed = new Promise<void>((_resolve, reject) => {
-        this.inFlight = true;
-        const run = this.writing.then(() => this.failed([{ line, bytes: buf.length, done: noop, fail: reject }], err));
-        this.writing = run.then(() => {
-          this.inFlight = false;
-          this.kick();
-        });
-      });
-      return failed;
+      return new Promise<void>((_resolve, reject) => this.exclusive(() => this.failed([{ line, bytes: buf.length, done: noop, fail: reject }], err)));
     }
     this.slow(started);
     this.writes.lone++;
     this.activeLines++;
     this.activeBytes += buf.length;
-    if (this.activeLines >= (this.opts.maxSegmentLines ?? 5000) || this.activeBytes >= (this.opts.maxSegmentBytes ?? 4 * 1024 * 1024)) {
-      this.inFlight = true;
-      const run = this.writing.then(() => this.sealNow().catch((e: unknown) => this.opts.onError?.(e)));
-      this.writing = run.then(() => {
-        this.inFlight = false;
-        this.kick();
-      });
-    }
+    if (this.segmentFull()) this.exclusive(() => this.sealNow().then(noop, (e: unknown) => this.opts.onError?.(e)));
     return Promise.resolve();
   }
 
@@ -250,13 +235,22 @@ export class DecisionWal {
   /** Starts the next group write unless one is running (then it starts when that one ends). */
   private kick(): void {
     if (this.inFlight || this.retryTimer || !this.queue.length) return;
-    this.inFlight = true;
     const group = this.queue.splice(0, this.opts.maxBatch ?? this.queue.length);
-    const run = this.writing.then(() => this.writeGroup(group));
-    this.writing = run.then(() => {
+    this.exclusive(() => this.writeGroup(group));
+  }
+
+  /** Runs `work` next in the write chain as the one write in flight (appends meanwhile are queued), then starts the next group. */
+  private exclusive(work: () => Promise<void>): void {
+    this.inFlight = true;
+    this.writing = this.writing.then(work).then(() => {
       this.inFlight = false;
       this.kick();
     });
+  }
+
+  /** The active segment holds maxSegmentLines or maxSegmentBytes: the writer seals it. */
+  private segmentFull(): boolean {
+    return this.activeLines >= (this.opts.maxSegmentLines ?? 5000) || this.activeBytes >= (this.opts.maxSegmentBytes ?? 4 * 1024 * 1024);
   }
 
   private async writeGroup(group: Pending[]): Promise<void> {
@@ -276,9 +270,7 @@ export class DecisionWal {
     this.activeLines += group.length;
     this.activeBytes += bytes;
     for (const p of group) p.done();
-    if (this.activeLines >= (this.opts.maxSegmentLines ?? 5000) || this.activeBytes >= (this.opts.maxSegmentBytes ?? 4 * 1024 * 1024)) {
-      await this.sealNow().catch((err: unknown) => this.opts.onError?.(err));
-    }
+    if (this.segmentFull()) await this.sealNow().catch((err: unknown) => this.opts.onError?.(err));
   }
 
   /** A group whose write failed. */
