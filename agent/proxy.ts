@@ -979,8 +979,7 @@ const LONE_CR = /\r(?!\n)/;
  * lone CR (LONE_CR), and one larger than MAX_UPSTREAM_MESSAGE_BYTES ends
  * the stream.
  */
-export async function pipeSse(body: AsyncIterable<Uint8Array>, to: ServerResponse | SseAnswer, screen: Screen): Promise<void> {
-  const res: SseSink = to instanceof SseAnswer ? to : startedSink(to);
+export async function pipeSse(body: AsyncIterable<Uint8Array>, res: SseSink, screen: Screen): Promise<void> {
   const emit = async (event: string) => {
     if (LONE_CR.test(event)) return;
     const pending: Promise<void>[] = [];
@@ -1291,8 +1290,8 @@ function writeEvent(res: ServerResponse, head: string, json: string | AnswerPart
   res.uncork();
 }
 
-/** Where pipeSse writes an SSE answer's events. */
-interface SseSink {
+/** Where pipeSse writes an SSE answer's events: an SseAnswer, or (`startedSink`) a response whose SSE headers went out already. */
+export interface SseSink {
   readonly destroyed: boolean;
   /** The whole answer went out (as JSON): nothing more is read from the upstream. */
   readonly done: boolean;
@@ -1303,7 +1302,7 @@ interface SseSink {
 }
 
 /** A response whose SSE headers were written already: every event is written as it comes. */
-function startedSink(res: ServerResponse): SseSink {
+export function startedSink(res: ServerResponse): SseSink {
   return {
     get destroyed() {
       return res.destroyed;
@@ -1379,16 +1378,20 @@ export class SseAnswer implements SseSink {
   }
 
   event(head: string, json: string | AnswerParts, message?: unknown): void {
-    // The response: a parsed message (result or error, this id), or a remembered list answer (always a result) for this id.
-    const response = this.single !== null && (message !== undefined ? isResponseTo(message, this.single) : typeof json !== "string" && json.id === JSON.stringify(this.single));
-    if (!this.started && response && PLAIN_HEADS.has(head)) {
+    // The first event, when it is the response: a parsed message (result or error, this id), or a remembered list
+    // answer (always a result) for this id. sendJsonText sets the JSON content type over the upstream's.
+    if (
+      !this.started &&
+      this.single !== null &&
+      PLAIN_HEADS.has(head) &&
+      (message !== undefined ? isResponseTo(message, this.single) : typeof json !== "string" && json.id === JSON.stringify(this.single))
+    ) {
       this.started = true;
       this.done = true;
       if (this.timer) clearTimeout(this.timer);
       this.timer = null;
       this.onDone?.();
-      const { "content-type": _sse, ...rest } = this.headers;
-      return sendJsonText(this.res, this.status, json, rest);
+      return sendJsonText(this.res, this.status, json, this.headers);
     }
     this.start(false);
     writeEvent(this.res, head, json);

@@ -25,7 +25,7 @@ import {
   splitIdTail,
   type AnswerParts,
 } from "@/agent/list-memo";
-import { pipeSse, type Screen } from "@/agent/proxy";
+import { pipeSse, startedSink, type Screen } from "@/agent/proxy";
 import { compileBundle, type RegistrySnapshot } from "@/lib/bundles/compile";
 import { decisionView, filterList } from "@/lib/enforcement/decide";
 import { toolHash } from "@/lib/enforcement/tool-hash";
@@ -145,7 +145,7 @@ async function sse(path: "sse raw" | "sse text"): Promise<number> {
       (async function* () {
         yield* chunks;
       })(),
-      res,
+      startedSink(res),
       sseScreen,
     );
   } finally {

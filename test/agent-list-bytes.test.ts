@@ -17,7 +17,7 @@ import { republishLiveBundles } from "@/lib/bundles/service";
 import { newId } from "@/lib/ids";
 import { qualifiedUser } from "@/lib/enforcement/token";
 import { listMemoStats, splitIdTail } from "@/agent/list-memo";
-import { MAX_UPSTREAM_MESSAGE_BYTES, pipeSse, type Screen } from "@/agent/proxy";
+import { MAX_UPSTREAM_MESSAGE_BYTES, pipeSse, startedSink, type Screen } from "@/agent/proxy";
 import { startAgentStack, type AgentStack } from "./agent-proc-harness";
 
 let s: AgentStack;
@@ -389,7 +389,7 @@ describe("pipeSse: remembered lists found from undecoded bytes", () => {
         (async function* () {
           for (const c of chunks) yield c;
         })(),
-        res,
+        startedSink(res),
         screen,
       );
     } finally {
@@ -496,7 +496,7 @@ describe("pipeSse: remembered lists found from undecoded bytes", () => {
       (async function* () {
         yield Buffer.from(listEvent("9") + "\n\n");
       })(),
-      res,
+      startedSink(res),
       screen,
     );
     for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));

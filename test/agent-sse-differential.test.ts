@@ -11,7 +11,7 @@ import type { ServerResponse } from "node:http";
 import { createParser } from "eventsource-parser";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { pipeSse, type Screen } from "@/agent/proxy";
+import { pipeSse, startedSink, type Screen } from "@/agent/proxy";
 
 const SMUGGLED = '{"jsonrpc":"2.0","id":9,"result":{"tools":[{"name":"hidden_admin_tool"}]}}';
 const LEGIT = '{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"ok"}}';
@@ -38,7 +38,7 @@ async function clientReads(chunks: string[], raw: boolean): Promise<string[]> {
       (async function* () {
         for (const c of chunks) yield Buffer.from(c);
       })(),
-      res,
+      startedSink(res),
       screen,
     );
   } finally {
@@ -110,7 +110,7 @@ describe("pipeSse and a spec SSE parser read the same events (no message reaches
           (async function* () {
             yield Buffer.from(`event: message\ndata: ${dup}\n\n`);
           })(),
-          res,
+          startedSink(res),
           identity,
         );
       } finally {
