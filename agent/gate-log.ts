@@ -1,6 +1,6 @@
 import net from "node:net";
 import { performance } from "node:perf_hooks";
-import { uuidv7 } from "uuidv7";
+import { newDecisionId } from "./decision-id";
 import { GATE_METHOD } from "@/lib/enforcement/decision-record";
 import type { Metrics } from "./metrics";
 import type { Principal } from "./token";
@@ -160,7 +160,7 @@ export class GateLog {
     const started = performance.now();
     const p = r.principal;
     return this.d.wal.append({
-      id: uuidv7(),
+      id: newDecisionId(),
       time: new Date().toISOString(),
       agentId: this.d.agentId(),
       bundleRevision: r.bundleRevision,

@@ -2,7 +2,8 @@ import { redactUrlsIn } from "@/lib/enforcement/redact";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { driftOf, markDrift } from "./drift";
 import { performance } from "node:perf_hooks";
-import { uuidv7 } from "uuidv7";
+import { EventEmitter } from "node:events";
+import { newDecisionId } from "./decision-id";
 import type { BundleServer } from "@/lib/enforcement/bundle";
 import type { DecisionResult } from "@/lib/enforcement/engine";
 import { decide, decideOnHeaders, decisionView, DECIDED_METHODS, type DecisionView, type ListKind } from "@/lib/enforcement/decide";
@@ -252,7 +253,7 @@ export class McpProxy {
     details: Pick<DecisionRecord, "args" | "context"> = {},
     trace?: CallTrace,
   ): Recorded {
-    const id = uuidv7();
+    const id = newDecisionId();
     const seconds = (performance.now() - started) / 1000;
     this.d.metrics.decision(r.decision, seconds);
     // The WAL normalizes the record to its contract (lib/enforcement/decision-record.ts) and resolves once it is fsynced.
@@ -844,17 +845,19 @@ export class McpProxy {
     if (body !== null) headers["content-type"] = "application/json";
     // The vault's credential for this (server, tenant), never the client's token.
     const target = inject(c.server.upstreamUrl, headers, credential);
-    const abort = new AbortController();
-    // The client went away before its answer was complete: the upstream request goes too.
+    // The client went away before its answer was complete: the upstream request goes too. undici takes an EventEmitter
+    // as the request's signal (its 'abort' event); an AbortController costs ~5 µs a call hot, ~20 µs in the gateway's
+    // profile (the EventTarget's construction, undici's listener added and removed).
+    const abort = new EventEmitter();
     res.on("close", () => {
-      if (!res.writableFinished) abort.abort();
+      if (!res.writableFinished) abort.emit("abort");
     });
     let up: Awaited<ReturnType<UpstreamPools["request"]>>;
     // The upstream call's client span (its traceparent goes into the headers) and its time to the answer's headers.
     const span = c.trace?.upstream(req.method ?? "GET", c.server.upstreamUrl, headers);
     const sent = performance.now();
     try {
-      up = await this.upstreams.request(target, { method: req.method ?? "GET", headers, body, signal: abort.signal });
+      up = await this.upstreams.request(target, { method: req.method ?? "GET", headers, body, signal: abort });
       this.d.metrics.upstream(c.server.id, up.statusCode, (performance.now() - sent) / 1000);
       span?.end(up.statusCode);
     } catch (err) {

@@ -1,3 +1,4 @@
+import type { EventEmitter } from "node:events";
 import { Pool, type Dispatcher } from "undici";
 import { checkUrl, EgressError, guardedConnect, guardedLookup, type EgressPolicy } from "@/lib/net/egress";
 import { DEFAULT_AGENT_EGRESS } from "@/lib/net/agent";
@@ -56,7 +57,8 @@ export class UpstreamPools {
     return [...refused].map(([origin, e]) => ({ origin, why: e.message }));
   }
 
-  request(url: string, opts: { method: string; headers: Record<string, string>; body: string | null; signal: AbortSignal }): Promise<Dispatcher.ResponseData> {
+  /** `signal`: an AbortSignal, or an EventEmitter whose 'abort' event aborts the request (undici takes either). */
+  request(url: string, opts: { method: string; headers: Record<string, string>; body: string | null; signal: AbortSignal | EventEmitter }): Promise<Dispatcher.ResponseData> {
     const u = new URL(url);
     const refused = this.refused.get(u.origin);
     if (refused) return Promise.reject(refused);

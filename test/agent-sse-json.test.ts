@@ -22,6 +22,8 @@ let defs: Record<string, unknown>[] = [];
 const sockets = new Set<Socket>();
 /** The upstream socket of the last answer that held its stream open. */
 let held: Socket | null = null;
+/** The upstream's answer to the last tools/call, as soon as the call arrives. */
+let lastCall: ServerResponse | null = null;
 /** How the test upstream answers a tools/call: the SSE body for the request's id (JSON text), written in these pieces with these pauses. */
 const upstream = {
   events: (id: string) => [`event: message\ndata: {"result":{"content":[{"type":"text","text":"answer"}]},"jsonrpc":"2.0","id":${id}}\n\n`],
@@ -33,11 +35,13 @@ const upstream = {
 
 async function answerCall(res: ServerResponse, id: string): Promise<void> {
   // Headers at once, as the SDK servers send them for an SSE answer.
+  lastCall = res;
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" }).flushHeaders();
   const pieces = upstream.events(id);
   for (let i = 0; i < pieces.length; i++) {
     const pause = upstream.pauses[i] ?? 0;
     if (pause) await new Promise((r) => setTimeout(r, pause));
+    if (res.destroyed) return;
     res.write(pieces[i]);
   }
   if (upstream.holdOpen) {
@@ -221,6 +225,31 @@ describe("an upstream's SSE answer to one request", () => {
       up.off("request", track);
     }
     expect(served.has(held!)).toBe(true);
+  });
+
+  it("closes the upstream request when the client goes away before the answer", async () => {
+    reset();
+    const h = await session();
+    upstream.pauses = [5_000];
+    lastCall = null;
+    const ac = new AbortController();
+    const res = await fetch(s.resourceUri, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...h },
+      body: JSON.stringify(call(12)),
+      signal: ac.signal,
+    });
+    // The headers came after the hold: the upstream holds the call.
+    expect(res.headers.get("content-type")).toBe("text/event-stream");
+    expect(lastCall).not.toBeNull();
+    const upstreamSide = lastCall!;
+    const closed = new Promise<void>((r) => (upstreamSide.destroyed ? r() : upstreamSide.once("close", () => r())));
+    const t0 = Date.now();
+    ac.abort();
+    await closed;
+    // Well before the upstream's 5 s answer, and not because the answer ended.
+    expect(Date.now() - t0).toBeLessThan(2_000);
+    expect(upstreamSide.writableFinished).toBe(false);
   });
 
   it("the official SDK clients (v1 and v2) call a tool through it", async () => {
