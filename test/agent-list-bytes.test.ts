@@ -18,7 +18,7 @@ import { newId } from "@/lib/ids";
 import { qualifiedUser } from "@/lib/enforcement/token";
 import { listMemoStats, splitIdTail } from "@/agent/list-memo";
 import { MAX_UPSTREAM_MESSAGE_BYTES, pipeSse, startedSink, type Screen } from "@/agent/proxy";
-import { startAgentStack, type AgentStack } from "./agent-proc-harness";
+import { answerHandshake, startAgentStack, type AgentStack } from "./agent-proc-harness";
 
 let s: AgentStack;
 let up: Server;
@@ -90,14 +90,7 @@ beforeAll(async () => {
     req.on("end", () => {
       if (req.method !== "POST") return void res.writeHead(405).end();
       const m = JSON.parse(raw) as { id?: unknown; method: string; params?: { protocolVersion?: string } };
-      if (m.method === "server/discover")
-        return void res
-          .writeHead(200, { "content-type": "application/json" })
-          .end(JSON.stringify({ result: { supportedVersions: ["2026-07-28"], capabilities: { tools: {} }, serverInfo: { name: "bytes-upstream", version: "1" } }, jsonrpc: "2.0", id: m.id }));
-      if (m.method === "initialize")
-        return void res
-          .writeHead(200, { "content-type": "application/json", "mcp-session-id": "up-session" })
-          .end(JSON.stringify({ result: { protocolVersion: m.params?.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: "bytes-upstream", version: "1" } }, jsonrpc: "2.0", id: m.id }));
+      if (answerHandshake(res, m, "bytes-upstream", ["2026-07-28"])) return;
       if (m.id === undefined) return void res.writeHead(202).end();
       const text = upstream.message(JSON.stringify(m.id));
       if (!upstream.sse) return void res.writeHead(200, { "content-type": "application/json", ...upstream.headers }).end(text);

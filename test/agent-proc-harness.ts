@@ -178,6 +178,26 @@ export async function until(cond: () => boolean | Promise<boolean>, ms = 15_000)
 }
 
 /**
+ * A hand-written test upstream's handshake: answers `server/discover` (offering `versions`) and
+ * `initialize` (the client's version, upstream session "up-session") as `name`; false for any other
+ * method (the test's own answers).
+ */
+export function answerHandshake(res: ServerResponse, m: { id?: unknown; method: string; params?: { protocolVersion?: string } }, name: string, versions: string[]): boolean {
+  const serverInfo = { name, version: "1" };
+  if (m.method === "server/discover") {
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ result: { supportedVersions: versions, capabilities: { tools: {} }, serverInfo }, jsonrpc: "2.0", id: m.id }));
+    return true;
+  }
+  if (m.method === "initialize") {
+    res
+      .writeHead(200, { "content-type": "application/json", "mcp-session-id": "up-session" })
+      .end(JSON.stringify({ result: { protocolVersion: m.params?.protocolVersion, capabilities: { tools: {} }, serverInfo }, jsonrpc: "2.0", id: m.id }));
+    return true;
+  }
+  return false;
+}
+
+/**
  * Test database, sandbox upstream (tools imported and approved, read and
  * write scopes mapped), the control plane's agent API, a test issuer, a
  * server owned by tenant A and shared with tenant B (plus `extraTenants`),

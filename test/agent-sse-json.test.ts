@@ -12,7 +12,7 @@ import type { Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Client as V2Client, StreamableHTTPClientTransport as V2Transport } from "@modelcontextprotocol/client";
 import { SSE_HOLD_MS, acceptsJson } from "@/agent/proxy";
-import { startAgentStack, type AgentStack } from "./agent-proc-harness";
+import { answerHandshake, startAgentStack, type AgentStack } from "./agent-proc-harness";
 
 let s: AgentStack;
 let up: Server;
@@ -66,14 +66,7 @@ function handleUpstream(req: IncomingMessage, res: ServerResponse): void {
       for (const x of m as { id: unknown }[]) res.write(`event: message\ndata: ${JSON.stringify({ result: { content: [] }, jsonrpc: "2.0", id: x.id })}\n\n`);
       return void res.end();
     }
-    if (m.method === "server/discover")
-      return void res
-        .writeHead(200, { "content-type": "application/json" })
-        .end(JSON.stringify({ result: { supportedVersions: ["2025-06-18"], capabilities: { tools: {} }, serverInfo: { name: "sse-upstream", version: "1" } }, jsonrpc: "2.0", id: m.id }));
-    if (m.method === "initialize")
-      return void res
-        .writeHead(200, { "content-type": "application/json", "mcp-session-id": "up-session" })
-        .end(JSON.stringify({ result: { protocolVersion: m.params?.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: "sse-upstream", version: "1" } }, jsonrpc: "2.0", id: m.id }));
+    if (answerHandshake(res, m, "sse-upstream", ["2025-06-18"])) return;
     if (m.id === undefined) return void res.writeHead(202).end();
     // The sandbox's own definitions (the approved ones): the agent's catalogue check finds no drift.
     if (m.method === "tools/list") return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ result: { tools: defs }, jsonrpc: "2.0", id: m.id }));
